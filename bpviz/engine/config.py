@@ -1,0 +1,38 @@
+"""Every threshold the engine uses, in one documented object.
+
+Thresholds live here, not inside the rules, so a user (or the GUI) can tune
+them in one place and the README can list them with their defaults.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    """Observation settings and diagnosis thresholds; the defaults are documented in the README."""
+
+    # --- observation ---
+    histogram_bins: int = 64
+    histogram_sample: int = 65536  # at most this many values of a tensor feed its histogram
+    grad_log10_range: tuple[float, float] = (-12.0, 4.0)  # gradient histograms bin log10 |g| over this range
+    dead_window: int = 3  # steps a unit must stay silent (no positive output on any sample) to count as dead
+    history_steps: int = 2000  # full records kept in memory; older ones are dropped (scalars are kept)
+
+    # --- dead_relu ---
+    dead_warning: float = 0.10  # share of a ReLU-family layer's units that are dead
+    dead_error: float = 0.50
+
+    # --- saturated_activation ---
+    saturation_margin: float = 0.01  # within this share of the output range of a bound counts as saturated
+    saturation_warning: float = 0.50  # share of a layer's outputs that are saturated
+
+    # --- vanishing_gradient (on per-element RMS of weight gradients, input side vs output side) ---
+    vanishing_ratio: float = 1e-3  # earliest layer's RMS below this share of the largest later layer's: warning
+    vanishing_ratio_error: float = 1e-6
+    vanishing_floor: float = 1e-9  # any weighted layer's gradient RMS below this (but not exactly zero): warning
+
+    # --- exploding_gradient ---
+    exploding_ratio: float = 1e3  # earliest layer's RMS above this multiple of the last layer's
+    exploding_norm: float = 1e4  # total gradient norm above this: error
+    exploding_growth: float = 1e2  # total gradient norm above this multiple of its recent median

@@ -1,0 +1,99 @@
+"""Plain per-step data the engine hands to every consumer.
+
+Nothing here holds a tensor: a record is made after the step's single host
+sync, so the GUI thread, the CLI and a JSON writer can keep and read it
+without touching torch or the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Bin counts over fixed edges; a layer keeps the same edges every step so columns line up over time."""
+
+    counts: np.ndarray  # float64, one count per bin
+    lo: float
+    hi: float
+    log10: bool = False  # True: bins are over log10(|value|) (used for gradients)
+
+    @property
+    def edges(self) -> np.ndarray:
+        return np.linspace(self.lo, self.hi, len(self.counts) + 1)
+
+
+@dataclass
+class LayerStep:
+    """One layer (a leaf-module call site or a functional activation call) at one training step."""
+
+    name: str
+    type: str  # module class name ("Linear") or functional name ("relu")
+    shape: tuple[int, ...]  # output shape of the last call in the step
+    family: str | None  # activation family: "relu", "sigmoid", "tanh", "hardtanh", "gelu", "softmax", ... or None
+    order: int  # forward execution order within the step, 0-based
+    mean: float = 0.0
+    std: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+    zero_fraction: float = 0.0
+    saturated_fraction: float | None = None  # only for bounded activations (sigmoid/tanh/hardtanh)
+    nonfinite: bool = False
+    histogram: Histogram | None = None
+    units: int | None = None  # ReLU-family layers only
+    dead_units: int | None = None  # units with no positive value over the recent window
+    dead_unit_ids: np.ndarray | None = None  # int64 indices of those units
+    unit_activity: np.ndarray | None = None  # per unit: share of this step's positions that were positive
+    grad_norm: float | None = None  # L2 norm of d(loss)/d(output); None when no gradient reached it
+    grad_histogram: Histogram | None = None  # over log10 |grad|
+    grad_nonfinite: bool = False
+    param_grad_norm: float | None = None  # L2 norm over the layer's own parameters' gradients
+    weight_norm: float | None = None
+    update_ratio: float | None = None  # ||dW|| / ||W|| of this step's optimizer update
+
+
+@dataclass(frozen=True)
+class ParamStep:
+    """One parameter tensor at one step."""
+
+    name: str  # qualified parameter name, e.g. "fc1.weight"
+    layer: str | None  # the layer (leaf module call site) that owns it
+    grad_norm: float | None
+    weight_norm: float
+    update_norm: float | None  # ||dW|| of this step's optimizer update, None when no update was seen
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """Mode facts about one call of the watched model's forward."""
+
+    grad_enabled: bool
+    model_training: bool
+    training_modules: tuple[str, ...]  # Dropout/BatchNorm modules in training mode
+    eval_modules: tuple[str, ...]  # Dropout/BatchNorm modules in eval mode
+    input_nonfinite: bool = False
+
+
+@dataclass
+class StepRecord:
+    """Everything observed during one training step (forward, loss, backward, update)."""
+
+    step: int  # 0-based
+    loss: float | None
+    layers: list[LayerStep]  # in forward execution order
+    params: list[ParamStep] = field(default_factory=list)
+    backward_order: list[str] = field(default_factory=list)  # layers in the order autograd reached them
+    forwards: list[ForwardPass] = field(default_factory=list)  # every forward since the previous step
+    nonfinite_origin: str | None = None  # first layer (forward order) whose output held NaN/Inf
+    nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
+    softmax_before_cross_entropy: bool = False
+    validation: dict[str, float] | None = None  # metrics when a validation ran after this step
+
+    def layer(self, name: str) -> LayerStep:
+        """The layer called `name`; KeyError names the known layers when it is missing."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer {name!r}; layers are {[l.name for l in self.layers]}")
