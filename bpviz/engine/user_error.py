@@ -1,0 +1,67 @@
+"""Failures in a user's file or model, told the way a person needs them: what, where, why.
+
+Every consumer (the CLI's exit 2, the window's error panel) shows the same
+few lines; the traceback is kept in `details` for whoever asks for it.
+"""
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+
+class UserCodeError(Exception):
+    """A failure caused by user code or a user file, never by bpviz itself."""
+
+    def __init__(
+        self,
+        what: str,
+        why: str,
+        where: str | None = None,
+        layer: str | None = None,
+        details: str = "",
+    ) -> None:
+        super().__init__(what)
+        self.what = what  # "build() raised", "forward failed at step 3"
+        self.why = why  # the exception's type and message
+        self.where = where  # "path/to/file.py:42" or None when unknown
+        self.layer = layer  # the layer the failure came from, when inside forward/backward
+        self.details = details  # the full traceback
+
+    def summary(self) -> str:
+        """The few lines a person reads first."""
+        lines = [self.what]
+        if self.where:
+            lines.append(f"  where: {self.where}")
+        if self.layer:
+            lines.append(f"  layer: {self.layer}")
+        lines.append(f"  why:   {self.why}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`TypeName: message`, the way Python prints the last traceback line."""
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def locate(exc: BaseException, prefer: str | Path | None = None) -> str | None:
+    """`file:line` of the innermost frame in `prefer` (the user's file), else of the innermost frame outside torch."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    if prefer is not None:
+        wanted = str(Path(prefer).resolve())
+        for frame in reversed(frames):
+            if str(Path(frame.filename).resolve()) == wanted:
+                return f"{frame.filename}:{frame.lineno}"
+    for frame in reversed(frames):
+        if "/torch/" not in frame.filename and "/bpviz/" not in frame.filename:
+            return f"{frame.filename}:{frame.lineno}"
+    return None
+
+
+def full_traceback(exc: BaseException) -> str:
+    """The whole traceback, for --verbose and the window's details pane."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
