@@ -15,6 +15,7 @@ class Config:
     # --- observation ---
     histogram_bins: int = 64
     histogram_sample: int = 65536  # at most this many values of a tensor feed its histogram
+    first_sight_sample: int = 4096  # values kept from a layer's first step, binned once its range is known
     grad_log10_range: tuple[float, float] = (-12.0, 4.0)  # gradient histograms bin log10 |g| over this range
     dead_window: int = 3  # steps a unit must stay silent (no positive output on any sample) to count as dead
     history_steps: int = 2000  # full records kept in memory; older ones are dropped (scalars are kept)
@@ -36,3 +37,4 @@ class Config:
     exploding_ratio: float = 1e3  # earliest layer's RMS above this multiple of the last layer's
     exploding_norm: float = 1e4  # total gradient norm above this: error
     exploding_growth: float = 1e2  # total gradient norm above this multiple of its recent median
+    exploding_window: int = 10  # steps the recent median is taken over

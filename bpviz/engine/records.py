@@ -63,6 +63,7 @@ class ParamStep:
     grad_norm: float | None
     weight_norm: float
     update_norm: float | None  # ||dW|| of this step's optimizer update, None when no update was seen
+    numel: int = 0  # element count, for per-element gradient sizes
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,257 @@
+"""Turn one step's device-side measurements into a plain `StepRecord` with a single host transfer.
+
+All pieces are flattened into one float64 tensor per device, moved with one
+`.cpu()`, and sliced back apart with numpy. Layers seen for the first time
+are binned here, on the host, from a small sample once their range is known.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from bpviz.engine import stats
+from bpviz.engine.config import Config
+from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe
+from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
+from bpviz.engine.units import DeadUnitTracker
+
+
+class _Batch:
+    """Flattens tensors from one step into a single transfer and hands back numpy slices."""
+
+    def __init__(self) -> None:
+        self._parts: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+
+    def add(self, tensor: torch.Tensor) -> int:
+        flat = tensor.detach().reshape(-1).to(torch.float64)
+        self._parts.append(flat)
+        self._sizes.append(flat.numel())
+        return len(self._parts) - 1
+
+    def fetch(self) -> list[np.ndarray]:
+        if not self._parts:
+            return []
+        devices = {p.device for p in self._parts}
+        target = next(iter(devices)) if len(devices) == 1 else torch.device("cpu")
+        parts = [p.to(target) for p in self._parts] if len(devices) > 1 else self._parts
+        host = torch.cat(parts).cpu().numpy()  # the step's one host sync
+        return np.split(host, np.cumsum(self._sizes)[:-1])
+
+
+def collect(
+    probe: Probe, pending: PendingStep, step: int, loss: torch.Tensor | float | None, tracker: DeadUnitTracker
+) -> StepRecord:
+    """Build the record of step `step` from what the hooks saw."""
+    cfg = probe.config
+    batch = _Batch()
+    call_ids = [_add_call(batch, call) for call in pending.calls]
+    grad_ids = [(g.layer, batch.add(g.sumsq), batch.add(g.histogram)) for g in pending.grads]
+    finite_ids = [batch.add(f.input_finite) if f.input_finite is not None else None for f in pending.forwards]
+    params = probe.parameters()
+    with torch.no_grad(), torch._C.DisableTorchFunction():
+        names = list(params)
+        weight_norms = torch._foreach_norm([p.detach() for p in params.values()]) if params else []
+        fallback = {
+            n: torch.linalg.vector_norm(p.grad.detach())
+            for n, p in params.items()
+            if n not in pending.param_grad_norms and p.grad is not None
+        }
+    grad_norm_tensors = {**fallback, **pending.param_grad_norms}
+    weight_id = batch.add(torch.stack(list(weight_norms))) if names else None
+    pgrad_names = list(grad_norm_tensors)
+    pgrad_id = batch.add(torch.stack([grad_norm_tensors[n] for n in pgrad_names])) if pgrad_names else None
+    update_names = list(pending.update_norms)
+    update_id = batch.add(torch.stack([pending.update_norms[n] for n in update_names])) if update_names else None
+    loss_id = batch.add(loss.detach().reshape(-1)[:1]) if isinstance(loss, torch.Tensor) else None
+
+    host = batch.fetch()
+
+    layers = _merge_calls(pending.calls, call_ids, host, cfg, probe, step, tracker)
+    _attach_gradients(layers, grad_ids, host, cfg)
+    param_steps = _param_steps(probe, layers, names, host, weight_id, pgrad_names, pgrad_id, update_names, update_id)
+    forwards = [
+        ForwardPass(
+            f.grad_enabled,
+            f.model_training,
+            f.training_modules,
+            f.eval_modules,
+            input_nonfinite=fid is not None and not bool(host[fid][0]),
+        )
+        for f, fid in zip(pending.forwards, finite_ids)
+    ]
+    if loss_id is not None:
+        loss_value = float(host[loss_id][0])
+    else:
+        loss_value = float(loss) if loss is not None else None
+    ordered = list(layers.values())
+    by_backward = [layers[n] for n in pending.backward_order if n in layers]
+    return StepRecord(
+        step=step,
+        loss=loss_value,
+        layers=ordered,
+        params=param_steps,
+        backward_order=list(pending.backward_order),
+        forwards=forwards,
+        nonfinite_origin=next((l.name for l in ordered if l.nonfinite), None),
+        nonfinite_grad_origin=next((l.name for l in by_backward if l.grad_nonfinite), None),
+    )
+
+
+def _add_call(batch: _Batch, call: ActivationCall) -> tuple[int, int | None, int | None, int | None]:
+    scalars = batch.add(call.scalars)
+    hist = batch.add(call.histogram) if call.histogram is not None else None
+    sample = batch.add(call.sample) if call.sample is not None else None
+    units = batch.add(call.unit_positive) if call.unit_positive is not None else None
+    return scalars, hist, sample, units
+
+
+def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tracker) -> dict[str, LayerStep]:
+    """One LayerStep per layer name, combining a layer's calls within the step (count-weighted moments)."""
+    grouped: dict[str, list[tuple[ActivationCall, tuple]]] = {}
+    for call, ids in zip(calls, call_ids):
+        grouped.setdefault(call.layer.name, []).append((call, ids))
+    layers: dict[str, LayerStep] = {}
+    for order, (name, group) in enumerate(grouped.items()):
+        info: LayerInfo = group[0][0].layer
+        counts = np.array([c.count for c, _ in group], dtype=np.float64)
+        sc = np.vstack([host[ids[0]] for _, ids in group])
+        total = counts.sum()
+        mean = float((sc[:, stats.MEAN] * counts).sum() / total)
+        var = float(((sc[:, stats.VAR] + (sc[:, stats.MEAN] - mean) ** 2) * counts).sum() / total)
+        lo, hi = float(sc[:, stats.MIN].min()), float(sc[:, stats.MAX].max())
+        layer = LayerStep(
+            name=name,
+            type=info.type,
+            shape=group[-1][0].shape,
+            family=info.family,
+            order=order,
+            mean=mean,
+            std=math.sqrt(max(var, 0.0)),
+            min=lo,
+            max=hi,
+            zero_fraction=float(sc[:, stats.ZEROS].sum() / total),
+            nonfinite=not all(math.isfinite(v) for v in (mean, lo, hi)),
+        )
+        if info.bounds is not None:
+            layer.saturated_fraction = float(sc[:, stats.SATURATED].sum() / total)
+        layer.histogram = _histogram(name, group, host, cfg, probe, lo, hi)
+        if group[0][0].unit_positive is not None:
+            _unit_stats(layer, group, host, step, tracker)
+        layers[name] = layer
+    return layers
+
+
+def _histogram(name, group, host, cfg: Config, probe: Probe, lo: float, hi: float) -> Histogram:
+    """Sum the calls' histograms, scaled from their samples to the whole tensor so steps compare."""
+    if name not in probe.hist_ranges:
+        probe.hist_ranges[name] = choose_range(lo, hi)
+    rlo, rhi = probe.hist_ranges[name]
+    counts = np.zeros(cfg.histogram_bins)
+    for call, ids in group:
+        if ids[1] is not None:
+            part = host[ids[1]]
+        else:
+            values = np.clip(host[ids[2]], rlo, rhi)
+            part, _ = np.histogram(values, bins=cfg.histogram_bins, range=(rlo, rhi))
+        if part.sum() > 0:
+            counts += part * (call.count / part.sum())
+    return Histogram(counts, rlo, rhi)
+
+
+def choose_range(lo: float, hi: float) -> tuple[float, float]:
+    """Fixed histogram edges for a layer from its first step, padded so later growth stays in view."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return (-1.0, 1.0)
+    width = hi - lo
+    if width < 1e-12:
+        pad = max(abs(hi), 1.0) * 0.5
+        return (lo - pad, hi + pad)
+    pad = 0.25 * width
+    new_lo = 0.0 if lo >= 0.0 else lo - pad
+    return (new_lo, hi + pad)
+
+
+def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTracker) -> None:
+    positive = None
+    positions = 0
+    for call, ids in group:
+        part = host[ids[3]]
+        if positive is not None and len(part) != len(positive):
+            continue  # a call with another unit count; keep the first shape's units
+        positive = part if positive is None else positive + part
+        positions += call.positions_per_unit
+    dead = tracker.update(layer.name, step, positive > 0)
+    layer.units = len(positive)
+    layer.dead_units = len(dead)
+    layer.dead_unit_ids = dead
+    layer.unit_activity = positive / max(1, positions)
+
+
+def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config) -> None:
+    sums: dict[str, float] = {}
+    hists: dict[str, np.ndarray] = {}
+    for name, sumsq_id, hist_id in grad_ids:
+        sums[name] = sums.get(name, 0.0) + float(host[sumsq_id][0])
+        hists[name] = hists.get(name, 0) + host[hist_id]
+    lo, hi = cfg.grad_log10_range
+    for name, sumsq in sums.items():
+        layer = layers.get(name)
+        if layer is None:
+            continue
+        layer.grad_norm = math.sqrt(sumsq) if math.isfinite(sumsq) else float("nan")
+        layer.grad_nonfinite = not math.isfinite(sumsq)
+        layer.grad_histogram = Histogram(np.asarray(hists[name], dtype=np.float64), lo, hi, log10=True)
+
+
+def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgrad_id, update_names, update_id):
+    weights = dict(zip(names, host[weight_id])) if weight_id is not None else {}
+    grads = dict(zip(pgrad_names, host[pgrad_id])) if pgrad_id is not None else {}
+    updates = dict(zip(update_names, host[update_id])) if update_id is not None else {}
+    owners = _param_owners(probe, layers, names)
+    steps = []
+    per_layer: dict[str, list[ParamStep]] = {}
+    for name in names:
+        item = ParamStep(
+            name=name,
+            layer=owners.get(name),
+            grad_norm=float(grads[name]) if name in grads else None,
+            weight_norm=float(weights.get(name, 0.0)),
+            update_norm=float(updates[name]) if name in updates else None,
+            numel=probe.parameters()[name].numel(),
+        )
+        steps.append(item)
+        if item.layer is not None:
+            per_layer.setdefault(item.layer, []).append(item)
+    for layer_name, items in per_layer.items():
+        layer = layers[layer_name]
+        grads_sq = [p.grad_norm**2 for p in items if p.grad_norm is not None]
+        layer.param_grad_norm = math.sqrt(sum(grads_sq)) if grads_sq else None
+        layer.weight_norm = math.sqrt(sum(p.weight_norm**2 for p in items))
+        upd_sq = [p.update_norm**2 for p in items if p.update_norm is not None]
+        if upd_sq and layer.weight_norm > 0:
+            layer.update_ratio = math.sqrt(sum(upd_sq)) / layer.weight_norm
+    return steps
+
+
+def _param_owners(probe: Probe, layers: dict[str, LayerStep], names: list[str]) -> dict[str, str]:
+    """Each parameter's layer: the nearest enclosing module that was observed as a layer (first call site)."""
+    by_module: dict[str, str] = {}
+    for layer in layers.values():
+        info = probe.layers[layer.name]
+        if not info.functional:
+            by_module.setdefault(info.module_name, layer.name)
+    owners = {}
+    for name in names:
+        parts = name.split(".")[:-1]
+        while True:
+            owner = by_module.get(".".join(parts))
+            if owner is not None:
+                owners[name] = owner
+                break
+            if not parts:
+                break
+            parts.pop()
+    return owners

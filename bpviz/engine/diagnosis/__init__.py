@@ -1,0 +1,89 @@
+"""Findings from step records: one small rule per kind, merged so each problem is reported once, since when."""
+from __future__ import annotations
+
+from bpviz.engine.config import Config
+from bpviz.engine.diagnosis import (
+    dead_relu,
+    exploding_gradient,
+    modes,
+    nan_or_inf,
+    saturated_activation,
+    softmax_cross_entropy,
+    vanishing_gradient,
+)
+from bpviz.engine.diagnosis.rule import Context, Observation
+from bpviz.engine.finding import Finding, severity_rank
+from bpviz.engine.history import History
+from bpviz.engine.records import ForwardPass, StepRecord
+from bpviz.engine.units import DeadUnitTracker
+
+RULES = (nan_or_inf, dead_relu, vanishing_gradient, exploding_gradient, saturated_activation, modes, softmax_cross_entropy)
+KINDS = (
+    "dead_relu",
+    "vanishing_gradient",
+    "exploding_gradient",
+    "saturated_activation",
+    "nan_or_inf",
+    "train_mode_in_eval",
+    "eval_mode_in_training",
+    "softmax_before_cross_entropy",
+)
+
+
+class Diagnosis:
+    """Runs the rules after each step and keeps one Finding per (kind, layer)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._findings: dict[tuple[str, str | None], Finding] = {}
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Worst first, then earliest."""
+        return sorted(self._findings.values(), key=lambda f: (-severity_rank(f.severity), f.step or 0, f.kind))
+
+    def judge_step(self, record: StepRecord, history: History, tracker: DeadUnitTracker) -> list[Finding]:
+        """Run every rule on a finished step; return the findings raised or changed by it."""
+        ctx = self._context(record.step, history, tracker, record, record.forwards)
+        changed = []
+        held = set()
+        for rule in RULES:
+            for obs in rule.check(ctx):
+                held.add((obs.kind, obs.layer))
+                finding = self._merge(obs, record.step)
+                if finding is not None:
+                    changed.append(finding)
+            if rule.STATEFUL:
+                for finding in self._findings.values():
+                    if finding.kind == getattr(rule, "KIND", None) and finding.key not in held and finding.active:
+                        finding.active = False
+                        changed.append(finding)
+        return changed
+
+    def judge_forwards(
+        self, forwards: list[ForwardPass], step: int | None, history: History, tracker: DeadUnitTracker
+    ) -> list[Finding]:
+        """Judge forwards outside a step (a validation after the last step) for mode problems."""
+        ctx = self._context(step, history, tracker, None, forwards)
+        return [f for obs in modes.check(ctx) if (f := self._merge(obs, step)) is not None]
+
+    def _context(self, step, history, tracker, record, forwards) -> Context:
+        kinds = frozenset(kind for kind, _ in self._findings)
+        return Context(step, self.config, history, tracker, record, list(forwards), kinds)
+
+    def _merge(self, obs: Observation, step: int | None) -> Finding | None:
+        key = (obs.kind, obs.layer)
+        finding = self._findings.get(key)
+        if finding is None:
+            finding = Finding(
+                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step
+            )
+            self._findings[key] = finding
+            return finding
+        before = (finding.severity, finding.message, finding.active)
+        if severity_rank(obs.severity) > severity_rank(finding.severity):
+            finding.severity = obs.severity
+        finding.message = obs.message
+        finding.last_step = step
+        finding.active = True
+        return finding if (finding.severity, finding.message, finding.active) != before else None

@@ -1,0 +1,51 @@
+"""nan_or_inf: where non-finite values were born: the first layer, in forward order, whose output holds them.
+
+Once a NaN exists it spreads to everything downstream and, after an update,
+to the weights; only its first appearance says where to look, so this rule
+reports the first birth and stays quiet about the spread.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from bpviz.engine.diagnosis.rule import Context, Observation
+
+KIND = "nan_or_inf"
+STATEFUL = False
+EXPLANATION = (
+    "NaN or Inf appears when a value overflows (exploding activations or gradients, exp of a large number), "
+    "or from an invalid operation (log of 0 or a negative number, 0/0, sqrt of a negative number)."
+)
+REMEDIES = [
+    "Look at the named layer's inputs: log/sqrt/division need a clamp or an epsilon.",
+    "Lower the learning rate and clip gradients if values grew before they overflowed.",
+    "Check the data for NaN/Inf, and mixed-precision overflow (use a GradScaler).",
+]
+
+
+def check(ctx: Context) -> Iterator[Observation]:
+    record = ctx.record
+    if record is None or KIND in ctx.known_kinds:
+        return
+    step = record.step
+    if any(f.input_nonfinite for f in record.forwards):
+        yield _obs(None, f"The input batch of step {step} already contains NaN/Inf: the data, not the model, is the source.")
+    elif record.nonfinite_origin is not None:
+        layer = record.layer(record.nonfinite_origin)
+        yield _obs(
+            layer.name,
+            f"NaN/Inf first appeared in the output of {layer.name} ({layer.type}) at step {step}; "
+            f"every layer before it was finite.",
+        )
+    elif record.loss is not None and not math.isfinite(record.loss):
+        yield _obs(None, f"The loss became {record.loss} at step {step} while every layer's output was finite.")
+    elif record.nonfinite_grad_origin is not None:
+        yield _obs(
+            record.nonfinite_grad_origin,
+            f"A NaN/Inf gradient first appeared at {record.nonfinite_grad_origin} during the backward pass of step {step}.",
+        )
+
+
+def _obs(layer: str | None, message: str) -> Observation:
+    return Observation(KIND, "error", layer, message, EXPLANATION, REMEDIES)

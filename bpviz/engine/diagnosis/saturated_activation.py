@@ -1,0 +1,37 @@
+"""saturated_activation: sigmoid/tanh/hardtanh outputs piled at their bounds, where the derivative is ~0."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bpviz.engine.diagnosis.rule import Context, Observation
+
+KIND = "saturated_activation"
+STATEFUL = True
+EXPLANATION = (
+    "A sigmoid or tanh near its bound has a derivative close to zero, so almost no gradient passes "
+    "through it: the layers before it stop learning, as with vanishing gradients."
+)
+REMEDIES = [
+    "Normalise the inputs and pre-activations (BatchNorm/LayerNorm before the activation).",
+    "Use a smaller weight initialisation (Xavier for sigmoid/tanh) or a lower learning rate.",
+    "Use a non-saturating activation (ReLU family, GELU) in hidden layers.",
+]
+
+
+def check(ctx: Context) -> Iterator[Observation]:
+    if ctx.record is None:
+        return
+    margin = ctx.config.saturation_margin
+    for layer in ctx.record.layers:
+        share = layer.saturated_fraction
+        if share is None or share <= ctx.config.saturation_warning:
+            continue
+        yield Observation(
+            KIND,
+            "warning",
+            layer.name,
+            f"{share:.0%} of {layer.name}'s outputs are within {margin:.0%} of the {layer.family} bounds, where "
+            f"its gradient is nearly zero.",
+            EXPLANATION,
+            REMEDIES,
+        )

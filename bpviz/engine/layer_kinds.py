@@ -1,0 +1,90 @@
+"""Which modules and functions are activations, of which family, and which modules change with train/eval.
+
+One table for the probes (what to measure), the rules (what to judge) and
+the views (how to label), so the three never disagree.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+RELU_FAMILY = "relu"  # the families whose units can die: no positive output means no gradient
+
+# Families with hard output bounds, for saturation: (lower, upper).
+BOUNDED = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardsigmoid": (0.0, 1.0)}
+
+MODULE_FAMILY: dict[type[nn.Module], str] = {
+    nn.ReLU: RELU_FAMILY,
+    nn.ReLU6: RELU_FAMILY,
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.Hardtanh: "hardtanh",
+    nn.Hardsigmoid: "hardsigmoid",
+    nn.GELU: "gelu",
+    nn.LeakyReLU: "leaky_relu",
+    nn.ELU: "elu",
+    nn.SELU: "selu",
+    nn.SiLU: "silu",
+    nn.Mish: "mish",
+    nn.Softplus: "softplus",
+    nn.Hardswish: "hardswish",
+    nn.Softmax: "softmax",
+}
+
+# Functional activations caught by the function mode, by the object torch hands to __torch_function__.
+FUNCTIONAL_FAMILY: dict[object, str] = {
+    F.relu: RELU_FAMILY,
+    F.relu_: RELU_FAMILY,
+    torch.relu: RELU_FAMILY,
+    torch.relu_: RELU_FAMILY,
+    torch.Tensor.relu: RELU_FAMILY,
+    torch.Tensor.relu_: RELU_FAMILY,
+    F.relu6: RELU_FAMILY,
+    torch.sigmoid: "sigmoid",
+    torch.Tensor.sigmoid: "sigmoid",
+    torch.Tensor.sigmoid_: "sigmoid",
+    F.sigmoid: "sigmoid",
+    torch.tanh: "tanh",
+    torch.Tensor.tanh: "tanh",
+    torch.Tensor.tanh_: "tanh",
+    F.tanh: "tanh",
+    F.hardtanh: "hardtanh",
+    F.hardtanh_: "hardtanh",
+    F.hardsigmoid: "hardsigmoid",
+    F.gelu: "gelu",
+    F.leaky_relu: "leaky_relu",
+    F.leaky_relu_: "leaky_relu",
+    F.elu: "elu",
+    F.selu: "selu",
+    F.silu: "silu",
+    F.mish: "mish",
+    F.softplus: "softplus",
+    F.hardswish: "hardswish",
+}
+
+# Modules whose behaviour differs between train() and eval(): the subject of the mode findings.
+MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+
+
+def module_family(module: nn.Module) -> str | None:
+    """The activation family of a module, or None when it is not an activation module."""
+    for cls in type(module).__mro__:
+        family = MODULE_FAMILY.get(cls)
+        if family is not None:
+            return family
+    return None
+
+
+def functional_name(func: object) -> str:
+    """A short readable name for a caught functional activation ("relu", "relu_", "gelu")."""
+    return getattr(func, "__name__", str(func))
+
+
+def bounds_of(family: str | None, module: nn.Module | None) -> tuple[float, float] | None:
+    """The output bounds used for saturation, or None for unbounded families."""
+    if family == "hardtanh" and module is not None:
+        return (float(module.min_val), float(module.max_val))
+    if family == "hardtanh":
+        return (-1.0, 1.0)
+    return BOUNDED.get(family)

@@ -1,0 +1,364 @@
+"""Hooks that watch a model's layers as guests: they measure, never change, and leave no trace on detach.
+
+A *layer* is a module call that observed no other layer inside it (a leaf
+module, or a container such as MultiheadAttention whose children are never
+called), plus every functional activation (`F.relu`, `torch.tanh`,
+`x.relu_()`, ...) called directly by a container's forward. Functional calls
+inside a leaf module's own forward belong to that module (nn.ReLU calls
+F.relu), so every activation is counted exactly once.
+
+Everything measured stays on the device in a `PendingStep` until the
+collector moves it to the host in one transfer.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.overrides import TorchFunctionMode
+
+from bpviz.engine import stats
+from bpviz.engine.config import Config
+from bpviz.engine.layer_kinds import (
+    FUNCTIONAL_FAMILY,
+    MODE_SENSITIVE,
+    RELU_FAMILY,
+    bounds_of,
+    functional_name,
+    module_family,
+)
+
+# Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
+_CHANNEL_FIRST_MAKERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
+_FEATURE_LAST_MAKERS = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.RNNBase, nn.MultiheadAttention, nn.Flatten)
+
+
+@dataclass
+class LayerInfo:
+    """What is known about a layer independent of any step."""
+
+    name: str
+    type: str
+    family: str | None
+    module_name: str  # qualified name of the module making the call ("" for the root model)
+    functional: bool  # a functional activation call, which owns no parameters
+    bounds: tuple[float, float] | None  # output bounds of a bounded activation, for saturation
+
+
+@dataclass
+class ActivationCall:
+    """One call of a layer within a step, its statistics still on the device."""
+
+    layer: LayerInfo
+    shape: tuple[int, ...]
+    count: int
+    scalars: torch.Tensor  # stats.ACTIVATION_SCALARS float64 values
+    histogram: torch.Tensor | None  # over the layer's fixed range, when it is known
+    sample: torch.Tensor | None  # first sight: values to bin once the range is known
+    unit_positive: torch.Tensor | None
+    positions_per_unit: int
+
+
+@dataclass
+class GradCall:
+    """The gradient reaching one layer's output during backward."""
+
+    layer: str
+    sumsq: torch.Tensor
+    histogram: torch.Tensor
+
+
+@dataclass
+class ForwardFacts:
+    """Mode facts of one root forward; `input_finite` stays on the device until collection."""
+
+    grad_enabled: bool
+    model_training: bool
+    training_modules: tuple[str, ...]
+    eval_modules: tuple[str, ...]
+    input_finite: torch.Tensor | None
+
+
+@dataclass
+class PendingStep:
+    """Everything the hooks saw since the last collection."""
+
+    calls: list[ActivationCall] = field(default_factory=list)
+    grads: list[GradCall] = field(default_factory=list)
+    backward_order: list[str] = field(default_factory=list)
+    forwards: list[ForwardFacts] = field(default_factory=list)
+    param_grad_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+    update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
+    update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class _Frame:
+    module: nn.Module
+    name: str
+    structural_leaf: bool
+    had_sublayer: bool = False
+    activation_out: torch.Tensor | None = None  # output of the last functional activation inside a leaf
+    activation_family: str | None = None
+
+
+class _FunctionalActivations(TorchFunctionMode):
+    """Sees every torch function call during a watched forward and reports the activations."""
+
+    def __init__(self, probe: Probe) -> None:
+        super().__init__()
+        self._probe = probe
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        family = FUNCTIONAL_FAMILY.get(func)
+        if family is not None and isinstance(out, torch.Tensor):
+            self._probe._on_functional(func, family, args, kwargs or {}, out)
+        return out
+
+
+class Probe:
+    """Attaches to one model; measures every layer on every forward with grad enabled."""
+
+    def __init__(self, model: nn.Module, config: Config) -> None:
+        self.model = model
+        self.config = config
+        self.layers: dict[str, LayerInfo] = {}
+        self.hist_ranges: dict[str, tuple[float, float]] = {}
+        self.pending = PendingStep()
+        self.failed_layer: str | None = None  # innermost layer whose forward raised, most recent failure
+        self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
+        self._names = {module: name for name, module in model.named_modules()}
+        self._params = dict(model.named_parameters())
+        self._param_ids = {id(p): name for name, p in self._params.items()}
+        self._mode_modules = [(n, m) for n, m in model.named_modules() if isinstance(m, MODE_SENSITIVE)]
+        self._handles: list = []
+        self._stack: list[_Frame] = []
+        self._occurrence: dict[str, int] = {}
+        self._observing = False
+        self._channel_first_3d = False
+        self._mode: _FunctionalActivations | None = None
+        self._mode_entered = False
+        self._failed_exc: BaseException | None = None
+
+    # ----- lifecycle -----
+    def attach(self) -> None:
+        """Register every hook; a second attach is a no-op."""
+        if self._handles:
+            return
+        self._mode = _FunctionalActivations(self)
+        for module in self.model.modules():
+            self._handles.append(module.register_forward_pre_hook(self._pre_hook))
+            self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
+        self._handles.append(register_optimizer_step_pre_hook(self._before_update))
+        self._handles.append(register_optimizer_step_post_hook(self._after_update))
+
+    def detach(self) -> None:
+        """Remove every hook so the model trains exactly as before."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._exit_mode()
+        self._stack.clear()
+
+    def take_pending(self) -> PendingStep:
+        """Hand over what was seen since the last call and start a new step."""
+        pending, self.pending = self.pending, PendingStep()
+        return pending
+
+    def parameters(self) -> dict[str, nn.Parameter]:
+        return self._params
+
+    # ----- forward -----
+    def _pre_hook(self, module: nn.Module, args) -> None:
+        if not self._stack:
+            self._begin_forward(args)
+        else:
+            self._stack[-1].had_sublayer = True
+        self._stack.append(_Frame(module, self._names.get(module, type(module).__name__), not module._modules))
+
+    def _post_hook(self, module: nn.Module, args, output) -> None:
+        if not self._stack or self._stack[-1].module is not module:
+            return  # a hook registered mid-forward, or a module outside the watched tree
+        frame = self._stack.pop()
+        try:
+            exc = sys.exc_info()[1]
+            if exc is not None:
+                if exc is not self._failed_exc:  # the innermost module sees it first
+                    self._failed_exc = exc
+                    self.failed_layer = frame.name or type(module).__name__
+                return
+            if self._observing and not frame.had_sublayer:
+                self._observe_module(frame, output)
+        finally:
+            if not self._stack:
+                self._exit_mode()
+
+    def _begin_forward(self, args) -> None:
+        self._observing = torch.is_grad_enabled()
+        self._occurrence.clear()
+        self._channel_first_3d = False
+        self._failed_exc = None
+        self.failed_layer = None
+        training = tuple(n for n, m in self._mode_modules if m.training)
+        evaluating = tuple(n for n, m in self._mode_modules if not m.training)
+        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        input_finite = None
+        if self._observing and first is not None and first.is_floating_point():
+            input_finite = torch.isfinite(first.detach()).all()
+        self.pending.forwards.append(
+            ForwardFacts(self._observing, self.model.training, training, evaluating, input_finite)
+        )
+        if self._observing:
+            self._mode.__enter__()
+            self._mode_entered = True
+
+    def _exit_mode(self) -> None:
+        if self._mode_entered:
+            self._mode_entered = False
+            self._mode.__exit__(None, None, None)
+
+    def _observe_module(self, frame: _Frame, output) -> None:
+        tensor = _primary_tensor(output)
+        module = frame.module
+        if tensor is None:
+            return
+        family = module_family(module)
+        if family is None and frame.activation_out is tensor:
+            family = frame.activation_family
+        base = frame.name or type(module).__name__
+        self._observe(base, type(module).__name__, family, bounds_of(family, module), tensor, frame.name, False)
+        if isinstance(module, _CHANNEL_FIRST_MAKERS):
+            self._channel_first_3d = True
+        elif isinstance(module, _FEATURE_LAST_MAKERS):
+            self._channel_first_3d = False
+
+    def _on_functional(self, func, family: str, args, kwargs, out: torch.Tensor) -> None:
+        if not self._stack:
+            return  # outside the watched model (e.g. in the loss)
+        frame = self._stack[-1]
+        if frame.structural_leaf:
+            frame.activation_out, frame.activation_family = out, family
+            return
+        frame.had_sublayer = True
+        fname = functional_name(func)
+        base = f"{frame.name}.{fname}()" if frame.name else f"{fname}()"
+        bounds = bounds_of(family, None)
+        if family == "hardtanh":
+            lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+            hi = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
+            bounds = (float(lo), float(hi))
+        self._observe(base, fname, family, bounds, out, frame.name, True)
+
+    def _observe(
+        self,
+        base: str,
+        type_name: str,
+        family: str | None,
+        bounds: tuple[float, float] | None,
+        tensor: torch.Tensor,
+        module_name: str,
+        functional: bool,
+    ) -> None:
+        if not tensor.is_floating_point() or tensor.numel() == 0:
+            return
+        n = self._occurrence.get(base, 0) + 1
+        self._occurrence[base] = n
+        name = base if n == 1 else f"{base}#{n}"
+        self.last_layer = name
+        info = self.layers.get(name)
+        if info is None:
+            info = LayerInfo(name, type_name, family, module_name, functional, bounds)
+            self.layers[name] = info
+        with torch._C.DisableTorchFunction():
+            self._measure(info, tensor)
+            if tensor.requires_grad:
+                tensor.register_hook(self._grad_hook(name))
+
+    def _measure(self, info: LayerInfo, tensor: torch.Tensor) -> None:
+        cfg = self.config
+        x = tensor.detach()
+        unit_positive, positions = None, 0
+        if info.family == RELU_FAMILY and x.dim() >= 1:
+            channel_first = x.dim() >= 4 or (x.dim() == 3 and self._channel_first_3d)
+            unit_positive = stats.unit_positive_counts(x, channel_first)
+            positions = x.numel() // max(1, stats.units_of(x, channel_first))
+        scalars = stats.activation_scalars(x, unit_positive, info.bounds, cfg.saturation_margin)
+        hist_range = self.hist_ranges.get(info.name)
+        if hist_range is None and info.bounds is not None:
+            hist_range = self.hist_ranges[info.name] = info.bounds
+        sample = stats.histogram_sample(x, cfg.histogram_sample)
+        histogram = kept = None
+        if hist_range is not None:
+            histogram = stats.histogram(sample, cfg.histogram_bins, *hist_range)
+        else:  # first sight: bin on the host once this step's min/max fix the range
+            kept = stats.histogram_sample(sample, cfg.first_sight_sample).float().clone()
+        self.pending.calls.append(
+            ActivationCall(info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions)
+        )
+
+    # ----- backward -----
+    def _grad_hook(self, name: str):
+        def hook(grad: torch.Tensor) -> None:
+            cfg = self.config
+            with torch._C.DisableTorchFunction():
+                sumsq, hist = stats.grad_scalars_and_histogram(
+                    grad, cfg.histogram_sample, cfg.histogram_bins, *cfg.grad_log10_range
+                )
+            pending = self.pending
+            pending.grads.append(GradCall(name, sumsq, hist))
+            if name not in pending.backward_order:
+                pending.backward_order.append(name)
+            self.last_layer = name
+
+        return hook
+
+    # ----- update -----
+    def _owned(self, optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
+        return [
+            (self._param_ids[id(p)], p)
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if id(p) in self._param_ids
+        ]
+
+    def _before_update(self, optimizer, args, kwargs) -> None:
+        owned = self._owned(optimizer)
+        if not owned:
+            return
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
+            if with_grad:
+                norms = torch._foreach_norm([g for _, g in with_grad])
+                self.pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+            fresh = [(n, p) for n, p in owned if n not in self.pending.update_base]
+            if fresh:
+                copies = torch._foreach_mul([p.detach() for _, p in fresh], 1.0)
+                self.pending.update_base.update(zip((n for n, _ in fresh), copies))
+
+    def _after_update(self, optimizer, args, kwargs) -> None:
+        owned = [(n, p) for n, p in self._owned(optimizer) if n in self.pending.update_base]
+        if not owned:
+            return
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            base = [self.pending.update_base[n] for n, _ in owned]
+            diffs = torch._foreach_sub([p.detach() for _, p in owned], base)
+            norms = torch._foreach_norm(diffs)
+        self.pending.update_norms.update(zip((n for n, _ in owned), norms))
+
+
+def _primary_tensor(output) -> torch.Tensor | None:
+    """The tensor that stands for a module's output: itself, or the first floating tensor in a tuple/list/dict."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            found = _primary_tensor(item)
+            if found is not None and found.is_floating_point():
+                return found
+    return None

@@ -1,0 +1,187 @@
+"""Drives an Experiment one training step at a time: forward, loss, backward, update.
+
+The Stepper is what a worker thread (the window) or a loop (`bpviz check`)
+calls; it owns the data iterator and a Watcher, and turns every failure in
+user code into a UserCodeError naming the phase, the step and the layer.
+It must be used from one thread at a time.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from bpviz.engine.config import Config
+from bpviz.engine.experiment import Experiment
+from bpviz.engine.finding import Finding
+from bpviz.engine.history import History
+from bpviz.engine.records import StepRecord
+from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback, locate
+from bpviz.engine.watcher import Watcher
+
+
+class Stepper:
+    """Trains an experiment step by step under a Watcher."""
+
+    def __init__(self, experiment: Experiment, config: Config | None = None) -> None:
+        self.experiment = experiment
+        self.watcher = Watcher(experiment.model, config).attach()
+        self._batches: Iterator | None = None
+        self._device = _device_of(experiment.model)
+
+    @property
+    def step_index(self) -> int:
+        """Completed training steps."""
+        return self.watcher.step_index
+
+    @property
+    def history(self) -> History:
+        return self.watcher.history
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.watcher.findings
+
+    def report(self) -> dict:
+        return self.watcher.report()
+
+    def close(self) -> None:
+        """Detach every hook; the model is left as a plain module."""
+        self.watcher.detach()
+
+    def step(self) -> StepRecord:
+        """Run one training step on the next batch (cycling through train_data) and return its record."""
+        exp = self.experiment
+        n = self.step_index
+        with self._user_code(f"reading batch {n} of train_data"):
+            inputs, targets = self._next_batch()
+        with self._user_code(f"the forward pass failed at step {n}"):
+            exp.optimizer.zero_grad(set_to_none=True)
+            outputs = _call_model(exp.model, inputs)
+        with self._user_code(f"the loss function failed at step {n}"):
+            loss = exp.loss_fn(outputs, targets)
+            _check_loss(loss)
+        with self._user_code(f"the backward pass failed at step {n}"):
+            loss.backward()
+        with self._user_code(f"the optimizer step failed at step {n}"):
+            exp.optimizer.step()
+        return self.watcher.step(loss)
+
+    def validate(self) -> dict[str, float]:
+        """Run the file's validation (its own `evaluate` when given) and return the metrics.
+
+        Module modes are restored afterwards, as a training loop's `model.train()`
+        would, so a validation that forgets `model.eval()` is caught without
+        leaving training itself in the wrong mode.
+        """
+        exp = self.experiment
+        if exp.val_data is None:
+            return {}
+        modes = {module: module.training for module in exp.model.modules()}
+        try:
+            if exp.evaluate is not None:
+                with self._user_code("evaluate(model, val_data) failed"):
+                    metrics = _as_metrics(exp.evaluate(exp.model, exp.val_data))
+            else:
+                with self._user_code("validation failed"):
+                    metrics = self._default_validation()
+        finally:
+            for module, training in modes.items():
+                module.training = training
+        self.watcher.record_validation(metrics)
+        return metrics
+
+    def _default_validation(self) -> dict[str, float]:
+        exp = self.experiment
+        exp.model.eval()
+        total, correct, seen, batches = 0.0, 0, 0, 0
+        with torch.no_grad():
+            for inputs, targets in exp.val_data:
+                inputs, targets = _to(inputs, self._device), _to(targets, self._device)
+                outputs = _call_model(exp.model, inputs)
+                total += float(exp.loss_fn(outputs, targets))
+                batches += 1
+                if isinstance(outputs, torch.Tensor) and outputs.dim() == 2 and targets.dim() == 1:
+                    correct += int((outputs.argmax(dim=1) == targets).sum())
+                    seen += targets.numel()
+        metrics = {"loss": total / max(batches, 1)}
+        if seen:
+            metrics["accuracy"] = correct / seen
+        return metrics
+
+    def _next_batch(self):
+        if self._batches is None:
+            self._batches = iter(self.experiment.train_data)
+        try:
+            batch = next(self._batches)
+        except StopIteration:  # a new epoch
+            self._batches = iter(self.experiment.train_data)
+            batch = next(self._batches)
+        inputs, targets = batch
+        return _to(inputs, self._device), _to(targets, self._device)
+
+    @contextmanager
+    def _user_code(self, what: str):
+        """Turn an exception from user code into a UserCodeError naming the layer it came from."""
+        try:
+            yield
+        except UserCodeError:
+            self.watcher.discard_pending()
+            raise
+        except Exception as exc:  # user code may raise anything
+            probe = self.watcher.probe
+            layer = probe.failed_layer if "forward" in what else None
+            if "backward" in what:
+                layer = probe.last_layer
+            self.watcher.discard_pending()
+            raise UserCodeError(
+                what=what,
+                why=describe_exception(exc),
+                where=locate(exc, self.experiment.source),
+                layer=layer,
+                details=full_traceback(exc),
+            ) from exc
+
+
+def _call_model(model: nn.Module, inputs):
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _check_loss(loss) -> None:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise TypeError(f"loss_fn must return a scalar tensor, got {shape}")
+    if not loss.requires_grad:
+        raise TypeError("the loss does not require grad: is the model's output detached, or all parameters frozen?")
+
+
+def _as_metrics(value) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise TypeError(f"evaluate() must return a dict of metrics, got {type(value).__name__}")
+    metrics = {}
+    for key, item in value.items():
+        number = float(item)
+        metrics[str(key)] = number if math.isfinite(number) else float("nan")
+    return metrics
+
+
+def _to(value, device: torch.device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")

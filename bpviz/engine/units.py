@@ -1,0 +1,36 @@
+"""Which units of ReLU-family layers are dead: silent on every sample over a window of recent steps.
+
+A unit that is silent for one batch may just be selective; one silent for
+several consecutive steps gets no gradient and will not recover by itself.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+
+class DeadUnitTracker:
+    """Keeps, per layer, which units fired in each of the last `window` steps."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self._fired: dict[str, deque[np.ndarray]] = {}
+        self.dead_since: dict[str, np.ndarray] = {}  # per unit: first step of its current silent streak, -1 if alive
+
+    def update(self, layer: str, step: int, fired: np.ndarray) -> np.ndarray:
+        """Record this step's per-unit firing (bool) and return the indices of dead units."""
+        history = self._fired.get(layer)
+        if history is None or (history and len(history[0]) != len(fired)):
+            history = self._fired[layer] = deque(maxlen=self.window)
+            self.dead_since[layer] = np.full(len(fired), -1, dtype=np.int64)
+        history.append(fired)
+        since = self.dead_since[layer]
+        since[fired] = -1
+        since[(~fired) & (since < 0)] = step
+        ever = np.logical_or.reduce(np.vstack(history), axis=0)
+        return np.flatnonzero(~ever)
+
+    def steps_seen(self, layer: str) -> int:
+        """How many steps of the window are filled for `layer`."""
+        return len(self._fired.get(layer, ()))

@@ -1,0 +1,92 @@
+"""`watch(model)`: the engine attached to a model, fed one `step()` per training step.
+
+The same object serves a user's own training loop and bpviz's own stepper,
+so the CLI, the window and a script see identical records and findings.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bpviz.engine.collect import collect
+from bpviz.engine.config import Config
+from bpviz.engine.diagnosis import Diagnosis
+from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
+from bpviz.engine.finding import Finding
+from bpviz.engine.history import History
+from bpviz.engine.probes import Probe
+from bpviz.engine.records import StepRecord
+from bpviz.engine.report import build_report
+from bpviz.engine.units import DeadUnitTracker
+
+
+class Watcher:
+    """Observes a model's layers and turns each training step into a StepRecord and findings."""
+
+    def __init__(self, model: nn.Module, config: Config | None = None) -> None:
+        self.model = model
+        self.config = config or Config()
+        self.probe = Probe(model, self.config)
+        self.history = History(self.config.history_steps)
+        self.tracker = DeadUnitTracker(self.config.dead_window)
+        self.diagnosis = Diagnosis(self.config)
+        self.step_index = 0  # completed steps
+
+    def attach(self) -> Watcher:
+        """Start observing (idempotent)."""
+        self.probe.attach()
+        return self
+
+    def detach(self) -> None:
+        """Stop observing; the model trains exactly as it did before attach."""
+        self.probe.detach()
+
+    def __enter__(self) -> Watcher:
+        return self.attach()
+
+    def __exit__(self, *exc_info) -> None:
+        self.detach()
+
+    def step(self, loss: torch.Tensor | float | None = None) -> StepRecord:
+        """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
+        pending = self.probe.take_pending()
+        record = collect(self.probe, pending, self.step_index, loss, self.tracker)
+        if isinstance(loss, torch.Tensor):
+            record.softmax_before_cross_entropy = loss_applies_softmax_twice(loss)
+        self.history.append(record)
+        self.step_index += 1
+        self.diagnosis.judge_step(record, self.history, self.tracker)
+        return record
+
+    def discard_pending(self) -> None:
+        """Forget a step that failed half-way, so its partial measurements do not leak into the next."""
+        self.probe.take_pending()
+
+    def record_validation(self, metrics: dict[str, float]) -> None:
+        """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives)."""
+        last = self.step_index - 1 if self.step_index else None
+        self._judge_loose_forwards()
+        if last is not None:
+            self.history.add_validation(last, metrics)
+            self.history.latest.validation = dict(metrics)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding so far, worst first; forwards run since the last step are judged too."""
+        self._judge_loose_forwards()
+        return self.diagnosis.findings
+
+    def report(self) -> dict:
+        """The same dict `bpviz check --json` writes."""
+        return build_report(self.history, self.findings, self.step_index)
+
+    def _judge_loose_forwards(self) -> None:
+        forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]
+        if forwards:
+            last = self.step_index - 1 if self.step_index else None
+            self.diagnosis.judge_forwards(forwards, last, self.history, self.tracker)
+
+
+def watch(model: nn.Module, config: Config | None = None) -> Watcher:
+    """Attach bpviz to `model`; use as a context manager so it detaches on exit."""
+    return Watcher(model, config).attach()
