@@ -48,8 +48,10 @@ def check(ctx: Context) -> Iterator[Observation]:
                 EXPLANATION,
                 REMEDIES,
             )
+    if flagged is not None:
+        return  # one problem, one finding: the starved layers after the first are the same story
     for name, value in rms:
-        if name != flagged and 0.0 < value < cfg.vanishing_floor:
+        if 0.0 < value < cfg.vanishing_floor:
             yield Observation(
                 KIND,
                 "warning",

@@ -1,0 +1,180 @@
+"""Each finding kind on the layer that has the problem, and none on a healthy network."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bpviz
+from tests.engine.models import NanMaker, batch, dead_unit_mlp, train
+
+
+def kinds(watcher):
+    return {(f.kind, f.layer, f.severity) for f in watcher.findings}
+
+
+def test_dead_relu_warning_from_a_tenth_error_from_half():
+    for dead, severity in ((1, None), (2, "warning"), (7, "warning"), (8, "error"), (12, "error")):
+        model = dead_unit_mlp(dead, width=16)
+        x, y = batch()
+        with bpviz.watch(model) as w:
+            train(model, w, 3, x, y)
+        found = [f for f in w.findings if f.kind == "dead_relu"]
+        if severity is None:
+            assert found == []
+        else:
+            assert [(f.layer, f.severity, f.step) for f in found] == [("1", severity, 2)]
+            assert f"{dead} of 16 units of 1" in found[0].message
+            assert found[0].remedies
+
+
+def test_nan_finding_names_the_layer_where_it_was_born():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), NanMaker(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        records = train(model, w, 2, x, y)
+    assert records[0].nonfinite_origin == "2"
+    assert records[0].layer("3").nonfinite  # spread downstream, not reported as a birth
+    nan = [f for f in w.findings if f.kind == "nan_or_inf"]
+    assert [(f.layer, f.step, f.severity) for f in nan] == [("2", 0, "error")]
+    assert "NanMaker" in nan[0].message
+
+
+def test_nan_in_the_input_blames_the_data():
+    model = nn.Sequential(nn.Linear(4, 3))
+    x, y = batch()
+    x[0, 0] = float("nan")
+    with bpviz.watch(model) as w:
+        train(model, w, 1, x, y)
+    assert [(f.kind, f.layer) for f in w.findings] == [("nan_or_inf", None)]
+    assert "input batch" in w.findings[0].message
+
+
+def test_train_mode_in_eval_from_a_validation_loop():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 2, x, y)
+        with torch.no_grad():  # forgot model.eval()
+            model(x)
+        assert ("train_mode_in_eval", "1", "error") in kinds(w)
+        assert "1, 2" in w.findings[0].message
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    assert [f.kind for f in w.findings].count("train_mode_in_eval") == 1
+
+
+def test_a_correct_validation_raises_nothing():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = batch(n=64)
+    with bpviz.watch(model) as w:
+        train(model, w, 4, x, y)
+        model.eval()
+        with torch.no_grad():
+            model(x)
+        model.train()
+        train(model, w, 1, x, y)
+    assert w.findings == []
+
+
+def test_eval_mode_in_training_is_a_warning():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 3)).eval()
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 1, x, y)
+    assert kinds(w) == {("eval_mode_in_training", "1", "warning")}
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_softmax_before_cross_entropy(functional):
+    torch.manual_seed(0)
+    if functional:
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                return F.softmax(self.fc(x), dim=1)
+
+        model = Net()
+    else:
+        model = nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1))
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 1, x, y)
+    found = [(f.kind, f.layer, f.severity) for f in w.findings]
+    assert found == [("softmax_before_cross_entropy", None if functional else "1", "error")]
+
+
+def test_log_softmax_with_nll_is_fine():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(dim=1))
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 2, x, y, loss_fn=F.nll_loss)
+    assert w.findings == []
+
+
+def deep(activation, depth, width=32, gain=1.0):
+    torch.manual_seed(0)
+    layers = [nn.Linear(16, width), activation()]
+    for _ in range(depth - 2):
+        layers += [nn.Linear(width, width), activation()]
+    layers.append(nn.Linear(width, 4))
+    model = nn.Sequential(*layers)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(gain)
+    return model
+
+
+def test_vanishing_gradient_on_the_first_layer_of_a_deep_sigmoid_net():
+    model = deep(nn.Sigmoid, 10)
+    x, y = batch(n=32, features=16, classes=4)
+    with bpviz.watch(model) as w:
+        train(model, w, 2, x, y)
+    vanishing = [f for f in w.findings if f.kind == "vanishing_gradient"]
+    assert [f.layer for f in vanishing] == ["0"]
+    assert vanishing[0].severity in ("warning", "error")
+
+
+def test_exploding_gradient_on_a_deep_net_with_large_weights():
+    model = deep(nn.ReLU, 8, gain=10.0)
+    x, y = batch(n=32, features=16, classes=4)
+    with bpviz.watch(model) as w:
+        train(model, w, 1, x, y, lr=1e-6)
+    exploding = [f for f in w.findings if f.kind == "exploding_gradient"]
+    assert len(exploding) == 1 and exploding[0].severity == "error"
+
+
+def test_saturated_tanh():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(50)
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        record = train(model, w, 1, x, y)[-1]
+    assert record.layer("1").saturated_fraction > 0.5
+    assert ("saturated_activation", "1", "warning") in kinds(w)
+
+
+def test_healthy_network_has_no_error_findings():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(16, 64), nn.BatchNorm1d(64), nn.GELU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4)
+    )
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(256, 16, generator=g)
+    y = (x[:, :4].argmax(dim=1))
+    with bpviz.watch(model) as w:
+        train(model, w, 30, x, y, lr=0.05)
+    assert [f for f in w.findings if f.severity == "error"] == []
