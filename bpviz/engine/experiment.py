@@ -292,13 +292,27 @@ def _check_batches(key: str, data: object, where: str) -> Iterable:
             where=where,
         )
     for part, value in zip(("inputs", "targets"), first):
-        if not isinstance(value, torch.Tensor):
+        if not _holds_tensors(value):
             raise UserCodeError(
                 f"'{key}' batches must hold tensors",
-                why=f"the first batch's {part} is {_kind(value)}, not a torch.Tensor",
+                why=f"the first batch's {part} is {_kind(value)}, not a torch.Tensor "
+                "(or a tuple or dict of tensors); convert with torch.as_tensor",
                 where=where,
             )
     return data
+
+
+def _holds_tensors(value: object) -> bool:
+    """A tensor, or a tuple/list/dict of tensors: what the Stepper can pass to model(*x) / model(**x)."""
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, Mapping):
+        items = list(value.values())
+    elif isinstance(value, (tuple, list)):
+        items = list(value)
+    else:
+        return False
+    return bool(items) and all(isinstance(item, torch.Tensor) for item in items)
 
 
 def _describe_batch(batch: object) -> str:

@@ -253,9 +253,14 @@ def test_unknown_key_lists_the_known_ones(tmp_path):
             "a tuple of 3 item(s), not 2",
         ),
         (
-            "{'model': model, 'train_data': [([1.0], [0])]}",
+            "{'model': model, 'train_data': [([1.0], torch.zeros(1))]}",
             "'train_data' batches must hold tensors",
-            "the first batch's inputs is a list",
+            "the first batch's inputs is a list, not a torch.Tensor",
+        ),
+        (
+            "{'model': model, 'train_data': [(torch.zeros(1, 4), 3)]}",
+            "'train_data' batches must hold tensors",
+            "the first batch's targets is a int, not a torch.Tensor",
         ),
         ("{'model': model, 'train_data': data, 'val_data': []}", "'val_data' is empty", "it yielded no batch"),
         ("{'model': model, 'train_data': data, 'loss_fn': 'mse'}", "'loss_fn' is not callable", "a str"),
@@ -291,6 +296,17 @@ def test_val_data_is_not_checked_when_evaluate_reads_it(tmp_path):
         "{'model': model, 'train_data': data, 'val_data': {'images': 1}, 'evaluate': lambda m, v: {}}",
     )
     assert load_experiment(path).val_data == {"images": 1}
+
+
+def test_batches_of_several_inputs_or_keyword_inputs_are_accepted(tmp_path):
+    path = good_file(
+        tmp_path,
+        "{'model': model, 'train_data': [((d[0], d[0]), d[1]) for d in data], "
+        "'val_data': [({'x': d[0]}, {'label': d[1]}) for d in data]}",
+    )
+    experiment = load_experiment(path)
+    assert len(experiment.train_data[0][0]) == 2
+    assert set(experiment.val_data[0][1]) == {"label"}
 
 
 def test_optimizer_over_a_subset_of_the_parameters_is_fine(tmp_path):
