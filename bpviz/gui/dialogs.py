@@ -1,0 +1,84 @@
+"""Every modal question the window asks, behind one object tests can replace.
+
+The window never calls QFileDialog/QMessageBox/QInputDialog directly; it asks
+its `Dialogs`, so a test passes a subclass with canned answers and no modal
+loop ever blocks.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
+
+OPEN_FILTER = "Experiments and models (*.py *.pt *.pth);;Experiment files (*.py);;Saved whole models (*.pt *.pth);;All files (*)"
+
+
+def parse_shape(text: str) -> tuple[int, ...] | None:
+    """'1, 3, 32, 32' or '1x3x32x32' or '(1,3,32,32)' as a shape tuple; None when it is not one."""
+    cleaned = text.strip().strip("()[]").replace("x", ",").replace("×", ",").replace(" ", ",")
+    parts = [p for p in cleaned.split(",") if p]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        return None
+    if not shape or any(d <= 0 for d in shape):
+        return None
+    return shape
+
+
+class Dialogs:
+    """The real, modal dialogs."""
+
+    def open_file(self, parent: QWidget, directory: str) -> Path | None:
+        """Ask for an experiment or model file to open."""
+        path, _ = QFileDialog.getOpenFileName(parent, "Open experiment or model", directory, OPEN_FILTER)
+        return Path(path) if path else None
+
+    def save_file(self, parent: QWidget, caption: str, suggested: str, file_filter: str) -> Path | None:
+        """Ask where to save something."""
+        path, _ = QFileDialog.getSaveFileName(parent, caption, suggested, file_filter)
+        return Path(path) if path else None
+
+    def choose_directory(self, parent: QWidget, caption: str, directory: str) -> Path | None:
+        """Ask for a folder (plot export)."""
+        path = QFileDialog.getExistingDirectory(parent, caption, directory)
+        return Path(path) if path else None
+
+    def confirm_trust(self, parent: QWidget, path: Path) -> bool:
+        """Loading a whole-module .pt unpickles it, which runs code from the file: only for files the user trusts."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Trust this file?")
+        box.setText(f"Loading {path.name} runs code stored in the file.")
+        box.setInformativeText(
+            "A whole saved model (.pt) is a Python pickle: unpickling it can run any code its author put in it. "
+            "Only load files you made yourself or got from someone you trust."
+        )
+        load = box.addButton("Load and run its code", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is load
+
+    def ask_input_shape(self, parent: QWidget, path: Path) -> tuple[int, ...] | None:
+        """A saved model does not say what it eats: ask for the shape of one sample (no batch dimension)."""
+        text = "3, 32, 32"
+        while True:
+            text, ok = QInputDialog.getText(
+                parent,
+                "Input shape",
+                f"Shape of one input sample for {path.name}, without the batch dimension\n(e.g. 784, or 3, 32, 32):",
+                QLineEdit.EchoMode.Normal,
+                text,
+            )
+            if not ok:
+                return None
+            shape = parse_shape(text)
+            if shape is not None:
+                return shape
+            QMessageBox.warning(parent, "Input shape", f"{text!r} is not a shape: write whole numbers separated by commas.")
+
+    def ask_steps(self, parent: QWidget, current: int) -> int | None:
+        """How many steps Run N should take."""
+        value, ok = QInputDialog.getInt(parent, "Run steps", "Number of training steps:", current, 1, 1_000_000)
+        return value if ok else None

@@ -1,0 +1,198 @@
+"""The findings list and the explanation of the selected finding.
+
+Selecting a finding tells the window which layer to select; the explanation
+pane says why it matters and what to try. Mode findings (a model left in the
+wrong train/eval mode) also feed the banner above the plots.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget
+
+from bpviz.engine.finding import Finding, severity_rank
+from bpviz.gui.layer_table import SEVERITY_COLOURS, _dot
+
+MODE_KINDS = ("train_mode_in_eval", "eval_mode_in_training")
+HEADERS = ("Severity", "Kind", "Layer", "Step", "Message")
+INACTIVE = QColor("#8a8a8a")
+
+
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """Open before resolved, worst first, then oldest first: the order a person should read them in."""
+    return sorted(findings, key=lambda f: (not f.active, -severity_rank(f.severity), f.step if f.step is not None else -1))
+
+
+def mode_findings(findings: list[Finding]) -> list[Finding]:
+    """The open findings about train/eval mode, which the banner repeats."""
+    return [f for f in findings if f.kind in MODE_KINDS and f.active]
+
+
+def explanation_html(finding: Finding) -> str:
+    """The explanation pane's text for one finding."""
+    where = f" on <b>{html.escape(finding.layer)}</b>" if finding.layer else ""
+    since = "" if finding.step is None else f" since step {finding.step}"
+    if finding.last_step is not None and finding.last_step != finding.step:
+        since += f" (last seen at step {finding.last_step})"
+    state = "" if finding.active else " — no longer holds"
+    colour = SEVERITY_COLOURS.get(finding.severity, "#444")
+    parts = [
+        f'<p><span style="color:{colour}; font-weight:bold">{html.escape(finding.severity.upper())}</span> '
+        f"<code>{html.escape(finding.kind)}</code>{where}{since}{state}</p>",
+        f"<p><b>{html.escape(finding.message)}</b></p>",
+    ]
+    if finding.explanation:
+        parts.append(f"<p>{html.escape(finding.explanation)}</p>")
+    if finding.remedies:
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in finding.remedies)
+        parts.append(f"<p><b>What to try</b></p><ul>{items}</ul>")
+    return "".join(parts)
+
+
+class FindingsModel(QAbstractTableModel):
+    """Findings in reading order; updated in place while the set of findings is unchanged."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.findings: list[Finding] = []
+        self._icons = {s: _dot(c) for s, c in SEVERITY_COLOURS.items()}
+
+    def set_findings(self, findings: list[Finding]) -> bool:
+        """Show `findings`; True when rows were added, removed or reordered (a reset)."""
+        new = ordered(findings)
+        same = [f.key for f in new] == [f.key for f in self.findings]
+        if same:
+            self.findings = new
+            if new:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(new) - 1, len(HEADERS) - 1))
+            return False
+        self.beginResetModel()
+        self.findings = new
+        self.endResetModel()
+        return True
+
+    def row_of(self, key: tuple[str, str | None]) -> int | None:
+        for row, finding in enumerate(self.findings):
+            if finding.key == key:
+                return row
+        return None
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.findings)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        finding = self.findings[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (finding.severity, finding.kind, finding.layer or "(model)", "" if finding.step is None else str(finding.step),
+                    finding.message)[col]
+        if role == Qt.ItemDataRole.DecorationRole and col == 0:
+            return self._icons.get(finding.severity)
+        if role == Qt.ItemDataRole.ForegroundRole and not finding.active:
+            return QBrush(INACTIVE)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return finding.message + ("" if finding.active else " (no longer holds)")
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+
+class FindingsPanel(QWidget):
+    """List above, explanation below."""
+
+    finding_selected = Signal(object)  # Finding
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.model = FindingsModel(self)
+        self.view = QTableView()
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        self.view.setAlternatingRowColors(True)
+        self.view.setShowGrid(False)
+        self.view.setWordWrap(False)
+        header = self.view.horizontalHeader()
+        for col, mode in enumerate([QHeaderView.ResizeMode.ResizeToContents] * 4 + [QHeaderView.ResizeMode.Stretch]):
+            header.setSectionResizeMode(col, mode)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
+
+        self.title = QLabel("Findings")
+        self.title.setStyleSheet("font-weight: bold; padding: 2px 2px;")
+        self._shown_html = ""
+        self.explanation = QTextBrowser()
+        self.explanation.setOpenExternalLinks(True)
+        self.explanation.setPlaceholderText("Select a finding to see why it matters and what to try.")
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("findingsSplitter")
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.setSpacing(2)
+        top_layout.addWidget(self.title)
+        top_layout.addWidget(self.view)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.explanation)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    def set_findings(self, findings: list[Finding]) -> None:
+        """Show `findings`, keeping the selected one selected."""
+        selected = self.selected()
+        if self.model.set_findings(findings) and selected is not None:
+            row = self.model.row_of(selected.key)
+            if row is not None:
+                self.view.selectionModel().blockSignals(True)
+                self.view.selectRow(row)
+                self.view.selectionModel().blockSignals(False)
+        open_count = sum(f.active for f in self.model.findings)
+        self.title.setText(f"Findings ({open_count} open)" if self.model.findings else "Findings")
+        current = self.selected()
+        if current is not None:
+            self._explain(current)
+        elif not self.model.findings:
+            self._shown_html = ""
+            self.explanation.clear()
+
+    def selected(self) -> Finding | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self.model.findings[rows[0].row()] if rows else None
+
+    def select(self, key: tuple[str, str | None]) -> bool:
+        """Select the finding with `key` (as a user click would); False when there is none."""
+        row = self.model.row_of(key)
+        if row is None:
+            return False
+        self.view.selectionModel().select(
+            self.model.index(row, 0),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        return True
+
+    def _on_selection(self, *_args) -> None:
+        finding = self.selected()
+        if finding is None:
+            return
+        self._explain(finding)
+        self.finding_selected.emit(finding)
+
+    def _explain(self, finding: Finding) -> None:
+        text = explanation_html(finding)
+        if text != self._shown_html:  # setHtml relayouts and scrolls to the top: only when something changed
+            self._shown_html = text
+            self.explanation.setHtml(text)

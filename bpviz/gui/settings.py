@@ -1,0 +1,73 @@
+"""What the window remembers between runs: geometry, splitter positions, recent files.
+
+All of it goes through one QSettings object handed in by the caller, so tests
+point it at a throwaway ini file and never touch the user's real settings.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+MAX_RECENT = 10
+
+
+def default_settings() -> QSettings:
+    """The user's settings store (platform native, organisation and application 'bpviz')."""
+    return QSettings("bpviz", "bpviz")
+
+
+def ini_settings(path: str | Path) -> QSettings:
+    """A settings store in one ini file: for tests and for throwaway sessions."""
+    return QSettings(str(path), QSettings.Format.IniFormat)
+
+
+class Settings:
+    """Typed access to the few values bpviz keeps."""
+
+    def __init__(self, store: QSettings | None = None) -> None:
+        self.store = store if store is not None else default_settings()
+
+    # --- recent files ---
+    def recent_files(self) -> list[Path]:
+        """Recently opened files, newest first, dropping the ones that no longer exist."""
+        raw = self.store.value("recent/files", [])
+        if isinstance(raw, str):  # QSettings gives a bare string for a one-element list in ini files
+            raw = [raw]
+        paths = [Path(p) for p in (raw or []) if p]
+        return [p for p in paths if p.exists()]
+
+    def add_recent(self, path: str | Path) -> list[Path]:
+        """Put `path` first in the recent list (once) and return the new list."""
+        resolved = Path(path).resolve()
+        paths = [resolved] + [p for p in self.recent_files() if p.resolve() != resolved]
+        paths = paths[:MAX_RECENT]
+        self.store.setValue("recent/files", [str(p) for p in paths])
+        self.store.sync()
+        return paths
+
+    def clear_recent(self) -> None:
+        self.store.setValue("recent/files", [])
+        self.store.sync()
+
+    def last_directory(self) -> str:
+        """The folder the last Open… dialog ended in."""
+        return str(self.store.value("recent/directory", "") or "")
+
+    def set_last_directory(self, directory: str | Path) -> None:
+        self.store.setValue("recent/directory", str(directory))
+
+    # --- geometry and layout ---
+    def save_bytes(self, key: str, value: QByteArray) -> None:
+        """Store a Qt state blob (saveGeometry, saveState) under `layout/<key>`."""
+        self.store.setValue(f"layout/{key}", value)
+
+    def load_bytes(self, key: str) -> QByteArray | None:
+        """The blob stored under `layout/<key>`, or None when there is none."""
+        value = self.store.value(f"layout/{key}")
+        if isinstance(value, QByteArray) and not value.isEmpty():
+            return value
+        return None
+
+    def sync(self) -> None:
+        self.store.sync()

@@ -1,0 +1,124 @@
+"""The welcome page: the sample models and what each one shows, Open…, and recent files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+
+def _section(title: str) -> QLabel:
+    label = QLabel(title)
+    label.setStyleSheet("font-size: 13pt; font-weight: 600; margin-top: 10px;")
+    return label
+
+
+class StartPage(QWidget):
+    """Shown until a file is open; double-click (or Enter) on an entry opens it."""
+
+    open_requested = Signal(object)  # Path
+    browse_requested = Signal()
+
+    def __init__(self, icon: QIcon | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("startPage")
+
+        logo = QLabel()
+        if icon is not None and not icon.isNull():
+            logo.setPixmap(icon.pixmap(QSize(64, 64)))
+        title = QLabel("bpviz")
+        title.setStyleSheet("font-size: 26pt; font-weight: 700;")
+        subtitle = QLabel("Watch activations and gradients layer by layer while a PyTorch model trains, "
+                          "and get told what is wrong.")
+        subtitle.setWordWrap(True)
+        subtitle.setStyleSheet("color: #555; font-size: 11pt;")
+        heading = QVBoxLayout()
+        heading.addWidget(title)
+        heading.addWidget(subtitle)
+        top = QHBoxLayout()
+        top.addWidget(logo, 0, Qt.AlignmentFlag.AlignTop)
+        top.addSpacing(12)
+        top.addLayout(heading, 1)
+
+        self.open_button = QPushButton("Open experiment or model…")
+        self.open_button.setToolTip("An experiment file (.py) or a whole saved model (.pt)   Ctrl+O")
+        self.open_button.clicked.connect(self.browse_requested)
+        self.open_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
+        hint = QLabel("…or drop a .py or .pt file anywhere on this window.")
+        hint.setStyleSheet("color: #777;")
+        open_row = QHBoxLayout()
+        open_row.addWidget(self.open_button)
+        open_row.addSpacing(8)
+        open_row.addWidget(hint, 1)
+
+        self.samples = self._list()
+        self.recent = self._list()
+        self.no_recent = QLabel("No recent files yet.")
+        self.no_recent.setStyleSheet("color: #777;")
+
+        column = QVBoxLayout()
+        column.addLayout(top)
+        column.addSpacing(8)
+        column.addLayout(open_row)
+        column.addWidget(_section("Sample models"))
+        sample_hint = QLabel("Each sample shows one way training goes wrong. Double-click to open it.")
+        sample_hint.setStyleSheet("color: #555;")
+        column.addWidget(sample_hint)
+        column.addWidget(self.samples, 3)
+        column.addWidget(_section("Recent files"))
+        column.addWidget(self.recent, 2)
+        column.addWidget(self.no_recent)
+
+        card = QFrame()
+        card.setObjectName("startCard")
+        card.setLayout(column)
+        card.setMaximumWidth(860)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(24, 24, 24, 24)
+        outer.addStretch(1)
+        outer.addWidget(card, 6)
+        outer.addStretch(1)
+
+    def _list(self) -> QListWidget:
+        widget = QListWidget()
+        widget.setAlternatingRowColors(True)
+        widget.setSpacing(1)
+        widget.itemActivated.connect(self._on_activated)
+        widget.setStyleSheet("QListWidget::item { padding: 4px 6px; }")
+        return widget
+
+    def set_samples(self, samples: list[tuple[Path, str]]) -> None:
+        """One entry per sample: its name and the one line on what it shows."""
+        self.samples.clear()
+        for path, description in samples:
+            item = QListWidgetItem(f"{Path(path).stem.replace('_', ' ')}  —  {description}")
+            item.setData(PATH_ROLE, str(path))
+            item.setToolTip(str(path))
+            self.samples.addItem(item)
+
+    def set_recent(self, paths: list[Path]) -> None:
+        """Recently opened files, newest first."""
+        self.recent.clear()
+        for path in paths:
+            item = QListWidgetItem(f"{path.name}  —  {path.parent}")
+            item.setData(PATH_ROLE, str(path))
+            item.setToolTip(str(path))
+            self.recent.addItem(item)
+        self.recent.setVisible(bool(paths))
+        self.no_recent.setVisible(not paths)
+
+    def _on_activated(self, item: QListWidgetItem) -> None:
+        self.open_requested.emit(Path(item.data(PATH_ROLE)))
