@@ -13,7 +13,7 @@ import torch
 
 from bpviz.engine import stats
 from bpviz.engine.config import Config
-from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe
+from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe, update_sample_scale
 from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 from bpviz.engine.units import DeadUnitTracker
 
@@ -26,7 +26,7 @@ class _Batch:
         self._sizes: list[int] = []
 
     def add(self, tensor: torch.Tensor) -> int:
-        flat = tensor.detach().reshape(-1).to(torch.float64)
+        flat = tensor.detach().reshape(-1)
         self._parts.append(flat)
         self._sizes.append(flat.numel())
         return len(self._parts) - 1
@@ -37,7 +37,7 @@ class _Batch:
         devices = {p.device for p in self._parts}
         target = next(iter(devices)) if len(devices) == 1 else torch.device("cpu")
         parts = [p.to(target) for p in self._parts] if len(devices) > 1 else self._parts
-        host = torch.cat(parts).cpu().numpy()  # the step's one host sync
+        host = torch.cat(parts).cpu().numpy().astype(np.float64)  # the step's one host sync
         return np.split(host, np.cumsum(self._sizes)[:-1])
 
 
@@ -49,7 +49,7 @@ def collect(
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
     grad_ids = [(g.layer, batch.add(g.sumsq), batch.add(g.histogram)) for g in pending.grads]
-    finite_ids = [batch.add(f.input_finite) if f.input_finite is not None else None for f in pending.forwards]
+    input_ids = [batch.add(f.input_sum) if f.input_sum is not None else None for f in pending.forwards]
     params = probe.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
         names = list(params)
@@ -78,9 +78,9 @@ def collect(
             f.model_training,
             f.training_modules,
             f.eval_modules,
-            input_nonfinite=fid is not None and not bool(host[fid][0]),
+            input_nonfinite=fid is not None and not math.isfinite(host[fid][0]),
         )
-        for f, fid in zip(pending.forwards, finite_ids)
+        for f, fid in zip(pending.forwards, input_ids)
     ]
     if loss_id is not None:
         loss_value = float(host[loss_id][0])
@@ -116,27 +116,27 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
     layers: dict[str, LayerStep] = {}
     for order, (name, group) in enumerate(grouped.items()):
         info: LayerInfo = group[0][0].layer
-        counts = np.array([c.count for c, _ in group], dtype=np.float64)
-        sc = np.vstack([host[ids[0]] for _, ids in group])
-        total = counts.sum()
-        mean = float((sc[:, stats.MEAN] * counts).sum() / total)
-        var = float(((sc[:, stats.VAR] + (sc[:, stats.MEAN] - mean) ** 2) * counts).sum() / total)
-        lo, hi = float(sc[:, stats.MIN].min()), float(sc[:, stats.MAX].max())
+        sc = np.vstack([host[ids[0]] for _, ids in group]).sum(axis=0)
+        total = float(sum(c.count for c, _ in group))
+        mean = sc[stats.SUM] / total
+        var = sc[stats.SUMSQ] / total - mean * mean
+        minmax = np.vstack([host[ids[0]][[stats.MIN, stats.MAX]] for _, ids in group])
+        lo, hi = float(minmax[:, 0].min()), float(minmax[:, 1].max())
         layer = LayerStep(
             name=name,
             type=info.type,
             shape=group[-1][0].shape,
             family=info.family,
             order=order,
-            mean=mean,
-            std=math.sqrt(max(var, 0.0)),
+            mean=float(mean),
+            std=math.sqrt(max(var, 0.0)) if math.isfinite(var) else float("nan"),
             min=lo,
             max=hi,
-            zero_fraction=float(sc[:, stats.ZEROS].sum() / total),
+            zero_fraction=float(sc[stats.SAMPLE_ZEROS] / sc[stats.SAMPLE_SIZE]),
             nonfinite=not all(math.isfinite(v) for v in (mean, lo, hi)),
         )
         if info.bounds is not None:
-            layer.saturated_fraction = float(sc[:, stats.SATURATED].sum() / total)
+            layer.saturated_fraction = float(sc[stats.SAMPLE_SATURATED] / sc[stats.SAMPLE_SIZE])
         layer.histogram = _histogram(name, group, host, cfg, probe, lo, hi)
         if group[0][0].unit_positive is not None:
             _unit_stats(layer, group, host, step, tracker)
@@ -184,6 +184,7 @@ def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTrack
         positive = part if positive is None else positive + part
         positions += call.positions_per_unit
     dead = tracker.update(layer.name, step, positive > 0)
+    layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))  # exact: outputs are >= 0
     layer.units = len(positive)
     layer.dead_units = len(dead)
     layer.dead_unit_ids = dead
@@ -211,16 +212,18 @@ def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgra
     grads = dict(zip(pgrad_names, host[pgrad_id])) if pgrad_id is not None else {}
     updates = dict(zip(update_names, host[update_id])) if update_id is not None else {}
     owners = _param_owners(probe, layers, names)
+    sample = probe.config.update_sample
     steps = []
     per_layer: dict[str, list[ParamStep]] = {}
     for name in names:
+        numel = probe.parameters()[name].numel()
         item = ParamStep(
             name=name,
             layer=owners.get(name),
             grad_norm=float(grads[name]) if name in grads else None,
             weight_norm=float(weights.get(name, 0.0)),
-            update_norm=float(updates[name]) if name in updates else None,
-            numel=probe.parameters()[name].numel(),
+            update_norm=float(updates[name]) * update_sample_scale(numel, sample) if name in updates else None,
+            numel=numel,
         )
         steps.append(item)
         if item.layer is not None:

@@ -12,6 +12,7 @@ collector moves it to the host in one transfer.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -73,13 +74,13 @@ class GradCall:
 
 @dataclass
 class ForwardFacts:
-    """Mode facts of one root forward; `input_finite` stays on the device until collection."""
+    """Mode facts of one root forward; `input_sum` stays on the device until collection."""
 
     grad_enabled: bool
     model_training: bool
     training_modules: tuple[str, ...]
     eval_modules: tuple[str, ...]
-    input_finite: torch.Tensor | None
+    input_sum: torch.Tensor | None  # non-finite when the input held NaN/Inf
 
 
 @dataclass
@@ -206,11 +207,11 @@ class Probe:
         training = tuple(n for n, m in self._mode_modules if m.training)
         evaluating = tuple(n for n, m in self._mode_modules if not m.training)
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        input_finite = None
+        input_sum = None
         if self._observing and first is not None and first.is_floating_point():
-            input_finite = torch.isfinite(first.detach()).all()
+            input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
         self.pending.forwards.append(
-            ForwardFacts(self._observing, self.model.training, training, evaluating, input_finite)
+            ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
         )
         if self._observing:
             self._mode.__enter__()
@@ -281,21 +282,23 @@ class Probe:
     def _measure(self, info: LayerInfo, tensor: torch.Tensor) -> None:
         cfg = self.config
         x = tensor.detach()
+        if x.dtype != torch.float32:
+            x = x.float()
         unit_positive, positions = None, 0
         if info.family == RELU_FAMILY and x.dim() >= 1:
             channel_first = x.dim() >= 4 or (x.dim() == 3 and self._channel_first_3d)
             unit_positive = stats.unit_positive_counts(x, channel_first)
             positions = x.numel() // max(1, stats.units_of(x, channel_first))
-        scalars = stats.activation_scalars(x, unit_positive, info.bounds, cfg.saturation_margin)
+        sample = stats.histogram_sample(x, cfg.histogram_sample)
+        scalars = stats.activation_scalars(x, sample, info.bounds, cfg.saturation_margin)
         hist_range = self.hist_ranges.get(info.name)
         if hist_range is None and info.bounds is not None:
             hist_range = self.hist_ranges[info.name] = info.bounds
-        sample = stats.histogram_sample(x, cfg.histogram_sample)
         histogram = kept = None
         if hist_range is not None:
             histogram = stats.histogram(sample, cfg.histogram_bins, *hist_range)
         else:  # first sight: bin on the host once this step's min/max fix the range
-            kept = stats.histogram_sample(sample, cfg.first_sight_sample).float().clone()
+            kept = stats.histogram_sample(sample, cfg.first_sight_sample).clone()
         self.pending.calls.append(
             ActivationCall(info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions)
         )
@@ -329,25 +332,46 @@ class Probe:
         owned = self._owned(optimizer)
         if not owned:
             return
+        pending = self.pending
         with torch._C.DisableTorchFunction(), torch.no_grad():
             with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
             if with_grad:
                 norms = torch._foreach_norm([g for _, g in with_grad])
-                self.pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
-            fresh = [(n, p) for n, p in owned if n not in self.pending.update_base]
+                pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+            fresh = [(n, p) for n, p in owned if n not in pending.update_base]
             if fresh:
-                copies = torch._foreach_mul([p.detach() for _, p in fresh], 1.0)
-                self.pending.update_base.update(zip((n for n, _ in fresh), copies))
+                views = [_update_sample(p, self.config.update_sample) for _, p in fresh]
+                copies = torch._foreach_mul(views, 1.0)
+                pending.update_base.update(zip((n for n, _ in fresh), copies))
 
     def _after_update(self, optimizer, args, kwargs) -> None:
-        owned = [(n, p) for n, p in self._owned(optimizer) if n in self.pending.update_base]
+        pending = self.pending
+        owned = [(n, p) for n, p in self._owned(optimizer) if n in pending.update_base]
         if not owned:
             return
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            base = [self.pending.update_base[n] for n, _ in owned]
-            diffs = torch._foreach_sub([p.detach() for _, p in owned], base)
+            after = [_update_sample(p, self.config.update_sample) for _, p in owned]
+            diffs = torch._foreach_sub(after, [pending.update_base[n] for n, _ in owned])
             norms = torch._foreach_norm(diffs)
-        self.pending.update_norms.update(zip((n for n, _ in owned), norms))
+        pending.update_norms.update(zip((n for n, _ in owned), norms))
+
+
+def _update_sample(param: torch.Tensor, max_values: int) -> torch.Tensor:
+    """The same strided slice of a parameter before and after an update (all of it when small).
+
+    Copying every weight before each optimizer step costs as much as the
+    step itself; the norm of the change over a fixed strided slice, scaled
+    by sqrt(numel / slice size), estimates ||dW|| closely for a fraction.
+    """
+    return stats.histogram_sample(param.detach(), max_values)
+
+
+def update_sample_scale(numel: int, max_values: int) -> float:
+    """Factor from the sampled ||dW|| to the whole parameter's estimate."""
+    if numel <= max_values:
+        return 1.0
+    taken = len(range(0, numel, math.ceil(numel / max_values)))
+    return math.sqrt(numel / taken)
 
 
 def _primary_tensor(output) -> torch.Tensor | None:

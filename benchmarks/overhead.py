@@ -1,0 +1,98 @@
+"""Training-step time with bpviz.watch attached, over a plain step, on three workloads.
+
+Plain and watched steps are interleaved in one run (ABAB...) on identical
+copies of each model, so drift in the machine's speed hits both alike; the
+ratio of medians is printed per workload.
+
+    python benchmarks/overhead.py [--steps 30] [--warmup 5]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bpviz
+
+
+def mlp():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(),
+                          *[m for _ in range(3) for m in (nn.Linear(512, 512), nn.ReLU())], nn.Linear(512, 10))
+    return model, torch.randn(128, 784), torch.randint(0, 10, (128,))
+
+
+def cnn():
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+
+    model = nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 64), nn.Flatten(), nn.Linear(64 * 16, 10))
+    return model, torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,))
+
+
+class Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(16, 128)
+        layer = nn.TransformerEncoderLayer(128, nhead=4, dim_feedforward=256, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=4, enable_nested_tensor=False)
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
+def transformer():
+    return Encoder(), torch.randn(32, 64, 16), torch.randint(0, 10, (32,))
+
+
+WORKLOADS = {"MLP 784-512x4-10, batch 128": mlp, "BatchNorm CNN 3x32x32, batch 64": cnn,
+             "Transformer encoder 4x d128 seq 64, batch 32": transformer}
+
+
+def timed_step(model, opt, x, y, watcher) -> float:
+    start = time.perf_counter()
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    if watcher is not None:
+        watcher.step(loss)
+    return time.perf_counter() - start
+
+
+def measure(factory, steps: int, warmup: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model, x, y = factory()
+    twin = copy.deepcopy(model)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, twin)]
+    watcher = bpviz.watch(twin)
+    plain, watched = [], []
+    for i in range(warmup + steps):
+        a = timed_step(model, opts[0], x, y, None)
+        b = timed_step(twin, opts[1], x, y, watcher)
+        if i >= warmup:
+            plain.append(a)
+            watched.append(b)
+    watcher.detach()
+    return statistics.median(plain), statistics.median(watched)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.steps} interleaved steps")
+    print(f"{'workload':48} {'plain ms':>9} {'watched ms':>11} {'ratio':>6}")
+    for name, factory in WORKLOADS.items():
+        plain, watched = measure(factory, args.steps, args.warmup)
+        print(f"{name:48} {plain * 1e3:9.1f} {watched * 1e3:11.1f} {watched / plain:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()

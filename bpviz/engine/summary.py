@@ -1,0 +1,113 @@
+"""The text `bpviz check` prints: a per-layer table and the findings, from the report dict alone.
+
+A pure function of the JSON-safe report, so what the terminal shows and what
+`--json` writes cannot disagree, and it is testable without training anything.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+def _plain(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _shape(value: object) -> str:
+    return "-" if not value else "x".join(str(d) for d in value)
+
+
+def _percent(value: object) -> str:
+    return "-" if value is None else f"{100 * float(value):.1f}%"
+
+
+def _general(value: object) -> str:
+    return "-" if value is None else f"{float(value):.3g}"
+
+
+def _scientific(value: object) -> str:
+    return "-" if value is None else f"{float(value):.2e}"
+
+
+# (header, report key, formatter, right-aligned)
+_COLUMNS: list[tuple[str, str, Callable[[object], str], bool]] = [
+    ("layer", "name", _plain, False),
+    ("type", "type", _plain, False),
+    ("shape", "shape", _shape, False),
+    ("units", "units", _plain, True),
+    ("dead", "dead_units", _plain, True),
+    ("%zero", "zero_fraction", _percent, True),
+    ("mean", "mean", _general, True),
+    ("std", "std", _general, True),
+    ("sat", "saturated_fraction", _percent, True),
+    ("grad norm", "grad_norm", _scientific, True),
+    ("update ratio", "update_ratio", _scientific, True),
+]
+
+
+def format_report(report: dict) -> str:
+    """The whole `bpviz check` output: headline, loss, validation, layer table, findings and a verdict."""
+    parts = [_headline(report), format_layers(report.get("layers", [])), format_findings(report.get("findings", []))]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _headline(report: dict) -> str:
+    lines = [f"{report.get('steps', 0)} training steps"]
+    losses = report.get("loss", [])
+    if losses:
+        lines.append(f"loss: {_loss_story(losses)}")
+    for entry in report.get("validation", []):
+        metrics = ", ".join(f"{name} {_general(value)}" for name, value in entry["metrics"].items())
+        lines.append(f"validation after step {entry['step']}: {metrics or 'no metrics'}")
+    return "\n".join(lines)
+
+
+def _loss_story(losses: list[float | None]) -> str:
+    """First and last loss, and the step it stopped being finite (null in the report) if it did."""
+    first, last = losses[0], losses[-1]
+    story = f"{_general(first) if first is not None else 'not finite'} at step 0"
+    if len(losses) > 1:
+        story += f", {_general(last) if last is not None else 'not finite'} at step {len(losses) - 1}"
+    broken = next((step for step, value in enumerate(losses) if value is None), None)
+    if broken is not None:
+        story += f" (NaN/Inf from step {broken})"
+    return story
+
+
+def format_layers(layers: list[dict]) -> str:
+    """A fixed-width table with one row per layer, in forward order; '-' where a value does not apply."""
+    if not layers:
+        return "no layers were observed"
+    rows = [[fmt(layer.get(key)) for _, key, fmt, _ in _COLUMNS] for layer in layers]
+    headers = [header for header, *_ in _COLUMNS]
+    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, (*_, right) in zip(cells, widths, _COLUMNS)
+        ]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)])
+
+
+def format_findings(findings: list[dict]) -> str:
+    """One block per finding (severity, kind, layer, step, message and the first remedy), then a count."""
+    if not findings:
+        return "no findings"
+    lines = [f"findings ({len(findings)}):"]
+    for finding in findings:
+        where = f" at {finding['layer']}" if finding.get("layer") else ""
+        since = f", step {finding['step']}" if finding.get("step") is not None else ""
+        lines.append(f"  {finding['severity'].upper():<7} {finding['kind']}{where}{since}")
+        lines.append(f"          {finding['message']}")
+        if finding.get("remedies"):
+            lines.append(f"          fix: {finding['remedies'][0]}")
+    lines.append(_count(findings))
+    return "\n".join(lines)
+
+
+def _count(findings: list[dict]) -> str:
+    """'1 error, 2 warnings' (infos only when there are some)."""
+    counts = {severity: sum(1 for f in findings if f["severity"] == severity) for severity in ("error", "warning", "info")}
+    shown = [(severity, n) for severity, n in counts.items() if n or severity != "info"]
+    return ", ".join(f"{n} {severity}{'' if n == 1 else 's'}" for severity, n in shown)
