@@ -1,0 +1,114 @@
+"""Colours, pens and plot styling shared by every view, so the plots read as one instrument.
+
+A dark scheme: activations are blue, gradients amber, the selected layer white,
+anything broken (non-finite, dead) red. Change a colour here, never in a view.
+"""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6 import QtGui
+
+BACKGROUND = "#1b1d23"
+PANEL = "#23262e"
+FOREGROUND = "#c9ced8"
+MUTED = "#7d8494"
+GRID_ALPHA = 0.18
+
+ACTIVATION = "#4fb3ff"
+GRADIENT = "#ffab40"
+SELECTED = "#ffffff"
+HIGHLIGHT = "#ffd54f"
+BAD = "#ff5252"
+LOSS = "#7ee08a"
+VALIDATION = "#ff7ad9"
+
+ACTIVATION_COLORMAP = "viridis"
+GRADIENT_COLORMAP = "inferno"
+ACTIVITY_COLORMAP = "magma"
+DEPTH_COLORMAP = "plasma"  # colours layers by depth, input to output
+
+FONT_POINT_SIZE = 9
+AXIS_WIDTH = 62  # fixed left-axis width so stacked plots line their x axes up
+
+
+def color(name: str, alpha: float = 1.0) -> QtGui.QColor:
+    """A theme colour with the given opacity."""
+    c = QtGui.QColor(name)
+    c.setAlphaF(alpha)
+    return c
+
+
+def pen(name: str, width: float = 1.5, alpha: float = 1.0) -> QtGui.QPen:
+    """A cosmetic pen in a theme colour."""
+    p = pg.mkPen(color(name, alpha), width=width)
+    p.setCosmetic(True)
+    return p
+
+
+def brush(name: str, alpha: float = 1.0) -> QtGui.QBrush:
+    """A brush in a theme colour."""
+    return pg.mkBrush(color(name, alpha))
+
+
+def colormap(name: str) -> pg.ColorMap:
+    """One of pyqtgraph's bundled colour maps."""
+    return pg.colormap.get(name)
+
+
+def depth_colors(n: int) -> list[QtGui.QColor]:
+    """n colours from input (dark) to output (bright), for curves that stand for layers."""
+    if n <= 0:
+        return []
+    cmap = colormap(DEPTH_COLORMAP)
+    return [cmap.map(0.15 + 0.8 * (i / max(n - 1, 1)), mode="qcolor") for i in range(n)]
+
+
+def tick_font() -> QtGui.QFont:
+    """The font of axis tick labels."""
+    font = QtGui.QFont()
+    font.setPointSize(FONT_POINT_SIZE)
+    return font
+
+
+def plot_widget(title: str | None = None, left: str | None = None, bottom: str | None = None,
+                axis_items: dict | None = None) -> pg.PlotWidget:
+    """A themed PlotWidget: background, axis pens, grid, fixed left-axis width, no context-menu clutter."""
+    widget = pg.PlotWidget(background=BACKGROUND, axisItems=axis_items)
+    widget.setMinimumHeight(120)
+    style_plot(widget.getPlotItem(), title=title, left=left, bottom=bottom)
+    return widget
+
+
+def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = None,
+               bottom: str | None = None) -> None:
+    """Apply the theme to a PlotItem's axes, labels and grid."""
+    font = tick_font()
+    for side in ("left", "bottom"):
+        axis = plot.getAxis(side)
+        axis.setPen(pen(MUTED, width=1))
+        axis.setTextPen(pen(FOREGROUND, width=1))
+        axis.setTickFont(font)
+    plot.getAxis("left").setWidth(AXIS_WIDTH)
+    plot.showGrid(x=True, y=True, alpha=GRID_ALPHA)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    label_style = {"color": FOREGROUND, "font-size": f"{FONT_POINT_SIZE}pt"}
+    if left:
+        plot.setLabel("left", left, **label_style)
+    if bottom:
+        plot.setLabel("bottom", bottom, **label_style)
+    if title:
+        plot.setTitle(title, color=FOREGROUND, size=f"{FONT_POINT_SIZE + 1}pt")
+
+
+LABEL_STYLE = (
+    f"QLabel {{ color: {FOREGROUND}; background: {PANEL}; padding: 4px 8px;"
+    f" font-size: {FONT_POINT_SIZE + 1}pt; }}"
+)
+VIEW_STYLE = f"background: {BACKGROUND}; color: {FOREGROUND};"
+
+
+def rich(text: str, colour: str = FOREGROUND, bold: bool = False) -> str:
+    """A span of HTML for a QLabel in a theme colour."""
+    weight = "font-weight:600;" if bold else ""
+    return f'<span style="color:{colour};{weight}">{text}</span>'
