@@ -13,7 +13,8 @@ import torch
 
 from bpviz.engine import stats
 from bpviz.engine.config import Config
-from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe, update_sample_scale
+from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe
+from bpviz.engine.update_tracking import update_sample_scale
 from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 from bpviz.engine.units import DeadUnitTracker
 
@@ -100,12 +101,13 @@ def collect(
     )
 
 
-def _add_call(batch: _Batch, call: ActivationCall) -> tuple[int, int | None, int | None, int | None]:
+def _add_call(batch: _Batch, call: ActivationCall) -> tuple[int, int | None, int | None, int | None, int | None]:
     scalars = batch.add(call.scalars)
     hist = batch.add(call.histogram) if call.histogram is not None else None
     sample = batch.add(call.sample) if call.sample is not None else None
     units = batch.add(call.unit_positive) if call.unit_positive is not None else None
-    return scalars, hist, sample, units
+    preact = batch.add(call.preact_max) if call.preact_max is not None else None
+    return scalars, hist, sample, units, preact
 
 
 def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tracker) -> dict[str, LayerStep]:
@@ -175,7 +177,7 @@ def choose_range(lo: float, hi: float) -> tuple[float, float]:
 
 
 def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTracker) -> None:
-    positive = None
+    positive = preact = None
     positions = 0
     for call, ids in group:
         part = host[ids[3]]
@@ -183,8 +185,12 @@ def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTrack
             continue  # a call with another unit count; keep the first shape's units
         positive = part if positive is None else positive + part
         positions += call.positions_per_unit
+        if ids[4] is not None and len(host[ids[4]]) == len(part):
+            preact = host[ids[4]] if preact is None else np.maximum(preact, host[ids[4]])
+    layer.unit_preact_max = preact
     dead = tracker.update(layer.name, step, positive > 0)
-    layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))  # exact: outputs are >= 0
+    if layer.family == "relu":  # exact: such outputs are never negative
+        layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))
     layer.units = len(positive)
     layer.dead_units = len(dead)
     layer.dead_unit_ids = dead

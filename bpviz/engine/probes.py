@@ -12,17 +12,17 @@ collector moves it to the host in one transfer.
 """
 from __future__ import annotations
 
-import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.overrides import TorchFunctionMode
 
 from bpviz.engine import stats
 from bpviz.engine.config import Config
+from bpviz.engine.update_tracking import UpdateTracker
 from bpviz.engine.layer_kinds import (
     FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
@@ -47,6 +47,7 @@ class LayerInfo:
     module_name: str  # qualified name of the module making the call ("" for the root model)
     functional: bool  # a functional activation call, which owns no parameters
     bounds: tuple[float, float] | None  # output bounds of a bounded activation, for saturation
+    tracks_units: bool = False  # ReLU-family layers (and layers that were, before a remedy replaced it)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class ActivationCall:
     sample: torch.Tensor | None  # first sight: values to bin once the range is known
     unit_positive: torch.Tensor | None
     positions_per_unit: int
+    preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
 
 
 @dataclass
@@ -104,6 +106,7 @@ class _Frame:
     had_sublayer: bool = False
     activation_out: torch.Tensor | None = None  # output of the last functional activation inside a leaf
     activation_family: str | None = None
+    preact_max: torch.Tensor | None = None  # per-unit maximum of a ReLU module's input
 
 
 class _FunctionalActivations(TorchFunctionMode):
@@ -114,11 +117,10 @@ class _FunctionalActivations(TorchFunctionMode):
         self._probe = probe
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
         family = FUNCTIONAL_FAMILY.get(func)
-        if family is not None and isinstance(out, torch.Tensor):
-            self._probe._on_functional(func, family, args, kwargs or {}, out)
-        return out
+        if family is None:
+            return func(*args, **(kwargs or {}))
+        return self._probe._call_functional(func, family, args, kwargs or {})
 
 
 class Probe:
@@ -144,6 +146,11 @@ class Probe:
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
+        self._updates = UpdateTracker(self)
+        # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
+        self.listener: Callable[[str, str, torch.Tensor], None] | None = None
+        # Functional layers whose activation is replaced (a remedy): layer name -> function of the input.
+        self.substitutions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
     # ----- lifecycle -----
     def attach(self) -> None:
@@ -154,8 +161,7 @@ class Probe:
         for module in self.model.modules():
             self._handles.append(module.register_forward_pre_hook(self._pre_hook))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
-        self._handles.append(register_optimizer_step_pre_hook(self._before_update))
-        self._handles.append(register_optimizer_step_post_hook(self._after_update))
+        self._handles.extend(self._updates.attach())
 
     def detach(self) -> None:
         """Remove every hook so the model trains exactly as before."""
@@ -164,6 +170,13 @@ class Probe:
         self._handles.clear()
         self._exit_mode()
         self._stack.clear()
+
+    def adopt(self, module: nn.Module, name: str) -> None:
+        """Watch a module put into the model while attached (a remedy swapping an activation)."""
+        self._names[module] = name
+        if self._handles:
+            self._handles.append(module.register_forward_pre_hook(self._pre_hook))
+            self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
 
     def take_pending(self) -> PendingStep:
         """Hand over what was seen since the last call and start a new step."""
@@ -179,7 +192,13 @@ class Probe:
             self._begin_forward(args)
         else:
             self._stack[-1].had_sublayer = True
-        self._stack.append(_Frame(module, self._names.get(module, type(module).__name__), not module._modules))
+        frame = _Frame(module, self._names.get(module, type(module).__name__), not module._modules)
+        if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
+            name = self._names.get(module)
+            info = self.layers.get(name) if name is not None else None
+            if module_family(module) == RELU_FAMILY or (info is not None and info.tracks_units):
+                frame.preact_max = self._unit_max(args[0])
+        self._stack.append(frame)
 
     def _post_hook(self, module: nn.Module, args, output) -> None:
         if not self._stack or self._stack[-1].module is not module:
@@ -230,64 +249,89 @@ class Probe:
         family = module_family(module)
         if family is None and frame.activation_out is tensor:
             family = frame.activation_family
-        base = frame.name or type(module).__name__
-        self._observe(base, type(module).__name__, family, bounds_of(family, module), tensor, frame.name, False)
+        name = self._next_name(frame.name or type(module).__name__)
+        type_name = type(module).__name__
+        self._observe(name, type_name, family, bounds_of(family, module), tensor, frame.name, False, frame.preact_max)
         if isinstance(module, _CHANNEL_FIRST_MAKERS):
             self._channel_first_3d = True
         elif isinstance(module, _FEATURE_LAST_MAKERS):
             self._channel_first_3d = False
 
-    def _on_functional(self, func, family: str, args, kwargs, out: torch.Tensor) -> None:
+    def _call_functional(self, func, family: str, args, kwargs):
         if not self._stack:
-            return  # outside the watched model (e.g. in the loss)
+            return func(*args, **kwargs)  # outside the watched model (e.g. in the loss)
         frame = self._stack[-1]
-        if frame.structural_leaf:
+        if frame.structural_leaf:  # it belongs to the leaf module calling it
+            out = func(*args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
-            return
+            return out
         frame.had_sublayer = True
         fname = functional_name(func)
-        base = f"{frame.name}.{fname}()" if frame.name else f"{fname}()"
-        bounds = bounds_of(family, None)
-        if family == "hardtanh":
-            lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
-            hi = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
-            bounds = (float(lo), float(hi))
-        self._observe(base, fname, family, bounds, out, frame.name, True)
+        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()")
+        first = args[0] if args else None
+        preact = self._unit_max(first) if family == RELU_FAMILY and isinstance(first, torch.Tensor) else None
+        replacement = self.substitutions.get(name)
+        out = replacement(first) if replacement is not None else func(*args, **kwargs)
+        if isinstance(out, torch.Tensor):
+            bounds = bounds_of(family, None)
+            if family == "hardtanh":
+                lo = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+                hi = kwargs.get("max_val", args[2] if len(args) > 2 else 1.0)
+                bounds = (float(lo), float(hi))
+            type_name = functional_name(func) if replacement is None else replacement.__name__
+            self._observe(name, type_name, family, bounds, out, frame.name, True, preact)
+        return out
+
+    def _next_name(self, base: str) -> str:
+        """`base` for a layer's first call in a forward, `base#2`, `base#3`... for later ones."""
+        n = self._occurrence.get(base, 0) + 1
+        self._occurrence[base] = n
+        return base if n == 1 else f"{base}#{n}"
+
+    def _unit_max(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-unit maximum of a ReLU's input, read before an in-place activation overwrites it."""
+        with torch._C.DisableTorchFunction():
+            return stats.unit_max(x.detach(), self._channel_first(x))
+
+    def _channel_first(self, x: torch.Tensor) -> bool:
+        return x.dim() >= 4 or (x.dim() == 3 and self._channel_first_3d)
 
     def _observe(
         self,
-        base: str,
+        name: str,
         type_name: str,
         family: str | None,
         bounds: tuple[float, float] | None,
         tensor: torch.Tensor,
         module_name: str,
         functional: bool,
+        preact: torch.Tensor | None,
     ) -> None:
         if not tensor.is_floating_point() or tensor.numel() == 0:
             return
-        n = self._occurrence.get(base, 0) + 1
-        self._occurrence[base] = n
-        name = base if n == 1 else f"{base}#{n}"
         self.last_layer = name
         info = self.layers.get(name)
-        if info is None:
-            info = LayerInfo(name, type_name, family, module_name, functional, bounds)
+        if info is None or (info.type, info.family) != (type_name, family):
+            # A layer keeps tracking units once it did, also after a remedy replaced its activation.
+            tracks = family == RELU_FAMILY or (info is not None and info.tracks_units)
+            info = LayerInfo(name, type_name, family, module_name, functional, bounds, tracks)
             self.layers[name] = info
         with torch._C.DisableTorchFunction():
-            self._measure(info, tensor)
+            self._measure(info, tensor, preact)
             if tensor.requires_grad:
                 tensor.register_hook(self._grad_hook(name))
+        if self.listener is not None:
+            self.listener("forward", name, tensor)
 
-    def _measure(self, info: LayerInfo, tensor: torch.Tensor) -> None:
+    def _measure(self, info: LayerInfo, tensor: torch.Tensor, preact: torch.Tensor | None) -> None:
         cfg = self.config
         x = tensor.detach()
         if x.dtype != torch.float32:
             x = x.float()
         unit_positive, positions = None, 0
-        if info.family == RELU_FAMILY and x.dim() >= 1:
-            channel_first = x.dim() >= 4 or (x.dim() == 3 and self._channel_first_3d)
-            unit_positive = stats.unit_positive_counts(x, channel_first)
+        if info.tracks_units and x.dim() >= 1:
+            channel_first = self._channel_first(x)
+            unit_positive = stats.unit_positive_counts(x, channel_first, info.family == RELU_FAMILY)
             positions = x.numel() // max(1, stats.units_of(x, channel_first))
         sample = stats.histogram_sample(x, cfg.histogram_sample)
         scalars = stats.activation_scalars(x, sample, info.bounds, cfg.saturation_margin)
@@ -300,7 +344,7 @@ class Probe:
         else:  # first sight: bin on the host once this step's min/max fix the range
             kept = stats.histogram_sample(sample, cfg.first_sight_sample).clone()
         self.pending.calls.append(
-            ActivationCall(info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions)
+            ActivationCall(info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions, preact)
         )
 
     # ----- backward -----
@@ -316,63 +360,10 @@ class Probe:
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name
+            if self.listener is not None:
+                self.listener("backward", name, grad)
 
         return hook
-
-    # ----- update -----
-    def _owned(self, optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
-        return [
-            (self._param_ids[id(p)], p)
-            for group in optimizer.param_groups
-            for p in group["params"]
-            if id(p) in self._param_ids
-        ]
-
-    def _before_update(self, optimizer, args, kwargs) -> None:
-        owned = self._owned(optimizer)
-        if not owned:
-            return
-        pending = self.pending
-        with torch._C.DisableTorchFunction(), torch.no_grad():
-            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
-            if with_grad:
-                norms = torch._foreach_norm([g for _, g in with_grad])
-                pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
-            fresh = [(n, p) for n, p in owned if n not in pending.update_base]
-            if fresh:
-                views = [_update_sample(p, self.config.update_sample) for _, p in fresh]
-                copies = torch._foreach_mul(views, 1.0)
-                pending.update_base.update(zip((n for n, _ in fresh), copies))
-
-    def _after_update(self, optimizer, args, kwargs) -> None:
-        pending = self.pending
-        owned = [(n, p) for n, p in self._owned(optimizer) if n in pending.update_base]
-        if not owned:
-            return
-        with torch._C.DisableTorchFunction(), torch.no_grad():
-            after = [_update_sample(p, self.config.update_sample) for _, p in owned]
-            diffs = torch._foreach_sub(after, [pending.update_base[n] for n, _ in owned])
-            norms = torch._foreach_norm(diffs)
-        pending.update_norms.update(zip((n for n, _ in owned), norms))
-
-
-def _update_sample(param: torch.Tensor, max_values: int) -> torch.Tensor:
-    """The same strided slice of a parameter before and after an update (all of it when small).
-
-    Copying every weight before each optimizer step costs as much as the
-    step itself; the norm of the change over a fixed strided slice, scaled
-    by sqrt(numel / slice size), estimates ||dW|| closely for a fraction.
-    """
-    return stats.histogram_sample(param.detach(), max_values)
-
-
-def update_sample_scale(numel: int, max_values: int) -> float:
-    """Factor from the sampled ||dW|| to the whole parameter's estimate."""
-    if numel <= max_values:
-        return 1.0
-    taken = len(range(0, numel, math.ceil(numel / max_values)))
-    return math.sqrt(numel / taken)
-
 
 def _primary_tensor(output) -> torch.Tensor | None:
     """The tensor that stands for a module's output: itself, or the first floating tensor in a tuple/list/dict."""

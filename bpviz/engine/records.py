@@ -46,6 +46,7 @@ class LayerStep:
     dead_units: int | None = None  # units with no positive value over the recent window
     dead_unit_ids: np.ndarray | None = None  # int64 indices of those units
     unit_activity: np.ndarray | None = None  # per unit: share of this step's positions that were positive
+    unit_preact_max: np.ndarray | None = None  # per unit: largest input to the activation this step
     grad_norm: float | None = None  # L2 norm of d(loss)/d(output); None when no gradient reached it
     grad_histogram: Histogram | None = None  # over log10 |grad|
     grad_nonfinite: bool = False

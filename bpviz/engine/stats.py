@@ -52,17 +52,27 @@ def activation_scalars(
     return torch.stack([total, squares, lo, hi, zeros.to(total.dtype), saturated.to(total.dtype), total.new_tensor(size)])
 
 
-def unit_positive_counts(x: torch.Tensor, channel_first: bool) -> torch.Tensor:
-    """Positive-value count per unit of a ReLU-family output (never negative, so sign() is 0 or 1).
+def unit_positive_counts(x: torch.Tensor, channel_first: bool, nonnegative: bool) -> torch.Tensor:
+    """Positive-value count per unit. A unit is a channel (dim 1) of a conv output, a feature (last dim) otherwise.
 
-    A unit is a channel (dim 1) of a conv output, a feature (last dim) otherwise.
+    A ReLU-family output is never negative, so sign() is 0 or 1 and one fast
+    pass counts; other outputs (an activation a remedy put in) need a compare.
     """
-    signs = torch.sign(x)
+    positive = torch.sign(x) if nonnegative else (x > 0).to(x.dtype)
+    return _per_unit(positive, channel_first, torch.sum)
+
+
+def unit_max(x: torch.Tensor, channel_first: bool) -> torch.Tensor:
+    """Per-unit maximum over samples (and positions): a ReLU unit whose input max is <= 0 never fired."""
+    return _per_unit(x.float(), channel_first, torch.amax)
+
+
+def _per_unit(x: torch.Tensor, channel_first: bool, reduce) -> torch.Tensor:
     if channel_first and x.dim() >= 3:
-        return signs.sum(dim=[0] + list(range(2, x.dim())))
+        return reduce(x, dim=[0] + list(range(2, x.dim())))
     if x.dim() == 1:
-        return signs
-    return signs.reshape(-1, x.shape[-1]).sum(dim=0)
+        return x
+    return reduce(x.reshape(-1, x.shape[-1]), dim=0)
 
 
 def units_of(x: torch.Tensor, channel_first: bool) -> int:

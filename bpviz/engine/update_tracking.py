@@ -1,0 +1,83 @@
+"""Gradient and update norms of each parameter, taken around every optimizer step.
+
+Global optimizer hooks see any optimizer the user made, so `watch(model)`
+needs no handle on it. Only parameters of the watched model are measured.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+from bpviz.engine import stats
+
+if TYPE_CHECKING:
+    from bpviz.engine.probes import Probe
+
+
+class UpdateTracker:
+    """Writes parameter gradient norms and ||dW|| estimates into the probe's pending step."""
+
+    def __init__(self, probe: Probe) -> None:
+        self._probe = probe
+        self._param_ids = {id(p): name for name, p in probe.parameters().items()}
+
+    def attach(self) -> list:
+        """Register the optimizer hooks; returns their handles for the probe to remove."""
+        return [register_optimizer_step_pre_hook(self._before), register_optimizer_step_post_hook(self._after)]
+
+    def _owned(self, optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
+        return [
+            (self._param_ids[id(p)], p)
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if id(p) in self._param_ids
+        ]
+
+    def _before(self, optimizer, args, kwargs) -> None:
+        owned = self._owned(optimizer)
+        if not owned:
+            return
+        pending = self._probe.pending
+        limit = self._probe.config.update_sample
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
+            if with_grad:
+                norms = torch._foreach_norm([g for _, g in with_grad])
+                pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+            fresh = [(n, p) for n, p in owned if n not in pending.update_base]
+            if fresh:
+                copies = torch._foreach_mul([update_sample(p, limit) for _, p in fresh], 1.0)
+                pending.update_base.update(zip((n for n, _ in fresh), copies))
+
+    def _after(self, optimizer, args, kwargs) -> None:
+        pending = self._probe.pending
+        owned = [(n, p) for n, p in self._owned(optimizer) if n in pending.update_base]
+        if not owned:
+            return
+        limit = self._probe.config.update_sample
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            after = [update_sample(p, limit) for _, p in owned]
+            diffs = torch._foreach_sub(after, [pending.update_base[n] for n, _ in owned])
+            norms = torch._foreach_norm(diffs)
+        pending.update_norms.update(zip((n for n, _ in owned), norms))
+
+
+def update_sample(param: torch.Tensor, max_values: int) -> torch.Tensor:
+    """The same strided slice of a parameter before and after an update (all of it when small).
+
+    Copying every weight before each optimizer step costs as much as the
+    step itself; the norm of the change over a fixed strided slice, scaled
+    by `update_sample_scale`, estimates ||dW|| closely for a fraction.
+    """
+    return stats.histogram_sample(param.detach(), max_values)
+
+
+def update_sample_scale(numel: int, max_values: int) -> float:
+    """Factor from the sampled ||dW|| to the whole parameter's estimate."""
+    if numel <= max_values:
+        return 1.0
+    taken = len(range(0, numel, math.ceil(numel / max_values)))
+    return math.sqrt(numel / taken)
