@@ -34,14 +34,13 @@ class DeadUnitsView(QtWidgets.QWidget):
         self.count_widget = theme.plot_widget(left="dead units", bottom="step")
         self.count_plot = self.count_widget.getPlotItem()
         self.count_plot.setClipToView(True)
+        self.count_plot.setDownsampling(auto=True, mode="peak")
         self.reference_curves: dict[str, pg.PlotDataItem] = {}
-        self.selected_curve = self.count_plot.plot(pen=theme.pen(theme.BAD, 2.2), symbol="o", symbolSize=4,
-                                                   symbolPen=None, symbolBrush=theme.brush(theme.BAD))
+        self.selected_curve = self.count_plot.plot(pen=theme.pen(theme.BAD, 2.2))
         self.selected_curve.setZValue(10)
 
-        self.activity_widget = theme.plot_widget(left="unit", bottom="step")
+        self.activity_widget = theme.plot_widget(left="unit", bottom="step", grid=False)
         self.activity_plot = self.activity_widget.getPlotItem()
-        self.activity_plot.showGrid(x=False, y=False)
         self.activity_image = pg.ImageItem(axisOrder="col-major")  # image[step, unit]: x = step, y = unit
         self.activity_image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
         self.activity_plot.addItem(self.activity_image)

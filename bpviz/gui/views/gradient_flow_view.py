@@ -50,7 +50,6 @@ class GradientFlowView(QtWidgets.QWidget):
         self.flow_widget = theme.plot_widget(left="‖∂L/∂out‖", axis_items={"bottom": self.axis})
         self.flow = self.flow_widget.getPlotItem()
         self.flow.setLogMode(x=False, y=True)  # the axis shows powers of ten; bar coordinates are log10 values
-        self.flow.showGrid(x=False, y=True, alpha=theme.GRID_ALPHA)
         self.flow.getViewBox().setMouseEnabled(x=True, y=False)
         self.selection_band = pg.BarGraphItem(x=[], height=[], width=1.0, pen=None,
                                               brush=theme.brush(theme.HIGHLIGHT, 0.16))
@@ -67,6 +66,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self.time = self.time_widget.getPlotItem()
         self.time.setLogMode(x=False, y=True)
         self.time.setClipToView(True)
+        self.time.setDownsampling(auto=True, mode="peak")
         self.reference_curves: dict[str, pg.PlotDataItem] = {}
         self.selected_curve = self.time.plot(pen=theme.pen(theme.SELECTED, 2.2))
         self.selected_curve.setZValue(10)
@@ -82,6 +82,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self._selected: str | None = None
         self._drawn: tuple[StepRecord | None, str | None] = (None, None)
         self._names: list[str] = []
+        self._ranges: tuple | None = None
         self._norms = np.empty(0)
         self._selected_trace: LayerTrace | None = None
         self._reference_traces: dict[str, LayerTrace] = {}
@@ -143,9 +144,10 @@ class GradientFlowView(QtWidgets.QWidget):
             self.selection_band.setOpts(x=[float(index)], y0=[floor], height=[ceil - floor])
         else:
             self.selection_band.setOpts(x=[], y0=[], height=[])
-        if names:
-            self.flow.setXRange(-0.6, len(names) - 0.4, padding=0)
-            self.flow.setYRange(floor, ceil, padding=0)
+        ranges = ((-0.6, len(names) - 0.4), (floor, ceil))
+        if names and ranges != self._ranges:  # a range change re-lays out both axes: only when it moved
+            self._ranges = ranges
+            self.flow.setRange(xRange=ranges[0], yRange=ranges[1], padding=0)
         self._set_header(record, nonfinite)
 
     def _draw_over_time(self, history: History) -> None:

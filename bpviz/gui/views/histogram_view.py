@@ -79,7 +79,7 @@ class HistogramView(QtWidgets.QWidget):
         self.header.setStyleSheet(theme.LABEL_STYLE)
         self.header.setTextFormat(QtCore.Qt.TextFormat.RichText)
 
-        self.histogram_widget = theme.plot_widget(left="count", bottom="activation value")
+        self.histogram_widget = theme.plot_widget(left="count", bottom="activation value", grid=False)
         self.histogram_plot = self.histogram_widget.getPlotItem()
         self.previous_curve = self.histogram_plot.plot(
             stepMode="center", pen=theme.pen(theme.MUTED, 1.2), fillLevel=0, brush=theme.brush(theme.MUTED, 0.18))
@@ -88,10 +88,10 @@ class HistogramView(QtWidgets.QWidget):
             brush=theme.brush(theme.ACTIVATION, 0.35))
 
         self.activation_map = HistogramHeatmap(
-            theme.plot_widget(title="activations over time", left="value", bottom="step"),
+            theme.plot_widget(title="activations over time", left="value", bottom="step", grid=False),
             theme.ACTIVATION_COLORMAP, grad=False)
         self.gradient_map = HistogramHeatmap(
-            theme.plot_widget(title="gradients over time", left="log₁₀|∂L/∂out|", bottom="step"),
+            theme.plot_widget(title="gradients over time", left="log₁₀|∂L/∂out|", bottom="step", grid=False),
             theme.GRADIENT_COLORMAP, grad=True)
 
         maps = QtWidgets.QHBoxLayout()

@@ -71,17 +71,21 @@ def tick_font() -> QtGui.QFont:
 
 
 def plot_widget(title: str | None = None, left: str | None = None, bottom: str | None = None,
-                axis_items: dict | None = None) -> pg.PlotWidget:
+                axis_items: dict | None = None, grid: bool = True) -> pg.PlotWidget:
     """A themed PlotWidget: background, axis pens, grid, fixed left-axis width, no context-menu clutter."""
     widget = pg.PlotWidget(background=BACKGROUND, axisItems=axis_items)
     widget.setMinimumHeight(120)
-    style_plot(widget.getPlotItem(), title=title, left=left, bottom=bottom)
+    style_plot(widget.getPlotItem(), title=title, left=left, bottom=bottom, grid=grid)
     return widget
 
 
 def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = None,
-               bottom: str | None = None) -> None:
-    """Apply the theme to a PlotItem's axes, labels and grid."""
+               bottom: str | None = None, grid: bool = True) -> None:
+    """Apply the theme to a PlotItem's axes, labels and grid.
+
+    The grid is horizontal only and at major ticks only: grid lines are replayed on every
+    update of the plot, and a log axis with all its minor ticks costs over 10 ms a frame in software.
+    """
     font = tick_font()
     for side in ("left", "bottom"):
         axis = plot.getAxis(side)
@@ -89,7 +93,8 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
         axis.setTextPen(pen(FOREGROUND, width=1))
         axis.setTickFont(font)
     plot.getAxis("left").setWidth(AXIS_WIDTH)
-    plot.showGrid(x=True, y=True, alpha=GRID_ALPHA)
+    plot.getAxis("left").setStyle(maxTickLevel=0)  # major ticks only: a log axis would draw a line per minor tick
+    plot.showGrid(x=False, y=grid, alpha=GRID_ALPHA)
     plot.setMenuEnabled(False)
     plot.hideButtons()
     label_style = {"color": FOREGROUND, "font-size": f"{FONT_POINT_SIZE}pt"}
