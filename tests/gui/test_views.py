@@ -14,8 +14,9 @@ from bpviz.gui.views.gradient_flow_view import GradientFlowView
 from bpviz.gui.views.histogram_view import HistogramView
 from bpviz.gui.views.layer_axis import abbreviate
 from bpviz.gui.views.loss_view import LossView
+from bpviz.gui.views.reference_curves import spread_in_depth
 from bpviz.gui.views.series import LayerTrace, RecordCursor, RollingBuffer
-from tests.gui.record_factory import BINS, histogram, layer, record, small_history, small_net
+from tests.gui.record_factory import BINS, layer, record, small_history, small_net
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -95,6 +96,12 @@ def test_layer_trace_rolls_with_a_bounded_history():
     assert trace.values.tolist() == pytest.approx([0.07, 0.08, 0.09])
 
 
+def test_spread_in_depth_keeps_first_and_last():
+    names = [f"l{i}" for i in range(10)]
+    assert spread_in_depth(names, 4) == ["l0", "l3", "l6", "l9"]
+    assert spread_in_depth(names[:3], 4) == ["l0", "l1", "l2"]
+
+
 def test_abbreviate_keeps_the_tail_of_long_names():
     assert abbreviate("fc1") == "fc1"
     assert abbreviate("encoder.layers.11.mlp.fc2") == "…11.mlp.fc2"
@@ -145,7 +152,7 @@ def test_gradient_flow_over_time_follows_the_selected_layer(qtbot):
     view.set_layer("sigmoid")  # redraws at once from the history it last saw
     assert curve_data(view.selected_curve)[1].tolist() == [2.0, 2.0, 2.0, 2.0]
     assert view.selection_band.opts["x"] == [3.0]
-    assert set(view.reference_curves) == {"fc1", "relu1", "fc2", "sigmoid"}
+    assert set(view.references.curves) == {"fc1", "relu1", "fc2", "sigmoid"}
 
 
 def test_clicking_a_bar_emits_its_layer(qtbot):
@@ -266,7 +273,7 @@ def test_dead_units_view_explains_non_relu_layers(qtbot):
     assert view.activity_stack.currentWidget() is view.note
     assert "not a ReLU-family layer" in view.note.text()
     assert curve_data(view.selected_curve)[0].tolist() == []
-    assert list(view.reference_curves) == ["relu1"]  # the ReLU layers stay drawn faint
+    assert list(view.references.curves) == ["relu1"]  # the ReLU layers stay drawn faint
 
 
 # --- loss -----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.history import History
 from bpviz.engine.records import LayerStep, StepRecord
 from bpviz.gui.views import theme
+from bpviz.gui.views.reference_curves import ReferenceCurves
 from bpviz.gui.views.series import LayerTrace, find_layer
 
 REFERENCE_LAYERS = 12  # faint dead-count curves of other ReLU layers: at most this many, spread in depth
@@ -35,7 +36,7 @@ class DeadUnitsView(QtWidgets.QWidget):
         self.count_plot = self.count_widget.getPlotItem()
         self.count_plot.setClipToView(True)
         self.count_plot.setDownsampling(auto=True, mode="peak")
-        self.reference_curves: dict[str, pg.PlotDataItem] = {}
+        self.references = ReferenceCurves(self.count_plot, _dead_units, REFERENCE_LAYERS, alpha=0.45)
         self.selected_curve = self.count_plot.plot(pen=theme.pen(theme.BAD, 2.2))
         self.selected_curve.setZValue(10)
 
@@ -65,10 +66,8 @@ class DeadUnitsView(QtWidgets.QWidget):
         self._selected: str | None = None
         self._hint = -1
         self._drawn_latest: StepRecord | None = None
-        self._relu_names: list[str] = []
         self._count_trace: LayerTrace | None = None
         self._activity_trace: LayerTrace | None = None
-        self._reference_traces: dict[str, LayerTrace] = {}
         self._show_note("Select a ReLU-family layer to see its dead units.")
         self._set_header(None, None)
 
@@ -99,8 +98,9 @@ class DeadUnitsView(QtWidgets.QWidget):
             layer = find_layer(latest, self._selected, self._hint)
             self._hint = -1 if layer is None else layer.order
         if latest is not None:
-            self._update_relu_names(latest)
-        self._draw_references(history)
+            ordered = sorted(latest.layers, key=lambda layer: layer.order)
+            self.references.set_layers([layer.name for layer in ordered if layer.units is not None])
+        self.references.update(history)
         if self._count_trace is not None and self._count_trace.update(history):
             self.selected_curve.setData(self._count_trace.steps, self._count_trace.values)
         self._draw_activity(history, layer)
@@ -111,28 +111,6 @@ class DeadUnitsView(QtWidgets.QWidget):
         return {"dead units over time": self.count_widget, "unit activity": self.activity_widget}
 
     # --- drawing --------------------------------------------------------------------------------------
-
-    def _update_relu_names(self, latest: StepRecord) -> None:
-        names = [layer.name for layer in sorted(latest.layers, key=lambda layer: layer.order) if layer.units is not None]
-        if names == self._relu_names:
-            return
-        self._relu_names = names
-        if len(names) > REFERENCE_LAYERS:
-            picks = np.unique(np.round(np.linspace(0, len(names) - 1, REFERENCE_LAYERS)).astype(int))
-            names = [names[i] for i in picks]
-        self._reference_traces = {n: self._reference_traces.get(n) or LayerTrace(n, _dead_units) for n in names}
-        for name in [n for n in self.reference_curves if n not in self._reference_traces]:
-            self.count_plot.removeItem(self.reference_curves.pop(name))
-        for name, colour in zip(names, theme.depth_colors(len(names))):
-            colour.setAlphaF(0.45)
-            if name not in self.reference_curves:
-                self.reference_curves[name] = self.count_plot.plot()
-            self.reference_curves[name].setPen(pg.mkPen(colour, width=1.0))
-
-    def _draw_references(self, history: History) -> None:
-        for name, trace in self._reference_traces.items():
-            if trace.update(history):
-                self.reference_curves[name].setData(trace.steps, trace.values)
 
     def _draw_activity(self, history: History, layer: LayerStep | None) -> None:
         if self._selected is None:

@@ -11,6 +11,7 @@ from bpviz.engine.history import History
 from bpviz.engine.records import StepRecord
 from bpviz.gui.views import theme
 from bpviz.gui.views.layer_axis import LayerAxis
+from bpviz.gui.views.reference_curves import ReferenceCurves
 from bpviz.gui.views.series import LayerTrace
 
 REFERENCE_LAYERS = 12  # faint curves over time: at most this many layers, spread evenly in depth
@@ -67,7 +68,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self.time.setLogMode(x=False, y=True)
         self.time.setClipToView(True)
         self.time.setDownsampling(auto=True, mode="peak")
-        self.reference_curves: dict[str, pg.PlotDataItem] = {}
+        self.references = ReferenceCurves(self.time, _grad_norm, REFERENCE_LAYERS, alpha=0.55)
         self.selected_curve = self.time.plot(pen=theme.pen(theme.SELECTED, 2.2))
         self.selected_curve.setZValue(10)
 
@@ -85,7 +86,6 @@ class GradientFlowView(QtWidgets.QWidget):
         self._ranges: tuple | None = None
         self._norms = np.empty(0)
         self._selected_trace: LayerTrace | None = None
-        self._reference_traces: dict[str, LayerTrace] = {}
         self._set_header(None)
 
     # --- the interface every view shares -------------------------------------------------------------
@@ -151,32 +151,13 @@ class GradientFlowView(QtWidgets.QWidget):
         self._set_header(record, nonfinite)
 
     def _draw_over_time(self, history: History) -> None:
-        wanted = self._reference_names()
-        if set(wanted) != set(self._reference_traces):
-            self._reference_traces = {n: self._reference_traces.get(n) or LayerTrace(n, _grad_norm) for n in wanted}
-            for name in [n for n in self.reference_curves if n not in self._reference_traces]:
-                self.time.removeItem(self.reference_curves.pop(name))
-            for name, colour in zip(wanted, theme.depth_colors(len(wanted))):
-                if name not in self.reference_curves:
-                    self.reference_curves[name] = self.time.plot()
-                colour.setAlphaF(0.55)
-                self.reference_curves[name].setPen(pg.mkPen(colour, width=1.0))
-        for name, trace in self._reference_traces.items():
-            if trace.update(history):
-                self.reference_curves[name].setData(trace.steps, trace.values, connect="finite")
+        self.references.set_layers(self._names)
+        self.references.update(history)
         trace = self._selected_trace
         if trace is None:
             self.selected_curve.setData([], [])
         elif trace.update(history):
             self.selected_curve.setData(trace.steps, trace.values, connect="finite")
-
-    def _reference_names(self) -> list[str]:
-        """Up to REFERENCE_LAYERS layers spread evenly from input to output (always the first and the last)."""
-        n = len(self._names)
-        if n <= REFERENCE_LAYERS:
-            return list(self._names)
-        picks = np.unique(np.round(np.linspace(0, n - 1, REFERENCE_LAYERS)).astype(int))
-        return [self._names[i] for i in picks]
 
     def _set_header(self, record: StepRecord | None, nonfinite: np.ndarray | None = None) -> None:
         if record is None:

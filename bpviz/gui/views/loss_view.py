@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtWidgets
 
 from bpviz.engine.history import History
