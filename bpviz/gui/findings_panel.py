@@ -1,4 +1,4 @@
-"""The findings list and the explanation of the selected finding.
+"""The findings list (a problems strip) and the explanation of the selected finding.
 
 Selecting a finding tells the window which layer to select; the explanation
 pane says why it matters and what to try. Mode findings (a model left in the
@@ -6,6 +6,7 @@ wrong train/eval mode) also feed the banner above the plots.
 """
 from __future__ import annotations
 
+import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import html
 from typing import Any
 
@@ -107,7 +108,7 @@ class FindingsModel(QAbstractTableModel):
 
 
 class FindingsPanel(QWidget):
-    """List above, explanation below."""
+    """The list on the left, the selected finding's explanation on the right."""
 
     finding_selected = Signal(object)  # Finding
 
@@ -135,7 +136,7 @@ class FindingsPanel(QWidget):
         self.explanation = QTextBrowser()
         self.explanation.setOpenExternalLinks(True)
         self.explanation.setPlaceholderText("Select a finding to see why it matters and what to try.")
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("findingsSplitter")
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -147,6 +148,7 @@ class FindingsPanel(QWidget):
         self.splitter.addWidget(self.explanation)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([620, 440])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)

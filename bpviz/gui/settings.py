@@ -5,6 +5,7 @@ point it at a throwaway ini file and never touch the user's real settings.
 """
 from __future__ import annotations
 
+import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings

@@ -1,0 +1,136 @@
+"""Starting the window: the QApplication, its look, and what the command line asked for."""
+from __future__ import annotations
+
+import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
+import argparse
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtWidgets import QApplication
+
+from bpviz.gui.dialogs import Dialogs
+from bpviz.gui.settings import Settings
+
+SCREENSHOT_SIZE = (1600, 960)
+
+
+def resource_path(name: str) -> Path:
+    """A file under the repository's resources/ folder (next to the package when installed from a checkout)."""
+    here = Path(__file__).resolve()
+    for base in (here.parents[2] / "resources", here.parents[1] / "resources"):
+        if (base / name).exists():
+            return base / name
+    return here.parents[2] / "resources" / name
+
+
+def app_icon() -> QIcon:
+    """resources/bpviz.svg, or an empty icon when it is missing."""
+    path = resource_path("bpviz.svg")
+    return QIcon(str(path)) if path.exists() else QIcon()
+
+
+def dark_palette() -> QPalette:
+    """A dark palette that matches the plots' background, so the window reads as one instrument."""
+    p = QPalette()
+    window, base, alt, text, muted = QColor("#262930"), QColor("#1e2026"), QColor("#23262d"), QColor("#d7dbe3"), QColor("#7d8494")
+    highlight = QColor("#2f6db5")
+    roles = QPalette.ColorRole
+    for role, colour in (
+        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
+        (roles.ToolTipBase, QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
+        (roles.Button, QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QColor("#ff6b6b")),
+        (roles.Highlight, highlight), (roles.HighlightedText, QColor("#ffffff")), (roles.Link, QColor("#6cb2ff")),
+        (roles.PlaceholderText, muted), (roles.Mid, QColor("#3a3e47")), (roles.Dark, QColor("#181a1f")),
+        (roles.Light, QColor("#3c414b")), (roles.Midlight, QColor("#343841")), (roles.Shadow, QColor("#0d0e11")),
+    ):
+        p.setColor(role, colour)
+    disabled = QPalette.ColorGroup.Disabled
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        p.setColor(disabled, role, muted)
+    return p
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    """The one QApplication, styled (Fusion, dark), named and with its icon."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("bpviz")
+    app.setOrganizationName("bpviz")
+    app.setApplicationDisplayName("bpviz")
+    app.setDesktopFileName("bpviz")
+    app.setWindowIcon(app_icon())
+    app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    app.setStyleSheet(
+        "QToolBar { spacing: 4px; padding: 3px; border: none; }"
+        "QHeaderView::section { padding: 3px 6px; }"
+        "QTabBar::tab { padding: 5px 14px; }"
+        "QStatusBar QLabel { color: #b9bfca; }"
+    )
+    return app
+
+
+def main(args: argparse.Namespace) -> int:
+    """What `bpviz [FILE] [--steps N] [--screenshot PATH] …` does once the CLI parsed it; returns the exit code."""
+    from bpviz.gui.main_window import MainWindow
+    from bpviz.gui.scripted import ScriptedRun
+
+    app = make_application()
+    screenshot = getattr(args, "screenshot", None)
+    steps = getattr(args, "steps", None) or 0
+    file = getattr(args, "file", None)
+    input_shape = getattr(args, "input_shape", None)
+    window = MainWindow(
+        settings=Settings(),
+        dialogs=Dialogs() if not screenshot else NonInteractiveDialogs(),
+        icon=app_icon(),
+        remember_layout=not screenshot,
+    )
+    if screenshot:
+        window.resize(*SCREENSHOT_SIZE)
+        script = ScriptedRun(window, steps, Path(screenshot))
+    window.show()
+    if file:
+        def open_file() -> None:
+            opened = window.open_path(
+                Path(file),
+                trust=True if getattr(args, "trust", False) else None,
+                input_shape=tuple(input_shape) if input_shape else None,
+                weights=getattr(args, "weights", None),
+                seed=getattr(args, "seed", 0) or 0,
+            )
+            if not opened and screenshot:
+                app.exit(2)
+            elif opened and steps and not screenshot:
+                window.loaded.connect(_run_once(window, steps))
+
+        QTimer.singleShot(0, open_file)
+    elif screenshot:
+        script.start_without_file()
+    return app.exec()
+
+
+def _run_once(window, steps: int):
+    """A slot that runs `steps` steps after the first load only (not after every Reset)."""
+    def run(_request) -> None:
+        window.loaded.disconnect(run)
+        window.run_n(steps)
+
+    return run
+
+
+class NonInteractiveDialogs(Dialogs):
+    """Screenshot mode asks nobody: a pickled model needs --trust and --input-shape on the command line."""
+
+    def confirm_trust(self, parent, path: Path) -> bool:
+        print(f"bpviz: {path.name} is a pickled model; loading it runs code from the file. Pass --trust to allow it.",
+              file=sys.stderr)
+        return False
+
+    def ask_input_shape(self, parent, path: Path):
+        print(f"bpviz: {path.name} does not say what it eats; pass the shape of one sample, e.g. --input-shape 3,32,32.", file=sys.stderr)
+        return None
+
