@@ -19,6 +19,9 @@ from bpviz.engine.experiment import Experiment
 from bpviz.engine.finding import Finding
 from bpviz.engine.history import History
 from bpviz.engine.records import StepRecord
+from bpviz.engine.stats import histogram_sample
+from bpviz.engine.step_gate import Gate, PhaseEvent, StepAborted
+from bpviz.engine.update_tracking import update_sample_scale
 from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback, locate
 from bpviz.engine.watcher import Watcher
 
@@ -52,8 +55,32 @@ class Stepper:
         """Detach every hook; the model is left as a plain module."""
         self.watcher.detach()
 
-    def step(self) -> StepRecord:
-        """Run one training step on the next batch (cycling through train_data) and return its record."""
+    def step(self, gate: Gate | None = None) -> StepRecord:
+        """Run one training step on the next batch (cycling through train_data) and return its record.
+
+        With a `gate`, the step pauses where the gate asks (each layer of the
+        forward and backward pass, the loss, the update); a stopped step
+        raises StepAborted and leaves weights, buffers and history as they
+        were before it.
+        """
+        if gate is None:
+            return self._run_step(None)
+        buffers = [b.detach().clone() for b in self.experiment.model.buffers()]
+        self.watcher.probe.listener = _PhaseListener(self, gate)
+        try:
+            return self._run_step(gate)
+        except StepAborted:
+            self.watcher.discard_pending()
+            self.experiment.optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for buffer, saved in zip(self.experiment.model.buffers(), buffers):
+                    buffer.copy_(saved)
+            raise
+        finally:
+            self.watcher.probe.listener = None
+            gate.finish()
+
+    def _run_step(self, gate: Gate | None) -> StepRecord:
         exp = self.experiment
         n = self.step_index
         with self._user_code(f"reading batch {n} of train_data"):
@@ -64,11 +91,28 @@ class Stepper:
         with self._user_code(f"the loss function failed at step {n}"):
             loss = exp.loss_fn(outputs, targets)
             _check_loss(loss)
+        if gate is not None and gate.wants("loss"):
+            gate.pause(PhaseEvent(n, "loss", None, 0, loss=float(loss.detach())))
         with self._user_code(f"the backward pass failed at step {n}"):
             loss.backward()
         with self._user_code(f"the optimizer step failed at step {n}"):
             exp.optimizer.step()
+        if gate is not None and gate.wants("update"):
+            gate.pause(PhaseEvent(n, "update", None, 0, update_ratios=self._update_ratios()))
         return self.watcher.step(loss)
+
+    def _update_ratios(self) -> dict[str, float]:
+        """||dW|| / ||W|| per parameter for the update just made (a paused step can afford the sync)."""
+        probe = self.watcher.probe
+        params = probe.parameters()
+        limit = probe.config.update_sample
+        ratios = {}
+        with torch.no_grad():
+            for name, norm in probe.pending.update_norms.items():
+                weight = float(torch.linalg.vector_norm(params[name].detach()))
+                change = float(norm) * update_sample_scale(params[name].numel(), limit)
+                ratios[name] = change / weight if weight > 0 else float("inf")
+        return ratios
 
     def validate(self) -> dict[str, float]:
         """Run the file's validation (its own `evaluate` when given) and return the metrics.
@@ -128,6 +172,8 @@ class Stepper:
         """Turn an exception from user code into a UserCodeError naming the layer it came from."""
         try:
             yield
+        except StepAborted:
+            raise
         except UserCodeError:
             self.watcher.discard_pending()
             raise
@@ -144,6 +190,28 @@ class Stepper:
                 layer=layer,
                 details=full_traceback(exc),
             ) from exc
+
+
+class _PhaseListener:
+    """Turns the probe's forward/backward callbacks into gate pauses carrying the live tensor."""
+
+    def __init__(self, stepper: Stepper, gate: Gate) -> None:
+        self._stepper = stepper
+        self._gate = gate
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, phase: str, layer: str, tensor: torch.Tensor) -> None:
+        index = self._counts.get(phase, 0)
+        self._counts[phase] = index + 1
+        if not self._gate.wants(phase):
+            return
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            values = histogram_sample(tensor.detach().float(), 4096).cpu().numpy()
+            norm = float(torch.linalg.vector_norm(tensor.detach().float()))
+        event = PhaseEvent(
+            self._stepper.step_index, phase, layer, index, values, norm, float(values.mean()), float(values.std())
+        )
+        self._gate.pause(event)
 
 
 def _call_model(model: nn.Module, inputs):
