@@ -16,6 +16,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe
 from bpviz.engine.update_tracking import update_sample_scale
 from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
+from bpviz.engine.unit_forensics import params_of, producers
 from bpviz.engine.units import DeadUnitTracker
 
 
@@ -67,6 +68,7 @@ def collect(
     update_names = list(pending.update_norms)
     update_id = batch.add(torch.stack([pending.update_norms[n] for n in update_names])) if update_names else None
     loss_id = batch.add(loss.detach().reshape(-1)[:1]) if isinstance(loss, torch.Tensor) else None
+    bias_ids = {name: batch.add(bias.detach()) for name, bias in _producer_biases(probe, pending).items()}
 
     host = batch.fetch()
 
@@ -98,7 +100,23 @@ def collect(
         forwards=forwards,
         nonfinite_origin=next((l.name for l in ordered if l.nonfinite), None),
         nonfinite_grad_origin=next((l.name for l in by_backward if l.grad_nonfinite), None),
+        producer_bias={name: host[i] for name, i in bias_ids.items()},
     )
+
+
+def _producer_biases(probe: Probe, pending: PendingStep) -> dict[str, torch.Tensor]:
+    """The bias of the Linear/Conv feeding each unit-tracked layer, kept per step to explain unit deaths."""
+    names = list(dict.fromkeys(call.layer.name for call in pending.calls))
+    biases = {}
+    for call in pending.calls:
+        if call.unit_positive is None or call.layer.name in biases:
+            continue
+        feeding = producers(names, probe, call.layer.name, call.unit_positive.numel())
+        if feeding:
+            bias = params_of(probe, probe.layers[feeding[-1]].module_name).get("bias")
+            if bias is not None:
+                biases[feeding[-1]] = bias
+    return biases
 
 
 def _add_call(batch: _Batch, call: ActivationCall) -> tuple[int, int | None, int | None, int | None, int | None]:

@@ -21,6 +21,7 @@ class History:
         self.loss_steps: list[int] = []
         self.losses: list[float] = []
         self.validation: list[tuple[int, dict[str, float]]] = []  # (after step, metrics)
+        self.interventions: list[tuple[int, str]] = []  # (first step it affects, label): remedies, hyperparameters
 
     def append(self, record: StepRecord) -> None:
         self.records.append(record)

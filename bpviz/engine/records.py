@@ -92,6 +92,7 @@ class StepRecord:
     nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
     softmax_before_cross_entropy: bool = False
     validation: dict[str, float] | None = None  # metrics when a validation ran after this step
+    producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
 
     def layer(self, name: str) -> LayerStep:
         """The layer called `name`; KeyError names the known layers when it is missing."""

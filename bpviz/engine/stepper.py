@@ -19,6 +19,7 @@ from bpviz.engine.experiment import Experiment
 from bpviz.engine.finding import Finding
 from bpviz.engine.history import History
 from bpviz.engine.records import StepRecord
+from bpviz.engine.remedies import Remedy
 from bpviz.engine.stats import histogram_sample
 from bpviz.engine.step_gate import Gate, PhaseEvent, StepAborted
 from bpviz.engine.update_tracking import update_sample_scale
@@ -34,6 +35,8 @@ class Stepper:
         self.watcher = Watcher(experiment.model, config).attach()
         self._batches: Iterator | None = None
         self._device = _device_of(experiment.model)
+        self.clip_grad_norm: float | None = None  # set by the gradient-clipping remedy
+        self.remedies: list[Remedy] = []  # applied and not undone, oldest first
 
     @property
     def step_index(self) -> int:
@@ -95,6 +98,8 @@ class Stepper:
             gate.pause(PhaseEvent(n, "loss", None, 0, loss=float(loss.detach())))
         with self._user_code(f"the backward pass failed at step {n}"):
             loss.backward()
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(exp.model.parameters(), self.clip_grad_norm)
         with self._user_code(f"the optimizer step failed at step {n}"):
             exp.optimizer.step()
         if gate is not None and gate.wants("update"):
@@ -113,6 +118,21 @@ class Stepper:
                 change = float(norm) * update_sample_scale(params[name].numel(), limit)
                 ratios[name] = change / weight if weight > 0 else float("inf")
         return ratios
+
+    def apply(self, remedy: Remedy) -> Remedy:
+        """Keep an applied remedy (see bpviz.engine.remedies) and mark it on the time axis."""
+        self.remedies.append(remedy)
+        self.history.interventions.append((remedy.step, remedy.label))
+        return remedy
+
+    def undo_last(self) -> Remedy | None:
+        """Take back the most recent remedy; returns it, or None when there is none."""
+        if not self.remedies:
+            return None
+        remedy = self.remedies.pop()
+        remedy.undo()
+        self.history.interventions.append((self.step_index, f"undo: {remedy.label}"))
+        return remedy
 
     def validate(self) -> dict[str, float]:
         """Run the file's validation (its own `evaluate` when given) and return the metrics.

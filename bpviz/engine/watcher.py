@@ -31,6 +31,7 @@ class Watcher:
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
         self.step_index = 0  # completed steps
+        self.changed_findings: list[Finding] = []  # raised or changed by the latest step
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
@@ -55,7 +56,7 @@ class Watcher:
             record.softmax_before_cross_entropy = loss_applies_softmax_twice(loss)
         self.history.append(record)
         self.step_index += 1
-        self.diagnosis.judge_step(record, self.history, self.tracker)
+        self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
         return record
 
     def discard_pending(self) -> None:
