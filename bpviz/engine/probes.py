@@ -22,6 +22,7 @@ from torch.overrides import TorchFunctionMode
 
 from bpviz.engine import stats
 from bpviz.engine.config import Config
+from bpviz.engine.layer_graph import GraphRecorder
 from bpviz.engine.update_tracking import UpdateTracker
 from bpviz.engine.layer_kinds import (
     FUNCTIONAL_FAMILY,
@@ -107,6 +108,7 @@ class _Frame:
     activation_out: torch.Tensor | None = None  # output of the last functional activation inside a leaf
     activation_family: str | None = None
     preact_max: torch.Tensor | None = None  # per-unit maximum of a ReLU module's input
+    input_fns: list | None = None  # autograd nodes of the inputs, while recording the layer graph
 
 
 class _FunctionalActivations(TorchFunctionMode):
@@ -149,6 +151,8 @@ class Probe:
         self._updates = UpdateTracker(self)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
+        # Set for one training forward to record the data flow between layers.
+        self.graph: GraphRecorder | None = None
         # Functional layers whose activation is replaced (a remedy): layer name -> function of the input.
         self.substitutions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
@@ -193,6 +197,8 @@ class Probe:
         else:
             self._stack[-1].had_sublayer = True
         frame = _Frame(module, self._names.get(module, type(module).__name__), not module._modules)
+        if self.graph is not None and self._observing:
+            frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
         if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
             info = self.layers.get(name) if name is not None else None
@@ -250,6 +256,8 @@ class Probe:
         if family is None and frame.activation_out is tensor:
             family = frame.activation_family
         name = self._next_name(frame.name or type(module).__name__)
+        if self.graph is not None and frame.input_fns is not None:
+            self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
         self._observe(name, type_name, family, bounds_of(family, module), tensor, frame.name, False, frame.preact_max)
         if isinstance(module, _CHANNEL_FIRST_MAKERS):
@@ -269,6 +277,8 @@ class Probe:
         fname = functional_name(func)
         name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()")
         first = args[0] if args else None
+        if self.graph is not None and isinstance(first, torch.Tensor):
+            self.graph.inputs(name, [first.grad_fn])
         preact = self._unit_max(first) if family == RELU_FAMILY and isinstance(first, torch.Tensor) else None
         replacement = self.substitutions.get(name)
         out = replacement(first) if replacement is not None else func(*args, **kwargs)
@@ -320,6 +330,8 @@ class Probe:
             self._measure(info, tensor, preact)
             if tensor.requires_grad:
                 tensor.register_hook(self._grad_hook(name))
+        if self.graph is not None:
+            self.graph.output(name, tensor)
         if self.listener is not None:
             self.listener("forward", name, tensor)
 

@@ -14,6 +14,7 @@ from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.finding import Finding
 from bpviz.engine.history import History
+from bpviz.engine.layer_graph import GraphRecorder, LayerGraph
 from bpviz.engine.probes import Probe
 from bpviz.engine.records import StepRecord
 from bpviz.engine.report import build_report
@@ -32,6 +33,8 @@ class Watcher:
         self.diagnosis = Diagnosis(self.config)
         self.step_index = 0  # completed steps
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
+        self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
+        self.probe.graph = GraphRecorder()
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
@@ -52,12 +55,22 @@ class Watcher:
         """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
         pending = self.probe.take_pending()
         record = collect(self.probe, pending, self.step_index, loss, self.tracker)
+        self._update_graph(record)
         if isinstance(loss, torch.Tensor):
             record.softmax_before_cross_entropy = loss_applies_softmax_twice(loss)
         self.history.append(record)
         self.step_index += 1
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
         return record
+
+    def _update_graph(self, record: StepRecord) -> None:
+        """Keep the graph recorded in this step; record again next step if layers appeared since."""
+        recorder = self.probe.graph
+        if recorder is not None and recorder.order:
+            self.graph = recorder.build(self.probe.layers)
+            self.probe.graph = None
+        elif self.graph is not None and len(record.layers) > len(self.graph.nodes):
+            self.probe.graph = GraphRecorder()
 
     def discard_pending(self) -> None:
         """Forget a step that failed half-way, so its partial measurements do not leak into the next."""
