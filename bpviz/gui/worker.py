@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from bpviz.engine.finding import Finding
+from bpviz.engine.step_gate import StepAborted
 from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback
 
 
@@ -51,7 +52,8 @@ class TrainingWorker(QObject):
     load_failed = Signal(object)  # UserCodeError from loading; the previous model (if any) stays
     run_started = Signal(int)  # total steps, 0 for "until paused"
     progress = Signal(int, int)  # done, total
-    run_finished = Signal(str)  # "done" | "stopped" | "failed"
+    run_finished = Signal(str)  # "done" | "stopped" | "failed" | "breakpoint"
+    step_aborted = Signal()  # a gated step was stopped mid-way; model and history are as before it
     closed = Signal()
 
     def __init__(self) -> None:
@@ -107,6 +109,9 @@ class TrainingWorker(QObject):
                 return
             done += 1
             self.progress.emit(done, max(total, 0))
+            if self._stop_after_step():
+                self.run_finished.emit("breakpoint")
+                return
             # Hand the interpreter lock to the GUI thread between steps so it never waits a whole switch interval.
             time.sleep(0)
         self.run_finished.emit("done" if 0 < total <= done else "stopped")
@@ -138,12 +143,20 @@ class TrainingWorker(QObject):
         self._close_stepper()
         self.closed.emit()
 
-    def _step_once(self) -> bool:
+    def _stop_after_step(self) -> bool:
+        """Whether a run ends after the step just made (a breakpoint); subclasses decide."""
+        return False
+
+    def _step_once(self, gate=None) -> bool:
+        """One step (paused where `gate` asks, when given); False when it failed or was stopped."""
         if self.stepper is None:
             return False
         try:
-            record = self.stepper.step()
+            record = self.stepper.step(gate)
             findings = copy_findings(self.stepper.findings)
+        except StepAborted:
+            self.step_aborted.emit()
+            return False
         except UserCodeError as exc:
             self.failed.emit(exc)
             return False
@@ -172,11 +185,13 @@ class TrainingController(QObject):
     _validate = Signal()
     _close = Signal()
 
+    worker_class = TrainingWorker  # a subclass adds commands (see bpviz.gui.step_into)
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.thread = QThread()
         self.thread.setObjectName("bpviz-training")
-        self.worker = TrainingWorker()
+        self.worker = self.worker_class()
         self.worker.moveToThread(self.thread)
         self._load.connect(self.worker.load)
         self._step.connect(self.worker.step)
