@@ -138,6 +138,7 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
         info: LayerInfo = group[0][0].layer
         sc = np.vstack([host[ids[0]] for _, ids in group]).sum(axis=0)
         total = float(sum(c.count for c, _ in group))
+        sample_size = float(sum(c.sample_size for c, _ in group))
         mean = sc[stats.SUM] / total
         var = sc[stats.SUMSQ] / total - mean * mean
         minmax = np.vstack([host[ids[0]][[stats.MIN, stats.MAX]] for _, ids in group])
@@ -152,11 +153,11 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
             std=math.sqrt(max(var, 0.0)) if math.isfinite(var) else float("nan"),
             min=lo,
             max=hi,
-            zero_fraction=float(sc[stats.SAMPLE_ZEROS] / sc[stats.SAMPLE_SIZE]),
+            zero_fraction=float(sc[stats.SAMPLE_ZEROS] / sample_size),
             nonfinite=not all(math.isfinite(v) for v in (mean, lo, hi)),
         )
         if info.bounds is not None:
-            layer.saturated_fraction = float(sc[stats.SAMPLE_SATURATED] / sc[stats.SAMPLE_SIZE])
+            layer.saturated_fraction = float(sc[stats.SAMPLE_SATURATED] / sample_size)
         layer.histogram = _histogram(name, group, host, cfg, probe, lo, hi)
         if group[0][0].unit_positive is not None:
             _unit_stats(layer, group, host, step, tracker)

@@ -58,12 +58,13 @@ class ActivationCall:
     layer: LayerInfo
     shape: tuple[int, ...]
     count: int
-    scalars: torch.Tensor  # stats.ACTIVATION_SCALARS float64 values
+    scalars: torch.Tensor  # see the layout in stats: sums, extremes, sample counts
     histogram: torch.Tensor | None  # over the layer's fixed range, when it is known
     sample: torch.Tensor | None  # first sight: values to bin once the range is known
     unit_positive: torch.Tensor | None
     positions_per_unit: int
     preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
+    sample_size: int  # values the zero and saturation shares were counted on
 
 
 @dataclass
@@ -356,7 +357,9 @@ class Probe:
         else:  # first sight: bin on the host once this step's min/max fix the range
             kept = stats.histogram_sample(sample, cfg.first_sight_sample).clone()
         self.pending.calls.append(
-            ActivationCall(info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions, preact)
+            ActivationCall(
+                info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions, preact, sample.numel()
+            )
         )
 
     # ----- backward -----

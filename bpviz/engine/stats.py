@@ -14,9 +14,8 @@ import math
 
 import torch
 
-# Layout of the scalar vector produced for each observed activation tensor.
-SUM, SUMSQ, MIN, MAX, SAMPLE_ZEROS, SAMPLE_SATURATED, SAMPLE_SIZE = range(7)
-ACTIVATION_SCALARS = 7
+# Layout of the scalar vector produced for each observed activation tensor (SATURATED only with bounds).
+SUM, SUMSQ, MIN, MAX, SAMPLE_ZEROS, SAMPLE_SATURATED = range(6)
 
 
 def histogram_sample(x: torch.Tensor, max_values: int) -> torch.Tensor:
@@ -36,20 +35,17 @@ def histogram(sample: torch.Tensor, bins: int, lo: float, hi: float) -> torch.Te
 def activation_scalars(
     x: torch.Tensor, sample: torch.Tensor, bounds: tuple[float, float] | None, margin: float
 ) -> torch.Tensor:
-    """[sum, sum of squares, min, max, zeros in sample, saturated in sample, sample size] as one float32 vector."""
+    """[sum, sum of squares, min, max, zeros in sample(, saturated in sample)] as one float32 vector.
+
+    The saturated count is there only when `bounds` are given.
+    """
     flat = x.reshape(-1)
-    total = flat.sum()
-    squares = torch.dot(flat, flat)
-    lo, hi = torch.aminmax(flat)
-    zeros = torch.count_nonzero(sample == 0)
+    parts = [flat.sum(), torch.dot(flat, flat), *torch.aminmax(flat), torch.sum(sample == 0, dtype=x.dtype)]
     if bounds is not None:
         center = (bounds[0] + bounds[1]) / 2
         inner = (bounds[1] - bounds[0]) * (0.5 - margin)
-        saturated = torch.count_nonzero((sample - center).abs() >= inner)
-    else:
-        saturated = zeros.new_zeros(())
-    size = float(sample.numel())
-    return torch.stack([total, squares, lo, hi, zeros.to(total.dtype), saturated.to(total.dtype), total.new_tensor(size)])
+        parts.append(torch.sum((sample - center).abs() >= inner, dtype=x.dtype))
+    return torch.stack(parts)
 
 
 def unit_positive_counts(x: torch.Tensor, channel_first: bool, nonnegative: bool) -> torch.Tensor:

@@ -178,3 +178,12 @@ def test_healthy_network_has_no_error_findings():
     with bpviz.watch(model) as w:
         train(model, w, 30, x, y, lr=0.05)
     assert [f for f in w.findings if f.severity == "error"] == []
+
+
+def test_nan_outputs_are_not_reported_as_dead_units():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), NanMaker(), nn.ReLU(), nn.Linear(8, 3))
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 4, x, y)
+    assert [f.kind for f in w.findings] == ["nan_or_inf"]

@@ -33,8 +33,8 @@ def check(ctx: Context) -> Iterator[Observation]:
         return
     cfg = ctx.config
     for layer in ctx.record.layers:
-        if not layer.units or layer.dead_units is None:
-            continue
+        if not layer.units or layer.dead_units is None or layer.nonfinite:
+            continue  # NaN outputs are never positive: that is nan_or_inf's story, not dead units
         if ctx.tracker.steps_seen(layer.name) < cfg.dead_window:
             continue
         share = layer.dead_units / layer.units
