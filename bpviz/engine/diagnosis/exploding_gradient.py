@@ -36,11 +36,11 @@ def check(ctx: Context) -> Iterator[Observation]:
     if not rms or total is None or not math.isfinite(total):
         return  # non-finite gradients are nan_or_inf's to report
     largest = max(rms, key=lambda item: item[1])[0]
-    if total > cfg.exploding_norm:
+    if total > cfg.exploding_norm:  # a model-wide condition: one finding, whichever layer is largest now
         yield Observation(
             KIND,
             "error",
-            largest,
+            None,
             f"The total gradient norm is {total:.2e} (above {cfg.exploding_norm:.0e}); the largest is at {largest}.",
             EXPLANATION,
             REMEDIES,
@@ -57,8 +57,9 @@ def check(ctx: Context) -> Iterator[Observation]:
             yield Observation(
                 KIND,
                 "warning",
-                largest,
-                f"The total gradient norm jumped to {total:.2e}, {total / median:.0f} times its recent median.",
+                None,
+                f"The total gradient norm jumped to {total:.2e}, {total / median:.0f} times its recent median; "
+                f"the largest is at {largest}.",
                 EXPLANATION,
                 REMEDIES,
             )

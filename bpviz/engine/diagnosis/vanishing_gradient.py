@@ -30,7 +30,8 @@ def check(ctx: Context) -> Iterator[Observation]:
     if ctx.record is None:
         return
     cfg = ctx.config
-    rms = [(name, value) for name, value in layer_grad_rms(ctx.record) if math.isfinite(value)]
+    # Exactly zero gradients are no signal of vanishing: frozen paths or dead units, reported by their own rules.
+    rms = [(name, value) for name, value in layer_grad_rms(ctx.record) if math.isfinite(value) and value > 0]
     flagged = None
     if len(rms) >= 3:
         first_name, first = rms[0]
