@@ -6,6 +6,7 @@ point it at a throwaway ini file and never touch the user's real settings.
 from __future__ import annotations
 
 import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
+import hashlib
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
@@ -72,3 +73,18 @@ class Settings:
 
     def sync(self) -> None:
         self.store.sync()
+
+    # --- per-file settings ---
+    def file_value(self, path: str | Path, key: str, default=None):
+        """A value kept for one experiment file (breakpoints, …), keyed by its resolved path."""
+        return self.store.value(f"{_file_group(path)}/{key}", default)
+
+    def set_file_value(self, path: str | Path, key: str, value) -> None:
+        self.store.setValue(f"{_file_group(path)}/{key}", value)
+        self.store.sync()
+
+
+def _file_group(path: str | Path) -> str:
+    """A settings group per file: the path itself cannot be a key (slashes nest groups), its hash can."""
+    digest = hashlib.sha1(str(Path(path).resolve()).encode("utf-8")).hexdigest()[:16]
+    return f"files/{digest}"
