@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.history import History
 from bpviz.engine.records import LayerStep, StepRecord
 from bpviz.gui.views import theme
+from bpviz.gui.views.intervention_marks import InterventionMarks
 from bpviz.gui.views.reference_curves import ReferenceCurves
 from bpviz.gui.views.series import LayerTrace, find_layer
 
@@ -39,6 +40,7 @@ class DeadUnitsView(QtWidgets.QWidget):
         self.references = ReferenceCurves(self.count_plot, _dead_units, REFERENCE_LAYERS, alpha=0.45)
         self.selected_curve = self.count_plot.plot(pen=theme.pen(theme.BAD, 2.2))
         self.selected_curve.setZValue(10)
+        self.marks = InterventionMarks(self.count_plot)
 
         self.activity_widget = theme.plot_widget(left="unit", bottom="step", grid=False)
         self.activity_plot = self.activity_widget.getPlotItem()
@@ -89,6 +91,7 @@ class DeadUnitsView(QtWidgets.QWidget):
     def refresh(self, history: History) -> None:
         """Redraw from `history`, reading only records newer than the last drawn."""
         self._history = history
+        self.marks.update(history)
         latest = history.latest
         if latest is self._drawn_latest:
             return

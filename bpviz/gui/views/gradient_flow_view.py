@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.history import History
 from bpviz.engine.records import StepRecord
 from bpviz.gui.views import theme
+from bpviz.gui.views.intervention_marks import InterventionMarks
 from bpviz.gui.views.layer_axis import LayerAxis
 from bpviz.gui.views.reference_curves import ReferenceCurves
 from bpviz.gui.views.series import LayerTrace
@@ -71,6 +72,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self.references = ReferenceCurves(self.time, _grad_norm, REFERENCE_LAYERS, alpha=0.55)
         self.selected_curve = self.time.plot(pen=theme.pen(theme.SELECTED, 2.2))
         self.selected_curve.setZValue(10)
+        self.marks = InterventionMarks(self.time)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -151,6 +153,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self._set_header(record, nonfinite)
 
     def _draw_over_time(self, history: History) -> None:
+        self.marks.update(history)
         self.references.set_layers(self._names)
         self.references.update(history)
         trace = self._selected_trace

@@ -6,6 +6,7 @@ from PySide6 import QtWidgets
 
 from bpviz.engine.history import History
 from bpviz.gui.views import theme
+from bpviz.gui.views.intervention_marks import InterventionMarks
 from bpviz.gui.views.series import RollingBuffer
 
 
@@ -39,6 +40,7 @@ class LossView(QtWidgets.QWidget):
         self.curve = self.plot.plot(pen=theme.pen(theme.LOSS, 1.5), name="training loss")
         self.validation = self.plot.plot(pen=None, symbol="o", symbolSize=8, symbolPen=theme.pen(theme.BACKGROUND, 1),
                                          symbolBrush=theme.brush(theme.VALIDATION), name="validation")
+        self.marks = InterventionMarks(self.plot, labels=True)
         self.log_y = QtWidgets.QCheckBox("log scale")
         self.log_y.toggled.connect(self.set_log_y)
         self.summary = QtWidgets.QLabel()
@@ -82,6 +84,7 @@ class LossView(QtWidgets.QWidget):
             capacity = max(2 * len(losses), 4096)
             self._steps, self._losses = RollingBuffer(capacity), RollingBuffer(capacity)
             self._validation_seen = -1
+        self.marks.update(history)
         changed = False
         if len(losses) > self._seen:
             new = slice(self._seen, len(losses))
