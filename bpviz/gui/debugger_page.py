@@ -6,6 +6,8 @@ threads or files. The window feeds it records through `show_step`.
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 
 import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
@@ -77,6 +79,7 @@ class DebuggerPage(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.horizontalHeader().setHighlightSections(False)
+        self.table.horizontalHeader().setResizeContentsPrecision(40)  # fit columns to 40 rows, not to all 300
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
@@ -156,6 +159,8 @@ class DebuggerPage(QWidget):
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.main_splitter)
         self._stale: set[str] = set(self.views)
+        # Seconds each part of the latest redraws took, for the latency benchmark and for profiling by hand.
+        self.timings: dict[str, deque[float]] = {key: deque(maxlen=10_000) for key in ("table", *self.views)}
 
     def splitters(self) -> list[QSplitter]:
         """The splitters whose positions the window remembers."""
@@ -173,10 +178,37 @@ class DebuggerPage(QWidget):
         self._stale = set(self.views)
 
     def show_step(self, history: History, findings: list[Finding]) -> None:
-        """Bring table, findings, banner and the visible plots up to `history.latest`."""
+        """Bring table, findings, banner and the visible plots up to `history.latest`, all at once."""
+        for part in self.begin_cycle(history, findings):
+            self.draw_part(part)
+
+    def begin_cycle(self, history: History, findings: list[Finding]) -> list[str]:
+        """Take new data in; return the parts to draw ("table", then each visible plot), one per event-loop turn.
+
+        Qt paints a window's dirty widgets in one pass, so refreshing every plot in one
+        go makes one long pause; drawing one part per timer tick keeps each pause short.
+        """
         self.history = history
         self.findings = findings
-        self.table_model.update(history.latest, findings)
+        self._stale = set(self.views)
+        return ["table"] + [key for key, view in self.views.items() if view.isVisible()]
+
+    def draw_part(self, part: str) -> None:
+        """Draw one part named by `begin_cycle`."""
+        started = time.perf_counter()
+        if part == "table":
+            self._draw_table()
+        elif part in self.views and self.history is not None:
+            self._stale.discard(part)
+            try:
+                self.views[part].refresh(self.history)
+            except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
+                log.exception("the %s plot failed to redraw", part)
+        self.timings[part].append(time.perf_counter() - started)
+
+    def _draw_table(self) -> None:
+        findings = self.findings
+        self.table_model.update(self.history.latest if self.history is not None else None, findings)
         self.table_title.setText(f"Layers ({self.table_model.rowCount()})")
         self.findings_panel.set_findings(findings)
         self._update_banner(findings)
@@ -184,8 +216,6 @@ class DebuggerPage(QWidget):
             self.select_layer(self._wanted_layer)
         elif self.selected_layer() is None and self.table_model.rowCount():
             self.select_layer(worst_layer(findings) or self.table_model.names()[0])
-        self._stale = set(self.views)
-        self.refresh_views(only_stale=False)
 
     def refresh_views(self, only_stale: bool) -> None:
         """Redraw the plots a person can see; hidden ones are redrawn when they are shown."""
@@ -195,10 +225,12 @@ class DebuggerPage(QWidget):
             if (only_stale and key not in self._stale) or not view.isVisible():
                 continue
             self._stale.discard(key)
+            started = time.perf_counter()
             try:
                 view.refresh(self.history)
             except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
                 log.exception("the %s plot failed to redraw", key)
+            self.timings[key].append(time.perf_counter() - started)
 
     def _update_banner(self, findings: list[Finding]) -> None:
         modes = mode_findings(findings)

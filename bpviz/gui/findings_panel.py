@@ -10,11 +10,19 @@ import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 ref
 import html
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget
 
-from bpviz.engine.finding import Finding, severity_rank
+from bpviz.engine.finding import SEVERITIES, Finding, severity_rank
 from bpviz.gui.layer_table import SEVERITY_COLOURS, _dot
 
 MODE_KINDS = ("train_mode_in_eval", "eval_mode_in_training")
@@ -53,33 +61,55 @@ def explanation_html(finding: Finding) -> str:
     return "".join(parts)
 
 
+SORT_ROLE = Qt.ItemDataRole.UserRole
+
+
+def reading_rank(finding: Finding) -> float:
+    """One number for `ordered`'s order, so the sort proxy compares doubles in C++."""
+    step = finding.step if finding.step is not None else -1
+    return (0.0 if finding.active else 1e12) + (len(SEVERITIES) - severity_rank(finding.severity)) * 1e10 + step
+
+
 class FindingsModel(QAbstractTableModel):
-    """Findings in reading order; updated in place while the set of findings is unchanged."""
+    """Findings in the order they were first raised: rows are only ever appended or updated in place.
+
+    The engine re-sorts its list every step; following that with resets would
+    drop the selection and re-measure every row. A sort proxy shows them in
+    reading order instead.
+    """
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.findings: list[Finding] = []
+        self._row_of: dict[tuple[str, str | None], int] = {}
         self._icons = {s: _dot(c) for s, c in SEVERITY_COLOURS.items()}
 
-    def set_findings(self, findings: list[Finding]) -> bool:
-        """Show `findings`; True when rows were added, removed or reordered (a reset)."""
-        new = ordered(findings)
-        same = [f.key for f in new] == [f.key for f in self.findings]
-        if same:
-            self.findings = new
-            if new:
-                self.dataChanged.emit(self.index(0, 0), self.index(len(new) - 1, len(HEADERS) - 1))
-            return False
-        self.beginResetModel()
-        self.findings = new
-        self.endResetModel()
-        return True
+    def set_findings(self, findings: list[Finding]) -> None:
+        """Show `findings`: new keys are appended, known ones updated; a vanished key resets the model."""
+        incoming = {f.key: f for f in findings}
+        if any(key not in incoming for key in self._row_of):
+            self.beginResetModel()
+            self.findings = list(findings)
+            self._row_of = {f.key: row for row, f in enumerate(self.findings)}
+            self.endResetModel()
+            return
+        for key, finding in incoming.items():
+            row = self._row_of.get(key)
+            if row is not None:
+                self.findings[row] = finding
+        if self.findings:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.findings) - 1, len(HEADERS) - 1))
+        new = [f for f in findings if f.key not in self._row_of]
+        if new:
+            first = len(self.findings)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for finding in new:
+                self._row_of[finding.key] = len(self.findings)
+                self.findings.append(finding)
+            self.endInsertRows()
 
     def row_of(self, key: tuple[str, str | None]) -> int | None:
-        for row, finding in enumerate(self.findings):
-            if finding.key == key:
-                return row
-        return None
+        return self._row_of.get(key)
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.findings)
@@ -93,6 +123,8 @@ class FindingsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (finding.severity, finding.kind, finding.layer or "(model)", "" if finding.step is None else str(finding.step),
                     finding.message)[col]
+        if role == SORT_ROLE:
+            return reading_rank(finding)
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
             return self._icons.get(finding.severity)
         if role == Qt.ItemDataRole.ForegroundRole and not finding.active:
@@ -115,8 +147,13 @@ class FindingsPanel(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.model = FindingsModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setDynamicSortFilter(True)
+        self.proxy.sort(0, Qt.SortOrder.AscendingOrder)
         self.view = QTableView()
-        self.view.setModel(self.model)
+        self.view.setModel(self.proxy)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -125,14 +162,19 @@ class FindingsPanel(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
         self.view.setWordWrap(False)
+        # Fixed widths, fitted once when the first findings arrive: ResizeToContents would re-measure every
+        # row at every update.
         header = self.view.horizontalHeader()
-        for col, mode in enumerate([QHeaderView.ResizeMode.ResizeToContents] * 4 + [QHeaderView.ResizeMode.Stretch]):
-            header.setSectionResizeMode(col, mode)
+        header.setStretchLastSection(True)
+        for col, width in enumerate((80, 170, 110, 48)):
+            header.resizeSection(col, width)
+        self.model.rowsInserted.connect(self._fit_columns_once)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
 
         self.title = QLabel("Findings")
         self.title.setStyleSheet("font-weight: bold; padding: 2px 2px;")
         self._shown_html = ""
+        self._fitted = False
         self.explanation = QTextBrowser()
         self.explanation.setOpenExternalLinks(True)
         self.explanation.setPlaceholderText("Select a finding to see why it matters and what to try.")
@@ -154,14 +196,8 @@ class FindingsPanel(QWidget):
         layout.addWidget(self.splitter)
 
     def set_findings(self, findings: list[Finding]) -> None:
-        """Show `findings`, keeping the selected one selected."""
-        selected = self.selected()
-        if self.model.set_findings(findings) and selected is not None:
-            row = self.model.row_of(selected.key)
-            if row is not None:
-                self.view.selectionModel().blockSignals(True)
-                self.view.selectRow(row)
-                self.view.selectionModel().blockSignals(False)
+        """Show `findings`; the selection stays on the same finding (the proxy keeps it through re-sorts)."""
+        self.model.set_findings(findings)
         open_count = sum(f.active for f in self.model.findings)
         self.title.setText(f"Findings ({open_count} open)" if self.model.findings else "Findings")
         current = self.selected()
@@ -171,9 +207,13 @@ class FindingsPanel(QWidget):
             self._shown_html = ""
             self.explanation.clear()
 
+    def in_view_order(self) -> list[Finding]:
+        """The findings as the list shows them (reading order)."""
+        return [self.model.findings[self.proxy.mapToSource(self.proxy.index(r, 0)).row()] for r in range(self.proxy.rowCount())]
+
     def selected(self) -> Finding | None:
         rows = self.view.selectionModel().selectedRows()
-        return self.model.findings[rows[0].row()] if rows else None
+        return self.model.findings[self.proxy.mapToSource(rows[0]).row()] if rows else None
 
     def select(self, key: tuple[str, str | None]) -> bool:
         """Select the finding with `key` (as a user click would); False when there is none."""
@@ -181,7 +221,7 @@ class FindingsPanel(QWidget):
         if row is None:
             return False
         self.view.selectionModel().select(
-            self.model.index(row, 0),
+            self.proxy.mapFromSource(self.model.index(row, 0)),
             QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
         )
         return True
@@ -192,6 +232,13 @@ class FindingsPanel(QWidget):
             return
         self._explain(finding)
         self.finding_selected.emit(finding)
+
+    def _fit_columns_once(self, *_args) -> None:
+        if self.model.rowCount() and not self._fitted:
+            self._fitted = True
+            header = self.view.horizontalHeader()
+            for col in range(len(HEADERS) - 1):
+                header.resizeSection(col, max(header.sectionSize(col), self.view.sizeHintForColumn(col)))
 
     def _explain(self, finding: Finding) -> None:
         text = explanation_html(finding)

@@ -175,6 +175,23 @@ class TrainingWorker(QObject):
             self.stepper = None
 
 
+def leave_a_core_for_the_window() -> int:
+    """Cap torch's intra-op threads one below the core count, so the window's thread always finds a free core.
+
+    With every core in torch's pool, the GUI thread preempts one of the pool's
+    threads and every parallel op waits at its barrier for it: training slows
+    several-fold and the window stutters. Returns the thread count in use.
+    """
+    import os
+
+    import torch
+
+    cores = os.cpu_count() or 1
+    if cores > 1 and torch.get_num_threads() >= cores:
+        torch.set_num_threads(cores - 1)
+    return torch.get_num_threads()
+
+
 class TrainingController(QObject):
     """The GUI thread's handle on the worker: sends commands, knows whether a run is going."""
 
@@ -189,6 +206,7 @@ class TrainingController(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        leave_a_core_for_the_window()
         self.thread = QThread()
         self.thread.setObjectName("bpviz-training")
         self.worker = self.worker_class()

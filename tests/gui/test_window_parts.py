@@ -11,7 +11,7 @@ from bpviz.engine.records import LayerStep, StepRecord
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.dialogs import parse_shape
 from bpviz.gui.error_panel import ErrorPanel
-from bpviz.gui.findings_panel import FindingsPanel, mode_findings
+from bpviz.gui.findings_panel import FindingsPanel, mode_findings, ordered
 from bpviz.gui.layer_table import DEAD, NAME, SORT_ROLE, STATUS, LayerSortProxy, LayerTableModel, table_csv
 from bpviz.gui.settings import MAX_RECENT, Settings
 
@@ -96,7 +96,8 @@ def test_findings_panel_orders_worst_first_and_explains_the_selection(qtbot):
     qtbot.addWidget(panel)
     findings = [_finding(severity="info", layer="fc1", kind="k1"), _finding(), _finding(kind="old", active=False)]
     panel.set_findings(findings)
-    assert [f.kind for f in panel.model.findings] == ["dead_relu", "k1", "old"]
+    assert [f.kind for f in panel.in_view_order()] == ["dead_relu", "k1", "old"]
+    assert panel.in_view_order() == ordered(findings)
     with qtbot.waitSignal(panel.finding_selected) as blocker:
         assert panel.select(("dead_relu", "relu1"))
     assert blocker.args[0].layer == "relu1"
@@ -104,6 +105,11 @@ def test_findings_panel_orders_worst_first_and_explains_the_selection(qtbot):
     assert "dead_relu on relu1" in text and "Because." in text and "Or that." in text
     # a refresh with the same findings keeps the selection
     panel.set_findings([_finding(kind="new", layer="fc2", severity="warning")] + findings)
+    assert panel.selected().key == ("dead_relu", "relu1")
+    assert [f.kind for f in panel.in_view_order()] == ["dead_relu", "new", "k1", "old"]
+    # a finding that gets worse moves up, and the selection follows it
+    panel.set_findings([_finding(kind="new", layer="fc2", severity="error", step=-1)] + findings)
+    assert [f.kind for f in panel.in_view_order()][:2] == ["new", "dead_relu"]
     assert panel.selected().key == ("dead_relu", "relu1")
 
 

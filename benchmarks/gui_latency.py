@@ -1,0 +1,150 @@
+"""How responsive the window stays while it trains as fast as it can.
+
+Builds an experiment with ~300 leaf layers, opens it in the real window (the
+same worker and redraw clock a person uses), presses Run, and meanwhile:
+
+* a 10 ms QTimer on the GUI thread notes how late each tick fires
+  (interval between ticks minus 10 ms) — the window's input latency;
+* the window notes how long each redraw (table + findings + visible plots) takes.
+
+Targets: p95 lateness < 50 ms, p95 redraw < 16 ms.
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py [--seconds 15] [--profile]
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+
+from bpviz.gui.app import make_application
+from bpviz.gui.main_window import MainWindow
+from bpviz.gui.settings import Settings
+
+EXPERIMENT = """
+import torch
+from torch import nn
+
+BLOCKS = {blocks}  # each block: Linear, LayerNorm, ReLU -> 3 leaf layers
+
+
+def build():
+    torch.manual_seed(0)
+    width = 32
+    layers = []
+    for _ in range(BLOCKS):
+        layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.ReLU()]
+    model = nn.Sequential(nn.Linear(16, width), *layers, nn.Linear(width, 4))
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(32, 16, generator=g), torch.randint(4, (32,), generator=g)) for _ in range(8)]
+    return {{"model": model, "train_data": data, "optimizer": torch.optim.SGD(model.parameters(), lr=0.01)}}
+"""
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    """(p50, p95, max) in milliseconds."""
+    if not values:
+        return (float("nan"),) * 3
+    ms = np.asarray(values) * 1000.0
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(ms.max())
+
+
+def wait_for(signal, timeout_ms: int = 120_000) -> None:
+    """Spin the event loop until `signal` fires (or the timeout)."""
+    loop = QEventLoop()
+    signal.connect(loop.quit)
+    QTimer.singleShot(timeout_ms, loop.quit)
+    loop.exec()
+    signal.disconnect(loop.quit)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long to train (default 15)")
+    parser.add_argument("--blocks", type=int, default=100, help="Linear+LayerNorm+ReLU blocks (default 100: 302 leaf layers)")
+    parser.add_argument("--profile", action="store_true", help="profile the GUI thread and print the top functions")
+    args = parser.parse_args()
+
+    app = make_application()
+    tmp = Path(tempfile.mkdtemp(prefix="bpviz-latency-"))
+    experiment = tmp / "deep_mlp.py"
+    experiment.write_text(textwrap.dedent(EXPERIMENT.format(blocks=args.blocks)))
+    window = MainWindow(settings=Settings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)),
+                        remember_layout=False)
+    window.resize(1600, 960)
+    window.show()
+
+    window.open_path(experiment)
+    wait_for(window.loaded)
+    if window.controller.request is None:
+        print("the benchmark experiment failed to load:", window.error_panel.text(), file=sys.stderr)
+        return 2
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    profiler = cProfile.Profile() if args.profile else None
+    window.redraw_seconds.clear()
+    window.cycle_seconds.clear()
+    window.paint_seconds.clear()
+    for seconds in window.page.timings.values():
+        seconds.clear()
+    started = time.perf_counter()
+    window.run()
+    timer.start()
+    if profiler:
+        profiler.enable()
+    stop = QTimer()
+    stop.setSingleShot(True)
+    stop.timeout.connect(window.pause)
+    stop.start(int(args.seconds * 1000))
+    wait_for(window.run_finished, timeout_ms=int(args.seconds * 1000) + 120_000)
+    if profiler:
+        profiler.disable()
+    elapsed = time.perf_counter() - started
+    timer.stop()
+
+    steps = len(window.history.loss_steps)
+    layers = len(window.history.latest.layers) if window.history.latest else 0
+    lateness = [max(b - a - 0.010, 0.0) for a, b in zip(ticks, ticks[1:])]
+    redraws = list(window.redraw_seconds)
+    late = percentiles(lateness)
+    draw = percentiles(redraws)
+    cycle = percentiles(list(window.cycle_seconds))
+    print(f"model: {layers} observed layers, {steps} steps in {elapsed:.1f} s ({steps / elapsed:.1f} steps/s)")
+    print(f"10 ms timer lateness: p50 {late[0]:.1f} ms, p95 {late[1]:.1f} ms, max {late[2]:.1f} ms  ({len(lateness)} ticks)")
+    print(f"redraw slice (1 tick): p50 {draw[0]:.1f} ms, p95 {draw[1]:.1f} ms, max {draw[2]:.1f} ms  ({len(redraws)} slices)")
+    print(f"whole redraw (sum):    p50 {cycle[0]:.1f} ms, p95 {cycle[1]:.1f} ms, max {cycle[2]:.1f} ms  "
+          f"({len(window.cycle_seconds)} redraws; includes Qt's painting passes)")
+    paint = percentiles(list(window.paint_seconds))
+    print(f"Qt paint pass:         p50 {paint[0]:.1f} ms, p95 {paint[1]:.1f} ms, max {paint[2]:.1f} ms  ({len(window.paint_seconds)} passes)")
+    print("parts (refresh calls, painting excluded):")
+    for part, seconds in window.page.timings.items():
+        p50, p95, worst = percentiles(list(seconds))
+        print(f"  {part:14s}       p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms  ({len(seconds)} calls)")
+    ok = late[1] < 50.0 and draw[1] < 16.0
+    print("targets (p95 lateness < 50 ms, p95 redraw < 16 ms):", "met" if ok else "MISSED")
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+        print(out.getvalue())
+    window.close()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
