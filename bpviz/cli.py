@@ -92,35 +92,47 @@ def run_check(args: argparse.Namespace) -> int:
     from bpviz.engine.stepper import Stepper
     from bpviz.engine.summary import format_report
 
+    stepper = None
+    failure: UserCodeError | None = None
     try:
         experiment = load_experiment(
             args.file, trust=args.trust, weights=args.weights, input_shape=args.input_shape, seed=args.seed
         )
         stepper = Stepper(experiment)
-        try:
-            for _ in range(args.steps):
-                stepper.step()
-            if experiment.val_data is not None:
-                stepper.validate()
-            report = stepper.report()
-        finally:
-            stepper.close()
+        for _ in range(args.steps):
+            stepper.step()
+        if experiment.val_data is not None:
+            stepper.validate()
     except UserCodeError as error:
-        print(error.summary(), file=sys.stderr)
-        if args.verbose and error.details:
-            print("\n" + error.details.rstrip(), file=sys.stderr)
-        elif error.details:
+        failure = error
+    finally:
+        if stepper is not None:
+            stepper.close()
+    report = stepper.report() if stepper is not None and stepper.step_index else None
+    if report is not None:  # what was recorded before a failure is kept, on screen and in the JSON
+        if failure is not None:
+            report["error"] = {"what": failure.what, "where": failure.where, "layer": failure.layer, "why": failure.why}
+        print(format_report(report), end="")
+        if args.json is not None and not _write_json(args.json, report):
+            return EXIT_COULD_NOT_RUN
+    if failure is not None:
+        print(failure.summary(), file=sys.stderr)
+        if args.verbose and failure.details:
+            print("\n" + failure.details.rstrip(), file=sys.stderr)
+        elif failure.details:
             print("  (run with --verbose for the full traceback)", file=sys.stderr)
         return EXIT_COULD_NOT_RUN
-    print(format_report(report), end="")
-    if args.json is not None:
-        try:
-            args.json.write_text(json.dumps(report, indent=2) + "\n")
-        except OSError as error:
-            print(f"cannot write the report to {args.json}: {error.strerror or error}", file=sys.stderr)
-            return EXIT_COULD_NOT_RUN
     found_errors = any(finding["severity"] == "error" for finding in report["findings"])
     return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN
+
+
+def _write_json(path: Path, report: dict) -> bool:
+    try:
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as error:
+        print(f"cannot write the report to {path}: {error.strerror or error}", file=sys.stderr)
+        return False
+    return True
 
 
 def run_gui(args: argparse.Namespace) -> int:

@@ -240,3 +240,41 @@ def test_window_unavailable_is_a_friendly_message(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("bpviz: the window cannot start (")
     assert "`bpviz check FILE` works without them." in err
+
+
+FAILS_AT_STEP_3 = """
+import torch
+from torch import nn
+
+class Fragile(nn.Module):
+    calls = 0
+
+    def forward(self, x):
+        Fragile.calls += 1
+        if Fragile.calls == 4:
+            raise RuntimeError("the fourth batch broke me")
+        return x
+
+def build():
+    Fragile.calls = 0
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), Fragile())
+    return {"model": model, "train_data": [(torch.randn(8, 4, generator=g), torch.zeros(8, dtype=torch.long))]}
+"""
+
+
+def test_a_failure_mid_run_keeps_the_steps_already_recorded(tmp_path, capsys):
+    path = write(tmp_path, FAILS_AT_STEP_3)
+    out = tmp_path / "report.json"
+    assert main(["check", str(path), "--steps", "10", "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    report = json.loads(out.read_text())
+    assert report["steps"] == 3 and len(report["loss"]) == 3
+    assert report["error"] == {
+        "what": "the forward pass failed at step 3",
+        "where": f"{path}:11",
+        "layer": "1",
+        "why": "RuntimeError: the fourth batch broke me",
+    }
+    assert "Linear" in captured.out  # the per-layer table of the steps that ran
+    assert captured.err.startswith("the forward pass failed at step 3\n")
