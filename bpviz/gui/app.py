@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
@@ -11,7 +12,7 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 from bpviz.gui.dialogs import Dialogs
-from bpviz.gui.settings import Settings
+from bpviz.gui.settings import Settings, ini_settings
 
 SCREENSHOT_SIZE = (1600, 960)
 
@@ -83,8 +84,10 @@ def main(args: argparse.Namespace) -> int:
     steps = getattr(args, "steps", None) or 0
     file = getattr(args, "file", None)
     input_shape = getattr(args, "input_shape", None)
+    # Screenshot runs are scripted: they neither read nor change the user's recent files and layout.
+    settings = Settings(ini_settings(Path(tempfile.mkdtemp(prefix="bpviz-")) / "settings.ini")) if screenshot else Settings()
     window = MainWindow(
-        settings=Settings(),
+        settings=settings,
         dialogs=Dialogs() if not screenshot else NonInteractiveDialogs(),
         icon=app_icon(),
         remember_layout=not screenshot,

@@ -27,6 +27,13 @@ def _section(title: str) -> QLabel:
     return label
 
 
+def _fit_height(widget: QListWidget, most: int = 10) -> None:
+    """Size a list to its rows (up to `most`), so short lists do not leave a dark empty box."""
+    rows = min(max(widget.count(), 1), most)
+    row = widget.sizeHintForRow(0) if widget.count() else 24
+    widget.setFixedHeight(rows * (row + 2 * widget.spacing()) + 2 * widget.frameWidth() + 4)
+
+
 class StartPage(QWidget):
     """Shown until a file is open; double-click (or Enter) on an entry opens it."""
 
@@ -45,7 +52,7 @@ class StartPage(QWidget):
         subtitle = QLabel("Watch activations and gradients layer by layer while a PyTorch model trains, "
                           "and get told what is wrong.")
         subtitle.setWordWrap(True)
-        subtitle.setStyleSheet("color: #555; font-size: 11pt;")
+        subtitle.setStyleSheet("color: #9aa0aa; font-size: 11pt;")
         heading = QVBoxLayout()
         heading.addWidget(title)
         heading.addWidget(subtitle)
@@ -59,7 +66,7 @@ class StartPage(QWidget):
         self.open_button.clicked.connect(self.browse_requested)
         self.open_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         hint = QLabel("…or drop a .py or .pt file anywhere on this window.")
-        hint.setStyleSheet("color: #777;")
+        hint.setStyleSheet("color: #8a909b;")
         open_row = QHBoxLayout()
         open_row.addWidget(self.open_button)
         open_row.addSpacing(8)
@@ -68,7 +75,7 @@ class StartPage(QWidget):
         self.samples = self._list()
         self.recent = self._list()
         self.no_recent = QLabel("No recent files yet.")
-        self.no_recent.setStyleSheet("color: #777;")
+        self.no_recent.setStyleSheet("color: #8a909b;")
 
         column = QVBoxLayout()
         column.addLayout(top)
@@ -76,12 +83,13 @@ class StartPage(QWidget):
         column.addLayout(open_row)
         column.addWidget(_section("Sample models"))
         sample_hint = QLabel("Each sample shows one way training goes wrong. Double-click to open it.")
-        sample_hint.setStyleSheet("color: #555;")
+        sample_hint.setStyleSheet("color: #9aa0aa;")
         column.addWidget(sample_hint)
-        column.addWidget(self.samples, 3)
+        column.addWidget(self.samples)
         column.addWidget(_section("Recent files"))
-        column.addWidget(self.recent, 2)
+        column.addWidget(self.recent)
         column.addWidget(self.no_recent)
+        column.addStretch(1)
 
         card = QFrame()
         card.setObjectName("startCard")
@@ -109,6 +117,7 @@ class StartPage(QWidget):
             item.setData(PATH_ROLE, str(path))
             item.setToolTip(str(path))
             self.samples.addItem(item)
+        _fit_height(self.samples)
 
     def set_recent(self, paths: list[Path]) -> None:
         """Recently opened files, newest first."""
@@ -118,6 +127,7 @@ class StartPage(QWidget):
             item.setData(PATH_ROLE, str(path))
             item.setToolTip(str(path))
             self.recent.addItem(item)
+        _fit_height(self.recent)
         self.recent.setVisible(bool(paths))
         self.no_recent.setVisible(not paths)
 
