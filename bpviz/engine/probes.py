@@ -24,6 +24,7 @@ from bpviz.engine import stats
 from bpviz.engine.config import Config
 from bpviz.engine.layer_graph import GraphRecorder
 from bpviz.engine.update_tracking import UpdateTracker
+from bpviz.engine.user_error import describe_exception
 from bpviz.engine.layer_kinds import (
     FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
@@ -137,6 +138,7 @@ class Probe:
         self.pending = PendingStep()
         self.failed_layer: str | None = None  # innermost layer whose forward raised, most recent failure
         self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
+        self.internal_errors: list[str] = []  # measurements that failed on an unusual tensor; training went on
         self._names = {module: name for name, module in model.named_modules()}
         self._params = dict(model.named_parameters())
         self._param_ids = {id(p): name for name, p in self._params.items()}
@@ -318,7 +320,7 @@ class Probe:
         functional: bool,
         preact: torch.Tensor | None,
     ) -> None:
-        if not tensor.is_floating_point() or tensor.numel() == 0:
+        if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
         self.last_layer = name
         info = self.layers.get(name)
@@ -328,7 +330,11 @@ class Probe:
             info = LayerInfo(name, type_name, family, module_name, functional, bounds, tracks)
             self.layers[name] = info
         with torch._C.DisableTorchFunction():
-            self._measure(info, tensor, preact)
+            try:
+                self._measure(info, tensor, preact)
+            except Exception as exc:  # a guest never breaks the user's training: note it and go on
+                self.internal_errors.append(f"{name}: {describe_exception(exc)}")
+                return
             if tensor.requires_grad:
                 tensor.register_hook(self._grad_hook(name))
         if self.graph is not None:

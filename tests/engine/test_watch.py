@@ -129,3 +129,34 @@ def test_history_keeps_every_loss(steps):
         records = train(model, w, steps, x, y)
     assert w.history.losses == [r.loss for r in records]
     assert [r.step for r in w.history.records] == list(range(steps))
+
+
+def test_unusual_outputs_are_skipped_without_breaking_training():
+    torch.manual_seed(0)
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            out = self.fc(x)
+            return out, out.argmax(dim=1), {"half": out.half()}
+
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.odd = Odd()
+            self.index = nn.Identity()
+
+        def forward(self, x):
+            logits, labels, extra = self.odd(x)
+            self.index(labels)  # an integer output: not a measurable activation
+            return logits + extra["half"].float() * 0
+
+    model = Wrapper()
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        record = train(model, w, 2, x, y)[-1]
+    assert [l.name for l in record.layers] == ["odd.fc"]
+    assert w.probe.internal_errors == []
