@@ -28,7 +28,7 @@ class _Batch:
         self._sizes: list[int] = []
 
     def add(self, tensor: torch.Tensor) -> int:
-        flat = tensor.detach().reshape(-1)
+        flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)
         self._parts.append(flat)
         self._sizes.append(flat.numel())
         return len(self._parts) - 1
@@ -136,28 +136,27 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
     layers: dict[str, LayerStep] = {}
     for order, (name, group) in enumerate(grouped.items()):
         info: LayerInfo = group[0][0].layer
-        sc = np.vstack([host[ids[0]] for _, ids in group]).sum(axis=0)
+        rows = [host[ids[0]].tolist() for _, ids in group]  # plain floats: cheaper than numpy scalars
         total = float(sum(c.count for c, _ in group))
         sample_size = float(sum(c.sample_size for c, _ in group))
-        mean = sc[stats.SUM] / total
-        var = sc[stats.SUMSQ] / total - mean * mean
-        minmax = np.vstack([host[ids[0]][[stats.MIN, stats.MAX]] for _, ids in group])
-        lo, hi = float(minmax[:, 0].min()), float(minmax[:, 1].max())
+        mean = sum(r[stats.SUM] for r in rows) / total
+        var = sum(r[stats.SUMSQ] for r in rows) / total - mean * mean
+        lo, hi = min(r[stats.MIN] for r in rows), max(r[stats.MAX] for r in rows)
         layer = LayerStep(
             name=name,
             type=info.type,
             shape=group[-1][0].shape,
             family=info.family,
             order=order,
-            mean=float(mean),
+            mean=mean,
             std=math.sqrt(max(var, 0.0)) if math.isfinite(var) else float("nan"),
             min=lo,
             max=hi,
-            zero_fraction=float(sc[stats.SAMPLE_ZEROS] / sample_size),
+            zero_fraction=sum(r[stats.SAMPLE_ZEROS] for r in rows) / sample_size,
             nonfinite=not all(math.isfinite(v) for v in (mean, lo, hi)),
         )
         if info.bounds is not None:
-            layer.saturated_fraction = float(sc[stats.SAMPLE_SATURATED] / sample_size)
+            layer.saturated_fraction = sum(r[stats.SAMPLE_SATURATED] for r in rows) / sample_size
         layer.histogram = _histogram(name, group, host, cfg, probe, lo, hi)
         if group[0][0].unit_positive is not None:
             _unit_stats(layer, group, host, step, tracker)

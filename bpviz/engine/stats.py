@@ -83,5 +83,5 @@ def grad_scalars_and_histogram(
     gf = g.detach().float()
     flat = gf.reshape(-1)
     sumsq = torch.dot(flat, flat).reshape(1)
-    logs = torch.log10(histogram_sample(flat, max_values).abs().clamp_min(10.0**log_lo))
+    logs = torch.log10(histogram_sample(flat, max_values).abs())  # zeros give -inf, binned at log_lo
     return sumsq, histogram(logs, bins, log_lo, log_hi)
