@@ -92,6 +92,7 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
         axis.setPen(pen(MUTED, width=1))
         axis.setTextPen(pen(FOREGROUND, width=1))
         axis.setTickFont(font)
+        axis.enableAutoSIPrefix(False)  # "step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit
     plot.getAxis("left").setWidth(AXIS_WIDTH)
     plot.getAxis("left").setStyle(maxTickLevel=0)  # major ticks only: a log axis would draw a line per minor tick
     plot.showGrid(x=False, y=grid, alpha=GRID_ALPHA)
