@@ -14,7 +14,7 @@ import torch
 from bpviz.engine import stats
 from bpviz.engine.config import Config
 from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe
-from bpviz.engine.update_tracking import update_sample_scale
+from bpviz.engine.update_tracking import update_sample, update_sample_scale
 from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 from bpviz.engine.unit_forensics import params_of, producers
 from bpviz.engine.units import DeadUnitTracker
@@ -55,7 +55,10 @@ def collect(
     params = probe.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
         names = list(params)
-        weight_norms = torch._foreach_norm([p.detach() for p in params.values()]) if params else []
+        # Like ||dW||, ||W|| of a large parameter is estimated from its strided slice: a full pass over
+        # every weight each step would cost more than all the activation statistics together.
+        limit = cfg.update_sample
+        weight_norms = torch._foreach_norm([update_sample(p, limit) for p in params.values()]) if params else []
         fallback = {
             n: torch.linalg.vector_norm(p.grad.detach())
             for n, p in params.items()
@@ -245,7 +248,7 @@ def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgra
             name=name,
             layer=owners.get(name),
             grad_norm=float(grads[name]) if name in grads else None,
-            weight_norm=float(weights.get(name, 0.0)),
+            weight_norm=float(weights.get(name, 0.0)) * update_sample_scale(numel, sample),
             update_norm=float(updates[name]) * update_sample_scale(numel, sample) if name in updates else None,
             numel=numel,
         )

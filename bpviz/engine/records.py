@@ -62,8 +62,8 @@ class ParamStep:
     name: str  # qualified parameter name, e.g. "fc1.weight"
     layer: str | None  # the layer (leaf module call site) that owns it
     grad_norm: float | None
-    weight_norm: float
-    update_norm: float | None  # ||dW|| of this step's optimizer update, None when no update was seen
+    weight_norm: float  # estimated from a strided slice for parameters over Config.update_sample elements
+    update_norm: float | None  # ||dW|| of this step's update (estimated likewise), None when no update was seen
     numel: int = 0  # element count, for per-element gradient sizes
 
 

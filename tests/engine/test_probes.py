@@ -162,3 +162,20 @@ def test_dead_window_is_configurable():
         records = train(model, w, 5, x, y)
     assert [r.layer("1").dead_units for r in records] == [2, 2, 2, 2, 2]
     assert not [f for f in w.findings if f.kind == "dead_relu" and f.step < 4]
+
+
+def test_large_parameters_norms_are_estimated_closely_from_a_slice():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
+    x = torch.randn(32, 256)
+    y = torch.randint(0, 3, (32,))
+    before = model[0].weight.detach().clone()
+    with bpviz.watch(model) as w:
+        record = train(model, w, 1, x, y, lr=0.1)[-1]
+    weight = next(p for p in record.params if p.name == "0.weight")
+    true_norm = float(model[0].weight.norm())
+    true_update = float((model[0].weight.detach() - before).norm())
+    assert weight.numel == 65536 > w.config.update_sample
+    assert weight.weight_norm == pytest.approx(true_norm, rel=0.05)
+    assert weight.update_norm == pytest.approx(true_update, rel=0.1)
+    assert weight.grad_norm == pytest.approx(float(model[0].weight.grad.norm()), rel=1e-5)  # exact
