@@ -13,7 +13,8 @@ import torch
 
 from bpviz.engine import stats
 from bpviz.engine.config import Config
-from bpviz.engine.probes import ActivationCall, LayerInfo, PendingStep, Probe
+from bpviz.engine.pending import ActivationCall, LayerInfo, PendingStep
+from bpviz.engine.probes import Probe
 from bpviz.engine.update_tracking import update_sample, update_sample_scale
 from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 from bpviz.engine.unit_forensics import params_of, producers

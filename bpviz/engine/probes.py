@@ -7,14 +7,14 @@ called), plus every functional activation (`F.relu`, `torch.tanh`,
 inside a leaf module's own forward belong to that module (nn.ReLU calls
 F.relu), so every activation is counted exactly once.
 
-Everything measured stays on the device in a `PendingStep` until the
-collector moves it to the host in one transfer.
+Everything measured stays on the device in a `PendingStep` (see pending.py)
+until the collector moves it to the host in one transfer.
 """
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from bpviz.engine import stats
 from bpviz.engine.config import Config
 from bpviz.engine.layer_graph import GraphRecorder
+from bpviz.engine.pending import ActivationCall, ForwardFacts, GradCall, LayerInfo, PendingStep
 from bpviz.engine.update_tracking import UpdateTracker
 from bpviz.engine.user_error import describe_exception
 from bpviz.engine.layer_kinds import (
@@ -37,68 +38,6 @@ from bpviz.engine.layer_kinds import (
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
 _CHANNEL_FIRST_MAKERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
 _FEATURE_LAST_MAKERS = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.RNNBase, nn.MultiheadAttention, nn.Flatten)
-
-
-@dataclass
-class LayerInfo:
-    """What is known about a layer independent of any step."""
-
-    name: str
-    type: str
-    family: str | None
-    module_name: str  # qualified name of the module making the call ("" for the root model)
-    functional: bool  # a functional activation call, which owns no parameters
-    bounds: tuple[float, float] | None  # output bounds of a bounded activation, for saturation
-    tracks_units: bool = False  # ReLU-family layers (and layers that were, before a remedy replaced it)
-
-
-@dataclass
-class ActivationCall:
-    """One call of a layer within a step, its statistics still on the device."""
-
-    layer: LayerInfo
-    shape: tuple[int, ...]
-    count: int
-    scalars: torch.Tensor  # see the layout in stats: sums, extremes, sample counts
-    histogram: torch.Tensor | None  # over the layer's fixed range, when it is known
-    sample: torch.Tensor | None  # first sight: values to bin once the range is known
-    unit_positive: torch.Tensor | None
-    positions_per_unit: int
-    preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
-    sample_size: int  # values the zero and saturation shares were counted on
-
-
-@dataclass
-class GradCall:
-    """The gradient reaching one layer's output during backward."""
-
-    layer: str
-    sumsq: torch.Tensor
-    histogram: torch.Tensor
-
-
-@dataclass
-class ForwardFacts:
-    """Mode facts of one root forward; `input_sum` stays on the device until collection."""
-
-    grad_enabled: bool
-    model_training: bool
-    training_modules: tuple[str, ...]
-    eval_modules: tuple[str, ...]
-    input_sum: torch.Tensor | None  # non-finite when the input held NaN/Inf
-
-
-@dataclass
-class PendingStep:
-    """Everything the hooks saw since the last collection."""
-
-    calls: list[ActivationCall] = field(default_factory=list)
-    grads: list[GradCall] = field(default_factory=list)
-    backward_order: list[str] = field(default_factory=list)
-    forwards: list[ForwardFacts] = field(default_factory=list)
-    param_grad_norms: dict[str, torch.Tensor] = field(default_factory=dict)
-    update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
-    update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
