@@ -9,7 +9,7 @@ from torch import nn
 
 import bpviz
 from bpviz.engine.breakpoints import Breakpoint, first_hit
-from tests.engine.models import NanMaker, batch, dead_unit_mlp, train
+from tests.engine.models import NanMaker, batch, dead_unit_mlp
 
 
 def hits(model, breakpoints, steps=3, lr=0.01, x=None):

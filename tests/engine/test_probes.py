@@ -1,7 +1,6 @@
 """What the engine observes per layer: names, counts, statistics, gradients, updates."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
