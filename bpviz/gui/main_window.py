@@ -24,12 +24,14 @@ from bpviz.engine.records import StepRecord
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.actions import RunProgress, WindowActions
 from bpviz.gui.debugger_page import DebuggerPage
+from bpviz.gui.debugging import DebugTools
 from bpviz.gui.dialogs import Dialogs
 from bpviz.gui.error_panel import ErrorPanel
 from bpviz.gui.layer_table import table_csv
 from bpviz.gui.settings import Settings
 from bpviz.gui.start_page import StartPage
-from bpviz.gui.worker import LoadRequest, TrainingController
+from bpviz.gui.step_into import DebugController
+from bpviz.gui.worker import LoadRequest
 
 REDRAW_MS = 16  # one part per tick: the table and each plot at up to 60 / (1 + plots) Hz
 IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B seconds (drawing + painting), wait 2·B before the next
@@ -76,7 +78,7 @@ class MainWindow(QMainWindow):
         self._dirty = False
         self._arrivals: deque[float] = deque(maxlen=256)
 
-        self.controller = TrainingController(self)
+        self.controller = DebugController(self)
         worker = self.controller.worker
         worker.loaded.connect(self._on_loaded)
         worker.failed.connect(self._on_failed)
@@ -106,6 +108,7 @@ class MainWindow(QMainWindow):
         self.actions_ = WindowActions(self)
         self.actions_.install()
         self.actions_.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.debug_tools = DebugTools(self)
         self._build_status_bar()
         self._load_samples()
         self._refresh_recent()
@@ -118,6 +121,7 @@ class MainWindow(QMainWindow):
         self.resize(1600, 960)
         if remember_layout:
             self._restore_layout()
+        self.debug_tools.show_docks(self.stack.currentWidget() is self.page)
 
     # --- opening files ---
     def open_dialog(self) -> None:
@@ -324,6 +328,8 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         c = self.controller
         self.actions_.set_state(has_model=c.has_model, running=c.running, busy=c.busy)
+        if hasattr(self, "debug_tools"):
+            self.debug_tools.update_actions()
 
     # --- table export ---
     def copy_table_csv(self) -> str:
