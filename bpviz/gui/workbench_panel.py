@@ -55,6 +55,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._history: History | None = None
         self._activity = self._dead_trace = None
         self._order: np.ndarray | None = None  # rows of the timeline: dead units by time of death, then the living
+        self._busy = True
 
         self.layer_box = QtWidgets.QComboBox()
         self.layer_box.setObjectName("workbenchLayer")
@@ -211,6 +212,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.curve_marks.clear()
         self.compare.setText("")
         self.message.setText("")
+        self._update_buttons()
 
     def refresh(self, history: History) -> None:
         """Bring the layer list, the timeline and the curves up to the latest step."""
@@ -219,6 +221,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         if latest is None:
             return
         self._fill_layers(latest)
+        self._update_buttons()
         self.timeline_marks.update(history)
         self.curve_marks.update(history)
         if self.layer is None:
@@ -271,12 +274,15 @@ class WorkbenchPanel(QtWidgets.QWidget):
 
     def set_busy(self, busy: bool) -> None:
         """Remedies apply between steps only: disabled while training runs or a step is paused."""
+        self._busy = busy
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        ready = not self._busy and self._history is not None
         for button in self.buttons:
-            button.setEnabled(not busy and self.layer is not None)
-        self.undo.setEnabled(not busy and self._history is not None)
-        self.lower_lr.setEnabled(not busy and self._history is not None)
-        self.clip.setEnabled(not busy and self._history is not None)
-        self.go.setEnabled(not busy and self._history is not None)
+            button.setEnabled(ready and self.layer is not None)
+        for button in (self.undo, self.lower_lr, self.clip, self.go):
+            button.setEnabled(ready)
 
     def remedy_applied(self, step: int, label: str) -> None:
         self.message.setStyleSheet(f"color: {theme.LOSS}; padding: 2px;")

@@ -86,9 +86,8 @@ def test_stopping_while_paused_keeps_the_model_and_history_as_before(qtbot, wind
     event = step_into(qtbot, window)
     while event.phase != stop_in:
         event = step_into(qtbot, window)
-    with qtbot.waitSignal(window.controller.worker.step_aborted, timeout=LOAD_MS):
-        window.actions_.pause.trigger()  # F6 while paused: stop the step where it is
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=LOAD_MS)
+    window.actions_.pause.trigger()  # F6 while paused: stop the step where it is
+    qtbot.waitUntil(lambda: not window.controller.stepping and window.debug_tools.step_panel.event is None, timeout=LOAD_MS)
     assert same(before, state(window))
     assert len(window.history) == 1 and window.controller.worker.stepper.step_index == 1
     assert window.debug_tools.step_panel.event is None and window.debug_tools.network.current is None

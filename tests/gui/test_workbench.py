@@ -1,0 +1,107 @@
+"""The dead-neuron workbench and live hyperparameters: find the dead units, apply a remedy, watch them come back."""
+from __future__ import annotations
+
+import pytest
+
+from tests.gui.debug_helpers import LOAD_MS, SAMPLES, make_window, open_file, run_steps
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = make_window(qtbot, tmp_path / "settings.ini")
+    yield win
+    win.close()
+
+
+# Wait on the window's state, not on the worker's signals: a waitSignal blocker on those runs on the training thread.
+
+
+def dead(window, layer: str = "relu2") -> int:
+    return window.history.latest.layer(layer).dead_units
+
+
+def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 6)
+    bench = window.debug_tools.workbench
+    assert bench.layer == "relu2"  # the layer with the most dead units is picked
+    qtbot.waitUntil(lambda: bench.units_step == 5 and bench.table.rowCount() == dead(window), timeout=LOAD_MS)
+    before = dead(window)
+    assert before > 32
+    assert all(u.died_at <= 5 and u.preact_max <= 0 for u in bench.units)
+    assert bench.image.image.shape == (6, 64)  # steps × units
+    assert "relu2" in bench.summary.text() and f"{before} of 64 units dead" in bench.summary.text()
+
+    bench.reinit.click()
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
+    assert window.history.interventions == [(6, f"relu2: re-initialised {before} dead units")]
+    qtbot.waitUntil(lambda: len(window.page.loss_view.marks.lines) == 1, timeout=LOAD_MS)
+    assert "re-initialised" in bench.message.text()
+
+    with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS):
+        bench.steps.setValue(6)
+        bench.go.click()  # Continue from the workbench
+    qtbot.waitUntil(lambda: window.shown_step == 11, timeout=LOAD_MS)
+    after = [r.layer("relu2").dead_units for r in list(window.history.records)[6:]]
+    assert len(after) == 6 and max(after) < before / 4
+    assert [line.value() for line in bench.curve_marks.lines] == [5.5]
+    assert "→" in bench.compare.text()
+    qtbot.waitUntil(lambda: bench.units_step == 11, timeout=LOAD_MS)
+    assert bench.table.rowCount() == dead(window)
+
+
+def test_replace_activation_and_undo_from_the_workbench(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    bench = window.debug_tools.workbench
+    bench.leaky.click()
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
+    run_steps(qtbot, window, 1)
+    assert window.history.latest.layer("relu2").type == "LeakyReLU"
+    bench.undo.click()
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 2, timeout=LOAD_MS)
+    run_steps(qtbot, window, 1)
+    assert window.history.latest.layer("relu2").type == "ReLU"
+    assert [label for _, label in window.history.interventions] == [
+        "relu2: ReLU -> LeakyReLU", "undo: relu2: ReLU -> LeakyReLU"
+    ]
+
+
+def test_remedies_are_refused_while_a_step_is_paused(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 1)
+    window.debug_tools.step_into.trigger()
+    qtbot.waitUntil(lambda: window.controller.paused_at is not None, timeout=LOAD_MS)
+    bench, hyper = window.debug_tools.workbench, window.debug_tools.hyperparams
+    assert not bench.reinit.isEnabled() and not hyper.apply_button.isEnabled()
+    assert not window.controller.apply_remedy("lower_lr", 10.0)
+    with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
+        window.actions_.step.trigger()
+    assert bench.reinit.isEnabled() and hyper.apply_button.isEnabled()
+
+
+def test_hyperparameters_change_between_steps_and_are_marked(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    hyper = window.debug_tools.hyperparams
+    qtbot.waitUntil(lambda: hyper.current.get("lr") == 0.5, timeout=LOAD_MS)
+    run_steps(qtbot, window, 2)
+    hyper.boxes["lr"].setValue(0.05)
+    hyper.clip_on.setChecked(True)
+    hyper.clip.setValue(2.0)
+    hyper.apply_button.click()
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 2, timeout=LOAD_MS)
+    assert [label for _, label in window.history.interventions] == ["lr 0.5 -> 0.05", "gradient clipping at 2"]
+    qtbot.waitUntil(lambda: hyper.current.get("lr") == 0.05 and hyper.current.get("clip") == 2.0, timeout=LOAD_MS)
+    optimizer = window.controller.worker.stepper.experiment.optimizer
+    assert optimizer.param_groups[0]["lr"] == 0.05 and window.controller.worker.stepper.clip_grad_norm == 2.0
+    views = window.page
+    qtbot.waitUntil(lambda: len(views.loss_view.marks.lines) == 2, timeout=LOAD_MS)
+    window.page.tabs.setCurrentWidget(window.page.dead_units_view)
+    qtbot.waitUntil(lambda: len(views.dead_units_view.marks.lines) == 2 and len(views.gradient_flow_view.marks.lines) == 2,
+                    timeout=LOAD_MS)
+    with qtbot.waitSignal(window.run_started, timeout=LOAD_MS):
+        window.actions_.run.trigger()
+    assert not hyper.apply_button.isEnabled()  # not while running
+    with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS):
+        window.actions_.pause.trigger()
+    assert hyper.apply_button.isEnabled()
