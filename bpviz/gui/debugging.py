@@ -50,6 +50,8 @@ class DebugTools(QObject):
         self._make_actions()
         self._make_docks()
         self._connect()
+        self.show_docks(False)  # until a model is open; hidden docks must not stretch the start page's window
+        window.layout().activate()  # forget the minimum size the visible docks asked for while being built
 
     # --- building ---
     def _make_actions(self) -> None:
@@ -174,8 +176,9 @@ class DebugTools(QObject):
     def show_docks(self, shown: bool) -> None:
         """Docks go with the debugger page: hidden on the start page, back as they were once a model is open."""
         if not shown:
-            if self._hidden_docks is None:
-                self._hidden_docks = [d for d in self.docks if not d.isHidden()] or list(self.docks)
+            visible = [d for d in self.docks if not d.isHidden()]
+            if visible or self._hidden_docks is None:
+                self._hidden_docks = visible or list(self.docks)
             for d in self.docks:
                 d.hide()
         elif self._hidden_docks is not None:
