@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QStyle, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QStyle, QToolBar, QWidget
 
 from bpviz.engine.breakpoints import Breakpoint, Hit
 from bpviz.engine.step_gate import PhaseEvent
@@ -41,6 +41,7 @@ class DebugTools(QObject):
         self.path: Path | None = None
         self._inspected: tuple[str, int] | None = None  # (layer, step) whose dead units were last asked for
         self._hidden_docks: list[QDockWidget] | None = None
+        self._fit_table = False  # once the docks are shown and laid out, keep the layer table readable
 
         self.network = NetworkView()
         self.step_panel = StepPanel()
@@ -98,10 +99,18 @@ class DebugTools(QObject):
     def _make_docks(self) -> None:
         w = self.window
 
-        def dock(title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        def dock(title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False) -> QDockWidget:
             d = QDockWidget(title, w)
             d.setObjectName(name)
-            d.setWidget(widget)
+            if scroll:  # a tall panel scrolls rather than forcing the window taller than the screen
+                area_widget = QScrollArea()
+                area_widget.setWidgetResizable(True)
+                area_widget.setFrameShape(QFrame.Shape.NoFrame)
+                area_widget.setWidget(widget)
+                widget.setMinimumHeight(widget.minimumSizeHint().height())
+                d.setWidget(area_widget)
+            else:
+                d.setWidget(widget)
             d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
                           | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
             w.addDockWidget(area, d)
@@ -110,7 +119,7 @@ class DebugTools(QObject):
 
         bottom, right = Qt.DockWidgetArea.BottomDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.network_dock = dock("Network", "networkDock", self.network, bottom)
-        self.workbench_dock = dock("Dead-neuron workbench", "workbenchDock", self.workbench, bottom)
+        self.workbench_dock = dock("Dead-neuron workbench", "workbenchDock", self.workbench, bottom, scroll=True)
         self.step_dock = dock("Step", "stepDock", self.step_panel, right)
         self.breakpoints_dock = dock("Breakpoints", "breakpointsDock", self.breakpoints, right)
         self.hyperparams_dock = dock("Hyperparameters", "hyperparamsDock", self.hyperparams, right)
@@ -185,6 +194,7 @@ class DebugTools(QObject):
             for d in self._hidden_docks:
                 d.show()
             self._hidden_docks = None
+            self._fit_table = True
 
     # --- answers ---
     def _on_loaded(self, request) -> None:
@@ -250,6 +260,12 @@ class DebugTools(QObject):
         self.window._update_actions()
 
     def _on_redrawn(self, step: int) -> None:
+        if self._fit_table:
+            self._fit_table = False
+            splitter = self.window.page.main_splitter
+            sizes = splitter.sizes()
+            if len(sizes) == 2 and 0 < sizes[0] < 240:  # the docks took their width from the layer table
+                splitter.setSizes([260, max(sum(sizes) - 260, 200)])
         history = self.window.history
         self.network.refresh(history)
         latest = history.latest

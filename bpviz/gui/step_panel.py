@@ -103,8 +103,8 @@ class StepPanel(QtWidgets.QWidget):
         self.loss_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.loss_label.setStyleSheet(f"color: {theme.LOSS}; font-size: 22pt; font-weight: 600;")
         self.idle_label = QtWidgets.QLabel(
-            "No step is paused.\n\nStep Into (F11) starts a training step and pauses at its first layer;\n"
-            "F11 again goes one layer further, Shift+F11 finishes the phase,\nF10 finishes the step, F5 continues."
+            "No step is paused.\n\nStep Into (F11) starts a training step and pauses at its first layer. "
+            "F11 again goes one layer further, Shift+F11 finishes the phase, F10 finishes the step, F5 continues."
         )
         self.idle_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.idle_label.setWordWrap(True)
@@ -163,7 +163,7 @@ class StepPanel(QtWidgets.QWidget):
         self.stack.setCurrentWidget(self.plot_widget)
         nonfinite = int(np.size(values) - np.isfinite(values).sum())
         zero = float(np.mean(values == 0)) if np.size(values) else 0.0
-        parts = [("‖·‖", event.norm), ("mean", event.mean), ("std", event.std)]
+        parts = [("norm", event.norm), ("mean", event.mean), ("std", event.std)]
         text = "   ".join(theme.rich(f"{name} ", theme.MUTED) + theme.rich(_fmt(v), colour, bold=True) for name, v in parts)
         text += theme.rich(f"   zeros {zero:.0%}   ({np.size(values)} values sampled)", theme.MUTED)
         if nonfinite:

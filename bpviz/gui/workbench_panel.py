@@ -87,13 +87,17 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.curves.getAxis("right").linkToView(self.loss_box)
         self.curves.getAxis("right").setLabel("loss", color=theme.LOSS)
         self.curves.getAxis("right").setTextPen(theme.pen(theme.LOSS, 1))
+        self.curves.getAxis("right").setWidth(48)
+        self.timeline.showAxis("right")  # same width as the curves' loss axis, so both plots share their step axis
+        self.timeline.getAxis("right").setWidth(48)
+        self.timeline.getAxis("right").setStyle(showValues=False)
         self.loss_box.setXLink(self.curves)
+        self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
         self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
         self.loss_box.addItem(self.loss_curve)
         self.curves.legend.addItem(self.loss_curve, "loss (right axis)")
         self.curves.getViewBox().sigResized.connect(self._sync_loss_box)
         self.curve_marks = InterventionMarks(self.curves, labels=True)
-        self.timeline_widget.setXLink(self.curves_widget)
         self.compare = QtWidgets.QLabel()
         self.compare.setObjectName("workbenchCompare")
         self.compare.setStyleSheet(theme.LABEL_STYLE)
@@ -234,6 +238,22 @@ class WorkbenchPanel(QtWidgets.QWidget):
                                 np.asarray(history.losses, dtype=np.float64), connect="finite")
         self._set_summary(latest)
         self._compare(history)
+        self._fit_steps()
+
+    def _fit_steps(self) -> None:
+        """Both plots over the same steps: the timeline's (the newest TIMELINE_STEPS), set rather than linked,
+        since two linked views each switch the other's auto-range off."""
+        steps = self._activity.steps if self._activity is not None and len(self._activity) else None
+        if steps is None and self._dead_trace is not None and len(self._dead_trace):
+            steps = self._dead_trace.steps
+        if steps is None:
+            return
+        lo, hi = float(steps[0]) - 0.5, float(steps[-1]) + 0.5
+        self.timeline.setXRange(lo, hi, padding=0)
+        self.curves.setXRange(lo, hi, padding=0.01)
+        if self._dead_trace is not None and len(self._dead_trace):
+            units = float(self._history.latest.layer(self.layer).units or 1) if self._history is not None else 1.0
+            self.curves.setYRange(0, max(float(self._dead_trace.values.max()), units * 0.1, 1.0), padding=0.05)
 
     def select(self, layer: str) -> bool:
         """Work on `layer` when it is ReLU-family; False otherwise."""

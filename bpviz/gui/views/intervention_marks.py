@@ -52,7 +52,6 @@ class InterventionMarks:
         line.setToolTip(f"step {step}: {label}")
         line.setZValue(5)
         if self.labels:
-            pg.InfLineLabel(line, text=label, position=0.92, rotateAxis=(1, 0), anchors=[(0, 0), (0, 0)],
-                            color=UNDO if undo else MARK)
+            pg.InfLineLabel(line, text=label, position=0.9, anchors=[(0, 0.5), (0, 0.5)], color=UNDO if undo else MARK)
         self.plot.addItem(line, ignoreBounds=True)
         return line

@@ -176,7 +176,7 @@ class BlockFrame(QtWidgets.QGraphicsRectItem):
         self.setPen(QtGui.QPen(QtGui.QColor("#3b4150"), 1, QtCore.Qt.PenStyle.DashLine))
         self.setBrush(theme.color("#2a2e38", 0.55))
         self.setZValue(-2)
-        header = QtWidgets.QGraphicsSimpleTextItem(f"▾ {block.label}   ({len(block.members)} layers, click to collapse)", self)
+        header = QtWidgets.QGraphicsSimpleTextItem(f"▾ {block.label}  ({len(block.members)} layers)", self)
         header.setBrush(QtGui.QColor(theme.MUTED))
         header.setPos(rect.x() + 6, rect.y() + 4)
         self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
@@ -396,15 +396,20 @@ class NetworkView(QtWidgets.QWidget):
             if isinstance(entry, Block):
                 entry.expanded = self.blocks.setdefault(entry.key, default_open)
             if isinstance(entry, Block) and entry.expanded:
-                if in_row:
+                n = len(entry.members)
+                if in_row and (n > capacity or in_row + n > capacity):  # a block that fits the row stays on it
                     x, y, in_row = 0.0, y + NODE_H + ROW_GAP, 0
-                rows = math.ceil(len(entry.members) / capacity)
-                width = min(len(entry.members), capacity) * (NODE_W + H_GAP) - H_GAP + 2 * PAD
+                rows = math.ceil(n / capacity)
+                width = min(n, capacity) * (NODE_W + H_GAP) - H_GAP + 2 * PAD
                 height = HEADER + rows * NODE_H + (rows - 1) * ROW_GAP + PAD
-                self.scene.addItem(BlockFrame(self, entry, QtCore.QRectF(-PAD, y - HEADER, width, height)))
+                self.scene.addItem(BlockFrame(self, entry, QtCore.QRectF(x - PAD, y - HEADER, width, height)))
                 for i, name in enumerate(entry.members):
-                    self._add_node(name, (i % capacity) * (NODE_W + H_GAP), y + (i // capacity) * (NODE_H + ROW_GAP))
-                y += height - HEADER + ROW_GAP + HEADER
+                    self._add_node(name, x + (i % capacity) * (NODE_W + H_GAP), y + (i // capacity) * (NODE_H + ROW_GAP))
+                if rows == 1:
+                    x += n * (NODE_W + H_GAP)
+                    in_row += n
+                else:
+                    x, y, in_row = 0.0, y + rows * (NODE_H + ROW_GAP), 0
                 continue
             if in_row >= capacity:
                 x, y, in_row = 0.0, y + NODE_H + ROW_GAP, 0

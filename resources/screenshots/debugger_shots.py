@@ -1,0 +1,99 @@
+"""Regenerates step_into.png and workbench.png for the README, driving the window as a person would.
+
+    QT_QPA_PLATFORM=offscreen python resources/screenshots/debugger_shots.py
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from PySide6.QtCore import QEventLoop, Qt  # noqa: E402
+
+from bpviz.gui.app import make_application  # noqa: E402
+from bpviz.gui.main_window import MainWindow  # noqa: E402
+from bpviz.gui.settings import Settings, ini_settings  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+STEPS_AFTER = 10  # steps trained after the remedy, in the workbench shot
+app = make_application()
+
+
+def wait(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the window did not get there in time")
+
+
+def settle(window: MainWindow) -> None:
+    window.redraw(force=True)
+    for _ in range(20):
+        app.processEvents()
+
+
+def new_window() -> MainWindow:
+    settings = Settings(ini_settings(Path(tempfile.mkdtemp(prefix="bpviz-shots-")) / "settings.ini"))
+    window = MainWindow(settings=settings, remember_layout=False)
+    window.resize(1600, 960)
+    window.show()
+    return window
+
+
+def open_and_run(window: MainWindow, sample: str, steps: int) -> None:
+    window.open_path(ROOT / "sample_models" / sample)
+    wait(lambda: window.controller.has_model)
+    window.run_n(steps)
+    wait(lambda: not window.controller.busy and window.shown_step == steps - 1)
+
+
+def step_into_shot() -> None:
+    window = new_window()
+    open_and_run(window, "healthy_resnet.py", 8)
+    tools = window.debug_tools
+    tools.network.set_metric("grad")
+    backward = 0
+    tools.do_step_into()
+    while True:
+        wait(lambda: window.controller.paused_at is not None)
+        event = window.controller.paused_at
+        backward += event.phase == "backward"
+        if backward == 8:
+            break
+        tools.do_step_into()
+    window.page.select_layer(event.layer)
+    settle(window)
+    window.grab().save(str(HERE / "step_into.png"))
+    window.close()
+
+
+def workbench_shot() -> None:
+    window = new_window()
+    open_and_run(window, "dying_relu.py", 6)
+    tools = window.debug_tools
+    tools.workbench_dock.raise_()
+    window.page.select_layer("relu2")
+    settle(window)
+    window.resizeDocks([tools.network_dock], [500], Qt.Orientation.Vertical)
+    wait(lambda: tools.workbench.table.rowCount() > 0)
+    tools.workbench.reinit.click()
+    wait(lambda: len(window.history.interventions) == 1)
+    window.run_n(STEPS_AFTER)
+    last = 5 + STEPS_AFTER
+    wait(lambda: not window.controller.busy and window.shown_step == last)
+    wait(lambda: tools.workbench.units_step == last)
+    settle(window)
+    window.grab().save(str(HERE / "workbench.png"))
+    window.close()
+
+
+if __name__ == "__main__":
+    step_into_shot()
+    workbench_shot()
+    for name in ("step_into.png", "workbench.png"):
+        print(name, (HERE / name).stat().st_size // 1024, "KB")
