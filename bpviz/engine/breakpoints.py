@@ -79,6 +79,8 @@ def first_hit(
 def _check(bp: Breakpoint, record: StepRecord, previous: StepRecord | None, changed: list[Finding]) -> Hit | None:
     step = record.step
     if bp.kind == "nan":
+        if previous is not None and _has_nonfinite(previous):
+            return None  # stop where NaN is born, not on every step it lives on
         origin = record.nonfinite_origin or record.nonfinite_grad_origin
         if origin is not None:
             return Hit(bp, step, origin, f"NaN/Inf first appeared at {origin} in step {step}")
@@ -112,3 +114,8 @@ def _check(bp: Breakpoint, record: StepRecord, previous: StepRecord | None, chan
                 side = "below" if bp.kind == "grad_below" else "above"
                 return Hit(bp, step, layer.name, f"the gradient norm at {layer.name} is {norm:.3g}, {side} {bp.threshold:g}")
     return None
+
+
+def _has_nonfinite(record: StepRecord) -> bool:
+    loss_bad = record.loss is not None and not math.isfinite(record.loss)
+    return bool(record.nonfinite_origin or record.nonfinite_grad_origin or loss_bad)

@@ -62,9 +62,10 @@ class Stepper:
         """Run one training step on the next batch (cycling through train_data) and return its record.
 
         With a `gate`, the step pauses where the gate asks (each layer of the
-        forward and backward pass, the loss, the update); a stopped step
-        raises StepAborted and leaves weights, buffers and history as they
-        were before it.
+        forward and backward pass, the loss, the update); a step stopped
+        before its update raises StepAborted and leaves weights, buffers and
+        history as they were before it; one stopped at the update pause is
+        completed and recorded, since its weights have already changed.
         """
         if gate is None:
             return self._run_step(None)
@@ -103,7 +104,10 @@ class Stepper:
         with self._user_code(f"the optimizer step failed at step {n}"):
             exp.optimizer.step()
         if gate is not None and gate.wants("update"):
-            gate.pause(PhaseEvent(n, "update", None, 0, update_ratios=self._update_ratios()))
+            try:
+                gate.pause(PhaseEvent(n, "update", None, 0, update_ratios=self._update_ratios()))
+            except StepAborted:
+                pass  # the weights have changed already: a stop here completes the step, so history agrees
         return self.watcher.step(loss)
 
     def _update_ratios(self) -> dict[str, float]:

@@ -219,14 +219,11 @@ class DebugController(TrainingController):
     def stop(self) -> None:
         """Pause a run after its step, and stop a paused (or about to pause) step where it is.
 
-        Paused at the update, the weights have already changed: the step is finished instead,
-        so the model and the recorded history keep telling the same story.
+        The engine rolls back a step stopped before its update and completes one stopped at
+        the update pause (its weights have changed), so model and history always agree.
         """
         super().stop()
-        if self.paused_at is not None and self.paused_at.phase == "update":
-            self._resume(OVER)
-        else:
-            self.worker.gate.abort()
+        self.worker.gate.abort()
 
     # --- breakpoints and remedies ---
     def set_breakpoints(self, breakpoints: list[Breakpoint]) -> None:

@@ -140,3 +140,20 @@ def test_stopping_mid_step_leaves_the_model_and_history_as_before(stop_in):
     record = stepper.step()  # and the next step runs normally, without pausing
     assert record.step == 1 and [l.name for l in record.layers] == ["0", "1", "2", "3"]
     stepper.close()
+
+
+def test_stopping_at_the_update_pause_completes_the_step():
+    exp = experiment()
+    stepper = Stepper(exp)
+    before = weights(exp.model)
+    driver = Driver(stepper, OUT)
+    event = driver.next_pause()
+    while event.phase != "update":
+        driver.gate.resume(OUT)
+        event = driver.next_pause()
+    driver.gate.abort()
+    record = driver.result()
+    assert record.step == 0 and stepper.step_index == 1 and len(stepper.history) == 1
+    assert not all(torch.equal(a, b) for a, b in zip(before, weights(exp.model)))
+    stepper.close()
+
