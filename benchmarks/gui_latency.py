@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
 from bpviz.gui.app import make_application

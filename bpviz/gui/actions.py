@@ -5,7 +5,6 @@ click and a toolbar click are one code path, and enabling one enables all.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 from typing import Callable
 
 from PySide6.QtCore import Qt

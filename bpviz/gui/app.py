@@ -1,7 +1,6 @@
 """Starting the window: the QApplication, its look, and what the command line asked for."""
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import argparse
 import sys
 import tempfile

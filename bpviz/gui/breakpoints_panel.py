@@ -7,7 +7,6 @@ says why in a banner that stays until the next run.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 
 from PySide6 import QtCore, QtWidgets
 

@@ -6,7 +6,6 @@ which actions are enabled.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import json
 import logging
 from pathlib import Path

@@ -6,7 +6,6 @@ wrong train/eval mode) also feed the banner above the plots.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import html
 from typing import Any
 

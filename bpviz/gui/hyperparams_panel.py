@@ -5,7 +5,6 @@ panel shows what the optimizer holds now and asks for changes with `apply`.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import math
 
 from PySide6 import QtCore, QtGui, QtWidgets

@@ -7,7 +7,6 @@ Display strings are formatted once per update, not once per paint.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import csv
 import io
 import math

@@ -8,7 +8,6 @@ loop is longer than the slowest part, and the window stays live.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import time
 from collections import deque
 from pathlib import Path

@@ -7,7 +7,6 @@ grab the window.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import sys
 from pathlib import Path
 

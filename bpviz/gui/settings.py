@@ -5,7 +5,6 @@ point it at a throwaway ini file and never touch the user's real settings.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import hashlib
 from pathlib import Path
 

@@ -1,7 +1,6 @@
 """The welcome page: the sample models and what each one shows, Open…, and recent files."""
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal

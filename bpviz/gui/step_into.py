@@ -8,7 +8,6 @@ the paused worker's event loop) and to the worker through queued signals.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import dataclasses
 
 from PySide6.QtCore import QObject, Signal, Slot

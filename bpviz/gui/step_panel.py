@@ -6,7 +6,6 @@ and the update phase ||dW||/||W|| per parameter as bars.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import math
 
 import numpy as np

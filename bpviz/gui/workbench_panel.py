@@ -8,7 +8,6 @@ remedies to the training worker and answers with `show_units`.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 
 import numpy as np
 import pyqtgraph as pg

@@ -8,7 +8,6 @@ hanging step never freezes the window.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import dataclasses
 import time
 from dataclasses import dataclass

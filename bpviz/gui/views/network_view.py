@@ -8,7 +8,6 @@ recolours nodes, and a pause only re-marks them.
 """
 from __future__ import annotations
 
-import bpviz.gui.qt_refcount  # noqa: F401  (first: guards against a PySide6 refcount bug)
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
