@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BREAKPOINTS_KEY = "breakpoints"
+TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
 
 
 class DebugTools(QObject):
@@ -128,7 +129,7 @@ class DebugTools(QObject):
         self.breakpoints_dock.raise_()
         self.docks = [self.network_dock, self.workbench_dock, self.step_dock, self.breakpoints_dock, self.hyperparams_dock]
         w.resizeDocks([self.step_dock, self.breakpoints_dock], [330, 230], Qt.Orientation.Vertical)
-        w.resizeDocks([self.step_dock], [400], Qt.Orientation.Horizontal)
+        w.resizeDocks([self.step_dock], [340], Qt.Orientation.Horizontal)
         w.resizeDocks([self.network_dock], [330], Qt.Orientation.Vertical)
 
     def _connect(self) -> None:
@@ -263,8 +264,8 @@ class DebugTools(QObject):
             self._fit_table = False
             splitter = self.window.page.main_splitter
             sizes = splitter.sizes()
-            if len(sizes) == 2 and 0 < sizes[0] < 240:  # the docks took their width from the layer table
-                splitter.setSizes([260, max(sum(sizes) - 260, 200)])
+            if len(sizes) == 2 and 0 < sizes[0] < TABLE_WIDTH:  # the docks took their width from the layer table
+                splitter.setSizes([TABLE_WIDTH, max(sum(sizes) - TABLE_WIDTH, 200)])
         history = self.window.history
         self.network.refresh(history)
         latest = history.latest
