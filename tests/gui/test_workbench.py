@@ -99,6 +99,9 @@ def test_hyperparameters_change_between_steps_and_are_marked(qtbot, window):
     window.page.tabs.setCurrentWidget(window.page.dead_units_view)
     qtbot.waitUntil(lambda: len(views.dead_units_view.marks.lines) == 2 and len(views.gradient_flow_view.marks.lines) == 2,
                     timeout=LOAD_MS)
+    window.page.tabs.setCurrentWidget(window.page.histogram_view)
+    heatmaps = (views.histogram_view.activation_map, views.histogram_view.gradient_map)
+    qtbot.waitUntil(lambda: all(len(m.marks.lines) == 2 for m in heatmaps), timeout=LOAD_MS)
     with qtbot.waitSignal(window.run_started, timeout=LOAD_MS):
         window.actions_.run.trigger()
     assert not hyper.apply_button.isEnabled()  # not while running

@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.history import History
 from bpviz.engine.records import Histogram, LayerStep
 from bpviz.gui.views import theme
+from bpviz.gui.views.intervention_marks import InterventionMarks
 from bpviz.gui.views.series import LayerTrace, find_layer
 
 
@@ -27,6 +28,7 @@ class HistogramHeatmap:
         self.plot.addItem(self.image)
         self.empty = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
         self.plot.addItem(self.empty)
+        self.marks = InterventionMarks(self.plot)
         self._grad = grad
         self._level_max = 1.0
         self.trace: LayerTrace | None = None
@@ -132,6 +134,8 @@ class HistogramView(QtWidgets.QWidget):
     def refresh(self, history: History) -> None:
         """Redraw from `history`, reading only records newer than the last drawn."""
         self._history = history
+        for heatmap in (self.activation_map, self.gradient_map):
+            heatmap.marks.update(history)  # remedies land between steps, before any new record
         latest = history.latest
         if latest is self._drawn_latest:
             return
