@@ -5,7 +5,7 @@ import pytest
 
 from bpviz.engine.breakpoints import Breakpoint
 from bpviz.gui.breakpoints_panel import BreakpointDialog, BreakpointsPanel
-from tests.gui.debug_helpers import LOAD_MS, NAN_AT_STEP_3, SAMPLES, make_window, open_file, write
+from tests.gui.window_driver import LOAD_MS, NAN_AT_STEP_3, SAMPLES, make_window, open_file, write
 
 
 @pytest.fixture

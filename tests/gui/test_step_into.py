@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gui.debug_helpers import LOAD_MS, SAMPLES, make_window, open_file, run_steps, same, state, step_into, weights
+from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps, same, state, step_into, weights
 
 
 @pytest.fixture

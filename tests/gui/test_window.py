@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication
 from torch import nn
@@ -23,10 +23,9 @@ from bpviz.engine.stepper import Stepper
 from bpviz.gui.dialogs import Dialogs
 from bpviz.gui.layer_table import DEAD, NAME
 from bpviz.gui.main_window import MainWindow
-from bpviz.gui.settings import Settings
+from tests.gui import window_driver as driver
+from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
 
-LOAD_MS = 60_000
-SAMPLES = {path.stem: path for path, _ in list_samples()}
 
 
 class FakeDialogs(Dialogs):
@@ -67,10 +66,7 @@ def ini(tmp_path) -> Path:
 
 
 def make_window(qtbot, ini: Path, dialogs: Dialogs | None = None) -> MainWindow:
-    window = MainWindow(settings=Settings(QSettings(str(ini), QSettings.Format.IniFormat)), dialogs=dialogs or FakeDialogs())
-    qtbot.addWidget(window)
-    window.show()
-    return window
+    return driver.make_window(qtbot, ini, dialogs or FakeDialogs())
 
 
 @pytest.fixture
@@ -78,21 +74,6 @@ def window(qtbot, ini):
     win = make_window(qtbot, ini)
     yield win
     win.close()
-
-
-def open_file(qtbot, window: MainWindow, path: Path, **options) -> None:
-    with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):
-        assert window.open_path(path, **options)
-    assert window.stack.currentWidget() is window.page
-
-
-def run_steps(qtbot, window: MainWindow, n: int) -> None:
-    """Run N through the toolbar's path and wait until the table and plots show the last step."""
-    target = len(window.history) + n - 1
-    with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS):
-        window.actions_.steps_box.setValue(n)
-        window.actions_.run_n.trigger()
-    qtbot.waitUntil(lambda: window.shown_step == target, timeout=LOAD_MS)
 
 
 def table_column(window: MainWindow, column: int) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Driving the debugger the way a person does: open, step into, run to a breakpoint, apply a remedy."""
+"""Driving the real window the way a person does: open a file, run steps, step into, run to a breakpoint."""
 from __future__ import annotations
 
 import textwrap
@@ -41,16 +41,19 @@ NAN_AT_STEP_3 = """
 """
 
 
-def make_window(qtbot, ini: Path) -> MainWindow:
-    window = MainWindow(settings=Settings(QSettings(str(ini), QSettings.Format.IniFormat)), dialogs=Dialogs())
+def make_window(qtbot, ini: Path, dialogs: Dialogs | None = None) -> MainWindow:
+    """A shown window with its own settings file (and dialogs a test may replace)."""
+    window = MainWindow(settings=Settings(QSettings(str(ini), QSettings.Format.IniFormat)), dialogs=dialogs or Dialogs())
     qtbot.addWidget(window)
     window.show()
     return window
 
 
-def open_file(qtbot, window: MainWindow, path: Path) -> None:
+def open_file(qtbot, window: MainWindow, path: Path, **options) -> None:
+    """Open `path` as File > Open does and wait until the debugger page shows it."""
     with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):
-        assert window.open_path(path)
+        assert window.open_path(path, **options)
+    assert window.stack.currentWidget() is window.page
 
 
 def run_steps(qtbot, window: MainWindow, n: int) -> None:
