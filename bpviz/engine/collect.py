@@ -51,7 +51,7 @@ def collect(
     cfg = probe.config
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
-    grad_ids = [(g.layer, batch.add(g.sumsq), batch.add(g.histogram)) for g in pending.grads]
+    grad_ids = [(g.layer, batch.add(g.scalars), batch.add(g.histogram)) for g in pending.grads]
     input_ids = [batch.add(f.input_sum) if f.input_sum is not None else None for f in pending.forwards]
     params = probe.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
@@ -157,7 +157,8 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
             min=lo,
             max=hi,
             zero_fraction=sum(r[stats.SAMPLE_ZEROS] for r in rows) / sample_size,
-            nonfinite=not all(math.isfinite(v) for v in (mean, lo, hi)),
+            # from the extremes only: a sum of huge finite values can overflow float32, a min/max cannot
+            nonfinite=not (math.isfinite(lo) and math.isfinite(hi)),
         )
         if info.bounds is not None:
             layer.saturated_fraction = sum(r[stats.SAMPLE_SATURATED] for r in rows) / sample_size
@@ -221,17 +222,23 @@ def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTrack
 
 def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config) -> None:
     sums: dict[str, float] = {}
+    peaks: dict[str, float] = {}
     hists: dict[str, np.ndarray] = {}
-    for name, sumsq_id, hist_id in grad_ids:
-        sums[name] = sums.get(name, 0.0) + float(host[sumsq_id][0])
+    for name, scalar_id, hist_id in grad_ids:
+        squared, peak = host[scalar_id].tolist()
+        sums[name] = sums.get(name, 0.0) + squared
+        peaks[name] = max(peaks.get(name, 0.0), peak)  # max() keeps a NaN that comes first only, so check below
+        if math.isnan(peak):
+            peaks[name] = peak
         hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
-    for name, sumsq in sums.items():
+    for name, squared in sums.items():
         layer = layers.get(name)
         if layer is None:
             continue
-        layer.grad_norm = math.sqrt(sumsq) if math.isfinite(sumsq) else float("nan")
-        layer.grad_nonfinite = not math.isfinite(sumsq)
+        layer.grad_nonfinite = not math.isfinite(peaks[name])
+        # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
+        layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
         layer.grad_histogram = Histogram(np.asarray(hists[name], dtype=np.float64), lo, hi, log10=True)
 
 

@@ -44,7 +44,7 @@ class GradCall:
     """The gradient reaching one layer's output during backward."""
 
     layer: str
-    sumsq: torch.Tensor
+    scalars: torch.Tensor  # [squared norm, max |g|]
     histogram: torch.Tensor
 
 

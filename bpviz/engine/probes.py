@@ -312,11 +312,11 @@ class Probe:
         def hook(grad: torch.Tensor) -> None:
             cfg = self.config
             with torch._C.DisableTorchFunction():
-                sumsq, hist = stats.grad_scalars_and_histogram(
+                scalars, hist = stats.grad_scalars_and_histogram(
                     grad, cfg.histogram_sample, cfg.histogram_bins, *cfg.grad_log10_range
                 )
             pending = self.pending
-            pending.grads.append(GradCall(name, sumsq, hist))
+            pending.grads.append(GradCall(name, scalars, hist))
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name

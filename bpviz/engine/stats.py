@@ -79,9 +79,13 @@ def units_of(x: torch.Tensor, channel_first: bool) -> int:
 def grad_scalars_and_histogram(
     g: torch.Tensor, max_values: int, bins: int, log_lo: float, log_hi: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(squared L2 norm as a 1-vector, histogram of log10|g| over a sample), both on g's device."""
+    """([squared L2 norm, max |g|], histogram of log10|g| over a sample), both on g's device.
+
+    The squares of a huge but finite gradient overflow float32 (|g| > ~1e19): the max
+    tells such an overflow from a real NaN/Inf, which the max propagates.
+    """
     gf = g.detach().float()
     flat = gf.reshape(-1)
-    sumsq = torch.dot(flat, flat).reshape(1)
+    scalars = torch.stack([torch.dot(flat, flat), torch.linalg.vector_norm(flat, ord=math.inf)])
     logs = torch.log10(histogram_sample(flat, max_values).abs())  # zeros give -inf, binned at log_lo
-    return sumsq, histogram(logs, bins, log_lo, log_hi)
+    return scalars, histogram(logs, bins, log_lo, log_hi)

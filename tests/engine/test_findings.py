@@ -187,3 +187,18 @@ def test_nan_outputs_are_not_reported_as_dead_units():
     with bpviz.watch(model) as w:
         train(model, w, 4, x, y)
     assert [f.kind for f in w.findings] == ["nan_or_inf"]
+
+
+def test_huge_but_finite_gradients_are_exploding_not_nan():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, _ = batch()
+    with bpviz.watch(model) as w:
+        loss = (model(x) * 1e25).sum()  # d(loss)/d(out) = 1e25: finite, but its square overflows float32
+        loss.backward()
+        record = w.step(loss)
+    head = record.layer("2")
+    assert not head.grad_nonfinite and head.grad_norm == float("inf")
+    assert record.nonfinite_grad_origin is None
+    assert [(f.kind, f.severity) for f in w.findings] == [("exploding_gradient", "error")]
+    assert "overflows float32" in w.findings[0].message

@@ -31,11 +31,22 @@ def check(ctx: Context) -> Iterator[Observation]:
     if record is None:
         return
     cfg = ctx.config
-    rms = [(name, value) for name, value in layer_grad_rms(record) if math.isfinite(value)]
     total = total_grad_norm(record)
-    if not rms or total is None or not math.isfinite(total):
-        return  # non-finite gradients are nan_or_inf's to report
-    largest = max(rms, key=lambda item: item[1])[0]
+    if total is None or math.isnan(total) or any(layer.grad_nonfinite for layer in record.layers):
+        return  # NaN/Inf gradients are nan_or_inf's to report
+    rms = layer_grad_rms(record)
+    largest = max(rms, key=lambda item: item[1])[0] if rms else None
+    rms = [(name, value) for name, value in rms if math.isfinite(value)]
+    if math.isinf(total):  # every value finite, but their squares overflow float32
+        yield Observation(
+            KIND,
+            "error",
+            None,
+            f"The gradient norm overflows float32 (above 1e38) although every gradient is finite; the largest is at {largest}.",
+            EXPLANATION,
+            REMEDIES,
+        )
+        return
     if total > cfg.exploding_norm:  # a model-wide condition: one finding, whichever layer is largest now
         yield Observation(
             KIND,
