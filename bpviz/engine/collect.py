@@ -17,7 +17,7 @@ from bpviz.engine.pending import ActivationCall, LayerInfo, PendingStep
 from bpviz.engine.probes import Probe
 from bpviz.engine.update_tracking import update_sample, update_sample_scale
 from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
-from bpviz.engine.unit_forensics import params_of, producers
+from bpviz.engine.unit_forensics import producers
 from bpviz.engine.units import DeadUnitTracker
 
 
@@ -117,7 +117,7 @@ def _producer_biases(probe: Probe, pending: PendingStep) -> dict[str, torch.Tens
             continue
         feeding = producers(names, probe, call.layer.name, call.unit_positive.numel())
         if feeding:
-            bias = params_of(probe, probe.layers[feeding[-1]].module_name).get("bias")
+            bias = probe.own_parameters(probe.layers[feeding[-1]].module_name).get("bias")
             if bias is not None:
                 biases[feeding[-1]] = bias
     return biases

@@ -81,6 +81,11 @@ class Probe:
         self._names = {module: name for name, module in model.named_modules()}
         self._params = dict(model.named_parameters())
         self._param_ids = {id(p): name for name, p in self._params.items()}
+        self._own: dict[str, dict[str, nn.Parameter]] = {}  # module name -> its own parameters by short name
+        for name, param in self._params.items():
+            module, _, short = name.rpartition(".")
+            self._own.setdefault(module, {})[short] = param
+        self.producer_cache: dict[tuple[str, int, int], list[str]] = {}  # see unit_forensics.producers
         self._mode_modules = [(n, m) for n, m in model.named_modules() if isinstance(m, MODE_SENSITIVE)]
         self._handles: list = []
         self._stack: list[_Frame] = []
@@ -131,6 +136,10 @@ class Probe:
 
     def parameters(self) -> dict[str, nn.Parameter]:
         return self._params
+
+    def own_parameters(self, module_name: str) -> dict[str, nn.Parameter]:
+        """The parameters a module holds directly (not its children's), by short name ("weight", "bias")."""
+        return self._own.get(module_name, {})
 
     # ----- forward -----
     def _pre_hook(self, module: nn.Module, args) -> None:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bpviz.engine.unit_forensics import params_of, producers
+from bpviz.engine.unit_forensics import producers
 
 if TYPE_CHECKING:
     from bpviz.engine.stepper import Stepper
@@ -71,7 +71,7 @@ def reinit_dead_units(stepper: Stepper, layer: str) -> Remedy:
     optimizer = stepper.experiment.optimizer
     with torch.no_grad():
         for name in feeding:
-            for pname, param in params_of(probe, probe.layers[name].module_name).items():
+            for pname, param in probe.own_parameters(probe.layers[name].module_name).items():
                 rows = units.to(param.device)
                 saved.append((param, rows, param[rows].clone(), _state_rows(optimizer, param, rows)))
                 if pname == "weight" and param.dim() >= 2:

@@ -32,14 +32,18 @@ def producers(names: list[str], probe: Probe, layer: str, units: int) -> list[st
     """Layers feeding `layer` (names in forward order) whose parameters have one row per unit, nearest first.
 
     The walk stops at the first Linear/Conv: the layer holding the units' incoming weights.
+    The model's structure does not change between steps, so the answer is cached until new layers appear.
     """
+    key = (layer, units, len(probe.layers))
+    cached = probe.producer_cache.get(key)
+    if cached is not None:
+        return cached
     found = []
     for name in reversed(names[: names.index(layer)]):
         info = probe.layers[name]
         if info.functional:
             continue
-        params = params_of(probe, info.module_name)
-        weight = params.get("weight")
+        weight = probe.own_parameters(info.module_name).get("weight")
         if weight is None or weight.shape[0] != units:
             if found:
                 break
@@ -47,6 +51,7 @@ def producers(names: list[str], probe: Probe, layer: str, units: int) -> list[st
         found.append(name)
         if weight.dim() >= 2:  # a Linear/Conv: the units' incoming weights
             break
+    probe.producer_cache[key] = found
     return found
 
 
@@ -57,7 +62,7 @@ def dead_units(history: History, probe: Probe, tracker: DeadUnitTracker, layer: 
     if step.dead_unit_ids is None:
         return []
     feeding = producers([l.name for l in record.layers], probe, layer, step.units)
-    linear = params_of(probe, probe.layers[feeding[-1]].module_name) if feeding else {}
+    linear = probe.own_parameters(probe.layers[feeding[-1]].module_name) if feeding else {}
     weight, bias = linear.get("weight"), linear.get("bias")
     since = tracker.dead_since.get(layer)
     biases = _bias_history(history, feeding[-1]) if feeding else {}
@@ -81,12 +86,3 @@ def dead_units(history: History, probe: Probe, tracker: DeadUnitTracker, layer: 
 
 def _bias_history(history: History, producer: str) -> dict[int, np.ndarray]:
     return {r.step: r.producer_bias[producer] for r in history.records if producer in r.producer_bias}
-
-
-def params_of(probe: Probe, module_name: str) -> dict[str, torch.nn.Parameter]:
-    prefix = f"{module_name}." if module_name else ""
-    return {
-        name[len(prefix) :]: p
-        for name, p in probe.parameters().items()
-        if name.startswith(prefix) and "." not in name[len(prefix) :]
-    }
