@@ -4,7 +4,7 @@ Plain and watched steps are interleaved in one run (ABAB...) on identical
 copies of each model, so drift in the machine's speed hits both alike; the
 ratio of medians is printed per workload.
 
-    python benchmarks/overhead.py [--steps 30] [--warmup 5]
+    python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP]
 """
 from __future__ import annotations
 
@@ -86,10 +86,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--only", default="", help="run only the workloads whose name contains this text")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.steps} interleaved steps")
     print(f"{'workload':48} {'plain ms':>9} {'watched ms':>11} {'ratio':>6}")
     for name, factory in WORKLOADS.items():
+        if args.only.lower() not in name.lower():
+            continue
         plain, watched = measure(factory, args.steps, args.warmup)
         print(f"{name:48} {plain * 1e3:9.1f} {watched * 1e3:11.1f} {watched / plain:6.2f}x")
 
