@@ -15,7 +15,6 @@ from bpviz.engine import stats
 from bpviz.engine.config import Config
 from bpviz.engine.pending import ActivationCall, LayerInfo, PendingStep
 from bpviz.engine.probes import Probe
-from bpviz.engine.update_tracking import update_sample, update_sample_scale
 from bpviz.engine.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 from bpviz.engine.unit_forensics import producers
 from bpviz.engine.units import DeadUnitTracker
@@ -26,22 +25,20 @@ class _Batch:
 
     def __init__(self) -> None:
         self._parts: list[torch.Tensor] = []
-        self._sizes: list[int] = []
 
     def add(self, tensor: torch.Tensor) -> int:
-        flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)
-        self._parts.append(flat)
-        self._sizes.append(flat.numel())
+        self._parts.append(tensor if tensor.dim() == 1 else tensor.reshape(-1))
         return len(self._parts) - 1
 
     def fetch(self) -> list[np.ndarray]:
         if not self._parts:
             return []
-        devices = {p.device for p in self._parts}
-        target = next(iter(devices)) if len(devices) == 1 else torch.device("cpu")
-        parts = [p.to(target) for p in self._parts] if len(devices) > 1 else self._parts
+        parts = self._parts
+        if len({p.device for p in parts}) > 1:
+            parts = [p.cpu() for p in parts]
         host = torch.cat(parts).cpu().numpy().astype(np.float64)  # the step's one host sync
-        return np.split(host, np.cumsum(self._sizes)[:-1])
+        ends = np.cumsum([p.numel() for p in parts]).tolist()
+        return [host[end - p.numel() : end] for p, end in zip(parts, ends)]
 
 
 def collect(
@@ -52,21 +49,20 @@ def collect(
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
     grad_ids = [(g.layer, batch.add(g.scalars), batch.add(g.histogram)) for g in pending.grads]
-    input_ids = [batch.add(f.input_sum) if f.input_sum is not None else None for f in pending.forwards]
+    input_ids = [batch.add(f.input_sum.reshape(1)) if f.input_sum is not None else None for f in pending.forwards]
     params = probe.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
         names = list(params)
         # Like ||dW||, ||W|| of a large parameter is estimated from its strided slice: a full pass over
         # every weight each step would cost more than all the activation statistics together.
-        limit = cfg.update_sample
-        weight_norms = torch._foreach_norm([update_sample(p, limit) for p in params.values()]) if params else []
+        weight_norms = torch._foreach_norm([probe.slices.of(p) for p in params.values()]) if params else []
         fallback = {
             n: torch.linalg.vector_norm(p.grad.detach())
             for n, p in params.items()
             if n not in pending.param_grad_norms and p.grad is not None
         }
     grad_norm_tensors = {**fallback, **pending.param_grad_norms}
-    weight_id = batch.add(torch.stack(list(weight_norms))) if names else None
+    weight_id = batch.add(torch.stack(weight_norms)) if names else None
     pgrad_names = list(grad_norm_tensors)
     pgrad_id = batch.add(torch.stack([grad_norm_tensors[n] for n in pgrad_names])) if pgrad_names else None
     update_names = list(pending.update_norms)
@@ -156,7 +152,7 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
             std=math.sqrt(max(var, 0.0)) if math.isfinite(var) else float("nan"),
             min=lo,
             max=hi,
-            zero_fraction=sum(r[stats.SAMPLE_ZEROS] for r in rows) / sample_size,
+            zero_fraction=1.0 - sum(r[stats.SAMPLE_NONZERO] for r in rows) / sample_size,
             # from the extremes only: a sum of huge finite values can overflow float32, a min/max cannot
             nonfinite=not (math.isfinite(lo) and math.isfinite(hi)),
         )
@@ -211,8 +207,10 @@ def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTrack
         if ids[4] is not None and len(host[ids[4]]) == len(part):
             preact = host[ids[4]] if preact is None else np.maximum(preact, host[ids[4]])
     layer.unit_preact_max = preact
-    dead = tracker.update(layer.name, step, positive > 0)
-    if layer.family == "relu":  # exact: such outputs are never negative
+    # A ReLU-family unit's output is positive exactly where its input is: the input's maximum, read over
+    # the whole batch, says whether it fired; the positive counts may come from part of the batch.
+    dead = tracker.update(layer.name, step, preact > 0 if preact is not None else positive > 0)
+    if layer.family == "relu":  # such outputs are never negative; exact unless the batch was sampled
         layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))
     layer.units = len(positive)
     layer.dead_units = len(dead)
@@ -222,21 +220,21 @@ def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTrack
 
 def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config) -> None:
     sums: dict[str, float] = {}
-    peaks: dict[str, float] = {}
+    nonfinite: dict[str, bool] = {}
     hists: dict[str, np.ndarray] = {}
     for name, scalar_id, hist_id in grad_ids:
-        squared, peak = host[scalar_id].tolist()
+        squared, total = host[scalar_id].tolist()
         sums[name] = sums.get(name, 0.0) + squared
-        peaks[name] = max(peaks.get(name, 0.0), peak)  # max() keeps a NaN that comes first only, so check below
-        if math.isnan(peak):
-            peaks[name] = peak
+        # see stats.grad_scalars_and_histogram: finite squares, or overflowed squares of finite values
+        finite = math.isfinite(squared) or (squared == math.inf and math.isfinite(total))
+        nonfinite[name] = nonfinite.get(name, False) or not finite
         hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
     for name, squared in sums.items():
         layer = layers.get(name)
         if layer is None:
             continue
-        layer.grad_nonfinite = not math.isfinite(peaks[name])
+        layer.grad_nonfinite = nonfinite[name]
         # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
         layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
         layer.grad_histogram = Histogram(np.asarray(hists[name], dtype=np.float64), lo, hi, log10=True)
@@ -247,18 +245,18 @@ def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgra
     grads = dict(zip(pgrad_names, host[pgrad_id])) if pgrad_id is not None else {}
     updates = dict(zip(update_names, host[update_id])) if update_id is not None else {}
     owners = _param_owners(probe, layers, names)
-    sample = probe.config.update_sample
     steps = []
     per_layer: dict[str, list[ParamStep]] = {}
     for name in names:
-        numel = probe.parameters()[name].numel()
+        param = probe.parameters()[name]
+        scale = probe.slices.scale(param)
         item = ParamStep(
             name=name,
             layer=owners.get(name),
             grad_norm=float(grads[name]) if name in grads else None,
-            weight_norm=float(weights.get(name, 0.0)) * update_sample_scale(numel, sample),
-            update_norm=float(updates[name]) * update_sample_scale(numel, sample) if name in updates else None,
-            numel=numel,
+            weight_norm=float(weights.get(name, 0.0)) * scale,
+            update_norm=float(updates[name]) * scale if name in updates else None,
+            numel=param.numel(),
         )
         steps.append(item)
         if item.layer is not None:

@@ -44,7 +44,7 @@ class GradCall:
     """The gradient reaching one layer's output during backward."""
 
     layer: str
-    scalars: torch.Tensor  # [squared norm, max |g|]
+    scalars: torch.Tensor  # [squared norm, sum]
     histogram: torch.Tensor
 
 

@@ -24,7 +24,7 @@ from bpviz.engine import stats
 from bpviz.engine.config import Config
 from bpviz.engine.layer_graph import GraphRecorder
 from bpviz.engine.pending import ActivationCall, ForwardFacts, GradCall, LayerInfo, PendingStep
-from bpviz.engine.update_tracking import UpdateTracker
+from bpviz.engine.update_tracking import ParameterSlices, UpdateTracker
 from bpviz.engine.user_error import describe_exception
 from bpviz.engine.layer_kinds import (
     FUNCTIONAL_FAMILY,
@@ -95,6 +95,7 @@ class Probe:
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
+        self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
         self._updates = UpdateTracker(self)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
@@ -298,8 +299,9 @@ class Probe:
         unit_positive, positions = None, 0
         if info.tracks_units and x.dim() >= 1:
             channel_first = self._channel_first(x)
-            unit_positive = stats.unit_positive_counts(x, channel_first, info.family == RELU_FAMILY)
-            positions = x.numel() // max(1, stats.units_of(x, channel_first))
+            counted = stats.batch_sample(x, cfg.unit_activity_sample)
+            unit_positive = stats.unit_positive_counts(counted, channel_first, info.family == RELU_FAMILY)
+            positions = counted.numel() // max(1, stats.units_of(x, channel_first))
         sample = stats.histogram_sample(x, cfg.histogram_sample)
         scalars = stats.activation_scalars(x, sample, info.bounds, cfg.saturation_margin)
         hist_range = self.hist_ranges.get(info.name)

@@ -22,7 +22,6 @@ from bpviz.engine.records import StepRecord
 from bpviz.engine.remedies import Remedy
 from bpviz.engine.stats import histogram_sample
 from bpviz.engine.step_gate import Gate, PhaseEvent, StepAborted
-from bpviz.engine.update_tracking import update_sample_scale
 from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback, locate
 from bpviz.engine.watcher import Watcher
 
@@ -114,12 +113,11 @@ class Stepper:
         """||dW|| / ||W|| per parameter for the update just made (a paused step can afford the sync)."""
         probe = self.watcher.probe
         params = probe.parameters()
-        limit = probe.config.update_sample
         ratios = {}
         with torch.no_grad():
             for name, norm in probe.pending.update_norms.items():
                 weight = float(torch.linalg.vector_norm(params[name].detach()))
-                change = float(norm) * update_sample_scale(params[name].numel(), limit)
+                change = float(norm) * probe.slices.scale(params[name])
                 ratios[name] = change / weight if weight > 0 else float("inf")
         return ratios
 

@@ -17,6 +17,34 @@ if TYPE_CHECKING:
     from bpviz.engine.probes import Probe
 
 
+class ParameterSlices:
+    """The fixed strided slice of each parameter (all of it when small), made once and reused as a view.
+
+    Copying every weight before each optimizer step costs as much as the
+    step itself; the norm of the change over a fixed strided slice, scaled
+    by `scale`, estimates ||dW|| closely for a fraction. The slices are views,
+    so in-place updates show through; slicing fifty parameters anew each step
+    cost more than the norms. A parameter whose storage was swapped
+    (`param.data = ...`) is sliced again.
+    """
+
+    def __init__(self, max_values: int) -> None:
+        self._max_values = max_values
+        self._cache: dict[int, tuple[int, torch.Tensor]] = {}
+
+    def of(self, param: torch.Tensor) -> torch.Tensor:
+        """The slice of `param`, a view on its current storage."""
+        ptr = param.data_ptr()
+        hit = self._cache.get(id(param))
+        if hit is None or hit[0] != ptr:
+            hit = self._cache[id(param)] = (ptr, stats.histogram_sample(param.detach(), self._max_values))
+        return hit[1]
+
+    def scale(self, param: torch.Tensor) -> float:
+        """Factor from a norm over the slice to the whole parameter's estimate."""
+        return math.sqrt(param.numel() / self.of(param).numel())
+
+
 class UpdateTracker:
     """Writes parameter gradient norms and ||dW|| estimates into the probe's pending step."""
 
@@ -41,7 +69,7 @@ class UpdateTracker:
         if not owned:
             return
         pending = self._probe.pending
-        limit = self._probe.config.update_sample
+        slices = self._probe.slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
             with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
             if with_grad:
@@ -49,7 +77,7 @@ class UpdateTracker:
                 pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
             fresh = [(n, p) for n, p in owned if n not in pending.update_base]
             if fresh:
-                copies = torch._foreach_mul([update_sample(p, limit) for _, p in fresh], 1.0)
+                copies = torch._foreach_mul([slices.of(p) for _, p in fresh], 1.0)
                 pending.update_base.update(zip((n for n, _ in fresh), copies))
 
     def _after(self, optimizer, args, kwargs) -> None:
@@ -57,27 +85,9 @@ class UpdateTracker:
         owned = [(n, p) for n, p in self._owned(optimizer) if n in pending.update_base]
         if not owned:
             return
-        limit = self._probe.config.update_sample
+        slices = self._probe.slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            after = [update_sample(p, limit) for _, p in owned]
+            after = [slices.of(p) for _, p in owned]
             diffs = torch._foreach_sub(after, [pending.update_base[n] for n, _ in owned])
             norms = torch._foreach_norm(diffs)
         pending.update_norms.update(zip((n for n, _ in owned), norms))
-
-
-def update_sample(param: torch.Tensor, max_values: int) -> torch.Tensor:
-    """The same strided slice of a parameter before and after an update (all of it when small).
-
-    Copying every weight before each optimizer step costs as much as the
-    step itself; the norm of the change over a fixed strided slice, scaled
-    by `update_sample_scale`, estimates ||dW|| closely for a fraction.
-    """
-    return stats.histogram_sample(param.detach(), max_values)
-
-
-def update_sample_scale(numel: int, max_values: int) -> float:
-    """Factor from the sampled ||dW|| to the whole parameter's estimate."""
-    if numel <= max_values:
-        return 1.0
-    taken = len(range(0, numel, math.ceil(numel / max_values)))
-    return math.sqrt(numel / taken)

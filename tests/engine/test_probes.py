@@ -178,3 +178,39 @@ def test_large_parameters_norms_are_estimated_closely_from_a_slice():
     assert weight.weight_norm == pytest.approx(true_norm, rel=0.05)
     assert weight.update_norm == pytest.approx(true_update, rel=0.1)
     assert weight.grad_norm == pytest.approx(float(model[0].weight.grad.norm()), rel=1e-5)  # exact
+
+
+def test_unit_that_fired_only_in_samples_its_counts_skipped_is_not_dead():
+    # Activity is counted on every 4th sample here (64 values of 8x2x4x4); whether a unit fired at all
+    # comes from its input's maximum over the whole batch.
+    x = -torch.ones(8, 2, 4, 4)
+    x[:, 0] = 1.0  # channel 0 fires everywhere
+    x[1, 1, 0, 0] = 1.0  # channel 1 fires once, in sample 1, which the counts skip
+    model = nn.Sequential(nn.ReLU())
+    with bpviz.watch(model, Config(unit_activity_sample=64)) as w:
+        for _ in range(3):
+            out = model(x.clone().requires_grad_())
+            out.sum().backward()
+            record = w.step(out.sum())
+    relu = record.layer("0")
+    assert relu.units == 2 and relu.dead_units == 0
+    assert list(relu.unit_activity) == [1.0, 0.0]  # the estimate, from samples 0 and 4
+    x[1, 1, 0, 0] = -1.0
+    with bpviz.watch(model, Config(unit_activity_sample=64)) as w:
+        for _ in range(3):
+            out = model(x.clone().requires_grad_())
+            out.sum().backward()
+            record = w.step(out.sum())
+    assert record.layer("0").dead_units == 1 and list(record.layer("0").dead_unit_ids) == [1]
+
+
+def test_sample_of_a_feature_map_sweeps_every_column():
+    # Every 512th value of 32x32 maps would always be column 0; here column 0 is the only zero column.
+    x = torch.ones(64, 32, 32, 32)
+    x[..., 0] = 0.0
+    model = nn.Sequential(nn.Identity())
+    with bpviz.watch(model) as w:
+        out = model(x.requires_grad_())
+        out.sum().backward()
+        record = w.step(out.sum())
+    assert record.layer("0").zero_fraction == pytest.approx(1 / 32, abs=0.01)
