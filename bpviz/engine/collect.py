@@ -55,14 +55,17 @@ def collect(
         names = list(params)
         # Like ||dW||, ||W|| of a large parameter is estimated from its strided slice: a full pass over
         # every weight each step would cost more than all the activation statistics together.
-        weight_norms = torch._foreach_norm([probe.slices.of(p) for p in params.values()]) if params else []
+        # The optimizer hook measured those it updated; the rest (frozen, or no optimizer step) are measured here.
+        unmeasured = [n for n in names if n not in pending.weight_norms]
+        measured = torch._foreach_norm([probe.slices.of(params[n]) for n in unmeasured]) if unmeasured else []
+        weight_norms = {**pending.weight_norms, **dict(zip(unmeasured, measured))}
         fallback = {
             n: torch.linalg.vector_norm(p.grad.detach())
             for n, p in params.items()
             if n not in pending.param_grad_norms and p.grad is not None
         }
     grad_norm_tensors = {**fallback, **pending.param_grad_norms}
-    weight_id = batch.add(torch.stack(weight_norms)) if names else None
+    weight_id = batch.add(torch.stack([weight_norms[n] for n in names])) if names else None
     pgrad_names = list(grad_norm_tensors)
     pgrad_id = batch.add(torch.stack([grad_norm_tensors[n] for n in pgrad_names])) if pgrad_names else None
     update_names = list(pending.update_norms)

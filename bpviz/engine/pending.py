@@ -70,3 +70,4 @@ class PendingStep:
     param_grad_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
     update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+    weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices

@@ -12,8 +12,9 @@ until the collector moves it to the host in one transfer.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -134,6 +135,14 @@ class Probe:
         """Hand over what was seen since the last call and start a new step."""
         pending, self.pending = self.pending, PendingStep()
         return pending
+
+    @contextlib.contextmanager
+    def as_guest(self, where: str) -> Iterator[None]:
+        """A measurement that fails on an unusual tensor is noted here, never raised into the user's training."""
+        try:
+            yield
+        except Exception as exc:
+            self.internal_errors.append(f"{where}: {describe_exception(exc)}")
 
     def parameters(self) -> dict[str, nn.Parameter]:
         return self._params
@@ -279,11 +288,8 @@ class Probe:
             info = LayerInfo(name, type_name, family, module_name, functional, bounds, tracks)
             self.layers[name] = info
         with torch._C.DisableTorchFunction():
-            try:
+            with self.as_guest(name):
                 self._measure(info, tensor, preact)
-            except Exception as exc:  # a guest never breaks the user's training: note it and go on
-                self.internal_errors.append(f"{name}: {describe_exception(exc)}")
-                return
             if tensor.requires_grad:
                 tensor.register_hook(self._grad_hook(name))
         if self.graph is not None:
@@ -322,12 +328,12 @@ class Probe:
     def _grad_hook(self, name: str):
         def hook(grad: torch.Tensor) -> None:
             cfg = self.config
-            with torch._C.DisableTorchFunction():
+            pending = self.pending
+            with torch._C.DisableTorchFunction(), self.as_guest(name):
                 scalars, hist = stats.grad_scalars_and_histogram(
                     grad, cfg.histogram_sample, cfg.histogram_bins, *cfg.grad_log10_range
                 )
-            pending = self.pending
-            pending.grads.append(GradCall(name, scalars, hist))
+                pending.grads.append(GradCall(name, scalars, hist))
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name

@@ -65,6 +65,14 @@ class UpdateTracker:
         ]
 
     def _before(self, optimizer, args, kwargs) -> None:
+        with self._probe.as_guest("optimizer step"):
+            self._measure_before(optimizer)
+
+    def _after(self, optimizer, args, kwargs) -> None:
+        with self._probe.as_guest("optimizer step"):
+            self._measure_after(optimizer)
+
+    def _measure_before(self, optimizer: torch.optim.Optimizer) -> None:
         owned = self._owned(optimizer)
         if not owned:
             return
@@ -80,7 +88,7 @@ class UpdateTracker:
                 copies = torch._foreach_mul([slices.of(p) for _, p in fresh], 1.0)
                 pending.update_base.update(zip((n for n, _ in fresh), copies))
 
-    def _after(self, optimizer, args, kwargs) -> None:
+    def _measure_after(self, optimizer: torch.optim.Optimizer) -> None:
         pending = self._probe.pending
         owned = [(n, p) for n, p in self._owned(optimizer) if n in pending.update_base]
         if not owned:
@@ -89,5 +97,7 @@ class UpdateTracker:
         with torch._C.DisableTorchFunction(), torch.no_grad():
             after = [slices.of(p) for _, p in owned]
             diffs = torch._foreach_sub(after, [pending.update_base[n] for n, _ in owned])
-            norms = torch._foreach_norm(diffs)
-        pending.update_norms.update(zip((n for n, _ in owned), norms))
+            norms = torch._foreach_norm([*diffs, *after])  # ||dW|| and ||W|| in one call
+            names = [n for n, _ in owned]
+            pending.update_norms.update(zip(names, norms[: len(names)]))
+            pending.weight_norms.update(zip(names, norms[len(names) :]))

@@ -1,6 +1,7 @@
 """bpviz.watch as a guest in a user's loop: no trace after detach, one host sync per step, the report."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -160,3 +161,37 @@ def test_unusual_outputs_are_skipped_without_breaking_training():
         record = train(model, w, 2, x, y)[-1]
     assert [l.name for l in record.layers] == ["odd.fc"]
     assert w.probe.internal_errors == []
+
+
+def test_a_failing_measurement_is_noted_and_training_goes_on_unchanged(monkeypatch):
+    from bpviz.engine import stats
+    from bpviz.engine.update_tracking import UpdateTracker
+
+    def run(watched: bool):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+        x, y = batch()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with bpviz.watch(model) if watched else contextlib.nullcontext() as w:
+            for _ in range(3):
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if w:
+                    w.step(loss)
+        return [p.detach().clone() for p in model.parameters()], w
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot measure this")
+
+    plain, _ = run(False)
+    monkeypatch.setattr(stats, "grad_scalars_and_histogram", broken)
+    monkeypatch.setattr(UpdateTracker, "_owned", broken)
+    watched, w = run(True)
+    for a, b in zip(plain, watched):
+        assert torch.equal(a, b)
+    errors = w.probe.internal_errors
+    assert any(e.startswith("0: ") and "cannot measure this" in e for e in errors)  # a gradient hook
+    assert any(e.startswith("optimizer step: ") for e in errors)
+    assert len(w.history.records) == 3
