@@ -78,7 +78,8 @@ class Probe:
         self.pending = PendingStep()
         self.failed_layer: str | None = None  # innermost layer whose forward raised, most recent failure
         self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
-        self.internal_errors: list[str] = []  # measurements that failed on an unusual tensor; training went on
+        # Measurements that failed on an unusual tensor (training went on), each message once with its count.
+        self.internal_errors: dict[str, int] = {}
         self._names = {module: name for name, module in model.named_modules()}
         self._params = dict(model.named_parameters())
         self._param_ids = {id(p): name for name, p in self._params.items()}
@@ -142,7 +143,8 @@ class Probe:
         try:
             yield
         except Exception as exc:
-            self.internal_errors.append(f"{where}: {describe_exception(exc)}")
+            message = f"{where}: {describe_exception(exc)}"
+            self.internal_errors[message] = self.internal_errors.get(message, 0) + 1
 
     def parameters(self) -> dict[str, nn.Parameter]:
         return self._params

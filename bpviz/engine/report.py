@@ -27,8 +27,12 @@ _LAYER_FIELDS = (
 )
 
 
-def build_report(history: History, findings: list[Finding], steps: int) -> dict:
-    """Latest per-layer state, the loss curve and the findings. Non-finite numbers become null (JSON has no NaN)."""
+def build_report(history: History, findings: list[Finding], steps: int, unmeasured: list[str] | None = None) -> dict:
+    """Latest per-layer state, the loss curve and the findings. Non-finite numbers become null (JSON has no NaN).
+
+    `unmeasured` lists what bpviz failed to measure (a layer or the optimizer step, and why), so a
+    missing statistic is never mistaken for a healthy one.
+    """
     latest = history.latest
     return {
         "version": REPORT_VERSION,
@@ -40,6 +44,7 @@ def build_report(history: History, findings: list[Finding], steps: int) -> dict:
             {"step": step, "metrics": {k: _json_float(v) for k, v in metrics.items()}}
             for step, metrics in history.validation
         ],
+        "unmeasured": list(unmeasured or []),
     }
 
 

@@ -45,8 +45,20 @@ _COLUMNS: list[tuple[str, str, Callable[[object], str], bool]] = [
 
 def format_report(report: dict) -> str:
     """The whole `bpviz check` output: headline, loss, validation, layer table, findings and a verdict."""
-    parts = [_headline(report), format_layers(report.get("layers", [])), format_findings(report.get("findings", []))]
+    parts = [
+        _headline(report),
+        format_layers(report.get("layers", [])),
+        format_findings(report.get("findings", [])),
+        _unmeasured(report.get("unmeasured", [])),
+    ]
     return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _unmeasured(problems: list[str]) -> str:
+    if not problems:
+        return ""
+    lines = [f"not measured (training itself was unaffected; please report these): {len(problems)}"]
+    return "\n".join(lines + [f"  {problem}" for problem in problems])
 
 
 def _headline(report: dict) -> str:

@@ -95,3 +95,12 @@ def test_empty_report():
 def test_infos_are_counted_only_when_present():
     info = {**REPORT["findings"][1], "severity": "info"}
     assert format_findings([info]).splitlines()[-1] == "0 errors, 0 warnings, 1 info"
+
+
+def test_what_could_not_be_measured_is_listed_last():
+    text = format_report({**REPORT, "unmeasured": ["encoder.attn: ValueError: odd tensor"]})
+    assert text.endswith(
+        "1 error, 1 warning\n\n"
+        "not measured (training itself was unaffected; please report these): 1\n"
+        "  encoder.attn: ValueError: odd tensor\n"
+    )
