@@ -62,10 +62,13 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 def wait_for(signal, timeout_ms: int = 120_000) -> None:
     """Spin the event loop until `signal` fires (or the timeout)."""
     loop = QEventLoop()
-    signal.connect(loop.quit)
+    def quit(*_args) -> None:  # a signal with arguments does not reach QEventLoop.quit directly
+        loop.quit()
+
+    signal.connect(quit)
     QTimer.singleShot(timeout_ms, loop.quit)
     loop.exec()
-    signal.disconnect(loop.quit)
+    signal.disconnect(quit)
 
 
 def main() -> int:

@@ -40,14 +40,10 @@ class DebugWorker(TrainingWorker):
         self.breakpoints: list[Breakpoint] = []  # replaced whole by the GUI thread, never changed in place
         self._graph = None
 
-    @Slot(object)
-    def load(self, request) -> None:
-        """Load as the plain worker does, then say what the optimizer is set to."""
-        before = self.stepper
-        super().load(request)
-        if self.stepper is not before:
-            self._graph = None
-            self.read_hyperparameters()
+    def _after_load(self) -> None:
+        """A new model: forget the old one's graph and say what its optimizer is set to."""
+        self._graph = None
+        self.read_hyperparameters()
 
     @Slot(str, int)
     def step_into(self, mode: str, step_id: int) -> None:

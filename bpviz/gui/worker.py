@@ -91,6 +91,14 @@ class TrainingWorker(QObject):
         self._close_stepper()  # only now: a file that fails to load leaves the current model as it was
         self.stepper = stepper
         self.loaded.emit(request)
+        self._after_load()
+
+    def _after_load(self) -> None:
+        """Runs on the training thread once a newly loaded model is in place; a subclass adds to it here.
+
+        Not by overriding the `load` slot: PySide6 runs an overridden slot in the
+        thread that emitted the signal, so the model would be built on the GUI thread.
+        """
 
     @Slot()
     def step(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -446,3 +447,27 @@ def test_screenshot_mode_exits_2_on_a_broken_file(qtbot, tmp_path):
     shot = tmp_path / "shot.png"
     assert screenshot_mode(str(broken), "--steps", "5", "--screenshot", str(shot)) == 2
     assert shot.exists()  # the window, with the error shown
+
+
+def test_models_are_built_and_trained_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    """Loading, stepping and stepping into all run on the training thread, so the window never waits on a model."""
+    where: dict[str, set[int]] = {"build": set(), "step": set()}
+    build, step = Stepper.__init__, Stepper.step
+
+    def recording_build(self, *args, **kwargs):
+        where["build"].add(threading.get_ident())
+        build(self, *args, **kwargs)
+
+    def recording_step(self, *args, **kwargs):
+        where["step"].add(threading.get_ident())
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(Stepper, "__init__", recording_build)
+    monkeypatch.setattr(Stepper, "step", recording_step)
+    window = driver.make_window(qtbot, tmp_path / "settings.ini")
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    driver.step_into(qtbot, window)
+    gui = threading.get_ident()
+    assert where["build"] and gui not in where["build"]
+    assert len(where["step"]) == 1 and gui not in where["step"]
