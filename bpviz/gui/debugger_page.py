@@ -33,6 +33,8 @@ from bpviz.gui.views.loss_view import LossView
 
 log = logging.getLogger(__name__)
 
+TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
+
 BANNER_STYLE = (
     "QLabel { background: #5c4100; color: #ffe8a3; border: 1px solid #a87a00; border-radius: 3px;"
     " padding: 5px 8px; font-weight: 600; }"
@@ -151,9 +153,10 @@ class DebuggerPage(QWidget):
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(left)
         self.main_splitter.addWidget(self.right_splitter)
-        self.main_splitter.setStretchFactor(0, 1)
-        self.main_splitter.setStretchFactor(1, 2)
-        self.main_splitter.setSizes([540, 1060])
+        # The table keeps its width when the window or the docks beside it change; the plots take the rest.
+        self.main_splitter.setStretchFactor(0, 0)
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setSizes([TABLE_WIDTH, 1060])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.main_splitter)

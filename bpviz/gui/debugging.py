@@ -28,7 +28,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BREAKPOINTS_KEY = "breakpoints"
-TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
+
+
+# The network colouring that shows a selected finding's problem across the model; other kinds leave
+# the colouring the user chose.
+FINDING_METRIC = {
+    "dead_relu": "dead",
+    "vanishing_gradient": "grad",
+    "exploding_gradient": "grad",
+    "saturated_activation": "saturation",
+}
 
 
 class DebugTools(QObject):
@@ -41,7 +50,6 @@ class DebugTools(QObject):
         self.path: Path | None = None
         self._inspected: tuple[str, int] | None = None  # (layer, step) whose dead units were last asked for
         self._hidden_docks: list[QDockWidget] | None = None
-        self._fit_table = False  # once the docks are shown and laid out, keep the layer table readable
 
         self.network = NetworkView()
         self.step_panel = StepPanel()
@@ -148,6 +156,7 @@ class DebugTools(QObject):
         w.redrawn.connect(self._on_redrawn)
         w.run_started.connect(lambda _total: self.breakpoints.clear_hit())
         w.page.layer_selected.connect(self._on_layer_selected)
+        w.page.findings_panel.finding_selected.connect(self._on_finding_selected)
         w.stack.currentChanged.connect(lambda _i: self.show_docks(w.stack.currentWidget() is w.page))
         self.network.layer_clicked.connect(w.page.select_layer)
         self.breakpoints.changed.connect(self._on_breakpoints_changed)
@@ -194,7 +203,6 @@ class DebugTools(QObject):
             for d in self._hidden_docks:
                 d.show()
             self._hidden_docks = None
-            self._fit_table = True
 
     # --- answers ---
     def _on_loaded(self, request) -> None:
@@ -260,12 +268,6 @@ class DebugTools(QObject):
         self.window._update_actions()
 
     def _on_redrawn(self, step: int) -> None:
-        if self._fit_table:
-            self._fit_table = False
-            splitter = self.window.page.main_splitter
-            sizes = splitter.sizes()
-            if len(sizes) == 2 and 0 < sizes[0] < TABLE_WIDTH:  # the docks took their width from the layer table
-                splitter.setSizes([TABLE_WIDTH, max(sum(sizes) - TABLE_WIDTH, 200)])
         history = self.window.history
         self.network.refresh(history)
         latest = history.latest
@@ -274,6 +276,11 @@ class DebugTools(QObject):
         self.workbench.refresh(history)
         if self.workbench.layer is not None:
             self._inspect(self.workbench.layer)
+
+    def _on_finding_selected(self, finding) -> None:
+        metric = FINDING_METRIC.get(finding.kind)
+        if metric is not None:
+            self.network.set_metric(metric)
 
     def _on_layer_selected(self, name: str | None) -> None:
         self.network.set_layer(name)

@@ -60,10 +60,10 @@ COLUMNS: list[Column] = [
     Column("", "Worst open finding on this layer", lambda l: "", lambda l: None, numeric=False),
     Column("Layer", "Layer name (module path or functional call site)", lambda l: l.name, lambda l: l.name, numeric=False),
     Column("Type", "Module class or function", lambda l: l.type, lambda l: l.type, numeric=False),
-    Column("Output shape", "Shape of the layer's output at the last call", lambda l: "×".join(map(str, l.shape)),
-           lambda l: "x".join(map(str, l.shape)), numeric=False),
-    Column("Units", "Units (features or channels) of a ReLU-family layer", lambda l: _fmt(l.units, "d"), lambda l: l.units),
     Column("Dead", "Units with no positive output over the recent window", lambda l: _fmt(l.dead_units, "d"), lambda l: l.dead_units),
+    Column("Units", "Units (features or channels) of a ReLU-family layer", lambda l: _fmt(l.units, "d"), lambda l: l.units),
+    Column("Shape", "Shape of the layer's output at the last call", lambda l: "×".join(map(str, l.shape)),
+           lambda l: "x".join(map(str, l.shape)), numeric=False),
     Column("Zeros", "Share of outputs exactly zero", lambda l: _pct(l.zero_fraction), lambda l: l.zero_fraction),
     Column("Mean", "Mean of the outputs", lambda l: _fmt(l.mean, ".3g"), lambda l: l.mean),
     Column("Std", "Standard deviation of the outputs", lambda l: _fmt(l.std, ".3g"), lambda l: l.std),
@@ -72,7 +72,7 @@ COLUMNS: list[Column] = [
     Column("Grad norm", "L2 norm of d(loss)/d(output)", lambda l: _fmt(l.grad_norm, ".2e"), lambda l: l.grad_norm),
     Column("Update ratio", "‖ΔW‖ / ‖W‖ of this step's optimizer update", lambda l: _fmt(l.update_ratio, ".1e"), lambda l: l.update_ratio),
 ]
-STATUS, NAME, TYPE, SHAPE, UNITS, DEAD = range(6)
+STATUS, NAME, TYPE, DEAD, UNITS, SHAPE = range(6)  # dead units early: visible in a narrow table
 
 
 def _dot(colour: str) -> QIcon:

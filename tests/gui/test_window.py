@@ -399,7 +399,7 @@ def test_copy_table_as_csv(qtbot, window):
     by_name = {row[1]: row for row in rows[1:]}
     assert set(by_name) == {layer.name for layer in window.history.latest.layers}
     relu2 = window.history.latest.layer("relu2")
-    assert by_name["relu2"][5] == str(relu2.dead_units)
+    assert by_name["relu2"][DEAD] == str(relu2.dead_units)
     assert by_name["relu2"][0] == "error"
 
 
@@ -471,3 +471,19 @@ def test_models_are_built_and_trained_off_the_gui_thread(qtbot, tmp_path, monkey
     gui = threading.get_ident()
     assert where["build"] and gui not in where["build"]
     assert len(where["step"]) == 1 and gui not in where["step"]
+
+
+def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot, window):
+    open_file(qtbot, window, SAMPLES["vanishing_sigmoid"])
+    run_steps(qtbot, window, 3)
+    network = window.debug_tools.network
+    assert network.metric_box.currentData() == "dead"
+    assert window.page.findings_panel.select(("vanishing_gradient", "layers.0"))
+    assert network.metric_box.currentData() == "grad"
+    network.set_metric("update")  # a kind with no colouring of its own leaves the user's choice alone
+    open_file(qtbot, window, SAMPLES["forgot_eval"])
+    run_steps(qtbot, window, 2)
+    window.actions_.validate.trigger()
+    panel = window.page.findings_panel
+    qtbot.waitUntil(lambda: panel.select(("train_mode_in_eval", "bn")), timeout=LOAD_MS)  # once the panel lists it
+    assert network.metric_box.currentData() == "update"

@@ -84,11 +84,11 @@ def test_csv_has_a_header_and_one_row_per_layer_with_raw_values():
     model = LayerTableModel()
     model.update(_record(0, dead=3), [_finding()])
     rows = list(csv.reader(io.StringIO(table_csv(model))))
-    assert rows[0][:6] == ["status", "layer", "type", "output_shape", "units", "dead"]
+    assert rows[0][:6] == ["status", "layer", "type", "dead", "units", "shape"]
     assert len(rows) == 4
     relu = rows[2]
-    assert relu[0] == "error" and relu[1] == "relu1" and relu[3] == "8x16" and relu[4] == "16" and relu[5] == "3"
-    assert rows[1][5] == ""  # not a ReLU layer: no dead count
+    assert relu[0] == "error" and relu[1] == "relu1" and relu[3] == "3" and relu[4] == "16" and relu[5] == "8x16"
+    assert rows[1][3] == ""  # not a ReLU layer: no dead count
 
 
 def test_findings_panel_orders_worst_first_and_explains_the_selection(qtbot):

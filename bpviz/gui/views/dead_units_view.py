@@ -30,8 +30,7 @@ class DeadUnitsView(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setStyleSheet(theme.VIEW_STYLE)
-        self.header = QtWidgets.QLabel()
-        self.header.setStyleSheet(theme.LABEL_STYLE)
+        self.header = theme.header_label()
 
         self.count_widget = theme.plot_widget(left="dead units", bottom="step")
         self.count_plot = self.count_widget.getPlotItem()

@@ -45,8 +45,7 @@ class GradientFlowView(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setStyleSheet(theme.VIEW_STYLE)
-        self.header = QtWidgets.QLabel()
-        self.header.setStyleSheet(theme.LABEL_STYLE)
+        self.header = theme.header_label()
 
         self.axis = LayerAxis()
         self.flow_widget = theme.plot_widget(left="‖∂L/∂out‖", axis_items={"bottom": self.axis})

@@ -77,8 +77,7 @@ class HistogramView(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setStyleSheet(theme.VIEW_STYLE)
-        self.header = QtWidgets.QLabel()
-        self.header.setStyleSheet(theme.LABEL_STYLE)
+        self.header = theme.header_label()
         self.header.setTextFormat(QtCore.Qt.TextFormat.RichText)
 
         self.histogram_widget = theme.plot_widget(left="count", bottom="activation value", grid=False)

@@ -43,8 +43,7 @@ class LossView(QtWidgets.QWidget):
         self.marks = InterventionMarks(self.plot, labels=True)
         self.log_y = QtWidgets.QCheckBox("log scale")
         self.log_y.toggled.connect(self.set_log_y)
-        self.summary = QtWidgets.QLabel()
-        self.summary.setStyleSheet(theme.LABEL_STYLE)
+        self.summary = theme.header_label()
 
         header = QtWidgets.QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)

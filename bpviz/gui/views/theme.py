@@ -6,7 +6,7 @@ anything broken (non-finite, dead) red. Change a colour here, never in a view.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6 import QtGui
+from PySide6 import QtGui, QtWidgets
 
 BACKGROUND = "#1b1d23"
 PANEL = "#23262e"
@@ -118,3 +118,11 @@ def rich(text: str, colour: str = FOREGROUND, bold: bool = False) -> str:
     """A span of HTML for a QLabel in a theme colour."""
     weight = "font-weight:600;" if bold else ""
     return f'<span style="color:{colour};{weight}">{text}</span>'
+
+
+def header_label() -> QtWidgets.QLabel:
+    """A view's one-line header, clipped when narrow: a long layer name must not widen the view and squeeze the layer table."""
+    label = QtWidgets.QLabel()
+    label.setStyleSheet(LABEL_STYLE)
+    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+    return label
