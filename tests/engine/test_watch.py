@@ -29,25 +29,25 @@ def test_detach_removes_every_hook():
     assert not torch._C._is_torch_function_mode_enabled()
 
 
-def test_training_is_bit_identical_with_and_without_watch():
-    def run(watched: bool):
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(16, 3))
-        x, y = batch()
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        w = bpviz.watch(model) if watched else None
-        for _ in range(5):
+def train_copy(watched: bool, steps: int = 5):
+    """Train the same seeded model with or without bpviz; its parameters afterwards and the watcher (or None)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(16, 3))
+    x, y = batch()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with bpviz.watch(model) if watched else contextlib.nullcontext() as w:
+        for _ in range(steps):
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             if w:
                 w.step(loss)
-        if w:
-            w.detach()
-        return [p.detach().clone() for p in model.parameters()]
+    return [p.detach().clone() for p in model.parameters()], w
 
-    for a, b in zip(run(False), run(True)):
+
+def test_training_is_bit_identical_with_and_without_watch():
+    for a, b in zip(train_copy(False)[0], train_copy(True)[0]):
         assert torch.equal(a, b)
 
 
@@ -167,28 +167,13 @@ def test_a_failing_measurement_is_noted_and_training_goes_on_unchanged(monkeypat
     from bpviz.engine import stats
     from bpviz.engine.update_tracking import UpdateTracker
 
-    def run(watched: bool):
-        torch.manual_seed(0)
-        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-        x, y = batch()
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        with bpviz.watch(model) if watched else contextlib.nullcontext() as w:
-            for _ in range(3):
-                loss = F.cross_entropy(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if w:
-                    w.step(loss)
-        return [p.detach().clone() for p in model.parameters()], w
-
     def broken(*args, **kwargs):
         raise RuntimeError("cannot measure this")
 
-    plain, _ = run(False)
+    plain, _ = train_copy(False, steps=3)
     monkeypatch.setattr(stats, "grad_scalars_and_histogram", broken)
     monkeypatch.setattr(UpdateTracker, "_owned", broken)
-    watched, w = run(True)
+    watched, w = train_copy(True, steps=3)
     for a, b in zip(plain, watched):
         assert torch.equal(a, b)
     errors = w.probe.internal_errors
