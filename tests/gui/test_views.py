@@ -9,6 +9,7 @@ from PySide6 import QtCore
 
 from bpviz.engine.history import History
 from bpviz.gui.views.dead_units_view import ACTIVITY_STEPS, DeadUnitsView
+from bpviz.gui.views.decade_axis import DecadeAxis
 from bpviz.gui.views.export import export_png, export_svg
 from bpviz.gui.views.gradient_flow_view import GradientFlowView
 from bpviz.gui.views.histogram_view import HistogramView
@@ -385,3 +386,12 @@ def test_export_to_a_missing_folder_says_so(qtbot, tmp_path):
         export_png(view, tmp_path / "missing" / "x.png")
     with pytest.raises(OSError, match="could not write|wrote nothing"):
         export_svg(view, tmp_path / "missing" / "x.svg")
+
+
+def test_a_short_log_axis_labels_whole_decades_only_and_thins_them_to_fit(qtbot):
+    axis = DecadeAxis()
+    axis.setLogMode(False, True)  # as PlotItem.setLogMode(y=True) does
+    assert axis.tickValues(-2.6, -0.6, 50) == [(1.0, [-2.0, -1.0])]  # pyqtgraph labelled 20 minor ticks here
+    assert axis.tickValues(-12.3, 0.2, 48) == [(5.0, [-10.0, -5.0, 0.0])]  # 13 decades, room for 3 labels
+    assert axis.tickValues(-2.4, -2.1, 50) == [(1.0, [-2.25])]  # no power of ten in view: one label for the scale
+    assert axis.tickStrings([-2.0, -1.0], 1.0, 1.0) == ["0.01", "0.1"]

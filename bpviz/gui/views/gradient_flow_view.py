@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.history import History
 from bpviz.engine.records import StepRecord
 from bpviz.gui.views import theme
+from bpviz.gui.views.decade_axis import DecadeAxis
 from bpviz.gui.views.intervention_marks import InterventionMarks
 from bpviz.gui.views.layer_axis import LayerAxis
 from bpviz.gui.views.reference_curves import ReferenceCurves
@@ -48,7 +49,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self.header = theme.header_label()
 
         self.axis = LayerAxis()
-        self.flow_widget = theme.plot_widget(left="‖∂L/∂out‖", axis_items={"bottom": self.axis})
+        self.flow_widget = theme.plot_widget(left="‖∂L/∂out‖", axis_items={"bottom": self.axis, "left": DecadeAxis()})
         self.flow = self.flow_widget.getPlotItem()
         self.flow.setLogMode(x=False, y=True)  # the axis shows powers of ten; bar coordinates are log10 values
         self.flow.getViewBox().setMouseEnabled(x=True, y=False)
@@ -63,7 +64,7 @@ class GradientFlowView(QtWidgets.QWidget):
 
         self.time_widget = theme.plot_widget(
             title="over time: selected layer white, others by depth (dark = input, bright = output)",
-            left="‖∂L/∂out‖", bottom="step")
+            left="‖∂L/∂out‖", bottom="step", axis_items={"left": DecadeAxis()})
         self.time = self.time_widget.getPlotItem()
         self.time.setLogMode(x=False, y=True)
         self.time.setClipToView(True)
