@@ -104,6 +104,7 @@ def collect(
         nonfinite_origin=next((l.name for l in ordered if l.nonfinite), None),
         nonfinite_grad_origin=next((l.name for l in by_backward if l.grad_nonfinite), None),
         producer_bias={name: host[i] for name, i in bias_ids.items()},
+        unmeasured=list(probe.internal_errors),
     )
 
 

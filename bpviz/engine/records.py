@@ -93,6 +93,7 @@ class StepRecord:
     softmax_before_cross_entropy: bool = False
     validation: dict[str, float] | None = None  # metrics when a validation ran after this step
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
+    unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
 
     def layer(self, name: str) -> LayerStep:
         """The layer called `name`; KeyError names the known layers when it is missing."""

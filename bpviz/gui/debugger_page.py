@@ -235,10 +235,15 @@ class DebuggerPage(QWidget):
             self.timings[key].append(time.perf_counter() - started)
 
     def _update_banner(self, findings: list[Finding]) -> None:
-        modes = mode_findings(findings)
-        if modes:
-            self.banner.setText("⚠  " + "   ".join(f.message for f in modes))
-        self.banner.setVisible(bool(modes))
+        """Mode findings invalidate what the plots show; so does a statistic bpviz failed to take."""
+        lines = [f.message for f in mode_findings(findings)]
+        latest = self.history.latest if self.history is not None else None
+        if latest is not None and latest.unmeasured:
+            shown = "; ".join(latest.unmeasured[:3]) + ("; …" if len(latest.unmeasured) > 3 else "")
+            lines.append(f"bpviz could not measure everything (training is unaffected): {shown}")
+        if lines:
+            self.banner.setText("⚠  " + "   ".join(lines))
+        self.banner.setVisible(bool(lines))
 
     # --- selection ---
     def selected_layer(self) -> str | None:

@@ -487,3 +487,19 @@ def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot
     panel = window.page.findings_panel
     qtbot.waitUntil(lambda: panel.select(("train_mode_in_eval", "bn")), timeout=LOAD_MS)  # once the panel lists it
     assert network.metric_box.currentData() == "update"
+
+
+def test_a_statistic_bpviz_failed_to_take_is_said_in_the_banner(qtbot, window, monkeypatch):
+    from bpviz.engine import stats
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("odd gradient")
+
+    monkeypatch.setattr(stats, "grad_scalars_and_histogram", broken)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    assert window.history.latest.unmeasured  # every layer's gradient, once each
+    qtbot.waitUntil(lambda: window.page.banner.isVisible(), timeout=LOAD_MS)
+    text = window.page.banner.text()
+    assert "could not measure" in text and "RuntimeError: odd gradient" in text
+    assert "training is unaffected" in text
