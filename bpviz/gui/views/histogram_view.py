@@ -33,6 +33,7 @@ class HistogramHeatmap:
         self._level_max = 1.0
         self.trace: LayerTrace | None = None
         self.bounds: tuple[float, float] = (0.0, 1.0)
+        self._show_empty("")  # a plain 0..1 frame until there is data: an empty image's range reads ±1e-149
 
     def select(self, name: str | None) -> None:
         """Follow layer `name` (None: nothing)."""
