@@ -395,3 +395,13 @@ def test_a_short_log_axis_labels_whole_decades_only_and_thins_them_to_fit(qtbot)
     assert axis.tickValues(-12.3, 0.2, 48) == [(5.0, [-10.0, -5.0, 0.0])]  # 13 decades, room for 3 labels
     assert axis.tickValues(-2.4, -2.1, 50) == [(1.0, [-2.25])]  # no power of ten in view: one label for the scale
     assert axis.tickStrings([-2.0, -1.0], 1.0, 1.0) == ["0.01", "0.1"]
+
+
+def test_heatmaps_without_data_show_a_plain_unit_frame(qtbot):
+    view = HistogramView()
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    for heatmap in (view.activation_map, view.gradient_map):
+        heatmap.plot.getViewBox().updateAutoRange()  # what a layout pass does; an empty image made this ±1e-149
+        assert heatmap.plot.viewRange() == [[0.0, 1.0], [0.0, 1.0]]
