@@ -45,6 +45,24 @@ def build():
     return {"model": Net(), "train_data": [(torch.randn(3, 4), torch.zeros(3, dtype=torch.long))]}
 """
 
+BACKWARD_FAILS = """
+import torch
+from torch import nn
+
+class Boom(nn.Module):
+    def forward(self, x):
+        x.register_hook(self.explode)  # on the gradient arriving at the first layer's output
+        return x * 1.0
+
+    @staticmethod
+    def explode(grad):
+        raise RuntimeError("bad gradient")
+
+def build():
+    model = nn.Sequential(nn.Linear(4, 8), Boom(), nn.Linear(8, 3))
+    return {"model": model, "train_data": [(torch.randn(3, 4), torch.zeros(3, dtype=torch.long))]}
+"""
+
 LAYER_KEYS = {
     "name", "type", "shape", "units", "dead_units", "zero_fraction", "mean", "std", "min", "max",
     "saturated_fraction", "grad_norm", "param_grad_norm", "update_ratio",
@@ -157,8 +175,18 @@ def test_forward_failure_names_the_step_and_layer(tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "the forward pass failed at step 0"
     assert lines[1] == f"  where: {path}:12"
-    assert lines[2] == "  layer: head"
+    assert lines[2] == "  layer: head (Linear)"
     assert lines[3].startswith("  why:   RuntimeError: mat1 and mat2 shapes cannot be multiplied")
+
+
+def test_backward_failure_names_the_layer_the_gradient_had_reached(tmp_path, capsys):
+    path = write(tmp_path, BACKWARD_FAILS)
+    assert main(["check", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "the backward pass failed at step 0"
+    assert lines[1] == f"  where: {path}:12"
+    assert lines[2] == "  layer: 0 (Linear)"
+    assert lines[3] == "  why:   RuntimeError: bad gradient"
 
 
 def test_pickled_model_needs_trust(tmp_path, capsys):

@@ -77,6 +77,7 @@ class Probe:
         self.hist_ranges: dict[str, tuple[float, float]] = {}
         self.pending = PendingStep()
         self.failed_layer: str | None = None  # innermost layer whose forward raised, most recent failure
+        self.failed_layer_type: str | None = None  # its module class
         self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
         # Measurements that failed on an unusual tensor (training went on), each message once with its count.
         self.internal_errors: dict[str, int] = {}
@@ -179,6 +180,7 @@ class Probe:
                 if exc is not self._failed_exc:  # the innermost module sees it first
                     self._failed_exc = exc
                     self.failed_layer = frame.name or type(module).__name__
+                    self.failed_layer_type = type(module).__name__
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
@@ -192,6 +194,7 @@ class Probe:
         self._channel_first_3d = False
         self._failed_exc = None
         self.failed_layer = None
+        self.failed_layer_type = None
         training = tuple(n for n, m in self._mode_modules if m.training)
         evaluating = tuple(n for n, m in self._mode_modules if not m.training)
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)

@@ -201,9 +201,11 @@ class Stepper:
             raise
         except Exception as exc:  # user code may raise anything
             probe = self.watcher.probe
-            layer = probe.failed_layer if "forward" in what else None
+            layer, layer_type = (probe.failed_layer, probe.failed_layer_type) if "forward" in what else (None, None)
             if "backward" in what:
                 layer = probe.last_layer
+                known = probe.layers.get(layer) if layer is not None else None
+                layer_type = known.type if known is not None else None
             self.watcher.discard_pending()
             raise UserCodeError(
                 what=what,
@@ -211,6 +213,7 @@ class Stepper:
                 where=locate(exc, self.experiment.source),
                 layer=layer,
                 details=full_traceback(exc),
+                layer_type=layer_type,
             ) from exc
 
 

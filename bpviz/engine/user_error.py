@@ -19,12 +19,14 @@ class UserCodeError(Exception):
         where: str | None = None,
         layer: str | None = None,
         details: str = "",
+        layer_type: str | None = None,
     ) -> None:
         super().__init__(what)
         self.what = what  # "build() raised", "forward failed at step 3"
         self.why = why  # the exception's type and message
         self.where = where  # "path/to/file.py:42" or None when unknown
         self.layer = layer  # the layer the failure came from, when inside forward/backward
+        self.layer_type = layer_type  # its module class or function ("Linear"), which a bare index does not say
         self.details = details  # the full traceback
 
     def summary(self) -> str:
@@ -33,7 +35,8 @@ class UserCodeError(Exception):
         if self.where:
             lines.append(f"  where: {self.where}")
         if self.layer:
-            lines.append(f"  layer: {self.layer}")
+            kind = f" ({self.layer_type})" if self.layer_type and self.layer_type != self.layer else ""
+            lines.append(f"  layer: {self.layer}{kind}")
         lines.append(f"  why:   {self.why}")
         return "\n".join(lines)
 
