@@ -28,8 +28,8 @@ import numpy as np
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
 from bpviz.gui.app import make_application
-from bpviz.gui.main_window import MainWindow
-from bpviz.gui.settings import Settings
+from bpviz.gui.window.main_window import MainWindow
+from bpviz.gui.window.settings import Settings
 
 EXPERIMENT = """
 import torch

@@ -88,9 +88,9 @@ def gui_parser() -> argparse.ArgumentParser:
 
 def run_check(args: argparse.Namespace) -> int:
     """Load, train `args.steps` steps, validate once, print the summary; exit 2 with a short message on user errors."""
-    from bpviz.engine.experiment import load_experiment
-    from bpviz.engine.stepper import Stepper
-    from bpviz.engine.summary import format_report
+    from bpviz.engine.load.experiment import load_experiment
+    from bpviz.engine.session.stepper import Stepper
+    from bpviz.engine.report.text import format_report
 
     stepper = None
     failure: UserCodeError | None = None

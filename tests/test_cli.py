@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bpviz.cli import main
-from bpviz.engine.samples import SAMPLES_DIR
+from bpviz.engine.load.samples import SAMPLES_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 

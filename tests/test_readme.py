@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from bpviz.engine.config import Config
-from bpviz.engine.samples import list_samples
+from bpviz.engine.load.samples import list_samples
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()

@@ -8,17 +8,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bpviz.engine.collect import collect
+from bpviz.engine.record.collect import collect
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
-from bpviz.engine.finding import Finding
-from bpviz.engine.history import History
-from bpviz.engine.layer_graph import GraphRecorder, LayerGraph
-from bpviz.engine.probes import Probe
-from bpviz.engine.records import StepRecord
-from bpviz.engine.report import build_report
-from bpviz.engine.units import DeadUnitTracker
+from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.record.history import History
+from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
+from bpviz.engine.observe.probe import Probe
+from bpviz.engine.record.records import StepRecord
+from bpviz.engine.report.data import build_report
+from bpviz.engine.record.dead_units import DeadUnitTracker
 
 
 class Watcher:

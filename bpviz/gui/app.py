@@ -10,8 +10,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
-from bpviz.gui.dialogs import Dialogs
-from bpviz.gui.settings import Settings, ini_settings
+from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.settings import Settings, ini_settings
 
 SCREENSHOT_SIZE = (1600, 960)
 
@@ -75,8 +75,8 @@ def make_application(argv: list[str] | None = None) -> QApplication:
 
 def main(args: argparse.Namespace) -> int:
     """What `bpviz [FILE] [--steps N] [--screenshot PATH] …` does once the CLI parsed it; returns the exit code."""
-    from bpviz.gui.main_window import MainWindow
-    from bpviz.gui.scripted import ScriptedRun
+    from bpviz.gui.window.main_window import MainWindow
+    from bpviz.gui.window.screenshot import ScriptedRun
 
     app = make_application()
     screenshot = getattr(args, "screenshot", None)

@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT))
 from PySide6.QtCore import QEventLoop, Qt  # noqa: E402
 
 from bpviz.gui.app import make_application  # noqa: E402
-from bpviz.gui.main_window import MainWindow  # noqa: E402
-from bpviz.gui.settings import Settings, ini_settings  # noqa: E402
+from bpviz.gui.window.main_window import MainWindow  # noqa: E402
+from bpviz.gui.window.settings import Settings, ini_settings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 STEPS_AFTER = 10  # steps trained after the remedy, in the workbench shot

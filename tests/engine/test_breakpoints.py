@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import bpviz
-from bpviz.engine.breakpoints import Breakpoint, first_hit
+from bpviz.engine.session.breakpoints import Breakpoint, first_hit
 from tests.engine.models import NanMaker, batch, dead_unit_mlp
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from bpviz.engine.experiment import Experiment, load_experiment
+from bpviz.engine.load.experiment import Experiment, load_experiment
 from bpviz.engine.user_error import UserCodeError
 
 GOOD = """

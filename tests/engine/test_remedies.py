@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bpviz.engine import remedies
-from bpviz.engine.experiment import Experiment, load_experiment
-from bpviz.engine.stepper import Stepper
-from bpviz.engine.unit_forensics import dead_units
+from bpviz.engine.session import remedies
+from bpviz.engine.load.experiment import Experiment, load_experiment
+from bpviz.engine.session.stepper import Stepper
+from bpviz.engine.diagnosis.unit_forensics import dead_units
 
 DYING = Path(__file__).resolve().parents[2] / "sample_models" / "dying_relu.py"
 

@@ -6,8 +6,8 @@ import ast
 import pytest
 from torch import nn
 
-from bpviz.engine.experiment import load_experiment
-from bpviz.engine.samples import SAMPLES_DIR, list_samples
+from bpviz.engine.load.experiment import load_experiment
+from bpviz.engine.load.samples import SAMPLES_DIR, list_samples
 
 EXPECTED = {
     "dying_relu.py",

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from bpviz.engine.experiment import Experiment
-from bpviz.engine.step_gate import INTO, OUT, OVER, Gate, StepAborted
-from bpviz.engine.stepper import Stepper
+from bpviz.engine.load.experiment import Experiment
+from bpviz.engine.session.step_gate import INTO, OUT, OVER, Gate, StepAborted
+from bpviz.engine.session.stepper import Stepper
 
 
 def experiment() -> Experiment:

@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from bpviz.engine.experiment import load_experiment
-from bpviz.engine.stepper import Stepper
+from bpviz.engine.load.experiment import load_experiment
+from bpviz.engine.session.stepper import Stepper
 from bpviz.engine.user_error import UserCodeError
 
 EXPERIMENT = '''

@@ -1,7 +1,7 @@
 """The text `bpviz check` prints, from a hand-written report (no training involved)."""
 from __future__ import annotations
 
-from bpviz.engine.summary import format_findings, format_layers, format_report
+from bpviz.engine.report.text import format_findings, format_layers, format_report
 
 
 def layer(name: str, type_: str, **values) -> dict:

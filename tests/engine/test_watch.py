@@ -164,8 +164,8 @@ def test_unusual_outputs_are_skipped_without_breaking_training():
 
 
 def test_a_failing_measurement_is_noted_and_training_goes_on_unchanged(monkeypatch):
-    from bpviz.engine import stats
-    from bpviz.engine.update_tracking import UpdateTracker
+    from bpviz.engine.observe import stats
+    from bpviz.engine.observe.update_tracking import UpdateTracker
 
     def broken(*args, **kwargs):
         raise RuntimeError("cannot measure this")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpviz.engine.history import History
-from bpviz.engine.records import Histogram, LayerStep, StepRecord
+from bpviz.engine.record.history import History
+from bpviz.engine.record.records import Histogram, LayerStep, StepRecord
 
 BINS = 8
 ACT_RANGE = (-2.0, 2.0)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bpviz.engine.breakpoints import Breakpoint
-from bpviz.gui.breakpoints_panel import BreakpointDialog, BreakpointsPanel
+from bpviz.engine.session.breakpoints import Breakpoint
+from bpviz.gui.panels.breakpoints_panel import BreakpointDialog, BreakpointsPanel
 from tests.gui.window_driver import LOAD_MS, NAN_AT_STEP_3, SAMPLES, make_window, open_file, write
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from bpviz.engine.history import History
-from bpviz.gui.views.dead_units_view import DeadUnitsView
-from bpviz.gui.views.gradient_flow_view import GradientFlowView
-from bpviz.gui.views.loss_view import LossView
+from bpviz.engine.record.history import History
+from bpviz.gui.plots.dead_units_view import DeadUnitsView
+from bpviz.gui.plots.gradient_flow_view import GradientFlowView
+from bpviz.gui.plots.loss_view import LossView
 
 
 @pytest.mark.parametrize("view_class, attr", [(LossView, "plot"), (DeadUnitsView, "count_plot"), (GradientFlowView, "time")])

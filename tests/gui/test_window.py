@@ -18,12 +18,12 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication
 from torch import nn
 
-from bpviz.engine.experiment import load_experiment
-from bpviz.engine.samples import list_samples
-from bpviz.engine.stepper import Stepper
-from bpviz.gui.dialogs import Dialogs
-from bpviz.gui.layer_table import DEAD, NAME
-from bpviz.gui.main_window import MainWindow
+from bpviz.engine.load.experiment import load_experiment
+from bpviz.engine.load.samples import list_samples
+from bpviz.engine.session.stepper import Stepper
+from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.panels.layer_table import DEAD, NAME
+from bpviz.gui.window.main_window import MainWindow
 from tests.gui import window_driver as driver
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
 
@@ -490,7 +490,7 @@ def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot
 
 
 def test_a_statistic_bpviz_failed_to_take_is_said_in_the_banner(qtbot, window, monkeypatch):
-    from bpviz.engine import stats
+    from bpviz.engine.observe import stats
 
     def broken(*args, **kwargs):
         raise RuntimeError("odd gradient")

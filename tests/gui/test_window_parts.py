@@ -6,14 +6,14 @@ import io
 
 from PySide6.QtCore import QSettings, Qt
 
-from bpviz.engine.finding import Finding
-from bpviz.engine.records import LayerStep, StepRecord
+from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.user_error import UserCodeError
-from bpviz.gui.dialogs import parse_shape
-from bpviz.gui.error_panel import ErrorPanel
-from bpviz.gui.findings_panel import FindingsPanel, mode_findings, ordered
-from bpviz.gui.layer_table import DEAD, NAME, SORT_ROLE, STATUS, LayerSortProxy, LayerTableModel, table_csv
-from bpviz.gui.settings import MAX_RECENT, Settings
+from bpviz.gui.window.dialogs import parse_shape
+from bpviz.gui.window.error_panel import ErrorPanel
+from bpviz.gui.panels.findings_panel import FindingsPanel, mode_findings, ordered
+from bpviz.gui.panels.layer_table import DEAD, NAME, SORT_ROLE, STATUS, LayerSortProxy, LayerTableModel, table_csv
+from bpviz.gui.window.settings import MAX_RECENT, Settings
 
 
 def _record(step: int, dead: int = 0, names=("fc1", "relu1", "fc2")) -> StepRecord:

@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import QSettings
 
-from bpviz.engine.samples import list_samples
-from bpviz.engine.step_gate import PhaseEvent
-from bpviz.gui.dialogs import Dialogs
-from bpviz.gui.main_window import MainWindow
-from bpviz.gui.settings import Settings
+from bpviz.engine.load.samples import list_samples
+from bpviz.engine.session.step_gate import PhaseEvent
+from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.main_window import MainWindow
+from bpviz.gui.window.settings import Settings
 
 LOAD_MS = 60_000
 SAMPLES = {path.stem: path for path, _ in list_samples()}
@@ -67,8 +67,10 @@ def run_steps(qtbot, window: MainWindow, n: int) -> None:
 
 def step_into(qtbot, window: MainWindow) -> PhaseEvent:
     """Press F11 (Step Into) and wait for the step to pause; the pause's event."""
+    before = window.controller.paused_at
     window.debug_tools.step_into.trigger()
-    qtbot.waitUntil(lambda: window.controller.paused_at is not None, timeout=LOAD_MS)
+    # while paused, the previous pause's event stays until the next one arrives: wait for a new one
+    qtbot.waitUntil(lambda: (now := window.controller.paused_at) is not None and now is not before, timeout=LOAD_MS)
     return window.controller.paused_at
 
 

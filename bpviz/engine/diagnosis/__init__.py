@@ -12,10 +12,10 @@ from bpviz.engine.diagnosis import (
     vanishing_gradient,
 )
 from bpviz.engine.diagnosis.rule import Context, Observation
-from bpviz.engine.finding import Finding, severity_rank
-from bpviz.engine.history import History
-from bpviz.engine.records import ForwardPass, StepRecord
-from bpviz.engine.units import DeadUnitTracker
+from bpviz.engine.diagnosis.finding import Finding, severity_rank
+from bpviz.engine.record.history import History
+from bpviz.engine.record.records import ForwardPass, StepRecord
+from bpviz.engine.record.dead_units import DeadUnitTracker
 
 RULES = (nan_or_inf, dead_relu, vanishing_gradient, exploding_gradient, saturated_activation, modes, softmax_cross_entropy)
 KINDS = (

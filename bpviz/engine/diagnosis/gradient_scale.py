@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from bpviz.engine.records import StepRecord
+from bpviz.engine.record.records import StepRecord
 
 
 def layer_grad_rms(record: StepRecord) -> list[tuple[str, float]]:

@@ -1,0 +1,1 @@
+"""Loading user code: experiment files, checkpoints, pickled models, the samples."""

@@ -1,0 +1,103 @@
+"""Gradient and update norms of each parameter, taken around every optimizer step.
+
+Global optimizer hooks see any optimizer the user made, so `watch(model)`
+needs no handle on it. Only parameters of the watched model are measured.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+from bpviz.engine.observe import stats
+
+if TYPE_CHECKING:
+    from bpviz.engine.observe.probe import Probe
+
+
+class ParameterSlices:
+    """The fixed strided slice of each parameter (all of it when small), made once and reused as a view.
+
+    Copying every weight before each optimizer step costs as much as the
+    step itself; the norm of the change over a fixed strided slice, scaled
+    by `scale`, estimates ||dW|| closely for a fraction. The slices are views,
+    so in-place updates show through; slicing fifty parameters anew each step
+    cost more than the norms. A parameter whose storage was swapped
+    (`param.data = ...`) is sliced again.
+    """
+
+    def __init__(self, max_values: int) -> None:
+        self._max_values = max_values
+        self._cache: dict[int, tuple[int, torch.Tensor]] = {}
+
+    def of(self, param: torch.Tensor) -> torch.Tensor:
+        """The slice of `param`, a view on its current storage."""
+        ptr = param.data_ptr()
+        hit = self._cache.get(id(param))
+        if hit is None or hit[0] != ptr:
+            hit = self._cache[id(param)] = (ptr, stats.histogram_sample(param.detach(), self._max_values))
+        return hit[1]
+
+    def scale(self, param: torch.Tensor) -> float:
+        """Factor from a norm over the slice to the whole parameter's estimate."""
+        return math.sqrt(param.numel() / self.of(param).numel())
+
+
+class UpdateTracker:
+    """Writes parameter gradient norms and ||dW|| estimates into the probe's pending step."""
+
+    def __init__(self, probe: Probe) -> None:
+        self._probe = probe
+        self._param_ids = {id(p): name for name, p in probe.parameters().items()}
+
+    def attach(self) -> list:
+        """Register the optimizer hooks; returns their handles for the probe to remove."""
+        return [register_optimizer_step_pre_hook(self._before), register_optimizer_step_post_hook(self._after)]
+
+    def _owned(self, optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
+        return [
+            (self._param_ids[id(p)], p)
+            for group in optimizer.param_groups
+            for p in group["params"]
+            if id(p) in self._param_ids
+        ]
+
+    def _before(self, optimizer, args, kwargs) -> None:
+        with self._probe.as_guest("optimizer step"):
+            self._measure_before(optimizer)
+
+    def _after(self, optimizer, args, kwargs) -> None:
+        with self._probe.as_guest("optimizer step"):
+            self._measure_after(optimizer)
+
+    def _measure_before(self, optimizer: torch.optim.Optimizer) -> None:
+        owned = self._owned(optimizer)
+        if not owned:
+            return
+        pending = self._probe.pending
+        slices = self._probe.slices
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
+            if with_grad:
+                norms = torch._foreach_norm([g for _, g in with_grad])
+                pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+            fresh = [(n, p) for n, p in owned if n not in pending.update_base]
+            if fresh:
+                copies = torch._foreach_mul([slices.of(p) for _, p in fresh], 1.0)
+                pending.update_base.update(zip((n for n, _ in fresh), copies))
+
+    def _measure_after(self, optimizer: torch.optim.Optimizer) -> None:
+        pending = self._probe.pending
+        owned = [(n, p) for n, p in self._owned(optimizer) if n in pending.update_base]
+        if not owned:
+            return
+        slices = self._probe.slices
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            after = [slices.of(p) for _, p in owned]
+            diffs = torch._foreach_sub(after, [pending.update_base[n] for n, _ in owned])
+            norms = torch._foreach_norm([*diffs, *after])  # ||dW|| and ||W|| in one call
+            names = [n for n, _ in owned]
+            pending.update_norms.update(zip(names, norms[: len(names)]))
+            pending.weight_norms.update(zip(names, norms[len(names) :]))

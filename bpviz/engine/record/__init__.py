@@ -1,0 +1,1 @@
+"""One host transfer per step, then plain data: step records, the history, dead-unit tracking."""

@@ -1,0 +1,86 @@
+"""Bounded memory of past steps, and the time series views draw from it.
+
+Full records (histograms, per-unit activity) are kept for the last
+`Config.history_steps` steps; losses and validation points for every step, since
+they are tiny and a loss curve must not lose its beginning.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from bpviz.engine.record.records import StepRecord
+
+
+class History:
+    """The steps seen so far, oldest first."""
+
+    def __init__(self, max_steps: int = 2000) -> None:
+        self.records: deque[StepRecord] = deque(maxlen=max_steps)
+        self.loss_steps: list[int] = []
+        self.losses: list[float] = []
+        self.validation: list[tuple[int, dict[str, float]]] = []  # (after step, metrics)
+        self.interventions: list[tuple[int, str]] = []  # (first step it affects, label): remedies, hyperparameters
+
+    def append(self, record: StepRecord) -> None:
+        self.records.append(record)
+        if record.loss is not None:
+            self.loss_steps.append(record.step)
+            self.losses.append(record.loss)
+
+    def add_validation(self, step: int, metrics: dict[str, float]) -> None:
+        self.validation.append((step, dict(metrics)))
+
+    @property
+    def latest(self) -> StepRecord | None:
+        return self.records[-1] if self.records else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def layer_series(self, name: str, attr: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one scalar LayerStep attribute; steps where it is None or the layer is absent are skipped."""
+        steps, values = [], []
+        for record in self.records:
+            layer = _find(record, name)
+            value = None if layer is None else getattr(layer, attr)
+            if value is not None:
+                steps.append(record.step)
+                values.append(float(value))
+        return np.asarray(steps, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+    def histogram_series(self, name: str, grad: bool = False) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+        """(steps, counts[steps, bins], lo, hi) of a layer's activation (or log10-gradient) histograms, or None."""
+        steps, rows, bounds = [], [], None
+        for record in self.records:
+            layer = _find(record, name)
+            hist = None if layer is None else (layer.grad_histogram if grad else layer.histogram)
+            if hist is None:
+                continue
+            if bounds is None:
+                bounds = (hist.lo, hist.hi)
+            steps.append(record.step)
+            rows.append(hist.counts)
+        if bounds is None:
+            return None
+        return np.asarray(steps, dtype=np.int64), np.vstack(rows), bounds[0], bounds[1]
+
+    def unit_activity_series(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(steps, activity[steps, units]) for a ReLU-family layer, or None for other layers."""
+        steps, rows = [], []
+        for record in self.records:
+            layer = _find(record, name)
+            if layer is not None and layer.unit_activity is not None:
+                steps.append(record.step)
+                rows.append(layer.unit_activity)
+        if not rows or len({len(r) for r in rows}) != 1:
+            return None
+        return np.asarray(steps, dtype=np.int64), np.vstack(rows)
+
+
+def _find(record: StepRecord, name: str):
+    for layer in record.layers:
+        if layer.name == name:
+            return layer
+    return None

@@ -1,0 +1,157 @@
+"""Fixes applied to a live training run, each undoable and marked on the time axis.
+
+A remedy changes the model, the optimizer or the step between two steps;
+its `undo` puts back exactly what it changed. The Stepper keeps the list
+and History the marks, so plots can show "before" and "after".
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bpviz.engine.diagnosis.unit_forensics import producers
+
+if TYPE_CHECKING:
+    from bpviz.engine.session.stepper import Stepper
+
+HYPERPARAMETERS = ("lr", "momentum", "weight_decay")
+REPLACEMENTS = ("leaky_relu", "gelu")
+
+
+@dataclass
+class Remedy:
+    """An applied change: from which step it acts, what it was, and how to take it back."""
+
+    step: int
+    label: str
+    undo: Callable[[], None]
+
+
+def replace_activation(stepper: Stepper, layer: str, new: str) -> Remedy:
+    """Swap a ReLU-family layer's activation for LeakyReLU or GELU (module or functional use)."""
+    if new not in REPLACEMENTS:
+        raise ValueError(f"unknown replacement {new!r}; choose one of {', '.join(REPLACEMENTS)}")
+    probe = stepper.watcher.probe
+    info = probe.layers.get(layer)
+    if info is None:
+        raise ValueError(f"no layer {layer!r} has been seen yet; run a step first")
+    if info.functional:
+        in_place = info.type.endswith("_")
+        if in_place and new == "gelu":
+            raise ValueError(f"{layer} is an in-place activation; it can only become an in-place LeakyReLU")
+        probe.substitutions[layer] = _functional(new, in_place)
+        return Remedy(stepper.step_index, f"{layer}: {info.type} -> {new}", lambda: probe.substitutions.pop(layer))
+    parent, attr, old = _locate(stepper.experiment.model, info.module_name)
+    replacement = nn.LeakyReLU(0.01, inplace=getattr(old, "inplace", False)) if new == "leaky_relu" else nn.GELU()
+    setattr(parent, attr, replacement)
+    probe.adopt(replacement, info.module_name)
+    return Remedy(stepper.step_index, f"{layer}: {info.type} -> {type(replacement).__name__}", lambda: setattr(parent, attr, old))
+
+
+def reinit_dead_units(stepper: Stepper, layer: str) -> Remedy:
+    """Give the dead units of `layer` fresh incoming weights (He init), a zero bias and no optimizer momentum."""
+    history, probe = stepper.history, stepper.watcher.probe
+    record = history.latest
+    if record is None:
+        raise ValueError("no step has run yet")
+    step = record.layer(layer)
+    if not step.units or step.dead_unit_ids is None or len(step.dead_unit_ids) == 0:
+        raise ValueError(f"{layer} has no dead units to re-initialise")
+    units = torch.as_tensor(step.dead_unit_ids, dtype=torch.long)
+    feeding = producers([l.name for l in record.layers], probe, layer, step.units)
+    if not feeding:
+        raise ValueError(f"found no layer feeding {layer} with one weight row per unit")
+    saved = []
+    optimizer = stepper.experiment.optimizer
+    with torch.no_grad():
+        for name in feeding:
+            for pname, param in probe.own_parameters(probe.layers[name].module_name).items():
+                rows = units.to(param.device)
+                saved.append((param, rows, param[rows].clone(), _state_rows(optimizer, param, rows)))
+                if pname == "weight" and param.dim() >= 2:
+                    fan_in = param[0].numel()
+                    param[rows] = torch.randn_like(param[rows]) * math.sqrt(2.0 / fan_in)
+                elif pname == "weight":  # a norm layer's scale
+                    param[rows] = 1.0
+                else:
+                    param[rows] = 0.0
+                for buffer in _state_buffers(optimizer, param):
+                    buffer[rows] = 0.0
+
+    def undo() -> None:
+        with torch.no_grad():
+            for param, rows, values, state in saved:
+                param[rows] = values
+                for buffer, old in zip(_state_buffers(optimizer, param), state):
+                    buffer[rows] = old
+
+    return Remedy(stepper.step_index, f"{layer}: re-initialised {len(units)} dead units", undo)
+
+
+def set_hyperparameter(stepper: Stepper, name: str, value: float) -> Remedy:
+    """Set lr, momentum or weight_decay on every parameter group (Adam's momentum is beta1)."""
+    if name not in HYPERPARAMETERS:
+        raise ValueError(f"unknown hyperparameter {name!r}; choose one of {', '.join(HYPERPARAMETERS)}")
+    optimizer = stepper.experiment.optimizer
+    groups = optimizer.param_groups
+    if name == "momentum" and "momentum" not in groups[0] and "betas" in groups[0]:
+        key, old = "betas", [g["betas"] for g in groups]
+        for group in groups:
+            group["betas"] = (value, group["betas"][1])
+    elif name in groups[0]:
+        key, old = name, [g[name] for g in groups]
+        for group in groups:
+            group[name] = value
+    else:
+        raise ValueError(f"{type(optimizer).__name__} has no {name}")
+
+    def undo() -> None:
+        for group, previous in zip(groups, old):
+            group[key] = previous
+
+    before = old[0][0] if key == "betas" else old[0]
+    return Remedy(stepper.step_index, f"{name} {before:g} -> {value:g}", undo)
+
+
+def set_gradient_clipping(stepper: Stepper, max_norm: float | None) -> Remedy:
+    """Clip the total gradient norm to `max_norm` before each update (None turns clipping off)."""
+    previous = stepper.clip_grad_norm
+    stepper.clip_grad_norm = max_norm
+
+    def undo() -> None:
+        stepper.clip_grad_norm = previous
+
+    label = f"gradient clipping at {max_norm:g}" if max_norm is not None else "gradient clipping off"
+    return Remedy(stepper.step_index, label, undo)
+
+
+def _functional(new: str, in_place: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    if new == "gelu":
+        return F.gelu
+
+    def leaky_relu(x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, 0.01, inplace=in_place)
+
+    return leaky_relu
+
+
+def _locate(model: nn.Module, module_name: str) -> tuple[nn.Module, str, nn.Module]:
+    parent_name, _, attr = module_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    return parent, attr, getattr(parent, attr)
+
+
+def _state_buffers(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> list[torch.Tensor]:
+    """Optimizer state tensors shaped like `param` (momentum, Adam's moments)."""
+    state = optimizer.state.get(param, {})
+    return [v for v in state.values() if isinstance(v, torch.Tensor) and v.shape == param.shape]
+
+
+def _state_rows(optimizer: torch.optim.Optimizer, param: torch.Tensor, rows: torch.Tensor) -> list[torch.Tensor]:
+    return [buffer[rows].clone() for buffer in _state_buffers(optimizer, param)]

@@ -1,0 +1,280 @@
+"""Drives an Experiment one training step at a time: forward, loss, backward, update.
+
+The Stepper is what a worker thread (the window) or a loop (`bpviz check`)
+calls; it owns the data iterator and a Watcher, and turns every failure in
+user code into a UserCodeError naming the phase, the step and the layer.
+It must be used from one thread at a time.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from bpviz.engine.config import Config
+from bpviz.engine.load.experiment import Experiment
+from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.record.history import History
+from bpviz.engine.record.records import StepRecord
+from bpviz.engine.session.remedies import Remedy
+from bpviz.engine.observe.stats import histogram_sample
+from bpviz.engine.session.step_gate import Gate, PhaseEvent, StepAborted
+from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback, locate
+from bpviz.engine.watcher import Watcher
+
+
+class Stepper:
+    """Trains an experiment step by step under a Watcher."""
+
+    def __init__(self, experiment: Experiment, config: Config | None = None) -> None:
+        self.experiment = experiment
+        self.watcher = Watcher(experiment.model, config).attach()
+        self._batches: Iterator | None = None
+        self._device = _device_of(experiment.model)
+        self.clip_grad_norm: float | None = None  # set by the gradient-clipping remedy
+        self.remedies: list[Remedy] = []  # applied and not undone, oldest first
+
+    @property
+    def step_index(self) -> int:
+        """Completed training steps."""
+        return self.watcher.step_index
+
+    @property
+    def history(self) -> History:
+        return self.watcher.history
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.watcher.findings
+
+    def report(self) -> dict:
+        return self.watcher.report()
+
+    def close(self) -> None:
+        """Detach every hook; the model is left as a plain module."""
+        self.watcher.detach()
+
+    def step(self, gate: Gate | None = None) -> StepRecord:
+        """Run one training step on the next batch (cycling through train_data) and return its record.
+
+        With a `gate`, the step pauses where the gate asks (each layer of the
+        forward and backward pass, the loss, the update); a step stopped
+        before its update raises StepAborted and leaves weights, buffers and
+        history as they were before it; one stopped at the update pause is
+        completed and recorded, since its weights have already changed.
+        """
+        if gate is None:
+            return self._run_step(None)
+        buffers = [b.detach().clone() for b in self.experiment.model.buffers()]
+        self.watcher.probe.listener = _PhaseListener(self, gate)
+        try:
+            return self._run_step(gate)
+        except StepAborted:
+            self.watcher.discard_pending()
+            self.experiment.optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for buffer, saved in zip(self.experiment.model.buffers(), buffers):
+                    buffer.copy_(saved)
+            raise
+        finally:
+            self.watcher.probe.listener = None
+            gate.finish()
+
+    def _run_step(self, gate: Gate | None) -> StepRecord:
+        exp = self.experiment
+        n = self.step_index
+        with self._user_code(f"reading batch {n} of train_data"):
+            inputs, targets = self._next_batch()
+        with self._user_code(f"the forward pass failed at step {n}"):
+            exp.optimizer.zero_grad(set_to_none=True)
+            outputs = _call_model(exp.model, inputs)
+        with self._user_code(f"the loss function failed at step {n}"):
+            loss = exp.loss_fn(outputs, targets)
+            _check_loss(loss)
+        if gate is not None and gate.wants("loss"):
+            gate.pause(PhaseEvent(n, "loss", None, 0, loss=float(loss.detach())))
+        with self._user_code(f"the backward pass failed at step {n}"):
+            loss.backward()
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(exp.model.parameters(), self.clip_grad_norm)
+        with self._user_code(f"the optimizer step failed at step {n}"):
+            exp.optimizer.step()
+        if gate is not None and gate.wants("update"):
+            try:
+                gate.pause(PhaseEvent(n, "update", None, 0, update_ratios=self._update_ratios()))
+            except StepAborted:
+                pass  # the weights have changed already: a stop here completes the step, so history agrees
+        return self.watcher.step(loss)
+
+    def _update_ratios(self) -> dict[str, float]:
+        """||dW|| / ||W|| per parameter for the update just made (a paused step can afford the sync)."""
+        probe = self.watcher.probe
+        params = probe.parameters()
+        ratios = {}
+        with torch.no_grad():
+            for name, norm in probe.pending.update_norms.items():
+                weight = float(torch.linalg.vector_norm(params[name].detach()))
+                change = float(norm) * probe.slices.scale(params[name])
+                ratios[name] = change / weight if weight > 0 else float("inf")
+        return ratios
+
+    def apply(self, remedy: Remedy) -> Remedy:
+        """Keep an applied remedy (see bpviz.engine.session.remedies) and mark it on the time axis."""
+        self.remedies.append(remedy)
+        self.history.interventions.append((remedy.step, remedy.label))
+        return remedy
+
+    def undo_last(self) -> Remedy | None:
+        """Take back the most recent remedy; returns it, or None when there is none."""
+        if not self.remedies:
+            return None
+        remedy = self.remedies.pop()
+        remedy.undo()
+        self.history.interventions.append((self.step_index, f"undo: {remedy.label}"))
+        return remedy
+
+    def validate(self) -> dict[str, float]:
+        """Run the file's validation (its own `evaluate` when given) and return the metrics.
+
+        Module modes are restored afterwards, as a training loop's `model.train()`
+        would, so a validation that forgets `model.eval()` is caught without
+        leaving training itself in the wrong mode.
+        """
+        exp = self.experiment
+        if exp.val_data is None:
+            return {}
+        modes = {module: module.training for module in exp.model.modules()}
+        try:
+            if exp.evaluate is not None:
+                with self._user_code("evaluate(model, val_data) failed"):
+                    metrics = _as_metrics(exp.evaluate(exp.model, exp.val_data))
+            else:
+                with self._user_code("validation failed"):
+                    metrics = self._default_validation()
+        finally:
+            for module, training in modes.items():
+                module.training = training
+        self.watcher.record_validation(metrics)
+        return metrics
+
+    def _default_validation(self) -> dict[str, float]:
+        exp = self.experiment
+        exp.model.eval()
+        total, correct, seen, batches = 0.0, 0, 0, 0
+        with torch.no_grad():
+            for inputs, targets in exp.val_data:
+                inputs, targets = _to(inputs, self._device), _to(targets, self._device)
+                outputs = _call_model(exp.model, inputs)
+                total += float(exp.loss_fn(outputs, targets))
+                batches += 1
+                if isinstance(outputs, torch.Tensor) and outputs.dim() == 2 and targets.dim() == 1:
+                    correct += int((outputs.argmax(dim=1) == targets).sum())
+                    seen += targets.numel()
+        metrics = {"loss": total / max(batches, 1)}
+        if seen:
+            metrics["accuracy"] = correct / seen
+        return metrics
+
+    def _next_batch(self):
+        if self._batches is None:
+            self._batches = iter(self.experiment.train_data)
+        try:
+            batch = next(self._batches)
+        except StopIteration:  # a new epoch
+            self._batches = iter(self.experiment.train_data)
+            batch = next(self._batches)
+        inputs, targets = batch
+        return _to(inputs, self._device), _to(targets, self._device)
+
+    @contextmanager
+    def _user_code(self, what: str):
+        """Turn an exception from user code into a UserCodeError naming the layer it came from."""
+        try:
+            yield
+        except StepAborted:
+            raise
+        except UserCodeError:
+            self.watcher.discard_pending()
+            raise
+        except Exception as exc:  # user code may raise anything
+            probe = self.watcher.probe
+            layer, layer_type = (probe.failed_layer, probe.failed_layer_type) if "forward" in what else (None, None)
+            if "backward" in what:
+                layer = probe.last_layer
+                known = probe.layers.get(layer) if layer is not None else None
+                layer_type = known.type if known is not None else None
+            self.watcher.discard_pending()
+            raise UserCodeError(
+                what=what,
+                why=describe_exception(exc),
+                where=locate(exc, self.experiment.source),
+                layer=layer,
+                details=full_traceback(exc),
+                layer_type=layer_type,
+            ) from exc
+
+
+class _PhaseListener:
+    """Turns the probe's forward/backward callbacks into gate pauses carrying the live tensor."""
+
+    def __init__(self, stepper: Stepper, gate: Gate) -> None:
+        self._stepper = stepper
+        self._gate = gate
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, phase: str, layer: str, tensor: torch.Tensor) -> None:
+        index = self._counts.get(phase, 0)
+        self._counts[phase] = index + 1
+        if not self._gate.wants(phase):
+            return
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            values = histogram_sample(tensor.detach().float(), 4096).cpu().numpy()
+            norm = float(torch.linalg.vector_norm(tensor.detach().float()))
+        event = PhaseEvent(
+            self._stepper.step_index, phase, layer, index, values, norm, float(values.mean()), float(values.std())
+        )
+        self._gate.pause(event)
+
+
+def _call_model(model: nn.Module, inputs):
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def _check_loss(loss) -> None:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise TypeError(f"loss_fn must return a scalar tensor, got {shape}")
+    if not loss.requires_grad:
+        raise TypeError("the loss does not require grad: is the model's output detached, or all parameters frozen?")
+
+
+def _as_metrics(value) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise TypeError(f"evaluate() must return a dict of metrics, got {type(value).__name__}")
+    metrics = {}
+    for key, item in value.items():
+        number = float(item)
+        metrics[str(key)] = number if math.isfinite(number) else float("nan")
+    return metrics
+
+
+def _to(value, device: torch.device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    return value
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")

@@ -1,0 +1,246 @@
+"""The findings list (a problems strip) and the explanation of the selected finding.
+
+Selecting a finding tells the window which layer to select; the explanation
+pane says why it matters and what to try. Mode findings (a model left in the
+wrong train/eval mode) also feed the banner above the plots.
+"""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget
+
+from bpviz.engine.diagnosis.finding import SEVERITIES, Finding, severity_rank
+from bpviz.gui.panels.layer_table import SEVERITY_COLOURS, _dot
+
+MODE_KINDS = ("train_mode_in_eval", "eval_mode_in_training")
+HEADERS = ("Severity", "Kind", "Layer", "Step", "Message")
+INACTIVE = QColor("#8a8a8a")
+
+
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """Open before resolved, worst first, then oldest first: the order a person should read them in."""
+    return sorted(findings, key=lambda f: (not f.active, -severity_rank(f.severity), f.step if f.step is not None else -1))
+
+
+def mode_findings(findings: list[Finding]) -> list[Finding]:
+    """The open findings about train/eval mode, which the banner repeats."""
+    return [f for f in findings if f.kind in MODE_KINDS and f.active]
+
+
+def explanation_html(finding: Finding) -> str:
+    """The explanation pane's text for one finding."""
+    where = f" on <b>{html.escape(finding.layer)}</b>" if finding.layer else ""
+    since = "" if finding.step is None else f" since step {finding.step}"
+    if finding.last_step is not None and finding.last_step != finding.step:
+        since += f" (last seen at step {finding.last_step})"
+    state = "" if finding.active else " — no longer holds"
+    colour = SEVERITY_COLOURS.get(finding.severity, "#444")
+    parts = [
+        f'<p><span style="color:{colour}; font-weight:bold">{html.escape(finding.severity.upper())}</span> '
+        f"<code>{html.escape(finding.kind)}</code>{where}{since}{state}</p>",
+        f"<p><b>{html.escape(finding.message)}</b></p>",
+    ]
+    if finding.explanation:
+        parts.append(f"<p>{html.escape(finding.explanation)}</p>")
+    if finding.remedies:
+        items = "".join(f"<li>{html.escape(r)}</li>" for r in finding.remedies)
+        parts.append(f"<p><b>What to try</b></p><ul>{items}</ul>")
+    return "".join(parts)
+
+
+SORT_ROLE = Qt.ItemDataRole.UserRole
+
+
+def reading_rank(finding: Finding) -> float:
+    """One number for `ordered`'s order, so the sort proxy compares doubles in C++."""
+    step = finding.step if finding.step is not None else -1
+    return (0.0 if finding.active else 1e12) + (len(SEVERITIES) - severity_rank(finding.severity)) * 1e10 + step
+
+
+class FindingsModel(QAbstractTableModel):
+    """Findings in the order they were first raised: rows are only ever appended or updated in place.
+
+    The engine re-sorts its list every step; following that with resets would
+    drop the selection and re-measure every row. A sort proxy shows them in
+    reading order instead.
+    """
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.findings: list[Finding] = []
+        self._row_of: dict[tuple[str, str | None], int] = {}
+        self._icons = {s: _dot(c) for s, c in SEVERITY_COLOURS.items()}
+
+    def set_findings(self, findings: list[Finding]) -> None:
+        """Show `findings`: new keys are appended, known ones updated; a vanished key resets the model."""
+        incoming = {f.key: f for f in findings}
+        if any(key not in incoming for key in self._row_of):
+            self.beginResetModel()
+            self.findings = list(findings)
+            self._row_of = {f.key: row for row, f in enumerate(self.findings)}
+            self.endResetModel()
+            return
+        for key, finding in incoming.items():
+            row = self._row_of.get(key)
+            if row is not None:
+                self.findings[row] = finding
+        if self.findings:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.findings) - 1, len(HEADERS) - 1))
+        new = [f for f in findings if f.key not in self._row_of]
+        if new:
+            first = len(self.findings)
+            self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
+            for finding in new:
+                self._row_of[finding.key] = len(self.findings)
+                self.findings.append(finding)
+            self.endInsertRows()
+
+    def row_of(self, key: tuple[str, str | None]) -> int | None:
+        return self._row_of.get(key)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.findings)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(HEADERS)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        finding = self.findings[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (finding.severity, finding.kind, finding.layer or "(model)", "" if finding.step is None else str(finding.step),
+                    finding.message)[col]
+        if role == SORT_ROLE:
+            return reading_rank(finding)
+        if role == Qt.ItemDataRole.DecorationRole and col == 0:
+            return self._icons.get(finding.severity)
+        if role == Qt.ItemDataRole.ForegroundRole and not finding.active:
+            return QBrush(INACTIVE)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return finding.message + ("" if finding.active else " (no longer holds)")
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return HEADERS[section]
+        return None
+
+
+class FindingsPanel(QWidget):
+    """The list on the left, the selected finding's explanation on the right."""
+
+    finding_selected = Signal(object)  # Finding
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.model = FindingsModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setDynamicSortFilter(True)
+        self.proxy.sort(0, Qt.SortOrder.AscendingOrder)
+        self.view = QTableView()
+        self.view.setModel(self.proxy)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.verticalHeader().hide()
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        self.view.setAlternatingRowColors(True)
+        self.view.setShowGrid(False)
+        self.view.setWordWrap(False)
+        # Fixed widths, fitted once when the first findings arrive: ResizeToContents would re-measure every
+        # row at every update.
+        header = self.view.horizontalHeader()
+        header.setStretchLastSection(True)
+        for col, width in enumerate((80, 170, 110, 48)):
+            header.resizeSection(col, width)
+        self.model.rowsInserted.connect(self._fit_columns_once)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
+
+        self.title = QLabel("Findings")
+        self.title.setStyleSheet("font-weight: bold; padding: 2px 2px;")
+        self._shown_html = ""
+        self._fitted = False
+        self.explanation = QTextBrowser()
+        self.explanation.setOpenExternalLinks(True)
+        self.explanation.setPlaceholderText("Select a finding to see why it matters and what to try.")
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("findingsSplitter")
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.setSpacing(2)
+        top_layout.addWidget(self.title)
+        top_layout.addWidget(self.view)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.explanation)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([620, 440])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    def set_findings(self, findings: list[Finding]) -> None:
+        """Show `findings`; the selection stays on the same finding (the proxy keeps it through re-sorts)."""
+        self.model.set_findings(findings)
+        open_count = sum(f.active for f in self.model.findings)
+        self.title.setText(f"Findings ({open_count} open)" if self.model.findings else "Findings")
+        current = self.selected()
+        if current is not None:
+            self._explain(current)
+        elif not self.model.findings:
+            self._shown_html = ""
+            self.explanation.clear()
+
+    def in_view_order(self) -> list[Finding]:
+        """The findings as the list shows them (reading order)."""
+        return [self.model.findings[self.proxy.mapToSource(self.proxy.index(r, 0)).row()] for r in range(self.proxy.rowCount())]
+
+    def selected(self) -> Finding | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self.model.findings[self.proxy.mapToSource(rows[0]).row()] if rows else None
+
+    def select(self, key: tuple[str, str | None]) -> bool:
+        """Select the finding with `key` (as a user click would); False when there is none."""
+        row = self.model.row_of(key)
+        if row is None:
+            return False
+        self.view.selectionModel().select(
+            self.proxy.mapFromSource(self.model.index(row, 0)),
+            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        return True
+
+    def _on_selection(self, *_args) -> None:
+        finding = self.selected()
+        if finding is None:
+            return
+        self._explain(finding)
+        self.finding_selected.emit(finding)
+
+    def _fit_columns_once(self, *_args) -> None:
+        if self.model.rowCount() and not self._fitted:
+            self._fitted = True
+            header = self.view.horizontalHeader()
+            for col in range(len(HEADERS) - 1):
+                header.resizeSection(col, max(header.sectionSize(col), self.view.sizeHintForColumn(col)))
+
+    def _explain(self, finding: Finding) -> None:
+        text = explanation_html(finding)
+        if text != self._shown_html:  # setHtml relayouts and scrolls to the top: only when something changed
+            self._shown_html = text
+            self.explanation.setHtml(text)

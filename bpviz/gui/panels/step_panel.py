@@ -1,0 +1,192 @@
+"""The Step panel: where a paused step stands and the live tensor there.
+
+Forward shows the current layer's output, backward the gradient arriving at
+it (as a histogram of a sample, with norm/mean/std), the loss phase the loss,
+and the update phase ||dW||/||W|| per parameter as bars.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from bpviz.engine.session.step_gate import PHASES, PhaseEvent
+from bpviz.gui import theme
+
+BINS = 60
+MAX_BARS = 40  # update ratios shown: the largest this many parameters
+PHASE_COLOURS = {"forward": theme.ACTIVATION, "loss": theme.LOSS, "backward": theme.GRADIENT, "update": theme.VALIDATION}
+PHASE_TEXT = {
+    "forward": "output of {layer}",
+    "loss": "the loss",
+    "backward": "gradient arriving at {layer}  (∂L/∂out)",
+    "update": "optimizer update: ‖ΔW‖ / ‖W‖ per parameter",
+}
+
+
+def histogram(values: np.ndarray, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, counts) over the finite values; one bin around a constant."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.array([0.0, 1.0]), np.array([0.0])
+    lo, hi = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
+    return edges, counts.astype(np.float64)
+
+
+class PhaseStrip(QtWidgets.QWidget):
+    """forward › loss › backward › update, the current phase lit."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        self.labels = {}
+        for i, phase in enumerate(PHASES):
+            if i:
+                arrow = QtWidgets.QLabel("›")
+                arrow.setStyleSheet(f"color: {theme.MUTED}; font-size: 12pt;")
+                layout.addWidget(arrow)
+            label = QtWidgets.QLabel(phase)
+            label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            self.labels[phase] = label
+            layout.addWidget(label, 1)
+        self.set_phase(None)
+
+    def set_phase(self, current: str | None) -> None:
+        reached = True
+        for phase, label in self.labels.items():
+            colour = PHASE_COLOURS[phase]
+            if phase == current:
+                style = f"background: {colour}; color: {theme.BACKGROUND}; font-weight: 700;"
+                reached = False
+            elif current is not None and reached:
+                style = f"background: {theme.PANEL}; color: {colour}; border: 1px solid {colour};"
+            else:
+                style = f"background: {theme.PANEL}; color: {theme.MUTED}; border: 1px solid #343845;"
+            label.setStyleSheet(f"QLabel {{ {style} border-radius: 3px; padding: 3px 6px; }}")
+
+
+class StepPanel(QtWidgets.QWidget):
+    """Shows the latest PhaseEvent; `clear` when no step is paused."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setStyleSheet(theme.VIEW_STYLE)
+        self.event: PhaseEvent | None = None
+        self.phases = PhaseStrip()
+        self.title = QtWidgets.QLabel()
+        self.title.setStyleSheet(theme.LABEL_STYLE)
+        self.title.setWordWrap(True)
+        self.stats = QtWidgets.QLabel()
+        self.stats.setStyleSheet(theme.LABEL_STYLE)
+        self.stats.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.plot_widget = theme.plot_widget(left="count", bottom="value")
+        self.plot = self.plot_widget.getPlotItem()
+        self.bars = pg.BarGraphItem(x0=[], x1=[], height=[], y0=0, pen=None, brush=theme.brush(theme.ACTIVATION))
+        self.plot.addItem(self.bars)
+        self.ratio_axis = pg.AxisItem("left")
+        self.ratio_widget = theme.plot_widget(bottom="log10 ‖ΔW‖/‖W‖", axis_items={"left": self.ratio_axis})
+        self.ratio_plot = self.ratio_widget.getPlotItem()
+        self.ratio_plot.showGrid(x=True, y=False, alpha=theme.GRID_ALPHA)
+        self.ratio_bars = pg.BarGraphItem(x0=[], width=[], y=[], height=0.7, pen=None,
+                                          brush=theme.brush(theme.VALIDATION))
+        self.ratio_plot.addItem(self.ratio_bars)
+        self.loss_label = QtWidgets.QLabel()
+        self.loss_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.loss_label.setStyleSheet(f"color: {theme.LOSS}; font-size: 22pt; font-weight: 600;")
+        self.idle_label = QtWidgets.QLabel(
+            "No step is paused.\n\nStep Into (F11) starts a training step and pauses at its first layer. "
+            "F11 again goes one layer further, Shift+F11 finishes the phase, F10 finishes the step, F5 continues."
+        )
+        self.idle_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.idle_label.setWordWrap(True)
+        self.idle_label.setStyleSheet(f"color: {theme.MUTED}; font-size: 10pt;")
+        self.stack = QtWidgets.QStackedWidget()
+        for widget in (self.idle_label, self.plot_widget, self.loss_label, self.ratio_widget):
+            self.stack.addWidget(widget)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(3)
+        layout.addWidget(self.phases)
+        layout.addWidget(self.title)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.stats)
+        self.clear()
+
+    def clear(self, note: str | None = None) -> None:
+        """No step is paused (it finished, was stopped, or none began)."""
+        self.event = None
+        self.phases.set_phase(None)
+        self.title.setText(theme.rich(note or "Not paused", theme.MUTED))
+        self.stats.setText("")
+        self.stats.hide()
+        self.stack.setCurrentWidget(self.idle_label)
+
+    def show_event(self, event: PhaseEvent) -> None:
+        """Show where the step is paused and its live tensor."""
+        self.event = event
+        self.phases.set_phase(event.phase)
+        colour = PHASE_COLOURS[event.phase]
+        where = PHASE_TEXT[event.phase].format(layer=event.layer)
+        position = f"   layer {event.index + 1}" if event.layer is not None else ""
+        self.title.setText(
+            theme.rich(f"Step {event.step}", theme.MUTED) + theme.rich(f"   {event.phase}", colour, bold=True)
+            + theme.rich(position, theme.MUTED) + "<br>" + theme.rich(where, theme.FOREGROUND, bold=True)
+        )
+        self.stats.show()
+        if event.phase == "loss":
+            self.loss_label.setText(f"loss = {event.loss:.5g}" if event.loss is not None else "loss: –")
+            self.stack.setCurrentWidget(self.loss_label)
+            self.stats.setText(theme.rich("the loss is computed; backward starts at the last layer", theme.MUTED))
+        elif event.phase == "update":
+            self._show_ratios(event.update_ratios or {})
+        else:
+            self._show_values(event, colour)
+
+    def _show_values(self, event: PhaseEvent, colour: str) -> None:
+        values = event.values if event.values is not None else np.empty(0)
+        edges, counts = histogram(np.asarray(values, dtype=np.float64))
+        self.bars.setOpts(x0=edges[:-1], x1=edges[1:], height=counts, brush=theme.brush(colour, 0.85))
+        self.plot.setLabel("bottom", "gradient value" if event.phase == "backward" else "activation value",
+                           color=theme.FOREGROUND)
+        self.plot.setXRange(edges[0], edges[-1], padding=0.02)
+        self.plot.setYRange(0, max(float(counts.max()), 1.0), padding=0.05)
+        self.stack.setCurrentWidget(self.plot_widget)
+        nonfinite = int(np.size(values) - np.isfinite(values).sum())
+        zero = float(np.mean(values == 0)) if np.size(values) else 0.0
+        parts = [("norm", event.norm), ("mean", event.mean), ("std", event.std)]
+        text = "   ".join(theme.rich(f"{name} ", theme.MUTED) + theme.rich(_fmt(v), colour, bold=True) for name, v in parts)
+        text += theme.rich(f"   zeros {zero:.0%}   ({np.size(values)} values sampled)", theme.MUTED)
+        if nonfinite:
+            text += theme.rich(f"   {nonfinite} NaN/Inf", theme.BAD, bold=True)
+        self.stats.setText(text)
+
+    def _show_ratios(self, ratios: dict[str, float]) -> None:
+        items = sorted(ratios.items(), key=lambda kv: -(kv[1] if math.isfinite(kv[1]) else 1e300))[:MAX_BARS]
+        names = [name for name, _ in items]
+        logs = np.array([math.log10(v) if v > 0 and math.isfinite(v) else -12.0 for _, v in items], dtype=np.float64)
+        y = np.arange(len(items), dtype=np.float64)
+        low = float(min(logs.min(), -6.0)) if len(logs) else -6.0
+        self.ratio_bars.setOpts(x0=np.full(len(items), low), width=logs - low, y=y, height=0.7)
+        self.ratio_axis.setTicks([[(float(i), name) for i, name in enumerate(names)]])
+        self.ratio_plot.setYRange(-0.6, max(len(items), 1) - 0.4, padding=0)
+        self.ratio_plot.setXRange(low, float(max(logs.max(), -1.0)) if len(logs) else 0.0, padding=0.05)
+        self.ratio_axis.setWidth(min(max((max((len(n) for n in names), default=4)) * 7, 50), 180))
+        self.stack.setCurrentWidget(self.ratio_widget)
+        typical = float(np.median([v for _, v in items])) if items else float("nan")
+        self.stats.setText(
+            theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED) + theme.rich(_fmt(typical), theme.VALIDATION, bold=True)
+            + theme.rich("   (healthy: about 1e-3 to 1e-2)", theme.MUTED)
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"

@@ -1,0 +1,413 @@
+"""The dead-neuron workbench: which units of a ReLU-family layer died and when, why, and live remedies.
+
+A units × steps timeline (each unit's share of active samples), the dead
+units with the evidence about their death, remedies applied between steps
+(each undoable and marked on the time axis), and the dead-count and loss
+curves to compare before and after. The panel only asks: the window sends
+remedies to the training worker and answers with `show_units`.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from bpviz.engine.record.history import History
+from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.engine.diagnosis.unit_forensics import DeadUnit
+from bpviz.gui import theme
+from bpviz.gui.plots.intervention_marks import InterventionMarks
+from bpviz.gui.plots.traces import LayerTrace
+
+TIMELINE_STEPS = 500
+COLUMNS = ("unit", "died at step", "pre-act max", "bias", "‖w‖ in", "bias step at death")
+COMPARE_STEPS = 5  # steps averaged on each side of a remedy
+
+
+def _activity(layer: LayerStep):
+    return layer.unit_activity
+
+
+def _dead(layer: LayerStep):
+    return layer.dead_units
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+class WorkbenchPanel(QtWidgets.QWidget):
+    """Dead units of one layer, and what to do about them."""
+
+    layer_changed = QtCore.Signal(str)
+    remedy_requested = QtCore.Signal(str, object)  # remedy name (step_into.REMEDIES), argument tuple
+    undo_requested = QtCore.Signal()
+    continue_requested = QtCore.Signal(int)  # train this many steps
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setStyleSheet(theme.VIEW_STYLE)
+        self.layer: str | None = None
+        self.units: list[DeadUnit] = []
+        self.units_step: int | None = None
+        self._history: History | None = None
+        self._activity = self._dead_trace = None
+        self._order: np.ndarray | None = None  # rows of the timeline: dead units by time of death, then the living
+        self._busy = True
+
+        self.layer_box = QtWidgets.QComboBox()
+        self.layer_box.setObjectName("workbenchLayer")
+        self.layer_box.setMinimumWidth(160)
+        self.layer_box.setToolTip("ReLU-family layers, with their share of dead units at the latest step")
+        self.layer_box.currentIndexChanged.connect(self._on_layer_box)
+        self.summary = QtWidgets.QLabel()
+        self.summary.setStyleSheet(theme.LABEL_STYLE)
+
+        # timeline: x = step, y = unit (dead first, by step of death)
+        self.timeline_widget = theme.plot_widget(left="unit (dead first)", bottom="step", grid=False)
+        self.timeline = self.timeline_widget.getPlotItem()
+        self.image = pg.ImageItem(axisOrder="col-major")
+        self.image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
+        self.timeline.addItem(self.image)
+        self.deaths = pg.ScatterPlotItem(symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
+        self.timeline.addItem(self.deaths)
+        self.timeline_marks = InterventionMarks(self.timeline)
+        self.timeline.setTitle("each unit's share of active samples per step (dark = silent) ○ = died",
+                               color=theme.MUTED, size="8pt")
+
+        self.curves_widget = theme.plot_widget(left="dead units", bottom="step")
+        self.curves = self.curves_widget.getPlotItem()
+        self.curves.addLegend(offset=(-8, 8), labelTextColor=theme.FOREGROUND, brush=theme.brush(theme.PANEL, 0.8))
+        self.dead_curve = self.curves.plot(pen=theme.pen(theme.BAD, 2.0), name="dead units")
+        self.loss_box = pg.ViewBox()
+        self.curves.showAxis("right")
+        self.curves.scene().addItem(self.loss_box)
+        self.curves.getAxis("right").linkToView(self.loss_box)
+        self.curves.getAxis("right").setLabel("loss", color=theme.LOSS)
+        self.curves.getAxis("right").setTextPen(theme.pen(theme.LOSS, 1))
+        self.curves.getAxis("right").setWidth(48)
+        self.timeline.showAxis("right")  # same width as the curves' loss axis, so both plots share their step axis
+        self.timeline.getAxis("right").setWidth(48)
+        self.timeline.getAxis("right").setStyle(showValues=False)
+        self.loss_box.setXLink(self.curves)
+        self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
+        self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
+        self.loss_box.addItem(self.loss_curve)
+        self.curves.legend.addItem(self.loss_curve, "loss (right axis)")
+        self.curves.getViewBox().sigResized.connect(self._sync_loss_box)
+        self.curve_marks = InterventionMarks(self.curves, labels=True)
+        self.compare = QtWidgets.QLabel()
+        self.compare.setObjectName("workbenchCompare")
+        self.compare.setStyleSheet(theme.LABEL_STYLE)
+        self.compare.setWordWrap(True)
+
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("deadUnitTable")
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setAlternatingRowColors(True)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSortingEnabled(True)
+        self.table.setStyleSheet(f"QTableWidget {{ background: {theme.BACKGROUND}; alternate-background-color: {theme.PANEL}; }}")
+        self.table_title = QtWidgets.QLabel("Dead units")
+        self.table_title.setStyleSheet("font-weight: 600;")
+
+        self.reinit = QtWidgets.QPushButton("Re-initialise dead units")
+        self.reinit.setToolTip("Fresh He-initialised incoming weights, zero bias and no momentum for the dead units")
+        self.reinit.clicked.connect(lambda: self._request("reinit_dead_units", self.layer))
+        self.leaky = QtWidgets.QPushButton("→ LeakyReLU")
+        self.leaky.setToolTip("Replace the activation: negative inputs keep a small gradient")
+        self.leaky.clicked.connect(lambda: self._request("replace_activation", self.layer, "leaky_relu"))
+        self.gelu = QtWidgets.QPushButton("→ GELU")
+        self.gelu.setToolTip("Replace the activation by GELU, which has no dead zone")
+        self.gelu.clicked.connect(lambda: self._request("replace_activation", self.layer, "gelu"))
+        self.lower_lr = QtWidgets.QPushButton("Learning rate ÷10")
+        self.lower_lr.clicked.connect(lambda: self._request("lower_lr", 10.0))
+        self.clip_value = QtWidgets.QDoubleSpinBox()
+        self.clip_value.setRange(1e-4, 1e6)
+        self.clip_value.setDecimals(3)
+        self.clip_value.setValue(1.0)
+        self.clip_value.setPrefix("at ")
+        self.clip = QtWidgets.QPushButton("Clip gradients")
+        self.clip.setToolTip("Clip the total gradient norm before each update")
+        self.clip.clicked.connect(lambda: self._request("set_gradient_clipping", self.clip_value.value()))
+        self.undo = QtWidgets.QPushButton("Undo last remedy")
+        self.undo.clicked.connect(self.undo_requested.emit)
+        self.steps = QtWidgets.QSpinBox()
+        self.steps.setRange(1, 100_000)
+        self.steps.setValue(20)
+        self.steps.setSuffix(" steps")
+        self.go = QtWidgets.QPushButton("Continue")
+        self.go.setToolTip("Train on, to compare the curves before and after the remedy")
+        self.go.clicked.connect(lambda: self.continue_requested.emit(self.steps.value()))
+        self.message = QtWidgets.QLabel()
+        self.message.setObjectName("workbenchMessage")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet(f"color: {theme.MUTED}; padding: 2px;")
+
+        remedies = QtWidgets.QGroupBox("Remedies (applied between steps, undoable)")
+        grid = QtWidgets.QGridLayout(remedies)
+        grid.addWidget(self.reinit, 0, 0, 1, 2)
+        grid.addWidget(self.leaky, 1, 0)
+        grid.addWidget(self.gelu, 1, 1)
+        grid.addWidget(self.lower_lr, 2, 0, 1, 2)
+        grid.addWidget(self.clip, 3, 0)
+        grid.addWidget(self.clip_value, 3, 1)
+        grid.addWidget(self.undo, 4, 0, 1, 2)
+        grid.addWidget(self.steps, 5, 0)
+        grid.addWidget(self.go, 5, 1)
+        grid.addWidget(self.message, 6, 0, 1, 2)
+        self.buttons = [self.reinit, self.leaky, self.gelu, self.lower_lr, self.clip, self.undo, self.go]
+
+        top = QtWidgets.QHBoxLayout()
+        top.setContentsMargins(4, 2, 4, 2)
+        top.addWidget(QtWidgets.QLabel("Layer"))
+        top.addWidget(self.layer_box)
+        top.addWidget(self.summary, 1)
+        plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        plots.addWidget(self.timeline_widget)
+        plots.addWidget(self.curves_widget)
+        plots.setSizes([300, 200])
+        left = QtWidgets.QWidget()
+        left_layout = QtWidgets.QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(2)
+        left_layout.addWidget(plots, 1)
+        left_layout.addWidget(self.compare)
+        right = QtWidgets.QWidget()
+        right_layout = QtWidgets.QVBoxLayout(right)
+        right_layout.setContentsMargins(4, 0, 0, 0)
+        right_layout.addWidget(self.table_title)
+        right_layout.addWidget(self.table, 1)
+        right_layout.addWidget(remedies)
+        self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("workbenchSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.splitter, 1)
+        self.set_busy(True)
+        self._set_summary(None)
+
+    # --- data in ---
+    def clear(self) -> None:
+        """A new model."""
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.blockSignals(False)
+        self.layer = None
+        self._history = None
+        self.show_units(None, None, [])
+        self._activity = self._dead_trace = None
+        self.image.clear()
+        self.dead_curve.setData([], [])
+        self.loss_curve.setData([], [])
+        self.timeline_marks.clear()
+        self.curve_marks.clear()
+        self.compare.setText("")
+        self.message.setText("")
+        self._update_buttons()
+
+    def refresh(self, history: History) -> None:
+        """Bring the layer list, the timeline and the curves up to the latest step."""
+        self._history = history
+        latest = history.latest
+        if latest is None:
+            return
+        self._fill_layers(latest)
+        self._update_buttons()
+        self.timeline_marks.update(history)
+        self.curve_marks.update(history)
+        if self.layer is None:
+            return
+        if self._activity.update(history):
+            self._draw_timeline()
+        if self._dead_trace.update(history):
+            self.dead_curve.setData(self._dead_trace.steps, self._dead_trace.values)
+        self.loss_curve.setData(np.asarray(history.loss_steps, dtype=np.float64),
+                                np.asarray(history.losses, dtype=np.float64), connect="finite")
+        self._set_summary(latest)
+        self._compare(history)
+        self._fit_steps()
+
+    def _fit_steps(self) -> None:
+        """Both plots over the same steps: the timeline's (the newest TIMELINE_STEPS), set rather than linked,
+        since two linked views each switch the other's auto-range off."""
+        steps = self._activity.steps if self._activity is not None and len(self._activity) else None
+        if steps is None and self._dead_trace is not None and len(self._dead_trace):
+            steps = self._dead_trace.steps
+        if steps is None:
+            return
+        lo, hi = float(steps[0]) - 0.5, float(steps[-1]) + 0.5
+        self.timeline.setXRange(lo, hi, padding=0)
+        self.curves.setXRange(lo, hi, padding=0.01)
+        if self._dead_trace is not None and len(self._dead_trace):
+            units = float(self._history.latest.layer(self.layer).units or 1) if self._history is not None else 1.0
+            self.curves.setYRange(0, max(float(self._dead_trace.values.max()), units * 0.1, 1.0), padding=0.05)
+
+    def select(self, layer: str) -> bool:
+        """Work on `layer` when it is ReLU-family; False otherwise."""
+        index = self.layer_box.findData(layer)
+        if index < 0:
+            return False
+        self.layer_box.setCurrentIndex(index)
+        return True
+
+    def show_units(self, layer: str | None, step: int | None, units: list[DeadUnit]) -> None:
+        """The dead units of `layer` at `step`, with the evidence about their death."""
+        if layer is not None and layer != self.layer:
+            return
+        self.units, self.units_step = list(units), step
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(units))
+        for row, unit in enumerate(units):
+            values = (unit.unit, unit.died_at, unit.preact_max, unit.bias, unit.weight_norm, unit.bias_step)
+            for column, value in enumerate(values):
+                item = QtWidgets.QTableWidgetItem()
+                item.setData(QtCore.Qt.ItemDataRole.DisplayRole, value if column < 2 else _fmt(value))
+                if column >= 2 and value is not None:
+                    item.setData(QtCore.Qt.ItemDataRole.UserRole, float(value))
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(True)
+        self.table.resizeColumnsToContents()
+        where = f" at step {step}" if step is not None else ""
+        self.table_title.setText(f"Dead units of {layer}{where}: {len(units)}" if layer else "Dead units")
+        died = {u.unit: u.died_at for u in units}
+        self._order = None
+        if died and self._activity is not None and len(self._activity):
+            width = self._activity.values.shape[1]
+            dead = sorted((d, u) for u, d in died.items() if u < width)
+            alive = [u for u in range(width) if u not in died]
+            self._order = np.array([u for _, u in dead] + alive, dtype=np.int64)
+        self._draw_timeline()
+
+    def set_busy(self, busy: bool) -> None:
+        """Remedies apply between steps only: disabled while training runs or a step is paused."""
+        self._busy = busy
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        ready = not self._busy and self._history is not None
+        for button in self.buttons:
+            button.setEnabled(ready and self.layer is not None)
+        for button in (self.undo, self.lower_lr, self.clip, self.go):
+            button.setEnabled(ready)
+
+    def remedy_applied(self, step: int, label: str) -> None:
+        self.message.setStyleSheet(f"color: {theme.LOSS}; padding: 2px;")
+        self.message.setText(f"Applied from step {step}: {label}. Continue training to compare.")
+
+    def remedy_failed(self, why: str) -> None:
+        self.message.setStyleSheet(f"color: {theme.BAD}; padding: 2px;")
+        self.message.setText(why)
+
+    # --- drawing ---
+    def _fill_layers(self, record: StepRecord) -> None:
+        layers = [layer for layer in record.layers if layer.units]
+        names = [layer.name for layer in layers]
+        current = [self.layer_box.itemData(i) for i in range(self.layer_box.count())]
+        if names != current:
+            self.layer_box.blockSignals(True)
+            self.layer_box.clear()
+            for layer in layers:
+                self.layer_box.addItem(layer.name, layer.name)
+            self.layer_box.blockSignals(False)
+            if names:
+                worst = max(layers, key=lambda l: (l.dead_units or 0) / l.units)
+                self.select(self.layer if self.layer in names else worst.name)
+                self._on_layer_box(self.layer_box.currentIndex())
+        for i, layer in enumerate(layers):
+            share = (layer.dead_units or 0) / layer.units
+            self.layer_box.setItemText(i, f"{layer.name}  ({share:.0%} dead)")
+
+    def _on_layer_box(self, index: int) -> None:
+        layer = self.layer_box.itemData(index) if index >= 0 else None
+        if layer == self.layer and self._activity is not None:
+            return
+        self.layer = layer
+        self._activity = LayerTrace(layer, _activity, limit=TIMELINE_STEPS) if layer else None
+        self._dead_trace = LayerTrace(layer, _dead) if layer else None
+        self._order = None
+        self.units = []
+        self.table.setRowCount(0)
+        self.dead_curve.setData([], [])
+        if layer is not None:
+            self.dead_curve.opts["name"] = f"dead units of {layer}"
+            self.layer_changed.emit(layer)
+            if self._history is not None:
+                self.refresh(self._history)
+
+    def _draw_timeline(self) -> None:
+        trace = self._activity
+        if trace is None or len(trace) == 0:
+            self.image.clear()
+            self.deaths.setData([], [])
+            return
+        steps, activity = trace.steps, trace.values
+        units = activity.shape[1]
+        order = self._order if self._order is not None and len(self._order) == units else np.arange(units)
+        self.image.setImage(activity[:, order], autoLevels=False, levels=(0.0, 1.0))
+        self.image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
+        row_of = np.empty(units, dtype=np.int64)
+        row_of[order] = np.arange(units)
+        died = [(u.died_at, row_of[u.unit]) for u in self.units if u.unit < units and u.died_at >= steps[0]]
+        self.deaths.setData(x=[d for d, _ in died], y=[float(r) for _, r in died])
+        self.timeline.setYRange(-0.5, units - 0.5, padding=0.01)
+
+    def _sync_loss_box(self) -> None:
+        self.loss_box.setGeometry(self.curves.getViewBox().sceneBoundingRect())
+        self.loss_box.linkedViewChanged(self.curves.getViewBox(), self.loss_box.XAxis)
+
+    def _set_summary(self, latest: StepRecord | None) -> None:
+        if self.layer is None or latest is None:
+            self.summary.setText(theme.rich("Select a ReLU-family layer (ReLU, LeakyReLU, …) to see its units.", theme.MUTED))
+            return
+        try:
+            layer = latest.layer(self.layer)
+        except KeyError:
+            return
+        dead = layer.dead_units or 0
+        text = theme.rich(f"{self.layer}", theme.SELECTED, bold=True) + theme.rich(f"   step {latest.step}   ", theme.MUTED)
+        text += theme.rich(f"{dead} of {layer.units} units dead ({dead / layer.units:.0%})", theme.BAD if dead else theme.LOSS, bold=True)
+        if self.units:
+            first = min(u.died_at for u in self.units)
+            text += theme.rich(f"   ·   the first died at step {first}", theme.MUTED)
+        self.summary.setText(text)
+
+    def _compare(self, history: History) -> None:
+        remedies = [(s, l) for s, l in history.interventions if not l.startswith("undo")]
+        if not remedies or self._dead_trace is None or len(self._dead_trace) == 0:
+            self.compare.setText(theme.rich("Apply a remedy, then continue training: the curves compare before and after.", theme.MUTED))
+            return
+        step, label = remedies[-1]
+        steps, dead = self._dead_trace.steps, self._dead_trace.values
+        before_dead = dead[steps < step]
+        after_dead = dead[steps >= step]
+        losses, loss_steps = np.asarray(history.losses), np.asarray(history.loss_steps)
+        before_loss = losses[loss_steps < step][-COMPARE_STEPS:]
+        after_loss = losses[loss_steps >= step][-COMPARE_STEPS:]
+        text = theme.rich(f"Since step {step} ({label}): ", theme.MUTED)
+        if len(before_dead) and len(after_dead):
+            text += theme.rich("dead units ", theme.MUTED) + theme.rich(
+                f"{before_dead[-1]:.0f} → {after_dead[-1]:.0f}", theme.LOSS if after_dead[-1] < before_dead[-1] else theme.BAD, bold=True)
+        else:
+            text += theme.rich("no step since; continue training to compare", theme.MUTED)
+        if len(before_loss) and len(after_loss):
+            text += theme.rich(f"   loss (mean of last {COMPARE_STEPS}) ", theme.MUTED) + theme.rich(
+                f"{before_loss.mean():.4g} → {after_loss.mean():.4g}", theme.FOREGROUND, bold=True)
+        self.compare.setText(text)
+
+    def _request(self, name: str, *args) -> None:
+        self.message.setStyleSheet(f"color: {theme.MUTED}; padding: 2px;")
+        self.message.setText("Applying…")
+        self.remedy_requested.emit(name, tuple(args))

@@ -1,0 +1,1 @@
+"""Everything drawn with pyqtgraph over steps or layers."""

@@ -1,0 +1,57 @@
+"""Vertical marks on a step axis where a remedy or a hyperparameter change took effect.
+
+One helper for every plot over steps, so "before" and "after" read the same
+everywhere. Lines are made only when the list of interventions grows (or is
+replaced), never on a plain redraw.
+"""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6 import QtCore
+
+from bpviz.engine.record.history import History
+from bpviz.gui import theme
+
+MARK = "#b388ff"
+UNDO = "#8d93a3"
+
+
+class InterventionMarks:
+    """Keeps one dashed vertical line per `history.interventions` entry on `plot`, labelled on hover."""
+
+    def __init__(self, plot: pg.PlotItem, labels: bool = False) -> None:
+        self.plot = plot
+        self.labels = labels  # draw the label text next to the line (for roomy plots)
+        self.lines: list[pg.InfiniteLine] = []
+        self._seen: list[tuple[int, str]] = []
+
+    def update(self, history: History | None) -> bool:
+        """Match the lines to `history.interventions`; True when they changed."""
+        marks = list(history.interventions) if history is not None else []
+        if marks == self._seen:
+            return False
+        if marks[: len(self._seen)] != self._seen:
+            self.clear()
+        for step, label in marks[len(self._seen):]:
+            self.lines.append(self._line(step, label))
+        self._seen = marks
+        return True
+
+    def clear(self) -> None:
+        for line in self.lines:
+            self.plot.removeItem(line)
+        self.lines = []
+        self._seen = []
+
+    def _line(self, step: int, label: str) -> pg.InfiniteLine:
+        undo = label.startswith("undo")
+        pen = theme.pen(UNDO if undo else MARK, 1.4)
+        pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+        # at step - 0.5: between the last step before the change and the first one after it
+        line = pg.InfiniteLine(pos=step - 0.5, angle=90, pen=pen, movable=False)
+        line.setToolTip(f"step {step}: {label}")
+        line.setZValue(5)
+        if self.labels:
+            pg.InfLineLabel(line, text=label, position=0.9, anchors=[(0, 0.5), (0, 0.5)], color=UNDO if undo else MARK)
+        self.plot.addItem(line, ignoreBounds=True)
+        return line

@@ -1,0 +1,1 @@
+"""The training side of the window: the worker thread and the controller that drives it."""

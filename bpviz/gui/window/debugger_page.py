@@ -1,0 +1,296 @@
+"""The debugger page: layer table (left), plots (right), findings and their explanation under the plots.
+
+It arranges widgets and routes selection between them; it knows nothing of
+threads or files. The window feeds it records through `show_step`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from bpviz.engine.diagnosis.finding import Finding, severity_rank
+from bpviz.engine.record.history import History
+from bpviz.gui.panels.findings_panel import FindingsPanel, mode_findings
+from bpviz.gui.panels.layer_table import NAME, NAME_ROLE, LayerSortProxy, LayerTableModel
+from bpviz.gui.plots.dead_units_view import DeadUnitsView
+from bpviz.gui.plots.gradient_flow_view import GradientFlowView
+from bpviz.gui.plots.histogram_view import HistogramView
+from bpviz.gui.plots.loss_view import LossView
+
+log = logging.getLogger(__name__)
+
+TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
+
+BANNER_STYLE = (
+    "QLabel { background: #5c4100; color: #ffe8a3; border: 1px solid #a87a00; border-radius: 3px;"
+    " padding: 5px 8px; font-weight: 600; }"
+)
+
+
+def worst_layer(findings: list[Finding]) -> str | None:
+    """The layer of the worst open finding (the earliest among equals), or None when no finding names a layer."""
+    candidates = [f for f in findings if f.layer and f.active] or [f for f in findings if f.layer]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda f: (severity_rank(f.severity), -(f.step if f.step is not None else 0)))
+    return best.layer
+
+
+class DebuggerPage(QWidget):
+    """Everything shown once a model is loaded."""
+
+    layer_selected = Signal(object)  # str | None
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.history: History | None = None
+        self.findings: list[Finding] = []
+        self._wanted_layer: str | None = None
+
+        # --- layer table ---
+        self.table_model = LayerTableModel(self)
+        self.proxy = LayerSortProxy(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.table = QTableView()
+        self.table.setObjectName("layerTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # forward order until the user sorts
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.horizontalHeader().setHighlightSections(False)
+        self.table.horizontalHeader().setResizeContentsPrecision(40)  # fit columns to 40 rows, not to all 300
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+        self.table_model.modelReset.connect(self._fit_columns)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter layers by name…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table_title = QLabel("Layers")
+        self.table_title.setStyleSheet("font-weight: bold; padding: 2px 2px;")
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(3)
+        left_layout.addWidget(self.table_title)
+        left_layout.addWidget(self.filter)
+        left_layout.addWidget(self.table)
+
+        # --- plots ---
+        self.histogram_view = HistogramView()
+        self.dead_units_view = DeadUnitsView()
+        self.gradient_flow_view = GradientFlowView()
+        self.loss_view = LossView()
+        self.views = {
+            "activations": self.histogram_view,
+            "dead_units": self.dead_units_view,
+            "gradient_flow": self.gradient_flow_view,
+            "loss": self.loss_view,
+        }
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.histogram_view, "Activations && gradients")
+        self.tabs.addTab(self.dead_units_view, "Dead units")
+        self.tabs.currentChanged.connect(lambda _i: self.refresh_views(only_stale=True))
+        self.side_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.side_splitter.setObjectName("sideViewsSplitter")
+        self.side_splitter.addWidget(self.gradient_flow_view)
+        self.side_splitter.addWidget(self.loss_view)
+        self.side_splitter.setStretchFactor(0, 3)
+        self.side_splitter.setStretchFactor(1, 2)
+        self.views_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.views_splitter.setObjectName("viewsSplitter")
+        self.views_splitter.addWidget(self.tabs)
+        self.views_splitter.addWidget(self.side_splitter)
+        self.views_splitter.setSizes([560, 520])
+        self.banner = QLabel()
+        self.banner.setObjectName("modeBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(BANNER_STYLE)
+        self.banner.hide()
+        views = QWidget()
+        views_layout = QVBoxLayout(views)
+        views_layout.setContentsMargins(0, 0, 0, 0)
+        views_layout.setSpacing(3)
+        views_layout.addWidget(self.banner)
+        views_layout.addWidget(self.views_splitter, 1)
+
+        # --- findings (a problems strip under the plots) ---
+        self.findings_panel = FindingsPanel()
+        self.findings_panel.finding_selected.connect(self._on_finding_selected)
+
+        self.right_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.right_splitter.setObjectName("rightSplitter")
+        self.right_splitter.addWidget(views)
+        self.right_splitter.addWidget(self.findings_panel)
+        self.right_splitter.setStretchFactor(0, 3)
+        self.right_splitter.setStretchFactor(1, 1)
+        self.right_splitter.setSizes([620, 220])
+        self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.main_splitter.setObjectName("mainSplitter")
+        self.main_splitter.addWidget(left)
+        self.main_splitter.addWidget(self.right_splitter)
+        # The table keeps its width when the window or the docks beside it change; the plots take the rest.
+        self.main_splitter.setStretchFactor(0, 0)
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setSizes([TABLE_WIDTH, 1060])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addWidget(self.main_splitter)
+        self._stale: set[str] = set(self.views)
+        # Seconds each part of the latest redraws took, for the latency benchmark and for profiling by hand.
+        self.timings: dict[str, deque[float]] = {key: deque(maxlen=10_000) for key in ("table", *self.views)}
+
+    def splitters(self) -> list[QSplitter]:
+        """The splitters whose positions the window remembers."""
+        return [self.main_splitter, self.right_splitter, self.views_splitter, self.side_splitter, self.findings_panel.splitter]
+
+    # --- data ---
+    def clear(self) -> None:
+        """Forget everything shown (a new model or a reset)."""
+        self.history = None
+        self.findings = []
+        self._wanted_layer = None
+        self.table_model.clear()
+        self.findings_panel.set_findings([])
+        self.banner.hide()
+        self._stale = set(self.views)
+
+    def show_step(self, history: History, findings: list[Finding]) -> None:
+        """Bring table, findings, banner and the visible plots up to `history.latest`, all at once."""
+        for part in self.begin_cycle(history, findings):
+            self.draw_part(part)
+
+    def begin_cycle(self, history: History, findings: list[Finding]) -> list[str]:
+        """Take new data in; return the parts to draw ("table", then each visible plot), one per event-loop turn.
+
+        Qt paints a window's dirty widgets in one pass, so refreshing every plot in one
+        go makes one long pause; drawing one part per timer tick keeps each pause short.
+        """
+        self.history = history
+        self.findings = findings
+        self._stale = set(self.views)
+        return ["table"] + [key for key, view in self.views.items() if view.isVisible()]
+
+    def draw_part(self, part: str) -> None:
+        """Draw one part named by `begin_cycle`."""
+        started = time.perf_counter()
+        if part == "table":
+            self._draw_table()
+        elif part in self.views and self.history is not None:
+            self._stale.discard(part)
+            try:
+                self.views[part].refresh(self.history)
+            except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
+                log.exception("the %s plot failed to redraw", part)
+        self.timings[part].append(time.perf_counter() - started)
+
+    def _draw_table(self) -> None:
+        findings = self.findings
+        self.table_model.update(self.history.latest if self.history is not None else None, findings)
+        self.table_title.setText(f"Layers ({self.table_model.rowCount()})")
+        self.findings_panel.set_findings(findings)
+        self._update_banner(findings)
+        if self._wanted_layer is not None and self.table_model.row_of(self._wanted_layer) is not None:
+            self.select_layer(self._wanted_layer)
+        elif self.selected_layer() is None and self.table_model.rowCount():
+            self.select_layer(worst_layer(findings) or self.table_model.names()[0])
+
+    def refresh_views(self, only_stale: bool) -> None:
+        """Redraw the plots a person can see; hidden ones are redrawn when they are shown."""
+        if self.history is None:
+            return
+        for key, view in self.views.items():
+            if (only_stale and key not in self._stale) or not view.isVisible():
+                continue
+            self._stale.discard(key)
+            started = time.perf_counter()
+            try:
+                view.refresh(self.history)
+            except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
+                log.exception("the %s plot failed to redraw", key)
+            self.timings[key].append(time.perf_counter() - started)
+
+    def _update_banner(self, findings: list[Finding]) -> None:
+        """Mode findings invalidate what the plots show; so does a statistic bpviz failed to take."""
+        lines = [f.message for f in mode_findings(findings)]
+        latest = self.history.latest if self.history is not None else None
+        if latest is not None and latest.unmeasured:
+            shown = "; ".join(latest.unmeasured[:3]) + ("; …" if len(latest.unmeasured) > 3 else "")
+            lines.append(f"bpviz could not measure everything (training is unaffected): {shown}")
+        if lines:
+            self.banner.setText("⚠  " + "   ".join(lines))
+        self.banner.setVisible(bool(lines))
+
+    # --- selection ---
+    def selected_layer(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.proxy.data(rows[0], NAME_ROLE) if rows else None
+
+    def select_layer(self, name: str | None) -> bool:
+        """Select `name` in the table (clearing a filter that hides it); the plots follow."""
+        if name is None:
+            return False
+        row = self.table_model.row_of(name)
+        if row is None:
+            self._wanted_layer = name  # not drawn yet (records arrive faster than redraws): select it once it is
+            return False
+        self._wanted_layer = None
+        index = self.proxy.mapFromSource(self.table_model.index(row, NAME))
+        if not index.isValid():
+            self.filter.clear()
+            index = self.proxy.mapFromSource(self.table_model.index(row, NAME))
+        self.table.selectionModel().select(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.table.scrollTo(index)
+        return True
+
+    def select_worst(self) -> str | None:
+        """Select the worst finding (and so its layer): what a screenshot or a first look should show."""
+        name = worst_layer(self.findings)
+        ranked = sorted((f for f in self.findings if f.layer == name), key=lambda f: (not f.active, -severity_rank(f.severity)))
+        if ranked:
+            self.findings_panel.select(ranked[0].key)
+        self.select_layer(name)
+        return name
+
+    def _on_table_selection(self, *_args) -> None:
+        name = self.selected_layer()
+        for view in self.views.values():
+            view.set_layer(name)
+        self._stale = set(self.views)
+        self.refresh_views(only_stale=True)
+        self.layer_selected.emit(name)
+
+    def _on_finding_selected(self, finding: Finding) -> None:
+        if finding.layer:
+            self.select_layer(finding.layer)
+
+    def _fit_columns(self) -> None:
+        self.table.resizeColumnsToContents()
+        header = self.table.horizontalHeader()
+        header.resizeSection(NAME, min(max(header.sectionSize(NAME), 90), 240))
