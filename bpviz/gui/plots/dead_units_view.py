@@ -10,7 +10,7 @@ from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
-from bpviz.gui.plots.traces import LayerTrace, find_layer
+from bpviz.gui.plots.traces import UNDRAWN, LayerTrace, find_layer
 
 REFERENCE_LAYERS = 12  # faint dead-count curves of other ReLU layers: at most this many, spread in depth
 ACTIVITY_STEPS = 500  # the unit-activity heatmap shows at most this many recent steps (units × steps grows fast)
@@ -66,7 +66,7 @@ class DeadUnitsView(QtWidgets.QWidget):
         self._history: History | None = None
         self._selected: str | None = None
         self._hint = -1
-        self._drawn_latest: StepRecord | None = None
+        self._drawn_latest: object = UNDRAWN
         self._count_trace: LayerTrace | None = None
         self._activity_trace: LayerTrace | None = None
         self._show_note("Select a ReLU-family layer to see its dead units.")
@@ -80,7 +80,7 @@ class DeadUnitsView(QtWidgets.QWidget):
             return
         self._selected = name
         self._hint = -1
-        self._drawn_latest = None
+        self._drawn_latest = UNDRAWN
         self._count_trace = None if name is None else LayerTrace(name, _dead_units)
         self._activity_trace = None if name is None else LayerTrace(name, _activity, limit=ACTIVITY_STEPS)
         self.selected_curve.setData([], [])

@@ -9,7 +9,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import Histogram, LayerStep
 from bpviz.gui import theme
 from bpviz.gui.plots.intervention_marks import InterventionMarks
-from bpviz.gui.plots.traces import LayerTrace, find_layer
+from bpviz.gui.plots.traces import UNDRAWN, LayerTrace, find_layer
 
 
 def _log_counts(hist: Histogram | None) -> np.ndarray | None:
@@ -110,7 +110,7 @@ class HistogramView(QtWidgets.QWidget):
         self._history: History | None = None
         self._selected: str | None = None
         self._hint = -1
-        self._drawn_latest = None
+        self._drawn_latest: object = UNDRAWN
         self._set_header(None, None)
 
     # --- the interface every view shares -------------------------------------------------------------
@@ -121,7 +121,7 @@ class HistogramView(QtWidgets.QWidget):
             return
         self._selected = name
         self._hint = -1
-        self._drawn_latest = None
+        self._drawn_latest = UNDRAWN
         self.activation_map.select(name)
         self.gradient_map.select(name)
         self.current_curve.setData([], [])
