@@ -11,6 +11,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui import theme
 from bpviz.gui.gradient_state import LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO, gradient_state
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.decade_axis import DecadeAxis
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.layer_axis import LayerAxis
@@ -44,7 +45,7 @@ def legend_html() -> str:
                       for symbol, colour, text in marks)
 
 
-class GradientFlowView(QtWidgets.QWidget):
+class GradientFlowView(PlotView):
     """Per-layer gradient norms ‖∂loss/∂output‖ at the latest step (bars, log y) and over time (curves, log y)."""
 
     layer_clicked = QtCore.Signal(str)  # a bar was clicked: the shell may select that layer
@@ -91,8 +92,6 @@ class GradientFlowView(QtWidgets.QWidget):
         layout.addWidget(self.flow_widget, 3)
         layout.addWidget(self.time_widget, 2)
 
-        self._history: History | None = None
-        self._selected: str | None = None
         self._drawn: tuple[StepRecord | None, str | None] = (None, None)
         self._names: list[str] = []
         self._ranges: tuple | None = None
@@ -101,16 +100,11 @@ class GradientFlowView(QtWidgets.QWidget):
         self._selected_trace: LayerTrace | None = None
         self._set_header(None)
 
-    # --- the interface every view shares -------------------------------------------------------------
+    # --- PlotView -------------------------------------------------------------------------------------
 
-    def set_layer(self, name: str | None) -> None:
+    def _layer_changed(self, name: str | None) -> None:
         """Highlight `name` in the bars and draw its curve over time in front of the others."""
-        if name == self._selected:
-            return
-        self._selected = name
         self._selected_trace = None if name is None else LayerTrace(name, _grad_norm)
-        if self._history is not None:
-            self.refresh(self._history)
 
     def refresh(self, history: History) -> None:
         """Redraw from `history`, reading only records newer than the last drawn."""
