@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui import theme
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.decade_axis import DecadeAxis
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.layer_axis import LayerAxis
@@ -38,7 +39,7 @@ def flow_at(record: StepRecord) -> tuple[list[str], np.ndarray, np.ndarray, np.n
     return names, norms, nonfinite, missing
 
 
-class GradientFlowView(QtWidgets.QWidget):
+class GradientFlowView(PlotView):
     """Per-layer gradient norms ‖∂loss/∂output‖ at the latest step (bars, log y) and over time (curves, log y)."""
 
     layer_clicked = QtCore.Signal(str)  # a bar was clicked: the shell may select that layer
@@ -81,8 +82,6 @@ class GradientFlowView(QtWidgets.QWidget):
         layout.addWidget(self.flow_widget, 3)
         layout.addWidget(self.time_widget, 2)
 
-        self._history: History | None = None
-        self._selected: str | None = None
         self._drawn: tuple[StepRecord | None, str | None] = (None, None)
         self._names: list[str] = []
         self._ranges: tuple | None = None
@@ -90,16 +89,11 @@ class GradientFlowView(QtWidgets.QWidget):
         self._selected_trace: LayerTrace | None = None
         self._set_header(None)
 
-    # --- the interface every view shares -------------------------------------------------------------
+    # --- PlotView -------------------------------------------------------------------------------------
 
-    def set_layer(self, name: str | None) -> None:
+    def _layer_changed(self, name: str | None) -> None:
         """Highlight `name` in the bars and draw its curve over time in front of the others."""
-        if name == self._selected:
-            return
-        self._selected = name
         self._selected_trace = None if name is None else LayerTrace(name, _grad_norm)
-        if self._history is not None:
-            self.refresh(self._history)
 
     def refresh(self, history: History) -> None:
         """Redraw from `history`, reading only records newer than the last drawn."""

@@ -8,8 +8,9 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import Histogram, LayerStep
 from bpviz.gui import theme
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.intervention_marks import InterventionMarks
-from bpviz.gui.plots.traces import LayerTrace, find_layer
+from bpviz.gui.plots.traces import LayerTrace
 
 
 def _log_counts(hist: Histogram | None) -> np.ndarray | None:
@@ -72,7 +73,7 @@ class HistogramHeatmap:
         self.empty.setPos(0.5, 0.5)
 
 
-class HistogramView(QtWidgets.QWidget):
+class HistogramView(PlotView):
     """Current activation histogram (the previous step faint behind it) and histogram-over-time heatmaps."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -107,28 +108,17 @@ class HistogramView(QtWidgets.QWidget):
         layout.addWidget(self.histogram_widget, 1)
         layout.addLayout(maps, 1)
 
-        self._history: History | None = None
-        self._selected: str | None = None
-        self._hint = -1
-        self._drawn_latest = None
         self._set_header(None, None)
 
-    # --- the interface every view shares -------------------------------------------------------------
+    # --- PlotView -------------------------------------------------------------------------------------
 
-    def set_layer(self, name: str | None) -> None:
+    def _layer_changed(self, name: str | None) -> None:
         """Show layer `name` (None: nothing)."""
-        if name == self._selected:
-            return
-        self._selected = name
-        self._hint = -1
-        self._drawn_latest = None
         self.activation_map.select(name)
         self.gradient_map.select(name)
         self.current_curve.setData([], [])
         self.previous_curve.setData([], [])
-        if self._history is not None:
-            self.refresh(self._history)
-        else:
+        if self._history is None:
             self._set_header(None, None)
 
     def refresh(self, history: History) -> None:
@@ -140,10 +130,7 @@ class HistogramView(QtWidgets.QWidget):
         if latest is self._drawn_latest:
             return
         self._drawn_latest = latest
-        layer = None
-        if latest is not None and self._selected is not None:
-            layer = find_layer(latest, self._selected, self._hint)
-            self._hint = -1 if layer is None else layer.order
+        layer = self._selected_step(latest)
         self.activation_map.update(history, layer)
         self.gradient_map.update(history, layer)
         self._draw_current(layer)
