@@ -1,8 +1,7 @@
-"""The network view's data, without Qt: what a node's colour means, and how layers group into module blocks.
+"""The network view's data: what a node's colour means, and how layers group into module blocks.
 
-Kept apart from the widget so the grouping and the metrics can be read and
-tested without a window, and so colours stay in the theme (a metric names
-its scale; theme.SCALES says what it looks like).
+Kept apart from the widget and its paint items so the grouping and the
+metrics read (and test) without a scene; the palettes are the theme's.
 """
 from __future__ import annotations
 
@@ -11,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bpviz.engine.record.records import LayerStep
+from bpviz.gui import theme
+from bpviz.gui.gradient_state import NONFINITE, UNMEASURED, ZERO, gradient_state
 
 COLLAPSE_ABOVE = 60  # more layers than this: blocks start collapsed
 BLOCK_DEPTH = 2  # blocks group layers by at most this many leading module names ("layer1.0")
@@ -24,8 +25,19 @@ class Metric:
     value: Callable[[LayerStep], float | None]
     fixed: tuple[float, float] | None  # colour range; None: from the values shown
     worst: Callable  # max or min: a block shows its worst layer
-    scale: str  # which of theme.SCALES colours it
-    fmt: str
+    colours: tuple[str, ...]
+    fmt: Callable[[float], str]  # a node's value
+    scale: Callable[[float], str]  # the legend's ends
+    state: Callable[[LayerStep], str] | None = None  # why a layer has no value (gradient_state), when it can say
+
+
+def _power_of_ten(log_value: float) -> str:
+    """A log10 value as the number it stands for, readably: -9.4 -> "4e-10", 0.0 -> "1"."""
+    return f"{10.0 ** log_value:.1g}"
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0f}%"
 
 
 def _dead(layer: LayerStep) -> float | None:
@@ -40,14 +52,26 @@ def _log(value: float | None) -> float | None:
     return math.log10(value) if value is not None and value > 0 and math.isfinite(value) else None
 
 
+BAD_SCALE = theme.SCALES["bad"]
 METRICS = {
-    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, "bad", "{:.0f}% dead"),
-    "grad": Metric("gradient norm (log10)", lambda l: _log(l.grad_norm), None, min, "gradient",
-                   "‖g‖ 1e{:.1f}"),
-    "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, "bad", "{:.0f}% saturated"),
-    "update": Metric("update ratio ‖ΔW‖/‖W‖ (log10)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max, "update",
-                     "ΔW/W 1e{:.1f}"),
+    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% dead", _percent),
+    "grad": Metric("gradient norm (log scale)", lambda l: _log(l.grad_norm), None, min,
+                   theme.SCALES["gradient"],
+                   lambda v: f"‖g‖ {_power_of_ten(v)}", _power_of_ten, gradient_state),
+    "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% saturated",
+                         _percent),
+    "update": Metric("update ratio ‖ΔW‖/‖W‖ (log scale)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max,
+                     theme.SCALES["update"], lambda v: f"ΔW/W {_power_of_ten(v)}", _power_of_ten),
 }
+STATE_RANK = (UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
+
+
+def fitting_metric(layers: list[LayerStep]) -> str:
+    """The colouring a model opens with: dead units when it has ReLU-family layers, else the gradient norm.
+
+    A model without such layers coloured by dead units shows nothing but "–".
+    """
+    return "dead" if any(layer.units is not None for layer in layers) else "grad"
 
 
 def block_of(name: str) -> tuple[str, ...]:

@@ -117,9 +117,11 @@ class Legend(QtWidgets.QWidget):
         self.setFixedHeight(22)
         self.colours: tuple[str, ...] = theme.SCALES["bad"]
         self.lo_text = self.hi_text = ""
+        self.swatches: list[tuple[str, str]] = [(theme.NO_DATA, "no data")]
 
-    def set_range(self, colours: tuple[str, ...], lo: str, hi: str) -> None:
-        self.colours, self.lo_text, self.hi_text = colours, lo, hi
+    def set_range(self, colours: tuple[str, ...], lo: str, hi: str, swatches: list[tuple[str, str]]) -> None:
+        """The colour bar from `lo` to `hi`, then a swatch (colour, label) for each kind of layer without a value."""
+        self.colours, self.lo_text, self.hi_text, self.swatches = colours, lo, hi, swatches
         self.update()
 
     def paintEvent(self, _event) -> None:
@@ -128,7 +130,7 @@ class Legend(QtWidgets.QWidget):
         metrics = painter.fontMetrics()
         lo_w = metrics.horizontalAdvance(self.lo_text) + 6
         hi_w = metrics.horizontalAdvance(self.hi_text) + 6
-        none_w = metrics.horizontalAdvance("no data") + 24
+        none_w = sum(metrics.horizontalAdvance(label) + 24 for _, label in self.swatches)
         bar = QtCore.QRectF(lo_w, 5, max(self.width() - lo_w - hi_w - none_w - 8, 20), 12)
         gradient = QtGui.QLinearGradient(bar.topLeft(), bar.topRight())
         for i, c in enumerate(self.colours):
@@ -139,9 +141,13 @@ class Legend(QtWidgets.QWidget):
         painter.setPen(QtCore.Qt.PenStyle.NoPen)
         painter.setBrush(gradient)
         painter.drawRoundedRect(bar, 3, 3)
-        swatch = QtCore.QRectF(bar.right() + hi_w + 8, 5, 12, 12)
-        painter.setBrush(QtGui.QColor(theme.NO_DATA))
-        painter.setPen(QtGui.QColor(theme.NODE_BORDER))
-        painter.drawRoundedRect(swatch, 2, 2)
-        painter.setPen(QtGui.QColor(theme.MUTED))
-        painter.drawText(QtCore.QRectF(swatch.right() + 4, 0, none_w, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, "no data")
+        x = bar.right() + hi_w + 8
+        for colour, label in self.swatches:
+            swatch = QtCore.QRectF(x, 5, 12, 12)
+            painter.setBrush(QtGui.QColor(colour))
+            painter.setPen(QtGui.QColor(theme.NODE_BORDER))
+            painter.drawRoundedRect(swatch, 2, 2)
+            painter.setPen(QtGui.QColor(theme.MUTED))
+            width = metrics.horizontalAdvance(label) + 8
+            painter.drawText(QtCore.QRectF(swatch.right() + 4, 0, width, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, label)
+            x = swatch.right() + 4 + width + 4

@@ -17,8 +17,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui import theme
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO
 from bpviz.gui.plots.base import PlotView
-from bpviz.gui.plots.network_graph import COLLAPSE_ABOVE, METRICS, Block, Metric, block_of, group, span
+from bpviz.gui.plots.network_graph import (COLLAPSE_ABOVE, METRICS, STATE_RANK, Block, Metric, block_of,
+                                           fitting_metric, group, span)
 from bpviz.gui.plots.network_items import NODE_H, NODE_W, BlockFrame, Legend, NodeItem
 
 H_GAP, ROW_GAP = 30, 34
@@ -38,6 +40,8 @@ class NetworkView(PlotView):
             self.metric_box.addItem(metric.label, key)
         self.metric_box.setToolTip("What the colour of each layer shows")
         self.metric_box.currentIndexChanged.connect(lambda _i: self._recolour())
+        self.metric_box.activated.connect(self._metric_chosen)  # by the user: kept from then on
+        self._auto_metric = True  # until the user or a finding chooses, the metric follows the model
         self.legend = Legend()
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet(theme.LABEL_STYLE)
@@ -71,6 +75,7 @@ class NetworkView(PlotView):
         self.item_of: dict[str, NodeItem] = {}  # layer -> the item that shows it (itself or its collapsed block)
         self.edge_items: dict[tuple[str, str], QtWidgets.QGraphicsPathItem] = {}
         self.values: dict[str, float] = {}
+        self.states: dict[str, str] = {}  # layers without a value, and why (the metric's `state`)
         self.selected: str | None = None
         self.phase: str | None = None
         self.phase_step: int | None = None
@@ -90,8 +95,10 @@ class NetworkView(PlotView):
         self.names, self.types, self.edges, self.from_graph = [], {}, [], False
         self.blocks.clear()
         self.values.clear()
+        self.states.clear()
         self.selected = None
         self._history = None
+        self._auto_metric = True  # the next model gets a colouring that fits it
         self.clear_wavefront()
         self._rebuild()
 
@@ -109,6 +116,10 @@ class NetworkView(PlotView):
         latest = history.latest
         if latest is None:
             return
+        if self._auto_metric:
+            self.metric_box.blockSignals(True)
+            self.metric_box.setCurrentIndex(self.metric_box.findData(fitting_metric(latest.layers)))
+            self.metric_box.blockSignals(False)
         names = [layer.name for layer in latest.layers]
         self.types.update({layer.name: layer.type for layer in latest.layers})
         if not self.from_graph and names != self.names:
@@ -168,7 +179,12 @@ class NetworkView(PlotView):
         return METRICS[self.metric_box.currentData()]
 
     def set_metric(self, key: str) -> None:
+        """Colour by `key` from now on, for this model (a finding chose it, or the user)."""
+        self._auto_metric = False
         self.metric_box.setCurrentIndex(self.metric_box.findData(key))
+
+    def _metric_chosen(self, _index: int) -> None:
+        self._auto_metric = False
 
     # --- building the scene (new graph, collapse, resize) ---
     def _row_capacity(self) -> int:
@@ -284,27 +300,36 @@ class NetworkView(PlotView):
         metric = self.metric()
         latest = self._history.latest if self._history is not None else None
         values: dict[str, float] = {}
+        states: dict[str, str] = {}
         if latest is not None:
             for layer in latest.layers:
                 value = metric.value(layer)
                 if value is not None and math.isfinite(value):
                     values[layer.name] = value
-        self.values = values
+                elif metric.state is not None and (state := metric.state(layer)) != MEASURED:
+                    states[layer.name] = state
+        self.values, self.states = values, states
         lo, hi = metric.fixed or span(values.values())
-        cmap = pg.ColorMap(np.linspace(0, 1, len(theme.SCALES[metric.scale])), [QtGui.QColor(c) for c in theme.SCALES[metric.scale]])
+        cmap = pg.ColorMap(np.linspace(0, 1, len(metric.colours)), [QtGui.QColor(c) for c in metric.colours])
         for key, item in self.items.items():
             members = item.block.members if item.block is not None else [key]
             known = [values[m] for m in members if m in values]
             if known:
                 value = metric.worst(known)
                 item.fill = cmap.map(min(max((value - lo) / (hi - lo), 0.0), 1.0), mode="qcolor")
-                item.value_text = metric.fmt.format(value)
+                item.value_text = metric.fmt(value)
+            elif any(m in states for m in members):
+                state = max((states[m] for m in members if m in states), key=STATE_RANK.index)
+                item.fill = QtGui.QColor(COLOURS[state])
+                item.value_text = LABELS[state]
             else:
                 item.fill = QtGui.QColor(theme.NO_DATA)
                 item.value_text = "" if latest is None else "–"
             item.update()
-        fmt = "{:.0f}%" if metric.fixed == (0.0, 100.0) else "1e{:.1f}"
-        self.legend.set_range(theme.SCALES[metric.scale], fmt.format(lo), fmt.format(hi))
+        swatches = [(theme.NO_DATA, "no data")]
+        if metric.state is not None:
+            swatches = [(COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)]
+        self.legend.set_range(metric.colours, metric.scale(lo), metric.scale(hi), swatches)
 
     def _mark_wavefront(self) -> None:
         visited_items = {self.item_of[n].key for n in self.visited if n in self.item_of}

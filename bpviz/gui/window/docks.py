@@ -1,10 +1,10 @@
 """The debugger's docks: Network, Step, Breakpoints, Workbench and Hyperparameters, and what keeps them current.
 
-`DebugDocks` is built from explicit collaborators (the host window, the
-training controller, the debugger page, the plot registry, the settings,
-the Panels menu) and answers the controller's signals, all on the GUI
-thread. It tells the window what to say and when its state changed through
-its own signals; it knows no window class. The actions that drive the
+`DebugDocks` is built from explicit collaborators (the host window, its
+status bar, the training controller, the debugger page, the plot registry,
+the settings, the Panels menu) and answers the controller's signals, all on
+the GUI thread. It tells the window when its state changed through its own
+signal; it knows no window class. The actions that drive the
 debugger (Step Into, Step Out) live with every other action in actions.py.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QStatusBar, QWidget
 
 from bpviz.engine.session.breakpoints import Breakpoint, Hit
 from bpviz.engine.session.step_gate import PhaseEvent
@@ -45,14 +45,14 @@ FINDING_METRIC = {
 class DebugDocks(QObject):
     """Creates the debugger's docks on `host` and keeps them in step with the training side."""
 
-    message = Signal(str, int)  # for the status bar: text, milliseconds to show it (0: until replaced)
     state_changed = Signal()  # what is enabled may have changed
     continue_requested = Signal(int)  # the workbench's "Continue N steps"
 
-    def __init__(self, host: QMainWindow, controller: TrainingController, page: DebuggerPage, plots: PlotRegistry,
-                 settings: Settings, panels_menu: QMenu) -> None:
+    def __init__(self, host: QMainWindow, status: QStatusBar, controller: TrainingController, page: DebuggerPage,
+                 plots: PlotRegistry, settings: Settings, panels_menu: QMenu) -> None:
         super().__init__(host)
         self.host = host
+        self.status = status
         self.controller = controller
         self.page = page
         self.settings = settings
@@ -60,6 +60,9 @@ class DebugDocks(QObject):
         self.path: Path | None = None
         self._inspected: tuple[str, int] | None = None  # (layer, step) whose dead units were last asked for
         self._hidden_docks: list[QDockWidget] | None = None
+        # A status message that holds until the state it describes ends (a pause, a breakpoint stop), and the
+        # last step it still describes (None: until cleared explicitly).
+        self._sticky: tuple[str, int | None] | None = None
 
         self.network = NetworkView()
         self.step_panel = StepPanel()
@@ -124,7 +127,7 @@ class DebugDocks(QObject):
         c.hyperparameters.connect(self.hyperparams.set_values)
         c.loaded.connect(self._on_loaded)
         c.stepped.connect(self._on_stepped)
-        c.run_started.connect(lambda _total: self.breakpoints.clear_hit())
+        c.run_started.connect(self._on_run_started)
         self.page.layer_selected.connect(self._on_layer_selected)
         self.page.findings_panel.finding_selected.connect(self._on_finding_selected)
         self.network.layer_clicked.connect(self.page.select_layer)
@@ -165,6 +168,7 @@ class DebugDocks(QObject):
         self.step_panel.clear()
         self.workbench.clear()
         self.breakpoints.clear_hit()
+        self._clear_sticky()
         self._inspected = None
         self.breakpoints.set_breakpoints(self._load_breakpoints(self.path))
         self.controller.set_breakpoints(self.breakpoints.breakpoints())
@@ -181,19 +185,38 @@ class DebugDocks(QObject):
         if not self.network_dock.isHidden():
             self.network_dock.raise_()
         where = f" at {event.layer}" if event.layer else ""
-        self.message.emit(f"Paused in step {event.step}: {event.phase}{where}.   F11 next · Shift+F11 finish phase · "
-                          f"F10 finish step · F5 continue · F6 stop", 0)
+        self._show_sticky(
+            f"Paused in step {event.step}: {event.phase}{where}.   F11 next · Shift+F11 finish phase · "
+            f"F10 finish step · F5 continue · F6 stop", None)
         self.state_changed.emit()
 
     def _on_aborted(self) -> None:
         self._end_stepping("Step stopped: weights, buffers and history are as they were before it.")
-        self.message.emit("Step stopped; nothing of it was kept.", 6000)
+        self.status.showMessage("Step stopped; nothing of it was kept.", 6000)
 
     def _on_stepped(self, step: int) -> None:
         if self.step_panel.event is not None or self.network.phase is not None:
             self._end_stepping(f"Step {step} finished.")
+        if self._sticky is not None and self._sticky[1] is not None and step > self._sticky[1]:
+            self._clear_sticky()
+
+    def _on_run_started(self, _total: int) -> None:
+        self.breakpoints.clear_hit()
+        self._clear_sticky()
+
+    def _show_sticky(self, text: str, last_step: int | None) -> None:
+        """Show `text` until `_clear_sticky`, or until a step after `last_step` is recorded."""
+        self._sticky = (text, last_step)
+        self.status.showMessage(text)
+
+    def _clear_sticky(self) -> None:
+        """Take the sticky message down, unless something newer already replaced it."""
+        if self._sticky is not None and self.status.currentMessage() == self._sticky[0]:
+            self.status.clearMessage()
+        self._sticky = None
 
     def _end_stepping(self, note: str) -> None:
+        self._clear_sticky()
         self.step_panel.clear(note)
         self.network.clear_wavefront()
         self.state_changed.emit()
@@ -204,17 +227,17 @@ class DebugDocks(QObject):
         self.breakpoints_dock.raise_()
         if hit.layer:
             self.page.select_layer(hit.layer)
-        self.message.emit(f"Stopped at a breakpoint, step {hit.step}: {hit.reason}", 0)
+        self._show_sticky(f"Stopped at a breakpoint, step {hit.step}: {hit.reason}", hit.step)
 
     def _on_remedy_applied(self, step: int, label: str) -> None:
         self.workbench.remedy_applied(step, label)
         self.hyperparams.applied(step, label)
-        self.message.emit(f"From step {step}: {label}", 8000)
+        self.status.showMessage(f"From step {step}: {label}", 8000)
         self._inspected = None
 
     def _on_remedy_failed(self, why: str) -> None:
         self.workbench.remedy_failed(why)
-        self.message.emit(why, 8000)
+        self.status.showMessage(why, 8000)
         self.state_changed.emit()
 
     def on_redrawn(self, _step: int) -> None:
@@ -250,7 +273,7 @@ class DebugDocks(QObject):
 
     def _apply(self, accepted: bool) -> None:
         if not accepted:
-            self.message.emit("Remedies apply between steps: pause training first.", 5000)
+            self.status.showMessage("Remedies apply between steps: pause training first.", 5000)
         self.state_changed.emit()
 
     def _load_breakpoints(self, path: Path) -> list[Breakpoint]:

@@ -15,6 +15,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplicat
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.record.history import History
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.panels.layer_table import table_csv
@@ -30,6 +31,8 @@ from bpviz.gui.window.redraw import RedrawClock
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
 from bpviz.gui.window.status_bar import StatusBar
+from bpviz.gui.window.trust import CodeTrust
+from bpviz.gui.window.trusted_paths import TrustedPaths
 
 OPENABLE = (".py", ".pt", ".pth")
 PICKLED = (".pt", ".pth")
@@ -53,6 +56,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else Settings()
         self.dialogs = dialogs if dialogs is not None else Dialogs()
+        self.code_trust = CodeTrust(TrustedPaths(self.settings, always=[SAMPLES_DIR]), self.dialogs)
         self.remember_layout = remember_layout
         self.setWindowTitle("bpviz")
         if icon is not None:
@@ -60,6 +64,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         self.controller = TrainingController(self)
+        self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
 
         self.start_page = StartPage(icon)
         self.start_page.open_requested.connect(self.open_path)
@@ -83,8 +88,8 @@ class MainWindow(QMainWindow):
         self.actions_.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
         self._connect_controller()  # before the docks: the window takes each answer in first
-        self.docks = DebugDocks(self, self.controller, self.page, self.plots, self.settings, self.actions_.panels_menu)
-        self.docks.message.connect(self.statusBar().showMessage)
+        self.docks = DebugDocks(self, self.statusBar(), self.controller, self.page, self.plots, self.settings,
+                                self.actions_.panels_menu)
         self.docks.state_changed.connect(self.update_actions)
         self.docks.continue_requested.connect(self.run_n)
         self.stack.currentChanged.connect(lambda _i: self.docks.show_docks(self.stack.currentWidget() is self.page))
@@ -142,8 +147,10 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str | Path, *, trust: bool | None = None, input_shape: tuple[int, ...] | None = None,
                   weights: str | None = None, seed: int = 0) -> bool:
-        """Load `path` on the worker; a .pt asks first for trust and for an input shape. False when the user declined."""
+        """Load `path` on the worker; a .py not yet trusted and a .pt ask first (trust, input shape). False when declined."""
         path = Path(path)
+        if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
+            return False
         if path.suffix.lower() in PICKLED and path.is_file():
             if not trust and not self.dialogs.confirm_trust(self, path):
                 return False
@@ -206,6 +213,7 @@ class MainWindow(QMainWindow):
         self.status.forget_arrivals()
         self.page.clear()
         self.error_panel.hide()
+        self._step_error_shown = False
         self.stack.setCurrentWidget(self.page)
         self.setWindowTitle(f"{request.path.name} — bpviz")
         self.settings.add_recent(request.path)
@@ -217,6 +225,7 @@ class MainWindow(QMainWindow):
 
     def _on_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = True
         if error.layer:
             self.page.select_layer(error.layer)
         self.statusBar().showMessage(error.what, 8000)
@@ -225,11 +234,15 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = False
         self.statusBar().showMessage(error.what, 8000)
         self.update_actions()
         self.load_failed.emit(error)
 
     def _on_stepped(self, step: int) -> None:
+        if self._step_error_shown:  # the failure it shows is over: this step (a retry, or the next one) went through
+            self.error_panel.hide()
+            self._step_error_shown = False
         self.status.arrived()
         self.clock.mark_dirty()
         if not self.controller.running:
