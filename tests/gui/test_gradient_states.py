@@ -5,7 +5,6 @@ in the data hides the very thing the user is looking for.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bpviz.engine.record.history import History

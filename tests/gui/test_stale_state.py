@@ -5,7 +5,6 @@ what the window meant to draw: stale data is data still sitting in a widget.
 """
 from __future__ import annotations
 
-import pytest
 
 from tests.gui import window_driver as driver
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps

@@ -187,10 +187,7 @@ class DebuggerPage(QWidget):
         empty = History(1)
         for key, view in self.views.items():
             view.set_layer(None)
-            try:
-                view.refresh(empty)
-            except Exception:  # noqa: BLE001 - one broken plot must not stop the others from clearing
-                log.exception("the %s plot failed to clear", key)
+            self.plots.refresh(key, empty)  # guarded: one broken plot must not stop the others from clearing
         self._stale = set(self.views)
 
     def begin_cycle(self, history: History, findings: list[Finding]) -> list[str]:
