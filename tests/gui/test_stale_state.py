@@ -151,7 +151,7 @@ def test_a_breakpoint_message_ends_when_training_goes_on(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     window.docks.breakpoints.set_breakpoints([Breakpoint(kind="dead_share", threshold=0.5)])
     window.controller.set_breakpoints(window.docks.breakpoints.breakpoints())
-    with qtbot.waitSignal(window.controller.worker.breakpoint_hit, timeout=LOAD_MS):
+    with qtbot.waitSignal(window.controller.breakpoint_hit, timeout=LOAD_MS):
         window.run()
     qtbot.waitUntil(lambda: not window.controller.running, timeout=LOAD_MS)
     bar = window.statusBar()

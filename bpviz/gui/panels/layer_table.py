@@ -26,7 +26,6 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 CSV_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
-DEAD_COLOUR = QColor("#c62828")
 
 
 def _grad(layer: LayerStep) -> str:
@@ -169,7 +168,7 @@ class LayerTableModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and col == DEAD:
             dead = self._layers[row].dead_units
-            return QBrush(DEAD_COLOUR) if dead else None
+            return QBrush(QColor(theme.DEAD)) if dead else None
         if role == Qt.ItemDataRole.ForegroundRole and col == GRAD:
             state = gradient_state(self._layers[row])
             return QBrush(QColor(COLOURS[state])) if state in (ZERO, NONFINITE) else None

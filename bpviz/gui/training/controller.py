@@ -207,8 +207,7 @@ class TrainingController(QObject):
         if not self.thread.isRunning():
             return
         self.stop()
-        self._close.emit()
-        self.thread.quit()
+        self._close.emit()  # the worker releases the Stepper, then ends its thread
         if not self.thread.wait(timeout_ms):
             self.thread.terminate()  # a user step that never returns; nothing else can stop it
             self.thread.wait()

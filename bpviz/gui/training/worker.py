@@ -199,9 +199,14 @@ class TrainingWorker(QObject):
 
     @Slot()
     def close(self) -> None:
-        """Release the Stepper (its hooks) before the thread ends."""
+        """Release the Stepper (its hooks), then end this thread's event loop.
+
+        The loop is ended from here, after the release: a quit() sent from the GUI thread
+        can end the loop before this queued command runs, leaving the hooks on the model.
+        """
         self._close_stepper()
         self.closed.emit()
+        self.thread().quit()
 
     def _step_once(self, gate: Gate | None = None) -> bool:
         """One step (paused where `gate` asks, when given); False when it failed or was stopped."""
