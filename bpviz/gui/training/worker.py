@@ -54,7 +54,6 @@ class TrainingWorker(QObject):
     graph_changed = Signal(object)  # layer_graph.LayerGraph, whenever the engine recorded a new one
     units_inspected = Signal(str, int, object)  # layer, step, list[unit_forensics.DeadUnit]
     hyperparameters = Signal(object)  # {"lr", "momentum", "weight_decay", "clip"}: values now (None: not there)
-    closed = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -205,7 +204,6 @@ class TrainingWorker(QObject):
         can end the loop before this queued command runs, leaving the hooks on the model.
         """
         self._close_stepper()
-        self.closed.emit()
         self.thread().quit()
 
     def _step_once(self, gate: Gate | None = None) -> bool:
