@@ -22,6 +22,7 @@ from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.load.samples import list_samples
 from bpviz.engine.session.stepper import Stepper
 from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.trust import TrustChoice
 from bpviz.gui.panels.layer_table import DEAD, NAME
 from bpviz.gui.window.main_window import MainWindow
 from tests.gui import window_driver as driver
@@ -55,6 +56,9 @@ class FakeDialogs(Dialogs):
     def confirm_trust(self, parent, path):
         self.asked.append("trust")
         return self.trust_answer
+
+    def confirm_run_code(self, parent, path):  # experiment files are trusted here; tests/gui/test_trust.py asks
+        return TrustChoice.FILE
 
     def ask_input_shape(self, parent, path):
         self.asked.append("shape")

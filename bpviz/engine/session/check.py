@@ -162,7 +162,7 @@ class CheckRun:
         """The few lines on stderr saying why the run ended early."""
         if self.interrupted is not None:
             steps = self.stepper.step_index if self.stepper is not None else 0
-            print(f"{self.interrupted.describe()}, after {steps} completed step(s); they are reported above",
+            print(f"{self.interrupted.describe()}, after {steps} completed step(s); they are in the report",
                   file=self.err)
         if self.failure is not None:
             print(self.failure.summary(), file=self.err)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, 
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.user_error import UserCodeError
@@ -29,6 +30,8 @@ from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
+from bpviz.gui.window.trust import CodeTrust
+from bpviz.gui.window.trusted_paths import TrustedPaths
 from bpviz.gui.training.step_into import DebugController
 from bpviz.gui.training.worker import LoadRequest
 
@@ -57,6 +60,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else Settings()
         self.dialogs = dialogs if dialogs is not None else Dialogs()
+        self.code_trust = CodeTrust(TrustedPaths(self.settings, always=[SAMPLES_DIR]), self.dialogs)
         self.remember_layout = remember_layout
         self.setWindowTitle("bpviz")
         if icon is not None:
@@ -133,8 +137,10 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str | Path, *, trust: bool | None = None, input_shape: tuple[int, ...] | None = None,
                   weights: str | None = None, seed: int = 0) -> bool:
-        """Load `path` on the worker; a .pt asks first for trust and for an input shape. False when the user declined."""
+        """Load `path` on the worker; a .py not yet trusted and a .pt ask first (trust, input shape). False when declined."""
         path = Path(path)
+        if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
+            return False
         if path.suffix.lower() in PICKLED and path.is_file():
             if not trust and not self.dialogs.confirm_trust(self, path):
                 return False
