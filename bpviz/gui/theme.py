@@ -21,6 +21,8 @@ HIGHLIGHT = "#ffd54f"
 BAD = "#ff5252"
 LOSS = "#7ee08a"
 VALIDATION = "#ff7ad9"
+ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
+NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
 SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
 
 ACTIVATION_COLORMAP = "viridis"

@@ -481,12 +481,13 @@ def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot
     open_file(qtbot, window, SAMPLES["vanishing_sigmoid"])
     run_steps(qtbot, window, 3)
     network = window.debug_tools.network
-    assert network.metric_box.currentData() == "dead"
+    assert network.metric_box.currentData() == "grad"  # no ReLU-family layer: it opens coloured by gradient
+    network.set_metric("dead")
     assert window.page.findings_panel.select(("vanishing_gradient", "layers.0"))
     assert network.metric_box.currentData() == "grad"
-    network.set_metric("update")  # a kind with no colouring of its own leaves the user's choice alone
     open_file(qtbot, window, SAMPLES["forgot_eval"])
     run_steps(qtbot, window, 2)
+    network.set_metric("update")  # a kind with no colouring of its own leaves the user's choice alone
     window.actions_.validate.trigger()
     panel = window.page.findings_panel
     qtbot.waitUntil(lambda: panel.select(("train_mode_in_eval", "bn")), timeout=LOAD_MS)  # once the panel lists it

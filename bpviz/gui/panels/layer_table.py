@@ -18,6 +18,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon
 
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, ZERO, gradient_state
 from bpviz.gui import theme
 from bpviz.gui.format import number, percent
 
@@ -26,6 +27,12 @@ CSV_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
 DEAD_COLOUR = QColor("#c62828")
+
+
+def _grad(layer: LayerStep) -> str:
+    """The gradient norm, or what its absence means: zero, NaN/Inf and "not measured" read differently."""
+    state = gradient_state(layer)
+    return number(layer.grad_norm, ".2e") if state == MEASURED else LABELS[state]
 
 
 def _num(value: float | int | None) -> float:
@@ -58,10 +65,12 @@ COLUMNS: list[Column] = [
     Column("Std", "Standard deviation of the outputs", lambda l: number(l.std, ".3g"), lambda l: l.std),
     Column("Saturation", "Share of outputs at the bounds (bounded activations only)", lambda l: percent(l.saturated_fraction),
            lambda l: l.saturated_fraction),
-    Column("Grad norm", "L2 norm of d(loss)/d(output)", lambda l: number(l.grad_norm, ".2e"), lambda l: l.grad_norm),
+    Column("Grad norm", "L2 norm of d(loss)/d(output); \"0 (no gradient)\": nothing flows back through the layer; "
+           "\"not measured\": no gradient reached its output", _grad, lambda l: l.grad_norm),
     Column("Update ratio", "‖ΔW‖ / ‖W‖ of this step's optimizer update", lambda l: number(l.update_ratio, ".1e"), lambda l: l.update_ratio),
 ]
 STATUS, NAME, TYPE, DEAD, UNITS, SHAPE = range(6)  # dead units early: visible in a narrow table
+GRAD = next(i for i, c in enumerate(COLUMNS) if c.title == "Grad norm")
 
 
 
@@ -161,6 +170,9 @@ class LayerTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col == DEAD:
             dead = self._layers[row].dead_units
             return QBrush(DEAD_COLOUR) if dead else None
+        if role == Qt.ItemDataRole.ForegroundRole and col == GRAD:
+            state = gradient_state(self._layers[row])
+            return QBrush(QColor(COLOURS[state])) if state in (ZERO, NONFINITE) else None
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -10,7 +10,7 @@ from PySide6 import QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.gui.plots.traces import find_layer
+from bpviz.gui.plots.traces import UNDRAWN, find_layer
 
 
 class PlotView(QtWidgets.QWidget):
@@ -26,7 +26,7 @@ class PlotView(QtWidgets.QWidget):
         self._history: History | None = None
         self._selected: str | None = None
         self._hint = -1  # index of the selected layer in the latest record, tried first
-        self._drawn_latest: StepRecord | None = None
+        self._drawn_latest: object = UNDRAWN  # what refresh last drew: UNDRAWN redraws even an empty history
 
     def set_layer(self, name: str | None) -> None:
         """Show layer `name` (None: nothing selected); redraws at once when data is there."""
@@ -34,7 +34,7 @@ class PlotView(QtWidgets.QWidget):
             return
         self._selected = name
         self._hint = -1
-        self._drawn_latest = None
+        self._drawn_latest = UNDRAWN
         self._layer_changed(name)
         if self._history is not None:
             self.refresh(self._history)

@@ -75,13 +75,15 @@ class LossView(PlotView):
         """Append the losses recorded since the last refresh; rebuild when the history was replaced or reset."""
         losses, steps = history.losses, history.loss_steps
         first = steps[0] if steps else None
-        if history is not self._history or len(losses) < self._seen or first != self._first_step:
+        rebuilt = history is not self._history or len(losses) < self._seen or first != self._first_step
+        if rebuilt:
             self._history, self._seen, self._first_step = history, 0, first
             capacity = max(2 * len(losses), 4096)
             self._steps, self._losses = RollingBuffer(capacity), RollingBuffer(capacity)
             self._validation_seen = -1
+            self.curve.setData([], [])  # a new model or a reset: none of the old curve stays
         self.marks.update(history)
-        changed = False
+        changed = rebuilt
         if len(losses) > self._seen:
             new = slice(self._seen, len(losses))
             if len(self._losses) + len(losses) - self._seen > self._losses.capacity:

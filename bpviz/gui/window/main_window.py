@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
         self.history = History(Config().history_steps)
         self.findings: list[Finding] = []
         self.shown_step: int | None = None
+        self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
         # How long each tick's slice of drawing took, and each whole redraw (all parts); the latency benchmark reads them.
         self.redraw_seconds: deque[float] = deque(maxlen=10_000)
         self.cycle_seconds: deque[float] = deque(maxlen=10_000)
@@ -194,6 +195,7 @@ class MainWindow(QMainWindow):
         self._arrivals.clear()
         self.page.clear()
         self.error_panel.hide()
+        self._step_error_shown = False
         self.stack.setCurrentWidget(self.page)
         self.setWindowTitle(f"{request.path.name} — bpviz")
         self.settings.add_recent(request.path)
@@ -205,6 +207,7 @@ class MainWindow(QMainWindow):
 
     def _on_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = True
         if error.layer:
             self.page.select_layer(error.layer)
         self.statusBar().showMessage(error.what, 8000)
@@ -213,11 +216,15 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = False
         self.statusBar().showMessage(error.what, 8000)
         self._update_actions()
         self.load_failed.emit(error)
 
     def _on_stepped(self, record: StepRecord, findings: list[Finding]) -> None:
+        if self._step_error_shown:  # the failure it shows is over: this step (a retry, or the next one) went through
+            self.error_panel.hide()
+            self._step_error_shown = False
         self.history.append(record)
         self.findings = findings
         self._arrivals.append(time.perf_counter())
