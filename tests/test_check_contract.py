@@ -389,3 +389,43 @@ def test_a_thread_that_never_ends_does_not_keep_the_process_alive(tmp_path):
     out, err = process.communicate(timeout=300)  # without the fix the process waits for the thread forever
     assert process.returncode == 0, err
     assert out.startswith("2 training steps\n")
+
+
+def test_user_code_that_swallows_the_timeout_is_ended_after_the_grace_period(tmp_path):
+    path = write(tmp_path, """
+        import sys, time
+
+        def build():
+            print("BUILDING", file=sys.stderr, flush=True)
+            while True:
+                try:
+                    time.sleep(100)
+                except BaseException:  # swallows bpviz's interruption too
+                    pass
+    """)
+    report = tmp_path / "report.json"
+    code = (
+        "import sys\nimport bpviz.engine.session.interrupt as interrupt\ninterrupt.GRACE_S = 1.0\n"
+        "from bpviz.cli import main\n"
+        f"sys.exit(main(['check', {str(path)!r}, '--timeout', '1', '--json', {str(report)!r}]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "BUILDING", "", "bpviz: the run did not stop within 1 s of its time limit; ending it",
+        "stopped: the run took longer than --timeout 1 s, after 0 completed step(s); they are in the report",
+    ]
+    assert json.loads(report.read_text())["interrupted"]["reason"] == "timeout"
+
+
+def test_json_through_a_symlink_replaces_the_file_it_points_at(tmp_path, capsys):
+    path = write(tmp_path, marked(-1, "pass"))
+    (tmp_path / "reports").mkdir()
+    target = tmp_path / "reports" / "latest.json"
+    target.write_text("{}")
+    link = tmp_path / "report.json"
+    link.symlink_to(target)
+    code, _, _ = check(capsys, str(path), "--steps", "1", "--json", str(link))
+    assert code == 0
+    assert link.is_symlink() and json.loads(target.read_text())["steps"] == 1
