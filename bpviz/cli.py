@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from bpviz.engine.load.shapes import parse_shape
 from bpviz.engine.user_error import UserCodeError
 
 EXIT_CLEAN, EXIT_FOUND_ERRORS, EXIT_COULD_NOT_RUN = 0, 1, 2
@@ -29,11 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def input_shape(text: str) -> tuple[int, ...]:
     """Parse `3,32,32` into (3, 32, 32), the shape of one sample without the batch dimension."""
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(d <= 0 for d in shape):
+    shape = parse_shape(text)
+    if shape is None:
         raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, like 3,32,32 or 784; got {text!r}")
     return shape
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bpviz.engine.record.collect import collect
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
-from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.diagnosis.finding import Finding
-from bpviz.engine.record.history import History
+from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
+from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
 from bpviz.engine.observe.probe import Probe
+from bpviz.engine.record.collect import collect
+from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
+from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.report.data import build_report
-from bpviz.engine.record.dead_units import DeadUnitTracker
 
 
 class Watcher:
@@ -27,7 +29,9 @@ class Watcher:
     def __init__(self, model: nn.Module, config: Config | None = None) -> None:
         self.model = model
         self.config = config or Config()
-        self.probe = Probe(model, self.config)
+        self.catalog = LayerCatalog(model)  # the layers seen, their parameters and histogram edges
+        self.guard = MeasurementGuard()  # what failed to be measured, and how often
+        self.probe = Probe(model, self.config, self.catalog, self.guard)
         self.history = History(self.config.history_steps)
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
@@ -54,10 +58,19 @@ class Watcher:
     def step(self, loss: torch.Tensor | float | None = None) -> StepRecord:
         """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
         pending = self.probe.take_pending()
-        record = collect(self.probe, pending, self.step_index, loss, self.tracker)
+        softmax_twice = isinstance(loss, torch.Tensor) and loss_applies_softmax_twice(loss)
+        record = collect(
+            self.catalog,
+            self.probe.slices,
+            self.guard,
+            self.config,
+            pending,
+            self.step_index,
+            loss,
+            softmax_before_cross_entropy=softmax_twice,
+        )
+        mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
         self._update_graph(record)
-        if isinstance(loss, torch.Tensor):
-            record.softmax_before_cross_entropy = loss_applies_softmax_twice(loss)
         self.history.append(record)
         self.step_index += 1
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
@@ -67,7 +80,7 @@ class Watcher:
         """Keep the graph recorded in this step; record again next step if layers appeared since."""
         recorder = self.probe.graph
         if recorder is not None and recorder.order:
-            self.graph = recorder.build(self.probe.layers)
+            self.graph = recorder.build(self.catalog.layers)
             self.probe.graph = None
         elif self.graph is not None and len(record.layers) > len(self.graph.nodes):
             self.probe.graph = GraphRecorder()
@@ -77,12 +90,15 @@ class Watcher:
         self.probe.take_pending()
 
     def record_validation(self, metrics: dict[str, float]) -> None:
-        """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives)."""
+        """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives).
+
+        The result is an event of its own in the history (after which step it ran), not a change to a
+        step record that consumers may already hold.
+        """
         last = self.step_index - 1 if self.step_index else None
         self._judge_loose_forwards()
         if last is not None:
             self.history.add_validation(last, metrics)
-            self.history.latest.validation = dict(metrics)
 
     @property
     def findings(self) -> list[Finding]:
@@ -92,7 +108,7 @@ class Watcher:
 
     def report(self) -> dict:
         """The same dict `bpviz check --json` writes."""
-        return build_report(self.history, self.findings, self.step_index, list(self.probe.internal_errors))
+        return build_report(self.history, self.findings, self.step_index, list(self.guard.errors))
 
     def _judge_loose_forwards(self) -> None:
         forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]

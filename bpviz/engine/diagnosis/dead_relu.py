@@ -14,6 +14,7 @@ import numpy as np
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "dead_relu"
+KINDS = (KIND,)
 STATEFUL = True
 EXPLANATION = (
     "A ReLU unit whose input stays negative outputs zero and passes back zero gradient, so the weights "

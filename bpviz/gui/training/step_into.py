@@ -108,7 +108,7 @@ class DebugWorker(TrainingWorker):
         if latest is None:
             return
         try:
-            found = dead_units(stepper.history, stepper.watcher.probe, stepper.watcher.tracker, layer)
+            found = dead_units(stepper.history, stepper.watcher.catalog, stepper.watcher.tracker, layer)
         except (KeyError, ValueError, IndexError):
             found = []  # not (or no longer) a ReLU-family layer
         self.units_inspected.emit(layer, latest.step, found)

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, 
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.user_error import UserCodeError
@@ -34,8 +35,8 @@ from bpviz.gui.training.worker import LoadRequest
 
 REDRAW_MS = 16  # one part per tick: the table and each plot at up to 60 / (1 + plots) Hz
 IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B seconds (drawing + painting), wait 2·B before the next
-OPENABLE = (".py", ".pt", ".pth")
-PICKLED = (".pt", ".pth")
+PICKLED = PICKLE_SUFFIXES
+OPENABLE = (".py", *PICKLE_SUFFIXES)
 
 
 class MainWindow(QMainWindow):
