@@ -21,6 +21,7 @@ HIGHLIGHT = "#ffd54f"
 BAD = "#ff5252"
 LOSS = "#7ee08a"
 VALIDATION = "#ff7ad9"
+METRIC = "#b388ff"  # validation metrics other than a loss (accuracy), on their own axis
 ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
 NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
 SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
@@ -125,13 +126,8 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
     The grid is horizontal only and at major ticks only: grid lines are replayed on every
     update of the plot, and a log axis with all its minor ticks costs over 10 ms a frame in software.
     """
-    font = tick_font()
     for side in ("left", "bottom"):
-        axis = plot.getAxis(side)
-        axis.setPen(pen(MUTED, width=1))
-        axis.setTextPen(pen(FOREGROUND, width=1))
-        axis.setTickFont(font)
-        axis.enableAutoSIPrefix(False)  # "step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit
+        style_axis(plot.getAxis(side))
     plot.getAxis("left").setWidth(AXIS_WIDTH)
     plot.getAxis("left").setStyle(maxTickLevel=0)  # major ticks only: a log axis would draw a line per minor tick
     plot.showGrid(x=False, y=grid, alpha=GRID_ALPHA)
@@ -144,6 +140,14 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
         plot.setLabel("bottom", bottom, **label_style)
     if title:
         plot.setTitle(title, color=FOREGROUND, size=f"{FONT_POINT_SIZE + 1}pt")
+
+
+def style_axis(axis: pg.AxisItem) -> None:
+    """Theme one axis: pens, tick font, no SI prefix ("step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit)."""
+    axis.setPen(pen(MUTED, width=1))
+    axis.setTextPen(pen(FOREGROUND, width=1))
+    axis.setTickFont(tick_font())
+    axis.enableAutoSIPrefix(False)
 
 
 LABEL_STYLE = (

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bpviz.engine.config import Config
+from bpviz.engine.diagnosis.coverage import checks_run
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
@@ -57,6 +59,7 @@ class DebuggerPage(QWidget):
         self.plots = plots
         self.history: History | None = None
         self.findings: list[Finding] = []
+        self.config = Config()  # the thresholds the engine judges with (the window runs with the defaults)
         self._wanted_layer: str | None = None
 
         # --- layer table ---
@@ -212,7 +215,9 @@ class DebuggerPage(QWidget):
         findings = self.findings
         self.table_model.update(self.history.latest if self.history is not None else None, findings)
         self.table_title.setText(f"Layers ({self.table_model.rowCount()})")
-        self.findings_panel.set_findings(findings)
+        history = self.history
+        checks = checks_run(history, self.config) if history is not None and not findings else None
+        self.findings_panel.set_findings(findings, checks, len(history) if history is not None else 0)
         self._update_banner(findings)
         if self._wanted_layer is not None and self.table_model.row_of(self._wanted_layer) is not None:
             self.select_layer(self._wanted_layer)

@@ -36,6 +36,7 @@ BREAKPOINTS_KEY = "breakpoints"
 # the colouring the user chose.
 FINDING_METRIC = {
     "dead_relu": "dead",
+    "inactive_units": "dead",
     "vanishing_gradient": "grad",
     "exploding_gradient": "grad",
     "saturated_activation": "saturation",
