@@ -34,7 +34,8 @@ class LoadRequest:
 
 def internal_error(what: str, exc: BaseException) -> UserCodeError:
     """A failure inside bpviz itself, dressed for the same error panel as a user's failure."""
-    return UserCodeError(f"{what} (an error inside bpviz; please report it)", describe_exception(exc), details=full_traceback(exc))
+    return UserCodeError(f"{what} (an error inside bpviz; please report it)", describe_exception(exc),
+                         details=full_traceback(exc))
 
 
 class TrainingWorker(QObject):
