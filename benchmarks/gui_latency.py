@@ -87,6 +87,7 @@ def main() -> int:
     window.resize(1600, 960)
     window.show()
 
+    window.code_trust.trusted.trust_for_session(experiment)
     window.open_path(experiment)
     wait_for(window.loaded)
     if window.controller.request is None:

@@ -96,6 +96,8 @@ def main(args: argparse.Namespace) -> int:
         script = ScriptedRun(window, steps, Path(screenshot))
     window.show()
     if file:
+        window.code_trust.trusted.trust_for_session(Path(file))  # named on the command line: the user's own act
+
         def open_file() -> None:
             opened = window.open_path(
                 Path(file),
@@ -131,6 +133,11 @@ class NonInteractiveDialogs(Dialogs):
         print(f"bpviz: {path.name} is a pickled model; loading it runs code from the file. Pass --trust to allow it.",
               file=sys.stderr)
         return False
+
+    def confirm_run_code(self, parent, path: Path):
+        print(f"bpviz: {path.name} is not a trusted experiment file; name it on the command line to run it.",
+              file=sys.stderr)
+        return None
 
     def ask_input_shape(self, parent, path: Path):
         print(f"bpviz: {path.name} does not say what it eats; pass the shape of one sample, e.g. --input-shape 3,32,32.", file=sys.stderr)

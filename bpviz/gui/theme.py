@@ -6,7 +6,7 @@ anything broken (non-finite, dead) red. Change a colour here, never in a view.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 BACKGROUND = "#1b1d23"
 PANEL = "#23262e"
@@ -21,6 +21,9 @@ HIGHLIGHT = "#ffd54f"
 BAD = "#ff5252"
 LOSS = "#7ee08a"
 VALIDATION = "#ff7ad9"
+ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
+NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
+SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
 
 ACTIVATION_COLORMAP = "viridis"
 GRADIENT_COLORMAP = "inferno"
@@ -126,3 +129,16 @@ def header_label() -> QtWidgets.QLabel:
     label.setStyleSheet(LABEL_STYLE)
     label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label
+
+
+def dot_icon(colour: str) -> QtGui.QIcon:
+    """A small filled circle: the severity mark of tables and lists."""
+    pixmap = QtGui.QPixmap(12, 12)
+    pixmap.fill(QtCore.Qt.GlobalColor.transparent)
+    painter = QtGui.QPainter(pixmap)
+    painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QtGui.QColor(colour))
+    painter.setPen(QtCore.Qt.PenStyle.NoPen)
+    painter.drawEllipse(1, 1, 10, 10)
+    painter.end()
+    return QtGui.QIcon(pixmap)

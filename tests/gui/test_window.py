@@ -22,6 +22,7 @@ from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.load.samples import list_samples
 from bpviz.engine.session.stepper import Stepper
 from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.trust import TrustChoice
 from bpviz.gui.panels.layer_table import DEAD, NAME
 from bpviz.gui.window.main_window import MainWindow
 from tests.gui import window_driver as driver
@@ -55,6 +56,9 @@ class FakeDialogs(Dialogs):
     def confirm_trust(self, parent, path):
         self.asked.append("trust")
         return self.trust_answer
+
+    def confirm_run_code(self, parent, path):  # experiment files are trusted here; tests/gui/test_trust.py asks
+        return TrustChoice.FILE
 
     def ask_input_shape(self, parent, path):
         self.asked.append("shape")
@@ -477,12 +481,13 @@ def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot
     open_file(qtbot, window, SAMPLES["vanishing_sigmoid"])
     run_steps(qtbot, window, 3)
     network = window.debug_tools.network
-    assert network.metric_box.currentData() == "dead"
+    assert network.metric_box.currentData() == "grad"  # no ReLU-family layer: it opens coloured by gradient
+    network.set_metric("dead")
     assert window.page.findings_panel.select(("vanishing_gradient", "layers.0"))
     assert network.metric_box.currentData() == "grad"
-    network.set_metric("update")  # a kind with no colouring of its own leaves the user's choice alone
     open_file(qtbot, window, SAMPLES["forgot_eval"])
     run_steps(qtbot, window, 2)
+    network.set_metric("update")  # a kind with no colouring of its own leaves the user's choice alone
     window.actions_.validate.trigger()
     panel = window.page.findings_panel
     qtbot.waitUntil(lambda: panel.select(("train_mode_in_eval", "bn")), timeout=LOAD_MS)  # once the panel lists it

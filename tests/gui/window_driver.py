@@ -50,7 +50,8 @@ def make_window(qtbot, ini: Path, dialogs: Dialogs | None = None) -> MainWindow:
 
 
 def open_file(qtbot, window: MainWindow, path: Path, **options) -> None:
-    """Open `path` as File > Open does and wait until the debugger page shows it."""
+    """Open `path` as File > Open does, trusted as a file named on the command line; wait until the page shows it."""
+    window.code_trust.trusted.trust_for_session(path)
     with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):
         assert window.open_path(path, **options)
     assert window.stack.currentWidget() is window.page

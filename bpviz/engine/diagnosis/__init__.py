@@ -11,7 +11,7 @@ from bpviz.engine.diagnosis import (
     softmax_cross_entropy,
     vanishing_gradient,
 )
-from bpviz.engine.diagnosis.finding import Finding, severity_rank
+from bpviz.engine.diagnosis.finding import Finding, severity_rank, worst_first
 from bpviz.engine.diagnosis.rule import Context, Observation
 from bpviz.engine.record.dead_units import DeadUnitTracker
 from bpviz.engine.record.history import History
@@ -39,7 +39,11 @@ class Diagnosis:
     @property
     def findings(self) -> list[Finding]:
         """Worst first, then earliest."""
-        return sorted(self._findings.values(), key=lambda f: (-severity_rank(f.severity), f.step or 0, f.kind))
+        return worst_first(self._findings.values())
+
+    def add(self, finding: Finding) -> None:
+        """Keep a finding raised outside the rules (the recording stopped), listed with the others."""
+        self._findings[finding.key] = finding
 
     def judge_step(self, record: StepRecord, history: History, tracker: DeadUnitTracker) -> list[Finding]:
         """Run every rule on a finished step; return the findings raised or changed by it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from torch import nn
 
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
@@ -74,11 +75,22 @@ class LayerCatalog:
             known = self._ranges[info.name] = info.bounds
         return known
 
-    def settle_range(self, name: str, lo: float, hi: float) -> tuple[float, float]:
-        """The layer's edges, chosen from its first step's extremes when it has none yet."""
+    def settle_range(self, name: str, lo: float, hi: float, kept: np.ndarray) -> tuple[float, float]:
+        """This step's edges for the layer: the known ones, or on first sight edges around its extremes.
+
+        Under NaN/Inf the exact extremes say nothing about the finite values, so
+        the finite ones of the values kept from this first step (`kept`) are used.
+        """
         if name not in self._ranges:
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                finite = kept[np.isfinite(kept)]
+                lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (lo, hi)
             self._ranges[name] = choose_range(lo, hi)
         return self._ranges[name]
+
+    def advance_range(self, name: str, lo: float, hi: float, narrow: bool) -> None:
+        """Choose the layer's edges for its next step from this step's exact extremes (see `next_range`)."""
+        self._ranges[name] = next_range(self._ranges[name], lo, hi, narrow)
 
     def producers(self, names: list[str], layer: str, units: int) -> list[str]:
         """Layers feeding `layer` (names in forward order) whose parameters have one row per unit, nearest first.
@@ -108,7 +120,7 @@ class LayerCatalog:
 
 
 def choose_range(lo: float, hi: float) -> tuple[float, float]:
-    """Fixed histogram edges for a layer from its first step, padded so later growth stays in view."""
+    """Histogram edges for values from `lo` to `hi`, padded so some later growth stays in view."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return (-1.0, 1.0)
     width = hi - lo
@@ -118,3 +130,27 @@ def choose_range(lo: float, hi: float) -> tuple[float, float]:
     pad = 0.25 * width
     new_lo = 0.0 if lo >= 0.0 else lo - pad
     return (new_lo, hi + pad)
+
+
+NARROW_BELOW = 1 / 32  # values spanning less than this share of the range: narrow it (they sit in one or two bins)
+
+
+def next_range(current: tuple[float, float], lo: float, hi: float, narrow: bool) -> tuple[float, float]:
+    """The edges for a layer's next step, given this step's exact min `lo` and max `hi`.
+
+    Kept while the values fit (so steps line up); widened to cover both the old
+    range and the values when they leave it; with `narrow`, fitted to the values
+    when they shrank to a sliver of it. NaN/Inf extremes keep the range: the
+    non-finite values are counted apart and the finite ones are unknown here.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return current
+    rlo, rhi = current
+    if lo < rlo or hi > rhi:
+        wide_lo, wide_hi = choose_range(min(lo, rlo), max(hi, rhi))
+        return (min(wide_lo, rlo), max(wide_hi, rhi))
+    if narrow and (hi - lo) < NARROW_BELOW * (rhi - rlo):
+        fitted = choose_range(lo, hi)
+        if fitted[1] - fitted[0] < rhi - rlo:
+            return fitted
+    return current

@@ -209,18 +209,36 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
 
 
 def _histogram(name, group, host, cfg: Config, catalog: LayerCatalog, lo: float, hi: float) -> Histogram:
-    """Sum the calls' histograms, scaled from their samples to the whole tensor so steps compare."""
-    rlo, rhi = catalog.settle_range(name, lo, hi)
-    counts = np.zeros(cfg.histogram_bins)
+    """Sum the calls' histograms, scaled from their samples to the whole tensor so steps compare.
+
+    This step's values are counted truthfully whatever the edges (outside them
+    apart, never in the edge bins); the catalog then chooses the next step's
+    edges, so a layer whose values left its range (revived, growing) gets edges that fit.
+    """
+    bins = cfg.histogram_bins
+    kept = [host[ids.sample] for _, ids in group if ids.sample is not None]
+    rlo, rhi = catalog.settle_range(name, lo, hi, np.concatenate(kept) if kept else np.empty(0))
+    total = np.zeros(bins + 3)
     for call, ids in group:
-        if ids.histogram is not None:
-            part = host[ids.histogram]
-        else:
-            values = np.clip(host[ids.sample], rlo, rhi)
-            part, _ = np.histogram(values, bins=cfg.histogram_bins, range=(rlo, rhi))
+        part = host[ids.histogram] if ids.histogram is not None else host_histogram(host[ids.sample], bins, rlo, rhi)
         if part.sum() > 0:
-            counts += part * (call.count / part.sum())
-    return Histogram(counts, rlo, rhi)
+            total += part * (call.count / part.sum())
+    catalog.advance_range(name, lo, hi, narrow=group[0][0].layer.bounds is None)
+    return Histogram(
+        total[:bins],
+        rlo,
+        rhi,
+        below=float(total[stats.BELOW]),
+        above=float(total[stats.ABOVE]),
+        nonfinite=float(total[stats.NONFINITE]),
+    )
+
+
+def host_histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray:
+    """`stats.histogram` on the host, in the same layout, for values kept from a layer's first step."""
+    finite = values[np.isfinite(values)]
+    inside, _ = np.histogram(finite, bins=bins, range=(lo, hi))
+    return np.concatenate([inside, [np.sum(finite < lo), np.sum(finite > hi), len(values) - len(finite)]])
 
 
 def _unit_stats(layer: LayerStep, group, host) -> None:
@@ -254,6 +272,7 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         nonfinite[name] = nonfinite.get(name, False) or not finite
         hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
+    bins = cfg.histogram_bins
     for name, squared in sums.items():
         layer = layers.get(name)
         if layer is None:
@@ -261,7 +280,16 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         layer.grad_nonfinite = nonfinite[name]
         # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
         layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
-        layer.grad_histogram = Histogram(np.asarray(hists[name], dtype=np.float64), lo, hi, log10=True)
+        counts = np.asarray(hists[name], dtype=np.float64)
+        layer.grad_histogram = Histogram(
+            counts[:bins],
+            lo,
+            hi,
+            log10=True,
+            below=float(counts[stats.BELOW]),
+            above=float(counts[stats.ABOVE]),
+            nonfinite=float(counts[stats.NONFINITE]),
+        )
 
 
 def _param_steps(

@@ -22,7 +22,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session.remedies import Remedy
 from bpviz.engine.session.step_gate import Gate, PhaseEvent, StepAborted
-from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback, locate
+from bpviz.engine.user_error import USER_CODE_ENDINGS, UserCodeError, user_code_failed
 from bpviz.engine.watcher import Watcher
 
 
@@ -86,21 +86,21 @@ class Stepper:
     def _run_step(self, gate: Gate | None) -> StepRecord:
         exp = self.experiment
         n = self.step_index
-        with self._user_code(f"reading batch {n} of train_data"):
+        with self._user_code(f"reading batch {n} of train_data", f"reading batch {n} of train_data"):
             inputs, targets = self._next_batch()
-        with self._user_code(f"the forward pass failed at step {n}"):
+        with self._user_code(f"the forward pass failed at step {n}", f"the forward pass at step {n}"):
             exp.optimizer.zero_grad(set_to_none=True)
             outputs = _call_model(exp.model, inputs)
-        with self._user_code(f"the loss function failed at step {n}"):
+        with self._user_code(f"the loss function failed at step {n}", f"the loss function at step {n}"):
             loss = exp.loss_fn(outputs, targets)
             _check_loss(loss)
         if gate is not None and gate.wants("loss"):
             gate.pause(PhaseEvent(n, "loss", None, 0, loss=float(loss.detach())))
-        with self._user_code(f"the backward pass failed at step {n}"):
+        with self._user_code(f"the backward pass failed at step {n}", f"the backward pass at step {n}"):
             loss.backward()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(exp.model.parameters(), self.clip_grad_norm)
-        with self._user_code(f"the optimizer step failed at step {n}"):
+        with self._user_code(f"the optimizer step failed at step {n}", f"the optimizer step at step {n}"):
             exp.optimizer.step()
         if gate is not None and gate.wants("update"):
             try:
@@ -149,10 +149,10 @@ class Stepper:
         modes = {module: module.training for module in exp.model.modules()}
         try:
             if exp.evaluate is not None:
-                with self._user_code("evaluate(model, val_data) failed"):
+                with self._user_code("evaluate(model, val_data) failed", "evaluate(model, val_data)"):
                     metrics = _as_metrics(exp.evaluate(exp.model, exp.val_data))
             else:
-                with self._user_code("validation failed"):
+                with self._user_code("validation failed", "validation"):
                     metrics = self._default_validation()
         finally:
             for module, training in modes.items():
@@ -190,8 +190,12 @@ class Stepper:
         return _to(inputs, self._device), _to(targets, self._device)
 
     @contextmanager
-    def _user_code(self, what: str):
-        """Turn an exception from user code into a UserCodeError naming the layer it came from."""
+    def _user_code(self, what: str, actor: str):
+        """Turn user code's exception, sys.exit() or own KeyboardInterrupt into a UserCodeError naming its layer.
+
+        `what` is said for an exception, `actor` for a sys.exit() (see user_code_failed). bpviz's own
+        interruptions (a signal, a timeout) are not user code's doing and pass through untouched.
+        """
         try:
             yield
         except StepAborted:
@@ -199,7 +203,7 @@ class Stepper:
         except UserCodeError:
             self.watcher.discard_pending()
             raise
-        except Exception as exc:  # user code may raise anything
+        except USER_CODE_ENDINGS as exc:  # user code may raise anything
             probe = self.watcher.probe
             layer, layer_type = (probe.failed_layer, probe.failed_layer_type) if "forward" in what else (None, None)
             if "backward" in what:
@@ -207,14 +211,7 @@ class Stepper:
                 known = self.watcher.catalog.layers.get(layer) if layer is not None else None
                 layer_type = known.type if known is not None else None
             self.watcher.discard_pending()
-            raise UserCodeError(
-                what=what,
-                why=describe_exception(exc),
-                where=locate(exc, self.experiment.source),
-                layer=layer,
-                details=full_traceback(exc),
-                layer_type=layer_type,
-            ) from exc
+            raise user_code_failed(exc, what, actor, self.experiment.source, layer, layer_type) from exc
 
 
 class _PhaseListener:

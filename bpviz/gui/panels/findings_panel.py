@@ -22,7 +22,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget
 
 from bpviz.engine.diagnosis.finding import SEVERITIES, Finding, severity_rank
-from bpviz.gui.panels.layer_table import SEVERITY_COLOURS, _dot
+from bpviz.gui import theme
 
 MODE_KINDS = ("train_mode_in_eval", "eval_mode_in_training")
 HEADERS = ("Severity", "Kind", "Layer", "Step", "Message")
@@ -46,7 +46,7 @@ def explanation_html(finding: Finding) -> str:
     if finding.last_step is not None and finding.last_step != finding.step:
         since += f" (last seen at step {finding.last_step})"
     state = "" if finding.active else " — no longer holds"
-    colour = SEVERITY_COLOURS.get(finding.severity, "#444")
+    colour = theme.SEVERITY_COLOURS.get(finding.severity, "#444")
     parts = [
         f'<p><span style="color:{colour}; font-weight:bold">{html.escape(finding.severity.upper())}</span> '
         f"<code>{html.escape(finding.kind)}</code>{where}{since}{state}</p>",
@@ -81,7 +81,7 @@ class FindingsModel(QAbstractTableModel):
         super().__init__(parent)
         self.findings: list[Finding] = []
         self._row_of: dict[tuple[str, str | None], int] = {}
-        self._icons = {s: _dot(c) for s, c in SEVERITY_COLOURS.items()}
+        self._icons = {s: theme.dot_icon(c) for s, c in theme.SEVERITY_COLOURS.items()}
 
     def set_findings(self, findings: list[Finding]) -> None:
         """Show `findings`: new keys are appended, known ones updated; a vanished key resets the model."""

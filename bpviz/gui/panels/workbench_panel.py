@@ -17,6 +17,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
+from bpviz.gui.format import number
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import LayerTrace
 
@@ -32,9 +33,6 @@ def _activity(layer: LayerStep):
 def _dead(layer: LayerStep):
     return layer.dead_units
 
-
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
 
 
 class WorkbenchPanel(QtWidgets.QWidget):
@@ -273,7 +271,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
             values = (unit.unit, unit.died_at, unit.preact_max, unit.bias, unit.weight_norm, unit.bias_step)
             for column, value in enumerate(values):
                 item = QtWidgets.QTableWidgetItem()
-                item.setData(QtCore.Qt.ItemDataRole.DisplayRole, value if column < 2 else _fmt(value))
+                item.setData(QtCore.Qt.ItemDataRole.DisplayRole, value if column < 2 else number(value))
                 if column >= 2 and value is not None:
                     item.setData(QtCore.Qt.ItemDataRole.UserRole, float(value))
                 item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)

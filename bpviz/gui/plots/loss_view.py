@@ -6,6 +6,7 @@ from PySide6 import QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import RollingBuffer
 
@@ -25,7 +26,7 @@ def validation_points(history: History) -> tuple[str | None, np.ndarray, np.ndar
     return metric, np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
 
 
-class LossView(QtWidgets.QWidget):
+class LossView(PlotView):
     """Training loss per step and validation markers; losses are read incrementally from History.losses."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -55,7 +56,6 @@ class LossView(QtWidgets.QWidget):
         layout.addLayout(header)
         layout.addWidget(self.plot_widget, 1)
 
-        self._history: History | None = None
         self._steps = RollingBuffer(1)
         self._losses = RollingBuffer(1)
         self._seen = 0  # losses consumed from the history's list
@@ -63,9 +63,6 @@ class LossView(QtWidgets.QWidget):
         self._validation_seen = -1
         self._validation_last: tuple[str, float] | None = None
         self._update_summary(None)
-
-    def set_layer(self, name: str | None) -> None:
-        """The loss is not per layer; accepted so every view has the same interface."""
 
     def set_log_y(self, on: bool) -> None:
         """Switch the y axis between linear and log10."""
@@ -78,13 +75,15 @@ class LossView(QtWidgets.QWidget):
         """Append the losses recorded since the last refresh; rebuild when the history was replaced or reset."""
         losses, steps = history.losses, history.loss_steps
         first = steps[0] if steps else None
-        if history is not self._history or len(losses) < self._seen or first != self._first_step:
+        rebuilt = history is not self._history or len(losses) < self._seen or first != self._first_step
+        if rebuilt:
             self._history, self._seen, self._first_step = history, 0, first
             capacity = max(2 * len(losses), 4096)
             self._steps, self._losses = RollingBuffer(capacity), RollingBuffer(capacity)
             self._validation_seen = -1
+            self.curve.setData([], [])  # a new model or a reset: none of the old curve stays
         self.marks.update(history)
-        changed = False
+        changed = rebuilt
         if len(losses) > self._seen:
             new = slice(self._seen, len(losses))
             if len(self._losses) + len(losses) - self._seen > self._losses.capacity:

@@ -20,6 +20,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep
 from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui import theme
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO, gradient_state
 
 NODE_W, NODE_H = 112, 48
 H_GAP, ROW_GAP = 30, 34
@@ -28,7 +29,7 @@ COLLAPSE_ABOVE = 60  # more layers than this: blocks start collapsed
 BLOCK_DEPTH = 2  # blocks group layers by at most this many leading module names ("layer1.0")
 EDGE = "#4a5163"
 PHASE_COLOURS = {"forward": theme.ACTIVATION, "backward": theme.GRADIENT}
-NO_DATA = "#2c3039"
+NO_DATA = theme.NO_DATA
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,18 @@ class Metric:
     fixed: tuple[float, float] | None  # colour range; None: from the values shown
     worst: Callable  # max or min: a block shows its worst layer
     colours: tuple[str, ...]
-    fmt: str
+    fmt: Callable[[float], str]  # a node's value
+    scale: Callable[[float], str]  # the legend's ends
+    state: Callable[[LayerStep], str] | None = None  # why a layer has no value (gradient_state), when it can say
+
+
+def _power_of_ten(log_value: float) -> str:
+    """A log10 value as the number it stands for, readably: -9.4 -> "4e-10", 0.0 -> "1"."""
+    return f"{10.0 ** log_value:.1g}"
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0f}%"
 
 
 def _dead(layer: LayerStep) -> float | None:
@@ -57,13 +69,24 @@ def _log(value: float | None) -> float | None:
 
 BAD_SCALE = ("#24524a", "#3f7f5c", "#c9a227", "#e0533f")
 METRICS = {
-    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, "{:.0f}% dead"),
-    "grad": Metric("gradient norm (log10)", lambda l: _log(l.grad_norm), None, min,
-                   ("#2a1b4a", "#6a2c8f", "#c1447a", "#f98e52", "#fcfdbf"), "‖g‖ 1e{:.1f}"),
-    "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, "{:.0f}% saturated"),
-    "update": Metric("update ratio ‖ΔW‖/‖W‖ (log10)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max,
-                     ("#1d3557", "#2a9d8f", "#e9c46a", "#e76f51"), "ΔW/W 1e{:.1f}"),
+    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% dead", _percent),
+    "grad": Metric("gradient norm (log scale)", lambda l: _log(l.grad_norm), None, min,
+                   ("#2a1b4a", "#6a2c8f", "#c1447a", "#f98e52", "#fcfdbf"),
+                   lambda v: f"‖g‖ {_power_of_ten(v)}", _power_of_ten, gradient_state),
+    "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% saturated",
+                         _percent),
+    "update": Metric("update ratio ‖ΔW‖/‖W‖ (log scale)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max,
+                     ("#1d3557", "#2a9d8f", "#e9c46a", "#e76f51"), lambda v: f"ΔW/W {_power_of_ten(v)}", _power_of_ten),
 }
+STATE_RANK = (UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
+
+
+def fitting_metric(layers: list[LayerStep]) -> str:
+    """The colouring a model opens with: dead units when it has ReLU-family layers, else the gradient norm.
+
+    A model without such layers coloured by dead units shows nothing but "–".
+    """
+    return "dead" if any(layer.units is not None for layer in layers) else "grad"
 
 
 def block_of(name: str) -> tuple[str, ...]:
@@ -196,9 +219,11 @@ class Legend(QtWidgets.QWidget):
         self.setFixedHeight(22)
         self.colours: tuple[str, ...] = ("#000000", "#ffffff")
         self.lo_text = self.hi_text = ""
+        self.swatches: list[tuple[str, str]] = [(NO_DATA, "no data")]
 
-    def set_range(self, colours: tuple[str, ...], lo: str, hi: str) -> None:
-        self.colours, self.lo_text, self.hi_text = colours, lo, hi
+    def set_range(self, colours: tuple[str, ...], lo: str, hi: str, swatches: list[tuple[str, str]]) -> None:
+        """The colour bar from `lo` to `hi`, then a swatch (colour, label) for each kind of layer without a value."""
+        self.colours, self.lo_text, self.hi_text, self.swatches = colours, lo, hi, swatches
         self.update()
 
     def paintEvent(self, _event) -> None:
@@ -207,7 +232,7 @@ class Legend(QtWidgets.QWidget):
         metrics = painter.fontMetrics()
         lo_w = metrics.horizontalAdvance(self.lo_text) + 6
         hi_w = metrics.horizontalAdvance(self.hi_text) + 6
-        none_w = metrics.horizontalAdvance("no data") + 24
+        none_w = sum(metrics.horizontalAdvance(label) + 24 for _, label in self.swatches)
         bar = QtCore.QRectF(lo_w, 5, max(self.width() - lo_w - hi_w - none_w - 8, 20), 12)
         gradient = QtGui.QLinearGradient(bar.topLeft(), bar.topRight())
         for i, c in enumerate(self.colours):
@@ -218,12 +243,16 @@ class Legend(QtWidgets.QWidget):
         painter.setPen(QtCore.Qt.PenStyle.NoPen)
         painter.setBrush(gradient)
         painter.drawRoundedRect(bar, 3, 3)
-        swatch = QtCore.QRectF(bar.right() + hi_w + 8, 5, 12, 12)
-        painter.setBrush(QtGui.QColor(NO_DATA))
-        painter.setPen(QtGui.QColor("#3b4150"))
-        painter.drawRoundedRect(swatch, 2, 2)
-        painter.setPen(QtGui.QColor(theme.MUTED))
-        painter.drawText(QtCore.QRectF(swatch.right() + 4, 0, none_w, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, "no data")
+        x = bar.right() + hi_w + 8
+        for colour, label in self.swatches:
+            swatch = QtCore.QRectF(x, 5, 12, 12)
+            painter.setBrush(QtGui.QColor(colour))
+            painter.setPen(QtGui.QColor("#3b4150"))
+            painter.drawRoundedRect(swatch, 2, 2)
+            painter.setPen(QtGui.QColor(theme.MUTED))
+            width = metrics.horizontalAdvance(label) + 8
+            painter.drawText(QtCore.QRectF(swatch.right() + 4, 0, width, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, label)
+            x = swatch.right() + 4 + width + 4
 
 
 class NetworkView(QtWidgets.QWidget):
@@ -239,6 +268,8 @@ class NetworkView(QtWidgets.QWidget):
             self.metric_box.addItem(metric.label, key)
         self.metric_box.setToolTip("What the colour of each layer shows")
         self.metric_box.currentIndexChanged.connect(lambda _i: self._recolour())
+        self.metric_box.activated.connect(self._metric_chosen)  # by the user: kept from then on
+        self._auto_metric = True  # until the user or a finding chooses, the metric follows the model
         self.legend = Legend()
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet(theme.LABEL_STYLE)
@@ -272,6 +303,7 @@ class NetworkView(QtWidgets.QWidget):
         self.item_of: dict[str, NodeItem] = {}  # layer -> the item that shows it (itself or its collapsed block)
         self.edge_items: dict[tuple[str, str], QtWidgets.QGraphicsPathItem] = {}
         self.values: dict[str, float] = {}
+        self.states: dict[str, str] = {}  # layers without a value, and why (the metric's `state`)
         self.selected: str | None = None
         self.phase: str | None = None
         self.phase_step: int | None = None
@@ -291,8 +323,10 @@ class NetworkView(QtWidgets.QWidget):
         self.names, self.types, self.edges, self.from_graph = [], {}, [], False
         self.blocks.clear()
         self.values.clear()
+        self.states.clear()
         self.selected = None
         self._history = None
+        self._auto_metric = True  # the next model gets a colouring that fits it
         self.clear_wavefront()
         self._rebuild()
 
@@ -310,6 +344,10 @@ class NetworkView(QtWidgets.QWidget):
         latest = history.latest
         if latest is None:
             return
+        if self._auto_metric:
+            self.metric_box.blockSignals(True)
+            self.metric_box.setCurrentIndex(self.metric_box.findData(fitting_metric(latest.layers)))
+            self.metric_box.blockSignals(False)
         names = [layer.name for layer in latest.layers]
         self.types.update({layer.name: layer.type for layer in latest.layers})
         if not self.from_graph and names != self.names:
@@ -369,7 +407,12 @@ class NetworkView(QtWidgets.QWidget):
         return METRICS[self.metric_box.currentData()]
 
     def set_metric(self, key: str) -> None:
+        """Colour by `key` from now on, for this model (a finding chose it, or the user)."""
+        self._auto_metric = False
         self.metric_box.setCurrentIndex(self.metric_box.findData(key))
+
+    def _metric_chosen(self, _index: int) -> None:
+        self._auto_metric = False
 
     # --- building the scene (new graph, collapse, resize) ---
     def _row_capacity(self) -> int:
@@ -485,12 +528,15 @@ class NetworkView(QtWidgets.QWidget):
         metric = self.metric()
         latest = self._history.latest if self._history is not None else None
         values: dict[str, float] = {}
+        states: dict[str, str] = {}
         if latest is not None:
             for layer in latest.layers:
                 value = metric.value(layer)
                 if value is not None and math.isfinite(value):
                     values[layer.name] = value
-        self.values = values
+                elif metric.state is not None and (state := metric.state(layer)) != MEASURED:
+                    states[layer.name] = state
+        self.values, self.states = values, states
         lo, hi = metric.fixed or _span(values.values())
         cmap = pg.ColorMap(np.linspace(0, 1, len(metric.colours)), [QtGui.QColor(c) for c in metric.colours])
         for key, item in self.items.items():
@@ -499,13 +545,19 @@ class NetworkView(QtWidgets.QWidget):
             if known:
                 value = metric.worst(known)
                 item.fill = cmap.map(min(max((value - lo) / (hi - lo), 0.0), 1.0), mode="qcolor")
-                item.value_text = metric.fmt.format(value)
+                item.value_text = metric.fmt(value)
+            elif any(m in states for m in members):
+                state = max((states[m] for m in members if m in states), key=STATE_RANK.index)
+                item.fill = QtGui.QColor(COLOURS[state])
+                item.value_text = LABELS[state]
             else:
                 item.fill = QtGui.QColor(NO_DATA)
                 item.value_text = "" if latest is None else "–"
             item.update()
-        fmt = "{:.0f}%" if metric.fixed == (0.0, 100.0) else "1e{:.1f}"
-        self.legend.set_range(metric.colours, fmt.format(lo), fmt.format(hi))
+        swatches = [(NO_DATA, "no data")]
+        if metric.state is not None:
+            swatches = [(COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)]
+        self.legend.set_range(metric.colours, metric.scale(lo), metric.scale(hi), swatches)
 
     def _mark_wavefront(self) -> None:
         visited_items = {self.item_of[n].key for n in self.visited if n in self.item_of}

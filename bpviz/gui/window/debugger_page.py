@@ -170,13 +170,24 @@ class DebuggerPage(QWidget):
 
     # --- data ---
     def clear(self) -> None:
-        """Forget everything shown (a new model or a reset)."""
+        """Forget everything shown (a new model or a reset): every plot, hidden ones too, shows "no steps yet" at once.
+
+        Waiting for the first step would leave the previous model's data under the new file's name.
+        """
         self.history = None
         self.findings = []
         self._wanted_layer = None
         self.table_model.clear()
+        self.table_title.setText("Layers")
         self.findings_panel.set_findings([])
         self.banner.hide()
+        empty = History(1)
+        for key, view in self.views.items():
+            view.set_layer(None)
+            try:
+                view.refresh(empty)
+            except Exception:  # noqa: BLE001 - one broken plot must not stop the others from clearing
+                log.exception("the %s plot failed to clear", key)
         self._stale = set(self.views)
 
     def show_step(self, history: History, findings: list[Finding]) -> None:

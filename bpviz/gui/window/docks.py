@@ -50,6 +50,9 @@ class DebugTools(QObject):
         self.path: Path | None = None
         self._inspected: tuple[str, int] | None = None  # (layer, step) whose dead units were last asked for
         self._hidden_docks: list[QDockWidget] | None = None
+        # A status message that holds until the state it describes ends (a pause, a breakpoint stop), and the
+        # last step it still describes (None: until cleared explicitly).
+        self._sticky: tuple[str, int | None] | None = None
 
         self.network = NetworkView()
         self.step_panel = StepPanel()
@@ -154,7 +157,7 @@ class DebugTools(QObject):
         w.loaded.connect(self._on_loaded)
         w.stepped.connect(self._on_stepped)
         w.redrawn.connect(self._on_redrawn)
-        w.run_started.connect(lambda _total: self.breakpoints.clear_hit())
+        w.run_started.connect(self._on_run_started)
         w.page.layer_selected.connect(self._on_layer_selected)
         w.page.findings_panel.finding_selected.connect(self._on_finding_selected)
         w.stack.currentChanged.connect(lambda _i: self.show_docks(w.stack.currentWidget() is w.page))
@@ -211,6 +214,7 @@ class DebugTools(QObject):
         self.step_panel.clear()
         self.workbench.clear()
         self.breakpoints.clear_hit()
+        self._clear_sticky()
         self._inspected = None
         self.breakpoints.set_breakpoints(self._load_breakpoints(self.path))
         self.controller.set_breakpoints(self.breakpoints.breakpoints())
@@ -227,9 +231,9 @@ class DebugTools(QObject):
         if not self.network_dock.isHidden():
             self.network_dock.raise_()
         where = f" at {event.layer}" if event.layer else ""
-        self.window.statusBar().showMessage(
+        self._show_sticky(
             f"Paused in step {event.step}: {event.phase}{where}.   F11 next · Shift+F11 finish phase · "
-            f"F10 finish step · F5 continue · F6 stop")
+            f"F10 finish step · F5 continue · F6 stop", None)
         self.window._update_actions()
 
     def _on_aborted(self) -> None:
@@ -239,8 +243,26 @@ class DebugTools(QObject):
     def _on_stepped(self, step: int) -> None:
         if self.step_panel.event is not None or self.network.phase is not None:
             self._end_stepping(f"Step {step} finished.")
+        if self._sticky is not None and self._sticky[1] is not None and step > self._sticky[1]:
+            self._clear_sticky()
+
+    def _on_run_started(self, _total: int) -> None:
+        self.breakpoints.clear_hit()
+        self._clear_sticky()
+
+    def _show_sticky(self, text: str, last_step: int | None) -> None:
+        """Show `text` until `_clear_sticky`, or until a step after `last_step` is recorded."""
+        self._sticky = (text, last_step)
+        self.window.statusBar().showMessage(text)
+
+    def _clear_sticky(self) -> None:
+        """Take the sticky message down, unless something newer already replaced it."""
+        if self._sticky is not None and self.window.statusBar().currentMessage() == self._sticky[0]:
+            self.window.statusBar().clearMessage()
+        self._sticky = None
 
     def _end_stepping(self, note: str) -> None:
+        self._clear_sticky()
         self.step_panel.clear(note)
         self.network.clear_wavefront()
         self.window._update_actions()
@@ -251,7 +273,7 @@ class DebugTools(QObject):
         self.breakpoints_dock.raise_()
         if hit.layer:
             self.window.page.select_layer(hit.layer)
-        self.window.statusBar().showMessage(f"Stopped at a breakpoint, step {hit.step}: {hit.reason}")
+        self._show_sticky(f"Stopped at a breakpoint, step {hit.step}: {hit.reason}", hit.step)
 
     def _on_remedy_applied(self, step: int, label: str) -> None:
         self.window.history.interventions.append((step, label))

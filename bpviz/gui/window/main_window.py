@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
+from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.user_error import UserCodeError
@@ -30,6 +31,8 @@ from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
+from bpviz.gui.window.trust import CodeTrust
+from bpviz.gui.window.trusted_paths import TrustedPaths
 from bpviz.gui.training.step_into import DebugController
 from bpviz.gui.training.worker import LoadRequest
 
@@ -58,6 +61,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else Settings()
         self.dialogs = dialogs if dialogs is not None else Dialogs()
+        self.code_trust = CodeTrust(TrustedPaths(self.settings, always=[SAMPLES_DIR]), self.dialogs)
         self.remember_layout = remember_layout
         self.setWindowTitle("bpviz")
         if icon is not None:
@@ -67,6 +71,7 @@ class MainWindow(QMainWindow):
         self.history = History(Config().history_steps)
         self.findings: list[Finding] = []
         self.shown_step: int | None = None
+        self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
         # How long each tick's slice of drawing took, and each whole redraw (all parts); the latency benchmark reads them.
         self.redraw_seconds: deque[float] = deque(maxlen=10_000)
         self.cycle_seconds: deque[float] = deque(maxlen=10_000)
@@ -133,8 +138,10 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str | Path, *, trust: bool | None = None, input_shape: tuple[int, ...] | None = None,
                   weights: str | None = None, seed: int = 0) -> bool:
-        """Load `path` on the worker; a .pt asks first for trust and for an input shape. False when the user declined."""
+        """Load `path` on the worker; a .py not yet trusted and a .pt ask first (trust, input shape). False when declined."""
         path = Path(path)
+        if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
+            return False
         if path.suffix.lower() in PICKLED and path.is_file():
             if not trust and not self.dialogs.confirm_trust(self, path):
                 return False
@@ -189,6 +196,7 @@ class MainWindow(QMainWindow):
         self._arrivals.clear()
         self.page.clear()
         self.error_panel.hide()
+        self._step_error_shown = False
         self.stack.setCurrentWidget(self.page)
         self.setWindowTitle(f"{request.path.name} — bpviz")
         self.settings.add_recent(request.path)
@@ -200,6 +208,7 @@ class MainWindow(QMainWindow):
 
     def _on_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = True
         if error.layer:
             self.page.select_layer(error.layer)
         self.statusBar().showMessage(error.what, 8000)
@@ -208,11 +217,15 @@ class MainWindow(QMainWindow):
 
     def _on_load_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = False
         self.statusBar().showMessage(error.what, 8000)
         self._update_actions()
         self.load_failed.emit(error)
 
     def _on_stepped(self, record: StepRecord, findings: list[Finding]) -> None:
+        if self._step_error_shown:  # the failure it shows is over: this step (a retry, or the next one) went through
+            self.error_panel.hide()
+            self._step_error_shown = False
         self.history.append(record)
         self.findings = findings
         self._arrivals.append(time.perf_counter())

@@ -1,0 +1,98 @@
+"""What every plot view shares: one selected layer, a redraw from History, and the widgets to export.
+
+The window's redraw clock and Edit > Export see plot views only through this
+interface (`PlotRegistry`), so a view added here is paced and exported
+like the others without any other file knowing it.
+"""
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+from bpviz.engine.record.history import History
+from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.gui.plots.traces import UNDRAWN, find_layer
+
+
+class PlotView(QtWidgets.QWidget):
+    """A view of one run's History, usually centred on one selected layer.
+
+    Subclasses implement `refresh` (draw what is new since the last call, cheaply:
+    it runs inside the window's frame budget) and `export_targets`, and may react
+    to a new selection in `_layer_changed`.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._history: History | None = None
+        self._selected: str | None = None
+        self._hint = -1  # index of the selected layer in the latest record, tried first
+        self._drawn_latest: object = UNDRAWN  # what refresh last drew: UNDRAWN redraws even an empty history
+
+    def set_layer(self, name: str | None) -> None:
+        """Show layer `name` (None: nothing selected); redraws at once when data is there."""
+        if name == self._selected:
+            return
+        self._selected = name
+        self._hint = -1
+        self._drawn_latest = UNDRAWN
+        self._layer_changed(name)
+        if self._history is not None:
+            self.refresh(self._history)
+
+    def refresh(self, history: History) -> None:
+        """Draw `history`, reading only what is new since the last call."""
+        raise NotImplementedError
+
+    def export_targets(self) -> dict[str, QtWidgets.QWidget]:
+        """The widgets Edit > Export writes, by a short name (the file name's tail)."""
+        return {}
+
+    def _layer_changed(self, name: str | None) -> None:
+        """The selection changed (before the redraw): drop per-layer state."""
+
+    def _selected_step(self, latest: StepRecord | None) -> LayerStep | None:
+        """The selected layer's entry in `latest`, found by name with the last known index tried first."""
+        if latest is None or self._selected is None:
+            return None
+        layer = find_layer(latest, self._selected, self._hint)
+        self._hint = -1 if layer is None else layer.order
+        return layer
+
+
+class PlotRegistry:
+    """Every plot view of the window by name: what the redraw clock paces and what Edit > Export writes."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, PlotView] = {}
+
+    def add(self, name: str, view: PlotView) -> PlotView:
+        """Register `view` under `name` (unique; the exported files start with it)."""
+        if name in self._views:
+            raise ValueError(f"a plot view named {name!r} is registered already")
+        self._views[name] = view
+        return view
+
+    def items(self):
+        return self._views.items()
+
+    def names(self) -> list[str]:
+        return list(self._views)
+
+    def __getitem__(self, name: str) -> PlotView:
+        return self._views[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._views
+
+    def __iter__(self):
+        return iter(self._views)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def values(self):
+        return self._views.values()
+
+    def visible(self) -> list[str]:
+        """Names of the views a person can see now (hidden ones are redrawn when shown)."""
+        return [name for name, view in self._views.items() if view.isVisible()]
