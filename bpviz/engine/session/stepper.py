@@ -149,9 +149,12 @@ class Stepper:
         return StepRecorded(record, snapshot(self.findings))
 
     def validate_event(self) -> Validated:
-        """`validate()`, told with the step it belongs to: the latest completed one (-1 before any step)."""
+        """`validate()`, told with the step it belongs to (the latest completed one, -1 before any step) and
+        whether History kept it (not before any step, nor for an experiment without validation data)."""
+        before = len(self.history.validation)
         metrics = self.validate()
-        return Validated(self.step_index - 1, dict(metrics), snapshot(self.findings))
+        kept = len(self.history.validation) > before
+        return Validated(self.step_index - 1, dict(metrics), snapshot(self.findings), kept)
 
     def remedy_event(self, name: str, args: tuple = ()) -> Intervened:
         """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
