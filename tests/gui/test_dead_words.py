@@ -24,3 +24,24 @@ def test_the_table_says_inactive_not_dead_after_the_swap(qtbot):
         assert model.data(index, Qt.ItemDataRole.ForegroundRole).color().name() == colour
         shown = model.data(index, Qt.ItemDataRole.ToolTipRole)
         assert (shown is None) if tip is None else shown.startswith(tip)
+
+
+def test_the_network_says_inactive_not_dead_and_shows_the_new_type(qtbot):
+    from bpviz.engine.record.history import History
+    from bpviz.gui.plots.network_view import NetworkView
+
+    stepper = small(dead=3)
+    history = History()
+    for _ in range(3):
+        history.append(stepper.step())
+    view = NetworkView()
+    qtbot.addWidget(view)
+    view.refresh(history)
+    assert view.items["act"].value_text == "38% dead" and view.items["act"].subtitle == "ReLU"
+    stepper.apply(remedies.replace_activation(stepper, "act", "leaky_relu"))
+    history.append(stepper.step())
+    stepper.close()
+    view.refresh(history)
+    assert view.items["act"].value_text == "inactive, not dead"
+    assert view.items["act"].subtitle == "LeakyReLU"
+    assert (theme.MUTED, "inactive, not dead") in view.legend.swatches

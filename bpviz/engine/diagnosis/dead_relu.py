@@ -33,6 +33,11 @@ NORMALISE = "Add BatchNorm before the activation, or gradient clipping."
 REINITIALISE = "Re-initialise the dead units' incoming weights and biases."
 
 
+def inactive_not_dead(layer: LayerStep) -> bool:
+    """A unit-tracked layer whose activation still passes a gradient (a ReLU a remedy replaced): inactive, not dead."""
+    return layer.units is not None and layer.family != DEAD_FAMILY
+
+
 def silent_layers(ctx: Context, dead_family: bool) -> Iterator[tuple[LayerStep, float, np.ndarray | None]]:
     """(layer, share of its units silent, per-unit first silent step) for unit-tracked layers past the warning share.
 

@@ -16,6 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep
 from bpviz.engine.session.step_gate import PhaseEvent
@@ -43,7 +44,8 @@ class Metric:
     colours: tuple[str, ...]
     fmt: Callable[[float], str]  # a node's value
     scale: Callable[[float], str]  # the legend's ends
-    state: Callable[[LayerStep], str] | None = None  # why a layer has no value (gradient_state), when it can say
+    state: Callable[[LayerStep], str] | None = None  # why a layer has no value, when it can say: a key of `states`
+    states: dict[str, tuple[str, str]] | None = None  # state -> (fill colour, label); also the legend's swatches
 
 
 def _power_of_ten(log_value: float) -> str:
@@ -55,8 +57,17 @@ def _percent(value: float) -> str:
     return f"{value:.0f}%"
 
 
+INACTIVE = "inactive"  # the dead-units metric's state for silent units that still get a gradient
+
+
 def _dead(layer: LayerStep) -> float | None:
-    return 100.0 * layer.dead_units / layer.units if layer.units and layer.dead_units is not None else None
+    if inactive_not_dead(layer) or not layer.units or layer.dead_units is None:
+        return None
+    return 100.0 * layer.dead_units / layer.units
+
+
+def _dead_state(layer: LayerStep) -> str:
+    return INACTIVE if inactive_not_dead(layer) else MEASURED
 
 
 def _saturation(layer: LayerStep) -> float | None:
@@ -69,16 +80,18 @@ def _log(value: float | None) -> float | None:
 
 BAD_SCALE = ("#24524a", "#3f7f5c", "#c9a227", "#e0533f")
 METRICS = {
-    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% dead", _percent),
+    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% dead", _percent,
+                   _dead_state, {INACTIVE: (theme.MUTED, "inactive, not dead")}),
     "grad": Metric("gradient norm (log scale)", lambda l: _log(l.grad_norm), None, min,
                    ("#2a1b4a", "#6a2c8f", "#c1447a", "#f98e52", "#fcfdbf"),
-                   lambda v: f"‖g‖ {_power_of_ten(v)}", _power_of_ten, gradient_state),
+                   lambda v: f"‖g‖ {_power_of_ten(v)}", _power_of_ten, gradient_state,
+                   {s: (COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)}),
     "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% saturated",
                          _percent),
     "update": Metric("update ratio ‖ΔW‖/‖W‖ (log scale)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max,
                      ("#1d3557", "#2a9d8f", "#e9c46a", "#e76f51"), lambda v: f"ΔW/W {_power_of_ten(v)}", _power_of_ten),
 }
-STATE_RANK = (UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
+STATE_RANK = (INACTIVE, UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
 
 
 def fitting_metric(layers: list[LayerStep]) -> str:
@@ -548,15 +561,17 @@ class NetworkView(QtWidgets.QWidget):
                 item.value_text = metric.fmt(value)
             elif any(m in states for m in members):
                 state = max((states[m] for m in members if m in states), key=STATE_RANK.index)
-                item.fill = QtGui.QColor(COLOURS[state])
-                item.value_text = LABELS[state]
+                colour, item.value_text = metric.states[state]
+                item.fill = QtGui.QColor(colour)
             else:
                 item.fill = QtGui.QColor(NO_DATA)
                 item.value_text = "" if latest is None else "–"
+            if item.block is None:  # a remedy may have changed the layer's type since the graph was drawn
+                item.subtitle = self.types.get(key, item.subtitle)
             item.update()
-        swatches = [(NO_DATA, "no data")]
-        if metric.state is not None:
-            swatches = [(COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)]
+        swatches = list(metric.states.values()) if metric.states else []
+        if not metric.states or UNMEASURED not in metric.states:
+            swatches.append((NO_DATA, "no data"))
         self.legend.set_range(metric.colours, metric.scale(lo), metric.scale(hi), swatches)
 
     def _mark_wavefront(self) -> None:
