@@ -71,6 +71,12 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         stale.append("workbench units")
     if tools.step_panel.event is not None:
         stale.append("step panel")
+    plots = {"histogram": hist.histogram_plot, "gradient flow": flow.flow, "gradient over time": flow.time,
+             "loss": loss.plot, "dead units": dead.count_plot}
+    for name, plot in plots.items():  # an empty plot keeps no scale of the previous model's data
+        (x0, x1), (y0, y1) = plot.getViewBox().viewRange()
+        if max(abs(x0), abs(x1 - 1), abs(y0), abs(y1 - 1)) > 1e-6:
+            stale.append(f"{name} axes: {plot.getViewBox().viewRange()}")
     labels = window.status_labels
     if labels["step"].text() != "Step –" or labels["loss"].text() != "Loss –":
         stale.append(f"status bar: {labels['step'].text()} {labels['loss'].text()}")

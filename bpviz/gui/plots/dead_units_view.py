@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
 from bpviz.gui.plots.traces import LayerTrace
@@ -86,7 +86,9 @@ class DeadUnitsView(PlotView):
             return
         self._drawn_latest = latest
         layer = self._selected_step(latest)
-        if latest is not None:
+        if latest is None:
+            show_empty_frame(self.count_plot)
+        else:
             ordered = sorted(latest.layers, key=lambda layer: layer.order)
             self.references.set_layers([layer.name for layer in ordered if layer.units is not None])
         self.references.update(history)

@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import Histogram, LayerStep
 from bpviz.gui import theme
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.rebin import common_bins, rebin
 from bpviz.gui.plots.traces import LayerTrace
@@ -192,6 +192,8 @@ class HistogramView(PlotView):
             return
         self._drawn_latest = latest
         layer = self._selected_step(latest)
+        if latest is None:
+            show_empty_frame(self.histogram_plot)
         self.activation_map.update(history, layer)
         self.gradient_map.update(history, layer)
         self._draw_current(layer)

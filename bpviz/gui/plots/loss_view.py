@@ -7,7 +7,7 @@ from PySide6 import QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import RollingBuffer
 
@@ -96,6 +96,8 @@ class LossView(PlotView):
             self._validation_seen = -1
             self._validation_last = {}
             self.curve.setData([], [])  # a new model or a reset: none of the old curve stays
+            if not losses:
+                show_empty_frame(self.plot)
         self.marks.update(history)
         changed = rebuilt
         if len(losses) > self._seen:
