@@ -25,12 +25,19 @@ def _row(hist: Histogram | None) -> np.ndarray | None:
     return np.concatenate([[hist.lo, hist.hi, hist.below, hist.above, hist.nonfinite], hist.counts])
 
 
+def _percent(pct: float) -> str:
+    """"100%", "12%", "0.2%": two significant digits, never "1e+02%"."""
+    return f"{pct:.0f}%" if pct >= 10 else f"{pct:.2g}%"
+
+
 def outside_text(hist: Histogram, log10: bool) -> list[tuple[str, str]]:
     """(text, colour) for each kind of value the bins do not show: below, above, NaN/Inf, as shares of all values."""
     total = hist.total or 1.0
 
     def share(count: float) -> str:
-        return f"{100 * count / total:.2g}%" if count >= 0.001 * total else f"{count:.0f}"
+        if count < 0.001 * total:
+            return f"{count:.0f}"  # a handful of values: the count says more than "0.01%"
+        return _percent(100 * count / total)
 
     def edge(value: float) -> str:
         return f"1e{value:.0f}" if log10 else f"{value:.3g}"
@@ -257,6 +264,6 @@ class HistogramView(PlotView):
             warnings += theme.rich("NaN/Inf in output   ", theme.BAD, bold=True)
         hist = layer.histogram
         if hist is not None and (hist.below or hist.above):
-            warnings += theme.rich(f"{100 * (hist.below + hist.above) / (hist.total or 1):.2g}% outside the bins   ",
-                                   theme.HIGHLIGHT, bold=True)
+            share = _percent(100 * (hist.below + hist.above) / (hist.total or 1))
+            warnings += theme.rich(f"{share} outside the bins   ", theme.HIGHLIGHT, bold=True)
         self.header.setText(warnings + text)
