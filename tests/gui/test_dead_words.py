@@ -1,4 +1,4 @@
-"""The layer table uses the right word: dead for a ReLU layer, inactive (not dead) once a remedy swapped in LeakyReLU."""
+"""The table and the network use the right word: dead for a ReLU layer, inactive (not dead) after a LeakyReLU swap."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt

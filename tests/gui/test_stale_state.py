@@ -46,7 +46,9 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         if heatmap.image.image is not None:
             stale.append(name)
     flow = page.gradient_flow_view
-    for name, item in (("gradient bars", flow.bars), ("NaN bars", flow.nonfinite_bars), ("gradient curve", flow.selected_curve)):
+    flow_items = {"gradient bars": flow.bars, "NaN bars": flow.nonfinite_bars, "zero marks": flow.zero_marks,
+                  "gradient curve": flow.selected_curve}
+    for name, item in flow_items.items():
         if not _empty(item):
             stale.append(name)
     stale += [f"gradient reference {n}" for n, c in flow.references.curves.items() if not _empty(c)]

@@ -66,7 +66,7 @@ def dead_bias(ctx: Context, layer: LayerStep) -> float | None:
     biases = ctx.record.producer_bias
     if layer.dead_unit_ids is None or not len(layer.dead_unit_ids) or not biases:
         return None
-    for earlier in sorted((l for l in ctx.record.layers if l.order < layer.order), key=lambda l: -l.order):
+    for earlier in sorted((x for x in ctx.record.layers if x.order < layer.order), key=lambda x: -x.order):
         bias = biases.get(earlier.name)
         if bias is not None and len(bias) == layer.units:
             return float(np.median(bias[layer.dead_unit_ids]))

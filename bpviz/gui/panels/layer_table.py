@@ -19,7 +19,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon
 from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, ZERO, gradient_state
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, TIPS, ZERO, gradient_state
 from bpviz.gui import theme
 from bpviz.gui.format import number, percent
 
@@ -165,6 +165,8 @@ class LayerTableModel(QAbstractTableModel):
             severity = self._status[row]
             return None if severity is None else self._icon(severity)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if col == GRAD:
+                return TIPS.get(gradient_state(self._layers[row]))
             if col == DEAD and inactive_not_dead(self._layers[row]):
                 return (f"Inactive, not dead: {self._layers[row].type} still passes these units a gradient, "
                         "so they can recover")

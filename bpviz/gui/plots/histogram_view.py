@@ -122,7 +122,8 @@ class HistogramHeatmap:
         inset = 0.02 * (hi - lo)
         low_colour = theme.ZERO_GRADIENT if self._grad else theme.HIGHLIGHT
         spots = [dict(pos=(s, lo + inset), symbol="t1", brush=theme.brush(low_colour)) for s in steps[below]]
-        spots += [dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT)) for s in steps[above & ~nonfinite]]
+        spots += [dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT))
+                  for s in steps[above & ~nonfinite]]
         spots += [dict(pos=(s, hi - inset), symbol="x", brush=theme.brush(theme.BAD)) for s in steps[nonfinite]]
         self.outside_marks.setData(spots)
 
@@ -239,7 +240,8 @@ class HistogramView(PlotView):
         width = edges[1] - edges[0]
         sides = [(edges[0] - width, edges[0], hist.below), (edges[-1], edges[-1] + width, hist.above)]
         shown = [side for side in sides if side[2] > 0]
-        self.outside_bars.setOpts(x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown])
+        self.outside_bars.setOpts(x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown],
+                                  height=[c for _, _, c in shown])
         parts = outside_text(hist, log10=False)
         self.outside_label.setHtml("<br>".join(theme.rich(text, colour, bold=True) for text, colour in parts))
 

@@ -49,7 +49,8 @@ class LossView(PlotView):
         right = self.plot.getAxis("right")
         right.linkToView(self.metric_view)
         theme.style_axis(right)
-        self.metric_points = pg.PlotDataItem(pen=None, symbol="d", symbolSize=9, symbolPen=theme.pen(theme.BACKGROUND, 1),
+        self.metric_points = pg.PlotDataItem(pen=None, symbol="d", symbolSize=9,
+                                             symbolPen=theme.pen(theme.BACKGROUND, 1),
                                              symbolBrush=theme.brush(theme.METRIC))
         self.metric_view.addItem(self.metric_points)
         self.metric_name: str | None = None
@@ -152,7 +153,8 @@ class LossView(PlotView):
         if history is None or not history.losses:
             self.summary.setText(theme.rich("loss: no steps yet", theme.MUTED))
             return
-        text = (theme.rich("━ training loss ", theme.LOSS) + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
+        text = (theme.rich("━ training loss ", theme.LOSS)
+                + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
                 + theme.rich(f"  at step {history.loss_steps[-1]}", theme.MUTED))
         for metric, value in self._validation_last.items():
             if metric == self.metric_name:
