@@ -26,6 +26,20 @@ ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a
 NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
 SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
 
+PHASE_COLOURS = {"forward": ACTIVATION, "backward": GRADIENT}  # a paused step's wavefront
+
+# the network view: its nodes, frames, edges, and the colour scales of its metrics
+NODE_BORDER = "#3b4150"
+BLOCK_FILL = "#2a2e38"
+EDGE = "#4a5163"
+INK_ON_LIGHT, SOFT_INK_ON_LIGHT = "#101216", "#2a2e36"
+INK_ON_DARK, SOFT_INK_ON_DARK = "#eef1f6", "#aab1bf"
+SCALES = {
+    "bad": ("#24524a", "#3f7f5c", "#c9a227", "#e0533f"),  # share of something wrong: calm to alarming
+    "gradient": ("#2a1b4a", "#6a2c8f", "#c1447a", "#f98e52", "#fcfdbf"),
+    "update": ("#1d3557", "#2a9d8f", "#e9c46a", "#e76f51"),
+}
+
 ACTIVATION_COLORMAP = "viridis"
 GRADIENT_COLORMAP = "inferno"
 ACTIVITY_COLORMAP = "magma"

@@ -16,7 +16,7 @@ class Histogram:
     """Bin counts over [lo, hi], and how many values fell outside it or were NaN/Inf.
 
     A layer keeps its edges from step to step while its values fit them, and
-    gets new, wider ones when they leave (see `collect.next_range`): a view
+    gets new, wider ones when they leave (see `catalog.next_range`): a view
     that lines steps up rebins onto common edges. Counts are estimates for the
     whole tensor (scaled from a sample), so `total` is its element count.
     """
@@ -105,7 +105,6 @@ class StepRecord:
     nonfinite_origin: str | None = None  # first layer (forward order) whose output held NaN/Inf
     nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
     softmax_before_cross_entropy: bool = False
-    validation: dict[str, float] | None = None  # metrics when a validation ran after this step
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
 

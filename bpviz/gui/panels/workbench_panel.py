@@ -39,7 +39,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
     """Dead units of one layer, and what to do about them."""
 
     layer_changed = QtCore.Signal(str)
-    remedy_requested = QtCore.Signal(str, object)  # remedy name (step_into.REMEDIES), argument tuple
+    remedy_requested = QtCore.Signal(str, object)  # remedy name (engine.session.remedies.REMEDIES), argument tuple
     undo_requested = QtCore.Signal()
     continue_requested = QtCore.Signal(int)  # train this many steps
 
@@ -236,6 +236,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._set_summary(latest)
         self._compare(history)
         self._fit_steps()
+
+    def export_targets(self) -> dict[str, QtWidgets.QWidget]:
+        """The unit timeline and the dead-units/loss curves, for PNG/SVG export."""
+        return {"unit timeline": self.timeline_widget, "dead units and loss": self.curves_widget}
 
     def _fit_steps(self) -> None:
         """Both plots over the same steps: the timeline's (the newest TIMELINE_STEPS), set rather than linked,

@@ -1,11 +1,12 @@
 """The debugger page: layer table (left), plots (right), findings and their explanation under the plots.
 
 It arranges widgets and routes selection between them; it knows nothing of
-threads or files. The window feeds it records through `show_step`.
+threads or files. The window's redraw clock feeds it a run's state through
+`begin_cycle` and draws the parts it names; its plots are registered in the
+window's PlotRegistry, which draws them.
 """
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 
@@ -28,12 +29,11 @@ from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.history import History
 from bpviz.gui.panels.findings_panel import FindingsPanel, mode_findings
 from bpviz.gui.panels.layer_table import NAME, NAME_ROLE, LayerSortProxy, LayerTableModel
+from bpviz.gui.plots.base import PlotRegistry
 from bpviz.gui.plots.dead_units_view import DeadUnitsView
 from bpviz.gui.plots.gradient_flow_view import GradientFlowView
 from bpviz.gui.plots.histogram_view import HistogramView
 from bpviz.gui.plots.loss_view import LossView
-
-log = logging.getLogger(__name__)
 
 TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
 
@@ -57,8 +57,9 @@ class DebuggerPage(QWidget):
 
     layer_selected = Signal(object)  # str | None
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, plots: PlotRegistry, parent=None) -> None:
         super().__init__(parent)
+        self.plots = plots
         self.history: History | None = None
         self.findings: list[Finding] = []
         self.config = Config()  # the thresholds the engine judges with (the window runs with the defaults)
@@ -113,6 +114,8 @@ class DebuggerPage(QWidget):
             "gradient_flow": self.gradient_flow_view,
             "loss": self.loss_view,
         }
+        for name, view in self.views.items():
+            plots.add(name, view)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.histogram_view, "Activations && gradients")
@@ -164,8 +167,8 @@ class DebuggerPage(QWidget):
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.main_splitter)
         self._stale: set[str] = set(self.views)
-        # Seconds each part of the latest redraws took, for the latency benchmark and for profiling by hand.
-        self.timings: dict[str, deque[float]] = {key: deque(maxlen=10_000) for key in ("table", *self.views)}
+        # Seconds the table's latest redraws took (the plots' are in the registry), for the latency benchmark.
+        self.table_seconds: deque[float] = deque(maxlen=10_000)
 
     def splitters(self) -> list[QSplitter]:
         """The splitters whose positions the window remembers."""
@@ -187,16 +190,8 @@ class DebuggerPage(QWidget):
         empty = History(1)
         for key, view in self.views.items():
             view.set_layer(None)
-            try:
-                view.refresh(empty)
-            except Exception:  # noqa: BLE001 - one broken plot must not stop the others from clearing
-                log.exception("the %s plot failed to clear", key)
+            self.plots.refresh(key, empty)  # guarded: one broken plot must not stop the others from clearing
         self._stale = set(self.views)
-
-    def show_step(self, history: History, findings: list[Finding]) -> None:
-        """Bring table, findings, banner and the visible plots up to `history.latest`, all at once."""
-        for part in self.begin_cycle(history, findings):
-            self.draw_part(part)
 
     def begin_cycle(self, history: History, findings: list[Finding]) -> list[str]:
         """Take new data in; return the parts to draw ("table", then each visible plot), one per event-loop turn.
@@ -211,16 +206,13 @@ class DebuggerPage(QWidget):
 
     def draw_part(self, part: str) -> None:
         """Draw one part named by `begin_cycle`."""
-        started = time.perf_counter()
         if part == "table":
+            started = time.perf_counter()
             self._draw_table()
+            self.table_seconds.append(time.perf_counter() - started)
         elif part in self.views and self.history is not None:
             self._stale.discard(part)
-            try:
-                self.views[part].refresh(self.history)
-            except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
-                log.exception("the %s plot failed to redraw", part)
-        self.timings[part].append(time.perf_counter() - started)
+            self.plots.refresh(part, self.history)
 
     def _draw_table(self) -> None:
         findings = self.findings
@@ -243,12 +235,7 @@ class DebuggerPage(QWidget):
             if (only_stale and key not in self._stale) or not view.isVisible():
                 continue
             self._stale.discard(key)
-            started = time.perf_counter()
-            try:
-                view.refresh(self.history)
-            except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
-                log.exception("the %s plot failed to redraw", key)
-            self.timings[key].append(time.perf_counter() - started)
+            self.plots.refresh(key, self.history)
 
     def _update_banner(self, findings: list[Finding]) -> None:
         """Mode findings invalidate what the plots show; so does a statistic bpviz failed to take."""
