@@ -45,3 +45,23 @@ def test_the_network_says_inactive_not_dead_and_shows_the_new_type(qtbot):
     assert view.items["act"].value_text == "inactive, not dead"
     assert view.items["act"].subtitle == "LeakyReLU"
     assert (theme.MUTED, "inactive, not dead") in view.legend.swatches
+
+
+def test_the_dead_units_tab_says_inactive_not_dead(qtbot):
+    from bpviz.engine.record.history import History
+    from bpviz.gui.plots.dead_units_view import DeadUnitsView
+
+    stepper = small(dead=3)
+    history = History()
+    for _ in range(3):
+        history.append(stepper.step())
+    view = DeadUnitsView()
+    qtbot.addWidget(view)
+    view.set_layer("act")
+    view.refresh(history)
+    assert "3 of 8 units dead (37.5%)" in view.header.text()
+    stepper.apply(remedies.replace_activation(stepper, "act", "leaky_relu"))
+    history.append(stepper.step())
+    stepper.close()
+    view.refresh(history)
+    assert "3 of 8 units inactive, not dead (LeakyReLU passes them a gradient)" in view.header.text()

@@ -5,6 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
@@ -141,8 +142,10 @@ class DeadUnitsView(PlotView):
             self.header.setText(text + theme.rich(suffix, theme.MUTED))
             return
         share = layer.dead_units / layer.units if layer.units else 0.0
-        colour = theme.BAD if layer.dead_units else theme.LOSS
+        inactive = inactive_not_dead(layer)  # a LeakyReLU/GELU swapped in: silent units still get a gradient
+        colour = theme.LOSS if not layer.dead_units else theme.MUTED if inactive else theme.BAD
+        word = f"inactive, not dead ({layer.type} passes them a gradient)" if inactive else "dead"
         text += theme.rich(f"   step {latest.step}   ", theme.MUTED)
-        text += theme.rich(f"{layer.dead_units} of {layer.units} units dead ({100 * share:.1f}%)", colour, bold=True)
+        text += theme.rich(f"{layer.dead_units} of {layer.units} units {word} ({100 * share:.1f}%)", colour, bold=True)
         text += theme.rich("   ·   map: share of positions where each unit fired; ◀ dead now", theme.MUTED)
         self.header.setText(text)
