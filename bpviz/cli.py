@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bpviz.engine.load.shapes import parse_shape
 from bpviz.engine.session.check import EXIT_COULD_NOT_RUN, CheckRequest, CheckRun
-from bpviz.engine.session.process_exit import end_process
+from bpviz.engine.session.process_exit import end_process, exit_now
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         args = gui_parser().parse_args(argv)
     except SystemExit as exit_:
         return _argparse_code(exit_)
-    return run_gui(args)
+    code = run_gui(args)
+    return exit_now(code) if command_line else code
 
 
 def _argparse_code(exit_: SystemExit) -> int:

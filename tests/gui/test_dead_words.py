@@ -16,7 +16,7 @@ def test_the_table_says_inactive_not_dead_after_the_swap(qtbot):
     leaky = run(stepper, 1)
     stepper.close()
     model = LayerTableModel()
-    for record, colour, tip in ((relu, "#c62828", None), (leaky, theme.MUTED, "Inactive, not dead: LeakyReLU")):
+    for record, colour, tip in ((relu, theme.DEAD, None), (leaky, theme.MUTED, "Inactive, not dead: LeakyReLU")):
         model.update(record, [])
         row = next(r for r in range(model.rowCount()) if model.data(model.index(r, NAME)) == "act")
         index = model.index(row, DEAD)

@@ -27,7 +27,6 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 CSV_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
-DEAD_COLOUR = QColor("#c62828")
 
 
 def _grad(layer: LayerStep) -> str:
@@ -177,7 +176,7 @@ class LayerTableModel(QAbstractTableModel):
             dead = self._layers[row].dead_units
             if not dead:
                 return None
-            return QBrush(QColor(theme.MUTED)) if inactive_not_dead(self._layers[row]) else QBrush(DEAD_COLOUR)
+            return QBrush(QColor(theme.MUTED)) if inactive_not_dead(self._layers[row]) else QBrush(QColor(theme.DEAD))
         if role == Qt.ItemDataRole.ForegroundRole and col == GRAD:
             state = gradient_state(self._layers[row])
             return QBrush(QColor(COLOURS[state])) if state in (ZERO, NONFINITE) else None

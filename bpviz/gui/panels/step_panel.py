@@ -69,7 +69,7 @@ class PhaseStrip(QtWidgets.QWidget):
             elif current is not None and reached:
                 style = f"background: {theme.PANEL}; color: {colour}; border: 1px solid {colour};"
             else:
-                style = f"background: {theme.PANEL}; color: {theme.MUTED}; border: 1px solid #343845;"
+                style = f"background: {theme.PANEL}; color: {theme.MUTED}; border: 1px solid {theme.FRAME};"
             label.setStyleSheet(f"QLabel {{ {style} border-radius: 3px; padding: 3px 6px; }}")
 
 

@@ -19,6 +19,7 @@ from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
 from bpviz.gui.format import number
 from bpviz.gui.plots.intervention_marks import InterventionMarks
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 from bpviz.gui.plots.traces import LayerTrace
 
 TIMELINE_STEPS = 500
@@ -63,13 +64,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.summary.setStyleSheet(theme.LABEL_STYLE)
 
         # timeline: x = step, y = unit (dead first, by step of death)
-        self.timeline_widget = theme.plot_widget(left="unit (dead first)", bottom="step", grid=False)
-        self.timeline = self.timeline_widget.getPlotItem()
-        self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
-        self.timeline.addItem(self.image)
-        self.deaths = pg.ScatterPlotItem(symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
-        self.timeline.addItem(self.deaths)
+        self.unit_timeline = UnitTimeline("unit (dead first)", symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
+        self.timeline_widget, self.timeline = self.unit_timeline.widget, self.unit_timeline.plot
         self.timeline_marks = InterventionMarks(self.timeline)
         self.timeline.setTitle("each unit's share of active samples per step (dark = silent) ○ = died",
                                color=theme.MUTED, size="8pt")
@@ -206,7 +202,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._history = None
         self.show_units(None, None, [])
         self._activity = self._dead_trace = None
-        self.image.clear()
+        self.unit_timeline.clear()
         self.dead_curve.setData([], [])
         self.loss_curve.setData([], [])
         self.timeline_marks.clear()
@@ -352,18 +348,16 @@ class WorkbenchPanel(QtWidgets.QWidget):
     def _draw_timeline(self) -> None:
         trace = self._activity
         if trace is None or len(trace) == 0:
-            self.image.clear()
-            self.deaths.setData([], [])
+            self.unit_timeline.clear()
             return
         steps, activity = trace.steps, trace.values
         units = activity.shape[1]
         order = self._order if self._order is not None and len(self._order) == units else np.arange(units)
-        self.image.setImage(activity[:, order], autoLevels=False, levels=(0.0, 1.0))
-        self.image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
+        self.unit_timeline.show(steps, activity[:, order])
         row_of = np.empty(units, dtype=np.int64)
         row_of[order] = np.arange(units)
         died = [(u.died_at, row_of[u.unit]) for u in self.units if u.unit < units and u.died_at >= steps[0]]
-        self.deaths.setData(x=[d for d, _ in died], y=[float(r) for _, r in died])
+        self.unit_timeline.mark([d for d, _ in died], [r for _, r in died])
         self.timeline.setYRange(-0.5, units - 0.5, padding=0.01)
 
     def _sync_loss_box(self) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
@@ -13,6 +12,7 @@ from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
 from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 REFERENCE_LAYERS = 12  # faint dead-count curves of other ReLU layers: at most this many, spread in depth
 ACTIVITY_STEPS = 500  # the unit-activity heatmap shows at most this many recent steps (units × steps grows fast)
@@ -43,13 +43,9 @@ class DeadUnitsView(PlotView):
         self.selected_curve.setZValue(10)
         self.marks = InterventionMarks(self.count_plot)
 
-        self.activity_widget = theme.plot_widget(left="unit", bottom="step", grid=False)
-        self.activity_plot = self.activity_widget.getPlotItem()
-        self.activity_image = pg.ImageItem(axisOrder="col-major")  # image[step, unit]: x = step, y = unit
-        self.activity_image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
-        self.activity_plot.addItem(self.activity_image)
-        self.dead_markers = pg.ScatterPlotItem(symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
-        self.activity_plot.addItem(self.dead_markers)
+        self.activity = UnitTimeline("unit", symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
+        self.activity_widget, self.activity_plot = self.activity.widget, self.activity.plot
+        self.activity_image, self.dead_markers = self.activity.image, self.activity.markers
         self.note = QtWidgets.QLabel()
         self.note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.note.setWordWrap(True)
@@ -120,11 +116,10 @@ class DeadUnitsView(PlotView):
             return
         self.activity_stack.setCurrentWidget(self.activity_widget)
         steps, activity = trace.steps, trace.values
-        self.activity_image.setImage(activity, autoLevels=False, levels=(0.0, 1.0))
+        self.activity.show(steps, activity)
         units = activity.shape[1]
-        self.activity_image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
         dead = layer.dead_unit_ids if layer is not None and layer.dead_unit_ids is not None else np.empty(0)
-        self.dead_markers.setData(x=np.full(len(dead), steps[-1] + 1.2), y=np.asarray(dead, dtype=np.float64))
+        self.activity.mark(np.full(len(dead), steps[-1] + 1.2), dead)
         self.activity_plot.setXRange(steps[0] - 0.5, steps[-1] + 2.0, padding=0)
         self.activity_plot.setYRange(-0.5, units - 0.5, padding=0.02)
 

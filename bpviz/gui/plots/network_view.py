@@ -19,8 +19,17 @@ from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui import theme
 from bpviz.gui.gradient_state import MEASURED, UNMEASURED
 from bpviz.gui.plots.base import PlotView
-from bpviz.gui.plots.network_graph import (COLLAPSE_ABOVE, METRICS, STATE_RANK, Block, Metric, block_of,
-                                           fitting_metric, group, span)
+from bpviz.gui.plots.network_graph import (
+    COLLAPSE_ABOVE,
+    METRICS,
+    STATE_RANK,
+    Block,
+    Metric,
+    block_of,
+    fitting_metric,
+    group,
+    span,
+)
 from bpviz.gui.plots.network_items import NODE_H, NODE_W, BlockFrame, Legend, NodeItem
 
 H_GAP, ROW_GAP = 30, 34
