@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["check"]:
             return run_check(check_parser().parse_args(argv[1:]))
+        if argv[:1] == ["compare"]:
+            return run_compare(compare_parser().parse_args(argv[1:]))
         return run_gui(gui_parser().parse_args(argv))
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_COULD_NOT_RUN
@@ -66,10 +68,29 @@ def check_parser() -> argparse.ArgumentParser:
         description="Train FILE for a few steps without a window; print each layer's state and the findings.",
         epilog="exit status: 0 no error found, 1 errors found, 2 the file could not be run",
     )
-    parser.add_argument("file", metavar="FILE", type=Path, help="experiment file (.py with build()) or pickled model (.pt/.pth)")
+    parser.add_argument("file", metavar="FILE", type=Path,
+                        help="experiment file (.py with build()), pickled model (.pt/.pth), or a run file (.bpviz) to judge again")
     parser.add_argument("--steps", type=positive_int, default=20, help="training steps to run (default 20)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
+    parser.add_argument("--record", metavar="PATH", type=Path,
+                        help="record every step to this run file (or a new dated file in this folder, with a trailing /)")
+    parser.add_argument("--config", metavar="JSON", type=Path, help="thresholds and settings from a JSON object file")
+    parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="settings",
+                        help="one setting, e.g. --set dead_warning=0.2 (repeatable; after --config)")
     parser.add_argument("--verbose", action="store_true", help="print the full traceback when the file fails")
+    return parser
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpviz compare",
+        description="Compare two run files: the first step and layer where they diverge, and the findings one lacks.",
+        epilog="exit status: 0 no difference, 1 the runs differ, 2 a file could not be read",
+    )
+    parser.add_argument("a", metavar="A.bpviz", type=Path)
+    parser.add_argument("b", metavar="B.bpviz", type=Path)
+    parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for statistics (default 1e-6)")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the comparison as JSON to PATH")
     return parser
 
 
@@ -78,7 +99,8 @@ def gui_parser() -> argparse.ArgumentParser:
         prog="bpviz",
         parents=[_loading_options()],
         description="Open the visual backpropagation debugger, optionally on FILE.",
-        epilog="Without a window: bpviz check FILE [--steps N] [--json PATH] (see bpviz check --help).",
+        epilog="Without a window: bpviz check FILE [--steps N] [--json PATH] [--record RUN.bpviz] (see bpviz check --help); "
+        "bpviz check RUN.bpviz judges a recording again; bpviz compare A.bpviz B.bpviz compares two.",
     )
     parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file or pickled model to open")
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
@@ -89,16 +111,21 @@ def gui_parser() -> argparse.ArgumentParser:
 def run_check(args: argparse.Namespace) -> int:
     """Load, train `args.steps` steps, validate once, print the summary; exit 2 with a short message on user errors."""
     from bpviz.engine.load.experiment import load_experiment
+    from bpviz.engine.runs.rejudge import is_run_file
     from bpviz.engine.session.stepper import Stepper
-    from bpviz.engine.report.text import format_report
 
+    config = _config(args)
+    if config is None:
+        return EXIT_COULD_NOT_RUN
+    if is_run_file(args.file):
+        return run_check_recording(args, config)
     stepper = None
     failure: UserCodeError | None = None
     try:
         experiment = load_experiment(
             args.file, trust=args.trust, weights=args.weights, input_shape=args.input_shape, seed=args.seed
         )
-        stepper = Stepper(experiment)
+        stepper = Stepper(experiment, config, record=args.record)
         for _ in range(args.steps):
             stepper.step()
         if experiment.val_data is not None:
@@ -112,8 +139,7 @@ def run_check(args: argparse.Namespace) -> int:
     if report is not None:  # what was recorded before a failure is kept, on screen and in the JSON
         if failure is not None:
             report["error"] = {"what": failure.what, "where": failure.where, "layer": failure.layer, "why": failure.why}
-        print(format_report(report), end="")
-        if args.json is not None and not _write_json(args.json, report):
+        if not _show_report(report, args.json):
             return EXIT_COULD_NOT_RUN
     if failure is not None:
         print(failure.summary(), file=sys.stderr)
@@ -122,6 +148,71 @@ def run_check(args: argparse.Namespace) -> int:
         elif failure.details:
             print("  (run with --verbose for the full traceback)", file=sys.stderr)
         return EXIT_COULD_NOT_RUN
+    return _verdict(report)
+
+
+def run_check_recording(args: argparse.Namespace, config) -> int:
+    """Judge a run file again under `config`, without training: the same report and exit codes as a live check."""
+    from bpviz.engine.runs.rejudge import check_recording
+
+    try:
+        report = check_recording(args.file, config)
+    except UserCodeError as error:
+        print(error.summary(), file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    if not _show_report(report, args.json):
+        return EXIT_COULD_NOT_RUN
+    return _verdict(report)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Compare two run files; exit like cmp: 0 the same, 1 they differ, 2 could not compare."""
+    from bpviz.engine.runs.compare import compare_files, format_comparison
+
+    try:
+        result = compare_files(args.a, args.b, rtol=args.rtol)
+    except UserCodeError as error:
+        print(error.summary(), file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    print(format_comparison(result), end="")
+    if args.json is not None and not _write_json(args.json, result):
+        return EXIT_COULD_NOT_RUN
+    return EXIT_CLEAN if result["same"] else EXIT_FOUND_ERRORS
+
+
+def _config(args: argparse.Namespace):
+    """The Config from --config and --set (defaults otherwise); None after printing why it is unusable."""
+    from bpviz.engine.runs.config_json import config_from_dict, config_from_json
+
+    try:
+        config = config_from_json(args.config.read_text()) if args.config is not None else None
+        pairs = [item.partition("=") for item in args.settings]
+        bad = [item for item, (_, eq, _) in zip(args.settings, pairs) if not eq]
+        if bad:
+            raise ValueError(f"expected NAME=VALUE, got {bad[0]!r}")
+        return config_from_dict({name: _setting(value) for name, _, value in pairs}, config)
+    except (OSError, ValueError) as error:
+        source = f" in {args.config}" if args.config is not None else ""
+        print(f"bpviz check: unusable settings{source}: {error}", file=sys.stderr)
+        return None
+
+
+def _setting(text: str):
+    """A --set value: JSON when it parses (numbers, [lo, hi]), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _show_report(report: dict, json_path: Path | None) -> bool:
+    from bpviz.engine.report.text import format_report
+
+    print(format_report(report), end="")
+    return json_path is None or _write_json(json_path, report)
+
+
+def _verdict(report: dict) -> int:
     found_errors = any(finding["severity"] == "error" for finding in report["findings"])
     return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN
 

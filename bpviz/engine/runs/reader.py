@@ -33,7 +33,7 @@ from bpviz.engine.runs.rows import RowReader
 from bpviz.engine.runs.shape import ARRAY, BOOL, INTEGER, NAN_COLUMN, NESTED, REAL, nan_set
 from bpviz.engine.runs.writer import writer_in_this_process
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_MAGIC = b"SQLite format 3\x00"
 _LAYERS = next(c for c in schema.CHILDREN if c.field == "layers")
 SERIES_FIELDS = tuple(f.name for f in _LAYERS.shape.fields if f.kind in (REAL, INTEGER, BOOL))
 _ARRAYS = {"activation": "histogram_counts", "gradient": "grad_histogram_counts"}
@@ -342,7 +342,7 @@ def _check_file(path: Path) -> None:
                            "ask its owner for read access, or copy it somewhere you can read") from None
     except OSError as error:
         raise RunFileError("cannot read the run file", path, error.strerror or str(error), "check the file") from None
-    if not header.startswith(_SQLITE_MAGIC):
+    if not header.startswith(SQLITE_MAGIC):
         raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + (" (the file is empty)" if not header else ""),
                            "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
     if len(header) == 100:
