@@ -62,21 +62,36 @@ def _first_divergence(conn: sqlite3.Connection, rtol: float, atol: float) -> dic
     loss = conn.execute(
         f"SELECT x.step, x.loss, y.loss FROM a.steps x JOIN b.steps y USING (step) WHERE {_differs('x.loss', 'y.loss')} "
         "ORDER BY x.step LIMIT 1", args).fetchone()
-    columns = ", ".join(f'x."{f}", y."{f}"' for f in FIELDS)
+    joined = ("FROM a.layer_steps x JOIN a.layers la ON la.layer_id = x.layer_id JOIN b.layers lb ON lb.name = la.name "
+              "JOIN b.layer_steps y ON y.layer_id = lb.layer_id AND y.step = x.step")
     condition = " OR ".join(_differs(f'x."{f}"', f'y."{f}"') for f in FIELDS)
-    row = conn.execute(
-        f"SELECT x.step, la.name, {columns} FROM a.layer_steps x JOIN a.layers la ON la.layer_id = x.layer_id "
-        "JOIN b.layers lb ON lb.name = la.name JOIN b.layer_steps y ON y.layer_id = lb.layer_id AND y.step = x.step "
-        f"WHERE {condition} ORDER BY x.step, x.seq LIMIT 1", args).fetchone()
+    row = conn.execute(f"SELECT x.step {joined} WHERE {condition} ORDER BY x.step LIMIT 1", args).fetchone()
     if row is not None and (loss is None or row[0] <= loss[0]):
-        values = row[2:]
-        for index, field in enumerate(FIELDS):
-            va, vb = values[2 * index], values[2 * index + 1]
-            if _values_differ(va, vb, rtol, atol):
-                return {"step": row[0], "layer": row[1], "statistic": field, "a": _plain(va), "b": _plain(vb)}
+        columns = ", ".join(f'x."{f}", y."{f}"' for f in FIELDS)
+        layers = conn.execute(f"SELECT la.name, {columns} {joined} WHERE x.step = ? ORDER BY x.seq", (row[0],)).fetchall()
+        return _first_in_step(row[0], layers, rtol, atol)
     if loss is not None:
         return {"step": loss[0], "layer": None, "statistic": "loss", "a": _plain(loss[1]), "b": _plain(loss[2])}
     return None
+
+
+def _first_in_step(step: int, layers: list[tuple], rtol: float, atol: float) -> dict | None:
+    """The earliest difference within a step in the order it was computed: forward in layer order, backward in
+    reverse layer order, then the update."""
+    phases = [(_FORWARD, layers), (_BACKWARD, layers[::-1]), (_UPDATE, layers)]
+    for fields, ordered in phases:
+        for name, *values in ordered:
+            for field in fields:
+                index = FIELDS.index(field)
+                va, vb = values[2 * index], values[2 * index + 1]
+                if _values_differ(va, vb, rtol, atol):
+                    return {"step": step, "layer": name, "statistic": field, "a": _plain(va), "b": _plain(vb)}
+    return None
+
+
+_BACKWARD = tuple(f for f in FIELDS if f.startswith(("grad_", "param_grad_")))
+_UPDATE = tuple(f for f in ("update_ratio", "weight_norm") if f in FIELDS)  # the change, then its result
+_FORWARD = tuple(f for f in FIELDS if f not in _BACKWARD + _UPDATE)
 
 
 def _values_differ(a, b, rtol: float, atol: float) -> bool:

@@ -155,6 +155,9 @@ def _create_locked(path: Path) -> int:
 
 
 def _locked(path: Path) -> bool:
+    """Whether a live writer holds `path` (from this process, asked without opening it: see writer_in_this_process)."""
+    if writer_in_this_process(path):
+        return True
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
