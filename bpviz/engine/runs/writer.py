@@ -188,11 +188,15 @@ def _initialise(path: Path, meta: dict[str, str]) -> sqlite3.Connection:
 
 
 def _describe(error: BaseException, path: Path) -> str:
-    text = str(error)
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "full" in text:
-        return f"the disk is full ({text})"
-    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
-        return f"the file or its folder became read-only ({text})"
+    """Why a write failed, in words: SQLite's codes, not its terse messages, say which it was."""
+    code = getattr(error, "sqlite_errorname", "")
+    text = f"{error} ({code})" if code else str(error)
+    if code == "SQLITE_FULL" or getattr(error, "errno", None) == errno.ENOSPC:
+        return f"the disk is full: {text}"
+    if code.startswith("SQLITE_READONLY") or isinstance(error, PermissionError):
+        return f"the file or its folder became read-only: {text}"
+    if code.startswith("SQLITE_IOERR"):
+        return f"the disk refused a write (full, read-only, or over a size limit): {text}"
     return text
 
 
