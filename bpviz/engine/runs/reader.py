@@ -222,11 +222,11 @@ class Run:
         where, args = ("", ()) if step is None else ("WHERE at_step <= ?", (step,))
         cursor = self._conn.execute(f"SELECT * FROM findings {where} ORDER BY id", args)
         names = [d[0] for d in cursor.description]
-        latest: dict[tuple, Finding] = {}
+        latest: dict[tuple, dict] = {}
         for row in cursor:
-            finding = self._rows.finding(dict(zip(names, row)))
-            latest[finding.key] = finding
-        return worst_first(latest.values())
+            values = dict(zip(names, row))
+            latest[(values["kind"], values["layer"])] = values
+        return worst_first(self._rows.finding(row, step) for row in latest.values())
 
     @property
     def validation(self) -> list[tuple[int, dict[str, float]]]:

@@ -22,6 +22,7 @@ class RowWriter:
         self._keys: dict[str, dict[tuple, int]] = {child.field: {} for child in schema.CHILDREN}
         self.packer = Packer(self._intern)
         self._inserts: dict[str, tuple[list[str], str]] = {}
+        self._finding_rows: dict[tuple, int] = {}  # each finding's latest row
 
     def step(self, record: StepRecord, extras: dict[str, float | None]) -> None:
         """Insert one step's rows (the caller commits)."""
@@ -42,10 +43,16 @@ class RowWriter:
                 self._insert(child.rows, rows)
 
     def finding(self, at_step: int | None, finding: Finding) -> None:
+        """A finding raised or changed at `at_step`."""
         row, nans = schema.FINDING.to_row(finding, self.packer)
         row.update(at_step=at_step)
         row[NAN_COLUMN] = nan_text(nans)
         self._insert("findings", [row])
+        self._finding_rows[finding.key] = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+    def finding_held(self, at_step: int, finding: Finding) -> None:
+        """A finding that held again at `at_step` with nothing else changed (its last_step is that step)."""
+        self.conn.execute("INSERT INTO finding_held VALUES (?, ?)", (at_step, self._finding_rows[finding.key]))
 
     def event(self, step: int | None, kind: str, label: str | None, payload: object = None) -> None:
         blob = None if payload is None else self.packer.pack(payload)
@@ -127,8 +134,15 @@ class RowReader:
         ).fetchone()
         return None if row is None else self.unpacker.unpack(row[0])
 
-    def finding(self, row: dict) -> Finding:
-        return build(Finding, schema.FINDING.values(row, self.unpacker, nan_set(row[NAN_COLUMN])))
+    def finding(self, row: dict, step: int | None) -> Finding:
+        """A finding from its latest row up to `step` (None: the end), with the last step it held again by then."""
+        finding = build(Finding, schema.FINDING.values(row, self.unpacker, nan_set(row[NAN_COLUMN])))
+        bound = "" if step is None else "AND at_step <= ?"
+        held = self.conn.execute(f"SELECT max(at_step) FROM finding_held WHERE finding = ? {bound}",
+                                 (row["id"],) if step is None else (row["id"], step)).fetchone()[0]
+        if held is not None:
+            finding.last_step = held
+        return finding
 
     def _rows(self, sql: str, args: tuple) -> list[dict]:
         cursor = self.conn.execute(sql, args)

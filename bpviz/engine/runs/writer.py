@@ -123,6 +123,8 @@ class RunWriter:
                     job(self._rows)
             except (sqlite3.Error, OSError) as error:
                 self.failure = (step, _describe(error, self.path))
+            except Exception as error:  # a value bpviz cannot store: stop recording, never raise into training
+                self.failure = (step, f"bpviz could not encode the step ({type(error).__name__}: {error}); please report this")
 
 
 def set_meta(conn: sqlite3.Connection, values: dict[str, str | None]) -> None:
