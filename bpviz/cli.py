@@ -11,31 +11,61 @@ import json
 import sys
 from pathlib import Path
 
+from bpviz.engine.load.shapes import parse_shape
+from bpviz.engine.session.check import EXIT_CLEAN, EXIT_COULD_NOT_RUN, EXIT_FOUND_ERRORS, CheckRequest, CheckRun
 from bpviz.engine.user_error import UserCodeError
-
-EXIT_CLEAN, EXIT_FOUND_ERRORS, EXIT_COULD_NOT_RUN = 0, 1, 2
+from bpviz.engine.session.process_exit import end_process
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script and of `python -m bpviz`; returns the exit code."""
+    """Entry point of the console script and of `python -m bpviz`; returns the exit code.
+
+    bpviz's own arguments are parsed before any user code runs, so only argparse's own exit (--help, a usage
+    error) is caught here; a sys.exit() in the user's file is the file's failure (see engine/session/check.py).
+    Run as the process's command (no `argv`), `bpviz check` ends the process once its report is out, so a
+    thread the user's code left running cannot keep it alive.
+    """
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"]:
+        try:
+            args = check_parser().parse_args(argv[1:])
+        except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
+            return _argparse_code(exit_)
+        code = run_check(args)
+        return end_process(code) if command_line else code
+    if argv[:1] == ["compare"]:
+        try:
+            args = compare_parser().parse_args(argv[1:])
+        except SystemExit as exit_:
+            return _argparse_code(exit_)
+        return run_compare(args)
     try:
-        if argv[:1] == ["check"]:
-            return run_check(check_parser().parse_args(argv[1:]))
-        if argv[:1] == ["compare"]:
-            return run_compare(compare_parser().parse_args(argv[1:]))
-        return run_gui(gui_parser().parse_args(argv))
-    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
-        return exit_.code if isinstance(exit_.code, int) else EXIT_COULD_NOT_RUN
+        args = gui_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return _argparse_code(exit_)
+    return run_gui(args)
+
+
+def _argparse_code(exit_: SystemExit) -> int:
+    return exit_.code if isinstance(exit_.code, int) else EXIT_COULD_NOT_RUN
+
+
+def positive_seconds(text: str) -> float:
+    """A time limit: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
 
 
 def input_shape(text: str) -> tuple[int, ...]:
     """Parse `3,32,32` into (3, 32, 32), the shape of one sample without the batch dimension."""
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(d <= 0 for d in shape):
+    shape = parse_shape(text)
+    if shape is None:
         raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, like 3,32,32 or 784; got {text!r}")
     return shape
 
@@ -66,7 +96,9 @@ def check_parser() -> argparse.ArgumentParser:
         prog="bpviz check",
         parents=[_loading_options()],
         description="Train FILE for a few steps without a window; print each layer's state and the findings.",
-        epilog="exit status: 0 no error found, 1 errors found, 2 the file could not be run",
+        epilog="exit status: 0 no error found, 1 errors found, 2 the file could not be run (it failed, called "
+        "sys.exit(), or ran past --timeout), 128+N ended by signal N (130 for Ctrl+C); the steps run so far "
+        "are reported in every case",
     )
     parser.add_argument("file", metavar="FILE", type=Path,
                         help="experiment file (.py with build()), pickled model (.pt/.pth), or a run file (.bpviz) to judge again")
@@ -78,6 +110,8 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="settings",
                         help="one setting, e.g. --set dead_warning=0.2 (repeatable; after --config)")
     parser.add_argument("--verbose", action="store_true", help="print the full traceback when the file fails")
+    parser.add_argument("--timeout", metavar="SECONDS", type=positive_seconds,
+                        help="stop the run after SECONDS and report the steps done (exit 2)")
     return parser
 
 
@@ -109,46 +143,22 @@ def gui_parser() -> argparse.ArgumentParser:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Load, train `args.steps` steps, validate once, print the summary; exit 2 with a short message on user errors."""
-    from bpviz.engine.load.experiment import load_experiment
+    """Load, train `args.steps` steps, validate once, print the summary; see engine/session/check.py.
+
+    Given a run file instead, judge the recording again (the same report and exit codes).
+    """
     from bpviz.engine.runs.rejudge import is_run_file
-    from bpviz.engine.session.stepper import Stepper
 
     config = _config(args)
     if config is None:
         return EXIT_COULD_NOT_RUN
     if is_run_file(args.file):
         return run_check_recording(args, config)
-    stepper = None
-    failure: UserCodeError | None = None
-    try:
-        experiment = load_experiment(
-            args.file, trust=args.trust, weights=args.weights, input_shape=args.input_shape, seed=args.seed
-        )
-        stepper = Stepper(experiment, config, record=args.record)
-        for _ in range(args.steps):
-            stepper.step()
-        if experiment.val_data is not None:
-            stepper.validate()
-    except UserCodeError as error:
-        failure = error
-    finally:
-        if stepper is not None:
-            stepper.close()
-    report = stepper.report() if stepper is not None and stepper.step_index else None
-    if report is not None:  # what was recorded before a failure is kept, on screen and in the JSON
-        if failure is not None:
-            report["error"] = {"what": failure.what, "where": failure.where, "layer": failure.layer, "why": failure.why}
-        if not _show_report(report, args.json):
-            return EXIT_COULD_NOT_RUN
-    if failure is not None:
-        print(failure.summary(), file=sys.stderr)
-        if args.verbose and failure.details:
-            print("\n" + failure.details.rstrip(), file=sys.stderr)
-        elif failure.details:
-            print("  (run with --verbose for the full traceback)", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
-    return _verdict(report)
+    request = CheckRequest(
+        file=args.file, steps=args.steps, trust=args.trust, weights=args.weights, input_shape=args.input_shape,
+        seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout, config=config, record=args.record,
+    )
+    return CheckRun(request).run()
 
 
 def run_check_recording(args: argparse.Namespace, config) -> int:
@@ -212,18 +222,20 @@ def _show_report(report: dict, json_path: Path | None) -> bool:
     return json_path is None or _write_json(json_path, report)
 
 
+def _write_json(path: Path, data: dict) -> bool:
+    from bpviz.engine.report.write import ReportWriteError, write_report
+
+    try:
+        write_report(path, data)
+    except ReportWriteError as error:
+        print(error, file=sys.stderr)
+        return False
+    return True
+
+
 def _verdict(report: dict) -> int:
     found_errors = any(finding["severity"] == "error" for finding in report["findings"])
     return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN
-
-
-def _write_json(path: Path, report: dict) -> bool:
-    try:
-        path.write_text(json.dumps(report, indent=2) + "\n")
-    except OSError as error:
-        print(f"cannot write the report to {path}: {error.strerror or error}", file=sys.stderr)
-        return False
-    return True
 
 
 def run_gui(args: argparse.Namespace) -> int:

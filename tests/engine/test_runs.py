@@ -50,7 +50,6 @@ def test_every_field_of_every_recorded_step_reads_back_equal(tmp_path):
             model(x)
         w.record_validation({"loss": 0.5, "accuracy": 0.75})
         live_report, live_findings = w.report(), w.findings
-    assert live[-1].validation == {"loss": 0.5, "accuracy": 0.75}
     with bpviz.open_run(tmp_path / "run.bpviz") as run:
         assert len(run) == 8 and run.steps().tolist() == list(range(8))
         for record in live:
@@ -102,7 +101,8 @@ def test_series_and_histograms_are_bucketed_to_max_points(tmp_path):
         steps, counts, lo, hi = run.histograms("1", "activation", step_range=(2, 9), max_points=3)
         assert steps.tolist() == [2, 5, 8]
         assert np.array_equal(counts, np.vstack([live[s].layer("1").histogram.counts for s in (2, 5, 8)]))
-        assert (lo, hi) == (live[2].layer("1").histogram.lo, live[2].layer("1").histogram.hi)
+        assert lo.tolist() == [live[s].layer("1").histogram.lo for s in (2, 5, 8)]
+        assert hi.tolist() == [live[s].layer("1").histogram.hi for s in (2, 5, 8)]
         assert run.histograms("1", "gradient")[1].shape == (10, 64)
 
 

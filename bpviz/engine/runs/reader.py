@@ -30,7 +30,7 @@ from bpviz.engine.runs.codec import CodecError, decode_array
 from bpviz.engine.runs.config_json import config_from_json
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.rows import RowReader
-from bpviz.engine.runs.shape import ARRAY, BOOL, INTEGER, NAN_COLUMN, NESTED, REAL, nan_set
+from bpviz.engine.runs.shape import BOOL, INTEGER, REAL, nan_set
 from bpviz.engine.runs.writer import writer_in_this_process
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -189,9 +189,10 @@ class Run:
         kind: str = "activation",
         step_range: tuple[int, int] | None = None,
         max_points: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
-        """(steps, counts[steps, bins], lo, hi) of a layer's activation or log10-gradient histograms, every k-th
-        step when more than `max_points` lie in `step_range` (inclusive); None when it has none."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(steps, counts[steps, bins], lo[steps], hi[steps]) of a layer's activation or log10-gradient histograms,
+        every k-th step when more than `max_points` lie in `step_range` (inclusive); None when it has none.
+        A layer's edges widen when its values leave them, so each row comes with its own."""
         column = _ARRAYS.get(kind)
         if column is None:
             raise ValueError(f"kind must be one of {', '.join(_ARRAYS)}, got {kind!r}")
@@ -208,7 +209,8 @@ class Run:
             f"SELECT step, {column}, {prefix}_lo, {prefix}_hi FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 "
             "ORDER BY step", (*args, first, stride))
         steps = np.asarray([r[0] for r in rows], dtype=np.int64)
-        return steps, np.vstack([decode_array(r[1]) for r in rows]), rows[0][2], rows[0][3]
+        bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
+        return steps, np.vstack([decode_array(r[1]) for r in rows]), bounds[:, 0], bounds[:, 1]
 
     # --- findings, validation, interventions ---------------------------------------------------
 

@@ -26,7 +26,7 @@ class RowWriter:
 
     def step(self, record: StepRecord, extras: dict[str, float | None]) -> None:
         """Insert one step's rows (the caller commits)."""
-        row, nans = schema.STEP.to_row(record, self.packer, skip=schema.STEP_SKIP)
+        row, nans = schema.STEP.to_row(record, self.packer)
         row.update(extras)
         row[NAN_COLUMN] = nan_text(nans)
         self._insert("steps", [row])
@@ -105,7 +105,6 @@ class RowReader:
         values = schema.STEP.values(row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]))
         for child in schema.CHILDREN:
             values[child.field] = self.items(child, self._rows(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,)))
-        values["validation"] = self.validation(step)
         return build(StepRecord, values)
 
     def items(self, child: schema.ChildTable, rows: list[dict]) -> list:
@@ -126,13 +125,6 @@ class RowReader:
             for row in self.conn.execute(f"SELECT {child.key_id}, {names} FROM {child.keys}"):
                 known[row[0]] = tuple(row[1:])
         return known[key_id]
-
-    def validation(self, step: int) -> dict[str, float] | None:
-        """The metrics of the validation run after `step`, if one was (the latest, when several were)."""
-        row = self.conn.execute(
-            "SELECT payload FROM events WHERE kind = 'validation' AND step = ? ORDER BY id DESC LIMIT 1", (step,)
-        ).fetchone()
-        return None if row is None else self.unpacker.unpack(row[0])
 
     def finding(self, row: dict, step: int | None) -> Finding:
         """A finding from its latest row up to `step` (None: the end), with the last step it held again by then."""

@@ -23,10 +23,7 @@ from bpviz.engine.runs.shape import CHILD, NAN_COLUMN, TEXT, Shape
 FORMAT_VERSION = 1
 APPLICATION_ID = 0x62707672  # "bpvr": lets `file` and bpviz tell a run from any other SQLite database
 STEP_EXTRAS = (("wall_time", "REAL"), ("step_seconds", "REAL"), ("watch_seconds", "REAL"))
-# kept apart from the step's row: a validation arrives after its step was written
-STEP_SKIP = ("validation",)
-
-STEP = Shape(StepRecord, skip=STEP_SKIP)
+STEP = Shape(StepRecord)
 FINDING = Shape(Finding)
 
 
