@@ -34,6 +34,10 @@ class UserCodeError(Exception):
         self.layer_type = layer_type  # its module class or function ("Linear"), which a bare index does not say
         self.details = details  # the full traceback
 
+    def __reduce__(self):
+        """Pickle by fields, as a plain UserCodeError: it crosses from the experiment process to the window."""
+        return (UserCodeError, (self.what, self.why, self.where, self.layer, self.details, self.layer_type))
+
     def summary(self) -> str:
         """The few lines a person reads first."""
         lines = [self.what]

@@ -24,6 +24,7 @@ from bpviz.engine.session.breakpoints import Breakpoint, Hit
 from bpviz.engine.session.events import Intervened, RunView, StepRecorded, Validated
 from bpviz.engine.session.step_gate import INTO, OUT, OVER, PhaseEvent
 from bpviz.engine.user_error import UserCodeError
+from bpviz.gui.training.process_client import ProcessClient
 from bpviz.gui.training.worker import LoadRequest, TrainingWorker
 
 QUEUED = Qt.ConnectionType.QueuedConnection
@@ -76,7 +77,8 @@ class TrainingController(QObject):
     _inspect = Signal(str)
     _close = Signal()
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, child_process: bool = False) -> None:
+        """`child_process`: run the experiment in its own process (ProcessClient), else on a thread here."""
         super().__init__(parent)
         leave_a_core_for_the_window()
         self.view = RunView(Config().history_steps)
@@ -89,11 +91,16 @@ class TrainingController(QObject):
         self.paused_at: PhaseEvent | None = None  # where the gated step is blocked now
         self.stepping = False  # a gated step is in progress (paused or between two pauses)
 
-        self.thread = QThread()
-        self.thread.setObjectName("bpviz-training")
-        self.worker = TrainingWorker()
-        self.worker.moveToThread(self.thread)
-        w = self.worker
+        self.child_process = child_process
+        if child_process:
+            self.thread = None
+            self.worker = w = ProcessClient(self)
+            w.died.connect(self._on_died)
+        else:
+            self.thread = QThread()
+            self.thread.setObjectName("bpviz-training")
+            self.worker = w = TrainingWorker()
+            w.moveToThread(self.thread)
         for command, slot in (
             (self._load, w.load), (self._step, w.step), (self._step_into, w.step_into), (self._run, w.run),
             (self._validate, w.validate), (self._remedy, w.apply_remedy), (self._undo, w.undo_remedy),
@@ -109,7 +116,8 @@ class TrainingController(QObject):
             (w.units_inspected, self.units_inspected), (w.hyperparameters, self.hyperparameters),
         ):
             answer.connect(slot, QUEUED)
-        self.thread.start()
+        if self.thread is not None:
+            self.thread.start()
 
     # --- commands ---
     def load(self, request: LoadRequest) -> None:
@@ -168,6 +176,8 @@ class TrainingController(QObject):
         """
         self.worker.request_stop(self._run_id)
         self.worker.gate.abort()
+        if self.child_process and self.busy:
+            self.worker.end_unless_answered()  # a step that never returns ends with its process
 
     def validate(self) -> None:
         if self.has_model and not self.running:
@@ -204,7 +214,15 @@ class TrainingController(QObject):
             self._inspect.emit(layer)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
-        """Stop any run or paused step, release the Stepper on its own thread, end the thread."""
+        """Stop any run or paused step, release the Stepper on its own thread, end the thread.
+
+        An experiment process is killed at once instead: nothing in it needs saving (every
+        recorded step is already in the window), and its user code may never return.
+        """
+        if self.child_process:
+            self.worker.kill_all()
+            self._on_died(None)
+            return
         if not self.thread.isRunning():
             return
         self.stop()
@@ -289,6 +307,18 @@ class TrainingController(QObject):
         if self.stepping:
             self.paused_at = event
             self.paused.emit(event)
+
+    @Slot(object)
+    def _on_died(self, error: UserCodeError | None) -> None:
+        """The experiment process is gone: nothing is loaded; what it recorded stays in `view`; Reset reloads."""
+        was_running = self.running
+        self.has_model = self.running = self.busy = False
+        self.pending = None
+        self._end_stepping()
+        if error is not None:
+            self.failed.emit(error)
+            if was_running:
+                self.run_finished.emit("failed")
 
     @Slot(object)
     def _on_breakpoint_hit(self, hit: Hit) -> None:

@@ -53,7 +53,7 @@ class MainWindow(QMainWindow):
     redrawn = Signal(int)  # step now shown by the table and the visible plots (the clock's, forwarded)
 
     def __init__(self, settings: Settings | None = None, dialogs: Dialogs | None = None,
-                 icon: QIcon | None = None, remember_layout: bool = True) -> None:
+                 icon: QIcon | None = None, remember_layout: bool = True, child_process: bool = False) -> None:
         super().__init__()
         self.settings = settings if settings is not None else Settings()
         self.dialogs = dialogs if dialogs is not None else Dialogs()
@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(icon)
         self.setAcceptDrops(True)
 
-        self.controller = TrainingController(self)
+        self.controller = TrainingController(self, child_process=child_process)
         self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
 
         self.start_page = StartPage(icon)

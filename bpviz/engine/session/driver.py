@@ -1,0 +1,209 @@
+"""The training side's command handler: one Stepper, driven by commands, answering with plain messages.
+
+It makes no decision of its own (the Stepper makes them all) and knows no
+transport: every answer goes through `emit(name, *args)`, which the window's
+training thread turns into Qt signals and the experiment's child process
+(engine/session/child.py) into messages on its control channel. The names
+are listed in ANSWERS.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from bpviz.engine.session.breakpoints import Breakpoint
+from bpviz.engine.session.protocol import LoadRequest
+from bpviz.engine.session.step_gate import Gate, StepAborted
+from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback
+
+ANSWERS = (
+    "loaded",  # LoadRequest
+    "event",  # a run event: StepRecorded, Validated or Intervened
+    "failed",  # UserCodeError from a step or a validation
+    "load_failed",  # UserCodeError from loading; the previous model (if any) stays
+    "run_started",  # total steps, 0 for "until paused"
+    "progress",  # done, total
+    "run_finished",  # "done" | "stopped" | "failed" | "breakpoint"
+    "step_aborted",  # a gated step was stopped mid-way; model and history are as before it
+    "paused",  # PhaseEvent: the step is blocked in a hook until the gate is resumed or aborted
+    "breakpoint_hit",  # breakpoints.Hit: the run stopped after the step it names
+    "remedy_failed",  # why a remedy could not be applied, for the user
+    "graph_changed",  # layer_graph.LayerGraph, whenever the engine recorded a new one
+    "units_inspected",  # layer, step, list[unit_forensics.DeadUnit]
+    "hyperparameters",  # {"lr", "momentum", "weight_decay", "clip"}: values now (None: not there)
+)
+
+
+def internal_error(what: str, exc: BaseException) -> UserCodeError:
+    """A failure inside bpviz itself, dressed for the same error panel as a user's failure."""
+    return UserCodeError(f"{what} (an error inside bpviz; please report it)", describe_exception(exc),
+                         details=full_traceback(exc))
+
+
+class SessionDriver:
+    """Owns the Stepper; every method is one command and runs on the one training thread."""
+
+    def __init__(self, emit: Callable[..., None]) -> None:
+        self.emit = emit
+        self.stepper = None
+        # Runs are numbered by the window; a run stops once this reaches its number. A plain int is
+        # enough across threads (assignment is atomic) and, unlike an Event, a stop sent before the run
+        # even started is not lost.
+        self._stop_upto = 0
+        self.gate = Gate(on_pause=lambda event: self.emit("paused", event))
+        self.breakpoints: list[Breakpoint] = []  # replaced whole by another thread, never changed in place
+        self._graph = None
+
+    def request_stop(self, upto: int) -> None:
+        """Thread-safe: runs numbered up to `upto` end after the step in progress."""
+        self._stop_upto = max(self._stop_upto, upto)
+
+    def load(self, request: LoadRequest) -> None:
+        """Build the experiment and a fresh Stepper, replacing the current one once the new one works."""
+        from bpviz.engine.load.experiment import load_experiment
+        from bpviz.engine.session.stepper import Stepper
+
+        try:
+            experiment = load_experiment(
+                request.path,
+                trust=request.trust,
+                weights=request.weights,
+                input_shape=request.input_shape,
+                seed=request.seed,
+            )
+            stepper = Stepper(experiment)
+        except UserCodeError as exc:
+            self.emit("load_failed", exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in the window, never crashes it
+            self.emit("load_failed", internal_error(f"Loading {request.path.name} failed", exc))
+            return
+        self._close_stepper()  # only now: a file that fails to load leaves the current model as it was
+        self.stepper = stepper
+        self._graph = None
+        self.emit("loaded", request)
+        self.read_hyperparameters()
+
+    def step(self) -> None:
+        """One training step."""
+        self._step_once()
+
+    def step_into(self, mode: str, step_id: int) -> None:
+        """One step that pauses where `mode` says (INTO: at every layer); `step_id` lets a stop sent earlier win."""
+        if self.stepper is None:
+            self.emit("step_aborted")
+            return
+        self.gate.arm(mode)
+        # A stop requested before this command arrived must not be forgotten by arm(): check after arming.
+        if self._stop_upto >= step_id:
+            self.gate.finish()
+            self.emit("step_aborted")
+            return
+        self._step_once(self.gate)
+
+    def run(self, total: int, run_id: int) -> None:
+        """`total` steps, or until stopped when `total` <= 0; progress after every step, a breakpoint ends it."""
+        self.emit("run_started", max(total, 0))
+        done = 0
+        while self._stop_upto < run_id and (total <= 0 or done < total):
+            if not self._step_once():
+                self.emit("run_finished", "failed")
+                return
+            done += 1
+            self.emit("progress", done, max(total, 0))
+            hit = self.stepper.breakpoint_hit(self.breakpoints)
+            if hit is not None:
+                self.emit("breakpoint_hit", hit)
+                self.emit("run_finished", "breakpoint")
+                return
+            # Hand the interpreter lock to other threads between steps so none waits a whole switch interval.
+            time.sleep(0)
+        self.emit("run_finished", "done" if 0 < total <= done else "stopped")
+
+    def validate(self) -> None:
+        """Run the experiment's validation and report its metrics."""
+        if self.stepper is None:
+            return
+        try:
+            self.emit("event", self.stepper.validate_event())
+        except UserCodeError as exc:
+            self.emit("failed", exc)
+        except Exception as exc:  # noqa: BLE001
+            self.emit("failed", internal_error("Validation failed", exc))
+
+    def apply_remedy(self, name: str, args: tuple) -> None:
+        """Apply remedy `name` (see engine.session.remedies.REMEDIES) between steps."""
+        if self.stepper is None:
+            return
+        try:
+            intervened = self.stepper.remedy_event(name, tuple(args))
+        except (ValueError, KeyError) as exc:
+            self.emit("remedy_failed", str(exc).strip("'\""))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in the window, never crashes it
+            self.emit("failed", internal_error(f"Applying {name} failed", exc))
+            self.emit("remedy_failed", f"{name} failed: {exc}")
+            return
+        self.emit("event", intervened)
+        self.read_hyperparameters()
+
+    def undo_remedy(self) -> None:
+        """Take back the latest remedy still applied."""
+        if self.stepper is None:
+            return
+        try:
+            intervened = self.stepper.undo_event()
+        except Exception as exc:  # noqa: BLE001
+            self.emit("remedy_failed", f"Undo failed: {exc}")
+            return
+        if intervened is None:
+            self.emit("remedy_failed", "Nothing to undo: no remedy is applied.")
+            return
+        self.emit("event", intervened)
+        self.read_hyperparameters()
+
+    def inspect_units(self, layer: str) -> None:
+        """The dead units of `layer` at the latest step, with the evidence about their death."""
+        stepper = self.stepper
+        latest = stepper.history.latest if stepper is not None else None
+        if latest is not None:
+            self.emit("units_inspected", layer, latest.step, stepper.dead_units(layer))
+
+    def read_hyperparameters(self) -> None:
+        """Report the optimizer's learning rate, momentum, weight decay and the gradient clipping now in force."""
+        if self.stepper is not None:
+            self.emit("hyperparameters", self.stepper.hyperparameters())
+
+    def close(self) -> None:
+        """Release the Stepper (its hooks)."""
+        self._close_stepper()
+
+    def _step_once(self, gate: Gate | None = None) -> bool:
+        """One step (paused where `gate` asks, when given); False when it failed or was stopped."""
+        if self.stepper is None:
+            return False
+        try:
+            recorded = self.stepper.step_event(gate)
+        except StepAborted:
+            self.emit("step_aborted")
+            return False
+        except UserCodeError as exc:
+            self.emit("failed", exc)
+            return False
+        except Exception as exc:  # noqa: BLE001
+            self.emit("failed", internal_error(f"Step {self.stepper.step_index} failed", exc))
+            return False
+        self.emit("event", recorded)
+        graph = self.stepper.watcher.graph
+        if graph is not None and graph is not self._graph:
+            self._graph = graph
+            self.emit("graph_changed", graph)
+        return True
+
+    def _close_stepper(self) -> None:
+        if self.stepper is not None:
+            try:
+                self.stepper.close()
+            except Exception:  # noqa: BLE001 - closing must not stop a reload
+                pass
+            self.stepper = None

@@ -1,0 +1,261 @@
+"""Training in a child process: the window's side of the control channel, in the worker's shape.
+
+`ProcessClient` offers the controller what `TrainingWorker` offers (the same
+answer signals, command slots, `gate`, `request_stop`, `breakpoints`), but
+every command goes to an experiment process (engine/session/child.py) and
+every answer comes back from a reader thread, queued onto the GUI thread.
+Each load starts a fresh child; the current one is replaced only once the
+new one has loaded, so a file that fails to load leaves the model as it was,
+and a load that hangs is simply killed when another file is opened.
+When the current child dies (any exit code, any signal) `died` carries what
+happened, where: "the experiment process exited with code 3 at step 3".
+"""
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+
+from bpviz.engine.session.breakpoints import Breakpoint
+from bpviz.engine.session.child import serve
+from bpviz.engine.session.events import StepRecorded
+from bpviz.engine.session.protocol import LoadRequest
+from bpviz.engine.user_error import UserCodeError
+
+GRACE_MS = 2000  # how long Stop waits for a busy child to answer, then for it to end once terminated
+QUEUED = Qt.ConnectionType.QueuedConnection
+
+
+@dataclass(eq=False)
+class Child:
+    """One experiment process and the window's end of its channel."""
+
+    process: multiprocessing.process.BaseProcess
+    conn: object
+    answers: int = 0  # messages received so far: Stop's grace period watches it move
+    next_step: int = 0  # the step the child is working on (one past the last recorded)
+    layer: str | None = None  # the last layer the child reported pausing at in `next_step`
+    ended_by: str | None = None  # "window" (killed on purpose, say nothing) or "stop"
+    reader: threading.Thread | None = field(default=None, repr=False)
+
+    def send(self, kind: str, *args) -> None:
+        try:
+            self.conn.send((kind, args))
+        except (OSError, ValueError):  # already dead: its reader reports the exit
+            pass
+
+    def kill(self) -> None:
+        """End it now (SIGKILL), quietly: a child the window gave up on."""
+        self.ended_by = "window"
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(1)
+        self.conn.close()
+
+
+def death(child: Child) -> UserCodeError:
+    """What the user is told when `child` died on its own (or was ended by Stop)."""
+    code = child.process.exitcode
+    where = f"at step {child.next_step}" + (f", layer {child.layer}" if child.layer else "")
+    if child.ended_by == "stop":
+        what = f"The experiment process was ended by Stop {where}"
+        why = "the step did not return within the grace period"
+    elif code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        what = f"The experiment process was killed by signal {name} {where}"
+        why = f"{name} (exit code {code})"
+    else:
+        what = f"The experiment process exited with code {code} {where}"
+        why = f"exit code {code}"
+    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again",
+                         layer=child.layer)
+
+
+class ProcessClient(QObject):
+    """Lives on the GUI thread; the controller's handle on the experiment process."""
+
+    loaded = Signal(object)
+    event = Signal(object)
+    failed = Signal(object)
+    load_failed = Signal(object)
+    run_started = Signal(int)
+    progress = Signal(int, int)
+    run_finished = Signal(str)
+    step_aborted = Signal()
+    paused = Signal(object)
+    breakpoint_hit = Signal(object)
+    remedy_failed = Signal(str)
+    graph_changed = Signal(object)
+    units_inspected = Signal(str, int, object)
+    hyperparameters = Signal(object)
+    died = Signal(object)  # UserCodeError: the current child is gone; nothing is loaded any more
+
+    _message = Signal(object, str, object)  # child, kind, args: from a reader thread
+    _exited = Signal(object)  # child
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.context = multiprocessing.get_context("spawn")
+        self.current: Child | None = None
+        self.pending: Child | None = None
+        self._breakpoints: list[Breakpoint] = []
+        self.gate = _GateProxy(self)
+        self._message.connect(self._on_message, QUEUED)
+        self._exited.connect(self._on_exited, QUEUED)
+
+    # --- what the controller uses of a worker ---
+    @property
+    def breakpoints(self) -> list[Breakpoint]:
+        return self._breakpoints
+
+    @breakpoints.setter
+    def breakpoints(self, value: list[Breakpoint]) -> None:
+        self._breakpoints = value
+        self._tell("breakpoints", value)
+
+    def request_stop(self, upto: int) -> None:
+        self._tell("stop", upto)
+
+    def end_unless_answered(self) -> None:
+        """Stop's second half: a child that sends nothing within the grace period is terminated, then killed."""
+        child = self.current
+        if child is None:
+            return
+        seen = child.answers
+
+        def check() -> None:
+            if child is self.current and child.answers == seen and child.process.is_alive():
+                child.ended_by = "stop"
+                child.process.terminate()
+                QTimer.singleShot(GRACE_MS, lambda: child.process.is_alive() and child.process.kill())
+
+        QTimer.singleShot(GRACE_MS, check)
+
+    def processes(self) -> list[multiprocessing.process.BaseProcess]:
+        """The experiment processes alive or not yet reaped (the current one and a load on its way)."""
+        return [c.process for c in (self.current, self.pending) if c is not None]
+
+    def kill_all(self) -> None:
+        """Quit: end every child at once, without waiting for user code."""
+        for child in (self.pending, self.current):
+            if child is not None:
+                child.kill()
+        for child in (self.pending, self.current):
+            if child is not None and child.reader is not None:
+                child.reader.join(1)
+        self.pending = self.current = None
+
+    @Slot(object)
+    def load(self, request: LoadRequest) -> None:
+        if self.pending is not None:
+            self.pending.kill()  # a load still on its way (perhaps hanging in build()): give up on it
+        parent_end, child_end = self.context.Pipe()
+        process = self.context.Process(target=serve, args=(child_end,), name="bpviz-experiment", daemon=True)
+        process.start()
+        child_end.close()
+        child = Child(process, parent_end)
+        child.reader = threading.Thread(target=self._read, args=(child,), name="bpviz-reader", daemon=True)
+        child.reader.start()
+        child.send("breakpoints", self._breakpoints)
+        child.send("load", request)
+        self.pending = child
+
+    @Slot()
+    def step(self) -> None:
+        self._tell("step")
+
+    @Slot(str, int)
+    def step_into(self, mode: str, step_id: int) -> None:
+        self._tell("step_into", mode, step_id)
+
+    @Slot(int, int)
+    def run(self, total: int, run_id: int) -> None:
+        self._tell("run", total, run_id)
+
+    @Slot()
+    def validate(self) -> None:
+        self._tell("validate")
+
+    @Slot(str, object)
+    def apply_remedy(self, name: str, args: tuple) -> None:
+        self._tell("apply_remedy", name, tuple(args))
+
+    @Slot()
+    def undo_remedy(self) -> None:
+        self._tell("undo_remedy")
+
+    @Slot(str)
+    def inspect_units(self, layer: str) -> None:
+        self._tell("inspect_units", layer)
+
+    @Slot()
+    def close(self) -> None:
+        """Release the Stepper in the child (its hooks); the child then ends."""
+        self._tell("close")
+
+    # --- the channel ---
+    def _tell(self, kind: str, *args) -> None:
+        if self.current is not None:
+            self.current.send(kind, *args)
+
+    def _read(self, child: Child) -> None:
+        """On the reader thread: every message, then the exit, queued to the GUI thread."""
+        while True:
+            try:
+                kind, args = child.conn.recv()
+            except (EOFError, OSError, ValueError):
+                break
+            self._message.emit(child, kind, args)
+        child.process.join(GRACE_MS / 1000)
+        if child.ended_by != "window":
+            self._exited.emit(child)
+
+    @Slot(object, str, object)
+    def _on_message(self, child: Child, kind: str, args: tuple) -> None:
+        child.answers += 1
+        if child is self.pending:
+            if kind == "loaded":
+                if self.current is not None:
+                    self.current.kill()
+                self.current, self.pending = child, None
+            elif kind == "load_failed":
+                child.kill()
+                self.pending = None
+            else:
+                return
+        elif child is not self.current:
+            return  # a child given up on
+        if kind == "event" and isinstance(args[0], StepRecorded):
+            child.next_step, child.layer = args[0].record.step + 1, None
+        elif kind == "paused" and args[0].layer is not None:
+            child.layer = args[0].layer
+        elif kind == "closed":
+            return
+        getattr(self, kind).emit(*args)
+
+    @Slot(object)
+    def _on_exited(self, child: Child) -> None:
+        if child is self.current:
+            self.current = None
+            self.died.emit(death(child))
+        elif child is self.pending:
+            self.pending = None
+            self.load_failed.emit(death(child))
+
+
+class _GateProxy:
+    """The paused step's gate, in the child: resume and abort are sent at once (obeyed by its listener)."""
+
+    def __init__(self, client: ProcessClient) -> None:
+        self.client = client
+
+    def resume(self, mode: str) -> None:
+        self.client._tell("resume", mode)
+
+    def abort(self) -> None:
+        self.client._tell("abort")
+        if self.client.pending is not None:
+            self.client.pending.send("abort")
