@@ -95,7 +95,7 @@ class TrainingController(QObject):
         if child_process:
             self.thread = None
             self.worker = w = ProcessClient(self)
-            w.died.connect(self._on_died)
+            w.died.connect(self._on_died, QUEUED)  # after the answers it sent before dying, like them
         else:
             self.thread = QThread()
             self.thread.setObjectName("bpviz-training")
