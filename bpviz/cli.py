@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from bpviz.engine.load.shapes import parse_shape
+from bpviz.engine.observe.levels import LEVELS
 from bpviz.engine.session.check import EXIT_COULD_NOT_RUN, CheckRequest, CheckRun
 from bpviz.engine.session.process_exit import end_process
 
@@ -98,6 +99,8 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="print the full traceback when the file fails")
     parser.add_argument("--timeout", metavar="SECONDS", type=positive_seconds,
                         help="stop the run after SECONDS and report the steps done (exit 2)")
+    parser.add_argument("--level", choices=LEVELS, default="economy",
+                        help="what to measure: economy (default, cheap) or full (every statistic every step)")
     return parser
 
 
@@ -118,7 +121,7 @@ def run_check(args: argparse.Namespace) -> int:
     """Load, train `args.steps` steps, validate once, print the summary; see engine/session/check.py."""
     request = CheckRequest(
         file=args.file, steps=args.steps, trust=args.trust, weights=args.weights, input_shape=args.input_shape,
-        seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout,
+        seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout, level=args.level,
     )
     return CheckRun(request).run()
 

@@ -495,12 +495,12 @@ def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot
 
 
 def test_a_statistic_bpviz_failed_to_take_is_said_in_the_banner(qtbot, window, monkeypatch):
-    from bpviz.engine.observe import stats
+    from bpviz.engine.observe import deferred
 
     def broken(*args, **kwargs):
         raise RuntimeError("odd gradient")
 
-    monkeypatch.setattr(stats, "grad_scalars_and_histogram", broken)
+    monkeypatch.setattr(deferred, "settle_gradients", broken)
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 2)
     assert window.history.latest.unmeasured  # every layer's gradient, once each

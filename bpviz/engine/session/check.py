@@ -39,6 +39,7 @@ class CheckRequest:
     json: Path | None = None
     verbose: bool = False
     timeout: float | None = None
+    level: str = "economy"  # what to measure (bpviz.engine.observe.levels)
 
 
 class CheckRun:
@@ -87,7 +88,7 @@ class CheckRun:
                 request.file, trust=request.trust, weights=request.weights, input_shape=request.input_shape,
                 seed=request.seed,
             )
-            self.stepper = Stepper(experiment)
+            self.stepper = Stepper(experiment, level=request.level)
             for _ in range(request.steps):
                 self.stepper.step()
             if experiment.val_data is not None:

@@ -29,9 +29,11 @@ from bpviz.engine.watcher import Watcher
 class Stepper:
     """Trains an experiment step by step under a Watcher."""
 
-    def __init__(self, experiment: Experiment, config: Config | None = None) -> None:
+    def __init__(self, experiment: Experiment, config: Config | None = None, level: str | None = None) -> None:
+        """`level` overrides the config's: the window passes "full", since a user stepping by hand wants
+        every statistic of every step; `bpviz check` keeps the config's (economy by default)."""
         self.experiment = experiment
-        self.watcher = Watcher(experiment.model, config).attach()
+        self.watcher = Watcher(experiment.model, config, level=level).attach()
         self._batches: Iterator | None = None
         self._device = _device_of(experiment.model)
         self.clip_grad_norm: float | None = None  # set by the gradient-clipping remedy
