@@ -107,7 +107,8 @@ def test_sys_exit_in_forward_keeps_the_steps_before(tmp_path, capsys):
     code, out, err = check(capsys, str(path), "--json", str(report), "--steps", "5")
     assert code == 2
     assert out.startswith("2 training steps\n")
-    assert err.splitlines()[0] == f"the forward pass at step 2 called sys.exit(0) at exp.py:{line_of(path, 'sys.exit(0)')}"
+    line = line_of(path, "sys.exit(0)")
+    assert err.splitlines()[0] == f"the forward pass at step 2 called sys.exit(0) at exp.py:{line}"
     assert json.loads(report.read_text())["steps"] == 2
 
 
@@ -373,7 +374,8 @@ def test_timeout_bounds_a_build_that_never_returns(tmp_path):
     assert process.returncode == 2
     assert out == ""
     assert err.splitlines() == [
-        "BUILDING", "stopped: the run took longer than --timeout 2 s, after 0 completed step(s); they are in the report",
+        "BUILDING",
+        "stopped: the run took longer than --timeout 2 s, after 0 completed step(s); they are in the report",
     ]
     assert json.loads(report.read_text())["interrupted"] == {"reason": "timeout", "step": 0, "seconds": 2.0}
 
@@ -389,3 +391,44 @@ def test_a_thread_that_never_ends_does_not_keep_the_process_alive(tmp_path):
     out, err = process.communicate(timeout=300)  # without the fix the process waits for the thread forever
     assert process.returncode == 0, err
     assert out.startswith("2 training steps\n")
+
+
+def test_user_code_that_swallows_the_timeout_is_ended_after_the_grace_period(tmp_path):
+    path = write(tmp_path, """
+        import sys, time
+
+        def build():
+            print("BUILDING", file=sys.stderr, flush=True)
+            while True:
+                try:
+                    time.sleep(100)
+                except BaseException:  # swallows bpviz's interruption too
+                    pass
+    """)
+    report = tmp_path / "report.json"
+    code = (
+        "import sys\nimport bpviz.engine.session.interrupt as interrupt\ninterrupt.GRACE_S = 1.0\n"
+        "from bpviz.cli import main\n"
+        f"sys.exit(main(['check', {str(path)!r}, '--timeout', '1', '--json', {str(report)!r}]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "BUILDING", "", "bpviz: the run did not stop within 1 s of its time limit; ending it",
+        "stopped: the run took longer than --timeout 1 s, after 0 completed step(s); they are in the report",
+    ]
+    assert json.loads(report.read_text())["interrupted"]["reason"] == "timeout"
+
+
+def test_json_through_a_symlink_replaces_the_file_it_points_at(tmp_path, capsys):
+    path = write(tmp_path, marked(-1, "pass"))
+    (tmp_path / "reports").mkdir()
+    target = tmp_path / "reports" / "latest.json"
+    target.write_text("{}")
+    link = tmp_path / "report.json"
+    link.symlink_to(target)
+    code, _, _ = check(capsys, str(path), "--steps", "1", "--json", str(link))
+    assert code == 0
+    assert link.is_symlink() and json.loads(target.read_text())["steps"] == 1

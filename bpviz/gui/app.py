@@ -7,13 +7,16 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from bpviz.gui import theme
+from bpviz.gui.qt_platform import cannot_open_window
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
 
 SCREENSHOT_SIZE = (1600, 960)
+EXIT_COULD_NOT_RUN = 2  # as `bpviz check`: the window could not start or the file could not be opened
 
 
 def resource_path(name: str) -> Path:
@@ -31,27 +34,6 @@ def app_icon() -> QIcon:
     return QIcon(str(path)) if path.exists() else QIcon()
 
 
-def dark_palette() -> QPalette:
-    """A dark palette that matches the plots' background, so the window reads as one instrument."""
-    p = QPalette()
-    window, base, alt, text, muted = QColor("#262930"), QColor("#1e2026"), QColor("#23262d"), QColor("#d7dbe3"), QColor("#7d8494")
-    highlight = QColor("#2f6db5")
-    roles = QPalette.ColorRole
-    for role, colour in (
-        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
-        (roles.ToolTipBase, QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
-        (roles.Button, QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QColor("#ff6b6b")),
-        (roles.Highlight, highlight), (roles.HighlightedText, QColor("#ffffff")), (roles.Link, QColor("#6cb2ff")),
-        (roles.PlaceholderText, muted), (roles.Mid, QColor("#3a3e47")), (roles.Dark, QColor("#181a1f")),
-        (roles.Light, QColor("#3c414b")), (roles.Midlight, QColor("#343841")), (roles.Shadow, QColor("#0d0e11")),
-    ):
-        p.setColor(role, colour)
-    disabled = QPalette.ColorGroup.Disabled
-    for role in (roles.WindowText, roles.Text, roles.ButtonText):
-        p.setColor(disabled, role, muted)
-    return p
-
-
 def make_application(argv: list[str] | None = None) -> QApplication:
     """The one QApplication, styled (Fusion, dark), named and with its icon."""
     app = QApplication.instance()
@@ -63,12 +45,12 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName("bpviz")
     app.setWindowIcon(app_icon())
     app.setStyle("Fusion")
-    app.setPalette(dark_palette())
+    app.setPalette(theme.dark_palette())
     app.setStyleSheet(
         "QToolBar { spacing: 4px; padding: 3px; border: none; }"
         "QHeaderView::section { padding: 3px 6px; }"
         "QTabBar::tab { padding: 5px 14px; }"
-        "QStatusBar QLabel { color: #b9bfca; }"
+        f"QStatusBar QLabel {{ color: {theme.STATUS_TEXT}; }}"
     )
     return app
 
@@ -78,6 +60,11 @@ def main(args: argparse.Namespace) -> int:
     from bpviz.gui.window.main_window import MainWindow
     from bpviz.gui.window.screenshot import ScriptedRun
 
+    if QApplication.instance() is None:
+        reason = cannot_open_window()
+        if reason is not None:
+            print(reason, file=sys.stderr)
+            return EXIT_COULD_NOT_RUN
     app = make_application()
     screenshot = getattr(args, "screenshot", None)
     steps = getattr(args, "steps", None) or 0
@@ -107,14 +94,18 @@ def main(args: argparse.Namespace) -> int:
                 seed=getattr(args, "seed", 0) or 0,
             )
             if not opened and screenshot:
-                app.exit(2)
+                window.close()  # ends the training thread before the event loop does
+                app.exit(EXIT_COULD_NOT_RUN)
             elif opened and steps and not screenshot:
                 window.loaded.connect(_run_once(window, steps))
 
         QTimer.singleShot(0, open_file)
     elif screenshot:
         script.start_without_file()
-    return app.exec()
+    code = app.exec()
+    window.controller.shutdown()  # however the loop ended, no thread outlives the window
+    window.settings.sync()  # the process may end without Qt's teardown: nothing may wait for it
+    return code
 
 
 def _run_once(window, steps: int):

@@ -5,17 +5,9 @@ what the window meant to draw: stale data is data still sitting in a widget.
 """
 from __future__ import annotations
 
-import pytest
 
 from tests.gui import window_driver as driver
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = driver.make_window(qtbot, tmp_path / "settings.ini")
-    yield win
-    win.close()
 
 
 def _empty(item) -> bool:
@@ -30,7 +22,7 @@ def _empty(item) -> bool:
 
 def shows_nothing_of_a_previous_model(window) -> list[str]:
     """Every place that could still show the previous model's data, and what it shows; [] when all are empty."""
-    page, tools = window.page, window.debug_tools
+    page, tools = window.page, window.docks
     stale = []
     if page.table_model.rowCount():
         stale.append(f"table: {page.table_model.rowCount()} rows")
@@ -46,7 +38,9 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         if heatmap.image.image is not None:
             stale.append(name)
     flow = page.gradient_flow_view
-    for name, item in (("gradient bars", flow.bars), ("NaN bars", flow.nonfinite_bars), ("gradient curve", flow.selected_curve)):
+    flow_items = {"gradient bars": flow.bars, "NaN bars": flow.nonfinite_bars, "zero marks": flow.zero_marks,
+                  "gradient curve": flow.selected_curve}
+    for name, item in flow_items.items():
         if not _empty(item):
             stale.append(name)
     stale += [f"gradient reference {n}" for n, c in flow.references.curves.items() if not _empty(c)]
@@ -71,7 +65,13 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         stale.append("workbench units")
     if tools.step_panel.event is not None:
         stale.append("step panel")
-    labels = window.status_labels
+    plots = {"histogram": hist.histogram_plot, "gradient flow": flow.flow, "gradient over time": flow.time,
+             "loss": loss.plot, "dead units": dead.count_plot}
+    for name, plot in plots.items():  # an empty plot keeps no scale of the previous model's data
+        (x0, x1), (y0, y1) = plot.getViewBox().viewRange()
+        if max(abs(x0), abs(x1 - 1), abs(y0), abs(y1 - 1)) > 1e-6:
+            stale.append(f"{name} axes: {plot.getViewBox().viewRange()}")
+    labels = window.status.labels
     if labels["step"].text() != "Step –" or labels["loss"].text() != "Loss –":
         stale.append(f"status bar: {labels['step'].text()} {labels['loss'].text()}")
     if not window.error_panel.isHidden():
@@ -157,14 +157,13 @@ def test_a_breakpoint_message_ends_when_training_goes_on(qtbot, window):
     from bpviz.engine.session.breakpoints import Breakpoint
 
     open_file(qtbot, window, SAMPLES["dying_relu"])
-    window.debug_tools.breakpoints.set_breakpoints([Breakpoint(kind="dead_share", threshold=0.5)])
-    window.controller.set_breakpoints(window.debug_tools.breakpoints.breakpoints())
-    with qtbot.waitSignal(window.controller.worker.breakpoint_hit, timeout=LOAD_MS):
-        window.run()
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=LOAD_MS)
+    window.docks.breakpoints.set_breakpoints([Breakpoint(kind="dead_share", threshold=0.5)])
+    window.controller.set_breakpoints(window.docks.breakpoints.breakpoints())
     bar = window.statusBar()
-    qtbot.waitUntil(lambda: bar.currentMessage().startswith("Stopped at a breakpoint"), timeout=LOAD_MS)
-    window.debug_tools.breakpoints.set_breakpoints([])
+    window.run()  # wait on what the window shows, not on the worker's signal (emitted on the training thread)
+    qtbot.waitUntil(lambda: bar.currentMessage().startswith("Stopped at a breakpoint") and not window.controller.running,
+                    timeout=LOAD_MS)
+    window.docks.breakpoints.set_breakpoints([])
     window.controller.set_breakpoints([])
     run_steps(qtbot, window, 3)
     assert not bar.currentMessage().startswith("Stopped at a breakpoint")

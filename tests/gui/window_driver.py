@@ -69,7 +69,7 @@ def run_steps(qtbot, window: MainWindow, n: int) -> None:
 def step_into(qtbot, window: MainWindow) -> PhaseEvent:
     """Press F11 (Step Into) and wait for the step to pause; the pause's event."""
     before = window.controller.paused_at
-    window.debug_tools.step_into.trigger()
+    window.actions_.step_into.trigger()
     # while paused, the previous pause's event stays until the next one arrives: wait for a new one
     qtbot.waitUntil(lambda: (now := window.controller.paused_at) is not None and now is not before, timeout=LOAD_MS)
     return window.controller.paused_at

@@ -5,6 +5,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import (
     dead_relu,
     exploding_gradient,
+    inactive_units,
     modes,
     nan_or_inf,
     saturated_activation,
@@ -20,6 +21,7 @@ from bpviz.engine.record.records import ForwardPass, StepRecord
 RULES = (
     nan_or_inf,
     dead_relu,
+    inactive_units,
     vanishing_gradient,
     exploding_gradient,
     saturated_activation,
@@ -83,10 +85,12 @@ class Diagnosis:
             )
             self._findings[key] = finding
             return finding
-        before = (finding.severity, finding.message, finding.active)
+        before = (finding.severity, finding.message, finding.active, finding.remedies)
         if severity_rank(obs.severity) > severity_rank(finding.severity):
             finding.severity = obs.severity
         finding.message = obs.message
+        finding.explanation = obs.explanation
+        finding.remedies = list(obs.remedies)  # the evidence may have changed what to try first
         finding.last_step = step
         finding.active = True
-        return finding if (finding.severity, finding.message, finding.active) != before else None
+        return finding if (finding.severity, finding.message, finding.active, finding.remedies) != before else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bpviz.engine.config import Config
 from bpviz.engine.record.history import History
 from bpviz.engine.report.data import build_report
 from bpviz.engine.report.text import format_report
@@ -39,7 +40,9 @@ class CheckRequest:
     json: Path | None = None
     verbose: bool = False
     timeout: float | None = None
-    level: str = "economy"  # what to measure (bpviz.engine.observe.levels)
+    config: Config | None = None  # thresholds (--config, --set); the defaults when None
+    record: Path | None = None  # a run file (or folder) to record every step into
+    level: str | None = None  # what to measure (bpviz.engine.observe.levels); None: the config's
 
 
 class CheckRun:
@@ -88,7 +91,7 @@ class CheckRun:
                 request.file, trust=request.trust, weights=request.weights, input_shape=request.input_shape,
                 seed=request.seed,
             )
-            self.stepper = Stepper(experiment, level=request.level)
+            self.stepper = Stepper(experiment, request.config, record=request.record, level=request.level)
             for _ in range(request.steps):
                 self.stepper.step()
             if experiment.val_data is not None:

@@ -2,7 +2,10 @@
 
 A remedy changes the model, the optimizer or the step between two steps;
 its `undo` puts back exactly what it changed. The Stepper keeps the list
-and History the marks, so plots can show "before" and "after".
+and History the marks, so plots can show "before" and "after". Remedies
+reach the run through `RemedyTarget` (the Stepper satisfies it), so this
+module does not import the Stepper. `REMEDIES` names every remedy a caller
+(the window, a script) may ask for by name.
 """
 from __future__ import annotations
 
@@ -115,7 +118,7 @@ def set_hyperparameter(stepper: RemedyTarget, name: str, value: float) -> Remedy
         raise ValueError(f"unknown hyperparameter {name!r}; choose one of {', '.join(HYPERPARAMETERS)}")
     optimizer = stepper.experiment.optimizer
     groups = optimizer.param_groups
-    if name == "momentum" and "momentum" not in groups[0] and "betas" in groups[0]:
+    if name == "momentum" and _momentum_is_beta1(groups[0]):
         key, old = "betas", [g["betas"] for g in groups]
         for group in groups:
             group["betas"] = (value, group["betas"][1])
@@ -134,6 +137,25 @@ def set_hyperparameter(stepper: RemedyTarget, name: str, value: float) -> Remedy
     return Remedy(stepper.step_index, f"{name} {before:g} -> {value:g}", undo)
 
 
+def lower_learning_rate(stepper: RemedyTarget, factor: float = 10.0) -> Remedy:
+    """Divide the learning rate by `factor` (the first group's rate sets the new one for every group)."""
+    if not factor > 0:
+        raise ValueError(f"the learning rate can only be divided by a positive number, not {factor:g}")
+    lr = stepper.experiment.optimizer.param_groups[0]["lr"]
+    return set_hyperparameter(stepper, "lr", lr / float(factor))
+
+
+def hyperparameters(stepper: RemedyTarget) -> dict[str, float | None]:
+    """The values now in force: lr, momentum (Adam's beta1), weight_decay and the gradient clipping (None: absent)."""
+    group = stepper.experiment.optimizer.param_groups[0]
+    return {
+        "lr": group.get("lr"),
+        "momentum": _momentum(group),
+        "weight_decay": group.get("weight_decay"),
+        "clip": stepper.clip_grad_norm,
+    }
+
+
 def set_gradient_clipping(stepper: RemedyTarget, max_norm: float | None) -> Remedy:
     """Clip the total gradient norm to `max_norm` before each update (None turns clipping off)."""
     previous = stepper.clip_grad_norm
@@ -144,6 +166,33 @@ def set_gradient_clipping(stepper: RemedyTarget, max_norm: float | None) -> Reme
 
     label = f"gradient clipping at {max_norm:g}" if max_norm is not None else "gradient clipping off"
     return Remedy(stepper.step_index, label, undo)
+
+
+# Every remedy by the name a caller asks for it; the arguments follow the target.
+REMEDIES: dict[str, Callable[..., Remedy]] = {
+    "replace_activation": replace_activation,
+    "reinit_dead_units": reinit_dead_units,
+    "set_hyperparameter": set_hyperparameter,
+    "set_gradient_clipping": set_gradient_clipping,
+    "lower_lr": lower_learning_rate,
+}
+
+
+def apply_named(stepper: RemedyTarget, name: str, args: tuple = ()) -> Remedy:
+    """Build remedy `name` with `args`; ValueError for an unknown name (the caller applies it)."""
+    remedy = REMEDIES.get(name)
+    if remedy is None:
+        raise ValueError(f"unknown remedy {name!r}; choose one of {', '.join(REMEDIES)}")
+    return remedy(stepper, *args)
+
+
+def _momentum_is_beta1(group: dict) -> bool:
+    """Adam-like optimizers have no momentum; their beta1 plays its part."""
+    return "momentum" not in group and "betas" in group
+
+
+def _momentum(group: dict) -> float | None:
+    return group["betas"][0] if _momentum_is_beta1(group) else group.get("momentum")
 
 
 def _functional(new: str, in_place: bool) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -3,23 +3,31 @@
 The Stepper is what a worker thread (the window) or a loop (`bpviz check`)
 calls; it owns the data iterator and a Watcher, and turns every failure in
 user code into a UserCodeError naming the phase, the step and the layer.
-It must be used from one thread at a time.
+It must be used from one thread at a time. The `*_event` methods do the
+same work and describe it as the events a viewer applies (see events.py):
+every decision about the run is made here, none by the viewer.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.diagnosis.unit_forensics import DeadUnit, dead_units
 from bpviz.engine.load.experiment import Experiment
 from bpviz.engine.observe.stats import histogram_sample
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
+from bpviz.engine.session import remedies
+from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
+from bpviz.engine.session.events import Intervened, StepRecorded, Validated, snapshot
 from bpviz.engine.session.remedies import Remedy
 from bpviz.engine.session.step_gate import Gate, PhaseEvent, StepAborted
 from bpviz.engine.user_error import USER_CODE_ENDINGS, UserCodeError, user_code_failed
@@ -29,11 +37,18 @@ from bpviz.engine.watcher import Watcher
 class Stepper:
     """Trains an experiment step by step under a Watcher."""
 
-    def __init__(self, experiment: Experiment, config: Config | None = None, level: str | None = None) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        config: Config | None = None,
+        record: str | Path | None = None,
+        level: str | None = None,
+    ) -> None:
         """`level` overrides the config's: the window passes "full", since a user stepping by hand wants
         every statistic of every step; `bpviz check` keeps the config's (economy by default)."""
         self.experiment = experiment
-        self.watcher = Watcher(experiment.model, config, level=level).attach()
+        info = _experiment_info(experiment) if record is not None else None
+        self.watcher = Watcher(experiment.model, config, record=record, record_info=info, level=level).attach()
         self._batches: Iterator | None = None
         self._device = _device_of(experiment.model)
         self.clip_grad_norm: float | None = None  # set by the gradient-clipping remedy
@@ -138,6 +153,51 @@ class Stepper:
         self.history.interventions.append((self.step_index, f"undo: {remedy.label}"))
         return remedy
 
+    # --- the same, as events for a viewer ---
+    def step_event(self, gate: Gate | None = None) -> StepRecorded:
+        """`step(gate)`, told as the record and a snapshot of every finding so far."""
+        record = self.step(gate)
+        return StepRecorded(record, snapshot(self.findings))
+
+    def validate_event(self) -> Validated:
+        """`validate()`, told with the step it belongs to (the latest completed one, -1 before any step) and
+        whether History kept it (not before any step, nor for an experiment without validation data)."""
+        before = len(self.history.validation)
+        metrics = self.validate()
+        kept = len(self.history.validation) > before
+        return Validated(self.step_index - 1, dict(metrics), snapshot(self.findings), kept)
+
+    def remedy_event(self, name: str, args: tuple = ()) -> Intervened:
+        """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
+        remedy = self.apply(remedies.apply_named(self, name, tuple(args)))
+        return Intervened(remedy.step, remedy.label)
+
+    def undo_event(self) -> Intervened | None:
+        """`undo_last()`, told as the mark it leaves on the time axis; None when nothing was applied."""
+        if self.undo_last() is None:
+            return None
+        step, label = self.history.interventions[-1]
+        return Intervened(step, label)
+
+    def breakpoint_hit(self, breakpoints: list[Breakpoint]) -> Hit | None:
+        """The first of `breakpoints` the latest step meets, compared with the step before it."""
+        records = self.history.records
+        if not breakpoints or not records:
+            return None
+        previous = records[-2] if len(records) > 1 else None
+        return first_hit(breakpoints, records[-1], previous, self.watcher.changed_findings)
+
+    def hyperparameters(self) -> dict[str, float | None]:
+        """lr, momentum, weight_decay and gradient clipping now in force (see remedies.hyperparameters)."""
+        return remedies.hyperparameters(self)
+
+    def dead_units(self, layer: str) -> list[DeadUnit]:
+        """The dead units of `layer` at the latest step with the evidence of their death; [] for other layers."""
+        try:
+            return dead_units(self.history, self.watcher.catalog, self.watcher.tracker, layer)
+        except (KeyError, ValueError, IndexError):
+            return []  # not (or no longer) a ReLU-family layer
+
     def validate(self) -> dict[str, float]:
         """Run the file's validation (its own `evaluate` when given) and return the metrics.
 
@@ -237,6 +297,16 @@ class _PhaseListener:
             self._stepper.step_index, phase, layer, index, values, norm, float(values.mean()), float(values.std())
         )
         self._gate.pause(event)
+
+
+def _experiment_info(experiment: Experiment) -> dict[str, str]:
+    """What a run file keeps about the experiment file it trained: its path, its hash (edited since?), the seed."""
+    info = {"experiment": str(Path(experiment.source).resolve()), "seed": str(experiment.seed)}
+    try:
+        info["experiment_sha256"] = hashlib.sha256(Path(experiment.source).read_bytes()).hexdigest()
+    except OSError:
+        pass
+    return info
 
 
 def _call_model(model: nn.Module, inputs):

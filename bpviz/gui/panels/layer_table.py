@@ -16,9 +16,10 @@ from typing import Any, Callable
 from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, ZERO, gradient_state
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, TIPS, ZERO, gradient_state
 from bpviz.gui import theme
 from bpviz.gui.format import number, percent
 
@@ -26,7 +27,6 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 CSV_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
-DEAD_COLOUR = QColor("#c62828")
 
 
 def _grad(layer: LayerStep) -> str:
@@ -164,12 +164,19 @@ class LayerTableModel(QAbstractTableModel):
             severity = self._status[row]
             return None if severity is None else self._icon(severity)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if col == GRAD:
+                return TIPS.get(gradient_state(self._layers[row]))
+            if col == DEAD and inactive_not_dead(self._layers[row]):
+                return (f"Inactive, not dead: {self._layers[row].type} still passes these units a gradient, "
+                        "so they can recover")
             return self._status_tips[row] if col == STATUS else None
         if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[col].numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and col == DEAD:
             dead = self._layers[row].dead_units
-            return QBrush(DEAD_COLOUR) if dead else None
+            if not dead:
+                return None
+            return QBrush(QColor(theme.MUTED)) if inactive_not_dead(self._layers[row]) else QBrush(QColor(theme.DEAD))
         if role == Qt.ItemDataRole.ForegroundRole and col == GRAD:
             state = gradient_state(self._layers[row])
             return QBrush(QColor(COLOURS[state])) if state in (ZERO, NONFINITE) else None

@@ -6,11 +6,29 @@ like the others without any other file knowing it.
 """
 from __future__ import annotations
 
+import logging
+import time
+from collections import deque
+from typing import Protocol
+
 from PySide6 import QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui.plots.traces import UNDRAWN, find_layer
+
+log = logging.getLogger(__name__)
+
+
+def show_empty_frame(*plots) -> None:
+    """A plain 0..1 frame on plots with nothing to draw, following the data again once it comes.
+
+    An empty plot keeps the ranges of what it last showed: a previous model's
+    loss scale or value range would read as this model's.
+    """
+    for plot in plots:
+        plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        plot.enableAutoRange()
 
 
 class PlotView(QtWidgets.QWidget):
@@ -59,39 +77,53 @@ class PlotView(QtWidgets.QWidget):
         return layer
 
 
+class Plotted(Protocol):
+    """What the registry needs of a view: a PlotView, or a panel that draws plots of its own (the workbench)."""
+
+    def refresh(self, history: History) -> None: ...
+
+    def export_targets(self) -> dict[str, QtWidgets.QWidget]: ...
+
+    def isVisible(self) -> bool: ...
+
+
 class PlotRegistry:
-    """Every plot view of the window by name: what the redraw clock paces and what Edit > Export writes."""
+    """Every plot view of the window by name: what the redraw clock paces and what Edit > Export writes.
+
+    `refresh` is the one guarded, timed way to redraw a view: one broken plot is
+    logged and skipped, never stops the table, the other plots or training.
+    """
 
     def __init__(self) -> None:
-        self._views: dict[str, PlotView] = {}
+        self._views: dict[str, Plotted] = {}
+        # Seconds each view's latest refreshes took, for the latency benchmark and for profiling by hand.
+        self.timings: dict[str, deque[float]] = {}
 
-    def add(self, name: str, view: PlotView) -> PlotView:
+    def add(self, name: str, view: Plotted) -> Plotted:
         """Register `view` under `name` (unique; the exported files start with it)."""
         if name in self._views:
             raise ValueError(f"a plot view named {name!r} is registered already")
         self._views[name] = view
+        self.timings[name] = deque(maxlen=10_000)
         return view
+
+    def refresh(self, name: str, history: History) -> None:
+        """Redraw view `name` from `history`, timed; an exception is logged, not raised."""
+        started = time.perf_counter()
+        try:
+            self._views[name].refresh(history)
+        except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
+            log.exception("the %s plot failed to redraw", name)
+        self.timings[name].append(time.perf_counter() - started)
 
     def items(self):
         return self._views.items()
 
-    def names(self) -> list[str]:
-        return list(self._views)
-
-    def __getitem__(self, name: str) -> PlotView:
+    def __getitem__(self, name: str) -> Plotted:
         return self._views[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._views
-
-    def __iter__(self):
-        return iter(self._views)
-
-    def __len__(self) -> int:
-        return len(self._views)
-
-    def values(self):
-        return self._views.values()
 
     def visible(self) -> list[str]:
         """Names of the views a person can see now (hidden ones are redrawn when shown)."""
