@@ -8,6 +8,8 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtGui, QtWidgets
 
+from bpviz.gui.plots import fitted_title
+
 BACKGROUND = "#1b1d23"
 PANEL = "#23262e"
 FOREGROUND = "#c9ced8"
@@ -104,7 +106,14 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
     if bottom:
         plot.setLabel("bottom", bottom, **label_style)
     if title:
-        plot.setTitle(title, color=FOREGROUND, size=f"{FONT_POINT_SIZE + 1}pt")
+        set_title(plot, title)
+
+
+def set_title(plot: pg.PlotItem, title: str, colour: str = FOREGROUND, size: str = f"{FONT_POINT_SIZE + 1}pt") -> None:
+    """Title a plot with a title that elides when narrow (pyqtgraph's own would widen the plot past its pane)."""
+    if not isinstance(plot.titleLabel, fitted_title.FittedTitle):
+        fitted_title.install(plot)
+    plot.setTitle(title, color=colour, size=size)
 
 
 LABEL_STYLE = (

@@ -16,6 +16,7 @@ from bpviz.engine.session.step_gate import PHASES, PhaseEvent
 from bpviz.gui import theme
 
 BINS = 60
+PANEL_WIDTH, MIN_WIDTH = 340, 220  # px: the Step dock's width, and the least it can be made
 MAX_BARS = 40  # update ratios shown: the largest this many parameters
 PHASE_COLOURS = {"forward": theme.ACTIVATION, "loss": theme.LOSS, "backward": theme.GRADIENT, "update": theme.VALIDATION}
 PHASE_TEXT = {
@@ -86,6 +87,10 @@ class StepPanel(QtWidgets.QWidget):
         self.stats = QtWidgets.QLabel()
         self.stats.setStyleSheet(theme.LABEL_STYLE)
         self.stats.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats.setWordWrap(True)
+        for label in (self.title, self.stats):
+            # long layer and parameter names wrap instead of widening the dock (whose width is then saved)
+            label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
 
         self.plot_widget = theme.plot_widget(left="count", bottom="value")
         self.plot = self.plot_widget.getPlotItem()
@@ -120,6 +125,13 @@ class StepPanel(QtWidgets.QWidget):
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.stats)
         self.clear()
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
+        """A stable width, whatever is shown: the dock must not grow with each Step Into."""
+        return QtCore.QSize(PANEL_WIDTH, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
+        return QtCore.QSize(MIN_WIDTH, super().minimumSizeHint().height())
 
     def clear(self, note: str | None = None) -> None:
         """No step is paused (it finished, was stopped, or none began)."""
@@ -179,7 +191,7 @@ class StepPanel(QtWidgets.QWidget):
         self.ratio_axis.setTicks([[(float(i), name) for i, name in enumerate(names)]])
         self.ratio_plot.setYRange(-0.6, max(len(items), 1) - 0.4, padding=0)
         self.ratio_plot.setXRange(low, float(max(logs.max(), -1.0)) if len(logs) else 0.0, padding=0.05)
-        self.ratio_axis.setWidth(min(max((max((len(n) for n in names), default=4)) * 7, 50), 180))
+        self.ratio_axis.setWidth(min(max((max((len(n) for n in names), default=4)) * 7, 50), PANEL_WIDTH // 3))
         self.stack.setCurrentWidget(self.ratio_widget)
         typical = float(np.median([v for _, v in items])) if items else float("nan")
         self.stats.setText(

@@ -73,8 +73,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.deaths = pg.ScatterPlotItem(symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
         self.timeline.addItem(self.deaths)
         self.timeline_marks = InterventionMarks(self.timeline)
-        self.timeline.setTitle("each unit's share of active samples per step (dark = silent) ○ = died",
-                               color=theme.MUTED, size="8pt")
+        theme.set_title(self.timeline, "each unit's share of active samples per step (dark = silent) ○ = died",
+                        colour=theme.MUTED, size="8pt")
 
         self.curves_widget = theme.plot_widget(left="dead units", bottom="step")
         self.curves = self.curves_widget.getPlotItem()

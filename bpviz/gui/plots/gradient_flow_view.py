@@ -16,6 +16,7 @@ from bpviz.gui.plots.layer_axis import LayerAxis
 from bpviz.gui.plots.reference_curves import ReferenceCurves
 from bpviz.gui.plots.traces import LayerTrace
 
+FLOW_MIN_HEIGHT = 190  # px: with the rotated layer names below, room for a labelled decade every 16 px
 REFERENCE_LAYERS = 12  # faint curves over time: at most this many layers, spread evenly in depth
 
 
@@ -51,6 +52,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self.axis = LayerAxis()
         self.flow_widget = theme.plot_widget(left="‖∂L/∂out‖", axis_items={"bottom": self.axis, "left": DecadeAxis()})
         self.flow = self.flow_widget.getPlotItem()
+        self.flow_widget.setMinimumHeight(FLOW_MIN_HEIGHT)
         self.flow.setLogMode(x=False, y=True)  # the axis shows powers of ten; bar coordinates are log10 values
         self.flow.getViewBox().setMouseEnabled(x=True, y=False)
         self.selection_band = pg.BarGraphItem(x=[], height=[], width=1.0, pen=None,
@@ -62,9 +64,10 @@ class GradientFlowView(QtWidgets.QWidget):
             self.flow.addItem(item)
         self.flow_widget.scene().sigMouseClicked.connect(self._on_click)
 
-        self.time_widget = theme.plot_widget(
-            title="over time: selected layer white, others by depth (dark = input, bright = output)",
-            left="‖∂L/∂out‖", bottom="step", axis_items={"left": DecadeAxis()})
+        # untitled: a title row would take the height the curves need in a small window; the tooltip explains them
+        self.time_widget = theme.plot_widget(left="‖∂L/∂out‖", bottom="step", axis_items={"left": DecadeAxis()})
+        self.time_widget.setToolTip("Gradient norm over time: the selected layer in white, the others coloured by depth "
+                                    "(dark = near the input, bright = near the output)")
         self.time = self.time_widget.getPlotItem()
         self.time.setLogMode(x=False, y=True)
         self.time.setClipToView(True)

@@ -192,7 +192,7 @@ class Legend(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(160)  # fits a compact layout's side dock; the bar shrinks, the labels stay
         self.setFixedHeight(22)
         self.colours: tuple[str, ...] = ("#000000", "#ffffff")
         self.lo_text = self.hi_text = ""
@@ -238,10 +238,13 @@ class NetworkView(QtWidgets.QWidget):
         for key, metric in METRICS.items():
             self.metric_box.addItem(metric.label, key)
         self.metric_box.setToolTip("What the colour of each layer shows")
+        self.metric_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.metric_box.setMinimumContentsLength(12)  # long metric names elide in a narrow dock
         self.metric_box.currentIndexChanged.connect(lambda _i: self._recolour())
         self.legend = Legend()
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet(theme.LABEL_STYLE)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.scene = QtWidgets.QGraphicsScene(self)
         self.graphics = QtWidgets.QGraphicsView(self.scene)
         self.graphics.setBackgroundBrush(QtGui.QColor(theme.BACKGROUND))

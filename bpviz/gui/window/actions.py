@@ -45,6 +45,9 @@ class WindowActions:
         self.save_csv = make("Save table as CSV…", w.save_table_csv, None, None, "Save the layer table as a CSV file")
         self.export_plots = make("&Export plots…", w.export_plots, "Ctrl+E", None,
                                  "Save every plot as PNG and SVG in a folder")
+        # View
+        self.reset_layout = make("Reset &layout", w.reset_layout, None, None,
+                                 "Put every panel back where it fits this screen, at its default size")
         # Train
         self.step = make("&Step", w.step, Qt.Key.Key_F10, sp.SP_MediaSkipForward, "One training step")
         self.run = make("&Run", w.run, Qt.Key.Key_F5, sp.SP_MediaPlay, "Train until paused")
@@ -81,6 +84,8 @@ class WindowActions:
         edit_menu.addAction(self.save_csv)
         edit_menu.addSeparator()
         edit_menu.addAction(self.export_plots)
+        self.view_menu = bar.addMenu("&View")
+        self.view_menu.addAction(self.reset_layout)
         train_menu = bar.addMenu("&Train")
         for action in (self.step, self.run, self.pause, self.run_n):
             train_menu.addAction(action)

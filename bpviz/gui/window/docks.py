@@ -93,8 +93,8 @@ class DebugTools(QObject):
             bar.insertMenu(help_menu, self.menu)
         for action in (self.step_into, a.step, self.step_out, a.run, a.pause):
             self.menu.addAction(action)
-        self.menu.addSeparator()
-        self.panels_menu = self.menu.addMenu("&Panels")
+        a.view_menu.addSeparator()
+        self.panels_menu = a.view_menu  # each dock's show/hide toggle
 
         toolbar = w.findChild(QToolBar, "trainingToolbar")
         if toolbar is not None:
@@ -224,7 +224,7 @@ class DebugTools(QObject):
         self.network.show_pause(event)
         self.step_dock.show()
         self.step_dock.raise_()
-        if not self.network_dock.isHidden():
+        if not self.network_dock.isHidden() and self.network_dock not in self.window.tabifiedDockWidgets(self.step_dock):
             self.network_dock.raise_()
         where = f" at {event.layer}" if event.layer else ""
         self.window.statusBar().showMessage(

@@ -12,7 +12,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QTimer, Signal
+from PySide6.QtCore import QEvent, QRect, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 
@@ -26,6 +26,8 @@ from bpviz.gui.window.debugger_page import DebuggerPage
 from bpviz.gui.window.docks import DebugTools
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.error_panel import ErrorPanel
+from bpviz.gui.window import geometry
+from bpviz.gui.window import layout as window_layout
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
@@ -117,7 +119,11 @@ class MainWindow(QMainWindow):
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self._tick)
         self.timer.start()
-        self.resize(1600, 960)
+        self.compact_layout = False
+        self.screen_area: QRect | None = None  # the area the window keeps within; None: its screen's available area
+        available = geometry.available_geometry(self)
+        window_layout.arrange(self, window_layout.is_compact(available.size()))
+        geometry.place(self, self.settings.load_bytes("geometry") if remember_layout else None, available)
         if remember_layout:
             self._restore_layout()
         self.debug_tools.show_docks(self.stack.currentWidget() is self.page)
@@ -414,10 +420,29 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self.actions_.clear_recent)
 
+    def reset_layout(self, available: QRect | None = None) -> None:
+        """View > Reset layout: the arrangement and size that fit the screen (or `available`), docks shown."""
+        if available is not None:
+            self.screen_area = available
+        available = self.screen_area if self.screen_area is not None else geometry.available_geometry(self)
+        window_layout.arrange(self, window_layout.is_compact(available.size()))
+        if self.isMaximized():
+            self.showNormal()
+        self.setGeometry(geometry.opening_rect(available))
+        geometry.fit(self, available)
+        if self.stack.currentWidget() is self.page:
+            for dock in self.debug_tools.docks:
+                dock.show()
+
+    def showEvent(self, event) -> None:
+        """Once shown, the real frame is known: make sure window and frame fit the screen it landed on."""
+        super().showEvent(event)
+        QTimer.singleShot(0, lambda: geometry.fit(self, self.screen_area))
+
     def _restore_layout(self) -> None:
-        geometry = self.settings.load_bytes("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
+        """Dock and splitter positions, when they were saved in the arrangement in use now (roomy or compact)."""
+        if self.settings.layout_compact() != self.compact_layout:
+            return
         state = self.settings.load_bytes("window_state")
         if state is not None:
             self.restoreState(state)
@@ -430,6 +455,7 @@ class MainWindow(QMainWindow):
         """Remember geometry and splitter positions for the next start."""
         self.settings.save_bytes("geometry", self.saveGeometry())
         self.settings.save_bytes("window_state", self.saveState())
+        self.settings.set_layout_compact(self.compact_layout)
         for splitter in self.page.splitters():
             self.settings.save_bytes(f"splitter/{splitter.objectName()}", splitter.saveState())
         self.settings.sync()
