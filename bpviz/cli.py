@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from bpviz import __version__
 from bpviz.engine.user_error import UserCodeError
 
 EXIT_CLEAN, EXIT_FOUND_ERRORS, EXIT_COULD_NOT_RUN = 0, 1, 2
@@ -83,6 +84,7 @@ def gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file or pickled model to open")
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
     parser.add_argument("--screenshot", metavar="PATH", type=Path, help="save a PNG of the window after --steps, then quit")
+    parser.add_argument("--version", action="version", version=f"bpviz {__version__}")
     return parser
 
 

@@ -306,3 +306,10 @@ def test_a_failure_mid_run_keeps_the_steps_already_recorded(tmp_path, capsys):
     }
     assert "Linear" in captured.out  # the per-layer table of the steps that ran
     assert captured.err.startswith("the forward pass failed at step 3\n")
+
+
+def test_version_prints_the_package_version(capsys):
+    import bpviz
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"bpviz {bpviz.__version__}"

@@ -11,6 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QStyle, QToolBar, QWidget, QHBoxLayout
 
+from bpviz.gui.window import help as help_pages
+
 
 class WindowActions:
     """Owns the QActions; `window` supplies the slots named in `_make`."""
@@ -58,6 +60,10 @@ class WindowActions:
         self.reset = make("Rese&t", w.reset, "Ctrl+R", sp.SP_BrowserReload,
                           "Rebuild the model from its file with the same seed")
         # Help
+        self.shortcuts = make("&Keyboard shortcuts", lambda: help_pages.show_shortcuts(w), QKeySequence.StandardKey.HelpContents,
+                              None, "Every key the window knows")
+        self.how_to_read = make("&How to read these plots", lambda: help_pages.show_how_to_read(w), None, None,
+                                "What each plot shows and what a problem looks like in it")
         self.about = make("&About bpviz", w.about)
 
         self.steps_box = QSpinBox()
@@ -93,6 +99,9 @@ class WindowActions:
         train_menu.addAction(self.validate)
         train_menu.addAction(self.reset)
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts)
+        help_menu.addAction(self.how_to_read)
+        help_menu.addSeparator()
         help_menu.addAction(self.about)
 
         toolbar = QToolBar("Training")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEvent, QRect, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding
@@ -27,6 +27,7 @@ from bpviz.gui.window.docks import DebugTools
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.window import geometry
+from bpviz.gui.window import help as help_pages
 from bpviz.gui.window import layout as window_layout
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.window.settings import Settings
@@ -351,25 +352,30 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Saved {path}", 4000)
 
     def export_plots(self) -> list[Path]:
-        """Edit > Export plots…: every plot as PNG and SVG into a chosen folder."""
-        from bpviz.gui.window.export import export_png, export_svg
+        """Edit > Export plots…: every plot as a 1200 px wide PNG and SVG titled with the plot, layer and step."""
+        from bpviz.gui.window.export import export_figure, figure_stem
 
         folder = self.dialogs.choose_directory(self, "Export plots to folder", self.settings.last_directory())
         if folder is None:
             return []
         written = []
         self.redraw(force=True)
+        layer = self.page.selected_layer()
+        latest = self.history.latest
+        step = None if latest is None else latest.step
+        source = self.controller.request.path.name if self.controller.request is not None else ""
         for view_name, view in self.page.views.items():
+            view.refresh(self.history)  # a view in a hidden tab is drawn only when shown: bring it up to date
             for target_name, widget in view.export_targets().items():
-                stem = folder / f"{view_name}_{target_name}"
-                export_png(widget, stem.with_suffix(".png"))
-                export_svg(widget, stem.with_suffix(".svg"))
-                written += [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+                title = "   ·   ".join(str(part) for part in (
+                    target_name.capitalize(), layer, None if step is None else f"step {step}", source) if part)
+                stem = figure_stem(target_name, layer, None if step is None else f"step{step}")
+                written += export_figure(widget, folder / stem, title)
         self.statusBar().showMessage(f"Exported {len(written)} files to {folder}", 6000)
         return written
 
     def about(self) -> None:
-        QMessageBox.about(self, "About bpviz", "<b>bpviz</b><br>A visual backpropagation debugger for PyTorch.")
+        help_pages.show_about(self)
 
     def event(self, event: QEvent) -> bool:
         """Time Qt's painting passes (one per event-loop turn for the whole window): redraw pacing counts them."""
