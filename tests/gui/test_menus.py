@@ -5,14 +5,17 @@ import re
 import xml.etree.ElementTree as ET
 
 import pytest
+import torch
+from torch import nn
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QApplication, QTextBrowser
+from PySide6.QtWidgets import QApplication, QLabel, QTextBrowser
 
 import bpviz
 from bpviz.gui.window import help as help_pages
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.export import EXPORT_WIDTH, TITLE_HEIGHT
-from tests.gui.window_driver import SAMPLES, make_window, open_file, run_steps
+from bpviz.engine.load.experiment import load_experiment
+from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps, weights
 
 
 class Answers(Dialogs):
@@ -30,6 +33,14 @@ class Answers(Dialogs):
     def open_file(self, parent, directory):
         self.asked.append("open")
         return self.file
+
+    def open_weights(self, parent, directory):
+        self.asked.append("weights")
+        return self.file
+
+    def confirm_weights(self, parent, weights, experiment):
+        self.asked.append("load weights?")
+        return True
 
     def confirm_trust(self, parent, path):
         self.asked.append("trust")
@@ -74,3 +85,53 @@ def test_exported_plots_are_fixed_size_titled_figures_with_plain_file_names(qtbo
         assert image.width() == EXPORT_WIDTH and image.height() >= EXPORT_WIDTH * 0.4 + TITLE_HEIGHT
         title = ET.parse(png.with_suffix(".svg")).getroot().find("{http://www.w3.org/2000/svg}title").text
         assert "relu2" in title and "step 2" in title and "dying_relu.py" in title
+
+
+# --- weights -------------------------------------------------------------------------------------------
+
+
+def dying_relu_weights(tmp_path, value: float):
+    """A state dict that fits the dying_relu sample, every parameter set to `value`."""
+    state = {k: torch.full_like(v, value) for k, v in load_experiment(SAMPLES["dying_relu"]).model.state_dict().items()}
+    path = tmp_path / "weights.pt"
+    torch.save(state, path)
+    return path
+
+
+def test_a_state_dict_opened_alone_is_data_not_code_and_says_what_to_do(qtbot, window, tmp_path):
+    path = dying_relu_weights(tmp_path, 0.25)
+    assert window.open_path(path) is False
+    assert window.dialogs.asked == []  # no "this runs code" prompt, no input-shape question
+    assert window.error_panel.isVisible()
+    shown = " ".join(label.text() for label in window.error_panel.findChildren(QLabel))
+    assert "holds weights (a state dict), not a model" in shown and "Load weights" in shown
+
+
+def test_a_state_dict_opened_over_an_experiment_loads_into_it(qtbot, window, tmp_path):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    path = dying_relu_weights(tmp_path, 0.25)
+    with qtbot.waitSignal(window.loaded, timeout=LOAD_MS) as blocker:
+        assert window.open_path(path)
+    assert window.dialogs.asked == ["load weights?"]
+    assert blocker.args[0].path == SAMPLES["dying_relu"] and blocker.args[0].weights == str(path)
+    assert all(bool((t == 0.25).all()) for t in weights(window))
+    with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):  # Reset keeps the weights it was loaded with
+        window.actions_.reset.trigger()
+    assert all(bool((t == 0.25).all()) for t in weights(window))
+
+
+def test_load_weights_that_do_not_fit_names_the_keys_and_keeps_the_model(qtbot, window, tmp_path):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    before = weights(window)
+    path = tmp_path / "other.pt"
+    torch.save(nn.Sequential(nn.Linear(3, 3)).state_dict(), path)
+    window.dialogs.file = path
+    assert window.actions_.load_weights.isEnabled()
+    with qtbot.waitSignal(window.load_failed, timeout=LOAD_MS) as blocker:
+        window.actions_.load_weights.trigger()
+    error = blocker.args[0]
+    assert "do not fit the model" in error.what
+    assert "missing keys: fc1.bias" in error.why and "unexpected keys: 0.bias, 0.weight" in error.why
+    assert window.controller.request.weights is None and len(window.history) == 2
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(window)))

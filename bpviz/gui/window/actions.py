@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QStyle, QToolBar, QWidget, QHBoxLayout
 
 from bpviz.gui.window import help as help_pages
+from bpviz.gui.window import weights as weights_files
 
 
 class WindowActions:
@@ -39,6 +40,8 @@ class WindowActions:
         # File
         self.open = make("&Open…", w.open_dialog, QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton,
                          "Open an experiment file (.py) or a whole saved model (.pt)")
+        self.load_weights = make("Load &weights…", lambda: weights_files.ask_and_load(w), None, None,
+                                 "Load a state dict (torch.save(model.state_dict(), path)) into the open experiment")
         self.clear_recent = make("Clear recent files", w.clear_recent)
         self.quit = make("&Quit", w.close, QKeySequence.StandardKey.Quit)
         # Edit
@@ -83,6 +86,7 @@ class WindowActions:
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.open)
         file_menu.addMenu(self.recent_menu)
+        file_menu.addAction(self.load_weights)
         file_menu.addSeparator()
         file_menu.addAction(self.quit)
         edit_menu = bar.addMenu("&Edit")
@@ -131,6 +135,7 @@ class WindowActions:
         self.validate.setEnabled(idle)
         self.pause.setEnabled(running)
         self.reset.setEnabled(self.window.controller.request is not None)
+        self.load_weights.setEnabled(self.window.controller.request is not None and not busy)
         self.steps_box.setEnabled(not running)
         for action in self.needs_model:
             action.setEnabled(has_model)

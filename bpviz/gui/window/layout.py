@@ -7,12 +7,11 @@ loss become tabs next to the activations, each with the whole plot area.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QMainWindow
 
-if TYPE_CHECKING:
-    from bpviz.gui.window.main_window import MainWindow
+# Typed as QMainWindow, not MainWindow: the main window imports this module, and must be the only one of the two
+# that imports the other. `window` is the main window (its page and debug tools).
 
 ROOMY = QSize(1500, 940)  # the least available screen area for the side-by-side arrangement
 TABLE_WIDTH = {False: 380, True: 290}  # px of the layer table, roomy / compact
@@ -26,14 +25,14 @@ def is_compact(available: QSize) -> bool:
     return available.width() < ROOMY.width() or available.height() < ROOMY.height()
 
 
-def arrange(window: MainWindow, compact: bool) -> None:
+def arrange(window: QMainWindow, compact: bool) -> None:
     """Put the plots and the docks where `compact` says, at their default sizes."""
     _arrange_plots(window, compact)
     _arrange_docks(window, compact)
     window.compact_layout = compact
 
 
-def _arrange_plots(window: MainWindow, compact: bool) -> None:
+def _arrange_plots(window: QMainWindow, compact: bool) -> None:
     page = window.page
     side = [page.gradient_flow_view, page.loss_view]
     if compact:
@@ -55,7 +54,7 @@ def _arrange_plots(window: MainWindow, compact: bool) -> None:
     page.right_splitter.setSizes([640, 200] if compact else [660, 140])
 
 
-def _arrange_docks(window: MainWindow, compact: bool) -> None:
+def _arrange_docks(window: QMainWindow, compact: bool) -> None:
     tools = window.debug_tools
     right, bottom = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
     for dock in tools.docks:

@@ -28,6 +28,7 @@ from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.window import geometry
 from bpviz.gui.window import help as help_pages
+from bpviz.gui.window import weights as weights_files
 from bpviz.gui.window import layout as window_layout
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.window.settings import Settings
@@ -142,6 +143,9 @@ class MainWindow(QMainWindow):
         """Load `path` on the worker; a .pt asks first for trust and for an input shape. False when the user declined."""
         path = Path(path)
         if path.suffix.lower() in PICKLED and path.is_file():
+            as_weights = weights_files.open_state_dict(self, path)  # data, not code: no trust prompt
+            if as_weights is not None:
+                return as_weights
             if not trust and not self.dialogs.confirm_trust(self, path):
                 return False
             trust = True
