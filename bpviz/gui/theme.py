@@ -9,6 +9,7 @@ import pyqtgraph as pg
 from PySide6 import QtGui, QtWidgets
 
 from bpviz.gui.plots import fitted_title
+from bpviz.gui.plots.step_axis import StepAxis
 
 BACKGROUND = "#1b1d23"
 PANEL = "#23262e"
@@ -75,6 +76,8 @@ def tick_font() -> QtGui.QFont:
 def plot_widget(title: str | None = None, left: str | None = None, bottom: str | None = None,
                 axis_items: dict | None = None, grid: bool = True) -> pg.PlotWidget:
     """A themed PlotWidget: background, axis pens, grid, fixed left-axis width, no context-menu clutter."""
+    if bottom == "step" and "bottom" not in (axis_items or {}):
+        axis_items = {**(axis_items or {}), "bottom": StepAxis()}  # whole steps only, never 0.5
     widget = pg.PlotWidget(background=BACKGROUND, axisItems=axis_items)
     widget.setMinimumHeight(120)
     style_plot(widget.getPlotItem(), title=title, left=left, bottom=bottom, grid=grid)

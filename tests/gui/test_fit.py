@@ -5,10 +5,15 @@ screen area it should fit (`reset_layout(QRect)`), as a smaller or larger monito
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QRect, QSettings
+from PySide6.QtGui import QFont, QFontInfo, QFontMetrics
 from PySide6.QtWidgets import QApplication
+
+import bpviz.gui
 
 from bpviz.gui.window import geometry
 from bpviz.gui.window.main_window import MainWindow
@@ -159,3 +164,25 @@ def test_view_menu_resets_the_layout_and_holds_the_panel_toggles(qtbot, ini):
     window.actions_.reset_layout.trigger()
     assert not tools.step_dock.isFloating() and tools.network_dock.isVisible()
     assert inside(window, window.screen_area)
+
+
+def test_every_symbol_the_window_writes_is_in_the_usual_linux_font(qapp):
+    """A glyph missing from DejaVu Sans (Qt's usual fallback on Linux) renders as an empty box (it was '⏸')."""
+    font = QFont("DejaVu Sans")
+    if QFontInfo(font).family() != "DejaVu Sans":
+        pytest.skip("DejaVu Sans is not installed")
+    metrics = QFontMetrics(font)
+    used = {c for path in Path(bpviz.gui.__file__).parent.rglob("*.py") for c in path.read_text("utf-8") if ord(c) > 127}
+    assert used and not sorted(c for c in used if not metrics.inFontUcs4(ord(c)))
+
+
+def test_step_axes_label_whole_steps_only(qapp):
+    from bpviz.gui import theme
+
+    axis = theme.plot_widget(bottom="step").getPlotItem().getAxis("bottom")
+    plain = pg.AxisItem("bottom")
+    assert any(not float(v).is_integer() for _s, values in plain.tickValues(-0.5, 2.5, 400) for v in values)
+    for low, high in ((-0.5, 2.5), (-0.4, 0.4), (0.0, 1000.0)):
+        values = [v for _s, vs in axis.tickValues(low, high, 400) for v in vs]
+        assert values and all(float(v).is_integer() for v in values), (low, high, values)
+    assert axis.tickStrings([0.0, 1.0, 2.0], 1.0, 1.0) == ["0", "1", "2"]

@@ -135,3 +135,14 @@ def test_load_weights_that_do_not_fit_names_the_keys_and_keeps_the_model(qtbot, 
     assert "missing keys: fc1.bias" in error.why and "unexpected keys: 0.bias, 0.weight" in error.why
     assert window.controller.request.weights is None and len(window.history) == 2
     assert all(torch.equal(a, b) for a, b in zip(before, weights(window)))
+
+
+def test_recent_files_are_numbered_and_tell_two_files_of_the_same_name_apart():
+    from pathlib import Path
+
+    from bpviz.gui.window.recent import recent_labels
+
+    paths = [Path("/home/u/a/exp/model.py"), Path("/home/u/b/exp/model.py"), Path("/data/runs/dying_relu.py")]
+    assert recent_labels(paths) == ["&1 model.py   (…/a/exp)", "&2 model.py   (…/b/exp)", "&3 dying_relu.py   (…/runs)"]
+    many = recent_labels([Path(f"/p/{i}/m&n.py") for i in range(10)])
+    assert many[0].startswith("&1 m&&n.py") and many[9].startswith("&0 ")  # accelerators 1-9 then 0; & escaped

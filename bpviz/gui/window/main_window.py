@@ -31,6 +31,7 @@ from bpviz.gui.window import help as help_pages
 from bpviz.gui.window import weights as weights_files
 from bpviz.gui.window import layout as window_layout
 from bpviz.gui.panels.layer_table import table_csv
+from bpviz.gui.window.recent import recent_labels
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
 from bpviz.gui.training.step_into import DebugController
@@ -420,8 +421,8 @@ class MainWindow(QMainWindow):
         menu = self.actions_.recent_menu
         menu.clear()
         recent = self.settings.recent_files()
-        for path in recent:
-            action = menu.addAction(path.name)
+        for path, label in zip(recent, recent_labels(recent)):
+            action = menu.addAction(label)
             action.setToolTip(str(path))
             action.setStatusTip(str(path))
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
