@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["check"]:
             return run_check(check_parser().parse_args(argv[1:]))
-        return run_gui(gui_parser().parse_args(argv))
+        args = gui_parser().parse_args(argv)
+        if args.install_desktop:
+            from bpviz.gui.desktop_entry import main as install_desktop
+
+            return install_desktop()
+        return run_gui(args)
     except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_COULD_NOT_RUN
 
@@ -85,6 +90,8 @@ def gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
     parser.add_argument("--screenshot", metavar="PATH", type=Path, help="save a PNG of the window after --steps, then quit")
     parser.add_argument("--version", action="version", version=f"bpviz {__version__}")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="add bpviz to your applications menu (entry, icon, .bpviz file type), then exit")
     return parser
 
 

@@ -10,25 +10,16 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from bpviz.gui.desktop_entry import ICON
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
 
 SCREENSHOT_SIZE = (1600, 960)
 
 
-def resource_path(name: str) -> Path:
-    """A file under the repository's resources/ folder (next to the package when installed from a checkout)."""
-    here = Path(__file__).resolve()
-    for base in (here.parents[2] / "resources", here.parents[1] / "resources"):
-        if (base / name).exists():
-            return base / name
-    return here.parents[2] / "resources" / name
-
-
 def app_icon() -> QIcon:
-    """resources/bpviz.svg, or an empty icon when it is missing."""
-    path = resource_path("bpviz.svg")
-    return QIcon(str(path)) if path.exists() else QIcon()
+    """The icon shipped inside the package (so an installed bpviz has it too), or an empty icon when missing."""
+    return QIcon(str(ICON)) if ICON.exists() else QIcon()
 
 
 def dark_palette() -> QPalette:
