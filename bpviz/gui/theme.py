@@ -132,6 +132,11 @@ def rich(text: str, colour: str = FOREGROUND, bold: bool = False) -> str:
     return f'<span style="color:{colour};{weight}">{text}</span>'
 
 
+def badge(text: str, colour: str = BAD) -> str:
+    """A warning as a coloured badge, for the start of a header: the end of a header is what narrow panes cut off."""
+    return f'<span style="background:{colour};color:{BACKGROUND};font-weight:700;">&nbsp;{text}&nbsp;</span>&nbsp; '
+
+
 def header_label() -> QtWidgets.QLabel:
     """A view's one-line header, clipped when narrow: a long layer name must not widen the view and squeeze the layer table."""
     label = QtWidgets.QLabel()

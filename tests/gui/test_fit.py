@@ -10,7 +10,7 @@ from pathlib import Path
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QRect, QSettings
-from PySide6.QtGui import QFont, QFontInfo, QFontMetrics
+from PySide6.QtGui import QFont, QFontInfo, QFontMetrics, QTextDocumentFragment
 from PySide6.QtWidgets import QApplication
 
 import bpviz.gui
@@ -186,3 +186,23 @@ def test_step_axes_label_whole_steps_only(qapp):
         values = [v for _s, vs in axis.tickValues(low, high, 400) for v in vs]
         assert values and all(float(v).is_integer() for v in values), (low, high, values)
     assert axis.tickStrings([0.0, 1.0, 2.0], 1.0, 1.0) == ["0", "1", "2"]
+
+
+def test_headers_put_a_non_finite_warning_first_where_a_narrow_pane_cannot_cut_it(qtbot):
+    from bpviz.engine.record.history import History
+    from bpviz.gui.plots.gradient_flow_view import GradientFlowView
+    from bpviz.gui.plots.histogram_view import HistogramView
+    from tests.gui.record_factory import layer, record, small_net
+
+    layers = small_net(0)
+    layers[2] = layer("fc2", 2, grad_norm=float("inf"), grad_nonfinite=True, nonfinite=True)
+    history = History()
+    history.append(record(0, layers))
+    hist, flow = HistogramView(), GradientFlowView()
+    for view in (hist, flow):
+        qtbot.addWidget(view)
+        view.set_layer("fc2")
+        view.refresh(history)
+    texts = [QTextDocumentFragment.fromHtml(v.header.text()).toPlainText().strip() for v in (hist, flow)]
+    assert texts[0].startswith("NaN/Inf in output") and "fc2" in texts[0]
+    assert texts[1].startswith("1 non-finite") and "gradient norm per layer" in texts[1]

@@ -42,6 +42,8 @@ class DeadUnitsView(QtWidgets.QWidget):
         self.marks = InterventionMarks(self.count_plot)
 
         self.activity_widget = theme.plot_widget(left="unit", bottom="step", grid=False)
+        self.activity_widget.setToolTip("Each unit's share of positions where it fired, per step (dark = silent); "
+                                        "◀ marks the units dead at the latest step")
         self.activity_plot = self.activity_widget.getPlotItem()
         self.activity_image = pg.ImageItem(axisOrder="col-major")  # image[step, unit]: x = step, y = unit
         self.activity_image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
@@ -155,5 +157,5 @@ class DeadUnitsView(QtWidgets.QWidget):
         colour = theme.BAD if layer.dead_units else theme.LOSS
         text += theme.rich(f"   step {latest.step}   ", theme.MUTED)
         text += theme.rich(f"{layer.dead_units} of {layer.units} units dead ({100 * share:.1f}%)", colour, bold=True)
-        text += theme.rich("   ·   map: share of positions where each unit fired; ◀ dead now", theme.MUTED)
+        text += theme.rich("   ·   ◀ = dead now", theme.MUTED)
         self.header.setText(text)

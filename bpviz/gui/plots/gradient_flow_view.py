@@ -169,7 +169,8 @@ class GradientFlowView(QtWidgets.QWidget):
         if record is None:
             self.header.setText(theme.rich("gradient flow: no steps yet", theme.MUTED))
             return
-        text = theme.rich("gradient norm per layer, input ▸ output", theme.FOREGROUND, bold=True)
+        text = theme.badge(f"{int(nonfinite.sum())} non-finite") if nonfinite is not None and nonfinite.any() else ""
+        text += theme.rich("gradient norm per layer, input ▸ output", theme.FOREGROUND, bold=True)
         text += theme.rich(f"   step {record.step}", theme.MUTED)
         if self._selected in self._names:
             value = self._norms[self._names.index(self._selected)]
@@ -178,8 +179,6 @@ class GradientFlowView(QtWidgets.QWidget):
         finite = self._norms[~np.isnan(self._norms)]
         if len(finite) >= 2:
             text += theme.rich(f"   ·   spread {finite.max() / finite.min():.2g}×", theme.MUTED)
-        if nonfinite is not None and nonfinite.any():
-            text += theme.rich(f"   ·   {int(nonfinite.sum())} non-finite", theme.BAD, bold=True)
         self.header.setText(text)
 
     def _on_click(self, event) -> None:

@@ -177,7 +177,8 @@ class HistogramView(QtWidgets.QWidget):
         if self._selected is None:
             self.header.setText(theme.rich("histograms: select a layer", theme.MUTED))
             return
-        text = theme.rich(self._selected, theme.SELECTED, bold=True)
+        text = theme.badge("NaN/Inf in output") if layer is not None and layer.nonfinite else ""
+        text += theme.rich(self._selected, theme.SELECTED, bold=True)
         if layer is None:
             suffix = "   no steps yet" if latest is None else f"   not seen at step {latest.step}"
             self.header.setText(text + theme.rich(suffix, theme.MUTED))
@@ -189,6 +190,4 @@ class HistogramView(QtWidgets.QWidget):
             stats.append(("saturated", f"{100 * layer.saturated_fraction:.1f}%"))
         for label, value in stats:
             text += theme.rich(f"   {label} ", theme.MUTED) + theme.rich(value, theme.ACTIVATION, bold=True)
-        if layer.nonfinite:
-            text += theme.rich("   NaN/Inf in output", theme.BAD, bold=True)
         self.header.setText(text)
