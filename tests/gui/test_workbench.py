@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import QRect
 
 from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps
 
@@ -9,6 +10,7 @@ from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, ru
 @pytest.fixture
 def window(qtbot, tmp_path):
     win = make_window(qtbot, tmp_path / "settings.ini")
+    win.reset_layout(QRect(0, 0, 1600, 1000))  # a monitor: loss and gradient flow beside the tabs, not in them
     yield win
     win.close()
 
