@@ -376,7 +376,7 @@ class NetworkView(QtWidgets.QWidget):
 
     # --- building the scene (new graph, collapse, resize) ---
     def _row_capacity(self) -> int:
-        return max(3, (self.graphics.viewport().width() - 2 * PAD - 24) // (NODE_W + H_GAP))
+        return max(1, (self.graphics.viewport().width() - 2 * PAD - 24) // (NODE_W + H_GAP))  # a narrow dock: fewer
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

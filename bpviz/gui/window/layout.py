@@ -8,7 +8,7 @@ loss become tabs next to the activations, each with the whole plot area.
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QMainWindow, QTabWidget
 
 # Typed as QMainWindow, not MainWindow: the main window imports this module, and must be the only one of the two
 # that imports the other. `window` is the main window (its page and debug tools).
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMainWindow
 ROOMY = QSize(1500, 940)  # the least available screen area for the side-by-side arrangement
 TABLE_WIDTH = {False: 380, True: 290}  # px of the layer table, roomy / compact
 DOCK_WIDTH = {False: 340, True: 400}  # px of the right dock column (Step, Breakpoints…), roomy / compact
-DOCK_HEIGHT = 180  # px of the bottom dock row (Network, Workbench) in the roomy arrangement
+DOCK_HEIGHT = 200  # px of the bottom dock row (Network, Workbench) in the roomy arrangement
 SIDE_TABS = ("Gradient flow", "Loss")
 
 
@@ -59,6 +59,8 @@ def _arrange_docks(window: QMainWindow, compact: bool) -> None:
     right, bottom = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
     for dock in tools.docks:
         dock.setFloating(False)
+    # compact: five tabs in one narrow column; along its side each tab keeps its whole title, as in an IDE's side bar
+    window.setTabPosition(right, QTabWidget.TabPosition.East if compact else QTabWidget.TabPosition.North)
     if compact:
         order = [tools.network_dock, tools.step_dock, tools.workbench_dock, tools.breakpoints_dock, tools.hyperparams_dock]
         for dock in order:

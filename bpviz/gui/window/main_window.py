@@ -446,9 +446,17 @@ class MainWindow(QMainWindow):
                 dock.show()
 
     def showEvent(self, event) -> None:
-        """Once shown, the real frame is known: make sure window and frame fit the screen it landed on."""
+        """Once shown, make sure window and frame fit the screen it landed on; again when the frame is known."""
         super().showEvent(event)
+        self._fit_when_framed = True
         QTimer.singleShot(0, lambda: geometry.fit(self, self.screen_area))
+
+    def moveEvent(self, event) -> None:
+        """The window manager's first move after showing tells the frame's size (a title bar may push the bottom off)."""
+        super().moveEvent(event)
+        if getattr(self, "_fit_when_framed", False) and self.frameGeometry() != self.geometry():
+            self._fit_when_framed = False
+            geometry.fit(self, self.screen_area)
 
     def _restore_layout(self) -> None:
         """Dock and splitter positions, when they were saved in the arrangement in use now (roomy or compact)."""
