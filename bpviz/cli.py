@@ -44,6 +44,14 @@ def input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def screen_size(text: str) -> tuple[int, int]:
+    """Parse `1280x800` into (1280, 800)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 320 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, like 1280x800; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def positive_int(text: str) -> int:
     """A step count: a whole number of at least 1."""
     try:
@@ -89,6 +97,8 @@ def gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file or pickled model to open")
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
     parser.add_argument("--screenshot", metavar="PATH", type=Path, help="save a PNG of the window after --steps, then quit")
+    parser.add_argument("--screen", metavar="WxH", type=screen_size,
+                        help="fit the window to a screen of this size instead of the real one (e.g. 1280x800, for screenshots)")
     parser.add_argument("--version", action="version", version=f"bpviz {__version__}")
     parser.add_argument("--install-desktop", action="store_true",
                         help="add bpviz to your applications menu (entry, icon, .bpviz file type), then exit")

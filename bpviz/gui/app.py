@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QRect, QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -14,7 +14,7 @@ from bpviz.gui.desktop_entry import ICON
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
 
-SCREENSHOT_SIZE = (1600, 960)
+SCREENSHOT_SCREEN = (1600, 1000)  # the screen a screenshot is taken on unless --screen says otherwise
 
 
 def app_icon() -> QIcon:
@@ -82,8 +82,10 @@ def main(args: argparse.Namespace) -> int:
         icon=app_icon(),
         remember_layout=not screenshot,
     )
+    screen = getattr(args, "screen", None) or (SCREENSHOT_SCREEN if screenshot else None)
+    if screen is not None:
+        window.reset_layout(QRect(0, 0, *screen))
     if screenshot:
-        window.resize(*SCREENSHOT_SIZE)
         script = ScriptedRun(window, steps, Path(screenshot))
     window.show()
     if file:

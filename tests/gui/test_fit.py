@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 import pytest
-from PySide6.QtCore import QRect, QSettings
+from PySide6.QtCore import QPoint, QRect, QSettings
 from PySide6.QtGui import QFont, QFontInfo, QFontMetrics, QTextDocumentFragment
 from PySide6.QtWidgets import QApplication
 
@@ -129,7 +129,7 @@ def test_monitor_layout_plots_fit_and_the_gradient_chart_has_labelled_decades(qt
         assert widget.getPlotItem().size().width() <= widget.width()
     flow = window.page.gradient_flow_view
     _, height = plot_area(flow.flow_widget)
-    assert height >= MIN_PLOT[1]
+    assert height >= 96  # beside the other plots on a monitor: room for six decade labels (it was 30-40 px)
     axis = flow.flow.getAxis("left")
     low, high = flow.flow.getViewBox().viewRange()[1]
     labelled = [v for _spacing, values in axis.tickValues(low, high, height) for v in values]
@@ -206,3 +206,21 @@ def test_headers_put_a_non_finite_warning_first_where_a_narrow_pane_cannot_cut_i
     texts = [QTextDocumentFragment.fromHtml(v.header.text()).toPlainText().strip() for v in (hist, flow)]
     assert texts[0].startswith("NaN/Inf in output") and "fc2" in texts[0]
     assert texts[1].startswith("1 non-finite") and "gradient norm per layer" in texts[1]
+
+
+@pytest.mark.parametrize("area", [LAPTOP, MONITOR], ids=["1280x800", "1600x1000"])
+def test_workbench_shows_its_table_and_continue_without_scrolling(qtbot, ini, area):
+    window = make_window(qtbot, ini)
+    window.reset_layout(area)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    tools = window.debug_tools
+    tools.workbench_dock.raise_()
+    run_steps(qtbot, window, 4)
+    bench = tools.workbench
+    qtbot.waitUntil(lambda: bench.table.rowCount() > 30)
+    settle(window)
+    viewport = tools.workbench_dock.widget().viewport()
+    for control in (bench.go, bench.steps, bench.layer_box, bench.reinit):
+        corner = control.mapTo(viewport, QPoint(0, control.height()))
+        assert control.isVisible() and 0 <= corner.y() <= viewport.height(), control.text() if hasattr(control, "text") else control
+    assert bench.table.viewport().height() // bench.table.rowHeight(0) >= 4  # rows a person can compare
