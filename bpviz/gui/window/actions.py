@@ -9,7 +9,8 @@ from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QStyle, QToolBar, QWidget, QHBoxLayout
+from PySide6.QtWidgets import (QHBoxLayout, QMainWindow, QMenu, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QStyle,
+                               QToolBar, QWidget)
 
 from bpviz.gui.window import help as help_pages
 from bpviz.gui.window import weights as weights_files
@@ -152,6 +153,7 @@ class RunProgress(QWidget):
         self.bar.setFormat("%v / %m")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: cancel())
+        self.cancel_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)  # not a status-bar-wide bar
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.bar)
