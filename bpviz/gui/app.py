@@ -7,40 +7,22 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QRect, QTimer
-from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from bpviz.gui import theme
 from bpviz.gui.desktop_entry import ICON
+from bpviz.gui.qt_platform import cannot_open_window
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
 
 SCREENSHOT_SCREEN = (1600, 1000)  # the screen a screenshot is taken on unless --screen says otherwise
+EXIT_COULD_NOT_RUN = 2  # as `bpviz check`: the window could not start or the file could not be opened
 
 
 def app_icon() -> QIcon:
     """The icon shipped inside the package (so an installed bpviz has it too), or an empty icon when missing."""
     return QIcon(str(ICON)) if ICON.exists() else QIcon()
-
-
-def dark_palette() -> QPalette:
-    """A dark palette that matches the plots' background, so the window reads as one instrument."""
-    p = QPalette()
-    window, base, alt, text, muted = QColor("#262930"), QColor("#1e2026"), QColor("#23262d"), QColor("#d7dbe3"), QColor("#7d8494")
-    highlight = QColor("#2f6db5")
-    roles = QPalette.ColorRole
-    for role, colour in (
-        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
-        (roles.ToolTipBase, QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
-        (roles.Button, QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QColor("#ff6b6b")),
-        (roles.Highlight, highlight), (roles.HighlightedText, QColor("#ffffff")), (roles.Link, QColor("#6cb2ff")),
-        (roles.PlaceholderText, muted), (roles.Mid, QColor("#3a3e47")), (roles.Dark, QColor("#181a1f")),
-        (roles.Light, QColor("#3c414b")), (roles.Midlight, QColor("#343841")), (roles.Shadow, QColor("#0d0e11")),
-    ):
-        p.setColor(role, colour)
-    disabled = QPalette.ColorGroup.Disabled
-    for role in (roles.WindowText, roles.Text, roles.ButtonText):
-        p.setColor(disabled, role, muted)
-    return p
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
@@ -54,12 +36,12 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName("bpviz")
     app.setWindowIcon(app_icon())
     app.setStyle("Fusion")
-    app.setPalette(dark_palette())
+    app.setPalette(theme.dark_palette())
     app.setStyleSheet(
         "QToolBar { spacing: 4px; padding: 3px; border: none; }"
         "QHeaderView::section { padding: 3px 6px; }"
         "QTabBar::tab { padding: 5px 14px; }"
-        "QStatusBar QLabel { color: #b9bfca; }"
+        f"QStatusBar QLabel {{ color: {theme.STATUS_TEXT}; }}"
     )
     return app
 
@@ -69,6 +51,11 @@ def main(args: argparse.Namespace) -> int:
     from bpviz.gui.window.main_window import MainWindow
     from bpviz.gui.window.screenshot import ScriptedRun
 
+    if QApplication.instance() is None:
+        reason = cannot_open_window()
+        if reason is not None:
+            print(reason, file=sys.stderr)
+            return EXIT_COULD_NOT_RUN
     app = make_application()
     screenshot = getattr(args, "screenshot", None)
     steps = getattr(args, "steps", None) or 0
@@ -89,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
         script = ScriptedRun(window, steps, Path(screenshot))
     window.show()
     if file:
+        window.code_trust.trusted.trust_for_session(Path(file))  # named on the command line: the user's own act
+
         def open_file() -> None:
             opened = window.open_path(
                 Path(file),
@@ -98,14 +87,18 @@ def main(args: argparse.Namespace) -> int:
                 seed=getattr(args, "seed", 0) or 0,
             )
             if not opened and screenshot:
-                app.exit(2)
+                window.close()  # ends the training thread before the event loop does
+                app.exit(EXIT_COULD_NOT_RUN)
             elif opened and steps and not screenshot:
                 window.loaded.connect(_run_once(window, steps))
 
         QTimer.singleShot(0, open_file)
     elif screenshot:
         script.start_without_file()
-    return app.exec()
+    code = app.exec()
+    window.controller.shutdown()  # however the loop ended, no thread outlives the window
+    window.settings.sync()  # the process may end without Qt's teardown: nothing may wait for it
+    return code
 
 
 def _run_once(window, steps: int):
@@ -124,6 +117,11 @@ class NonInteractiveDialogs(Dialogs):
         print(f"bpviz: {path.name} is a pickled model; loading it runs code from the file. Pass --trust to allow it.",
               file=sys.stderr)
         return False
+
+    def confirm_run_code(self, parent, path: Path):
+        print(f"bpviz: {path.name} is not a trusted experiment file; name it on the command line to run it.",
+              file=sys.stderr)
+        return None
 
     def ask_input_shape(self, parent, path: Path):
         print(f"bpviz: {path.name} does not say what it eats; pass the shape of one sample, e.g. --input-shape 3,32,32.", file=sys.stderr)

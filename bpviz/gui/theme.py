@@ -6,7 +6,7 @@ anything broken (non-finite, dead) red. Change a colour here, never in a view.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from bpviz.gui.plots import fitted_title
 from bpviz.gui.plots.step_axis import StepAxis
@@ -24,6 +24,46 @@ HIGHLIGHT = "#ffd54f"
 BAD = "#ff5252"
 LOSS = "#7ee08a"
 VALIDATION = "#ff7ad9"
+METRIC = "#b388ff"  # validation metrics other than a loss (accuracy), on their own axis
+ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
+NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
+SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
+UNKNOWN_SEVERITY = "#444444"
+INACTIVE = "#8a8a8a"  # a finding no longer active
+DEAD = "#c62828"  # the layer table's dead-unit count
+INTERVENTION, UNDONE = "#b388ff", "#8d93a3"  # a remedy's mark on the time axes, and an undo's
+
+# window chrome: status bar, start page, boxes around plots
+STATUS_TEXT = "#b9bfca"
+SUBTITLE = "#9aa0aa"
+HINT = "#8a909b"
+FRAME = "#343845"
+ERROR_PANEL_STYLE = (
+    "#errorPanel { background: #fdecea; border: 1px solid #e0a19b; border-radius: 4px; }"
+    "#errorPanel QLabel { color: #611a15; }"
+)
+BREAKPOINT_HIT_STYLE = (
+    "QLabel { background: #5a1f1f; color: #ffd6d6; border: 1px solid #c24040; border-radius: 3px;"
+    " padding: 6px 8px; font-weight: 600; }"
+)
+WARNING_BANNER_STYLE = (
+    "QLabel { background: #5c4100; color: #ffe8a3; border: 1px solid #a87a00; border-radius: 3px;"
+    " padding: 5px 8px; font-weight: 600; }"
+)
+
+PHASE_COLOURS = {"forward": ACTIVATION, "backward": GRADIENT}  # a paused step's wavefront
+
+# the network view: its nodes, frames, edges, and the colour scales of its metrics
+NODE_BORDER = "#3b4150"
+BLOCK_FILL = "#2a2e38"
+EDGE = "#4a5163"
+INK_ON_LIGHT, SOFT_INK_ON_LIGHT = "#101216", "#2a2e36"
+INK_ON_DARK, SOFT_INK_ON_DARK = "#eef1f6", "#aab1bf"
+SCALES = {
+    "bad": ("#24524a", "#3f7f5c", "#c9a227", "#e0533f"),  # share of something wrong: calm to alarming
+    "gradient": ("#2a1b4a", "#6a2c8f", "#c1447a", "#f98e52", "#fcfdbf"),
+    "update": ("#1d3557", "#2a9d8f", "#e9c46a", "#e76f51"),
+}
 
 ACTIVATION_COLORMAP = "viridis"
 GRADIENT_COLORMAP = "inferno"
@@ -91,13 +131,8 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
     The grid is horizontal only and at major ticks only: grid lines are replayed on every
     update of the plot, and a log axis with all its minor ticks costs over 10 ms a frame in software.
     """
-    font = tick_font()
     for side in ("left", "bottom"):
-        axis = plot.getAxis(side)
-        axis.setPen(pen(MUTED, width=1))
-        axis.setTextPen(pen(FOREGROUND, width=1))
-        axis.setTickFont(font)
-        axis.enableAutoSIPrefix(False)  # "step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit
+        style_axis(plot.getAxis(side))
     plot.getAxis("left").setWidth(AXIS_WIDTH)
     plot.getAxis("left").setStyle(maxTickLevel=0)  # major ticks only: a log axis would draw a line per minor tick
     plot.showGrid(x=False, y=grid, alpha=GRID_ALPHA)
@@ -117,6 +152,14 @@ def set_title(plot: pg.PlotItem, title: str, colour: str = FOREGROUND, size: str
     if not isinstance(plot.titleLabel, fitted_title.FittedTitle):
         fitted_title.install(plot)
     plot.setTitle(title, color=colour, size=size)
+
+
+def style_axis(axis: pg.AxisItem) -> None:
+    """Theme one axis: pens, tick font, no SI prefix ("step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit)."""
+    axis.setPen(pen(MUTED, width=1))
+    axis.setTextPen(pen(FOREGROUND, width=1))
+    axis.setTickFont(tick_font())
+    axis.enableAutoSIPrefix(False)
 
 
 LABEL_STYLE = (
@@ -143,3 +186,37 @@ def header_label() -> QtWidgets.QLabel:
     label.setStyleSheet(LABEL_STYLE)
     label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label
+
+
+def dot_icon(colour: str) -> QtGui.QIcon:
+    """A small filled circle: the severity mark of tables and lists."""
+    pixmap = QtGui.QPixmap(12, 12)
+    pixmap.fill(QtCore.Qt.GlobalColor.transparent)
+    painter = QtGui.QPainter(pixmap)
+    painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QtGui.QColor(colour))
+    painter.setPen(QtCore.Qt.PenStyle.NoPen)
+    painter.drawEllipse(1, 1, 10, 10)
+    painter.end()
+    return QtGui.QIcon(pixmap)
+
+
+def dark_palette() -> QtGui.QPalette:
+    """A dark palette that matches the plots' background, so the window reads as one instrument."""
+    p = QtGui.QPalette()
+    window, base, alt, text, muted = QtGui.QColor("#262930"), QtGui.QColor("#1e2026"), QtGui.QColor("#23262d"), QtGui.QColor("#d7dbe3"), QtGui.QColor("#7d8494")
+    highlight = QtGui.QColor("#2f6db5")
+    roles = QtGui.QPalette.ColorRole
+    for role, colour in (
+        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
+        (roles.ToolTipBase, QtGui.QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
+        (roles.Button, QtGui.QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QtGui.QColor("#ff6b6b")),
+        (roles.Highlight, highlight), (roles.HighlightedText, QtGui.QColor("#ffffff")), (roles.Link, QtGui.QColor("#6cb2ff")),
+        (roles.PlaceholderText, muted), (roles.Mid, QtGui.QColor("#3a3e47")), (roles.Dark, QtGui.QColor("#181a1f")),
+        (roles.Light, QtGui.QColor("#3c414b")), (roles.Midlight, QtGui.QColor("#343841")), (roles.Shadow, QtGui.QColor("#0d0e11")),
+    ):
+        p.setColor(role, colour)
+    disabled = QtGui.QPalette.ColorGroup.Disabled
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        p.setColor(disabled, role, muted)
+    return p

@@ -1,4 +1,4 @@
-"""Regenerates step_into*.png and workbench*.png (a 1600x1000 and a 1280x800 screen) for the README, driving the window as a person would.
+"""Regenerates step_into*.png and workbench*.png for the README (1600x1000 and 1280x800 screens), as a person would.
 
     QT_QPA_PLATFORM=offscreen python resources/screenshots/debugger_shots.py
 """
@@ -56,17 +56,17 @@ def open_and_run(window: MainWindow, sample: str, steps: int) -> None:
 def step_into_shot(screen: tuple[int, int], name: str) -> None:
     window = new_window(screen)
     open_and_run(window, "healthy_resnet.py", 8)
-    tools = window.debug_tools
+    tools = window.docks
     tools.network.set_metric("grad")
     backward = 0
-    tools.do_step_into()
+    window.step_into()
     while True:
         wait(lambda: window.controller.paused_at is not None)
         event = window.controller.paused_at
         backward += event.phase == "backward"
         if backward == 8:
             break
-        tools.do_step_into()
+        window.step_into()
     window.page.select_layer(event.layer)
     settle(window)
     window.grab().save(str(HERE / name))
@@ -76,7 +76,7 @@ def step_into_shot(screen: tuple[int, int], name: str) -> None:
 def workbench_shot(screen: tuple[int, int], name: str) -> None:
     window = new_window(screen)
     open_and_run(window, "dying_relu.py", 6)
-    tools = window.debug_tools
+    tools = window.docks
     tools.workbench_dock.raise_()
     window.page.select_layer("relu2")
     settle(window)

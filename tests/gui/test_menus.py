@@ -6,15 +6,15 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import torch
-from torch import nn
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QLabel, QTextBrowser
+from torch import nn
 
 import bpviz
+from bpviz.engine.load.experiment import load_experiment
 from bpviz.gui.window import help as help_pages
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.export import EXPORT_WIDTH, TITLE_HEIGHT
-from bpviz.engine.load.experiment import load_experiment
 from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps, weights
 
 

@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.session.step_gate import PHASES, PhaseEvent
 from bpviz.gui import theme
+from bpviz.gui.format import number
 
 BINS = 60
 PANEL_WIDTH, MIN_WIDTH = 340, 220  # px: the Step dock's width, and the least it can be made
@@ -69,7 +70,7 @@ class PhaseStrip(QtWidgets.QWidget):
             elif current is not None and reached:
                 style = f"background: {theme.PANEL}; color: {colour}; border: 1px solid {colour};"
             else:
-                style = f"background: {theme.PANEL}; color: {theme.MUTED}; border: 1px solid #343845;"
+                style = f"background: {theme.PANEL}; color: {theme.MUTED}; border: 1px solid {theme.FRAME};"
             label.setStyleSheet(f"QLabel {{ {style} border-radius: 3px; padding: 3px 6px; }}")
 
 
@@ -175,7 +176,7 @@ class StepPanel(QtWidgets.QWidget):
         nonfinite = int(np.size(values) - np.isfinite(values).sum())
         zero = float(np.mean(values == 0)) if np.size(values) else 0.0
         parts = [("norm", event.norm), ("mean", event.mean), ("std", event.std)]
-        text = "   ".join(theme.rich(f"{name} ", theme.MUTED) + theme.rich(_fmt(v), colour, bold=True) for name, v in parts)
+        text = "   ".join(theme.rich(f"{name} ", theme.MUTED) + theme.rich(number(v), colour, bold=True) for name, v in parts)
         text += theme.rich(f"   zeros {zero:.0%}   ({np.size(values)} values sampled)", theme.MUTED)
         if nonfinite:
             text += theme.rich(f"   {nonfinite} NaN/Inf", theme.BAD, bold=True)
@@ -195,10 +196,8 @@ class StepPanel(QtWidgets.QWidget):
         self.stack.setCurrentWidget(self.ratio_widget)
         typical = float(np.median([v for _, v in items])) if items else float("nan")
         self.stats.setText(
-            theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED) + theme.rich(_fmt(typical), theme.VALIDATION, bold=True)
+            theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED) + theme.rich(number(typical), theme.VALIDATION, bold=True)
             + theme.rich("   (healthy: about 1e-3 to 1e-2)", theme.MUTED)
         )
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"

@@ -8,17 +8,18 @@ remedies to the training worker and answers with `show_units`.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
+from bpviz.gui.format import number
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 TIMELINE_STEPS = 500
 WIDE_AT = 1.6  # width / height from which the plots sit beside the table and remedies, not above them
@@ -34,15 +35,12 @@ def _dead(layer: LayerStep):
     return layer.dead_units
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
-
 
 class WorkbenchPanel(QtWidgets.QWidget):
     """Dead units of one layer, and what to do about them."""
 
     layer_changed = QtCore.Signal(str)
-    remedy_requested = QtCore.Signal(str, object)  # remedy name (step_into.REMEDIES), argument tuple
+    remedy_requested = QtCore.Signal(str, object)  # remedy name (engine.session.remedies.REMEDIES), argument tuple
     undo_requested = QtCore.Signal()
     continue_requested = QtCore.Signal(int)  # train this many steps
 
@@ -66,13 +64,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.summary.setStyleSheet(theme.LABEL_STYLE)
 
         # timeline: x = step, y = unit (dead first, by step of death)
-        self.timeline_widget = theme.plot_widget(left="unit (dead first)", bottom="step", grid=False)
-        self.timeline = self.timeline_widget.getPlotItem()
-        self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
-        self.timeline.addItem(self.image)
-        self.deaths = pg.ScatterPlotItem(symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
-        self.timeline.addItem(self.deaths)
+        self.unit_timeline = UnitTimeline("unit (dead first)", symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
+        self.timeline_widget, self.timeline = self.unit_timeline.widget, self.unit_timeline.plot
         self.timeline_marks = InterventionMarks(self.timeline)
         theme.set_title(self.timeline, "each unit's share of active samples per step (dark = silent) ○ = died",
                         colour=theme.MUTED, size="8pt")
@@ -226,7 +219,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._history = None
         self.show_units(None, None, [])
         self._activity = self._dead_trace = None
-        self.image.clear()
+        self.unit_timeline.clear()
         self.dead_curve.setData([], [])
         self.loss_curve.setData([], [])
         self.timeline_marks.clear()
@@ -256,6 +249,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._set_summary(latest)
         self._compare(history)
         self._fit_steps()
+
+    def export_targets(self) -> dict[str, QtWidgets.QWidget]:
+        """The unit timeline and the dead-units/loss curves, for PNG/SVG export."""
+        return {"unit timeline": self.timeline_widget, "dead units and loss": self.curves_widget}
 
     def _fit_steps(self) -> None:
         """Both plots over the same steps: the timeline's (the newest TIMELINE_STEPS), set rather than linked,
@@ -291,7 +288,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
             values = (unit.unit, unit.died_at, unit.preact_max, unit.bias, unit.weight_norm, unit.bias_step)
             for column, value in enumerate(values):
                 item = QtWidgets.QTableWidgetItem()
-                item.setData(QtCore.Qt.ItemDataRole.DisplayRole, value if column < 2 else _fmt(value))
+                item.setData(QtCore.Qt.ItemDataRole.DisplayRole, value if column < 2 else number(value))
                 if column >= 2 and value is not None:
                     item.setData(QtCore.Qt.ItemDataRole.UserRole, float(value))
                 item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
@@ -368,18 +365,16 @@ class WorkbenchPanel(QtWidgets.QWidget):
     def _draw_timeline(self) -> None:
         trace = self._activity
         if trace is None or len(trace) == 0:
-            self.image.clear()
-            self.deaths.setData([], [])
+            self.unit_timeline.clear()
             return
         steps, activity = trace.steps, trace.values
         units = activity.shape[1]
         order = self._order if self._order is not None and len(self._order) == units else np.arange(units)
-        self.image.setImage(activity[:, order], autoLevels=False, levels=(0.0, 1.0))
-        self.image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
+        self.unit_timeline.show(steps, activity[:, order])
         row_of = np.empty(units, dtype=np.int64)
         row_of[order] = np.arange(units)
         died = [(u.died_at, row_of[u.unit]) for u in self.units if u.unit < units and u.died_at >= steps[0]]
-        self.deaths.setData(x=[d for d, _ in died], y=[float(r) for _, r in died])
+        self.unit_timeline.mark([d for d, _ in died], [r for _, r in died])
         self.timeline.setYRange(-0.5, units - 0.5, padding=0.01)
 
     def _sync_loss_box(self) -> None:

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
-from bpviz.gui.plots.traces import LayerTrace, find_layer
+from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 REFERENCE_LAYERS = 12  # faint dead-count curves of other ReLU layers: at most this many, spread in depth
 ACTIVITY_STEPS = 500  # the unit-activity heatmap shows at most this many recent steps (units × steps grows fast)
@@ -24,7 +25,7 @@ def _activity(layer: LayerStep) -> np.ndarray | None:
     return layer.unit_activity
 
 
-class DeadUnitsView(QtWidgets.QWidget):
+class DeadUnitsView(PlotView):
     """Dead-unit count over time (selected layer bold, other ReLU layers faint) and a units × steps activity map."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -41,15 +42,11 @@ class DeadUnitsView(QtWidgets.QWidget):
         self.selected_curve.setZValue(10)
         self.marks = InterventionMarks(self.count_plot)
 
-        self.activity_widget = theme.plot_widget(left="unit", bottom="step", grid=False)
+        self.activity = UnitTimeline("unit", symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
+        self.activity_widget, self.activity_plot = self.activity.widget, self.activity.plot
+        self.activity_image, self.dead_markers = self.activity.image, self.activity.markers
         self.activity_widget.setToolTip("Each unit's share of positions where it fired, per step (dark = silent); "
                                         "◀ marks the units dead at the latest step")
-        self.activity_plot = self.activity_widget.getPlotItem()
-        self.activity_image = pg.ImageItem(axisOrder="col-major")  # image[step, unit]: x = step, y = unit
-        self.activity_image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
-        self.activity_plot.addItem(self.activity_image)
-        self.dead_markers = pg.ScatterPlotItem(symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
-        self.activity_plot.addItem(self.dead_markers)
         self.note = QtWidgets.QLabel()
         self.note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.note.setWordWrap(True)
@@ -65,29 +62,18 @@ class DeadUnitsView(QtWidgets.QWidget):
         layout.addWidget(self.count_widget, 1)
         layout.addWidget(self.activity_stack, 1)
 
-        self._history: History | None = None
-        self._selected: str | None = None
-        self._hint = -1
-        self._drawn_latest: StepRecord | None = None
         self._count_trace: LayerTrace | None = None
         self._activity_trace: LayerTrace | None = None
         self._show_note("Select a ReLU-family layer to see its dead units.")
         self._set_header(None, None)
 
-    # --- the interface every view shares -------------------------------------------------------------
+    # --- PlotView -------------------------------------------------------------------------------------
 
-    def set_layer(self, name: str | None) -> None:
+    def _layer_changed(self, name: str | None) -> None:
         """Show layer `name`'s dead units (a note for layers that are not ReLU-family)."""
-        if name == self._selected:
-            return
-        self._selected = name
-        self._hint = -1
-        self._drawn_latest = None
         self._count_trace = None if name is None else LayerTrace(name, _dead_units)
         self._activity_trace = None if name is None else LayerTrace(name, _activity, limit=ACTIVITY_STEPS)
         self.selected_curve.setData([], [])
-        if self._history is not None:
-            self.refresh(self._history)
 
     def refresh(self, history: History) -> None:
         """Redraw from `history`, reading only records newer than the last drawn."""
@@ -97,10 +83,7 @@ class DeadUnitsView(QtWidgets.QWidget):
         if latest is self._drawn_latest:
             return
         self._drawn_latest = latest
-        layer = None
-        if latest is not None and self._selected is not None:
-            layer = find_layer(latest, self._selected, self._hint)
-            self._hint = -1 if layer is None else layer.order
+        layer = self._selected_step(latest)
         if latest is not None:
             ordered = sorted(latest.layers, key=lambda layer: layer.order)
             self.references.set_layers([layer.name for layer in ordered if layer.units is not None])
@@ -132,11 +115,10 @@ class DeadUnitsView(QtWidgets.QWidget):
             return
         self.activity_stack.setCurrentWidget(self.activity_widget)
         steps, activity = trace.steps, trace.values
-        self.activity_image.setImage(activity, autoLevels=False, levels=(0.0, 1.0))
+        self.activity.show(steps, activity)
         units = activity.shape[1]
-        self.activity_image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
         dead = layer.dead_unit_ids if layer is not None and layer.dead_unit_ids is not None else np.empty(0)
-        self.dead_markers.setData(x=np.full(len(dead), steps[-1] + 1.2), y=np.asarray(dead, dtype=np.float64))
+        self.activity.mark(np.full(len(dead), steps[-1] + 1.2), dead)
         self.activity_plot.setXRange(steps[0] - 0.5, steps[-1] + 2.0, padding=0)
         self.activity_plot.setYRange(-0.5, units - 0.5, padding=0.02)
 

@@ -2,16 +2,18 @@
 
 The same QAction sits in the menu and on the toolbar, so a shortcut, a menu
 click and a toolbar click are one code path, and enabling one enables all.
+Menus and the toolbar are declared here in their order, and `set_state` is
+the one place that decides which actions are enabled.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QHBoxLayout, QMainWindow, QMenu, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QStyle,
-                               QToolBar, QWidget)
+from PySide6.QtWidgets import QMainWindow, QMenu, QSpinBox, QStyle, QToolBar
 
+from bpviz.gui.training.controller import TrainingController
 from bpviz.gui.window import help as help_pages
 from bpviz.gui.window import weights as weights_files
 
@@ -49,23 +51,29 @@ class WindowActions:
         self.copy_csv = make("&Copy table as CSV", w.copy_table_csv, "Ctrl+Shift+C", None,
                              "Copy the layer table to the clipboard as CSV")
         self.save_csv = make("Save table as CSV…", w.save_table_csv, None, None, "Save the layer table as a CSV file")
-        self.export_plots = make("&Export plots…", w.export_plots, "Ctrl+E", None,
-                                 "Save every plot as PNG and SVG in a folder")
         # View
         self.reset_layout = make("Reset &layout", w.reset_layout, None, None,
                                  "Put every panel back where it fits this screen, at its default size")
+        self.export_plots = make("&Export plots…", w.export_plots, "Ctrl+E", None,
+                                 "Save every plot as PNG and SVG in a folder")
         # Train
-        self.step = make("&Step", w.step, Qt.Key.Key_F10, sp.SP_MediaSkipForward, "One training step")
+        self.step = make("Step &Over", w.step, Qt.Key.Key_F10, sp.SP_MediaSkipForward,
+                         "One whole training step; when paused inside a step, finish it")
         self.run = make("&Run", w.run, Qt.Key.Key_F5, sp.SP_MediaPlay, "Train until paused")
-        self.pause = make("&Pause", w.pause, Qt.Key.Key_F6, sp.SP_MediaPause, "Pause after the current step")
+        self.pause = make("&Pause", w.pause, Qt.Key.Key_F6, sp.SP_MediaPause,
+                          "Pause a run after its step; stop a paused step (nothing of it is kept)")
         self.run_n = make("Run &N steps", w.run_n, "Ctrl+F5", sp.SP_MediaSeekForward, "Train the number of steps in the box")
         self.validate = make("&Validate", w.validate, "Ctrl+Shift+V", sp.SP_DialogApplyButton,
                              "Run the experiment's validation now")
         self.reset = make("Rese&t", w.reset, "Ctrl+R", sp.SP_BrowserReload,
                           "Rebuild the model from its file with the same seed")
+        # Debug
+        self.step_into = make("Step &Into", w.step_into, Qt.Key.Key_F11, sp.SP_ArrowDown,
+                              "Pause inside the step: at each layer forward, the loss, each layer backward, the update")
+        self.step_out = make("Step O&ut", w.step_out, "Shift+F11", sp.SP_ArrowUp, "Finish the current phase of the paused step")
         # Help
-        self.shortcuts = make("&Keyboard shortcuts", lambda: help_pages.show_shortcuts(w), QKeySequence.StandardKey.HelpContents,
-                              None, "Every key the window knows")
+        self.shortcuts = make("&Keyboard shortcuts", lambda: help_pages.show_shortcuts(w),
+                              QKeySequence.StandardKey.HelpContents, None, "Every key the window knows")
         self.how_to_read = make("&How to read these plots", lambda: help_pages.show_how_to_read(w), None, None,
                                 "What each plot shows and what a problem looks like in it")
         self.about = make("&About bpviz", w.about)
@@ -78,7 +86,9 @@ class WindowActions:
         self.steps_box.setKeyboardTracking(False)
 
         self.recent_menu = QMenu("Open &Recent", window)
-        self.training = [self.step, self.run, self.pause, self.run_n, self.validate, self.reset]
+        self.debug_menu = QMenu("&Debug", window)
+        self.view_menu = QMenu("&View", window)  # Reset layout, then the docks add their toggles
+        self.panels_menu = self.view_menu
         self.needs_model = [self.copy_csv, self.save_csv, self.export_plots]
 
     def install(self) -> QToolBar:
@@ -95,14 +105,18 @@ class WindowActions:
         edit_menu.addAction(self.save_csv)
         edit_menu.addSeparator()
         edit_menu.addAction(self.export_plots)
-        self.view_menu = bar.addMenu("&View")
+        bar.addMenu(self.view_menu)
         self.view_menu.addAction(self.reset_layout)
+        self.view_menu.addSeparator()
         train_menu = bar.addMenu("&Train")
         for action in (self.step, self.run, self.pause, self.run_n):
             train_menu.addAction(action)
         train_menu.addSeparator()
         train_menu.addAction(self.validate)
         train_menu.addAction(self.reset)
+        bar.addMenu(self.debug_menu)  # Debug before Help, as in every IDE
+        for action in (self.step_into, self.step, self.step_out, self.run, self.pause):
+            self.debug_menu.addAction(action)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.shortcuts)
         help_menu.addAction(self.how_to_read)
@@ -115,7 +129,9 @@ class WindowActions:
         toolbar.setMovable(False)
         toolbar.addAction(self.open)
         toolbar.addSeparator()
+        toolbar.addAction(self.step_into)
         toolbar.addAction(self.step)
+        toolbar.addAction(self.step_out)
         toolbar.addAction(self.run)
         toolbar.addAction(self.pause)
         toolbar.addSeparator()
@@ -127,46 +143,21 @@ class WindowActions:
         self.window.addToolBar(toolbar)
         return toolbar
 
-    def set_state(self, has_model: bool, running: bool, busy: bool) -> None:
-        """Enable what makes sense now: nothing trains twice, nothing steps without a model."""
-        idle = has_model and not busy
-        self.step.setEnabled(idle)
-        self.run.setEnabled(idle)
+    def set_state(self, controller: TrainingController) -> None:
+        """Enable what makes sense now: nothing trains twice, nothing steps without a model; a paused step goes on."""
+        c = controller
+        paused = c.paused_at is not None
+        idle = c.has_model and not c.busy
+        self.step_into.setEnabled(idle or paused)
+        self.step_out.setEnabled(paused)
+        self.step.setEnabled(idle or paused)
+        self.run.setEnabled(idle or paused)
+        self.run.setText("&Continue" if paused else "&Run")
         self.run_n.setEnabled(idle)
         self.validate.setEnabled(idle)
-        self.pause.setEnabled(running)
-        self.reset.setEnabled(self.window.controller.request is not None)
-        self.load_weights.setEnabled(self.window.controller.request is not None and not busy)
-        self.steps_box.setEnabled(not running)
+        self.pause.setEnabled(c.running or c.stepping)
+        self.reset.setEnabled(c.request is not None)
+        self.load_weights.setEnabled(c.request is not None and not c.busy)
+        self.steps_box.setEnabled(not c.running)
         for action in self.needs_model:
-            action.setEnabled(has_model)
-
-
-class RunProgress(QWidget):
-    """Progress of a Run N, with Cancel; lives in the status bar and hides when no run counts steps."""
-
-    def __init__(self, cancel: Callable[[], None], parent=None) -> None:
-        super().__init__(parent)
-        self.bar = QProgressBar()
-        self.bar.setFixedWidth(180)
-        self.bar.setTextVisible(True)
-        self.bar.setFormat("%v / %m")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(lambda: cancel())
-        self.cancel_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)  # not a status-bar-wide bar
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.bar)
-        layout.addWidget(self.cancel_button)
-        self.hide()
-
-    def start(self, total: int) -> None:
-        self.bar.setRange(0, total)
-        self.bar.setValue(0)
-        self.setVisible(total > 0)
-
-    def advance(self, done: int) -> None:
-        self.bar.setValue(done)
-
-    def finish(self) -> None:
-        self.hide()
+            action.setEnabled(c.has_model)

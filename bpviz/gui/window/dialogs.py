@@ -10,21 +10,11 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
+from bpviz.engine.load.shapes import parse_shape
+from bpviz.gui.window.trust import TrustChoice, ask_to_run
+
 WEIGHTS_FILTER = "State dicts (*.pt *.pth);;All files (*)"
 OPEN_FILTER = "Experiments and models (*.py *.pt *.pth);;Experiment files (*.py);;Saved whole models (*.pt *.pth);;All files (*)"
-
-
-def parse_shape(text: str) -> tuple[int, ...] | None:
-    """'1, 3, 32, 32' or '1x3x32x32' or '(1,3,32,32)' as a shape tuple; None when it is not one."""
-    cleaned = text.strip().strip("()[]").replace("x", ",").replace("×", ",").replace(" ", ",")
-    parts = [p for p in cleaned.split(",") if p]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        return None
-    if not shape or any(d <= 0 for d in shape):
-        return None
-    return shape
 
 
 class Dialogs:
@@ -32,7 +22,8 @@ class Dialogs:
 
     def open_file(self, parent: QWidget, directory: str) -> Path | None:
         """Ask for an experiment or model file to open."""
-        path, _ = QFileDialog.getOpenFileName(parent, "Open experiment or model", directory, OPEN_FILTER)
+        caption = "Open experiment or model (opening an experiment runs its code)"
+        path, _ = QFileDialog.getOpenFileName(parent, caption, directory, OPEN_FILTER)
         return Path(path) if path else None
 
     def save_file(self, parent: QWidget, caption: str, suggested: str, file_filter: str) -> Path | None:
@@ -74,6 +65,10 @@ class Dialogs:
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return box.clickedButton() is load
+
+    def confirm_run_code(self, parent: QWidget, path: Path) -> TrustChoice | None:
+        """Opening an experiment file runs its code: asked before its first run (see trust.py)."""
+        return ask_to_run(parent, path)
 
     def ask_input_shape(self, parent: QWidget, path: Path) -> tuple[int, ...] | None:
         """A saved model does not say what it eats: ask for the shape of one sample (no batch dimension)."""

@@ -55,7 +55,7 @@ def _arrange_plots(window: QMainWindow, compact: bool) -> None:
 
 
 def _arrange_docks(window: QMainWindow, compact: bool) -> None:
-    tools = window.debug_tools
+    tools = window.docks
     right, bottom = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea
     for dock in tools.docks:
         dock.setFloating(False)

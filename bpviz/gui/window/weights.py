@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
+from PySide6.QtWidgets import QMainWindow
+
 from bpviz.engine.load.checkpoint import holds_state_dict
 from bpviz.engine.user_error import UserCodeError
-from PySide6.QtWidgets import QMainWindow
 
 # Typed as QMainWindow, not MainWindow: the main window imports this module, and must be the only one of the two
 # that imports the other. `window` is the main window (its controller, dialogs, error panel).
@@ -42,7 +44,7 @@ def load_weights(window: QMainWindow, path: Path) -> None:
         return
     window.statusBar().showMessage(f"Loading weights from {path.name} into {request.path.name}…")
     window.controller.load(dataclasses.replace(request, weights=str(path)))
-    window._update_actions()
+    window.update_actions()
 
 
 def ask_and_load(window: QMainWindow) -> None:
