@@ -172,12 +172,11 @@ class GradientFlowView(PlotView):
         if record is None:
             self.header.setText(theme.rich("gradient flow: no steps yet", theme.MUTED))
             return
-        text = theme.badge(f"{int(nonfinite.sum())} non-finite") if nonfinite is not None and nonfinite.any() else ""
-        text += theme.rich("gradient norm per layer, input ▸ output", theme.FOREGROUND, bold=True)
+        text = theme.rich("gradient norm per layer, input ▸ output", theme.FOREGROUND, bold=True)
         text += theme.rich(f"   step {record.step}", theme.MUTED)
         counts = {state: int((self._states == state).sum()) for state in (NONFINITE, ZERO, UNMEASURED)}
         if counts[NONFINITE]:  # the warnings first: a long header is cut at its right end
-            text = theme.rich(f"{counts[NONFINITE]} NaN/Inf   ", theme.BAD, bold=True) + text
+            text = theme.badge(f"{counts[NONFINITE]} NaN/Inf") + text
         if counts[ZERO]:
             text += theme.rich(f"   ·   {counts[ZERO]} with no gradient", theme.ZERO_GRADIENT, bold=True)
         if self._selected in self._names:
