@@ -368,7 +368,7 @@ def test_recent_files_are_remembered_and_reopen(qtbot, ini, tmp_path):
         str(SAMPLES["forgot_eval"].resolve()), str(SAMPLES["softmax_cross_entropy"].resolve())]
     menu = second.actions_.recent_menu
     menu.aboutToShow.emit()
-    entries = [a for a in menu.actions() if a.text() == "softmax_cross_entropy.py"]
+    entries = [a for a in menu.actions() if a.text() == "&2 softmax_cross_entropy.py   (…/sample_models)"]
     assert len(entries) == 1
     with qtbot.waitSignal(second.loaded, timeout=LOAD_MS) as blocker:
         entries[0].trigger()
