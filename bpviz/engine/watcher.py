@@ -51,6 +51,7 @@ class Watcher:
         self.probe.graph = GraphRecorder()
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
         self.recorder = Recorder(record, self, record_info) if record is not None else None
+        self.recorder_path = self.recorder.path if self.recorder is not None else None  # kept after detach
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""

@@ -228,8 +228,8 @@ class FindingsPanel(QWidget):
         current = self.selected()
         if current is not None:
             self._explain(current)
-        elif not self.model.findings:
-            self._set_html(healthy_html(checks or [], steps))
+        else:  # nothing selected: the healthy summary only while there is nothing to select
+            self._set_html("" if self.model.findings else healthy_html(checks or [], steps))
 
     def in_view_order(self) -> list[Finding]:
         """The findings as the list shows them (reading order)."""

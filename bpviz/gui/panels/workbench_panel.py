@@ -10,7 +10,6 @@ from __future__ import annotations
 
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.record.history import History
@@ -18,6 +17,7 @@ from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
 from bpviz.gui.format import number
+from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.unit_timeline import UnitTimeline
 from bpviz.gui.plots.traces import LayerTrace
@@ -70,27 +70,13 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.timeline.setTitle("each unit's share of active samples per step (dark = silent) ○ = died",
                                color=theme.MUTED, size="8pt")
 
-        self.curves_widget = theme.plot_widget(left="dead units", bottom="step")
-        self.curves = self.curves_widget.getPlotItem()
-        self.curves.addLegend(offset=(-8, 8), labelTextColor=theme.FOREGROUND, brush=theme.brush(theme.PANEL, 0.8))
-        self.dead_curve = self.curves.plot(pen=theme.pen(theme.BAD, 2.0), name="dead units")
-        self.loss_box = pg.ViewBox()
-        self.curves.showAxis("right")
-        self.curves.scene().addItem(self.loss_box)
-        self.curves.getAxis("right").linkToView(self.loss_box)
-        self.curves.getAxis("right").setLabel("loss", color=theme.LOSS)
-        self.curves.getAxis("right").setTextPen(theme.pen(theme.LOSS, 1))
-        self.curves.getAxis("right").setWidth(48)
+        self.dead_and_loss = DeadAndLossCurves()
+        self.curves_widget, self.curves = self.dead_and_loss.widget, self.dead_and_loss.plot
+        self.dead_curve, self.loss_curve = self.dead_and_loss.dead_curve, self.dead_and_loss.loss_curve
+        self.curve_marks = self.dead_and_loss.marks
         self.timeline.showAxis("right")  # same width as the curves' loss axis, so both plots share their step axis
         self.timeline.getAxis("right").setWidth(48)
         self.timeline.getAxis("right").setStyle(showValues=False)
-        self.loss_box.setXLink(self.curves)
-        self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
-        self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
-        self.loss_box.addItem(self.loss_curve)
-        self.curves.legend.addItem(self.loss_curve, "loss (right axis)")
-        self.curves.getViewBox().sigResized.connect(self._sync_loss_box)
-        self.curve_marks = InterventionMarks(self.curves, labels=True)
         self.compare = QtWidgets.QLabel()
         self.compare.setObjectName("workbenchCompare")
         self.compare.setStyleSheet(theme.LABEL_STYLE)
@@ -203,10 +189,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.show_units(None, None, [])
         self._activity = self._dead_trace = None
         self.unit_timeline.clear()
-        self.dead_curve.setData([], [])
-        self.loss_curve.setData([], [])
+        self.dead_and_loss.clear()
         self.timeline_marks.clear()
-        self.curve_marks.clear()
         self.compare.setText("")
         self.message.setText("")
         self._update_buttons()
@@ -359,10 +343,6 @@ class WorkbenchPanel(QtWidgets.QWidget):
         died = [(u.died_at, row_of[u.unit]) for u in self.units if u.unit < units and u.died_at >= steps[0]]
         self.unit_timeline.mark([d for d, _ in died], [r for _, r in died])
         self.timeline.setYRange(-0.5, units - 0.5, padding=0.01)
-
-    def _sync_loss_box(self) -> None:
-        self.loss_box.setGeometry(self.curves.getViewBox().sceneBoundingRect())
-        self.loss_box.linkedViewChanged(self.curves.getViewBox(), self.loss_box.XAxis)
 
     def _set_summary(self, latest: StepRecord | None) -> None:
         if self.layer is None or latest is None:

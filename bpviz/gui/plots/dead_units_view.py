@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
 from bpviz.gui.plots.traces import LayerTrace
@@ -82,7 +83,9 @@ class DeadUnitsView(PlotView):
             return
         self._drawn_latest = latest
         layer = self._selected_step(latest)
-        if latest is not None:
+        if latest is None:
+            show_empty_frame(self.count_plot)
+        else:
             ordered = sorted(latest.layers, key=lambda layer: layer.order)
             self.references.set_layers([layer.name for layer in ordered if layer.units is not None])
         self.references.update(history)
@@ -134,8 +137,10 @@ class DeadUnitsView(PlotView):
             self.header.setText(text + theme.rich(suffix, theme.MUTED))
             return
         share = layer.dead_units / layer.units if layer.units else 0.0
-        colour = theme.BAD if layer.dead_units else theme.LOSS
+        inactive = inactive_not_dead(layer)  # a LeakyReLU/GELU swapped in: silent units still get a gradient
+        colour = theme.LOSS if not layer.dead_units else theme.MUTED if inactive else theme.BAD
+        word = f"inactive, not dead ({layer.type} passes them a gradient)" if inactive else "dead"
         text += theme.rich(f"   step {latest.step}   ", theme.MUTED)
-        text += theme.rich(f"{layer.dead_units} of {layer.units} units dead ({100 * share:.1f}%)", colour, bold=True)
+        text += theme.rich(f"{layer.dead_units} of {layer.units} units {word} ({100 * share:.1f}%)", colour, bold=True)
         text += theme.rich("   ·   map: share of positions where each unit fired; ◀ dead now", theme.MUTED)
         self.header.setText(text)
