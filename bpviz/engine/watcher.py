@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.amp import GradScaler
 
 from bpviz.engine.record.collect import collect
 from bpviz.engine.config import Config
@@ -34,10 +35,12 @@ class Watcher:
         config: Config | None = None,
         record: str | Path | None = None,
         record_info: dict[str, str] | None = None,
+        scaler: GradScaler | None = None,
     ) -> None:
         self.model = model
         self.config = config or Config()
         self.probe = Probe(model, self.config)
+        self.probe.amp.scaler = scaler  # None: found among the training loop's variables (see observe.amp)
         self.history = History(self.config.history_steps)
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
@@ -123,10 +126,16 @@ class Watcher:
             self.diagnosis.judge_forwards(forwards, last, self.history, self.tracker)
 
 
-def watch(model: nn.Module, config: Config | None = None, record: str | Path | None = None) -> Watcher:
+def watch(
+    model: nn.Module,
+    config: Config | None = None,
+    record: str | Path | None = None,
+    scaler: GradScaler | None = None,
+) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
 
     `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
     `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
+    `scaler`: the GradScaler of fp16 training, when it is not a variable of the code calling the model.
     """
-    return Watcher(model, config, record=record).attach()
+    return Watcher(model, config, record=record, scaler=scaler).attach()

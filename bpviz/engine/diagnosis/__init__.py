@@ -5,6 +5,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import (
     dead_relu,
     exploding_gradient,
+    grad_scaler_skip,
     inactive_units,
     modes,
     nan_or_inf,
@@ -18,7 +19,17 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
 from bpviz.engine.record.dead_units import DeadUnitTracker
 
-RULES = (nan_or_inf, dead_relu, inactive_units, vanishing_gradient, exploding_gradient, saturated_activation, modes, softmax_cross_entropy)
+RULES = (
+    nan_or_inf,
+    grad_scaler_skip,
+    dead_relu,
+    inactive_units,
+    vanishing_gradient,
+    exploding_gradient,
+    saturated_activation,
+    modes,
+    softmax_cross_entropy,
+)
 KINDS = (
     "dead_relu",
     "inactive_units",
@@ -29,6 +40,7 @@ KINDS = (
     "train_mode_in_eval",
     "eval_mode_in_training",
     "softmax_before_cross_entropy",
+    "grad_scaler_skip",
 )
 
 

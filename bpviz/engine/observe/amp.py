@@ -72,3 +72,16 @@ def unscaled(grad: torch.Tensor, inverse_scale: torch.Tensor | None) -> torch.Te
     if inverse_scale is None:
         return grad
     return grad.detach().float() * inverse_scale
+
+
+def step_skipped(grad_scale: float | None, optimizer_stepped: bool, gradients_finite: bool, found_inf: bool) -> bool:
+    """Whether GradScaler skipped this step's optimizer step.
+
+    It skips by not calling `optimizer.step()` when the unscaled gradients
+    hold Inf/NaN (a fused optimizer is called and told `found_inf` instead),
+    so a scaled step whose gradients are not finite and that saw no
+    optimizer step is a skip, not a NaN of the model.
+    """
+    if grad_scale is None:
+        return False
+    return found_inf or (not optimizer_stepped and not gradients_finite)

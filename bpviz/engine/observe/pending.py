@@ -39,6 +39,7 @@ class ActivationCall:
     positions_per_unit: int
     preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
     sample_size: int  # values the zero and saturation shares were counted on
+    forward: int = 0  # index of the root forward it belongs to, in PendingStep.forwards
 
 
 @dataclass
@@ -48,6 +49,7 @@ class GradCall:
     layer: str
     scalars: torch.Tensor  # [squared norm, sum]
     histogram: torch.Tensor
+    forward: int = 0  # index of the root forward whose output it flowed back to
 
 
 @dataclass
@@ -59,6 +61,7 @@ class ForwardFacts:
     training_modules: tuple[str, ...]
     eval_modules: tuple[str, ...]
     input_sum: torch.Tensor | None  # non-finite when the input held NaN/Inf
+    output_layers: tuple[str, ...] = ()  # layers whose output the model returned (feeding the loss directly)
 
 
 @dataclass
@@ -77,9 +80,13 @@ class PendingStep:
     backward_order: list[str] = field(default_factory=list)
     forwards: list[ForwardFacts] = field(default_factory=list)
     param_grad_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+    param_grad_rows: dict[str, torch.Tensor] = field(default_factory=dict)  # lookup tables: rows with a gradient
     update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
     update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices
+    grad_scale: torch.Tensor | None = None  # the GradScaler scale this step's backward ran at
+    grad_unscale: torch.Tensor | None = None  # its reciprocal, applied to every gradient measured
+    optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
     admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step
     tensor_hooks: list[RemovableHandle] = field(default_factory=list)
     hooked_leaves: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # (tensor id, layer) -> tensor

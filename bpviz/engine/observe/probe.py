@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 
 import torch
 from torch import nn
@@ -23,6 +25,7 @@ from torch.overrides import TorchFunctionMode
 
 from bpviz.engine.observe import stats
 from bpviz.engine.config import Config
+from bpviz.engine.observe.amp import ScaleFinder, unscaled
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, LayerInfo, PendingStep
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
@@ -51,6 +54,8 @@ class _Frame:
     activation_family: str | None = None
     preact_max: torch.Tensor | None = None  # per-unit maximum of a ReLU module's input
     input_fns: list | None = None  # autograd nodes of the inputs, while recording the layer graph
+    caller: FrameType | None = None  # the Python frame running this module call
+    outer_exc: BaseException | None = None  # an exception being handled when the call began (not its failure)
 
 
 class _FunctionalActivations(TorchFunctionMode):
@@ -85,6 +90,10 @@ class Probe:
         self._params = dict(model.named_parameters())
         self._param_ids = {id(p): name for name, p in self._params.items()}
         self._own: dict[str, dict[str, nn.Parameter]] = {}  # module name -> its own parameters by short name
+        # Weights of lookup tables, whose gradient reaches only the rows a batch looked up (see grad_norms).
+        self.lookup_parameters = {
+            n for n, p in self._params.items() if any(p is w for w in _lookup_weights(model))
+        }
         for name, param in self._params.items():
             module, _, short = name.rpartition(".")
             self._own.setdefault(module, {})[short] = param
@@ -98,6 +107,9 @@ class Probe:
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
+        self._forward_index = 0  # the current root forward's index in pending.forwards
+        self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
+        self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
         self._updates = UpdateTracker(self)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
@@ -114,7 +126,7 @@ class Probe:
             return
         self._mode = _FunctionalActivations(self)
         for module in self.model.modules():
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook))
+            self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
         self._handles.extend(self._updates.attach())
 
@@ -130,7 +142,7 @@ class Probe:
         """Watch a module put into the model while attached (a remedy swapping an activation)."""
         self._names[module] = name
         if self._handles:
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook))
+            self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
 
     def take_pending(self) -> PendingStep:
@@ -155,12 +167,16 @@ class Probe:
         return self._own.get(module_name, {})
 
     # ----- forward -----
-    def _pre_hook(self, module: nn.Module, args) -> None:
+    def _pre_hook(self, module: nn.Module, args, kwargs) -> None:
+        caller = sys._getframe(1)
+        if self._stack and not _runs_inside(caller, self._stack[-1].caller):
+            self._abandon_forward()
         if not self._stack:
-            self._begin_forward(args)
+            self._begin_forward((*args, *kwargs.values()))  # model(pixel_values=x): the input is a keyword
         else:
             self._stack[-1].had_sublayer = True
         frame = _Frame(module, self._names.get(module, type(module).__name__), not module._modules)
+        frame.caller, frame.outer_exc = caller, sys.exc_info()[1]
         if self.graph is not None and self._observing:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
         if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
@@ -176,7 +192,7 @@ class Probe:
         frame = self._stack.pop()
         try:
             exc = sys.exc_info()[1]
-            if exc is not None:
+            if exc is not None and exc is not frame.outer_exc:  # a step retried inside `except` is no failure
                 if exc is not self._failed_exc:  # the innermost module sees it first
                     self._failed_exc = exc
                     self.failed_layer = frame.name or type(module).__name__
@@ -184,12 +200,36 @@ class Probe:
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
+            if not self._stack and self._observing:
+                self._note_outputs(output)
         finally:
             if not self._stack:
                 self._exit_mode()
 
+    def _abandon_forward(self) -> None:
+        """Drop the frames of a forward that never returned.
+
+        A KeyboardInterrupt skips torch's always-call forward hooks, so the
+        interrupted calls stay on the stack and the function mode stays on;
+        the next module call that does not run inside them starts afresh.
+        """
+        self._stack.clear()
+        self._exit_mode()
+
+    def _note_outputs(self, output) -> None:
+        """Remember which layers' outputs the model returned: they feed the loss, not another layer."""
+        returned = {id(t) for t in _floating_tensors(output)}
+        names = tuple(name for ref, name in self._outputs if id(ref()) in returned and ref() is not None)
+        if names and self.pending.forwards:
+            self.pending.forwards[-1].output_layers = names
+        self._outputs.clear()
+
     def _begin_forward(self, args) -> None:
         self._observing = torch.is_grad_enabled()
+        self._forward_index = len(self.pending.forwards)
+        self._outputs.clear()
+        if self._observing:
+            self.amp.look_from_caller()
         self._occurrence.clear()
         self._channel_first_3d = False
         self._failed_exc = None
@@ -295,8 +335,9 @@ class Probe:
         with torch._C.DisableTorchFunction():
             with self.as_guest(name):
                 self._measure(info, tensor, preact)
-            if tensor.requires_grad:
-                tensor.register_hook(self._grad_hook(name))
+            if tensor.requires_grad and tensor.grad_fn is not None:  # a returned Parameter would keep every hook
+                tensor.register_hook(self._grad_hook(name, self._forward_index))
+        self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
             self.graph.output(name, tensor)
         if self.listener is not None:
@@ -325,20 +366,31 @@ class Probe:
             kept = stats.histogram_sample(sample, cfg.first_sight_sample).clone()
         self.pending.calls.append(
             ActivationCall(
-                info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions, preact, sample.numel()
+                info,
+                tuple(x.shape),
+                x.numel(),
+                scalars,
+                histogram,
+                kept,
+                unit_positive,
+                positions,
+                preact,
+                sample.numel(),
+                self._forward_index,
             )
         )
 
     # ----- backward -----
-    def _grad_hook(self, name: str):
+    def _grad_hook(self, name: str, forward: int):
         def hook(grad: torch.Tensor) -> None:
             cfg = self.config
             pending = self.pending
             with torch._C.DisableTorchFunction(), self.as_guest(name):
                 scalars, hist = stats.grad_scalars_and_histogram(
-                    grad, cfg.histogram_sample, cfg.histogram_bins, *cfg.grad_log10_range
+                    unscaled(grad, self._grad_unscale(pending)), cfg.histogram_sample, cfg.histogram_bins,
+                    *cfg.grad_log10_range,
                 )
-                pending.grads.append(GradCall(name, scalars, hist))
+                pending.grads.append(GradCall(name, scalars, hist, forward))
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name
@@ -346,6 +398,41 @@ class Probe:
                 self.listener("backward", name, grad)
 
         return hook
+
+    def _grad_unscale(self, pending: PendingStep) -> torch.Tensor | None:
+        """1/scale of a GradScaler's loss scaling, fixed at the step's first gradient (update() changes it later)."""
+        if pending.grad_unscale is None:
+            scale = self.amp.current_scale()
+            if scale is None:
+                return None
+            pending.grad_scale = scale.detach().clone()
+            pending.grad_unscale = pending.grad_scale.double().reciprocal().float()
+        return pending.grad_unscale
+
+
+def _lookup_weights(model: nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+
+
+def _runs_inside(frame: FrameType | None, ancestor: FrameType | None) -> bool:
+    """Whether `ancestor` is on the call chain of `frame`: a module call nested in a call still running."""
+    while frame is not None:
+        if frame is ancestor:
+            return True
+        frame = frame.f_back
+    return ancestor is None
+
+
+def _floating_tensors(output) -> list[torch.Tensor]:
+    """Every floating-point tensor of a module's output, inside tuples, lists and dicts."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in _floating_tensors(item)]
+    return []
+
 
 def _primary_tensor(output) -> torch.Tensor | None:
     """The tensor that stands for a module's output: itself, or the first floating tensor in a tuple/list/dict."""

@@ -12,6 +12,8 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from bpviz.engine.observe import stats
+from bpviz.engine.observe.amp import optimizer_scale
+from bpviz.engine.observe.grad_norms import grad_norms, touched_rows
 
 if TYPE_CHECKING:
     from bpviz.engine.observe.probe import Probe
@@ -81,8 +83,14 @@ class UpdateTracker:
         with torch._C.DisableTorchFunction(), torch.no_grad():
             with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
             if with_grad:
-                norms = torch._foreach_norm([g for _, g in with_grad])
+                norms = grad_norms([g for _, g in with_grad])
+                scale, found_inf = optimizer_scale(optimizer)
+                if scale is not None:  # GradScaler leaves a fused optimizer's gradients scaled
+                    norms = [norm / scale for norm in norms]
+                    pending.optimizer_found_inf.append(found_inf)
                 pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+                lookups = self._probe.lookup_parameters
+                pending.param_grad_rows.update((n, touched_rows(g)) for n, g in with_grad if n in lookups)
             fresh = [(n, p) for n, p in owned if n not in pending.update_base]
             if fresh:
                 copies = torch._foreach_mul([slices.of(p) for _, p in fresh], 1.0)

@@ -79,6 +79,8 @@ class ParamStep:
     weight_norm: float  # estimated from a strided slice for parameters over Config.update_sample elements
     update_norm: float | None  # ||dW|| of this step's update (estimated likewise), None when no update was seen
     numel: int = 0  # element count, for per-element gradient sizes
+    shape_rows: int = 1  # size of the first dimension (a lookup table's rows)
+    grad_numel: int | None = None  # elements the gradient reached, when fewer than all (a lookup table's touched rows)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class ForwardPass:
     training_modules: tuple[str, ...]  # Dropout/BatchNorm modules in training mode
     eval_modules: tuple[str, ...]  # Dropout/BatchNorm modules in eval mode
     input_nonfinite: bool = False
+    backward: bool = True  # a gradient flowed back to it: a training forward, not a validation with grad enabled
+    output_layers: tuple[str, ...] = ()  # layers whose output the model returned
 
 
 @dataclass
@@ -108,6 +112,13 @@ class StepRecord:
     validation: dict[str, float] | None = None  # metrics when a validation ran after this step
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
+    grad_scale: float | None = None  # the GradScaler loss scale this step's backward ran at (divided out of every gradient)
+    grad_scaler_skipped: bool = False  # GradScaler skipped the optimizer step: the scaled gradients overflowed
+
+    @property
+    def output_layers(self) -> set[str]:
+        """Layers whose output a trained forward of this step returned as the model's output."""
+        return {name for f in self.forwards if f.backward for name in f.output_layers}
 
     def layer(self, name: str) -> LayerStep:
         """The layer called `name`; KeyError names the known layers when it is missing."""
