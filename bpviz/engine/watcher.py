@@ -12,17 +12,19 @@ import torch
 from torch import nn
 from torch.amp import GradScaler
 
-from bpviz.engine.record.collect import collect
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
-from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.diagnosis.finding import Finding
-from bpviz.engine.record.history import History
+from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
+from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
 from bpviz.engine.observe.probe import Probe
+from bpviz.engine.record.collect import collect
+from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
+from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
 from bpviz.engine.report.data import build_report
-from bpviz.engine.record.dead_units import DeadUnitTracker
 from bpviz.engine.runs.recorder import Recorder
 
 
@@ -39,7 +41,9 @@ class Watcher:
     ) -> None:
         self.model = model
         self.config = config or Config()
-        self.probe = Probe(model, self.config)
+        self.catalog = LayerCatalog(model)  # the layers seen, their parameters and histogram edges
+        self.guard = MeasurementGuard()  # what failed to be measured, and how often
+        self.probe = Probe(model, self.config, self.catalog, self.guard)
         self.probe.amp.scaler = scaler  # None: found among the training loop's variables (see observe.amp)
         self.history = History(self.config.history_steps)
         self.tracker = DeadUnitTracker(self.config.dead_window)
@@ -60,7 +64,7 @@ class Watcher:
         """Stop observing (and finish the run file, when recording); the model trains exactly as it did before attach."""
         self.probe.detach()
         if self.recorder is not None:
-            self.recorder.close(list(self.probe.internal_errors))
+            self.recorder.close(list(self.guard.errors))
             self.recorder = None
 
     def __enter__(self) -> Watcher:
@@ -73,10 +77,19 @@ class Watcher:
         """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
         started = time.perf_counter()
         pending = self.probe.take_pending()
-        record = collect(self.probe, pending, self.step_index, loss, self.tracker)
+        softmax_twice = isinstance(loss, torch.Tensor) and loss_applies_softmax_twice(loss)
+        record = collect(
+            self.catalog,
+            self.probe.slices,
+            self.guard,
+            self.config,
+            pending,
+            self.step_index,
+            loss,
+            softmax_before_cross_entropy=softmax_twice,
+        )
+        mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
         self._update_graph(record)
-        if isinstance(loss, torch.Tensor):
-            record.softmax_before_cross_entropy = loss_applies_softmax_twice(loss)
         self.history.append(record)
         self.step_index += 1
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
@@ -88,7 +101,7 @@ class Watcher:
         """Keep the graph recorded in this step; record again next step if layers appeared since."""
         recorder = self.probe.graph
         if recorder is not None and recorder.order:
-            self.graph = recorder.build(self.probe.layers)
+            self.graph = recorder.build(self.catalog.layers)
             self.probe.graph = None
         elif self.graph is not None and len(record.layers) > len(self.graph.nodes):
             self.probe.graph = GraphRecorder()
@@ -98,7 +111,11 @@ class Watcher:
         self.probe.take_pending()
 
     def record_validation(self, metrics: dict[str, float]) -> None:
-        """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives)."""
+        """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives).
+
+        The result is an event of its own in the history (after which step it ran), not a change to a
+        step record that consumers may already hold.
+        """
         last = self.step_index - 1 if self.step_index else None
         loose = [f for f in self.probe.pending.forwards if not f.grad_enabled]
         self._judge_loose_forwards()
@@ -107,7 +124,6 @@ class Watcher:
             self.recorder.validation(last, metrics, passes)
         if last is not None:
             self.history.add_validation(last, metrics)
-            self.history.latest.validation = dict(metrics)
 
     @property
     def findings(self) -> list[Finding]:
@@ -117,7 +133,7 @@ class Watcher:
 
     def report(self) -> dict:
         """The same dict `bpviz check --json` writes."""
-        return build_report(self.history, self.findings, self.step_index, list(self.probe.internal_errors))
+        return build_report(self.history, self.findings, self.step_index, list(self.guard.errors))
 
     def _judge_loose_forwards(self) -> None:
         forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]

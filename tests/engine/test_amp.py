@@ -63,7 +63,7 @@ def test_gradients_are_reported_unscaled_and_a_skipped_step_is_a_skip(explicit):
     records, weights_before = [], []
     with bpviz.watch(model, scaler=holder["scaler"] if explicit else None) as w:
         if not explicit:
-            scaler = holder["scaler"]  # noqa: F841: a local of the loop calling the model, as in the usual recipe
+            scaler = holder["scaler"]  # noqa: F841 (a local of the loop calling the model, as in the usual recipe)
         for step in range(4):
             boost = 1e30 if step == 2 else 1.0  # the scaled loss of step 2 overflows: GradScaler skips it
             expected.append({})

@@ -86,7 +86,10 @@ def test_a_diverging_run_is_an_exploding_error_at_the_step_its_norm_jumps_with_t
 def test_a_gradient_jump_while_the_loss_falls_is_only_a_warning():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4))
-    boost = lambda step: 1e4 if step == 5 else 1.0  # noqa: E731: the backward of step 5 alone is 1e4 times larger
+
+    def boost(step: int) -> float:
+        return 1e4 if step == 5 else 1.0  # the backward of step 5 alone is 1e4 times larger
+
     opt = torch.optim.SGD(model.parameters(), lr=1e-6)
     w, losses, norms = run(model, opt, mlp_batches(1), F.cross_entropy, 6, backward_scale=boost)
     step, rose = first_jump(norms, losses)

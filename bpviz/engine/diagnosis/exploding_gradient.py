@@ -18,6 +18,7 @@ from bpviz.engine.diagnosis.loss_trend import loss_rose
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "exploding_gradient"
+KINDS = (KIND,)
 STATEFUL = True
 EXPLANATION = (
     "Gradients that grow layer after layer toward the input, or step after step, make updates so large "
@@ -46,7 +47,8 @@ def check(ctx: Context) -> Iterator[Observation]:
         yield _obs(
             "error",
             None,
-            f"The gradient norm overflows float32 (above 1e38) although every gradient is finite; the largest is at {largest}.",
+            "The gradient norm overflows float32 (above 1e38) although every gradient is finite; "
+            f"the largest is at {largest}.",
         )
         return
     previous = [

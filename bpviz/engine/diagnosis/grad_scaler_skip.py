@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "grad_scaler_skip"
+KINDS = (KIND,)
 STATEFUL = False
 EXPLANATION = (
     "In float16 training GradScaler multiplies the loss by a scale before backward so small gradients do "

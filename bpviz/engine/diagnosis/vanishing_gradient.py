@@ -19,6 +19,7 @@ from bpviz.engine.diagnosis.rule import Context, Observation
 from bpviz.engine.record.records import StepRecord
 
 KIND = "vanishing_gradient"
+KINDS = (KIND,)
 STATEFUL = True
 EXPLANATION = (
     "Each layer multiplies the gradient flowing back by its local derivative. Saturating activations "

@@ -63,7 +63,7 @@ class ScaleFinder:
 
 
 def optimizer_scale(optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(scale, found_inf) GradScaler hands a fused optimizer, whose gradients it leaves scaled; (None, None) otherwise."""
+    """(scale, found_inf) GradScaler gives a fused optimizer, whose gradients stay scaled; (None, None) otherwise."""
     return getattr(optimizer, "grad_scale", None), getattr(optimizer, "found_inf", None)
 
 

@@ -11,6 +11,7 @@ received one.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def grad_norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -24,6 +25,12 @@ def grad_norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
         if norms[i] is None:
             norms[i] = _sparse_norm(g)
     return norms
+
+
+def lookup_parameters(model: nn.Module) -> frozenset[str]:
+    """Qualified names of the weights of the model's lookup tables (nn.Embedding, nn.EmbeddingBag)."""
+    tables = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))}
+    return frozenset(name for name, p in model.named_parameters() if id(p) in tables)
 
 
 def touched_rows(grad: torch.Tensor) -> torch.Tensor:

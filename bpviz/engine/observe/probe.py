@@ -8,14 +8,15 @@ inside a leaf module's own forward belong to that module (nn.ReLU calls
 F.relu), so every activation is counted exactly once.
 
 Everything measured stays on the device in a `PendingStep` (see pending.py)
-until the collector moves it to the host in one transfer.
+until the collector moves it to the host in one transfer. What outlives a
+step (which layers exist, their parameters and histogram edges) is kept in
+the `LayerCatalog`; a failing measurement goes to the `MeasurementGuard`.
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -23,13 +24,12 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from bpviz.engine.observe import stats
 from bpviz.engine.config import Config
+from bpviz.engine.observe import stats
 from bpviz.engine.observe.amp import ScaleFinder, unscaled
+from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
+from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
-from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, LayerInfo, PendingStep
-from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
-from bpviz.engine.user_error import describe_exception
 from bpviz.engine.observe.layer_kinds import (
     FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
@@ -38,6 +38,8 @@ from bpviz.engine.observe.layer_kinds import (
     functional_name,
     module_family,
 )
+from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep
+from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
 _CHANNEL_FIRST_MAKERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
@@ -75,29 +77,16 @@ class _FunctionalActivations(TorchFunctionMode):
 class Probe:
     """Attaches to one model; measures every layer on every forward with grad enabled."""
 
-    def __init__(self, model: nn.Module, config: Config) -> None:
+    def __init__(self, model: nn.Module, config: Config, catalog: LayerCatalog, guard: MeasurementGuard) -> None:
         self.model = model
         self.config = config
-        self.layers: dict[str, LayerInfo] = {}
-        self.hist_ranges: dict[str, tuple[float, float]] = {}
+        self.catalog = catalog
+        self.guard = guard
         self.pending = PendingStep()
         self.failed_layer: str | None = None  # innermost layer whose forward raised, most recent failure
         self.failed_layer_type: str | None = None  # its module class
         self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
-        # Measurements that failed on an unusual tensor (training went on), each message once with its count.
-        self.internal_errors: dict[str, int] = {}
         self._names = {module: name for name, module in model.named_modules()}
-        self._params = dict(model.named_parameters())
-        self._param_ids = {id(p): name for name, p in self._params.items()}
-        self._own: dict[str, dict[str, nn.Parameter]] = {}  # module name -> its own parameters by short name
-        # Weights of lookup tables, whose gradient reaches only the rows a batch looked up (see grad_norms).
-        self.lookup_parameters = {
-            n for n, p in self._params.items() if any(p is w for w in _lookup_weights(model))
-        }
-        for name, param in self._params.items():
-            module, _, short = name.rpartition(".")
-            self._own.setdefault(module, {})[short] = param
-        self.producer_cache: dict[tuple[str, int, int], list[str]] = {}  # see unit_forensics.producers
         self._mode_modules = [(n, m) for n, m in model.named_modules() if isinstance(m, MODE_SENSITIVE)]
         self._handles: list = []
         self._stack: list[_Frame] = []
@@ -111,7 +100,9 @@ class Probe:
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
         self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self._updates = UpdateTracker(self)
+        self._updates = UpdateTracker(
+            catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups
+        )
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
         # Set for one training forward to record the data flow between layers.
@@ -135,6 +126,7 @@ class Probe:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self.pending.release_hooks()
         self._exit_mode()
         self._stack.clear()
 
@@ -146,25 +138,10 @@ class Probe:
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
 
     def take_pending(self) -> PendingStep:
-        """Hand over what was seen since the last call and start a new step."""
+        """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
         pending, self.pending = self.pending, PendingStep()
+        pending.release_hooks()
         return pending
-
-    @contextlib.contextmanager
-    def as_guest(self, where: str) -> Iterator[None]:
-        """A measurement that fails on an unusual tensor is noted here, never raised into the user's training."""
-        try:
-            yield
-        except Exception as exc:
-            message = f"{where}: {describe_exception(exc)}"
-            self.internal_errors[message] = self.internal_errors.get(message, 0) + 1
-
-    def parameters(self) -> dict[str, nn.Parameter]:
-        return self._params
-
-    def own_parameters(self, module_name: str) -> dict[str, nn.Parameter]:
-        """The parameters a module holds directly (not its children's), by short name ("weight", "bias")."""
-        return self._own.get(module_name, {})
 
     # ----- forward -----
     def _pre_hook(self, module: nn.Module, args, kwargs) -> None:
@@ -181,7 +158,7 @@ class Probe:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
         if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
-            info = self.layers.get(name) if name is not None else None
+            info = self.catalog.layers.get(name) if name is not None else None
             if module_family(module) == RELU_FAMILY or (info is not None and info.tracks_units):
                 frame.preact_max = self._unit_max(args[0])
         self._stack.append(frame)
@@ -326,17 +303,12 @@ class Probe:
         if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
         self.last_layer = name
-        info = self.layers.get(name)
-        if info is None or (info.type, info.family) != (type_name, family):
-            # A layer keeps tracking units once it did, also after a remedy replaced its activation.
-            tracks = family == RELU_FAMILY or (info is not None and info.tracks_units)
-            info = LayerInfo(name, type_name, family, module_name, functional, bounds, tracks)
-            self.layers[name] = info
+        info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
         with torch._C.DisableTorchFunction():
-            with self.as_guest(name):
+            with self.guard.catch(name):
                 self._measure(info, tensor, preact)
-            if tensor.requires_grad and tensor.grad_fn is not None:  # a returned Parameter would keep every hook
-                tensor.register_hook(self._grad_hook(name, self._forward_index))
+            if tensor.requires_grad:
+                self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._forward_index))
         self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
             self.graph.output(name, tensor)
@@ -356,9 +328,7 @@ class Probe:
             positions = counted.numel() // max(1, stats.units_of(x, channel_first))
         sample = stats.histogram_sample(x, cfg.histogram_sample)
         scalars = stats.activation_scalars(x, sample, info.bounds, cfg.saturation_margin)
-        hist_range = self.hist_ranges.get(info.name)
-        if hist_range is None and info.bounds is not None:
-            hist_range = self.hist_ranges[info.name] = info.bounds
+        hist_range = self.catalog.histogram_range(info)
         histogram = kept = None
         if hist_range is not None:
             histogram = stats.histogram(sample, cfg.histogram_bins, *hist_range)
@@ -385,7 +355,7 @@ class Probe:
         def hook(grad: torch.Tensor) -> None:
             cfg = self.config
             pending = self.pending
-            with torch._C.DisableTorchFunction(), self.as_guest(name):
+            with torch._C.DisableTorchFunction(), self.guard.catch(name):
                 scalars, hist = stats.grad_scalars_and_histogram(
                     unscaled(grad, self._grad_unscale(pending)), cfg.histogram_sample, cfg.histogram_bins,
                     *cfg.grad_log10_range,
@@ -408,10 +378,6 @@ class Probe:
             pending.grad_scale = scale.detach().clone()
             pending.grad_unscale = pending.grad_scale.double().reciprocal().float()
         return pending.grad_unscale
-
-
-def _lookup_weights(model: nn.Module) -> list[torch.Tensor]:
-    return [m.weight for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
 
 
 def _runs_inside(frame: FrameType | None, ancestor: FrameType | None) -> bool:

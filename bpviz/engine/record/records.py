@@ -109,10 +109,9 @@ class StepRecord:
     nonfinite_origin: str | None = None  # first layer (forward order) whose output held NaN/Inf
     nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
     softmax_before_cross_entropy: bool = False
-    validation: dict[str, float] | None = None  # metrics when a validation ran after this step
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
-    grad_scale: float | None = None  # the GradScaler loss scale this step's backward ran at (divided out of every gradient)
+    grad_scale: float | None = None  # GradScaler's loss scale in this step's backward (divided out)
     grad_scaler_skipped: bool = False  # GradScaler skipped the optimizer step: the scaled gradients overflowed
 
     @property
