@@ -31,3 +31,11 @@ def test_healthy_real_model_checks_clean(tmp_path, name, layers):
     assert [f for f in report["findings"] if f["severity"] != "info"] == []
     assert report["loss"][-1] < report["loss"][0]
     assert layers <= {layer["name"] for layer in report["layers"]}
+
+
+def test_every_channels_last_conv_of_resnet18_has_a_nonzero_update_ratio(tmp_path):
+    out = tmp_path / "report.json"
+    assert main(["check", str(EXPERIMENTS / "resnet18.py"), "--steps", "2", "--json", str(out)]) == 0
+    convs = [layer for layer in json.loads(out.read_text())["layers"] if layer["type"] == "Conv2d"]
+    assert len(convs) == 20
+    assert all(layer["update_ratio"] > 0 for layer in convs)

@@ -93,3 +93,28 @@ def test_without_the_scaler_the_gradients_are_the_scaled_ones():
         record = w.step(amp_step(model, opt, state, x, y))
     assert record.grad_scale is None
     assert record.layer("2").grad_norm > 1e20
+
+
+def test_channels_last_weights_have_their_true_update_and_weight_norms():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 64, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 3),
+    ).to(memory_format=torch.channels_last)
+    assert not model[2].weight.is_contiguous()  # 4608 values: estimated from a slice
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 3, (4,))
+    with bpviz.watch(model) as w:
+        for _ in range(2):
+            before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            record = w.step(loss)
+    for layer, rel in (("0", 1e-5), ("2", 0.1)):  # a small weight exactly, a large one from its slice
+        params = [(n, p) for n, p in model.named_parameters() if n.startswith(f"{layer}.")]
+        change = sum(float((p - before[n]).pow(2).sum()) for n, p in params) ** 0.5
+        norm = sum(float(p.pow(2).sum()) for _, p in params) ** 0.5
+        assert record.layer(layer).update_ratio == pytest.approx(change / norm, rel=rel)

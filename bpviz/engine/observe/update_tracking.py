@@ -27,7 +27,10 @@ class ParameterSlices:
     by `scale`, estimates ||dW|| closely for a fraction. The slices are views,
     so in-place updates show through; slicing fifty parameters anew each step
     cost more than the norms. A parameter whose storage was swapped
-    (`param.data = ...`) is sliced again.
+    (`param.data = ...`) is sliced again. A weight in another memory layout
+    (channels_last convolutions) is sliced in the order it lies in memory:
+    flattening it in its logical order would copy it, and a copy never
+    sees the update.
     """
 
     def __init__(self, max_values: int) -> None:
@@ -39,12 +42,22 @@ class ParameterSlices:
         ptr = param.data_ptr()
         hit = self._cache.get(id(param))
         if hit is None or hit[0] != ptr:
-            hit = self._cache[id(param)] = (ptr, stats.histogram_sample(param.detach(), self._max_values))
+            flat = _in_memory_order(param.detach())
+            hit = self._cache[id(param)] = (ptr, stats.histogram_sample(flat, self._max_values))
         return hit[1]
 
     def scale(self, param: torch.Tensor) -> float:
         """Factor from a norm over the slice to the whole parameter's estimate."""
         return math.sqrt(param.numel() / self.of(param).numel())
+
+
+def _in_memory_order(tensor: torch.Tensor) -> torch.Tensor:
+    """A view of `tensor` whose dimensions run in memory order, so flattening it copies nothing."""
+    if tensor.is_contiguous() or tensor.dim() < 2:
+        return tensor
+    order = sorted(range(tensor.dim()), key=lambda d: (tensor.stride(d), tensor.shape[d]), reverse=True)
+    permuted = tensor.permute(order)
+    return permuted if permuted.is_contiguous() else tensor
 
 
 class UpdateTracker:
