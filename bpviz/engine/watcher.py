@@ -6,6 +6,7 @@ so the CLI, the window and a script see identical records and findings.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.compiled import EagerWhileWatched, uncompiled
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
 from bpviz.engine.observe.probe import Probe
@@ -39,6 +41,9 @@ class Watcher:
         record_info: dict[str, str] | None = None,
         scaler: GradScaler | None = None,
     ) -> None:
+        self.compiled = EagerWhileWatched()
+        self.compiled_model = model  # what the user calls; the probe watches the eager module inside it
+        model = uncompiled(model)
         self.model = model
         self.config = config or Config()
         self.catalog = LayerCatalog(model)  # the layers seen, their parameters and histogram edges
@@ -49,6 +54,7 @@ class Watcher:
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
         self.step_index = 0  # completed steps
+        self.unobserved_steps: list[int] = []  # steps in which no layer was observed
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
         self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
         self.probe.graph = GraphRecorder()
@@ -57,12 +63,14 @@ class Watcher:
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
+        self.compiled.enter(self.compiled_model)
         self.probe.attach()
         return self
 
     def detach(self) -> None:
         """Stop observing (and finish the run file, when recording); the model trains exactly as it did before attach."""
         self.probe.detach()
+        self.compiled.exit()
         if self.recorder is not None:
             self.recorder.close(list(self.guard.errors))
             self.recorder = None
@@ -89,6 +97,8 @@ class Watcher:
             softmax_before_cross_entropy=softmax_twice,
         )
         mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
+        if not record.layers:
+            self._note_unobserved(record.step)
         self._update_graph(record)
         self.history.append(record)
         self.step_index += 1
@@ -96,6 +106,18 @@ class Watcher:
         if self.recorder is not None:
             self.recorder.step(record, time.perf_counter() - started)
         return record
+
+    def _note_unobserved(self, step: int) -> None:
+        """A step in which no layer was seen is said so, never passed off as a step without findings."""
+        self.unobserved_steps.append(step)
+        self.guard.note(f"step {step}: observed no layer of the model")
+        if len(self.unobserved_steps) == 1:
+            warnings.warn(
+                f"bpviz observed no layer of the model in step {step}: nothing was measured. Was the model called "
+                "with gradients enabled, as the module given to watch() (not a copy, not in another process)?",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _update_graph(self, record: StepRecord) -> None:
         """Keep the graph recorded in this step; record again next step if layers appeared since."""

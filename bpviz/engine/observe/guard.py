@@ -25,5 +25,8 @@ class MeasurementGuard:
         try:
             yield
         except Exception as exc:
-            message = f"{where}: {describe_exception(exc)}"
-            self.errors[message] = self.errors.get(message, 0) + 1
+            self.note(f"{where}: {describe_exception(exc)}")
+
+    def note(self, message: str) -> None:
+        """Count something bpviz could not measure (a failure, or a kind of forward it cannot look into)."""
+        self.errors[message] = self.errors.get(message, 0) + 1

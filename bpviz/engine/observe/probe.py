@@ -203,6 +203,11 @@ class Probe:
 
     def _begin_forward(self, args) -> None:
         self._observing = torch.is_grad_enabled()
+        if self._observing and torch._C._are_functorch_transforms_active():
+            # Under torch.func (vmap, grad) tensors are wrapped per transform level and may not leave it:
+            # kept for the step's transfer they would raise there. Such forwards are listed as unmeasured.
+            self._observing = False
+            self.guard.note("torch.func transform (vmap/grad): its forwards are not measured")
         self._forward_index = len(self.pending.forwards)
         self._outputs.clear()
         if self._observing:
