@@ -30,6 +30,7 @@ from bpviz.engine.observe.amp import ScaleFinder, unscaled
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
+from bpviz.engine.observe.parametrized import watched_modules
 from bpviz.engine.observe.layer_kinds import (
     FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
@@ -116,7 +117,7 @@ class Probe:
         if self._handles:
             return
         self._mode = _FunctionalActivations(self)
-        for module in self.model.modules():
+        for module in watched_modules(self.model):
             self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
         self._handles.extend(self._updates.attach())
@@ -152,7 +153,7 @@ class Probe:
             self._begin_forward((*args, *kwargs.values()))  # model(pixel_values=x): the input is a keyword
         else:
             self._stack[-1].had_sublayer = True
-        frame = _Frame(module, self._names.get(module, type(module).__name__), not module._modules)
+        frame = _Frame(module, self._names.get(module, type(module).__name__), _is_leaf(module))
         frame.caller, frame.outer_exc = caller, sys.exc_info()[1]
         if self.graph is not None and self._observing:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
@@ -383,6 +384,11 @@ class Probe:
             pending.grad_scale = scale.detach().clone()
             pending.grad_unscale = pending.grad_scale.double().reciprocal().float()
         return pending.grad_unscale
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    """A module with no children of its own (a parametrization's container does not count)."""
+    return all(name == "parametrizations" for name in module._modules)
 
 
 def _runs_inside(frame: FrameType | None, ancestor: FrameType | None) -> bool:
