@@ -58,3 +58,73 @@ def test_spectral_and_weight_norm_layers_are_the_layers_and_own_their_weights():
     owners = {p.name: p.layer for p in record.params}
     assert owners["0.parametrizations.weight.original"] == "0"
     assert owners["2.parametrizations.weight.original0"] == "2"
+
+
+class NHWCBlock(nn.Module):
+    """A conv, then an MLP on channels-last feature maps (ConvNeXt/Swin style) with a ReLU on 160 features."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16, 160)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(160, 4)
+        with torch.no_grad():
+            self.fc1.weight[:dead] = 0.0
+            self.fc1.bias[:dead] = -1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).permute(0, 2, 3, 1)  # (N, 16, 16, 16) -> (N, H, W, C): H equals C here
+        return self.fc2(self.act(self.fc1(y))).mean(dim=(1, 2))
+
+
+class ConvTokens(nn.Module):
+    """Conv1d features transposed to (N, L, C) before the ReLU, as sequence models do."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 24, 3, padding=1)
+        self.head = nn.Linear(24, 3)
+        with torch.no_grad():
+            self.conv.weight[:dead] = 0.0
+            self.conv.bias[:dead] = -1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.conv(x).transpose(1, 2))).mean(dim=1)
+
+
+class LinearReLU(nn.Module):
+    """A leaf with its own weights and F.relu inside its forward."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(16, 4))
+        self.bias = nn.Parameter(torch.full((16,), 5.0))
+        with torch.no_grad():
+            self.weight[:dead] = 0.0
+            self.bias[:dead] = -1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.linear(x, self.weight, self.bias))
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "layer", "units", "dead"),
+    [
+        (lambda: NHWCBlock(40), (8, 3, 16, 16), "act", 160, 40),
+        (lambda: ConvTokens(6), (8, 4, 30), "relu()", 24, 6),
+        (lambda: nn.Sequential(LinearReLU(5), nn.Linear(16, 3)), (8, 4), "0", 16, 5),
+    ],
+)
+def test_units_are_where_the_producing_layer_put_them(make, shape, layer, units, dead):
+    torch.manual_seed(0)
+    model = make()
+    x = torch.randn(*shape)
+    with bpviz.watch(model) as w:
+        for _ in range(3):
+            out = model(x)
+            out.float().pow(2).mean().backward()
+            record = w.step()
+    step = record.layer(layer)
+    assert (step.units, step.dead_units) == (units, dead)
+    assert sorted(step.dead_unit_ids.tolist()) == list(range(dead))

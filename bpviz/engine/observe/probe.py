@@ -31,6 +31,7 @@ from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.parametrized import watched_modules
+from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.layer_kinds import (
     FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
@@ -43,8 +44,6 @@ from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall,
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
-_CHANNEL_FIRST_MAKERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
-_FEATURE_LAST_MAKERS = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.RNNBase, nn.MultiheadAttention, nn.Flatten)
 
 
 @dataclass
@@ -93,7 +92,7 @@ class Probe:
         self._stack: list[_Frame] = []
         self._occurrence: dict[str, int] = {}
         self._observing = False
-        self._channel_first_3d = False
+        self._unit_axis = UnitAxis()  # where an activation's units are, from the layer that produced it
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
@@ -214,7 +213,7 @@ class Probe:
         if self._observing:
             self.amp.look_from_caller()
         self._occurrence.clear()
-        self._channel_first_3d = False
+        self._unit_axis.reset()
         self._failed_exc = None
         self.failed_layer = None
         self.failed_layer_type = None
@@ -249,16 +248,16 @@ class Probe:
             self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
         self._observe(name, type_name, family, bounds_of(family, module), tensor, frame.name, False, frame.preact_max)
-        if isinstance(module, _CHANNEL_FIRST_MAKERS):
-            self._channel_first_3d = True
-        elif isinstance(module, _FEATURE_LAST_MAKERS):
-            self._channel_first_3d = False
+        self._unit_axis.produced(module)
 
     def _call_functional(self, func, family: str, args, kwargs):
         if not self._stack:
             return func(*args, **kwargs)  # outside the watched model (e.g. in the loss)
         frame = self._stack[-1]
         if frame.structural_leaf:  # it belongs to the leaf module calling it
+            first = args[0] if args else None
+            if family == RELU_FAMILY and isinstance(first, torch.Tensor) and module_family(frame.module) is None:
+                frame.preact_max = self._unit_max(first)  # the units fired from this input, not the module's
             out = func(*args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
             return out
@@ -293,7 +292,7 @@ class Probe:
             return stats.unit_max(x.detach(), self._channel_first(x))
 
     def _channel_first(self, x: torch.Tensor) -> bool:
-        return x.dim() >= 4 or (x.dim() == 3 and self._channel_first_3d)
+        return self._unit_axis.channel_first(x)
 
     def _observe(
         self,
