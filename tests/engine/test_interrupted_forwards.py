@@ -1,6 +1,7 @@
 """Forwards that end unusually: a Ctrl-C inside them, a step retried in an `except` block, keyword inputs."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -85,3 +86,24 @@ def test_a_keyword_called_model_with_nan_input_blames_the_input():
         w.step(loss)
     assert [(f.kind, f.layer) for f in w.findings] == [("nan_or_inf", None)]
     assert "input batch" in w.findings[0].message
+
+
+def test_lbfgs_gradient_norms_are_those_the_closure_computed_in_the_step():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    opt = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=4)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    with bpviz.watch(model) as w:
+        for _ in range(2):
+            loss = opt.step(closure)
+            expected = {n: float(p.grad.norm()) for n, p in model.named_parameters()}  # the last evaluation's
+            record = w.step(loss)
+    for param in record.params:
+        assert param.grad_norm == pytest.approx(expected[param.name], rel=1e-6)

@@ -51,6 +51,11 @@ class ParameterSlices:
         return math.sqrt(param.numel() / self.of(param).numel())
 
 
+def _has_closure(args: tuple, kwargs: dict) -> bool:
+    """Whether `optimizer.step` was given a closure that computes the loss and gradients inside it."""
+    return callable(kwargs.get("closure")) or any(callable(a) for a in args)
+
+
 def _in_memory_order(tensor: torch.Tensor) -> torch.Tensor:
     """A view of `tensor` whose dimensions run in memory order, so flattening it copies nothing."""
     if tensor.is_contiguous() or tensor.dim() < 2:
@@ -95,32 +100,41 @@ class UpdateTracker:
 
     def _before(self, optimizer, args, kwargs) -> None:
         with self._guard.catch("optimizer step"):
-            self._measure_before(optimizer)
+            self._measure_before(optimizer, _has_closure(args, kwargs))
 
     def _after(self, optimizer, args, kwargs) -> None:
         with self._guard.catch("optimizer step"):
+            if _has_closure(args, kwargs):  # LBFGS-style: the closure ran inside step(), the gradients are new
+                with torch._C.DisableTorchFunction(), torch.no_grad():
+                    self._measure_grads(optimizer, self._owned(optimizer), self._pending())
             self._measure_after(optimizer)
 
-    def _measure_before(self, optimizer: torch.optim.Optimizer) -> None:
+    def _measure_before(self, optimizer: torch.optim.Optimizer, closure: bool) -> None:
         owned = self._owned(optimizer)
         if not owned:
             return
         pending = self._pending()
         slices = self._slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
-            if with_grad:
-                norms = grad_norms([g for _, g in with_grad])
-                scale, found_inf = optimizer_scale(optimizer)
-                if scale is not None:  # GradScaler leaves a fused optimizer's gradients scaled
-                    norms = [norm / scale for norm in norms]
-                    pending.optimizer_found_inf.append(found_inf)
-                pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
-                pending.param_grad_rows.update((n, touched_rows(g)) for n, g in with_grad if n in self._lookups)
+            if not closure:
+                self._measure_grads(optimizer, owned, pending)
             fresh = [(n, p) for n, p in owned if n not in pending.update_base]
             if fresh:
                 copies = torch._foreach_mul([slices.of(p) for _, p in fresh], 1.0)
                 pending.update_base.update(zip((n for n, _ in fresh), copies))
+
+    def _measure_grads(self, optimizer: torch.optim.Optimizer, owned: list, pending: PendingStep) -> None:
+        """The gradients the step uses: read before it, or after it when a closure computed them inside."""
+        with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
+        if not with_grad:
+            return
+        norms = grad_norms([g for _, g in with_grad])
+        scale, found_inf = optimizer_scale(optimizer)
+        if scale is not None:  # GradScaler leaves a fused optimizer's gradients scaled
+            norms = [norm / scale for norm in norms]
+            pending.optimizer_found_inf.append(found_inf)
+        pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+        pending.param_grad_rows.update((n, touched_rows(g)) for n, g in with_grad if n in self._lookups)
 
     def _measure_after(self, optimizer: torch.optim.Optimizer) -> None:
         pending = self._pending()
