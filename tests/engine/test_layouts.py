@@ -128,3 +128,25 @@ def test_units_are_where_the_producing_layer_put_them(make, shape, layer, units,
     step = record.layer(layer)
     assert (step.units, step.dead_units) == (units, dead)
     assert sorted(step.dead_unit_ids.tolist()) == list(range(dead))
+
+
+@pytest.mark.parametrize("how", ["checkpoint", "checkpoint_sequential", "non_reentrant"])
+def test_model_level_checkpointing_is_no_validation_and_measures_the_recomputed_forward(how):
+    from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(16, 4, requires_grad=True), torch.randint(0, 3, (16,))
+    with bpviz.watch(model) as w:
+        if how == "checkpoint":
+            out = checkpoint(model, x, use_reentrant=True)
+        elif how == "checkpoint_sequential":
+            out = checkpoint_sequential(model, 3, x, use_reentrant=True)
+        else:
+            out = checkpoint(model, x, use_reentrant=False)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        record = w.step(loss)
+    assert w.findings == []
+    assert sorted(layer.name for layer in record.layers) == ["0", "1", "2", "3", "4", "5"]
+    assert all(layer.grad_norm is not None for layer in record.layers)

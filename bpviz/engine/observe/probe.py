@@ -28,6 +28,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.amp import ScaleFinder, unscaled
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
+from bpviz.engine.observe.checkpointing import in_checkpoint_first_pass
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.parametrized import watched_modules
@@ -223,9 +224,10 @@ class Probe:
         input_sum = None
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
-        self.pending.forwards.append(
-            ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
-        )
+        if self._observing or not in_checkpoint_first_pass():  # that pass is measured when it is recomputed
+            self.pending.forwards.append(
+                ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
+            )
         if self._observing:
             self._mode.__enter__()
             self._mode_entered = True
