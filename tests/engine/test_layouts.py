@@ -150,3 +150,38 @@ def test_model_level_checkpointing_is_no_validation_and_measures_the_recomputed_
     assert w.findings == []
     assert sorted(layer.name for layer in record.layers) == ["0", "1", "2", "3", "4", "5"]
     assert all(layer.grad_norm is not None for layer in record.layers)
+
+
+class CellDecoder(nn.Module):
+    """time_sequence_prediction style: an LSTMCell and a Linear run once per time step from one loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.LSTMCell(1, 16)
+        self.out = nn.Linear(16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = c = torch.zeros(x.shape[0], 16)
+        outputs = []
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t : t + 1], (h, c))
+            outputs.append(self.out(h))
+        return torch.cat(outputs, dim=1)
+
+
+def test_a_cell_called_once_per_time_step_is_one_layer_with_every_call_counted():
+    torch.manual_seed(0)
+    model = CellDecoder()
+    x = torch.randn(8, 40)
+    hs = []
+    handle = model.cell.register_forward_hook(lambda m, a, out: hs.append(out[0].detach()))
+    with bpviz.watch(model) as w:
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        record = w.step(loss)
+    handle.remove()
+    assert [(layer.name, layer.calls) for layer in record.layers] == [("cell", 40), ("out", 40)]
+    every = torch.stack(hs[:40])  # the hook above saw each call's h: 40 time steps
+    cell = record.layer("cell")
+    assert cell.mean == pytest.approx(float(every.double().mean()), rel=1e-6)
+    assert cell.max == pytest.approx(float(every.max()))

@@ -32,6 +32,7 @@ from bpviz.engine.observe.checkpointing import in_checkpoint_first_pass
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.parametrized import watched_modules
+from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.layer_kinds import (
     FUNCTIONAL_FAMILY,
@@ -92,6 +93,7 @@ class Probe:
         self._handles: list = []
         self._stack: list[_Frame] = []
         self._occurrence: dict[str, int] = {}
+        self._site_names: dict[tuple, str] = {}  # (layer base name, call site) -> its name in this forward
         self._observing = False
         self._unit_axis = UnitAxis()  # where an activation's units are, from the layer that produced it
         self._mode: _FunctionalActivations | None = None
@@ -214,6 +216,7 @@ class Probe:
         if self._observing:
             self.amp.look_from_caller()
         self._occurrence.clear()
+        self._site_names.clear()
         self._unit_axis.reset()
         self._failed_exc = None
         self.failed_layer = None
@@ -245,7 +248,7 @@ class Probe:
         family = module_family(module)
         if family is None and frame.activation_out is tensor:
             family = frame.activation_family
-        name = self._next_name(frame.name or type(module).__name__)
+        name = self._next_name(frame.name or type(module).__name__, call_site(frame.caller))
         if self.graph is not None and frame.input_fns is not None:
             self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
@@ -265,7 +268,7 @@ class Probe:
             return out
         frame.had_sublayer = True
         fname = functional_name(func)
-        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()")
+        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", call_site(sys._getframe(1)))
         first = args[0] if args else None
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
@@ -282,11 +285,20 @@ class Probe:
             self._observe(name, type_name, family, bounds, out, frame.name, True, preact)
         return out
 
-    def _next_name(self, base: str) -> str:
-        """`base` for a layer's first call in a forward, `base#2`, `base#3`... for later ones."""
+    def _next_name(self, base: str, site: tuple | None) -> str:
+        """`base` for a layer's first call in a forward, `base#2`, `base#3`... for calls from other places.
+
+        Calls from the same place in the user's code (a cell run once per time
+        step in a loop) are one layer, their calls merged in the step.
+        """
+        if site is not None and (base, site) in self._site_names:
+            return self._site_names[(base, site)]
         n = self._occurrence.get(base, 0) + 1
         self._occurrence[base] = n
-        return base if n == 1 else f"{base}#{n}"
+        name = base if n == 1 else f"{base}#{n}"
+        if site is not None:
+            self._site_names[(base, site)] = name
+        return name
 
     def _unit_max(self, x: torch.Tensor) -> torch.Tensor:
         """Per-unit maximum of a ReLU's input, read before an in-place activation overwrites it."""

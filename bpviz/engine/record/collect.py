@@ -208,6 +208,7 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
         lo, hi = min(r[stats.MIN] for r in rows), max(r[stats.MAX] for r in rows)
         layer = LayerStep(
             name=name,
+            calls=len(group),
             type=info.type,
             shape=group[-1][0].shape,
             family=info.family,

@@ -48,6 +48,7 @@ class LayerStep:
     shape: tuple[int, ...]  # output shape of the last call in the step
     family: str | None  # activation family: "relu", "sigmoid", "tanh", "hardtanh", "gelu", "softmax", ... or None
     order: int  # forward execution order within the step, 0-based
+    calls: int = 1  # calls merged into this layer in the step (a cell run once per time step: one per step)
     mean: float = 0.0
     std: float = 0.0
     min: float = 0.0
