@@ -60,6 +60,7 @@ class Watcher:
         self.probe.graph = GraphRecorder()
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
         self.recorder = Recorder(record, self, record_info) if record is not None else None
+        self.recorder_path = self.recorder.path if self.recorder is not None else None  # kept after detach
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
@@ -68,7 +69,7 @@ class Watcher:
         return self
 
     def detach(self) -> None:
-        """Stop observing (and finish the run file, when recording); the model trains exactly as it did before attach."""
+        """Stop observing and finish the run file, when recording; the model trains exactly as before attach."""
         self.probe.detach()
         self.compiled.exit()
         if self.recorder is not None:

@@ -35,10 +35,10 @@ from bpviz.engine.observe.parametrized import watched_modules
 from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.layer_kinds import (
-    FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
     RELU_FAMILY,
     bounds_of,
+    functional_families,
     functional_name,
     module_family,
 )
@@ -70,7 +70,7 @@ class _FunctionalActivations(TorchFunctionMode):
         self._probe = probe
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        family = FUNCTIONAL_FAMILY.get(func)
+        family = self._probe.functional.get(func)
         if family is None:
             return func(*args, **(kwargs or {}))
         return self._probe._call_functional(func, family, args, kwargs or {})
@@ -102,6 +102,8 @@ class Probe:
         self._forward_index = 0  # the current root forward's index in pending.forwards
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
         self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
+        self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
+        self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
         self._updates = UpdateTracker(
             catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups
@@ -119,6 +121,7 @@ class Probe:
         if self._handles:
             return
         self._mode = _FunctionalActivations(self)
+        self.functional = functional_families()
         for module in watched_modules(self.model):
             self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
@@ -177,6 +180,8 @@ class Probe:
                     self._failed_exc = exc
                     self.failed_layer = frame.name or type(module).__name__
                     self.failed_layer_type = type(module).__name__
+                if not self._stack:  # a forward that raised is no part of the step, even if the user goes on
+                    self.pending.rollback(self._forward_mark)
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
@@ -227,10 +232,10 @@ class Probe:
         input_sum = None
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
+        self._forward_mark = self.pending.mark()
         if self._observing or not in_checkpoint_first_pass():  # that pass is measured when it is recomputed
-            self.pending.forwards.append(
-                ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
-            )
+            facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
+            self.pending.add_forward(facts, self.config.calls_per_layer_step)
         if self._observing:
             self._mode.__enter__()
             self._mode_entered = True
@@ -323,6 +328,11 @@ class Probe:
             return
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
+        limit = self.config.calls_per_layer_step
+        if not self.pending.admit(name, limit):
+            self.guard.note(f"{name}: called more than {limit} times in one step (forwards without w.step()?); "
+                            "the rest was not measured")
+            return
         with torch._C.DisableTorchFunction():
             with self.guard.catch(name):
                 self._measure(info, tensor, preact)
