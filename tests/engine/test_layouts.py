@@ -172,7 +172,7 @@ class CellDecoder(nn.Module):
 def test_a_cell_called_once_per_time_step_is_one_layer_with_every_call_counted():
     torch.manual_seed(0)
     model = CellDecoder()
-    x = torch.randn(8, 40)
+    x = torch.randn(8, 24)  # under Config.calls_per_layer_step: every call measured
     hs = []
     handle = model.cell.register_forward_hook(lambda m, a, out: hs.append(out[0].detach()))
     with bpviz.watch(model) as w:
@@ -180,8 +180,8 @@ def test_a_cell_called_once_per_time_step_is_one_layer_with_every_call_counted()
         loss.backward()
         record = w.step(loss)
     handle.remove()
-    assert [(layer.name, layer.calls) for layer in record.layers] == [("cell", 40), ("out", 40)]
-    every = torch.stack(hs[:40])  # the hook above saw each call's h: 40 time steps
+    assert [(layer.name, layer.calls) for layer in record.layers] == [("cell", 24), ("out", 24)]
+    every = torch.stack(hs)  # the hook above saw each call's h: 24 time steps
     cell = record.layer("cell")
     assert cell.mean == pytest.approx(float(every.double().mean()), rel=1e-6)
     assert cell.max == pytest.approx(float(every.max()))
