@@ -11,15 +11,14 @@ at is kept as a device tensor and divided out on the device: no host sync.
 """
 from __future__ import annotations
 
-import os
 import sys
 from types import FrameType
 
 import torch
 from torch.amp import GradScaler
 
-_TORCH_DIR = os.path.dirname(torch.__file__)
-_BPVIZ_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bpviz.engine.observe.frames import in_bpviz, in_torch
+
 _USER_FRAMES = 3  # callers searched for a scaler: the loop, and the helpers it calls the model through
 
 
@@ -41,7 +40,7 @@ class ScaleFinder:
         seen_globals: set[int] = set()
         searched = 0
         while frame is not None and searched < _USER_FRAMES:
-            if not frame.f_code.co_filename.startswith((_TORCH_DIR, _BPVIZ_DIR)):
+            if not (in_torch(frame) or in_bpviz(frame)):
                 searched += 1
                 spaces = [frame.f_locals]
                 if id(frame.f_globals) not in seen_globals:

@@ -12,19 +12,15 @@ from __future__ import annotations
 import os
 from types import FrameType
 
-import torch
+from bpviz.engine.observe.frames import TORCH_DIR, in_bpviz, in_torch
 
-_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
-_BPVIZ_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_CALL_MACHINERY = os.path.join(_TORCH_DIR, "nn", "modules", "module.py")
+_CALL_MACHINERY = os.path.join(TORCH_DIR, "nn", "modules", "module.py")
 
 
 def call_site(frame: FrameType | None) -> tuple | None:
     """(code, instruction) of the code that made the call seen from `frame`, or None inside torch itself."""
-    while frame is not None and (
-        frame.f_code.co_filename == _CALL_MACHINERY or frame.f_code.co_filename.startswith(_BPVIZ_DIR)
-    ):
+    while frame is not None and (frame.f_code.co_filename == _CALL_MACHINERY or in_bpviz(frame)):
         frame = frame.f_back
-    if frame is None or frame.f_code.co_filename.startswith(_TORCH_DIR):
+    if frame is None or in_torch(frame):
         return None
     return frame.f_code, frame.f_lasti

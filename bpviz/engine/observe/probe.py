@@ -27,13 +27,11 @@ from torch.overrides import TorchFunctionMode
 from bpviz.engine.config import Config
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.amp import ScaleFinder, unscaled
+from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.checkpointing import in_checkpoint_first_pass
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
-from bpviz.engine.observe.parametrized import watched_modules
-from bpviz.engine.observe.call_site import call_site
-from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.layer_kinds import (
     MODE_SENSITIVE,
     RELU_FAMILY,
@@ -42,7 +40,9 @@ from bpviz.engine.observe.layer_kinds import (
     functional_name,
     module_family,
 )
+from bpviz.engine.observe.parametrized import watched_modules
 from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep
+from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 
-
 def _units_of(module: nn.Module) -> tuple[int, bool] | None:
     """(unit count, whether they sit on dim 1) of a producing layer, None for layers that keep their input's units."""
     if isinstance(module, nn.modules.conv._ConvNd):
