@@ -255,22 +255,12 @@ def test_a_model_on_the_meta_device_exits_2(tmp_path, capsys):
 def test_a_failure_inside_bpviz_exits_2_with_the_steps_before(tmp_path, capsys, monkeypatch):
     import bpviz.engine.watcher as watcher
 
-<<<<<<< HEAD
-    real_collect, collected = watcher.collect, []
-
-    def collect(*args, **kwargs):  # the fourth step's measurements cannot be collected
-        collected.append(1)
-        if len(collected) == 4:
-            raise RuntimeError("cannot measure this")
-        return real_collect(*args, **kwargs)
-=======
     real_mark = watcher.mark_dead_units
 
     def mark_dead_units(record, tracker):
         if record.step == 3:
             raise RuntimeError("cannot measure this")
         return real_mark(record, tracker)
->>>>>>> engine-house
 
     monkeypatch.setattr(watcher, "mark_dead_units", mark_dead_units)
     path = write(tmp_path, marked(-1, "pass"))
