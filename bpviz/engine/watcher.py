@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.amp import GradScaler
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.compiled import EagerWhileWatched, uncompiled
 from bpviz.engine.observe.deferred import settle
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
@@ -43,7 +46,11 @@ class Watcher:
         *,
         level: str | None = None,
         budget: float | None = None,
+        scaler: GradScaler | None = None,
     ) -> None:
+        self.compiled = EagerWhileWatched()
+        self.compiled_model = model  # what the user calls; the probe watches the eager module inside it
+        model = uncompiled(model)
         self.model = model
         self.config = config or Config()
         if level is not None or budget is not None:  # the arguments win over the config's fields
@@ -53,10 +60,12 @@ class Watcher:
         self.catalog = LayerCatalog(model)  # the layers seen, their parameters and histogram edges
         self.guard = MeasurementGuard()  # what failed to be measured, and how often
         self.probe = Probe(model, self.config, self.catalog, self.guard)
+        self.probe.amp.scaler = scaler  # None: found among the training loop's variables (see observe.amp)
         self.history = History(self.config.history_steps)
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
         self.step_index = 0  # completed steps
+        self.unobserved_steps: list[int] = []  # steps in which no layer was observed
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
         self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
         self.probe.graph = GraphRecorder()
@@ -68,6 +77,7 @@ class Watcher:
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
+        self.compiled.enter(self.compiled_model)
         self.probe.attach()
         if self._boundary is None:
             self._boundary = time.perf_counter()
@@ -77,6 +87,7 @@ class Watcher:
     def detach(self) -> None:
         """Stop observing and finish the run file, when recording; the model trains exactly as before attach."""
         self.probe.detach()
+        self.compiled.exit()
         if self.recorder is not None:
             self.recorder.close(list(self.guard.errors))
             self.recorder = None
@@ -108,6 +119,8 @@ class Watcher:
             clock=clock,
         )
         mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
+        if not record.layers:
+            self._note_unobserved(record.step)
         self._update_graph(record)
         self.history.append(record)
         self.step_index += 1
@@ -119,6 +132,18 @@ class Watcher:
         self.probe.detailed = self.schedule.next_is_detailed()
         self._carried = time.perf_counter() - clock.stopped
         return record
+
+    def _note_unobserved(self, step: int) -> None:
+        """A step in which no layer was seen is said so, never passed off as a step without findings."""
+        self.unobserved_steps.append(step)
+        self.guard.note(f"step {step}: observed no layer of the model")
+        if len(self.unobserved_steps) == 1:
+            warnings.warn(
+                f"bpviz observed no layer of the model in step {step}: nothing was measured. Was the model called "
+                "with gradients enabled, as the module given to watch() (not a copy, not in another process)?",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _update_graph(self, record: StepRecord) -> None:
         """Keep the graph recorded in this step; record again next step if layers appeared since."""
@@ -174,6 +199,7 @@ def watch(
     *,
     level: str | None = None,
     budget: float | None = None,
+    scaler: GradScaler | None = None,
 ) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
 
@@ -183,5 +209,6 @@ def watch(
 
     `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
     `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
+    `scaler`: the GradScaler of fp16 training, when it is not a variable of the code calling the model.
     """
-    return Watcher(model, config, record=record, level=level, budget=budget).attach()
+    return Watcher(model, config, record=record, level=level, budget=budget, scaler=scaler).attach()
