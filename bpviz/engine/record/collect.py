@@ -9,6 +9,7 @@ The collector only transfers and reshapes: judging what the numbers mean
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
@@ -16,12 +17,16 @@ import torch
 
 from bpviz.engine.config import Config
 from bpviz.engine.observe import stats
+from bpviz.engine.observe.amp import step_skipped
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
+from bpviz.engine.observe.grad_norms import grad_norms, touched_rows
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
 from bpviz.engine.observe.pending import ActivationCall, PendingStep
 from bpviz.engine.observe.update_tracking import ParameterSlices
+from bpviz.engine.record.cost import StepClock
 from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
+from bpviz.engine.record.trained_forwards import keep_trained, trained_forwards
 
 
 class CallSlots(NamedTuple):
@@ -61,9 +66,19 @@ class _Batch:
         parts = self._parts
         if len({p.device for p in parts}) > 1:
             parts = [p.cpu() for p in parts]
-        host = torch.cat(parts).cpu().numpy().astype(np.float64)  # the step's one host sync
+        host = _to_host(torch.cat(parts)).numpy().astype(np.float64)  # the step's one host sync
         ends = np.cumsum([p.numel() for p in parts]).tolist()
         return [host[end - p.numel() : end] for p, end in zip(parts, ends)]
+
+
+def _to_host(flat: torch.Tensor) -> torch.Tensor:
+    """One copy to the host; from a GPU into pinned memory without blocking, then one wait for it."""
+    if flat.device.type != "cuda":
+        return flat.cpu()
+    host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+    host.copy_(flat, non_blocking=True)
+    torch.cuda.current_stream(flat.device).synchronize()
+    return host
 
 
 def collect(
@@ -76,12 +91,23 @@ def collect(
     loss: torch.Tensor | float | None,
     *,
     softmax_before_cross_entropy: bool = False,
+    detailed: bool = True,
+    clock: StepClock | None = None,
 ) -> StepRecord:
-    """Build the record of step `step` from what the hooks saw; dead units are marked on it afterwards."""
+    """Build the record of step `step` from what the hooks saw (settled: see observe/deferred.py).
+
+    Dead units are marked on it afterwards. `detailed`: the step carries histograms and unit activity shares.
+    `clock` times bpviz's own work on this step, stopped just before the record is made.
+    """
     cfg = config
+    trained = trained_forwards(pending)
+    pending = keep_trained(pending)
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
-    grad_ids = [(g.layer, batch.add(g.scalars), batch.add(g.histogram)) for g in pending.grads]
+    grad_ids = [
+        (g.layer, batch.add(g.scalars), batch.add(g.histogram) if g.histogram is not None else None)
+        for g in pending.grads
+    ]
     input_ids = [batch.add(f.input_sum.reshape(1)) if f.input_sum is not None else None for f in pending.forwards]
     params = catalog.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
@@ -92,18 +118,22 @@ def collect(
         unmeasured = [n for n in names if n not in pending.weight_norms]
         measured = torch._foreach_norm([slices.of(params[n]) for n in unmeasured]) if unmeasured else []
         weight_norms = {**pending.weight_norms, **dict(zip(unmeasured, measured))}
-        fallback = {
-            n: torch.linalg.vector_norm(p.grad.detach())
-            for n, p in params.items()
-            if n not in pending.param_grad_norms and p.grad is not None
-        }
+        late = [n for n, p in params.items() if n not in pending.param_grad_norms and p.grad is not None]
+        fallback = dict(zip(late, grad_norms([params[n].grad.detach() for n in late])))
+        rows = {n: touched_rows(params[n].grad) for n in late if n in catalog.lookups}
     grad_norm_tensors = {**fallback, **pending.param_grad_norms}
+    rows = {**rows, **pending.param_grad_rows}
+    row_names = list(rows)
+    row_id = batch.add(torch.stack([rows[n].float() for n in row_names])) if row_names else None
     weight_id = batch.add(torch.stack([weight_norms[n] for n in names])) if names else None
     pgrad_names = list(grad_norm_tensors)
     pgrad_id = batch.add(torch.stack([grad_norm_tensors[n] for n in pgrad_names])) if pgrad_names else None
     update_names = list(pending.update_norms)
     update_id = batch.add(torch.stack([pending.update_norms[n] for n in update_names])) if update_names else None
     loss_id = batch.add(loss.detach().reshape(-1)[:1]) if isinstance(loss, torch.Tensor) else None
+    scale_id = batch.add(pending.grad_scale.reshape(1)) if pending.grad_scale is not None else None
+    found_inf = pending.optimizer_found_inf
+    inf_id = batch.add(torch.stack([f.reshape(()) for f in found_inf]).sum().reshape(1)) if found_inf else None
     bias_ids = {name: batch.add(bias.detach()) for name, bias in _producer_biases(catalog, pending).items()}
 
     host = batch.fetch()
@@ -112,6 +142,8 @@ def collect(
     _attach_gradients(layers, grad_ids, host, cfg)
     slots = ParamSlots(names, weight_id, pgrad_names, pgrad_id, update_names, update_id)
     param_steps = _param_steps(catalog, slices, layers, host, slots)
+    if row_id is not None:
+        param_steps = _with_touched_rows(param_steps, dict(zip(row_names, host[row_id].tolist())))
     forwards = [
         ForwardPass(
             f.grad_enabled,
@@ -119,15 +151,23 @@ def collect(
             f.training_modules,
             f.eval_modules,
             input_nonfinite=fid is not None and not math.isfinite(host[fid][0]),
+            backward=index in trained,
+            output_layers=f.output_layers,
         )
-        for f, fid in zip(pending.forwards, input_ids)
+        for index, (f, fid) in enumerate(zip(pending.forwards, input_ids))
     ]
+    grad_scale = float(host[scale_id][0]) if scale_id is not None else None
+    finite = not any(l.grad_nonfinite for l in layers.values()) and all(
+        p.grad_norm is None or math.isfinite(p.grad_norm) for p in param_steps
+    )
+    skipped = step_skipped(grad_scale, bool(pending.update_norms), finite, inf_id is not None and host[inf_id][0] > 0)
     if loss_id is not None:
         loss_value = float(host[loss_id][0])
     else:
         loss_value = float(loss) if loss is not None else None
     ordered = list(layers.values())
     by_backward = [layers[n] for n in pending.backward_order if n in layers]
+    overhead_s, step_s = clock.stop() if clock is not None else (None, None)
     return StepRecord(
         step=step,
         loss=loss_value,
@@ -140,6 +180,11 @@ def collect(
         softmax_before_cross_entropy=softmax_before_cross_entropy,
         producer_bias={name: host[i] for name, i in bias_ids.items()},
         unmeasured=list(guard.errors),
+        grad_scale=grad_scale,
+        grad_scaler_skipped=skipped,
+        detailed=detailed,
+        overhead_s=overhead_s,
+        step_s=step_s,
     )
 
 
@@ -148,9 +193,10 @@ def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, t
     names = list(dict.fromkeys(call.layer.name for call in pending.calls))
     biases = {}
     for call in pending.calls:
-        if call.unit_positive is None or call.layer.name in biases:
+        units = call.unit_positive if call.unit_positive is not None else call.preact_max
+        if units is None or call.layer.name in biases:
             continue
-        feeding = catalog.producers(names, call.layer.name, call.unit_positive.numel())
+        feeding = catalog.producers(names, call.layer.name, units.numel())
         if feeding:
             bias = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("bias")
             if bias is not None:
@@ -187,6 +233,7 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
         lo, hi = min(r[stats.MIN] for r in rows), max(r[stats.MAX] for r in rows)
         layer = LayerStep(
             name=name,
+            calls=len(group),
             type=info.type,
             shape=group[-1][0].shape,
             family=info.family,
@@ -201,8 +248,9 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
         )
         if info.bounds is not None:
             layer.saturated_fraction = sum(r[stats.SAMPLE_SATURATED] for r in rows) / sample_size
-        layer.histogram = _histogram(name, group, host, cfg, catalog, lo, hi)
-        if group[0][0].unit_positive is not None:
+        if any(ids.histogram is not None or ids.sample is not None for _, ids in group):
+            layer.histogram = _histogram(name, group, host, cfg, catalog, lo, hi)
+        if any(ids.units is not None or ids.preact is not None for _, ids in group):
             _unit_stats(layer, group, host)
         layers[name] = layer
     return layers
@@ -242,22 +290,29 @@ def host_histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> np.nd
 
 
 def _unit_stats(layer: LayerStep, group, host) -> None:
-    """Per-unit activity and input maxima; which units are dead is judged from these afterwards (dead_units.py)."""
+    """Per-unit input maxima (every step) and activity (detailed steps); which units are dead is judged
+    from these afterwards (dead_units.py)."""
     positive = preact = None
     positions = 0
+    units = None  # the first call's unit count; calls with another one are left out
     for call, ids in group:
-        part = host[ids.units]
-        if positive is not None and len(part) != len(positive):
-            continue  # a call with another unit count; keep the first shape's units
-        positive = part if positive is None else positive + part
-        positions += call.positions_per_unit
-        if ids.preact is not None and len(host[ids.preact]) == len(part):
-            preact = host[ids.preact] if preact is None else np.maximum(preact, host[ids.preact])
+        part = host[ids.units] if ids.units is not None else None
+        maxima = host[ids.preact] if ids.preact is not None else None
+        count = len(part) if part is not None else len(maxima) if maxima is not None else None
+        if count is None or units not in (None, count):
+            continue
+        units = count
+        if part is not None:
+            positive = part if positive is None else positive + part
+            positions += call.positions_per_unit
+        if maxima is not None:
+            preact = maxima if preact is None else np.maximum(preact, maxima)
     layer.unit_preact_max = preact
-    if layer.family == RELU_FAMILY:  # such outputs are never negative; exact unless the batch was sampled
-        layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))
-    layer.units = len(positive)
-    layer.unit_activity = positive / max(1, positions)
+    layer.units = units
+    if positive is not None:
+        if layer.family == RELU_FAMILY:  # such outputs are never negative; exact unless the batch was sampled
+            layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))
+        layer.unit_activity = positive / max(1, positions)
 
 
 def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config) -> None:
@@ -267,10 +322,11 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
     for name, scalar_id, hist_id in grad_ids:
         squared, total = host[scalar_id].tolist()
         sums[name] = sums.get(name, 0.0) + squared
-        # see stats.grad_scalars_and_histogram: finite squares, or overflowed squares of finite values
+        # [squared norm, sum]: finite squares, or overflowed squares of finite values (see deferred.finite_values)
         finite = math.isfinite(squared) or (squared == math.inf and math.isfinite(total))
         nonfinite[name] = nonfinite.get(name, False) or not finite
-        hists[name] = hists.get(name, 0) + host[hist_id]
+        if hist_id is not None:
+            hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
     bins = cfg.histogram_bins
     for name, squared in sums.items():
@@ -280,6 +336,8 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         layer.grad_nonfinite = nonfinite[name]
         # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
         layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
+        if name not in hists:
+            continue
         counts = np.asarray(hists[name], dtype=np.float64)
         layer.grad_histogram = Histogram(
             counts[:bins],
@@ -290,6 +348,14 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
             above=float(counts[stats.ABOVE]),
             nonfinite=float(counts[stats.NONFINITE]),
         )
+
+
+def _with_touched_rows(steps: list[ParamStep], rows: dict[str, float]) -> list[ParamStep]:
+    """Lookup tables count as large as the rows their gradient reached (see observe.grad_norms)."""
+    return [
+        replace(p, grad_numel=int(rows[p.name]) * (p.numel // max(1, p.shape_rows))) if p.name in rows else p
+        for p in steps
+    ]
 
 
 def _param_steps(
@@ -314,6 +380,7 @@ def _param_steps(
             weight_norm=float(weights.get(name, 0.0)) * scale,
             update_norm=float(updates[name]) * scale if name in updates else None,
             numel=param.numel(),
+            shape_rows=param.shape[0] if param.dim() else 1,
         )
         steps.append(item)
         if item.layer is not None:

@@ -71,7 +71,7 @@ class SessionDriver:
                 input_shape=request.input_shape,
                 seed=request.seed,
             )
-            stepper = Stepper(experiment)
+            stepper = Stepper(experiment, level="full")  # stepping by hand: every statistic of every step
         except UserCodeError as exc:
             self.emit("load_failed", exc)
             return
