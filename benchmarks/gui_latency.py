@@ -97,8 +97,8 @@ def lateness_during_build(tmp: Path, child_process: bool, seconds: float) -> tup
     """The 10 ms timer's lateness (p50, p95, max in ms) while a pure-Python build() of `seconds` runs."""
     experiment = tmp / "spin_build.py"
     experiment.write_text(SPIN_BUILD.format(seconds=seconds))
-    window = MainWindow(settings=Settings(QSettings(str(tmp / f"spin-{child_process}.ini"), QSettings.Format.IniFormat)),
-                        remember_layout=False, child_process=child_process)
+    settings = Settings(QSettings(str(tmp / f"spin-{child_process}.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(settings=settings, remember_layout=False, child_process=child_process)
     window.show()
     window.code_trust.trusted.trust_for_session(experiment)
     ticks: list[float] = []
