@@ -6,7 +6,7 @@ bytes per step of a 60-layer and a 300-layer MLP at the default detail.
 Reading: a synthetic long run (recorded steps of the 60-layer model written
 again under new step numbers) opened, then records read at random steps.
 
-    python benchmarks/recording.py [--steps 30] [--long-steps 10000]
+    PYTHONPATH=. python3 benchmarks/recording.py [--steps 30] [--long-steps 10000]
 """
 from __future__ import annotations
 
