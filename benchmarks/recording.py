@@ -15,20 +15,20 @@ import copy
 import dataclasses
 import os
 import random
-import statistics
 import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from overhead import mlp, timed_step
 from torch import nn
 
 import bpviz
 from bpviz.engine.runs import schema
 from bpviz.engine.runs.rows import RowWriter
-from overhead import mlp, timed_step
 
 
 def overhead(steps: int, warmup: int, folder: Path) -> tuple[float, float]:

@@ -59,7 +59,7 @@ class Watcher:
         return self
 
     def detach(self) -> None:
-        """Stop observing (and finish the run file, when recording); the model trains exactly as it did before attach."""
+        """Stop observing (and finish the run file, if recording); the model trains exactly as before attach."""
         self.probe.detach()
         if self.recorder is not None:
             self.recorder.close(list(self.guard.errors))

@@ -31,7 +31,8 @@ def test_each_fixed_twin_checks_clean(twin):
 
 def test_compare_names_the_divergence_and_the_finding_only_one_run_has(tmp_path, capsys):
     for name in ("dying_relu", "dying_relu_fixed"):
-        cli.main(["check", str(SAMPLES_DIR / f"{name}.py"), "--steps", "4", "--record", str(tmp_path / f"{name}.bpviz")])
+        path = str(tmp_path / f"{name}.bpviz")
+        cli.main(["check", str(SAMPLES_DIR / f"{name}.py"), "--steps", "4", "--record", path])
     capsys.readouterr()
     a, b = str(tmp_path / "dying_relu.bpviz"), str(tmp_path / "dying_relu_fixed.bpviz")
     assert cli.main(["compare", a, b, "--json", str(tmp_path / "cmp.json")]) == cli.EXIT_FOUND_ERRORS

@@ -52,7 +52,8 @@ class Run:
         _check_file(self.path)
         self._lock_fd: int | None = None
         try:
-            self._conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, check_same_thread=False)
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 2000")
             self._check_format()
             self.meta = dict(self._conn.execute("SELECT key, value FROM meta"))
@@ -78,7 +79,9 @@ class Run:
 
     def __len__(self) -> int:
         """Number of recorded steps (as of the last refresh)."""
-        return self._query("SELECT count(*) FROM steps WHERE step <= ?", (self._steps_seen,))[0][0] if self._steps_seen >= 0 else 0
+        if self._steps_seen < 0:
+            return 0
+        return self._query("SELECT count(*) FROM steps WHERE step <= ?", (self._steps_seen,))[0][0]
 
     @property
     def config(self) -> Config:
@@ -93,11 +96,13 @@ class Run:
         if text is None:
             return None
         data = json.loads(text)
-        nodes = [LayerNode(n["name"], n["type"], n["family"], tuple(n["module_path"]), n["order"]) for n in data["nodes"]]
+        nodes = [
+            LayerNode(n["name"], n["type"], n["family"], tuple(n["module_path"]), n["order"]) for n in data["nodes"]
+        ]
         return LayerGraph(nodes, [tuple(e) for e in data["edges"]])
 
     def writer_alive(self) -> bool:
-        """Whether a process is still recording into this file (its lock is held): "live" rather than "writer stopped"."""
+        """Whether a process still records into this file (holds its lock): "live" rather than "writer stopped"."""
         if writer_in_this_process(self.path):
             return True
         if self._lock_fd is None:
@@ -114,7 +119,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        """"live" (being written), "finished", or "writer stopped" (it ended without finishing the file: a crash or kill)."""
+        """"live" (being written), "finished", or "writer stopped" (it ended without finishing: a crash or a kill)."""
         if self.writer_alive():
             return "live"
         self._refresh_meta()
@@ -252,7 +257,8 @@ class Run:
         self._refresh_meta()
         if "unmeasured" in self.meta:
             return json.loads(self.meta["unmeasured"])
-        row = self._query("SELECT unmeasured FROM steps WHERE step <= ? ORDER BY step DESC LIMIT 1", (self._steps_seen,))
+        sql = "SELECT unmeasured FROM steps WHERE step <= ? ORDER BY step DESC LIMIT 1"
+        row = self._query(sql, (self._steps_seen,))
         return json.loads(row[0][0]) if row and row[0][0] else []
 
     def report(self) -> dict:
@@ -269,7 +275,8 @@ class Run:
 
     def _losses(self) -> tuple[list[int], list[float]]:
         steps, losses = [], []
-        for step, loss, nan in self._query("SELECT step, loss, nan FROM steps WHERE step <= ? ORDER BY step", (self._steps_seen,)):
+        sql = "SELECT step, loss, nan FROM steps WHERE step <= ? ORDER BY step"
+        for step, loss, nan in self._query(sql, (self._steps_seen,)):
             if "loss" in nan_set(nan):
                 loss = math.nan
             if loss is not None:
@@ -345,7 +352,8 @@ def _check_file(path: Path) -> None:
     except OSError as error:
         raise RunFileError("cannot read the run file", path, error.strerror or str(error), "check the file") from None
     if not header.startswith(SQLITE_MAGIC):
-        raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + (" (the file is empty)" if not header else ""),
+        empty = "" if header else " (the file is empty)"
+        raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + empty,
                            "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
     if len(header) == 100:
         page_size = int.from_bytes(header[16:18], "big")

@@ -24,7 +24,9 @@ from bpviz.engine.runs.codec import Packer, Unpacker, build, decode_array, encod
 REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, PACKED, NESTED, CHILD = (
     "REAL", "INTEGER", "BOOL", "TEXT", "JSON", "ARRAY", "PACKED", "NESTED", "CHILD"
 )
-_SQL_TYPE = {REAL: "REAL", INTEGER: "INTEGER", BOOL: "INTEGER", TEXT: "TEXT", JSON: "TEXT", ARRAY: "BLOB", PACKED: "BLOB"}
+_SQL_TYPE = {
+    REAL: "REAL", INTEGER: "INTEGER", BOOL: "INTEGER", TEXT: "TEXT", JSON: "TEXT", ARRAY: "BLOB", PACKED: "BLOB"
+}
 _PRIMITIVES = (int, float, str, bool)
 NAN_COLUMN = "nan"  # per row: the REAL columns that held NaN (SQLite stores NaN as NULL)
 

@@ -289,7 +289,7 @@ class _PhaseListener:
 
 
 def _experiment_info(experiment: Experiment) -> dict[str, str]:
-    """What a run file keeps about the experiment file it trained: its path, its hash (was it edited since?), the seed."""
+    """What a run file keeps about the experiment it trained: the file's path and hash (edited since?), the seed."""
     info = {"experiment": str(Path(experiment.source).resolve()), "seed": str(experiment.seed)}
     try:
         info["experiment_sha256"] = hashlib.sha256(Path(experiment.source).read_bytes()).hexdigest()
