@@ -202,20 +202,38 @@ class Run:
         if column is None:
             raise ValueError(f"kind must be one of {', '.join(_ARRAYS)}, got {kind!r}")
         prefix = column[: -len("_counts")]
+        rows = self._array_rows(layer, column, f", {prefix}_lo, {prefix}_hi", step_range, max_points)
+        if not rows:
+            return None
+        bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
+        return _steps_of(rows), np.vstack([decode_array(r[1]) for r in rows]), bounds[:, 0], bounds[:, 1]
+
+    def unit_activity_series(
+        self, layer: str, step_range: tuple[int, int] | None = None, max_points: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(steps, activity[steps, units]) of a ReLU-family layer (strided like `histograms`), or None.
+
+        Steps where the layer had another unit count are left out, so the rows line up."""
+        rows = self._array_rows(layer, "unit_activity", "", step_range, max_points)
+        arrays = [decode_array(r[1]) for r in rows]
+        if not arrays:
+            return None
+        keep = [i for i, a in enumerate(arrays) if a.shape == arrays[-1].shape]
+        return _steps_of(rows)[keep], np.vstack([arrays[i] for i in keep])
+
+    def _array_rows(self, layer: str, column: str, extra: str, step_range, max_points) -> list[tuple]:
+        """(step, blob, *extra) rows of one blob column of a layer, every k-th to stay within `max_points`."""
         ids = self._layer_ids(layer)
         where = f"layer_id IN ({','.join('?' * len(ids))}) AND {column} IS NOT NULL AND step BETWEEN ? AND ?"
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
         args = (*ids, lo, min(hi, self._steps_seen))
         first, count = self._query(f"SELECT min(step), count(*) FROM layer_steps WHERE {where}", args)[0]
         if not count:
-            return None
+            return []
         stride = max(1, math.ceil(count / max_points)) if max_points else 1
-        rows = self._query(
-            f"SELECT step, {column}, {prefix}_lo, {prefix}_hi FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 "
-            "ORDER BY step", (*args, first, stride))
-        steps = np.asarray([r[0] for r in rows], dtype=np.int64)
-        bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
-        return steps, np.vstack([decode_array(r[1]) for r in rows]), bounds[:, 0], bounds[:, 1]
+        return self._query(
+            f"SELECT step, {column}{extra} FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 ORDER BY step",
+            (*args, first, stride))
 
     # --- findings, validation, interventions ---------------------------------------------------
 
@@ -335,6 +353,10 @@ class Run:
                 "the run file is from a newer bpviz", self.path,
                 f"it has format version {version}; this bpviz reads format versions up to {schema.FORMAT_VERSION}",
                 "update bpviz (pip install -U bpviz) to open it")
+
+
+def _steps_of(rows: list[tuple]) -> np.ndarray:
+    return np.asarray([r[0] for r in rows], dtype=np.int64)
 
 
 def _check_file(path: Path) -> None:
