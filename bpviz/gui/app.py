@@ -6,52 +6,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtCore import QRect, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from bpviz.gui import theme
+from bpviz.gui.desktop_entry import ICON
 from bpviz.gui.qt_platform import cannot_open_window
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
 
-SCREENSHOT_SIZE = (1600, 960)
+SCREENSHOT_SCREEN = (1600, 1000)  # the screen a screenshot is taken on unless --screen says otherwise
 EXIT_COULD_NOT_RUN = 2  # as `bpviz check`: the window could not start or the file could not be opened
 
 
-def resource_path(name: str) -> Path:
-    """A file under the repository's resources/ folder (next to the package when installed from a checkout)."""
-    here = Path(__file__).resolve()
-    for base in (here.parents[2] / "resources", here.parents[1] / "resources"):
-        if (base / name).exists():
-            return base / name
-    return here.parents[2] / "resources" / name
-
-
 def app_icon() -> QIcon:
-    """resources/bpviz.svg, or an empty icon when it is missing."""
-    path = resource_path("bpviz.svg")
-    return QIcon(str(path)) if path.exists() else QIcon()
-
-
-def dark_palette() -> QPalette:
-    """A dark palette that matches the plots' background, so the window reads as one instrument."""
-    p = QPalette()
-    window, base, alt, text, muted = QColor("#262930"), QColor("#1e2026"), QColor("#23262d"), QColor("#d7dbe3"), QColor("#7d8494")
-    highlight = QColor("#2f6db5")
-    roles = QPalette.ColorRole
-    for role, colour in (
-        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
-        (roles.ToolTipBase, QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
-        (roles.Button, QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QColor("#ff6b6b")),
-        (roles.Highlight, highlight), (roles.HighlightedText, QColor("#ffffff")), (roles.Link, QColor("#6cb2ff")),
-        (roles.PlaceholderText, muted), (roles.Mid, QColor("#3a3e47")), (roles.Dark, QColor("#181a1f")),
-        (roles.Light, QColor("#3c414b")), (roles.Midlight, QColor("#343841")), (roles.Shadow, QColor("#0d0e11")),
-    ):
-        p.setColor(role, colour)
-    disabled = QPalette.ColorGroup.Disabled
-    for role in (roles.WindowText, roles.Text, roles.ButtonText):
-        p.setColor(disabled, role, muted)
-    return p
+    """The icon shipped inside the package (so an installed bpviz has it too), or an empty icon when missing."""
+    return QIcon(str(ICON)) if ICON.exists() else QIcon()
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
@@ -65,12 +36,12 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName("bpviz")
     app.setWindowIcon(app_icon())
     app.setStyle("Fusion")
-    app.setPalette(dark_palette())
+    app.setPalette(theme.dark_palette())
     app.setStyleSheet(
         "QToolBar { spacing: 4px; padding: 3px; border: none; }"
         "QHeaderView::section { padding: 3px 6px; }"
         "QTabBar::tab { padding: 5px 14px; }"
-        "QStatusBar QLabel { color: #b9bfca; }"
+        f"QStatusBar QLabel {{ color: {theme.STATUS_TEXT}; }}"
     )
     return app
 
@@ -98,8 +69,10 @@ def main(args: argparse.Namespace) -> int:
         icon=app_icon(),
         remember_layout=not screenshot,
     )
+    screen = getattr(args, "screen", None) or (SCREENSHOT_SCREEN if screenshot else None)
+    if screen is not None:
+        window.reset_layout(QRect(0, 0, *screen))
     if screenshot:
-        window.resize(*SCREENSHOT_SIZE)
         script = ScriptedRun(window, steps, Path(screenshot))
     window.show()
     if file:
@@ -124,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
         script.start_without_file()
     code = app.exec()
     window.controller.shutdown()  # however the loop ended, no thread outlives the window
+    window.settings.sync()  # the process may end without Qt's teardown: nothing may wait for it
     return code
 
 

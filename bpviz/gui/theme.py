@@ -8,6 +8,9 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from bpviz.gui.plots import fitted_title
+from bpviz.gui.plots.step_axis import StepAxis
+
 BACKGROUND = "#1b1d23"
 PANEL = "#23262e"
 FOREGROUND = "#c9ced8"
@@ -25,6 +28,28 @@ METRIC = "#b388ff"  # validation metrics other than a loss (accuracy), on their 
 ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
 NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
 SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
+UNKNOWN_SEVERITY = "#444444"
+INACTIVE = "#8a8a8a"  # a finding no longer active
+DEAD = "#c62828"  # the layer table's dead-unit count
+INTERVENTION, UNDONE = "#b388ff", "#8d93a3"  # a remedy's mark on the time axes, and an undo's
+
+# window chrome: status bar, start page, boxes around plots
+STATUS_TEXT = "#b9bfca"
+SUBTITLE = "#9aa0aa"
+HINT = "#8a909b"
+FRAME = "#343845"
+ERROR_PANEL_STYLE = (
+    "#errorPanel { background: #fdecea; border: 1px solid #e0a19b; border-radius: 4px; }"
+    "#errorPanel QLabel { color: #611a15; }"
+)
+BREAKPOINT_HIT_STYLE = (
+    "QLabel { background: #5a1f1f; color: #ffd6d6; border: 1px solid #c24040; border-radius: 3px;"
+    " padding: 6px 8px; font-weight: 600; }"
+)
+WARNING_BANNER_STYLE = (
+    "QLabel { background: #5c4100; color: #ffe8a3; border: 1px solid #a87a00; border-radius: 3px;"
+    " padding: 5px 8px; font-weight: 600; }"
+)
 
 PHASE_COLOURS = {"forward": ACTIVATION, "backward": GRADIENT}  # a paused step's wavefront
 
@@ -91,6 +116,8 @@ def tick_font() -> QtGui.QFont:
 def plot_widget(title: str | None = None, left: str | None = None, bottom: str | None = None,
                 axis_items: dict | None = None, grid: bool = True) -> pg.PlotWidget:
     """A themed PlotWidget: background, axis pens, grid, fixed left-axis width, no context-menu clutter."""
+    if bottom == "step" and "bottom" not in (axis_items or {}):
+        axis_items = {**(axis_items or {}), "bottom": StepAxis()}  # whole steps only, never 0.5
     widget = pg.PlotWidget(background=BACKGROUND, axisItems=axis_items)
     widget.setMinimumHeight(120)
     style_plot(widget.getPlotItem(), title=title, left=left, bottom=bottom, grid=grid)
@@ -117,7 +144,14 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
     if bottom:
         plot.setLabel("bottom", bottom, **label_style)
     if title:
-        plot.setTitle(title, color=FOREGROUND, size=f"{FONT_POINT_SIZE + 1}pt")
+        set_title(plot, title)
+
+
+def set_title(plot: pg.PlotItem, title: str, colour: str = FOREGROUND, size: str = f"{FONT_POINT_SIZE + 1}pt") -> None:
+    """Title a plot with a title that elides when narrow (pyqtgraph's own would widen the plot past its pane)."""
+    if not isinstance(plot.titleLabel, fitted_title.FittedTitle):
+        fitted_title.install(plot)
+    plot.setTitle(title, color=colour, size=size)
 
 
 def style_axis(axis: pg.AxisItem) -> None:
@@ -141,6 +175,11 @@ def rich(text: str, colour: str = FOREGROUND, bold: bool = False) -> str:
     return f'<span style="color:{colour};{weight}">{text}</span>'
 
 
+def badge(text: str, colour: str = BAD) -> str:
+    """A warning as a coloured badge, for the start of a header: the end of a header is what narrow panes cut off."""
+    return f'<span style="background:{colour};color:{BACKGROUND};font-weight:700;">&nbsp;{text}&nbsp;</span>&nbsp; '
+
+
 def header_label() -> QtWidgets.QLabel:
     """A view's one-line header, clipped when narrow: a long layer name must not widen the view and squeeze the layer table."""
     label = QtWidgets.QLabel()
@@ -160,3 +199,24 @@ def dot_icon(colour: str) -> QtGui.QIcon:
     painter.drawEllipse(1, 1, 10, 10)
     painter.end()
     return QtGui.QIcon(pixmap)
+
+
+def dark_palette() -> QtGui.QPalette:
+    """A dark palette that matches the plots' background, so the window reads as one instrument."""
+    p = QtGui.QPalette()
+    window, base, alt, text, muted = QtGui.QColor("#262930"), QtGui.QColor("#1e2026"), QtGui.QColor("#23262d"), QtGui.QColor("#d7dbe3"), QtGui.QColor("#7d8494")
+    highlight = QtGui.QColor("#2f6db5")
+    roles = QtGui.QPalette.ColorRole
+    for role, colour in (
+        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
+        (roles.ToolTipBase, QtGui.QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
+        (roles.Button, QtGui.QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QtGui.QColor("#ff6b6b")),
+        (roles.Highlight, highlight), (roles.HighlightedText, QtGui.QColor("#ffffff")), (roles.Link, QtGui.QColor("#6cb2ff")),
+        (roles.PlaceholderText, muted), (roles.Mid, QtGui.QColor("#3a3e47")), (roles.Dark, QtGui.QColor("#181a1f")),
+        (roles.Light, QtGui.QColor("#3c414b")), (roles.Midlight, QtGui.QColor("#343841")), (roles.Shadow, QtGui.QColor("#0d0e11")),
+    ):
+        p.setColor(role, colour)
+    disabled = QtGui.QPalette.ColorGroup.Disabled
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        p.setColor(disabled, role, muted)
+    return p

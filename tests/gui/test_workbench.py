@@ -2,7 +2,17 @@
 from __future__ import annotations
 
 
+import pytest
+from PySide6.QtCore import QRect
+
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
+
+
+@pytest.fixture
+def window(window):
+    """On a monitor: loss and gradient flow beside the plot tabs (on a small screen they are tabs themselves)."""
+    window.reset_layout(QRect(0, 0, 1600, 1000))
+    return window
 
 
 # Wait on the window's state, not on the worker's signals: a waitSignal blocker on those runs on the training thread.
@@ -21,7 +31,7 @@ def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
     before = dead(window)
     assert before > 32
     assert all(u.died_at <= 5 and u.preact_max <= 0 for u in bench.units)
-    assert bench.image.image.shape == (6, 64)  # steps × units
+    assert bench.unit_timeline.image.image.shape == (6, 64)  # steps × units
     assert "relu2" in bench.summary.text() and f"{before} of 64 units dead" in bench.summary.text()
 
     bench.reinit.click()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from torch import nn
 
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
@@ -39,6 +40,10 @@ class LayerCatalog:
             module, _, short = name.rpartition(".")
             self._own.setdefault(module, {})[short] = param
         self._ranges: dict[str, tuple[float, float]] = {}
+        # (layer, "forward" | "backward") whose tensors were checked for, or seen, changing in place after
+        # their hook: only checked tensors that never changed are measured at the end of the step.
+        self.checked_in_place: set[tuple[str, str]] = set()
+        self.changed_in_place: set[tuple[str, str]] = set()
         self._producers: dict[tuple[str, int, int], list[str]] = {}
 
     def parameters(self) -> dict[str, nn.Parameter]:
@@ -67,6 +72,14 @@ class LayerCatalog:
             self.layers[name] = info
         return info
 
+    def defers(self, key: tuple[str, str]) -> bool:
+        """Whether this layer's forward or backward tensor may be measured at the end of the step."""
+        return key in self.checked_in_place and key not in self.changed_in_place
+
+    def needs_check(self, key: tuple[str, str]) -> bool:
+        """Whether it is still unknown if this layer's tensor changes in place after its hook."""
+        return key not in self.checked_in_place
+
     def histogram_range(self, info: LayerInfo) -> tuple[float, float] | None:
         """The layer's fixed histogram edges when known (a bounded activation knows them at once), else None."""
         known = self._ranges.get(info.name)
@@ -74,9 +87,16 @@ class LayerCatalog:
             known = self._ranges[info.name] = info.bounds
         return known
 
-    def settle_range(self, name: str, lo: float, hi: float) -> tuple[float, float]:
-        """The layer's edges, chosen from its first step's extremes when it has none yet."""
+    def settle_range(self, name: str, lo: float, hi: float, kept: np.ndarray) -> tuple[float, float]:
+        """This step's edges for the layer: the known ones, or on first sight edges around its extremes.
+
+        Under NaN/Inf the exact extremes say nothing about the finite values, so
+        the finite ones of the values kept from this first step (`kept`) are used.
+        """
         if name not in self._ranges:
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                finite = kept[np.isfinite(kept)]
+                lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (lo, hi)
             self._ranges[name] = choose_range(lo, hi)
         return self._ranges[name]
 

@@ -15,6 +15,7 @@ the `LayerCatalog`; a failing measurement goes to the `MeasurementGuard`.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,19 +24,19 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from bpviz.engine.config import Config
-from bpviz.engine.observe import stats
+from bpviz.engine.observe import deferred, stats
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
-    FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
     RELU_FAMILY,
     bounds_of,
+    functional_families,
     functional_name,
     module_family,
 )
-from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep
+from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep, Stash
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
@@ -63,7 +64,7 @@ class _FunctionalActivations(TorchFunctionMode):
         self._probe = probe
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        family = FUNCTIONAL_FAMILY.get(func)
+        family = self._probe.functional.get(func)
         if family is None:
             return func(*args, **(kwargs or {}))
         return self._probe._call_functional(func, family, args, kwargs or {})
@@ -91,6 +92,8 @@ class Probe:
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
+        self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
+        self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
         self._updates = UpdateTracker(catalog.parameters(), self.slices, lambda: self.pending, guard)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
@@ -99,6 +102,11 @@ class Probe:
         self.graph: GraphRecorder | None = None
         # Functional layers whose activation is replaced (a remedy): layer name -> function of the input.
         self.substitutions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+        # Whether the coming step is a detailed one (histograms, per-unit activity shares); the Watcher's
+        # schedule sets it before each step. The other statistics are taken on every step.
+        self.detailed = True
+        self.exact = config.level == "full"  # moments and extremes over every value, not a sample
+        self._stash_limit = config.stash_limit_mb * 2**20
 
     # ----- lifecycle -----
     def attach(self) -> None:
@@ -106,6 +114,7 @@ class Probe:
         if self._handles:
             return
         self._mode = _FunctionalActivations(self)
+        self.functional = functional_families()
         for module in self.model.modules():
             self._handles.append(module.register_forward_pre_hook(self._pre_hook))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
@@ -116,6 +125,7 @@ class Probe:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self.pending.release_hooks()
         self._exit_mode()
         self._stack.clear()
 
@@ -127,12 +137,18 @@ class Probe:
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
 
     def take_pending(self) -> PendingStep:
-        """Hand over what was seen since the last call and start a new step."""
+        """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
         pending, self.pending = self.pending, PendingStep()
+        pending.release_hooks()
         return pending
 
     # ----- forward -----
     def _pre_hook(self, module: nn.Module, args) -> None:
+        started = time.perf_counter()
+        self._enter(module, args)
+        self.pending.hook_seconds += time.perf_counter() - started
+
+    def _enter(self, module: nn.Module, args) -> None:
         if not self._stack:
             self._begin_forward(args)
         else:
@@ -158,6 +174,8 @@ class Probe:
                     self._failed_exc = exc
                     self.failed_layer = frame.name or type(module).__name__
                     self.failed_layer_type = type(module).__name__
+                if not self._stack:  # a forward that raised is no part of the step, even if the user goes on
+                    self.pending.rollback(self._forward_mark)
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
@@ -178,9 +196,9 @@ class Probe:
         input_sum = None
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
-        self.pending.forwards.append(
-            ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
-        )
+        self._forward_mark = self.pending.mark()
+        facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
+        self.pending.add_forward(facts, self.config.calls_per_layer_step)
         if self._observing:
             self._mode.__enter__()
             self._mode_entered = True
@@ -262,15 +280,22 @@ class Probe:
     ) -> None:
         if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
+        started = time.perf_counter()
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
+        limit = self.config.calls_per_layer_step
+        if not self.pending.admit(name, limit):
+            self.guard.note(f"{name}: called more than {limit} times in one step (forwards without w.step()?); "
+                            "the rest was not measured")
+            return
         with torch._C.DisableTorchFunction():
             with self.guard.catch(name):
                 self._measure(info, tensor, preact)
             if tensor.requires_grad:
-                tensor.register_hook(self._grad_hook(name))
+                self.pending.hook_gradient(tensor, name, self._grad_hook(name))
         if self.graph is not None:
             self.graph.output(name, tensor)
+        self.pending.hook_seconds += time.perf_counter() - started
         if self.listener is not None:
             self.listener("forward", name, tensor)
 
@@ -280,47 +305,61 @@ class Probe:
         if x.dtype != torch.float32:
             x = x.float()
         unit_positive, positions = None, 0
-        if info.tracks_units and x.dim() >= 1:
+        # Activity shares on detailed steps; whether units fired comes from `preact` on every step.
+        if info.tracks_units and x.dim() >= 1 and (self.detailed or preact is None):
             channel_first = self._channel_first(x)
             counted = stats.batch_sample(x, cfg.unit_activity_sample)
             unit_positive = stats.unit_positive_counts(counted, channel_first, info.family == RELU_FAMILY)
             positions = counted.numel() // max(1, stats.units_of(x, channel_first))
-        sample = stats.histogram_sample(x, cfg.histogram_sample)
-        scalars = stats.activation_scalars(x, sample, info.bounds, cfg.saturation_margin)
-        hist_range = self.catalog.histogram_range(info)
-        histogram = kept = None
-        if hist_range is not None:
-            histogram = stats.histogram(sample, cfg.histogram_bins, *hist_range)
-        else:  # first sight: bin on the host once this step's min/max fix the range
-            kept = stats.histogram_sample(sample, cfg.first_sight_sample).clone()
-        self.pending.calls.append(
-            ActivationCall(
-                info,
-                tuple(x.shape),
-                x.numel(),
-                scalars,
-                histogram,
-                kept,
-                unit_positive,
-                positions,
-                preact,
-                sample.numel(),
-            )
+        hist_range = self.catalog.histogram_range(info) if self.detailed else None
+        stash = Stash(
+            x,
+            x._version,
+            (info.name, "forward"),
+            hist_range=hist_range,
+            keep_sample=self.detailed and hist_range is None,  # first sight: bin once the range is known
         )
+        call = ActivationCall(info, tuple(x.shape), x.numel(), None, None, None, unit_positive, positions, preact, 0)
+        call.stash = stash
+        if not self._defer(stash):
+            deferred.settle_activations([call], cfg, self.exact)
+            self._after_measuring_now(call)
+        self.pending.calls.append(call)
+
+    def _defer(self, stash: Stash) -> bool:
+        """Leave the statistics to the end of the step: the tensor is known not to change in place, and fits."""
+        if not self.catalog.defers(stash.key) or self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
+            return False
+        self.pending.stashed_bytes += stash.nbytes
+        return True
+
+    def _after_measuring_now(self, item: ActivationCall | GradCall) -> None:
+        """Keep the stash of a layer seen for the first time, only to learn at the end of the step
+        whether its tensor changes in place after the hook (see deferred.py); drop it otherwise."""
+        if self.catalog.needs_check(item.stash.key):
+            item.stash.measured = True
+        else:
+            item.stash = None
 
     # ----- backward -----
     def _grad_hook(self, name: str):
         def hook(grad: torch.Tensor) -> None:
-            cfg = self.config
+            started = time.perf_counter()
             pending = self.pending
             with torch._C.DisableTorchFunction(), self.guard.catch(name):
-                scalars, hist = stats.grad_scalars_and_histogram(
-                    grad, cfg.histogram_sample, cfg.histogram_bins, *cfg.grad_log10_range
-                )
-                pending.grads.append(GradCall(name, scalars, hist))
+                g = grad.detach()
+                if g.dtype != torch.float32:
+                    g = g.float()
+                hist_range = self.config.grad_log10_range if self.detailed else None
+                call = GradCall(name, None, None, Stash(g, g._version, (name, "backward"), hist_range=hist_range))
+                if not self._defer(call.stash):
+                    deferred.settle_gradients([call], self.config)
+                    self._after_measuring_now(call)
+                pending.grads.append(call)
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name
+            pending.hook_seconds += time.perf_counter() - started
             if self.listener is not None:
                 self.listener("backward", name, grad)
 

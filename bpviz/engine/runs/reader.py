@@ -15,6 +15,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import numpy as np
@@ -281,13 +282,19 @@ class Run:
 
     def report(self) -> dict:
         """The dict `bpviz check --json` writes, for the recorded run as it was judged while recording."""
-        history = History(1)
+        config = self.config
+        history = History(config.history_steps)
+        for step, overhead, wall, detailed in self._query(
+            "SELECT step, overhead_s, step_s, detailed FROM steps WHERE step <= ? ORDER BY step DESC LIMIT ?",
+            (self._steps_seen - 1, config.history_steps - 1),
+        )[::-1]:  # what the cost entry reads of the steps kept in memory before the last one
+            kept = SimpleNamespace(step=step, overhead_s=overhead, step_s=wall, detailed=bool(detailed))
+            history.records.append(kept)
         if len(self):
             history.records.append(self.record(self._steps_seen))
-        history.loss_steps, history.losses = (list(a) for a in self._losses())
-        history.losses = [float(v) for v in history.losses]
+        history.loss_steps, history.losses = self._losses()
         history.validation = self.validation
-        return build_report(history, self.findings, len(self), self.unmeasured())
+        return build_report(history, self.findings, len(self), self.unmeasured(), level=config.level)
 
     # --- internals ---------------------------------------------------------------------------
 

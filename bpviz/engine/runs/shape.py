@@ -143,7 +143,7 @@ def nan_set(text: str | None) -> set[str]:
 
 def _classify(name: str, hint: object) -> Field:
     """The storage kind of a field from its type hint (Optional[...] stores like its inner type, NULL for None)."""
-    hint = _strip_none(hint)
+    hint = strip_none(hint)
     origin = typing.get_origin(hint)
     if hint is bool:
         return Field(name, BOOL)
@@ -166,7 +166,8 @@ def _classify(name: str, hint: object) -> Field:
     return Field(name, PACKED)
 
 
-def _strip_none(hint: object) -> object:
+def strip_none(hint: object) -> object:
+    """The type inside Optional[...] (`float | None` -> float); any other hint as it is."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) == 1:

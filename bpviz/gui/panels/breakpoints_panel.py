@@ -25,10 +25,6 @@ KIND_LABELS = {
     "grad_above": "gradient norm rises above",
     "loss_jump": "loss jumps by a factor",
 }
-HIT_STYLE = (
-    "QLabel { background: #5a1f1f; color: #ffd6d6; border: 1px solid #c24040; border-radius: 3px;"
-    " padding: 6px 8px; font-weight: 600; }"
-)
 
 
 class BreakpointDialog(QtWidgets.QDialog):
@@ -137,7 +133,7 @@ class BreakpointsPanel(QtWidgets.QWidget):
         self.hit_label = QtWidgets.QLabel()
         self.hit_label.setObjectName("breakpointHit")
         self.hit_label.setWordWrap(True)
-        self.hit_label.setStyleSheet(HIT_STYLE)
+        self.hit_label.setStyleSheet(theme.BREAKPOINT_HIT_STYLE)
         self.hit_label.hide()
         self.empty_label = QtWidgets.QLabel("No breakpoints. Add one to stop a run when NaN/Inf appears, a finding "
                                             "is raised, units die, gradients vanish or explode, or the loss jumps.")
@@ -194,7 +190,7 @@ class BreakpointsPanel(QtWidgets.QWidget):
     # --- a run stopped ---
     def show_hit(self, hit: Hit) -> None:
         """Say which breakpoint stopped the run, and why; it stays until `clear_hit`."""
-        self.hit_label.setText(f"⏸  Stopped at step {hit.step}: {hit.reason}\n({hit.breakpoint.describe()})")
+        self.hit_label.setText(f"●  Stopped at step {hit.step}: {hit.reason}\n({hit.breakpoint.describe()})")
         self.hit_label.show()
         for row, bp in enumerate(self._breakpoints):
             if bp == hit.breakpoint:

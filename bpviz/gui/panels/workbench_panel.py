@@ -8,20 +8,21 @@ remedies to the training worker and answers with `show_units`.
 """
 from __future__ import annotations
 
-
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
 from bpviz.gui.format import number
+from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 TIMELINE_STEPS = 500
+WIDE_AT = 1.6  # width / height from which the plots sit beside the table and remedies, not above them
 COLUMNS = ("unit", "died at step", "pre-act max", "bias", "‖w‖ in", "bias step at death")
 COMPARE_STEPS = 5  # steps averaged on each side of a remedy
 
@@ -63,38 +64,19 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.summary.setStyleSheet(theme.LABEL_STYLE)
 
         # timeline: x = step, y = unit (dead first, by step of death)
-        self.timeline_widget = theme.plot_widget(left="unit (dead first)", bottom="step", grid=False)
-        self.timeline = self.timeline_widget.getPlotItem()
-        self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
-        self.timeline.addItem(self.image)
-        self.deaths = pg.ScatterPlotItem(symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
-        self.timeline.addItem(self.deaths)
+        self.unit_timeline = UnitTimeline("unit (dead first)", symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
+        self.timeline_widget, self.timeline = self.unit_timeline.widget, self.unit_timeline.plot
         self.timeline_marks = InterventionMarks(self.timeline)
-        self.timeline.setTitle("each unit's share of active samples per step (dark = silent) ○ = died",
-                               color=theme.MUTED, size="8pt")
+        theme.set_title(self.timeline, "each unit's share of active samples per step (dark = silent) ○ = died",
+                        colour=theme.MUTED, size="8pt")
 
-        self.curves_widget = theme.plot_widget(left="dead units", bottom="step")
-        self.curves = self.curves_widget.getPlotItem()
-        self.curves.addLegend(offset=(-8, 8), labelTextColor=theme.FOREGROUND, brush=theme.brush(theme.PANEL, 0.8))
-        self.dead_curve = self.curves.plot(pen=theme.pen(theme.BAD, 2.0), name="dead units")
-        self.loss_box = pg.ViewBox()
-        self.curves.showAxis("right")
-        self.curves.scene().addItem(self.loss_box)
-        self.curves.getAxis("right").linkToView(self.loss_box)
-        self.curves.getAxis("right").setLabel("loss", color=theme.LOSS)
-        self.curves.getAxis("right").setTextPen(theme.pen(theme.LOSS, 1))
-        self.curves.getAxis("right").setWidth(48)
+        self.dead_and_loss = DeadAndLossCurves()
+        self.curves_widget, self.curves = self.dead_and_loss.widget, self.dead_and_loss.plot
+        self.dead_curve, self.loss_curve = self.dead_and_loss.dead_curve, self.dead_and_loss.loss_curve
+        self.curve_marks = self.dead_and_loss.marks
         self.timeline.showAxis("right")  # same width as the curves' loss axis, so both plots share their step axis
         self.timeline.getAxis("right").setWidth(48)
         self.timeline.getAxis("right").setStyle(showValues=False)
-        self.loss_box.setXLink(self.curves)
-        self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
-        self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
-        self.loss_box.addItem(self.loss_curve)
-        self.curves.legend.addItem(self.loss_curve, "loss (right axis)")
-        self.curves.getViewBox().sigResized.connect(self._sync_loss_box)
-        self.curve_marks = InterventionMarks(self.curves, labels=True)
         self.compare = QtWidgets.QLabel()
         self.compare.setObjectName("workbenchCompare")
         self.compare.setStyleSheet(theme.LABEL_STYLE)
@@ -149,16 +131,18 @@ class WorkbenchPanel(QtWidgets.QWidget):
 
         remedies = QtWidgets.QGroupBox("Remedies (applied between steps, undoable)")
         grid = QtWidgets.QGridLayout(remedies)
+        # three rows, not seven: in a dock 200 px tall the table and Continue must stay in view
         grid.addWidget(self.reinit, 0, 0, 1, 2)
-        grid.addWidget(self.leaky, 1, 0)
-        grid.addWidget(self.gelu, 1, 1)
-        grid.addWidget(self.lower_lr, 2, 0, 1, 2)
-        grid.addWidget(self.clip, 3, 0)
-        grid.addWidget(self.clip_value, 3, 1)
-        grid.addWidget(self.undo, 4, 0, 1, 2)
-        grid.addWidget(self.steps, 5, 0)
-        grid.addWidget(self.go, 5, 1)
-        grid.addWidget(self.message, 6, 0, 1, 2)
+        grid.addWidget(self.leaky, 0, 2)
+        grid.addWidget(self.gelu, 0, 3)
+        grid.addWidget(self.lower_lr, 1, 0)
+        grid.addWidget(self.clip, 1, 1)
+        grid.addWidget(self.clip_value, 1, 2)
+        grid.addWidget(self.undo, 1, 3)
+        grid.addWidget(self.steps, 2, 0)
+        grid.addWidget(self.go, 2, 1)
+        grid.addWidget(self.message, 2, 2, 1, 2)
+        grid.setVerticalSpacing(3)
         self.buttons = [self.reinit, self.leaky, self.gelu, self.lower_lr, self.clip, self.undo, self.go]
 
         top = QtWidgets.QHBoxLayout()
@@ -174,14 +158,17 @@ class WorkbenchPanel(QtWidgets.QWidget):
         left_layout = QtWidgets.QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.setSpacing(2)
+        left_layout.addWidget(self.compare)  # before/after first: it is the answer to "did the remedy work?"
         left_layout.addWidget(plots, 1)
-        left_layout.addWidget(self.compare)
         right = QtWidgets.QWidget()
-        right_layout = QtWidgets.QVBoxLayout(right)
-        right_layout.setContentsMargins(4, 0, 0, 0)
-        right_layout.addWidget(self.table_title)
-        right_layout.addWidget(self.table, 1)
-        right_layout.addWidget(remedies)
+        table_box = QtWidgets.QVBoxLayout()
+        table_box.addWidget(self.table_title)
+        table_box.addWidget(self.table, 1)
+        # table beside the remedies in a low dock, above them in a tall one (see resizeEvent)
+        self.right_layout = QtWidgets.QBoxLayout(QtWidgets.QBoxLayout.Direction.LeftToRight, right)
+        self.right_layout.setContentsMargins(4, 0, 0, 0)
+        self.right_layout.addLayout(table_box, 1)
+        self.right_layout.addWidget(remedies, 0, QtCore.Qt.AlignmentFlag.AlignTop)
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         self.splitter.setObjectName("workbenchSplitter")
         self.splitter.addWidget(left)
@@ -196,6 +183,18 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.set_busy(True)
         self._set_summary(None)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Side by side in a wide, low dock (below the plots); stacked in a narrow, tall one (a side column)."""
+        super().resizeEvent(event)
+        wide = self.width() >= WIDE_AT * self.height()
+        orientation = QtCore.Qt.Orientation.Horizontal if wide else QtCore.Qt.Orientation.Vertical
+        if self.splitter.orientation() != orientation:
+            self.splitter.setOrientation(orientation)
+            box = QtWidgets.QBoxLayout.Direction
+            self.right_layout.setDirection(box.LeftToRight if wide else box.TopToBottom)
+            length = self.width() if wide else self.height()
+            self.splitter.setSizes([int(length * 0.5), int(length * 0.5)] if wide else [int(length * 0.35), int(length * 0.65)])
+
     # --- data in ---
     def clear(self) -> None:
         """A new model."""
@@ -206,11 +205,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._history = None
         self.show_units(None, None, [])
         self._activity = self._dead_trace = None
-        self.image.clear()
-        self.dead_curve.setData([], [])
-        self.loss_curve.setData([], [])
+        self.unit_timeline.clear()
+        self.dead_and_loss.clear()
         self.timeline_marks.clear()
-        self.curve_marks.clear()
         self.compare.setText("")
         self.message.setText("")
         self._update_buttons()
@@ -352,23 +349,17 @@ class WorkbenchPanel(QtWidgets.QWidget):
     def _draw_timeline(self) -> None:
         trace = self._activity
         if trace is None or len(trace) == 0:
-            self.image.clear()
-            self.deaths.setData([], [])
+            self.unit_timeline.clear()
             return
         steps, activity = trace.steps, trace.values
         units = activity.shape[1]
         order = self._order if self._order is not None and len(self._order) == units else np.arange(units)
-        self.image.setImage(activity[:, order], autoLevels=False, levels=(0.0, 1.0))
-        self.image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
+        self.unit_timeline.show(steps, activity[:, order])
         row_of = np.empty(units, dtype=np.int64)
         row_of[order] = np.arange(units)
         died = [(u.died_at, row_of[u.unit]) for u in self.units if u.unit < units and u.died_at >= steps[0]]
-        self.deaths.setData(x=[d for d, _ in died], y=[float(r) for _, r in died])
+        self.unit_timeline.mark([d for d, _ in died], [r for _, r in died])
         self.timeline.setYRange(-0.5, units - 0.5, padding=0.01)
-
-    def _sync_loss_box(self) -> None:
-        self.loss_box.setGeometry(self.curves.getViewBox().sceneBoundingRect())
-        self.loss_box.linkedViewChanged(self.curves.getViewBox(), self.loss_box.XAxis)
 
     def _set_summary(self, latest: StepRecord | None) -> None:
         if self.layer is None or latest is None:

@@ -17,10 +17,19 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui import theme
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO
+from bpviz.gui.gradient_state import MEASURED, UNMEASURED
 from bpviz.gui.plots.base import PlotView
-from bpviz.gui.plots.network_graph import (COLLAPSE_ABOVE, METRICS, STATE_RANK, Block, Metric, block_of,
-                                           fitting_metric, group, span)
+from bpviz.gui.plots.network_graph import (
+    COLLAPSE_ABOVE,
+    METRICS,
+    STATE_RANK,
+    Block,
+    Metric,
+    block_of,
+    fitting_metric,
+    group,
+    span,
+)
 from bpviz.gui.plots.network_items import NODE_H, NODE_W, BlockFrame, Legend, NodeItem
 
 H_GAP, ROW_GAP = 30, 34
@@ -39,12 +48,15 @@ class NetworkView(PlotView):
         for key, metric in METRICS.items():
             self.metric_box.addItem(metric.label, key)
         self.metric_box.setToolTip("What the colour of each layer shows")
+        self.metric_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.metric_box.setMinimumContentsLength(12)  # long metric names elide in a narrow dock
         self.metric_box.currentIndexChanged.connect(lambda _i: self._recolour())
         self.metric_box.activated.connect(self._metric_chosen)  # by the user: kept from then on
         self._auto_metric = True  # until the user or a finding chooses, the metric follows the model
         self.legend = Legend()
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet(theme.LABEL_STYLE)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.scene = QtWidgets.QGraphicsScene(self)
         self.graphics = QtWidgets.QGraphicsView(self.scene)
         self.graphics.setBackgroundBrush(QtGui.QColor(theme.BACKGROUND))
@@ -188,7 +200,7 @@ class NetworkView(PlotView):
 
     # --- building the scene (new graph, collapse, resize) ---
     def _row_capacity(self) -> int:
-        return max(3, (self.graphics.viewport().width() - 2 * PAD - 24) // (NODE_W + H_GAP))
+        return max(1, (self.graphics.viewport().width() - 2 * PAD - 24) // (NODE_W + H_GAP))  # a narrow dock: fewer
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -320,15 +332,17 @@ class NetworkView(PlotView):
                 item.value_text = metric.fmt(value)
             elif any(m in states for m in members):
                 state = max((states[m] for m in members if m in states), key=STATE_RANK.index)
-                item.fill = QtGui.QColor(COLOURS[state])
-                item.value_text = LABELS[state]
+                colour, item.value_text = metric.states[state]
+                item.fill = QtGui.QColor(colour)
             else:
                 item.fill = QtGui.QColor(theme.NO_DATA)
                 item.value_text = "" if latest is None else "–"
+            if item.block is None:  # a remedy may have changed the layer's type since the graph was drawn
+                item.subtitle = self.types.get(key, item.subtitle)
             item.update()
-        swatches = [(theme.NO_DATA, "no data")]
-        if metric.state is not None:
-            swatches = [(COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)]
+        swatches = list(metric.states.values()) if metric.states else []
+        if not metric.states or UNMEASURED not in metric.states:
+            swatches.append((theme.NO_DATA, "no data"))
         self.legend.set_range(metric.colours, metric.scale(lo), metric.scale(hi), swatches)
 
     def _mark_wavefront(self) -> None:
