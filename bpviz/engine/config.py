@@ -40,3 +40,8 @@ class Config:
     exploding_norm: float = 1e4  # total gradient norm above this: error
     exploding_growth: float = 1e2  # total gradient norm above this multiple of its recent median
     exploding_window: int = 10  # steps the recent median is taken over
+
+    # --- torch.distributed (rank_divergence) ---
+    combine_ranks: bool = True  # gather every rank's statistics each step (one collective) when several ranks run
+    rank_divergence_ratio: float = 4.0  # a rank's output scale or gradient norm this many times off the others'
+

@@ -6,6 +6,7 @@ so the CLI, the window and a script see identical records and findings.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from bpviz.engine.record.collect import collect
@@ -13,6 +14,8 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.distributed.context import unwrap
+from bpviz.engine.distributed.exchange import RankExchange
 from bpviz.engine.record.history import History
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
 from bpviz.engine.observe.probe import Probe
@@ -24,10 +27,16 @@ from bpviz.engine.record.dead_units import DeadUnitTracker
 class Watcher:
     """Observes a model's layers and turns each training step into a StepRecord and findings."""
 
-    def __init__(self, model: nn.Module, config: Config | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, config: Config | None = None, group: dist.ProcessGroup | None = None
+    ) -> None:
         self.model = model
         self.config = config or Config()
-        self.probe = Probe(model, self.config)
+        inner = unwrap(model)  # under DistributedDataParallel, the layers are named as in the user's module
+        self.probe = Probe(inner, self.config)
+        # Several ranks: each step gathers every rank's statistics (one collective) into record.ranks.
+        combine = self.config.combine_ranks and RankExchange.active(group)
+        self.ranks: RankExchange | None = RankExchange(inner, group) if combine else None
         self.history = History(self.config.history_steps)
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
@@ -56,6 +65,9 @@ class Watcher:
         pending = self.probe.take_pending()
         record = collect(self.probe, pending, self.step_index, loss, self.tracker)
         self._update_graph(record)
+        if self.ranks is not None:
+            with self.probe.as_guest("combining the ranks' statistics"):
+                record.ranks = self.ranks.exchange(record)
         if isinstance(loss, torch.Tensor):
             record.softmax_before_cross_entropy = loss_applies_softmax_twice(loss)
         self.history.append(record)
@@ -101,6 +113,10 @@ class Watcher:
             self.diagnosis.judge_forwards(forwards, last, self.history, self.tracker)
 
 
-def watch(model: nn.Module, config: Config | None = None) -> Watcher:
-    """Attach bpviz to `model`; use as a context manager so it detaches on exit."""
-    return Watcher(model, config).attach()
+def watch(model: nn.Module, config: Config | None = None, group: dist.ProcessGroup | None = None) -> Watcher:
+    """Attach bpviz to `model`; use as a context manager so it detaches on exit.
+
+    Under torch.distributed call it on every rank, and `step()` on every rank every step: the ranks'
+    statistics are gathered with one collective a step over `group` (the default group when None).
+    """
+    return Watcher(model, config, group).attach()

@@ -7,6 +7,7 @@ from bpviz.engine.diagnosis import (
     exploding_gradient,
     modes,
     nan_or_inf,
+    rank_divergence,
     saturated_activation,
     softmax_cross_entropy,
     vanishing_gradient,
@@ -17,7 +18,16 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
 from bpviz.engine.record.dead_units import DeadUnitTracker
 
-RULES = (nan_or_inf, dead_relu, vanishing_gradient, exploding_gradient, saturated_activation, modes, softmax_cross_entropy)
+RULES = (
+    nan_or_inf,
+    dead_relu,
+    vanishing_gradient,
+    exploding_gradient,
+    saturated_activation,
+    modes,
+    softmax_cross_entropy,
+    rank_divergence,
+)
 KINDS = (
     "dead_relu",
     "vanishing_gradient",
@@ -27,6 +37,7 @@ KINDS = (
     "train_mode_in_eval",
     "eval_mode_in_training",
     "softmax_before_cross_entropy",
+    "rank_divergence",
 )
 
 
@@ -76,7 +87,8 @@ class Diagnosis:
         finding = self._findings.get(key)
         if finding is None:
             finding = Finding(
-                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step
+                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step,
+                rank=obs.rank,
             )
             self._findings[key] = finding
             return finding
@@ -84,6 +96,7 @@ class Diagnosis:
         if severity_rank(obs.severity) > severity_rank(finding.severity):
             finding.severity = obs.severity
         finding.message = obs.message
+        finding.rank = obs.rank
         finding.last_step = step
         finding.active = True
         return finding if (finding.severity, finding.message, finding.active) != before else None

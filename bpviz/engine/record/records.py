@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bpviz.engine.record.rank_table import RankTable
+
 
 @dataclass(frozen=True)
 class Histogram:
@@ -94,6 +96,7 @@ class StepRecord:
     validation: dict[str, float] | None = None  # metrics when a validation ran after this step
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
+    ranks: RankTable | None = None  # every rank's statistics of this step, when several ranks run
 
     def layer(self, name: str) -> LayerStep:
         """The layer called `name`; KeyError names the known layers when it is missing."""

@@ -45,6 +45,7 @@ def build_report(history: History, findings: list[Finding], steps: int, unmeasur
             for step, metrics in history.validation
         ],
         "unmeasured": list(unmeasured or []),
+        "ranks": latest.ranks.to_dict() if latest is not None and latest.ranks is not None else None,
     }
 
 
