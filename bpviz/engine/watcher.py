@@ -84,6 +84,15 @@ class Watcher:
         elif self.graph is not None and len(record.layers) > len(self.graph.nodes):
             self.probe.graph = GraphRecorder()
 
+    def gradients_final(self, optimizer: torch.optim.Optimizer) -> None:
+        """Measure the parameter gradients now: for code that accumulates, unscales or clips before the step.
+
+        Training frameworks call this where their gradients are final and
+        unscaled (Lightning's on_before_optimizer_step, before clipping); the
+        values taken here are the step's, also when the optimizer then skips it.
+        """
+        self.probe.updates.measure_final(optimizer)
+
     def discard_pending(self) -> None:
         """Forget a step that failed half-way, so its partial measurements do not leak into the next."""
         self.probe.take_pending()

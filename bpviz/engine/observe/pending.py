@@ -68,6 +68,7 @@ class PendingStep:
     backward_order: list[str] = field(default_factory=list)
     forwards: list[ForwardFacts] = field(default_factory=list)
     param_grad_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+    grads_final: bool = False  # taken where a framework declared them final; the optimizer hook keeps them
     update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
     update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices

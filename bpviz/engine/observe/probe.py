@@ -99,7 +99,7 @@ class Probe:
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self._updates = UpdateTracker(self)
+        self.updates = UpdateTracker(self)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
         # Set for one training forward to record the data flow between layers.
@@ -116,7 +116,7 @@ class Probe:
         for module in self.model.modules():
             self._handles.append(module.register_forward_pre_hook(self._pre_hook))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
-        self._handles.extend(self._updates.attach())
+        self._handles.extend(self.updates.attach())
 
     def detach(self) -> None:
         """Remove every hook so the model trains exactly as before."""

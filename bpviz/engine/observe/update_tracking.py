@@ -64,6 +64,16 @@ class UpdateTracker:
             if id(p) in self._param_ids
         ]
 
+    def measure_final(self, optimizer: torch.optim.Optimizer) -> None:
+        """Take the gradient norms now, where a training framework says they are final (accumulated, unscaled).
+
+        The optimizer's own pre-step hook then keeps them: it may come after
+        gradient clipping, or never (a GradScaler skipping an Inf step).
+        """
+        with self._probe.as_guest("final gradients"):
+            self._measure_before(optimizer, final=True)
+            self._probe.pending.grads_final = True
+
     def _before(self, optimizer, args, kwargs) -> None:
         with self._probe.as_guest("optimizer step"):
             self._measure_before(optimizer)
@@ -72,14 +82,14 @@ class UpdateTracker:
         with self._probe.as_guest("optimizer step"):
             self._measure_after(optimizer)
 
-    def _measure_before(self, optimizer: torch.optim.Optimizer) -> None:
+    def _measure_before(self, optimizer: torch.optim.Optimizer, final: bool = False) -> None:
         owned = self._owned(optimizer)
         if not owned:
             return
         pending = self._probe.pending
         slices = self._probe.slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
+            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None and (final or not pending.grads_final)]
             if with_grad:
                 norms = torch._foreach_norm([g for _, g in with_grad])
                 pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
