@@ -3,8 +3,10 @@
 Hook points: the model is watched from `on_train_begin`; parameter gradients
 are taken in `on_pre_optimizer_step`, where accelerate has accumulated and
 unscaled them (after clipping, which the Trainer does first); a bpviz step
-ends at `on_step_end`, with the mean of the step's micro-batch losses read
-from the model's outputs. Findings go to transformers' logger on the main
+ends at `on_step_end`, with the step's loss made from the micro-batches' as
+the Trainer makes it: their sum where the model was given the step's token
+count (`num_items_in_batch`, each loss already a share of the whole), else
+their mean. Findings go to transformers' logger on the main
 process when raised or changed, and their counts into the Trainer's `logs`
 (`on_log`) for the reporters that come after this callback.
 """
@@ -32,18 +34,20 @@ class BpvizCallback(transformers.TrainerCallback):
         self.watch_options = watch_options
         self.watcher: Watcher | None = None
         self._losses: list[torch.Tensor] = []
+        self._shares = False  # the micro-batch losses are shares of the step's (they add up)
         self._loss_hook = None
 
     def on_train_begin(self, args, state, control, model: nn.Module | None = None, **kwargs) -> None:
         if model is None or self.watcher is not None:
             return
         self.watcher = watch(model, self.config, **self.watch_options)
-        self._loss_hook = model.register_forward_hook(self._keep_loss)
+        self._loss_hook = model.register_forward_hook(self._keep_loss, with_kwargs=True)
 
-    def _keep_loss(self, module: nn.Module, args, output) -> None:
+    def _keep_loss(self, module: nn.Module, args, kwargs, output) -> None:
         loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
         if isinstance(loss, torch.Tensor) and torch.is_grad_enabled():
-            self._losses.append(loss.detach())
+            self._losses.append(loss.detach().float().reshape(-1)[:1])
+            self._shares = kwargs.get("num_items_in_batch") is not None
 
     def on_pre_optimizer_step(self, args, state, control, optimizer=None, **kwargs) -> None:
         if self.watcher is not None and optimizer is not None:
@@ -53,7 +57,11 @@ class BpvizCallback(transformers.TrainerCallback):
         if self.watcher is None:
             return
         losses, self._losses = self._losses, []
-        self.watcher.step(torch.stack(losses).float().mean() if losses else None)
+        loss = None
+        if losses:
+            total = torch.cat(losses).sum()
+            loss = total if self._shares else total / len(losses)
+        self.watcher.step(loss)
         if state.is_world_process_zero:
             for finding in self.watcher.changed_findings:
                 log = logger.error if finding.severity == "error" else logger.warning
