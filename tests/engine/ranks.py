@@ -211,4 +211,45 @@ def divergence(rank: int, world: int, folder: Path) -> dict:
 
 def every_scenario(rank: int, world: int, folder: Path) -> dict:
     """All of the above in one launch: starting two processes costs more than the trainings."""
-    return {"ddp": ddp_training(rank, world, folder), **divergence(rank, world, folder)}
+    return {
+        "ddp": ddp_training(rank, world, folder),
+        "fsdp2": fsdp2_training(rank, world, folder),
+        **divergence(rank, world, folder),
+    }
+
+
+def fsdp2_training(rank: int, world: int, folder: Path) -> dict:
+    """Two steps of a model sharded with FSDP2's fully_shard under watch: what each rank measured."""
+    from torch.distributed.fsdp import fully_shard
+
+    torch.manual_seed(0)
+    net = Net()
+    fully_shard(net.fc1)
+    fully_shard(net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    steps = []
+    with bpviz.watch(net) as watcher:
+        for step in range(2):
+            x, y = rank_batch(rank, step)
+            expected = independent_layers(_gathered_copy(net), x, y)
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            shards = {n: p.grad.to_local().norm().item() for n, p in net.named_parameters()}
+            opt.step()
+            record = watcher.step(loss)
+            steps.append({
+                "expected": expected,
+                "measured": {l.name: {"mean": l.mean, "std": l.std, "grad_norm": l.grad_norm} for l in record.layers},
+                "shard_grads": shards,
+                "param_grads": {p.name: p.grad_norm for p in record.params},
+                "table": record.ranks,
+            })
+    return {"steps": steps, "unmeasured": watcher.report()["unmeasured"]}
+
+
+def _gathered_copy(net: nn.Module) -> Net:
+    """A plain Net with the sharded model's full weights, for independent expectations."""
+    plain = Net()
+    plain.load_state_dict({n: p.full_tensor() for n, p in net.named_parameters()})
+    return plain

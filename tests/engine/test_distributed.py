@@ -98,3 +98,23 @@ def test_a_rank_with_nan_is_named_at_the_layer_it_was_born_in(divergence_run):
         (finding,) = _divergences(result["nan"])
         assert (finding["rank"], finding["layer"], finding["step"], finding["severity"]) == (1, "0", 2, "error")
         assert "on rank 1 at step 2" in finding["message"]
+
+
+@pytest.fixture(scope="module")
+def fsdp2_run(runs):
+    return [result["fsdp2"] for result in runs]
+
+
+def test_fsdp2_ranks_measure_their_layers_and_their_shards(fsdp2_run):
+    for rank, result in enumerate(fsdp2_run):
+        assert result["unmeasured"] == []  # nothing failed on the DTensor parameters
+        for index, step in enumerate(result["steps"]):
+            assert list(step["measured"]) == ["fc1", "relu()", "fc2"]
+            for name, expected in step["expected"].items():
+                for stat in ("mean", "std", "grad_norm"):
+                    assert step["measured"][name][stat] == pytest.approx(expected[stat], rel=1e-4, abs=1e-6)
+            # parameter gradient norms are of this rank's shard (DTensor.to_local)
+            assert step["param_grads"] == pytest.approx(step["shard_grads"], rel=1e-5)
+            table = step["table"]
+            assert table.of("fc1", "std") == pytest.approx(
+                [fsdp2_run[r]["steps"][index]["expected"]["fc1"]["std"] for r in range(WORLD)], rel=1e-4)

@@ -5,8 +5,10 @@ model work (and are testable) without a process group.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 from torch import nn
 
@@ -16,6 +18,18 @@ def rank_and_world(group: dist.ProcessGroup | None = None) -> tuple[int, int]:
     if not (dist.is_available() and dist.is_initialized()):
         return 0, 1
     return dist.get_rank(group), dist.get_world_size(group)
+
+
+def local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a DTensor (FSDP2 parameters and gradients); any other tensor as it is.
+
+    Measuring the DTensor itself would run collectives inside bpviz's hooks
+    (or fail on uneven shards); each rank measures its shard instead.
+    """
+    dtensor = sys.modules.get("torch.distributed.tensor")  # no DTensor exists before that module is loaded
+    if dtensor is not None and isinstance(tensor, dtensor.DTensor):
+        return tensor.to_local()
+    return tensor
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.observe import stats
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ class ParameterSlices:
         self._cache: dict[int, tuple[int, torch.Tensor]] = {}
 
     def of(self, param: torch.Tensor) -> torch.Tensor:
-        """The slice of `param`, a view on its current storage."""
+        """The slice of `param` (of this rank's shard, under FSDP2), a view on its current storage."""
+        param = local_shard(param)
         ptr = param.data_ptr()
         hit = self._cache.get(id(param))
         if hit is None or hit[0] != ptr:
@@ -42,7 +44,7 @@ class ParameterSlices:
 
     def scale(self, param: torch.Tensor) -> float:
         """Factor from a norm over the slice to the whole parameter's estimate."""
-        return math.sqrt(param.numel() / self.of(param).numel())
+        return math.sqrt(local_shard(param).numel() / self.of(param).numel())
 
 
 class UpdateTracker:
@@ -89,7 +91,7 @@ class UpdateTracker:
         pending = self._probe.pending
         slices = self._probe.slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None and (final or not pending.grads_final)]
+            with_grad = [(n, local_shard(p.grad)) for n, p in owned if p.grad is not None and (final or not pending.grads_final)]
             if with_grad:
                 norms = torch._foreach_norm([g for _, g in with_grad])
                 pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))

@@ -17,6 +17,7 @@ from bpviz.engine.observe.pending import ActivationCall, LayerInfo, PendingStep
 from bpviz.engine.observe.probe import Probe
 from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 from bpviz.engine.diagnosis.unit_forensics import producers
+from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.record.dead_units import DeadUnitTracker
 
 
@@ -60,7 +61,7 @@ def collect(
         measured = torch._foreach_norm([probe.slices.of(params[n]) for n in unmeasured]) if unmeasured else []
         weight_norms = {**pending.weight_norms, **dict(zip(unmeasured, measured))}
         fallback = {
-            n: torch.linalg.vector_norm(p.grad.detach())
+            n: torch.linalg.vector_norm(local_shard(p.grad).detach())
             for n, p in params.items()
             if n not in pending.param_grad_norms and p.grad is not None
         }
@@ -118,7 +119,7 @@ def _producer_biases(probe: Probe, pending: PendingStep) -> dict[str, torch.Tens
         feeding = producers(names, probe, call.layer.name, call.unit_positive.numel())
         if feeding:
             bias = probe.own_parameters(probe.layers[feeding[-1]].module_name).get("bias")
-            if bias is not None:
+            if bias is not None and local_shard(bias) is bias:  # a shard's bias cannot explain every unit
                 biases[feeding[-1]] = bias
     return biases
 
@@ -260,7 +261,7 @@ def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgra
             grad_norm=float(grads[name]) if name in grads else None,
             weight_norm=float(weights.get(name, 0.0)) * scale,
             update_norm=float(updates[name]) * scale if name in updates else None,
-            numel=param.numel(),
+            numel=local_shard(param).numel(),  # this rank's shard under FSDP2, like the norms
         )
         steps.append(item)
         if item.layer is not None:
