@@ -87,6 +87,7 @@ def main() -> int:
     window.resize(1600, 960)
     window.show()
 
+    window.code_trust.trusted.trust_for_session(experiment)
     window.open_path(experiment)
     wait_for(window.loaded)
     if window.controller.request is None:
@@ -100,10 +101,10 @@ def main() -> int:
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
 
     profiler = cProfile.Profile() if args.profile else None
-    window.redraw_seconds.clear()
-    window.cycle_seconds.clear()
-    window.paint_seconds.clear()
-    for seconds in window.page.timings.values():
+    window.clock.redraw_seconds.clear()
+    window.clock.cycle_seconds.clear()
+    window.clock.paint_seconds.clear()
+    for seconds in window.clock.timings().values():
         seconds.clear()
     started = time.perf_counter()
     window.run()
@@ -123,19 +124,19 @@ def main() -> int:
     steps = len(window.history.loss_steps)
     layers = len(window.history.latest.layers) if window.history.latest else 0
     lateness = [max(b - a - 0.010, 0.0) for a, b in zip(ticks, ticks[1:])]
-    redraws = list(window.redraw_seconds)
+    redraws = list(window.clock.redraw_seconds)
     late = percentiles(lateness)
     draw = percentiles(redraws)
-    cycle = percentiles(list(window.cycle_seconds))
+    cycle = percentiles(list(window.clock.cycle_seconds))
     print(f"model: {layers} observed layers, {steps} steps in {elapsed:.1f} s ({steps / elapsed:.1f} steps/s)")
     print(f"10 ms timer lateness: p50 {late[0]:.1f} ms, p95 {late[1]:.1f} ms, max {late[2]:.1f} ms  ({len(lateness)} ticks)")
     print(f"redraw slice (1 tick): p50 {draw[0]:.1f} ms, p95 {draw[1]:.1f} ms, max {draw[2]:.1f} ms  ({len(redraws)} slices)")
     print(f"whole redraw (sum):    p50 {cycle[0]:.1f} ms, p95 {cycle[1]:.1f} ms, max {cycle[2]:.1f} ms  "
-          f"({len(window.cycle_seconds)} redraws; includes Qt's painting passes)")
-    paint = percentiles(list(window.paint_seconds))
-    print(f"Qt paint pass:         p50 {paint[0]:.1f} ms, p95 {paint[1]:.1f} ms, max {paint[2]:.1f} ms  ({len(window.paint_seconds)} passes)")
+          f"({len(window.clock.cycle_seconds)} redraws; includes Qt's painting passes)")
+    paint = percentiles(list(window.clock.paint_seconds))
+    print(f"Qt paint pass:         p50 {paint[0]:.1f} ms, p95 {paint[1]:.1f} ms, max {paint[2]:.1f} ms  ({len(window.clock.paint_seconds)} passes)")
     print("parts (refresh calls, painting excluded):")
-    for part, seconds in window.page.timings.items():
+    for part, seconds in window.clock.timings().items():
         p50, p95, worst = percentiles(list(seconds))
         print(f"  {part:14s}       p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms  ({len(seconds)} calls)")
     ok = late[1] < 50.0 and draw[1] < 16.0

@@ -1,6 +1,7 @@
 """bpviz: a visual backpropagation debugger for PyTorch."""
 from bpviz.engine.config import Config
+from bpviz.engine.runs.reader import Run, open_run
 from bpviz.engine.watcher import Watcher, watch
 
 __version__ = "0.1.0"
-__all__ = ["Config", "Watcher", "watch", "__version__"]
+__all__ = ["Config", "Run", "Watcher", "open_run", "watch", "__version__"]

@@ -7,24 +7,50 @@ never imports Qt, so it works on a machine without a display or PySide6.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from bpviz.engine.user_error import UserCodeError
-
-EXIT_CLEAN, EXIT_FOUND_ERRORS, EXIT_COULD_NOT_RUN = 0, 1, 2
+from bpviz.engine.session.check import EXIT_COULD_NOT_RUN, CheckRequest, CheckRun
+from bpviz.engine.session.process_exit import end_process
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script and of `python -m bpviz`; returns the exit code."""
+    """Entry point of the console script and of `python -m bpviz`; returns the exit code.
+
+    bpviz's own arguments are parsed before any user code runs, so only argparse's own exit (--help, a usage
+    error) is caught here; a sys.exit() in the user's file is the file's failure (see engine/session/check.py).
+    Run as the process's command (no `argv`), `bpviz check` ends the process once its report is out, so a
+    thread the user's code left running cannot keep it alive.
+    """
+    command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"]:
+        try:
+            args = check_parser().parse_args(argv[1:])
+        except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
+            return _argparse_code(exit_)
+        code = run_check(args)
+        return end_process(code) if command_line else code
     try:
-        if argv[:1] == ["check"]:
-            return run_check(check_parser().parse_args(argv[1:]))
-        return run_gui(gui_parser().parse_args(argv))
-    except SystemExit as exit_:  # argparse: --help (0) or a usage error (2), already printed
-        return exit_.code if isinstance(exit_.code, int) else EXIT_COULD_NOT_RUN
+        args = gui_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return _argparse_code(exit_)
+    return run_gui(args)
+
+
+def _argparse_code(exit_: SystemExit) -> int:
+    return exit_.code if isinstance(exit_.code, int) else EXIT_COULD_NOT_RUN
+
+
+def positive_seconds(text: str) -> float:
+    """A time limit: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
 
 
 def input_shape(text: str) -> tuple[int, ...]:
@@ -64,12 +90,16 @@ def check_parser() -> argparse.ArgumentParser:
         prog="bpviz check",
         parents=[_loading_options()],
         description="Train FILE for a few steps without a window; print each layer's state and the findings.",
-        epilog="exit status: 0 no error found, 1 errors found, 2 the file could not be run",
+        epilog="exit status: 0 no error found, 1 errors found, 2 the file could not be run (it failed, called "
+        "sys.exit(), or ran past --timeout), 128+N ended by signal N (130 for Ctrl+C); the steps run so far "
+        "are reported in every case",
     )
     parser.add_argument("file", metavar="FILE", type=Path, help="experiment file (.py with build()) or pickled model (.pt/.pth)")
     parser.add_argument("--steps", type=positive_int, default=20, help="training steps to run (default 20)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
     parser.add_argument("--verbose", action="store_true", help="print the full traceback when the file fails")
+    parser.add_argument("--timeout", metavar="SECONDS", type=positive_seconds,
+                        help="stop the run after SECONDS and report the steps done (exit 2)")
     return parser
 
 
@@ -87,52 +117,12 @@ def gui_parser() -> argparse.ArgumentParser:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Load, train `args.steps` steps, validate once, print the summary; exit 2 with a short message on user errors."""
-    from bpviz.engine.load.experiment import load_experiment
-    from bpviz.engine.session.stepper import Stepper
-    from bpviz.engine.report.text import format_report
-
-    stepper = None
-    failure: UserCodeError | None = None
-    try:
-        experiment = load_experiment(
-            args.file, trust=args.trust, weights=args.weights, input_shape=args.input_shape, seed=args.seed
-        )
-        stepper = Stepper(experiment)
-        for _ in range(args.steps):
-            stepper.step()
-        if experiment.val_data is not None:
-            stepper.validate()
-    except UserCodeError as error:
-        failure = error
-    finally:
-        if stepper is not None:
-            stepper.close()
-    report = stepper.report() if stepper is not None and stepper.step_index else None
-    if report is not None:  # what was recorded before a failure is kept, on screen and in the JSON
-        if failure is not None:
-            report["error"] = {"what": failure.what, "where": failure.where, "layer": failure.layer, "why": failure.why}
-        print(format_report(report), end="")
-        if args.json is not None and not _write_json(args.json, report):
-            return EXIT_COULD_NOT_RUN
-    if failure is not None:
-        print(failure.summary(), file=sys.stderr)
-        if args.verbose and failure.details:
-            print("\n" + failure.details.rstrip(), file=sys.stderr)
-        elif failure.details:
-            print("  (run with --verbose for the full traceback)", file=sys.stderr)
-        return EXIT_COULD_NOT_RUN
-    found_errors = any(finding["severity"] == "error" for finding in report["findings"])
-    return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN
-
-
-def _write_json(path: Path, report: dict) -> bool:
-    try:
-        path.write_text(json.dumps(report, indent=2) + "\n")
-    except OSError as error:
-        print(f"cannot write the report to {path}: {error.strerror or error}", file=sys.stderr)
-        return False
-    return True
+    """Load, train `args.steps` steps, validate once, print the summary; see engine/session/check.py."""
+    request = CheckRequest(
+        file=args.file, steps=args.steps, trust=args.trust, weights=args.weights, input_shape=args.input_shape,
+        seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout,
+    )
+    return CheckRun(request).run()
 
 
 def run_gui(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ class Config:
     grad_log10_range: tuple[float, float] = (-12.0, 4.0)  # gradient histograms bin log10 |g| over this range
     dead_window: int = 3  # steps a unit must stay silent (no positive output on any sample) to count as dead
     history_steps: int = 2000  # full records kept in memory; older ones are dropped (scalars are kept)
+    calls_per_layer_step: int = 32  # calls of one layer measured per step; more (forwards without a step) are counted
 
     # --- dead_relu ---
     dead_warning: float = 0.10  # share of a ReLU-family layer's units that are dead

@@ -5,6 +5,9 @@ so the CLI, the window and a script see identical records and findings.
 """
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -15,20 +18,27 @@ from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.distributed.context import unwrap
+from bpviz.engine.distributed.recording import recording_path
 from bpviz.engine.distributed.exchange import RankExchange
 from bpviz.engine.record.history import History
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
 from bpviz.engine.observe.probe import Probe
-from bpviz.engine.record.records import StepRecord
+from bpviz.engine.record.records import ForwardPass, StepRecord
 from bpviz.engine.report.data import build_report
 from bpviz.engine.record.dead_units import DeadUnitTracker
+from bpviz.engine.runs.recorder import Recorder
 
 
 class Watcher:
     """Observes a model's layers and turns each training step into a StepRecord and findings."""
 
     def __init__(
-        self, model: nn.Module, config: Config | None = None, group: dist.ProcessGroup | None = None
+        self,
+        model: nn.Module,
+        config: Config | None = None,
+        record: str | Path | None = None,
+        record_info: dict[str, str] | None = None,
+        group: dist.ProcessGroup | None = None,
     ) -> None:
         self.model = model
         self.config = config or Config()
@@ -44,6 +54,9 @@ class Watcher:
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
         self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
         self.probe.graph = GraphRecorder()
+        # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
+        # Under torch.distributed each rank records its own file of one name: run.rank0.bpviz, run.rank1.bpviz, ...
+        self.recorder = Recorder(recording_path(record, group), self, record_info) if record is not None else None
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
@@ -51,8 +64,11 @@ class Watcher:
         return self
 
     def detach(self) -> None:
-        """Stop observing; the model trains exactly as it did before attach."""
+        """Stop observing (and finish the run file, when recording); the model trains exactly as it did before attach."""
         self.probe.detach()
+        if self.recorder is not None:
+            self.recorder.close(list(self.probe.internal_errors))
+            self.recorder = None
 
     def __enter__(self) -> Watcher:
         return self.attach()
@@ -62,6 +78,7 @@ class Watcher:
 
     def step(self, loss: torch.Tensor | float | None = None) -> StepRecord:
         """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
+        started = time.perf_counter()
         pending = self.probe.take_pending()
         record = collect(self.probe, pending, self.step_index, loss, self.tracker)
         self._update_graph(record)
@@ -73,6 +90,8 @@ class Watcher:
         self.history.append(record)
         self.step_index += 1
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
+        if self.recorder is not None:
+            self.recorder.step(record, time.perf_counter() - started)
         return record
 
     def _update_graph(self, record: StepRecord) -> None:
@@ -100,7 +119,11 @@ class Watcher:
     def record_validation(self, metrics: dict[str, float]) -> None:
         """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives)."""
         last = self.step_index - 1 if self.step_index else None
+        loose = [f for f in self.probe.pending.forwards if not f.grad_enabled]
         self._judge_loose_forwards()
+        if self.recorder is not None:
+            passes = [ForwardPass(f.grad_enabled, f.model_training, f.training_modules, f.eval_modules) for f in loose]
+            self.recorder.validation(last, metrics, passes)
         if last is not None:
             self.history.add_validation(last, metrics)
             self.history.latest.validation = dict(metrics)
@@ -122,10 +145,19 @@ class Watcher:
             self.diagnosis.judge_forwards(forwards, last, self.history, self.tracker)
 
 
-def watch(model: nn.Module, config: Config | None = None, group: dist.ProcessGroup | None = None) -> Watcher:
+def watch(
+    model: nn.Module,
+    config: Config | None = None,
+    record: str | Path | None = None,
+    group: dist.ProcessGroup | None = None,
+) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
 
+    `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
+    `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
+
     Under torch.distributed call it on every rank, and `step()` on every rank every step: the ranks'
-    statistics are gathered with one collective a step over `group` (the default group when None).
+    statistics are gathered with one collective a step over `group` (the default group when None), and
+    each rank records its own file (`run.rank1.bpviz`).
     """
-    return Watcher(model, config, group).attach()
+    return Watcher(model, config, record=record, group=group).attach()

@@ -10,10 +10,12 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
+from bpviz.gui.qt_platform import cannot_open_window
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
 
 SCREENSHOT_SIZE = (1600, 960)
+EXIT_COULD_NOT_RUN = 2  # as `bpviz check`: the window could not start or the file could not be opened
 
 
 def resource_path(name: str) -> Path:
@@ -78,6 +80,11 @@ def main(args: argparse.Namespace) -> int:
     from bpviz.gui.window.main_window import MainWindow
     from bpviz.gui.window.screenshot import ScriptedRun
 
+    if QApplication.instance() is None:
+        reason = cannot_open_window()
+        if reason is not None:
+            print(reason, file=sys.stderr)
+            return EXIT_COULD_NOT_RUN
     app = make_application()
     screenshot = getattr(args, "screenshot", None)
     steps = getattr(args, "steps", None) or 0
@@ -96,6 +103,8 @@ def main(args: argparse.Namespace) -> int:
         script = ScriptedRun(window, steps, Path(screenshot))
     window.show()
     if file:
+        window.code_trust.trusted.trust_for_session(Path(file))  # named on the command line: the user's own act
+
         def open_file() -> None:
             opened = window.open_path(
                 Path(file),
@@ -105,14 +114,17 @@ def main(args: argparse.Namespace) -> int:
                 seed=getattr(args, "seed", 0) or 0,
             )
             if not opened and screenshot:
-                app.exit(2)
+                window.close()  # ends the training thread before the event loop does
+                app.exit(EXIT_COULD_NOT_RUN)
             elif opened and steps and not screenshot:
                 window.loaded.connect(_run_once(window, steps))
 
         QTimer.singleShot(0, open_file)
     elif screenshot:
         script.start_without_file()
-    return app.exec()
+    code = app.exec()
+    window.controller.shutdown()  # however the loop ended, no thread outlives the window
+    return code
 
 
 def _run_once(window, steps: int):
@@ -131,6 +143,11 @@ class NonInteractiveDialogs(Dialogs):
         print(f"bpviz: {path.name} is a pickled model; loading it runs code from the file. Pass --trust to allow it.",
               file=sys.stderr)
         return False
+
+    def confirm_run_code(self, parent, path: Path):
+        print(f"bpviz: {path.name} is not a trusted experiment file; name it on the command line to run it.",
+              file=sys.stderr)
+        return None
 
     def ask_input_shape(self, parent, path: Path):
         print(f"bpviz: {path.name} does not say what it eats; pass the shape of one sample, e.g. --input-shape 3,32,32.", file=sys.stderr)

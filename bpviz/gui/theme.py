@@ -6,7 +6,7 @@ anything broken (non-finite, dead) red. Change a colour here, never in a view.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 BACKGROUND = "#1b1d23"
 PANEL = "#23262e"
@@ -21,6 +21,24 @@ HIGHLIGHT = "#ffd54f"
 BAD = "#ff5252"
 LOSS = "#7ee08a"
 VALIDATION = "#ff7ad9"
+METRIC = "#b388ff"  # validation metrics other than a loss (accuracy), on their own axis
+ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
+NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
+SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
+
+PHASE_COLOURS = {"forward": ACTIVATION, "backward": GRADIENT}  # a paused step's wavefront
+
+# the network view: its nodes, frames, edges, and the colour scales of its metrics
+NODE_BORDER = "#3b4150"
+BLOCK_FILL = "#2a2e38"
+EDGE = "#4a5163"
+INK_ON_LIGHT, SOFT_INK_ON_LIGHT = "#101216", "#2a2e36"
+INK_ON_DARK, SOFT_INK_ON_DARK = "#eef1f6", "#aab1bf"
+SCALES = {
+    "bad": ("#24524a", "#3f7f5c", "#c9a227", "#e0533f"),  # share of something wrong: calm to alarming
+    "gradient": ("#2a1b4a", "#6a2c8f", "#c1447a", "#f98e52", "#fcfdbf"),
+    "update": ("#1d3557", "#2a9d8f", "#e9c46a", "#e76f51"),
+}
 
 ACTIVATION_COLORMAP = "viridis"
 GRADIENT_COLORMAP = "inferno"
@@ -86,13 +104,8 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
     The grid is horizontal only and at major ticks only: grid lines are replayed on every
     update of the plot, and a log axis with all its minor ticks costs over 10 ms a frame in software.
     """
-    font = tick_font()
     for side in ("left", "bottom"):
-        axis = plot.getAxis(side)
-        axis.setPen(pen(MUTED, width=1))
-        axis.setTextPen(pen(FOREGROUND, width=1))
-        axis.setTickFont(font)
-        axis.enableAutoSIPrefix(False)  # "step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit
+        style_axis(plot.getAxis(side))
     plot.getAxis("left").setWidth(AXIS_WIDTH)
     plot.getAxis("left").setStyle(maxTickLevel=0)  # major ticks only: a log axis would draw a line per minor tick
     plot.showGrid(x=False, y=grid, alpha=GRID_ALPHA)
@@ -105,6 +118,14 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
         plot.setLabel("bottom", bottom, **label_style)
     if title:
         plot.setTitle(title, color=FOREGROUND, size=f"{FONT_POINT_SIZE + 1}pt")
+
+
+def style_axis(axis: pg.AxisItem) -> None:
+    """Theme one axis: pens, tick font, no SI prefix ("step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit)."""
+    axis.setPen(pen(MUTED, width=1))
+    axis.setTextPen(pen(FOREGROUND, width=1))
+    axis.setTickFont(tick_font())
+    axis.enableAutoSIPrefix(False)
 
 
 LABEL_STYLE = (
@@ -126,3 +147,16 @@ def header_label() -> QtWidgets.QLabel:
     label.setStyleSheet(LABEL_STYLE)
     label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label
+
+
+def dot_icon(colour: str) -> QtGui.QIcon:
+    """A small filled circle: the severity mark of tables and lists."""
+    pixmap = QtGui.QPixmap(12, 12)
+    pixmap.fill(QtCore.Qt.GlobalColor.transparent)
+    painter = QtGui.QPainter(pixmap)
+    painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QtGui.QColor(colour))
+    painter.setPen(QtCore.Qt.PenStyle.NoPen)
+    painter.drawEllipse(1, 1, 10, 10)
+    painter.end()
+    return QtGui.QIcon(pixmap)

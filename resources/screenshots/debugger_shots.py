@@ -55,17 +55,17 @@ def open_and_run(window: MainWindow, sample: str, steps: int) -> None:
 def step_into_shot() -> None:
     window = new_window()
     open_and_run(window, "healthy_resnet.py", 8)
-    tools = window.debug_tools
+    tools = window.docks
     tools.network.set_metric("grad")
     backward = 0
-    tools.do_step_into()
+    window.step_into()
     while True:
         wait(lambda: window.controller.paused_at is not None)
         event = window.controller.paused_at
         backward += event.phase == "backward"
         if backward == 8:
             break
-        tools.do_step_into()
+        window.step_into()
     window.page.select_layer(event.layer)
     settle(window)
     window.grab().save(str(HERE / "step_into.png"))
@@ -75,7 +75,7 @@ def step_into_shot() -> None:
 def workbench_shot() -> None:
     window = new_window()
     open_and_run(window, "dying_relu.py", 6)
-    tools = window.debug_tools
+    tools = window.docks
     tools.workbench_dock.raise_()
     window.page.select_layer("relu2")
     settle(window)

@@ -141,7 +141,8 @@ def independent_layers(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> di
 
 
 def ddp_training(rank: int, world: int, folder: Path) -> dict:
-    """Three DDP steps under watch; each rank's own expectations from its copy; how many gathers bpviz made."""
+    """Three DDP steps under watch, recorded into a folder; each rank's own expectations from its copy; how many
+    gathers bpviz made."""
     torch.manual_seed(0)
     model = nn.parallel.DistributedDataParallel(Net())
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -149,7 +150,8 @@ def ddp_training(rank: int, world: int, folder: Path) -> dict:
     real_gather = dist.all_gather
     dist.all_gather = lambda *a, **k: gathers.append(1) or real_gather(*a, **k)
     steps = []
-    with bpviz.watch(model) as watcher:
+    with bpviz.watch(model, record=f"{folder}/runs/") as watcher:
+        recorded = str(watcher.recorder.path)
         for step in range(3):
             x, y = rank_batch(rank, step)
             expected = independent_layers(model.module, x, y)
@@ -167,7 +169,8 @@ def ddp_training(rank: int, world: int, folder: Path) -> dict:
                 "gathers": len(gathers),
             })
     dist.all_gather = real_gather
-    return {"steps": steps, "findings": [f.to_dict() for f in watcher.findings], "report": watcher.report()}
+    return {"steps": steps, "findings": [f.to_dict() for f in watcher.findings], "report": watcher.report(),
+            "recorded": recorded}
 
 
 def _diverging(rank: int, model: nn.Module, steps: int, batch: Callable[[int], tuple]) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,20 @@ def test_fsdp2_ranks_measure_their_layers_and_their_shards(fsdp2_run):
             table = step["table"]
             assert table.of("fc1", "std") == pytest.approx(
                 [fsdp2_run[r]["steps"][index]["expected"]["fc1"]["std"] for r in range(WORLD)], rel=1e-4)
+
+
+def test_each_rank_records_its_own_file_of_one_name(ddp_run):
+    import bpviz
+
+    paths = [Path(result["recorded"]) for result in ddp_run]
+    assert paths[0].parent == paths[1].parent
+    stem = paths[0].name.removesuffix(".rank0.bpviz")
+    assert [p.name for p in paths] == [f"{stem}.rank{r}.bpviz" for r in range(WORLD)]
+    for rank, path in enumerate(paths):
+        with bpviz.open_run(path) as run:
+            assert len(run) == 3
+            for index, step in enumerate(ddp_run[rank]["steps"]):
+                record = run.record(index)
+                assert record.layer("fc1").mean == pytest.approx(step["expected"]["fc1"]["mean"], rel=1e-5)
+                # the ranks' table is kept with the step, so a file alone shows every rank
+                assert record.ranks.of("fc2", "grad_norm") == pytest.approx(step["table"].of("fc2", "grad_norm"))

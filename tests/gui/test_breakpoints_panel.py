@@ -8,16 +8,9 @@ from bpviz.gui.panels.breakpoints_panel import BreakpointDialog, BreakpointsPane
 from tests.gui.window_driver import LOAD_MS, NAN_AT_STEP_3, SAMPLES, make_window, open_file, write
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = make_window(qtbot, tmp_path / "settings.ini")
-    yield win
-    win.close()
-
-
 def add(window, breakpoint: Breakpoint) -> None:
     """Add a breakpoint through the panel's Add button (the dialog's answer canned)."""
-    panel = window.debug_tools.breakpoints
+    panel = window.docks.breakpoints
     panel.ask = lambda layers: breakpoint
     panel.add_button.click()
 
@@ -34,7 +27,7 @@ def test_nan_breakpoint_stops_at_the_birth_layer_and_step(qtbot, window, tmp_pat
     assert run_until_stopped(qtbot, window) == "breakpoint"
     assert window.history.latest.step == 3 and len(window.history) == 4
     qtbot.waitUntil(lambda: window.page.selected_layer() == "2", timeout=LOAD_MS)
-    panel = window.debug_tools.breakpoints
+    panel = window.docks.breakpoints
     assert panel.hit_label.isVisible() and "step 3" in panel.hit_label.text() and "at 2" in panel.hit_label.text()
     assert "breakpoint" in window.statusBar().currentMessage() and "step 3" in window.statusBar().currentMessage()
     panel.set_enabled_at(0, False)
@@ -46,7 +39,7 @@ def test_nan_breakpoint_stops_at_the_birth_layer_and_step(qtbot, window, tmp_pat
 def test_a_disabled_breakpoint_does_not_stop(qtbot, window, tmp_path):
     open_file(qtbot, window, write(tmp_path, "nan_at_3.py", NAN_AT_STEP_3))
     add(window, Breakpoint("nan"))
-    window.debug_tools.breakpoints.set_enabled_at(0, False)
+    window.docks.breakpoints.set_enabled_at(0, False)
     with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS) as blocker:
         window.run_n(6)
     assert blocker.args == ["done"] and len(window.history) == 6
@@ -69,16 +62,16 @@ def test_breakpoints_are_saved_with_the_file(qtbot, tmp_path):
     open_file(qtbot, first, path)
     add(first, Breakpoint("nan"))
     add(first, Breakpoint("grad_above", threshold=100.0, layer="3"))
-    first.debug_tools.breakpoints.set_enabled_at(1, False)
+    first.docks.breakpoints.set_enabled_at(1, False)
     first.close()
     second = make_window(qtbot, tmp_path / "settings.ini")
     open_file(qtbot, second, path)
-    assert second.debug_tools.breakpoints.breakpoints() == [
+    assert second.docks.breakpoints.breakpoints() == [
         Breakpoint("nan"), Breakpoint("grad_above", threshold=100.0, layer="3", enabled=False)
     ]
-    assert second.controller.worker.breakpoints == second.debug_tools.breakpoints.breakpoints()
+    assert second.controller.worker.breakpoints == second.docks.breakpoints.breakpoints()
     open_file(qtbot, second, SAMPLES["dying_relu"])  # another file has its own (none)
-    assert second.debug_tools.breakpoints.breakpoints() == []
+    assert second.docks.breakpoints.breakpoints() == []
     second.close()
 
 

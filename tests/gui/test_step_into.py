@@ -6,24 +6,17 @@ import pytest
 from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps, same, state, step_into, weights
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = make_window(qtbot, tmp_path / "settings.ini")
-    yield win
-    win.close()
-
-
 def test_step_into_visits_layers_in_execution_order_and_only_the_update_changes_weights(qtbot, window):
     open_file(qtbot, window, SAMPLES["healthy_resnet"])
     run_steps(qtbot, window, 2)  # the network view knows the graph
     before = weights(window)
-    network = window.debug_tools.network
+    network = window.docks.network
     visited, unchanged = [], []
     event = step_into(qtbot, window)
     while True:
         visited.append((event.phase, event.layer))
         unchanged.append(same(before, weights(window)))
-        assert window.debug_tools.step_panel.event is event
+        assert window.docks.step_panel.event is event
         if event.layer is not None:  # the network view marks the current layer and the wavefront of this phase
             assert network.current == event.layer and network.items[event.layer].current
             phase_so_far = [layer for phase, layer in visited if phase == event.phase]
@@ -34,7 +27,7 @@ def test_step_into_visits_layers_in_execution_order_and_only_the_update_changes_
             break
         event = step_into(qtbot, window)
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
-        window.debug_tools.step_into.trigger()  # past the update: the step ends
+        window.actions_.step_into.trigger()  # past the update: the step ends
     record = window.history.latest
     assert record.step == 2
     assert [layer for phase, layer in visited if phase == "forward"] == [l.name for l in record.layers]
@@ -43,25 +36,25 @@ def test_step_into_visits_layers_in_execution_order_and_only_the_update_changes_
     assert phases == ["forward"] * len(record.layers) + ["loss"] + ["backward"] * len(record.backward_order) + ["update"]
     assert all(unchanged[:-1]) and not unchanged[-1]  # nothing changes the weights before the update
     assert not window.controller.stepping and network.current is None
-    assert window.debug_tools.step_panel.event is None
+    assert window.docks.step_panel.event is None
 
 
 def test_step_out_finishes_the_phase_and_step_over_the_step(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     first = step_into(qtbot, window)  # the very first step: the graph grows as the forward pass reaches layers
     assert (first.step, first.phase, first.layer) == (0, "forward", "fc1")
-    assert window.debug_tools.network.names == ["fc1"]
-    assert window.debug_tools.step_out.isEnabled() and window.actions_.run.text() == "&Continue"
-    window.debug_tools.step_out.trigger()
+    assert window.docks.network.names == ["fc1"]
+    assert window.actions_.step_out.isEnabled() and window.actions_.run.text() == "&Continue"
+    window.actions_.step_out.trigger()
     qtbot.waitUntil(lambda: window.controller.paused_at is not None, timeout=LOAD_MS)
     assert window.controller.paused_at.phase == "loss"
-    window.debug_tools.step_out.trigger()
+    window.actions_.step_out.trigger()
     qtbot.waitUntil(lambda: window.controller.paused_at is not None, timeout=LOAD_MS)
     assert (window.controller.paused_at.phase, window.controller.paused_at.layer) == ("backward", "out")
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
         window.actions_.step.trigger()  # F10 while paused: finish this step
-    assert len(window.history) == 1 and not window.debug_tools.step_out.isEnabled()
-    qtbot.waitUntil(lambda: window.debug_tools.network.names == ["fc1", "relu1", "fc2", "relu2", "out"], timeout=LOAD_MS)
+    assert len(window.history) == 1 and not window.actions_.step_out.isEnabled()
+    qtbot.waitUntil(lambda: window.docks.network.names == ["fc1", "relu1", "fc2", "relu2", "out"], timeout=LOAD_MS)
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
         window.actions_.step.trigger()  # F10 while not paused: one whole step
     assert len(window.history) == 2
@@ -87,10 +80,10 @@ def test_stopping_while_paused_keeps_the_model_and_history_as_before(qtbot, wind
     while event.phase != stop_in:
         event = step_into(qtbot, window)
     window.actions_.pause.trigger()  # F6 while paused: stop the step where it is
-    qtbot.waitUntil(lambda: not window.controller.stepping and window.debug_tools.step_panel.event is None, timeout=LOAD_MS)
+    qtbot.waitUntil(lambda: not window.controller.stepping and window.docks.step_panel.event is None, timeout=LOAD_MS)
     assert same(before, state(window))
     assert len(window.history) == 1 and window.controller.worker.stepper.step_index == 1
-    assert window.debug_tools.step_panel.event is None and window.debug_tools.network.current is None
+    assert window.docks.step_panel.event is None and window.docks.network.current is None
     assert window.actions_.step.isEnabled() and not window.actions_.pause.isEnabled()
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
         window.actions_.step.trigger()  # and training goes on normally
@@ -101,7 +94,7 @@ def test_stopping_at_the_update_finishes_the_step_it_has_already_changed(qtbot, 
     open_file(qtbot, window, SAMPLES["dying_relu"])
     event = step_into(qtbot, window)
     while event.phase != "update":  # Shift+F11: forward -> loss -> backward -> update
-        window.debug_tools.step_out.trigger()
+        window.actions_.step_out.trigger()
         qtbot.waitUntil(lambda: window.controller.paused_at is not None, timeout=LOAD_MS)
         event = window.controller.paused_at
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
@@ -133,7 +126,7 @@ def test_closing_the_window_while_paused_ends_the_training_thread(qtbot, tmp_pat
 
 
 def test_debug_menu_and_keys(window):
-    tools, a = window.debug_tools, window.actions_
-    keys = {action.text(): action.shortcut().toString() for action in tools.menu.actions() if not action.isSeparator()}
+    a = window.actions_
+    keys = {action.text(): action.shortcut().toString() for action in a.debug_menu.actions() if not action.isSeparator()}
     assert keys["Step &Into"] == "F11" and keys["Step &Over"] == "F10" and keys["Step O&ut"] == "Shift+F11"
-    assert a.run.shortcut().toString() == "F5" and a.run in tools.menu.actions()
+    assert a.run.shortcut().toString() == "F5" and a.run in a.debug_menu.actions()

@@ -296,12 +296,13 @@ def test_loss_curve_is_the_losses_and_validation_markers_sit_at_their_steps(qtbo
     assert curve_data(view.curve)[0].tolist() == [0, 1, 2, 3, 4, 5]
 
 
-def test_loss_validation_falls_back_to_the_first_metric(qtbot):
+def test_loss_validation_without_a_loss_draws_the_metric_on_its_own_axis(qtbot):
     view = make(qtbot, LossView)
     history = small_history(3)
     history.add_validation(2, {"accuracy": 0.9})
     view.refresh(history)
-    assert curve_data(view.validation)[1].tolist() == [0.9]
+    assert curve_data(view.validation)[1].tolist() == []
+    assert curve_data(view.metric_points)[1].tolist() == [0.9]
     assert "accuracy" in view.summary.text()
 
 

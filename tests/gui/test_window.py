@@ -22,6 +22,7 @@ from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.load.samples import list_samples
 from bpviz.engine.session.stepper import Stepper
 from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.trust import TrustChoice
 from bpviz.gui.panels.layer_table import DEAD, NAME
 from bpviz.gui.window.main_window import MainWindow
 from tests.gui import window_driver as driver
@@ -56,6 +57,9 @@ class FakeDialogs(Dialogs):
         self.asked.append("trust")
         return self.trust_answer
 
+    def confirm_run_code(self, parent, path):  # experiment files are trusted here; tests/gui/test_trust.py asks
+        return TrustChoice.FILE
+
     def ask_input_shape(self, parent, path):
         self.asked.append("shape")
         return self.shape_answer
@@ -71,10 +75,8 @@ def make_window(qtbot, ini: Path, dialogs: Dialogs | None = None) -> MainWindow:
 
 
 @pytest.fixture
-def window(qtbot, ini):
-    win = make_window(qtbot, ini)
-    yield win
-    win.close()
+def dialogs() -> Dialogs:
+    return FakeDialogs()
 
 
 def table_column(window: MainWindow, column: int) -> dict[str, str]:
@@ -173,8 +175,8 @@ def test_sample_matches_a_headless_run(qtbot, window, name):
         assert dead[layer.name] == ("–" if layer.dead_units is None else str(layer.dead_units)), layer.name
     shown = [(f.kind, f.layer, f.severity, f.step) for f in window.page.findings_panel.model.findings]
     assert sorted(shown, key=str) == sorted(findings, key=str)
-    assert window.status_labels["step"].text() == f"Step {steps - 1}"
-    assert window.status_labels["mode"].text() in ("Mode: train", "Mode: eval")
+    assert window.status.labels["step"].text() == f"Step {steps - 1}"
+    assert window.status.labels["mode"].text() in ("Mode: train", "Mode: eval")
 
 
 # --- stepping, running, pausing, cancelling, resetting ----------------------------------------------
@@ -201,12 +203,12 @@ def test_cancel_ends_run_n_early_and_hides_the_progress(qtbot, window):
     open_file(qtbot, window, SAMPLES["forgot_eval"])
     window.actions_.steps_box.setValue(100_000)
     window.actions_.run_n.trigger()
-    qtbot.waitUntil(lambda: window.progress.isVisible() and window.progress.bar.value() >= 2, timeout=LOAD_MS)
-    assert window.progress.bar.maximum() == 100_000
+    qtbot.waitUntil(lambda: window.status.progress.isVisible() and window.status.progress.bar.value() >= 2, timeout=LOAD_MS)
+    assert window.status.progress.bar.maximum() == 100_000
     with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS):
-        window.progress.cancel_button.click()
+        window.status.progress.cancel_button.click()
     assert len(window.history) < 100_000
-    assert not window.progress.isVisible()
+    assert not window.status.progress.isVisible()
 
 
 def test_reset_rebuilds_the_same_model_with_the_same_seed(qtbot, window):
@@ -476,13 +478,14 @@ def test_models_are_built_and_trained_off_the_gui_thread(qtbot, tmp_path, monkey
 def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot, window):
     open_file(qtbot, window, SAMPLES["vanishing_sigmoid"])
     run_steps(qtbot, window, 3)
-    network = window.debug_tools.network
-    assert network.metric_box.currentData() == "dead"
+    network = window.docks.network
+    assert network.metric_box.currentData() == "grad"  # no ReLU-family layer: it opens coloured by gradient
+    network.set_metric("dead")
     assert window.page.findings_panel.select(("vanishing_gradient", "layers.0"))
     assert network.metric_box.currentData() == "grad"
-    network.set_metric("update")  # a kind with no colouring of its own leaves the user's choice alone
     open_file(qtbot, window, SAMPLES["forgot_eval"])
     run_steps(qtbot, window, 2)
+    network.set_metric("update")  # a kind with no colouring of its own leaves the user's choice alone
     window.actions_.validate.trigger()
     panel = window.page.findings_panel
     qtbot.waitUntil(lambda: panel.select(("train_mode_in_eval", "bn")), timeout=LOAD_MS)  # once the panel lists it

@@ -1,16 +1,8 @@
 """The dead-neuron workbench and live hyperparameters: find the dead units, apply a remedy, watch them come back."""
 from __future__ import annotations
 
-import pytest
 
-from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = make_window(qtbot, tmp_path / "settings.ini")
-    yield win
-    win.close()
+from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
 
 
 # Wait on the window's state, not on the worker's signals: a waitSignal blocker on those runs on the training thread.
@@ -23,7 +15,7 @@ def dead(window, layer: str = "relu2") -> int:
 def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 6)
-    bench = window.debug_tools.workbench
+    bench = window.docks.workbench
     assert bench.layer == "relu2"  # the layer with the most dead units is picked
     qtbot.waitUntil(lambda: bench.units_step == 5 and bench.table.rowCount() == dead(window), timeout=LOAD_MS)
     before = dead(window)
@@ -53,7 +45,7 @@ def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
 def test_replace_activation_and_undo_from_the_workbench(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 2)
-    bench = window.debug_tools.workbench
+    bench = window.docks.workbench
     bench.leaky.click()
     qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
     run_steps(qtbot, window, 1)
@@ -70,9 +62,9 @@ def test_replace_activation_and_undo_from_the_workbench(qtbot, window):
 def test_remedies_are_refused_while_a_step_is_paused(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 1)
-    window.debug_tools.step_into.trigger()
+    window.actions_.step_into.trigger()
     qtbot.waitUntil(lambda: window.controller.paused_at is not None, timeout=LOAD_MS)
-    bench, hyper = window.debug_tools.workbench, window.debug_tools.hyperparams
+    bench, hyper = window.docks.workbench, window.docks.hyperparams
     assert not bench.reinit.isEnabled() and not hyper.apply_button.isEnabled()
     assert not window.controller.apply_remedy("lower_lr", 10.0)
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
@@ -82,7 +74,7 @@ def test_remedies_are_refused_while_a_step_is_paused(qtbot, window):
 
 def test_hyperparameters_change_between_steps_and_are_marked(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
-    hyper = window.debug_tools.hyperparams
+    hyper = window.docks.hyperparams
     qtbot.waitUntil(lambda: hyper.current.get("lr") == 0.5, timeout=LOAD_MS)
     run_steps(qtbot, window, 2)
     hyper.boxes["lr"].setValue(0.05)

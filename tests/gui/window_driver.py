@@ -50,7 +50,8 @@ def make_window(qtbot, ini: Path, dialogs: Dialogs | None = None) -> MainWindow:
 
 
 def open_file(qtbot, window: MainWindow, path: Path, **options) -> None:
-    """Open `path` as File > Open does and wait until the debugger page shows it."""
+    """Open `path` as File > Open does, trusted as a file named on the command line; wait until the page shows it."""
+    window.code_trust.trusted.trust_for_session(path)
     with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):
         assert window.open_path(path, **options)
     assert window.stack.currentWidget() is window.page
@@ -68,7 +69,7 @@ def run_steps(qtbot, window: MainWindow, n: int) -> None:
 def step_into(qtbot, window: MainWindow) -> PhaseEvent:
     """Press F11 (Step Into) and wait for the step to pause; the pause's event."""
     before = window.controller.paused_at
-    window.debug_tools.step_into.trigger()
+    window.actions_.step_into.trigger()
     # while paused, the previous pause's event stays until the next one arrives: wait for a new one
     qtbot.waitUntil(lambda: (now := window.controller.paused_at) is not None and now is not before, timeout=LOAD_MS)
     return window.controller.paused_at

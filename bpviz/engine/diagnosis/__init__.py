@@ -5,6 +5,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import (
     dead_relu,
     exploding_gradient,
+    inactive_units,
     modes,
     nan_or_inf,
     rank_divergence,
@@ -13,7 +14,7 @@ from bpviz.engine.diagnosis import (
     vanishing_gradient,
 )
 from bpviz.engine.diagnosis.rule import Context, Observation
-from bpviz.engine.diagnosis.finding import Finding, severity_rank
+from bpviz.engine.diagnosis.finding import Finding, severity_rank, worst_first
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
 from bpviz.engine.record.dead_units import DeadUnitTracker
@@ -21,6 +22,7 @@ from bpviz.engine.record.dead_units import DeadUnitTracker
 RULES = (
     nan_or_inf,
     dead_relu,
+    inactive_units,
     vanishing_gradient,
     exploding_gradient,
     saturated_activation,
@@ -30,6 +32,7 @@ RULES = (
 )
 KINDS = (
     "dead_relu",
+    "inactive_units",
     "vanishing_gradient",
     "exploding_gradient",
     "saturated_activation",
@@ -51,7 +54,11 @@ class Diagnosis:
     @property
     def findings(self) -> list[Finding]:
         """Worst first, then earliest."""
-        return sorted(self._findings.values(), key=lambda f: (-severity_rank(f.severity), f.step or 0, f.kind))
+        return worst_first(self._findings.values())
+
+    def add(self, finding: Finding) -> None:
+        """Keep a finding raised outside the rules (the recording stopped), listed with the others."""
+        self._findings[finding.key] = finding
 
     def judge_step(self, record: StepRecord, history: History, tracker: DeadUnitTracker) -> list[Finding]:
         """Run every rule on a finished step; return the findings raised or changed by it."""
@@ -92,11 +99,13 @@ class Diagnosis:
             )
             self._findings[key] = finding
             return finding
-        before = (finding.severity, finding.message, finding.active)
+        before = (finding.severity, finding.message, finding.active, finding.remedies)
         if severity_rank(obs.severity) > severity_rank(finding.severity):
             finding.severity = obs.severity
         finding.message = obs.message
         finding.rank = obs.rank
+        finding.explanation = obs.explanation
+        finding.remedies = list(obs.remedies)  # the evidence may have changed what to try first
         finding.last_step = step
         finding.active = True
-        return finding if (finding.severity, finding.message, finding.active) != before else None
+        return finding if (finding.severity, finding.message, finding.active, finding.remedies) != before else None

@@ -1,9 +1,13 @@
-"""dead_relu: ReLU-family units that stopped firing, so stopped learning.
+"""dead_relu: ReLU units that stopped firing, so stopped learning; and what the evidence says to try first.
 
-Unlike a rule that calls a unit dead when it fires on under 1% of samples
-and fires only past half a layer, a unit here is dead when it gave no
-positive output on any sample for `dead_window` steps: it then receives no
-gradient and cannot recover. A tenth of a layer is worth a warning.
+"Dead" means a plain ReLU (or ReLU6) unit that gave no positive output on
+any sample for `dead_window` steps: its output is zero and so is the gradient
+it passes back, so the weights feeding it never change and it cannot recover.
+(Unlike a rule that calls a unit dead when it fires on under 1% of samples
+and fires only past half a layer.) A unit of an activation that still passes
+a gradient for negative inputs (LeakyReLU, PReLU, ELU, GELU, SiLU: what a remedy
+may swap in) is only *inactive*, not dead: `inactive_units` reports those.
+A tenth of a layer is worth a warning.
 """
 from __future__ import annotations
 
@@ -12,45 +16,95 @@ from collections.abc import Iterator
 import numpy as np
 
 from bpviz.engine.diagnosis.rule import Context, Observation
+from bpviz.engine.record.records import LayerStep
 
 KIND = "dead_relu"
 STATEFUL = True
+DEAD_FAMILY = "relu"  # zero output and zero gradient for negative inputs: the only family whose units die
 EXPLANATION = (
-    "A ReLU unit whose input stays negative outputs zero and passes back zero gradient, so the weights "
-    "feeding it never change again. Dead units are lost capacity; when many die the layer stops learning."
+    "Dead here means: a ReLU unit whose input stayed negative on every sample for {window} steps. It outputs zero "
+    "and passes back zero gradient, so the weights feeding it never change again. Dead units are lost capacity; "
+    "when many die the layer stops learning."
 )
-REMEDIES = [
-    "Lower the learning rate (a large step often pushes biases far negative).",
-    "Use LeakyReLU or GELU, which keep a gradient for negative inputs.",
-    "Initialise with Kaiming (He) initialisation and a zero or small positive bias.",
-    "Add BatchNorm before the activation, or gradient clipping.",
-    "Re-initialise the dead units' incoming weights and biases.",
-]
+LEARNING_RATE = "Lower the learning rate (a large step often pushes biases far negative)."
+INITIALISATION = "Initialise with Kaiming (He) initialisation and a zero or small positive bias."
+LEAKY = "Use LeakyReLU or GELU, which keep a gradient for negative inputs."
+NORMALISE = "Add BatchNorm before the activation, or gradient clipping."
+REINITIALISE = "Re-initialise the dead units' incoming weights and biases."
+
+
+def silent_layers(ctx: Context, dead_family: bool) -> Iterator[tuple[LayerStep, float, np.ndarray | None]]:
+    """(layer, share of its units silent, per-unit first silent step) for unit-tracked layers past the warning share.
+
+    `dead_family`: plain ReLU layers (dead units) or the others (inactive units).
+    """
+    cfg = ctx.config
+    for layer in ctx.record.layers:
+        if not layer.units or layer.dead_units is None or layer.nonfinite:
+            continue  # NaN outputs are never positive: that is nan_or_inf's story, not dead units
+        if (layer.family == DEAD_FAMILY) != dead_family or ctx.tracker.steps_seen(layer.name) < cfg.dead_window:
+            continue
+        share = layer.dead_units / layer.units
+        if share >= cfg.dead_warning:
+            yield layer, share, ctx.tracker.dead_since.get(layer.name)
+
+
+def died_at(layer: LayerStep, since: np.ndarray | None) -> int | None:
+    """The step most of the layer's silent units went silent at (their median), or None when unknown."""
+    if since is None or layer.dead_unit_ids is None or not len(layer.dead_unit_ids):
+        return None
+    return int(np.median(since[layer.dead_unit_ids]))
+
+
+def dead_bias(ctx: Context, layer: LayerStep) -> float | None:
+    """The median bias of the silent units in the layer feeding them (nearest earlier layer with one bias per unit)."""
+    biases = ctx.record.producer_bias
+    if layer.dead_unit_ids is None or not len(layer.dead_unit_ids) or not biases:
+        return None
+    for earlier in sorted((l for l in ctx.record.layers if l.order < layer.order), key=lambda l: -l.order):
+        bias = biases.get(earlier.name)
+        if bias is not None and len(bias) == layer.units:
+            return float(np.median(bias[layer.dead_unit_ids]))
+    return None
+
+
+def remedies(died: int | None, bias: float | None) -> list[str]:
+    """What to try, most likely first given the evidence.
+
+    Units silent from the very first step with a negative bias were never alive: the
+    initialisation killed them, not training, so a smaller learning rate would not help.
+    """
+    if died == 0 and bias is not None and bias < 0:
+        return [INITIALISATION, REINITIALISE, LEAKY, NORMALISE, LEARNING_RATE]
+    if died == 0:
+        return [INITIALISATION, LEAKY, REINITIALISE, NORMALISE, LEARNING_RATE]
+    return [LEARNING_RATE, LEAKY, INITIALISATION, NORMALISE, REINITIALISE]
+
+
+def evidence(died: int | None, bias: float | None) -> str:
+    """What the record says about when and why, for the message."""
+    if died is None:
+        return ""
+    text = f"; most went silent at step {died}"
+    if bias is not None:
+        text += f", with a bias of {bias:.3g} (median)"
+    if died == 0 and bias is not None and bias < 0:
+        text += ": they never fired, so the initialisation is the likely cause"
+    return text
 
 
 def check(ctx: Context) -> Iterator[Observation]:
     if ctx.record is None:
         return
     cfg = ctx.config
-    for layer in ctx.record.layers:
-        if not layer.units or layer.dead_units is None or layer.nonfinite:
-            continue  # NaN outputs are never positive: that is nan_or_inf's story, not dead units
-        if ctx.tracker.steps_seen(layer.name) < cfg.dead_window:
-            continue
-        share = layer.dead_units / layer.units
-        if share < cfg.dead_warning:
-            continue
-        severity = "error" if share >= cfg.dead_error else "warning"
-        since = ctx.tracker.dead_since.get(layer.name)
-        died = ""
-        if since is not None and layer.dead_unit_ids is not None and len(layer.dead_unit_ids):
-            died = f"; most went silent at step {int(np.median(since[layer.dead_unit_ids]))}"
+    for layer, share, since in silent_layers(ctx, dead_family=True):
+        died, bias = died_at(layer, since), dead_bias(ctx, layer)
         yield Observation(
             KIND,
-            severity,
+            "error" if share >= cfg.dead_error else "warning",
             layer.name,
             f"{layer.dead_units} of {layer.units} units of {layer.name} ({share:.0%}) are dead: no positive output "
-            f"on any sample for {cfg.dead_window} steps{died}.",
-            EXPLANATION,
-            REMEDIES,
+            f"and no gradient on any sample for {cfg.dead_window} steps{evidence(died, bias)}.",
+            EXPLANATION.format(window=cfg.dead_window),
+            remedies(died, bias),
         )

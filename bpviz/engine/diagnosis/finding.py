@@ -48,3 +48,8 @@ class Finding:
 def severity_rank(severity: str) -> int:
     """Order severities so that the worst sorts last (info < warning < error)."""
     return SEVERITIES.index(severity)
+
+
+def worst_first(findings) -> list[Finding]:
+    """The order findings are listed in everywhere: worst severity first, then earliest, then by kind."""
+    return sorted(findings, key=lambda f: (-severity_rank(f.severity), f.step or 0, f.kind))

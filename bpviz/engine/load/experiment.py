@@ -32,7 +32,14 @@ import torch
 from torch import nn
 
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES, apply_weights, load_pickled_model
-from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback, locate
+from bpviz.engine.user_error import (
+    USER_CODE_ENDINGS,
+    UserCodeError,
+    describe_exception,
+    full_traceback,
+    locate,
+    user_code_failed,
+)
 
 KNOWN_KEYS = ("model", "train_data", "loss_fn", "optimizer", "val_data", "evaluate")
 DEFAULT_LR = 0.01
@@ -73,6 +80,7 @@ def load_experiment(
     seed_everything(seed)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         model, train_data = load_pickled_model(path, trust=trust, input_shape=input_shape, seed=seed)
+        _check_materialised(model, str(path))
         experiment = Experiment(
             source=path,
             model=model,
@@ -136,13 +144,8 @@ def _run_build(path: Path) -> tuple[Any, str]:
     with _visible(module, path):
         try:
             returned = build()
-        except Exception as exc:
-            raise UserCodeError(
-                "build() raised an exception",
-                why=describe_exception(exc),
-                where=locate(exc, prefer=path),
-                details=full_traceback(exc),
-            ) from exc
+        except USER_CODE_ENDINGS as exc:
+            raise user_code_failed(exc, "build() raised an exception", "build()", path) from exc
     return returned, where
 
 
@@ -163,30 +166,30 @@ def _import_user_file(path: Path) -> ModuleType:
                 where=locate(exc),
                 details=full_traceback(exc),
             ) from exc
-        except Exception as exc:
-            raise UserCodeError(
-                "importing the experiment file failed",
-                why=describe_exception(exc),
-                where=locate(exc, prefer=path),
-                details=full_traceback(exc),
-            ) from exc
+        except USER_CODE_ENDINGS as exc:
+            raise user_code_failed(exc, "importing the experiment file failed", "the experiment file", path) from exc
     return module
 
 
 @contextmanager
 def _visible(module: ModuleType, path: Path) -> Iterator[None]:
-    """While active, the module is importable by name and its folder is on sys.path.
+    """While active, the module is importable by name, its folder is on sys.path, and sys.argv is `[FILE]`.
 
     Dataclasses and pickling look a class's module up in sys.modules, and users import
     helper files that sit next to their experiment; both must work while the file runs,
-    yet loading many experiments must not leave one module per load behind.
+    yet loading many experiments must not leave one module per load behind. A training
+    script turned experiment often parses its command line: it sees what `python FILE`
+    would give it, never bpviz's own arguments.
     """
     folder = str(path.resolve().parent)
+    argv = sys.argv
     sys.modules[module.__name__] = module
     sys.path.insert(0, folder)
+    sys.argv = [str(path)]
     try:
         yield
     finally:
+        sys.argv = argv
         sys.modules.pop(module.__name__, None)
         if folder in sys.path:
             sys.path.remove(folder)
@@ -222,17 +225,18 @@ def _experiment_from_build(path: Path, returned: object, where: str, seed: int) 
             why=f"build() gave {_kind(model)}; return the module instance itself",
             where=where,
         )
+    _check_materialised(model, where)
     if returned.get("train_data") is None:
         raise UserCodeError(
             "build() returned no 'train_data'",
             why="add 'train_data': a list (or DataLoader) of (inputs, targets) batches",
             where=where,
         )
-    train_data = _check_batches("train_data", returned["train_data"], where)
+    train_data = _check_batches("train_data", returned["train_data"], where, path)
     evaluate = _optional_callable("evaluate", returned.get("evaluate"), where)
     val_data = returned.get("val_data")
     if val_data is not None and evaluate is None:
-        val_data = _check_batches("val_data", val_data, where)
+        val_data = _check_batches("val_data", val_data, where, path)
     loss_fn = returned.get("loss_fn")
     if loss_fn is None:
         loss_fn = nn.CrossEntropyLoss()
@@ -259,6 +263,18 @@ def _experiment_from_build(path: Path, returned: object, where: str, seed: int) 
     )
 
 
+def _check_materialised(model: nn.Module, where: str) -> None:
+    """A model on the meta device has shapes but no numbers: nothing can train or be measured on it."""
+    meta = [name for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()) if tensor.is_meta]
+    if meta:
+        raise UserCodeError(
+            "the model is on the meta device",
+            why=f"{len(meta)} of its tensors ({meta[0]}, ...) hold no data; build it on a real device, or call "
+            "model.to_empty(device='cpu') and initialise its weights before returning it",
+            where=where,
+        )
+
+
 def _kind(value: object) -> str:
     """A short description of a value for messages: 'a list', 'None', 'the class Adam'."""
     if value is None:
@@ -274,7 +290,7 @@ def _optional_callable(key: str, value: object, where: str) -> Callable | None:
     raise UserCodeError(f"'{key}' is not callable", why=f"build() gave {_kind(value)}", where=where)
 
 
-def _check_batches(key: str, data: object, where: str) -> Iterable:
+def _check_batches(key: str, data: object, where: str, source: Path) -> Iterable:
     """Data must be iterable more than once and yield (inputs, targets) tensor pairs; look at the first batch."""
     if isinstance(data, Iterator):
         raise UserCodeError(
@@ -289,7 +305,7 @@ def _check_batches(key: str, data: object, where: str) -> Iterable:
             why=f"build() gave {_kind(data)}; give a list (or DataLoader) of (inputs, targets) tuples",
             where=where,
         )
-    first = next(iter(data), None)
+    first = _first_batch(key, data, source)
     if first is None:
         raise UserCodeError(f"'{key}' is empty", why="it yielded no batch; give at least one (inputs, targets)", where=where)
     if not isinstance(first, (tuple, list)) or len(first) != 2:
@@ -307,6 +323,20 @@ def _check_batches(key: str, data: object, where: str) -> Iterable:
                 where=where,
             )
     return data
+
+
+def _first_batch(key: str, data: Iterable, source: Path) -> object:
+    """The first batch, read as user code: a Dataset's __getitem__ or an iterable's __iter__ may fail like any."""
+    try:
+        return next(iter(data), None)
+    except USER_CODE_ENDINGS as exc:
+        error = user_code_failed(exc, f"reading the first batch of '{key}' failed", f"reading '{key}'", source)
+        if "pickle" in error.why.lower():
+            error.why += (
+                " (DataLoader workers started with 'spawn' or 'forkserver' re-import the Dataset's class by its "
+                "module: define it in a module the experiment file imports, or use num_workers=0)"
+            )
+        raise error from exc
 
 
 def _holds_tensors(value: object) -> bool:

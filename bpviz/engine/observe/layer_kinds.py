@@ -67,6 +67,24 @@ FUNCTIONAL_FAMILY: dict[object, str] = {
 MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
 
 
+def functional_families() -> dict[object, str]:
+    """FUNCTIONAL_FAMILY, plus whatever now stands in torch's namespaces under those functions' names.
+
+    A file that wraps `F.relu` (to log, to count) replaces the name torch's own
+    `relu` looks itself up by, so the function mode is handed the wrapper, not
+    F.relu: recognised by identity alone, that layer would vanish from the table
+    and its dead units would raise no finding. Read when a probe attaches.
+    """
+    families = dict(FUNCTIONAL_FAMILY)
+    by_name = {functional_name(func): family for func, family in FUNCTIONAL_FAMILY.items()}
+    for owner in (F, torch, torch.Tensor):
+        for name, family in by_name.items():
+            current = getattr(owner, name, None)
+            if callable(current) and current not in families:
+                families[current] = family
+    return families
+
+
 def module_family(module: nn.Module) -> str | None:
     """The activation family of a module, or None when it is not an activation module."""
     for cls in type(module).__mro__:

@@ -5,9 +5,11 @@ forensics can read these shapes without depending on how they were caught.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 
 @dataclass
@@ -61,7 +63,14 @@ class ForwardFacts:
 
 @dataclass
 class PendingStep:
-    """Everything the hooks saw since the last collection."""
+    """Everything the hooks saw since the last collection, and the gradient hooks they placed for it.
+
+    Bounded however long a user goes without `w.step()` (inference or saliency passes inside a
+    watch): each layer keeps at most a limit of calls per step (`admit`), and so does the list of
+    forwards. The gradient hooks placed on this step's outputs are removed when the step is taken
+    (`release_hooks`): a tensor that outlives the step, such as a Parameter a module returns, would
+    otherwise collect one more hook every step, and keep them after detach.
+    """
 
     calls: list[ActivationCall] = field(default_factory=list)
     grads: list[GradCall] = field(default_factory=list)
@@ -72,3 +81,49 @@ class PendingStep:
     update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
     update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices
+    admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step
+    tensor_hooks: list[RemovableHandle] = field(default_factory=list)
+    hooked_leaves: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # (tensor id, layer) -> tensor
+
+    def admit(self, layer: str, limit: int) -> bool:
+        """Count a call of `layer`; False once it has been measured `limit` times this step."""
+        seen = self.admitted.get(layer, 0)
+        if seen >= limit:
+            return False
+        self.admitted[layer] = seen + 1
+        return True
+
+    def add_forward(self, facts: ForwardFacts, limit: int) -> None:
+        """Keep a root forward's mode facts; the first `limit` of a step are enough to judge its modes."""
+        if len(self.forwards) < limit:
+            self.forwards.append(facts)
+
+    def hook_gradient(self, tensor: torch.Tensor, layer: str, hook: Callable[[torch.Tensor], None]) -> None:
+        """Place `hook` on the gradient reaching `tensor`, once per step for a leaf; removed by release_hooks.
+
+        A non-leaf output is new every forward; a leaf (a Parameter returned as an output) is the same
+        tensor in every forward, and its gradient arrives once per backward whatever the hooks on it.
+        """
+        if tensor.grad_fn is None:
+            key = (id(tensor), layer)
+            if key in self.hooked_leaves:
+                return
+            self.hooked_leaves[key] = tensor
+        self.tensor_hooks.append(tensor.register_hook(hook))
+
+    def release_hooks(self) -> None:
+        """Remove every gradient hook placed for this step (its backward is over, or the probe detaches)."""
+        for handle in self.tensor_hooks:
+            handle.remove()
+        self.tensor_hooks.clear()
+        self.hooked_leaves.clear()
+
+    def mark(self) -> tuple[int, int, int, dict[str, int]]:
+        """Where the step stands now, for `rollback`."""
+        return len(self.calls), len(self.grads), len(self.forwards), dict(self.admitted)
+
+    def rollback(self, mark: tuple[int, int, int, dict[str, int]]) -> None:
+        """Forget what a forward added since `mark`: one that raised, caught by the user, is no part of the step."""
+        calls, grads, forwards, admitted = mark
+        del self.calls[calls:], self.grads[grads:], self.forwards[forwards:]
+        self.admitted = admitted

@@ -43,9 +43,22 @@ def sample_stride(shape: tuple[int, ...], max_values: int) -> int:
     return step
 
 
+# A histogram tensor holds `bins` counts, then these three: finite values below lo, above hi, and NaN/Inf.
+BELOW, ABOVE, NONFINITE = range(-3, 0)
+
+
 def histogram(sample: torch.Tensor, bins: int, lo: float, hi: float) -> torch.Tensor:
-    """Counts over fixed edges; values outside [lo, hi] land in the edge bins so none are lost from view."""
-    return torch.histc(sample.clamp(lo, hi), bins=bins, min=lo, max=hi)
+    """[counts over [lo, hi] (`bins` of them), below, above, non-finite], all on the sample's device.
+
+    Values outside the range are counted apart, never folded into the edge bins:
+    a histogram that piles them there shows a distribution the data does not have.
+    """
+    finite = torch.isfinite(sample)
+    inside = torch.histc(sample, bins=bins, min=lo, max=hi)  # ignores values outside [lo, hi] and NaN/Inf
+    below = torch.count_nonzero(finite & (sample < lo))
+    above = torch.count_nonzero(finite & (sample > hi))
+    nonfinite = sample.numel() - torch.count_nonzero(finite)
+    return torch.cat([inside, torch.stack([below, above, nonfinite]).to(inside.dtype)])
 
 
 def activation_scalars(
@@ -120,5 +133,6 @@ def grad_scalars_and_histogram(
     gf = g.detach().float()
     flat = gf.reshape(-1)
     scalars = torch.stack([torch.dot(flat, flat), flat.sum()])
-    logs = torch.log10(histogram_sample(flat, max_values).abs())  # zeros give -inf, binned at log_lo
+    # zeros give -inf: moved just below the range, so they count as "below" (|g| < 10^log_lo), not as NaN/Inf
+    logs = torch.log10(histogram_sample(flat, max_values).abs()).clamp_min(log_lo - 1.0)
     return scalars, histogram(logs, bins, log_lo, log_hi)

@@ -171,24 +171,40 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
 
 
 def _histogram(name, group, host, cfg: Config, probe: Probe, lo: float, hi: float) -> Histogram:
-    """Sum the calls' histograms, scaled from their samples to the whole tensor so steps compare."""
-    if name not in probe.hist_ranges:
+    """Sum the calls' histograms, scaled from their samples to the whole tensor so steps compare.
+
+    Then choose the next step's edges: this step's values are counted truthfully
+    either way (outside the edges apart, never in the edge bins), but a layer
+    whose values left its range (a revived or a growing layer) gets edges that fit them.
+    """
+    bins = cfg.histogram_bins
+    if name not in probe.hist_ranges:  # first sight: this step's extremes, or its sample's finite ones under NaN/Inf
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            kept = np.concatenate([host[ids[2]] for _, ids in group if ids[2] is not None] or [np.empty(0)])
+            finite = kept[np.isfinite(kept)]
+            lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (lo, hi)
         probe.hist_ranges[name] = choose_range(lo, hi)
     rlo, rhi = probe.hist_ranges[name]
-    counts = np.zeros(cfg.histogram_bins)
+    total = np.zeros(bins + 3)
     for call, ids in group:
-        if ids[1] is not None:
-            part = host[ids[1]]
-        else:
-            values = np.clip(host[ids[2]], rlo, rhi)
-            part, _ = np.histogram(values, bins=cfg.histogram_bins, range=(rlo, rhi))
+        part = host[ids[1]] if ids[1] is not None else host_histogram(host[ids[2]], bins, rlo, rhi)
         if part.sum() > 0:
-            counts += part * (call.count / part.sum())
-    return Histogram(counts, rlo, rhi)
+            total += part * (call.count / part.sum())
+    bounded = group[0][0].layer.bounds is not None
+    probe.hist_ranges[name] = next_range((rlo, rhi), lo, hi, narrow=not bounded)
+    return Histogram(total[:bins], rlo, rhi, below=float(total[stats.BELOW]), above=float(total[stats.ABOVE]),
+                     nonfinite=float(total[stats.NONFINITE]))
+
+
+def host_histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray:
+    """`stats.histogram` on the host, in the same layout, for values kept from a layer's first step."""
+    finite = values[np.isfinite(values)]
+    inside, _ = np.histogram(finite, bins=bins, range=(lo, hi))
+    return np.concatenate([inside, [np.sum(finite < lo), np.sum(finite > hi), len(values) - len(finite)]])
 
 
 def choose_range(lo: float, hi: float) -> tuple[float, float]:
-    """Fixed histogram edges for a layer from its first step, padded so later growth stays in view."""
+    """Histogram edges for values from `lo` to `hi`, padded so some later growth stays in view."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return (-1.0, 1.0)
     width = hi - lo
@@ -198,6 +214,30 @@ def choose_range(lo: float, hi: float) -> tuple[float, float]:
     pad = 0.25 * width
     new_lo = 0.0 if lo >= 0.0 else lo - pad
     return (new_lo, hi + pad)
+
+
+NARROW_BELOW = 1 / 32  # values spanning less than this share of the range: narrow it (they sit in one or two bins)
+
+
+def next_range(current: tuple[float, float], lo: float, hi: float, narrow: bool) -> tuple[float, float]:
+    """The edges for a layer's next step, given this step's exact min `lo` and max `hi`.
+
+    Kept while the values fit (so steps line up); widened to cover both the old
+    range and the values when they leave it; with `narrow`, fitted to the values
+    when they shrank to a sliver of it. NaN/Inf extremes keep the range: the
+    non-finite values are counted apart and the finite ones are unknown here.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return current
+    rlo, rhi = current
+    if lo < rlo or hi > rhi:
+        wide_lo, wide_hi = choose_range(min(lo, rlo), max(hi, rhi))
+        return (min(wide_lo, rlo), max(wide_hi, rhi))
+    if narrow and (hi - lo) < NARROW_BELOW * (rhi - rlo):
+        fitted = choose_range(lo, hi)
+        if fitted[1] - fitted[0] < rhi - rlo:
+            return fitted
+    return current
 
 
 def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTracker) -> None:
@@ -235,6 +275,7 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         nonfinite[name] = nonfinite.get(name, False) or not finite
         hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
+    bins = cfg.histogram_bins
     for name, squared in sums.items():
         layer = layers.get(name)
         if layer is None:
@@ -242,7 +283,9 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         layer.grad_nonfinite = nonfinite[name]
         # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
         layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
-        layer.grad_histogram = Histogram(np.asarray(hists[name], dtype=np.float64), lo, hi, log10=True)
+        counts = np.asarray(hists[name], dtype=np.float64)
+        layer.grad_histogram = Histogram(counts[:bins], lo, hi, log10=True, below=float(counts[stats.BELOW]),
+                                         above=float(counts[stats.ABOVE]), nonfinite=float(counts[stats.NONFINITE]))
 
 
 def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgrad_id, update_names, update_id):

@@ -15,12 +15,26 @@ from bpviz.engine.record.rank_table import RankTable
 
 @dataclass(frozen=True)
 class Histogram:
-    """Bin counts over fixed edges; a layer keeps the same edges every step so columns line up over time."""
+    """Bin counts over [lo, hi], and how many values fell outside it or were NaN/Inf.
 
-    counts: np.ndarray  # float64, one count per bin
+    A layer keeps its edges from step to step while its values fit them, and
+    gets new, wider ones when they leave (see `collect.next_range`): a view
+    that lines steps up rebins onto common edges. Counts are estimates for the
+    whole tensor (scaled from a sample), so `total` is its element count.
+    """
+
+    counts: np.ndarray  # float64, one count per bin: finite values inside [lo, hi]
     lo: float
     hi: float
-    log10: bool = False  # True: bins are over log10(|value|) (used for gradients)
+    log10: bool = False  # True: bins are over log10(|value|) (used for gradients; zeros count as below)
+    below: float = 0.0  # finite values under lo
+    above: float = 0.0  # finite values over hi
+    nonfinite: float = 0.0  # NaN or Inf values
+
+    @property
+    def total(self) -> float:
+        """Every value counted: inside the edges, outside them, and NaN/Inf."""
+        return float(self.counts.sum()) + self.below + self.above + self.nonfinite
 
     @property
     def edges(self) -> np.ndarray:

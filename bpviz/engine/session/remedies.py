@@ -2,26 +2,43 @@
 
 A remedy changes the model, the optimizer or the step between two steps;
 its `undo` puts back exactly what it changed. The Stepper keeps the list
-and History the marks, so plots can show "before" and "after".
+and History the marks, so plots can show "before" and "after". Remedies
+reach the run through `RemedyTarget` (the Stepper satisfies it), so this
+module does not import the Stepper. `REMEDIES` names every remedy a caller
+(the window, a script) may ask for by name.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bpviz.engine.diagnosis.unit_forensics import producers
-
-if TYPE_CHECKING:
-    from bpviz.engine.session.stepper import Stepper
+from bpviz.engine.load.experiment import Experiment
+from bpviz.engine.record.history import History
+from bpviz.engine.watcher import Watcher
 
 HYPERPARAMETERS = ("lr", "momentum", "weight_decay")
 REPLACEMENTS = ("leaky_relu", "gelu")
+
+
+class RemedyTarget(Protocol):
+    """What a remedy changes: the run between two of its steps (a Stepper)."""
+
+    experiment: Experiment
+    watcher: Watcher
+    clip_grad_norm: float | None
+
+    @property
+    def step_index(self) -> int: ...
+
+    @property
+    def history(self) -> History: ...
 
 
 @dataclass
@@ -33,7 +50,7 @@ class Remedy:
     undo: Callable[[], None]
 
 
-def replace_activation(stepper: Stepper, layer: str, new: str) -> Remedy:
+def replace_activation(stepper: RemedyTarget, layer: str, new: str) -> Remedy:
     """Swap a ReLU-family layer's activation for LeakyReLU or GELU (module or functional use)."""
     if new not in REPLACEMENTS:
         raise ValueError(f"unknown replacement {new!r}; choose one of {', '.join(REPLACEMENTS)}")
@@ -54,7 +71,7 @@ def replace_activation(stepper: Stepper, layer: str, new: str) -> Remedy:
     return Remedy(stepper.step_index, f"{layer}: {info.type} -> {type(replacement).__name__}", lambda: setattr(parent, attr, old))
 
 
-def reinit_dead_units(stepper: Stepper, layer: str) -> Remedy:
+def reinit_dead_units(stepper: RemedyTarget, layer: str) -> Remedy:
     """Give the dead units of `layer` fresh incoming weights (He init), a zero bias and no optimizer momentum."""
     history, probe = stepper.history, stepper.watcher.probe
     record = history.latest
@@ -94,13 +111,13 @@ def reinit_dead_units(stepper: Stepper, layer: str) -> Remedy:
     return Remedy(stepper.step_index, f"{layer}: re-initialised {len(units)} dead units", undo)
 
 
-def set_hyperparameter(stepper: Stepper, name: str, value: float) -> Remedy:
+def set_hyperparameter(stepper: RemedyTarget, name: str, value: float) -> Remedy:
     """Set lr, momentum or weight_decay on every parameter group (Adam's momentum is beta1)."""
     if name not in HYPERPARAMETERS:
         raise ValueError(f"unknown hyperparameter {name!r}; choose one of {', '.join(HYPERPARAMETERS)}")
     optimizer = stepper.experiment.optimizer
     groups = optimizer.param_groups
-    if name == "momentum" and "momentum" not in groups[0] and "betas" in groups[0]:
+    if name == "momentum" and _momentum_is_beta1(groups[0]):
         key, old = "betas", [g["betas"] for g in groups]
         for group in groups:
             group["betas"] = (value, group["betas"][1])
@@ -119,7 +136,26 @@ def set_hyperparameter(stepper: Stepper, name: str, value: float) -> Remedy:
     return Remedy(stepper.step_index, f"{name} {before:g} -> {value:g}", undo)
 
 
-def set_gradient_clipping(stepper: Stepper, max_norm: float | None) -> Remedy:
+def lower_learning_rate(stepper: RemedyTarget, factor: float = 10.0) -> Remedy:
+    """Divide the learning rate by `factor` (the first group's rate sets the new one for every group)."""
+    if not factor > 0:
+        raise ValueError(f"the learning rate can only be divided by a positive number, not {factor:g}")
+    lr = stepper.experiment.optimizer.param_groups[0]["lr"]
+    return set_hyperparameter(stepper, "lr", lr / float(factor))
+
+
+def hyperparameters(stepper: RemedyTarget) -> dict[str, float | None]:
+    """The values now in force: lr, momentum (Adam's beta1), weight_decay and the gradient clipping (None: absent)."""
+    group = stepper.experiment.optimizer.param_groups[0]
+    return {
+        "lr": group.get("lr"),
+        "momentum": _momentum(group),
+        "weight_decay": group.get("weight_decay"),
+        "clip": stepper.clip_grad_norm,
+    }
+
+
+def set_gradient_clipping(stepper: RemedyTarget, max_norm: float | None) -> Remedy:
     """Clip the total gradient norm to `max_norm` before each update (None turns clipping off)."""
     previous = stepper.clip_grad_norm
     stepper.clip_grad_norm = max_norm
@@ -129,6 +165,33 @@ def set_gradient_clipping(stepper: Stepper, max_norm: float | None) -> Remedy:
 
     label = f"gradient clipping at {max_norm:g}" if max_norm is not None else "gradient clipping off"
     return Remedy(stepper.step_index, label, undo)
+
+
+# Every remedy by the name a caller asks for it; the arguments follow the target.
+REMEDIES: dict[str, Callable[..., Remedy]] = {
+    "replace_activation": replace_activation,
+    "reinit_dead_units": reinit_dead_units,
+    "set_hyperparameter": set_hyperparameter,
+    "set_gradient_clipping": set_gradient_clipping,
+    "lower_lr": lower_learning_rate,
+}
+
+
+def apply_named(stepper: RemedyTarget, name: str, args: tuple = ()) -> Remedy:
+    """Build remedy `name` with `args`; ValueError for an unknown name (the caller applies it)."""
+    remedy = REMEDIES.get(name)
+    if remedy is None:
+        raise ValueError(f"unknown remedy {name!r}; choose one of {', '.join(REMEDIES)}")
+    return remedy(stepper, *args)
+
+
+def _momentum_is_beta1(group: dict) -> bool:
+    """Adam-like optimizers have no momentum; their beta1 plays its part."""
+    return "momentum" not in group and "betas" in group
+
+
+def _momentum(group: dict) -> float | None:
+    return group["betas"][0] if _momentum_is_beta1(group) else group.get("momentum")
 
 
 def _functional(new: str, in_place: bool) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -3,7 +3,9 @@
 The Stepper is what a worker thread (the window) or a loop (`bpviz check`)
 calls; it owns the data iterator and a Watcher, and turns every failure in
 user code into a UserCodeError naming the phase, the step and the layer.
-It must be used from one thread at a time.
+It must be used from one thread at a time. The `*_event` methods do the
+same work and describe it as the events a viewer applies (see events.py):
+every decision about the run is made here, none by the viewer.
 """
 from __future__ import annotations
 
@@ -19,10 +21,14 @@ from bpviz.engine.load.experiment import Experiment
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
+from bpviz.engine.diagnosis.unit_forensics import DeadUnit, dead_units
+from bpviz.engine.session import remedies
+from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
+from bpviz.engine.session.events import Intervened, StepRecorded, Validated, snapshot
 from bpviz.engine.session.remedies import Remedy
 from bpviz.engine.observe.stats import histogram_sample
 from bpviz.engine.session.step_gate import Gate, PhaseEvent, StepAborted
-from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback, locate
+from bpviz.engine.user_error import USER_CODE_ENDINGS, UserCodeError, user_code_failed
 from bpviz.engine.watcher import Watcher
 
 
@@ -86,21 +92,21 @@ class Stepper:
     def _run_step(self, gate: Gate | None) -> StepRecord:
         exp = self.experiment
         n = self.step_index
-        with self._user_code(f"reading batch {n} of train_data"):
+        with self._user_code(f"reading batch {n} of train_data", f"reading batch {n} of train_data"):
             inputs, targets = self._next_batch()
-        with self._user_code(f"the forward pass failed at step {n}"):
+        with self._user_code(f"the forward pass failed at step {n}", f"the forward pass at step {n}"):
             exp.optimizer.zero_grad(set_to_none=True)
             outputs = _call_model(exp.model, inputs)
-        with self._user_code(f"the loss function failed at step {n}"):
+        with self._user_code(f"the loss function failed at step {n}", f"the loss function at step {n}"):
             loss = exp.loss_fn(outputs, targets)
             _check_loss(loss)
         if gate is not None and gate.wants("loss"):
             gate.pause(PhaseEvent(n, "loss", None, 0, loss=float(loss.detach())))
-        with self._user_code(f"the backward pass failed at step {n}"):
+        with self._user_code(f"the backward pass failed at step {n}", f"the backward pass at step {n}"):
             loss.backward()
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(exp.model.parameters(), self.clip_grad_norm)
-        with self._user_code(f"the optimizer step failed at step {n}"):
+        with self._user_code(f"the optimizer step failed at step {n}", f"the optimizer step at step {n}"):
             exp.optimizer.step()
         if gate is not None and gate.wants("update"):
             try:
@@ -136,6 +142,48 @@ class Stepper:
         self.history.interventions.append((self.step_index, f"undo: {remedy.label}"))
         return remedy
 
+    # --- the same, as events for a viewer ---
+    def step_event(self, gate: Gate | None = None) -> StepRecorded:
+        """`step(gate)`, told as the record and a snapshot of every finding so far."""
+        record = self.step(gate)
+        return StepRecorded(record, snapshot(self.findings))
+
+    def validate_event(self) -> Validated:
+        """`validate()`, told with the step it belongs to: the latest completed one (-1 before any step)."""
+        metrics = self.validate()
+        return Validated(self.step_index - 1, dict(metrics), snapshot(self.findings))
+
+    def remedy_event(self, name: str, args: tuple = ()) -> Intervened:
+        """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
+        remedy = self.apply(remedies.apply_named(self, name, tuple(args)))
+        return Intervened(remedy.step, remedy.label)
+
+    def undo_event(self) -> Intervened | None:
+        """`undo_last()`, told as the mark it leaves on the time axis; None when nothing was applied."""
+        if self.undo_last() is None:
+            return None
+        step, label = self.history.interventions[-1]
+        return Intervened(step, label)
+
+    def breakpoint_hit(self, breakpoints: list[Breakpoint]) -> Hit | None:
+        """The first of `breakpoints` the latest step meets, compared with the step before it."""
+        records = self.history.records
+        if not breakpoints or not records:
+            return None
+        previous = records[-2] if len(records) > 1 else None
+        return first_hit(breakpoints, records[-1], previous, self.watcher.changed_findings)
+
+    def hyperparameters(self) -> dict[str, float | None]:
+        """lr, momentum, weight_decay and gradient clipping now in force (see remedies.hyperparameters)."""
+        return remedies.hyperparameters(self)
+
+    def dead_units(self, layer: str) -> list[DeadUnit]:
+        """The dead units of `layer` at the latest step with the evidence of their death; [] for other layers."""
+        try:
+            return dead_units(self.history, self.watcher.probe, self.watcher.tracker, layer)
+        except (KeyError, ValueError, IndexError):
+            return []  # not (or no longer) a ReLU-family layer
+
     def validate(self) -> dict[str, float]:
         """Run the file's validation (its own `evaluate` when given) and return the metrics.
 
@@ -149,10 +197,10 @@ class Stepper:
         modes = {module: module.training for module in exp.model.modules()}
         try:
             if exp.evaluate is not None:
-                with self._user_code("evaluate(model, val_data) failed"):
+                with self._user_code("evaluate(model, val_data) failed", "evaluate(model, val_data)"):
                     metrics = _as_metrics(exp.evaluate(exp.model, exp.val_data))
             else:
-                with self._user_code("validation failed"):
+                with self._user_code("validation failed", "validation"):
                     metrics = self._default_validation()
         finally:
             for module, training in modes.items():
@@ -190,8 +238,12 @@ class Stepper:
         return _to(inputs, self._device), _to(targets, self._device)
 
     @contextmanager
-    def _user_code(self, what: str):
-        """Turn an exception from user code into a UserCodeError naming the layer it came from."""
+    def _user_code(self, what: str, actor: str):
+        """Turn user code's exception, sys.exit() or own KeyboardInterrupt into a UserCodeError naming its layer.
+
+        `what` is said for an exception, `actor` for a sys.exit() (see user_code_failed). bpviz's own
+        interruptions (a signal, a timeout) are not user code's doing and pass through untouched.
+        """
         try:
             yield
         except StepAborted:
@@ -199,7 +251,7 @@ class Stepper:
         except UserCodeError:
             self.watcher.discard_pending()
             raise
-        except Exception as exc:  # user code may raise anything
+        except USER_CODE_ENDINGS as exc:  # user code may raise anything
             probe = self.watcher.probe
             layer, layer_type = (probe.failed_layer, probe.failed_layer_type) if "forward" in what else (None, None)
             if "backward" in what:
@@ -207,14 +259,7 @@ class Stepper:
                 known = probe.layers.get(layer) if layer is not None else None
                 layer_type = known.type if known is not None else None
             self.watcher.discard_pending()
-            raise UserCodeError(
-                what=what,
-                why=describe_exception(exc),
-                where=locate(exc, self.experiment.source),
-                layer=layer,
-                details=full_traceback(exc),
-                layer_type=layer_type,
-            ) from exc
+            raise user_code_failed(exc, what, actor, self.experiment.source, layer, layer_type) from exc
 
 
 class _PhaseListener:

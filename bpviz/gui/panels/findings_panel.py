@@ -21,8 +21,9 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget
 
+from bpviz.engine.diagnosis.coverage import Check
 from bpviz.engine.diagnosis.finding import SEVERITIES, Finding, severity_rank
-from bpviz.gui.panels.layer_table import SEVERITY_COLOURS, _dot
+from bpviz.gui import theme
 
 MODE_KINDS = ("train_mode_in_eval", "eval_mode_in_training")
 HEADERS = ("Severity", "Kind", "Layer", "Step", "Message")
@@ -46,7 +47,7 @@ def explanation_html(finding: Finding) -> str:
     if finding.last_step is not None and finding.last_step != finding.step:
         since += f" (last seen at step {finding.last_step})"
     state = "" if finding.active else " — no longer holds"
-    colour = SEVERITY_COLOURS.get(finding.severity, "#444")
+    colour = theme.SEVERITY_COLOURS.get(finding.severity, "#444")
     parts = [
         f'<p><span style="color:{colour}; font-weight:bold">{html.escape(finding.severity.upper())}</span> '
         f"<code>{html.escape(finding.kind)}</code>{where}{since}{state}</p>",
@@ -60,6 +61,26 @@ def explanation_html(finding: Finding) -> str:
     return "".join(parts)
 
 
+def healthy_html(checks: list[Check], steps: int) -> str:
+    """The explanation pane when nothing is wrong: say so plainly, and what was checked, where and when."""
+    if not checks:
+        return ""
+    parts = [f'<p><span style="color:{theme.LOSS}; font-weight:bold">No problems found</span> '
+             f"in {steps} step{'s' if steps != 1 else ''}.</p><p><b>Checked</b></p><ul>"]
+    for check in checks:
+        if check.applies:
+            shown = ", ".join(check.layers[:SHOWN_LAYERS])
+            if len(check.layers) > SHOWN_LAYERS:
+                shown += f" and {len(check.layers) - SHOWN_LAYERS} more"
+            parts.append(f"<li>{html.escape(check.what)}: {html.escape(shown)}; {html.escape(check.steps)}</li>")
+        else:
+            why = "no validation ran yet (Validate checks it)" if check.layers else "nothing in this model to check"
+            parts.append(f'<li style="color:{theme.MUTED}">{html.escape(check.what)}: {why}</li>')
+    parts.append("</ul>")
+    return "".join(parts)
+
+
+SHOWN_LAYERS = 6  # a check lists at most this many layers by name, then how many more
 SORT_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -81,7 +102,7 @@ class FindingsModel(QAbstractTableModel):
         super().__init__(parent)
         self.findings: list[Finding] = []
         self._row_of: dict[tuple[str, str | None], int] = {}
-        self._icons = {s: _dot(c) for s, c in SEVERITY_COLOURS.items()}
+        self._icons = {s: theme.dot_icon(c) for s, c in theme.SEVERITY_COLOURS.items()}
 
     def set_findings(self, findings: list[Finding]) -> None:
         """Show `findings`: new keys are appended, known ones updated; a vanished key resets the model."""
@@ -194,17 +215,22 @@ class FindingsPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
 
-    def set_findings(self, findings: list[Finding]) -> None:
-        """Show `findings`; the selection stays on the same finding (the proxy keeps it through re-sorts)."""
+    def set_findings(self, findings: list[Finding], checks: list[Check] | None = None, steps: int = 0) -> None:
+        """Show `findings`; the selection stays on the same finding (the proxy keeps it through re-sorts).
+
+        With no findings after `steps` steps, the explanation says so and lists the `checks` that ran.
+        """
         self.model.set_findings(findings)
         open_count = sum(f.active for f in self.model.findings)
-        self.title.setText(f"Findings ({open_count} open)" if self.model.findings else "Findings")
+        if self.model.findings:
+            self.title.setText(f"Findings ({open_count} open)")
+        else:
+            self.title.setText("Findings (none: no problems found)" if checks else "Findings")
         current = self.selected()
         if current is not None:
             self._explain(current)
         elif not self.model.findings:
-            self._shown_html = ""
-            self.explanation.clear()
+            self._set_html(healthy_html(checks or [], steps))
 
     def in_view_order(self) -> list[Finding]:
         """The findings as the list shows them (reading order)."""
@@ -240,7 +266,9 @@ class FindingsPanel(QWidget):
                 header.resizeSection(col, max(header.sectionSize(col), self.view.sizeHintForColumn(col)))
 
     def _explain(self, finding: Finding) -> None:
-        text = explanation_html(finding)
+        self._set_html(explanation_html(finding))
+
+    def _set_html(self, text: str) -> None:
         if text != self._shown_html:  # setHtml relayouts and scrolls to the top: only when something changed
             self._shown_html = text
             self.explanation.setHtml(text)

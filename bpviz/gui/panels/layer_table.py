@@ -14,29 +14,31 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QBrush, QColor, QIcon
 
+from bpviz.engine.diagnosis.dead_relu import DEAD_FAMILY
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, ZERO, gradient_state
+from bpviz.gui import theme
+from bpviz.gui.format import number, percent
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
 CSV_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
-SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
 DEAD_COLOUR = QColor("#c62828")
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return format(value, spec)
+def _grad(layer: LayerStep) -> str:
+    """The gradient norm, or what its absence means: zero, NaN/Inf and "not measured" read differently."""
+    state = gradient_state(layer)
+    return number(layer.grad_norm, ".2e") if state == MEASURED else LABELS[state]
 
 
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100.0 * value:.1f}%"
+def _inactive_not_dead(layer: LayerStep) -> bool:
+    """Silent units of an activation that still passes a gradient (a ReLU a remedy replaced): inactive, not dead."""
+    return layer.units is not None and layer.family != DEAD_FAMILY
 
 
 def _num(value: float | int | None) -> float:
@@ -60,31 +62,23 @@ COLUMNS: list[Column] = [
     Column("", "Worst open finding on this layer", lambda l: "", lambda l: None, numeric=False),
     Column("Layer", "Layer name (module path or functional call site)", lambda l: l.name, lambda l: l.name, numeric=False),
     Column("Type", "Module class or function", lambda l: l.type, lambda l: l.type, numeric=False),
-    Column("Dead", "Units with no positive output over the recent window", lambda l: _fmt(l.dead_units, "d"), lambda l: l.dead_units),
-    Column("Units", "Units (features or channels) of a ReLU-family layer", lambda l: _fmt(l.units, "d"), lambda l: l.units),
+    Column("Dead", "Units with no positive output over the recent window", lambda l: number(l.dead_units, "d"), lambda l: l.dead_units),
+    Column("Units", "Units (features or channels) of a ReLU-family layer", lambda l: number(l.units, "d"), lambda l: l.units),
     Column("Shape", "Shape of the layer's output at the last call", lambda l: "×".join(map(str, l.shape)),
            lambda l: "x".join(map(str, l.shape)), numeric=False),
-    Column("Zeros", "Share of outputs exactly zero", lambda l: _pct(l.zero_fraction), lambda l: l.zero_fraction),
-    Column("Mean", "Mean of the outputs", lambda l: _fmt(l.mean, ".3g"), lambda l: l.mean),
-    Column("Std", "Standard deviation of the outputs", lambda l: _fmt(l.std, ".3g"), lambda l: l.std),
-    Column("Saturation", "Share of outputs at the bounds (bounded activations only)", lambda l: _pct(l.saturated_fraction),
+    Column("Zeros", "Share of outputs exactly zero", lambda l: percent(l.zero_fraction), lambda l: l.zero_fraction),
+    Column("Mean", "Mean of the outputs", lambda l: number(l.mean, ".3g"), lambda l: l.mean),
+    Column("Std", "Standard deviation of the outputs", lambda l: number(l.std, ".3g"), lambda l: l.std),
+    Column("Saturation", "Share of outputs at the bounds (bounded activations only)", lambda l: percent(l.saturated_fraction),
            lambda l: l.saturated_fraction),
-    Column("Grad norm", "L2 norm of d(loss)/d(output)", lambda l: _fmt(l.grad_norm, ".2e"), lambda l: l.grad_norm),
-    Column("Update ratio", "‖ΔW‖ / ‖W‖ of this step's optimizer update", lambda l: _fmt(l.update_ratio, ".1e"), lambda l: l.update_ratio),
+    Column("Grad norm", "L2 norm of d(loss)/d(output); \"0 (no gradient)\": nothing flows back through the layer; "
+           "\"not measured\": no gradient reached its output", _grad, lambda l: l.grad_norm),
+    Column("Update ratio", "‖ΔW‖ / ‖W‖ of this step's optimizer update", lambda l: number(l.update_ratio, ".1e"), lambda l: l.update_ratio),
 ]
 STATUS, NAME, TYPE, DEAD, UNITS, SHAPE = range(6)  # dead units early: visible in a narrow table
+GRAD = next(i for i, c in enumerate(COLUMNS) if c.title == "Grad norm")
 
 
-def _dot(colour: str) -> QIcon:
-    pixmap = QPixmap(12, 12)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setBrush(QColor(colour))
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.drawEllipse(1, 1, 10, 10)
-    painter.end()
-    return QIcon(pixmap)
 
 
 class LayerTableModel(QAbstractTableModel):
@@ -176,12 +170,20 @@ class LayerTableModel(QAbstractTableModel):
             severity = self._status[row]
             return None if severity is None else self._icon(severity)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if col == DEAD and _inactive_not_dead(self._layers[row]):
+                return (f"Inactive, not dead: {self._layers[row].type} still passes these units a gradient, "
+                        "so they can recover")
             return self._status_tips[row] if col == STATUS else None
         if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[col].numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and col == DEAD:
             dead = self._layers[row].dead_units
-            return QBrush(DEAD_COLOUR) if dead else None
+            if not dead:
+                return None
+            return QBrush(QColor(theme.MUTED)) if _inactive_not_dead(self._layers[row]) else QBrush(DEAD_COLOUR)
+        if role == Qt.ItemDataRole.ForegroundRole and col == GRAD:
+            state = gradient_state(self._layers[row])
+            return QBrush(QColor(COLOURS[state])) if state in (ZERO, NONFINITE) else None
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -195,7 +197,7 @@ class LayerTableModel(QAbstractTableModel):
 
     def _icon(self, severity: str) -> QIcon:
         if severity not in self._icons:
-            self._icons[severity] = _dot(SEVERITY_COLOURS[severity])
+            self._icons[severity] = theme.dot_icon(theme.SEVERITY_COLOURS[severity])
         return self._icons[severity]
 
 

@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.session.step_gate import PHASES, PhaseEvent
 from bpviz.gui import theme
+from bpviz.gui.format import number
 
 BINS = 60
 MAX_BARS = 40  # update ratios shown: the largest this many parameters
@@ -163,7 +164,7 @@ class StepPanel(QtWidgets.QWidget):
         nonfinite = int(np.size(values) - np.isfinite(values).sum())
         zero = float(np.mean(values == 0)) if np.size(values) else 0.0
         parts = [("norm", event.norm), ("mean", event.mean), ("std", event.std)]
-        text = "   ".join(theme.rich(f"{name} ", theme.MUTED) + theme.rich(_fmt(v), colour, bold=True) for name, v in parts)
+        text = "   ".join(theme.rich(f"{name} ", theme.MUTED) + theme.rich(number(v), colour, bold=True) for name, v in parts)
         text += theme.rich(f"   zeros {zero:.0%}   ({np.size(values)} values sampled)", theme.MUTED)
         if nonfinite:
             text += theme.rich(f"   {nonfinite} NaN/Inf", theme.BAD, bold=True)
@@ -183,10 +184,8 @@ class StepPanel(QtWidgets.QWidget):
         self.stack.setCurrentWidget(self.ratio_widget)
         typical = float(np.median([v for _, v in items])) if items else float("nan")
         self.stats.setText(
-            theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED) + theme.rich(_fmt(typical), theme.VALIDATION, bold=True)
+            theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED) + theme.rich(number(typical), theme.VALIDATION, bold=True)
             + theme.rich("   (healthy: about 1e-3 to 1e-2)", theme.MUTED)
         )
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"

@@ -17,6 +17,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
+from bpviz.gui.format import number
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import LayerTrace
 
@@ -33,15 +34,12 @@ def _dead(layer: LayerStep):
     return layer.dead_units
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
-
 
 class WorkbenchPanel(QtWidgets.QWidget):
     """Dead units of one layer, and what to do about them."""
 
     layer_changed = QtCore.Signal(str)
-    remedy_requested = QtCore.Signal(str, object)  # remedy name (step_into.REMEDIES), argument tuple
+    remedy_requested = QtCore.Signal(str, object)  # remedy name (engine.session.remedies.REMEDIES), argument tuple
     undo_requested = QtCore.Signal()
     continue_requested = QtCore.Signal(int)  # train this many steps
 
@@ -239,6 +237,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._compare(history)
         self._fit_steps()
 
+    def export_targets(self) -> dict[str, QtWidgets.QWidget]:
+        """The unit timeline and the dead-units/loss curves, for PNG/SVG export."""
+        return {"unit timeline": self.timeline_widget, "dead units and loss": self.curves_widget}
+
     def _fit_steps(self) -> None:
         """Both plots over the same steps: the timeline's (the newest TIMELINE_STEPS), set rather than linked,
         since two linked views each switch the other's auto-range off."""
@@ -273,7 +275,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
             values = (unit.unit, unit.died_at, unit.preact_max, unit.bias, unit.weight_norm, unit.bias_step)
             for column, value in enumerate(values):
                 item = QtWidgets.QTableWidgetItem()
-                item.setData(QtCore.Qt.ItemDataRole.DisplayRole, value if column < 2 else _fmt(value))
+                item.setData(QtCore.Qt.ItemDataRole.DisplayRole, value if column < 2 else number(value))
                 if column >= 2 and value is not None:
                     item.setData(QtCore.Qt.ItemDataRole.UserRole, float(value))
                 item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)

@@ -8,9 +8,10 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
-from bpviz.gui.plots.traces import LayerTrace, find_layer
+from bpviz.gui.plots.traces import LayerTrace
 
 REFERENCE_LAYERS = 12  # faint dead-count curves of other ReLU layers: at most this many, spread in depth
 ACTIVITY_STEPS = 500  # the unit-activity heatmap shows at most this many recent steps (units × steps grows fast)
@@ -24,7 +25,7 @@ def _activity(layer: LayerStep) -> np.ndarray | None:
     return layer.unit_activity
 
 
-class DeadUnitsView(QtWidgets.QWidget):
+class DeadUnitsView(PlotView):
     """Dead-unit count over time (selected layer bold, other ReLU layers faint) and a units × steps activity map."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -63,29 +64,18 @@ class DeadUnitsView(QtWidgets.QWidget):
         layout.addWidget(self.count_widget, 1)
         layout.addWidget(self.activity_stack, 1)
 
-        self._history: History | None = None
-        self._selected: str | None = None
-        self._hint = -1
-        self._drawn_latest: StepRecord | None = None
         self._count_trace: LayerTrace | None = None
         self._activity_trace: LayerTrace | None = None
         self._show_note("Select a ReLU-family layer to see its dead units.")
         self._set_header(None, None)
 
-    # --- the interface every view shares -------------------------------------------------------------
+    # --- PlotView -------------------------------------------------------------------------------------
 
-    def set_layer(self, name: str | None) -> None:
+    def _layer_changed(self, name: str | None) -> None:
         """Show layer `name`'s dead units (a note for layers that are not ReLU-family)."""
-        if name == self._selected:
-            return
-        self._selected = name
-        self._hint = -1
-        self._drawn_latest = None
         self._count_trace = None if name is None else LayerTrace(name, _dead_units)
         self._activity_trace = None if name is None else LayerTrace(name, _activity, limit=ACTIVITY_STEPS)
         self.selected_curve.setData([], [])
-        if self._history is not None:
-            self.refresh(self._history)
 
     def refresh(self, history: History) -> None:
         """Redraw from `history`, reading only records newer than the last drawn."""
@@ -95,10 +85,7 @@ class DeadUnitsView(QtWidgets.QWidget):
         if latest is self._drawn_latest:
             return
         self._drawn_latest = latest
-        layer = None
-        if latest is not None and self._selected is not None:
-            layer = find_layer(latest, self._selected, self._hint)
-            self._hint = -1 if layer is None else layer.order
+        layer = self._selected_step(latest)
         if latest is not None:
             ordered = sorted(latest.layers, key=lambda layer: layer.order)
             self.references.set_layers([layer.name for layer in ordered if layer.units is not None])

@@ -10,6 +10,8 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui import theme
+from bpviz.gui.gradient_state import LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO, gradient_state
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.decade_axis import DecadeAxis
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.layer_axis import LayerAxis
@@ -25,20 +27,25 @@ def _grad_norm(layer) -> float | None:
     return float("nan") if layer.grad_nonfinite else float(layer.grad_norm)
 
 
-def flow_at(record: StepRecord) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """(names in forward order, finite positive norms (NaN elsewhere), non-finite mask, missing mask)."""
+def flow_at(record: StepRecord) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names in forward order, finite positive norms (NaN elsewhere), each layer's `gradient_state`)."""
     layers = sorted(record.layers, key=lambda layer: layer.order)
     names = [layer.name for layer in layers]
-    raw = np.array([np.nan if layer.grad_norm is None else layer.grad_norm for layer in layers], dtype=np.float64)
-    flagged = np.array([layer.grad_nonfinite for layer in layers], dtype=bool)
-    missing = np.array([layer.grad_norm is None for layer in layers], dtype=bool)
-    nonfinite = flagged | (~missing & ~np.isfinite(raw))
-    missing |= ~nonfinite & (raw <= 0)  # a zero gradient has no place on a log axis: shown as missing
-    norms = np.where(nonfinite | missing, np.nan, raw)
-    return names, norms, nonfinite, missing
+    states = np.array([gradient_state(layer) for layer in layers], dtype=object)
+    norms = np.array([layer.grad_norm if state == MEASURED else np.nan for layer, state in zip(layers, states)],
+                     dtype=np.float64)
+    return names, norms, states
 
 
-class GradientFlowView(QtWidgets.QWidget):
+def legend_html() -> str:
+    """What each mark of the bar chart means: a zero gradient, NaN/Inf and "not measured" never look alike."""
+    marks = [("▮", theme.GRADIENT, "norm"), ("■", theme.ZERO_GRADIENT, LABELS[ZERO]),
+             ("▮", theme.BAD, LABELS[NONFINITE]), ("×", theme.MUTED, LABELS[UNMEASURED])]
+    return "   ".join(theme.rich(symbol, colour, bold=True) + theme.rich(f" {text}", theme.MUTED)
+                      for symbol, colour, text in marks)
+
+
+class GradientFlowView(PlotView):
     """Per-layer gradient norms ‖∂loss/∂output‖ at the latest step (bars, log y) and over time (curves, log y)."""
 
     layer_clicked = QtCore.Signal(str)  # a bar was clicked: the shell may select that layer
@@ -58,7 +65,8 @@ class GradientFlowView(QtWidgets.QWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.72, pen=None, brush=theme.brush(theme.GRADIENT))
         self.nonfinite_bars = pg.BarGraphItem(x=[], height=[], width=0.72, pen=None, brush=theme.brush(theme.BAD, 0.85))
         self.missing = pg.ScatterPlotItem(symbol="x", size=8, pen=theme.pen(theme.MUTED, 1.5), brush=None)
-        for item in (self.selection_band, self.bars, self.nonfinite_bars, self.missing):
+        self.zero_marks = pg.ScatterPlotItem(symbol="s", size=9, pen=None, brush=theme.brush(theme.ZERO_GRADIENT))
+        for item in (self.selection_band, self.bars, self.nonfinite_bars, self.missing, self.zero_marks):
             self.flow.addItem(item)
         self.flow_widget.scene().sigMouseClicked.connect(self._on_click)
 
@@ -77,29 +85,26 @@ class GradientFlowView(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        self.legend = theme.header_label()
+        self.legend.setText(legend_html())
         layout.addWidget(self.header)
+        layout.addWidget(self.legend)
         layout.addWidget(self.flow_widget, 3)
         layout.addWidget(self.time_widget, 2)
 
-        self._history: History | None = None
-        self._selected: str | None = None
         self._drawn: tuple[StepRecord | None, str | None] = (None, None)
         self._names: list[str] = []
         self._ranges: tuple | None = None
         self._norms = np.empty(0)
+        self._states = np.empty(0, dtype=object)
         self._selected_trace: LayerTrace | None = None
         self._set_header(None)
 
-    # --- the interface every view shares -------------------------------------------------------------
+    # --- PlotView -------------------------------------------------------------------------------------
 
-    def set_layer(self, name: str | None) -> None:
+    def _layer_changed(self, name: str | None) -> None:
         """Highlight `name` in the bars and draw its curve over time in front of the others."""
-        if name == self._selected:
-            return
-        self._selected = name
         self._selected_trace = None if name is None else LayerTrace(name, _grad_norm)
-        if self._history is not None:
-            self.refresh(self._history)
 
     def refresh(self, history: History) -> None:
         """Redraw from `history`, reading only records newer than the last drawn."""
@@ -125,12 +130,9 @@ class GradientFlowView(QtWidgets.QWidget):
         return x, 10.0 ** (np.asarray(opts["y0"]) + np.asarray(opts["height"]))
 
     def _draw_flow(self, record: StepRecord | None) -> None:
-        if record is None:
-            names, norms = [], np.empty(0)
-            nonfinite = missing = np.zeros(0, dtype=bool)
-        else:
-            names, norms, nonfinite, missing = flow_at(record)
-        self._names, self._norms = names, norms
+        names, norms, states = flow_at(record) if record is not None else ([], np.empty(0), np.empty(0, dtype=object))
+        nonfinite, missing, zero = states == NONFINITE, states == UNMEASURED, states == ZERO
+        self._names, self._norms, self._states = names, norms, states
         self.axis.set_names(names)
         x = np.arange(len(names), dtype=np.float64)
         finite = ~np.isnan(norms)
@@ -141,6 +143,7 @@ class GradientFlowView(QtWidgets.QWidget):
         self.nonfinite_bars.setOpts(x=x[nonfinite], y0=np.full(nonfinite.sum(), floor),
                                     height=np.full(nonfinite.sum(), ceil - floor))
         self.missing.setData(x=x[missing], y=np.full(missing.sum(), floor + 0.15))
+        self.zero_marks.setData(x=x[zero], y=np.full(zero.sum(), floor + 0.15))  # at the floor: below every norm
         index = names.index(self._selected) if self._selected in names else -1
         if index >= 0:
             self.selection_band.setOpts(x=[float(index)], y0=[floor], height=[ceil - floor])
@@ -150,7 +153,7 @@ class GradientFlowView(QtWidgets.QWidget):
         if names and ranges != self._ranges:  # a range change re-lays out both axes: only when it moved
             self._ranges = ranges
             self.flow.setRange(xRange=ranges[0], yRange=ranges[1], padding=0)
-        self._set_header(record, nonfinite)
+        self._set_header(record)
 
     def _draw_over_time(self, history: History) -> None:
         self.marks.update(history)
@@ -162,21 +165,25 @@ class GradientFlowView(QtWidgets.QWidget):
         elif trace.update(history):
             self.selected_curve.setData(trace.steps, trace.values, connect="finite")
 
-    def _set_header(self, record: StepRecord | None, nonfinite: np.ndarray | None = None) -> None:
+    def _set_header(self, record: StepRecord | None) -> None:
         if record is None:
             self.header.setText(theme.rich("gradient flow: no steps yet", theme.MUTED))
             return
         text = theme.rich("gradient norm per layer, input ▸ output", theme.FOREGROUND, bold=True)
         text += theme.rich(f"   step {record.step}", theme.MUTED)
+        counts = {state: int((self._states == state).sum()) for state in (NONFINITE, ZERO, UNMEASURED)}
+        if counts[NONFINITE]:  # the warnings first: a long header is cut at its right end
+            text = theme.rich(f"{counts[NONFINITE]} NaN/Inf   ", theme.BAD, bold=True) + text
+        if counts[ZERO]:
+            text += theme.rich(f"   ·   {counts[ZERO]} with no gradient", theme.ZERO_GRADIENT, bold=True)
         if self._selected in self._names:
-            value = self._norms[self._names.index(self._selected)]
-            shown = "—" if np.isnan(value) else f"{value:.3g}"
+            index = self._names.index(self._selected)
+            state = self._states[index]
+            shown = f"{self._norms[index]:.3g}" if state == MEASURED else LABELS[state]
             text += theme.rich(f"   ·   {self._selected} ", theme.MUTED) + theme.rich(shown, theme.SELECTED, bold=True)
         finite = self._norms[~np.isnan(self._norms)]
         if len(finite) >= 2:
             text += theme.rich(f"   ·   spread {finite.max() / finite.min():.2g}×", theme.MUTED)
-        if nonfinite is not None and nonfinite.any():
-            text += theme.rich(f"   ·   {int(nonfinite.sum())} non-finite", theme.BAD, bold=True)
         self.header.setText(text)
 
     def _on_click(self, event) -> None:

@@ -8,17 +8,50 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import Histogram, LayerStep
 from bpviz.gui import theme
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.intervention_marks import InterventionMarks
-from bpviz.gui.plots.traces import LayerTrace, find_layer
+from bpviz.gui.plots.rebin import common_bins, rebin
+from bpviz.gui.plots.traces import LayerTrace
 
 
-def _log_counts(hist: Histogram | None) -> np.ndarray | None:
-    # heatmaps show log(1 + count): a few outliers stay visible next to a crowded bin
-    return None if hist is None else np.log1p(hist.counts)
+OUTSIDE = 3  # a trace row: lo, hi, then these three counts (below, above, NaN/Inf), then the bins
+ROW_HEAD = 2 + OUTSIDE
+
+
+def _row(hist: Histogram | None) -> np.ndarray | None:
+    """A histogram as one trace row: its edges travel with its counts, since they change when values leave them."""
+    if hist is None:
+        return None
+    return np.concatenate([[hist.lo, hist.hi, hist.below, hist.above, hist.nonfinite], hist.counts])
+
+
+def outside_text(hist: Histogram, log10: bool) -> list[tuple[str, str]]:
+    """(text, colour) for each kind of value the bins do not show: below, above, NaN/Inf, as shares of all values."""
+    total = hist.total or 1.0
+
+    def share(count: float) -> str:
+        return f"{100 * count / total:.2g}%" if count >= 0.001 * total else f"{count:.0f}"
+
+    def edge(value: float) -> str:
+        return f"1e{value:.0f}" if log10 else f"{value:.3g}"
+
+    parts = []
+    if hist.nonfinite:
+        parts.append((f"{share(hist.nonfinite)} NaN/Inf", theme.BAD))
+    if hist.below:
+        what = "zero or below" if log10 else "below"
+        parts.append((f"{share(hist.below)} {what} {edge(hist.lo)}", theme.ZERO_GRADIENT if log10 else theme.HIGHLIGHT))
+    if hist.above:
+        parts.append((f"{share(hist.above)} above {edge(hist.hi)}", theme.HIGHLIGHT))
+    return parts
 
 
 class HistogramHeatmap:
-    """One histogram-over-time heatmap: a rolling ImageItem (x = step, y = value, colour = log(1 + count))."""
+    """One histogram-over-time heatmap: x = step, y = value, colour = log(1 + count).
+
+    Columns on different edges (the layer's values left its range) are rebinned onto
+    common edges; steps with values outside the edges or NaN/Inf get a mark at the edge.
+    """
 
     def __init__(self, widget: pg.PlotWidget, colormap: str, grad: bool) -> None:
         self.widget = widget
@@ -26,8 +59,14 @@ class HistogramHeatmap:
         self.image = pg.ImageItem(axisOrder="col-major")  # image[step, bin]: x = step, y = bin
         self.image.setColorMap(theme.colormap(colormap))
         self.plot.addItem(self.image)
+        self.outside_marks = pg.ScatterPlotItem(size=7, pen=None)
+        self.outside_marks.setZValue(5)
+        self.plot.addItem(self.outside_marks)
         self.empty = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
         self.plot.addItem(self.empty)
+        self.note = pg.TextItem("", anchor=(0, 0))  # the latest step's values outside the bins, pinned to a corner
+        self.note.setParentItem(self.plot.getViewBox())
+        self.note.setPos(4, 2)
         self.marks = InterventionMarks(self.plot)
         self._grad = grad
         self._level_max = 1.0
@@ -38,41 +77,58 @@ class HistogramHeatmap:
     def select(self, name: str | None) -> None:
         """Follow layer `name` (None: nothing)."""
         attr = "grad_histogram" if self._grad else "histogram"
-        self.trace = None if name is None else LayerTrace(name, lambda layer: _log_counts(getattr(layer, attr)))
+        self.trace = None if name is None else LayerTrace(name, lambda layer: _row(getattr(layer, attr)))
         self._level_max = 1.0
 
     def update(self, history: History, layer: LayerStep | None) -> bool:
         """Append new columns; True when the image changed."""
-        hist = None if layer is None else (layer.grad_histogram if self._grad else layer.histogram)
-        if hist is not None:
-            self.bounds = (hist.lo, hist.hi)
         if self.trace is None or not self.trace.update(history):
             if self.trace is None:
                 self._show_empty("select a layer")
             return False
-        values, steps = self.trace.values, self.trace.steps
+        rows, steps = self.trace.values, self.trace.steps
         if len(steps) == 0:
-            self.image.clear()
             self._show_empty("no gradient histograms yet" if self._grad else "no histograms for this layer")
             return True
         self.empty.setText("")
+        los, his, counts = rows[:, 0], rows[:, 1], rows[:, ROW_HEAD:]
+        lo, hi, bins = common_bins(los, his, counts.shape[1])
+        if bins != counts.shape[1] or (los != lo).any() or (his != hi).any():
+            counts = rebin(counts, los, his, lo, hi, bins)
+        values = np.log1p(np.maximum(counts, 0.0))  # a few outliers stay visible next to a crowded bin
+        self.bounds = (lo, hi)
         self._level_max = max(self._level_max, float(values.max()))  # levels only grow: colours stay comparable
         self.image.setImage(values, autoLevels=False, levels=(0.0, self._level_max))
-        lo, hi = self.bounds
         x0, x1 = steps[0] - 0.5, steps[-1] + 0.5
         self.image.setRect(QtCore.QRectF(x0, lo, x1 - x0, hi - lo))
+        self._mark_outside(steps, rows, lo, hi)
+        last = rows[-1]
+        latest = Histogram(last[ROW_HEAD:], last[0], last[1], self._grad, *last[2:ROW_HEAD])
+        self.note.setHtml("<br>".join(theme.rich(t, c, bold=True) for t, c in outside_text(latest, self._grad)))
         # explicit ranges: the two heatmaps share x, and an auto range would follow the empty one
         self.plot.setRange(xRange=(x0, x1), yRange=(lo, hi), padding=0)
         return True
 
+    def _mark_outside(self, steps: np.ndarray, rows: np.ndarray, lo: float, hi: float) -> None:
+        """A mark on the bottom edge for steps with values below their edges, on the top for above or NaN/Inf."""
+        below, above, nonfinite = rows[:, 2] > 0, rows[:, 3] > 0, rows[:, 4] > 0
+        inset = 0.02 * (hi - lo)
+        low_colour = theme.ZERO_GRADIENT if self._grad else theme.HIGHLIGHT
+        spots = [dict(pos=(s, lo + inset), symbol="t1", brush=theme.brush(low_colour)) for s in steps[below]]
+        spots += [dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT)) for s in steps[above & ~nonfinite]]
+        spots += [dict(pos=(s, hi - inset), symbol="x", brush=theme.brush(theme.BAD)) for s in steps[nonfinite]]
+        self.outside_marks.setData(spots)
+
     def _show_empty(self, text: str) -> None:
         self.image.clear()
+        self.outside_marks.setData([])
+        self.note.setHtml("")
         self.empty.setText(text)
         self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.empty.setPos(0.5, 0.5)
 
 
-class HistogramView(QtWidgets.QWidget):
+class HistogramView(PlotView):
     """Current activation histogram (the previous step faint behind it) and histogram-over-time heatmaps."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -88,6 +144,12 @@ class HistogramView(QtWidgets.QWidget):
         self.current_curve = self.histogram_plot.plot(
             stepMode="center", pen=theme.pen(theme.ACTIVATION, 1.6), fillLevel=0,
             brush=theme.brush(theme.ACTIVATION, 0.35))
+        # values outside the edges, as bars one bin beyond each edge: never folded into the edge bins
+        self.outside_bars = pg.BarGraphItem(x0=[], x1=[], height=[], pen=None, brush=theme.brush(theme.HIGHLIGHT, 0.8))
+        self.histogram_plot.addItem(self.outside_bars)
+        self.outside_label = pg.TextItem("", color=theme.HIGHLIGHT, anchor=(0, 0))
+        self.outside_label.setParentItem(self.histogram_plot.getViewBox())  # pinned to the plot's corner
+        self.outside_label.setPos(6, 4)
 
         self.activation_map = HistogramHeatmap(
             theme.plot_widget(title="activations over time", left="value", bottom="step", grid=False),
@@ -107,28 +169,17 @@ class HistogramView(QtWidgets.QWidget):
         layout.addWidget(self.histogram_widget, 1)
         layout.addLayout(maps, 1)
 
-        self._history: History | None = None
-        self._selected: str | None = None
-        self._hint = -1
-        self._drawn_latest = None
         self._set_header(None, None)
 
-    # --- the interface every view shares -------------------------------------------------------------
+    # --- PlotView -------------------------------------------------------------------------------------
 
-    def set_layer(self, name: str | None) -> None:
+    def _layer_changed(self, name: str | None) -> None:
         """Show layer `name` (None: nothing)."""
-        if name == self._selected:
-            return
-        self._selected = name
-        self._hint = -1
-        self._drawn_latest = None
         self.activation_map.select(name)
         self.gradient_map.select(name)
         self.current_curve.setData([], [])
         self.previous_curve.setData([], [])
-        if self._history is not None:
-            self.refresh(self._history)
-        else:
+        if self._history is None:
             self._set_header(None, None)
 
     def refresh(self, history: History) -> None:
@@ -140,10 +191,7 @@ class HistogramView(QtWidgets.QWidget):
         if latest is self._drawn_latest:
             return
         self._drawn_latest = latest
-        layer = None
-        if latest is not None and self._selected is not None:
-            layer = find_layer(latest, self._selected, self._hint)
-            self._hint = -1 if layer is None else layer.order
+        layer = self._selected_step(latest)
         self.activation_map.update(history, layer)
         self.gradient_map.update(history, layer)
         self._draw_current(layer)
@@ -161,17 +209,30 @@ class HistogramView(QtWidgets.QWidget):
 
     def _draw_current(self, layer: LayerStep | None) -> None:
         trace = self.activation_map.trace
-        if trace is None or len(trace) == 0 or layer is None or layer.histogram is None:
-            self.current_curve.setData([], [])
-            self.previous_curve.setData([], [])
+        hist = None if layer is None else layer.histogram
+        if trace is None or len(trace) == 0 or hist is None:
+            for curve in (self.current_curve, self.previous_curve):
+                curve.setData([], [])
+            self.outside_bars.setOpts(x0=[], x1=[], height=[])
+            self.outside_label.setText("")
             return
-        edges = layer.histogram.edges
-        self.current_curve.setData(edges, layer.histogram.counts)
+        edges = hist.edges
+        self.current_curve.setData(edges, hist.counts)
         rows = trace.values
-        if len(rows) >= 2 and rows.shape[1] == len(layer.histogram.counts):
-            self.previous_curve.setData(edges, np.expm1(rows[-2]))
+        previous = rows[-2] if len(rows) >= 2 else None
+        if previous is not None and previous.shape[0] == ROW_HEAD + len(hist.counts):
+            counts = previous[ROW_HEAD:]
+            if (previous[0], previous[1]) != (hist.lo, hist.hi):  # the edges moved: the previous step on today's
+                counts = rebin(counts[None], previous[:1], previous[1:2], hist.lo, hist.hi, len(hist.counts))[0]
+            self.previous_curve.setData(edges, counts)
         else:
             self.previous_curve.setData([], [])
+        width = edges[1] - edges[0]
+        sides = [(edges[0] - width, edges[0], hist.below), (edges[-1], edges[-1] + width, hist.above)]
+        shown = [side for side in sides if side[2] > 0]
+        self.outside_bars.setOpts(x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown])
+        parts = outside_text(hist, log10=False)
+        self.outside_label.setHtml("<br>".join(theme.rich(text, colour, bold=True) for text, colour in parts))
 
     def _set_header(self, latest, layer: LayerStep | None) -> None:
         if self._selected is None:
@@ -189,6 +250,11 @@ class HistogramView(QtWidgets.QWidget):
             stats.append(("saturated", f"{100 * layer.saturated_fraction:.1f}%"))
         for label, value in stats:
             text += theme.rich(f"   {label} ", theme.MUTED) + theme.rich(value, theme.ACTIVATION, bold=True)
+        warnings = ""  # first: a long header is cut at its right end
         if layer.nonfinite:
-            text += theme.rich("   NaN/Inf in output", theme.BAD, bold=True)
-        self.header.setText(text)
+            warnings += theme.rich("NaN/Inf in output   ", theme.BAD, bold=True)
+        hist = layer.histogram
+        if hist is not None and (hist.below or hist.above):
+            warnings += theme.rich(f"{100 * (hist.below + hist.above) / (hist.total or 1):.2g}% outside the bins   ",
+                                   theme.HIGHLIGHT, bold=True)
+        self.header.setText(warnings + text)

@@ -2,30 +2,33 @@
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6 import QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
+from bpviz.gui.plots.base import PlotView
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import RollingBuffer
 
 
-def validation_points(history: History) -> tuple[str | None, np.ndarray, np.ndarray]:
-    """(metric name, steps, values) of the validation metric to draw: "loss" when present, else the first."""
-    metric = None
-    steps, values = [], []
+def validation_series(history: History) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each validation metric's (steps, values), in the order the metrics first appeared."""
+    series: dict[str, tuple[list[int], list[float]]] = {}
     for step, metrics in history.validation:
-        if not metrics:
-            continue
-        if metric is None:
-            metric = "loss" if "loss" in metrics else next(iter(metrics))
-        if metric in metrics:
+        for name, value in metrics.items():
+            steps, values = series.setdefault(name, ([], []))
             steps.append(step)
-            values.append(float(metrics[metric]))
-    return metric, np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64)
+            values.append(float(value))
+    return {name: (np.asarray(s, dtype=np.float64), np.asarray(v, dtype=np.float64)) for name, (s, v) in series.items()}
 
 
-class LossView(QtWidgets.QWidget):
+def is_loss(metric: str) -> bool:
+    """Losses share the loss axis; any other metric (accuracy, F1, ...) is on another scale and gets its own."""
+    return "loss" in metric.lower()
+
+
+class LossView(PlotView):
     """Training loss per step and validation markers; losses are read incrementally from History.losses."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -35,11 +38,22 @@ class LossView(QtWidgets.QWidget):
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")  # losses are kept for every step: may be long
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextColor=theme.FOREGROUND,
-                                          brush=theme.brush(theme.PANEL, 0.8))
-        self.curve = self.plot.plot(pen=theme.pen(theme.LOSS, 1.5), name="training loss")
+        # no legend inside the plot, where it covers the newest points: the header names the marks
+        self.curve = self.plot.plot(pen=theme.pen(theme.LOSS, 1.5))
         self.validation = self.plot.plot(pen=None, symbol="o", symbolSize=8, symbolPen=theme.pen(theme.BACKGROUND, 1),
-                                         symbolBrush=theme.brush(theme.VALIDATION), name="validation")
+                                         symbolBrush=theme.brush(theme.VALIDATION))
+        # validation metrics other than a loss (accuracy) on their own axis, on the right
+        self.metric_view = pg.ViewBox()
+        self.metric_view.setXLink(self.plot)
+        self.plot.scene().addItem(self.metric_view)
+        right = self.plot.getAxis("right")
+        right.linkToView(self.metric_view)
+        theme.style_axis(right)
+        self.metric_points = pg.PlotDataItem(pen=None, symbol="d", symbolSize=9, symbolPen=theme.pen(theme.BACKGROUND, 1),
+                                             symbolBrush=theme.brush(theme.METRIC))
+        self.metric_view.addItem(self.metric_points)
+        self.metric_name: str | None = None
+        self.plot.getViewBox().sigResized.connect(self._fit_metric_view)
         self.marks = InterventionMarks(self.plot, labels=True)
         self.log_y = QtWidgets.QCheckBox("log scale")
         self.log_y.toggled.connect(self.set_log_y)
@@ -55,17 +69,13 @@ class LossView(QtWidgets.QWidget):
         layout.addLayout(header)
         layout.addWidget(self.plot_widget, 1)
 
-        self._history: History | None = None
         self._steps = RollingBuffer(1)
         self._losses = RollingBuffer(1)
         self._seen = 0  # losses consumed from the history's list
         self._first_step: int | None = None
         self._validation_seen = -1
-        self._validation_last: tuple[str, float] | None = None
+        self._validation_last: dict[str, float] = {}
         self._update_summary(None)
-
-    def set_layer(self, name: str | None) -> None:
-        """The loss is not per layer; accepted so every view has the same interface."""
 
     def set_log_y(self, on: bool) -> None:
         """Switch the y axis between linear and log10."""
@@ -78,13 +88,16 @@ class LossView(QtWidgets.QWidget):
         """Append the losses recorded since the last refresh; rebuild when the history was replaced or reset."""
         losses, steps = history.losses, history.loss_steps
         first = steps[0] if steps else None
-        if history is not self._history or len(losses) < self._seen or first != self._first_step:
+        rebuilt = history is not self._history or len(losses) < self._seen or first != self._first_step
+        if rebuilt:
             self._history, self._seen, self._first_step = history, 0, first
             capacity = max(2 * len(losses), 4096)
             self._steps, self._losses = RollingBuffer(capacity), RollingBuffer(capacity)
             self._validation_seen = -1
+            self._validation_last = {}
+            self.curve.setData([], [])  # a new model or a reset: none of the old curve stays
         self.marks.update(history)
-        changed = False
+        changed = rebuilt
         if len(losses) > self._seen:
             new = slice(self._seen, len(losses))
             if len(self._losses) + len(losses) - self._seen > self._losses.capacity:
@@ -97,14 +110,28 @@ class LossView(QtWidgets.QWidget):
             changed = True
         if len(history.validation) != self._validation_seen:
             self._validation_seen = len(history.validation)
-            metric, vsteps, vvalues = validation_points(history)
-            self.validation.setData(vsteps, vvalues)
-            self._validation_last = (metric, vvalues[-1]) if len(vvalues) else None
-            label = "validation" if metric in (None, "loss") else f"validation {metric}"
-            self.legend.getLabel(self.validation).setText(label, color=theme.FOREGROUND)
+            self._draw_validation(validation_series(history))
             changed = True
         if changed:
             self._update_summary(history)
+
+    def _draw_validation(self, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """A validation loss beside the training loss; the first other metric on the right axis."""
+        losses = [name for name in series if is_loss(name)]
+        others = [name for name in series if not is_loss(name)]
+        empty = (np.empty(0), np.empty(0))
+        self.validation.setData(*(series["loss"] if "loss" in series else series[losses[0]] if losses else empty))
+        self.metric_name = others[0] if others else None
+        self.metric_points.setData(*(series[self.metric_name] if self.metric_name else empty))
+        self.plot.showAxis("right", self.metric_name is not None)
+        if self.metric_name is not None:
+            self.plot.setLabel("right", f"validation {self.metric_name}", color=theme.METRIC)
+            self._fit_metric_view()
+        self._validation_last = {name: float(values[-1]) for name, (_, values) in series.items() if len(values)}
+
+    def _fit_metric_view(self) -> None:
+        self.metric_view.setGeometry(self.plot.getViewBox().sceneBoundingRect())
+        self.metric_view.linkedViewChanged(self.plot.getViewBox(), self.metric_view.XAxis)
 
     def export_targets(self) -> dict[str, QtWidgets.QWidget]:
         """The loss plot, for PNG/SVG export."""
@@ -123,10 +150,15 @@ class LossView(QtWidgets.QWidget):
         if history is None or not history.losses:
             self.summary.setText(theme.rich("loss: no steps yet", theme.MUTED))
             return
-        text = (theme.rich("loss ", theme.MUTED) + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
+        text = (theme.rich("━ training loss ", theme.LOSS) + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
                 + theme.rich(f"  at step {history.loss_steps[-1]}", theme.MUTED))
-        if self._validation_last is not None:
-            metric, value = self._validation_last
-            text += theme.rich(f"   ·   validation {metric} ", theme.MUTED) + theme.rich(
-                f"{value:.4g}", theme.VALIDATION, bold=True)
+        for metric, value in self._validation_last.items():
+            if metric == self.metric_name:
+                mark, colour, where = "◆", theme.METRIC, " (right axis)"
+            elif is_loss(metric):
+                mark, colour, where = "●", theme.VALIDATION, ""
+            else:
+                mark, colour, where = "", theme.MUTED, ""
+            text += theme.rich(f"   ·   {mark} validation {metric} ", colour) + theme.rich(
+                f"{value:.4g}", colour, bold=True) + theme.rich(where, theme.MUTED)
         self.summary.setText(text)

@@ -9,224 +9,25 @@ recolours nodes, and a pause only re-marks them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from bpviz.engine.record.history import History
-from bpviz.engine.record.records import LayerStep
 from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui import theme
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO
+from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.network_graph import (COLLAPSE_ABOVE, METRICS, STATE_RANK, Block, Metric, block_of,
+                                           fitting_metric, group, span)
+from bpviz.gui.plots.network_items import NODE_H, NODE_W, BlockFrame, Legend, NodeItem
 
-NODE_W, NODE_H = 112, 48
 H_GAP, ROW_GAP = 30, 34
 PAD, HEADER = 10, 22
-COLLAPSE_ABOVE = 60  # more layers than this: blocks start collapsed
-BLOCK_DEPTH = 2  # blocks group layers by at most this many leading module names ("layer1.0")
-EDGE = "#4a5163"
-PHASE_COLOURS = {"forward": theme.ACTIVATION, "backward": theme.GRADIENT}
-NO_DATA = "#2c3039"
 
 
-@dataclass(frozen=True)
-class Metric:
-    """What a node's colour means: a value per layer, its range, and how a collapsed block sums its layers up."""
-
-    label: str
-    value: Callable[[LayerStep], float | None]
-    fixed: tuple[float, float] | None  # colour range; None: from the values shown
-    worst: Callable  # max or min: a block shows its worst layer
-    colours: tuple[str, ...]
-    fmt: str
-
-
-def _dead(layer: LayerStep) -> float | None:
-    return 100.0 * layer.dead_units / layer.units if layer.units and layer.dead_units is not None else None
-
-
-def _saturation(layer: LayerStep) -> float | None:
-    return None if layer.saturated_fraction is None else 100.0 * layer.saturated_fraction
-
-
-def _log(value: float | None) -> float | None:
-    return math.log10(value) if value is not None and value > 0 and math.isfinite(value) else None
-
-
-BAD_SCALE = ("#24524a", "#3f7f5c", "#c9a227", "#e0533f")
-METRICS = {
-    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, "{:.0f}% dead"),
-    "grad": Metric("gradient norm (log10)", lambda l: _log(l.grad_norm), None, min,
-                   ("#2a1b4a", "#6a2c8f", "#c1447a", "#f98e52", "#fcfdbf"), "‖g‖ 1e{:.1f}"),
-    "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, "{:.0f}% saturated"),
-    "update": Metric("update ratio ‖ΔW‖/‖W‖ (log10)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max,
-                     ("#1d3557", "#2a9d8f", "#e9c46a", "#e76f51"), "ΔW/W 1e{:.1f}"),
-}
-
-
-def block_of(name: str) -> tuple[str, ...]:
-    """The module block a layer belongs to: its containing modules, at most BLOCK_DEPTH deep (() for top level)."""
-    return tuple(name.split(".")[:-1])[:BLOCK_DEPTH]
-
-
-@dataclass
-class Block:
-    key: tuple[str, ...]
-    members: list[str]
-    expanded: bool = True
-
-    @property
-    def label(self) -> str:
-        return ".".join(self.key)
-
-
-def group(names: list[str]) -> list[str | Block]:
-    """Layers in execution order, runs of two or more layers of the same block gathered into a Block."""
-    items: list[str | Block] = []
-    for name in names:
-        key = block_of(name)
-        last = items[-1] if items else None
-        if key and isinstance(last, Block) and last.key == key:
-            last.members.append(name)
-        elif key and isinstance(last, str) and block_of(last) == key:
-            items[-1] = Block(key, [last, name])
-        else:
-            items.append(name)
-    return items
-
-
-class NodeItem(QtWidgets.QGraphicsItem):
-    """One layer, or one collapsed block; painted by hand so marking it is a cheap `update()`."""
-
-    def __init__(self, view: NetworkView, key: str, title: str, subtitle: str, block: Block | None = None) -> None:
-        super().__init__()
-        self.view, self.key, self.title, self.subtitle, self.block = view, key, title, subtitle, block
-        self.fill = QtGui.QColor(NO_DATA)
-        self.value_text = ""
-        self.selected = False
-        self.visited: str | None = None  # phase colour key when visited in the current phase
-        self.current = False
-        self.setAcceptHoverEvents(True)
-        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
-
-    def boundingRect(self) -> QtCore.QRectF:
-        return QtCore.QRectF(-6, -6, NODE_W + 12, NODE_H + 12)
-
-    def paint(self, painter: QtGui.QPainter, _option, _widget=None) -> None:
-        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-        rect = QtCore.QRectF(0, 0, NODE_W, NODE_H)
-        if self.current:
-            glow = theme.color(theme.HIGHLIGHT, 0.35)
-            painter.setPen(QtGui.QPen(glow, 8))
-            painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(rect.adjusted(-1, -1, 1, 1), 8, 8)
-        border, width = QtGui.QColor("#3b4150"), 1.0
-        if self.visited:
-            border, width = QtGui.QColor(PHASE_COLOURS[self.visited]), 2.5
-        if self.selected:
-            border, width = QtGui.QColor(theme.SELECTED), 2.5
-        if self.current:
-            border, width = QtGui.QColor(theme.HIGHLIGHT), 3.5
-        painter.setPen(QtGui.QPen(border, width))
-        painter.setBrush(self.fill)
-        if self.block is not None:  # a stack of cards: a collapsed block
-            painter.drawRoundedRect(rect.translated(4, -4), 6, 6)
-        painter.drawRoundedRect(rect, 6, 6)
-        if self.visited:
-            painter.setPen(QtCore.Qt.PenStyle.NoPen)
-            painter.setBrush(theme.color(PHASE_COLOURS[self.visited], 0.9))
-            painter.drawRoundedRect(QtCore.QRectF(3, NODE_H - 6, NODE_W - 6, 3.5), 1.5, 1.5)
-        light = self.fill.lightnessF() > 0.55
-        ink = QtGui.QColor("#101216" if light else "#eef1f6")
-        soft = QtGui.QColor("#2a2e36" if light else "#aab1bf")
-        font = QtGui.QFont()
-        font.setPointSizeF(8.5)
-        font.setBold(True)
-        painter.setFont(font)
-        painter.setPen(ink)
-        metrics = QtGui.QFontMetrics(font)
-        title = metrics.elidedText(self.title, QtCore.Qt.TextElideMode.ElideMiddle, NODE_W - 10)
-        painter.drawText(QtCore.QRectF(5, 3, NODE_W - 10, 16), QtCore.Qt.AlignmentFlag.AlignLeft, title)
-        font.setBold(False)
-        font.setPointSizeF(7.5)
-        painter.setFont(font)
-        painter.setPen(soft)
-        small = QtGui.QFontMetrics(font)
-        painter.drawText(QtCore.QRectF(5, 18, NODE_W - 10, 13), QtCore.Qt.AlignmentFlag.AlignLeft,
-                         small.elidedText(self.subtitle, QtCore.Qt.TextElideMode.ElideRight, NODE_W - 10))
-        painter.setPen(ink)
-        painter.drawText(QtCore.QRectF(5, 30, NODE_W - 10, 13), QtCore.Qt.AlignmentFlag.AlignLeft,
-                         small.elidedText(self.value_text, QtCore.Qt.TextElideMode.ElideRight, NODE_W - 10))
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == QtCore.Qt.MouseButton.LeftButton:
-            self.view.node_clicked(self)
-        event.accept()
-
-
-class BlockFrame(QtWidgets.QGraphicsRectItem):
-    """The frame around an expanded block; its header collapses it."""
-
-    def __init__(self, view: NetworkView, block: Block, rect: QtCore.QRectF) -> None:
-        super().__init__(rect)
-        self.view, self.block = view, block
-        self.setPen(QtGui.QPen(QtGui.QColor("#3b4150"), 1, QtCore.Qt.PenStyle.DashLine))
-        self.setBrush(theme.color("#2a2e38", 0.55))
-        self.setZValue(-2)
-        header = QtWidgets.QGraphicsSimpleTextItem(f"▾ {block.label}  ({len(block.members)} layers)", self)
-        header.setBrush(QtGui.QColor(theme.MUTED))
-        header.setPos(rect.x() + 6, rect.y() + 4)
-        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
-        self.setToolTip(f"{block.label}: click the frame to collapse it into one node")
-
-    def mousePressEvent(self, event) -> None:
-        if event.button() == QtCore.Qt.MouseButton.LeftButton:
-            self.view.toggle_block(self.block)
-        event.accept()
-
-
-class Legend(QtWidgets.QWidget):
-    """A colour bar with the range of the metric shown, and the 'no data' swatch."""
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setMinimumWidth(300)
-        self.setFixedHeight(22)
-        self.colours: tuple[str, ...] = ("#000000", "#ffffff")
-        self.lo_text = self.hi_text = ""
-
-    def set_range(self, colours: tuple[str, ...], lo: str, hi: str) -> None:
-        self.colours, self.lo_text, self.hi_text = colours, lo, hi
-        self.update()
-
-    def paintEvent(self, _event) -> None:
-        painter = QtGui.QPainter(self)
-        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-        metrics = painter.fontMetrics()
-        lo_w = metrics.horizontalAdvance(self.lo_text) + 6
-        hi_w = metrics.horizontalAdvance(self.hi_text) + 6
-        none_w = metrics.horizontalAdvance("no data") + 24
-        bar = QtCore.QRectF(lo_w, 5, max(self.width() - lo_w - hi_w - none_w - 8, 20), 12)
-        gradient = QtGui.QLinearGradient(bar.topLeft(), bar.topRight())
-        for i, c in enumerate(self.colours):
-            gradient.setColorAt(i / max(len(self.colours) - 1, 1), QtGui.QColor(c))
-        painter.setPen(QtGui.QColor(theme.FOREGROUND))
-        painter.drawText(QtCore.QRectF(0, 0, lo_w - 4, 22), QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignRight, self.lo_text)
-        painter.drawText(QtCore.QRectF(bar.right() + 4, 0, hi_w, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, self.hi_text)
-        painter.setPen(QtCore.Qt.PenStyle.NoPen)
-        painter.setBrush(gradient)
-        painter.drawRoundedRect(bar, 3, 3)
-        swatch = QtCore.QRectF(bar.right() + hi_w + 8, 5, 12, 12)
-        painter.setBrush(QtGui.QColor(NO_DATA))
-        painter.setPen(QtGui.QColor("#3b4150"))
-        painter.drawRoundedRect(swatch, 2, 2)
-        painter.setPen(QtGui.QColor(theme.MUTED))
-        painter.drawText(QtCore.QRectF(swatch.right() + 4, 0, none_w, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, "no data")
-
-
-class NetworkView(QtWidgets.QWidget):
+class NetworkView(PlotView):
     """Layer graph coloured by a metric; the current layer and the phase's visited layers marked while paused."""
 
     layer_clicked = QtCore.Signal(str)
@@ -239,6 +40,8 @@ class NetworkView(QtWidgets.QWidget):
             self.metric_box.addItem(metric.label, key)
         self.metric_box.setToolTip("What the colour of each layer shows")
         self.metric_box.currentIndexChanged.connect(lambda _i: self._recolour())
+        self.metric_box.activated.connect(self._metric_chosen)  # by the user: kept from then on
+        self._auto_metric = True  # until the user or a finding chooses, the metric follows the model
         self.legend = Legend()
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet(theme.LABEL_STYLE)
@@ -272,6 +75,7 @@ class NetworkView(QtWidgets.QWidget):
         self.item_of: dict[str, NodeItem] = {}  # layer -> the item that shows it (itself or its collapsed block)
         self.edge_items: dict[tuple[str, str], QtWidgets.QGraphicsPathItem] = {}
         self.values: dict[str, float] = {}
+        self.states: dict[str, str] = {}  # layers without a value, and why (the metric's `state`)
         self.selected: str | None = None
         self.phase: str | None = None
         self.phase_step: int | None = None
@@ -291,8 +95,10 @@ class NetworkView(QtWidgets.QWidget):
         self.names, self.types, self.edges, self.from_graph = [], {}, [], False
         self.blocks.clear()
         self.values.clear()
+        self.states.clear()
         self.selected = None
         self._history = None
+        self._auto_metric = True  # the next model gets a colouring that fits it
         self.clear_wavefront()
         self._rebuild()
 
@@ -310,6 +116,10 @@ class NetworkView(QtWidgets.QWidget):
         latest = history.latest
         if latest is None:
             return
+        if self._auto_metric:
+            self.metric_box.blockSignals(True)
+            self.metric_box.setCurrentIndex(self.metric_box.findData(fitting_metric(latest.layers)))
+            self.metric_box.blockSignals(False)
         names = [layer.name for layer in latest.layers]
         self.types.update({layer.name: layer.type for layer in latest.layers})
         if not self.from_graph and names != self.names:
@@ -369,7 +179,12 @@ class NetworkView(QtWidgets.QWidget):
         return METRICS[self.metric_box.currentData()]
 
     def set_metric(self, key: str) -> None:
+        """Colour by `key` from now on, for this model (a finding chose it, or the user)."""
+        self._auto_metric = False
         self.metric_box.setCurrentIndex(self.metric_box.findData(key))
+
+    def _metric_chosen(self, _index: int) -> None:
+        self._auto_metric = False
 
     # --- building the scene (new graph, collapse, resize) ---
     def _row_capacity(self) -> int:
@@ -401,7 +216,7 @@ class NetworkView(QtWidgets.QWidget):
                 rows = math.ceil(n / capacity)
                 width = min(n, capacity) * (NODE_W + H_GAP) - H_GAP + 2 * PAD
                 height = HEADER + rows * NODE_H + (rows - 1) * ROW_GAP + PAD
-                self.scene.addItem(BlockFrame(self, entry, QtCore.QRectF(x - PAD, y - HEADER, width, height)))
+                self.scene.addItem(BlockFrame(entry, QtCore.QRectF(x - PAD, y - HEADER, width, height), self.toggle_block))
                 for i, name in enumerate(entry.members):
                     self._add_node(name, x + (i % capacity) * (NODE_W + H_GAP), y + (i // capacity) * (NODE_H + ROW_GAP))
                 if rows == 1:
@@ -413,7 +228,7 @@ class NetworkView(QtWidgets.QWidget):
             if in_row >= capacity:
                 x, y, in_row = 0.0, y + NODE_H + ROW_GAP, 0
             if isinstance(entry, Block):
-                item = NodeItem(self, entry.label, f"▸ {entry.label}", f"block of {len(entry.members)} layers", entry)
+                item = NodeItem(entry.label, f"▸ {entry.label}", f"block of {len(entry.members)} layers", self.node_clicked, entry)
                 item.setToolTip(f"{entry.label}: {len(entry.members)} layers — click to expand\n" + ", ".join(entry.members[:12]))
                 item.setPos(x, y)
                 self.scene.addItem(item)
@@ -434,7 +249,7 @@ class NetworkView(QtWidgets.QWidget):
 
     def _add_node(self, name: str, x: float, y: float) -> None:
         short = name.split(".")[-1] if block_of(name) else name
-        item = NodeItem(self, name, short, self.types.get(name, ""))
+        item = NodeItem(name, short, self.types.get(name, ""), self.node_clicked)
         item.setToolTip(name)
         item.setPos(x, y)
         self.scene.addItem(item)
@@ -442,7 +257,7 @@ class NetworkView(QtWidgets.QWidget):
         self.item_of[name] = item
 
     def _add_edges(self) -> None:
-        pen = QtGui.QPen(QtGui.QColor(EDGE), 1.6)
+        pen = QtGui.QPen(QtGui.QColor(theme.EDGE), 1.6)
         pen.setCosmetic(True)
         for a, b in self.edges:
             ia, ib = self.item_of.get(a), self.item_of.get(b)
@@ -485,13 +300,16 @@ class NetworkView(QtWidgets.QWidget):
         metric = self.metric()
         latest = self._history.latest if self._history is not None else None
         values: dict[str, float] = {}
+        states: dict[str, str] = {}
         if latest is not None:
             for layer in latest.layers:
                 value = metric.value(layer)
                 if value is not None and math.isfinite(value):
                     values[layer.name] = value
-        self.values = values
-        lo, hi = metric.fixed or _span(values.values())
+                elif metric.state is not None and (state := metric.state(layer)) != MEASURED:
+                    states[layer.name] = state
+        self.values, self.states = values, states
+        lo, hi = metric.fixed or span(values.values())
         cmap = pg.ColorMap(np.linspace(0, 1, len(metric.colours)), [QtGui.QColor(c) for c in metric.colours])
         for key, item in self.items.items():
             members = item.block.members if item.block is not None else [key]
@@ -499,25 +317,31 @@ class NetworkView(QtWidgets.QWidget):
             if known:
                 value = metric.worst(known)
                 item.fill = cmap.map(min(max((value - lo) / (hi - lo), 0.0), 1.0), mode="qcolor")
-                item.value_text = metric.fmt.format(value)
+                item.value_text = metric.fmt(value)
+            elif any(m in states for m in members):
+                state = max((states[m] for m in members if m in states), key=STATE_RANK.index)
+                item.fill = QtGui.QColor(COLOURS[state])
+                item.value_text = LABELS[state]
             else:
-                item.fill = QtGui.QColor(NO_DATA)
+                item.fill = QtGui.QColor(theme.NO_DATA)
                 item.value_text = "" if latest is None else "–"
             item.update()
-        fmt = "{:.0f}%" if metric.fixed == (0.0, 100.0) else "1e{:.1f}"
-        self.legend.set_range(metric.colours, fmt.format(lo), fmt.format(hi))
+        swatches = [(theme.NO_DATA, "no data")]
+        if metric.state is not None:
+            swatches = [(COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)]
+        self.legend.set_range(metric.colours, metric.scale(lo), metric.scale(hi), swatches)
 
     def _mark_wavefront(self) -> None:
         visited_items = {self.item_of[n].key for n in self.visited if n in self.item_of}
         current = self.item_of.get(self.current) if self.current else None
-        colour_key = self.phase if self.phase in PHASE_COLOURS else None
+        colour_key = self.phase if self.phase in theme.PHASE_COLOURS else None
         for key, item in self.items.items():
             item.visited = colour_key if key in visited_items else None
             item.current = item is current
             item.update()
         for (a, b), path_item in self.edge_items.items():
             lit = colour_key is not None and a in visited_items and b in visited_items
-            pen = QtGui.QPen(QtGui.QColor(PHASE_COLOURS[colour_key] if lit else EDGE), 2.6 if lit else 1.6)
+            pen = QtGui.QPen(QtGui.QColor(theme.PHASE_COLOURS[colour_key] if lit else theme.EDGE), 2.6 if lit else 1.6)
             pen.setCosmetic(True)
             path_item.setPen(pen)
         self._set_status()
@@ -530,10 +354,10 @@ class NetworkView(QtWidgets.QWidget):
         text = theme.rich(f"{len(self.names)} layers", theme.FOREGROUND, bold=True)
         if blocks:
             text += theme.rich(f"   {blocks} blocks collapsed", theme.MUTED)
-        if self.phase in PHASE_COLOURS and self.current:
+        if self.phase in theme.PHASE_COLOURS and self.current:
             arrow = "→" if self.phase == "forward" else "←"
             text += theme.rich(f"   {arrow} {self.phase} at ", theme.MUTED)
-            text += theme.rich(self.current, PHASE_COLOURS[self.phase], bold=True)
+            text += theme.rich(self.current, theme.PHASE_COLOURS[self.phase], bold=True)
             text += theme.rich(f"   ({len(self.visited)} of {len(self.names)} layers reached)", theme.MUTED)
         elif self.phase:
             text += theme.rich(f"   paused at the {self.phase}", theme.MUTED)
@@ -543,11 +367,3 @@ class NetworkView(QtWidgets.QWidget):
 
     def export_targets(self) -> dict[str, QtWidgets.QWidget]:
         return {"network": self.graphics}
-
-
-def _span(values) -> tuple[float, float]:
-    values = list(values)
-    if not values:
-        return 0.0, 1.0
-    lo, hi = math.floor(min(values) * 2) / 2, math.ceil(max(values) * 2) / 2
-    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)

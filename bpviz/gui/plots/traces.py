@@ -17,6 +17,10 @@ from bpviz.engine.record.records import LayerStep, StepRecord
 
 DEFAULT_CAPACITY = 2000  # steps kept when a history does not bound its records
 
+# What a view last drew before it drew anything: unlike None (an empty history's latest record), it
+# differs from every record, so a refresh after a new model or a reset always redraws.
+UNDRAWN = object()
+
 Extract = Callable[[LayerStep], "float | np.ndarray | None"]
 
 

@@ -2,6 +2,8 @@
 
 The same QAction sits in the menu and on the toolbar, so a shortcut, a menu
 click and a toolbar click are one code path, and enabling one enables all.
+Menus and the toolbar are declared here in their order, and `set_state` is
+the one place that decides which actions are enabled.
 """
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QProgressBar, QPushButton, QSpinBox, QStyle, QToolBar, QWidget, QHBoxLayout
+from PySide6.QtWidgets import QMainWindow, QMenu, QSpinBox, QStyle, QToolBar
+
+from bpviz.gui.training.controller import TrainingController
 
 
 class WindowActions:
@@ -46,14 +50,20 @@ class WindowActions:
         self.export_plots = make("&Export plots…", w.export_plots, "Ctrl+E", None,
                                  "Save every plot as PNG and SVG in a folder")
         # Train
-        self.step = make("&Step", w.step, Qt.Key.Key_F10, sp.SP_MediaSkipForward, "One training step")
+        self.step = make("Step &Over", w.step, Qt.Key.Key_F10, sp.SP_MediaSkipForward,
+                         "One whole training step; when paused inside a step, finish it")
         self.run = make("&Run", w.run, Qt.Key.Key_F5, sp.SP_MediaPlay, "Train until paused")
-        self.pause = make("&Pause", w.pause, Qt.Key.Key_F6, sp.SP_MediaPause, "Pause after the current step")
+        self.pause = make("&Pause", w.pause, Qt.Key.Key_F6, sp.SP_MediaPause,
+                          "Pause a run after its step; stop a paused step (nothing of it is kept)")
         self.run_n = make("Run &N steps", w.run_n, "Ctrl+F5", sp.SP_MediaSeekForward, "Train the number of steps in the box")
         self.validate = make("&Validate", w.validate, "Ctrl+Shift+V", sp.SP_DialogApplyButton,
                              "Run the experiment's validation now")
         self.reset = make("Rese&t", w.reset, "Ctrl+R", sp.SP_BrowserReload,
                           "Rebuild the model from its file with the same seed")
+        # Debug
+        self.step_into = make("Step &Into", w.step_into, Qt.Key.Key_F11, sp.SP_ArrowDown,
+                              "Pause inside the step: at each layer forward, the loss, each layer backward, the update")
+        self.step_out = make("Step O&ut", w.step_out, "Shift+F11", sp.SP_ArrowUp, "Finish the current phase of the paused step")
         # Help
         self.about = make("&About bpviz", w.about)
 
@@ -65,7 +75,8 @@ class WindowActions:
         self.steps_box.setKeyboardTracking(False)
 
         self.recent_menu = QMenu("Open &Recent", window)
-        self.training = [self.step, self.run, self.pause, self.run_n, self.validate, self.reset]
+        self.debug_menu = QMenu("&Debug", window)
+        self.panels_menu = QMenu("&Panels", window)  # the docks add their toggles
         self.needs_model = [self.copy_csv, self.save_csv, self.export_plots]
 
     def install(self) -> QToolBar:
@@ -87,6 +98,11 @@ class WindowActions:
         train_menu.addSeparator()
         train_menu.addAction(self.validate)
         train_menu.addAction(self.reset)
+        bar.addMenu(self.debug_menu)  # Debug before Help, as in every IDE
+        for action in (self.step_into, self.step, self.step_out, self.run, self.pause):
+            self.debug_menu.addAction(action)
+        self.debug_menu.addSeparator()
+        self.debug_menu.addMenu(self.panels_menu)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about)
 
@@ -96,7 +112,9 @@ class WindowActions:
         toolbar.setMovable(False)
         toolbar.addAction(self.open)
         toolbar.addSeparator()
+        toolbar.addAction(self.step_into)
         toolbar.addAction(self.step)
+        toolbar.addAction(self.step_out)
         toolbar.addAction(self.run)
         toolbar.addAction(self.pause)
         toolbar.addSeparator()
@@ -108,44 +126,20 @@ class WindowActions:
         self.window.addToolBar(toolbar)
         return toolbar
 
-    def set_state(self, has_model: bool, running: bool, busy: bool) -> None:
-        """Enable what makes sense now: nothing trains twice, nothing steps without a model."""
-        idle = has_model and not busy
-        self.step.setEnabled(idle)
-        self.run.setEnabled(idle)
+    def set_state(self, controller: TrainingController) -> None:
+        """Enable what makes sense now: nothing trains twice, nothing steps without a model; a paused step goes on."""
+        c = controller
+        paused = c.paused_at is not None
+        idle = c.has_model and not c.busy
+        self.step_into.setEnabled(idle or paused)
+        self.step_out.setEnabled(paused)
+        self.step.setEnabled(idle or paused)
+        self.run.setEnabled(idle or paused)
+        self.run.setText("&Continue" if paused else "&Run")
         self.run_n.setEnabled(idle)
         self.validate.setEnabled(idle)
-        self.pause.setEnabled(running)
-        self.reset.setEnabled(self.window.controller.request is not None)
-        self.steps_box.setEnabled(not running)
+        self.pause.setEnabled(c.running or c.stepping)
+        self.reset.setEnabled(c.request is not None)
+        self.steps_box.setEnabled(not c.running)
         for action in self.needs_model:
-            action.setEnabled(has_model)
-
-
-class RunProgress(QWidget):
-    """Progress of a Run N, with Cancel; lives in the status bar and hides when no run counts steps."""
-
-    def __init__(self, cancel: Callable[[], None], parent=None) -> None:
-        super().__init__(parent)
-        self.bar = QProgressBar()
-        self.bar.setFixedWidth(180)
-        self.bar.setTextVisible(True)
-        self.bar.setFormat("%v / %m")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(lambda: cancel())
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.bar)
-        layout.addWidget(self.cancel_button)
-        self.hide()
-
-    def start(self, total: int) -> None:
-        self.bar.setRange(0, total)
-        self.bar.setValue(0)
-        self.setVisible(total > 0)
-
-    def advance(self, done: int) -> None:
-        self.bar.setValue(done)
-
-    def finish(self) -> None:
-        self.hide()
+            action.setEnabled(c.has_model)

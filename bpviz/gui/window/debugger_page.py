@@ -1,11 +1,12 @@
 """The debugger page: layer table (left), plots (right), findings and their explanation under the plots.
 
 It arranges widgets and routes selection between them; it knows nothing of
-threads or files. The window feeds it records through `show_step`.
+threads or files. The window's redraw clock feeds it a run's state through
+`begin_cycle` and draws the parts it names; its plots are registered in the
+window's PlotRegistry, which draws them.
 """
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 
@@ -22,16 +23,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bpviz.engine.config import Config
+from bpviz.engine.diagnosis.coverage import checks_run
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.history import History
 from bpviz.gui.panels.findings_panel import FindingsPanel, mode_findings
 from bpviz.gui.panels.layer_table import NAME, NAME_ROLE, LayerSortProxy, LayerTableModel
+from bpviz.gui.plots.base import PlotRegistry
 from bpviz.gui.plots.dead_units_view import DeadUnitsView
 from bpviz.gui.plots.gradient_flow_view import GradientFlowView
 from bpviz.gui.plots.histogram_view import HistogramView
 from bpviz.gui.plots.loss_view import LossView
-
-log = logging.getLogger(__name__)
 
 TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
 
@@ -55,10 +57,12 @@ class DebuggerPage(QWidget):
 
     layer_selected = Signal(object)  # str | None
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, plots: PlotRegistry, parent=None) -> None:
         super().__init__(parent)
+        self.plots = plots
         self.history: History | None = None
         self.findings: list[Finding] = []
+        self.config = Config()  # the thresholds the engine judges with (the window runs with the defaults)
         self._wanted_layer: str | None = None
 
         # --- layer table ---
@@ -110,6 +114,8 @@ class DebuggerPage(QWidget):
             "gradient_flow": self.gradient_flow_view,
             "loss": self.loss_view,
         }
+        for name, view in self.views.items():
+            plots.add(name, view)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.histogram_view, "Activations && gradients")
@@ -161,8 +167,8 @@ class DebuggerPage(QWidget):
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.main_splitter)
         self._stale: set[str] = set(self.views)
-        # Seconds each part of the latest redraws took, for the latency benchmark and for profiling by hand.
-        self.timings: dict[str, deque[float]] = {key: deque(maxlen=10_000) for key in ("table", *self.views)}
+        # Seconds the table's latest redraws took (the plots' are in the registry), for the latency benchmark.
+        self.table_seconds: deque[float] = deque(maxlen=10_000)
 
     def splitters(self) -> list[QSplitter]:
         """The splitters whose positions the window remembers."""
@@ -170,19 +176,22 @@ class DebuggerPage(QWidget):
 
     # --- data ---
     def clear(self) -> None:
-        """Forget everything shown (a new model or a reset)."""
+        """Forget everything shown (a new model or a reset): every plot, hidden ones too, shows "no steps yet" at once.
+
+        Waiting for the first step would leave the previous model's data under the new file's name.
+        """
         self.history = None
         self.findings = []
         self._wanted_layer = None
         self.table_model.clear()
+        self.table_title.setText("Layers")
         self.findings_panel.set_findings([])
         self.banner.hide()
+        empty = History(1)
+        for key, view in self.views.items():
+            view.set_layer(None)
+            self.plots.refresh(key, empty)  # guarded: one broken plot must not stop the others from clearing
         self._stale = set(self.views)
-
-    def show_step(self, history: History, findings: list[Finding]) -> None:
-        """Bring table, findings, banner and the visible plots up to `history.latest`, all at once."""
-        for part in self.begin_cycle(history, findings):
-            self.draw_part(part)
 
     def begin_cycle(self, history: History, findings: list[Finding]) -> list[str]:
         """Take new data in; return the parts to draw ("table", then each visible plot), one per event-loop turn.
@@ -197,22 +206,21 @@ class DebuggerPage(QWidget):
 
     def draw_part(self, part: str) -> None:
         """Draw one part named by `begin_cycle`."""
-        started = time.perf_counter()
         if part == "table":
+            started = time.perf_counter()
             self._draw_table()
+            self.table_seconds.append(time.perf_counter() - started)
         elif part in self.views and self.history is not None:
             self._stale.discard(part)
-            try:
-                self.views[part].refresh(self.history)
-            except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
-                log.exception("the %s plot failed to redraw", part)
-        self.timings[part].append(time.perf_counter() - started)
+            self.plots.refresh(part, self.history)
 
     def _draw_table(self) -> None:
         findings = self.findings
         self.table_model.update(self.history.latest if self.history is not None else None, findings)
         self.table_title.setText(f"Layers ({self.table_model.rowCount()})")
-        self.findings_panel.set_findings(findings)
+        history = self.history
+        checks = checks_run(history, self.config) if history is not None and not findings else None
+        self.findings_panel.set_findings(findings, checks, len(history) if history is not None else 0)
         self._update_banner(findings)
         if self._wanted_layer is not None and self.table_model.row_of(self._wanted_layer) is not None:
             self.select_layer(self._wanted_layer)
@@ -227,12 +235,7 @@ class DebuggerPage(QWidget):
             if (only_stale and key not in self._stale) or not view.isVisible():
                 continue
             self._stale.discard(key)
-            started = time.perf_counter()
-            try:
-                view.refresh(self.history)
-            except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
-                log.exception("the %s plot failed to redraw", key)
-            self.timings[key].append(time.perf_counter() - started)
+            self.plots.refresh(key, self.history)
 
     def _update_banner(self, findings: list[Finding]) -> None:
         """Mode findings invalidate what the plots show; so does a statistic bpviz failed to take."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
+from bpviz.gui.window.trust import TrustChoice, ask_to_run
+
 OPEN_FILTER = "Experiments and models (*.py *.pt *.pth);;Experiment files (*.py);;Saved whole models (*.pt *.pth);;All files (*)"
 
 
@@ -31,7 +33,8 @@ class Dialogs:
 
     def open_file(self, parent: QWidget, directory: str) -> Path | None:
         """Ask for an experiment or model file to open."""
-        path, _ = QFileDialog.getOpenFileName(parent, "Open experiment or model", directory, OPEN_FILTER)
+        caption = "Open experiment or model (opening an experiment runs its code)"
+        path, _ = QFileDialog.getOpenFileName(parent, caption, directory, OPEN_FILTER)
         return Path(path) if path else None
 
     def save_file(self, parent: QWidget, caption: str, suggested: str, file_filter: str) -> Path | None:
@@ -59,6 +62,10 @@ class Dialogs:
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
         return box.clickedButton() is load
+
+    def confirm_run_code(self, parent: QWidget, path: Path) -> TrustChoice | None:
+        """Opening an experiment file runs its code: asked before its first run (see trust.py)."""
+        return ask_to_run(parent, path)
 
     def ask_input_shape(self, parent: QWidget, path: Path) -> tuple[int, ...] | None:
         """A saved model does not say what it eats: ask for the shape of one sample (no batch dimension)."""

@@ -1,30 +1,32 @@
-"""The window's debugger: Debug menu and keys, and the Network, Step, Breakpoints, Workbench and Hyperparameters docks.
+"""The debugger's docks: Network, Step, Breakpoints, Workbench and Hyperparameters, and what keeps them current.
 
-`DebugTools` wires the panels to the DebugController (commands) and to the
-worker's answers; the main window only creates it and asks it to update
-which actions are enabled.
+`DebugDocks` is built from explicit collaborators (the host window, its
+status bar, the training controller, the debugger page, the plot registry,
+the settings, the Panels menu) and answers the controller's signals, all on
+the GUI thread. It tells the window when its state changed through its own
+signal; it knows no window class. The actions that drive the
+debugger (Step Into, Step Out) live with every other action in actions.py.
 """
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QStyle, QToolBar, QWidget
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QStatusBar, QWidget
 
 from bpviz.engine.session.breakpoints import Breakpoint, Hit
 from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui.panels.breakpoints_panel import BreakpointsPanel
 from bpviz.gui.panels.hyperparams_panel import HyperparamsPanel
 from bpviz.gui.panels.step_panel import StepPanel
-from bpviz.gui.plots.network_view import NetworkView
 from bpviz.gui.panels.workbench_panel import WorkbenchPanel
-
-if TYPE_CHECKING:
-    from bpviz.gui.window.main_window import MainWindow
+from bpviz.gui.plots.base import PlotRegistry
+from bpviz.gui.plots.network_view import NetworkView
+from bpviz.gui.training.controller import TrainingController
+from bpviz.gui.window.debugger_page import DebuggerPage
+from bpviz.gui.window.settings import Settings
 
 log = logging.getLogger(__name__)
 BREAKPOINTS_KEY = "breakpoints"
@@ -34,78 +36,51 @@ BREAKPOINTS_KEY = "breakpoints"
 # the colouring the user chose.
 FINDING_METRIC = {
     "dead_relu": "dead",
+    "inactive_units": "dead",
     "vanishing_gradient": "grad",
     "exploding_gradient": "grad",
     "saturated_activation": "saturation",
 }
 
 
-class DebugTools(QObject):
-    """Creates the debugger's actions and docks on `window` and keeps them in step with the worker."""
+class DebugDocks(QObject):
+    """Creates the debugger's docks on `host` and keeps them in step with the training side."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.controller = window.controller
+    state_changed = Signal()  # what is enabled may have changed
+    continue_requested = Signal(int)  # the workbench's "Continue N steps"
+
+    def __init__(self, host: QMainWindow, status: QStatusBar, controller: TrainingController, page: DebuggerPage,
+                 plots: PlotRegistry, settings: Settings, panels_menu: QMenu) -> None:
+        super().__init__(host)
+        self.host = host
+        self.status = status
+        self.controller = controller
+        self.page = page
+        self.settings = settings
+        self.panels_menu = panels_menu
         self.path: Path | None = None
         self._inspected: tuple[str, int] | None = None  # (layer, step) whose dead units were last asked for
         self._hidden_docks: list[QDockWidget] | None = None
+        # A status message that holds until the state it describes ends (a pause, a breakpoint stop), and the
+        # last step it still describes (None: until cleared explicitly).
+        self._sticky: tuple[str, int | None] | None = None
 
         self.network = NetworkView()
         self.step_panel = StepPanel()
         self.breakpoints = BreakpointsPanel()
         self.workbench = WorkbenchPanel()
         self.hyperparams = HyperparamsPanel()
-        self._make_actions()
+        self._plots = plots
+        plots.add("network", self.network)
+        plots.add("workbench", self.workbench)
         self._make_docks()
         self._connect()
         self.show_docks(False)  # until a model is open; hidden docks must not stretch the start page's window
-        window.layout().activate()  # forget the minimum size the visible docks asked for while being built
+        host.layout().activate()  # forget the minimum size the visible docks asked for while being built
 
     # --- building ---
-    def _make_actions(self) -> None:
-        w, a = self.window, self.window.actions_
-        sp = QStyle.StandardPixmap
-
-        def make(text: str, slot, shortcut, icon, tip: str) -> QAction:
-            action = QAction(text, w)
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            action.setIcon(w.style().standardIcon(icon))
-            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            action.setToolTip(f"{tip}  ({keys})")
-            action.setStatusTip(tip)
-            action.triggered.connect(lambda _checked=False: slot())
-            return action
-
-        self.step_into = make("Step &Into", self.do_step_into, Qt.Key.Key_F11, sp.SP_ArrowDown,
-                              "Pause inside the step: at each layer forward, the loss, each layer backward, the update")
-        self.step_out = make("Step O&ut", self.controller.step_out, "Shift+F11", sp.SP_ArrowUp,
-                             "Finish the current phase of the paused step")
-        a.step.setText("Step &Over")
-        a.step.setToolTip("One whole training step; when paused inside a step, finish it  (F10)")
-        a.pause.setToolTip("Pause a run after its step; stop a paused step (nothing of it is kept)  (F6)")
-
-        bar = w.menuBar()
-        help_menu = next((m for m in bar.actions() if m.text() == "&Help"), None)
-        self.menu = bar.addMenu("&Debug")
-        if help_menu is not None:  # Debug before Help, as in every IDE
-            bar.insertMenu(help_menu, self.menu)
-        for action in (self.step_into, a.step, self.step_out, a.run, a.pause):
-            self.menu.addAction(action)
-        self.menu.addSeparator()
-        self.panels_menu = self.menu.addMenu("&Panels")
-
-        toolbar = w.findChild(QToolBar, "trainingToolbar")
-        if toolbar is not None:
-            actions = toolbar.actions()
-            after_step = actions[actions.index(a.step) + 1] if a.step in actions else None
-            toolbar.insertAction(a.step, self.step_into)
-            if after_step is not None:
-                toolbar.insertAction(after_step, self.step_out)
-
     def _make_docks(self) -> None:
-        w = self.window
+        w = self.host
 
         def dock(title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea, scroll: bool = False) -> QDockWidget:
             d = QDockWidget(title, w)
@@ -141,55 +116,38 @@ class DebugTools(QObject):
         w.resizeDocks([self.network_dock], [330], Qt.Orientation.Vertical)
 
     def _connect(self) -> None:
-        w, worker, c = self.window, self.controller.worker, self.controller
-        worker.paused.connect(self._on_paused)
-        worker.step_aborted.connect(self._on_aborted)
-        worker.failed.connect(lambda _e: self._end_stepping("The step failed."))
-        worker.breakpoint_hit.connect(self._on_breakpoint_hit)
-        worker.remedy_applied.connect(self._on_remedy_applied)
-        worker.remedy_failed.connect(self._on_remedy_failed)
-        worker.graph_changed.connect(self.network.set_graph)
-        worker.units_inspected.connect(self.workbench.show_units)
-        worker.hyperparameters.connect(self.hyperparams.set_values)
-        w.loaded.connect(self._on_loaded)
-        w.stepped.connect(self._on_stepped)
-        w.redrawn.connect(self._on_redrawn)
-        w.run_started.connect(lambda _total: self.breakpoints.clear_hit())
-        w.page.layer_selected.connect(self._on_layer_selected)
-        w.page.findings_panel.finding_selected.connect(self._on_finding_selected)
-        w.stack.currentChanged.connect(lambda _i: self.show_docks(w.stack.currentWidget() is w.page))
-        self.network.layer_clicked.connect(w.page.select_layer)
+        c = self.controller
+        c.paused.connect(self._on_paused)
+        c.step_aborted.connect(self._on_aborted)
+        c.failed.connect(lambda _e: self._end_stepping("The step failed."))
+        c.breakpoint_hit.connect(self._on_breakpoint_hit)
+        c.remedy_applied.connect(self._on_remedy_applied)
+        c.remedy_failed.connect(self._on_remedy_failed)
+        c.graph_changed.connect(self.network.set_graph)
+        c.units_inspected.connect(self.workbench.show_units)
+        c.hyperparameters.connect(self.hyperparams.set_values)
+        c.loaded.connect(self._on_loaded)
+        c.stepped.connect(self._on_stepped)
+        c.run_started.connect(self._on_run_started)
+        self.page.layer_selected.connect(self._on_layer_selected)
+        self.page.findings_panel.finding_selected.connect(self._on_finding_selected)
+        self.network.layer_clicked.connect(self.page.select_layer)
         self.breakpoints.changed.connect(self._on_breakpoints_changed)
         self.workbench.remedy_requested.connect(lambda name, args: self._apply(c.apply_remedy(name, *args)))
         self.workbench.undo_requested.connect(lambda: self._apply(c.undo_remedy()))
         self.workbench.layer_changed.connect(self._inspect)
-        self.workbench.continue_requested.connect(w.run_n)
+        self.workbench.continue_requested.connect(self.continue_requested)
         self.hyperparams.apply_requested.connect(lambda changes: self._apply(c.apply_remedies(changes)))
         self.hyperparams.undo_button.clicked.connect(lambda: self._apply(c.undo_remedy()))
+        for name, dock in (("network", self.network_dock), ("workbench", self.workbench_dock)):
+            # a dock shown again (its tab raised) shows the latest step at once, not at the next redraw
+            dock.visibilityChanged.connect(lambda shown, name=name: shown and self._plots.refresh(name, self.controller.view.history))
 
     # --- commands ---
-    def do_step_into(self) -> None:
-        """F11: step into a new step, or one event further in the paused one."""
-        self.controller.step_into()
-        self.window._update_actions()
-        if self.controller.stepping:
-            self.window.statusBar().showMessage("Stepping into the step…", 3000)
-
-    def update_actions(self) -> None:
-        """Enable what makes sense now; called whenever the window's state changes."""
-        c, a = self.controller, self.window.actions_
-        paused = c.paused_at is not None
-        idle = c.has_model and not c.busy
-        self.step_into.setEnabled(idle or paused)
-        self.step_out.setEnabled(paused)
-        a.step.setEnabled(idle or paused)
-        a.run.setEnabled(idle or paused)
-        a.run.setText("&Continue" if paused else "&Run")
-        a.run_n.setEnabled(idle)
-        a.validate.setEnabled(idle)
-        a.pause.setEnabled(c.running or c.stepping)
-        self.workbench.set_busy(not idle)
-        self.hyperparams.set_busy(not idle)
+    def set_busy(self, busy: bool) -> None:
+        """Remedies apply between steps only: their panels are disabled while training is busy."""
+        self.workbench.set_busy(busy)
+        self.hyperparams.set_busy(busy)
 
     def show_docks(self, shown: bool) -> None:
         """Docks go with the debugger page: hidden on the start page, back as they were once a model is open."""
@@ -211,11 +169,12 @@ class DebugTools(QObject):
         self.step_panel.clear()
         self.workbench.clear()
         self.breakpoints.clear_hit()
+        self._clear_sticky()
         self._inspected = None
         self.breakpoints.set_breakpoints(self._load_breakpoints(self.path))
         self.controller.set_breakpoints(self.breakpoints.breakpoints())
         self.show_docks(True)
-        self.update_actions()
+        self.state_changed.emit()
 
     def _on_paused(self, event: PhaseEvent) -> None:
         if self.controller.paused_at is not event:
@@ -227,53 +186,66 @@ class DebugTools(QObject):
         if not self.network_dock.isHidden():
             self.network_dock.raise_()
         where = f" at {event.layer}" if event.layer else ""
-        self.window.statusBar().showMessage(
+        self._show_sticky(
             f"Paused in step {event.step}: {event.phase}{where}.   F11 next · Shift+F11 finish phase · "
-            f"F10 finish step · F5 continue · F6 stop")
-        self.window._update_actions()
+            f"F10 finish step · F5 continue · F6 stop", None)
+        self.state_changed.emit()
 
     def _on_aborted(self) -> None:
         self._end_stepping("Step stopped: weights, buffers and history are as they were before it.")
-        self.window.statusBar().showMessage("Step stopped; nothing of it was kept.", 6000)
+        self.status.showMessage("Step stopped; nothing of it was kept.", 6000)
 
     def _on_stepped(self, step: int) -> None:
         if self.step_panel.event is not None or self.network.phase is not None:
             self._end_stepping(f"Step {step} finished.")
+        if self._sticky is not None and self._sticky[1] is not None and step > self._sticky[1]:
+            self._clear_sticky()
+
+    def _on_run_started(self, _total: int) -> None:
+        self.breakpoints.clear_hit()
+        self._clear_sticky()
+
+    def _show_sticky(self, text: str, last_step: int | None) -> None:
+        """Show `text` until `_clear_sticky`, or until a step after `last_step` is recorded."""
+        self._sticky = (text, last_step)
+        self.status.showMessage(text)
+
+    def _clear_sticky(self) -> None:
+        """Take the sticky message down, unless something newer already replaced it."""
+        if self._sticky is not None and self.status.currentMessage() == self._sticky[0]:
+            self.status.clearMessage()
+        self._sticky = None
 
     def _end_stepping(self, note: str) -> None:
+        self._clear_sticky()
         self.step_panel.clear(note)
         self.network.clear_wavefront()
-        self.window._update_actions()
+        self.state_changed.emit()
 
     def _on_breakpoint_hit(self, hit: Hit) -> None:
         self.breakpoints.show_hit(hit)
         self.breakpoints_dock.show()
         self.breakpoints_dock.raise_()
         if hit.layer:
-            self.window.page.select_layer(hit.layer)
-        self.window.statusBar().showMessage(f"Stopped at a breakpoint, step {hit.step}: {hit.reason}")
+            self.page.select_layer(hit.layer)
+        self._show_sticky(f"Stopped at a breakpoint, step {hit.step}: {hit.reason}", hit.step)
 
     def _on_remedy_applied(self, step: int, label: str) -> None:
-        self.window.history.interventions.append((step, label))
         self.workbench.remedy_applied(step, label)
         self.hyperparams.applied(step, label)
-        self.window.statusBar().showMessage(f"From step {step}: {label}", 8000)
+        self.status.showMessage(f"From step {step}: {label}", 8000)
         self._inspected = None
-        self.window.redraw(force=True)
-        self.window._update_actions()
 
     def _on_remedy_failed(self, why: str) -> None:
         self.workbench.remedy_failed(why)
-        self.window.statusBar().showMessage(why, 8000)
-        self.window._update_actions()
+        self.status.showMessage(why, 8000)
+        self.state_changed.emit()
 
-    def _on_redrawn(self, step: int) -> None:
-        history = self.window.history
-        self.network.refresh(history)
-        latest = history.latest
+    def on_redrawn(self, _step: int) -> None:
+        """The window shows a new step (the network and workbench were drawn with it)."""
+        latest = self.controller.view.history.latest
         if latest is not None:
             self.breakpoints.set_layers([layer.name for layer in latest.layers])
-        self.workbench.refresh(history)
         if self.workbench.layer is not None:
             self._inspect(self.workbench.layer)
 
@@ -290,10 +262,10 @@ class DebugTools(QObject):
     def _on_breakpoints_changed(self, breakpoints: list[Breakpoint]) -> None:
         self.controller.set_breakpoints(breakpoints)
         if self.path is not None:
-            self.window.settings.set_file_value(self.path, BREAKPOINTS_KEY, json.dumps([b.to_dict() for b in breakpoints]))
+            self.settings.set_file_value(self.path, BREAKPOINTS_KEY, json.dumps([b.to_dict() for b in breakpoints]))
 
     def _inspect(self, layer: str) -> None:
-        latest = self.window.history.latest
+        latest = self.controller.view.history.latest
         if latest is None or self.controller.busy:
             return
         if self._inspected != (layer, latest.step):
@@ -302,11 +274,11 @@ class DebugTools(QObject):
 
     def _apply(self, accepted: bool) -> None:
         if not accepted:
-            self.window.statusBar().showMessage("Remedies apply between steps: pause training first.", 5000)
-        self.window._update_actions()
+            self.status.showMessage("Remedies apply between steps: pause training first.", 5000)
+        self.state_changed.emit()
 
     def _load_breakpoints(self, path: Path) -> list[Breakpoint]:
-        raw = self.window.settings.file_value(path, BREAKPOINTS_KEY, "")
+        raw = self.settings.file_value(path, BREAKPOINTS_KEY, "")
         if not raw:
             return []
         try:

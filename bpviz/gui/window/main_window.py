@@ -1,39 +1,39 @@
-"""The main window: start page or debugger, the error panel, menus, status bar, and the redraw clock.
+"""The main window: start page or debugger, the error panel, menus, status bar; composition and opening files.
 
-Records arrive from the training worker as queued signals and only land in
-`History`; a 60 Hz timer redraws when something new arrived, so a burst of
-fast steps costs one redraw, never one per step. A redraw is drawn one part
-per tick (the table, then each visible plot), so no single pause of the event
-loop is longer than the slowest part, and the window stays live.
+The window views one run: the controller's `RunView`, which only the
+controller changes, from the engine's events. The window reacts to the
+controller's signals (all emitted on the GUI thread) and redraws through
+the RedrawClock; it never writes run state itself.
 """
 from __future__ import annotations
 
 import time
-from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QTimer, Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 
-from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.record.history import History
-from bpviz.engine.record.records import StepRecord
 from bpviz.engine.user_error import UserCodeError
-from bpviz.gui.window.actions import RunProgress, WindowActions
-from bpviz.gui.window.debugger_page import DebuggerPage
-from bpviz.gui.window.docks import DebugTools
-from bpviz.gui.window.dialogs import Dialogs
-from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.panels.layer_table import table_csv
+from bpviz.gui.plots.base import PlotRegistry
+from bpviz.gui.training.controller import TrainingController
+from bpviz.gui.training.worker import LoadRequest
+from bpviz.gui.window.actions import WindowActions
+from bpviz.gui.window.debugger_page import DebuggerPage
+from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.docks import DebugDocks
+from bpviz.gui.window.error_panel import ErrorPanel
+from bpviz.gui.window.redraw import RedrawClock
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
-from bpviz.gui.training.step_into import DebugController
-from bpviz.gui.training.worker import LoadRequest
+from bpviz.gui.window.status_bar import StatusBar
+from bpviz.gui.window.trust import CodeTrust
+from bpviz.gui.window.trusted_paths import TrustedPaths
 
-REDRAW_MS = 16  # one part per tick: the table and each plot at up to 60 / (1 + plots) Hz
-IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B seconds (drawing + painting), wait 2·B before the next
 OPENABLE = (".py", ".pt", ".pth")
 PICKLED = (".pt", ".pth")
 
@@ -41,8 +41,7 @@ PICKLED = (".pt", ".pth")
 class MainWindow(QMainWindow):
     """One window, one model at a time."""
 
-    # Re-emitted on the GUI thread once the window has taken the worker's answer in; wait on these, not on the
-    # worker's own signals (a plain callable connected to those would run on the training thread).
+    # Emitted once the window has taken the controller's answer in (tests and screenshot mode wait on these).
     loaded = Signal(object)  # LoadRequest, after the model is built and the page switched
     load_failed = Signal(object)  # UserCodeError
     stepped = Signal(int)  # a record arrived (its step); drawn at the next redraw
@@ -50,48 +49,28 @@ class MainWindow(QMainWindow):
     validated = Signal(int, object)  # step, metrics
     run_started = Signal(int)  # total, 0 for "until paused"
     run_finished = Signal(str)  # "done" | "stopped" | "failed"
-    redrawn = Signal(int)  # step now shown by the table and the visible plots
+    redrawn = Signal(int)  # step now shown by the table and the visible plots (the clock's, forwarded)
 
     def __init__(self, settings: Settings | None = None, dialogs: Dialogs | None = None,
                  icon: QIcon | None = None, remember_layout: bool = True) -> None:
         super().__init__()
         self.settings = settings if settings is not None else Settings()
         self.dialogs = dialogs if dialogs is not None else Dialogs()
+        self.code_trust = CodeTrust(TrustedPaths(self.settings, always=[SAMPLES_DIR]), self.dialogs)
         self.remember_layout = remember_layout
         self.setWindowTitle("bpviz")
         if icon is not None:
             self.setWindowIcon(icon)
         self.setAcceptDrops(True)
 
-        self.history = History(Config().history_steps)
-        self.findings: list[Finding] = []
-        self.shown_step: int | None = None
-        # How long each tick's slice of drawing took, and each whole redraw (all parts); the latency benchmark reads them.
-        self.redraw_seconds: deque[float] = deque(maxlen=10_000)
-        self.cycle_seconds: deque[float] = deque(maxlen=10_000)
-        self._parts: list[str] = []  # parts of the redraw in progress
-        self._cycle_step: int | None = None
-        self._cycle_cost = 0.0  # seconds spent in this redraw's slices and in Qt's painting
-        self._next_cycle_at = 0.0
-        self.paint_seconds: deque[float] = deque(maxlen=10_000)
-        self._dirty = False
-        self._arrivals: deque[float] = deque(maxlen=256)
-
-        self.controller = DebugController(self)
-        worker = self.controller.worker
-        worker.loaded.connect(self._on_loaded)
-        worker.failed.connect(self._on_failed)
-        worker.load_failed.connect(self._on_load_failed)
-        worker.stepped.connect(self._on_stepped)
-        worker.validated.connect(self._on_validated)
-        worker.run_started.connect(self._on_run_started)
-        worker.progress.connect(self._on_progress)
-        worker.run_finished.connect(self._on_run_finished)
+        self.controller = TrainingController(self)
+        self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
 
         self.start_page = StartPage(icon)
         self.start_page.open_requested.connect(self.open_path)
         self.start_page.browse_requested.connect(self.open_dialog)
-        self.page = DebuggerPage()
+        self.plots = PlotRegistry()
+        self.page = DebuggerPage(self.plots)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.page)
@@ -107,20 +86,56 @@ class MainWindow(QMainWindow):
         self.actions_ = WindowActions(self)
         self.actions_.install()
         self.actions_.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        self.debug_tools = DebugTools(self)
-        self._build_status_bar()
+        self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
+        self._connect_controller()  # before the docks: the window takes each answer in first
+        self.docks = DebugDocks(self, self.statusBar(), self.controller, self.page, self.plots, self.settings,
+                                self.actions_.panels_menu)
+        self.docks.state_changed.connect(self.update_actions)
+        self.docks.continue_requested.connect(self.run_n)
+        self.stack.currentChanged.connect(lambda _i: self.docks.show_docks(self.stack.currentWidget() is self.page))
+        self.clock = RedrawClock(self, lambda: self.controller.view, self.page, self.plots, self.status.show)
+        self.clock.redrawn.connect(self.docks.on_redrawn)
+        self.clock.redrawn.connect(self.redrawn)
         self._load_samples()
         self._refresh_recent()
-        self._update_actions()
+        self.update_actions()
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(REDRAW_MS)
-        self.timer.timeout.connect(self._tick)
-        self.timer.start()
         self.resize(1600, 960)
         if remember_layout:
             self._restore_layout()
-        self.debug_tools.show_docks(self.stack.currentWidget() is self.page)
+        self.docks.show_docks(self.stack.currentWidget() is self.page)
+
+    def _connect_controller(self) -> None:
+        c = self.controller
+        c.loaded.connect(self._on_loaded)
+        c.failed.connect(self._on_failed)
+        c.load_failed.connect(self._on_load_failed)
+        c.stepped.connect(self._on_stepped)
+        c.validated.connect(self._on_validated)
+        c.remedy_applied.connect(self._on_remedy_applied)
+        c.run_started.connect(self._on_run_started)
+        c.progress.connect(lambda done, _total: self.status.progress.advance(done))
+        c.run_finished.connect(self._on_run_finished)
+        for answer in (c.step_aborted, c.paused, c.remedy_failed):
+            answer.connect(self.update_actions)
+
+    # --- what the window shows (the controller's RunView; read only) ---
+    @property
+    def history(self) -> History:
+        return self.controller.view.history
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.controller.view.findings
+
+    @property
+    def shown_step(self) -> int | None:
+        """The step the table and the visible plots show now."""
+        return self.clock.shown_step
+
+    def redraw(self, force: bool = False) -> None:
+        """Bring every widget up to the latest record now (see RedrawClock.redraw)."""
+        self.clock.redraw(force)
 
     # --- opening files ---
     def open_dialog(self) -> None:
@@ -132,8 +147,10 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str | Path, *, trust: bool | None = None, input_shape: tuple[int, ...] | None = None,
                   weights: str | None = None, seed: int = 0) -> bool:
-        """Load `path` on the worker; a .pt asks first for trust and for an input shape. False when the user declined."""
+        """Load `path` on the worker; a .py not yet trusted and a .pt ask first (trust, input shape). False when declined."""
         path = Path(path)
+        if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
+            return False
         if path.suffix.lower() in PICKLED and path.is_file():
             if not trust and not self.dialogs.confirm_trust(self, path):
                 return False
@@ -145,7 +162,7 @@ class MainWindow(QMainWindow):
         request = LoadRequest(path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed)
         self.statusBar().showMessage(f"Loading {path.name}…")
         self.controller.load(request)
-        self._update_actions()
+        self.update_actions()
         return True
 
     def clear_recent(self) -> None:
@@ -155,180 +172,110 @@ class MainWindow(QMainWindow):
     # --- training commands (toolbar, menu, shortcuts) ---
     def step(self) -> None:
         self.controller.step()
-        self._update_actions()
+        self.update_actions()
+
+    def step_into(self) -> None:
+        """F11: step into a new step, or one event further in the paused one."""
+        self.controller.step_into()
+        self.update_actions()
+        if self.controller.stepping:
+            self.statusBar().showMessage("Stepping into the step…", 3000)
+
+    def step_out(self) -> None:
+        self.controller.step_out()
+        self.update_actions()
 
     def run(self) -> None:
         self.controller.run(0)
-        self._update_actions()
+        self.update_actions()
 
     def run_n(self, steps: int | None = None) -> None:
         """Run N steps: `steps`, or the number in the toolbar's box."""
         self.controller.run(steps if steps is not None else self.actions_.steps_box.value())
-        self._update_actions()
+        self.update_actions()
 
     def pause(self) -> None:
         self.controller.stop()
 
     def validate(self) -> None:
         self.controller.validate()
-        self._update_actions()
+        self.update_actions()
 
     def reset(self) -> None:
         """Rebuild the model from its file with the same seed; what was shown is cleared once it is rebuilt."""
         if self.controller.reset():
             self.statusBar().showMessage("Resetting…")
-        self._update_actions()
+        self.update_actions()
 
     # --- worker answers ---
     def _on_loaded(self, request: LoadRequest) -> None:
-        self.history = History(Config().history_steps)
-        self.findings = []
-        self.shown_step = None
-        self._parts = []
-        self._arrivals.clear()
+        self.clock.restart()
+        self.status.forget_arrivals()
         self.page.clear()
         self.error_panel.hide()
+        self._step_error_shown = False
         self.stack.setCurrentWidget(self.page)
         self.setWindowTitle(f"{request.path.name} — bpviz")
         self.settings.add_recent(request.path)
         self._refresh_recent()
-        self._update_status(None)
+        self.status.show(None)
         self.statusBar().showMessage(f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000)
-        self._update_actions()
+        self.update_actions()
         self.loaded.emit(request)
 
     def _on_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = True
         if error.layer:
             self.page.select_layer(error.layer)
         self.statusBar().showMessage(error.what, 8000)
-        self._update_actions()
+        self.update_actions()
         self.failed.emit(error)
 
     def _on_load_failed(self, error: UserCodeError) -> None:
         self.error_panel.show_error(error)
+        self._step_error_shown = False
         self.statusBar().showMessage(error.what, 8000)
-        self._update_actions()
+        self.update_actions()
         self.load_failed.emit(error)
 
-    def _on_stepped(self, record: StepRecord, findings: list[Finding]) -> None:
-        self.history.append(record)
-        self.findings = findings
-        self._arrivals.append(time.perf_counter())
-        self._dirty = True
+    def _on_stepped(self, step: int) -> None:
+        if self._step_error_shown:  # the failure it shows is over: this step (a retry, or the next one) went through
+            self.error_panel.hide()
+            self._step_error_shown = False
+        self.status.arrived()
+        self.clock.mark_dirty()
         if not self.controller.running:
-            self._update_actions()
-        self.stepped.emit(record.step)
+            self.update_actions()
+        self.stepped.emit(step)
 
-    def _on_validated(self, step: int, metrics: dict, findings: list[Finding]) -> None:
-        self.history.add_validation(step, metrics)
-        self.findings = findings
-        self._dirty = True
+    def _on_validated(self, step: int, metrics: dict) -> None:
+        self.clock.mark_dirty()
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()) or "no validation data in this experiment"
         self.statusBar().showMessage(f"Validation after step {step}: {shown}", 10000)
-        self._update_actions()
+        self.update_actions()
         self.validated.emit(step, metrics)
 
+    def _on_remedy_applied(self, _step: int, _label: str) -> None:
+        self.redraw(force=True)  # the marks on every time axis, before the next step
+        self.update_actions()
+
     def _on_run_started(self, total: int) -> None:
-        self.progress.start(total)
-        self._update_actions()
+        self.status.progress.start(total)
+        self.update_actions()
         self.run_started.emit(total)
 
-    def _on_progress(self, done: int, _total: int) -> None:
-        self.progress.advance(done)
-
     def _on_run_finished(self, how: str) -> None:
-        self.progress.finish()
-        self._arrivals.clear()
-        self._dirty = True  # the status bar's steps/s goes back to "–"
-        self._update_actions()
+        self.status.progress.finish()
+        self.status.forget_arrivals()
+        self.clock.mark_dirty()  # the status bar's steps/s goes back to "–"
+        self.update_actions()
         self.run_finished.emit(how)
 
-    # --- drawing ---
-    def redraw(self, force: bool = False) -> None:
-        """Bring every widget up to the latest record now (all parts); a no-op unless something new arrived."""
-        if not (self._dirty or force or self._parts):
-            return
-        if self._dirty or force or not self._parts:
-            self._begin_cycle()
-        while self._parts:
-            self._draw_next_part()
-
-    def _tick(self) -> None:
-        """The redraw clock: one part of the current redraw per tick; a new redraw once something arrived.
-
-        A heavy model's redraw (hundreds of layers) is paced so the GUI thread stays mostly idle:
-        input and the window's own events never queue behind drawing.
-        """
-        if not self._parts and self._dirty and time.perf_counter() >= self._next_cycle_at:
-            self._begin_cycle()
-        if self._parts:
-            self._draw_next_part()
-
-    def _begin_cycle(self) -> None:
-        self._dirty = False
-        latest = self.history.latest
-        self._cycle_step = None if latest is None else latest.step
-        self._cycle_cost = 0.0
-        self._parts = self.page.begin_cycle(self.history, self.findings) if latest is not None else ["status"]
-        if latest is not None:
-            self._parts.insert(1, "status")
-
-    def _draw_next_part(self) -> None:
-        started = time.perf_counter()
-        part = self._parts.pop(0)
-        if part == "status":
-            self._update_status(self.history.latest)
-        else:
-            self.page.draw_part(part)
-        spent = time.perf_counter() - started
-        self.redraw_seconds.append(spent)
-        self._cycle_cost += spent
-        if not self._parts:
-            self.cycle_seconds.append(self._cycle_cost)
-            self._next_cycle_at = time.perf_counter() + IDLE_PER_BUSY * self._cycle_cost
-            if self._cycle_step is not None:
-                self.shown_step = self._cycle_step
-                self.redrawn.emit(self._cycle_step)
-
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.status_labels = {key: QLabel() for key in ("step", "loss", "rate", "mode")}
-        for key, label in self.status_labels.items():
-            label.setMinimumWidth(90 if key != "loss" else 120)
-            label.setStyleSheet("padding: 0 6px;")
-            bar.addPermanentWidget(label)
-        self.progress = RunProgress(self.pause)
-        bar.addPermanentWidget(self.progress)
-        self._update_status(None)
-
-    def _update_status(self, record: StepRecord | None) -> None:
-        labels = self.status_labels
-        # Steps are numbered from 0 everywhere (plots, findings); the tooltip gives the count.
-        labels["step"].setText(f"Step {record.step}" if record is not None else "Step –")
-        labels["step"].setToolTip(f"{record.step + 1} training steps done" if record is not None else "No step yet")
-        loss = record.loss if record is not None else None
-        labels["loss"].setText(f"Loss {loss:.4g}" if loss is not None else "Loss –")
-        labels["rate"].setText(f"{self.steps_per_second():.1f} steps/s" if self.controller.running else "– steps/s")
-        mode = None
-        if record is not None and record.forwards:
-            mode = "train" if record.forwards[-1].model_training else "eval"
-        labels["mode"].setText(f"Mode: {mode or '–'}")
-        labels["mode"].setToolTip("Whether the model was in train() or eval() mode during the last training forward")
-
-    def steps_per_second(self) -> float:
-        """Steps per second over the last couple of seconds of arrivals."""
-        now = time.perf_counter()
-        recent = [t for t in self._arrivals if now - t < 2.0]
-        if len(recent) < 2:
-            return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
-
-    def _update_actions(self) -> None:
-        c = self.controller
-        self.actions_.set_state(has_model=c.has_model, running=c.running, busy=c.busy)
-        if hasattr(self, "debug_tools"):
-            self.debug_tools.update_actions()
+    def update_actions(self, *_args) -> None:
+        """Enable what makes sense now (the actions decide, from the controller's state)."""
+        self.actions_.set_state(self.controller)
+        self.docks.set_busy(not (self.controller.has_model and not self.controller.busy))
 
     # --- table export ---
     def copy_table_csv(self) -> str:
@@ -353,7 +300,7 @@ class MainWindow(QMainWindow):
             return []
         written = []
         self.redraw(force=True)
-        for view_name, view in self.page.views.items():
+        for view_name, view in self.plots.items():
             for target_name, widget in view.export_targets().items():
                 stem = folder / f"{view_name}_{target_name}"
                 export_png(widget, stem.with_suffix(".png"))
@@ -371,9 +318,7 @@ class MainWindow(QMainWindow):
             return super().event(event)
         started = time.perf_counter()
         handled = super().event(event)
-        spent = time.perf_counter() - started
-        self.paint_seconds.append(spent)
-        self._cycle_cost += spent
+        self.clock.add_paint(time.perf_counter() - started)
         return handled
 
     # --- drag and drop ---
@@ -437,7 +382,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.remember_layout:
             self.save_layout()
-        self.timer.stop()
+        self.clock.stop()
         self.controller.shutdown()
         super().closeEvent(event)
 

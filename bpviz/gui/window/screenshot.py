@@ -37,9 +37,11 @@ class ScriptedRun(QObject):
         window.failed.connect(self._on_failure)
         window.run_finished.connect(self._on_run_finished)
         window.redrawn.connect(self._on_redrawn)
+        # From start-up, not from the load: a load that never answers must end the run too.
         self._watchdog = QTimer(self)
         self._watchdog.setSingleShot(True)
         self._watchdog.timeout.connect(self._on_timeout)
+        self._watchdog.start(TIMEOUT_MS)
 
     def start_without_file(self) -> None:
         """Nothing to load: shoot the start page once it is laid out."""
@@ -48,7 +50,6 @@ class ScriptedRun(QObject):
     def _on_loaded(self, _request) -> None:
         if self._finished:
             return
-        self._watchdog.start(TIMEOUT_MS)
         if self.steps:
             self.window.run_n(self.steps)
         else:

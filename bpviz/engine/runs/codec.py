@@ -1,0 +1,298 @@
+"""Exact, compact bytes for the values a step record holds: numpy arrays and small nested data.
+
+Arrays are stored in the narrowest dtype that gives back every value
+exactly (histogram counts are whole numbers or whole numbers times one
+factor; float32 statistics widened to float64 fit float32 again), then
+deflated when that pays. Other values (lists, dicts, the record
+dataclasses) use a small tagged format instead of pickle, so opening a run
+file never runs code from it. Decoding gives back values equal to the ones
+encoded, with the original dtype.
+"""
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+
+# dtype codes of the array header; the order is part of the file format
+_DTYPES = [np.dtype(c) for c in ("<f8", "<f4", "<i8", "<i4", "<i2", "i1", "<u8", "<u4", "<u2", "u1", "?", "<f2")]
+_CODE = {dtype: code for code, dtype in enumerate(_DTYPES)}
+_INTS = [np.dtype(c) for c in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<i8")]
+_DEFLATED, _SCALED = 1, 2
+_HEADER = struct.Struct("<BBBB")
+
+
+class CodecError(ValueError):
+    """Bytes that are not a value this module wrote."""
+
+
+def encode_array(array: np.ndarray) -> bytes:
+    """Header (flags, dtype, stored dtype, ndim), shape, optional scale, then the data, deflated when smaller."""
+    array = np.ascontiguousarray(array)
+    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+    if dtype not in _CODE:
+        raise CodecError(f"cannot store arrays of dtype {array.dtype}")
+    stored, scale = _narrowest(array)
+    data = stored.astype(stored.dtype.newbyteorder("<"), copy=False).tobytes()
+    flags = _SCALED if scale is not None else 0
+    packed = zlib.compress(data, 1) if len(data) > 32 else data
+    if len(packed) < len(data):
+        flags |= _DEFLATED
+        data = packed
+    parts = [_HEADER.pack(flags, _CODE[dtype], _CODE[stored.dtype.newbyteorder("=")], array.ndim)]
+    parts.append(struct.pack(f"<{array.ndim}I", *array.shape))
+    if scale is not None:
+        parts.append(struct.pack("<d", scale))
+    parts.append(data)
+    return b"".join(parts)
+
+
+def decode_array(blob: bytes) -> np.ndarray:
+    """The array `encode_array` was given, in its own dtype."""
+    try:
+        flags, code, stored_code, ndim = _HEADER.unpack_from(blob, 0)
+        offset = _HEADER.size
+        shape = struct.unpack_from(f"<{ndim}I", blob, offset)
+        offset += 4 * ndim
+        scale = None
+        if flags & _SCALED:
+            (scale,) = struct.unpack_from("<d", blob, offset)
+            offset += 8
+        data = blob[offset:]
+        if flags & _DEFLATED:
+            data = zlib.decompress(data)
+        stored = np.frombuffer(data, dtype=_DTYPES[stored_code]).reshape(shape)
+        dtype = _DTYPES[code]
+    except (struct.error, zlib.error, IndexError, ValueError) as error:
+        raise CodecError(f"not an array blob ({error})") from error
+    if scale is not None:  # only float64 arrays are stored scaled
+        return stored.astype(np.float64) * scale
+    return stored.astype(dtype)
+
+
+def _narrowest(array: np.ndarray) -> tuple[np.ndarray, float | None]:
+    """The same values in a smaller dtype (and a factor), checked to decode back exactly."""
+    if array.size == 0 or array.dtype.kind in "b":
+        return array, None
+    if array.dtype.kind in "iu":
+        return _as_ints(array) if array.dtype.itemsize > 1 else array, None
+    if not np.isfinite(array).all():
+        return _as_float32(array), None
+    ints = _whole(array)
+    if ints is not None:
+        return ints, None
+    if array.dtype == np.float64:
+        scaled = _scaled(array)
+        if scaled is not None:
+            return scaled
+    return _as_float32(array), None
+
+
+def _whole(array: np.ndarray) -> np.ndarray | None:
+    rounded = np.rint(array)
+    if not np.array_equal(rounded, array):
+        return None
+    return _as_ints(rounded)
+
+
+def _as_ints(array: np.ndarray) -> np.ndarray:
+    lo, hi = array.min(), array.max()
+    for dtype in _INTS:
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return array.astype(dtype)
+    return array
+
+
+def _scaled(array: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Whole numbers times one factor (histogram counts scaled from a sample to the whole tensor)."""
+    magnitudes = np.abs(array[array != 0])
+    if magnitudes.size == 0:
+        return None
+    scale = float(magnitudes.min())
+    whole = np.rint(array / scale)
+    if np.abs(whole).max() > 2**31 or not np.array_equal(whole * scale, array):
+        return None
+    return _as_ints(whole), scale
+
+
+def _as_float32(array: np.ndarray) -> np.ndarray:
+    if array.dtype != np.float64:
+        return array
+    narrow = array.astype(np.float32)
+    same = np.array_equal(narrow.astype(np.float64), array, equal_nan=True)
+    return narrow if same else array
+
+
+# --- nested values -----------------------------------------------------------------------------
+
+_NONE, _TRUE, _FALSE, _INT, _FLOAT, _STR, _LIST, _TUPLE, _DICT, _ARRAY, _OBJECT = b"NTFifslthao"
+
+
+class Packer:
+    """Writes nested values; strings can be interned (stored once per file, referenced by number)."""
+
+    def __init__(self, intern: Callable[[str], int] | None = None) -> None:
+        self._intern = intern
+
+    def pack(self, value: object) -> bytes:
+        out = bytearray()
+        self._write(out, value)
+        return bytes(out)
+
+    def _write(self, out: bytearray, value: object) -> None:
+        if value is None:
+            out.append(_NONE)
+        elif value is True or value is False or isinstance(value, np.bool_):
+            out.append(_TRUE if value else _FALSE)
+        elif isinstance(value, (int, np.integer)):
+            out.append(_INT)
+            _varint(out, _zigzag(int(value)))
+        elif isinstance(value, (float, np.floating)):
+            out.append(_FLOAT)
+            out += struct.pack("<d", float(value))
+        elif isinstance(value, str):
+            self._string(out, value)
+        elif isinstance(value, np.ndarray):
+            blob = encode_array(value)
+            out.append(_ARRAY)
+            _varint(out, len(blob))
+            out += blob
+        elif isinstance(value, (list, tuple)):
+            out.append(_LIST if isinstance(value, list) else _TUPLE)
+            _varint(out, len(value))
+            for item in value:
+                self._write(out, item)
+        elif isinstance(value, dict):
+            out.append(_DICT)
+            _varint(out, len(value))
+            for key, item in value.items():
+                self._write(out, key)
+                self._write(out, item)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out.append(_OBJECT)
+            self._string(out, type(value).__name__)
+            fields = dataclasses.fields(value)
+            _varint(out, len(fields))
+            for f in fields:
+                self._string(out, f.name)
+                self._write(out, getattr(value, f.name))
+        else:
+            raise CodecError(f"cannot store a value of type {type(value).__name__}")
+
+    def _string(self, out: bytearray, text: str) -> None:
+        out.append(_STR)
+        if self._intern is not None:
+            _varint(out, self._intern(text) * 2 + 1)  # odd: a reference into the file's string table
+            return
+        data = text.encode("utf-8")
+        _varint(out, len(data) * 2)
+        out += data
+
+
+class Unpacker:
+    """Reads what a Packer wrote; `classes` are the only dataclasses it will build (by name)."""
+
+    def __init__(self, classes: dict[str, type], strings: Callable[[int], str] | None = None) -> None:
+        self._classes = classes
+        self._strings = strings
+
+    def unpack(self, data: bytes) -> object:
+        try:
+            value, end = self._read(memoryview(data), 0)
+        except (IndexError, struct.error, UnicodeDecodeError, KeyError, TypeError) as error:
+            raise CodecError(f"not a packed value ({type(error).__name__}: {error})") from error
+        if end != len(data):
+            raise CodecError(f"{len(data) - end} stray bytes after a packed value")
+        return value
+
+    def _read(self, data: memoryview, pos: int) -> tuple[object, int]:
+        tag = data[pos]
+        pos += 1
+        if tag == _NONE:
+            return None, pos
+        if tag in (_TRUE, _FALSE):
+            return tag == _TRUE, pos
+        if tag == _INT:
+            raw, pos = _read_varint(data, pos)
+            return _unzigzag(raw), pos
+        if tag == _FLOAT:
+            return struct.unpack_from("<d", data, pos)[0], pos + 8
+        if tag == _STR:
+            return self._read_string(data, pos)
+        if tag == _ARRAY:
+            size, pos = _read_varint(data, pos)
+            return decode_array(bytes(data[pos : pos + size])), pos + size
+        if tag in (_LIST, _TUPLE):
+            count, pos = _read_varint(data, pos)
+            items = []
+            for _ in range(count):
+                item, pos = self._read(data, pos)
+                items.append(item)
+            return (items if tag == _LIST else tuple(items)), pos
+        if tag == _DICT:
+            count, pos = _read_varint(data, pos)
+            result = {}
+            for _ in range(count):
+                key, pos = self._read(data, pos)
+                result[key], pos = self._read(data, pos)
+            return result, pos
+        if tag == _OBJECT:
+            return self._read_object(data, pos)
+        raise CodecError(f"unknown tag {tag!r} at byte {pos - 1}")
+
+    def _read_string(self, data: memoryview, pos: int) -> tuple[str, int]:
+        raw, pos = _read_varint(data, pos)
+        if raw % 2:
+            if self._strings is None:
+                raise CodecError("an interned string without a string table")
+            return self._strings(raw // 2), pos
+        size = raw // 2
+        return bytes(data[pos : pos + size]).decode("utf-8"), pos + size
+
+    def _read_object(self, data: memoryview, pos: int) -> tuple[object, int]:
+        name, pos = self._read(data, pos)
+        cls = self._classes.get(name)
+        if cls is None:
+            raise CodecError(f"unknown record type {name!r}")
+        count, pos = _read_varint(data, pos)
+        values = {}
+        for _ in range(count):
+            field, pos = self._read(data, pos)
+            values[field], pos = self._read(data, pos)
+        return build(cls, values), pos
+
+
+def build(cls: type, values: dict[str, object]) -> object:
+    """An instance of dataclass `cls` from stored field values: fields it no longer has are dropped, new ones default."""
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    return cls(**{name: value for name, value in values.items() if name in known})
+
+
+def _zigzag(n: int) -> int:
+    return n * 2 if n >= 0 else -n * 2 - 1
+
+
+def _unzigzag(n: int) -> int:
+    return n // 2 if n % 2 == 0 else -(n + 1) // 2
+
+
+def _varint(out: bytearray, n: int) -> None:
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _read_varint(data: memoryview, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7

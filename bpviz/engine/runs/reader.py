@@ -1,0 +1,361 @@
+"""`open_run(path)`: a recorded run, read on demand, while it is still being written or long after.
+
+Nothing is loaded up front but the small tables (meta, layer names): a
+record, a series or a block of histograms is read when asked for, with a
+coarser level of detail for long time axes (`max_points` buckets or strides
+in SQL), so memory does not grow with the run's length. Every query is its
+own short read transaction, so a follower never holds back the writer's WAL.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+from bpviz.engine.config import Config
+from bpviz.engine.diagnosis.finding import Finding, worst_first
+from bpviz.engine.observe.layer_graph import LayerGraph, LayerNode
+from bpviz.engine.record.history import History
+from bpviz.engine.record.records import StepRecord
+from bpviz.engine.report.data import build_report
+from bpviz.engine.runs import schema
+from bpviz.engine.runs.codec import CodecError, decode_array
+from bpviz.engine.runs.config_json import config_from_json
+from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.rows import RowReader
+from bpviz.engine.runs.shape import ARRAY, BOOL, INTEGER, NAN_COLUMN, NESTED, REAL, nan_set
+from bpviz.engine.runs.writer import writer_in_this_process
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_LAYERS = next(c for c in schema.CHILDREN if c.field == "layers")
+SERIES_FIELDS = tuple(f.name for f in _LAYERS.shape.fields if f.kind in (REAL, INTEGER, BOOL))
+_ARRAYS = {"activation": "histogram_counts", "gradient": "grad_histogram_counts"}
+
+
+def open_run(path: str | Path) -> Run:
+    """Open a run file for reading; RunFileError (what, which file, what to do) when it is not a readable run."""
+    return Run(path)
+
+
+class Run:
+    """A run file opened for reading. `refresh()` picks up steps its writer committed since."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        _check_file(self.path)
+        self._lock_fd: int | None = None
+        try:
+            self._conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, check_same_thread=False)
+            self._conn.execute("PRAGMA busy_timeout = 2000")
+            self._check_format()
+            self.meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+            self._rows = RowReader(self._conn)
+            self._steps_seen = self._last_step()
+        except sqlite3.DatabaseError as error:
+            raise _damaged(self.path, error) from None
+        self._returned = self._steps_seen
+
+    # --- the file as a whole -----------------------------------------------------------------
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __len__(self) -> int:
+        """Number of recorded steps (as of the last refresh)."""
+        return self._query("SELECT count(*) FROM steps WHERE step <= ?", (self._steps_seen,))[0][0] if self._steps_seen >= 0 else 0
+
+    @property
+    def config(self) -> Config:
+        """The settings the run was recorded with."""
+        return config_from_json(self.meta["config"]) if "config" in self.meta else Config()
+
+    @property
+    def graph(self) -> LayerGraph | None:
+        """The layers' data flow as recorded in the first step (None before it)."""
+        self._refresh_meta()
+        text = self.meta.get("graph")
+        if text is None:
+            return None
+        data = json.loads(text)
+        nodes = [LayerNode(n["name"], n["type"], n["family"], tuple(n["module_path"]), n["order"]) for n in data["nodes"]]
+        return LayerGraph(nodes, [tuple(e) for e in data["edges"]])
+
+    def writer_alive(self) -> bool:
+        """Whether a process is still recording into this file (its lock is held): "live" rather than "writer stopped"."""
+        if writer_in_this_process(self.path):
+            return True
+        if self._lock_fd is None:
+            try:
+                self._lock_fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return False
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        return False
+
+    @property
+    def status(self) -> str:
+        """"live" (being written), "finished", or "writer stopped" (it ended without finishing the file: a crash or kill)."""
+        if self.writer_alive():
+            return "live"
+        self._refresh_meta()
+        return "finished" if self.meta.get("status") == "finished" else "writer stopped"
+
+    # --- following a live run ----------------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Look for steps committed since the last look; returns how many appeared."""
+        last = self._last_step()
+        new = self._query("SELECT count(*) FROM steps WHERE step > ? AND step <= ?", (self._steps_seen, last))[0][0]
+        self._steps_seen = last
+        return new
+
+    def new_steps(self) -> list[int]:
+        """The step numbers committed since the previous call (or since opening), oldest first."""
+        self.refresh()
+        steps = [r[0] for r in self._query("SELECT step FROM steps WHERE step > ? AND step <= ? ORDER BY step",
+                                           (self._returned, self._steps_seen))]
+        self._returned = self._steps_seen
+        return steps
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def steps(self) -> np.ndarray:
+        """Every recorded step number (int64), oldest first."""
+        rows = self._query("SELECT step FROM steps WHERE step <= ? ORDER BY step", (self._steps_seen,))
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def record(self, step: int) -> StepRecord:
+        """The StepRecord of `step`, equal to the one `w.step()` returned; KeyError when the file has no such step."""
+        try:
+            record = self._rows.record(step)
+        except (sqlite3.DatabaseError, CodecError) as error:
+            raise _damaged(self.path, error) from None
+        if record is None:
+            raise KeyError(f"step {step} is not in {self.path} ({len(self)} steps recorded)")
+        return record
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[StepRecord]:
+        """The records of steps start <= step < stop, read one at a time."""
+        for step in self.steps():
+            if step >= start and (stop is None or step < stop):
+                yield self.record(int(step))
+
+    def layer_names(self) -> list[str]:
+        """The layers of the latest step, in forward order."""
+        rows = self._query(
+            "SELECT DISTINCT layers.name FROM layer_steps JOIN layers USING (layer_id) WHERE step = ? ORDER BY seq",
+            (self._steps_seen,),
+        )
+        return [r[0] for r in rows]
+
+    # --- series for plots (bounded by max_points) ----------------------------------------------
+
+    def loss_series(self, max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, losses); with `max_points`, the mean of each of that many step buckets."""
+        return self._series("steps", "loss", "1", (), max_points, "avg")
+
+    def layer_series(
+        self, layer: str, field: str, max_points: int | None = None, agg: str = "avg"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one LayerStep statistic; `max_points` buckets (agg: avg, min or max per bucket)."""
+        if field not in SERIES_FIELDS:
+            raise ValueError(f"no statistic {field!r}; the series are {', '.join(SERIES_FIELDS)}")
+        ids = self._layer_ids(layer)
+        return self._series("layer_steps", field, f"layer_id IN ({','.join('?' * len(ids))})", ids, max_points, agg)
+
+    def histograms(
+        self,
+        layer: str,
+        kind: str = "activation",
+        step_range: tuple[int, int] | None = None,
+        max_points: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
+        """(steps, counts[steps, bins], lo, hi) of a layer's activation or log10-gradient histograms, every k-th
+        step when more than `max_points` lie in `step_range` (inclusive); None when it has none."""
+        column = _ARRAYS.get(kind)
+        if column is None:
+            raise ValueError(f"kind must be one of {', '.join(_ARRAYS)}, got {kind!r}")
+        prefix = column[: -len("_counts")]
+        ids = self._layer_ids(layer)
+        where = f"layer_id IN ({','.join('?' * len(ids))}) AND {column} IS NOT NULL AND step BETWEEN ? AND ?"
+        lo, hi = step_range if step_range is not None else (0, self._steps_seen)
+        args = (*ids, lo, min(hi, self._steps_seen))
+        first, count = self._query(f"SELECT min(step), count(*) FROM layer_steps WHERE {where}", args)[0]
+        if not count:
+            return None
+        stride = max(1, math.ceil(count / max_points)) if max_points else 1
+        rows = self._query(
+            f"SELECT step, {column}, {prefix}_lo, {prefix}_hi FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 "
+            "ORDER BY step", (*args, first, stride))
+        steps = np.asarray([r[0] for r in rows], dtype=np.int64)
+        return steps, np.vstack([decode_array(r[1]) for r in rows]), rows[0][2], rows[0][3]
+
+    # --- findings, validation, interventions ---------------------------------------------------
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding as it stood at the end of the recording, worst first."""
+        return self.findings_at(None)
+
+    def findings_at(self, step: int | None) -> list[Finding]:
+        """The findings as they stood after `step` (None: the latest), worst first."""
+        where, args = ("", ()) if step is None else ("WHERE at_step <= ?", (step,))
+        cursor = self._conn.execute(f"SELECT * FROM findings {where} ORDER BY id", args)
+        names = [d[0] for d in cursor.description]
+        latest: dict[tuple, Finding] = {}
+        for row in cursor:
+            finding = self._rows.finding(dict(zip(names, row)))
+            latest[finding.key] = finding
+        return worst_first(latest.values())
+
+    @property
+    def validation(self) -> list[tuple[int, dict[str, float]]]:
+        """(after step, metrics) of every validation run."""
+        return [(step, metrics) for step, _, metrics in self._events("validation")]
+
+    @property
+    def interventions(self) -> list[tuple[int, str]]:
+        """(first step it affects, label) of every remedy and hyperparameter change."""
+        return [(step, label) for step, label, _ in self._events("intervention")]
+
+    def forwards_after(self) -> dict[int | None, list]:
+        """The no-grad forwards (validation) judged after each step, for judging the run again."""
+        result: dict[int | None, list] = {}
+        for step, _, passes in self._events("forwards"):
+            result.setdefault(step, []).extend(passes)
+        return result
+
+    def unmeasured(self) -> list[str]:
+        """What bpviz failed to measure during the run."""
+        self._refresh_meta()
+        if "unmeasured" in self.meta:
+            return json.loads(self.meta["unmeasured"])
+        row = self._query("SELECT unmeasured FROM steps WHERE step <= ? ORDER BY step DESC LIMIT 1", (self._steps_seen,))
+        return json.loads(row[0][0]) if row and row[0][0] else []
+
+    def report(self) -> dict:
+        """The dict `bpviz check --json` writes, for the recorded run as it was judged while recording."""
+        history = History(1)
+        if len(self):
+            history.records.append(self.record(self._steps_seen))
+        history.loss_steps, history.losses = (list(a) for a in self._losses())
+        history.losses = [float(v) for v in history.losses]
+        history.validation = self.validation
+        return build_report(history, self.findings, len(self), self.unmeasured())
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _losses(self) -> tuple[list[int], list[float]]:
+        steps, losses = [], []
+        for step, loss, nan in self._query("SELECT step, loss, nan FROM steps WHERE step <= ? ORDER BY step", (self._steps_seen,)):
+            if "loss" in nan_set(nan):
+                loss = math.nan
+            if loss is not None:
+                steps.append(step)
+                losses.append(loss)
+        return steps, losses
+
+    def _series(self, table: str, column: str, where: str, args: tuple, max_points: int | None, agg: str):
+        if agg not in ("avg", "min", "max"):
+            raise ValueError(f"agg must be avg, min or max, got {agg!r}")
+        where = f"{where} AND {column} IS NOT NULL AND step <= ?"
+        args = (*args, self._steps_seen)
+        first, last, count = self._query(f'SELECT min(step), max(step), count(*) FROM {table} WHERE {where}', args)[0]
+        if not count:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        if not max_points or count <= max_points:
+            rows = self._query(f'SELECT step, "{column}" FROM {table} WHERE {where} ORDER BY step', args)
+        else:
+            width = math.ceil((last - first + 1) / max_points)
+            rows = self._query(
+                f'SELECT min(step), {agg}("{column}") FROM {table} WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1',
+                (*args, first, width))
+        return np.asarray([r[0] for r in rows], dtype=np.int64), np.asarray([float(r[1]) for r in rows])
+
+    def _events(self, kind: str) -> list[tuple[int | None, str | None, object]]:
+        rows = self._query("SELECT step, label, payload FROM events WHERE kind = ? ORDER BY id", (kind,))
+        return [(step, label, None if blob is None else self._rows.unpacker.unpack(blob)) for step, label, blob in rows]
+
+    def _layer_ids(self, layer: str) -> tuple[int, ...]:
+        ids = tuple(r[0] for r in self._query("SELECT layer_id FROM layers WHERE name = ?", (layer,)))
+        if not ids:
+            raise KeyError(f"no layer {layer!r} in {self.path}; layers are {self.layer_names()}")
+        return ids
+
+    def _last_step(self) -> int:
+        row = self._query("SELECT max(step) FROM steps", ())[0][0]
+        return -1 if row is None else row
+
+    def _refresh_meta(self) -> None:
+        self.meta = dict(self._query("SELECT key, value FROM meta", ()))
+
+    def _query(self, sql: str, args: tuple) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as error:
+            raise _damaged(self.path, error) from None
+
+    def _check_format(self) -> None:
+        app = self._conn.execute("PRAGMA application_id").fetchone()[0]
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if app != schema.APPLICATION_ID:
+            raise RunFileError("not a bpviz run", self.path, "it is an SQLite database, but not one bpviz recorded",
+                               "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
+        if version > schema.FORMAT_VERSION:
+            raise RunFileError(
+                "the run file is from a newer bpviz", self.path,
+                f"it has format version {version}; this bpviz reads format versions up to {schema.FORMAT_VERSION}",
+                "update bpviz (pip install -U bpviz) to open it")
+
+
+def _check_file(path: Path) -> None:
+    """Fail early, in words, on what SQLite would report as a bare 'unable to open database file'."""
+    if not path.exists():
+        raise RunFileError("no such run file", path, "the file does not exist", "check the path")
+    if path.is_dir():
+        raise RunFileError("not a run file", path, "it is a folder", "give one .bpviz file inside it")
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except PermissionError:
+        raise RunFileError("cannot read the run file", path, "permission denied",
+                           "ask its owner for read access, or copy it somewhere you can read") from None
+    except OSError as error:
+        raise RunFileError("cannot read the run file", path, error.strerror or str(error), "check the file") from None
+    if not header.startswith(_SQLITE_MAGIC):
+        raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + (" (the file is empty)" if not header else ""),
+                           "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
+    if len(header) == 100:
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        size = path.stat().st_size
+        if size % page_size or size < pages * page_size:
+            raise RunFileError("the run file is damaged", path,
+                               f"it is truncated: {size} bytes where its header promises {pages * page_size}",
+                               "copy it again from its source; a file cut short cannot be read back")
+
+
+def _damaged(path: Path, error: Exception) -> RunFileError:
+    return RunFileError("the run file is damaged", path, f"SQLite could not read it ({error})",
+                        "copy it again from its source; `sqlite3 FILE .recover` may save the steps that are intact")

@@ -1,0 +1,156 @@
+"""A Watcher's steps, findings, validations and interventions, queued for the run file as they happen.
+
+The Watcher calls this after each step; everything slow (encoding, SQLite)
+runs on the writer's thread. What changes later in memory (a finding's
+severity, a validation after its step) is written as a new row, so the file
+tells what was known at each step. When the disk fails the recording stops
+with one warning and a `recording_stopped` finding; training goes on.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.record.records import ForwardPass, StepRecord
+from bpviz.engine.runs.config_json import config_to_json
+from bpviz.engine.runs.rows import RowWriter
+from bpviz.engine.config import Config
+from bpviz.engine.diagnosis import Diagnosis
+from bpviz.engine.observe.layer_graph import LayerGraph
+from bpviz.engine.record.history import History
+from bpviz.engine.runs.writer import RunWriter, set_meta
+
+STOPPED_KIND = "recording_stopped"
+
+
+class Watched(Protocol):
+    """What the recorder reads from the Watcher it records (named here so the two modules do not import each other)."""
+
+    model: torch.nn.Module
+    config: Config
+    diagnosis: Diagnosis
+    history: History
+    graph: LayerGraph | None
+    step_index: int
+
+
+class Recorder:
+    """Records one Watcher into one run file."""
+
+    def __init__(self, path: str | Path, watcher: Watched, info: dict[str, str] | None = None) -> None:
+        from bpviz import __version__
+
+        meta = {
+            "bpviz_version": __version__,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "command": " ".join(sys.argv),
+            "model": type(watcher.model).__name__,
+            "config": config_to_json(watcher.config),
+            **(info or {}),
+        }
+        self.writer = RunWriter(path, meta)
+        self.path = self.writer.path
+        self._watcher = watcher
+        self._written: dict[tuple[str, str | None], dict] = {}
+        self._interventions = 0
+        self._graph = None
+        self._last = time.perf_counter()
+        self._warned = False
+
+    def step(self, record: StepRecord, watch_seconds: float) -> None:
+        """Queue a finished step with the findings and interventions that changed with it."""
+        now = time.perf_counter()
+        extras = {"wall_time": time.time(), "step_seconds": now - self._last, "watch_seconds": watch_seconds}
+        self._last = now
+        findings = self._changed_findings()
+        interventions = self._new_interventions()
+        graph = self._new_graph()
+
+        def job(rows: RowWriter) -> None:
+            rows.step(record, extras)
+            for finding in findings:
+                rows.finding(record.step, finding)
+            for first_step, label in interventions:
+                rows.event(first_step, "intervention", label)
+            if graph is not None:
+                set_meta(rows.conn, {"graph": graph})
+
+        self.writer.submit(record.step, job)
+        self.check()
+
+    def validation(self, step: int | None, metrics: dict[str, float], forwards: list[ForwardPass]) -> None:
+        """Queue a validation run after `step`, with the forwards it ran (re-judged when the run is checked again)."""
+        metrics, forwards, findings = dict(metrics), list(forwards), self._changed_findings()
+
+        def job(rows: RowWriter) -> None:
+            rows.event(step, "validation", None, metrics)
+            rows.event(step, "forwards", None, forwards)
+            for finding in findings:
+                rows.finding(step, finding)
+
+        self.writer.submit(step, job)
+
+    def close(self, unmeasured: list[str]) -> None:
+        """Write what changed since the last step and finish the file."""
+        step = self._watcher.step_index - 1 if self._watcher.step_index else None
+        findings, interventions = self._changed_findings(), self._new_interventions()
+
+        def job(rows: RowWriter) -> None:
+            for finding in findings:
+                rows.finding(step, finding)
+            for first_step, label in interventions:
+                rows.event(first_step, "intervention", label)
+            set_meta(rows.conn, {"unmeasured": json.dumps(unmeasured), "steps": str(self._watcher.step_index)})
+
+        self.writer.submit(step, job)
+        self.writer.close()
+        self.check()
+
+    def check(self) -> None:
+        """Report a failed recording once: a warning, and a finding saying at which step and why."""
+        failure = self.writer.failure
+        if failure is None or self._warned:
+            return
+        self._warned = True
+        step, why = failure
+        at = f"at step {step}" if step is not None else "at its end"
+        message = f"Recording to {self.path} stopped {at}: {why}. Training goes on; earlier steps are in the file."
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        self._watcher.diagnosis.add(
+            Finding(STOPPED_KIND, "warning", None, step, message,
+                    "bpviz writes every step to the run file on a background thread; the disk refused a write.",
+                    ["Free disk space or record into a writable folder, then record a new run."], step)
+        )
+
+    def _changed_findings(self) -> list[Finding]:
+        changed = []
+        for finding in self._watcher.diagnosis.findings:
+            state = finding.to_dict()
+            if self._written.get(finding.key) != state:
+                self._written[finding.key] = state
+                changed.append(copy.copy(finding))
+        return changed
+
+    def _new_interventions(self) -> list[tuple[int, str]]:
+        interventions = self._watcher.history.interventions
+        new = list(interventions[self._interventions :])
+        self._interventions = len(interventions)
+        return new
+
+    def _new_graph(self) -> str | None:
+        graph = self._watcher.graph
+        if graph is None or graph is self._graph:
+            return None
+        self._graph = graph
+        return json.dumps(dataclasses.asdict(graph))

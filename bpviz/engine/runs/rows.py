@@ -1,0 +1,142 @@
+"""A StepRecord to rows of the run file and back, exactly: the reader's record equals the one the writer was given."""
+from __future__ import annotations
+
+import sqlite3
+
+from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
+from bpviz.engine.runs import schema
+from bpviz.engine.runs.codec import Packer, Unpacker, build
+from bpviz.engine.runs.shape import NAN_COLUMN, nan_set, nan_text
+
+# the only types a packed blob may build: reading a run never instantiates anything else
+CLASSES = {cls.__name__: cls for cls in (StepRecord, LayerStep, ParamStep, ForwardPass, Histogram, Finding)}
+
+
+class RowWriter:
+    """Writes records into an open run file; keeps the name and string tables it has filled in memory."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._strings: dict[str, int] = {}
+        self._keys: dict[str, dict[tuple, int]] = {child.field: {} for child in schema.CHILDREN}
+        self.packer = Packer(self._intern)
+        self._inserts: dict[str, tuple[list[str], str]] = {}
+
+    def step(self, record: StepRecord, extras: dict[str, float | None]) -> None:
+        """Insert one step's rows (the caller commits)."""
+        row, nans = schema.STEP.to_row(record, self.packer, skip=schema.STEP_SKIP)
+        row.update(extras)
+        row[NAN_COLUMN] = nan_text(nans)
+        self._insert("steps", [row])
+        for child in schema.CHILDREN:
+            rows = []
+            for seq, item in enumerate(getattr(record, child.field)):
+                item_row, item_nans = child.shape.to_row(item, self.packer, skip=child.key_fields)
+                item_row.update(step=record.step, seq=seq)
+                item_row[NAN_COLUMN] = nan_text(item_nans)
+                if child.keys is not None:
+                    item_row[child.key_id] = self._key(child, tuple(getattr(item, k) for k in child.key_fields))
+                rows.append(item_row)
+            if rows:
+                self._insert(child.rows, rows)
+
+    def finding(self, at_step: int | None, finding: Finding) -> None:
+        row, nans = schema.FINDING.to_row(finding, self.packer)
+        row.update(at_step=at_step)
+        row[NAN_COLUMN] = nan_text(nans)
+        self._insert("findings", [row])
+
+    def event(self, step: int | None, kind: str, label: str | None, payload: object = None) -> None:
+        blob = None if payload is None else self.packer.pack(payload)
+        self.conn.execute("INSERT INTO events(step, kind, label, payload) VALUES (?, ?, ?, ?)", (step, kind, label, blob))
+
+    def _insert(self, table: str, rows: list[dict]) -> None:
+        columns, sql = self._statement(table)
+        self.conn.executemany(sql, [[row.get(c) for c in columns] for row in rows])
+
+    def _statement(self, table: str) -> tuple[list[str], str]:
+        cached = self._inserts.get(table)
+        if cached is None:
+            columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
+            names = ", ".join(f'"{c}"' for c in columns)
+            cached = self._inserts[table] = (columns, f"INSERT INTO {table}({names}) VALUES ({', '.join('?' * len(columns))})")
+        return cached
+
+    def _key(self, child: schema.ChildTable, values: tuple) -> int:
+        known = self._keys[child.field]
+        key = known.get(values)
+        if key is None:
+            names = ", ".join(f'"{k}"' for k in child.key_fields)
+            cursor = self.conn.execute(
+                f"INSERT INTO {child.keys}({names}) VALUES ({', '.join('?' * len(values))})", values
+            )
+            key = known[values] = cursor.lastrowid
+        return key
+
+    def _intern(self, text: str) -> int:
+        key = self._strings.get(text)
+        if key is None:
+            key = self._strings[text] = self.conn.execute("INSERT INTO strings(text) VALUES (?)", (text,)).lastrowid
+        return key
+
+
+class RowReader:
+    """Reads records back from a run file; name and string tables are cached and refreshed when they grew."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._strings: dict[int, str] = {}
+        self._keys: dict[str, dict[int, tuple]] = {child.field: {} for child in schema.CHILDREN}
+        self.unpacker = Unpacker(CLASSES, self._string)
+
+    def record(self, step: int) -> StepRecord | None:
+        """The record of `step`, or None when the file has no such step."""
+        row = self._rows("SELECT * FROM steps WHERE step = ?", (step,))
+        if not row:
+            return None
+        values = schema.STEP.values(row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]))
+        for child in schema.CHILDREN:
+            values[child.field] = self.items(child, self._rows(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,)))
+        values["validation"] = self.validation(step)
+        return build(StepRecord, values)
+
+    def items(self, child: schema.ChildTable, rows: list[dict]) -> list:
+        """Child dataclass instances (LayerStep, ParamStep, ...) from their rows."""
+        items = []
+        for row in rows:
+            values = child.shape.values(row, self.unpacker, nan_set(row[NAN_COLUMN]))
+            if child.keys is not None:
+                values.update(zip(child.key_fields, self.key(child, row[child.key_id])))
+            items.append(build(child.shape.cls, values))
+        return items
+
+    def key(self, child: schema.ChildTable, key_id: int) -> tuple:
+        """The text fields (a layer's name, type, family) behind a key id."""
+        known = self._keys[child.field]
+        if key_id not in known:
+            names = ", ".join(f'"{k}"' for k in child.key_fields)
+            for row in self.conn.execute(f"SELECT {child.key_id}, {names} FROM {child.keys}"):
+                known[row[0]] = tuple(row[1:])
+        return known[key_id]
+
+    def validation(self, step: int) -> dict[str, float] | None:
+        """The metrics of the validation run after `step`, if one was (the latest, when several were)."""
+        row = self.conn.execute(
+            "SELECT payload FROM events WHERE kind = 'validation' AND step = ? ORDER BY id DESC LIMIT 1", (step,)
+        ).fetchone()
+        return None if row is None else self.unpacker.unpack(row[0])
+
+    def finding(self, row: dict) -> Finding:
+        return build(Finding, schema.FINDING.values(row, self.unpacker, nan_set(row[NAN_COLUMN])))
+
+    def _rows(self, sql: str, args: tuple) -> list[dict]:
+        cursor = self.conn.execute(sql, args)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
+    def _string(self, key: int) -> str:
+        if key not in self._strings:
+            last = max(self._strings, default=0)
+            self._strings.update(self.conn.execute("SELECT id, text FROM strings WHERE id > ?", (last,)))
+        return self._strings[key]

@@ -1,0 +1,127 @@
+"""The redraw clock: the window draws at most 60 times a second, one part per tick, whatever the step rate.
+
+Records only land in the run's History; a 16 ms timer redraws once something
+new arrived, so a burst of fast steps costs one redraw, never one per step.
+A redraw is drawn one part per tick (the table, the status bar, then each
+visible plot of the PlotRegistry, docks included), so no single pause of the
+event loop is longer than the slowest part, and the window stays live. After
+a redraw that kept the GUI thread busy B seconds, the next waits 2·B.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from bpviz.engine.record.records import StepRecord
+from bpviz.engine.session.events import RunView
+from bpviz.gui.plots.base import PlotRegistry
+from bpviz.gui.window.debugger_page import DebuggerPage
+
+REDRAW_MS = 16  # one part per tick: the table and each plot at up to 60 / (1 + plots) Hz
+IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B seconds (drawing + painting), wait 2·B before the next
+
+
+class RedrawClock(QObject):
+    """Paces the window's drawing; the latency benchmark reads its timings."""
+
+    redrawn = Signal(int)  # step now shown by the table and the visible plots
+
+    def __init__(self, parent: QObject, run: Callable[[], RunView], page: DebuggerPage, plots: PlotRegistry,
+                 draw_status: Callable[[StepRecord | None], None]) -> None:
+        super().__init__(parent)
+        self._run = run
+        self._page = page
+        self._plots = plots
+        self._draw_status = draw_status
+        self.shown_step: int | None = None
+        # How long each tick's slice of drawing took, and each whole redraw (all parts), and Qt's painting passes.
+        self.redraw_seconds: deque[float] = deque(maxlen=10_000)
+        self.cycle_seconds: deque[float] = deque(maxlen=10_000)
+        self.paint_seconds: deque[float] = deque(maxlen=10_000)
+        self._parts: list[str] = []  # parts of the redraw in progress
+        self._cycle_step: int | None = None
+        self._cycle_cost = 0.0  # seconds spent in this redraw's slices and in Qt's painting
+        self._next_cycle_at = 0.0
+        self._dirty = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def mark_dirty(self) -> None:
+        """Something new arrived: redraw at the next free tick."""
+        self._dirty = True
+
+    def restart(self) -> None:
+        """A new run: nothing of the old one is shown, and nothing is half drawn."""
+        self.shown_step = None
+        self._parts = []
+        self._dirty = True
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def add_paint(self, seconds: float) -> None:
+        """Qt spent `seconds` painting the window: it counts towards this redraw's cost."""
+        self.paint_seconds.append(seconds)
+        self._cycle_cost += seconds
+
+    def timings(self) -> dict[str, deque[float]]:
+        """Seconds per part of the latest redraws: the table, then each plot."""
+        return {"table": self._page.table_seconds, **self._plots.timings}
+
+    def redraw(self, force: bool = False) -> None:
+        """Bring every widget up to the latest record now (all parts); a no-op unless something new arrived."""
+        if not (self._dirty or force or self._parts):
+            return
+        if self._dirty or force or not self._parts:
+            self._begin_cycle()
+        while self._parts:
+            self._draw_next_part()
+
+    def _tick(self) -> None:
+        """One part of the current redraw per tick; a new redraw once something arrived.
+
+        A heavy model's redraw (hundreds of layers) is paced so the GUI thread stays mostly idle:
+        input and the window's own events never queue behind drawing.
+        """
+        if not self._parts and self._dirty and time.perf_counter() >= self._next_cycle_at:
+            self._begin_cycle()
+        if self._parts:
+            self._draw_next_part()
+
+    def _begin_cycle(self) -> None:
+        self._dirty = False
+        run = self._run()
+        latest = run.history.latest
+        self._cycle_step = None if latest is None else latest.step
+        self._cycle_cost = 0.0
+        if latest is None:
+            self._parts = ["status"]
+            return
+        self._parts = self._page.begin_cycle(run.history, run.findings)
+        self._parts.insert(1, "status")
+        self._parts += [name for name in self._plots.visible() if name not in self._page.views]
+
+    def _draw_next_part(self) -> None:
+        started = time.perf_counter()
+        part = self._parts.pop(0)
+        history = self._run().history
+        if part == "status":
+            self._draw_status(history.latest)
+        elif part == "table" or part in self._page.views:
+            self._page.draw_part(part)
+        else:
+            self._plots.refresh(part, history)
+        spent = time.perf_counter() - started
+        self.redraw_seconds.append(spent)
+        self._cycle_cost += spent
+        if not self._parts:
+            self.cycle_seconds.append(self._cycle_cost)
+            self._next_cycle_at = time.perf_counter() + IDLE_PER_BUSY * self._cycle_cost
+            if self._cycle_step is not None:
+                self.shown_step = self._cycle_step
+                self.redrawn.emit(self._cycle_step)

@@ -1,0 +1,87 @@
+"""The status bar's permanent part: step, loss, steps per second, train/eval mode, and Run N's progress."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+
+from bpviz.engine.record.records import StepRecord
+from bpviz.gui.format import number
+
+
+class RunProgress(QWidget):
+    """Progress of a Run N, with Cancel; lives in the status bar and hides when no run counts steps."""
+
+    def __init__(self, cancel: Callable[[], None], parent=None) -> None:
+        super().__init__(parent)
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(180)
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("%v / %m")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(lambda: cancel())
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel_button)
+        self.hide()
+
+    def start(self, total: int) -> None:
+        self.bar.setRange(0, total)
+        self.bar.setValue(0)
+        self.setVisible(total > 0)
+
+    def advance(self, done: int) -> None:
+        self.bar.setValue(done)
+
+    def finish(self) -> None:
+        self.hide()
+
+
+class StatusBar:
+    """Fills `bar`'s permanent widgets and keeps them up to date; `running` says whether steps/s means anything."""
+
+    def __init__(self, bar: QStatusBar, running: Callable[[], bool], cancel: Callable[[], None]) -> None:
+        self._running = running
+        self._arrivals: deque[float] = deque(maxlen=256)
+        self.labels = {key: QLabel() for key in ("step", "loss", "rate", "mode")}
+        for key, label in self.labels.items():
+            label.setMinimumWidth(90 if key != "loss" else 120)
+            label.setStyleSheet("padding: 0 6px;")
+            bar.addPermanentWidget(label)
+        self.progress = RunProgress(cancel)
+        bar.addPermanentWidget(self.progress)
+        self.show(None)
+
+    def arrived(self) -> None:
+        """A step arrived now (for steps/s)."""
+        self._arrivals.append(time.perf_counter())
+
+    def forget_arrivals(self) -> None:
+        """A run ended or a new model: steps/s starts afresh."""
+        self._arrivals.clear()
+
+    def show(self, record: StepRecord | None) -> None:
+        """The labels for `record` (None: nothing recorded yet)."""
+        labels = self.labels
+        # Steps are numbered from 0 everywhere (plots, findings); the tooltip gives the count.
+        labels["step"].setText(f"Step {record.step}" if record is not None else "Step –")
+        labels["step"].setToolTip(f"{record.step + 1} training steps done" if record is not None else "No step yet")
+        loss = record.loss if record is not None else None
+        labels["loss"].setText(f"Loss {number(loss)}")
+        labels["rate"].setText(f"{self.steps_per_second():.1f} steps/s" if self._running() else "– steps/s")
+        mode = None
+        if record is not None and record.forwards:
+            mode = "train" if record.forwards[-1].model_training else "eval"
+        labels["mode"].setText(f"Mode: {mode or '–'}")
+        labels["mode"].setToolTip("Whether the model was in train() or eval() mode during the last training forward")
+
+    def steps_per_second(self) -> float:
+        """Steps per second over the last couple of seconds of arrivals."""
+        now = time.perf_counter()
+        recent = [t for t in self._arrivals if now - t < 2.0]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)

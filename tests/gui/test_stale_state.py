@@ -1,0 +1,162 @@
+"""A new model or a Reset clears every view at once, and messages about a state end with that state.
+
+Each check reads what a widget holds (curve data, header text, rows), not
+what the window meant to draw: stale data is data still sitting in a widget.
+"""
+from __future__ import annotations
+
+
+from tests.gui import window_driver as driver
+from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
+
+
+def _empty(item) -> bool:
+    """A pyqtgraph curve, scatter or bar item with nothing to draw."""
+    if hasattr(item, "xData"):
+        return item.xData is None or len(item.xData) == 0
+    if hasattr(item, "opts") and "x" in item.opts:
+        x = item.opts.get("x")
+        return x is None or len(x) == 0
+    return len(item.data) == 0
+
+
+def shows_nothing_of_a_previous_model(window) -> list[str]:
+    """Every place that could still show the previous model's data, and what it shows; [] when all are empty."""
+    page, tools = window.page, window.docks
+    stale = []
+    if page.table_model.rowCount():
+        stale.append(f"table: {page.table_model.rowCount()} rows")
+    if page.table_title.text() != "Layers":
+        stale.append(f"table title: {page.table_title.text()}")
+    if page.findings_panel.model.rowCount():
+        stale.append("findings table")
+    hist = page.histogram_view
+    for name, item in (("histogram", hist.current_curve), ("previous histogram", hist.previous_curve)):
+        if not _empty(item):
+            stale.append(name)
+    for name, heatmap in (("activation heatmap", hist.activation_map), ("gradient heatmap", hist.gradient_map)):
+        if heatmap.image.image is not None:
+            stale.append(name)
+    flow = page.gradient_flow_view
+    for name, item in (("gradient bars", flow.bars), ("NaN bars", flow.nonfinite_bars), ("gradient curve", flow.selected_curve)):
+        if not _empty(item):
+            stale.append(name)
+    stale += [f"gradient reference {n}" for n, c in flow.references.curves.items() if not _empty(c)]
+    if "no steps yet" not in flow.header.text():
+        stale.append(f"gradient header: {flow.header.text()}")
+    loss = page.loss_view
+    if not _empty(loss.curve) or not _empty(loss.validation):
+        stale.append("loss curve")
+    if "no steps yet" not in loss.summary.text():
+        stale.append(f"loss summary: {loss.summary.text()}")
+    dead = page.dead_units_view
+    if not _empty(dead.selected_curve):
+        stale.append("dead-unit curve")
+    stale += [f"dead reference {n}" for n, c in dead.references.curves.items() if not _empty(c)]
+    if dead.activity_image.image is not None and dead.activity_stack.currentWidget() is dead.activity_widget:
+        stale.append("unit activity map")
+    if tools.network.values:
+        stale.append(f"network colours: {tools.network.values}")
+    if tools.workbench.layer is not None or tools.workbench.layer_box.count():
+        stale.append("workbench layer")
+    if tools.workbench.units:
+        stale.append("workbench units")
+    if tools.step_panel.event is not None:
+        stale.append("step panel")
+    labels = window.status.labels
+    if labels["step"].text() != "Step –" or labels["loss"].text() != "Loss –":
+        stale.append(f"status bar: {labels['step'].text()} {labels['loss'].text()}")
+    if not window.error_panel.isHidden():
+        stale.append("error banner")
+    if page.banner.isVisible():
+        stale.append("mode banner")
+    return stale
+
+
+def _train_and_look_everywhere(qtbot, window, steps: int) -> None:
+    """Steps, a selected layer, and both tabs drawn once: every view holds data."""
+    run_steps(qtbot, window, steps)
+    page = window.page
+    page.select_layer(page.table_model.names()[1])
+    for tab in range(page.tabs.count()):
+        page.tabs.setCurrentIndex(tab)
+    window.redraw(force=True)
+    page.tabs.setCurrentIndex(0)
+    assert shows_nothing_of_a_previous_model(window), "the views should hold data before the reset"
+
+
+def test_reset_clears_every_view_before_the_first_new_step(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    _train_and_look_everywhere(qtbot, window, 4)
+    with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):
+        window.actions_.reset.trigger()
+    assert shows_nothing_of_a_previous_model(window) == []
+    run_steps(qtbot, window, 1)  # and the views fill again from the new run
+    assert window.page.table_model.rowCount() > 0 and not _empty(window.page.loss_view.curve)
+
+
+def test_opening_another_file_clears_every_view(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    _train_and_look_everywhere(qtbot, window, 3)
+    open_file(qtbot, window, SAMPLES["forgot_eval"])
+    assert window.windowTitle().startswith("forgot_eval.py")
+    assert shows_nothing_of_a_previous_model(window) == []
+
+
+def test_the_error_banner_goes_once_the_step_succeeds(qtbot, window, tmp_path):
+    path = tmp_path / "flaky.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Flaky(nn.Module):\n"
+        "    calls = 0\n"
+        "    def forward(self, x):\n"
+        "        Flaky.calls += 1\n"
+        "        if Flaky.calls == 3:\n"
+        "            raise ValueError('only the third call fails')\n"
+        "        return x\n\n"
+        "def build():\n"
+        "    Flaky.calls = 0\n"
+        "    model = nn.Sequential(nn.Linear(4, 3), Flaky())\n"
+        "    data = [(torch.randn(8, 4), torch.randint(3, (8,)))]\n"
+        "    return {'model': model, 'train_data': data}\n"
+    )
+    open_file(qtbot, window, path)
+    run_steps(qtbot, window, 2)
+    with qtbot.waitSignal(window.failed, timeout=LOAD_MS):
+        window.actions_.step.trigger()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=LOAD_MS)
+    assert not window.error_panel.isHidden() and "step 2" in window.error_panel.title.text()
+    with qtbot.waitSignal(window.stepped, timeout=LOAD_MS) as stepped:  # the retry of step 2 goes through
+        window.actions_.step.trigger()
+    assert stepped.args == [2]
+    assert window.error_panel.isHidden()
+
+
+def test_a_pause_message_ends_with_the_paused_step(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 1)
+    event = driver.step_into(qtbot, window)
+    bar = window.statusBar()
+    assert bar.currentMessage().startswith(f"Paused in step {event.step}")
+    with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
+        window.actions_.step.trigger()  # F10 finishes the paused step
+    assert not bar.currentMessage().startswith("Paused")
+    run_steps(qtbot, window, 3)
+    assert "Paused" not in bar.currentMessage()
+
+
+def test_a_breakpoint_message_ends_when_training_goes_on(qtbot, window):
+    from bpviz.engine.session.breakpoints import Breakpoint
+
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    window.docks.breakpoints.set_breakpoints([Breakpoint(kind="dead_share", threshold=0.5)])
+    window.controller.set_breakpoints(window.docks.breakpoints.breakpoints())
+    with qtbot.waitSignal(window.controller.worker.breakpoint_hit, timeout=LOAD_MS):
+        window.run()
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=LOAD_MS)
+    bar = window.statusBar()
+    qtbot.waitUntil(lambda: bar.currentMessage().startswith("Stopped at a breakpoint"), timeout=LOAD_MS)
+    window.docks.breakpoints.set_breakpoints([])
+    window.controller.set_breakpoints([])
+    run_steps(qtbot, window, 3)
+    assert not bar.currentMessage().startswith("Stopped at a breakpoint")
