@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bpviz.engine.load.shapes import parse_shape
 from bpviz.engine.session.check import EXIT_COULD_NOT_RUN, CheckRequest, CheckRun
 from bpviz.engine.session.process_exit import end_process
 
@@ -55,11 +56,8 @@ def positive_seconds(text: str) -> float:
 
 def input_shape(text: str) -> tuple[int, ...]:
     """Parse `3,32,32` into (3, 32, 32), the shape of one sample without the batch dimension."""
-    try:
-        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
-    except ValueError:
-        shape = ()
-    if not shape or any(d <= 0 for d in shape):
+    shape = parse_shape(text)
+    if shape is None:
         raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, like 3,32,32 or 784; got {text!r}")
     return shape
 

@@ -107,7 +107,8 @@ def test_sys_exit_in_forward_keeps_the_steps_before(tmp_path, capsys):
     code, out, err = check(capsys, str(path), "--json", str(report), "--steps", "5")
     assert code == 2
     assert out.startswith("2 training steps\n")
-    assert err.splitlines()[0] == f"the forward pass at step 2 called sys.exit(0) at exp.py:{line_of(path, 'sys.exit(0)')}"
+    line = line_of(path, "sys.exit(0)")
+    assert err.splitlines()[0] == f"the forward pass at step 2 called sys.exit(0) at exp.py:{line}"
     assert json.loads(report.read_text())["steps"] == 2
 
 
@@ -373,7 +374,8 @@ def test_timeout_bounds_a_build_that_never_returns(tmp_path):
     assert process.returncode == 2
     assert out == ""
     assert err.splitlines() == [
-        "BUILDING", "stopped: the run took longer than --timeout 2 s, after 0 completed step(s); they are in the report",
+        "BUILDING",
+        "stopped: the run took longer than --timeout 2 s, after 0 completed step(s); they are in the report",
     ]
     assert json.loads(report.read_text())["interrupted"] == {"reason": "timeout", "step": 0, "seconds": 2.0}
 
@@ -410,7 +412,8 @@ def test_user_code_that_swallows_the_timeout_is_ended_after_the_grace_period(tmp
         f"sys.exit(main(['check', {str(path)!r}, '--timeout', '1', '--json', {str(report)!r}]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "BUILDING", "", "bpviz: the run did not stop within 1 s of its time limit; ending it",

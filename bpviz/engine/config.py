@@ -16,7 +16,8 @@ class Config:
     histogram_bins: int = 64
     histogram_sample: int = 4096  # at most this many values of a tensor feed its histogram, zero and saturation shares
     update_sample: int = 4096  # ||dW|| of larger parameters is estimated from this many strided elements
-    unit_activity_sample: int = 262144  # at most this many values (whole samples) of a ReLU-family output feed unit activity
+    # at most this many values (whole samples) of a ReLU-family output feed unit activity
+    unit_activity_sample: int = 262144
     first_sight_sample: int = 4096  # values kept from a layer's first step, binned once its range is known
     grad_log10_range: tuple[float, float] = (-12.0, 4.0)  # gradient histograms bin log10 |g| over this range
     dead_window: int = 3  # steps a unit must stay silent (no positive output on any sample) to count as dead

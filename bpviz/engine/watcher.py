@@ -12,20 +12,22 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from bpviz.engine.record.collect import collect
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
-from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.distributed.context import unwrap
-from bpviz.engine.distributed.recording import recording_path
 from bpviz.engine.distributed.exchange import RankExchange
-from bpviz.engine.record.history import History
+from bpviz.engine.distributed.recording import recording_path
+from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
 from bpviz.engine.observe.probe import Probe
+from bpviz.engine.record.collect import collect
+from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
+from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
 from bpviz.engine.report.data import build_report
-from bpviz.engine.record.dead_units import DeadUnitTracker
 from bpviz.engine.runs.recorder import Recorder
 
 
@@ -43,7 +45,9 @@ class Watcher:
         self.model = model
         self.config = config or Config()
         inner = unwrap(model)  # under DistributedDataParallel, the layers are named as in the user's module
-        self.probe = Probe(inner, self.config)
+        self.catalog = LayerCatalog(inner)  # the layers seen, their parameters and histogram edges
+        self.guard = MeasurementGuard()  # what failed to be measured, and how often
+        self.probe = Probe(inner, self.config, self.catalog, self.guard)
         # Several ranks: each step gathers every rank's statistics (one collective) into record.ranks.
         combine = self.config.combine_ranks and RankExchange.active(group)
         self.ranks: RankExchange | None = RankExchange(inner, group) if combine else None
@@ -64,10 +68,10 @@ class Watcher:
         return self
 
     def detach(self) -> None:
-        """Stop observing (and finish the run file, when recording); the model trains exactly as it did before attach."""
+        """Stop observing (and finish the run file, when recording); the model trains exactly as before attach."""
         self.probe.detach()
         if self.recorder is not None:
-            self.recorder.close(list(self.probe.internal_errors))
+            self.recorder.close(list(self.guard.errors))
             self.recorder = None
 
     def __enter__(self) -> Watcher:
@@ -80,13 +84,22 @@ class Watcher:
         """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
         started = time.perf_counter()
         pending = self.probe.take_pending()
-        record = collect(self.probe, pending, self.step_index, loss, self.tracker)
+        softmax_twice = isinstance(loss, torch.Tensor) and loss_applies_softmax_twice(loss)
+        record = collect(
+            self.catalog,
+            self.probe.slices,
+            self.guard,
+            self.config,
+            pending,
+            self.step_index,
+            loss,
+            softmax_before_cross_entropy=softmax_twice,
+        )
+        mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
         self._update_graph(record)
-        if self.ranks is not None:
-            with self.probe.as_guest("combining the ranks' statistics"):
+        if self.ranks is not None:  # still part of building the record: every rank's view of this step
+            with self.guard.catch("combining the ranks' statistics"):
                 record.ranks = self.ranks.exchange(record)
-        if isinstance(loss, torch.Tensor):
-            record.softmax_before_cross_entropy = loss_applies_softmax_twice(loss)
         self.history.append(record)
         self.step_index += 1
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
@@ -98,7 +111,7 @@ class Watcher:
         """Keep the graph recorded in this step; record again next step if layers appeared since."""
         recorder = self.probe.graph
         if recorder is not None and recorder.order:
-            self.graph = recorder.build(self.probe.layers)
+            self.graph = recorder.build(self.catalog.layers)
             self.probe.graph = None
         elif self.graph is not None and len(record.layers) > len(self.graph.nodes):
             self.probe.graph = GraphRecorder()
@@ -117,7 +130,11 @@ class Watcher:
         self.probe.take_pending()
 
     def record_validation(self, metrics: dict[str, float]) -> None:
-        """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives)."""
+        """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives).
+
+        The result is an event of its own in the history (after which step it ran), not a change to a
+        step record that consumers may already hold.
+        """
         last = self.step_index - 1 if self.step_index else None
         loose = [f for f in self.probe.pending.forwards if not f.grad_enabled]
         self._judge_loose_forwards()
@@ -126,7 +143,6 @@ class Watcher:
             self.recorder.validation(last, metrics, passes)
         if last is not None:
             self.history.add_validation(last, metrics)
-            self.history.latest.validation = dict(metrics)
 
     @property
     def findings(self) -> list[Finding]:
@@ -136,7 +152,7 @@ class Watcher:
 
     def report(self) -> dict:
         """The same dict `bpviz check --json` writes."""
-        return build_report(self.history, self.findings, self.step_index, list(self.probe.internal_errors))
+        return build_report(self.history, self.findings, self.step_index, list(self.guard.errors))
 
     def _judge_loose_forwards(self) -> None:
         forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]

@@ -16,4 +16,4 @@ def finding_line(finding: Finding) -> str:
 def finding_counts(watcher: Watcher) -> dict[str, float]:
     """Active findings by severity, as metrics a logger can plot next to the loss."""
     active = [f for f in watcher.diagnosis.findings if f.active]
-    return {f"bpviz/{severity}s": float(sum(f.severity == severity for f in active)) for severity in ("error", "warning")}
+    return {f"bpviz/{kind}s": float(sum(f.severity == kind for f in active)) for kind in ("error", "warning")}

@@ -8,7 +8,6 @@ happens inside a child where pytest cannot see it.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import pickle
 import socket

@@ -39,7 +39,8 @@ def test_nan_breakpoint_stops_at_the_birth_layer_and_step_only():
 
 
 def test_dead_share_and_finding_breakpoints():
-    assert hits(dead_unit_mlp(3), [Breakpoint("dead_share", threshold=0.3)]) == [(s, "1", "dead_share") for s in range(3)]
+    found = hits(dead_unit_mlp(3), [Breakpoint("dead_share", threshold=0.3)])
+    assert found == [(s, "1", "dead_share") for s in range(3)]
     assert hits(dead_unit_mlp(3), [Breakpoint("dead_share", threshold=0.5)]) == []
     found = hits(dead_unit_mlp(3), [Breakpoint("finding", finding_kind="dead_relu")])
     assert found == [(2, "1", "finding")]  # raised once the dead window is full

@@ -73,7 +73,8 @@ def test_report_carries_the_ranks(ddp_run):
     assert ranks["world_size"] == WORLD and ranks["rank"] == 0
     last = ddp_run[0]["steps"][-1]["expected"]
     fc2 = ranks["layers"]["fc2"]["grad_norm"]
-    assert fc2["per_rank"] == pytest.approx([ddp_run[r]["steps"][-1]["expected"]["fc2"]["grad_norm"] for r in range(WORLD)], rel=1e-4)
+    expected = [ddp_run[r]["steps"][-1]["expected"]["fc2"]["grad_norm"] for r in range(WORLD)]
+    assert fc2["per_rank"] == pytest.approx(expected, rel=1e-4)
     assert fc2["max"] == pytest.approx(max(fc2["per_rank"]))
     assert last["fc2"]["grad_norm"] == pytest.approx(fc2["per_rank"][0], rel=1e-4)
 
@@ -107,7 +108,7 @@ def fsdp2_run(runs):
 
 
 def test_fsdp2_ranks_measure_their_layers_and_their_shards(fsdp2_run):
-    for rank, result in enumerate(fsdp2_run):
+    for result in fsdp2_run:
         assert result["unmeasured"] == []  # nothing failed on the DTensor parameters
         for index, step in enumerate(result["steps"]):
             assert list(step["measured"]) == ["fc1", "relu()", "fc2"]

@@ -109,7 +109,8 @@ def test_loading_leaves_no_module_behind_and_sees_sibling_files(tmp_path):
         from helpers_for_exp import WIDTH
 
         def build():
-            return {"model": nn.Linear(WIDTH, 2), "train_data": [(torch.randn(1, WIDTH), torch.zeros(1, dtype=torch.long))]}
+            batch = (torch.randn(1, WIDTH), torch.zeros(1, dtype=torch.long))
+            return {"model": nn.Linear(WIDTH, 2), "train_data": [batch]}
         """,
     )
     before = set(sys.modules)
@@ -310,7 +311,9 @@ def test_batches_of_several_inputs_or_keyword_inputs_are_accepted(tmp_path):
 
 
 def test_optimizer_over_a_subset_of_the_parameters_is_fine(tmp_path):
-    path = good_file(tmp_path, "{'model': model, 'train_data': data, 'optimizer': torch.optim.SGD(model[2].parameters(), lr=1)}")
+    path = good_file(
+        tmp_path, "{'model': model, 'train_data': data, 'optimizer': torch.optim.SGD(model[2].parameters(), lr=1)}"
+    )
     assert len(load_experiment(path).optimizer.param_groups[0]["params"]) == 2
 
 
@@ -442,6 +445,7 @@ def test_wrong_input_shape_is_explained(tmp_path):
 
 
 def test_output_without_class_dimension(tmp_path):
-    error = load_error(save_module(tmp_path, nn.Sequential(nn.Linear(4, 1), nn.Flatten(0))), trust=True, input_shape=(4,))
+    saved = save_module(tmp_path, nn.Sequential(nn.Linear(4, 1), nn.Flatten(0)))
+    error = load_error(saved, trust=True, input_shape=(4,))
     assert error.what == "cannot make classification targets for this model"
     assert "(16,)" in error.why

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import bpviz
-from bpviz.engine.record.collect import next_range
+from bpviz.engine.observe.catalog import next_range
 
 
 class Scale(nn.Module):

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bpviz.engine.session import remedies
-from bpviz.engine.load.experiment import Experiment, load_experiment
-from bpviz.engine.session.stepper import Stepper
 from bpviz.engine.diagnosis.unit_forensics import dead_units
+from bpviz.engine.load.experiment import Experiment, load_experiment
+from bpviz.engine.session import remedies
+from bpviz.engine.session.stepper import Stepper
 
 DYING = Path(__file__).resolve().parents[2] / "sample_models" / "dying_relu.py"
 
@@ -48,7 +48,7 @@ def run(stepper: Stepper, steps: int):
 def test_dead_units_evidence():
     stepper = small(dead=3)
     run(stepper, 3)
-    found = dead_units(stepper.history, stepper.watcher.probe, stepper.watcher.tracker, "act")
+    found = dead_units(stepper.history, stepper.watcher.catalog, stepper.watcher.tracker, "act")
     assert [d.unit for d in found] == [0, 1, 2]
     assert all(d.died_at == 0 and d.bias == -1.0 and d.weight_norm == 0.0 for d in found)
     assert all(d.preact_max == pytest.approx(-1.0) for d in found)
@@ -61,7 +61,7 @@ def test_reinit_brings_the_dying_relu_samples_dead_count_down():
     after = [stepper.step().layer("relu2").dead_units for _ in range(6)]
     assert before > 32
     assert max(after) < before / 4
-    assert stepper.history.interventions == [(6, "relu2: re-initialised %d dead units" % before)]
+    assert stepper.history.interventions == [(6, f"relu2: re-initialised {before} dead units")]
 
 
 def test_reinit_undo_restores_weights_and_momentum():

@@ -6,7 +6,10 @@ from bpviz.engine.report.text import format_findings, format_layers, format_repo
 
 def layer(name: str, type_: str, **values) -> dict:
     entry = dict.fromkeys(
-        ("units", "dead_units", "mean", "std", "min", "max", "saturated_fraction", "grad_norm", "param_grad_norm", "update_ratio")
+        (
+            "units", "dead_units", "mean", "std", "min", "max",
+            "saturated_fraction", "grad_norm", "param_grad_norm", "update_ratio",
+        )
     )
     entry.update(name=name, type=type_, shape=[8, 4], zero_fraction=0.0)
     entry.update(values)

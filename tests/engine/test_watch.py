@@ -160,7 +160,7 @@ def test_unusual_outputs_are_skipped_without_breaking_training():
     with bpviz.watch(model) as w:
         record = train(model, w, 2, x, y)[-1]
     assert [l.name for l in record.layers] == ["odd.fc"]
-    assert w.probe.internal_errors == {}
+    assert w.guard.errors == {}
 
 
 def test_a_failing_measurement_is_noted_and_training_goes_on_unchanged(monkeypatch):
@@ -176,9 +176,9 @@ def test_a_failing_measurement_is_noted_and_training_goes_on_unchanged(monkeypat
     watched, w = train_copy(True, steps=3)
     for a, b in zip(plain, watched):
         assert torch.equal(a, b)
-    errors = w.probe.internal_errors
+    errors = w.guard.errors
     assert any(e.startswith("0: ") and "cannot measure this" in e for e in errors)  # a gradient hook
     assert any(e.startswith("optimizer step: ") for e in errors)
     assert len(w.history.records) == 3
-    assert w.probe.internal_errors[next(e for e in errors if e.startswith("optimizer step: "))] == 6  # before and after
+    assert w.guard.errors[next(e for e in errors if e.startswith("optimizer step: "))] == 6  # before and after
     assert w.report()["unmeasured"] == list(errors)

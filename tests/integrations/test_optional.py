@@ -9,7 +9,8 @@ import pytest
 
 
 def test_importing_bpviz_imports_no_framework():
-    code = "import sys, bpviz; print(sorted(m for m in ('lightning', 'transformers', 'accelerate') if m in sys.modules))"
+    frameworks = "('lightning', 'transformers', 'accelerate')"
+    code = f"import sys, bpviz; print(sorted(m for m in {frameworks} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -61,7 +61,8 @@ def test_one_step_per_optimizer_step_with_the_optimizers_gradients(tmp_path):
     names = [layer.name for layer in records[0].layers]
     assert "transformer.h.0.mlp.c_fc" in names and "lm_head" in names
     for record, expected in zip(records, seen.grads):
-        assert {p.name: p.grad_norm for p in record.params if p.grad_norm is not None} == pytest.approx(expected, rel=1e-5)
+        measured = {p.name: p.grad_norm for p in record.params if p.grad_norm is not None}
+        assert measured == pytest.approx(expected, rel=1e-5)
     logged = [log["loss"] for log in seen.logs if "loss" in log]
     assert [r.loss for r in records] == pytest.approx(logged, rel=1e-3)  # the mean of the micro-batches' losses
     assert all(not m._forward_hooks for m in model.modules())  # detached at the end of training

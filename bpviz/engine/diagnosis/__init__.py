@@ -13,11 +13,11 @@ from bpviz.engine.diagnosis import (
     softmax_cross_entropy,
     vanishing_gradient,
 )
-from bpviz.engine.diagnosis.rule import Context, Observation
 from bpviz.engine.diagnosis.finding import Finding, severity_rank, worst_first
+from bpviz.engine.diagnosis.rule import Context, Observation
+from bpviz.engine.record.dead_units import DeadUnitTracker
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
-from bpviz.engine.record.dead_units import DeadUnitTracker
 
 RULES = (
     nan_or_inf,
@@ -30,18 +30,7 @@ RULES = (
     softmax_cross_entropy,
     rank_divergence,
 )
-KINDS = (
-    "dead_relu",
-    "inactive_units",
-    "vanishing_gradient",
-    "exploding_gradient",
-    "saturated_activation",
-    "nan_or_inf",
-    "train_mode_in_eval",
-    "eval_mode_in_training",
-    "softmax_before_cross_entropy",
-    "rank_divergence",
-)
+KINDS = tuple(kind for rule in RULES for kind in rule.KINDS)  # every kind a finding can have
 
 
 class Diagnosis:
@@ -73,7 +62,7 @@ class Diagnosis:
                     changed.append(finding)
             if rule.STATEFUL:
                 for finding in self._findings.values():
-                    if finding.kind == getattr(rule, "KIND", None) and finding.key not in held and finding.active:
+                    if finding.kind in rule.KINDS and finding.key not in held and finding.active:
                         finding.active = False
                         changed.append(finding)
         return changed

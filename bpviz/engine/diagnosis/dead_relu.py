@@ -19,6 +19,7 @@ from bpviz.engine.diagnosis.rule import Context, Observation
 from bpviz.engine.record.records import LayerStep
 
 KIND = "dead_relu"
+KINDS = (KIND,)
 STATEFUL = True
 DEAD_FAMILY = "relu"  # zero output and zero gradient for negative inputs: the only family whose units die
 EXPLANATION = (

@@ -13,6 +13,7 @@ from bpviz.engine.diagnosis.gradient_scale import layer_grad_rms, total_grad_nor
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "exploding_gradient"
+KINDS = (KIND,)
 STATEFUL = True
 EXPLANATION = (
     "Gradients that grow layer after layer toward the input, or step after step, make updates so large "
@@ -42,7 +43,8 @@ def check(ctx: Context) -> Iterator[Observation]:
             KIND,
             "error",
             None,
-            f"The gradient norm overflows float32 (above 1e38) although every gradient is finite; the largest is at {largest}.",
+            "The gradient norm overflows float32 (above 1e38) although every gradient is finite; "
+            f"the largest is at {largest}.",
             EXPLANATION,
             REMEDIES,
         )

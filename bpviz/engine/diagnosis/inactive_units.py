@@ -14,6 +14,7 @@ from bpviz.engine.diagnosis.dead_relu import died_at, silent_layers
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "inactive_units"
+KINDS = (KIND,)
 STATEFUL = True
 EXPLANATION = (
     "Inactive here means: a unit of an activation that keeps a gradient for negative inputs ({family}) gave no "

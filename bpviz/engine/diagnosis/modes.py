@@ -15,6 +15,7 @@ from bpviz.engine.diagnosis.rule import Context, Observation
 STATEFUL = False
 TRAIN_IN_EVAL = "train_mode_in_eval"
 EVAL_IN_TRAINING = "eval_mode_in_training"
+KINDS = (TRAIN_IN_EVAL, EVAL_IN_TRAINING)
 TRAIN_IN_EVAL_EXPLANATION = (
     "During validation or inference, Dropout in training mode randomly zeroes activations and BatchNorm "
     "normalises with the batch's own statistics and updates its running averages with validation data: "

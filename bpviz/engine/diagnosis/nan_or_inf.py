@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "nan_or_inf"
+KINDS = (KIND,)
 STATEFUL = False
 EXPLANATION = (
     "NaN or Inf appears when a value overflows (exploding activations or gradients, exp of a large number), "
@@ -30,7 +31,8 @@ def check(ctx: Context) -> Iterator[Observation]:
         return
     step = record.step
     if any(f.input_nonfinite for f in record.forwards):
-        yield _obs(None, f"The input batch of step {step} already contains NaN/Inf: the data, not the model, is the source.")
+        message = f"The input batch of step {step} already contains NaN/Inf: the data, not the model, is the source."
+        yield _obs(None, message)
     elif record.nonfinite_origin is not None:
         layer = record.layer(record.nonfinite_origin)
         yield _obs(
@@ -43,7 +45,8 @@ def check(ctx: Context) -> Iterator[Observation]:
     elif record.nonfinite_grad_origin is not None:
         yield _obs(
             record.nonfinite_grad_origin,
-            f"A NaN/Inf gradient first appeared at {record.nonfinite_grad_origin} during the backward pass of step {step}.",
+            f"A NaN/Inf gradient first appeared at {record.nonfinite_grad_origin} "
+            f"during the backward pass of step {step}.",
         )
 
 

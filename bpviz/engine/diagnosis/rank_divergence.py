@@ -23,6 +23,7 @@ from bpviz.engine.record.rank_table import RankTable
 from bpviz.engine.record.records import StepRecord
 
 KIND = "rank_divergence"
+KINDS = (KIND,)
 STATEFUL = True
 _RECENT = 5  # earlier steps a rank's own values are compared with, to tell which of two ranks moved
 EXPLANATION = (

@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bpviz.engine.config import Config
+from bpviz.engine.record.dead_units import DeadUnitTracker
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
-from bpviz.engine.record.dead_units import DeadUnitTracker
 
 
 @dataclass

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "saturated_activation"
+KINDS = (KIND,)
 STATEFUL = True
 EXPLANATION = (
     "A sigmoid or tanh near its bound has a derivative close to zero, so almost no gradient passes "

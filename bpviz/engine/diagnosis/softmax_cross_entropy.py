@@ -13,6 +13,7 @@ import torch
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "softmax_before_cross_entropy"
+KINDS = (KIND,)
 STATEFUL = False
 EXPLANATION = (
     "CrossEntropyLoss applies log-softmax to its input. Given probabilities from a Softmax, it squashes "

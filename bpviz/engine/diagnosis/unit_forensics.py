@@ -2,7 +2,8 @@
 
 A unit's incoming weights and bias live in the *producer*: the nearest
 layer before the activation, in forward order, whose parameters have one
-row per unit (the Linear/Conv feeding it, or a norm layer in between).
+row per unit (the Linear/Conv feeding it, or a norm layer in between);
+`LayerCatalog.producers` finds it.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bpviz.engine.record.history import History
-from bpviz.engine.observe.probe import Probe
+from bpviz.engine.observe.catalog import LayerCatalog
 from bpviz.engine.record.dead_units import DeadUnitTracker
+from bpviz.engine.record.history import History
 
 
 @dataclass(frozen=True)
@@ -28,41 +29,14 @@ class DeadUnit:
     bias_step: float | None  # the bias change made by the update just before it died
 
 
-def producers(names: list[str], probe: Probe, layer: str, units: int) -> list[str]:
-    """Layers feeding `layer` (names in forward order) whose parameters have one row per unit, nearest first.
-
-    The walk stops at the first Linear/Conv: the layer holding the units' incoming weights.
-    The model's structure does not change between steps, so the answer is cached until new layers appear.
-    """
-    key = (layer, units, len(probe.layers))
-    cached = probe.producer_cache.get(key)
-    if cached is not None:
-        return cached
-    found = []
-    for name in reversed(names[: names.index(layer)]):
-        info = probe.layers[name]
-        if info.functional:
-            continue
-        weight = probe.own_parameters(info.module_name).get("weight")
-        if weight is None or weight.shape[0] != units:
-            if found:
-                break
-            continue
-        found.append(name)
-        if weight.dim() >= 2:  # a Linear/Conv: the units' incoming weights
-            break
-    probe.producer_cache[key] = found
-    return found
-
-
-def dead_units(history: History, probe: Probe, tracker: DeadUnitTracker, layer: str) -> list[DeadUnit]:
+def dead_units(history: History, catalog: LayerCatalog, tracker: DeadUnitTracker, layer: str) -> list[DeadUnit]:
     """The dead units of `layer` at the latest step, with when each died and what its producer looks like."""
     record = history.latest
     step = record.layer(layer)
     if step.dead_unit_ids is None:
         return []
-    feeding = producers([l.name for l in record.layers], probe, layer, step.units)
-    linear = probe.own_parameters(probe.layers[feeding[-1]].module_name) if feeding else {}
+    feeding = catalog.producers([l.name for l in record.layers], layer, step.units)
+    linear = catalog.own_parameters(catalog.layers[feeding[-1]].module_name) if feeding else {}
     weight, bias = linear.get("weight"), linear.get("bias")
     since = tracker.dead_since.get(layer)
     biases = _bias_history(history, feeding[-1]) if feeding else {}

@@ -13,6 +13,7 @@ from bpviz.engine.diagnosis.gradient_scale import layer_grad_rms
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "vanishing_gradient"
+KINDS = (KIND,)
 STATEFUL = True
 EXPLANATION = (
     "Each layer multiplies the gradient flowing back by its local derivative. Saturating activations "

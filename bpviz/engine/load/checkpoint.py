@@ -56,7 +56,8 @@ def apply_weights(model: nn.Module, weights: Path) -> None:
     if reshaped:
         problems.append(f"shape mismatch: {_few(reshaped)}")
     if problems:
-        raise UserCodeError(f"the weights in {weights.name} do not fit the model", why="; ".join(problems), where=str(weights))
+        what = f"the weights in {weights.name} do not fit the model"
+        raise UserCodeError(what, why="; ".join(problems), where=str(weights))
     model.load_state_dict(state)
 
 
@@ -117,7 +118,9 @@ def load_pickled_model(
     return model, synthetic_batches(model, input_shape, seed)
 
 
-def synthetic_batches(model: nn.Module, input_shape: tuple[int, ...], seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def synthetic_batches(
+    model: nn.Module, input_shape: tuple[int, ...], seed: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Random inputs of the given per-sample shape, with random class targets over the model's output width.
 
     Leaves the model in training mode: a pickled model may have been saved after eval(),

@@ -307,7 +307,8 @@ def _check_batches(key: str, data: object, where: str, source: Path) -> Iterable
         )
     first = _first_batch(key, data, source)
     if first is None:
-        raise UserCodeError(f"'{key}' is empty", why="it yielded no batch; give at least one (inputs, targets)", where=where)
+        why = "it yielded no batch; give at least one (inputs, targets)"
+        raise UserCodeError(f"'{key}' is empty", why=why, where=where)
     if not isinstance(first, (tuple, list)) or len(first) != 2:
         raise UserCodeError(
             f"'{key}' does not yield (inputs, targets) pairs",

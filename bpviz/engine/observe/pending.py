@@ -1,4 +1,4 @@
-"""What the hooks hand to the collector: per-layer facts and one step's measurements, still on the device.
+"""What the hooks hand to the collector: one step's measurements, still on the device.
 
 Kept apart from the hooks so the collector, the layer graph and the
 forensics can read these shapes without depending on how they were caught.
@@ -11,18 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.hooks import RemovableHandle
 
-
-@dataclass
-class LayerInfo:
-    """What is known about a layer independent of any step."""
-
-    name: str
-    type: str
-    family: str | None
-    module_name: str  # qualified name of the module making the call ("" for the root model)
-    functional: bool  # a functional activation call, which owns no parameters
-    bounds: tuple[float, float] | None  # output bounds of a bounded activation, for saturation
-    tracks_units: bool = False  # ReLU-family layers (and layers that were, before a remedy replaced it)
+from bpviz.engine.observe.catalog import LayerInfo
 
 
 @dataclass

@@ -8,25 +8,25 @@ inside a leaf module's own forward belong to that module (nn.ReLU calls
 F.relu), so every activation is counted exactly once.
 
 Everything measured stays on the device in a `PendingStep` (see pending.py)
-until the collector moves it to the host in one transfer.
+until the collector moves it to the host in one transfer. What outlives a
+step (which layers exist, their parameters and histogram edges) is kept in
+the `LayerCatalog`; a failing measurement goes to the `MeasurementGuard`.
 """
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from bpviz.engine.observe import stats
 from bpviz.engine.config import Config
+from bpviz.engine.observe import stats
+from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
+from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
-from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, LayerInfo, PendingStep
-from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
-from bpviz.engine.user_error import describe_exception
 from bpviz.engine.observe.layer_kinds import (
     FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
@@ -35,6 +35,8 @@ from bpviz.engine.observe.layer_kinds import (
     functional_name,
     module_family,
 )
+from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep
+from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
 _CHANNEL_FIRST_MAKERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
@@ -70,25 +72,16 @@ class _FunctionalActivations(TorchFunctionMode):
 class Probe:
     """Attaches to one model; measures every layer on every forward with grad enabled."""
 
-    def __init__(self, model: nn.Module, config: Config) -> None:
+    def __init__(self, model: nn.Module, config: Config, catalog: LayerCatalog, guard: MeasurementGuard) -> None:
         self.model = model
         self.config = config
-        self.layers: dict[str, LayerInfo] = {}
-        self.hist_ranges: dict[str, tuple[float, float]] = {}
+        self.catalog = catalog
+        self.guard = guard
         self.pending = PendingStep()
         self.failed_layer: str | None = None  # innermost layer whose forward raised, most recent failure
         self.failed_layer_type: str | None = None  # its module class
         self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
-        # Measurements that failed on an unusual tensor (training went on), each message once with its count.
-        self.internal_errors: dict[str, int] = {}
         self._names = {module: name for name, module in model.named_modules()}
-        self._params = dict(model.named_parameters())
-        self._param_ids = {id(p): name for name, p in self._params.items()}
-        self._own: dict[str, dict[str, nn.Parameter]] = {}  # module name -> its own parameters by short name
-        for name, param in self._params.items():
-            module, _, short = name.rpartition(".")
-            self._own.setdefault(module, {})[short] = param
-        self.producer_cache: dict[tuple[str, int, int], list[str]] = {}  # see unit_forensics.producers
         self._mode_modules = [(n, m) for n, m in model.named_modules() if isinstance(m, MODE_SENSITIVE)]
         self._handles: list = []
         self._stack: list[_Frame] = []
@@ -99,7 +92,7 @@ class Probe:
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self.updates = UpdateTracker(self)
+        self.updates = UpdateTracker(catalog.parameters(), self.slices, lambda: self.pending, guard)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
         # Set for one training forward to record the data flow between layers.
@@ -138,22 +131,6 @@ class Probe:
         pending, self.pending = self.pending, PendingStep()
         return pending
 
-    @contextlib.contextmanager
-    def as_guest(self, where: str) -> Iterator[None]:
-        """A measurement that fails on an unusual tensor is noted here, never raised into the user's training."""
-        try:
-            yield
-        except Exception as exc:
-            message = f"{where}: {describe_exception(exc)}"
-            self.internal_errors[message] = self.internal_errors.get(message, 0) + 1
-
-    def parameters(self) -> dict[str, nn.Parameter]:
-        return self._params
-
-    def own_parameters(self, module_name: str) -> dict[str, nn.Parameter]:
-        """The parameters a module holds directly (not its children's), by short name ("weight", "bias")."""
-        return self._own.get(module_name, {})
-
     # ----- forward -----
     def _pre_hook(self, module: nn.Module, args) -> None:
         if not self._stack:
@@ -165,7 +142,7 @@ class Probe:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
         if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
-            info = self.layers.get(name) if name is not None else None
+            info = self.catalog.layers.get(name) if name is not None else None
             if module_family(module) == RELU_FAMILY or (info is not None and info.tracks_units):
                 frame.preact_max = self._unit_max(args[0])
         self._stack.append(frame)
@@ -286,14 +263,9 @@ class Probe:
         if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
         self.last_layer = name
-        info = self.layers.get(name)
-        if info is None or (info.type, info.family) != (type_name, family):
-            # A layer keeps tracking units once it did, also after a remedy replaced its activation.
-            tracks = family == RELU_FAMILY or (info is not None and info.tracks_units)
-            info = LayerInfo(name, type_name, family, module_name, functional, bounds, tracks)
-            self.layers[name] = info
+        info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
         with torch._C.DisableTorchFunction():
-            with self.as_guest(name):
+            with self.guard.catch(name):
                 self._measure(info, tensor, preact)
             if tensor.requires_grad:
                 tensor.register_hook(self._grad_hook(name))
@@ -315,9 +287,7 @@ class Probe:
             positions = counted.numel() // max(1, stats.units_of(x, channel_first))
         sample = stats.histogram_sample(x, cfg.histogram_sample)
         scalars = stats.activation_scalars(x, sample, info.bounds, cfg.saturation_margin)
-        hist_range = self.hist_ranges.get(info.name)
-        if hist_range is None and info.bounds is not None:
-            hist_range = self.hist_ranges[info.name] = info.bounds
+        hist_range = self.catalog.histogram_range(info)
         histogram = kept = None
         if hist_range is not None:
             histogram = stats.histogram(sample, cfg.histogram_bins, *hist_range)
@@ -325,7 +295,16 @@ class Probe:
             kept = stats.histogram_sample(sample, cfg.first_sight_sample).clone()
         self.pending.calls.append(
             ActivationCall(
-                info, tuple(x.shape), x.numel(), scalars, histogram, kept, unit_positive, positions, preact, sample.numel()
+                info,
+                tuple(x.shape),
+                x.numel(),
+                scalars,
+                histogram,
+                kept,
+                unit_positive,
+                positions,
+                preact,
+                sample.numel(),
             )
         )
 
@@ -334,7 +313,7 @@ class Probe:
         def hook(grad: torch.Tensor) -> None:
             cfg = self.config
             pending = self.pending
-            with torch._C.DisableTorchFunction(), self.as_guest(name):
+            with torch._C.DisableTorchFunction(), self.guard.catch(name):
                 scalars, hist = stats.grad_scalars_and_histogram(
                     grad, cfg.histogram_sample, cfg.histogram_bins, *cfg.grad_log10_range
                 )

@@ -22,7 +22,10 @@ SUM, SUMSQ, MIN, MAX, SAMPLE_NONZERO, SAMPLE_SATURATED = range(6)
 
 
 def histogram_sample(x: torch.Tensor, max_values: int) -> torch.Tensor:
-    """An evenly strided view of at most `max_values` elements: shares and histograms need the distribution, not every value."""
+    """An evenly strided view of at most `max_values` elements.
+
+    Shares and histograms need the distribution, not every value.
+    """
     flat = x.reshape(-1)
     if flat.numel() <= max_values:
         return flat

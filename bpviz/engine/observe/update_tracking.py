@@ -6,16 +6,16 @@ needs no handle on it. Only parameters of the watched model are measured.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import torch
+from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.observe import stats
-
-if TYPE_CHECKING:
-    from bpviz.engine.observe.probe import Probe
+from bpviz.engine.observe.guard import MeasurementGuard
+from bpviz.engine.observe.pending import PendingStep
 
 
 class ParameterSlices:
@@ -48,11 +48,23 @@ class ParameterSlices:
 
 
 class UpdateTracker:
-    """Writes parameter gradient norms and ||dW|| estimates into the probe's pending step."""
+    """Writes parameter gradient norms and ||dW|| estimates into the current pending step.
 
-    def __init__(self, probe: Probe) -> None:
-        self._probe = probe
-        self._param_ids = {id(p): name for name, p in probe.parameters().items()}
+    `pending` is a getter, not a step: the probe starts a new PendingStep at
+    every collection, and the optimizer hooks must write into the current one.
+    """
+
+    def __init__(
+        self,
+        params: dict[str, nn.Parameter],
+        slices: ParameterSlices,
+        pending: Callable[[], PendingStep],
+        guard: MeasurementGuard,
+    ) -> None:
+        self._param_ids = {id(p): name for name, p in params.items()}
+        self._slices = slices
+        self._pending = pending
+        self._guard = guard
 
     def attach(self) -> list:
         """Register the optimizer hooks; returns their handles for the probe to remove."""
@@ -72,26 +84,27 @@ class UpdateTracker:
         The optimizer's own pre-step hook then keeps them: it may come after
         gradient clipping, or never (a GradScaler skipping an Inf step).
         """
-        with self._probe.as_guest("final gradients"):
+        with self._guard.catch("final gradients"):
             self._measure_before(optimizer, final=True)
-            self._probe.pending.grads_final = True
+            self._pending().grads_final = True
 
     def _before(self, optimizer, args, kwargs) -> None:
-        with self._probe.as_guest("optimizer step"):
+        with self._guard.catch("optimizer step"):
             self._measure_before(optimizer)
 
     def _after(self, optimizer, args, kwargs) -> None:
-        with self._probe.as_guest("optimizer step"):
+        with self._guard.catch("optimizer step"):
             self._measure_after(optimizer)
 
     def _measure_before(self, optimizer: torch.optim.Optimizer, final: bool = False) -> None:
         owned = self._owned(optimizer)
         if not owned:
             return
-        pending = self._probe.pending
-        slices = self._probe.slices
+        pending = self._pending()
+        slices = self._slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            with_grad = [(n, local_shard(p.grad)) for n, p in owned if p.grad is not None and (final or not pending.grads_final)]
+            keep = pending.grads_final and not final  # a framework already took them where they were final
+            with_grad = [(n, local_shard(p.grad)) for n, p in owned if p.grad is not None and not keep]
             if with_grad:
                 norms = torch._foreach_norm([g for _, g in with_grad])
                 pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
@@ -101,11 +114,11 @@ class UpdateTracker:
                 pending.update_base.update(zip((n for n, _ in fresh), copies))
 
     def _measure_after(self, optimizer: torch.optim.Optimizer) -> None:
-        pending = self._probe.pending
+        pending = self._pending()
         owned = [(n, p) for n, p in self._owned(optimizer) if n in pending.update_base]
         if not owned:
             return
-        slices = self._probe.slices
+        slices = self._slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
             after = [slices.of(p) for _, p in owned]
             diffs = torch._foreach_sub(after, [pending.update_base[n] for n, _ in owned])

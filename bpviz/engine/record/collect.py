@@ -3,22 +3,47 @@
 All pieces are flattened into one float64 tensor per device, moved with one
 `.cpu()`, and sliced back apart with numpy. Layers seen for the first time
 are binned here, on the host, from a small sample once their range is known.
+The collector only transfers and reshapes: judging what the numbers mean
+(which units are dead, what is wrong) happens after it, on the plain record.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from bpviz.engine.observe import stats
 from bpviz.engine.config import Config
-from bpviz.engine.observe.pending import ActivationCall, LayerInfo, PendingStep
-from bpviz.engine.observe.probe import Probe
-from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
-from bpviz.engine.diagnosis.unit_forensics import producers
 from bpviz.engine.distributed.context import local_shard
-from bpviz.engine.record.dead_units import DeadUnitTracker
+from bpviz.engine.observe import stats
+from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
+from bpviz.engine.observe.guard import MeasurementGuard
+from bpviz.engine.observe.layer_kinds import RELU_FAMILY
+from bpviz.engine.observe.pending import ActivationCall, PendingStep
+from bpviz.engine.observe.update_tracking import ParameterSlices
+from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
+
+
+class CallSlots(NamedTuple):
+    """Where one activation call's parts sit in the step's transfer (None: the call has no such part)."""
+
+    scalars: int
+    histogram: int | None
+    sample: int | None
+    units: int | None
+    preact: int | None
+
+
+class ParamSlots(NamedTuple):
+    """Where the per-parameter norms sit in the step's transfer, with the parameter names of each."""
+
+    names: list[str]  # every parameter; weight norms are in this order
+    weights: int | None
+    grad_names: list[str]
+    grads: int | None
+    update_names: list[str]
+    updates: int | None
 
 
 class _Batch:
@@ -43,22 +68,30 @@ class _Batch:
 
 
 def collect(
-    probe: Probe, pending: PendingStep, step: int, loss: torch.Tensor | float | None, tracker: DeadUnitTracker
+    catalog: LayerCatalog,
+    slices: ParameterSlices,
+    guard: MeasurementGuard,
+    config: Config,
+    pending: PendingStep,
+    step: int,
+    loss: torch.Tensor | float | None,
+    *,
+    softmax_before_cross_entropy: bool = False,
 ) -> StepRecord:
-    """Build the record of step `step` from what the hooks saw."""
-    cfg = probe.config
+    """Build the record of step `step` from what the hooks saw; dead units are marked on it afterwards."""
+    cfg = config
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
     grad_ids = [(g.layer, batch.add(g.scalars), batch.add(g.histogram)) for g in pending.grads]
     input_ids = [batch.add(f.input_sum.reshape(1)) if f.input_sum is not None else None for f in pending.forwards]
-    params = probe.parameters()
+    params = catalog.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
         names = list(params)
         # Like ||dW||, ||W|| of a large parameter is estimated from its strided slice: a full pass over
         # every weight each step would cost more than all the activation statistics together.
         # The optimizer hook measured those it updated; the rest (frozen, or no optimizer step) are measured here.
         unmeasured = [n for n in names if n not in pending.weight_norms]
-        measured = torch._foreach_norm([probe.slices.of(params[n]) for n in unmeasured]) if unmeasured else []
+        measured = torch._foreach_norm([slices.of(params[n]) for n in unmeasured]) if unmeasured else []
         weight_norms = {**pending.weight_norms, **dict(zip(unmeasured, measured))}
         fallback = {
             n: torch.linalg.vector_norm(local_shard(p.grad).detach())
@@ -72,13 +105,14 @@ def collect(
     update_names = list(pending.update_norms)
     update_id = batch.add(torch.stack([pending.update_norms[n] for n in update_names])) if update_names else None
     loss_id = batch.add(loss.detach().reshape(-1)[:1]) if isinstance(loss, torch.Tensor) else None
-    bias_ids = {name: batch.add(bias.detach()) for name, bias in _producer_biases(probe, pending).items()}
+    bias_ids = {name: batch.add(bias.detach()) for name, bias in _producer_biases(catalog, pending).items()}
 
     host = batch.fetch()
 
-    layers = _merge_calls(pending.calls, call_ids, host, cfg, probe, step, tracker)
+    layers = _merge_calls(pending.calls, call_ids, host, cfg, catalog)
     _attach_gradients(layers, grad_ids, host, cfg)
-    param_steps = _param_steps(probe, layers, names, host, weight_id, pgrad_names, pgrad_id, update_names, update_id)
+    slots = ParamSlots(names, weight_id, pgrad_names, pgrad_id, update_names, update_id)
+    param_steps = _param_steps(catalog, slices, layers, host, slots)
     forwards = [
         ForwardPass(
             f.grad_enabled,
@@ -104,44 +138,49 @@ def collect(
         forwards=forwards,
         nonfinite_origin=next((l.name for l in ordered if l.nonfinite), None),
         nonfinite_grad_origin=next((l.name for l in by_backward if l.grad_nonfinite), None),
+        softmax_before_cross_entropy=softmax_before_cross_entropy,
         producer_bias={name: host[i] for name, i in bias_ids.items()},
-        unmeasured=list(probe.internal_errors),
+        unmeasured=list(guard.errors),
     )
 
 
-def _producer_biases(probe: Probe, pending: PendingStep) -> dict[str, torch.Tensor]:
+def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, torch.Tensor]:
     """The bias of the Linear/Conv feeding each unit-tracked layer, kept per step to explain unit deaths."""
     names = list(dict.fromkeys(call.layer.name for call in pending.calls))
     biases = {}
     for call in pending.calls:
         if call.unit_positive is None or call.layer.name in biases:
             continue
-        feeding = producers(names, probe, call.layer.name, call.unit_positive.numel())
+        feeding = catalog.producers(names, call.layer.name, call.unit_positive.numel())
         if feeding:
-            bias = probe.own_parameters(probe.layers[feeding[-1]].module_name).get("bias")
+            bias = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("bias")
             if bias is not None and local_shard(bias) is bias:  # a shard's bias cannot explain every unit
                 biases[feeding[-1]] = bias
     return biases
 
 
-def _add_call(batch: _Batch, call: ActivationCall) -> tuple[int, int | None, int | None, int | None, int | None]:
-    scalars = batch.add(call.scalars)
-    hist = batch.add(call.histogram) if call.histogram is not None else None
-    sample = batch.add(call.sample) if call.sample is not None else None
-    units = batch.add(call.unit_positive) if call.unit_positive is not None else None
-    preact = batch.add(call.preact_max) if call.preact_max is not None else None
-    return scalars, hist, sample, units, preact
+def _add_call(batch: _Batch, call: ActivationCall) -> CallSlots:
+    def optional(tensor: torch.Tensor | None) -> int | None:
+        return batch.add(tensor) if tensor is not None else None
+
+    return CallSlots(
+        batch.add(call.scalars),
+        optional(call.histogram),
+        optional(call.sample),
+        optional(call.unit_positive),
+        optional(call.preact_max),
+    )
 
 
-def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tracker) -> dict[str, LayerStep]:
+def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> dict[str, LayerStep]:
     """One LayerStep per layer name, combining a layer's calls within the step (count-weighted moments)."""
-    grouped: dict[str, list[tuple[ActivationCall, tuple]]] = {}
+    grouped: dict[str, list[tuple[ActivationCall, CallSlots]]] = {}
     for call, ids in zip(calls, call_ids):
         grouped.setdefault(call.layer.name, []).append((call, ids))
     layers: dict[str, LayerStep] = {}
     for order, (name, group) in enumerate(grouped.items()):
         info: LayerInfo = group[0][0].layer
-        rows = [host[ids[0]].tolist() for _, ids in group]  # plain floats: cheaper than numpy scalars
+        rows = [host[ids.scalars].tolist() for _, ids in group]  # plain floats: cheaper than numpy scalars
         total = float(sum(c.count for c, _ in group))
         sample_size = float(sum(c.sample_size for c, _ in group))
         mean = sum(r[stats.SUM] for r in rows) / total
@@ -163,35 +202,35 @@ def _merge_calls(calls, call_ids, host, cfg: Config, probe: Probe, step: int, tr
         )
         if info.bounds is not None:
             layer.saturated_fraction = sum(r[stats.SAMPLE_SATURATED] for r in rows) / sample_size
-        layer.histogram = _histogram(name, group, host, cfg, probe, lo, hi)
+        layer.histogram = _histogram(name, group, host, cfg, catalog, lo, hi)
         if group[0][0].unit_positive is not None:
-            _unit_stats(layer, group, host, step, tracker)
+            _unit_stats(layer, group, host)
         layers[name] = layer
     return layers
 
 
-def _histogram(name, group, host, cfg: Config, probe: Probe, lo: float, hi: float) -> Histogram:
+def _histogram(name, group, host, cfg: Config, catalog: LayerCatalog, lo: float, hi: float) -> Histogram:
     """Sum the calls' histograms, scaled from their samples to the whole tensor so steps compare.
 
-    Then choose the next step's edges: this step's values are counted truthfully
+    Then the catalog chooses the next step's edges: this step's values are counted truthfully
     either way (outside the edges apart, never in the edge bins), but a layer
     whose values left its range (a revived or a growing layer) gets edges that fit them.
     """
     bins = cfg.histogram_bins
-    if name not in probe.hist_ranges:  # first sight: this step's extremes, or its sample's finite ones under NaN/Inf
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            kept = np.concatenate([host[ids[2]] for _, ids in group if ids[2] is not None] or [np.empty(0)])
-            finite = kept[np.isfinite(kept)]
-            lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (lo, hi)
-        probe.hist_ranges[name] = choose_range(lo, hi)
-    rlo, rhi = probe.hist_ranges[name]
+    first_lo, first_hi = lo, hi
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # under NaN/Inf: the sample's finite extremes, if any
+        kept = np.concatenate([host[ids.sample] for _, ids in group if ids.sample is not None] or [np.empty(0)])
+        finite = kept[np.isfinite(kept)]
+        if len(finite):
+            first_lo, first_hi = float(finite.min()), float(finite.max())
+    rlo, rhi = catalog.settle_range(name, first_lo, first_hi)
     total = np.zeros(bins + 3)
     for call, ids in group:
-        part = host[ids[1]] if ids[1] is not None else host_histogram(host[ids[2]], bins, rlo, rhi)
+        part = host[ids.histogram] if ids.histogram is not None else host_histogram(host[ids.sample], bins, rlo, rhi)
         if part.sum() > 0:
             total += part * (call.count / part.sum())
     bounded = group[0][0].layer.bounds is not None
-    probe.hist_ranges[name] = next_range((rlo, rhi), lo, hi, narrow=not bounded)
+    catalog.advance_range(name, lo, hi, narrow=not bounded)
     return Histogram(total[:bins], rlo, rhi, below=float(total[stats.BELOW]), above=float(total[stats.ABOVE]),
                      nonfinite=float(total[stats.NONFINITE]))
 
@@ -203,63 +242,22 @@ def host_histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> np.nd
     return np.concatenate([inside, [np.sum(finite < lo), np.sum(finite > hi), len(values) - len(finite)]])
 
 
-def choose_range(lo: float, hi: float) -> tuple[float, float]:
-    """Histogram edges for values from `lo` to `hi`, padded so some later growth stays in view."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return (-1.0, 1.0)
-    width = hi - lo
-    if width < 1e-12:
-        pad = max(abs(hi), 1.0) * 0.5
-        return (lo - pad, hi + pad)
-    pad = 0.25 * width
-    new_lo = 0.0 if lo >= 0.0 else lo - pad
-    return (new_lo, hi + pad)
-
-
-NARROW_BELOW = 1 / 32  # values spanning less than this share of the range: narrow it (they sit in one or two bins)
-
-
-def next_range(current: tuple[float, float], lo: float, hi: float, narrow: bool) -> tuple[float, float]:
-    """The edges for a layer's next step, given this step's exact min `lo` and max `hi`.
-
-    Kept while the values fit (so steps line up); widened to cover both the old
-    range and the values when they leave it; with `narrow`, fitted to the values
-    when they shrank to a sliver of it. NaN/Inf extremes keep the range: the
-    non-finite values are counted apart and the finite ones are unknown here.
-    """
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return current
-    rlo, rhi = current
-    if lo < rlo or hi > rhi:
-        wide_lo, wide_hi = choose_range(min(lo, rlo), max(hi, rhi))
-        return (min(wide_lo, rlo), max(wide_hi, rhi))
-    if narrow and (hi - lo) < NARROW_BELOW * (rhi - rlo):
-        fitted = choose_range(lo, hi)
-        if fitted[1] - fitted[0] < rhi - rlo:
-            return fitted
-    return current
-
-
-def _unit_stats(layer: LayerStep, group, host, step: int, tracker: DeadUnitTracker) -> None:
+def _unit_stats(layer: LayerStep, group, host) -> None:
+    """Per-unit activity and input maxima; which units are dead is judged from these afterwards (dead_units.py)."""
     positive = preact = None
     positions = 0
     for call, ids in group:
-        part = host[ids[3]]
+        part = host[ids.units]
         if positive is not None and len(part) != len(positive):
             continue  # a call with another unit count; keep the first shape's units
         positive = part if positive is None else positive + part
         positions += call.positions_per_unit
-        if ids[4] is not None and len(host[ids[4]]) == len(part):
-            preact = host[ids[4]] if preact is None else np.maximum(preact, host[ids[4]])
+        if ids.preact is not None and len(host[ids.preact]) == len(part):
+            preact = host[ids.preact] if preact is None else np.maximum(preact, host[ids.preact])
     layer.unit_preact_max = preact
-    # A ReLU-family unit's output is positive exactly where its input is: the input's maximum, read over
-    # the whole batch, says whether it fired; the positive counts may come from part of the batch.
-    dead = tracker.update(layer.name, step, preact > 0 if preact is not None else positive > 0)
-    if layer.family == "relu":  # such outputs are never negative; exact unless the batch was sampled
+    if layer.family == RELU_FAMILY:  # such outputs are never negative; exact unless the batch was sampled
         layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))
     layer.units = len(positive)
-    layer.dead_units = len(dead)
-    layer.dead_unit_ids = dead
     layer.unit_activity = positive / max(1, positions)
 
 
@@ -288,16 +286,21 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
                                          above=float(counts[stats.ABOVE]), nonfinite=float(counts[stats.NONFINITE]))
 
 
-def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgrad_id, update_names, update_id):
-    weights = dict(zip(names, host[weight_id])) if weight_id is not None else {}
-    grads = dict(zip(pgrad_names, host[pgrad_id])) if pgrad_id is not None else {}
-    updates = dict(zip(update_names, host[update_id])) if update_id is not None else {}
-    owners = _param_owners(probe, layers, names)
+def _param_steps(
+    catalog: LayerCatalog, slices: ParameterSlices, layers: dict[str, LayerStep], host, slots: ParamSlots
+) -> list[ParamStep]:
+    def values(names: list[str], slot: int | None) -> dict:
+        return dict(zip(names, host[slot])) if slot is not None else {}
+
+    weights = values(slots.names, slots.weights)
+    grads = values(slots.grad_names, slots.grads)
+    updates = values(slots.update_names, slots.updates)
+    owners = _param_owners(catalog, layers, slots.names)
     steps = []
     per_layer: dict[str, list[ParamStep]] = {}
-    for name in names:
-        param = probe.parameters()[name]
-        scale = probe.slices.scale(param)
+    for name in slots.names:
+        param = catalog.parameters()[name]
+        scale = slices.scale(param)
         item = ParamStep(
             name=name,
             layer=owners.get(name),
@@ -320,11 +323,11 @@ def _param_steps(probe: Probe, layers, names, host, weight_id, pgrad_names, pgra
     return steps
 
 
-def _param_owners(probe: Probe, layers: dict[str, LayerStep], names: list[str]) -> dict[str, str]:
+def _param_owners(catalog: LayerCatalog, layers: dict[str, LayerStep], names: list[str]) -> dict[str, str]:
     """Each parameter's layer: the nearest enclosing module that was observed as a layer (first call site)."""
     by_module: dict[str, str] = {}
     for layer in layers.values():
-        info = probe.layers[layer.name]
+        info = catalog.layers[layer.name]
         if not info.functional:
             by_module.setdefault(info.module_name, layer.name)
     owners = {}

@@ -9,6 +9,8 @@ from collections import deque
 
 import numpy as np
 
+from bpviz.engine.record.records import StepRecord
+
 
 class DeadUnitTracker:
     """Keeps, per layer, which units fired in each of the last `window` steps."""
@@ -34,3 +36,20 @@ class DeadUnitTracker:
     def steps_seen(self, layer: str) -> int:
         """How many steps of the window are filled for `layer`."""
         return len(self._fired.get(layer, ()))
+
+
+def mark_dead_units(record: StepRecord, tracker: DeadUnitTracker) -> None:
+    """Advance `tracker` with a freshly collected step and set each unit-tracked layer's dead units on it.
+
+    A ReLU-family unit's output is positive exactly where its input is: the
+    input's maximum, read over the whole batch, says whether it fired; the
+    positive counts (`unit_activity`) may come from part of the batch.
+    """
+    for layer in record.layers:
+        if layer.unit_activity is None:
+            continue
+        preact = layer.unit_preact_max
+        fired = preact > 0 if preact is not None else layer.unit_activity > 0
+        dead = tracker.update(layer.name, record.step, fired)
+        layer.dead_units = len(dead)
+        layer.dead_unit_ids = dead

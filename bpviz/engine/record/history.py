@@ -40,7 +40,10 @@ class History:
         return len(self.records)
 
     def layer_series(self, name: str, attr: str) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, values) of one scalar LayerStep attribute; steps where it is None or the layer is absent are skipped."""
+        """(steps, values) of one scalar LayerStep attribute.
+
+        Steps where it is None or the layer is absent are skipped.
+        """
         steps, values = [], []
         for record in self.records:
             layer = _find(record, name)

@@ -107,7 +107,6 @@ class StepRecord:
     nonfinite_origin: str | None = None  # first layer (forward order) whose output held NaN/Inf
     nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
     softmax_before_cross_entropy: bool = False
-    validation: dict[str, float] | None = None  # metrics when a validation ran after this step
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
     ranks: RankTable | None = None  # every rank's statistics of this step, when several ranks run

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+
 def _plain(value: object) -> str:
     return "-" if value is None else str(value)
 
@@ -120,6 +121,7 @@ def format_findings(findings: list[dict]) -> str:
 
 def _count(findings: list[dict]) -> str:
     """'1 error, 2 warnings' (infos only when there are some)."""
-    counts = {severity: sum(1 for f in findings if f["severity"] == severity) for severity in ("error", "warning", "info")}
+    severities = ("error", "warning", "info")
+    counts = {severity: sum(1 for f in findings if f["severity"] == severity) for severity in severities}
     shown = [(severity, n) for severity, n in counts.items() if n or severity != "info"]
     return ", ".join(f"{n} {severity}{'' if n == 1 else 's'}" for severity, n in shown)

@@ -30,7 +30,7 @@ from bpviz.engine.runs.codec import CodecError, decode_array
 from bpviz.engine.runs.config_json import config_from_json
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.rows import RowReader
-from bpviz.engine.runs.shape import ARRAY, BOOL, INTEGER, NAN_COLUMN, NESTED, REAL, nan_set
+from bpviz.engine.runs.shape import BOOL, INTEGER, REAL, nan_set
 from bpviz.engine.runs.writer import writer_in_this_process
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"

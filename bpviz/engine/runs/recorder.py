@@ -20,15 +20,16 @@ from typing import Protocol
 
 import torch
 
+from bpviz.engine.config import Config
+from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.observe.layer_graph import LayerGraph
+from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
 from bpviz.engine.runs.config_json import config_to_json
 from bpviz.engine.runs.rows import RowWriter
-from bpviz.engine.config import Config
-from bpviz.engine.diagnosis import Diagnosis
-from bpviz.engine.observe.layer_graph import LayerGraph
-from bpviz.engine.record.history import History
 from bpviz.engine.runs.writer import RunWriter, set_meta
+from bpviz.version import __version__
 
 STOPPED_KIND = "recording_stopped"
 
@@ -48,8 +49,6 @@ class Recorder:
     """Records one Watcher into one run file."""
 
     def __init__(self, path: str | Path, watcher: Watched, info: dict[str, str] | None = None) -> None:
-        from bpviz import __version__
-
         meta = {
             "bpviz_version": __version__,
             "torch_version": torch.__version__,

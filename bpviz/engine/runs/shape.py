@@ -16,6 +16,7 @@ import json
 import math
 import types
 import typing
+
 import numpy as np
 
 from bpviz.engine.runs.codec import Packer, Unpacker, build, decode_array, encode_array

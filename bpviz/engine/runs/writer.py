@@ -28,7 +28,7 @@ from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.rows import RowWriter
 
 SUFFIX = ".bpviz"
-_OPEN_WRITERS: "weakref.WeakValueDictionary[tuple[int, int], RunWriter]" = weakref.WeakValueDictionary()
+_OPEN_WRITERS: weakref.WeakValueDictionary[tuple[int, int], RunWriter] = weakref.WeakValueDictionary()
 _STOP = object()
 
 Job = Callable[[RowWriter], None]
@@ -197,7 +197,7 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _close_at_exit(ref: "weakref.ref[RunWriter]") -> None:
+def _close_at_exit(ref: weakref.ref[RunWriter]) -> None:
     writer = ref()
     if writer is not None:
         writer.close(status="finished")

@@ -112,7 +112,8 @@ def _check(bp: Breakpoint, record: StepRecord, previous: StepRecord | None, chan
             norm = layer.grad_norm
             if (bp.kind == "grad_below" and norm < bp.threshold) or (bp.kind == "grad_above" and norm > bp.threshold):
                 side = "below" if bp.kind == "grad_below" else "above"
-                return Hit(bp, step, layer.name, f"the gradient norm at {layer.name} is {norm:.3g}, {side} {bp.threshold:g}")
+                message = f"the gradient norm at {layer.name} is {norm:.3g}, {side} {bp.threshold:g}"
+                return Hit(bp, step, layer.name, message)
     return None
 
 

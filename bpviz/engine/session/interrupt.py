@@ -101,7 +101,8 @@ def interruptible(timeout: float | None, on_stuck: Callable[[Interrupted], None]
 
 def _end_stuck(on_stuck: Callable[[Interrupted], None], timeout: float) -> None:
     interrupted = Interrupted.by_timeout(timeout)
-    print(f"\nbpviz: the run did not stop within {GRACE_S:g} s of its time limit; ending it", file=sys.stderr, flush=True)
+    print(f"\nbpviz: the run did not stop within {GRACE_S:g} s of its time limit; ending it",
+          file=sys.stderr, flush=True)
     try:
         on_stuck(interrupted)
     finally:

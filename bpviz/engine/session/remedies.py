@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bpviz.engine.diagnosis.unit_forensics import producers
 from bpviz.engine.load.experiment import Experiment
 from bpviz.engine.record.history import History
 from bpviz.engine.watcher import Watcher
@@ -28,7 +27,8 @@ REPLACEMENTS = ("leaky_relu", "gelu")
 
 
 class RemedyTarget(Protocol):
-    """What a remedy changes: the run between two of its steps (a Stepper)."""
+    """What a remedy needs of the run it changes (the session's Stepper has it), declared here so the
+    remedies do not import the stepper that imports them."""
 
     experiment: Experiment
     watcher: Watcher
@@ -55,7 +55,7 @@ def replace_activation(stepper: RemedyTarget, layer: str, new: str) -> Remedy:
     if new not in REPLACEMENTS:
         raise ValueError(f"unknown replacement {new!r}; choose one of {', '.join(REPLACEMENTS)}")
     probe = stepper.watcher.probe
-    info = probe.layers.get(layer)
+    info = stepper.watcher.catalog.layers.get(layer)
     if info is None:
         raise ValueError(f"no layer {layer!r} has been seen yet; run a step first")
     if info.functional:
@@ -68,12 +68,13 @@ def replace_activation(stepper: RemedyTarget, layer: str, new: str) -> Remedy:
     replacement = nn.LeakyReLU(0.01, inplace=getattr(old, "inplace", False)) if new == "leaky_relu" else nn.GELU()
     setattr(parent, attr, replacement)
     probe.adopt(replacement, info.module_name)
-    return Remedy(stepper.step_index, f"{layer}: {info.type} -> {type(replacement).__name__}", lambda: setattr(parent, attr, old))
+    label = f"{layer}: {info.type} -> {type(replacement).__name__}"
+    return Remedy(stepper.step_index, label, lambda: setattr(parent, attr, old))
 
 
 def reinit_dead_units(stepper: RemedyTarget, layer: str) -> Remedy:
     """Give the dead units of `layer` fresh incoming weights (He init), a zero bias and no optimizer momentum."""
-    history, probe = stepper.history, stepper.watcher.probe
+    history, catalog = stepper.history, stepper.watcher.catalog
     record = history.latest
     if record is None:
         raise ValueError("no step has run yet")
@@ -81,14 +82,14 @@ def reinit_dead_units(stepper: RemedyTarget, layer: str) -> Remedy:
     if not step.units or step.dead_unit_ids is None or len(step.dead_unit_ids) == 0:
         raise ValueError(f"{layer} has no dead units to re-initialise")
     units = torch.as_tensor(step.dead_unit_ids, dtype=torch.long)
-    feeding = producers([l.name for l in record.layers], probe, layer, step.units)
+    feeding = catalog.producers([l.name for l in record.layers], layer, step.units)
     if not feeding:
         raise ValueError(f"found no layer feeding {layer} with one weight row per unit")
     saved = []
     optimizer = stepper.experiment.optimizer
     with torch.no_grad():
         for name in feeding:
-            for pname, param in probe.own_parameters(probe.layers[name].module_name).items():
+            for pname, param in catalog.own_parameters(catalog.layers[name].module_name).items():
                 rows = units.to(param.device)
                 saved.append((param, rows, param[rows].clone(), _state_rows(optimizer, param, rows)))
                 if pname == "weight" and param.dim() >= 2:

@@ -17,16 +17,16 @@ import torch
 from torch import nn
 
 from bpviz.engine.config import Config
-from bpviz.engine.load.experiment import Experiment
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.diagnosis.unit_forensics import DeadUnit, dead_units
+from bpviz.engine.load.experiment import Experiment
+from bpviz.engine.observe.stats import histogram_sample
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
-from bpviz.engine.diagnosis.unit_forensics import DeadUnit, dead_units
 from bpviz.engine.session import remedies
 from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
 from bpviz.engine.session.events import Intervened, StepRecorded, Validated, snapshot
 from bpviz.engine.session.remedies import Remedy
-from bpviz.engine.observe.stats import histogram_sample
 from bpviz.engine.session.step_gate import Gate, PhaseEvent, StepAborted
 from bpviz.engine.user_error import USER_CODE_ENDINGS, UserCodeError, user_code_failed
 from bpviz.engine.watcher import Watcher
@@ -118,7 +118,7 @@ class Stepper:
     def _update_ratios(self) -> dict[str, float]:
         """||dW|| / ||W|| per parameter for the update just made (a paused step can afford the sync)."""
         probe = self.watcher.probe
-        params = probe.parameters()
+        params = self.watcher.catalog.parameters()
         ratios = {}
         with torch.no_grad():
             for name, norm in probe.pending.update_norms.items():
@@ -180,7 +180,7 @@ class Stepper:
     def dead_units(self, layer: str) -> list[DeadUnit]:
         """The dead units of `layer` at the latest step with the evidence of their death; [] for other layers."""
         try:
-            return dead_units(self.history, self.watcher.probe, self.watcher.tracker, layer)
+            return dead_units(self.history, self.watcher.catalog, self.watcher.tracker, layer)
         except (KeyError, ValueError, IndexError):
             return []  # not (or no longer) a ReLU-family layer
 
@@ -256,7 +256,7 @@ class Stepper:
             layer, layer_type = (probe.failed_layer, probe.failed_layer_type) if "forward" in what else (None, None)
             if "backward" in what:
                 layer = probe.last_layer
-                known = probe.layers.get(layer) if layer is not None else None
+                known = self.watcher.catalog.layers.get(layer) if layer is not None else None
                 layer_type = known.type if known is not None else None
             self.watcher.discard_pending()
             raise user_code_failed(exc, what, actor, self.experiment.source, layer, layer_type) from exc
@@ -276,7 +276,8 @@ class _PhaseListener:
         if not self._gate.wants(phase):
             return
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            values = histogram_sample(tensor.detach().float(), 4096).cpu().numpy()
+            sample_size = self._stepper.watcher.config.histogram_sample
+            values = histogram_sample(tensor.detach().float(), sample_size).cpu().numpy()
             norm = float(torch.linalg.vector_norm(tensor.detach().float()))
         event = PhaseEvent(
             self._stepper.step_index, phase, layer, index, values, norm, float(values.mean()), float(values.std())

@@ -10,22 +10,10 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
+from bpviz.engine.load.shapes import parse_shape
 from bpviz.gui.window.trust import TrustChoice, ask_to_run
 
 OPEN_FILTER = "Experiments and models (*.py *.pt *.pth);;Experiment files (*.py);;Saved whole models (*.pt *.pth);;All files (*)"
-
-
-def parse_shape(text: str) -> tuple[int, ...] | None:
-    """'1, 3, 32, 32' or '1x3x32x32' or '(1,3,32,32)' as a shape tuple; None when it is not one."""
-    cleaned = text.strip().strip("()[]").replace("x", ",").replace("×", ",").replace(" ", ",")
-    parts = [p for p in cleaned.split(",") if p]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        return None
-    if not shape or any(d <= 0 for d in shape):
-        return None
-    return shape
 
 
 class Dialogs:

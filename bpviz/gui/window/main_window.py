@@ -15,6 +15,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplicat
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout, QWidget
 
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.record.history import History
 from bpviz.engine.user_error import UserCodeError
@@ -34,8 +35,8 @@ from bpviz.gui.window.status_bar import StatusBar
 from bpviz.gui.window.trust import CodeTrust
 from bpviz.gui.window.trusted_paths import TrustedPaths
 
-OPENABLE = (".py", ".pt", ".pth")
-PICKLED = (".pt", ".pth")
+PICKLED = PICKLE_SUFFIXES
+OPENABLE = (".py", *PICKLE_SUFFIXES)
 
 
 class MainWindow(QMainWindow):

@@ -26,7 +26,7 @@ _PLAIN = (str, int, float, bool, QByteArray)  # what bpviz stores: QSettings wri
 
 
 def default_settings() -> QSettings:
-    """The user's settings store, checked before it is read: ~/.config/bpviz/bpviz.conf (or the platform's config folder).
+    """The user's settings store, checked before it is read: ~/.config/bpviz/bpviz.conf (or the platform's equivalent).
 
     That is where QSettings("bpviz", "bpviz") keeps it on Linux; it is named explicitly, as an ini file on every
     platform, because the file must be checked as text before QSettings parses it (which it does on construction).

@@ -1,0 +1,148 @@
+"""What is known about a model's layers independent of any step: who they are, their parameters, their ranges.
+
+The hooks add a layer the first time they see it; the collector, the
+forensics and the remedies read it. Decisions that hold for the life of a
+layer live here and nowhere else: which histogram edges it keeps, and which
+earlier layer holds its units' incoming weights.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from bpviz.engine.observe.layer_kinds import RELU_FAMILY
+
+
+@dataclass
+class LayerInfo:
+    """What is known about a layer independent of any step."""
+
+    name: str
+    type: str
+    family: str | None
+    module_name: str  # qualified name of the module making the call ("" for the root model)
+    functional: bool  # a functional activation call, which owns no parameters
+    bounds: tuple[float, float] | None  # output bounds of a bounded activation, for saturation
+    tracks_units: bool = False  # ReLU-family layers (and layers that were, before a remedy replaced it)
+
+
+class LayerCatalog:
+    """The layers seen so far, the model's parameters by module, and each layer's fixed histogram edges."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.layers: dict[str, LayerInfo] = {}
+        self._params = dict(model.named_parameters())
+        self._own: dict[str, dict[str, nn.Parameter]] = {}  # module name -> its own parameters by short name
+        for name, param in self._params.items():
+            module, _, short = name.rpartition(".")
+            self._own.setdefault(module, {})[short] = param
+        self._ranges: dict[str, tuple[float, float]] = {}
+        self._producers: dict[tuple[str, int, int], list[str]] = {}
+
+    def parameters(self) -> dict[str, nn.Parameter]:
+        """Every parameter of the model by qualified name, as it was when watching began."""
+        return self._params
+
+    def own_parameters(self, module_name: str) -> dict[str, nn.Parameter]:
+        """The parameters a module holds directly (not its children's), by short name ("weight", "bias")."""
+        return self._own.get(module_name, {})
+
+    def note(
+        self,
+        name: str,
+        type_name: str,
+        family: str | None,
+        module_name: str,
+        functional: bool,
+        bounds: tuple[float, float] | None,
+    ) -> LayerInfo:
+        """The layer `name` as just seen; a new entry when it is new or its type or family changed (a remedy)."""
+        info = self.layers.get(name)
+        if info is None or (info.type, info.family) != (type_name, family):
+            # A layer keeps tracking units once it did, also after a remedy replaced its activation.
+            tracks = family == RELU_FAMILY or (info is not None and info.tracks_units)
+            info = LayerInfo(name, type_name, family, module_name, functional, bounds, tracks)
+            self.layers[name] = info
+        return info
+
+    def histogram_range(self, info: LayerInfo) -> tuple[float, float] | None:
+        """The layer's fixed histogram edges when known (a bounded activation knows them at once), else None."""
+        known = self._ranges.get(info.name)
+        if known is None and info.bounds is not None:
+            known = self._ranges[info.name] = info.bounds
+        return known
+
+    def settle_range(self, name: str, lo: float, hi: float) -> tuple[float, float]:
+        """The layer's edges, chosen from its first step's extremes when it has none yet."""
+        if name not in self._ranges:
+            self._ranges[name] = choose_range(lo, hi)
+        return self._ranges[name]
+
+    def advance_range(self, name: str, lo: float, hi: float, narrow: bool) -> None:
+        """Choose the layer's edges for its next step from this step's exact extremes (see `next_range`)."""
+        self._ranges[name] = next_range(self._ranges[name], lo, hi, narrow)
+
+    def producers(self, names: list[str], layer: str, units: int) -> list[str]:
+        """Layers feeding `layer` (names in forward order) whose parameters have one row per unit, nearest first.
+
+        The walk stops at the first Linear/Conv: the layer holding the units' incoming weights.
+        The model's structure does not change between steps, so the answer is kept until new layers appear.
+        """
+        key = (layer, units, len(self.layers))
+        cached = self._producers.get(key)
+        if cached is not None:
+            return cached
+        found = []
+        for name in reversed(names[: names.index(layer)]):
+            info = self.layers[name]
+            if info.functional:
+                continue
+            weight = self.own_parameters(info.module_name).get("weight")
+            if weight is None or weight.shape[0] != units:
+                if found:
+                    break
+                continue
+            found.append(name)
+            if weight.dim() >= 2:  # a Linear/Conv: the units' incoming weights
+                break
+        self._producers[key] = found
+        return found
+
+
+def choose_range(lo: float, hi: float) -> tuple[float, float]:
+    """Histogram edges for values from `lo` to `hi`, padded so some later growth stays in view."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return (-1.0, 1.0)
+    width = hi - lo
+    if width < 1e-12:
+        pad = max(abs(hi), 1.0) * 0.5
+        return (lo - pad, hi + pad)
+    pad = 0.25 * width
+    new_lo = 0.0 if lo >= 0.0 else lo - pad
+    return (new_lo, hi + pad)
+
+
+NARROW_BELOW = 1 / 32  # values spanning less than this share of the range: narrow it (they sit in one or two bins)
+
+
+def next_range(current: tuple[float, float], lo: float, hi: float, narrow: bool) -> tuple[float, float]:
+    """The edges for a layer's next step, given this step's exact min `lo` and max `hi`.
+
+    Kept while the values fit (so steps line up); widened to cover both the old
+    range and the values when they leave it; with `narrow`, fitted to the values
+    when they shrank to a sliver of it. NaN/Inf extremes keep the range: the
+    non-finite values are counted apart and the finite ones are unknown here.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return current
+    rlo, rhi = current
+    if lo < rlo or hi > rhi:
+        wide_lo, wide_hi = choose_range(min(lo, rlo), max(hi, rhi))
+        return (min(wide_lo, rlo), max(wide_hi, rhi))
+    if narrow and (hi - lo) < NARROW_BELOW * (rhi - rlo):
+        fitted = choose_range(lo, hi)
+        if fitted[1] - fitted[0] < rhi - rlo:
+            return fitted
+    return current

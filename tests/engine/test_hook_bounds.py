@@ -1,0 +1,178 @@
+"""Hooks are guests with bounded appetite: none left behind, none added twice, no measurement kept without bound.
+
+Counted, never timed: tensor hooks through `tensor._backward_hooks`, kept measurements through the probe's
+pending step, each against the number the test computes itself.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bpviz
+from bpviz.engine.config import Config
+
+
+class Offset(nn.Module):
+    """Returns its own Parameter: the same tensor object every step, which outlives every graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.randn(8))
+
+    def forward(self) -> torch.Tensor:
+        return self.p
+
+
+class WithOffset(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.offset = Offset()
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.fc(x) + self.offset()))
+
+
+def layer_of(record, name: str):
+    return next(layer for layer in record.layers if layer.name == name)
+
+
+def hooks_on(tensor: torch.Tensor) -> int:
+    return len(tensor._backward_hooks or {})
+
+
+def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x, y) -> torch.Tensor:
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def test_a_returned_parameter_gets_one_gradient_hook_per_step_and_none_after_detach():
+    torch.manual_seed(0)
+    model = WithOffset()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    p = model.offset.p
+    with bpviz.watch(model) as w:
+        for step in range(30):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(batch(step)[0]), batch(step)[1])
+            assert hooks_on(p) == 1  # this step's, none left from earlier steps
+            loss.backward()
+            expected = float(torch.linalg.vector_norm(p.grad))
+            optimizer.step()
+            record = w.step(loss)
+            assert hooks_on(p) == 0
+            # one hook, so the gradient is counted once (k hooks would give sqrt(k) times the norm)
+            assert layer_of(record, "offset").grad_norm == pytest.approx(expected, rel=1e-6)
+        model(batch()[0])  # a forward after the last step hooks again, until detach
+        assert hooks_on(p) == 1
+    assert hooks_on(p) == 0
+    train_step(model, optimizer, *batch())  # plain training afterwards reaches no bpviz hook
+    assert hooks_on(p) == 0 and len(w.probe.pending.grads) == 0
+
+
+def test_a_parameter_returned_by_several_forwards_of_one_step_is_hooked_once():
+    model = WithOffset()
+    with bpviz.watch(model) as w:
+        for micro in range(4):  # gradient accumulation: four forwards, one step
+            F.cross_entropy(model(batch(micro)[0]), batch(micro)[1]).backward()
+        assert hooks_on(model.offset.p) == 1
+        assert [g.layer for g in w.probe.pending.grads].count("offset") == 4  # one per backward, not 4+3+2+1
+        w.step()
+
+
+def test_forwards_without_step_keep_a_bounded_counted_number_of_calls():
+    limit = 5
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    x = batch()[0].requires_grad_()
+    with bpviz.watch(model, Config(calls_per_layer_step=limit)) as w:
+        for _ in range(200):  # saliency-style passes with grad enabled, never a step
+            model(x).sum().backward()
+        pending = w.probe.pending
+        assert len(pending.calls) == 3 * limit
+        assert sorted({c.layer.name for c in pending.calls}) == ["0", "1", "2"]
+        assert len(pending.grads) == 3 * limit
+        assert len(pending.forwards) == limit
+        assert sum(hooks_on(t) for t in [x]) == 0
+        dropped = {message: count for message, count in w.probe.internal_errors.items() if "more than" in message}
+        why = f"called more than {limit} times in one step (forwards without w.step()?); the rest was not measured"
+        assert dropped == {f"{name}: {why}": 200 - limit for name in ("0", "1", "2")}
+        record = w.step()
+        assert [layer.name for layer in record.layers] == ["0", "1", "2"]
+        model(x)  # the next step starts counting afresh
+        assert len(w.probe.pending.calls) == 3
+
+
+def test_a_forward_that_raised_and_was_caught_leaves_nothing_in_the_next_record():
+    class FailsOnce(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+            self.fail = False
+
+        def forward(self, x):
+            x = torch.relu(self.fc2(torch.relu(self.fc1(x))))
+            if self.fail:
+                raise RuntimeError("bad batch")
+            return self.fc3(x)
+
+    model = FailsOnce()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bpviz.watch(model) as w:
+        train_step(model, optimizer, *batch(0))
+        w.step()
+        model.fail = True
+        with pytest.raises(RuntimeError, match="bad batch"):
+            model(batch(1)[0])  # the user catches it and moves on, as a README-style loop would
+        model.fail = False
+        assert w.probe.pending.calls == [] and w.probe.pending.forwards == []
+        loss = train_step(model, optimizer, *batch(2))
+        pending = w.probe.pending
+        assert [c.layer.name for c in pending.calls] == ["fc1", "relu()", "fc2", "relu()#2", "fc3"]
+        assert len(pending.forwards) == 1
+        record = w.step(loss)
+        assert len(record.layers) == 5
+
+
+def test_a_wrapped_functional_relu_keeps_its_layer_and_its_finding(monkeypatch):
+    original = F.relu
+    calls = []
+
+    def logged_relu(x, inplace=False):  # no functools.wraps: nothing says what it wraps
+        calls.append(1)
+        return original(x, inplace=inplace)
+
+    monkeypatch.setattr(F, "relu", logged_relu)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(4, 8), nn.Linear(8, 3)
+            nn.init.constant_(self.fc1.bias, -100.0)  # every unit dead from the start
+
+        def forward(self, x):
+            return self.fc2(F.relu(self.fc1(x)))
+
+    model = Net()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    with bpviz.watch(model) as w:
+        for step in range(6):
+            w.step(train_step(model, optimizer, *batch(step)))
+    record = w.history.latest
+    layer = layer_of(record, "logged_relu()")
+    assert (layer.family, layer.units, layer.dead_units) == ("relu", 8, 8)
+    assert any(f.kind == "dead_relu" and f.layer == "logged_relu()" for f in w.findings)
+    assert calls  # the user's wrapper still ran
+    assert math.isfinite(record.loss)
