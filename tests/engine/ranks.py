@@ -211,11 +211,32 @@ def divergence(rank: int, world: int, folder: Path) -> dict:
     return {"healthy": healthy, "drifted": drifted, "nan": nan}
 
 
+class RankShaped(Net):
+    """Net, but rank 1 squashes its input with tanh first: a layer only one rank has, before all the others."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if dist.get_rank() == 1:
+            x = torch.tanh(x)
+        return super().forward(x)
+
+
+def uneven_layers(rank: int, world: int, folder: Path) -> dict:
+    """One DDP step where the ranks' layer lists differ: what each rank's own layers measured, and its table."""
+    torch.manual_seed(0)
+    model = nn.parallel.DistributedDataParallel(RankShaped())
+    with bpviz.watch(model) as watcher:
+        x, y = rank_batch(rank, 0)
+        F.cross_entropy(model(x), y).backward()
+        record = watcher.step()
+    return {"own": {l.name: l.std for l in record.layers}, "table": record.ranks}
+
+
 def every_scenario(rank: int, world: int, folder: Path) -> dict:
     """All of the above in one launch: starting two processes costs more than the trainings."""
     return {
         "ddp": ddp_training(rank, world, folder),
         "fsdp2": fsdp2_training(rank, world, folder),
+        "uneven": uneven_layers(rank, world, folder),
         **divergence(rank, world, folder),
     }
 

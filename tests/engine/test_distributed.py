@@ -137,3 +137,16 @@ def test_each_rank_records_its_own_file_of_one_name(ddp_run):
                 assert record.layer("fc1").mean == pytest.approx(step["expected"]["fc1"]["mean"], rel=1e-5)
                 # the ranks' table is kept with the step, so a file alone shows every rank
                 assert record.ranks.of("fc2", "grad_norm") == pytest.approx(step["table"].of("fc2", "grad_norm"))
+
+
+def test_ranks_whose_layers_differ_line_up_by_name(runs):
+    own = [result["uneven"]["own"] for result in runs]
+    assert list(own[0]) == ["fc1", "relu()", "fc2"] and list(own[1]) == ["tanh()", "fc1", "relu()", "fc2"]
+    first, second = (result["uneven"]["table"] for result in runs)
+    assert first.layers == ["fc1", "relu()", "fc2"]  # rank 0 never saw tanh(): it has no name for it
+    for name in first.layers:
+        assert first.of(name, "std") == pytest.approx([own[0][name], own[1][name]], rel=1e-6)
+    assert second.layers == ["tanh()", "fc1", "relu()", "fc2"]
+    assert second.of("tanh()", "count")[0] == 0 and np.isnan(second.of("tanh()", "std")[0])
+    assert second.of("tanh()", "std")[1] == pytest.approx(own[1]["tanh()"], rel=1e-6)
+    assert second.mean("tanh()", "std") == pytest.approx(own[1]["tanh()"], rel=1e-6)  # over the ranks that have it

@@ -101,3 +101,35 @@ def test_pooled_moments_weight_each_rank_by_its_elements():
 )
 def test_each_rank_writes_its_own_file(path, rank, world, expected):
     assert rank_path(path, rank, world) == Path(expected)
+
+
+@pytest.fixture
+def one_rank_group():
+    """A gloo group of one process, so the exchange itself runs here without spawning."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_more_layers_than_the_exchange_holds_are_dropped_once_then_fit(one_rank_group):
+    from torch import nn
+
+    from bpviz.engine.distributed.exchange import RankExchange
+    from bpviz.engine.record.records import LayerStep
+
+    exchange = RankExchange(nn.Linear(2, 2))  # room for 2 * 1 module + 8 layers
+    layers = [LayerStep(f"l{i}", "Linear", (4, 2), None, i, mean=float(i), std=1.0) for i in range(15)]
+    record = StepRecord(step=0, loss=2.5, layers=layers)
+    first = exchange.exchange(record)
+    assert first.truncated and first.layers == [f"l{i}" for i in range(15)]
+    assert first.of("l9", "mean")[0] == 9.0 and first.of("l10", "count")[0] == 0  # the ten that fit, no more
+    second = exchange.exchange(record)
+    assert not second.truncated and second.of("l14", "mean")[0] == 14.0
+    assert second.losses.tolist() == [2.5]
