@@ -33,7 +33,8 @@ class RankExchange:
         self.rank, self.world_size = rank_and_world(group)
         # Layers are module calls plus functional activations: twice the modules covers most models.
         self.capacity = 2 * sum(1 for _ in model.modules()) + 8
-        self._names: dict[float, str] = {}
+        self._names: dict[float, str] = {}  # key -> layer name, for every layer this rank has seen
+        self._keys: dict[str, float] = {}  # and back
         self.device = _collective_device(group)
 
     @staticmethod
@@ -60,41 +61,49 @@ class RankExchange:
             record.loss if record.loss is not None else math.nan,
             float(any(f.input_nonfinite for f in record.forwards)),
         )
-        for row, layer in zip(packed[1:], record.layers):
-            row[0] = self._key(layer.name)
-            row[1:] = _layer_row(layer)
+        layers = record.layers[: self.capacity]
+        if layers:
+            packed[1 : 1 + len(layers)] = [[self._key(layer.name), *_layer_row(layer)] for layer in layers]
         return packed
 
     def _key(self, name: str) -> float:
         """A 53-bit hash of the layer name: exact in float64, the same on every rank."""
-        key = float(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") >> 11)
-        self._names[key] = name
+        key = self._keys.get(name)
+        if key is None:
+            key = float(int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big") >> 11)
+            self._keys[name], self._names[key] = key, name
         return key
 
     def _unpack(self, gathered: np.ndarray, record: StepRecord) -> RankTable:
-        index = {layer.name: i for i, layer in enumerate(record.layers)}
         counts = gathered[:, 0, 0]
         rows = [rank_rows[1 : 1 + int(min(max(count, 0), self.capacity))] for rank_rows, count in zip(gathered, counts)]
-        for rank_rows in rows:  # layers only other ranks saw this step, named if this rank saw them before
-            for key in rank_rows[:, 0]:
-                name = self._names.get(float(key))
+        mine = rows[self.rank][:, 0]
+        index = {self._names[key]: i for i, key in enumerate(mine.tolist())}
+        # The usual case, every rank's layers in this rank's order, is one block copy per rank; only ranks
+        # whose layers differ are lined up row by row (a layer no rank here saw before has no name and is left out).
+        uneven = [r for r, rank_rows in enumerate(rows) if not np.array_equal(rank_rows[:, 0], mine)]
+        for r in uneven:
+            for key in rows[r][:, 0].tolist():
+                name = self._names.get(key)
                 if name is not None:
                     index.setdefault(name, len(index))
-        names = list(index)
-        values = np.full((self.world_size, len(names), len(STATS)), math.nan)
+        values = np.full((self.world_size, len(index), len(STATS)), math.nan)
         values[:, :, COLUMN["count"]] = 0.0
-        for rank, rank_rows in enumerate(rows):
+        for r, rank_rows in enumerate(rows):
+            if r not in uneven:
+                values[r, : len(mine)] = rank_rows[:, 1:]
+                continue
             for row in rank_rows:
                 i = index.get(self._names.get(float(row[0]), ""))
                 if i is not None:
-                    values[rank, i] = row[1:]
+                    values[r, i] = row[1:]
         truncated = bool(counts.max() > self.capacity)
         if truncated:
             self.capacity = 2 * int(counts.max())
         return RankTable(
             rank=self.rank,
             world_size=self.world_size,
-            layers=names,
+            layers=list(index),
             values=values,
             losses=gathered[:, 0, 1].copy(),
             input_nonfinite=gathered[:, 0, 2] > 0,
@@ -104,7 +113,7 @@ class RankExchange:
 
 def _layer_row(layer: LayerStep) -> list[float]:
     """The layer's statistics in STATS order; a layer no gradient reached has NaN there."""
-    count = float(np.prod(layer.shape)) if layer.shape else 1.0
+    count = float(math.prod(layer.shape))
     grad = layer.grad_norm if layer.grad_norm is not None else math.nan
     return [
         count,
