@@ -77,8 +77,8 @@ class RankExchange:
     def _unpack(self, gathered: np.ndarray, record: StepRecord) -> RankTable:
         counts = gathered[:, 0, 0]
         rows = [rank_rows[1 : 1 + int(min(max(count, 0), self.capacity))] for rank_rows, count in zip(gathered, counts)]
-        mine = rows[self.rank][:, 0]
-        index = {self._names[key]: i for i, key in enumerate(mine.tolist())}
+        mine = rows[self.rank][:, 0]  # this rank's layers that fit, in the order of record.layers
+        index = {layer.name: i for i, layer in enumerate(record.layers)}
         # The usual case, every rank's layers in this rank's order, is one block copy per rank; only ranks
         # whose layers differ are lined up row by row (a layer no rank here saw before has no name and is left out).
         uneven = [r for r, rank_rows in enumerate(rows) if not np.array_equal(rank_rows[:, 0], mine)]
