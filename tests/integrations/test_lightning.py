@@ -24,6 +24,10 @@ class Classifier(pl.LightningModule):
         x, y = batch
         return F.cross_entropy(self.net(x), y)
 
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.cross_entropy(self.net(x), y))
+
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
@@ -43,7 +47,7 @@ class GradientsSeen(pl.Callback):
             self.at_step.append({n: p.grad.norm().item() for n, p in pl_module.named_parameters()})
 
 
-def _fit(tmp_path, net: nn.Module, callbacks: list, steps: int = 3) -> pl.Trainer:
+def _fit(tmp_path, net: nn.Module, callbacks: list, steps: int = 3, validate: bool = False) -> pl.Trainer:
     g = torch.Generator().manual_seed(0)
     data = torch.utils.data.TensorDataset(torch.randn(48, 4, generator=g), torch.randint(0, 3, (48,), generator=g))
     trainer = pl.Trainer(
@@ -58,8 +62,10 @@ def _fit(tmp_path, net: nn.Module, callbacks: list, steps: int = 3) -> pl.Traine
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
+        num_sanity_val_steps=0,
     )
-    trainer.fit(Classifier(net), torch.utils.data.DataLoader(data, batch_size=8))
+    loader = torch.utils.data.DataLoader(data, batch_size=8)
+    trainer.fit(Classifier(net), loader, val_dataloaders=loader if validate else None)
     return trainer
 
 
@@ -87,6 +93,14 @@ def test_findings_reach_lightnings_warnings_and_logger(tmp_path):
     errors = [float(r["bpviz/errors"]) for r in rows if r.get("bpviz/errors")]
     assert errors and errors[-1] == sum(f.severity == "error" and f.active for f in bpviz_cb.watcher.findings)
     assert errors[-1] >= 1
+
+
+def test_a_validation_is_kept_after_the_step_it_followed(tmp_path):
+    bpviz_cb = BpvizCallback()
+    trainer = _fit(tmp_path, nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)), [bpviz_cb], validate=True)
+    ((step, metrics),) = bpviz_cb.watcher.history.validation  # one epoch of six batches, validated at its end
+    assert step == 2 and metrics["val_loss"] == pytest.approx(float(trainer.callback_metrics["val_loss"]))
+    assert not [f for f in bpviz_cb.watcher.findings if f.kind == "train_mode_in_eval"]  # Lightning calls eval()
 
 
 def test_the_model_is_left_unwatched_after_fit(tmp_path):

@@ -18,9 +18,13 @@ class Seen(transformers.TrainerCallback):
     def __init__(self) -> None:
         self.grads: list[dict[str, float]] = []
         self.logs: list[dict] = []
+        self.evaluations: list[dict] = []
 
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
         self.grads.append({n: p.grad.norm().item() for n, p in model.named_parameters() if p.grad is not None})
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.evaluations.append(dict(metrics))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         self.logs.append(dict(logs))
@@ -47,8 +51,13 @@ def _train(tmp_path, callbacks: list, poison: bool = False, steps: int = 3):
         report_to=[],
         use_cpu=True,
         disable_tqdm=True,
+        eval_strategy="steps",
+        eval_steps=steps,  # one evaluation, after the last step
+        per_device_eval_batch_size=8,
     )
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=rows, callbacks=callbacks)
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=rows, eval_dataset=rows[:8], callbacks=callbacks
+    )
     trainer.train()
     return model
 
@@ -64,7 +73,9 @@ def test_one_step_per_optimizer_step_with_the_optimizers_gradients(tmp_path):
         measured = {p.name: p.grad_norm for p in record.params if p.grad_norm is not None}
         assert measured == pytest.approx(expected, rel=1e-5)
     logged = [log["loss"] for log in seen.logs if "loss" in log]
-    assert [r.loss for r in records] == pytest.approx(logged, rel=1e-3)  # the mean of the micro-batches' losses
+    assert [r.loss for r in records] == pytest.approx(logged, rel=1e-3)  # as the Trainer forms the step's loss
+    ((step, metrics),) = bpviz_cb.watcher.history.validation  # the evaluation's forwards are no training step
+    assert step == 2 and metrics["eval_loss"] == pytest.approx(seen.evaluations[0]["eval_loss"])
     assert all(not m._forward_hooks for m in model.modules())  # detached at the end of training
 
 
