@@ -7,12 +7,14 @@ never imports Qt, so it works on a machine without a display or PySide6.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from bpviz.engine.load.shapes import parse_shape
-from bpviz.engine.session.check import EXIT_COULD_NOT_RUN, CheckRequest, CheckRun
-from bpviz.engine.session.process_exit import end_process
+from bpviz.engine.session.check import EXIT_CLEAN, EXIT_COULD_NOT_RUN, EXIT_FOUND_ERRORS, CheckRequest, CheckRun
+from bpviz.engine.session.process_exit import end_process, exit_now
+from bpviz.engine.user_error import UserCodeError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,11 +34,18 @@ def main(argv: list[str] | None = None) -> int:
             return _argparse_code(exit_)
         code = run_check(args)
         return end_process(code) if command_line else code
+    if argv[:1] == ["compare"]:
+        try:
+            args = compare_parser().parse_args(argv[1:])
+        except SystemExit as exit_:
+            return _argparse_code(exit_)
+        return run_compare(args)
     try:
         args = gui_parser().parse_args(argv)
     except SystemExit as exit_:
         return _argparse_code(exit_)
-    return run_gui(args)
+    code = run_gui(args)
+    return exit_now(code) if command_line else code
 
 
 def _argparse_code(exit_: SystemExit) -> int:
@@ -92,12 +101,31 @@ def check_parser() -> argparse.ArgumentParser:
         "sys.exit(), or ran past --timeout), 128+N ended by signal N (130 for Ctrl+C); the steps run so far "
         "are reported in every case",
     )
-    parser.add_argument("file", metavar="FILE", type=Path, help="experiment file (.py with build()) or pickled model (.pt/.pth)")
+    parser.add_argument("file", metavar="FILE", type=Path,
+                        help="experiment file (.py with build()), pickled model (.pt/.pth), or a run file (.bpviz) to judge again")
     parser.add_argument("--steps", type=positive_int, default=20, help="training steps to run (default 20)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
+    parser.add_argument("--record", metavar="PATH", type=Path,
+                        help="record every step to this run file (or a new dated file in this folder, with a trailing /)")
+    parser.add_argument("--config", metavar="JSON", type=Path, help="thresholds and settings from a JSON object file")
+    parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="settings",
+                        help="one setting, e.g. --set dead_warning=0.2 (repeatable; after --config)")
     parser.add_argument("--verbose", action="store_true", help="print the full traceback when the file fails")
     parser.add_argument("--timeout", metavar="SECONDS", type=positive_seconds,
                         help="stop the run after SECONDS and report the steps done (exit 2)")
+    return parser
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bpviz compare",
+        description="Compare two run files: the first step and layer where they diverge, and the findings one lacks.",
+        epilog="exit status: 0 no difference, 1 the runs differ, 2 a file could not be read",
+    )
+    parser.add_argument("a", metavar="A.bpviz", type=Path)
+    parser.add_argument("b", metavar="B.bpviz", type=Path)
+    parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for statistics (default 1e-6)")
+    parser.add_argument("--json", metavar="PATH", type=Path, help="also write the comparison as JSON to PATH")
     return parser
 
 
@@ -106,7 +134,8 @@ def gui_parser() -> argparse.ArgumentParser:
         prog="bpviz",
         parents=[_loading_options()],
         description="Open the visual backpropagation debugger, optionally on FILE.",
-        epilog="Without a window: bpviz check FILE [--steps N] [--json PATH] (see bpviz check --help).",
+        epilog="Without a window: bpviz check FILE [--steps N] [--json PATH] [--record RUN.bpviz] (see bpviz check --help); "
+        "bpviz check RUN.bpviz judges a recording again; bpviz compare A.bpviz B.bpviz compares two.",
     )
     parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file or pickled model to open")
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
@@ -115,12 +144,99 @@ def gui_parser() -> argparse.ArgumentParser:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Load, train `args.steps` steps, validate once, print the summary; see engine/session/check.py."""
+    """Load, train `args.steps` steps, validate once, print the summary; see engine/session/check.py.
+
+    Given a run file instead, judge the recording again (the same report and exit codes).
+    """
+    from bpviz.engine.runs.rejudge import is_run_file
+
+    config = _config(args)
+    if config is None:
+        return EXIT_COULD_NOT_RUN
+    if is_run_file(args.file):
+        return run_check_recording(args, config)
     request = CheckRequest(
         file=args.file, steps=args.steps, trust=args.trust, weights=args.weights, input_shape=args.input_shape,
-        seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout,
+        seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout, config=config, record=args.record,
     )
     return CheckRun(request).run()
+
+
+def run_check_recording(args: argparse.Namespace, config) -> int:
+    """Judge a run file again under `config`, without training: the same report and exit codes as a live check."""
+    from bpviz.engine.runs.rejudge import check_recording
+
+    try:
+        report = check_recording(args.file, config)
+    except UserCodeError as error:
+        print(error.summary(), file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    if not _show_report(report, args.json):
+        return EXIT_COULD_NOT_RUN
+    return _verdict(report)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Compare two run files; exit like cmp: 0 the same, 1 they differ, 2 could not compare."""
+    from bpviz.engine.runs.compare import compare_files, format_comparison
+
+    try:
+        result = compare_files(args.a, args.b, rtol=args.rtol)
+    except UserCodeError as error:
+        print(error.summary(), file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
+    print(format_comparison(result), end="")
+    if args.json is not None and not _write_json(args.json, result):
+        return EXIT_COULD_NOT_RUN
+    return EXIT_CLEAN if result["same"] else EXIT_FOUND_ERRORS
+
+
+def _config(args: argparse.Namespace):
+    """The Config from --config and --set (defaults otherwise); None after printing why it is unusable."""
+    from bpviz.engine.runs.config_json import config_from_dict, config_from_json
+
+    try:
+        config = config_from_json(args.config.read_text()) if args.config is not None else None
+        pairs = [item.partition("=") for item in args.settings]
+        bad = [item for item, (_, eq, _) in zip(args.settings, pairs) if not eq]
+        if bad:
+            raise ValueError(f"expected NAME=VALUE, got {bad[0]!r}")
+        return config_from_dict({name: _setting(value) for name, _, value in pairs}, config)
+    except (OSError, ValueError) as error:
+        source = f" in {args.config}" if args.config is not None else ""
+        print(f"bpviz check: unusable settings{source}: {error}", file=sys.stderr)
+        return None
+
+
+def _setting(text: str):
+    """A --set value: JSON when it parses (numbers, [lo, hi]), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _show_report(report: dict, json_path: Path | None) -> bool:
+    from bpviz.engine.report.text import format_report
+
+    print(format_report(report), end="")
+    return json_path is None or _write_json(json_path, report)
+
+
+def _write_json(path: Path, data: dict) -> bool:
+    from bpviz.engine.report.write import ReportWriteError, write_report
+
+    try:
+        write_report(path, data)
+    except ReportWriteError as error:
+        print(error, file=sys.stderr)
+        return False
+    return True
+
+
+def _verdict(report: dict) -> int:
+    found_errors = any(finding["severity"] == "error" for finding in report["findings"])
+    return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN
 
 
 def run_gui(args: argparse.Namespace) -> int:

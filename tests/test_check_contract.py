@@ -255,14 +255,14 @@ def test_a_model_on_the_meta_device_exits_2(tmp_path, capsys):
 def test_a_failure_inside_bpviz_exits_2_with_the_steps_before(tmp_path, capsys, monkeypatch):
     import bpviz.engine.watcher as watcher
 
-    real_collect = watcher.collect
+    real_mark = watcher.mark_dead_units
 
-    def collect(probe, pending, step, *rest):
-        if step == 3:
+    def mark_dead_units(record, tracker):
+        if record.step == 3:
             raise RuntimeError("cannot measure this")
-        return real_collect(probe, pending, step, *rest)
+        return real_mark(record, tracker)
 
-    monkeypatch.setattr(watcher, "collect", collect)
+    monkeypatch.setattr(watcher, "mark_dead_units", mark_dead_units)
     path = write(tmp_path, marked(-1, "pass"))
     report = tmp_path / "report.json"
     code, out, err = check(capsys, str(path), "--json", str(report))

@@ -61,6 +61,7 @@ class Watcher:
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
         # Under torch.distributed each rank records its own file of one name: run.rank0.bpviz, run.rank1.bpviz, ...
         self.recorder = Recorder(recording_path(record, group), self, record_info) if record is not None else None
+        self.recorder_path = self.recorder.path if self.recorder is not None else None  # kept after detach
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
@@ -68,7 +69,7 @@ class Watcher:
         return self
 
     def detach(self) -> None:
-        """Stop observing (and finish the run file, when recording); the model trains exactly as before attach."""
+        """Stop observing and finish the run file, when recording; the model trains exactly as before attach."""
         self.probe.detach()
         if self.recorder is not None:
             self.recorder.close(list(self.guard.errors))

@@ -7,9 +7,10 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QColor, QIcon, QPalette
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from bpviz.gui import theme
 from bpviz.gui.qt_platform import cannot_open_window
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
@@ -33,27 +34,6 @@ def app_icon() -> QIcon:
     return QIcon(str(path)) if path.exists() else QIcon()
 
 
-def dark_palette() -> QPalette:
-    """A dark palette that matches the plots' background, so the window reads as one instrument."""
-    p = QPalette()
-    window, base, alt, text, muted = QColor("#262930"), QColor("#1e2026"), QColor("#23262d"), QColor("#d7dbe3"), QColor("#7d8494")
-    highlight = QColor("#2f6db5")
-    roles = QPalette.ColorRole
-    for role, colour in (
-        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
-        (roles.ToolTipBase, QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
-        (roles.Button, QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QColor("#ff6b6b")),
-        (roles.Highlight, highlight), (roles.HighlightedText, QColor("#ffffff")), (roles.Link, QColor("#6cb2ff")),
-        (roles.PlaceholderText, muted), (roles.Mid, QColor("#3a3e47")), (roles.Dark, QColor("#181a1f")),
-        (roles.Light, QColor("#3c414b")), (roles.Midlight, QColor("#343841")), (roles.Shadow, QColor("#0d0e11")),
-    ):
-        p.setColor(role, colour)
-    disabled = QPalette.ColorGroup.Disabled
-    for role in (roles.WindowText, roles.Text, roles.ButtonText):
-        p.setColor(disabled, role, muted)
-    return p
-
-
 def make_application(argv: list[str] | None = None) -> QApplication:
     """The one QApplication, styled (Fusion, dark), named and with its icon."""
     app = QApplication.instance()
@@ -65,12 +45,12 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName("bpviz")
     app.setWindowIcon(app_icon())
     app.setStyle("Fusion")
-    app.setPalette(dark_palette())
+    app.setPalette(theme.dark_palette())
     app.setStyleSheet(
         "QToolBar { spacing: 4px; padding: 3px; border: none; }"
         "QHeaderView::section { padding: 3px 6px; }"
         "QTabBar::tab { padding: 5px 14px; }"
-        "QStatusBar QLabel { color: #b9bfca; }"
+        f"QStatusBar QLabel {{ color: {theme.STATUS_TEXT}; }}"
     )
     return app
 
@@ -124,6 +104,7 @@ def main(args: argparse.Namespace) -> int:
         script.start_without_file()
     code = app.exec()
     window.controller.shutdown()  # however the loop ended, no thread outlives the window
+    window.settings.sync()  # the process may end without Qt's teardown: nothing may wait for it
     return code
 
 

@@ -21,7 +21,8 @@ LABELS = {
 }
 COLOURS = {ZERO: theme.ZERO_GRADIENT, NONFINITE: theme.BAD, UNMEASURED: theme.NO_DATA}
 TIPS = {
-    ZERO: "The gradient reaching this layer's output is exactly zero: nothing flows back through it (a dead layer above?)",
+    ZERO: "The gradient reaching this layer's output is exactly zero: nothing flows back through it "
+          "(a dead layer above?)",
     NONFINITE: "The gradient holds NaN or Inf: the step is broken from here down",
     UNMEASURED: "No gradient reached this layer's output (it does not feed the loss, or needs no gradient)",
 }

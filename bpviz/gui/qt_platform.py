@@ -77,6 +77,7 @@ def cannot_open_window(env: Mapping[str, str] | None = None, platform: str | Non
         return None
     packages = " ".join(dict.fromkeys(XCB_LIBRARIES[name] for name in missing))
     return (
-        f"bpviz: the window cannot start: Qt's X11 (xcb) platform needs {', '.join(missing)}, not found on this machine.\n"
+        f"bpviz: the window cannot start: Qt's X11 (xcb) platform needs {', '.join(missing)}, "
+        "not found on this machine.\n"
         f"On Debian or Ubuntu: sudo apt-get install {packages}\n" + OFFSCREEN_HINT
     )

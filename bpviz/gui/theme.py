@@ -25,6 +25,28 @@ METRIC = "#b388ff"  # validation metrics other than a loss (accuracy), on their 
 ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
 NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
 SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
+UNKNOWN_SEVERITY = "#444444"
+INACTIVE = "#8a8a8a"  # a finding no longer active
+DEAD = "#c62828"  # the layer table's dead-unit count
+INTERVENTION, UNDONE = "#b388ff", "#8d93a3"  # a remedy's mark on the time axes, and an undo's
+
+# window chrome: status bar, start page, boxes around plots
+STATUS_TEXT = "#b9bfca"
+SUBTITLE = "#9aa0aa"
+HINT = "#8a909b"
+FRAME = "#343845"
+ERROR_PANEL_STYLE = (
+    "#errorPanel { background: #fdecea; border: 1px solid #e0a19b; border-radius: 4px; }"
+    "#errorPanel QLabel { color: #611a15; }"
+)
+BREAKPOINT_HIT_STYLE = (
+    "QLabel { background: #5a1f1f; color: #ffd6d6; border: 1px solid #c24040; border-radius: 3px;"
+    " padding: 6px 8px; font-weight: 600; }"
+)
+WARNING_BANNER_STYLE = (
+    "QLabel { background: #5c4100; color: #ffe8a3; border: 1px solid #a87a00; border-radius: 3px;"
+    " padding: 5px 8px; font-weight: 600; }"
+)
 
 PHASE_COLOURS = {"forward": ACTIVATION, "backward": GRADIENT}  # a paused step's wavefront
 
@@ -160,3 +182,24 @@ def dot_icon(colour: str) -> QtGui.QIcon:
     painter.drawEllipse(1, 1, 10, 10)
     painter.end()
     return QtGui.QIcon(pixmap)
+
+
+def dark_palette() -> QtGui.QPalette:
+    """A dark palette that matches the plots' background, so the window reads as one instrument."""
+    p = QtGui.QPalette()
+    window, base, alt, text, muted = QtGui.QColor("#262930"), QtGui.QColor("#1e2026"), QtGui.QColor("#23262d"), QtGui.QColor("#d7dbe3"), QtGui.QColor("#7d8494")
+    highlight = QtGui.QColor("#2f6db5")
+    roles = QtGui.QPalette.ColorRole
+    for role, colour in (
+        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
+        (roles.ToolTipBase, QtGui.QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
+        (roles.Button, QtGui.QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QtGui.QColor("#ff6b6b")),
+        (roles.Highlight, highlight), (roles.HighlightedText, QtGui.QColor("#ffffff")), (roles.Link, QtGui.QColor("#6cb2ff")),
+        (roles.PlaceholderText, muted), (roles.Mid, QtGui.QColor("#3a3e47")), (roles.Dark, QtGui.QColor("#181a1f")),
+        (roles.Light, QtGui.QColor("#3c414b")), (roles.Midlight, QtGui.QColor("#343841")), (roles.Shadow, QtGui.QColor("#0d0e11")),
+    ):
+        p.setColor(role, colour)
+    disabled = QtGui.QPalette.ColorGroup.Disabled
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        p.setColor(disabled, role, muted)
+    return p

@@ -106,7 +106,7 @@ def test_forwards_without_step_keep_a_bounded_counted_number_of_calls():
         assert len(pending.grads) == 3 * limit
         assert len(pending.forwards) == limit
         assert sum(hooks_on(t) for t in [x]) == 0
-        dropped = {message: count for message, count in w.probe.internal_errors.items() if "more than" in message}
+        dropped = {message: count for message, count in w.guard.errors.items() if "more than" in message}
         why = f"called more than {limit} times in one step (forwards without w.step()?); the rest was not measured"
         assert dropped == {f"{name}: {why}": 200 - limit for name in ("0", "1", "2")}
         record = w.step()

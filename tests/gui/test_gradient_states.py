@@ -63,6 +63,9 @@ def test_the_table_says_zero_nan_and_not_measured(qtbot, history):
     colour = {model.data(model.index(r, NAME)): model.data(model.index(r, GRAD), 9) for r in range(model.rowCount())}
     assert colour["fc1"].color().name() == theme.ZERO_GRADIENT and colour["act1"].color().name() == theme.BAD
     assert colour["embed"] is None and colour["fc2"] is None
+    tips = {model.data(model.index(r, NAME)): model.data(model.index(r, GRAD), 3) for r in range(model.rowCount())}
+    assert tips["fc1"].startswith("The gradient reaching this layer's output is exactly zero")
+    assert "NaN or Inf" in tips["act1"] and tips["embed"].startswith("No gradient reached") and tips["fc2"] is None
 
 
 def test_the_network_colours_and_labels_each_state(qtbot, history):

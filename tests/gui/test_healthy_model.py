@@ -40,3 +40,16 @@ def test_a_healthy_model_says_no_problems_and_what_was_checked(qtbot, tmp_path):
     first_layer = window.history.latest.layers[0].name
     assert first_layer in text
     window.close()
+
+
+def test_the_healthy_summary_goes_when_a_finding_arrives(qtbot, tmp_path):
+    window = driver.make_window(qtbot, tmp_path / "settings.ini")
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    panel = window.page.findings_panel
+    run_steps(qtbot, window, 2)  # dead_relu needs 3 steps of silence: nothing yet
+    assert panel.explanation.toPlainText().startswith("No problems found in 2 steps.")
+    run_steps(qtbot, window, 1)
+    assert [f.kind for f in window.findings] == ["dead_relu"]
+    text = panel.explanation.toPlainText()
+    assert "No problems found" not in text
+    window.close()

@@ -38,7 +38,9 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         if heatmap.image.image is not None:
             stale.append(name)
     flow = page.gradient_flow_view
-    for name, item in (("gradient bars", flow.bars), ("NaN bars", flow.nonfinite_bars), ("gradient curve", flow.selected_curve)):
+    flow_items = {"gradient bars": flow.bars, "NaN bars": flow.nonfinite_bars, "zero marks": flow.zero_marks,
+                  "gradient curve": flow.selected_curve}
+    for name, item in flow_items.items():
         if not _empty(item):
             stale.append(name)
     stale += [f"gradient reference {n}" for n, c in flow.references.curves.items() if not _empty(c)]
@@ -63,6 +65,12 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         stale.append("workbench units")
     if tools.step_panel.event is not None:
         stale.append("step panel")
+    plots = {"histogram": hist.histogram_plot, "gradient flow": flow.flow, "gradient over time": flow.time,
+             "loss": loss.plot, "dead units": dead.count_plot}
+    for name, plot in plots.items():  # an empty plot keeps no scale of the previous model's data
+        (x0, x1), (y0, y1) = plot.getViewBox().viewRange()
+        if max(abs(x0), abs(x1 - 1), abs(y0), abs(y1 - 1)) > 1e-6:
+            stale.append(f"{name} axes: {plot.getViewBox().viewRange()}")
     labels = window.status.labels
     if labels["step"].text() != "Step –" or labels["loss"].text() != "Loss –":
         stale.append(f"status bar: {labels['step'].text()} {labels['loss'].text()}")
@@ -151,11 +159,10 @@ def test_a_breakpoint_message_ends_when_training_goes_on(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     window.docks.breakpoints.set_breakpoints([Breakpoint(kind="dead_share", threshold=0.5)])
     window.controller.set_breakpoints(window.docks.breakpoints.breakpoints())
-    with qtbot.waitSignal(window.controller.worker.breakpoint_hit, timeout=LOAD_MS):
-        window.run()
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=LOAD_MS)
     bar = window.statusBar()
-    qtbot.waitUntil(lambda: bar.currentMessage().startswith("Stopped at a breakpoint"), timeout=LOAD_MS)
+    window.run()  # wait on what the window shows, not on the worker's signal (emitted on the training thread)
+    qtbot.waitUntil(lambda: bar.currentMessage().startswith("Stopped at a breakpoint") and not window.controller.running,
+                    timeout=LOAD_MS)
     window.docks.breakpoints.set_breakpoints([])
     window.controller.set_breakpoints([])
     run_steps(qtbot, window, 3)

@@ -85,7 +85,7 @@ def press_until_failed(qtbot, window, key: str):
         before = window.controller.paused_at
         assert before is not None, "the step ended without failing"
         action.trigger()
-        qtbot.waitUntil(lambda: bool(failed) or (now := window.controller.paused_at) is not None and now is not before,
+        qtbot.waitUntil(lambda before=before: bool(failed) or window.controller.paused_at not in (None, before),
                         timeout=LOAD_MS)
         if failed:
             return failed[0]
@@ -94,9 +94,12 @@ def press_until_failed(qtbot, window, key: str):
 
 @pytest.mark.parametrize("key", list(KEYS))
 @pytest.mark.parametrize("where", list(WHAT))
-def test_a_failing_step_entered_with_step_into_is_shown_and_the_window_stays_usable(qtbot, window, tmp_path, where, key):
+def test_a_failing_step_entered_with_step_into_is_shown_and_the_window_stays_usable(qtbot, window, tmp_path, where,
+                                                                                   key):
     on_gui_thread = []
-    for name in ("loaded", "failed", "stepped", "paused", "step_aborted", "run_finished", "graph_changed", "hyperparameters"):
+    answers = ("loaded", "failed", "stepped", "paused", "step_aborted", "run_finished", "graph_changed",
+               "hyperparameters")
+    for name in answers:
         getattr(window.controller, name).connect(
             lambda *_args: on_gui_thread.append(threading.current_thread() is threading.main_thread()))
     open_file(qtbot, window, experiment(tmp_path, where))

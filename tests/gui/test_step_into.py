@@ -130,3 +130,15 @@ def test_debug_menu_and_keys(window):
     keys = {action.text(): action.shortcut().toString() for action in a.debug_menu.actions() if not action.isSeparator()}
     assert keys["Step &Into"] == "F11" and keys["Step &Over"] == "F10" and keys["Step O&ut"] == "Shift+F11"
     assert a.run.shortcut().toString() == "F5" and a.run in a.debug_menu.actions()
+
+
+def test_closing_the_window_during_a_run_ends_the_training_thread_and_keeps_the_model_unhooked(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path / "settings.ini")
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    window.actions_.run.trigger()
+    qtbot.waitUntil(lambda: len(window.history) >= 2, timeout=LOAD_MS)  # a run is going
+    thread, worker = window.controller.thread, window.controller.worker
+    model = worker.stepper.experiment.model
+    window.close()
+    assert thread.isFinished() and worker.stepper is None
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())  # every hook removed

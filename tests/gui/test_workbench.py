@@ -21,7 +21,7 @@ def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
     before = dead(window)
     assert before > 32
     assert all(u.died_at <= 5 and u.preact_max <= 0 for u in bench.units)
-    assert bench.image.image.shape == (6, 64)  # steps × units
+    assert bench.unit_timeline.image.image.shape == (6, 64)  # steps × units
     assert "relu2" in bench.summary.text() and f"{before} of 64 units dead" in bench.summary.text()
 
     bench.reinit.click()

@@ -32,9 +32,9 @@ def checks_run(history: History, config: Config) -> list[Check]:
     first, last = history.records[0].step, latest.step
     steps = f"step {first}" if first == last else f"steps {first}–{last}"
     layers = tuple(layer.name for layer in latest.layers)
-    relu = tuple(l.name for l in latest.layers if l.units is not None and l.family == DEAD_FAMILY)
-    weighted = tuple(l.name for l in latest.layers if l.param_grad_norm is not None)
-    bounded = tuple(l.name for l in latest.layers if l.saturated_fraction is not None)
+    relu = tuple(x.name for x in latest.layers if x.units is not None and x.family == DEAD_FAMILY)
+    weighted = tuple(x.name for x in latest.layers if x.param_grad_norm is not None)
+    bounded = tuple(x.name for x in latest.layers if x.saturated_fraction is not None)
     modes = tuple(dict.fromkeys(m for f in latest.forwards for m in (*f.training_modules, *f.eval_modules)))
     window = config.dead_window
     dead_steps = steps if len(history) >= window else f"from step {first + window - 1} (needs {window} steps)"

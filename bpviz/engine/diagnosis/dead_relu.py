@@ -34,6 +34,11 @@ NORMALISE = "Add BatchNorm before the activation, or gradient clipping."
 REINITIALISE = "Re-initialise the dead units' incoming weights and biases."
 
 
+def inactive_not_dead(layer: LayerStep) -> bool:
+    """A unit-tracked layer whose activation still passes a gradient (a ReLU a remedy replaced): inactive, not dead."""
+    return layer.units is not None and layer.family != DEAD_FAMILY
+
+
 def silent_layers(ctx: Context, dead_family: bool) -> Iterator[tuple[LayerStep, float, np.ndarray | None]]:
     """(layer, share of its units silent, per-unit first silent step) for unit-tracked layers past the warning share.
 
@@ -62,7 +67,7 @@ def dead_bias(ctx: Context, layer: LayerStep) -> float | None:
     biases = ctx.record.producer_bias
     if layer.dead_unit_ids is None or not len(layer.dead_unit_ids) or not biases:
         return None
-    for earlier in sorted((l for l in ctx.record.layers if l.order < layer.order), key=lambda l: -l.order):
+    for earlier in sorted((x for x in ctx.record.layers if x.order < layer.order), key=lambda x: -x.order):
         bias = biases.get(earlier.name)
         if bias is not None and len(bias) == layer.units:
             return float(np.median(bias[layer.dead_unit_ids]))

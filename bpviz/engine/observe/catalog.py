@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from torch import nn
 
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
@@ -74,9 +75,16 @@ class LayerCatalog:
             known = self._ranges[info.name] = info.bounds
         return known
 
-    def settle_range(self, name: str, lo: float, hi: float) -> tuple[float, float]:
-        """The layer's edges, chosen from its first step's extremes when it has none yet."""
+    def settle_range(self, name: str, lo: float, hi: float, kept: np.ndarray) -> tuple[float, float]:
+        """This step's edges for the layer: the known ones, or on first sight edges around its extremes.
+
+        Under NaN/Inf the exact extremes say nothing about the finite values, so
+        the finite ones of the values kept from this first step (`kept`) are used.
+        """
         if name not in self._ranges:
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                finite = kept[np.isfinite(kept)]
+                lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (lo, hi)
             self._ranges[name] = choose_range(lo, hi)
         return self._ranges[name]
 

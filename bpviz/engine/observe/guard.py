@@ -25,5 +25,8 @@ class MeasurementGuard:
         try:
             yield
         except Exception as exc:
-            message = f"{where}: {describe_exception(exc)}"
-            self.errors[message] = self.errors.get(message, 0) + 1
+            self.note(f"{where}: {describe_exception(exc)}")
+
+    def note(self, message: str) -> None:
+        """Count something not measured (a failure, or a call beyond what a step keeps)."""
+        self.errors[message] = self.errors.get(message, 0) + 1

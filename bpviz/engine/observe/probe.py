@@ -28,10 +28,10 @@ from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
-    FUNCTIONAL_FAMILY,
     MODE_SENSITIVE,
     RELU_FAMILY,
     bounds_of,
+    functional_families,
     functional_name,
     module_family,
 )
@@ -63,7 +63,7 @@ class _FunctionalActivations(TorchFunctionMode):
         self._probe = probe
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        family = FUNCTIONAL_FAMILY.get(func)
+        family = self._probe.functional.get(func)
         if family is None:
             return func(*args, **(kwargs or {}))
         return self._probe._call_functional(func, family, args, kwargs or {})
@@ -91,6 +91,8 @@ class Probe:
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
+        self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
+        self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
         self.updates = UpdateTracker(catalog.parameters(), self.slices, lambda: self.pending, guard)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
@@ -106,6 +108,7 @@ class Probe:
         if self._handles:
             return
         self._mode = _FunctionalActivations(self)
+        self.functional = functional_families()
         for module in self.model.modules():
             self._handles.append(module.register_forward_pre_hook(self._pre_hook))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
@@ -116,6 +119,7 @@ class Probe:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self.pending.release_hooks()
         self._exit_mode()
         self._stack.clear()
 
@@ -127,8 +131,9 @@ class Probe:
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
 
     def take_pending(self) -> PendingStep:
-        """Hand over what was seen since the last call and start a new step."""
+        """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
         pending, self.pending = self.pending, PendingStep()
+        pending.release_hooks()
         return pending
 
     # ----- forward -----
@@ -158,6 +163,8 @@ class Probe:
                     self._failed_exc = exc
                     self.failed_layer = frame.name or type(module).__name__
                     self.failed_layer_type = type(module).__name__
+                if not self._stack:  # a forward that raised is no part of the step, even if the user goes on
+                    self.pending.rollback(self._forward_mark)
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
@@ -178,9 +185,9 @@ class Probe:
         input_sum = None
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
-        self.pending.forwards.append(
-            ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
-        )
+        self._forward_mark = self.pending.mark()
+        facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
+        self.pending.add_forward(facts, self.config.calls_per_layer_step)
         if self._observing:
             self._mode.__enter__()
             self._mode_entered = True
@@ -264,11 +271,16 @@ class Probe:
             return
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
+        limit = self.config.calls_per_layer_step
+        if not self.pending.admit(name, limit):
+            self.guard.note(f"{name}: called more than {limit} times in one step (forwards without w.step()?); "
+                            "the rest was not measured")
+            return
         with torch._C.DisableTorchFunction():
             with self.guard.catch(name):
                 self._measure(info, tensor, preact)
             if tensor.requires_grad:
-                tensor.register_hook(self._grad_hook(name))
+                self.pending.hook_gradient(tensor, name, self._grad_hook(name))
         if self.graph is not None:
             self.graph.output(name, tensor)
         if self.listener is not None:

@@ -212,27 +212,27 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
 def _histogram(name, group, host, cfg: Config, catalog: LayerCatalog, lo: float, hi: float) -> Histogram:
     """Sum the calls' histograms, scaled from their samples to the whole tensor so steps compare.
 
-    Then the catalog chooses the next step's edges: this step's values are counted truthfully
-    either way (outside the edges apart, never in the edge bins), but a layer
-    whose values left its range (a revived or a growing layer) gets edges that fit them.
+    This step's values are counted truthfully whatever the edges (outside them
+    apart, never in the edge bins); the catalog then chooses the next step's
+    edges, so a layer whose values left its range (revived, growing) gets edges that fit.
     """
     bins = cfg.histogram_bins
-    first_lo, first_hi = lo, hi
-    if not (math.isfinite(lo) and math.isfinite(hi)):  # under NaN/Inf: the sample's finite extremes, if any
-        kept = np.concatenate([host[ids.sample] for _, ids in group if ids.sample is not None] or [np.empty(0)])
-        finite = kept[np.isfinite(kept)]
-        if len(finite):
-            first_lo, first_hi = float(finite.min()), float(finite.max())
-    rlo, rhi = catalog.settle_range(name, first_lo, first_hi)
+    kept = [host[ids.sample] for _, ids in group if ids.sample is not None]
+    rlo, rhi = catalog.settle_range(name, lo, hi, np.concatenate(kept) if kept else np.empty(0))
     total = np.zeros(bins + 3)
     for call, ids in group:
         part = host[ids.histogram] if ids.histogram is not None else host_histogram(host[ids.sample], bins, rlo, rhi)
         if part.sum() > 0:
             total += part * (call.count / part.sum())
-    bounded = group[0][0].layer.bounds is not None
-    catalog.advance_range(name, lo, hi, narrow=not bounded)
-    return Histogram(total[:bins], rlo, rhi, below=float(total[stats.BELOW]), above=float(total[stats.ABOVE]),
-                     nonfinite=float(total[stats.NONFINITE]))
+    catalog.advance_range(name, lo, hi, narrow=group[0][0].layer.bounds is None)
+    return Histogram(
+        total[:bins],
+        rlo,
+        rhi,
+        below=float(total[stats.BELOW]),
+        above=float(total[stats.ABOVE]),
+        nonfinite=float(total[stats.NONFINITE]),
+    )
 
 
 def host_histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> np.ndarray:
@@ -282,8 +282,15 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
         layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
         counts = np.asarray(hists[name], dtype=np.float64)
-        layer.grad_histogram = Histogram(counts[:bins], lo, hi, log10=True, below=float(counts[stats.BELOW]),
-                                         above=float(counts[stats.ABOVE]), nonfinite=float(counts[stats.NONFINITE]))
+        layer.grad_histogram = Histogram(
+            counts[:bins],
+            lo,
+            hi,
+            log10=True,
+            below=float(counts[stats.BELOW]),
+            above=float(counts[stats.ABOVE]),
+            nonfinite=float(counts[stats.NONFINITE]),
+        )
 
 
 def _param_steps(

@@ -18,7 +18,7 @@ class Histogram:
     """Bin counts over [lo, hi], and how many values fell outside it or were NaN/Inf.
 
     A layer keeps its edges from step to step while its values fit them, and
-    gets new, wider ones when they leave (see `collect.next_range`): a view
+    gets new, wider ones when they leave (see `catalog.next_range`): a view
     that lines steps up rebins onto common edges. Counts are estimates for the
     whole tensor (scaled from a sample), so `total` is its element count.
     """

@@ -33,7 +33,7 @@ from bpviz.engine.runs.rows import RowReader
 from bpviz.engine.runs.shape import BOOL, INTEGER, REAL, nan_set
 from bpviz.engine.runs.writer import writer_in_this_process
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_MAGIC = b"SQLite format 3\x00"
 _LAYERS = next(c for c in schema.CHILDREN if c.field == "layers")
 SERIES_FIELDS = tuple(f.name for f in _LAYERS.shape.fields if f.kind in (REAL, INTEGER, BOOL))
 _ARRAYS = {"activation": "histogram_counts", "gradient": "grad_histogram_counts"}
@@ -189,9 +189,10 @@ class Run:
         kind: str = "activation",
         step_range: tuple[int, int] | None = None,
         max_points: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, float, float] | None:
-        """(steps, counts[steps, bins], lo, hi) of a layer's activation or log10-gradient histograms, every k-th
-        step when more than `max_points` lie in `step_range` (inclusive); None when it has none."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """(steps, counts[steps, bins], lo[steps], hi[steps]) of a layer's activation or log10-gradient histograms,
+        every k-th step when more than `max_points` lie in `step_range` (inclusive); None when it has none.
+        A layer's edges widen when its values leave them, so each row comes with its own."""
         column = _ARRAYS.get(kind)
         if column is None:
             raise ValueError(f"kind must be one of {', '.join(_ARRAYS)}, got {kind!r}")
@@ -208,7 +209,8 @@ class Run:
             f"SELECT step, {column}, {prefix}_lo, {prefix}_hi FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 "
             "ORDER BY step", (*args, first, stride))
         steps = np.asarray([r[0] for r in rows], dtype=np.int64)
-        return steps, np.vstack([decode_array(r[1]) for r in rows]), rows[0][2], rows[0][3]
+        bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
+        return steps, np.vstack([decode_array(r[1]) for r in rows]), bounds[:, 0], bounds[:, 1]
 
     # --- findings, validation, interventions ---------------------------------------------------
 
@@ -222,11 +224,11 @@ class Run:
         where, args = ("", ()) if step is None else ("WHERE at_step <= ?", (step,))
         cursor = self._conn.execute(f"SELECT * FROM findings {where} ORDER BY id", args)
         names = [d[0] for d in cursor.description]
-        latest: dict[tuple, Finding] = {}
+        latest: dict[tuple, dict] = {}
         for row in cursor:
-            finding = self._rows.finding(dict(zip(names, row)))
-            latest[finding.key] = finding
-        return worst_first(latest.values())
+            values = dict(zip(names, row))
+            latest[(values["kind"], values["layer"])] = values
+        return worst_first(self._rows.finding(row, step) for row in latest.values())
 
     @property
     def validation(self) -> list[tuple[int, dict[str, float]]]:
@@ -342,7 +344,7 @@ def _check_file(path: Path) -> None:
                            "ask its owner for read access, or copy it somewhere you can read") from None
     except OSError as error:
         raise RunFileError("cannot read the run file", path, error.strerror or str(error), "check the file") from None
-    if not header.startswith(_SQLITE_MAGIC):
+    if not header.startswith(SQLITE_MAGIC):
         raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + (" (the file is empty)" if not header else ""),
                            "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
     if len(header) == 100:

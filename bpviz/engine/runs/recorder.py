@@ -45,6 +45,16 @@ class Watched(Protocol):
     step_index: int
 
 
+def _write_findings(rows: RowWriter, step: int | None, changed: list[Finding], held: list[Finding]) -> None:
+    for finding in changed:
+        rows.finding(step, finding)
+    for finding in held:
+        if finding.last_step is None:
+            rows.finding(step, finding)
+        else:
+            rows.finding_held(finding.last_step, finding)
+
+
 class Recorder:
     """Records one Watcher into one run file."""
 
@@ -72,14 +82,13 @@ class Recorder:
         now = time.perf_counter()
         extras = {"wall_time": time.time(), "step_seconds": now - self._last, "watch_seconds": watch_seconds}
         self._last = now
-        findings = self._changed_findings()
+        findings, held = self._changed_findings()
         interventions = self._new_interventions()
         graph = self._new_graph()
 
         def job(rows: RowWriter) -> None:
             rows.step(record, extras)
-            for finding in findings:
-                rows.finding(record.step, finding)
+            _write_findings(rows, record.step, findings, held)
             for first_step, label in interventions:
                 rows.event(first_step, "intervention", label)
             if graph is not None:
@@ -90,24 +99,22 @@ class Recorder:
 
     def validation(self, step: int | None, metrics: dict[str, float], forwards: list[ForwardPass]) -> None:
         """Queue a validation run after `step`, with the forwards it ran (re-judged when the run is checked again)."""
-        metrics, forwards, findings = dict(metrics), list(forwards), self._changed_findings()
+        metrics, forwards, (findings, held) = dict(metrics), list(forwards), self._changed_findings()
 
         def job(rows: RowWriter) -> None:
             rows.event(step, "validation", None, metrics)
             rows.event(step, "forwards", None, forwards)
-            for finding in findings:
-                rows.finding(step, finding)
+            _write_findings(rows, step, findings, held)
 
         self.writer.submit(step, job)
 
     def close(self, unmeasured: list[str]) -> None:
         """Write what changed since the last step and finish the file."""
         step = self._watcher.step_index - 1 if self._watcher.step_index else None
-        findings, interventions = self._changed_findings(), self._new_interventions()
+        (findings, held), interventions = self._changed_findings(), self._new_interventions()
 
         def job(rows: RowWriter) -> None:
-            for finding in findings:
-                rows.finding(step, finding)
+            _write_findings(rows, step, findings, held)
             for first_step, label in interventions:
                 rows.event(first_step, "intervention", label)
             set_meta(rows.conn, {"unmeasured": json.dumps(unmeasured), "steps": str(self._watcher.step_index)})
@@ -132,14 +139,20 @@ class Recorder:
                     ["Free disk space or record into a writable folder, then record a new run."], step)
         )
 
-    def _changed_findings(self) -> list[Finding]:
-        changed = []
+    def _changed_findings(self) -> tuple[list[Finding], list[Finding]]:
+        """Findings raised or changed since the last look, and those that only held again (last_step moved)."""
+        changed, held = [], []
         for finding in self._watcher.diagnosis.findings:
             state = finding.to_dict()
-            if self._written.get(finding.key) != state:
-                self._written[finding.key] = state
+            before = self._written.get(finding.key)
+            if before == state:
+                continue
+            self._written[finding.key] = state
+            if before is not None and {**before, "last_step": state["last_step"]} == state:
+                held.append(copy.copy(finding))
+            else:
                 changed.append(copy.copy(finding))
-        return changed
+        return changed, held
 
     def _new_interventions(self) -> list[tuple[int, str]]:
         interventions = self._watcher.history.interventions

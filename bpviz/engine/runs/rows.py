@@ -22,10 +22,11 @@ class RowWriter:
         self._keys: dict[str, dict[tuple, int]] = {child.field: {} for child in schema.CHILDREN}
         self.packer = Packer(self._intern)
         self._inserts: dict[str, tuple[list[str], str]] = {}
+        self._finding_rows: dict[tuple, int] = {}  # each finding's latest row
 
     def step(self, record: StepRecord, extras: dict[str, float | None]) -> None:
         """Insert one step's rows (the caller commits)."""
-        row, nans = schema.STEP.to_row(record, self.packer, skip=schema.STEP_SKIP)
+        row, nans = schema.STEP.to_row(record, self.packer)
         row.update(extras)
         row[NAN_COLUMN] = nan_text(nans)
         self._insert("steps", [row])
@@ -42,10 +43,16 @@ class RowWriter:
                 self._insert(child.rows, rows)
 
     def finding(self, at_step: int | None, finding: Finding) -> None:
+        """A finding raised or changed at `at_step`."""
         row, nans = schema.FINDING.to_row(finding, self.packer)
         row.update(at_step=at_step)
         row[NAN_COLUMN] = nan_text(nans)
         self._insert("findings", [row])
+        self._finding_rows[finding.key] = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+    def finding_held(self, at_step: int, finding: Finding) -> None:
+        """A finding that held again at `at_step` with nothing else changed (its last_step is that step)."""
+        self.conn.execute("INSERT INTO finding_held VALUES (?, ?)", (at_step, self._finding_rows[finding.key]))
 
     def event(self, step: int | None, kind: str, label: str | None, payload: object = None) -> None:
         blob = None if payload is None else self.packer.pack(payload)
@@ -98,7 +105,6 @@ class RowReader:
         values = schema.STEP.values(row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]))
         for child in schema.CHILDREN:
             values[child.field] = self.items(child, self._rows(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,)))
-        values["validation"] = self.validation(step)
         return build(StepRecord, values)
 
     def items(self, child: schema.ChildTable, rows: list[dict]) -> list:
@@ -120,15 +126,15 @@ class RowReader:
                 known[row[0]] = tuple(row[1:])
         return known[key_id]
 
-    def validation(self, step: int) -> dict[str, float] | None:
-        """The metrics of the validation run after `step`, if one was (the latest, when several were)."""
-        row = self.conn.execute(
-            "SELECT payload FROM events WHERE kind = 'validation' AND step = ? ORDER BY id DESC LIMIT 1", (step,)
-        ).fetchone()
-        return None if row is None else self.unpacker.unpack(row[0])
-
-    def finding(self, row: dict) -> Finding:
-        return build(Finding, schema.FINDING.values(row, self.unpacker, nan_set(row[NAN_COLUMN])))
+    def finding(self, row: dict, step: int | None) -> Finding:
+        """A finding from its latest row up to `step` (None: the end), with the last step it held again by then."""
+        finding = build(Finding, schema.FINDING.values(row, self.unpacker, nan_set(row[NAN_COLUMN])))
+        bound = "" if step is None else "AND at_step <= ?"
+        held = self.conn.execute(f"SELECT max(at_step) FROM finding_held WHERE finding = ? {bound}",
+                                 (row["id"],) if step is None else (row["id"], step)).fetchone()[0]
+        if held is not None:
+            finding.last_step = held
+        return finding
 
     def _rows(self, sql: str, args: tuple) -> list[dict]:
         cursor = self.conn.execute(sql, args)

@@ -6,7 +6,7 @@ wall time, the record's flags), `layer_steps` a row per layer per step
 blobs), `param_steps` a row per parameter per step, `forward_steps` the
 mode facts of each forward; `layers` and `params` hold each name once.
 `findings` keeps every finding each time it was raised or changed (with the
-step it was judged at), `events` validations and interventions, `meta` the
+step it was judged at; `finding_held` the later steps at which it held again unchanged), `events` validations and interventions, `meta` the
 versions, config, layer graph and the writer's status. The README documents
 the tables; `PRAGMA user_version` and `meta.format_version` carry
 FORMAT_VERSION, and a reader refuses a file from a newer format.
@@ -23,10 +23,7 @@ from bpviz.engine.runs.shape import CHILD, NAN_COLUMN, TEXT, Shape
 FORMAT_VERSION = 1
 APPLICATION_ID = 0x62707672  # "bpvr": lets `file` and bpviz tell a run from any other SQLite database
 STEP_EXTRAS = (("wall_time", "REAL"), ("step_seconds", "REAL"), ("watch_seconds", "REAL"))
-# kept apart from the step's row: a validation arrives after its step was written
-STEP_SKIP = ("validation",)
-
-STEP = Shape(StepRecord, skip=STEP_SKIP)
+STEP = Shape(StepRecord)
 FINDING = Shape(Finding)
 
 
@@ -66,6 +63,9 @@ def create(conn: sqlite3.Connection) -> None:
                           ("label", "TEXT"), ("payload", "BLOB")], nan=False),
         _table("findings", [("id", "INTEGER PRIMARY KEY"), ("at_step", "INTEGER")] + FINDING.columns()),
         "CREATE INDEX findings_by_step ON findings(at_step)",
+        # a finding that held again at a step, with nothing else changed: only its last_step moved on
+        "CREATE TABLE finding_held(at_step INTEGER NOT NULL, finding INTEGER NOT NULL)",
+        "CREATE INDEX finding_held_by_finding ON finding_held(finding, at_step)",
     ]
     for child in CHILDREN:
         columns = [("step", "INTEGER NOT NULL"), ("seq", "INTEGER NOT NULL")]

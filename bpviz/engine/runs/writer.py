@@ -123,6 +123,8 @@ class RunWriter:
                     job(self._rows)
             except (sqlite3.Error, OSError) as error:
                 self.failure = (step, _describe(error, self.path))
+            except Exception as error:  # a value bpviz cannot store: stop recording, never raise into training
+                self.failure = (step, f"bpviz could not encode the step ({type(error).__name__}: {error}); please report this")
 
 
 def set_meta(conn: sqlite3.Connection, values: dict[str, str | None]) -> None:
@@ -155,6 +157,9 @@ def _create_locked(path: Path) -> int:
 
 
 def _locked(path: Path) -> bool:
+    """Whether a live writer holds `path` (from this process, asked without opening it: see writer_in_this_process)."""
+    if writer_in_this_process(path):
+        return True
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -185,11 +190,15 @@ def _initialise(path: Path, meta: dict[str, str]) -> sqlite3.Connection:
 
 
 def _describe(error: BaseException, path: Path) -> str:
-    text = str(error)
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "full" in text:
-        return f"the disk is full ({text})"
-    if "readonly" in text or "read-only" in text or isinstance(error, PermissionError):
-        return f"the file or its folder became read-only ({text})"
+    """Why a write failed, in words: SQLite's codes, not its terse messages, say which it was."""
+    code = getattr(error, "sqlite_errorname", "")
+    text = f"{error} ({code})" if code else str(error)
+    if code == "SQLITE_FULL" or getattr(error, "errno", None) == errno.ENOSPC:
+        return f"the disk is full: {text}"
+    if code.startswith("SQLITE_READONLY") or isinstance(error, PermissionError):
+        return f"the file or its folder became read-only: {text}"
+    if code.startswith("SQLITE_IOERR"):
+        return f"the disk refused a write (full, read-only, or over a size limit): {text}"
     return text
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bpviz.engine.config import Config
 from bpviz.engine.record.history import History
 from bpviz.engine.report.data import build_report
 from bpviz.engine.report.text import format_report
@@ -39,6 +40,8 @@ class CheckRequest:
     json: Path | None = None
     verbose: bool = False
     timeout: float | None = None
+    config: Config | None = None  # thresholds (--config, --set); the defaults when None
+    record: Path | None = None  # a run file (or folder) to record every step into
 
 
 class CheckRun:
@@ -87,7 +90,7 @@ class CheckRun:
                 request.file, trust=request.trust, weights=request.weights, input_shape=request.input_shape,
                 seed=request.seed,
             )
-            self.stepper = Stepper(experiment)
+            self.stepper = Stepper(experiment, request.config, record=request.record)
             for _ in range(request.steps):
                 self.stepper.step()
             if experiment.val_data is not None:

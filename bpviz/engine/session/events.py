@@ -33,11 +33,12 @@ class StepRecorded:
 
 @dataclass(frozen=True)
 class Validated:
-    """A validation ran after step `step` (-1: before any step; then it is not kept in History)."""
+    """A validation ran after step `step` (-1: before any step); `kept` when History keeps it as a point."""
 
     step: int
     metrics: dict[str, float]
     findings: list[Finding]
+    kept: bool
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class RunView:
             self.history.append(event.record)
             self.findings = event.findings
         elif isinstance(event, Validated):
-            if event.step >= 0:
+            if event.kept:
                 self.history.add_validation(event.step, event.metrics)
             self.findings = event.findings
         elif isinstance(event, Intervened):

@@ -9,9 +9,11 @@ every decision about the run is made here, none by the viewer.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -35,9 +37,10 @@ from bpviz.engine.watcher import Watcher
 class Stepper:
     """Trains an experiment step by step under a Watcher."""
 
-    def __init__(self, experiment: Experiment, config: Config | None = None) -> None:
+    def __init__(self, experiment: Experiment, config: Config | None = None, record: str | Path | None = None) -> None:
         self.experiment = experiment
-        self.watcher = Watcher(experiment.model, config).attach()
+        info = _experiment_info(experiment) if record is not None else None
+        self.watcher = Watcher(experiment.model, config, record=record, record_info=info).attach()
         self._batches: Iterator | None = None
         self._device = _device_of(experiment.model)
         self.clip_grad_norm: float | None = None  # set by the gradient-clipping remedy
@@ -149,9 +152,12 @@ class Stepper:
         return StepRecorded(record, snapshot(self.findings))
 
     def validate_event(self) -> Validated:
-        """`validate()`, told with the step it belongs to: the latest completed one (-1 before any step)."""
+        """`validate()`, told with the step it belongs to (the latest completed one, -1 before any step) and
+        whether History kept it (not before any step, nor for an experiment without validation data)."""
+        before = len(self.history.validation)
         metrics = self.validate()
-        return Validated(self.step_index - 1, dict(metrics), snapshot(self.findings))
+        kept = len(self.history.validation) > before
+        return Validated(self.step_index - 1, dict(metrics), snapshot(self.findings), kept)
 
     def remedy_event(self, name: str, args: tuple = ()) -> Intervened:
         """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
@@ -283,6 +289,16 @@ class _PhaseListener:
             self._stepper.step_index, phase, layer, index, values, norm, float(values.mean()), float(values.std())
         )
         self._gate.pause(event)
+
+
+def _experiment_info(experiment: Experiment) -> dict[str, str]:
+    """What a run file keeps about the experiment file it trained: its path, its hash (was it edited since?), the seed."""
+    info = {"experiment": str(Path(experiment.source).resolve()), "seed": str(experiment.seed)}
+    try:
+        info["experiment_sha256"] = hashlib.sha256(Path(experiment.source).read_bytes()).hexdigest()
+    except OSError:
+        pass
+    return info
 
 
 def _call_model(model: nn.Module, inputs):

@@ -25,10 +25,6 @@ KIND_LABELS = {
     "grad_above": "gradient norm rises above",
     "loss_jump": "loss jumps by a factor",
 }
-HIT_STYLE = (
-    "QLabel { background: #5a1f1f; color: #ffd6d6; border: 1px solid #c24040; border-radius: 3px;"
-    " padding: 6px 8px; font-weight: 600; }"
-)
 
 
 class BreakpointDialog(QtWidgets.QDialog):
@@ -137,7 +133,7 @@ class BreakpointsPanel(QtWidgets.QWidget):
         self.hit_label = QtWidgets.QLabel()
         self.hit_label.setObjectName("breakpointHit")
         self.hit_label.setWordWrap(True)
-        self.hit_label.setStyleSheet(HIT_STYLE)
+        self.hit_label.setStyleSheet(theme.BREAKPOINT_HIT_STYLE)
         self.hit_label.hide()
         self.empty_label = QtWidgets.QLabel("No breakpoints. Add one to stop a run when NaN/Inf appears, a finding "
                                             "is raised, units die, gradients vanish or explode, or the loss jumps.")

@@ -27,7 +27,6 @@ from bpviz.gui import theme
 
 MODE_KINDS = ("train_mode_in_eval", "eval_mode_in_training")
 HEADERS = ("Severity", "Kind", "Layer", "Step", "Message")
-INACTIVE = QColor("#8a8a8a")
 
 
 def ordered(findings: list[Finding]) -> list[Finding]:
@@ -47,7 +46,7 @@ def explanation_html(finding: Finding) -> str:
     if finding.last_step is not None and finding.last_step != finding.step:
         since += f" (last seen at step {finding.last_step})"
     state = "" if finding.active else " — no longer holds"
-    colour = theme.SEVERITY_COLOURS.get(finding.severity, "#444")
+    colour = theme.SEVERITY_COLOURS.get(finding.severity, theme.UNKNOWN_SEVERITY)
     parts = [
         f'<p><span style="color:{colour}; font-weight:bold">{html.escape(finding.severity.upper())}</span> '
         f"<code>{html.escape(finding.kind)}</code>{where}{since}{state}</p>",
@@ -148,7 +147,7 @@ class FindingsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
             return self._icons.get(finding.severity)
         if role == Qt.ItemDataRole.ForegroundRole and not finding.active:
-            return QBrush(INACTIVE)
+            return QBrush(QColor(theme.INACTIVE))
         if role == Qt.ItemDataRole.ToolTipRole:
             return finding.message + ("" if finding.active else " (no longer holds)")
         return None
@@ -229,8 +228,8 @@ class FindingsPanel(QWidget):
         current = self.selected()
         if current is not None:
             self._explain(current)
-        elif not self.model.findings:
-            self._set_html(healthy_html(checks or [], steps))
+        else:  # nothing selected: the healthy summary only while there is nothing to select
+            self._set_html("" if self.model.findings else healthy_html(checks or [], steps))
 
     def in_view_order(self) -> list[Finding]:
         """The findings as the list shows them (reading order)."""

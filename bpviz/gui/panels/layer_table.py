@@ -16,10 +16,10 @@ from typing import Any, Callable
 from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon
 
-from bpviz.engine.diagnosis.dead_relu import DEAD_FAMILY
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, ZERO, gradient_state
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, TIPS, ZERO, gradient_state
 from bpviz.gui import theme
 from bpviz.gui.format import number, percent
 
@@ -27,18 +27,12 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 CSV_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
 
-DEAD_COLOUR = QColor("#c62828")
 
 
 def _grad(layer: LayerStep) -> str:
     """The gradient norm, or what its absence means: zero, NaN/Inf and "not measured" read differently."""
     state = gradient_state(layer)
     return number(layer.grad_norm, ".2e") if state == MEASURED else LABELS[state]
-
-
-def _inactive_not_dead(layer: LayerStep) -> bool:
-    """Silent units of an activation that still passes a gradient (a ReLU a remedy replaced): inactive, not dead."""
-    return layer.units is not None and layer.family != DEAD_FAMILY
 
 
 def _num(value: float | int | None) -> float:
@@ -170,7 +164,9 @@ class LayerTableModel(QAbstractTableModel):
             severity = self._status[row]
             return None if severity is None else self._icon(severity)
         if role == Qt.ItemDataRole.ToolTipRole:
-            if col == DEAD and _inactive_not_dead(self._layers[row]):
+            if col == GRAD:
+                return TIPS.get(gradient_state(self._layers[row]))
+            if col == DEAD and inactive_not_dead(self._layers[row]):
                 return (f"Inactive, not dead: {self._layers[row].type} still passes these units a gradient, "
                         "so they can recover")
             return self._status_tips[row] if col == STATUS else None
@@ -180,7 +176,7 @@ class LayerTableModel(QAbstractTableModel):
             dead = self._layers[row].dead_units
             if not dead:
                 return None
-            return QBrush(QColor(theme.MUTED)) if _inactive_not_dead(self._layers[row]) else QBrush(DEAD_COLOUR)
+            return QBrush(QColor(theme.MUTED)) if inactive_not_dead(self._layers[row]) else QBrush(QColor(theme.DEAD))
         if role == Qt.ItemDataRole.ForegroundRole and col == GRAD:
             state = gradient_state(self._layers[row])
             return QBrush(QColor(COLOURS[state])) if state in (ZERO, NONFINITE) else None

@@ -6,18 +6,14 @@ and the update phase ||dW||/||W|| per parameter as bars.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.session.step_gate import PHASES, PhaseEvent
 from bpviz.gui import theme
 from bpviz.gui.format import number
+from bpviz.gui.plots.step_plots import TensorHistogram, UpdateRatioBars
 
-BINS = 60
-MAX_BARS = 40  # update ratios shown: the largest this many parameters
 PHASE_COLOURS = {"forward": theme.ACTIVATION, "loss": theme.LOSS, "backward": theme.GRADIENT, "update": theme.VALIDATION}
 PHASE_TEXT = {
     "forward": "output of {layer}",
@@ -25,18 +21,6 @@ PHASE_TEXT = {
     "backward": "gradient arriving at {layer}  (∂L/∂out)",
     "update": "optimizer update: ‖ΔW‖ / ‖W‖ per parameter",
 }
-
-
-def histogram(values: np.ndarray, bins: int = BINS) -> tuple[np.ndarray, np.ndarray]:
-    """(edges, counts) over the finite values; one bin around a constant."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return np.array([0.0, 1.0]), np.array([0.0])
-    lo, hi = float(finite.min()), float(finite.max())
-    if hi <= lo:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(finite, bins=bins, range=(lo, hi))
-    return edges, counts.astype(np.float64)
 
 
 class PhaseStrip(QtWidgets.QWidget):
@@ -69,7 +53,7 @@ class PhaseStrip(QtWidgets.QWidget):
             elif current is not None and reached:
                 style = f"background: {theme.PANEL}; color: {colour}; border: 1px solid {colour};"
             else:
-                style = f"background: {theme.PANEL}; color: {theme.MUTED}; border: 1px solid #343845;"
+                style = f"background: {theme.PANEL}; color: {theme.MUTED}; border: 1px solid {theme.FRAME};"
             label.setStyleSheet(f"QLabel {{ {style} border-radius: 3px; padding: 3px 6px; }}")
 
 
@@ -88,17 +72,9 @@ class StepPanel(QtWidgets.QWidget):
         self.stats.setStyleSheet(theme.LABEL_STYLE)
         self.stats.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        self.plot_widget = theme.plot_widget(left="count", bottom="value")
-        self.plot = self.plot_widget.getPlotItem()
-        self.bars = pg.BarGraphItem(x0=[], x1=[], height=[], y0=0, pen=None, brush=theme.brush(theme.ACTIVATION))
-        self.plot.addItem(self.bars)
-        self.ratio_axis = pg.AxisItem("left")
-        self.ratio_widget = theme.plot_widget(bottom="log10 ‖ΔW‖/‖W‖", axis_items={"left": self.ratio_axis})
-        self.ratio_plot = self.ratio_widget.getPlotItem()
-        self.ratio_plot.showGrid(x=True, y=False, alpha=theme.GRID_ALPHA)
-        self.ratio_bars = pg.BarGraphItem(x0=[], width=[], y=[], height=0.7, pen=None,
-                                          brush=theme.brush(theme.VALIDATION))
-        self.ratio_plot.addItem(self.ratio_bars)
+        self.histogram = TensorHistogram()
+        self.ratios = UpdateRatioBars()
+        self.plot_widget, self.ratio_widget = self.histogram.widget, self.ratios.widget
         self.loss_label = QtWidgets.QLabel()
         self.loss_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.loss_label.setStyleSheet(f"color: {theme.LOSS}; font-size: 22pt; font-weight: 600;")
@@ -154,12 +130,7 @@ class StepPanel(QtWidgets.QWidget):
 
     def _show_values(self, event: PhaseEvent, colour: str) -> None:
         values = event.values if event.values is not None else np.empty(0)
-        edges, counts = histogram(np.asarray(values, dtype=np.float64))
-        self.bars.setOpts(x0=edges[:-1], x1=edges[1:], height=counts, brush=theme.brush(colour, 0.85))
-        self.plot.setLabel("bottom", "gradient value" if event.phase == "backward" else "activation value",
-                           color=theme.FOREGROUND)
-        self.plot.setXRange(edges[0], edges[-1], padding=0.02)
-        self.plot.setYRange(0, max(float(counts.max()), 1.0), padding=0.05)
+        self.histogram.show(values, colour, "gradient value" if event.phase == "backward" else "activation value")
         self.stack.setCurrentWidget(self.plot_widget)
         nonfinite = int(np.size(values) - np.isfinite(values).sum())
         zero = float(np.mean(values == 0)) if np.size(values) else 0.0
@@ -171,18 +142,8 @@ class StepPanel(QtWidgets.QWidget):
         self.stats.setText(text)
 
     def _show_ratios(self, ratios: dict[str, float]) -> None:
-        items = sorted(ratios.items(), key=lambda kv: -(kv[1] if math.isfinite(kv[1]) else 1e300))[:MAX_BARS]
-        names = [name for name, _ in items]
-        logs = np.array([math.log10(v) if v > 0 and math.isfinite(v) else -12.0 for _, v in items], dtype=np.float64)
-        y = np.arange(len(items), dtype=np.float64)
-        low = float(min(logs.min(), -6.0)) if len(logs) else -6.0
-        self.ratio_bars.setOpts(x0=np.full(len(items), low), width=logs - low, y=y, height=0.7)
-        self.ratio_axis.setTicks([[(float(i), name) for i, name in enumerate(names)]])
-        self.ratio_plot.setYRange(-0.6, max(len(items), 1) - 0.4, padding=0)
-        self.ratio_plot.setXRange(low, float(max(logs.max(), -1.0)) if len(logs) else 0.0, padding=0.05)
-        self.ratio_axis.setWidth(min(max((max((len(n) for n in names), default=4)) * 7, 50), 180))
+        typical = self.ratios.show(ratios)
         self.stack.setCurrentWidget(self.ratio_widget)
-        typical = float(np.median([v for _, v in items])) if items else float("nan")
         self.stats.setText(
             theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED) + theme.rich(number(typical), theme.VALIDATION, bold=True)
             + theme.rich("   (healthy: about 1e-3 to 1e-2)", theme.MUTED)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.record.history import History
@@ -18,7 +17,9 @@ from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
 from bpviz.gui.format import number
+from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
 from bpviz.gui.plots.intervention_marks import InterventionMarks
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 from bpviz.gui.plots.traces import LayerTrace
 
 TIMELINE_STEPS = 500
@@ -63,38 +64,19 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.summary.setStyleSheet(theme.LABEL_STYLE)
 
         # timeline: x = step, y = unit (dead first, by step of death)
-        self.timeline_widget = theme.plot_widget(left="unit (dead first)", bottom="step", grid=False)
-        self.timeline = self.timeline_widget.getPlotItem()
-        self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
-        self.timeline.addItem(self.image)
-        self.deaths = pg.ScatterPlotItem(symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
-        self.timeline.addItem(self.deaths)
+        self.unit_timeline = UnitTimeline("unit (dead first)", symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
+        self.timeline_widget, self.timeline = self.unit_timeline.widget, self.unit_timeline.plot
         self.timeline_marks = InterventionMarks(self.timeline)
         self.timeline.setTitle("each unit's share of active samples per step (dark = silent) ○ = died",
                                color=theme.MUTED, size="8pt")
 
-        self.curves_widget = theme.plot_widget(left="dead units", bottom="step")
-        self.curves = self.curves_widget.getPlotItem()
-        self.curves.addLegend(offset=(-8, 8), labelTextColor=theme.FOREGROUND, brush=theme.brush(theme.PANEL, 0.8))
-        self.dead_curve = self.curves.plot(pen=theme.pen(theme.BAD, 2.0), name="dead units")
-        self.loss_box = pg.ViewBox()
-        self.curves.showAxis("right")
-        self.curves.scene().addItem(self.loss_box)
-        self.curves.getAxis("right").linkToView(self.loss_box)
-        self.curves.getAxis("right").setLabel("loss", color=theme.LOSS)
-        self.curves.getAxis("right").setTextPen(theme.pen(theme.LOSS, 1))
-        self.curves.getAxis("right").setWidth(48)
+        self.dead_and_loss = DeadAndLossCurves()
+        self.curves_widget, self.curves = self.dead_and_loss.widget, self.dead_and_loss.plot
+        self.dead_curve, self.loss_curve = self.dead_and_loss.dead_curve, self.dead_and_loss.loss_curve
+        self.curve_marks = self.dead_and_loss.marks
         self.timeline.showAxis("right")  # same width as the curves' loss axis, so both plots share their step axis
         self.timeline.getAxis("right").setWidth(48)
         self.timeline.getAxis("right").setStyle(showValues=False)
-        self.loss_box.setXLink(self.curves)
-        self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
-        self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
-        self.loss_box.addItem(self.loss_curve)
-        self.curves.legend.addItem(self.loss_curve, "loss (right axis)")
-        self.curves.getViewBox().sigResized.connect(self._sync_loss_box)
-        self.curve_marks = InterventionMarks(self.curves, labels=True)
         self.compare = QtWidgets.QLabel()
         self.compare.setObjectName("workbenchCompare")
         self.compare.setStyleSheet(theme.LABEL_STYLE)
@@ -206,11 +188,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._history = None
         self.show_units(None, None, [])
         self._activity = self._dead_trace = None
-        self.image.clear()
-        self.dead_curve.setData([], [])
-        self.loss_curve.setData([], [])
+        self.unit_timeline.clear()
+        self.dead_and_loss.clear()
         self.timeline_marks.clear()
-        self.curve_marks.clear()
         self.compare.setText("")
         self.message.setText("")
         self._update_buttons()
@@ -352,23 +332,17 @@ class WorkbenchPanel(QtWidgets.QWidget):
     def _draw_timeline(self) -> None:
         trace = self._activity
         if trace is None or len(trace) == 0:
-            self.image.clear()
-            self.deaths.setData([], [])
+            self.unit_timeline.clear()
             return
         steps, activity = trace.steps, trace.values
         units = activity.shape[1]
         order = self._order if self._order is not None and len(self._order) == units else np.arange(units)
-        self.image.setImage(activity[:, order], autoLevels=False, levels=(0.0, 1.0))
-        self.image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
+        self.unit_timeline.show(steps, activity[:, order])
         row_of = np.empty(units, dtype=np.int64)
         row_of[order] = np.arange(units)
         died = [(u.died_at, row_of[u.unit]) for u in self.units if u.unit < units and u.died_at >= steps[0]]
-        self.deaths.setData(x=[d for d, _ in died], y=[float(r) for _, r in died])
+        self.unit_timeline.mark([d for d, _ in died], [r for _, r in died])
         self.timeline.setYRange(-0.5, units - 0.5, padding=0.01)
-
-    def _sync_loss_box(self) -> None:
-        self.loss_box.setGeometry(self.curves.getViewBox().sceneBoundingRect())
-        self.loss_box.linkedViewChanged(self.curves.getViewBox(), self.loss_box.XAxis)
 
     def _set_summary(self, latest: StepRecord | None) -> None:
         if self.layer is None or latest is None:

@@ -20,6 +20,17 @@ from bpviz.gui.plots.traces import UNDRAWN, find_layer
 log = logging.getLogger(__name__)
 
 
+def show_empty_frame(*plots) -> None:
+    """A plain 0..1 frame on plots with nothing to draw, following the data again once it comes.
+
+    An empty plot keeps the ranges of what it last showed: a previous model's
+    loss scale or value range would read as this model's.
+    """
+    for plot in plots:
+        plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        plot.enableAutoRange()
+
+
 class PlotView(QtWidgets.QWidget):
     """A view of one run's History, usually centred on one selected layer.
 

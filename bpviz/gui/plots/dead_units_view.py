@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
 from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 REFERENCE_LAYERS = 12  # faint dead-count curves of other ReLU layers: at most this many, spread in depth
 ACTIVITY_STEPS = 500  # the unit-activity heatmap shows at most this many recent steps (units × steps grows fast)
@@ -42,13 +43,9 @@ class DeadUnitsView(PlotView):
         self.selected_curve.setZValue(10)
         self.marks = InterventionMarks(self.count_plot)
 
-        self.activity_widget = theme.plot_widget(left="unit", bottom="step", grid=False)
-        self.activity_plot = self.activity_widget.getPlotItem()
-        self.activity_image = pg.ImageItem(axisOrder="col-major")  # image[step, unit]: x = step, y = unit
-        self.activity_image.setColorMap(theme.colormap(theme.ACTIVITY_COLORMAP))
-        self.activity_plot.addItem(self.activity_image)
-        self.dead_markers = pg.ScatterPlotItem(symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
-        self.activity_plot.addItem(self.dead_markers)
+        self.activity = UnitTimeline("unit", symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
+        self.activity_widget, self.activity_plot = self.activity.widget, self.activity.plot
+        self.activity_image, self.dead_markers = self.activity.image, self.activity.markers
         self.note = QtWidgets.QLabel()
         self.note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.note.setWordWrap(True)
@@ -86,7 +83,9 @@ class DeadUnitsView(PlotView):
             return
         self._drawn_latest = latest
         layer = self._selected_step(latest)
-        if latest is not None:
+        if latest is None:
+            show_empty_frame(self.count_plot)
+        else:
             ordered = sorted(latest.layers, key=lambda layer: layer.order)
             self.references.set_layers([layer.name for layer in ordered if layer.units is not None])
         self.references.update(history)
@@ -117,11 +116,10 @@ class DeadUnitsView(PlotView):
             return
         self.activity_stack.setCurrentWidget(self.activity_widget)
         steps, activity = trace.steps, trace.values
-        self.activity_image.setImage(activity, autoLevels=False, levels=(0.0, 1.0))
+        self.activity.show(steps, activity)
         units = activity.shape[1]
-        self.activity_image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), units))
         dead = layer.dead_unit_ids if layer is not None and layer.dead_unit_ids is not None else np.empty(0)
-        self.dead_markers.setData(x=np.full(len(dead), steps[-1] + 1.2), y=np.asarray(dead, dtype=np.float64))
+        self.activity.mark(np.full(len(dead), steps[-1] + 1.2), dead)
         self.activity_plot.setXRange(steps[0] - 0.5, steps[-1] + 2.0, padding=0)
         self.activity_plot.setYRange(-0.5, units - 0.5, padding=0.02)
 
@@ -139,8 +137,10 @@ class DeadUnitsView(PlotView):
             self.header.setText(text + theme.rich(suffix, theme.MUTED))
             return
         share = layer.dead_units / layer.units if layer.units else 0.0
-        colour = theme.BAD if layer.dead_units else theme.LOSS
+        inactive = inactive_not_dead(layer)  # a LeakyReLU/GELU swapped in: silent units still get a gradient
+        colour = theme.LOSS if not layer.dead_units else theme.MUTED if inactive else theme.BAD
+        word = f"inactive, not dead ({layer.type} passes them a gradient)" if inactive else "dead"
         text += theme.rich(f"   step {latest.step}   ", theme.MUTED)
-        text += theme.rich(f"{layer.dead_units} of {layer.units} units dead ({100 * share:.1f}%)", colour, bold=True)
+        text += theme.rich(f"{layer.dead_units} of {layer.units} units {word} ({100 * share:.1f}%)", colour, bold=True)
         text += theme.rich("   ·   map: share of positions where each unit fired; ◀ dead now", theme.MUTED)
         self.header.setText(text)

@@ -11,7 +11,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui import theme
 from bpviz.gui.gradient_state import LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO, gradient_state
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.decade_axis import DecadeAxis
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.layer_axis import LayerAxis
@@ -153,6 +153,9 @@ class GradientFlowView(PlotView):
         if names and ranges != self._ranges:  # a range change re-lays out both axes: only when it moved
             self._ranges = ranges
             self.flow.setRange(xRange=ranges[0], yRange=ranges[1], padding=0)
+        elif not names and self._ranges is not None:  # a new model or a reset: not the old model's scale
+            self._ranges = None
+            show_empty_frame(self.flow, self.time)
         self._set_header(record)
 
     def _draw_over_time(self, history: History) -> None:

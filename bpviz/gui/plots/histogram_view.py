@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import Histogram, LayerStep
 from bpviz.gui import theme
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.rebin import common_bins, rebin
 from bpviz.gui.plots.traces import LayerTrace
@@ -25,12 +25,19 @@ def _row(hist: Histogram | None) -> np.ndarray | None:
     return np.concatenate([[hist.lo, hist.hi, hist.below, hist.above, hist.nonfinite], hist.counts])
 
 
+def _percent(pct: float) -> str:
+    """"100%", "12%", "0.2%": two significant digits, never "1e+02%"."""
+    return f"{pct:.0f}%" if pct >= 10 else f"{pct:.2g}%"
+
+
 def outside_text(hist: Histogram, log10: bool) -> list[tuple[str, str]]:
     """(text, colour) for each kind of value the bins do not show: below, above, NaN/Inf, as shares of all values."""
     total = hist.total or 1.0
 
     def share(count: float) -> str:
-        return f"{100 * count / total:.2g}%" if count >= 0.001 * total else f"{count:.0f}"
+        if count < 0.001 * total:
+            return f"{count:.0f}"  # a handful of values: the count says more than "0.01%"
+        return _percent(100 * count / total)
 
     def edge(value: float) -> str:
         return f"1e{value:.0f}" if log10 else f"{value:.3g}"
@@ -115,7 +122,8 @@ class HistogramHeatmap:
         inset = 0.02 * (hi - lo)
         low_colour = theme.ZERO_GRADIENT if self._grad else theme.HIGHLIGHT
         spots = [dict(pos=(s, lo + inset), symbol="t1", brush=theme.brush(low_colour)) for s in steps[below]]
-        spots += [dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT)) for s in steps[above & ~nonfinite]]
+        spots += [dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT))
+                  for s in steps[above & ~nonfinite]]
         spots += [dict(pos=(s, hi - inset), symbol="x", brush=theme.brush(theme.BAD)) for s in steps[nonfinite]]
         self.outside_marks.setData(spots)
 
@@ -192,6 +200,8 @@ class HistogramView(PlotView):
             return
         self._drawn_latest = latest
         layer = self._selected_step(latest)
+        if latest is None:
+            show_empty_frame(self.histogram_plot)
         self.activation_map.update(history, layer)
         self.gradient_map.update(history, layer)
         self._draw_current(layer)
@@ -230,7 +240,8 @@ class HistogramView(PlotView):
         width = edges[1] - edges[0]
         sides = [(edges[0] - width, edges[0], hist.below), (edges[-1], edges[-1] + width, hist.above)]
         shown = [side for side in sides if side[2] > 0]
-        self.outside_bars.setOpts(x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown])
+        self.outside_bars.setOpts(x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown],
+                                  height=[c for _, _, c in shown])
         parts = outside_text(hist, log10=False)
         self.outside_label.setHtml("<br>".join(theme.rich(text, colour, bold=True) for text, colour in parts))
 
@@ -255,6 +266,6 @@ class HistogramView(PlotView):
             warnings += theme.rich("NaN/Inf in output   ", theme.BAD, bold=True)
         hist = layer.histogram
         if hist is not None and (hist.below or hist.above):
-            warnings += theme.rich(f"{100 * (hist.below + hist.above) / (hist.total or 1):.2g}% outside the bins   ",
-                                   theme.HIGHLIGHT, bold=True)
+            share = _percent(100 * (hist.below + hist.above) / (hist.total or 1))
+            warnings += theme.rich(f"{share} outside the bins   ", theme.HIGHLIGHT, bold=True)
         self.header.setText(warnings + text)

@@ -12,8 +12,6 @@ from PySide6 import QtCore
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
 
-MARK = "#b388ff"
-UNDO = "#8d93a3"
 
 
 class InterventionMarks:
@@ -45,13 +43,13 @@ class InterventionMarks:
 
     def _line(self, step: int, label: str) -> pg.InfiniteLine:
         undo = label.startswith("undo")
-        pen = theme.pen(UNDO if undo else MARK, 1.4)
+        pen = theme.pen(theme.UNDONE if undo else theme.INTERVENTION, 1.4)
         pen.setStyle(QtCore.Qt.PenStyle.DashLine)
         # at step - 0.5: between the last step before the change and the first one after it
         line = pg.InfiniteLine(pos=step - 0.5, angle=90, pen=pen, movable=False)
         line.setToolTip(f"step {step}: {label}")
         line.setZValue(5)
         if self.labels:
-            pg.InfLineLabel(line, text=label, position=0.9, anchors=[(0, 0.5), (0, 0.5)], color=UNDO if undo else MARK)
+            pg.InfLineLabel(line, text=label, position=0.9, anchors=[(0, 0.5), (0, 0.5)], color=theme.UNDONE if undo else theme.INTERVENTION)
         self.plot.addItem(line, ignoreBounds=True)
         return line

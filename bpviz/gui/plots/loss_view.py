@@ -7,7 +7,7 @@ from PySide6 import QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
-from bpviz.gui.plots.base import PlotView
+from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import RollingBuffer
 
@@ -49,7 +49,8 @@ class LossView(PlotView):
         right = self.plot.getAxis("right")
         right.linkToView(self.metric_view)
         theme.style_axis(right)
-        self.metric_points = pg.PlotDataItem(pen=None, symbol="d", symbolSize=9, symbolPen=theme.pen(theme.BACKGROUND, 1),
+        self.metric_points = pg.PlotDataItem(pen=None, symbol="d", symbolSize=9,
+                                             symbolPen=theme.pen(theme.BACKGROUND, 1),
                                              symbolBrush=theme.brush(theme.METRIC))
         self.metric_view.addItem(self.metric_points)
         self.metric_name: str | None = None
@@ -96,6 +97,8 @@ class LossView(PlotView):
             self._validation_seen = -1
             self._validation_last = {}
             self.curve.setData([], [])  # a new model or a reset: none of the old curve stays
+            if not losses:
+                show_empty_frame(self.plot)
         self.marks.update(history)
         changed = rebuilt
         if len(losses) > self._seen:
@@ -150,7 +153,8 @@ class LossView(PlotView):
         if history is None or not history.losses:
             self.summary.setText(theme.rich("loss: no steps yet", theme.MUTED))
             return
-        text = (theme.rich("━ training loss ", theme.LOSS) + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
+        text = (theme.rich("━ training loss ", theme.LOSS)
+                + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
                 + theme.rich(f"  at step {history.loss_steps[-1]}", theme.MUTED))
         for metric, value in self._validation_last.items():
             if metric == self.metric_name:

@@ -9,9 +9,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.record.records import LayerStep
 from bpviz.gui import theme
-from bpviz.gui.gradient_state import NONFINITE, UNMEASURED, ZERO, gradient_state
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO, gradient_state
 
 COLLAPSE_ABOVE = 60  # more layers than this: blocks start collapsed
 BLOCK_DEPTH = 2  # blocks group layers by at most this many leading module names ("layer1.0")
@@ -28,7 +29,8 @@ class Metric:
     colours: tuple[str, ...]
     fmt: Callable[[float], str]  # a node's value
     scale: Callable[[float], str]  # the legend's ends
-    state: Callable[[LayerStep], str] | None = None  # why a layer has no value (gradient_state), when it can say
+    state: Callable[[LayerStep], str] | None = None  # why a layer has no value, when it can say: a key of `states`
+    states: dict[str, tuple[str, str]] | None = None  # state -> (fill colour, label); also the legend's swatches
 
 
 def _power_of_ten(log_value: float) -> str:
@@ -40,8 +42,17 @@ def _percent(value: float) -> str:
     return f"{value:.0f}%"
 
 
+INACTIVE = "inactive"  # the dead-units metric's state for silent units that still get a gradient
+
+
 def _dead(layer: LayerStep) -> float | None:
-    return 100.0 * layer.dead_units / layer.units if layer.units and layer.dead_units is not None else None
+    if inactive_not_dead(layer) or not layer.units or layer.dead_units is None:
+        return None
+    return 100.0 * layer.dead_units / layer.units
+
+
+def _dead_state(layer: LayerStep) -> str:
+    return INACTIVE if inactive_not_dead(layer) else MEASURED
 
 
 def _saturation(layer: LayerStep) -> float | None:
@@ -54,16 +65,18 @@ def _log(value: float | None) -> float | None:
 
 BAD_SCALE = theme.SCALES["bad"]
 METRICS = {
-    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% dead", _percent),
+    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% dead", _percent,
+                   _dead_state, {INACTIVE: (theme.MUTED, "inactive, not dead")}),
     "grad": Metric("gradient norm (log scale)", lambda l: _log(l.grad_norm), None, min,
                    theme.SCALES["gradient"],
-                   lambda v: f"‖g‖ {_power_of_ten(v)}", _power_of_ten, gradient_state),
+                   lambda v: f"‖g‖ {_power_of_ten(v)}", _power_of_ten, gradient_state,
+                   {s: (COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)}),
     "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% saturated",
                          _percent),
     "update": Metric("update ratio ‖ΔW‖/‖W‖ (log scale)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max,
                      theme.SCALES["update"], lambda v: f"ΔW/W {_power_of_ten(v)}", _power_of_ten),
 }
-STATE_RANK = (UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
+STATE_RANK = (INACTIVE, UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
 
 
 def fitting_metric(layers: list[LayerStep]) -> str:

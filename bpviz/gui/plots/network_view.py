@@ -17,10 +17,19 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui import theme
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO
+from bpviz.gui.gradient_state import MEASURED, UNMEASURED
 from bpviz.gui.plots.base import PlotView
-from bpviz.gui.plots.network_graph import (COLLAPSE_ABOVE, METRICS, STATE_RANK, Block, Metric, block_of,
-                                           fitting_metric, group, span)
+from bpviz.gui.plots.network_graph import (
+    COLLAPSE_ABOVE,
+    METRICS,
+    STATE_RANK,
+    Block,
+    Metric,
+    block_of,
+    fitting_metric,
+    group,
+    span,
+)
 from bpviz.gui.plots.network_items import NODE_H, NODE_W, BlockFrame, Legend, NodeItem
 
 H_GAP, ROW_GAP = 30, 34
@@ -320,15 +329,17 @@ class NetworkView(PlotView):
                 item.value_text = metric.fmt(value)
             elif any(m in states for m in members):
                 state = max((states[m] for m in members if m in states), key=STATE_RANK.index)
-                item.fill = QtGui.QColor(COLOURS[state])
-                item.value_text = LABELS[state]
+                colour, item.value_text = metric.states[state]
+                item.fill = QtGui.QColor(colour)
             else:
                 item.fill = QtGui.QColor(theme.NO_DATA)
                 item.value_text = "" if latest is None else "–"
+            if item.block is None:  # a remedy may have changed the layer's type since the graph was drawn
+                item.subtitle = self.types.get(key, item.subtitle)
             item.update()
-        swatches = [(theme.NO_DATA, "no data")]
-        if metric.state is not None:
-            swatches = [(COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)]
+        swatches = list(metric.states.values()) if metric.states else []
+        if not metric.states or UNMEASURED not in metric.states:
+            swatches.append((theme.NO_DATA, "no data"))
         self.legend.set_range(metric.colours, metric.scale(lo), metric.scale(hi), swatches)
 
     def _mark_wavefront(self) -> None:

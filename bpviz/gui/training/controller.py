@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from bpviz.engine.config import Config
 from bpviz.engine.session.breakpoints import Breakpoint, Hit
@@ -93,18 +93,19 @@ class TrainingController(QObject):
         self.thread.setObjectName("bpviz-training")
         self.worker = TrainingWorker()
         self.worker.moveToThread(self.thread)
+        w = self.worker
         for command, slot in (
-            (self._load, self.worker.load), (self._step, self.worker.step), (self._step_into, self.worker.step_into),
-            (self._run, self.worker.run), (self._validate, self.worker.validate), (self._remedy, self.worker.apply_remedy),
-            (self._undo, self.worker.undo_remedy), (self._inspect, self.worker.inspect_units), (self._close, self.worker.close),
+            (self._load, w.load), (self._step, w.step), (self._step_into, w.step_into), (self._run, w.run),
+            (self._validate, w.validate), (self._remedy, w.apply_remedy), (self._undo, w.undo_remedy),
+            (self._inspect, w.inspect_units), (self._close, w.close),
         ):
             command.connect(slot, QUEUED)
-        w = self.worker
         for answer, slot in (
             (w.loaded, self._on_loaded), (w.load_failed, self._on_load_failed), (w.failed, self._on_failed),
             (w.event, self._on_event), (w.remedy_failed, self._on_remedy_failed), (w.run_started, self._on_run_started),
-            (w.progress, self.progress), (w.run_finished, self._on_run_finished), (w.step_aborted, self._on_step_aborted),
-            (w.paused, self._on_paused), (w.breakpoint_hit, self._on_breakpoint_hit), (w.graph_changed, self.graph_changed),
+            (w.progress, self.progress), (w.run_finished, self._on_run_finished),
+            (w.step_aborted, self._on_step_aborted), (w.paused, self._on_paused),
+            (w.breakpoint_hit, self._on_breakpoint_hit), (w.graph_changed, self.graph_changed),
             (w.units_inspected, self.units_inspected), (w.hyperparameters, self.hyperparameters),
         ):
             answer.connect(slot, QUEUED)
@@ -207,8 +208,7 @@ class TrainingController(QObject):
         if not self.thread.isRunning():
             return
         self.stop()
-        self._close.emit()
-        self.thread.quit()
+        self._close.emit()  # the worker releases the Stepper, then ends its thread
         if not self.thread.wait(timeout_ms):
             self.thread.terminate()  # a user step that never returns; nothing else can stop it
             self.thread.wait()

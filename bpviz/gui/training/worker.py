@@ -34,7 +34,8 @@ class LoadRequest:
 
 def internal_error(what: str, exc: BaseException) -> UserCodeError:
     """A failure inside bpviz itself, dressed for the same error panel as a user's failure."""
-    return UserCodeError(f"{what} (an error inside bpviz; please report it)", describe_exception(exc), details=full_traceback(exc))
+    return UserCodeError(f"{what} (an error inside bpviz; please report it)", describe_exception(exc),
+                         details=full_traceback(exc))
 
 
 class TrainingWorker(QObject):
@@ -54,7 +55,6 @@ class TrainingWorker(QObject):
     graph_changed = Signal(object)  # layer_graph.LayerGraph, whenever the engine recorded a new one
     units_inspected = Signal(str, int, object)  # layer, step, list[unit_forensics.DeadUnit]
     hyperparameters = Signal(object)  # {"lr", "momentum", "weight_decay", "clip"}: values now (None: not there)
-    closed = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -199,9 +199,13 @@ class TrainingWorker(QObject):
 
     @Slot()
     def close(self) -> None:
-        """Release the Stepper (its hooks) before the thread ends."""
+        """Release the Stepper (its hooks), then end this thread's event loop.
+
+        The loop is ended from here, after the release: a quit() sent from the GUI thread
+        can end the loop before this queued command runs, leaving the hooks on the model.
+        """
         self._close_stepper()
-        self.closed.emit()
+        self.thread().quit()
 
     def _step_once(self, gate: Gate | None = None) -> bool:
         """One step (paused where `gate` asks, when given); False when it failed or was stopped."""

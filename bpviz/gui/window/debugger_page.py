@@ -27,6 +27,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.coverage import checks_run
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.history import History
+from bpviz.gui import theme
 from bpviz.gui.panels.findings_panel import FindingsPanel, mode_findings
 from bpviz.gui.panels.layer_table import NAME, NAME_ROLE, LayerSortProxy, LayerTableModel
 from bpviz.gui.plots.base import PlotRegistry
@@ -37,10 +38,6 @@ from bpviz.gui.plots.loss_view import LossView
 
 TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
 
-BANNER_STYLE = (
-    "QLabel { background: #5c4100; color: #ffe8a3; border: 1px solid #a87a00; border-radius: 3px;"
-    " padding: 5px 8px; font-weight: 600; }"
-)
 
 
 def worst_layer(findings: list[Finding]) -> str | None:
@@ -135,7 +132,7 @@ class DebuggerPage(QWidget):
         self.banner = QLabel()
         self.banner.setObjectName("modeBanner")
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(BANNER_STYLE)
+        self.banner.setStyleSheet(theme.WARNING_BANNER_STYLE)
         self.banner.hide()
         views = QWidget()
         views_layout = QVBoxLayout(views)

@@ -141,7 +141,10 @@ class DebugDocks(QObject):
         self.hyperparams.undo_button.clicked.connect(lambda: self._apply(c.undo_remedy()))
         for name, dock in (("network", self.network_dock), ("workbench", self.workbench_dock)):
             # a dock shown again (its tab raised) shows the latest step at once, not at the next redraw
-            dock.visibilityChanged.connect(lambda shown, name=name: shown and self._plots.refresh(name, self.controller.view.history))
+            dock.visibilityChanged.connect(lambda shown, name=name: shown and self._refresh(name))
+
+    def _refresh(self, name: str) -> None:
+        self._plots.refresh(name, self.controller.view.history)
 
     # --- commands ---
     def set_busy(self, busy: bool) -> None:

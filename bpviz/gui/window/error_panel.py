@@ -10,6 +10,7 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout
 
 from bpviz.engine.user_error import UserCodeError
+from bpviz.gui import theme
 
 
 class ErrorPanel(QFrame):
@@ -19,10 +20,7 @@ class ErrorPanel(QFrame):
         super().__init__(parent)
         self.setObjectName("errorPanel")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(
-            "#errorPanel { background: #fdecea; border: 1px solid #e0a19b; border-radius: 4px; }"
-            "#errorPanel QLabel { color: #611a15; }"
-        )
+        self.setStyleSheet(theme.ERROR_PANEL_STYLE)
         self.error: UserCodeError | None = None
 
         self.title = QLabel()

@@ -21,7 +21,7 @@ from bpviz.gui.plots.base import PlotRegistry
 from bpviz.gui.window.debugger_page import DebuggerPage
 
 REDRAW_MS = 16  # one part per tick: the table and each plot at up to 60 / (1 + plots) Hz
-IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B seconds (drawing + painting), wait 2·B before the next
+IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B s (drawing + painting), wait 2·B before the next
 
 
 class RedrawClock(QObject):

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bpviz.gui import theme
+
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -51,7 +53,7 @@ class StartPage(QWidget):
         subtitle = QLabel("Watch activations and gradients layer by layer while a PyTorch model trains, "
                           "and get told what is wrong.")
         subtitle.setWordWrap(True)
-        subtitle.setStyleSheet("color: #9aa0aa; font-size: 11pt;")
+        subtitle.setStyleSheet(f"color: {theme.SUBTITLE}; font-size: 11pt;")
         heading = QVBoxLayout()
         heading.addWidget(title)
         heading.addWidget(subtitle)
@@ -65,7 +67,7 @@ class StartPage(QWidget):
         self.open_button.clicked.connect(self.browse_requested)
         self.open_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         hint = QLabel("…or drop a .py or .pt file anywhere on this window.")
-        hint.setStyleSheet("color: #8a909b;")
+        hint.setStyleSheet(f"color: {theme.HINT};")
         open_row = QHBoxLayout()
         open_row.addWidget(self.open_button)
         open_row.addSpacing(8)
@@ -74,7 +76,7 @@ class StartPage(QWidget):
         self.samples = self._list()
         self.recent = self._list()
         self.no_recent = QLabel("No recent files yet.")
-        self.no_recent.setStyleSheet("color: #8a909b;")
+        self.no_recent.setStyleSheet(f"color: {theme.HINT};")
 
         column = QVBoxLayout()
         column.addLayout(top)
@@ -82,7 +84,7 @@ class StartPage(QWidget):
         column.addLayout(open_row)
         column.addWidget(_section("Sample models"))
         sample_hint = QLabel("Each sample shows one way training goes wrong. Double-click to open it.")
-        sample_hint.setStyleSheet("color: #9aa0aa;")
+        sample_hint.setStyleSheet(f"color: {theme.SUBTITLE};")
         column.addWidget(sample_hint)
         column.addWidget(self.samples)
         column.addWidget(_section("Recent files"))

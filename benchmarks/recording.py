@@ -1,0 +1,145 @@
+"""What recording a run costs: step time with and without `record=`, bytes per step, opening and reading a long run.
+
+Step time: watched steps with and without recording, interleaved (ABAB...) on
+identical copies of overhead.py's MLP workload, ratio of medians. Size:
+bytes per step of a 60-layer and a 300-layer MLP at the default detail.
+Reading: a synthetic long run (recorded steps of the 60-layer model written
+again under new step numbers) opened, then records read at random steps.
+
+    python benchmarks/recording.py [--steps 30] [--long-steps 10000]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import os
+import random
+import statistics
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bpviz
+from bpviz.engine.runs import schema
+from bpviz.engine.runs.rows import RowWriter
+from overhead import mlp, timed_step
+
+
+def overhead(steps: int, warmup: int, folder: Path) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model, x, y = mlp()
+    twin = copy.deepcopy(model)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, twin)]
+    plain_watch, recorded_watch = bpviz.watch(model), bpviz.watch(twin, record=folder / "overhead.bpviz")
+    watched, recorded = [], []
+    for i in range(warmup + steps):
+        a = timed_step(model, opts[0], x, y, plain_watch)
+        b = timed_step(twin, opts[1], x, y, recorded_watch)
+        if i >= warmup:
+            watched.append(a)
+            recorded.append(b)
+    plain_watch.detach()
+    recorded_watch.detach()
+    return statistics.median(watched), statistics.median(recorded)
+
+
+def deep_mlp(layers: int) -> nn.Sequential:
+    """`layers` observed layers: (Linear(64, 64), ReLU) pairs, then the head."""
+    body = [m for _ in range(layers // 2 - 1) for m in (nn.Linear(64, 64), nn.ReLU())]
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), *body, nn.Linear(64, 10))
+
+
+def record_deep(layers: int, steps: int, path: Path) -> list:
+    torch.manual_seed(0)
+    model = deep_mlp(layers)
+    x, y = torch.randn(128, 32), torch.randint(0, 10, (128,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    records = []
+    with bpviz.watch(model, record=path) as w:
+        for _ in range(steps):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            records.append(w.step(loss))
+    return records
+
+
+def long_run(records: list, steps: int, path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    with conn:
+        schema.create(conn)
+        conn.execute("INSERT INTO meta VALUES ('format_version', ?)", (str(schema.FORMAT_VERSION),))
+    rows = RowWriter(conn)
+    for step in range(steps):
+        with conn:
+            rows.step(dataclasses.replace(records[step % len(records)], step=step), {})
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--long-steps", type=int, default=10_000)
+    parser.add_argument("--reads", type=int, default=200)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bpviz-bench-"))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    watched, recorded = overhead(args.steps, args.warmup, folder)
+    print(f"MLP 784-512x4-10, batch 128: watched {watched * 1e3:.1f} ms, watched+recorded {recorded * 1e3:.1f} ms, "
+          f"ratio {recorded / watched:.3f}x (median of {args.steps} interleaved steps)")
+
+    sizes = {}
+    for layers, steps in ((60, 50), (300, 10)):
+        path = folder / f"deep{layers}.bpviz"
+        one = folder / f"deep{layers}-1.bpviz"
+        records = record_deep(layers, steps, path)
+        record_deep(layers, 1, one)
+        sizes[layers] = (os.path.getsize(path) - os.path.getsize(one)) / (steps - 1)
+        print(f"{layers}-layer MLP (width 64): {sizes[layers] / 1024:.1f} KiB per step "
+              f"({len(records[-1].layers)} layers recorded)")
+        if layers == 60:
+            sixty = records
+    print(f"100k steps of the 300-layer model: {sizes[300] * 1e5 / 2**30:.1f} GiB")
+
+    path = folder / "long.bpviz"
+    start = time.perf_counter()
+    long_run(sixty, args.long_steps, path)
+    print(f"wrote a {args.long_steps}-step 60-layer run ({os.path.getsize(path) / 2**20:.0f} MiB) in "
+          f"{time.perf_counter() - start:.0f} s")
+    start = time.perf_counter()
+    run = bpviz.open_run(path)
+    count = len(run)
+    opened = time.perf_counter() - start
+    start = time.perf_counter()
+    run.loss_series(max_points=2000)
+    run.layer_series(run.layer_names()[1], "grad_norm", max_points=2000)
+    series = time.perf_counter() - start
+    picks = random.Random(0).sample(range(count), min(args.reads, count))
+    times = []
+    for step in picks:
+        t = time.perf_counter()
+        run.record(step)
+        times.append(time.perf_counter() - t)
+    start = time.perf_counter()
+    run.histograms(run.layer_names()[1], "activation", max_points=2000)
+    hist = time.perf_counter() - start
+    print(f"open: {opened * 1e3:.1f} ms; loss + one layer's series at 2000 points: {series * 1e3:.1f} ms; "
+          f"one layer's histograms at 2000 points: {hist * 1e3:.0f} ms")
+    print(f"random step read: median {statistics.median(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms "
+          f"({len(times)} reads)")
+    run.close()
+
+
+if __name__ == "__main__":
+    main()

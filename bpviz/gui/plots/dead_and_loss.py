@@ -1,0 +1,45 @@
+"""A layer's dead-unit count and the training loss over the same steps: the workbench's before/after picture.
+
+The loss has its own y axis on the right (a second ViewBox linked on x), so
+both curves keep their scale while sharing the step axis.
+"""
+from __future__ import annotations
+
+import pyqtgraph as pg
+
+from bpviz.gui import theme
+from bpviz.gui.plots.intervention_marks import InterventionMarks
+
+
+class DeadAndLossCurves:
+    """The plot widget with the dead-units curve (left axis), the loss (right axis) and the remedy marks."""
+
+    def __init__(self) -> None:
+        self.widget = theme.plot_widget(left="dead units", bottom="step")
+        self.plot = self.widget.getPlotItem()
+        self.plot.addLegend(offset=(-8, 8), labelTextColor=theme.FOREGROUND, brush=theme.brush(theme.PANEL, 0.8))
+        self.dead_curve = self.plot.plot(pen=theme.pen(theme.BAD, 2.0), name="dead units")
+        self.loss_box = pg.ViewBox()
+        self.plot.showAxis("right")
+        self.plot.scene().addItem(self.loss_box)
+        right = self.plot.getAxis("right")
+        right.linkToView(self.loss_box)
+        right.setLabel("loss", color=theme.LOSS)
+        right.setTextPen(theme.pen(theme.LOSS, 1))
+        right.setWidth(48)
+        self.loss_box.setXLink(self.plot)
+        self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
+        self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
+        self.loss_box.addItem(self.loss_curve)
+        self.plot.legend.addItem(self.loss_curve, "loss (right axis)")
+        self.plot.getViewBox().sigResized.connect(self._sync_loss_box)
+        self.marks = InterventionMarks(self.plot, labels=True)
+
+    def clear(self) -> None:
+        self.dead_curve.setData([], [])
+        self.loss_curve.setData([], [])
+        self.marks.clear()
+
+    def _sync_loss_box(self) -> None:
+        self.loss_box.setGeometry(self.plot.getViewBox().sceneBoundingRect())
+        self.loss_box.linkedViewChanged(self.plot.getViewBox(), self.loss_box.XAxis)
