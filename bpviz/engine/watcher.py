@@ -5,6 +5,7 @@ so the CLI, the window and a script see identical records and findings.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -20,10 +21,13 @@ from bpviz.engine.distributed.context import unwrap
 from bpviz.engine.distributed.exchange import RankExchange
 from bpviz.engine.distributed.recording import recording_path
 from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.deferred import settle
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
+from bpviz.engine.observe.levels import DetailSchedule
 from bpviz.engine.observe.probe import Probe
 from bpviz.engine.record.collect import collect
+from bpviz.engine.record.cost import StepClock
 from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
@@ -40,10 +44,17 @@ class Watcher:
         config: Config | None = None,
         record: str | Path | None = None,
         record_info: dict[str, str] | None = None,
+        *,
+        level: str | None = None,
+        budget: float | None = None,
         group: dist.ProcessGroup | None = None,
     ) -> None:
         self.model = model
         self.config = config or Config()
+        if level is not None or budget is not None:  # the arguments win over the config's fields
+            changes = {"level": level, "budget": budget}
+            self.config = dataclasses.replace(self.config, **{k: v for k, v in changes.items() if v is not None})
+        self.schedule = DetailSchedule(self.config)  # which steps take histograms and activity shares
         inner = unwrap(model)  # under DistributedDataParallel, the layers are named as in the user's module
         self.catalog = LayerCatalog(inner)  # the layers seen, their parameters and histogram edges
         self.guard = MeasurementGuard()  # what failed to be measured, and how often
@@ -58,6 +69,8 @@ class Watcher:
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
         self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
         self.probe.graph = GraphRecorder()
+        self._boundary: float | None = None  # when the latest record was made (or watching began)
+        self._carried = 0.0  # bpviz's seconds after the latest record was made, counted with the next step
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
         # Under torch.distributed each rank records its own file of one name: run.rank0.bpviz, run.rank1.bpviz, ...
         self.recorder = Recorder(recording_path(record, group), self, record_info) if record is not None else None
@@ -66,6 +79,9 @@ class Watcher:
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
         self.probe.attach()
+        if self._boundary is None:
+            self._boundary = time.perf_counter()
+            self.probe.detailed = self.schedule.next_is_detailed()
         return self
 
     def detach(self) -> None:
@@ -85,6 +101,9 @@ class Watcher:
         """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
         started = time.perf_counter()
         pending = self.probe.take_pending()
+        detailed = self.probe.detailed
+        settle(pending, self.config, self.catalog, self.guard, exact=self.probe.exact)
+        clock = StepClock(pending.hook_seconds + self._carried, started, self._boundary)
         softmax_twice = isinstance(loss, torch.Tensor) and loss_applies_softmax_twice(loss)
         record = collect(
             self.catalog,
@@ -95,6 +114,8 @@ class Watcher:
             self.step_index,
             loss,
             softmax_before_cross_entropy=softmax_twice,
+            detailed=detailed,
+            clock=clock,
         )
         mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
         self._update_graph(record)
@@ -106,6 +127,10 @@ class Watcher:
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
         if self.recorder is not None:
             self.recorder.step(record, time.perf_counter() - started)
+        self._boundary = clock.stopped
+        self.schedule.observe(detailed, record.overhead_s, record.step_s)
+        self.probe.detailed = self.schedule.next_is_detailed()
+        self._carried = time.perf_counter() - clock.stopped
         return record
 
     def _update_graph(self, record: StepRecord) -> None:
@@ -128,7 +153,7 @@ class Watcher:
 
     def discard_pending(self) -> None:
         """Forget a step that failed half-way, so its partial measurements do not leak into the next."""
-        self.probe.take_pending()
+        self._carried += self.probe.take_pending().hook_seconds
 
     def record_validation(self, metrics: dict[str, float]) -> None:
         """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives).
@@ -153,7 +178,9 @@ class Watcher:
 
     def report(self) -> dict:
         """The same dict `bpviz check --json` writes."""
-        return build_report(self.history, self.findings, self.step_index, list(self.guard.errors))
+        return build_report(
+            self.history, self.findings, self.step_index, list(self.guard.errors), level=self.config.level
+        )
 
     def _judge_loose_forwards(self) -> None:
         forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]
@@ -166,9 +193,16 @@ def watch(
     model: nn.Module,
     config: Config | None = None,
     record: str | Path | None = None,
+    *,
+    level: str | None = None,
+    budget: float | None = None,
     group: dist.ProcessGroup | None = None,
 ) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
+
+    `level="economy"` (the default) is cheap enough to leave on; `level="full"` takes every statistic on
+    every step (see bpviz.engine.observe.levels). `budget=0.05` keeps bpviz's measured share of the step
+    time under 5% by spacing the detailed steps; the always-on checks stay on every step.
 
     `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
     `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
@@ -177,4 +211,4 @@ def watch(
     statistics are gathered with one collective a step over `group` (the default group when None), and
     each rank records its own file (`run.rank1.bpviz`).
     """
-    return Watcher(model, config, record=record, group=group).attach()
+    return Watcher(model, config, record=record, level=level, budget=budget, group=group).attach()

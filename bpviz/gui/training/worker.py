@@ -86,7 +86,7 @@ class TrainingWorker(QObject):
                 input_shape=request.input_shape,
                 seed=request.seed,
             )
-            stepper = Stepper(experiment)
+            stepper = Stepper(experiment, level="full")  # stepping by hand: every statistic of every step
         except UserCodeError as exc:
             self.load_failed.emit(exc)
             return
