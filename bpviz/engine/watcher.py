@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.amp import GradScaler
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
@@ -21,6 +23,7 @@ from bpviz.engine.distributed.context import unwrap
 from bpviz.engine.distributed.exchange import RankExchange
 from bpviz.engine.distributed.recording import recording_path
 from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.compiled import EagerWhileWatched, uncompiled
 from bpviz.engine.observe.deferred import settle
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
@@ -47,8 +50,12 @@ class Watcher:
         *,
         level: str | None = None,
         budget: float | None = None,
+        scaler: GradScaler | None = None,
         group: dist.ProcessGroup | None = None,
     ) -> None:
+        self.compiled = EagerWhileWatched()
+        self.compiled_model = model  # what the user calls; the probe watches the eager module inside it
+        model = uncompiled(model)
         self.model = model
         self.config = config or Config()
         if level is not None or budget is not None:  # the arguments win over the config's fields
@@ -59,6 +66,7 @@ class Watcher:
         self.catalog = LayerCatalog(inner)  # the layers seen, their parameters and histogram edges
         self.guard = MeasurementGuard()  # what failed to be measured, and how often
         self.probe = Probe(inner, self.config, self.catalog, self.guard)
+        self.probe.amp.scaler = scaler  # None: found among the training loop's variables (see observe.amp)
         # Several ranks: each step gathers every rank's statistics (one collective) into record.ranks.
         combine = self.config.combine_ranks and RankExchange.active(group)
         self.ranks: RankExchange | None = RankExchange(inner, group) if combine else None
@@ -66,6 +74,7 @@ class Watcher:
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
         self.step_index = 0  # completed steps
+        self.unobserved_steps: list[int] = []  # steps in which no layer was observed
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
         self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
         self.probe.graph = GraphRecorder()
@@ -78,6 +87,7 @@ class Watcher:
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
+        self.compiled.enter(self.compiled_model)
         self.probe.attach()
         if self._boundary is None:
             self._boundary = time.perf_counter()
@@ -87,6 +97,7 @@ class Watcher:
     def detach(self) -> None:
         """Stop observing and finish the run file, when recording; the model trains exactly as before attach."""
         self.probe.detach()
+        self.compiled.exit()
         if self.recorder is not None:
             self.recorder.close(list(self.guard.errors))
             self.recorder = None
@@ -118,6 +129,8 @@ class Watcher:
             clock=clock,
         )
         mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
+        if not record.layers:
+            self._note_unobserved(record.step)
         self._update_graph(record)
         if self.ranks is not None:  # still part of building the record: every rank's view of this step
             with self.guard.catch("combining the ranks' statistics"):
@@ -132,6 +145,18 @@ class Watcher:
         self.probe.detailed = self.schedule.next_is_detailed()
         self._carried = time.perf_counter() - clock.stopped
         return record
+
+    def _note_unobserved(self, step: int) -> None:
+        """A step in which no layer was seen is said so, never passed off as a step without findings."""
+        self.unobserved_steps.append(step)
+        self.guard.note(f"step {step}: observed no layer of the model")
+        if len(self.unobserved_steps) == 1:
+            warnings.warn(
+                f"bpviz observed no layer of the model in step {step}: nothing was measured. Was the model called "
+                "with gradients enabled, as the module given to watch() (not a copy, not in another process)?",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _update_graph(self, record: StepRecord) -> None:
         """Keep the graph recorded in this step; record again next step if layers appeared since."""
@@ -196,6 +221,7 @@ def watch(
     *,
     level: str | None = None,
     budget: float | None = None,
+    scaler: GradScaler | None = None,
     group: dist.ProcessGroup | None = None,
 ) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
@@ -206,9 +232,10 @@ def watch(
 
     `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
     `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
+    `scaler`: the GradScaler of fp16 training, when it is not a variable of the code calling the model.
 
     Under torch.distributed call it on every rank, and `step()` on every rank every step: the ranks'
     statistics are gathered with one collective a step over `group` (the default group when None), and
     each rank records its own file (`run.rank1.bpviz`).
     """
-    return Watcher(model, config, record=record, level=level, budget=budget, group=group).attach()
+    return Watcher(model, config, record=record, level=level, budget=budget, scaler=scaler, group=group).attach()

@@ -5,6 +5,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import (
     dead_relu,
     exploding_gradient,
+    grad_scaler_skip,
     inactive_units,
     modes,
     nan_or_inf,
@@ -21,6 +22,7 @@ from bpviz.engine.record.records import ForwardPass, StepRecord
 
 RULES = (
     nan_or_inf,
+    grad_scaler_skip,
     dead_relu,
     inactive_units,
     vanishing_gradient,

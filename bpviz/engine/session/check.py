@@ -133,6 +133,12 @@ class CheckRun:
                 return self.interrupted.exit_code
             if self.failure is not None or not written:
                 return EXIT_COULD_NOT_RUN
+            if self.stepper is not None and self.stepper.watcher.unobserved_steps:
+                steps = self.stepper.watcher.unobserved_steps
+                print(f"bpviz observed no layer of the model in {len(steps)} of {report['steps']} step(s) "
+                      f"(first: step {steps[0]}): nothing was measured there, so no finding means nothing",
+                      file=self.err)
+                return EXIT_COULD_NOT_RUN
             found_errors = any(finding["severity"] == "error" for finding in report["findings"])
             return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN
 
