@@ -22,7 +22,12 @@ def config_from_dict(values: dict, base: Config | None = None) -> Config:
     for name, value in values.items():
         default = getattr(base, name)
         try:
-            changes[name] = tuple(float(v) for v in value) if isinstance(default, tuple) else type(default)(value)
+            if isinstance(default, tuple):
+                changes[name] = tuple(float(v) for v in value)
+            elif default is None or value is None:  # an optional number (the budget): None or a float
+                changes[name] = None if value is None else float(value)
+            else:
+                changes[name] = type(default)(value)
         except (TypeError, ValueError):
             raise ValueError(f"setting {name} expects a {type(default).__name__}, got {value!r}") from None
     return dataclasses.replace(base, **changes)

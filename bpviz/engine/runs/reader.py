@@ -24,7 +24,7 @@ from bpviz.engine.diagnosis.finding import Finding, worst_first
 from bpviz.engine.observe.layer_graph import LayerGraph, LayerNode
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
-from bpviz.engine.report.data import build_report
+from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs import schema
 from bpviz.engine.runs.codec import CodecError, decode_array
 from bpviz.engine.runs.config_json import config_from_json
@@ -263,7 +263,17 @@ class Run:
         history.loss_steps, history.losses = (list(a) for a in self._losses())
         history.losses = [float(v) for v in history.losses]
         history.validation = self.validation
-        return build_report(history, self.findings, len(self), self.unmeasured())
+        return build_report(history, self.findings, len(self), self.unmeasured(), cost=self.cost())
+
+    def cost(self) -> dict:
+        """What watching cost while recording, summed over every recorded step as the Watcher sums it."""
+        rows = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(detailed), 0), COALESCE(SUM(overhead_s), 0), COALESCE(SUM(step_s), 0) "
+            "FROM steps WHERE step <= ? AND step_s > 0",
+            (self._steps_seen,),
+        )
+        steps, detailed, spent, wall = rows[0]
+        return cost_entry(self.config.level, int(steps), int(detailed), float(spent), float(wall))
 
     # --- internals ---------------------------------------------------------------------------
 
