@@ -34,7 +34,7 @@ from bpviz.engine.record.cost import StepClock
 from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
-from bpviz.engine.report.data import build_report
+from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs.recorder import Recorder
 
 
@@ -80,6 +80,7 @@ class Watcher:
         self.probe.graph = GraphRecorder()
         self._boundary: float | None = None  # when the latest record was made (or watching began)
         self._carried = 0.0  # bpviz's seconds after the latest record was made, counted with the next step
+        self._cost = [0, 0, 0.0, 0.0]  # timed steps, detailed ones, bpviz's seconds, wall seconds: every step
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
         # Under torch.distributed each rank records its own file of one name: run.rank0.bpviz, run.rank1.bpviz, ...
         self.recorder = Recorder(recording_path(record, group), self, record_info) if record is not None else None
@@ -141,6 +142,8 @@ class Watcher:
         if self.recorder is not None:
             self.recorder.step(record, time.perf_counter() - started)
         self._boundary = clock.stopped
+        if record.step_s:
+            self._cost = [a + b for a, b in zip(self._cost, (1, int(detailed), record.overhead_s, record.step_s))]
         self.schedule.observe(detailed, record.overhead_s, record.step_s)
         self.probe.detailed = self.schedule.next_is_detailed()
         self._carried = time.perf_counter() - clock.stopped
@@ -203,9 +206,8 @@ class Watcher:
 
     def report(self) -> dict:
         """The same dict `bpviz check --json` writes."""
-        return build_report(
-            self.history, self.findings, self.step_index, list(self.guard.errors), level=self.config.level
-        )
+        cost = cost_entry(self.config.level, *self._cost)
+        return build_report(self.history, self.findings, self.step_index, list(self.guard.errors), cost=cost)
 
     def _judge_loose_forwards(self) -> None:
         forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]

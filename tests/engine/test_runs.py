@@ -37,7 +37,7 @@ def test_every_field_of_every_recorded_step_reads_back_equal(tmp_path):
     x, y = batch(32)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     live = []
-    with bpviz.watch(model, record=tmp_path / "run.bpviz") as w:
+    with bpviz.watch(model, record=tmp_path / "run.bpviz", level="full") as w:
         for _ in range(8):
             model.train()
             loss = F.cross_entropy(model(x), y)

@@ -15,7 +15,6 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import quote
 
 import numpy as np
@@ -25,7 +24,7 @@ from bpviz.engine.diagnosis.finding import Finding, worst_first
 from bpviz.engine.observe.layer_graph import LayerGraph, LayerNode
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
-from bpviz.engine.report.data import build_report
+from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs import schema
 from bpviz.engine.runs.codec import CodecError, decode_array
 from bpviz.engine.runs.config_json import config_from_json
@@ -282,19 +281,22 @@ class Run:
 
     def report(self) -> dict:
         """The dict `bpviz check --json` writes, for the recorded run as it was judged while recording."""
-        config = self.config
-        history = History(config.history_steps)
-        for step, overhead, wall, detailed in self._query(
-            "SELECT step, overhead_s, step_s, detailed FROM steps WHERE step <= ? ORDER BY step DESC LIMIT ?",
-            (self._steps_seen - 1, config.history_steps - 1),
-        )[::-1]:  # what the cost entry reads of the steps kept in memory before the last one
-            kept = SimpleNamespace(step=step, overhead_s=overhead, step_s=wall, detailed=bool(detailed))
-            history.records.append(kept)
+        history = History(1)
         if len(self):
             history.records.append(self.record(self._steps_seen))
         history.loss_steps, history.losses = self._losses()
         history.validation = self.validation
-        return build_report(history, self.findings, len(self), self.unmeasured(), level=config.level)
+        return build_report(history, self.findings, len(self), self.unmeasured(), cost=self.cost())
+
+    def cost(self) -> dict:
+        """What watching cost while recording, summed over every recorded step as the Watcher sums it."""
+        rows = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(detailed), 0), COALESCE(SUM(overhead_s), 0), COALESCE(SUM(step_s), 0) "
+            "FROM steps WHERE step <= ? AND step_s > 0",
+            (self._steps_seen,),
+        )
+        steps, detailed, spent, wall = rows[0]
+        return cost_entry(self.config.level, int(steps), int(detailed), float(spent), float(wall))
 
     # --- internals ---------------------------------------------------------------------------
 

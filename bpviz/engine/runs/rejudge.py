@@ -54,5 +54,5 @@ def rejudge(run: Run, config: Config | None = None) -> dict:
             history.add_validation(record.step, validations[record.step])
             diagnosis.judge_forwards(forwards.get(record.step, []), record.step, history, tracker)
     history.interventions = run.interventions
-    return build_report(history, diagnosis.findings, steps, run.unmeasured(), level=config.level)
+    return build_report(history, diagnosis.findings, steps, run.unmeasured(), cost=run.cost())
 
