@@ -47,3 +47,8 @@ class Config:
     exploding_ratio_error: float = 1e6  # ... error
     exploding_growth: float = 1e2  # norm above this multiple of its recent median: warning (error if the loss rose)
     exploding_window: int = 10  # steps the recent median (of gradient norms and losses) is taken over
+
+    # --- torch.distributed (rank_divergence) ---
+    combine_ranks: bool = True  # gather every rank's statistics each step (one collective) when several ranks run
+    rank_divergence_ratio: float = 4.0  # a rank's output scale or gradient norm this many times off the others'
+

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.amp import GradScaler
 
@@ -18,6 +19,9 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
+from bpviz.engine.distributed.context import unwrap
+from bpviz.engine.distributed.exchange import RankExchange
+from bpviz.engine.distributed.recording import recording_path
 from bpviz.engine.observe.catalog import LayerCatalog
 from bpviz.engine.observe.compiled import EagerWhileWatched, uncompiled
 from bpviz.engine.observe.deferred import settle
@@ -30,7 +34,7 @@ from bpviz.engine.record.cost import StepClock
 from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
-from bpviz.engine.report.data import build_report
+from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs.recorder import Recorder
 
 
@@ -47,6 +51,7 @@ class Watcher:
         level: str | None = None,
         budget: float | None = None,
         scaler: GradScaler | None = None,
+        group: dist.ProcessGroup | None = None,
     ) -> None:
         self.compiled = EagerWhileWatched()
         self.compiled_model = model  # what the user calls; the probe watches the eager module inside it
@@ -57,10 +62,14 @@ class Watcher:
             changes = {"level": level, "budget": budget}
             self.config = dataclasses.replace(self.config, **{k: v for k, v in changes.items() if v is not None})
         self.schedule = DetailSchedule(self.config)  # which steps take histograms and activity shares
-        self.catalog = LayerCatalog(model)  # the layers seen, their parameters and histogram edges
+        inner = unwrap(model)  # under DistributedDataParallel, the layers are named as in the user's module
+        self.catalog = LayerCatalog(inner)  # the layers seen, their parameters and histogram edges
         self.guard = MeasurementGuard()  # what failed to be measured, and how often
-        self.probe = Probe(model, self.config, self.catalog, self.guard)
+        self.probe = Probe(inner, self.config, self.catalog, self.guard)
         self.probe.amp.scaler = scaler  # None: found among the training loop's variables (see observe.amp)
+        # Several ranks: each step gathers every rank's statistics (one collective) into record.ranks.
+        combine = self.config.combine_ranks and RankExchange.active(group)
+        self.ranks: RankExchange | None = RankExchange(inner, group) if combine else None
         self.history = History(self.config.history_steps)
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
@@ -71,8 +80,10 @@ class Watcher:
         self.probe.graph = GraphRecorder()
         self._boundary: float | None = None  # when the latest record was made (or watching began)
         self._carried = 0.0  # bpviz's seconds after the latest record was made, counted with the next step
+        self._cost = [0, 0, 0.0, 0.0]  # timed steps, detailed ones, bpviz's seconds, wall seconds: every step
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
-        self.recorder = Recorder(record, self, record_info) if record is not None else None
+        # Under torch.distributed each rank records its own file of one name: run.rank0.bpviz, run.rank1.bpviz, ...
+        self.recorder = Recorder(recording_path(record, group), self, record_info) if record is not None else None
         self.recorder_path = self.recorder.path if self.recorder is not None else None  # kept after detach
 
     def attach(self) -> Watcher:
@@ -122,12 +133,17 @@ class Watcher:
         if not record.layers:
             self._note_unobserved(record.step)
         self._update_graph(record)
+        if self.ranks is not None:  # still part of building the record: every rank's view of this step
+            with self.guard.catch("combining the ranks' statistics"):
+                record.ranks = self.ranks.exchange(record)
         self.history.append(record)
         self.step_index += 1
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
         if self.recorder is not None:
             self.recorder.step(record, time.perf_counter() - started)
         self._boundary = clock.stopped
+        if record.step_s:
+            self._cost = [a + b for a, b in zip(self._cost, (1, int(detailed), record.overhead_s, record.step_s))]
         self.schedule.observe(detailed, record.overhead_s, record.step_s)
         self.probe.detailed = self.schedule.next_is_detailed()
         self._carried = time.perf_counter() - clock.stopped
@@ -153,6 +169,15 @@ class Watcher:
             self.probe.graph = None
         elif self.graph is not None and len(record.layers) > len(self.graph.nodes):
             self.probe.graph = GraphRecorder()
+
+    def gradients_final(self, optimizer: torch.optim.Optimizer) -> None:
+        """Measure the parameter gradients now: for code that accumulates, unscales or clips before the step.
+
+        Training frameworks call this where their gradients are final and
+        unscaled (Lightning's on_before_optimizer_step, before clipping); the
+        values taken here are the step's, also when the optimizer then skips it.
+        """
+        self.probe.updates.measure_final(optimizer)
 
     def discard_pending(self) -> None:
         """Forget a step that failed half-way, so its partial measurements do not leak into the next."""
@@ -181,9 +206,8 @@ class Watcher:
 
     def report(self) -> dict:
         """The same dict `bpviz check --json` writes."""
-        return build_report(
-            self.history, self.findings, self.step_index, list(self.guard.errors), level=self.config.level
-        )
+        cost = cost_entry(self.config.level, *self._cost)
+        return build_report(self.history, self.findings, self.step_index, list(self.guard.errors), cost=cost)
 
     def _judge_loose_forwards(self) -> None:
         forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]
@@ -200,6 +224,7 @@ def watch(
     level: str | None = None,
     budget: float | None = None,
     scaler: GradScaler | None = None,
+    group: dist.ProcessGroup | None = None,
 ) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
 
@@ -210,5 +235,9 @@ def watch(
     `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
     `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
     `scaler`: the GradScaler of fp16 training, when it is not a variable of the code calling the model.
+
+    Under torch.distributed call it on every rank, and `step()` on every rank every step: the ranks'
+    statistics are gathered with one collective a step over `group` (the default group when None), and
+    each rank records its own file (`run.rank1.bpviz`).
     """
-    return Watcher(model, config, record=record, level=level, budget=budget, scaler=scaler).attach()
+    return Watcher(model, config, record=record, level=level, budget=budget, scaler=scaler, group=group).attach()

@@ -43,7 +43,7 @@ def seeded_run(record, steps: int = 10, lr: float = 0.1, lr_from_step5: float | 
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     records = []
-    with bpviz.watch(model, record=record) as w:
+    with bpviz.watch(model, record=record, level="full") as w:  # every statistic on every step
         for step in range(steps):
             if step == 5 and lr_from_step5 is not None:
                 for group in opt.param_groups:

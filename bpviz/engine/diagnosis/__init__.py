@@ -9,6 +9,7 @@ from bpviz.engine.diagnosis import (
     inactive_units,
     modes,
     nan_or_inf,
+    rank_divergence,
     saturated_activation,
     softmax_cross_entropy,
     vanishing_gradient,
@@ -29,6 +30,7 @@ RULES = (
     saturated_activation,
     modes,
     softmax_cross_entropy,
+    rank_divergence,
 )
 KINDS = tuple(kind for rule in RULES for kind in rule.KINDS)  # every kind a finding can have
 
@@ -83,7 +85,8 @@ class Diagnosis:
         finding = self._findings.get(key)
         if finding is None:
             finding = Finding(
-                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step
+                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step,
+                rank=obs.rank,
             )
             self._findings[key] = finding
             return finding
@@ -91,6 +94,7 @@ class Diagnosis:
         if severity_rank(obs.severity) > severity_rank(finding.severity):
             finding.severity = obs.severity
         finding.message = obs.message
+        finding.rank = obs.rank
         finding.explanation = obs.explanation
         finding.remedies = list(obs.remedies)  # the evidence may have changed what to try first
         finding.last_step = step

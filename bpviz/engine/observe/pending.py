@@ -88,6 +88,7 @@ class PendingStep:
     forwards: list[ForwardFacts] = field(default_factory=list)
     param_grad_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     param_grad_rows: dict[str, torch.Tensor] = field(default_factory=dict)  # lookup tables: rows with a gradient
+    grads_final: bool = False  # taken where a framework declared them final; the optimizer hook keeps them
     update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
     update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices

@@ -106,7 +106,7 @@ class Probe:
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self._updates = UpdateTracker(
+        self.updates = UpdateTracker(
             catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups
         )
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
@@ -131,7 +131,7 @@ class Probe:
         for module in watched_modules(self.model):
             self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
-        self._handles.extend(self._updates.attach())
+        self._handles.extend(self.updates.attach())
 
     def detach(self) -> None:
         """Remove every hook so the model trains exactly as before."""

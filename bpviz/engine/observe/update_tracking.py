@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.amp import optimizer_scale
 from bpviz.engine.observe.grad_norms import grad_norms, touched_rows
@@ -38,7 +39,8 @@ class ParameterSlices:
         self._cache: dict[int, tuple[int, torch.Tensor]] = {}
 
     def of(self, param: torch.Tensor) -> torch.Tensor:
-        """The slice of `param`, a view on its current storage."""
+        """The slice of `param` (of this rank's shard, under FSDP2), a view on its current storage."""
+        param = local_shard(param)
         ptr = param.data_ptr()
         hit = self._cache.get(id(param))
         if hit is None or hit[0] != ptr:
@@ -48,7 +50,7 @@ class ParameterSlices:
 
     def scale(self, param: torch.Tensor) -> float:
         """Factor from a norm over the slice to the whole parameter's estimate."""
-        return math.sqrt(param.numel() / self.of(param).numel())
+        return math.sqrt(local_shard(param).numel() / self.of(param).numel())
 
 
 def _has_closure(args: tuple, kwargs: dict) -> bool:
@@ -98,6 +100,16 @@ class UpdateTracker:
             if id(p) in self._param_ids
         ]
 
+    def measure_final(self, optimizer: torch.optim.Optimizer) -> None:
+        """Take the gradient norms now, where a training framework says they are final (accumulated, unscaled).
+
+        The optimizer's own pre-step hook then keeps them: it may come after
+        gradient clipping, or never (a GradScaler skipping an Inf step).
+        """
+        with self._guard.catch("final gradients"):
+            self._measure_before(optimizer, closure=False, final=True)
+            self._pending().grads_final = True
+
     def _before(self, optimizer, args, kwargs) -> None:
         with self._guard.catch("optimizer step"):
             self._measure_before(optimizer, _has_closure(args, kwargs))
@@ -109,7 +121,7 @@ class UpdateTracker:
                     self._measure_grads(optimizer, self._owned(optimizer), self._pending())
             self._measure_after(optimizer)
 
-    def _measure_before(self, optimizer: torch.optim.Optimizer, closure: bool) -> None:
+    def _measure_before(self, optimizer: torch.optim.Optimizer, closure: bool, final: bool = False) -> None:
         owned = self._owned(optimizer)
         if not owned:
             return
@@ -117,15 +129,19 @@ class UpdateTracker:
         slices = self._slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
             if not closure:
-                self._measure_grads(optimizer, owned, pending)
+                self._measure_grads(optimizer, owned, pending, final)
             fresh = [(n, p) for n, p in owned if n not in pending.update_base]
             if fresh:
                 copies = torch._foreach_mul([slices.of(p) for _, p in fresh], 1.0)
                 pending.update_base.update(zip((n for n, _ in fresh), copies))
 
-    def _measure_grads(self, optimizer: torch.optim.Optimizer, owned: list, pending: PendingStep) -> None:
+    def _measure_grads(
+        self, optimizer: torch.optim.Optimizer, owned: list, pending: PendingStep, final: bool = False
+    ) -> None:
         """The gradients the step uses: read before it, or after it when a closure computed them inside."""
-        with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
+        if pending.grads_final and not final:
+            return  # a framework already took them where they were final (before clipping, or a skipped step)
+        with_grad = [(n, local_shard(p.grad)) for n, p in owned if p.grad is not None]
         if not with_grad:
             return
         norms = grad_norms([g for _, g in with_grad])

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from bpviz.engine.config import Config
+from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.amp import step_skipped
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
@@ -119,7 +120,7 @@ def collect(
         measured = torch._foreach_norm([slices.of(params[n]) for n in unmeasured]) if unmeasured else []
         weight_norms = {**pending.weight_norms, **dict(zip(unmeasured, measured))}
         late = [n for n, p in params.items() if n not in pending.param_grad_norms and p.grad is not None]
-        fallback = dict(zip(late, grad_norms([params[n].grad.detach() for n in late])))
+        fallback = dict(zip(late, grad_norms([local_shard(params[n].grad).detach() for n in late])))
         rows = {n: touched_rows(params[n].grad) for n in late if n in catalog.lookups}
     grad_norm_tensors = {**fallback, **pending.param_grad_norms}
     rows = {**rows, **pending.param_grad_rows}
@@ -199,7 +200,7 @@ def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, t
         feeding = catalog.producers(names, call.layer.name, units.numel())
         if feeding:
             bias = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("bias")
-            if bias is not None:
+            if bias is not None and local_shard(bias) is bias:  # a shard's bias cannot explain every unit
                 biases[feeding[-1]] = bias
     return biases
 
@@ -379,7 +380,7 @@ def _param_steps(
             grad_norm=float(grads[name]) if name in grads else None,
             weight_norm=float(weights.get(name, 0.0)) * scale,
             update_norm=float(updates[name]) * scale if name in updates else None,
-            numel=param.numel(),
+            numel=local_shard(param).numel(),  # this rank's shard under FSDP2, like the norms
             shape_rows=param.shape[0] if param.dim() else 1,
         )
         steps.append(item)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bpviz.engine.record.rank_table import RankTable
+
 
 @dataclass(frozen=True)
 class Histogram:
@@ -112,6 +114,7 @@ class StepRecord:
     softmax_before_cross_entropy: bool = False
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
+    ranks: RankTable | None = None  # every rank's statistics of this step, when several ranks run
     detailed: bool = True  # histograms and unit activity shares were taken (every step at the full level)
     overhead_s: float | None = None  # bpviz's own time on this step: its hooks and the collection (host clock)
     step_s: float | None = None  # wall time since the previous step's record (the first: since attach)

@@ -32,7 +32,7 @@ def build_report(
     findings: list[Finding],
     steps: int,
     unmeasured: list[str] | None = None,
-    level: str | None = None,
+    cost: dict | None = None,
 ) -> dict:
     """Latest per-layer state, the loss curve and the findings. Non-finite numbers become null (JSON has no NaN).
 
@@ -51,22 +51,20 @@ def build_report(
             for step, metrics in history.validation
         ],
         "unmeasured": list(unmeasured or []),
-        "cost": cost_entry(history, level),
+        "ranks": latest.ranks.to_dict() if latest is not None and latest.ranks is not None else None,
+        "cost": cost or cost_entry(None, 0, 0, 0.0, 0.0),
     }
 
 
-def cost_entry(history: History, level: str | None) -> dict:
-    """bpviz's measured share of the step time over the kept steps, its mean time per step, the level."""
-    timed = [r for r in history.records if r.overhead_s is not None and r.step_s]
-    spent = sum(r.overhead_s for r in timed)
-    wall = sum(r.step_s for r in timed)
+def cost_entry(level: str | None, steps: int, detailed_steps: int, spent_s: float, wall_s: float) -> dict:
+    """bpviz's measured share of the step time over `steps` timed steps, its mean time per step, the level."""
     return {
         "level": level,
-        "steps": len(timed),
-        "detailed_steps": sum(1 for r in timed if r.detailed),
-        "share": spent / wall if wall > 0 else None,
-        "overhead_ms_per_step": 1e3 * spent / len(timed) if timed else None,
-        "step_ms": 1e3 * wall / len(timed) if timed else None,
+        "steps": steps,
+        "detailed_steps": detailed_steps,
+        "share": spent_s / wall_s if wall_s > 0 else None,
+        "overhead_ms_per_step": 1e3 * spent_s / steps if steps else None,
+        "step_ms": 1e3 * wall_s / steps if steps else None,
     }
 
 

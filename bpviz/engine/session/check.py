@@ -41,7 +41,7 @@ class CheckRequest:
     verbose: bool = False
     timeout: float | None = None
     config: Config | None = None  # thresholds (--config, --set); the defaults when None
-    record: Path | None = None  # a run file (or folder) to record every step into
+    record: str | Path | None = None  # a run file (or a folder, written with a trailing slash) to record into
     level: str | None = None  # what to measure (bpviz.engine.observe.levels); None: the config's
 
 
