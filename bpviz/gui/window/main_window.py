@@ -1,7 +1,9 @@
 """The main window: start page or debugger, the error panel, menus, status bar; composition and opening files.
 
 The window views one run: the controller's `RunView`, which only the
-controller changes, from the engine's events. The window reacts to the
+controller changes, from the engine's events, or a recording's (a run file
+opened read-only or followed while another process writes it), which the
+timeline scrubs. The window reacts to the
 controller's signals (all emitted on the GUI thread) and redraws through
 the RedrawClock; it never writes run state itself.
 """
@@ -17,6 +19,8 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QVBoxLay
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
+from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.session.events import RunView
 from bpviz.engine.record.history import History
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.panels.layer_table import table_csv
@@ -28,15 +32,18 @@ from bpviz.gui.window.debugger_page import DebuggerPage
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.docks import DebugDocks
 from bpviz.gui.window.error_panel import ErrorPanel
+from bpviz.gui.window.recording import Recording
 from bpviz.gui.window.redraw import RedrawClock
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
 from bpviz.gui.window.status_bar import StatusBar
+from bpviz.gui.window.timeline import Timeline
 from bpviz.gui.window.trust import CodeTrust
 from bpviz.gui.window.trusted_paths import TrustedPaths
 
 PICKLED = PICKLE_SUFFIXES
-OPENABLE = (".py", *PICKLE_SUFFIXES)
+RUN_SUFFIX = ".bpviz"
+OPENABLE = (".py", *PICKLE_SUFFIXES, RUN_SUFFIX)
 
 
 class MainWindow(QMainWindow):
@@ -76,12 +83,16 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.page)
         self.error_panel = ErrorPanel()
+        self.timeline = Timeline()
+        self.timeline.hide()
+        self.recording: Recording | None = None
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.error_panel)
         layout.addWidget(self.stack, 1)
+        layout.addWidget(self.timeline)
         self.setCentralWidget(central)
 
         self.actions_ = WindowActions(self)
@@ -90,11 +101,11 @@ class MainWindow(QMainWindow):
         self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
         self._connect_controller()  # before the docks: the window takes each answer in first
         self.docks = DebugDocks(self, self.statusBar(), self.controller, self.page, self.plots, self.settings,
-                                self.actions_.panels_menu)
+                                self.actions_.panels_menu, lambda: self.viewed)
         self.docks.state_changed.connect(self.update_actions)
         self.docks.continue_requested.connect(self.run_n)
         self.stack.currentChanged.connect(lambda _i: self.docks.show_docks(self.stack.currentWidget() is self.page))
-        self.clock = RedrawClock(self, lambda: self.controller.view, self.page, self.plots, self.status.show)
+        self.clock = RedrawClock(self, lambda: self.viewed, self.page, self.plots, self.status.show)
         self.clock.redrawn.connect(self.docks.on_redrawn)
         self.clock.redrawn.connect(self.redrawn)
         self._load_samples()
@@ -120,14 +131,19 @@ class MainWindow(QMainWindow):
         for answer in (c.step_aborted, c.paused, c.remedy_failed):
             answer.connect(self.update_actions)
 
-    # --- what the window shows (the controller's RunView; read only) ---
+    # --- what the window shows (the recording's or the controller's RunView; read only) ---
+    @property
+    def viewed(self) -> RunView:
+        """The run every view draws: the open recording at the timeline's step, else the one being trained."""
+        return self.recording.view if self.recording is not None else self.controller.view
+
     @property
     def history(self) -> History:
-        return self.controller.view.history
+        return self.viewed.history
 
     @property
     def findings(self) -> list[Finding]:
-        return self.controller.view.findings
+        return self.viewed.findings
 
     @property
     def shown_step(self) -> int | None:
@@ -150,6 +166,8 @@ class MainWindow(QMainWindow):
                   weights: str | None = None, seed: int = 0) -> bool:
         """Load `path` on the worker; a .py not yet trusted and a .pt ask first (trust, input shape). False when declined."""
         path = Path(path)
+        if path.suffix.lower() == RUN_SUFFIX:
+            return self.open_recording(path)
         if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
             return False
         if path.suffix.lower() in PICKLED and path.is_file():
@@ -165,6 +183,55 @@ class MainWindow(QMainWindow):
         self.controller.load(request)
         self.update_actions()
         return True
+
+    def open_recording(self, path: str | Path) -> bool:
+        """Show the run file `path` read-only (followed while its writer records); False, with the error panel, when unreadable."""
+        path = Path(path)
+        try:
+            recording = Recording(path, self.timeline, self)
+        except RunFileError as error:
+            self.error_panel.show_error(error)
+            self._step_error_shown = False
+            self.statusBar().showMessage(error.what, 8000)
+            return False
+        self.controller.stop()
+        self._close_recording()
+        self.recording = recording
+        recording.changed.connect(self.clock.mark_dirty)
+        recording.state_changed.connect(self._on_recording_state)
+        recording.failed.connect(self.error_panel.show_error)
+        self._show_new_run()
+        self.docks.show_recording(recording.playback.run.graph)
+        self.timeline.show()
+        self._on_recording_state(recording.state)
+        self.settings.add_recent(path)
+        self._refresh_recent()
+        self.statusBar().showMessage(f"Opened the recording {path} ({len(recording.playback.steps)} steps).", 8000)
+        self.update_actions()
+        return True
+
+    def _on_recording_state(self, state: str) -> None:
+        name = self.recording.path.name if self.recording is not None else ""
+        self.setWindowTitle(f"{name} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
+        self.status.show_run_state(state)
+
+    def _close_recording(self) -> None:
+        if self.recording is not None:
+            self.recording.close()
+            self.recording.deleteLater()
+            self.recording = None
+        self.timeline.hide()
+        self.status.show_run_state(None)
+
+    def _show_new_run(self) -> None:
+        """Nothing of the previous run stays on screen: the debugger page, cleared, draws the new one."""
+        self.clock.restart()
+        self.status.forget_arrivals()
+        self.page.clear()
+        self.error_panel.hide()
+        self._step_error_shown = False
+        self.stack.setCurrentWidget(self.page)
+        self.status.show(None)
 
     def clear_recent(self) -> None:
         self.settings.clear_recent()
@@ -210,16 +277,11 @@ class MainWindow(QMainWindow):
 
     # --- worker answers ---
     def _on_loaded(self, request: LoadRequest) -> None:
-        self.clock.restart()
-        self.status.forget_arrivals()
-        self.page.clear()
-        self.error_panel.hide()
-        self._step_error_shown = False
-        self.stack.setCurrentWidget(self.page)
+        self._close_recording()
+        self._show_new_run()
         self.setWindowTitle(f"{request.path.name} — bpviz")
         self.settings.add_recent(request.path)
         self._refresh_recent()
-        self.status.show(None)
         self.statusBar().showMessage(f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000)
         self.update_actions()
         self.loaded.emit(request)
@@ -275,8 +337,9 @@ class MainWindow(QMainWindow):
 
     def update_actions(self, *_args) -> None:
         """Enable what makes sense now (the actions decide, from the controller's state)."""
-        self.actions_.set_state(self.controller)
-        self.docks.set_busy(not (self.controller.has_model and not self.controller.busy))
+        recording = self.recording is not None
+        self.actions_.set_state(self.controller, recording)
+        self.docks.set_busy(recording or not (self.controller.has_model and not self.controller.busy))
 
     # --- table export ---
     def copy_table_csv(self) -> str:
@@ -344,7 +407,9 @@ class MainWindow(QMainWindow):
         self.start_page.set_samples(list_samples())
 
     def _refresh_recent(self) -> None:
-        self.start_page.set_recent(self.settings.recent_files())
+        recent = self.settings.recent_files()
+        self.start_page.set_recent([p for p in recent if p.suffix.lower() != RUN_SUFFIX])
+        self.start_page.set_runs([p for p in recent if p.suffix.lower() == RUN_SUFFIX])
 
     def _fill_recent_menu(self) -> None:
         menu = self.actions_.recent_menu
@@ -384,12 +449,13 @@ class MainWindow(QMainWindow):
         if self.remember_layout:
             self.save_layout()
         self.clock.stop()
+        self._close_recording()
         self.controller.shutdown()
         super().closeEvent(event)
 
 
 def _dropped_file(mime) -> Path | None:
-    """The first local .py/.pt file among dropped URLs, if any."""
+    """The first local .py/.pt/.bpviz file among dropped URLs, if any."""
     if not mime.hasUrls():
         return None
     for url in mime.urls():

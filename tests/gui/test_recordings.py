@@ -1,0 +1,139 @@
+"""The window views recordings: open one read-only, scrub it back in time, follow one another process writes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+import bpviz
+from bpviz.gui.panels.layer_table import CSV_ROLE, COLUMNS
+from tests.engine.run_files import seeded_run
+
+STEPS = 10
+MEAN = next(i for i, c in enumerate(COLUMNS) if c.title == "Mean")
+GRAD = next(i for i, c in enumerate(COLUMNS) if c.title == "Grad norm")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("runs") / "mlp.bpviz"
+    seeded_run(path, steps=STEPS)
+    return path
+
+
+def table_values(window, column: int) -> dict[str, float]:
+    model = window.page.table_model
+    return {name: model.data(model.index(row, column), CSV_ROLE) for row, name in enumerate(model.names())}
+
+
+def test_a_recording_opens_read_only_and_every_view_shows_its_last_step(qtbot, window, recording):
+    assert window.open_path(recording)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    assert "recording" in window.windowTitle() and "read-only" in window.windowTitle()
+    a = window.actions_
+    assert not any(x.isEnabled() for x in (a.step, a.run, a.run_n, a.step_into, a.validate, a.reset))
+    assert window.timeline.isVisible() and window.timeline.step == STEPS - 1
+    assert window.status.run_state.text() == "writer stopped (run finished)"
+    run = bpviz.open_run(recording)
+    last = run.record(STEPS - 1)
+    assert table_values(window, MEAN) == {layer.name: layer.mean for layer in last.layers}
+    assert list(window.page.loss_view.curve.getData()[0]) == list(range(STEPS))
+    assert [f.key for f in window.page.findings_panel.model.findings] == [f.key for f in run.findings]
+    assert window.docks.network.names == [node.name for node in run.graph.nodes]
+
+
+def test_scrubbing_shows_the_run_as_it_stood_at_that_step(qtbot, window, recording):
+    assert window.open_path(recording)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    run = bpviz.open_run(recording)
+    window.timeline.go_to(4)
+    qtbot.waitUntil(lambda: window.shown_step == 4)
+    then = run.record(4)
+    assert window.timeline.label.text().startswith("Step 4")
+    assert table_values(window, MEAN) == {layer.name: layer.mean for layer in then.layers}
+    assert table_values(window, GRAD) == {layer.name: layer.grad_norm for layer in then.layers}
+    layer = window.page.selected_layer()
+    x, counts = window.page.histogram_view.current_curve.getData()
+    assert np.array_equal(counts, then.layer(layer).histogram.counts)
+    steps, losses = window.page.loss_view.curve.getData()
+    assert list(steps) == [0, 1, 2, 3, 4] and losses[-1] == pytest.approx(then.loss)
+    assert [f.key for f in window.page.findings_panel.model.findings] == [f.key for f in run.findings_at(4)]
+
+    qtbot.keyClick(window, Qt.Key.Key_Comma)  # one step back
+    qtbot.waitUntil(lambda: window.shown_step == 3)
+    qtbot.keyClick(window, Qt.Key.Key_Period)
+    qtbot.keyClick(window, Qt.Key.Key_Period)
+    qtbot.waitUntil(lambda: window.shown_step == 5)
+    assert not window.timeline.live
+    qtbot.keyClick(window, Qt.Key.Key_End)  # Live: back to the end
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    assert window.timeline.live and window.timeline.live_button.isChecked()
+
+
+def test_a_file_that_is_not_a_run_shows_the_error_panel_and_the_window_goes_on(qtbot, window, tmp_path):
+    bad = tmp_path / "notes.bpviz"
+    bad.write_text("not a database")
+    assert not window.open_path(bad)
+    assert window.error_panel.isVisible() and "not a bpviz run" in window.error_panel.text()
+    assert window.stack.currentWidget() is window.start_page and window.recording is None
+
+
+def test_recent_runs_on_the_start_page_open_the_recording(qtbot, window, recording):
+    assert window.open_path(recording)
+    runs = window.start_page.runs
+    assert runs.count() == 1 and runs.item(0).text().startswith("mlp.bpviz")
+    assert window.start_page.recent.count() == 0  # runs are listed apart from experiment files
+    window._close_recording()
+    window.stack.setCurrentWidget(window.start_page)
+    runs.itemActivated.emit(runs.item(0))
+    assert window.recording is not None and window.recording.path == recording.resolve()
+
+
+WRITER = """
+    import sys, torch, bpviz
+    import torch.nn.functional as F
+    from torch import nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bpviz.watch(model, record=sys.argv[1]) as w:
+        for step in range({steps}):
+            if step:
+                sys.stdin.readline()  # the test says when to take the next step
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(); loss.backward(); opt.step()
+            w.step(loss)
+            print(step, flush=True)
+"""
+
+
+def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_path):
+    path = tmp_path / "live.bpviz"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER.format(steps=3)), str(path)], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "0"
+        qtbot.waitUntil(lambda: len(bpviz.open_run(path)) == 1, timeout=10_000)  # committed by its writer thread
+        assert window.open_path(path)
+        qtbot.waitUntil(lambda: window.shown_step == 0, timeout=10_000)
+        assert window.status.run_state.text() == "● live" and "live recording" in window.windowTitle()
+        for step in (1, 2):
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == str(step)
+            qtbot.waitUntil(lambda: window.shown_step == step, timeout=10_000)
+            assert window.timeline.steps == list(range(step + 1))
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    qtbot.waitUntil(lambda: window.status.run_state.text().startswith("writer stopped"), timeout=10_000)
+    assert window.recording.state == "finished"
+    assert window.history.latest.step == 2
