@@ -137,3 +137,34 @@ def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_pa
     qtbot.waitUntil(lambda: window.status.run_state.text().startswith("writer stopped"), timeout=10_000)
     assert window.recording.state == "finished"
     assert window.history.latest.step == 2
+
+
+def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot, window, tmp_path):
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=STEPS)
+    seeded_run(b, steps=STEPS, lr_from_step5=0.5)
+    assert window.open_path(a)
+    result = window.compare_with(b)
+    divergence = result["divergence"]["step"]
+    assert divergence in (5, 6)  # the learning rate changes at step 5: its update shows at 5, its loss at 6
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    assert "compared with b.bpviz" in window.windowTitle()
+    run_b = bpviz.open_run(b)
+    steps_a, losses_a = window.page.loss_view.curve.getData()
+    steps_b, losses_b = window.comparison.loss.getData()
+    assert list(steps_a) == list(steps_b) == list(range(STEPS))
+    assert list(losses_b) == list(run_b.loss_series()[1]) and list(losses_a) != list(losses_b)
+    for marks in (window.page.loss_view.marks, window.page.gradient_flow_view.marks,
+                  window.page.histogram_view.activation_map.marks):
+        assert [line.value() for line in marks.lines] == [divergence - 0.5]  # every time axis, before that step
+    last_b = run_b.record(STEPS - 1)
+    names = window.page.gradient_flow_view.names
+    norms = window.comparison.flow.yData  # the data given; getData() is in the log axis
+    assert list(norms) == [last_b.layer(name).grad_norm for name in names]
+    layer = window.page.selected_layer()
+    assert np.array_equal(window.comparison.histogram.getData()[1], last_b.layer(layer).histogram.counts)
+
+    window.timeline.go_to(divergence - 1)  # before the divergence: no mark yet, and B as it stood then
+    qtbot.waitUntil(lambda: window.shown_step == divergence - 1)
+    assert window.page.loss_view.marks.lines == []
+    assert list(window.comparison.loss.getData()[0]) == list(range(divergence))

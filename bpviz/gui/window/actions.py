@@ -41,6 +41,8 @@ class WindowActions:
         # File
         self.open = make("&Open…", w.open_dialog, QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton,
                          "Open an experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)")
+        self.compare = make("Compare &With…", w.compare_dialog, None, None,
+                            "Overlay a second recorded run: its loss, gradient flow and histograms, and where the two diverge")
         self.clear_recent = make("Clear recent files", w.clear_recent)
         self.quit = make("&Quit", w.close, QKeySequence.StandardKey.Quit)
         # Edit
@@ -94,6 +96,7 @@ class WindowActions:
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.open)
         file_menu.addMenu(self.recent_menu)
+        file_menu.addAction(self.compare)
         file_menu.addSeparator()
         file_menu.addAction(self.quit)
         edit_menu = bar.addMenu("&Edit")
@@ -146,7 +149,7 @@ class WindowActions:
         c = controller
         paused = c.paused_at is not None and not recording
         idle = c.has_model and not c.busy and not recording
-        for action in self.timeline_actions:
+        for action in (*self.timeline_actions, self.compare):
             action.setEnabled(recording)
         self.step_into.setEnabled(idle or paused)
         self.step_out.setEnabled(paused)

@@ -25,6 +25,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.plots.base import PlotRegistry
+from bpviz.gui.plots.comparison import Comparison
 from bpviz.gui.training.controller import TrainingController
 from bpviz.gui.training.worker import LoadRequest
 from bpviz.gui.window.actions import WindowActions
@@ -108,6 +109,9 @@ class MainWindow(QMainWindow):
         self.clock = RedrawClock(self, lambda: self.viewed, self.page, self.plots, self.status.show)
         self.clock.redrawn.connect(self.docks.on_redrawn)
         self.clock.redrawn.connect(self.redrawn)
+        self.comparison = Comparison(self.page.loss_view, self.page.gradient_flow_view, self.page.histogram_view)
+        self.clock.redrawn.connect(self._draw_comparison)
+        self.page.layer_selected.connect(self._draw_comparison)
         self._load_samples()
         self._refresh_recent()
         self.update_actions()
@@ -210,9 +214,43 @@ class MainWindow(QMainWindow):
         self.update_actions()
         return True
 
+    def compare_dialog(self) -> None:
+        """File > Compare With…: pick a second run file to overlay on the open recording."""
+        path = self.dialogs.open_file(self, self.settings.last_directory())
+        if path is not None:
+            self.compare_with(path)
+
+    def compare_with(self, path: str | Path) -> dict | None:
+        """Overlay the run file `path` on the open recording; its comparison, or None (with the error panel)."""
+        if self.recording is None:
+            return None
+        try:
+            result = self.recording.compare_with(path)
+        except RunFileError as error:
+            self.error_panel.show_error(error)
+            return None
+        self._on_recording_state(self.recording.state)
+        div = result["divergence"]
+        if div is None:
+            told = "no divergence over the common steps"
+        else:
+            where = f", layer {div['layer']}" if div["layer"] else ""
+            told = f"the runs diverge at step {div['step']}{where} ({div['statistic']})"
+        self.statusBar().showMessage(f"Compared with {Path(path).name}: {told}", 15000)
+        return result
+
+    def _draw_comparison(self, *_args) -> None:
+        other = self.recording.other_view if self.recording is not None else None
+        if other is None:
+            self.comparison.clear()
+        else:
+            self.comparison.draw(other.history, self.page.selected_layer())
+
     def _on_recording_state(self, state: str) -> None:
-        name = self.recording.path.name if self.recording is not None else ""
-        self.setWindowTitle(f"{name} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
+        recording = self.recording
+        name = recording.path.name if recording is not None else ""
+        compared = f" compared with {recording.other.run.path.name}" if recording is not None and recording.other else ""
+        self.setWindowTitle(f"{name}{compared} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
         self.status.show_run_state(state)
 
     def _close_recording(self) -> None:
