@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 import bpviz
 from bpviz.gui.panels.layer_table import CSV_ROLE, COLUMNS
 from tests.engine.run_files import seeded_run
+from tests.gui.window_driver import SAMPLES, open_file, run_steps
 
 STEPS = 10
 MEAN = next(i for i, c in enumerate(COLUMNS) if c.title == "Mean")
@@ -168,3 +169,21 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
     qtbot.waitUntil(lambda: window.shown_step == divergence - 1)
     assert window.page.loss_view.marks.lines == []
     assert list(window.comparison.loss.getData()[0]) == list(range(divergence))
+
+
+def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, window, runs_in_tmp, tmp_path):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 3)
+    recorded = window.controller.run_path
+    assert recorded is not None and recorded.parent == runs_in_tmp
+    qtbot.waitUntil(lambda: len(bpviz.open_run(recorded)) == 3)  # the writer thread commits behind the steps
+    window._refresh_recent()
+    assert [window.start_page.runs.item(i).data(Qt.ItemDataRole.UserRole) for i in range(window.start_page.runs.count())] \
+        == [str(recorded)]
+    saved = window.save_run(tmp_path / "kept.bpviz")
+    kept = bpviz.open_run(saved)
+    live = window.history
+    assert len(kept) == 3 and kept.record(2).loss == live.latest.loss
+    assert [r.step for r in kept.records()] == [r.step for r in live.records]
+    assert kept._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert not list(tmp_path.glob(".*.part"))  # written beside, then renamed into place

@@ -30,6 +30,7 @@ class LoadRequest:
     weights: str | None = None
     input_shape: tuple[int, ...] | None = None
     seed: int = 0
+    record: Path | None = None  # a run file, or a folder for a new dated one, receiving every step
 
 
 def internal_error(what: str, exc: BaseException) -> UserCodeError:
@@ -86,7 +87,7 @@ class TrainingWorker(QObject):
                 input_shape=request.input_shape,
                 seed=request.seed,
             )
-            stepper = Stepper(experiment)
+            stepper = Stepper(experiment, record=request.record)
         except UserCodeError as exc:
             self.load_failed.emit(exc)
             return

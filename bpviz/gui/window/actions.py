@@ -43,6 +43,8 @@ class WindowActions:
                          "Open an experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)")
         self.compare = make("Compare &With…", w.compare_dialog, None, None,
                             "Overlay a second recorded run: its loss, gradient flow and histograms, and where the two diverge")
+        self.save_run = make("&Save Run As…", w.save_run_dialog, QKeySequence.StandardKey.SaveAs, None,
+                             "Keep a copy of the run shown (every step recorded so far) where you choose")
         self.clear_recent = make("Clear recent files", w.clear_recent)
         self.quit = make("&Quit", w.close, QKeySequence.StandardKey.Quit)
         # Edit
@@ -97,6 +99,7 @@ class WindowActions:
         file_menu.addAction(self.open)
         file_menu.addMenu(self.recent_menu)
         file_menu.addAction(self.compare)
+        file_menu.addAction(self.save_run)
         file_menu.addSeparator()
         file_menu.addAction(self.quit)
         edit_menu = bar.addMenu("&Edit")
@@ -163,3 +166,4 @@ class WindowActions:
         self.steps_box.setEnabled(not c.running and not recording)
         for action in self.needs_model:
             action.setEnabled(c.has_model or recording)
+        self.save_run.setEnabled(recording or c.run_path is not None)

@@ -20,6 +20,7 @@ from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.save_copy import save_copy
 from bpviz.engine.session.events import RunView
 from bpviz.engine.record.history import History
 from bpviz.engine.user_error import UserCodeError
@@ -35,6 +36,7 @@ from bpviz.gui.window.docks import DebugDocks
 from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.window.recording import Recording
 from bpviz.gui.window.redraw import RedrawClock
+from bpviz.gui.window.runs_folder import newest_runs, runs_folder
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
 from bpviz.gui.window.status_bar import StatusBar
@@ -182,7 +184,8 @@ class MainWindow(QMainWindow):
                 input_shape = self.dialogs.ask_input_shape(self, path)
                 if input_shape is None:
                     return False
-        request = LoadRequest(path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed)
+        request = LoadRequest(path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed,
+                              record=runs_folder())
         self.statusBar().showMessage(f"Loading {path.name}…")
         self.controller.load(request)
         self.update_actions()
@@ -213,6 +216,27 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened the recording {path} ({len(recording.playback.steps)} steps).", 8000)
         self.update_actions()
         return True
+
+    def save_run_dialog(self) -> Path | None:
+        """File > Save Run As…: a copy of the run shown (the recording, or the one being trained) where the user says."""
+        path = self.dialogs.save_file(self, "Save run as", f"{self.settings.last_directory()}/run.bpviz",
+                                      "bpviz runs (*.bpviz)")
+        return self.save_run(path) if path is not None else None
+
+    def save_run(self, path: str | Path) -> Path | None:
+        """Copy the run shown to `path` (consistent even while it is written, atomic); None, told, when it cannot."""
+        source = self.recording.path if self.recording is not None else self.controller.run_path
+        if source is None:
+            return None
+        try:
+            saved = save_copy(source, Path(path))
+        except RunFileError as error:
+            self.error_panel.show_error(error)
+            return None
+        self.settings.add_recent(saved)
+        self._refresh_recent()
+        self.statusBar().showMessage(f"Saved the run to {saved}", 8000)
+        return saved
 
     def compare_dialog(self) -> None:
         """File > Compare With…: pick a second run file to overlay on the open recording."""
@@ -447,7 +471,9 @@ class MainWindow(QMainWindow):
     def _refresh_recent(self) -> None:
         recent = self.settings.recent_files()
         self.start_page.set_recent([p for p in recent if p.suffix.lower() != RUN_SUFFIX])
-        self.start_page.set_runs([p for p in recent if p.suffix.lower() == RUN_SUFFIX])
+        opened = [p for p in recent if p.suffix.lower() == RUN_SUFFIX]
+        kept = [p for p in newest_runs(runs_folder()) if p.resolve() not in {q.resolve() for q in opened}]
+        self.start_page.set_runs(opened + kept)
 
     def _fill_recent_menu(self) -> None:
         menu = self.actions_.recent_menu
