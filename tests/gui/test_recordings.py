@@ -1,6 +1,7 @@
 """The window views recordings: open one read-only, scrub it back in time, follow one another process writes."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -187,3 +188,17 @@ def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, wind
     assert [r.step for r in kept.records()] == [r.step for r in live.records]
     assert kept._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not list(tmp_path.glob(".*.part"))  # written beside, then renamed into place
+
+
+def test_bpviz_run_file_opens_the_recording_and_a_bad_one_exits_2(recording, tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, "-m", "bpviz", str(recording), "--screenshot", str(shot)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = tmp_path / "bad.bpviz"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\x00" * 10)
+    done = subprocess.run([sys.executable, "-m", "bpviz", str(bad), "--screenshot", str(tmp_path / "bad.png")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and not (tmp_path / "bad.png").exists()
