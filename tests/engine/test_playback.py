@@ -38,3 +38,14 @@ def test_refresh_takes_in_steps_written_since(tmp_path):
     playback = Playback(bpviz.open_run(path))
     assert playback.last == 2 and playback.refresh() == []
     assert playback.nearest(10) == 2 and playback.nearest(-5) == 0
+
+
+def test_extending_a_view_with_new_steps_gives_the_view_at_the_latest(tmp_path):
+    live, _ = seeded_run(tmp_path / "a.bpviz", steps=8)
+    playback = Playback(bpviz.open_run(tmp_path / "a.bpviz"), window=5)
+    view = playback.view_at(4)
+    playback.extend(view, [5, 6, 7])
+    fresh = playback.view_at(7)
+    assert [r.step for r in view.history.records] == [r.step for r in fresh.history.records] == [3, 4, 5, 6, 7]
+    assert view.history.losses == fresh.history.losses == [r.loss for r in live]
+    assert [f.key for f in view.findings] == [f.key for f in fresh.findings]

@@ -76,6 +76,22 @@ class Playback:
         view.findings = self.run.findings_at(at)
         return view
 
+    def extend(self, view: RunView, steps: list[int]) -> None:
+        """Append the records of `steps` (committed after `view`'s latest) to `view` in place.
+
+        A followed run's views then consume only the new records, as they do while the window trains,
+        instead of rebuilding from a new view at every poll.
+        """
+        if not steps:
+            return
+        history = view.history
+        for step in steps:
+            history.append(self.run.record(step))
+        at = steps[-1]
+        history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
+        history.interventions = [(s, label) for s, label in self._marks() if s <= at]
+        view.findings = self.run.findings_at(at)
+
     def _read(self, steps: list[int]) -> list[StepRecord]:
         """The records of `steps`, reading only those not read for the previous view; keeps just these."""
         records = {s: self._records.get(s) or self.run.record(s) for s in steps}

@@ -89,8 +89,12 @@ class Recording(QObject):
         self.view = self._view_at(None if step < 0 else step)
         self.changed.emit()
 
-    def _on_grew(self, _new: list[int]) -> None:
+    def _on_grew(self, new: list[int]) -> None:
         self.timeline.set_steps(self.playback.steps)
-        if self.timeline.live:
+        if not self.timeline.live:
+            return  # the user looks at an earlier step: the slider grows, the view stays
+        if self.other is None and self.view.history.latest is not None:
+            self.playback.extend(self.view, new)
+        else:
             self.view = self._view_at(None)
-            self.changed.emit()
+        self.changed.emit()
