@@ -1,8 +1,9 @@
-"""Training-step time with bpviz.watch attached, over a plain step, on three workloads.
+"""Training-step time with bpviz.watch attached at each level, over a plain step, on three workloads.
 
-Plain and watched steps are interleaved in one run (ABAB...) on identical
-copies of each model, so drift in the machine's speed hits both alike; the
-ratio of medians is printed per workload.
+Plain and watched steps are interleaved in one run (plain, economy, full,
+plain, ...) on identical copies of each model, so drift in the machine's
+speed hits all alike; the ratio of medians is printed per workload and level,
+with bpviz's own measured share of the step time beside it.
 
     python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP]
 """
@@ -65,21 +66,30 @@ def timed_step(model, opt, x, y, watcher) -> float:
     return time.perf_counter() - start
 
 
-def measure(factory, steps: int, warmup: int) -> tuple[float, float]:
+LEVELS = ("economy", "full")
+
+
+def measure(factory, steps: int, warmup: int) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Median plain step, median watched step per level, and bpviz's measured share per level."""
     torch.manual_seed(0)
     model, x, y = factory()
-    twin = copy.deepcopy(model)
-    opts = [torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, twin)]
-    watcher = bpviz.watch(twin)
-    plain, watched = [], []
+    twins = {level: copy.deepcopy(model) for level in LEVELS}
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    opts = {level: torch.optim.SGD(twin.parameters(), lr=0.01) for level, twin in twins.items()}
+    watchers = {level: bpviz.watch(twin, level=level) for level, twin in twins.items()}
+    plain, watched = [], {level: [] for level in LEVELS}
     for i in range(warmup + steps):
-        a = timed_step(model, opts[0], x, y, None)
-        b = timed_step(twin, opts[1], x, y, watcher)
+        a = timed_step(model, opt, x, y, None)
+        times = {level: timed_step(twins[level], opts[level], x, y, watchers[level]) for level in LEVELS}
         if i >= warmup:
             plain.append(a)
-            watched.append(b)
-    watcher.detach()
-    return statistics.median(plain), statistics.median(watched)
+            for level, seconds in times.items():
+                watched[level].append(seconds)
+    shares = {}
+    for level, watcher in watchers.items():
+        watcher.detach()
+        shares[level] = watcher.report()["cost"]["share"]
+    return statistics.median(plain), {k: statistics.median(v) for k, v in watched.items()}, shares
 
 
 def main() -> None:
@@ -89,12 +99,17 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the workloads whose name contains this text")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.steps} interleaved steps")
-    print(f"{'workload':48} {'plain ms':>9} {'watched ms':>11} {'ratio':>6}")
+    header = "".join(f" {level + ' ms':>11} {'ratio':>6} {'share':>6}" for level in LEVELS)
+    print(f"{'workload':46} {'plain ms':>9}{header}")
     for name, factory in WORKLOADS.items():
         if args.only.lower() not in name.lower():
             continue
-        plain, watched = measure(factory, args.steps, args.warmup)
-        print(f"{name:48} {plain * 1e3:9.1f} {watched * 1e3:11.1f} {watched / plain:6.2f}x")
+        plain, watched, shares = measure(factory, args.steps, args.warmup)
+        cells = "".join(
+            f" {watched[level] * 1e3:11.1f} {watched[level] / plain:5.2f}x {100 * shares[level]:5.1f}%"
+            for level in LEVELS
+        )
+        print(f"{name:46} {plain * 1e3:9.1f}{cells}")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 from bpviz.engine.load.shapes import parse_shape
+from bpviz.engine.observe.levels import LEVELS
 from bpviz.engine.session.check import EXIT_CLEAN, EXIT_COULD_NOT_RUN, EXIT_FOUND_ERRORS, CheckRequest, CheckRun
 from bpviz.engine.session.process_exit import end_process, exit_now
 from bpviz.engine.user_error import UserCodeError
+from bpviz.version import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         args = gui_parser().parse_args(argv)
     except SystemExit as exit_:
         return _argparse_code(exit_)
+    if args.install_desktop:
+        from bpviz.gui.desktop_entry import main as install_desktop
+
+        return install_desktop()
     code = run_gui(args)
     return exit_now(code) if command_line else code
 
@@ -61,6 +67,14 @@ def positive_seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
     return value
+
+
+def screen_size(text: str) -> tuple[int, int]:
+    """Parse `1280x800` into (1280, 800)."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) >= 320 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, like 1280x800; got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def input_shape(text: str) -> tuple[int, ...]:
@@ -113,6 +127,8 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help="print the full traceback when the file fails")
     parser.add_argument("--timeout", metavar="SECONDS", type=positive_seconds,
                         help="stop the run after SECONDS and report the steps done (exit 2)")
+    parser.add_argument("--level", choices=LEVELS,
+                        help="what to measure: economy (the default: cheap) or full (every statistic every step)")
     return parser
 
 
@@ -140,6 +156,11 @@ def gui_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file, pickled model or recorded run (.bpviz) to open")
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
     parser.add_argument("--screenshot", metavar="PATH", type=Path, help="save a PNG of the window after --steps, then quit")
+    parser.add_argument("--screen", metavar="WxH", type=screen_size,
+                        help="fit the window to a screen of this size, not the real one (e.g. 1280x800, for screenshots)")
+    parser.add_argument("--version", action="version", version=f"bpviz {__version__}")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="add bpviz to your applications menu (entry, icon, .bpviz file type), then exit")
     return parser
 
 
@@ -158,6 +179,7 @@ def run_check(args: argparse.Namespace) -> int:
     request = CheckRequest(
         file=args.file, steps=args.steps, trust=args.trust, weights=args.weights, input_shape=args.input_shape,
         seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout, config=config, record=args.record,
+        level=args.level,
     )
     return CheckRun(request).run()
 

@@ -306,3 +306,44 @@ def test_a_failure_mid_run_keeps_the_steps_already_recorded(tmp_path, capsys):
     }
     assert "Linear" in captured.out  # the per-layer table of the steps that ran
     assert captured.err.startswith("the forward pass failed at step 3\n")
+
+
+def test_version_prints_the_package_version(capsys):
+    import bpviz
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"bpviz {bpviz.__version__}"
+
+
+def test_install_desktop_writes_a_valid_entry_with_an_absolute_exec_icon_and_mime_type(tmp_path, monkeypatch, capsys):
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    import bpviz.gui.desktop_entry as desktop
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert main(["--install-desktop"]) == 0
+    entry = (tmp_path / "applications" / "bpviz.desktop").read_text()
+    exec_line = next(line for line in entry.splitlines() if line.startswith("Exec="))
+    program = exec_line[len("Exec="):].split(" ")[0].strip('"')
+    assert Path(program).is_absolute() and Path(program).exists() and exec_line.endswith(" %f")
+    assert "MimeType=application/x-bpviz-run;" in entry
+    assert (tmp_path / "icons/hicolor/scalable/apps/bpviz.svg").read_bytes() == desktop.ICON.read_bytes()
+    # the icon and the MIME description ship inside the package, not only in a source checkout
+    assert desktop.ICON.is_relative_to(Path(desktop.__file__).parents[1])
+    mime = ET.parse(tmp_path / "mime/packages/bpviz-run.xml").getroot()
+    ns = "{http://www.freedesktop.org/standards/shared-mime-info}"
+    kind = mime.find(f"{ns}mime-type")
+    assert kind.get("type") == "application/x-bpviz-run" and kind.find(f"{ns}glob").get("pattern") == "*.bpviz"
+    assert "bpviz.desktop" in capsys.readouterr().out
+    if shutil.which("desktop-file-validate"):
+        check = subprocess.run(["desktop-file-validate", str(tmp_path / "applications" / "bpviz.desktop")],
+                               capture_output=True, text=True)
+        assert check.returncode == 0 and check.stdout == "", check.stdout
+
+
+def test_exec_arguments_with_spaces_are_quoted():
+    from bpviz.gui.desktop_entry import _quoted
+
+    assert _quoted("/opt/bpviz/bin/bpviz") == "/opt/bpviz/bin/bpviz"
+    assert _quoted("/home/me/my envs/bin/python") == '"/home/me/my envs/bin/python"'

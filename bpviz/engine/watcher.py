@@ -5,6 +5,7 @@ so the CLI, the window and a script see identical records and findings.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -16,10 +17,13 @@ from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
 from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.deferred import settle
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
+from bpviz.engine.observe.levels import DetailSchedule
 from bpviz.engine.observe.probe import Probe
 from bpviz.engine.record.collect import collect
+from bpviz.engine.record.cost import StepClock
 from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
@@ -36,9 +40,16 @@ class Watcher:
         config: Config | None = None,
         record: str | Path | None = None,
         record_info: dict[str, str] | None = None,
+        *,
+        level: str | None = None,
+        budget: float | None = None,
     ) -> None:
         self.model = model
         self.config = config or Config()
+        if level is not None or budget is not None:  # the arguments win over the config's fields
+            changes = {"level": level, "budget": budget}
+            self.config = dataclasses.replace(self.config, **{k: v for k, v in changes.items() if v is not None})
+        self.schedule = DetailSchedule(self.config)  # which steps take histograms and activity shares
         self.catalog = LayerCatalog(model)  # the layers seen, their parameters and histogram edges
         self.guard = MeasurementGuard()  # what failed to be measured, and how often
         self.probe = Probe(model, self.config, self.catalog, self.guard)
@@ -49,6 +60,8 @@ class Watcher:
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
         self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
         self.probe.graph = GraphRecorder()
+        self._boundary: float | None = None  # when the latest record was made (or watching began)
+        self._carried = 0.0  # bpviz's seconds after the latest record was made, counted with the next step
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
         self.recorder = Recorder(record, self, record_info) if record is not None else None
         self.recorder_path = self.recorder.path if self.recorder is not None else None  # kept after detach
@@ -56,6 +69,9 @@ class Watcher:
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
         self.probe.attach()
+        if self._boundary is None:
+            self._boundary = time.perf_counter()
+            self.probe.detailed = self.schedule.next_is_detailed()
         return self
 
     def detach(self) -> None:
@@ -75,6 +91,9 @@ class Watcher:
         """Mark the end of one training step: gather its measurements (one host sync) and judge them."""
         started = time.perf_counter()
         pending = self.probe.take_pending()
+        detailed = self.probe.detailed
+        settle(pending, self.config, self.catalog, self.guard, exact=self.probe.exact)
+        clock = StepClock(pending.hook_seconds + self._carried, started, self._boundary)
         softmax_twice = isinstance(loss, torch.Tensor) and loss_applies_softmax_twice(loss)
         record = collect(
             self.catalog,
@@ -85,6 +104,8 @@ class Watcher:
             self.step_index,
             loss,
             softmax_before_cross_entropy=softmax_twice,
+            detailed=detailed,
+            clock=clock,
         )
         mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
         self._update_graph(record)
@@ -93,6 +114,10 @@ class Watcher:
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
         if self.recorder is not None:
             self.recorder.step(record, time.perf_counter() - started)
+        self._boundary = clock.stopped
+        self.schedule.observe(detailed, record.overhead_s, record.step_s)
+        self.probe.detailed = self.schedule.next_is_detailed()
+        self._carried = time.perf_counter() - clock.stopped
         return record
 
     def _update_graph(self, record: StepRecord) -> None:
@@ -106,7 +131,7 @@ class Watcher:
 
     def discard_pending(self) -> None:
         """Forget a step that failed half-way, so its partial measurements do not leak into the next."""
-        self.probe.take_pending()
+        self._carried += self.probe.take_pending().hook_seconds
 
     def record_validation(self, metrics: dict[str, float]) -> None:
         """Keep a validation result, and judge the forwards it ran (that is where train_mode_in_eval lives).
@@ -131,7 +156,9 @@ class Watcher:
 
     def report(self) -> dict:
         """The same dict `bpviz check --json` writes."""
-        return build_report(self.history, self.findings, self.step_index, list(self.guard.errors))
+        return build_report(
+            self.history, self.findings, self.step_index, list(self.guard.errors), level=self.config.level
+        )
 
     def _judge_loose_forwards(self) -> None:
         forwards = [f for f in self.probe.pending.forwards if not f.grad_enabled]
@@ -140,10 +167,21 @@ class Watcher:
             self.diagnosis.judge_forwards(forwards, last, self.history, self.tracker)
 
 
-def watch(model: nn.Module, config: Config | None = None, record: str | Path | None = None) -> Watcher:
+def watch(
+    model: nn.Module,
+    config: Config | None = None,
+    record: str | Path | None = None,
+    *,
+    level: str | None = None,
+    budget: float | None = None,
+) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
+
+    `level="economy"` (the default) is cheap enough to leave on; `level="full"` takes every statistic on
+    every step (see bpviz.engine.observe.levels). `budget=0.05` keeps bpviz's measured share of the step
+    time under 5% by spacing the detailed steps; the always-on checks stay on every step.
 
     `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
     `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
     """
-    return Watcher(model, config, record=record).attach()
+    return Watcher(model, config, record=record, level=level, budget=budget).attach()

@@ -6,32 +6,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QRect, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from bpviz.gui import theme
+from bpviz.gui.desktop_entry import ICON
 from bpviz.gui.qt_platform import cannot_open_window
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.settings import Settings, ini_settings
 
-SCREENSHOT_SIZE = (1600, 960)
+SCREENSHOT_SCREEN = (1600, 1000)  # the screen a screenshot is taken on unless --screen says otherwise
 EXIT_COULD_NOT_RUN = 2  # as `bpviz check`: the window could not start or the file could not be opened
 
 
-def resource_path(name: str) -> Path:
-    """A file under the repository's resources/ folder (next to the package when installed from a checkout)."""
-    here = Path(__file__).resolve()
-    for base in (here.parents[2] / "resources", here.parents[1] / "resources"):
-        if (base / name).exists():
-            return base / name
-    return here.parents[2] / "resources" / name
-
-
 def app_icon() -> QIcon:
-    """resources/bpviz.svg, or an empty icon when it is missing."""
-    path = resource_path("bpviz.svg")
-    return QIcon(str(path)) if path.exists() else QIcon()
+    """The icon shipped inside the package (so an installed bpviz has it too), or an empty icon when missing."""
+    return QIcon(str(ICON)) if ICON.exists() else QIcon()
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
@@ -78,8 +69,10 @@ def main(args: argparse.Namespace) -> int:
         icon=app_icon(),
         remember_layout=not screenshot,
     )
+    screen = getattr(args, "screen", None) or (SCREENSHOT_SCREEN if screenshot else None)
+    if screen is not None:
+        window.reset_layout(QRect(0, 0, *screen))
     if screenshot:
-        window.resize(*SCREENSHOT_SIZE)
         script = ScriptedRun(window, steps, Path(screenshot))
     window.show()
     if file:

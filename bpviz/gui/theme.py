@@ -8,6 +8,9 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from bpviz.gui.plots import fitted_title
+from bpviz.gui.plots.step_axis import StepAxis
+
 BACKGROUND = "#1b1d23"
 PANEL = "#23262e"
 FOREGROUND = "#c9ced8"
@@ -114,6 +117,8 @@ def tick_font() -> QtGui.QFont:
 def plot_widget(title: str | None = None, left: str | None = None, bottom: str | None = None,
                 axis_items: dict | None = None, grid: bool = True) -> pg.PlotWidget:
     """A themed PlotWidget: background, axis pens, grid, fixed left-axis width, no context-menu clutter."""
+    if bottom == "step" and "bottom" not in (axis_items or {}):
+        axis_items = {**(axis_items or {}), "bottom": StepAxis()}  # whole steps only, never 0.5
     widget = pg.PlotWidget(background=BACKGROUND, axisItems=axis_items)
     widget.setMinimumHeight(120)
     style_plot(widget.getPlotItem(), title=title, left=left, bottom=bottom, grid=grid)
@@ -140,7 +145,14 @@ def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = N
     if bottom:
         plot.setLabel("bottom", bottom, **label_style)
     if title:
-        plot.setTitle(title, color=FOREGROUND, size=f"{FONT_POINT_SIZE + 1}pt")
+        set_title(plot, title)
+
+
+def set_title(plot: pg.PlotItem, title: str, colour: str = FOREGROUND, size: str = f"{FONT_POINT_SIZE + 1}pt") -> None:
+    """Title a plot with a title that elides when narrow (pyqtgraph's own would widen the plot past its pane)."""
+    if not isinstance(plot.titleLabel, fitted_title.FittedTitle):
+        fitted_title.install(plot)
+    plot.setTitle(title, color=colour, size=size)
 
 
 def style_axis(axis: pg.AxisItem) -> None:
@@ -162,6 +174,11 @@ def rich(text: str, colour: str = FOREGROUND, bold: bool = False) -> str:
     """A span of HTML for a QLabel in a theme colour."""
     weight = "font-weight:600;" if bold else ""
     return f'<span style="color:{colour};{weight}">{text}</span>'
+
+
+def badge(text: str, colour: str = BAD) -> str:
+    """A warning as a coloured badge, for the start of a header: the end of a header is what narrow panes cut off."""
+    return f'<span style="background:{colour};color:{BACKGROUND};font-weight:700;">&nbsp;{text}&nbsp;</span>&nbsp; '
 
 
 def header_label() -> QtWidgets.QLabel:

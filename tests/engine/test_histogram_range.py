@@ -36,7 +36,7 @@ def _run(factors, values_for) -> tuple[list, list[np.ndarray]]:
     scale.register_forward_hook(lambda _m, _i, out: seen.append(out.detach().numpy().ravel().copy()))
     x = torch.randn(32, 8)
     records = []
-    with bpviz.watch(model) as w:
+    with bpviz.watch(model, level="full") as w:
         for step, factor in enumerate(factors):
             scale.factor = factor
             values_for(model, step)
@@ -93,7 +93,7 @@ def test_a_revived_layer_is_not_piled_into_the_edge_bin():
     model[1].register_forward_hook(lambda _m, _i, out: seen.append(out.detach().numpy().ravel().copy()))
     x = torch.randn(32, 8) * 3
     records = []
-    with bpviz.watch(model) as w:
+    with bpviz.watch(model, level="full") as w:
         for step in range(6):
             revive(model, step)
             loss = model(x).pow(2).mean()
@@ -126,7 +126,7 @@ def test_zero_gradients_count_below_the_gradient_range_not_as_nan():
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     with torch.no_grad():
         model[2].weight[:, :4] = 0.0  # half of the ReLU's outputs feed nothing: their gradient is exactly zero
-    with bpviz.watch(model) as w:
+    with bpviz.watch(model, level="full") as w:
         loss = model(torch.randn(16, 4)).pow(2).mean()
         loss.backward()
         grad = w.step(loss).layer("1").grad_histogram

@@ -109,7 +109,7 @@ def test_histograms_keep_their_edges_and_count_every_value():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3))
     x, y = batch(n=32)
-    with bpviz.watch(model) as w:
+    with bpviz.watch(model, level="full") as w:
         records = train(model, w, 4, x, y, lr=0.5)
     for name, numel in (("0", 32 * 16), ("1", 32 * 16), ("2", 32 * 3)):
         hists = [r.layer(name).histogram for r in records]
@@ -187,7 +187,7 @@ def test_unit_that_fired_only_in_samples_its_counts_skipped_is_not_dead():
     x[:, 0] = 1.0  # channel 0 fires everywhere
     x[1, 1, 0, 0] = 1.0  # channel 1 fires once, in sample 1, which the counts skip
     model = nn.Sequential(nn.ReLU())
-    with bpviz.watch(model, Config(unit_activity_sample=64)) as w:
+    with bpviz.watch(model, Config(unit_activity_sample=64), level="full") as w:
         for _ in range(3):
             out = model(x.clone().requires_grad_())
             out.sum().backward()
@@ -196,7 +196,7 @@ def test_unit_that_fired_only_in_samples_its_counts_skipped_is_not_dead():
     assert relu.units == 2 and relu.dead_units == 0
     assert list(relu.unit_activity) == [1.0, 0.0]  # the estimate, from samples 0 and 4
     x[1, 1, 0, 0] = -1.0
-    with bpviz.watch(model, Config(unit_activity_sample=64)) as w:
+    with bpviz.watch(model, Config(unit_activity_sample=64), level="full") as w:
         for _ in range(3):
             out = model(x.clone().requires_grad_())
             out.sum().backward()

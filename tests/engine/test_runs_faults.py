@@ -151,7 +151,8 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     truncated.write_bytes(data[: len(data) // 2])
     corrupted = tmp_path / "corrupted.bpviz"
     page = int.from_bytes(data[16:18], "big")
-    corrupted.write_bytes(data[: 2 * page] + bytes(random.Random(0).randrange(256) for _ in range(len(data) - 2 * page)))
+    noise = bytes(random.Random(0).randrange(256) for _ in range(len(data) - 2 * page))
+    corrupted.write_bytes(data[: 2 * page] + noise)
     newer = tmp_path / "newer.bpviz"
     newer.write_bytes(data)
     conn = sqlite3.connect(newer)

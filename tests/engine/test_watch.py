@@ -164,14 +164,14 @@ def test_unusual_outputs_are_skipped_without_breaking_training():
 
 
 def test_a_failing_measurement_is_noted_and_training_goes_on_unchanged(monkeypatch):
-    from bpviz.engine.observe import stats
+    from bpviz.engine.observe import deferred
     from bpviz.engine.observe.update_tracking import UpdateTracker
 
     def broken(*args, **kwargs):
         raise RuntimeError("cannot measure this")
 
     plain, _ = train_copy(False, steps=3)
-    monkeypatch.setattr(stats, "grad_scalars_and_histogram", broken)
+    monkeypatch.setattr(deferred, "settle_gradients", broken)
     monkeypatch.setattr(UpdateTracker, "_owned", broken)
     watched, w = train_copy(True, steps=3)
     for a, b in zip(plain, watched):

@@ -368,7 +368,7 @@ def test_recent_files_are_remembered_and_reopen(qtbot, ini, tmp_path):
         str(SAMPLES["forgot_eval"].resolve()), str(SAMPLES["softmax_cross_entropy"].resolve())]
     menu = second.actions_.recent_menu
     menu.aboutToShow.emit()
-    entries = [a for a in menu.actions() if a.text() == "softmax_cross_entropy.py"]
+    entries = [a for a in menu.actions() if a.text() == "&2 softmax_cross_entropy.py   (…/sample_models)"]
     assert len(entries) == 1
     with qtbot.waitSignal(second.loaded, timeout=LOAD_MS) as blocker:
         entries[0].trigger()
@@ -493,12 +493,12 @@ def test_selecting_a_gradient_finding_colours_the_network_by_gradient_norm(qtbot
 
 
 def test_a_statistic_bpviz_failed_to_take_is_said_in_the_banner(qtbot, window, monkeypatch):
-    from bpviz.engine.observe import stats
+    from bpviz.engine.observe import deferred
 
     def broken(*args, **kwargs):
         raise RuntimeError("odd gradient")
 
-    monkeypatch.setattr(stats, "grad_scalars_and_histogram", broken)
+    monkeypatch.setattr(deferred, "settle_gradients", broken)
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 2)
     assert window.history.latest.unmeasured  # every layer's gradient, once each

@@ -2,7 +2,17 @@
 from __future__ import annotations
 
 
+import pytest
+from PySide6.QtCore import QRect
+
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
+
+
+@pytest.fixture
+def window(window):
+    """On a monitor: loss and gradient flow beside the plot tabs (on a small screen they are tabs themselves)."""
+    window.reset_layout(QRect(0, 0, 1600, 1000))
+    return window
 
 
 # Wait on the window's state, not on the worker's signals: a waitSignal blocker on those runs on the training thread.

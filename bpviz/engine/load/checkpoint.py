@@ -61,6 +61,18 @@ def apply_weights(model: nn.Module, weights: Path) -> None:
     model.load_state_dict(state)
 
 
+def holds_state_dict(path: Path) -> bool:
+    """Whether `path` is a state-dict checkpoint: data that `weights_only=True` reads without running any code.
+
+    Asked before the trust prompt, so weights are never mistaken for a pickled model that runs code.
+    """
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a pickled module (or anything else) is refused by weights_only: not a state dict
+        return False
+    return _state_dict_in(loaded) is not None
+
+
 def _state_dict_in(loaded: object) -> Mapping[str, torch.Tensor] | None:
     """The state dict itself, or the one a training checkpoint keeps under 'state_dict'/'model_state_dict'."""
     if not isinstance(loaded, Mapping):

@@ -40,6 +40,10 @@ class LayerCatalog:
             module, _, short = name.rpartition(".")
             self._own.setdefault(module, {})[short] = param
         self._ranges: dict[str, tuple[float, float]] = {}
+        # (layer, "forward" | "backward") whose tensors were checked for, or seen, changing in place after
+        # their hook: only checked tensors that never changed are measured at the end of the step.
+        self.checked_in_place: set[tuple[str, str]] = set()
+        self.changed_in_place: set[tuple[str, str]] = set()
         self._producers: dict[tuple[str, int, int], list[str]] = {}
 
     def parameters(self) -> dict[str, nn.Parameter]:
@@ -67,6 +71,14 @@ class LayerCatalog:
             info = LayerInfo(name, type_name, family, module_name, functional, bounds, tracks)
             self.layers[name] = info
         return info
+
+    def defers(self, key: tuple[str, str]) -> bool:
+        """Whether this layer's forward or backward tensor may be measured at the end of the step."""
+        return key in self.checked_in_place and key not in self.changed_in_place
+
+    def needs_check(self, key: tuple[str, str]) -> bool:
+        """Whether it is still unknown if this layer's tensor changes in place after its hook."""
+        return key not in self.checked_in_place
 
     def histogram_range(self, info: LayerInfo) -> tuple[float, float] | None:
         """The layer's fixed histogram edges when known (a bounded activation knows them at once), else None."""

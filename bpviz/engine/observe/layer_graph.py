@@ -45,11 +45,15 @@ class GraphRecorder:
         self.order: list[str] = []
 
     def inputs(self, name: str, grad_fns: list[object]) -> None:
-        self._inputs.setdefault(name, []).extend(fn for fn in grad_fns if fn is not None)
+        """A layer's input nodes, from its first call only: each forward until the step ends calls again, and
+        keeping their nodes would keep every one of those forwards' autograd graphs (and tensors) alive."""
+        if name not in self._inputs:
+            self._inputs[name] = [fn for fn in grad_fns if fn is not None]
 
     def output(self, name: str, tensor: torch.Tensor) -> None:
-        if name not in self.order:
-            self.order.append(name)
+        if name in self.order:
+            return  # a later forward of the same step: see inputs()
+        self.order.append(name)
         if tensor.grad_fn is not None:
             self._made_by.setdefault(tensor.grad_fn, name)
 

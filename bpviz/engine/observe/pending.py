@@ -15,19 +15,36 @@ from bpviz.engine.observe.catalog import LayerInfo
 
 
 @dataclass
+class Stash:
+    """A tensor whose statistics wait for the end of the step."""
+
+    tensor: torch.Tensor  # detached, float32; kept alive until the step is settled
+    version: int  # its version counter when stashed
+    key: tuple[str, str]  # (layer, "forward" | "backward"): whose in-place record a change goes to
+    measured: bool = False  # statistics were taken in the hook (first sight): only the version is checked
+    hist_range: tuple[float, float] | None = None  # bin over these edges (a detailed step, range known)
+    keep_sample: bool = False  # a detailed step at the layer's first sight: keep values to bin on the host
+
+    @property
+    def nbytes(self) -> int:
+        return self.tensor.numel() * self.tensor.element_size()
+
+
+@dataclass
 class ActivationCall:
     """One call of a layer within a step, its statistics still on the device."""
 
     layer: LayerInfo
     shape: tuple[int, ...]
     count: int
-    scalars: torch.Tensor  # see the layout in stats: sums, extremes, sample counts
-    histogram: torch.Tensor | None  # over the layer's fixed range, when it is known
+    scalars: torch.Tensor | None  # see the layout in stats: sums, extremes, sample counts (None until settled)
+    histogram: torch.Tensor | None  # over the layer's range, when it is known and the step is detailed
     sample: torch.Tensor | None  # first sight: values to bin once the range is known
     unit_positive: torch.Tensor | None
     positions_per_unit: int
     preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
     sample_size: int  # values the zero and saturation shares were counted on
+    stash: Stash | None = None  # statistics computed at the end of the step (see deferred.py)
 
 
 @dataclass
@@ -35,8 +52,9 @@ class GradCall:
     """The gradient reaching one layer's output during backward."""
 
     layer: str
-    scalars: torch.Tensor  # [squared norm, sum]
-    histogram: torch.Tensor
+    scalars: torch.Tensor | None  # [squared norm, sum] (see deferred.finite_values); None until settled
+    histogram: torch.Tensor | None  # of log10 |g|, on detailed steps
+    stash: Stash | None = None
 
 
 @dataclass
@@ -69,6 +87,8 @@ class PendingStep:
     update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
     update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices
+    hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
+    stashed_bytes: int = 0  # memory held by stashed tensors until the step is settled
     admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step
     tensor_hooks: list[RemovableHandle] = field(default_factory=list)
     hooked_leaves: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # (tensor id, layer) -> tensor

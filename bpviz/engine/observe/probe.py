@@ -15,6 +15,7 @@ the `LayerCatalog`; a failing measurement goes to the `MeasurementGuard`.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from bpviz.engine.config import Config
-from bpviz.engine.observe import stats
+from bpviz.engine.observe import deferred, stats
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
@@ -35,7 +36,7 @@ from bpviz.engine.observe.layer_kinds import (
     functional_name,
     module_family,
 )
-from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep
+from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep, Stash
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
@@ -101,6 +102,11 @@ class Probe:
         self.graph: GraphRecorder | None = None
         # Functional layers whose activation is replaced (a remedy): layer name -> function of the input.
         self.substitutions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
+        # Whether the coming step is a detailed one (histograms, per-unit activity shares); the Watcher's
+        # schedule sets it before each step. The other statistics are taken on every step.
+        self.detailed = True
+        self.exact = config.level == "full"  # moments and extremes over every value, not a sample
+        self._stash_limit = config.stash_limit_mb * 2**20
 
     # ----- lifecycle -----
     def attach(self) -> None:
@@ -138,6 +144,11 @@ class Probe:
 
     # ----- forward -----
     def _pre_hook(self, module: nn.Module, args) -> None:
+        started = time.perf_counter()
+        self._enter(module, args)
+        self.pending.hook_seconds += time.perf_counter() - started
+
+    def _enter(self, module: nn.Module, args) -> None:
         if not self._stack:
             self._begin_forward(args)
         else:
@@ -269,6 +280,7 @@ class Probe:
     ) -> None:
         if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
+        started = time.perf_counter()
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
         limit = self.config.calls_per_layer_step
@@ -283,6 +295,7 @@ class Probe:
                 self.pending.hook_gradient(tensor, name, self._grad_hook(name))
         if self.graph is not None:
             self.graph.output(name, tensor)
+        self.pending.hook_seconds += time.perf_counter() - started
         if self.listener is not None:
             self.listener("forward", name, tensor)
 
@@ -292,47 +305,61 @@ class Probe:
         if x.dtype != torch.float32:
             x = x.float()
         unit_positive, positions = None, 0
-        if info.tracks_units and x.dim() >= 1:
+        # Activity shares on detailed steps; whether units fired comes from `preact` on every step.
+        if info.tracks_units and x.dim() >= 1 and (self.detailed or preact is None):
             channel_first = self._channel_first(x)
             counted = stats.batch_sample(x, cfg.unit_activity_sample)
             unit_positive = stats.unit_positive_counts(counted, channel_first, info.family == RELU_FAMILY)
             positions = counted.numel() // max(1, stats.units_of(x, channel_first))
-        sample = stats.histogram_sample(x, cfg.histogram_sample)
-        scalars = stats.activation_scalars(x, sample, info.bounds, cfg.saturation_margin)
-        hist_range = self.catalog.histogram_range(info)
-        histogram = kept = None
-        if hist_range is not None:
-            histogram = stats.histogram(sample, cfg.histogram_bins, *hist_range)
-        else:  # first sight: bin on the host once this step's min/max fix the range
-            kept = stats.histogram_sample(sample, cfg.first_sight_sample).clone()
-        self.pending.calls.append(
-            ActivationCall(
-                info,
-                tuple(x.shape),
-                x.numel(),
-                scalars,
-                histogram,
-                kept,
-                unit_positive,
-                positions,
-                preact,
-                sample.numel(),
-            )
+        hist_range = self.catalog.histogram_range(info) if self.detailed else None
+        stash = Stash(
+            x,
+            x._version,
+            (info.name, "forward"),
+            hist_range=hist_range,
+            keep_sample=self.detailed and hist_range is None,  # first sight: bin once the range is known
         )
+        call = ActivationCall(info, tuple(x.shape), x.numel(), None, None, None, unit_positive, positions, preact, 0)
+        call.stash = stash
+        if not self._defer(stash):
+            deferred.settle_activations([call], cfg, self.exact)
+            self._after_measuring_now(call)
+        self.pending.calls.append(call)
+
+    def _defer(self, stash: Stash) -> bool:
+        """Leave the statistics to the end of the step: the tensor is known not to change in place, and fits."""
+        if not self.catalog.defers(stash.key) or self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
+            return False
+        self.pending.stashed_bytes += stash.nbytes
+        return True
+
+    def _after_measuring_now(self, item: ActivationCall | GradCall) -> None:
+        """Keep the stash of a layer seen for the first time, only to learn at the end of the step
+        whether its tensor changes in place after the hook (see deferred.py); drop it otherwise."""
+        if self.catalog.needs_check(item.stash.key):
+            item.stash.measured = True
+        else:
+            item.stash = None
 
     # ----- backward -----
     def _grad_hook(self, name: str):
         def hook(grad: torch.Tensor) -> None:
-            cfg = self.config
+            started = time.perf_counter()
             pending = self.pending
             with torch._C.DisableTorchFunction(), self.guard.catch(name):
-                scalars, hist = stats.grad_scalars_and_histogram(
-                    grad, cfg.histogram_sample, cfg.histogram_bins, *cfg.grad_log10_range
-                )
-                pending.grads.append(GradCall(name, scalars, hist))
+                g = grad.detach()
+                if g.dtype != torch.float32:
+                    g = g.float()
+                hist_range = self.config.grad_log10_range if self.detailed else None
+                call = GradCall(name, None, None, Stash(g, g._version, (name, "backward"), hist_range=hist_range))
+                if not self._defer(call.stash):
+                    deferred.settle_gradients([call], self.config)
+                    self._after_measuring_now(call)
+                pending.grads.append(call)
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name
+            pending.hook_seconds += time.perf_counter() - started
             if self.listener is not None:
                 self.listener("backward", name, grad)
 

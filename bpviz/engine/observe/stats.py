@@ -1,14 +1,14 @@
-"""Per-tensor statistics computed on the tensor's own device, never synced here.
+"""Per-tensor building blocks of the statistics, computed on the tensor's own device, never synced here.
 
 Every function returns tensors; nothing calls `.item()` or `.cpu()`. The
-collector concatenates what a whole step produced and moves it to the host
-once. Cost is kept to a few fast full passes per tensor (sum, sum of
-squares, min/max; a gradient's sum and sum of squares); everything that
-needs a comparison per element (zeros, saturation, the histogram) reads an
-evenly strided sample instead. ReLU-family layers add one exact pass, the
-per-unit maximum of their input (a unit that never fired is dead), and
-per-unit positive counts over whole samples of at most a bounded part of
-the batch.
+step's statistics are assembled from these for all layers at once (see
+deferred.py), and the collector moves them to the host once. Full passes
+are few (max |x| and the norm, exact; the moments too at the full level);
+everything that needs a comparison per element (zeros, saturation, the
+histogram) reads an evenly strided sample instead. ReLU-family layers add
+one exact pass, the per-unit maximum of their input (a unit that never
+fired is dead), and on detailed steps per-unit positive counts over whole
+samples of at most a bounded part of the batch.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import math
 
 import torch
 
-# Layout of the scalar vector produced for each observed activation tensor (SATURATED only with bounds).
+# Layout of the scalar vector of each observed activation tensor (SATURATED is 0 without bounds).
 SUM, SUMSQ, MIN, MAX, SAMPLE_NONZERO, SAMPLE_SATURATED = range(6)
 
 
@@ -48,38 +48,6 @@ def sample_stride(shape: tuple[int, ...], max_values: int) -> int:
 
 # A histogram tensor holds `bins` counts, then these three: finite values below lo, above hi, and NaN/Inf.
 BELOW, ABOVE, NONFINITE = range(-3, 0)
-
-
-def histogram(sample: torch.Tensor, bins: int, lo: float, hi: float) -> torch.Tensor:
-    """[counts over [lo, hi] (`bins` of them), below, above, non-finite], all on the sample's device.
-
-    Values outside the range are counted apart, never folded into the edge bins:
-    a histogram that piles them there shows a distribution the data does not have.
-    """
-    finite = torch.isfinite(sample)
-    inside = torch.histc(sample, bins=bins, min=lo, max=hi)  # ignores values outside [lo, hi] and NaN/Inf
-    below = torch.count_nonzero(finite & (sample < lo))
-    above = torch.count_nonzero(finite & (sample > hi))
-    nonfinite = sample.numel() - torch.count_nonzero(finite)
-    return torch.cat([inside, torch.stack([below, above, nonfinite]).to(inside.dtype)])
-
-
-def activation_scalars(
-    x: torch.Tensor, sample: torch.Tensor, bounds: tuple[float, float] | None, margin: float
-) -> torch.Tensor:
-    """[sum, sum of squares, min, max, nonzeros in sample(, saturated in sample)] as one vector.
-
-    The saturated count is there only when `bounds` are given. Nonzeros,
-    not zeros: `count_nonzero` is one fused pass where `sum(sample == 0)`
-    is two.
-    """
-    flat = x.reshape(-1)
-    parts = [flat.sum(), torch.dot(flat, flat), *torch.aminmax(flat), torch.count_nonzero(sample).to(x.dtype)]
-    if bounds is not None:
-        center = (bounds[0] + bounds[1]) / 2
-        inner = (bounds[1] - bounds[0]) * (0.5 - margin)
-        parts.append(torch.count_nonzero((sample - center).abs() >= inner).to(x.dtype))
-    return torch.stack(parts)
 
 
 def unit_positive_counts(x: torch.Tensor, channel_first: bool, nonnegative: bool) -> torch.Tensor:
@@ -123,19 +91,7 @@ def units_of(x: torch.Tensor, channel_first: bool) -> int:
     return x.shape[1] if channel_first and x.dim() >= 3 else x.shape[-1]
 
 
-def grad_scalars_and_histogram(
-    g: torch.Tensor, max_values: int, bins: int, log_lo: float, log_hi: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """([squared L2 norm, sum], histogram of log10|g| over a sample), both on g's device.
-
-    The squares of a huge but finite gradient overflow float32 (|g| > ~1e19)
-    while its plain sum does not: an infinite square sum with a finite sum
-    is such an overflow, not a NaN/Inf, which would make both non-finite.
-    (A sum rather than min/max: on the CPU it is the cheaper pass.)
-    """
-    gf = g.detach().float()
-    flat = gf.reshape(-1)
-    scalars = torch.stack([torch.dot(flat, flat), flat.sum()])
-    # zeros give -inf: moved just below the range, so they count as "below" (|g| < 10^log_lo), not as NaN/Inf
-    logs = torch.log10(histogram_sample(flat, max_values).abs()).clamp_min(log_lo - 1.0)
-    return scalars, histogram(logs, bins, log_lo, log_hi)
+def log10_magnitudes(values: torch.Tensor, log_lo: float) -> torch.Tensor:
+    """log10 |v| for a gradient histogram; zeros (-inf) moved just below the range, so they count as
+    "below" (|g| < 10^log_lo), not as NaN/Inf."""
+    return torch.log10(values.abs()).clamp_min(log_lo - 1.0)

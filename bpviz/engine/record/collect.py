@@ -21,6 +21,7 @@ from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
 from bpviz.engine.observe.pending import ActivationCall, PendingStep
 from bpviz.engine.observe.update_tracking import ParameterSlices
+from bpviz.engine.record.cost import StepClock
 from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 
 
@@ -61,9 +62,19 @@ class _Batch:
         parts = self._parts
         if len({p.device for p in parts}) > 1:
             parts = [p.cpu() for p in parts]
-        host = torch.cat(parts).cpu().numpy().astype(np.float64)  # the step's one host sync
+        host = _to_host(torch.cat(parts)).numpy().astype(np.float64)  # the step's one host sync
         ends = np.cumsum([p.numel() for p in parts]).tolist()
         return [host[end - p.numel() : end] for p, end in zip(parts, ends)]
+
+
+def _to_host(flat: torch.Tensor) -> torch.Tensor:
+    """One copy to the host; from a GPU into pinned memory without blocking, then one wait for it."""
+    if flat.device.type != "cuda":
+        return flat.cpu()
+    host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+    host.copy_(flat, non_blocking=True)
+    torch.cuda.current_stream(flat.device).synchronize()
+    return host
 
 
 def collect(
@@ -76,12 +87,21 @@ def collect(
     loss: torch.Tensor | float | None,
     *,
     softmax_before_cross_entropy: bool = False,
+    detailed: bool = True,
+    clock: StepClock | None = None,
 ) -> StepRecord:
-    """Build the record of step `step` from what the hooks saw; dead units are marked on it afterwards."""
+    """Build the record of step `step` from what the hooks saw (settled: see observe/deferred.py).
+
+    Dead units are marked on it afterwards. `detailed`: the step carries histograms and unit activity shares.
+    `clock` times bpviz's own work on this step, stopped just before the record is made.
+    """
     cfg = config
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
-    grad_ids = [(g.layer, batch.add(g.scalars), batch.add(g.histogram)) for g in pending.grads]
+    grad_ids = [
+        (g.layer, batch.add(g.scalars), batch.add(g.histogram) if g.histogram is not None else None)
+        for g in pending.grads
+    ]
     input_ids = [batch.add(f.input_sum.reshape(1)) if f.input_sum is not None else None for f in pending.forwards]
     params = catalog.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
@@ -128,6 +148,7 @@ def collect(
         loss_value = float(loss) if loss is not None else None
     ordered = list(layers.values())
     by_backward = [layers[n] for n in pending.backward_order if n in layers]
+    overhead_s, step_s = clock.stop() if clock is not None else (None, None)
     return StepRecord(
         step=step,
         loss=loss_value,
@@ -140,6 +161,9 @@ def collect(
         softmax_before_cross_entropy=softmax_before_cross_entropy,
         producer_bias={name: host[i] for name, i in bias_ids.items()},
         unmeasured=list(guard.errors),
+        detailed=detailed,
+        overhead_s=overhead_s,
+        step_s=step_s,
     )
 
 
@@ -148,9 +172,10 @@ def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, t
     names = list(dict.fromkeys(call.layer.name for call in pending.calls))
     biases = {}
     for call in pending.calls:
-        if call.unit_positive is None or call.layer.name in biases:
+        units = call.unit_positive if call.unit_positive is not None else call.preact_max
+        if units is None or call.layer.name in biases:
             continue
-        feeding = catalog.producers(names, call.layer.name, call.unit_positive.numel())
+        feeding = catalog.producers(names, call.layer.name, units.numel())
         if feeding:
             bias = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("bias")
             if bias is not None:
@@ -201,8 +226,9 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
         )
         if info.bounds is not None:
             layer.saturated_fraction = sum(r[stats.SAMPLE_SATURATED] for r in rows) / sample_size
-        layer.histogram = _histogram(name, group, host, cfg, catalog, lo, hi)
-        if group[0][0].unit_positive is not None:
+        if any(ids.histogram is not None or ids.sample is not None for _, ids in group):
+            layer.histogram = _histogram(name, group, host, cfg, catalog, lo, hi)
+        if any(ids.units is not None or ids.preact is not None for _, ids in group):
             _unit_stats(layer, group, host)
         layers[name] = layer
     return layers
@@ -242,22 +268,29 @@ def host_histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> np.nd
 
 
 def _unit_stats(layer: LayerStep, group, host) -> None:
-    """Per-unit activity and input maxima; which units are dead is judged from these afterwards (dead_units.py)."""
+    """Per-unit input maxima (every step) and activity (detailed steps); which units are dead is judged
+    from these afterwards (dead_units.py)."""
     positive = preact = None
     positions = 0
+    units = None  # the first call's unit count; calls with another one are left out
     for call, ids in group:
-        part = host[ids.units]
-        if positive is not None and len(part) != len(positive):
-            continue  # a call with another unit count; keep the first shape's units
-        positive = part if positive is None else positive + part
-        positions += call.positions_per_unit
-        if ids.preact is not None and len(host[ids.preact]) == len(part):
-            preact = host[ids.preact] if preact is None else np.maximum(preact, host[ids.preact])
+        part = host[ids.units] if ids.units is not None else None
+        maxima = host[ids.preact] if ids.preact is not None else None
+        count = len(part) if part is not None else len(maxima) if maxima is not None else None
+        if count is None or units not in (None, count):
+            continue
+        units = count
+        if part is not None:
+            positive = part if positive is None else positive + part
+            positions += call.positions_per_unit
+        if maxima is not None:
+            preact = maxima if preact is None else np.maximum(preact, maxima)
     layer.unit_preact_max = preact
-    if layer.family == RELU_FAMILY:  # such outputs are never negative; exact unless the batch was sampled
-        layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))
-    layer.units = len(positive)
-    layer.unit_activity = positive / max(1, positions)
+    layer.units = units
+    if positive is not None:
+        if layer.family == RELU_FAMILY:  # such outputs are never negative; exact unless the batch was sampled
+            layer.zero_fraction = float(1.0 - positive.sum() / (positions * len(positive)))
+        layer.unit_activity = positive / max(1, positions)
 
 
 def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config) -> None:
@@ -267,10 +300,11 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
     for name, scalar_id, hist_id in grad_ids:
         squared, total = host[scalar_id].tolist()
         sums[name] = sums.get(name, 0.0) + squared
-        # see stats.grad_scalars_and_histogram: finite squares, or overflowed squares of finite values
+        # [squared norm, sum]: finite squares, or overflowed squares of finite values (see deferred.finite_values)
         finite = math.isfinite(squared) or (squared == math.inf and math.isfinite(total))
         nonfinite[name] = nonfinite.get(name, False) or not finite
-        hists[name] = hists.get(name, 0) + host[hist_id]
+        if hist_id is not None:
+            hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
     bins = cfg.histogram_bins
     for name, squared in sums.items():
@@ -280,6 +314,8 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         layer.grad_nonfinite = nonfinite[name]
         # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
         layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
+        if name not in hists:
+            continue
         counts = np.asarray(hists[name], dtype=np.float64)
         layer.grad_histogram = Histogram(
             counts[:bins],

@@ -46,7 +46,7 @@ def mark_dead_units(record: StepRecord, tracker: DeadUnitTracker) -> None:
     positive counts (`unit_activity`) may come from part of the batch.
     """
     for layer in record.layers:
-        if layer.unit_activity is None:
+        if layer.unit_preact_max is None and layer.unit_activity is None:
             continue
         preact = layer.unit_preact_max
         fired = preact > 0 if preact is not None else layer.unit_activity > 0

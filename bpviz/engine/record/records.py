@@ -107,6 +107,16 @@ class StepRecord:
     softmax_before_cross_entropy: bool = False
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
+    detailed: bool = True  # histograms and unit activity shares were taken (every step at the full level)
+    overhead_s: float | None = None  # bpviz's own time on this step: its hooks and the collection (host clock)
+    step_s: float | None = None  # wall time since the previous step's record (the first: since attach)
+
+    @property
+    def overhead_share(self) -> float | None:
+        """bpviz's share of this step's wall time."""
+        if self.overhead_s is None or not self.step_s:
+            return None
+        return self.overhead_s / self.step_s
 
     def layer(self, name: str) -> LayerStep:
         """The layer called `name`; KeyError names the known layers when it is missing."""

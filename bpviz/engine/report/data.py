@@ -27,11 +27,17 @@ _LAYER_FIELDS = (
 )
 
 
-def build_report(history: History, findings: list[Finding], steps: int, unmeasured: list[str] | None = None) -> dict:
+def build_report(
+    history: History,
+    findings: list[Finding],
+    steps: int,
+    unmeasured: list[str] | None = None,
+    level: str | None = None,
+) -> dict:
     """Latest per-layer state, the loss curve and the findings. Non-finite numbers become null (JSON has no NaN).
 
     `unmeasured` lists what bpviz failed to measure (a layer or the optimizer step, and why), so a
-    missing statistic is never mistaken for a healthy one.
+    missing statistic is never mistaken for a healthy one. `cost` says what watching cost.
     """
     latest = history.latest
     return {
@@ -45,6 +51,22 @@ def build_report(history: History, findings: list[Finding], steps: int, unmeasur
             for step, metrics in history.validation
         ],
         "unmeasured": list(unmeasured or []),
+        "cost": cost_entry(history, level),
+    }
+
+
+def cost_entry(history: History, level: str | None) -> dict:
+    """bpviz's measured share of the step time over the kept steps, its mean time per step, the level."""
+    timed = [r for r in history.records if r.overhead_s is not None and r.step_s]
+    spent = sum(r.overhead_s for r in timed)
+    wall = sum(r.step_s for r in timed)
+    return {
+        "level": level,
+        "steps": len(timed),
+        "detailed_steps": sum(1 for r in timed if r.detailed),
+        "share": spent / wall if wall > 0 else None,
+        "overhead_ms_per_step": 1e3 * spent / len(timed) if timed else None,
+        "step_ms": 1e3 * wall / len(timed) if timed else None,
     }
 
 

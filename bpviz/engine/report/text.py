@@ -70,6 +70,12 @@ def _headline(report: dict) -> str:
     for entry in report.get("validation", []):
         metrics = ", ".join(f"{name} {_general(value)}" for name, value in entry["metrics"].items())
         lines.append(f"validation after step {entry['step']}: {metrics or 'no metrics'}")
+    cost = report.get("cost") or {}
+    if cost.get("share") is not None:
+        lines.append(
+            f"bpviz: {100 * cost['share']:.1f}% of step time ({cost['level']} level, "
+            f"{cost['detailed_steps']} of {cost['steps']} steps detailed)"
+        )
     return "\n".join(lines)
 
 

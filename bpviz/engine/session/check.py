@@ -42,6 +42,7 @@ class CheckRequest:
     timeout: float | None = None
     config: Config | None = None  # thresholds (--config, --set); the defaults when None
     record: Path | None = None  # a run file (or folder) to record every step into
+    level: str | None = None  # what to measure (bpviz.engine.observe.levels); None: the config's
 
 
 class CheckRun:
@@ -90,7 +91,7 @@ class CheckRun:
                 request.file, trust=request.trust, weights=request.weights, input_shape=request.input_shape,
                 seed=request.seed,
             )
-            self.stepper = Stepper(experiment, request.config, record=request.record)
+            self.stepper = Stepper(experiment, request.config, record=request.record, level=request.level)
             for _ in range(request.steps):
                 self.stepper.step()
             if experiment.val_data is not None:

@@ -37,10 +37,18 @@ from bpviz.engine.watcher import Watcher
 class Stepper:
     """Trains an experiment step by step under a Watcher."""
 
-    def __init__(self, experiment: Experiment, config: Config | None = None, record: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        experiment: Experiment,
+        config: Config | None = None,
+        record: str | Path | None = None,
+        level: str | None = None,
+    ) -> None:
+        """`level` overrides the config's: the window passes "full", since a user stepping by hand wants
+        every statistic of every step; `bpviz check` keeps the config's (economy by default)."""
         self.experiment = experiment
         info = _experiment_info(experiment) if record is not None else None
-        self.watcher = Watcher(experiment.model, config, record=record, record_info=info).attach()
+        self.watcher = Watcher(experiment.model, config, record=record, record_info=info, level=level).attach()
         self._batches: Iterator | None = None
         self._device = _device_of(experiment.model)
         self.clip_grad_norm: float | None = None  # set by the gradient-clipping remedy
@@ -292,7 +300,7 @@ class _PhaseListener:
 
 
 def _experiment_info(experiment: Experiment) -> dict[str, str]:
-    """What a run file keeps about the experiment file it trained: its path, its hash (was it edited since?), the seed."""
+    """What a run file keeps about the experiment file it trained: its path, its hash (edited since?), the seed."""
     info = {"experiment": str(Path(experiment.source).resolve()), "seed": str(experiment.seed)}
     try:
         info["experiment_sha256"] = hashlib.sha256(Path(experiment.source).read_bytes()).hexdigest()

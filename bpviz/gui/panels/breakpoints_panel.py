@@ -190,7 +190,7 @@ class BreakpointsPanel(QtWidgets.QWidget):
     # --- a run stopped ---
     def show_hit(self, hit: Hit) -> None:
         """Say which breakpoint stopped the run, and why; it stays until `clear_hit`."""
-        self.hit_label.setText(f"⏸  Stopped at step {hit.step}: {hit.reason}\n({hit.breakpoint.describe()})")
+        self.hit_label.setText(f"●  Stopped at step {hit.step}: {hit.reason}\n({hit.breakpoint.describe()})")
         self.hit_label.show()
         for row, bp in enumerate(self._breakpoints):
             if bp == hit.breakpoint:

@@ -14,6 +14,7 @@ from bpviz.gui import theme
 from bpviz.gui.format import number
 from bpviz.gui.plots.step_plots import TensorHistogram, UpdateRatioBars
 
+PANEL_WIDTH, MIN_WIDTH = 340, 220  # px: the Step dock's width, and the least it can be made
 PHASE_COLOURS = {"forward": theme.ACTIVATION, "loss": theme.LOSS, "backward": theme.GRADIENT, "update": theme.VALIDATION}
 PHASE_TEXT = {
     "forward": "output of {layer}",
@@ -71,6 +72,10 @@ class StepPanel(QtWidgets.QWidget):
         self.stats = QtWidgets.QLabel()
         self.stats.setStyleSheet(theme.LABEL_STYLE)
         self.stats.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats.setWordWrap(True)
+        for label in (self.title, self.stats):
+            # long layer and parameter names wrap instead of widening the dock (whose width is then saved)
+            label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
 
         self.histogram = TensorHistogram()
         self.ratios = UpdateRatioBars()
@@ -97,6 +102,13 @@ class StepPanel(QtWidgets.QWidget):
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.stats)
         self.clear()
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
+        """A stable width, whatever is shown: the dock must not grow with each Step Into."""
+        return QtCore.QSize(PANEL_WIDTH, super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
+        return QtCore.QSize(MIN_WIDTH, super().minimumSizeHint().height())
 
     def clear(self, note: str | None = None) -> None:
         """No step is paused (it finished, was stopped, or none began)."""

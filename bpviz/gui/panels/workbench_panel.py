@@ -8,21 +8,21 @@ remedies to the training worker and answers with `show_units`.
 """
 from __future__ import annotations
 
-
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.gui import theme
 from bpviz.gui.format import number
 from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
 from bpviz.gui.plots.intervention_marks import InterventionMarks
-from bpviz.gui.plots.unit_timeline import UnitTimeline
 from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 TIMELINE_STEPS = 500
+WIDE_AT = 1.6  # width / height from which the plots sit beside the table and remedies, not above them
 COLUMNS = ("unit", "died at step", "pre-act max", "bias", "‖w‖ in", "bias step at death")
 COMPARE_STEPS = 5  # steps averaged on each side of a remedy
 
@@ -67,8 +67,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.unit_timeline = UnitTimeline("unit (dead first)", symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
         self.timeline_widget, self.timeline = self.unit_timeline.widget, self.unit_timeline.plot
         self.timeline_marks = InterventionMarks(self.timeline)
-        self.timeline.setTitle("each unit's share of active samples per step (dark = silent) ○ = died",
-                               color=theme.MUTED, size="8pt")
+        theme.set_title(self.timeline, "each unit's share of active samples per step (dark = silent) ○ = died",
+                        colour=theme.MUTED, size="8pt")
 
         self.dead_and_loss = DeadAndLossCurves()
         self.curves_widget, self.curves = self.dead_and_loss.widget, self.dead_and_loss.plot
@@ -131,16 +131,18 @@ class WorkbenchPanel(QtWidgets.QWidget):
 
         remedies = QtWidgets.QGroupBox("Remedies (applied between steps, undoable)")
         grid = QtWidgets.QGridLayout(remedies)
+        # three rows, not seven: in a dock 200 px tall the table and Continue must stay in view
         grid.addWidget(self.reinit, 0, 0, 1, 2)
-        grid.addWidget(self.leaky, 1, 0)
-        grid.addWidget(self.gelu, 1, 1)
-        grid.addWidget(self.lower_lr, 2, 0, 1, 2)
-        grid.addWidget(self.clip, 3, 0)
-        grid.addWidget(self.clip_value, 3, 1)
-        grid.addWidget(self.undo, 4, 0, 1, 2)
-        grid.addWidget(self.steps, 5, 0)
-        grid.addWidget(self.go, 5, 1)
-        grid.addWidget(self.message, 6, 0, 1, 2)
+        grid.addWidget(self.leaky, 0, 2)
+        grid.addWidget(self.gelu, 0, 3)
+        grid.addWidget(self.lower_lr, 1, 0)
+        grid.addWidget(self.clip, 1, 1)
+        grid.addWidget(self.clip_value, 1, 2)
+        grid.addWidget(self.undo, 1, 3)
+        grid.addWidget(self.steps, 2, 0)
+        grid.addWidget(self.go, 2, 1)
+        grid.addWidget(self.message, 2, 2, 1, 2)
+        grid.setVerticalSpacing(3)
         self.buttons = [self.reinit, self.leaky, self.gelu, self.lower_lr, self.clip, self.undo, self.go]
 
         top = QtWidgets.QHBoxLayout()
@@ -156,14 +158,17 @@ class WorkbenchPanel(QtWidgets.QWidget):
         left_layout = QtWidgets.QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.setSpacing(2)
+        left_layout.addWidget(self.compare)  # before/after first: it is the answer to "did the remedy work?"
         left_layout.addWidget(plots, 1)
-        left_layout.addWidget(self.compare)
         right = QtWidgets.QWidget()
-        right_layout = QtWidgets.QVBoxLayout(right)
-        right_layout.setContentsMargins(4, 0, 0, 0)
-        right_layout.addWidget(self.table_title)
-        right_layout.addWidget(self.table, 1)
-        right_layout.addWidget(remedies)
+        table_box = QtWidgets.QVBoxLayout()
+        table_box.addWidget(self.table_title)
+        table_box.addWidget(self.table, 1)
+        # table beside the remedies in a low dock, above them in a tall one (see resizeEvent)
+        self.right_layout = QtWidgets.QBoxLayout(QtWidgets.QBoxLayout.Direction.LeftToRight, right)
+        self.right_layout.setContentsMargins(4, 0, 0, 0)
+        self.right_layout.addLayout(table_box, 1)
+        self.right_layout.addWidget(remedies, 0, QtCore.Qt.AlignmentFlag.AlignTop)
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         self.splitter.setObjectName("workbenchSplitter")
         self.splitter.addWidget(left)
@@ -177,6 +182,18 @@ class WorkbenchPanel(QtWidgets.QWidget):
         layout.addWidget(self.splitter, 1)
         self.set_busy(True)
         self._set_summary(None)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Side by side in a wide, low dock (below the plots); stacked in a narrow, tall one (a side column)."""
+        super().resizeEvent(event)
+        wide = self.width() >= WIDE_AT * self.height()
+        orientation = QtCore.Qt.Orientation.Horizontal if wide else QtCore.Qt.Orientation.Vertical
+        if self.splitter.orientation() != orientation:
+            self.splitter.setOrientation(orientation)
+            box = QtWidgets.QBoxLayout.Direction
+            self.right_layout.setDirection(box.LeftToRight if wide else box.TopToBottom)
+            length = self.width() if wide else self.height()
+            self.splitter.setSizes([int(length * 0.5), int(length * 0.5)] if wide else [int(length * 0.35), int(length * 0.65)])
 
     # --- data in ---
     def clear(self) -> None:

@@ -46,6 +46,8 @@ class DeadUnitsView(PlotView):
         self.activity = UnitTimeline("unit", symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
         self.activity_widget, self.activity_plot = self.activity.widget, self.activity.plot
         self.activity_image, self.dead_markers = self.activity.image, self.activity.markers
+        self.activity_widget.setToolTip("Each unit's share of positions where it fired, per step (dark = silent); "
+                                        "◀ marks the units dead at the latest step")
         self.note = QtWidgets.QLabel()
         self.note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.note.setWordWrap(True)
@@ -142,5 +144,5 @@ class DeadUnitsView(PlotView):
         word = f"inactive, not dead ({layer.type} passes them a gradient)" if inactive else "dead"
         text += theme.rich(f"   step {latest.step}   ", theme.MUTED)
         text += theme.rich(f"{layer.dead_units} of {layer.units} units {word} ({100 * share:.1f}%)", colour, bold=True)
-        text += theme.rich("   ·   map: share of positions where each unit fired; ◀ dead now", theme.MUTED)
+        text += theme.rich("   ·   ◀ = dead now", theme.MUTED)
         self.header.setText(text)

@@ -18,6 +18,7 @@ from bpviz.gui.plots.layer_axis import LayerAxis
 from bpviz.gui.plots.reference_curves import ReferenceCurves
 from bpviz.gui.plots.traces import LayerTrace
 
+FLOW_MIN_HEIGHT = 190  # px: with the rotated layer names below, room for a labelled decade every 16 px
 REFERENCE_LAYERS = 12  # faint curves over time: at most this many layers, spread evenly in depth
 
 
@@ -58,6 +59,7 @@ class GradientFlowView(PlotView):
         self.axis = LayerAxis()
         self.flow_widget = theme.plot_widget(left="‖∂L/∂out‖", axis_items={"bottom": self.axis, "left": DecadeAxis()})
         self.flow = self.flow_widget.getPlotItem()
+        self.flow_widget.setMinimumHeight(FLOW_MIN_HEIGHT)
         self.flow.setLogMode(x=False, y=True)  # the axis shows powers of ten; bar coordinates are log10 values
         self.flow.getViewBox().setMouseEnabled(x=True, y=False)
         self.selection_band = pg.BarGraphItem(x=[], height=[], width=1.0, pen=None,
@@ -70,9 +72,10 @@ class GradientFlowView(PlotView):
             self.flow.addItem(item)
         self.flow_widget.scene().sigMouseClicked.connect(self._on_click)
 
-        self.time_widget = theme.plot_widget(
-            title="over time: selected layer white, others by depth (dark = input, bright = output)",
-            left="‖∂L/∂out‖", bottom="step", axis_items={"left": DecadeAxis()})
+        # untitled: a title row would take the height the curves need in a small window; the tooltip explains them
+        self.time_widget = theme.plot_widget(left="‖∂L/∂out‖", bottom="step", axis_items={"left": DecadeAxis()})
+        self.time_widget.setToolTip("Gradient norm over time: the selected layer in white, the others coloured by depth "
+                                    "(dark = near the input, bright = near the output)")
         self.time = self.time_widget.getPlotItem()
         self.time.setLogMode(x=False, y=True)
         self.time.setClipToView(True)
@@ -181,7 +184,7 @@ class GradientFlowView(PlotView):
         text += theme.rich(f"   step {record.step}", theme.MUTED)
         counts = {state: int((self._states == state).sum()) for state in (NONFINITE, ZERO, UNMEASURED)}
         if counts[NONFINITE]:  # the warnings first: a long header is cut at its right end
-            text = theme.rich(f"{counts[NONFINITE]} NaN/Inf   ", theme.BAD, bold=True) + text
+            text = theme.badge(f"{counts[NONFINITE]} NaN/Inf") + text
         if counts[ZERO]:
             text += theme.rich(f"   ·   {counts[ZERO]} with no gradient", theme.ZERO_GRADIENT, bold=True)
         if self._selected in self._names:

@@ -263,7 +263,7 @@ class HistogramView(PlotView):
             text += theme.rich(f"   {label} ", theme.MUTED) + theme.rich(value, theme.ACTIVATION, bold=True)
         warnings = ""  # first: a long header is cut at its right end
         if layer.nonfinite:
-            warnings += theme.rich("NaN/Inf in output   ", theme.BAD, bold=True)
+            warnings += theme.badge("NaN/Inf in output")
         hist = layer.histogram
         if hist is not None and (hist.below or hist.above):
             share = _percent(100 * (hist.below + hist.above) / (hist.total or 1))

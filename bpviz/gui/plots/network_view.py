@@ -48,12 +48,15 @@ class NetworkView(PlotView):
         for key, metric in METRICS.items():
             self.metric_box.addItem(metric.label, key)
         self.metric_box.setToolTip("What the colour of each layer shows")
+        self.metric_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.metric_box.setMinimumContentsLength(12)  # long metric names elide in a narrow dock
         self.metric_box.currentIndexChanged.connect(lambda _i: self._recolour())
         self.metric_box.activated.connect(self._metric_chosen)  # by the user: kept from then on
         self._auto_metric = True  # until the user or a finding chooses, the metric follows the model
         self.legend = Legend()
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet(theme.LABEL_STYLE)
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
         self.scene = QtWidgets.QGraphicsScene(self)
         self.graphics = QtWidgets.QGraphicsView(self.scene)
         self.graphics.setBackgroundBrush(QtGui.QColor(theme.BACKGROUND))
@@ -197,7 +200,7 @@ class NetworkView(PlotView):
 
     # --- building the scene (new graph, collapse, resize) ---
     def _row_capacity(self) -> int:
-        return max(3, (self.graphics.viewport().width() - 2 * PAD - 24) // (NODE_W + H_GAP))
+        return max(1, (self.graphics.viewport().width() - 2 * PAD - 24) // (NODE_W + H_GAP))  # a narrow dock: fewer
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

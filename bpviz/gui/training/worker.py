@@ -87,7 +87,8 @@ class TrainingWorker(QObject):
                 input_shape=request.input_shape,
                 seed=request.seed,
             )
-            stepper = Stepper(experiment, record=request.record)
+            # stepping by hand: every statistic of every step, recorded when the request names a run file or folder
+            stepper = Stepper(experiment, level="full", record=request.record)
         except UserCodeError as exc:
             self.load_failed.emit(exc)
             return

@@ -14,6 +14,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QSpinBox, QStyle, QToolBar
 
 from bpviz.gui.training.controller import TrainingController
+from bpviz.gui.window import help as help_pages
+from bpviz.gui.window import weights as weights_files
 
 
 class WindowActions:
@@ -41,6 +43,8 @@ class WindowActions:
         # File
         self.open = make("&Open…", w.open_dialog, QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton,
                          "Open an experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)")
+        self.load_weights = make("Load &weights…", lambda: weights_files.ask_and_load(w), None, None,
+                                 "Load a state dict (torch.save(model.state_dict(), path)) into the open experiment")
         self.compare = make("Compare &With…", w.compare_dialog, None, None,
                             "Overlay a second recorded run: its loss, gradient flow and histograms, and where the two diverge")
         self.save_run = make("&Save Run As…", w.save_run_dialog, QKeySequence.StandardKey.SaveAs, None,
@@ -51,6 +55,9 @@ class WindowActions:
         self.copy_csv = make("&Copy table as CSV", w.copy_table_csv, "Ctrl+Shift+C", None,
                              "Copy the layer table to the clipboard as CSV")
         self.save_csv = make("Save table as CSV…", w.save_table_csv, None, None, "Save the layer table as a CSV file")
+        # View
+        self.reset_layout = make("Reset &layout", w.reset_layout, None, None,
+                                 "Put every panel back where it fits this screen, at its default size")
         self.export_plots = make("&Export plots…", w.export_plots, "Ctrl+E", None,
                                  "Save every plot as PNG and SVG in a folder")
         # Train
@@ -78,6 +85,10 @@ class WindowActions:
         self.forward.setShortcuts([QKeySequence("."), QKeySequence(Qt.Key.Key_Right)])
         self.timeline_actions = [self.back, self.forward, self.live]
         # Help
+        self.shortcuts = make("&Keyboard shortcuts", lambda: help_pages.show_shortcuts(w),
+                              QKeySequence.StandardKey.HelpContents, None, "Every key the window knows")
+        self.how_to_read = make("&How to read these plots", lambda: help_pages.show_how_to_read(w), None, None,
+                                "What each plot shows and what a problem looks like in it")
         self.about = make("&About bpviz", w.about)
 
         self.steps_box = QSpinBox()
@@ -89,7 +100,8 @@ class WindowActions:
 
         self.recent_menu = QMenu("Open &Recent", window)
         self.debug_menu = QMenu("&Debug", window)
-        self.panels_menu = QMenu("&Panels", window)  # the docks add their toggles
+        self.view_menu = QMenu("&View", window)  # Reset layout, then the docks add their toggles
+        self.panels_menu = self.view_menu
         self.needs_model = [self.copy_csv, self.save_csv, self.export_plots]
 
     def install(self) -> QToolBar:
@@ -98,6 +110,7 @@ class WindowActions:
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.open)
         file_menu.addMenu(self.recent_menu)
+        file_menu.addAction(self.load_weights)
         file_menu.addAction(self.compare)
         file_menu.addAction(self.save_run)
         file_menu.addSeparator()
@@ -107,6 +120,9 @@ class WindowActions:
         edit_menu.addAction(self.save_csv)
         edit_menu.addSeparator()
         edit_menu.addAction(self.export_plots)
+        bar.addMenu(self.view_menu)
+        self.view_menu.addAction(self.reset_layout)
+        self.view_menu.addSeparator()
         train_menu = bar.addMenu("&Train")
         for action in (self.step, self.run, self.pause, self.run_n):
             train_menu.addAction(action)
@@ -119,9 +135,10 @@ class WindowActions:
         self.debug_menu.addSeparator()
         for action in self.timeline_actions:
             self.debug_menu.addAction(action)
-        self.debug_menu.addSeparator()
-        self.debug_menu.addMenu(self.panels_menu)
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.shortcuts)
+        help_menu.addAction(self.how_to_read)
+        help_menu.addSeparator()
         help_menu.addAction(self.about)
 
         toolbar = QToolBar("Training")
@@ -163,6 +180,7 @@ class WindowActions:
         self.validate.setEnabled(idle)
         self.pause.setEnabled(c.running or c.stepping)
         self.reset.setEnabled(c.request is not None and not recording)
+        self.load_weights.setEnabled(c.request is not None and not c.busy and not recording)
         self.steps_box.setEnabled(not c.running and not recording)
         for action in self.needs_model:
             action.setEnabled(c.has_model or recording)

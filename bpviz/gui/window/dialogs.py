@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox,
 from bpviz.engine.load.shapes import parse_shape
 from bpviz.gui.window.trust import TrustChoice, ask_to_run
 
+WEIGHTS_FILTER = "State dicts (*.pt *.pth);;All files (*)"
 OPEN_FILTER = ("Experiments, models and runs (*.py *.pt *.pth *.bpviz);;Experiment files (*.py);;"
                "Saved whole models (*.pt *.pth);;Recorded runs (*.bpviz);;All files (*)")
 
@@ -30,6 +31,20 @@ class Dialogs:
         """Ask where to save something."""
         path, _ = QFileDialog.getSaveFileName(parent, caption, suggested, file_filter)
         return Path(path) if path else None
+
+    def open_weights(self, parent: QWidget, directory: str) -> Path | None:
+        """Ask for a state-dict checkpoint to load into the open experiment."""
+        path, _ = QFileDialog.getOpenFileName(parent, "Load weights into the experiment", directory, WEIGHTS_FILTER)
+        return Path(path) if path else None
+
+    def confirm_weights(self, parent: QWidget, weights: Path, experiment: Path) -> bool:
+        """A state dict was opened while an experiment is open: load it into that experiment?"""
+        answer = QMessageBox.question(
+            parent, "Load weights?",
+            f"{weights.name} holds weights (a state dict), not a model.\n\n"
+            f"Load them into the open experiment, {experiment.name}? It is rebuilt with these weights.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes
 
     def choose_directory(self, parent: QWidget, caption: str, directory: str) -> Path | None:
         """Ask for a folder (plot export)."""

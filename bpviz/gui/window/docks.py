@@ -109,14 +109,8 @@ class DebugDocks(QObject):
         self.step_dock = dock("Step", "stepDock", self.step_panel, right)
         self.breakpoints_dock = dock("Breakpoints", "breakpointsDock", self.breakpoints, right)
         self.hyperparams_dock = dock("Hyperparameters", "hyperparamsDock", self.hyperparams, right)
-        w.tabifyDockWidget(self.network_dock, self.workbench_dock)
-        w.tabifyDockWidget(self.breakpoints_dock, self.hyperparams_dock)
-        self.network_dock.raise_()
-        self.breakpoints_dock.raise_()
+        # where they go, tabbed and sized, is the window layout's choice (roomy or compact): gui.window.layout
         self.docks = [self.network_dock, self.workbench_dock, self.step_dock, self.breakpoints_dock, self.hyperparams_dock]
-        w.resizeDocks([self.step_dock, self.breakpoints_dock], [330, 230], Qt.Orientation.Vertical)
-        w.resizeDocks([self.step_dock], [340], Qt.Orientation.Horizontal)
-        w.resizeDocks([self.network_dock], [330], Qt.Orientation.Vertical)
 
     def _connect(self) -> None:
         c = self.controller
@@ -201,7 +195,7 @@ class DebugDocks(QObject):
         self.network.show_pause(event)
         self.step_dock.show()
         self.step_dock.raise_()
-        if not self.network_dock.isHidden():
+        if not self.network_dock.isHidden() and self.network_dock not in self.host.tabifiedDockWidgets(self.step_dock):
             self.network_dock.raise_()
         where = f" at {event.layer}" if event.layer else ""
         self._show_sticky(

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Signal
+from PySide6.QtCore import QEvent, QRect, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
@@ -29,11 +29,16 @@ from bpviz.gui.plots.base import PlotRegistry
 from bpviz.gui.plots.comparison import Comparison
 from bpviz.gui.training.controller import TrainingController
 from bpviz.gui.training.worker import LoadRequest
+from bpviz.gui.window import geometry
+from bpviz.gui.window import help as help_pages
+from bpviz.gui.window import layout as window_layout
+from bpviz.gui.window import weights as weights_files
 from bpviz.gui.window.actions import WindowActions
 from bpviz.gui.window.debugger_page import DebuggerPage
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.docks import DebugDocks
 from bpviz.gui.window.error_panel import ErrorPanel
+from bpviz.gui.window.recent import recent_labels
 from bpviz.gui.window.recording import Recording
 from bpviz.gui.window.redraw import RedrawClock
 from bpviz.gui.window.runs_folder import newest_runs, runs_folder
@@ -118,7 +123,11 @@ class MainWindow(QMainWindow):
         self._refresh_recent()
         self.update_actions()
 
-        self.resize(1600, 960)
+        self.compact_layout = False
+        self.screen_area: QRect | None = None  # the area the window keeps within; None: its screen's available area
+        available = geometry.available_geometry(self)
+        window_layout.arrange(self, window_layout.is_compact(available.size()))
+        geometry.place(self, self.settings.load_bytes("geometry") if remember_layout else None, available)
         if remember_layout:
             self._restore_layout()
         self.docks.show_docks(self.stack.currentWidget() is self.page)
@@ -177,6 +186,9 @@ class MainWindow(QMainWindow):
         if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
             return False
         if path.suffix.lower() in PICKLED and path.is_file():
+            as_weights = weights_files.open_state_dict(self, path)  # data, not code: no trust prompt
+            if as_weights is not None:
+                return as_weights
             if not trust and not self.dialogs.confirm_trust(self, path):
                 return False
             trust = True
@@ -418,25 +430,30 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Saved {path}", 4000)
 
     def export_plots(self) -> list[Path]:
-        """Edit > Export plots…: every plot as PNG and SVG into a chosen folder."""
-        from bpviz.gui.window.export import export_png, export_svg
+        """Edit > Export plots…: every plot as a 1200 px wide PNG and SVG titled with the plot, layer and step."""
+        from bpviz.gui.window.export import export_figure, figure_stem
 
         folder = self.dialogs.choose_directory(self, "Export plots to folder", self.settings.last_directory())
         if folder is None:
             return []
         written = []
         self.redraw(force=True)
+        layer = self.page.selected_layer()
+        latest = self.history.latest
+        step = None if latest is None else latest.step
+        source = self.controller.request.path.name if self.controller.request is not None else ""
         for view_name, view in self.plots.items():
+            self.plots.refresh(view_name, self.history)  # a view in a hidden tab is drawn only when shown
             for target_name, widget in view.export_targets().items():
-                stem = folder / f"{view_name}_{target_name}"
-                export_png(widget, stem.with_suffix(".png"))
-                export_svg(widget, stem.with_suffix(".svg"))
-                written += [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+                title = "   ·   ".join(str(part) for part in (
+                    target_name.capitalize(), layer, None if step is None else f"step {step}", source) if part)
+                stem = figure_stem(target_name, layer, None if step is None else f"step{step}")
+                written += export_figure(widget, folder / stem, title)
         self.statusBar().showMessage(f"Exported {len(written)} files to {folder}", 6000)
         return written
 
     def about(self) -> None:
-        QMessageBox.about(self, "About bpviz", "<b>bpviz</b><br>A visual backpropagation debugger for PyTorch.")
+        help_pages.show_about(self)
 
     def event(self, event: QEvent) -> bool:
         """Time Qt's painting passes (one per event-loop turn for the whole window): redraw pacing counts them."""
@@ -479,8 +496,8 @@ class MainWindow(QMainWindow):
         menu = self.actions_.recent_menu
         menu.clear()
         recent = self.settings.recent_files()
-        for path in recent:
-            action = menu.addAction(path.name)
+        for path, label in zip(recent, recent_labels(recent)):
+            action = menu.addAction(label)
             action.setToolTip(str(path))
             action.setStatusTip(str(path))
             action.triggered.connect(lambda _checked=False, p=path: self.open_path(p))
@@ -489,10 +506,38 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self.actions_.clear_recent)
 
+    def reset_layout(self, available: QRect | None = None) -> None:
+        """View > Reset layout: the arrangement and size that fit the screen (or `available`), docks shown."""
+        if available is not None:
+            self.screen_area = available
+        available = self.screen_area if self.screen_area is not None else geometry.available_geometry(self)
+        window_layout.arrange(self, window_layout.is_compact(available.size()))
+        if self.isMaximized():
+            self.showNormal()
+        self.setGeometry(geometry.opening_rect(available))
+        geometry.fit(self, available)
+        if self.stack.currentWidget() is self.page:
+            for dock in self.docks.docks:
+                dock.show()
+
+    def showEvent(self, event) -> None:
+        """Once shown, make sure window and frame fit the screen it landed on; again when the frame is known."""
+        super().showEvent(event)
+        self._fit_when_framed = True
+        QTimer.singleShot(0, lambda: geometry.fit(self, self.screen_area))
+
+    def moveEvent(self, event) -> None:
+        """The window manager's first move after showing tells the frame's size: fit again (a title bar may push the
+        bottom off the screen)."""
+        super().moveEvent(event)
+        if getattr(self, "_fit_when_framed", False) and self.frameGeometry() != self.geometry():
+            self._fit_when_framed = False
+            geometry.fit(self, self.screen_area)
+
     def _restore_layout(self) -> None:
-        geometry = self.settings.load_bytes("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
+        """Dock and splitter positions, when they were saved in the arrangement in use now (roomy or compact)."""
+        if self.settings.layout_compact() != self.compact_layout:
+            return
         state = self.settings.load_bytes("window_state")
         if state is not None:
             self.restoreState(state)
@@ -505,6 +550,7 @@ class MainWindow(QMainWindow):
         """Remember geometry and splitter positions for the next start."""
         self.settings.save_bytes("geometry", self.saveGeometry())
         self.settings.save_bytes("window_state", self.saveState())
+        self.settings.set_layout_compact(self.compact_layout)
         for splitter in self.page.splitters():
             self.settings.save_bytes(f"splitter/{splitter.objectName()}", splitter.saveState())
         self.settings.sync()

@@ -113,6 +113,14 @@ class Settings:
             return value
         return None
 
+    def layout_compact(self) -> bool | None:
+        """Whether the saved dock and splitter state is of the compact arrangement (None: nothing saved)."""
+        value = self.store.value("layout/compact")
+        return None if value is None else str(value).lower() in ("true", "1")
+
+    def set_layout_compact(self, compact: bool) -> None:
+        self.store.setValue("layout/compact", bool(compact))
+
     def sync(self) -> None:
         self.store.sync()
 

@@ -5,7 +5,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui.format import number
@@ -22,6 +22,7 @@ class RunProgress(QWidget):
         self.bar.setFormat("%v / %m")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: cancel())
+        self.cancel_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)  # not bar-wide
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.bar)

@@ -1,0 +1,222 @@
+"""Cost levels: the economy level reports what the findings rely on exactly as the full level does,
+detailed steps follow the level or the budget, and bpviz's own cost is on every record."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bpviz
+from bpviz import Config
+from bpviz.engine.load.experiment import load_experiment
+from bpviz.engine.load.samples import SAMPLES_DIR
+from bpviz.engine.observe.levels import MAX_SPACING, DetailSchedule
+from bpviz.engine.session.stepper import Stepper
+
+SAMPLES = sorted(p for p in SAMPLES_DIR.glob("*.py") if not p.name.startswith("_"))
+
+
+def _essentials(stepper: Stepper, steps: int) -> tuple[list, list]:
+    """Per step: NaN/Inf origins and dead units per layer; then the findings as the report has them."""
+    per_step = []
+    for _ in range(steps):
+        record = stepper.step()
+        dead = {layer.name: (layer.units, layer.dead_units) for layer in record.layers if layer.units is not None}
+        per_step.append((record.step, record.nonfinite_origin, record.nonfinite_grad_origin, dead))
+    stepper.validate()  # as `bpviz check` does: where forgetting model.eval() shows
+    findings = stepper.report()["findings"]
+    stepper.close()
+    return per_step, findings
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
+def test_economy_finds_what_full_finds_on_every_sample(sample):
+    runs = {}
+    for level in ("economy", "full"):
+        stepper = Stepper(load_experiment(sample, trust=True, seed=0), level=level)
+        runs[level] = _essentials(stepper, 20)
+    assert runs["economy"] == runs["full"]
+    if sample.stem != "healthy_resnet":  # every other sample is a lesson with an error to find
+        assert any(f["severity"] == "error" for f in runs["full"][1])
+
+
+class DiesAtStep30(nn.Module):
+    """Linear(8, 16) -> ReLU -> Linear(16, 3); before step 30 its bias drives 6 units far below zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 16)
+        self.act = nn.ReLU()
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.fc(x)))
+
+
+def _run_to_death(level: str, steps: int = 50):
+    torch.manual_seed(0)
+    model = DiesAtStep30()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    fired_by_step = []
+    with bpviz.watch(model, level=level) as w:
+        records = []
+        for step in range(steps):
+            if step == 30:
+                with torch.no_grad():
+                    model.fc.bias[:6] = -1e3
+            fired_by_step.append((model.fc(x) > 0).any(dim=0).detach().numpy())  # independent oracle
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            records.append(w.step(loss))
+        findings = [(f.kind, f.layer, f.step, f.severity) for f in w.findings]
+    return records, findings, fired_by_step
+
+
+def test_a_50_step_run_where_units_die_at_step_30_counts_them_alike_at_both_levels():
+    economy, economy_findings, fired = _run_to_death("economy")
+    full, full_findings, _ = _run_to_death("full")
+    window = Config().dead_window
+    for step, (a, b) in enumerate(zip(economy, full)):
+        recent = np.vstack(fired[max(0, step - window + 1) : step + 1])
+        expected = int((~recent.any(axis=0)).sum())  # silent on every sample of the last `window` steps
+        assert a.layer("act").dead_units == b.layer("act").dead_units == expected, step
+    assert economy[29].layer("act").dead_units == 0
+    assert economy[-1].layer("act").dead_units == 6
+    assert economy_findings == full_findings
+    assert [f[:3] for f in full_findings if f[0] == "dead_relu"] == [("dead_relu", "act", 32)]
+
+
+def test_detailed_steps_follow_the_level():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    seen = {}
+    for level in ("economy", "full"):
+        with bpviz.watch(model, Config(detail_every=4), level=level) as w:
+            records = []
+            for _ in range(9):
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                records.append(w.step(loss))
+        seen[level] = [r.detailed for r in records]
+        for record in records:  # a plain step has no histograms or activity shares; a detailed one has both
+            assert (record.layer("0").histogram is not None) == record.detailed
+            assert (record.layer("1").unit_activity is not None) == record.detailed
+            assert record.layer("1").dead_units is not None  # on every step
+    assert seen["economy"] == [True, False, False, False, True, False, False, False, True]
+    assert seen["full"] == [True] * 9
+
+
+def test_every_record_carries_what_watching_cost_and_the_report_sums_it():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    with bpviz.watch(model) as w:
+        records = []
+        for _ in range(5):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            records.append(w.step(loss))
+        cost = w.report()["cost"]
+    for record in records:
+        assert 0 < record.overhead_s < record.step_s
+    assert cost["level"] == "economy" and cost["steps"] == 5 and cost["detailed_steps"] == 1
+    assert cost["share"] == pytest.approx(sum(r.overhead_s for r in records) / sum(r.step_s for r in records))
+
+
+def test_an_unknown_level_or_budget_is_refused_with_the_choices():
+    model = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="economy, full"):
+        bpviz.watch(model, level="cheap")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        bpviz.watch(model, budget=5)
+
+
+class ExpensiveDetails(nn.Module):
+    """A step dominated by large matmuls over few values, whose detailed statistics are made costly on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2048, 2048)
+        self.act = nn.ReLU()
+        self.out = nn.Linear(2048, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.fc(x)))
+
+
+def test_a_budget_keeps_bpviz_measured_share_under_it():
+    """Detailed steps here cost several times a plain step's whole time (huge histograms); a budget of half the
+    step time is met only by spacing them, which the share bpviz measured itself must show."""
+    torch.manual_seed(0)
+    model = ExpensiveDetails()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(64, 2048), torch.randint(0, 4, (64,))
+    config = Config(histogram_bins=2_000_000, detail_every=1)  # without the budget: every step detailed
+    with bpviz.watch(model, config, budget=0.5) as w:
+        for _ in range(30):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+        cost = w.report()["cost"]
+        records = list(w.history.records)
+    detailed = [r for r in records if r.detailed]
+    plain = [r for r in records if not r.detailed]
+    assert min(r.overhead_s for r in detailed) > 2 * max(r.step_s - r.overhead_s for r in plain)  # costly details
+    assert cost["share"] < 0.5
+    assert 1 <= len(detailed) < len(records) / 2  # spaced out (detail_every=1 alone details every step)
+    assert all(r.layer("act").dead_units is not None for r in records)  # the always-on checks stayed
+
+
+def test_the_budget_spacing_keeps_the_share_of_known_costs_under_it():
+    schedule = DetailSchedule(Config(budget=0.05))
+    schedule.observe(True, overhead_s=0.030, step_s=0.130)  # a detailed step: 30 ms of bpviz
+    schedule.observe(False, overhead_s=0.002, step_s=0.102)  # a plain one: 2 ms
+    k = schedule.spacing()
+    share = (0.030 + (k - 1) * 0.002) / (0.130 + (k - 1) * 0.102)
+    assert share <= 0.05 and k > 1
+    shorter = k - 1
+    assert (0.030 + (shorter - 1) * 0.002) / (0.130 + (shorter - 1) * 0.102) > 0.05 * 0.8  # not spaced more than needed
+    schedule.observe(False, overhead_s=0.2, step_s=0.3)  # the always-on part alone exceeds the budget
+    for _ in range(5):
+        schedule.observe(False, overhead_s=0.2, step_s=0.3)
+    assert schedule.spacing() == MAX_SPACING
+
+
+def test_bpviz_check_takes_the_level_and_reports_the_cost(tmp_path, capsys):
+    from bpviz.cli import main
+
+    report = tmp_path / "report.json"
+    sample = str(SAMPLES_DIR / "dying_relu.py")
+    assert main(["check", sample, "--steps", "3", "--level", "full", "--json", str(report)]) == 1
+    cost = json.loads(report.read_text())["cost"]
+    assert (cost["level"], cost["steps"], cost["detailed_steps"]) == ("full", 3, 3)
+    line = f"bpviz: {100 * cost['share']:.1f}% of step time (full level, 3 of 3 steps detailed)"
+    assert line in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("level", ["economy", "full"])
+def test_an_output_overwritten_in_place_after_its_hook_is_measured_before_it_changes(level):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(inplace=True), nn.Linear(8, 3))
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bpviz.watch(model, level=level) as w:
+        for _ in range(4):
+            expected = model[0](x).detach()  # what the Linear gives, before the ReLU overwrites it
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            linear = w.step(loss).layer("0")
+            assert linear.mean == pytest.approx(float(expected.mean()), rel=1e-4, abs=1e-6)
+            assert linear.std == pytest.approx(float(expected.std(unbiased=False)), rel=1e-3)
+            assert linear.min < 0  # the ReLU's zeros would say 0
+        assert w.guard.errors == {}

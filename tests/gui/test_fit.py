@@ -1,0 +1,226 @@
+"""The window fits the screen it opens on and stays readable there: 1280x800 laptops and 1600x1000 monitors.
+
+The offscreen platform has one small screen, so each test hands the window the
+screen area it should fit (`reset_layout(QRect)`), as a smaller or larger monitor would.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import QPoint, QRect, QSettings
+from PySide6.QtGui import QFont, QFontInfo, QFontMetrics, QTextDocumentFragment
+from PySide6.QtWidgets import QApplication
+
+import bpviz.gui
+from bpviz.gui.window import geometry
+from bpviz.gui.window.main_window import MainWindow
+from bpviz.gui.window.settings import Settings
+from tests.gui.window_driver import SAMPLES, make_window, open_file, run_steps, step_into
+
+LAPTOP = QRect(0, 0, 1280, 800)
+MONITOR = QRect(0, 0, 1600, 1000)
+MIN_PLOT = (200, 120)  # px of plot area (inside the axes) a plot needs to be read
+
+
+@pytest.fixture
+def ini(tmp_path):
+    return tmp_path / "settings.ini"
+
+
+def settle(window: MainWindow) -> None:
+    window.redraw(force=True)
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def visible_plots(window: MainWindow) -> list[pg.PlotWidget]:
+    return [w for w in window.page.findChildren(pg.PlotWidget) if w.isVisible()]
+
+
+def plot_area(widget: pg.PlotWidget) -> tuple[float, float]:
+    rect = widget.getPlotItem().getViewBox().sceneBoundingRect()
+    return rect.width(), rect.height()
+
+
+def inside(window: MainWindow, area: QRect) -> bool:
+    return area.marginsRemoved(geometry.FRAME_ALLOWANCE).contains(window.geometry())
+
+
+# --- size and place -----------------------------------------------------------------------------------
+
+
+def test_clamp_moves_and_shrinks_into_the_available_area():
+    area = QRect(0, 24, 1280, 776)  # a desktop panel takes the top 24 px
+    clamped = geometry.clamp(QRect(-50, 0, 1600, 960), area, geometry.FRAME_ALLOWANCE)
+    assert clamped == QRect(2, 54, 1276, 744)
+    assert geometry.clamp(QRect(100, 100, 800, 600), area) == QRect(100, 100, 800, 600)  # already inside: kept
+
+
+def test_saved_geometry_larger_than_the_screen_is_clamped(qtbot, ini):
+    big = make_window(qtbot, ini)
+    big.reset_layout(QRect(0, 0, 2560, 1440))
+    assert big.width() > LAPTOP.width()
+    saved = big.saveGeometry()
+    big.close()
+    small = MainWindow(settings=Settings(QSettings(str(ini), QSettings.Format.IniFormat)), remember_layout=False)
+    qtbot.addWidget(small)
+    geometry.place(small, saved, LAPTOP)
+    assert inside(small, LAPTOP)  # (restoreGeometry itself also keeps to the real, smaller offscreen screen)
+
+
+def test_window_opens_within_a_small_screen_with_room_to_spare(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(LAPTOP)
+    qtbot.waitUntil(lambda: inside(window, LAPTOP))
+    assert window.compact_layout
+    hint = window.minimumSizeHint()
+    assert hint.width() <= LAPTOP.width() and hint.height() <= LAPTOP.height() - 32  # the user can still resize it
+    window.reset_layout(MONITOR)
+    assert not window.compact_layout and inside(window, MONITOR) and window.width() == 1596
+
+
+def test_geometry_comes_back_where_it_was_left(qtbot, ini):
+    first = make_window(qtbot, ini)
+    first.setGeometry(QRect(20, 40, 760, 700))
+    qtbot.waitUntil(lambda: first.geometry() == QRect(20, 40, 760, 700))
+    first.close()
+    for _ in range(3):  # restart after restart: no creep
+        window = make_window(qtbot, ini)
+        assert window.geometry() == QRect(20, 40, 760, 700)
+        window.close()
+
+
+# --- readable at 1280x800 -----------------------------------------------------------------------------
+
+
+def test_laptop_layout_keeps_every_plot_readable(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(LAPTOP)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 3)
+    tabs = window.page.tabs
+    seen = set()
+    for index in range(tabs.count()):
+        tabs.setCurrentIndex(index)
+        settle(window)
+        for widget in visible_plots(window):
+            width, height = plot_area(widget)
+            seen.add(id(widget))
+            assert width >= MIN_PLOT[0] and height >= MIN_PLOT[1], (tabs.tabText(index), width, height)
+            # laid out within its widget: nothing (the newest steps) cut off on the right
+            assert widget.getPlotItem().size().width() <= widget.width()
+    assert len(seen) >= 7  # histogram, two heatmaps, dead count, unit map, gradient bars and curves, loss
+    assert {tabs.tabText(i) for i in range(tabs.count())} >= {"Gradient flow", "Loss"}
+    tools = window.docks
+    assert all(window.dockWidgetArea(d) == window.dockWidgetArea(tools.step_dock) for d in tools.docks)
+    assert window.statusBar().geometry().bottom() < window.height()
+
+
+def test_monitor_layout_plots_fit_and_the_gradient_chart_has_labelled_decades(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(MONITOR)
+    open_file(qtbot, window, SAMPLES["vanishing_sigmoid"])
+    run_steps(qtbot, window, 3)
+    settle(window)
+    for widget in visible_plots(window):
+        assert widget.getPlotItem().size().width() <= widget.width()
+    flow = window.page.gradient_flow_view
+    _, height = plot_area(flow.flow_widget)
+    assert height >= 96  # beside the other plots on a monitor: room for six decade labels (it was 30-40 px)
+    axis = flow.flow.getAxis("left")
+    low, high = flow.flow.getViewBox().viewRange()[1]
+    labelled = [v for _spacing, values in axis.tickValues(low, high, height) for v in values]
+    assert len(labelled) >= 3 and all(float(v).is_integer() for v in labelled)  # whole decades, 10^k
+
+
+def test_step_dock_keeps_its_width_through_step_into(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(MONITOR)
+    open_file(qtbot, window, SAMPLES["healthy_resnet"])
+    run_steps(qtbot, window, 1)
+    dock = window.docks.step_dock
+    widths = set()
+    for _ in range(14):  # forward through every layer, the loss, backward: long layer names and parameter lists
+        step_into(qtbot, window)
+        settle(window)
+        widths.add(dock.width())
+    assert len(widths) == 1
+
+
+def test_view_menu_resets_the_layout_and_holds_the_panel_toggles(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(MONITOR)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    tools = window.docks
+    menus = {a.text(): a.menu() for a in window.menuBar().actions()}
+    view = [a.text() for a in menus["&View"].actions()]
+    assert "Reset &layout" in view and {d.windowTitle() for d in tools.docks} <= set(view)
+    assert not any("Panels" in a.text() for a in menus["&Debug"].actions())
+    tools.step_dock.setFloating(True)
+    tools.network_dock.hide()
+    window.actions_.reset_layout.trigger()
+    assert not tools.step_dock.isFloating() and tools.network_dock.isVisible()
+    assert inside(window, window.screen_area)
+
+
+def test_every_symbol_the_window_writes_is_in_the_usual_linux_font(qapp):
+    """A glyph missing from DejaVu Sans (Qt's usual fallback on Linux) renders as an empty box (it was '⏸')."""
+    font = QFont("DejaVu Sans")
+    if QFontInfo(font).family() != "DejaVu Sans":
+        pytest.skip("DejaVu Sans is not installed")
+    metrics = QFontMetrics(font)
+    sources = Path(bpviz.gui.__file__).parent.rglob("*.py")
+    used = {c for path in sources for c in path.read_text("utf-8") if ord(c) > 127}
+    assert used and not sorted(c for c in used if not metrics.inFontUcs4(ord(c)))
+
+
+def test_step_axes_label_whole_steps_only(qapp):
+    from bpviz.gui import theme
+
+    axis = theme.plot_widget(bottom="step").getPlotItem().getAxis("bottom")
+    plain = pg.AxisItem("bottom")
+    assert any(not float(v).is_integer() for _s, values in plain.tickValues(-0.5, 2.5, 400) for v in values)
+    for low, high in ((-0.5, 2.5), (-0.4, 0.4), (0.0, 1000.0)):
+        values = [v for _s, vs in axis.tickValues(low, high, 400) for v in vs]
+        assert values and all(float(v).is_integer() for v in values), (low, high, values)
+    assert axis.tickStrings([0.0, 1.0, 2.0], 1.0, 1.0) == ["0", "1", "2"]
+
+
+def test_headers_put_a_non_finite_warning_first_where_a_narrow_pane_cannot_cut_it(qtbot):
+    from bpviz.engine.record.history import History
+    from bpviz.gui.plots.gradient_flow_view import GradientFlowView
+    from bpviz.gui.plots.histogram_view import HistogramView
+    from tests.gui.record_factory import layer, record, small_net
+
+    layers = small_net(0)
+    layers[2] = layer("fc2", 2, grad_norm=float("inf"), grad_nonfinite=True, nonfinite=True)
+    history = History()
+    history.append(record(0, layers))
+    hist, flow = HistogramView(), GradientFlowView()
+    for view in (hist, flow):
+        qtbot.addWidget(view)
+        view.set_layer("fc2")
+        view.refresh(history)
+    texts = [QTextDocumentFragment.fromHtml(v.header.text()).toPlainText().strip() for v in (hist, flow)]
+    assert texts[0].startswith("NaN/Inf in output") and "fc2" in texts[0]
+    assert texts[1].startswith("1 NaN/Inf") and "gradient norm per layer" in texts[1]
+
+
+@pytest.mark.parametrize("area", [LAPTOP, MONITOR], ids=["1280x800", "1600x1000"])
+def test_workbench_shows_its_table_and_continue_without_scrolling(qtbot, ini, area):
+    window = make_window(qtbot, ini)
+    window.reset_layout(area)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    tools = window.docks
+    tools.workbench_dock.raise_()
+    run_steps(qtbot, window, 4)
+    bench = tools.workbench
+    qtbot.waitUntil(lambda: bench.table.rowCount() > 30)
+    settle(window)
+    viewport = tools.workbench_dock.widget().viewport()
+    for control in (bench.go, bench.steps, bench.layer_box, bench.reinit):
+        corner = control.mapTo(viewport, QPoint(0, control.height()))
+        assert control.isVisible() and 0 <= corner.y() <= viewport.height(), control
+    assert bench.table.viewport().height() // bench.table.rowHeight(0) >= 4  # rows a person can compare
