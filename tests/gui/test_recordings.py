@@ -25,8 +25,17 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("runs") / "mlp.bpviz"
-    seeded_run(path, steps=STEPS)
+    seeded_run(path, steps=STEPS, level="full")  # every statistic at every step, histograms included
     return path
+
+
+def loss_curve(window, curve=None):
+    """(steps, losses) of the loss view's curve (or of `curve` on it), its tab brought forward on a small screen."""
+    page = window.page
+    if page.tabs.indexOf(page.loss_view) >= 0:
+        page.tabs.setCurrentWidget(page.loss_view)
+        window.redraw(force=True)
+    return (curve or page.loss_view.curve).getData()
 
 
 def table_values(window, column: int) -> dict[str, float]:
@@ -45,7 +54,7 @@ def test_a_recording_opens_read_only_and_every_view_shows_its_last_step(qtbot, w
     run = bpviz.open_run(recording)
     last = run.record(STEPS - 1)
     assert table_values(window, MEAN) == {layer.name: layer.mean for layer in last.layers}
-    assert list(window.page.loss_view.curve.getData()[0]) == list(range(STEPS))
+    assert list(loss_curve(window)[0]) == list(range(STEPS))
     assert [f.key for f in window.page.findings_panel.model.findings] == [f.key for f in run.findings]
     assert window.docks.network.names == [node.name for node in run.graph.nodes]
 
@@ -63,7 +72,7 @@ def test_scrubbing_shows_the_run_as_it_stood_at_that_step(qtbot, window, recordi
     layer = window.page.selected_layer()
     x, counts = window.page.histogram_view.current_curve.getData()
     assert np.array_equal(counts, then.layer(layer).histogram.counts)
-    steps, losses = window.page.loss_view.curve.getData()
+    steps, losses = loss_curve(window)
     assert list(steps) == [0, 1, 2, 3, 4] and losses[-1] == pytest.approx(then.loss)
     assert [f.key for f in window.page.findings_panel.model.findings] == [f.key for f in run.findings_at(4)]
 
@@ -143,8 +152,8 @@ def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_pa
 
 def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot, window, tmp_path):
     a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
-    seeded_run(a, steps=STEPS)
-    seeded_run(b, steps=STEPS, lr_from_step5=0.5)
+    seeded_run(a, steps=STEPS, level="full")
+    seeded_run(b, steps=STEPS, lr_from_step5=0.5, level="full")
     assert window.open_path(a)
     result = window.compare_with(b)
     divergence = result["divergence"]["step"]
@@ -152,7 +161,7 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
     qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
     assert "compared with b.bpviz" in window.windowTitle()
     run_b = bpviz.open_run(b)
-    steps_a, losses_a = window.page.loss_view.curve.getData()
+    steps_a, losses_a = loss_curve(window)
     steps_b, losses_b = window.comparison.loss.getData()
     assert list(steps_a) == list(steps_b) == list(range(STEPS))
     assert list(losses_b) == list(run_b.loss_series()[1]) and list(losses_a) != list(losses_b)
@@ -169,7 +178,7 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
     window.timeline.go_to(divergence - 1)  # before the divergence: no mark yet, and B as it stood then
     qtbot.waitUntil(lambda: window.shown_step == divergence - 1)
     assert window.page.loss_view.marks.lines == []
-    assert list(window.comparison.loss.getData()[0]) == list(range(divergence))
+    assert list(loss_curve(window, window.comparison.loss)[0]) == list(range(divergence))
 
 
 def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, window, runs_in_tmp, tmp_path):
