@@ -7,7 +7,7 @@ then the timeline is moved to random steps and each redraw is timed. Memory:
 the Python heap's peak (tracemalloc) while opening and drawing runs of a
 small model that differ only in length.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/run_window.py [--steps 10000] [--lengths 1000,10000,100000]
+    QT_QPA_PLATFORM=offscreen PYTHONPATH=. python benchmarks/run_window.py [--steps 10000] [--lengths 1000,10000,100000]
 """
 from __future__ import annotations
 

@@ -29,13 +29,17 @@ def recording(tmp_path_factory) -> Path:
     return path
 
 
-def loss_curve(window, curve=None):
-    """(steps, losses) of the loss view's curve (or of `curve` on it), its tab brought forward on a small screen."""
-    page = window.page
-    if page.tabs.indexOf(page.loss_view) >= 0:
-        page.tabs.setCurrentWidget(page.loss_view)
+def bring_forward(window, view) -> None:
+    """On a small screen some plots are tabs, drawn once shown: show `view`'s tab and draw it."""
+    if window.page.tabs.indexOf(view) >= 0:
+        window.page.tabs.setCurrentWidget(view)
         window.redraw(force=True)
-    return (curve or page.loss_view.curve).getData()
+
+
+def loss_curve(window, curve=None):
+    """(steps, losses) of the loss view's curve (or of `curve` on it), its tab brought forward."""
+    bring_forward(window, window.page.loss_view)
+    return (curve or window.page.loss_view.curve).getData()
 
 
 def table_values(window, column: int) -> dict[str, float]:
@@ -165,8 +169,10 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
     steps_b, losses_b = window.comparison.loss.getData()
     assert list(steps_a) == list(steps_b) == list(range(STEPS))
     assert list(losses_b) == list(run_b.loss_series()[1]) and list(losses_a) != list(losses_b)
-    for marks in (window.page.loss_view.marks, window.page.gradient_flow_view.marks,
-                  window.page.histogram_view.activation_map.marks):
+    page = window.page
+    for view, marks in ((page.loss_view, page.loss_view.marks), (page.gradient_flow_view, page.gradient_flow_view.marks),
+                        (page.histogram_view, page.histogram_view.activation_map.marks)):
+        bring_forward(window, view)
         assert [line.value() for line in marks.lines] == [divergence - 0.5]  # every time axis, before that step
     last_b = run_b.record(STEPS - 1)
     names = window.page.gradient_flow_view.names
@@ -177,8 +183,8 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
 
     window.timeline.go_to(divergence - 1)  # before the divergence: no mark yet, and B as it stood then
     qtbot.waitUntil(lambda: window.shown_step == divergence - 1)
-    assert window.page.loss_view.marks.lines == []
     assert list(loss_curve(window, window.comparison.loss)[0]) == list(range(divergence))
+    assert window.page.loss_view.marks.lines == []
 
 
 def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, window, runs_in_tmp, tmp_path):
