@@ -37,7 +37,7 @@ def assert_same(live, stored, path: str = "record") -> None:
 
 
 def seeded_run(record, steps: int = 10, lr: float = 0.1, lr_from_step5: float | None = None, level: str | None = None):
-    """A small seeded MLP trained on one batch while recording (at `level`, the default's when None); the live records."""
+    """A small seeded MLP trained on one batch while recording (at `level`; None: the default); the live records."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.Sigmoid(), nn.Linear(16, 3))
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
