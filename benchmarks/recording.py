@@ -6,7 +6,7 @@ bytes per step of a 60-layer and a 300-layer MLP at the default detail.
 Reading: a synthetic long run (recorded steps of the 60-layer model written
 again under new step numbers) opened, then records read at random steps.
 
-    python benchmarks/recording.py [--steps 30] [--long-steps 10000]
+    PYTHONPATH=. python3 benchmarks/recording.py [--steps 30] [--long-steps 10000]
 """
 from __future__ import annotations
 
@@ -15,20 +15,20 @@ import copy
 import dataclasses
 import os
 import random
-import statistics
 import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from overhead import mlp, timed_step
 from torch import nn
 
 import bpviz
 from bpviz.engine.runs import schema
 from bpviz.engine.runs.rows import RowWriter
-from overhead import mlp, timed_step
 
 
 def overhead(steps: int, warmup: int, folder: Path) -> tuple[float, float]:

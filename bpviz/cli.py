@@ -119,7 +119,7 @@ def check_parser() -> argparse.ArgumentParser:
                         help="experiment file (.py with build()), pickled model (.pt/.pth), or a run file (.bpviz) to judge again")
     parser.add_argument("--steps", type=positive_int, default=20, help="training steps to run (default 20)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
-    parser.add_argument("--record", metavar="PATH", type=Path,
+    parser.add_argument("--record", metavar="PATH",  # text, not Path: a trailing slash means a folder
                         help="record every step to this run file (or a new dated file in this folder, with a trailing /)")
     parser.add_argument("--config", metavar="JSON", type=Path, help="thresholds and settings from a JSON object file")
     parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="settings",

@@ -7,7 +7,8 @@ The learning rate then turns the huge gradients into huge updates, each
 making the next gradient larger still.
 
 What to look for: a loss in the thousands at step 0, an `exploding_gradient`
-error (total gradient norm far above its threshold) from step 1, then
+error at step 1 (the gradient norm jumps hundreds of times while the loss
+climbs; its squares soon overflow float32), then
 `nan_or_inf` naming the first layer whose output overflowed. (LeakyReLU keeps
 dead ReLU units out of the picture; with plain ReLU the blow-up also kills
 whole layers.)

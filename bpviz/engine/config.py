@@ -37,12 +37,18 @@ class Config:
     saturation_warning: float = 0.50  # share of a layer's outputs that are saturated
 
     # --- vanishing_gradient (on per-element RMS of weight gradients, input side vs output side) ---
+    # Only when the updates are small too: an optimizer with per-parameter step sizes (Adam) makes up for
+    # small gradients, so they are no problem there.
     vanishing_ratio: float = 1e-3  # earliest layer's RMS below this share of the largest later layer's: warning
-    vanishing_ratio_error: float = 1e-6
-    vanishing_floor: float = 1e-9  # any weighted layer's gradient RMS below this (but not exactly zero): warning
+    vanishing_ratio_error: float = 1e-6  # ... error; any layer this far below the model's largest: warning
 
-    # --- exploding_gradient ---
-    exploding_ratio: float = 1e3  # earliest layer's RMS above this multiple of the last layer's
-    exploding_norm: float = 1e4  # total gradient norm above this: error
-    exploding_growth: float = 1e2  # total gradient norm above this multiple of its recent median
-    exploding_window: int = 10  # steps the recent median is taken over
+    # --- exploding_gradient (relative to the run itself: a summed loss has large gradients and is fine) ---
+    exploding_ratio: float = 1e3  # earliest layer's RMS above this multiple of the last layer's: warning
+    exploding_ratio_error: float = 1e6  # ... error
+    exploding_growth: float = 1e2  # norm above this multiple of its recent median: warning (error if the loss rose)
+    exploding_window: int = 10  # steps the recent median (of gradient norms and losses) is taken over
+
+    # --- torch.distributed (rank_divergence) ---
+    combine_ranks: bool = True  # gather every rank's statistics each step (one collective) when several ranks run
+    rank_divergence_ratio: float = 4.0  # a rank's output scale or gradient norm this many times off the others'
+

@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.amp import GradScaler
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.diagnosis.softmax_cross_entropy import loss_applies_softmax_twice
+from bpviz.engine.distributed.context import unwrap
+from bpviz.engine.distributed.exchange import RankExchange
+from bpviz.engine.distributed.recording import recording_path
 from bpviz.engine.observe.catalog import LayerCatalog
+from bpviz.engine.observe.compiled import EagerWhileWatched, uncompiled
 from bpviz.engine.observe.deferred import settle
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder, LayerGraph
@@ -43,31 +50,44 @@ class Watcher:
         *,
         level: str | None = None,
         budget: float | None = None,
+        scaler: GradScaler | None = None,
+        group: dist.ProcessGroup | None = None,
     ) -> None:
+        self.compiled = EagerWhileWatched()
+        self.compiled_model = model  # what the user calls; the probe watches the eager module inside it
+        model = uncompiled(model)
         self.model = model
         self.config = config or Config()
         if level is not None or budget is not None:  # the arguments win over the config's fields
             changes = {"level": level, "budget": budget}
             self.config = dataclasses.replace(self.config, **{k: v for k, v in changes.items() if v is not None})
         self.schedule = DetailSchedule(self.config)  # which steps take histograms and activity shares
-        self.catalog = LayerCatalog(model)  # the layers seen, their parameters and histogram edges
+        inner = unwrap(model)  # under DistributedDataParallel, the layers are named as in the user's module
+        self.catalog = LayerCatalog(inner)  # the layers seen, their parameters and histogram edges
         self.guard = MeasurementGuard()  # what failed to be measured, and how often
-        self.probe = Probe(model, self.config, self.catalog, self.guard)
+        self.probe = Probe(inner, self.config, self.catalog, self.guard)
+        self.probe.amp.scaler = scaler  # None: found among the training loop's variables (see observe.amp)
+        # Several ranks: each step gathers every rank's statistics (one collective) into record.ranks.
+        combine = self.config.combine_ranks and RankExchange.active(group)
+        self.ranks: RankExchange | None = RankExchange(inner, group) if combine else None
         self.history = History(self.config.history_steps)
         self.tracker = DeadUnitTracker(self.config.dead_window)
         self.diagnosis = Diagnosis(self.config)
         self.step_index = 0  # completed steps
+        self.unobserved_steps: list[int] = []  # steps in which no layer was observed
         self.changed_findings: list[Finding] = []  # raised or changed by the latest step
         self.graph: LayerGraph | None = None  # the layers' data flow, recorded in the first step
         self.probe.graph = GraphRecorder()
         self._boundary: float | None = None  # when the latest record was made (or watching began)
         self._carried = 0.0  # bpviz's seconds after the latest record was made, counted with the next step
         # `record`: a run file (or a folder for a new dated one) receiving every step; see bpviz.engine.runs
-        self.recorder = Recorder(record, self, record_info) if record is not None else None
+        # Under torch.distributed each rank records its own file of one name: run.rank0.bpviz, run.rank1.bpviz, ...
+        self.recorder = Recorder(recording_path(record, group), self, record_info) if record is not None else None
         self.recorder_path = self.recorder.path if self.recorder is not None else None  # kept after detach
 
     def attach(self) -> Watcher:
         """Start observing (idempotent)."""
+        self.compiled.enter(self.compiled_model)
         self.probe.attach()
         if self._boundary is None:
             self._boundary = time.perf_counter()
@@ -77,6 +97,7 @@ class Watcher:
     def detach(self) -> None:
         """Stop observing and finish the run file, when recording; the model trains exactly as before attach."""
         self.probe.detach()
+        self.compiled.exit()
         if self.recorder is not None:
             self.recorder.close(list(self.guard.errors))
             self.recorder = None
@@ -108,7 +129,12 @@ class Watcher:
             clock=clock,
         )
         mark_dead_units(record, self.tracker)  # part of building the record: nobody has seen it yet
+        if not record.layers:
+            self._note_unobserved(record.step)
         self._update_graph(record)
+        if self.ranks is not None:  # still part of building the record: every rank's view of this step
+            with self.guard.catch("combining the ranks' statistics"):
+                record.ranks = self.ranks.exchange(record)
         self.history.append(record)
         self.step_index += 1
         self.changed_findings = self.diagnosis.judge_step(record, self.history, self.tracker)
@@ -120,6 +146,18 @@ class Watcher:
         self._carried = time.perf_counter() - clock.stopped
         return record
 
+    def _note_unobserved(self, step: int) -> None:
+        """A step in which no layer was seen is said so, never passed off as a step without findings."""
+        self.unobserved_steps.append(step)
+        self.guard.note(f"step {step}: observed no layer of the model")
+        if len(self.unobserved_steps) == 1:
+            warnings.warn(
+                f"bpviz observed no layer of the model in step {step}: nothing was measured. Was the model called "
+                "with gradients enabled, as the module given to watch() (not a copy, not in another process)?",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
     def _update_graph(self, record: StepRecord) -> None:
         """Keep the graph recorded in this step; record again next step if layers appeared since."""
         recorder = self.probe.graph
@@ -128,6 +166,15 @@ class Watcher:
             self.probe.graph = None
         elif self.graph is not None and len(record.layers) > len(self.graph.nodes):
             self.probe.graph = GraphRecorder()
+
+    def gradients_final(self, optimizer: torch.optim.Optimizer) -> None:
+        """Measure the parameter gradients now: for code that accumulates, unscales or clips before the step.
+
+        Training frameworks call this where their gradients are final and
+        unscaled (Lightning's on_before_optimizer_step, before clipping); the
+        values taken here are the step's, also when the optimizer then skips it.
+        """
+        self.probe.updates.measure_final(optimizer)
 
     def discard_pending(self) -> None:
         """Forget a step that failed half-way, so its partial measurements do not leak into the next."""
@@ -174,6 +221,8 @@ def watch(
     *,
     level: str | None = None,
     budget: float | None = None,
+    scaler: GradScaler | None = None,
+    group: dist.ProcessGroup | None = None,
 ) -> Watcher:
     """Attach bpviz to `model`; use as a context manager so it detaches on exit.
 
@@ -183,5 +232,10 @@ def watch(
 
     `record="runs/mnist.bpviz"` writes every step to that run file (never over an existing one);
     `record="runs/"` creates a new file named by date and time in that folder. `bpviz.open_run` reads it.
+    `scaler`: the GradScaler of fp16 training, when it is not a variable of the code calling the model.
+
+    Under torch.distributed call it on every rank, and `step()` on every rank every step: the ranks'
+    statistics are gathered with one collective a step over `group` (the default group when None), and
+    each rank records its own file (`run.rank1.bpviz`).
     """
-    return Watcher(model, config, record=record, level=level, budget=budget).attach()
+    return Watcher(model, config, record=record, level=level, budget=budget, scaler=scaler, group=group).attach()

@@ -104,6 +104,10 @@ def test_series_and_histograms_are_bucketed_to_max_points(tmp_path):
         assert lo.tolist() == [live[s].layer("1").histogram.lo for s in (2, 5, 8)]
         assert hi.tolist() == [live[s].layer("1").histogram.hi for s in (2, 5, 8)]
         assert run.histograms("1", "gradient")[1].shape == (10, 64)
+        steps, activity = run.unit_activity_series("1", max_points=5)
+        assert steps.tolist() == [0, 2, 4, 6, 8]
+        assert np.array_equal(activity, np.vstack([live[s].layer("1").unit_activity for s in (0, 2, 4, 6, 8)]))
+        assert run.unit_activity_series("0") is None  # a Linear layer tracks no units
 
 
 def test_findings_at_a_step_are_the_findings_as_they_stood_then(tmp_path):

@@ -5,9 +5,11 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import (
     dead_relu,
     exploding_gradient,
+    grad_scaler_skip,
     inactive_units,
     modes,
     nan_or_inf,
+    rank_divergence,
     saturated_activation,
     softmax_cross_entropy,
     vanishing_gradient,
@@ -20,6 +22,7 @@ from bpviz.engine.record.records import ForwardPass, StepRecord
 
 RULES = (
     nan_or_inf,
+    grad_scaler_skip,
     dead_relu,
     inactive_units,
     vanishing_gradient,
@@ -27,6 +30,7 @@ RULES = (
     saturated_activation,
     modes,
     softmax_cross_entropy,
+    rank_divergence,
 )
 KINDS = tuple(kind for rule in RULES for kind in rule.KINDS)  # every kind a finding can have
 
@@ -81,7 +85,8 @@ class Diagnosis:
         finding = self._findings.get(key)
         if finding is None:
             finding = Finding(
-                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step
+                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step,
+                rank=obs.rank,
             )
             self._findings[key] = finding
             return finding
@@ -89,6 +94,7 @@ class Diagnosis:
         if severity_rank(obs.severity) > severity_rank(finding.severity):
             finding.severity = obs.severity
         finding.message = obs.message
+        finding.rank = obs.rank
         finding.explanation = obs.explanation
         finding.remedies = list(obs.remedies)  # the evidence may have changed what to try first
         finding.last_step = step

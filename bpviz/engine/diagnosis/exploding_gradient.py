@@ -1,7 +1,11 @@
-"""exploding_gradient: gradient norms that blow up, absolutely, over time, or layer over layer toward the input.
+"""exploding_gradient: gradient norms that blow up over time, or grow layer over layer toward the input.
 
-NaN/Inf alone come too late to act on; a total norm far above its own
-recent median, or early layers far above the last, is the warning before it.
+Judged against the run itself, never against a fixed norm: a loss summed
+over the batch makes every gradient thousands of times larger than the same
+loss averaged, and such a run trains fine. What is wrong at any scale is a
+norm that jumps far above its own recent median (an error when the loss
+climbs with it), early layers far above the last, and squares that overflow
+float32. NaN/Inf themselves are nan_or_inf's to report.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import statistics
 from collections.abc import Iterator
 
 from bpviz.engine.diagnosis.gradient_scale import layer_grad_rms, total_grad_norm
+from bpviz.engine.diagnosis.loss_trend import loss_rose
 from bpviz.engine.diagnosis.rule import Context, Observation
 
 KIND = "exploding_gradient"
@@ -39,51 +44,37 @@ def check(ctx: Context) -> Iterator[Observation]:
     largest = max(rms, key=lambda item: item[1])[0] if rms else None
     rms = [(name, value) for name, value in rms if math.isfinite(value)]
     if math.isinf(total):  # every value finite, but their squares overflow float32
-        yield Observation(
-            KIND,
+        yield _obs(
             "error",
             None,
             "The gradient norm overflows float32 (above 1e38) although every gradient is finite; "
             f"the largest is at {largest}.",
-            EXPLANATION,
-            REMEDIES,
-        )
-        return
-    if total > cfg.exploding_norm:  # a model-wide condition: one finding, whichever layer is largest now
-        yield Observation(
-            KIND,
-            "error",
-            None,
-            f"The total gradient norm is {total:.2e} (above {cfg.exploding_norm:.0e}); the largest is at {largest}.",
-            EXPLANATION,
-            REMEDIES,
         )
         return
     previous = [
         norm
         for past in list(ctx.history.records)[-cfg.exploding_window - 1 : -1]
-        if (norm := total_grad_norm(past)) is not None and math.isfinite(norm)
+        if past.step < record.step and (norm := total_grad_norm(past)) is not None and math.isfinite(norm)
     ]
-    if len(previous) >= 3:
-        median = statistics.median(previous)
-        if median > 0 and total > cfg.exploding_growth * median:
-            yield Observation(
-                KIND,
-                "warning",
-                None,
-                f"The total gradient norm jumped to {total:.2e}, {total / median:.0f} times its recent median; "
-                f"the largest is at {largest}.",
-                EXPLANATION,
-                REMEDIES,
-            )
-            return
-    if len(rms) >= 3 and rms[-1][1] > 0 and rms[0][1] / rms[-1][1] > cfg.exploding_ratio:
-        yield Observation(
-            KIND,
-            "warning",
-            rms[0][0],
-            f"Gradients grow toward the input: {rms[0][0]} gets {rms[0][1] / rms[-1][1]:.1e} times the gradient "
-            f"of {rms[-1][0]}.",
-            EXPLANATION,
-            REMEDIES,
+    median = statistics.median(previous) if previous else 0.0
+    if median > 0 and total > cfg.exploding_growth * median:
+        rose = loss_rose(ctx.history, record, cfg.exploding_window)
+        loss = " while the loss rose" if rose else ""
+        yield _obs(
+            "error" if rose else "warning",
+            None,
+            f"The total gradient norm jumped to {total:.2e}, {total / median:.0f} times its recent median{loss}; "
+            f"the largest is at {largest}.",
         )
+        return
+    if len(rms) >= 3 and rms[-1][1] > 0 and rms[0][1] / rms[-1][1] > cfg.exploding_ratio:
+        ratio = rms[0][1] / rms[-1][1]
+        yield _obs(
+            "error" if ratio > cfg.exploding_ratio_error else "warning",
+            rms[0][0],
+            f"Gradients grow toward the input: {rms[0][0]} gets {ratio:.1e} times the gradient of {rms[-1][0]}.",
+        )
+
+
+def _obs(severity: str, layer: str | None, message: str) -> Observation:
+    return Observation(KIND, severity, layer, message, EXPLANATION, REMEDIES)

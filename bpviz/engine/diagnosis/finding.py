@@ -24,6 +24,7 @@ class Finding:
     remedies: list[str] = field(default_factory=list)
     last_step: int | None = None  # latest step the condition held
     active: bool = True  # whether it held at the latest step examined
+    rank: int | None = None  # the torch.distributed rank it is about (rank_divergence), None for the whole job
 
     @property
     def key(self) -> tuple[str, str | None]:
@@ -40,6 +41,7 @@ class Finding:
             "remedies": list(self.remedies),
             "last_step": self.last_step,
             "active": self.active,
+            "rank": self.rank,
         }
 
 

@@ -19,7 +19,7 @@ def layer_grad_rms(record: StepRecord) -> list[tuple[str, float]]:
             continue
         acc = sums.setdefault(param.layer, [0.0, 0.0])
         acc[0] += param.grad_norm**2
-        acc[1] += param.numel
+        acc[1] += param.grad_numel if param.grad_numel else param.numel  # an embedding: the rows looked up
     order = {layer.name: i for i, layer in enumerate(record.layers)}
     named = [(name, math.sqrt(sq / n)) for name, (sq, n) in sums.items()]
     return sorted(named, key=lambda item: order.get(item[0], len(order)))

@@ -49,7 +49,8 @@ def check(ctx: Context) -> Iterator[Observation]:
             TRAIN_IN_EVAL_EXPLANATION,
             TRAIN_IN_EVAL_REMEDIES,
         )
-    training_in_eval = [f for f in ctx.forwards if f.grad_enabled and f.eval_modules]
+    # a forward with grad enabled but no backward is a validation (model.eval() without no_grad), not training
+    training_in_eval = [f for f in ctx.forwards if f.grad_enabled and f.backward and f.eval_modules]
     if training_in_eval and ctx.record is not None and ctx.record.backward_order:
         modules = sorted({m for f in training_in_eval for m in f.eval_modules})
         yield Observation(

@@ -42,7 +42,7 @@ def check(ctx: Context) -> Iterator[Observation]:
         )
     elif record.loss is not None and not math.isfinite(record.loss):
         yield _obs(None, f"The loss became {record.loss} at step {step} while every layer's output was finite.")
-    elif record.nonfinite_grad_origin is not None:
+    elif record.nonfinite_grad_origin is not None and not record.grad_scaler_skipped:  # a skip is no NaN of the model
         yield _obs(
             record.nonfinite_grad_origin,
             f"A NaN/Inf gradient first appeared at {record.nonfinite_grad_origin} "

@@ -32,3 +32,4 @@ class Observation:
     message: str
     explanation: str
     remedies: list[str]
+    rank: int | None = None  # the process it is about, for findings that compare ranks

@@ -1,4 +1,10 @@
-"""saturated_activation: sigmoid/tanh/hardtanh outputs piled at their bounds, where the derivative is ~0."""
+"""saturated_activation: sigmoid/tanh/hardtanh outputs piled at their bounds, where the derivative is ~0.
+
+Only hidden activations: one whose output the model returns feeds the loss
+directly, and a loss made for it (binary cross-entropy after a sigmoid)
+cancels the flat derivative, so a VAE's output sigmoid sitting at 0 on a
+black background is the model being right, not stuck.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -23,9 +29,10 @@ def check(ctx: Context) -> Iterator[Observation]:
     if ctx.record is None:
         return
     margin = ctx.config.saturation_margin
+    outputs = ctx.record.output_layers
     for layer in ctx.record.layers:
         share = layer.saturated_fraction
-        if share is None or share <= ctx.config.saturation_warning:
+        if share is None or share <= ctx.config.saturation_warning or layer.name in outputs:
             continue
         yield Observation(
             KIND,

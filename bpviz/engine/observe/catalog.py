@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from bpviz.engine.observe.grad_norms import lookup_parameters
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
 
 
@@ -35,6 +36,7 @@ class LayerCatalog:
     def __init__(self, model: nn.Module) -> None:
         self.layers: dict[str, LayerInfo] = {}
         self._params = dict(model.named_parameters())
+        self.lookups = lookup_parameters(model)  # lookup-table weights, judged on the rows a batch touched
         self._own: dict[str, dict[str, nn.Parameter]] = {}  # module name -> its own parameters by short name
         for name, param in self._params.items():
             module, _, short = name.rpartition(".")

@@ -28,5 +28,5 @@ class MeasurementGuard:
             self.note(f"{where}: {describe_exception(exc)}")
 
     def note(self, message: str) -> None:
-        """Count something not measured (a failure, or a call beyond what a step keeps)."""
+        """Count something not measured (a failure, a call beyond what a step keeps, a forward it cannot look into)."""
         self.errors[message] = self.errors.get(message, 0) + 1

@@ -44,6 +44,7 @@ class ActivationCall:
     positions_per_unit: int
     preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
     sample_size: int  # values the zero and saturation shares were counted on
+    forward: int = 0  # index of the root forward it belongs to, in PendingStep.forwards
     stash: Stash | None = None  # statistics computed at the end of the step (see deferred.py)
 
 
@@ -55,6 +56,7 @@ class GradCall:
     scalars: torch.Tensor | None  # [squared norm, sum] (see deferred.finite_values); None until settled
     histogram: torch.Tensor | None  # of log10 |g|, on detailed steps
     stash: Stash | None = None
+    forward: int = 0  # index of the root forward whose output it flowed back to
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ForwardFacts:
     training_modules: tuple[str, ...]
     eval_modules: tuple[str, ...]
     input_sum: torch.Tensor | None  # non-finite when the input held NaN/Inf
+    output_layers: tuple[str, ...] = ()  # layers whose output the model returned (feeding the loss directly)
 
 
 @dataclass
@@ -84,9 +87,14 @@ class PendingStep:
     backward_order: list[str] = field(default_factory=list)
     forwards: list[ForwardFacts] = field(default_factory=list)
     param_grad_norms: dict[str, torch.Tensor] = field(default_factory=dict)
+    param_grad_rows: dict[str, torch.Tensor] = field(default_factory=dict)  # lookup tables: rows with a gradient
+    grads_final: bool = False  # taken where a framework declared them final; the optimizer hook keeps them
     update_base: dict[str, torch.Tensor] = field(default_factory=dict)  # parameter copies before the update
     update_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices
+    grad_scale: torch.Tensor | None = None  # the GradScaler scale this step's backward ran at
+    grad_unscale: torch.Tensor | None = None  # its reciprocal, applied to every gradient measured
+    optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
     hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
     stashed_bytes: int = 0  # memory held by stashed tensors until the step is settled
     admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step

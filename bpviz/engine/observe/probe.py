@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import FrameType
 
 import torch
 from torch import nn
@@ -25,7 +27,10 @@ from torch.overrides import TorchFunctionMode
 
 from bpviz.engine.config import Config
 from bpviz.engine.observe import deferred, stats
+from bpviz.engine.observe.amp import ScaleFinder, unscaled
+from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
+from bpviz.engine.observe.checkpointing import in_checkpoint_first_pass
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
@@ -36,12 +41,12 @@ from bpviz.engine.observe.layer_kinds import (
     functional_name,
     module_family,
 )
+from bpviz.engine.observe.parametrized import watched_modules
 from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep, Stash
+from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 # Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
-_CHANNEL_FIRST_MAKERS = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)
-_FEATURE_LAST_MAKERS = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.RNNBase, nn.MultiheadAttention, nn.Flatten)
 
 
 @dataclass
@@ -54,6 +59,8 @@ class _Frame:
     activation_family: str | None = None
     preact_max: torch.Tensor | None = None  # per-unit maximum of a ReLU module's input
     input_fns: list | None = None  # autograd nodes of the inputs, while recording the layer graph
+    caller: FrameType | None = None  # the Python frame running this module call
+    outer_exc: BaseException | None = None  # an exception being handled when the call began (not its failure)
 
 
 class _FunctionalActivations(TorchFunctionMode):
@@ -87,15 +94,21 @@ class Probe:
         self._handles: list = []
         self._stack: list[_Frame] = []
         self._occurrence: dict[str, int] = {}
+        self._site_names: dict[tuple, str] = {}  # (layer base name, call site) -> its name in this forward
         self._observing = False
-        self._channel_first_3d = False
+        self._unit_axis = UnitAxis()  # where an activation's units are, from the layer that produced it
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
+        self._forward_index = 0  # the current root forward's index in pending.forwards
+        self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
+        self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self._updates = UpdateTracker(catalog.parameters(), self.slices, lambda: self.pending, guard)
+        self.updates = UpdateTracker(
+            catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups
+        )
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
         # Set for one training forward to record the data flow between layers.
@@ -115,10 +128,10 @@ class Probe:
             return
         self._mode = _FunctionalActivations(self)
         self.functional = functional_families()
-        for module in self.model.modules():
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook))
+        for module in watched_modules(self.model):
+            self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
-        self._handles.extend(self._updates.attach())
+        self._handles.extend(self.updates.attach())
 
     def detach(self) -> None:
         """Remove every hook so the model trains exactly as before."""
@@ -133,7 +146,7 @@ class Probe:
         """Watch a module put into the model while attached (a remedy swapping an activation)."""
         self._names[module] = name
         if self._handles:
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook))
+            self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
 
     def take_pending(self) -> PendingStep:
@@ -143,17 +156,20 @@ class Probe:
         return pending
 
     # ----- forward -----
-    def _pre_hook(self, module: nn.Module, args) -> None:
+    def _pre_hook(self, module: nn.Module, args, kwargs) -> None:
         started = time.perf_counter()
-        self._enter(module, args)
+        self._enter(module, args, kwargs, sys._getframe(1))
         self.pending.hook_seconds += time.perf_counter() - started
 
-    def _enter(self, module: nn.Module, args) -> None:
+    def _enter(self, module: nn.Module, args, kwargs, caller: FrameType) -> None:
+        if self._stack and not _runs_inside(caller, self._stack[-1].caller):
+            self._abandon_forward()
         if not self._stack:
-            self._begin_forward(args)
+            self._begin_forward((*args, *kwargs.values()))  # model(pixel_values=x): the input is a keyword
         else:
             self._stack[-1].had_sublayer = True
-        frame = _Frame(module, self._names.get(module, type(module).__name__), not module._modules)
+        frame = _Frame(module, self._names.get(module, type(module).__name__), _is_leaf(module))
+        frame.caller, frame.outer_exc = caller, sys.exc_info()[1]
         if self.graph is not None and self._observing:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
         if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
@@ -169,7 +185,7 @@ class Probe:
         frame = self._stack.pop()
         try:
             exc = sys.exc_info()[1]
-            if exc is not None:
+            if exc is not None and exc is not frame.outer_exc:  # a step retried inside `except` is no failure
                 if exc is not self._failed_exc:  # the innermost module sees it first
                     self._failed_exc = exc
                     self.failed_layer = frame.name or type(module).__name__
@@ -179,14 +195,44 @@ class Probe:
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
+            if not self._stack and self._observing:
+                self._note_outputs(output)
         finally:
             if not self._stack:
                 self._exit_mode()
 
+    def _abandon_forward(self) -> None:
+        """Drop the frames of a forward that never returned.
+
+        A KeyboardInterrupt skips torch's always-call forward hooks, so the
+        interrupted calls stay on the stack and the function mode stays on;
+        the next module call that does not run inside them starts afresh.
+        """
+        self._stack.clear()
+        self._exit_mode()
+
+    def _note_outputs(self, output) -> None:
+        """Remember which layers' outputs the model returned: they feed the loss, not another layer."""
+        returned = {id(t) for t in _floating_tensors(output)}
+        names = tuple(name for ref, name in self._outputs if id(ref()) in returned and ref() is not None)
+        if names and self.pending.forwards:
+            self.pending.forwards[-1].output_layers = names
+        self._outputs.clear()
+
     def _begin_forward(self, args) -> None:
         self._observing = torch.is_grad_enabled()
+        if self._observing and torch._C._are_functorch_transforms_active():
+            # Under torch.func (vmap, grad) tensors are wrapped per transform level and may not leave it:
+            # kept for the step's transfer they would raise there. Such forwards are listed as unmeasured.
+            self._observing = False
+            self.guard.note("torch.func transform (vmap/grad): its forwards are not measured")
+        self._forward_index = len(self.pending.forwards)
+        self._outputs.clear()
+        if self._observing:
+            self.amp.look_from_caller()
         self._occurrence.clear()
-        self._channel_first_3d = False
+        self._site_names.clear()
+        self._unit_axis.reset()
         self._failed_exc = None
         self.failed_layer = None
         self.failed_layer_type = None
@@ -197,8 +243,9 @@ class Probe:
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
         self._forward_mark = self.pending.mark()
-        facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
-        self.pending.add_forward(facts, self.config.calls_per_layer_step)
+        if self._observing or not in_checkpoint_first_pass():  # that pass is measured when it is recomputed
+            facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
+            self.pending.add_forward(facts, self.config.calls_per_layer_step)
         if self._observing:
             self._mode.__enter__()
             self._mode_entered = True
@@ -216,27 +263,27 @@ class Probe:
         family = module_family(module)
         if family is None and frame.activation_out is tensor:
             family = frame.activation_family
-        name = self._next_name(frame.name or type(module).__name__)
+        name = self._next_name(frame.name or type(module).__name__, call_site(frame.caller))
         if self.graph is not None and frame.input_fns is not None:
             self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
         self._observe(name, type_name, family, bounds_of(family, module), tensor, frame.name, False, frame.preact_max)
-        if isinstance(module, _CHANNEL_FIRST_MAKERS):
-            self._channel_first_3d = True
-        elif isinstance(module, _FEATURE_LAST_MAKERS):
-            self._channel_first_3d = False
+        self._unit_axis.produced(module)
 
     def _call_functional(self, func, family: str, args, kwargs):
         if not self._stack:
             return func(*args, **kwargs)  # outside the watched model (e.g. in the loss)
         frame = self._stack[-1]
         if frame.structural_leaf:  # it belongs to the leaf module calling it
+            first = args[0] if args else None
+            if family == RELU_FAMILY and isinstance(first, torch.Tensor) and module_family(frame.module) is None:
+                frame.preact_max = self._unit_max(first)  # the units fired from this input, not the module's
             out = func(*args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
             return out
         frame.had_sublayer = True
         fname = functional_name(func)
-        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()")
+        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", call_site(sys._getframe(1)))
         first = args[0] if args else None
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
@@ -253,11 +300,20 @@ class Probe:
             self._observe(name, type_name, family, bounds, out, frame.name, True, preact)
         return out
 
-    def _next_name(self, base: str) -> str:
-        """`base` for a layer's first call in a forward, `base#2`, `base#3`... for later ones."""
+    def _next_name(self, base: str, site: tuple | None) -> str:
+        """`base` for a layer's first call in a forward, `base#2`, `base#3`... for calls from other places.
+
+        Calls from the same place in the user's code (a cell run once per time
+        step in a loop) are one layer, their calls merged in the step.
+        """
+        if site is not None and (base, site) in self._site_names:
+            return self._site_names[(base, site)]
         n = self._occurrence.get(base, 0) + 1
         self._occurrence[base] = n
-        return base if n == 1 else f"{base}#{n}"
+        name = base if n == 1 else f"{base}#{n}"
+        if site is not None:
+            self._site_names[(base, site)] = name
+        return name
 
     def _unit_max(self, x: torch.Tensor) -> torch.Tensor:
         """Per-unit maximum of a ReLU's input, read before an in-place activation overwrites it."""
@@ -265,7 +321,7 @@ class Probe:
             return stats.unit_max(x.detach(), self._channel_first(x))
 
     def _channel_first(self, x: torch.Tensor) -> bool:
-        return x.dim() >= 4 or (x.dim() == 3 and self._channel_first_3d)
+        return self._unit_axis.channel_first(x)
 
     def _observe(
         self,
@@ -292,7 +348,8 @@ class Probe:
             with self.guard.catch(name):
                 self._measure(info, tensor, preact)
             if tensor.requires_grad:
-                self.pending.hook_gradient(tensor, name, self._grad_hook(name))
+                self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._forward_index))
+        self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
             self.graph.output(name, tensor)
         self.pending.hook_seconds += time.perf_counter() - started
@@ -319,7 +376,9 @@ class Probe:
             hist_range=hist_range,
             keep_sample=self.detailed and hist_range is None,  # first sight: bin once the range is known
         )
-        call = ActivationCall(info, tuple(x.shape), x.numel(), None, None, None, unit_positive, positions, preact, 0)
+        call = ActivationCall(
+            info, tuple(x.shape), x.numel(), None, None, None, unit_positive, positions, preact, 0, self._forward_index
+        )
         call.stash = stash
         if not self._defer(stash):
             deferred.settle_activations([call], cfg, self.exact)
@@ -342,16 +401,17 @@ class Probe:
             item.stash = None
 
     # ----- backward -----
-    def _grad_hook(self, name: str):
+    def _grad_hook(self, name: str, forward: int):
         def hook(grad: torch.Tensor) -> None:
             started = time.perf_counter()
             pending = self.pending
             with torch._C.DisableTorchFunction(), self.guard.catch(name):
-                g = grad.detach()
+                g = unscaled(grad, self._grad_unscale(pending)).detach()
                 if g.dtype != torch.float32:
                     g = g.float()
                 hist_range = self.config.grad_log10_range if self.detailed else None
-                call = GradCall(name, None, None, Stash(g, g._version, (name, "backward"), hist_range=hist_range))
+                stash = Stash(g, g._version, (name, "backward"), hist_range=hist_range)
+                call = GradCall(name, None, None, stash, forward)
                 if not self._defer(call.stash):
                     deferred.settle_gradients([call], self.config)
                     self._after_measuring_now(call)
@@ -364,6 +424,42 @@ class Probe:
                 self.listener("backward", name, grad)
 
         return hook
+
+    def _grad_unscale(self, pending: PendingStep) -> torch.Tensor | None:
+        """1/scale of a GradScaler's loss scaling, fixed at the step's first gradient (update() changes it later)."""
+        if pending.grad_unscale is None:
+            scale = self.amp.current_scale()
+            if scale is None:
+                return None
+            pending.grad_scale = scale.detach().clone()
+            pending.grad_unscale = pending.grad_scale.double().reciprocal().float()
+        return pending.grad_unscale
+
+
+def _is_leaf(module: nn.Module) -> bool:
+    """A module with no children of its own (a parametrization's container does not count)."""
+    return all(name == "parametrizations" for name in module._modules)
+
+
+def _runs_inside(frame: FrameType | None, ancestor: FrameType | None) -> bool:
+    """Whether `ancestor` is on the call chain of `frame`: a module call nested in a call still running."""
+    while frame is not None:
+        if frame is ancestor:
+            return True
+        frame = frame.f_back
+    return ancestor is None
+
+
+def _floating_tensors(output) -> list[torch.Tensor]:
+    """Every floating-point tensor of a module's output, inside tuples, lists and dicts."""
+    if isinstance(output, torch.Tensor):
+        return [output] if output.is_floating_point() else []
+    if isinstance(output, dict):
+        output = list(output.values())
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in _floating_tensors(item)]
+    return []
+
 
 def _primary_tensor(output) -> torch.Tensor | None:
     """The tensor that stands for a module's output: itself, or the first floating tensor in a tuple/list/dict."""

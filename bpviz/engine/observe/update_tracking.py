@@ -12,7 +12,10 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.observe import stats
+from bpviz.engine.observe.amp import optimizer_scale
+from bpviz.engine.observe.grad_norms import grad_norms, touched_rows
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.pending import PendingStep
 
@@ -25,7 +28,10 @@ class ParameterSlices:
     by `scale`, estimates ||dW|| closely for a fraction. The slices are views,
     so in-place updates show through; slicing fifty parameters anew each step
     cost more than the norms. A parameter whose storage was swapped
-    (`param.data = ...`) is sliced again.
+    (`param.data = ...`) is sliced again. A weight in another memory layout
+    (channels_last convolutions) is sliced in the order it lies in memory:
+    flattening it in its logical order would copy it, and a copy never
+    sees the update.
     """
 
     def __init__(self, max_values: int) -> None:
@@ -33,16 +39,32 @@ class ParameterSlices:
         self._cache: dict[int, tuple[int, torch.Tensor]] = {}
 
     def of(self, param: torch.Tensor) -> torch.Tensor:
-        """The slice of `param`, a view on its current storage."""
+        """The slice of `param` (of this rank's shard, under FSDP2), a view on its current storage."""
+        param = local_shard(param)
         ptr = param.data_ptr()
         hit = self._cache.get(id(param))
         if hit is None or hit[0] != ptr:
-            hit = self._cache[id(param)] = (ptr, stats.histogram_sample(param.detach(), self._max_values))
+            flat = _in_memory_order(param.detach())
+            hit = self._cache[id(param)] = (ptr, stats.histogram_sample(flat, self._max_values))
         return hit[1]
 
     def scale(self, param: torch.Tensor) -> float:
         """Factor from a norm over the slice to the whole parameter's estimate."""
-        return math.sqrt(param.numel() / self.of(param).numel())
+        return math.sqrt(local_shard(param).numel() / self.of(param).numel())
+
+
+def _has_closure(args: tuple, kwargs: dict) -> bool:
+    """Whether `optimizer.step` was given a closure that computes the loss and gradients inside it."""
+    return callable(kwargs.get("closure")) or any(callable(a) for a in args)
+
+
+def _in_memory_order(tensor: torch.Tensor) -> torch.Tensor:
+    """A view of `tensor` whose dimensions run in memory order, so flattening it copies nothing."""
+    if tensor.is_contiguous() or tensor.dim() < 2:
+        return tensor
+    order = sorted(range(tensor.dim()), key=lambda d: (tensor.stride(d), tensor.shape[d]), reverse=True)
+    permuted = tensor.permute(order)
+    return permuted if permuted.is_contiguous() else tensor
 
 
 class UpdateTracker:
@@ -58,8 +80,10 @@ class UpdateTracker:
         slices: ParameterSlices,
         pending: Callable[[], PendingStep],
         guard: MeasurementGuard,
+        lookups: frozenset[str] = frozenset(),
     ) -> None:
         self._param_ids = {id(p): name for name, p in params.items()}
+        self._lookups = lookups  # lookup-table weights: their touched rows are counted (see grad_norms)
         self._slices = slices
         self._pending = pending
         self._guard = guard
@@ -76,29 +100,57 @@ class UpdateTracker:
             if id(p) in self._param_ids
         ]
 
+    def measure_final(self, optimizer: torch.optim.Optimizer) -> None:
+        """Take the gradient norms now, where a training framework says they are final (accumulated, unscaled).
+
+        The optimizer's own pre-step hook then keeps them: it may come after
+        gradient clipping, or never (a GradScaler skipping an Inf step).
+        """
+        with self._guard.catch("final gradients"):
+            self._measure_before(optimizer, closure=False, final=True)
+            self._pending().grads_final = True
+
     def _before(self, optimizer, args, kwargs) -> None:
         with self._guard.catch("optimizer step"):
-            self._measure_before(optimizer)
+            self._measure_before(optimizer, _has_closure(args, kwargs))
 
     def _after(self, optimizer, args, kwargs) -> None:
         with self._guard.catch("optimizer step"):
+            if _has_closure(args, kwargs):  # LBFGS-style: the closure ran inside step(), the gradients are new
+                with torch._C.DisableTorchFunction(), torch.no_grad():
+                    self._measure_grads(optimizer, self._owned(optimizer), self._pending())
             self._measure_after(optimizer)
 
-    def _measure_before(self, optimizer: torch.optim.Optimizer) -> None:
+    def _measure_before(self, optimizer: torch.optim.Optimizer, closure: bool, final: bool = False) -> None:
         owned = self._owned(optimizer)
         if not owned:
             return
         pending = self._pending()
         slices = self._slices
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            with_grad = [(n, p.grad) for n, p in owned if p.grad is not None]
-            if with_grad:
-                norms = torch._foreach_norm([g for _, g in with_grad])
-                pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+            if not closure:
+                self._measure_grads(optimizer, owned, pending, final)
             fresh = [(n, p) for n, p in owned if n not in pending.update_base]
             if fresh:
                 copies = torch._foreach_mul([slices.of(p) for _, p in fresh], 1.0)
                 pending.update_base.update(zip((n for n, _ in fresh), copies))
+
+    def _measure_grads(
+        self, optimizer: torch.optim.Optimizer, owned: list, pending: PendingStep, final: bool = False
+    ) -> None:
+        """The gradients the step uses: read before it, or after it when a closure computed them inside."""
+        if pending.grads_final and not final:
+            return  # a framework already took them where they were final (before clipping, or a skipped step)
+        with_grad = [(n, local_shard(p.grad)) for n, p in owned if p.grad is not None]
+        if not with_grad:
+            return
+        norms = grad_norms([g for _, g in with_grad])
+        scale, found_inf = optimizer_scale(optimizer)
+        if scale is not None:  # GradScaler leaves a fused optimizer's gradients scaled
+            norms = [norm / scale for norm in norms]
+            pending.optimizer_found_inf.append(found_inf)
+        pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
+        pending.param_grad_rows.update((n, touched_rows(g)) for n, g in with_grad if n in self._lookups)
 
     def _measure_after(self, optimizer: torch.optim.Optimizer) -> None:
         pending = self._pending()

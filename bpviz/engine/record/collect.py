@@ -9,20 +9,25 @@ The collector only transfers and reshapes: judging what the numbers mean
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from bpviz.engine.config import Config
+from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.observe import stats
+from bpviz.engine.observe.amp import step_skipped
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
+from bpviz.engine.observe.grad_norms import grad_norms, touched_rows
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
 from bpviz.engine.observe.pending import ActivationCall, PendingStep
 from bpviz.engine.observe.update_tracking import ParameterSlices
 from bpviz.engine.record.cost import StepClock
 from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
+from bpviz.engine.record.trained_forwards import keep_trained, trained_forwards
 
 
 class CallSlots(NamedTuple):
@@ -96,6 +101,8 @@ def collect(
     `clock` times bpviz's own work on this step, stopped just before the record is made.
     """
     cfg = config
+    trained = trained_forwards(pending)
+    pending = keep_trained(pending)
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
     grad_ids = [
@@ -112,18 +119,22 @@ def collect(
         unmeasured = [n for n in names if n not in pending.weight_norms]
         measured = torch._foreach_norm([slices.of(params[n]) for n in unmeasured]) if unmeasured else []
         weight_norms = {**pending.weight_norms, **dict(zip(unmeasured, measured))}
-        fallback = {
-            n: torch.linalg.vector_norm(p.grad.detach())
-            for n, p in params.items()
-            if n not in pending.param_grad_norms and p.grad is not None
-        }
+        late = [n for n, p in params.items() if n not in pending.param_grad_norms and p.grad is not None]
+        fallback = dict(zip(late, grad_norms([local_shard(params[n].grad).detach() for n in late])))
+        rows = {n: touched_rows(params[n].grad) for n in late if n in catalog.lookups}
     grad_norm_tensors = {**fallback, **pending.param_grad_norms}
+    rows = {**rows, **pending.param_grad_rows}
+    row_names = list(rows)
+    row_id = batch.add(torch.stack([rows[n].float() for n in row_names])) if row_names else None
     weight_id = batch.add(torch.stack([weight_norms[n] for n in names])) if names else None
     pgrad_names = list(grad_norm_tensors)
     pgrad_id = batch.add(torch.stack([grad_norm_tensors[n] for n in pgrad_names])) if pgrad_names else None
     update_names = list(pending.update_norms)
     update_id = batch.add(torch.stack([pending.update_norms[n] for n in update_names])) if update_names else None
     loss_id = batch.add(loss.detach().reshape(-1)[:1]) if isinstance(loss, torch.Tensor) else None
+    scale_id = batch.add(pending.grad_scale.reshape(1)) if pending.grad_scale is not None else None
+    found_inf = pending.optimizer_found_inf
+    inf_id = batch.add(torch.stack([f.reshape(()) for f in found_inf]).sum().reshape(1)) if found_inf else None
     bias_ids = {name: batch.add(bias.detach()) for name, bias in _producer_biases(catalog, pending).items()}
 
     host = batch.fetch()
@@ -132,6 +143,8 @@ def collect(
     _attach_gradients(layers, grad_ids, host, cfg)
     slots = ParamSlots(names, weight_id, pgrad_names, pgrad_id, update_names, update_id)
     param_steps = _param_steps(catalog, slices, layers, host, slots)
+    if row_id is not None:
+        param_steps = _with_touched_rows(param_steps, dict(zip(row_names, host[row_id].tolist())))
     forwards = [
         ForwardPass(
             f.grad_enabled,
@@ -139,9 +152,16 @@ def collect(
             f.training_modules,
             f.eval_modules,
             input_nonfinite=fid is not None and not math.isfinite(host[fid][0]),
+            backward=index in trained,
+            output_layers=f.output_layers,
         )
-        for f, fid in zip(pending.forwards, input_ids)
+        for index, (f, fid) in enumerate(zip(pending.forwards, input_ids))
     ]
+    grad_scale = float(host[scale_id][0]) if scale_id is not None else None
+    finite = not any(l.grad_nonfinite for l in layers.values()) and all(
+        p.grad_norm is None or math.isfinite(p.grad_norm) for p in param_steps
+    )
+    skipped = step_skipped(grad_scale, bool(pending.update_norms), finite, inf_id is not None and host[inf_id][0] > 0)
     if loss_id is not None:
         loss_value = float(host[loss_id][0])
     else:
@@ -161,6 +181,8 @@ def collect(
         softmax_before_cross_entropy=softmax_before_cross_entropy,
         producer_bias={name: host[i] for name, i in bias_ids.items()},
         unmeasured=list(guard.errors),
+        grad_scale=grad_scale,
+        grad_scaler_skipped=skipped,
         detailed=detailed,
         overhead_s=overhead_s,
         step_s=step_s,
@@ -178,7 +200,7 @@ def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, t
         feeding = catalog.producers(names, call.layer.name, units.numel())
         if feeding:
             bias = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("bias")
-            if bias is not None:
+            if bias is not None and local_shard(bias) is bias:  # a shard's bias cannot explain every unit
                 biases[feeding[-1]] = bias
     return biases
 
@@ -212,6 +234,7 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
         lo, hi = min(r[stats.MIN] for r in rows), max(r[stats.MAX] for r in rows)
         layer = LayerStep(
             name=name,
+            calls=len(group),
             type=info.type,
             shape=group[-1][0].shape,
             family=info.family,
@@ -328,6 +351,14 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         )
 
 
+def _with_touched_rows(steps: list[ParamStep], rows: dict[str, float]) -> list[ParamStep]:
+    """Lookup tables count as large as the rows their gradient reached (see observe.grad_norms)."""
+    return [
+        replace(p, grad_numel=int(rows[p.name]) * (p.numel // max(1, p.shape_rows))) if p.name in rows else p
+        for p in steps
+    ]
+
+
 def _param_steps(
     catalog: LayerCatalog, slices: ParameterSlices, layers: dict[str, LayerStep], host, slots: ParamSlots
 ) -> list[ParamStep]:
@@ -349,7 +380,8 @@ def _param_steps(
             grad_norm=float(grads[name]) if name in grads else None,
             weight_norm=float(weights.get(name, 0.0)) * scale,
             update_norm=float(updates[name]) * scale if name in updates else None,
-            numel=param.numel(),
+            numel=local_shard(param).numel(),  # this rank's shard under FSDP2, like the norms
+            shape_rows=param.shape[0] if param.dim() else 1,
         )
         steps.append(item)
         if item.layer is not None:

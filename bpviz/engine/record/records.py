@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bpviz.engine.record.rank_table import RankTable
+
 
 @dataclass(frozen=True)
 class Histogram:
@@ -48,6 +50,7 @@ class LayerStep:
     shape: tuple[int, ...]  # output shape of the last call in the step
     family: str | None  # activation family: "relu", "sigmoid", "tanh", "hardtanh", "gelu", "softmax", ... or None
     order: int  # forward execution order within the step, 0-based
+    calls: int = 1  # calls merged into this layer in the step (a cell run once per time step: one per step)
     mean: float = 0.0
     std: float = 0.0
     min: float = 0.0
@@ -79,6 +82,8 @@ class ParamStep:
     weight_norm: float  # estimated from a strided slice for parameters over Config.update_sample elements
     update_norm: float | None  # ||dW|| of this step's update (estimated likewise), None when no update was seen
     numel: int = 0  # element count, for per-element gradient sizes
+    shape_rows: int = 1  # size of the first dimension (a lookup table's rows)
+    grad_numel: int | None = None  # elements the gradient reached, when fewer than all (a lookup table's touched rows)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class ForwardPass:
     training_modules: tuple[str, ...]  # Dropout/BatchNorm modules in training mode
     eval_modules: tuple[str, ...]  # Dropout/BatchNorm modules in eval mode
     input_nonfinite: bool = False
+    backward: bool = True  # a gradient flowed back to it: a training forward, not a validation with grad enabled
+    output_layers: tuple[str, ...] = ()  # layers whose output the model returned
 
 
 @dataclass
@@ -107,6 +114,7 @@ class StepRecord:
     softmax_before_cross_entropy: bool = False
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
+    ranks: RankTable | None = None  # every rank's statistics of this step, when several ranks run
     detailed: bool = True  # histograms and unit activity shares were taken (every step at the full level)
     overhead_s: float | None = None  # bpviz's own time on this step: its hooks and the collection (host clock)
     step_s: float | None = None  # wall time since the previous step's record (the first: since attach)
@@ -117,6 +125,13 @@ class StepRecord:
         if self.overhead_s is None or not self.step_s:
             return None
         return self.overhead_s / self.step_s
+    grad_scale: float | None = None  # GradScaler's loss scale in this step's backward (divided out)
+    grad_scaler_skipped: bool = False  # GradScaler skipped the optimizer step: the scaled gradients overflowed
+
+    @property
+    def output_layers(self) -> set[str]:
+        """Layers whose output a trained forward of this step returned as the model's output."""
+        return {name for f in self.forwards if f.backward for name in f.output_layers}
 
     def layer(self, name: str) -> LayerStep:
         """The layer called `name`; KeyError names the known layers when it is missing."""

@@ -51,6 +51,7 @@ def build_report(
             for step, metrics in history.validation
         ],
         "unmeasured": list(unmeasured or []),
+        "ranks": latest.ranks.to_dict() if latest is not None and latest.ranks is not None else None,
         "cost": cost_entry(history, level),
     }
 

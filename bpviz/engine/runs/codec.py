@@ -267,7 +267,7 @@ class Unpacker:
 
 
 def build(cls: type, values: dict[str, object]) -> object:
-    """An instance of dataclass `cls` from stored field values: fields it no longer has are dropped, new ones default."""
+    """An instance of dataclass `cls` from stored field values: fields it lost are dropped, new ones default."""
     known = {f.name for f in dataclasses.fields(cls) if f.init}
     return cls(**{name: value for name, value in values.items() if name in known})
 

@@ -60,7 +60,8 @@ def _differs(x: str, y: str) -> str:
 def _first_divergence(conn: sqlite3.Connection, rtol: float, atol: float) -> dict | None:
     args = {"rtol": rtol, "atol": atol}
     loss = conn.execute(
-        f"SELECT x.step, x.loss, y.loss FROM a.steps x JOIN b.steps y USING (step) WHERE {_differs('x.loss', 'y.loss')} "
+        "SELECT x.step, x.loss, y.loss FROM a.steps x JOIN b.steps y USING (step) "
+        f"WHERE {_differs('x.loss', 'y.loss')} "
         "ORDER BY x.step LIMIT 1", args).fetchone()
     joined = ("FROM a.layer_steps x JOIN a.layers la ON la.layer_id = x.layer_id JOIN b.layers lb ON lb.name = la.name "
               "JOIN b.layer_steps y ON y.layer_id = lb.layer_id AND y.step = x.step")
@@ -68,7 +69,8 @@ def _first_divergence(conn: sqlite3.Connection, rtol: float, atol: float) -> dic
     row = conn.execute(f"SELECT x.step {joined} WHERE {condition} ORDER BY x.step LIMIT 1", args).fetchone()
     if row is not None and (loss is None or row[0] <= loss[0]):
         columns = ", ".join(f'x."{f}", y."{f}"' for f in FIELDS)
-        layers = conn.execute(f"SELECT la.name, {columns} {joined} WHERE x.step = ? ORDER BY x.seq", (row[0],)).fetchall()
+        sql = f"SELECT la.name, {columns} {joined} WHERE x.step = ? ORDER BY x.seq"
+        layers = conn.execute(sql, (row[0],)).fetchall()
         return _first_in_step(row[0], layers, rtol, atol)
     if loss is not None:
         return {"step": loss[0], "layer": None, "statistic": "loss", "a": _plain(loss[1]), "b": _plain(loss[2])}
@@ -115,7 +117,8 @@ def _finding_differences(a: list[Finding], b: list[Finding]) -> tuple[list[dict]
         if (fa.step, fa.severity) != (fb.step, fb.severity):
             changed.append({
                 "kind": fa.kind, "layer": fa.layer, "a": fa.to_dict(), "b": fb.to_dict(),
-                "text": f"{_where(fa)}{fa.kind}: {fa.severity} from step {fa.step} in A, {fb.severity} from step {fb.step} in B",
+                "text": f"{_where(fa)}{fa.kind}: {fa.severity} from step {fa.step} in A, "
+                f"{fb.severity} from step {fb.step} in B",
             })
     return only_a, only_b, sorted(changed, key=lambda d: d["text"])
 
@@ -125,7 +128,8 @@ def _described(finding: Finding, here: str, there: str, others: dict) -> dict:
     state = "healthy" if not other_kinds else "with " + ", ".join(other_kinds)
     if finding.layer is None:
         state = "not raised"
-    text = f"{_where(finding)}{finding.kind} ({finding.severity}) from step {finding.step} in {here}, {state} in {there}"
+    text = f"{_where(finding)}{finding.kind} ({finding.severity}) from step {finding.step} in {here}, "
+    text += f"{state} in {there}"
     return {**finding.to_dict(), "text": text}
 
 

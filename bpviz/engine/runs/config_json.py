@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 
 from bpviz.engine.config import Config
+from bpviz.engine.runs.shape import strip_none
 
 
 def config_to_json(config: Config) -> str:
@@ -18,13 +20,18 @@ def config_from_dict(values: dict, base: Config | None = None) -> Config:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(f"unknown setting {', '.join(unknown)}; known settings are {', '.join(sorted(fields))}")
+    hints = typing.get_type_hints(Config)
     changes = {}
     for name, value in values.items():
-        default = getattr(base, name)
+        hint = strip_none(hints[name])
+        kind = typing.get_origin(hint) or hint
         try:
-            changes[name] = tuple(float(v) for v in value) if isinstance(default, tuple) else type(default)(value)
+            if value is None and hint is not hints[name]:
+                changes[name] = None  # an Optional setting left unset
+            else:
+                changes[name] = tuple(float(v) for v in value) if kind is tuple else kind(value)
         except (TypeError, ValueError):
-            raise ValueError(f"setting {name} expects a {type(default).__name__}, got {value!r}") from None
+            raise ValueError(f"setting {name} expects a {getattr(kind, '__name__', kind)}, got {value!r}") from None
     return dataclasses.replace(base, **changes)
 
 

@@ -15,6 +15,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import quote
 
 import numpy as np
@@ -52,7 +53,8 @@ class Run:
         _check_file(self.path)
         self._lock_fd: int | None = None
         try:
-            self._conn = sqlite3.connect(f"file:{quote(str(self.path.resolve()))}?mode=ro", uri=True, check_same_thread=False)
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 2000")
             self._check_format()
             self.meta = dict(self._conn.execute("SELECT key, value FROM meta"))
@@ -78,7 +80,9 @@ class Run:
 
     def __len__(self) -> int:
         """Number of recorded steps (as of the last refresh)."""
-        return self._query("SELECT count(*) FROM steps WHERE step <= ?", (self._steps_seen,))[0][0] if self._steps_seen >= 0 else 0
+        if self._steps_seen < 0:
+            return 0
+        return self._query("SELECT count(*) FROM steps WHERE step <= ?", (self._steps_seen,))[0][0]
 
     @property
     def config(self) -> Config:
@@ -93,11 +97,13 @@ class Run:
         if text is None:
             return None
         data = json.loads(text)
-        nodes = [LayerNode(n["name"], n["type"], n["family"], tuple(n["module_path"]), n["order"]) for n in data["nodes"]]
+        nodes = [
+            LayerNode(n["name"], n["type"], n["family"], tuple(n["module_path"]), n["order"]) for n in data["nodes"]
+        ]
         return LayerGraph(nodes, [tuple(e) for e in data["edges"]])
 
     def writer_alive(self) -> bool:
-        """Whether a process is still recording into this file (its lock is held): "live" rather than "writer stopped"."""
+        """Whether a process still records into this file (holds its lock): "live" rather than "writer stopped"."""
         if writer_in_this_process(self.path):
             return True
         if self._lock_fd is None:
@@ -114,7 +120,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        """"live" (being written), "finished", or "writer stopped" (it ended without finishing the file: a crash or kill)."""
+        """"live" (being written), "finished", or "writer stopped" (it ended without finishing: a crash or a kill)."""
         if self.writer_alive():
             return "live"
         self._refresh_meta()
@@ -197,20 +203,38 @@ class Run:
         if column is None:
             raise ValueError(f"kind must be one of {', '.join(_ARRAYS)}, got {kind!r}")
         prefix = column[: -len("_counts")]
+        rows = self._array_rows(layer, column, f", {prefix}_lo, {prefix}_hi", step_range, max_points)
+        if not rows:
+            return None
+        bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
+        return _steps_of(rows), np.vstack([decode_array(r[1]) for r in rows]), bounds[:, 0], bounds[:, 1]
+
+    def unit_activity_series(
+        self, layer: str, step_range: tuple[int, int] | None = None, max_points: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(steps, activity[steps, units]) of a ReLU-family layer (strided like `histograms`), or None.
+
+        Steps where the layer had another unit count are left out, so the rows line up."""
+        rows = self._array_rows(layer, "unit_activity", "", step_range, max_points)
+        arrays = [decode_array(r[1]) for r in rows]
+        if not arrays:
+            return None
+        keep = [i for i, a in enumerate(arrays) if a.shape == arrays[-1].shape]
+        return _steps_of(rows)[keep], np.vstack([arrays[i] for i in keep])
+
+    def _array_rows(self, layer: str, column: str, extra: str, step_range, max_points) -> list[tuple]:
+        """(step, blob, *extra) rows of one blob column of a layer, every k-th to stay within `max_points`."""
         ids = self._layer_ids(layer)
         where = f"layer_id IN ({','.join('?' * len(ids))}) AND {column} IS NOT NULL AND step BETWEEN ? AND ?"
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
         args = (*ids, lo, min(hi, self._steps_seen))
         first, count = self._query(f"SELECT min(step), count(*) FROM layer_steps WHERE {where}", args)[0]
         if not count:
-            return None
+            return []
         stride = max(1, math.ceil(count / max_points)) if max_points else 1
-        rows = self._query(
-            f"SELECT step, {column}, {prefix}_lo, {prefix}_hi FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 "
-            "ORDER BY step", (*args, first, stride))
-        steps = np.asarray([r[0] for r in rows], dtype=np.int64)
-        bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
-        return steps, np.vstack([decode_array(r[1]) for r in rows]), bounds[:, 0], bounds[:, 1]
+        return self._query(
+            f"SELECT step, {column}{extra} FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 ORDER BY step",
+            (*args, first, stride))
 
     # --- findings, validation, interventions ---------------------------------------------------
 
@@ -252,24 +276,32 @@ class Run:
         self._refresh_meta()
         if "unmeasured" in self.meta:
             return json.loads(self.meta["unmeasured"])
-        row = self._query("SELECT unmeasured FROM steps WHERE step <= ? ORDER BY step DESC LIMIT 1", (self._steps_seen,))
+        sql = "SELECT unmeasured FROM steps WHERE step <= ? ORDER BY step DESC LIMIT 1"
+        row = self._query(sql, (self._steps_seen,))
         return json.loads(row[0][0]) if row and row[0][0] else []
 
     def report(self) -> dict:
         """The dict `bpviz check --json` writes, for the recorded run as it was judged while recording."""
-        history = History(1)
+        config = self.config
+        history = History(config.history_steps)
+        for step, overhead, wall, detailed in self._query(
+            "SELECT step, overhead_s, step_s, detailed FROM steps WHERE step <= ? ORDER BY step DESC LIMIT ?",
+            (self._steps_seen - 1, config.history_steps - 1),
+        )[::-1]:  # what the cost entry reads of the steps kept in memory before the last one
+            kept = SimpleNamespace(step=step, overhead_s=overhead, step_s=wall, detailed=bool(detailed))
+            history.records.append(kept)
         if len(self):
             history.records.append(self.record(self._steps_seen))
-        history.loss_steps, history.losses = (list(a) for a in self._losses())
-        history.losses = [float(v) for v in history.losses]
+        history.loss_steps, history.losses = self._losses()
         history.validation = self.validation
-        return build_report(history, self.findings, len(self), self.unmeasured())
+        return build_report(history, self.findings, len(self), self.unmeasured(), level=config.level)
 
     # --- internals ---------------------------------------------------------------------------
 
     def _losses(self) -> tuple[list[int], list[float]]:
         steps, losses = [], []
-        for step, loss, nan in self._query("SELECT step, loss, nan FROM steps WHERE step <= ? ORDER BY step", (self._steps_seen,)):
+        sql = "SELECT step, loss, nan FROM steps WHERE step <= ? ORDER BY step"
+        for step, loss, nan in self._query(sql, (self._steps_seen,)):
             if "loss" in nan_set(nan):
                 loss = math.nan
             if loss is not None:
@@ -330,6 +362,10 @@ class Run:
                 "update bpviz (pip install -U bpviz) to open it")
 
 
+def _steps_of(rows: list[tuple]) -> np.ndarray:
+    return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+
 def _check_file(path: Path) -> None:
     """Fail early, in words, on what SQLite would report as a bare 'unable to open database file'."""
     if not path.exists():
@@ -345,7 +381,8 @@ def _check_file(path: Path) -> None:
     except OSError as error:
         raise RunFileError("cannot read the run file", path, error.strerror or str(error), "check the file") from None
     if not header.startswith(SQLITE_MAGIC):
-        raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + (" (the file is empty)" if not header else ""),
+        empty = "" if header else " (the file is empty)"
+        raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + empty,
                            "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
     if len(header) == 100:
         page_size = int.from_bytes(header[16:18], "big")

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis import Diagnosis
-from bpviz.engine.record.dead_units import DeadUnitTracker
+from bpviz.engine.record.dead_units import DeadUnitTracker, mark_dead_units
 from bpviz.engine.record.history import History
-from bpviz.engine.record.records import StepRecord
 from bpviz.engine.report.data import build_report
 from bpviz.engine.runs.reader import SQLITE_MAGIC, Run, open_run
 from bpviz.engine.runs.writer import SUFFIX
@@ -47,7 +46,7 @@ def rejudge(run: Run, config: Config | None = None) -> dict:
     forwards = run.forwards_after()
     steps = 0
     for record in run.records():
-        _recount_dead_units(record, tracker)
+        mark_dead_units(record, tracker)  # recounted: a new dead_window applies too
         history.append(record)
         steps += 1
         diagnosis.judge_step(record, history, tracker)
@@ -55,15 +54,5 @@ def rejudge(run: Run, config: Config | None = None) -> dict:
             history.add_validation(record.step, validations[record.step])
             diagnosis.judge_forwards(forwards.get(record.step, []), record.step, history, tracker)
     history.interventions = run.interventions
-    return build_report(history, diagnosis.findings, steps, run.unmeasured())
+    return build_report(history, diagnosis.findings, steps, run.unmeasured(), level=config.level)
 
-
-def _recount_dead_units(record: StepRecord, tracker: DeadUnitTracker) -> None:
-    """Feed each unit-tracked layer's firing to the tracker, as collection did live, and keep its verdict."""
-    for layer in record.layers:
-        if layer.units is None or layer.unit_activity is None:
-            continue
-        fired = layer.unit_preact_max > 0 if layer.unit_preact_max is not None else layer.unit_activity > 0
-        dead = tracker.update(layer.name, record.step, fired)
-        layer.dead_units = len(dead)
-        layer.dead_unit_ids = dead

@@ -56,7 +56,8 @@ class RowWriter:
 
     def event(self, step: int | None, kind: str, label: str | None, payload: object = None) -> None:
         blob = None if payload is None else self.packer.pack(payload)
-        self.conn.execute("INSERT INTO events(step, kind, label, payload) VALUES (?, ?, ?, ?)", (step, kind, label, blob))
+        sql = "INSERT INTO events(step, kind, label, payload) VALUES (?, ?, ?, ?)"
+        self.conn.execute(sql, (step, kind, label, blob))
 
     def _insert(self, table: str, rows: list[dict]) -> None:
         columns, sql = self._statement(table)
@@ -67,7 +68,8 @@ class RowWriter:
         if cached is None:
             columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
             names = ", ".join(f'"{c}"' for c in columns)
-            cached = self._inserts[table] = (columns, f"INSERT INTO {table}({names}) VALUES ({', '.join('?' * len(columns))})")
+            marks = ", ".join("?" * len(columns))
+            cached = self._inserts[table] = (columns, f"INSERT INTO {table}({names}) VALUES ({marks})")
         return cached
 
     def _key(self, child: schema.ChildTable, values: tuple) -> int:
@@ -104,7 +106,8 @@ class RowReader:
             return None
         values = schema.STEP.values(row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]))
         for child in schema.CHILDREN:
-            values[child.field] = self.items(child, self._rows(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,)))
+            rows = self._rows(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,))
+            values[child.field] = self.items(child, rows)
         return build(StepRecord, values)
 
     def items(self, child: schema.ChildTable, rows: list[dict]) -> list:

@@ -6,7 +6,8 @@ wall time, the record's flags), `layer_steps` a row per layer per step
 blobs), `param_steps` a row per parameter per step, `forward_steps` the
 mode facts of each forward; `layers` and `params` hold each name once.
 `findings` keeps every finding each time it was raised or changed (with the
-step it was judged at; `finding_held` the later steps at which it held again unchanged), `events` validations and interventions, `meta` the
+step it was judged at; `finding_held` the later steps at which it held again
+unchanged), `events` validations and interventions, `meta` the
 versions, config, layer graph and the writer's status. The README documents
 the tables; `PRAGMA user_version` and `meta.format_version` carry
 FORMAT_VERSION, and a reader refuses a file from a newer format.

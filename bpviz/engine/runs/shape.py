@@ -24,7 +24,9 @@ from bpviz.engine.runs.codec import Packer, Unpacker, build, decode_array, encod
 REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, PACKED, NESTED, CHILD = (
     "REAL", "INTEGER", "BOOL", "TEXT", "JSON", "ARRAY", "PACKED", "NESTED", "CHILD"
 )
-_SQL_TYPE = {REAL: "REAL", INTEGER: "INTEGER", BOOL: "INTEGER", TEXT: "TEXT", JSON: "TEXT", ARRAY: "BLOB", PACKED: "BLOB"}
+_SQL_TYPE = {
+    REAL: "REAL", INTEGER: "INTEGER", BOOL: "INTEGER", TEXT: "TEXT", JSON: "TEXT", ARRAY: "BLOB", PACKED: "BLOB"
+}
 _PRIMITIVES = (int, float, str, bool)
 NAN_COLUMN = "nan"  # per row: the REAL columns that held NaN (SQLite stores NaN as NULL)
 
@@ -141,7 +143,7 @@ def nan_set(text: str | None) -> set[str]:
 
 def _classify(name: str, hint: object) -> Field:
     """The storage kind of a field from its type hint (Optional[...] stores like its inner type, NULL for None)."""
-    hint = _strip_none(hint)
+    hint = strip_none(hint)
     origin = typing.get_origin(hint)
     if hint is bool:
         return Field(name, BOOL)
@@ -164,7 +166,8 @@ def _classify(name: str, hint: object) -> Field:
     return Field(name, PACKED)
 
 
-def _strip_none(hint: object) -> object:
+def strip_none(hint: object) -> object:
+    """The type inside Optional[...] (`float | None` -> float); any other hint as it is."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if len(args) == 1:

@@ -35,7 +35,7 @@ Job = Callable[[RowWriter], None]
 
 
 def target_path(path: str | Path) -> Path:
-    """The file to create: `path` itself, or for a folder (existing, or written with a trailing slash) a new dated name in it."""
+    """The file to create: `path`, or for a folder (existing, or named with a trailing slash) a new dated file in it."""
     text = str(path)
     path = Path(path).expanduser()
     if not (path.is_dir() or text.endswith(("/", os.sep))):
@@ -124,7 +124,8 @@ class RunWriter:
             except (sqlite3.Error, OSError) as error:
                 self.failure = (step, _describe(error, self.path))
             except Exception as error:  # a value bpviz cannot store: stop recording, never raise into training
-                self.failure = (step, f"bpviz could not encode the step ({type(error).__name__}: {error}); please report this")
+                why = f"bpviz could not encode the step ({type(error).__name__}: {error}); please report this"
+                self.failure = (step, why)
 
 
 def set_meta(conn: sqlite3.Connection, values: dict[str, str | None]) -> None:
@@ -139,7 +140,7 @@ def _create_locked(path: Path) -> int:
     except FileExistsError:
         raise RunFileError(
             "cannot record: the run file already exists", path,
-            "a run file is never overwritten" + (" (and another process is recording into it)" if _locked(path) else ""),
+            "a run file is never overwritten" + (" (and another process is recording into it)" * _locked(path)),
             "give a new file name, or a folder (ending in /) to get a new dated file in it",
         ) from None
     except OSError as error:

@@ -41,7 +41,7 @@ class CheckRequest:
     verbose: bool = False
     timeout: float | None = None
     config: Config | None = None  # thresholds (--config, --set); the defaults when None
-    record: Path | None = None  # a run file (or folder) to record every step into
+    record: str | Path | None = None  # a run file (or a folder, written with a trailing slash) to record into
     level: str | None = None  # what to measure (bpviz.engine.observe.levels); None: the config's
 
 
@@ -132,6 +132,12 @@ class CheckRun:
             if self.interrupted is not None:
                 return self.interrupted.exit_code
             if self.failure is not None or not written:
+                return EXIT_COULD_NOT_RUN
+            if self.stepper is not None and self.stepper.watcher.unobserved_steps:
+                steps = self.stepper.watcher.unobserved_steps
+                print(f"bpviz observed no layer of the model in {len(steps)} of {report['steps']} step(s) "
+                      f"(first: step {steps[0]}): nothing was measured there, so no finding means nothing",
+                      file=self.err)
                 return EXIT_COULD_NOT_RUN
             found_errors = any(finding["severity"] == "error" for finding in report["findings"])
             return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN

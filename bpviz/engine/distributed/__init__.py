@@ -1,0 +1,1 @@
+"""bpviz under torch.distributed: each rank measures its own layers, one collective a step combines them."""

@@ -1,0 +1,86 @@
+"""Mixed precision: the GradScaler a training loop uses, so gradients are judged unscaled and a skipped step is named.
+
+fp16 training multiplies the loss by a scale (65536 at first) before the
+backward pass, so every gradient the hooks see is that much too large; and
+when the scaled gradients overflow, GradScaler skips the optimizer step and
+lowers the scale, which is routine early in training, not an explosion or a
+NaN of the model. The scaler is the one given to `watch(model, scaler=...)`,
+or else the one found among the variables of the code that calls the model
+(the usual `scaler = torch.amp.GradScaler()`). The scale each backward ran
+at is kept as a device tensor and divided out on the device: no host sync.
+"""
+from __future__ import annotations
+
+import sys
+from types import FrameType
+
+import torch
+from torch.amp import GradScaler
+
+from bpviz.engine.observe.frames import in_bpviz, in_torch
+
+_USER_FRAMES = 3  # callers searched for a scaler: the loop, and the helpers it calls the model through
+
+
+class ScaleFinder:
+    """Knows the training loop's GradScaler, once given or found, and the scale of the current backward."""
+
+    def __init__(self, scaler: GradScaler | None = None) -> None:
+        self.scaler = scaler
+
+    def look_from_caller(self) -> None:
+        """Search the calling code's variables for a GradScaler, unless one is known already.
+
+        Called as the model's forward begins, on the user's own thread (a CUDA
+        backward runs its hooks on worker threads that hold no user frames).
+        """
+        if self.scaler is not None:
+            return
+        frame: FrameType | None = sys._getframe(1)
+        seen_globals: set[int] = set()
+        searched = 0
+        while frame is not None and searched < _USER_FRAMES:
+            if not (in_torch(frame) or in_bpviz(frame)):
+                searched += 1
+                spaces = [frame.f_locals]
+                if id(frame.f_globals) not in seen_globals:
+                    seen_globals.add(id(frame.f_globals))
+                    spaces.append(frame.f_globals)
+                for space in spaces:
+                    found = next((v for v in list(space.values()) if isinstance(v, GradScaler)), None)
+                    if found is not None:
+                        self.scaler = found
+                        return
+            frame = frame.f_back
+
+    def current_scale(self) -> torch.Tensor | None:
+        """The scale the loss was multiplied by for this backward (a device tensor), or None without scaling."""
+        scaler = self.scaler
+        if scaler is None or not scaler.is_enabled():
+            return None
+        return getattr(scaler, "_scale", None)  # None until scaler.scale() first ran
+
+
+def optimizer_scale(optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(scale, found_inf) GradScaler gives a fused optimizer, whose gradients stay scaled; (None, None) otherwise."""
+    return getattr(optimizer, "grad_scale", None), getattr(optimizer, "found_inf", None)
+
+
+def unscaled(grad: torch.Tensor, inverse_scale: torch.Tensor | None) -> torch.Tensor:
+    """`grad` as the unscaled loss would have made it, in float32 (the statistics widen fp16 anyway)."""
+    if inverse_scale is None:
+        return grad
+    return grad.detach().float() * inverse_scale
+
+
+def step_skipped(grad_scale: float | None, optimizer_stepped: bool, gradients_finite: bool, found_inf: bool) -> bool:
+    """Whether GradScaler skipped this step's optimizer step.
+
+    It skips by not calling `optimizer.step()` when the unscaled gradients
+    hold Inf/NaN (a fused optimizer is called and told `found_inf` instead),
+    so a scaled step whose gradients are not finite and that saw no
+    optimizer step is a skip, not a NaN of the model.
+    """
+    if grad_scale is None:
+        return False
+    return found_inf or (not optimizer_stepped and not gradients_finite)

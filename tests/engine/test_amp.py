@@ -1,0 +1,120 @@
+"""Mixed precision: gradients reported unscaled, a GradScaler skip named as one (CPU autocast in bfloat16).
+
+Expected values come from a lockstep copy of the model with the test's own
+tensor hooks, divided by the scale the test read from its own scaler.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bpviz
+
+SCALE = 2.0**100
+
+
+def mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def own_grad_norms(model: nn.Sequential, store: list[dict[str, float]], scale_of) -> None:
+    """Hook every Linear's output: the norm of the gradient reaching it, divided by the scale in use."""
+
+    def forward_hook(module, args, output, name):
+        def grad_hook(grad):
+            store[-1][name] = float(grad.double().norm()) / scale_of()
+
+        output.register_hook(grad_hook)
+
+    for name, module in model.named_children():
+        if isinstance(module, nn.Linear):
+            module.register_forward_hook(lambda m, a, o, name=name: forward_hook(m, a, o, name))
+
+
+def amp_step(model, opt, state, x, y, boost=1.0):
+    """The standard recipe, with the scaler read from `state` so that no variable of this frame holds it."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(model(x).float(), y)
+    opt.zero_grad()
+    state["scaler"].scale(loss * boost).backward()
+    state["scaler"].step(opt)
+    state["scaler"].update()
+    return loss
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_gradients_are_reported_unscaled_and_a_skipped_step_is_a_skip(explicit):
+    model = mlp()
+    ref = copy.deepcopy(model)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, ref)]
+    scalers = [torch.amp.GradScaler("cpu", init_scale=SCALE) for _ in range(2)]
+    expected: list[dict[str, float]] = []
+    ref_scale = [SCALE]
+    own_grad_norms(ref, expected, lambda: ref_scale[0])
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 8, generator=g), torch.randint(0, 3, (32,), generator=g)
+    holder = {"scaler": scalers.pop(0)}  # not a variable of this frame: found only when given to watch()
+    ref_holder = {"scaler": scalers[0]}
+    records, weights_before = [], []
+    with bpviz.watch(model, scaler=holder["scaler"] if explicit else None) as w:
+        if not explicit:
+            scaler = holder["scaler"]  # noqa: F841 (a local of the loop calling the model, as in the usual recipe)
+        for step in range(4):
+            boost = 1e30 if step == 2 else 1.0  # the scaled loss of step 2 overflows: GradScaler skips it
+            expected.append({})
+            ref_scale[0] = scalers[0].get_scale()
+            weights_before.append(model[0].weight.detach().clone())
+            amp_step(ref, opts[1], ref_holder, x, y, boost)
+            loss = amp_step(model, opts[0], holder, x, y, boost)
+            records.append(w.step(loss))
+    for step in (0, 1, 3):
+        for name, norm in expected[step].items():
+            assert records[step].layer(name).grad_norm == pytest.approx(norm, rel=1e-5)
+        assert not records[step].grad_scaler_skipped
+    assert [r.grad_scale for r in records] == [SCALE, SCALE, SCALE, SCALE / 2]
+    assert records[2].grad_scaler_skipped
+    assert torch.equal(weights_before[2], weights_before[3])  # the skip left the weights alone
+    found = [(f.kind, f.severity, f.step) for f in w.findings]
+    assert found == [("grad_scaler_skip", "info", 2)]
+    assert f"scale {SCALE:g}" in w.findings[0].message
+
+
+def test_without_the_scaler_the_gradients_are_the_scaled_ones():
+    model = mlp()
+    state = {"scaler": torch.amp.GradScaler("cpu", init_scale=SCALE)}  # hidden from the frame search
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    with bpviz.watch(model) as w:
+        record = w.step(amp_step(model, opt, state, x, y))
+    assert record.grad_scale is None
+    assert record.layer("2").grad_norm > 1e20
+
+
+def test_channels_last_weights_have_their_true_update_and_weight_norms():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 64, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 3),
+    ).to(memory_format=torch.channels_last)
+    assert not model[2].weight.is_contiguous()  # 4608 values: estimated from a slice
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(4, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 3, (4,))
+    with bpviz.watch(model) as w:
+        for _ in range(2):
+            before = {n: p.detach().clone() for n, p in model.named_parameters()}
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            record = w.step(loss)
+    for layer, rel in (("0", 1e-5), ("2", 0.1)):  # a small weight exactly, a large one from its slice
+        params = [(n, p) for n, p in model.named_parameters() if n.startswith(f"{layer}.")]
+        change = sum(float((p - before[n]).pow(2).sum()) for n, p in params) ** 0.5
+        norm = sum(float(p.pow(2).sum()) for _, p in params) ** 0.5
+        assert record.layer(layer).update_ratio == pytest.approx(change / norm, rel=rel)

@@ -1,0 +1,152 @@
+"""bpviz under torch.distributed: two gloo ranks on CPU, each rank's values and the combined ones checked."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.engine.ranks import WORLD, every_scenario, spawn
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return spawn(every_scenario, tmp_path_factory.mktemp("ranks"))
+
+
+@pytest.fixture(scope="module")
+def ddp_run(runs):
+    return [result["ddp"] for result in runs]
+
+
+@pytest.fixture(scope="module")
+def divergence_run(runs):
+    return runs
+
+
+def test_each_rank_measures_its_own_layers_under_the_inner_modules_names(ddp_run):
+    for rank, result in enumerate(ddp_run):
+        for step in result["steps"]:
+            assert list(step["measured"]) == ["fc1", "relu()", "fc2"]  # no "module." from the DDP wrapper
+            for name, expected in step["expected"].items():
+                measured = step["measured"][name]
+                for stat in ("mean", "std", "min", "max", "grad_norm"):
+                    assert measured[stat] == pytest.approx(expected[stat], rel=1e-4, abs=1e-6), (rank, name, stat)
+
+
+def test_ranks_see_different_batches(ddp_run):
+    first = [result["steps"][0]["expected"]["fc1"]["mean"] for result in ddp_run]
+    assert first[0] != pytest.approx(first[1])
+
+
+def test_every_rank_holds_every_ranks_values_and_the_combination(ddp_run):
+    for result in ddp_run:
+        for index, step in enumerate(result["steps"]):
+            table = step["table"]
+            assert table.world_size == WORLD
+            assert table.layers == ["fc1", "relu()", "fc2"]
+            for name in table.layers:
+                per_rank = [ddp_run[r]["steps"][index]["expected"][name] for r in range(WORLD)]
+                for stat in ("mean", "std", "grad_norm"):
+                    values = [p[stat] for p in per_rank]
+                    assert table.of(name, stat) == pytest.approx(values, rel=1e-4, abs=1e-6)
+                    assert table.mean(name, stat) == pytest.approx(np.mean(values), rel=1e-4, abs=1e-6)
+                    assert table.max(name, stat) == pytest.approx(max(values), rel=1e-4, abs=1e-6)
+                # the output's mean and std over both ranks' elements, from the ranks' own moments
+                counts = np.array([p["count"] for p in per_rank], dtype=float)
+                means = np.array([p["mean"] for p in per_rank])
+                second = np.array([p["std"] ** 2 + p["mean"] ** 2 for p in per_rank])
+                pooled_mean = (counts * means).sum() / counts.sum()
+                pooled_std = math.sqrt((counts * second).sum() / counts.sum() - pooled_mean**2)
+                assert table.pooled(name) == pytest.approx((pooled_mean, pooled_std), rel=1e-4, abs=1e-6)
+            assert table.losses == pytest.approx([ddp_run[r]["steps"][index]["loss"] for r in range(WORLD)], rel=1e-5)
+
+
+def test_one_collective_a_step(ddp_run):
+    for result in ddp_run:
+        assert [step["gathers"] for step in result["steps"]] == [1, 2, 3]
+
+
+def test_report_carries_the_ranks(ddp_run):
+    ranks = ddp_run[0]["report"]["ranks"]
+    assert ranks["world_size"] == WORLD and ranks["rank"] == 0
+    last = ddp_run[0]["steps"][-1]["expected"]
+    fc2 = ranks["layers"]["fc2"]["grad_norm"]
+    expected = [ddp_run[r]["steps"][-1]["expected"]["fc2"]["grad_norm"] for r in range(WORLD)]
+    assert fc2["per_rank"] == pytest.approx(expected, rel=1e-4)
+    assert fc2["max"] == pytest.approx(max(fc2["per_rank"]))
+    assert last["fc2"]["grad_norm"] == pytest.approx(fc2["per_rank"][0], rel=1e-4)
+
+
+def _divergences(result: dict) -> list[dict]:
+    return [f for f in result["findings"] if f["kind"] == "rank_divergence"]
+
+
+def test_healthy_ranks_raise_no_divergence(divergence_run):
+    for result in divergence_run:
+        assert _divergences(result["healthy"]) == []
+
+
+def test_a_rank_with_scaled_data_is_named_at_the_first_layer(divergence_run):
+    for result in divergence_run:  # every rank sees the same table and reaches the same verdict
+        (finding,) = _divergences(result["drifted"])
+        assert (finding["rank"], finding["layer"], finding["step"]) == (1, "fc1", 3)
+        assert "Rank 1's output scale (RMS) at fc1" in finding["message"]
+
+
+def test_a_rank_with_nan_is_named_at_the_layer_it_was_born_in(divergence_run):
+    for result in divergence_run:
+        (finding,) = _divergences(result["nan"])
+        assert (finding["rank"], finding["layer"], finding["step"], finding["severity"]) == (1, "0", 2, "error")
+        assert "on rank 1 at step 2" in finding["message"]
+
+
+@pytest.fixture(scope="module")
+def fsdp2_run(runs):
+    return [result["fsdp2"] for result in runs]
+
+
+def test_fsdp2_ranks_measure_their_layers_and_their_shards(fsdp2_run):
+    for result in fsdp2_run:
+        assert result["unmeasured"] == []  # nothing failed on the DTensor parameters
+        for index, step in enumerate(result["steps"]):
+            assert list(step["measured"]) == ["fc1", "relu()", "fc2"]
+            for name, expected in step["expected"].items():
+                for stat in ("mean", "std", "grad_norm"):
+                    assert step["measured"][name][stat] == pytest.approx(expected[stat], rel=1e-4, abs=1e-6)
+            # parameter gradient norms are of this rank's shard (DTensor.to_local)
+            assert step["param_grads"] == pytest.approx(step["shard_grads"], rel=1e-5)
+            table = step["table"]
+            assert table.of("fc1", "std") == pytest.approx(
+                [fsdp2_run[r]["steps"][index]["expected"]["fc1"]["std"] for r in range(WORLD)], rel=1e-4)
+
+
+def test_each_rank_records_its_own_file_of_one_name(ddp_run):
+    import bpviz
+
+    paths = [Path(result["recorded"]) for result in ddp_run]
+    assert paths[0].parent == paths[1].parent
+    stem = paths[0].name.removesuffix(".rank0.bpviz")
+    assert [p.name for p in paths] == [f"{stem}.rank{r}.bpviz" for r in range(WORLD)]
+    for rank, path in enumerate(paths):
+        with bpviz.open_run(path) as run:
+            assert len(run) == 3
+            for index, step in enumerate(ddp_run[rank]["steps"]):
+                record = run.record(index)
+                assert record.layer("fc1").mean == pytest.approx(step["expected"]["fc1"]["mean"], rel=1e-5)
+                # the ranks' table is kept with the step, so a file alone shows every rank
+                assert record.ranks.of("fc2", "grad_norm") == pytest.approx(step["table"].of("fc2", "grad_norm"))
+
+
+def test_ranks_whose_layers_differ_line_up_by_name(runs):
+    own = [result["uneven"]["own"] for result in runs]
+    assert list(own[0]) == ["fc1", "relu()", "fc2"] and list(own[1]) == ["tanh()", "fc1", "relu()", "fc2"]
+    first, second = (result["uneven"]["table"] for result in runs)
+    assert first.layers == ["fc1", "relu()", "fc2"]  # rank 0 never saw tanh(): it has no name for it
+    for name in first.layers:
+        assert first.of(name, "std") == pytest.approx([own[0][name], own[1][name]], rel=1e-6)
+    assert second.layers == ["tanh()", "fc1", "relu()", "fc2"]
+    assert second.of("tanh()", "count")[0] == 0 and np.isnan(second.of("tanh()", "std")[0])
+    assert second.of("tanh()", "std")[1] == pytest.approx(own[1]["tanh()"], rel=1e-6)
+    assert second.mean("tanh()", "std") == pytest.approx(own[1]["tanh()"], rel=1e-6)  # over the ranks that have it

@@ -1,0 +1,187 @@
+"""Layers where real models put them: parametrized weights, and the like. Expected values from own hooks."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrizations
+
+import bpviz
+
+
+def own_output_grad_norms(model: nn.Module, forward, x, y) -> dict[str, float]:
+    """The gradient norm reaching each direct child's output, from the test's own hooks."""
+    norms = {}
+
+    def hook(module, args, out, name):
+        out.register_hook(lambda grad: norms.__setitem__(name, float(grad.norm())))
+
+    for name, child in model.named_children():
+        child.register_forward_hook(lambda m, a, o, name=name: hook(m, a, o, name))
+    F.cross_entropy(forward(model, x), y).backward()
+    return norms
+
+
+def discriminator_forward(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    h = net[1](net[0](x)).unsqueeze(-1)  # the Conv1d wants (N, C, L)
+    return net[4](net[3](net[2](h)))
+
+
+def test_spectral_and_weight_norm_layers_are_the_layers_and_own_their_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        parametrizations.spectral_norm(nn.Linear(4, 8)),
+        nn.LeakyReLU(0.2),
+        parametrizations.weight_norm(nn.Conv1d(8, 8, 1)),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    )
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
+    expected = own_output_grad_norms(copy.deepcopy(model), discriminator_forward, x, y)
+    with bpviz.watch(model) as w:
+        loss = F.cross_entropy(discriminator_forward(model, x), y)
+        loss.backward()
+        record = w.step(loss)
+    assert [(layer.name, layer.type) for layer in record.layers] == [
+        ("0", "ParametrizedLinear"),
+        ("1", "LeakyReLU"),
+        ("2", "ParametrizedConv1d"),
+        ("3", "Flatten"),
+        ("4", "Linear"),
+    ]
+    for name, norm in expected.items():
+        assert record.layer(name).grad_norm == pytest.approx(norm, rel=1e-6)
+    owners = {p.name: p.layer for p in record.params}
+    assert owners["0.parametrizations.weight.original"] == "0"
+    assert owners["2.parametrizations.weight.original0"] == "2"
+
+
+class NHWCBlock(nn.Module):
+    """A conv, then an MLP on channels-last feature maps (ConvNeXt/Swin style) with a ReLU on 160 features."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16, 160)
+        self.act = nn.ReLU()
+        self.fc2 = nn.Linear(160, 4)
+        with torch.no_grad():
+            self.fc1.weight[:dead] = 0.0
+            self.fc1.bias[:dead] = -1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).permute(0, 2, 3, 1)  # (N, 16, 16, 16) -> (N, H, W, C): H equals C here
+        return self.fc2(self.act(self.fc1(y))).mean(dim=(1, 2))
+
+
+class ConvTokens(nn.Module):
+    """Conv1d features transposed to (N, L, C) before the ReLU, as sequence models do."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(4, 24, 3, padding=1)
+        self.head = nn.Linear(24, 3)
+        with torch.no_grad():
+            self.conv.weight[:dead] = 0.0
+            self.conv.bias[:dead] = -1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.conv(x).transpose(1, 2))).mean(dim=1)
+
+
+class LinearReLU(nn.Module):
+    """A leaf with its own weights and F.relu inside its forward."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(16, 4))
+        self.bias = nn.Parameter(torch.full((16,), 5.0))
+        with torch.no_grad():
+            self.weight[:dead] = 0.0
+            self.bias[:dead] = -1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(F.linear(x, self.weight, self.bias))
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "layer", "units", "dead"),
+    [
+        (lambda: NHWCBlock(40), (8, 3, 16, 16), "act", 160, 40),
+        (lambda: ConvTokens(6), (8, 4, 30), "relu()", 24, 6),
+        (lambda: nn.Sequential(LinearReLU(5), nn.Linear(16, 3)), (8, 4), "0", 16, 5),
+    ],
+)
+def test_units_are_where_the_producing_layer_put_them(make, shape, layer, units, dead):
+    torch.manual_seed(0)
+    model = make()
+    x = torch.randn(*shape)
+    with bpviz.watch(model) as w:
+        for _ in range(3):
+            out = model(x)
+            out.float().pow(2).mean().backward()
+            record = w.step()
+    step = record.layer(layer)
+    assert (step.units, step.dead_units) == (units, dead)
+    assert sorted(step.dead_unit_ids.tolist()) == list(range(dead))
+
+
+@pytest.mark.parametrize("how", ["checkpoint", "checkpoint_sequential", "non_reentrant"])
+def test_model_level_checkpointing_is_no_validation_and_measures_the_recomputed_forward(how):
+    from torch.utils.checkpoint import checkpoint, checkpoint_sequential
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(16, 4, requires_grad=True), torch.randint(0, 3, (16,))
+    with bpviz.watch(model) as w:
+        if how == "checkpoint":
+            out = checkpoint(model, x, use_reentrant=True)
+        elif how == "checkpoint_sequential":
+            out = checkpoint_sequential(model, 3, x, use_reentrant=True)
+        else:
+            out = checkpoint(model, x, use_reentrant=False)
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        record = w.step(loss)
+    assert w.findings == []
+    assert sorted(layer.name for layer in record.layers) == ["0", "1", "2", "3", "4", "5"]
+    assert all(layer.grad_norm is not None for layer in record.layers)
+
+
+class CellDecoder(nn.Module):
+    """time_sequence_prediction style: an LSTMCell and a Linear run once per time step from one loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.LSTMCell(1, 16)
+        self.out = nn.Linear(16, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = c = torch.zeros(x.shape[0], 16)
+        outputs = []
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t : t + 1], (h, c))
+            outputs.append(self.out(h))
+        return torch.cat(outputs, dim=1)
+
+
+def test_a_cell_called_once_per_time_step_is_one_layer_with_every_call_counted():
+    torch.manual_seed(0)
+    model = CellDecoder()
+    x = torch.randn(8, 24)  # under Config.calls_per_layer_step: every call measured
+    hs = []
+    handle = model.cell.register_forward_hook(lambda m, a, out: hs.append(out[0].detach()))
+    with bpviz.watch(model) as w:
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        record = w.step(loss)
+    handle.remove()
+    assert [(layer.name, layer.calls) for layer in record.layers] == [("cell", 24), ("out", 24)]
+    every = torch.stack(hs)  # the hook above saw each call's h: 24 time steps
+    cell = record.layer("cell")
+    assert cell.mean == pytest.approx(float(every.double().mean()), rel=1e-6)
+    assert cell.max == pytest.approx(float(every.max()))

@@ -1,0 +1,221 @@
+"""Gradient findings judged against the run itself: healthy runs of any scale stay silent, diverging ones do not.
+
+Every expected value is computed here from the model's own `.grad` tensors
+and losses, not from bpviz's numbers.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import bpviz
+from tests.engine.real_models import VAE, BagOfWords, TinyConvNeXt, strokes, vae_loss
+
+
+def own_total_norm(model: nn.Module) -> float:
+    return math.sqrt(sum(float(p.grad.detach().pow(2).sum()) for p in model.parameters() if p.grad is not None))
+
+
+def run(model, opt, batches, loss_fn, steps, backward_scale=None):
+    """A plain loop; returns (watcher, losses, own gradient norms before each update)."""
+    losses, norms = [], []
+    with bpviz.watch(model) as w:
+        for step in range(steps):
+            x, y = batches[step % len(batches)]
+            loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            scale = backward_scale(step) if backward_scale else 1.0
+            (loss * scale).backward()
+            norms.append(own_total_norm(model))
+            opt.step()
+            losses.append(float(loss.detach()))
+            w.step(loss)
+    return w, losses, norms
+
+
+def test_a_loss_summed_over_the_batch_has_huge_gradients_and_no_finding_while_it_falls():
+    torch.manual_seed(0)
+    model = VAE()
+    g = torch.Generator().manual_seed(0)
+    batches = [(x, x) for x in (strokes(128, g) for _ in range(4))]
+    w, losses, norms = run(model, torch.optim.Adam(model.parameters(), lr=1e-3), batches, vae_loss, 24)
+    assert max(norms) > 1e4  # far above any fixed "exploding" norm
+    assert losses[-1] < losses[0] / 2
+    assert [f for f in w.findings if f.kind == "exploding_gradient"] == []
+
+
+def divergent_mlp() -> nn.Sequential:
+    """Ten LeakyReLU layers at twice the Kaiming scale: gradients and updates feed each other."""
+    torch.manual_seed(0)
+    layers = []
+    for i in range(10):
+        linear = nn.Linear(32 if i == 0 else 64, 64)
+        nn.init.normal_(linear.weight, std=2 * math.sqrt(2 / linear.in_features))
+        layers += [linear, nn.LeakyReLU(0.1)]
+    return nn.Sequential(*layers, nn.Linear(64, 4))
+
+
+def mlp_batches(n=4):
+    g = torch.Generator().manual_seed(0)
+    return [(torch.randn(32, 32, generator=g), torch.randint(0, 4, (32,), generator=g)) for _ in range(n)]
+
+
+def first_jump(norms, losses, growth=100.0, window=10):
+    for s in range(1, len(norms)):
+        median = statistics.median(norms[max(0, s - window) : s])
+        if math.isfinite(norms[s]) and norms[s] > growth * median:
+            return s, losses[s] > statistics.median(losses[max(0, s - window) : s])
+    return None, None
+
+
+def test_a_diverging_run_is_an_exploding_error_at_the_step_its_norm_jumps_with_the_loss():
+    model = divergent_mlp()
+    w, losses, norms = run(model, torch.optim.SGD(model.parameters(), lr=0.01), mlp_batches(), F.cross_entropy, 3)
+    step, rose = first_jump(norms, losses)
+    assert step is not None and rose
+    exploding = [f for f in w.findings if f.kind == "exploding_gradient"]
+    assert [(f.step, f.severity, f.layer) for f in exploding] == [(step, "error", None)]
+
+
+def test_a_gradient_jump_while_the_loss_falls_is_only_a_warning():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4))
+
+    def boost(step: int) -> float:
+        return 1e4 if step == 5 else 1.0  # the backward of step 5 alone is 1e4 times larger
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    w, losses, norms = run(model, opt, mlp_batches(1), F.cross_entropy, 6, backward_scale=boost)
+    step, rose = first_jump(norms, losses)
+    assert (step, rose) == (5, False)
+    exploding = [f for f in w.findings if f.kind == "exploding_gradient"]
+    assert [(f.step, f.severity) for f in exploding] == [(5, "warning")]
+    assert f"{norms[5]:.2e}" in exploding[0].message
+
+
+def deep_sigmoid() -> nn.Sequential:
+    torch.manual_seed(0)
+    layers = [nn.Linear(16, 32), nn.Sigmoid()]
+    for _ in range(8):
+        layers += [nn.Linear(32, 32), nn.Sigmoid()]
+    return nn.Sequential(*layers, nn.Linear(32, 4))
+
+
+def test_small_gradients_under_adam_are_not_vanishing_but_under_sgd_they_are():
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(32, 16, generator=g), torch.randint(0, 4, (32,), generator=g))]
+    found = {}
+    for name, make in (("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)):
+        model = deep_sigmoid()
+        w, _, _ = run(model, make(model.parameters(), lr=1e-3), batches, F.cross_entropy, 3)
+        found[name] = [(f.layer, f.severity) for f in w.findings if f.kind == "vanishing_gradient"]
+        first = own_first_to_last_rms(model)
+        assert first < 1e-6  # the same starved first layer in both runs
+    assert found == {"adam": [], "sgd": [("0", "error")]}
+
+
+def own_first_to_last_rms(model: nn.Sequential) -> float:
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    rms = [float(m.weight.grad.pow(2).mean().sqrt()) for m in (linears[0], linears[-1])]
+    return rms[0] / rms[1]
+
+
+def test_convnext_layer_scale_under_adamw_is_silent():
+    torch.manual_seed(0)
+    model = TinyConvNeXt()
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(16, 3, 32, 32, generator=g), torch.randint(0, 4, (16,), generator=g))]
+    w, losses, _ = run(model, torch.optim.AdamW(model.parameters(), lr=4e-3), batches, F.cross_entropy, 6)
+    assert losses[-1] < losses[0]
+    assert w.findings == []
+
+
+def test_a_vae_output_sigmoid_at_its_bounds_is_not_saturation_but_a_hidden_one_is():
+    torch.manual_seed(0)
+    model = VAE()
+    g = torch.Generator().manual_seed(0)
+    batches = [(x, x) for x in (strokes(32, g) for _ in range(2))]
+    w, _, _ = run(model, torch.optim.Adam(model.parameters(), lr=1e-2), batches, vae_loss, 24)
+    recon = model(batches[0][0])[0]
+    assert float(((recon < 0.01) | (recon > 0.99)).float().mean()) > 0.5  # most outputs sit at a bound
+    assert w.history.latest.output_layers == {"sigmoid()", "fc21", "fc22"}  # recon, mu, logvar
+    assert [f for f in w.findings if f.kind == "saturated_activation"] == []
+    # the same sigmoid inside the model is judged
+    torch.manual_seed(0)
+    hidden = nn.Sequential(nn.Linear(4, 16), nn.Sigmoid(), nn.Linear(16, 3))
+    with torch.no_grad():
+        hidden[0].weight.mul_(60)
+    x, y = torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g)
+    w, _, _ = run(hidden, torch.optim.SGD(hidden.parameters(), lr=0.01), [(x, y)], F.cross_entropy, 1)
+    assert [(f.kind, f.layer) for f in w.findings] == [("saturated_activation", "1")]
+
+
+def test_a_validation_with_eval_but_without_no_grad_is_no_finding_and_not_in_the_step():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 4, generator=g), torch.randint(0, 3, (64,), generator=g)
+    val = torch.randn(64, 4, generator=g) * 100  # very unlike the training data
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with bpviz.watch(model) as w:
+        for _ in range(2):
+            model.eval()
+            model(val)  # validation with gradients enabled: correct code, no backward
+            model.train()
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            record = w.step(loss)
+    assert w.findings == []
+    assert [f.backward for f in record.forwards] == [False, True]
+    first = record.layer("0")
+    own = model[0](x)  # the training forward's output alone, with this step's weights before its update
+    assert first.shape == tuple(own.shape)
+    assert record.layer("4").max < 50  # the validation's huge values are not mixed in
+    with bpviz.watch(model) as w:  # the same validation forgetting model.eval() is still caught when it runs
+        with torch.no_grad():
+            model(val)
+    assert [f.kind for f in w.findings] == ["train_mode_in_eval"]
+
+
+def test_a_large_vocabulary_embedding_is_judged_on_the_rows_it_looked_up():
+    torch.manual_seed(0)
+    model = BagOfWords(vocab=50000)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(0, 50000, (32, 12), generator=g), torch.randint(0, 4, (32,), generator=g))]
+    w, _, _ = run(model, torch.optim.SGD(model.parameters(), lr=0.5), batches, F.cross_entropy, 3)
+    grad = model.embedding.weight.grad
+    rows = int((grad.abs().amax(dim=1) > 0).sum())
+    assert rows == len(torch.unique(batches[0][0]))
+    param = next(p for p in w.history.latest.params if p.name == "embedding.weight")
+    assert param.grad_numel == rows * 32
+    assert param.grad_norm == pytest.approx(float(grad.norm()), rel=1e-5)
+    assert w.findings == []
+
+
+def test_a_sparse_embedding_is_measured_and_never_raises_into_training():
+    torch.manual_seed(0)
+    model = BagOfWords(vocab=5000, sparse=True)
+    reference = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(0, 5000, (32, 12), generator=g), torch.randint(0, 4, (32,), generator=g))]
+    opt = torch.optim.SGD(reference.parameters(), lr=0.5)
+    for _ in range(3):
+        loss = F.cross_entropy(reference(batches[0][0]), batches[0][1])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w, _, _ = run(model, torch.optim.SGD(model.parameters(), lr=0.5), batches, F.cross_entropy, 3)
+    for mine, theirs in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(mine, theirs)  # trained exactly as without bpviz
+    param = next(p for p in w.history.latest.params if p.name == "embedding.weight")
+    assert param.grad_norm == pytest.approx(float(model.embedding.weight.grad.coalesce().values().norm()), rel=1e-5)
+    assert w.report()["unmeasured"] == []

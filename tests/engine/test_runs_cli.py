@@ -1,0 +1,45 @@
+"""The command line over run files: check --record, check RUN.bpviz, compare, and the samples' fixed twins."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bpviz import cli
+from bpviz.engine.load.samples import SAMPLES_DIR
+
+
+def test_checking_a_recording_gives_the_live_report_and_exit_code(tmp_path, capsys):
+    live = cli.main(["check", str(SAMPLES_DIR / "dying_relu.py"), "--steps", "6", "--record", f"{tmp_path}/runs/",
+                     "--json", str(tmp_path / "live.json")])
+    (run,) = (tmp_path / "runs").iterdir()
+    live_out = capsys.readouterr().out
+    again = cli.main(["check", str(run), "--json", str(tmp_path / "again.json")])
+    assert live == again == cli.EXIT_FOUND_ERRORS
+    assert capsys.readouterr().out == live_out
+    assert json.loads((tmp_path / "live.json").read_text()) == json.loads((tmp_path / "again.json").read_text())
+    # new thresholds apply to the recording: relu2's dead share is an error at 0.5, not at 0.999
+    assert cli.main(["check", str(run), "--set", "dead_error=0.999", "--set", "dead_warning=0.999"]) == cli.EXIT_CLEAN
+    assert cli.main(["check", str(run), "--set", "no_such_threshold=1"]) == cli.EXIT_COULD_NOT_RUN
+    assert "unknown setting no_such_threshold" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("twin", ["dying_relu_fixed.py", "vanishing_sigmoid_fixed.py"])
+def test_each_fixed_twin_checks_clean(twin):
+    assert cli.main(["check", str(SAMPLES_DIR / twin)]) == cli.EXIT_CLEAN
+
+
+def test_compare_names_the_divergence_and_the_finding_only_one_run_has(tmp_path, capsys):
+    for name in ("dying_relu", "dying_relu_fixed"):
+        path = str(tmp_path / f"{name}.bpviz")
+        cli.main(["check", str(SAMPLES_DIR / f"{name}.py"), "--steps", "4", "--record", path])
+    capsys.readouterr()
+    a, b = str(tmp_path / "dying_relu.bpviz"), str(tmp_path / "dying_relu_fixed.bpviz")
+    assert cli.main(["compare", a, b, "--json", str(tmp_path / "cmp.json")]) == cli.EXIT_FOUND_ERRORS
+    out = capsys.readouterr().out
+    # the twins share fc1 (same seed) and differ from fc2's biases on: fc2's forward is the first difference
+    assert "diverge at step 0: layer fc2, mean" in out
+    assert "relu2: dead_relu (error) from step 2 in A, healthy in B" in out
+    result = json.loads((tmp_path / "cmp.json").read_text())
+    assert result["divergence"]["layer"] == "fc2" and not result["same"]
+    assert cli.main(["compare", a, a]) == cli.EXIT_CLEAN
