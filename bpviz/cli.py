@@ -153,7 +153,7 @@ def gui_parser() -> argparse.ArgumentParser:
         epilog="Without a window: bpviz check FILE [--steps N] [--json PATH] [--record RUN.bpviz] (see bpviz check --help); "
         "bpviz check RUN.bpviz judges a recording again; bpviz compare A.bpviz B.bpviz compares two.",
     )
-    parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file or pickled model to open")
+    parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file, pickled model or recorded run (.bpviz) to open")
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
     parser.add_argument("--screenshot", metavar="PATH", type=Path, help="save a PNG of the window after --steps, then quit")
     parser.add_argument("--screen", metavar="WxH", type=screen_size,

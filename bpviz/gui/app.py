@@ -89,6 +89,8 @@ def main(args: argparse.Namespace) -> int:
             if not opened and screenshot:
                 window.close()  # ends the training thread before the event loop does
                 app.exit(EXIT_COULD_NOT_RUN)
+            elif opened and screenshot and window.recording is not None:
+                script.start_without_file()  # a recording is there at once: shoot its latest step
             elif opened and steps and not screenshot:
                 window.loaded.connect(_run_once(window, steps))
 

@@ -26,6 +26,7 @@ LOSS = "#7ee08a"
 VALIDATION = "#ff7ad9"
 METRIC = "#b388ff"  # validation metrics other than a loss (accuracy), on their own axis
 ZERO_GRADIENT = "#4dd0e1"  # a gradient of exactly zero: a symptom, so it gets a colour of its own
+COMPARED = "#ff8a65"  # the second run of File > Compare With..., drawn over the first
 NO_DATA = "#2c3039"  # not measured: the background's shade, never a value colour
 SEVERITY_COLOURS = {"error": "#d32f2f", "warning": "#f0a500", "info": "#1e88e5"}
 UNKNOWN_SEVERITY = "#444444"

@@ -36,14 +36,14 @@ def assert_same(live, stored, path: str = "record") -> None:
         assert type(live) is type(stored) and live == stored, (path, live, stored)
 
 
-def seeded_run(record, steps: int = 10, lr: float = 0.1, lr_from_step5: float | None = None):
-    """A small seeded MLP trained on one batch while recording; returns the live records."""
+def seeded_run(record, steps: int = 10, lr: float = 0.1, lr_from_step5: float | None = None, level: str = "full"):
+    """A small seeded MLP trained on one batch while recording (every statistic of every step by default)."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.Sigmoid(), nn.Linear(16, 3))
     x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     records = []
-    with bpviz.watch(model, record=record, level="full") as w:  # every statistic on every step
+    with bpviz.watch(model, record=record, level=level) as w:
         for step in range(steps):
             if step == 5 and lr_from_step5 is not None:
                 for group in opt.param_groups:

@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import QtMsgType, qInstallMessageHandler
 
 from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.runs_folder import ENVIRONMENT
 from tests.gui.window_driver import make_window
 
 # Qt messages that mean an object was used from the wrong thread or outlived its owner.
@@ -51,6 +52,14 @@ def no_thread_warnings():
     qInstallMessageHandler(previous)
     caught, _caught[:] = list(_caught), []
     assert not caught, "Qt warned about threads or object ownership:\n" + "\n".join(caught)
+
+
+@pytest.fixture(autouse=True)
+def runs_in_tmp(tmp_path, monkeypatch):
+    """The runs the window records go to the test's own folder, never the user's."""
+    folder = tmp_path / "recorded-runs"
+    monkeypatch.setenv(ENVIRONMENT, str(folder))
+    return folder
 
 
 @pytest.fixture

@@ -71,7 +71,8 @@ class SessionDriver:
                 input_shape=request.input_shape,
                 seed=request.seed,
             )
-            stepper = Stepper(experiment, level="full")  # stepping by hand: every statistic of every step
+            # stepping by hand: every statistic of every step, recorded when the request names a run file or folder
+            stepper = Stepper(experiment, level="full", record=request.record)
         except UserCodeError as exc:
             self.emit("load_failed", exc)
             return

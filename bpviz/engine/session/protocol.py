@@ -22,6 +22,7 @@ class LoadRequest:
     weights: str | None = None
     input_shape: tuple[int, ...] | None = None
     seed: int = 0
+    record: Path | None = None  # a run file, or a folder for a new dated one, receiving every step
 
 
 # window -> child, queued: the driver method of the same name runs with the args

@@ -124,6 +124,11 @@ class GradientFlowView(PlotView):
 
     # --- drawing --------------------------------------------------------------------------------------
 
+    @property
+    def names(self) -> list[str]:
+        """The layers along the x axis, input to output (bar i is names[i])."""
+        return self._names
+
     def plotted_norms(self) -> tuple[np.ndarray, np.ndarray]:
         """(layer index, gradient norm) of the bars on screen: finite, positive norms only."""
         opts = self.bars.opts

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
@@ -118,6 +119,12 @@ class TrainingController(QObject):
             answer.connect(slot, QUEUED)
         if self.thread is not None:
             self.thread.start()
+
+    @property
+    def run_path(self) -> Path | None:
+        """The run file the current model's steps are recorded into (None when not recording)."""
+        stepper = self.worker.stepper
+        return stepper.watcher.recorder_path if stepper is not None else None
 
     # --- commands ---
     def load(self, request: LoadRequest) -> None:

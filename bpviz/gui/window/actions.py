@@ -42,9 +42,13 @@ class WindowActions:
         w = window
         # File
         self.open = make("&Open…", w.open_dialog, QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton,
-                         "Open an experiment file (.py) or a whole saved model (.pt)")
+                         "Open an experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)")
         self.load_weights = make("Load &weights…", lambda: weights_files.ask_and_load(w), None, None,
                                  "Load a state dict (torch.save(model.state_dict(), path)) into the open experiment")
+        self.compare = make("Compare &With…", w.compare_dialog, None, None,
+                            "Overlay a second recorded run: its loss, gradient flow and histograms, and where the two diverge")
+        self.save_run = make("&Save Run As…", w.save_run_dialog, QKeySequence.StandardKey.SaveAs, None,
+                             "Keep a copy of the run shown (every step recorded so far) where you choose")
         self.clear_recent = make("Clear recent files", w.clear_recent)
         self.quit = make("&Quit", w.close, QKeySequence.StandardKey.Quit)
         # Edit
@@ -71,6 +75,15 @@ class WindowActions:
         self.step_into = make("Step &Into", w.step_into, Qt.Key.Key_F11, sp.SP_ArrowDown,
                               "Pause inside the step: at each layer forward, the loss, each layer backward, the update")
         self.step_out = make("Step O&ut", w.step_out, "Shift+F11", sp.SP_ArrowUp, "Finish the current phase of the paused step")
+        # Timeline (a recording)
+        self.back = make("Back one step", lambda: w.timeline.move(-1), ",", None,
+                         "Show the recorded run one step earlier")
+        self.forward = make("Forward one step", lambda: w.timeline.move(1), ".", None,
+                            "Show the recorded run one step later")
+        self.live = make("&Live", w.timeline.go_live, Qt.Key.Key_End, None, "Back to the latest step, following new ones")
+        self.back.setShortcuts([QKeySequence(","), QKeySequence(Qt.Key.Key_Left)])
+        self.forward.setShortcuts([QKeySequence("."), QKeySequence(Qt.Key.Key_Right)])
+        self.timeline_actions = [self.back, self.forward, self.live]
         # Help
         self.shortcuts = make("&Keyboard shortcuts", lambda: help_pages.show_shortcuts(w),
                               QKeySequence.StandardKey.HelpContents, None, "Every key the window knows")
@@ -98,6 +111,8 @@ class WindowActions:
         file_menu.addAction(self.open)
         file_menu.addMenu(self.recent_menu)
         file_menu.addAction(self.load_weights)
+        file_menu.addAction(self.compare)
+        file_menu.addAction(self.save_run)
         file_menu.addSeparator()
         file_menu.addAction(self.quit)
         edit_menu = bar.addMenu("&Edit")
@@ -116,6 +131,9 @@ class WindowActions:
         train_menu.addAction(self.reset)
         bar.addMenu(self.debug_menu)  # Debug before Help, as in every IDE
         for action in (self.step_into, self.step, self.step_out, self.run, self.pause):
+            self.debug_menu.addAction(action)
+        self.debug_menu.addSeparator()
+        for action in self.timeline_actions:
             self.debug_menu.addAction(action)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.shortcuts)
@@ -143,11 +161,16 @@ class WindowActions:
         self.window.addToolBar(toolbar)
         return toolbar
 
-    def set_state(self, controller: TrainingController) -> None:
-        """Enable what makes sense now: nothing trains twice, nothing steps without a model; a paused step goes on."""
+    def set_state(self, controller: TrainingController, recording: bool = False) -> None:
+        """Enable what makes sense now: nothing trains twice, nothing steps without a model; a paused step goes on.
+
+        A recording is read-only: nothing trains, and the timeline's keys move through its steps.
+        """
         c = controller
-        paused = c.paused_at is not None
-        idle = c.has_model and not c.busy
+        paused = c.paused_at is not None and not recording
+        idle = c.has_model and not c.busy and not recording
+        for action in (*self.timeline_actions, self.compare):
+            action.setEnabled(recording)
         self.step_into.setEnabled(idle or paused)
         self.step_out.setEnabled(paused)
         self.step.setEnabled(idle or paused)
@@ -156,8 +179,9 @@ class WindowActions:
         self.run_n.setEnabled(idle)
         self.validate.setEnabled(idle)
         self.pause.setEnabled(c.running or c.stepping)
-        self.reset.setEnabled(c.request is not None)
-        self.load_weights.setEnabled(c.request is not None and not c.busy)
-        self.steps_box.setEnabled(not c.running)
+        self.reset.setEnabled(c.request is not None and not recording)
+        self.load_weights.setEnabled(c.request is not None and not c.busy and not recording)
+        self.steps_box.setEnabled(not c.running and not recording)
         for action in self.needs_model:
-            action.setEnabled(c.has_model)
+            action.setEnabled(c.has_model or recording)
+        self.save_run.setEnabled(recording or c.run_path is not None)

@@ -14,7 +14,8 @@ from bpviz.engine.load.shapes import parse_shape
 from bpviz.gui.window.trust import TrustChoice, ask_to_run
 
 WEIGHTS_FILTER = "State dicts (*.pt *.pth);;All files (*)"
-OPEN_FILTER = "Experiments and models (*.py *.pt *.pth);;Experiment files (*.py);;Saved whole models (*.pt *.pth);;All files (*)"
+OPEN_FILTER = ("Experiments, models and runs (*.py *.pt *.pth *.bpviz);;Experiment files (*.py);;"
+               "Saved whole models (*.pt *.pth);;Recorded runs (*.bpviz);;All files (*)")
 
 
 class Dialogs:

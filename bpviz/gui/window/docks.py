@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QStatusBar, QWidget
 
 from bpviz.engine.session.breakpoints import Breakpoint, Hit
+from bpviz.engine.session.events import RunView
 from bpviz.engine.session.step_gate import PhaseEvent
 from bpviz.gui.panels.breakpoints_panel import BreakpointsPanel
 from bpviz.gui.panels.hyperparams_panel import HyperparamsPanel
@@ -50,11 +52,12 @@ class DebugDocks(QObject):
     continue_requested = Signal(int)  # the workbench's "Continue N steps"
 
     def __init__(self, host: QMainWindow, status: QStatusBar, controller: TrainingController, page: DebuggerPage,
-                 plots: PlotRegistry, settings: Settings, panels_menu: QMenu) -> None:
+                 plots: PlotRegistry, settings: Settings, panels_menu: QMenu, viewed: Callable[[], RunView]) -> None:
         super().__init__(host)
         self.host = host
         self.status = status
         self.controller = controller
+        self.viewed = viewed  # the run the window shows (a recording's, or the controller's)
         self.page = page
         self.settings = settings
         self.panels_menu = panels_menu
@@ -173,6 +176,18 @@ class DebugDocks(QObject):
         self.show_docks(True)
         self.state_changed.emit()
 
+    def show_recording(self, graph) -> None:
+        """A recording opened: nothing of the previous run stays in the docks; its layer graph draws the network."""
+        self.network.clear()
+        self.step_panel.clear()
+        self.workbench.clear()
+        self.breakpoints.clear_hit()
+        self._clear_sticky()
+        self._inspected = None
+        if graph is not None:
+            self.network.set_graph(graph)
+        self.show_docks(True)
+
     def _on_paused(self, event: PhaseEvent) -> None:
         if self.controller.paused_at is not event:
             return  # stale: the step was stopped or resumed meanwhile
@@ -240,7 +255,7 @@ class DebugDocks(QObject):
 
     def on_redrawn(self, _step: int) -> None:
         """The window shows a new step (the network and workbench were drawn with it)."""
-        latest = self.controller.view.history.latest
+        latest = self.viewed().history.latest
         if latest is not None:
             self.breakpoints.set_layers([layer.name for layer in latest.layers])
         if self.workbench.layer is not None:
@@ -263,7 +278,7 @@ class DebugDocks(QObject):
 
     def _inspect(self, layer: str) -> None:
         latest = self.controller.view.history.latest
-        if latest is None or self.controller.busy:
+        if latest is None or self.controller.busy or self.viewed() is not self.controller.view:
             return
         if self._inspected != (layer, latest.step):
             self._inspected = (layer, latest.step)

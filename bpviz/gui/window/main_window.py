@@ -1,7 +1,9 @@
 """The main window: start page or debugger, the error panel, menus, status bar; composition and opening files.
 
 The window views one run: the controller's `RunView`, which only the
-controller changes, from the engine's events. The window reacts to the
+controller changes, from the engine's events, or a recording's (a run file
+opened read-only or followed while another process writes it), which the
+timeline scrubs. The window reacts to the
 controller's signals (all emitted on the GUI thread) and redraws through
 the RedrawClock; it never writes run state itself.
 """
@@ -17,10 +19,14 @@ from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
+from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.save_copy import save_copy
+from bpviz.engine.session.events import RunView
 from bpviz.engine.record.history import History
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.plots.base import PlotRegistry
+from bpviz.gui.plots.comparison import Comparison
 from bpviz.gui.training.controller import TrainingController
 from bpviz.gui.training.worker import LoadRequest
 from bpviz.gui.window import geometry
@@ -33,15 +39,19 @@ from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.docks import DebugDocks
 from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.window.recent import recent_labels
+from bpviz.gui.window.recording import Recording
 from bpviz.gui.window.redraw import RedrawClock
+from bpviz.gui.window.runs_folder import newest_runs, runs_folder
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
 from bpviz.gui.window.status_bar import StatusBar
+from bpviz.gui.window.timeline import Timeline
 from bpviz.gui.window.trust import CodeTrust
 from bpviz.gui.window.trusted_paths import TrustedPaths
 
 PICKLED = PICKLE_SUFFIXES
-OPENABLE = (".py", *PICKLE_SUFFIXES)
+RUN_SUFFIX = ".bpviz"
+OPENABLE = (".py", *PICKLE_SUFFIXES, RUN_SUFFIX)
 
 
 class MainWindow(QMainWindow):
@@ -81,12 +91,16 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.page)
         self.error_panel = ErrorPanel()
+        self.timeline = Timeline()
+        self.timeline.hide()
+        self.recording: Recording | None = None
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.error_panel)
         layout.addWidget(self.stack, 1)
+        layout.addWidget(self.timeline)
         self.setCentralWidget(central)
 
         self.actions_ = WindowActions(self)
@@ -95,13 +109,16 @@ class MainWindow(QMainWindow):
         self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
         self._connect_controller()  # before the docks: the window takes each answer in first
         self.docks = DebugDocks(self, self.statusBar(), self.controller, self.page, self.plots, self.settings,
-                                self.actions_.panels_menu)
+                                self.actions_.panels_menu, lambda: self.viewed)
         self.docks.state_changed.connect(self.update_actions)
         self.docks.continue_requested.connect(self.run_n)
         self.stack.currentChanged.connect(lambda _i: self.docks.show_docks(self.stack.currentWidget() is self.page))
-        self.clock = RedrawClock(self, lambda: self.controller.view, self.page, self.plots, self.status.show)
+        self.clock = RedrawClock(self, lambda: self.viewed, self.page, self.plots, self.status.show)
         self.clock.redrawn.connect(self.docks.on_redrawn)
         self.clock.redrawn.connect(self.redrawn)
+        self.comparison = Comparison(self.page.loss_view, self.page.gradient_flow_view, self.page.histogram_view)
+        self.clock.redrawn.connect(self._draw_comparison)
+        self.page.layer_selected.connect(self._draw_comparison)
         self._load_samples()
         self._refresh_recent()
         self.update_actions()
@@ -129,14 +146,19 @@ class MainWindow(QMainWindow):
         for answer in (c.step_aborted, c.paused, c.remedy_failed):
             answer.connect(self.update_actions)
 
-    # --- what the window shows (the controller's RunView; read only) ---
+    # --- what the window shows (the recording's or the controller's RunView; read only) ---
+    @property
+    def viewed(self) -> RunView:
+        """The run every view draws: the open recording at the timeline's step, else the one being trained."""
+        return self.recording.view if self.recording is not None else self.controller.view
+
     @property
     def history(self) -> History:
-        return self.controller.view.history
+        return self.viewed.history
 
     @property
     def findings(self) -> list[Finding]:
-        return self.controller.view.findings
+        return self.viewed.findings
 
     @property
     def shown_step(self) -> int | None:
@@ -159,6 +181,8 @@ class MainWindow(QMainWindow):
                   weights: str | None = None, seed: int = 0) -> bool:
         """Load `path` on the worker; a .py not yet trusted and a .pt ask first (trust, input shape). False when declined."""
         path = Path(path)
+        if path.suffix.lower() == RUN_SUFFIX:
+            return self.open_recording(path)
         if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
             return False
         if path.suffix.lower() in PICKLED and path.is_file():
@@ -172,11 +196,116 @@ class MainWindow(QMainWindow):
                 input_shape = self.dialogs.ask_input_shape(self, path)
                 if input_shape is None:
                     return False
-        request = LoadRequest(path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed)
+        request = LoadRequest(path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed,
+                              record=runs_folder())
         self.statusBar().showMessage(f"Loading {path.name}…")
         self.controller.load(request)
         self.update_actions()
         return True
+
+    def open_recording(self, path: str | Path) -> bool:
+        """Show the run file `path` read-only (followed while its writer records); False, with the error panel, when unreadable."""
+        path = Path(path)
+        try:
+            recording = Recording(path, self.timeline, self)
+        except RunFileError as error:
+            self.error_panel.show_error(error)
+            self._step_error_shown = False
+            self.statusBar().showMessage(error.what, 8000)
+            return False
+        self.controller.stop()
+        self._close_recording()
+        self.recording = recording
+        recording.changed.connect(self.clock.mark_dirty)
+        recording.state_changed.connect(self._on_recording_state)
+        recording.failed.connect(self.error_panel.show_error)
+        self._show_new_run()
+        self.docks.show_recording(recording.playback.run.graph)
+        self.timeline.show()
+        self._on_recording_state(recording.state)
+        self.settings.add_recent(path)
+        self._refresh_recent()
+        self.statusBar().showMessage(f"Opened the recording {path} ({len(recording.playback.steps)} steps).", 8000)
+        self.update_actions()
+        return True
+
+    def save_run_dialog(self) -> Path | None:
+        """File > Save Run As…: a copy of the run shown (the recording, or the one being trained) where the user says."""
+        path = self.dialogs.save_file(self, "Save run as", f"{self.settings.last_directory()}/run.bpviz",
+                                      "bpviz runs (*.bpviz)")
+        return self.save_run(path) if path is not None else None
+
+    def save_run(self, path: str | Path) -> Path | None:
+        """Copy the run shown to `path` (consistent even while it is written, atomic); None, told, when it cannot."""
+        source = self.recording.path if self.recording is not None else self.controller.run_path
+        if source is None:
+            return None
+        try:
+            saved = save_copy(source, Path(path))
+        except RunFileError as error:
+            self.error_panel.show_error(error)
+            return None
+        self.settings.add_recent(saved)
+        self._refresh_recent()
+        self.statusBar().showMessage(f"Saved the run to {saved}", 8000)
+        return saved
+
+    def compare_dialog(self) -> None:
+        """File > Compare With…: pick a second run file to overlay on the open recording."""
+        path = self.dialogs.open_file(self, self.settings.last_directory())
+        if path is not None:
+            self.compare_with(path)
+
+    def compare_with(self, path: str | Path) -> dict | None:
+        """Overlay the run file `path` on the open recording; its comparison, or None (with the error panel)."""
+        if self.recording is None:
+            return None
+        try:
+            result = self.recording.compare_with(path)
+        except RunFileError as error:
+            self.error_panel.show_error(error)
+            return None
+        self._on_recording_state(self.recording.state)
+        div = result["divergence"]
+        if div is None:
+            told = "no divergence over the common steps"
+        else:
+            where = f", layer {div['layer']}" if div["layer"] else ""
+            told = f"the runs diverge at step {div['step']}{where} ({div['statistic']})"
+        self.statusBar().showMessage(f"Compared with {Path(path).name}: {told}", 15000)
+        return result
+
+    def _draw_comparison(self, *_args) -> None:
+        other = self.recording.other_view if self.recording is not None else None
+        if other is None:
+            self.comparison.clear()
+        else:
+            self.comparison.draw(other.history, self.page.selected_layer())
+
+    def _on_recording_state(self, state: str) -> None:
+        recording = self.recording
+        name = recording.path.name if recording is not None else ""
+        compared = f" compared with {recording.other.run.path.name}" if recording is not None and recording.other else ""
+        self.setWindowTitle(f"{name}{compared} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
+        self.status.show_run_state(state)
+
+    def _close_recording(self) -> None:
+        if self.recording is not None:
+            self.recording.close()
+            self.recording.deleteLater()
+            self.recording = None
+        self.timeline.hide()
+        self.status.show_run_state(None)
+
+    def _show_new_run(self) -> None:
+        """Nothing of the previous run stays on screen: the debugger page, cleared, draws the new one."""
+        self.clock.restart()
+        self.status.forget_arrivals()
+        self.page.clear()
+        self.error_panel.hide()
+        self._step_error_shown = False
+        self.stack.setCurrentWidget(self.page)
+        self.status.show(None)
 
     def clear_recent(self) -> None:
         self.settings.clear_recent()
@@ -222,16 +351,11 @@ class MainWindow(QMainWindow):
 
     # --- worker answers ---
     def _on_loaded(self, request: LoadRequest) -> None:
-        self.clock.restart()
-        self.status.forget_arrivals()
-        self.page.clear()
-        self.error_panel.hide()
-        self._step_error_shown = False
-        self.stack.setCurrentWidget(self.page)
+        self._close_recording()
+        self._show_new_run()
         self.setWindowTitle(f"{request.path.name} — bpviz")
         self.settings.add_recent(request.path)
         self._refresh_recent()
-        self.status.show(None)
         self.statusBar().showMessage(f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000)
         self.update_actions()
         self.loaded.emit(request)
@@ -287,8 +411,9 @@ class MainWindow(QMainWindow):
 
     def update_actions(self, *_args) -> None:
         """Enable what makes sense now (the actions decide, from the controller's state)."""
-        self.actions_.set_state(self.controller)
-        self.docks.set_busy(not (self.controller.has_model and not self.controller.busy))
+        recording = self.recording is not None
+        self.actions_.set_state(self.controller, recording)
+        self.docks.set_busy(recording or not (self.controller.has_model and not self.controller.busy))
 
     # --- table export ---
     def copy_table_csv(self) -> str:
@@ -361,7 +486,11 @@ class MainWindow(QMainWindow):
         self.start_page.set_samples(list_samples())
 
     def _refresh_recent(self) -> None:
-        self.start_page.set_recent(self.settings.recent_files())
+        recent = self.settings.recent_files()
+        self.start_page.set_recent([p for p in recent if p.suffix.lower() != RUN_SUFFIX])
+        opened = [p for p in recent if p.suffix.lower() == RUN_SUFFIX]
+        kept = [p for p in newest_runs(runs_folder()) if p.resolve() not in {q.resolve() for q in opened}]
+        self.start_page.set_runs(opened + kept)
 
     def _fill_recent_menu(self) -> None:
         menu = self.actions_.recent_menu
@@ -430,12 +559,13 @@ class MainWindow(QMainWindow):
         if self.remember_layout:
             self.save_layout()
         self.clock.stop()
+        self._close_recording()
         self.controller.shutdown()
         super().closeEvent(event)
 
 
 def _dropped_file(mime) -> Path | None:
-    """The first local .py/.pt file among dropped URLs, if any."""
+    """The first local .py/.pt/.bpviz file among dropped URLs, if any."""
     if not mime.hasUrls():
         return None
     for url in mime.urls():

@@ -35,6 +35,19 @@ def _fit_height(widget: QListWidget, most: int = 10) -> None:
     widget.setFixedHeight(rows * (row + 2 * widget.spacing()) + 2 * widget.frameWidth() + 4)
 
 
+def _fill_paths(widget: QListWidget, empty: QLabel, paths: list[Path]) -> None:
+    """One entry per path (its name, then its folder); the `empty` hint instead when there is none."""
+    widget.clear()
+    for path in paths:
+        item = QListWidgetItem(f"{path.name}  —  {path.parent}")
+        item.setData(PATH_ROLE, str(path))
+        item.setToolTip(str(path))
+        widget.addItem(item)
+    _fit_height(widget)
+    widget.setVisible(bool(paths))
+    empty.setVisible(not paths)
+
+
 class StartPage(QWidget):
     """Shown until a file is open; double-click (or Enter) on an entry opens it."""
 
@@ -63,10 +76,10 @@ class StartPage(QWidget):
         top.addLayout(heading, 1)
 
         self.open_button = QPushButton("Open experiment or model…")
-        self.open_button.setToolTip("An experiment file (.py) or a whole saved model (.pt)   Ctrl+O")
+        self.open_button.setToolTip("An experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)   Ctrl+O")
         self.open_button.clicked.connect(self.browse_requested)
         self.open_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
-        hint = QLabel("…or drop a .py or .pt file anywhere on this window.")
+        hint = QLabel("…or drop a .py, .pt or .bpviz file anywhere on this window.")
         hint.setStyleSheet(f"color: {theme.HINT};")
         open_row = QHBoxLayout()
         open_row.addWidget(self.open_button)
@@ -77,6 +90,9 @@ class StartPage(QWidget):
         self.recent = self._list()
         self.no_recent = QLabel("No recent files yet.")
         self.no_recent.setStyleSheet(f"color: {theme.HINT};")
+        self.runs = self._list()
+        self.no_runs = QLabel("No recorded runs yet: open a .bpviz file, or record one with bpviz.watch(model, record=...).")
+        self.no_runs.setStyleSheet(f"color: {theme.HINT};")
 
         column = QVBoxLayout()
         column.addLayout(top)
@@ -90,6 +106,9 @@ class StartPage(QWidget):
         column.addWidget(_section("Recent files"))
         column.addWidget(self.recent)
         column.addWidget(self.no_recent)
+        column.addWidget(_section("Recent runs"))
+        column.addWidget(self.runs)
+        column.addWidget(self.no_runs)
         column.addStretch(1)
 
         card = QFrame()
@@ -122,15 +141,11 @@ class StartPage(QWidget):
 
     def set_recent(self, paths: list[Path]) -> None:
         """Recently opened files, newest first."""
-        self.recent.clear()
-        for path in paths:
-            item = QListWidgetItem(f"{path.name}  —  {path.parent}")
-            item.setData(PATH_ROLE, str(path))
-            item.setToolTip(str(path))
-            self.recent.addItem(item)
-        _fit_height(self.recent)
-        self.recent.setVisible(bool(paths))
-        self.no_recent.setVisible(not paths)
+        _fill_paths(self.recent, self.no_recent, paths)
+
+    def set_runs(self, paths: list[Path]) -> None:
+        """Recorded runs (.bpviz), newest first: double-click opens one read-only, or follows it while it is written."""
+        _fill_paths(self.runs, self.no_runs, paths)
 
     def _on_activated(self, item: QListWidgetItem) -> None:
         self.open_requested.emit(Path(item.data(PATH_ROLE)))

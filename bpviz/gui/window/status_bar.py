@@ -54,7 +54,23 @@ class StatusBar:
             bar.addPermanentWidget(label)
         self.progress = RunProgress(cancel)
         bar.addPermanentWidget(self.progress)
+        self.run_state = QLabel()
+        self.run_state.setObjectName("runState")
+        self.run_state.setStyleSheet("padding: 0 6px; font-weight: bold;")
+        bar.addPermanentWidget(self.run_state)
+        self.show_run_state(None)
         self.show(None)
+
+    def show_run_state(self, state: str | None) -> None:
+        """A recording's state: "● live" while its writer records, "writer stopped" or "finished"; hidden otherwise."""
+        texts = {"live": ("● live", "another process is recording this run: new steps appear as they are written"),
+                 "writer stopped": ("writer stopped (run not finished)",
+                                    "the process recording this run ended before finishing it: a crash or a kill"),
+                 "finished": ("writer stopped (run finished)", "the run was recorded to its end")}
+        text, tip = texts.get(state, ("", ""))
+        self.run_state.setText(text)
+        self.run_state.setToolTip(tip)
+        self.run_state.setVisible(bool(text))
 
     def arrived(self) -> None:
         """A step arrived now (for steps/s)."""

@@ -1,0 +1,34 @@
+"""Where the window keeps the runs it trains: a per-user folder, and the newest runs in it for the start page.
+
+Every training session the window runs is recorded there (a dated file per
+load), so nothing seen is lost when the window closes. BPVIZ_RUNS_DIR moves
+it (tests, or a user who wants runs on a bigger disk).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths
+
+from bpviz.engine.runs.writer import SUFFIX
+
+ENVIRONMENT = "BPVIZ_RUNS_DIR"
+
+
+def runs_folder() -> Path:
+    """The folder the window records into (created when missing)."""
+    override = os.environ.get(ENVIRONMENT)
+    base = Path(override) if override else Path(
+        QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "runs"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def newest_runs(folder: Path, most: int = 10) -> list[Path]:
+    """The `most` newest run files in `folder`, newest first."""
+    try:
+        runs = [p for p in folder.iterdir() if p.suffix == SUFFIX and p.is_file()]
+    except OSError:
+        return []
+    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)[:most]

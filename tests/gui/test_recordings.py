@@ -1,0 +1,219 @@
+"""The window views recordings: open one read-only, scrub it back in time, follow one another process writes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+import bpviz
+from bpviz.gui.panels.layer_table import CSV_ROLE, COLUMNS
+from tests.engine.run_files import seeded_run
+from tests.gui.window_driver import SAMPLES, open_file, run_steps
+
+STEPS = 10
+MEAN = next(i for i, c in enumerate(COLUMNS) if c.title == "Mean")
+GRAD = next(i for i, c in enumerate(COLUMNS) if c.title == "Grad norm")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("runs") / "mlp.bpviz"
+    seeded_run(path, steps=STEPS, level="full")  # every statistic at every step, histograms included
+    return path
+
+
+def bring_forward(window, view) -> None:
+    """On a small screen some plots are tabs, drawn once shown: show `view`'s tab and draw it."""
+    if window.page.tabs.indexOf(view) >= 0:
+        window.page.tabs.setCurrentWidget(view)
+        window.redraw(force=True)
+
+
+def loss_curve(window, curve=None):
+    """(steps, losses) of the loss view's curve (or of `curve` on it), its tab brought forward."""
+    bring_forward(window, window.page.loss_view)
+    return (curve or window.page.loss_view.curve).getData()
+
+
+def table_values(window, column: int) -> dict[str, float]:
+    model = window.page.table_model
+    return {name: model.data(model.index(row, column), CSV_ROLE) for row, name in enumerate(model.names())}
+
+
+def test_a_recording_opens_read_only_and_every_view_shows_its_last_step(qtbot, window, recording):
+    assert window.open_path(recording)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    assert "recording" in window.windowTitle() and "read-only" in window.windowTitle()
+    a = window.actions_
+    assert not any(x.isEnabled() for x in (a.step, a.run, a.run_n, a.step_into, a.validate, a.reset))
+    assert window.timeline.isVisible() and window.timeline.step == STEPS - 1
+    assert window.status.run_state.text() == "writer stopped (run finished)"
+    run = bpviz.open_run(recording)
+    last = run.record(STEPS - 1)
+    assert table_values(window, MEAN) == {layer.name: layer.mean for layer in last.layers}
+    assert list(loss_curve(window)[0]) == list(range(STEPS))
+    assert [f.key for f in window.page.findings_panel.model.findings] == [f.key for f in run.findings]
+    assert window.docks.network.names == [node.name for node in run.graph.nodes]
+
+
+def test_scrubbing_shows_the_run_as_it_stood_at_that_step(qtbot, window, recording):
+    assert window.open_path(recording)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    run = bpviz.open_run(recording)
+    window.timeline.go_to(4)
+    qtbot.waitUntil(lambda: window.shown_step == 4)
+    then = run.record(4)
+    assert window.timeline.label.text().startswith("Step 4")
+    assert table_values(window, MEAN) == {layer.name: layer.mean for layer in then.layers}
+    assert table_values(window, GRAD) == {layer.name: layer.grad_norm for layer in then.layers}
+    layer = window.page.selected_layer()
+    x, counts = window.page.histogram_view.current_curve.getData()
+    assert np.array_equal(counts, then.layer(layer).histogram.counts)
+    steps, losses = loss_curve(window)
+    assert list(steps) == [0, 1, 2, 3, 4] and losses[-1] == pytest.approx(then.loss)
+    assert [f.key for f in window.page.findings_panel.model.findings] == [f.key for f in run.findings_at(4)]
+
+    qtbot.keyClick(window, Qt.Key.Key_Comma)  # one step back
+    qtbot.waitUntil(lambda: window.shown_step == 3)
+    qtbot.keyClick(window, Qt.Key.Key_Period)
+    qtbot.keyClick(window, Qt.Key.Key_Period)
+    qtbot.waitUntil(lambda: window.shown_step == 5)
+    assert not window.timeline.live
+    qtbot.keyClick(window, Qt.Key.Key_End)  # Live: back to the end
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    assert window.timeline.live and window.timeline.live_button.isChecked()
+
+
+def test_a_file_that_is_not_a_run_shows_the_error_panel_and_the_window_goes_on(qtbot, window, tmp_path):
+    bad = tmp_path / "notes.bpviz"
+    bad.write_text("not a database")
+    assert not window.open_path(bad)
+    assert window.error_panel.isVisible() and "not a bpviz run" in window.error_panel.text()
+    assert window.stack.currentWidget() is window.start_page and window.recording is None
+
+
+def test_recent_runs_on_the_start_page_open_the_recording(qtbot, window, recording):
+    assert window.open_path(recording)
+    runs = window.start_page.runs
+    assert runs.count() == 1 and runs.item(0).text().startswith("mlp.bpviz")
+    assert window.start_page.recent.count() == 0  # runs are listed apart from experiment files
+    window._close_recording()
+    window.stack.setCurrentWidget(window.start_page)
+    runs.itemActivated.emit(runs.item(0))
+    assert window.recording is not None and window.recording.path == recording.resolve()
+
+
+WRITER = """
+    import sys, torch, bpviz
+    import torch.nn.functional as F
+    from torch import nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bpviz.watch(model, record=sys.argv[1]) as w:
+        for step in range({steps}):
+            if step:
+                sys.stdin.readline()  # the test says when to take the next step
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(); loss.backward(); opt.step()
+            w.step(loss)
+            print(step, flush=True)
+"""
+
+
+def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_path):
+    path = tmp_path / "live.bpviz"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER.format(steps=3)), str(path)], cwd=ROOT,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "0"
+        qtbot.waitUntil(lambda: len(bpviz.open_run(path)) == 1, timeout=10_000)  # committed by its writer thread
+        assert window.open_path(path)
+        qtbot.waitUntil(lambda: window.shown_step == 0, timeout=10_000)
+        assert window.status.run_state.text() == "● live" and "live recording" in window.windowTitle()
+        for step in (1, 2):
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == str(step)
+            qtbot.waitUntil(lambda: window.shown_step == step, timeout=10_000)
+            assert window.timeline.steps == list(range(step + 1))
+        assert child.wait(timeout=60) == 0
+    finally:
+        child.kill()
+        child.wait()
+    qtbot.waitUntil(lambda: window.status.run_state.text().startswith("writer stopped"), timeout=10_000)
+    assert window.recording.state == "finished"
+    assert window.history.latest.step == 2
+
+
+def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot, window, tmp_path):
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=STEPS, level="full")
+    seeded_run(b, steps=STEPS, lr_from_step5=0.5, level="full")
+    assert window.open_path(a)
+    result = window.compare_with(b)
+    divergence = result["divergence"]["step"]
+    assert divergence in (5, 6)  # the learning rate changes at step 5: its update shows at 5, its loss at 6
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    assert "compared with b.bpviz" in window.windowTitle()
+    run_b = bpviz.open_run(b)
+    steps_a, losses_a = loss_curve(window)
+    steps_b, losses_b = window.comparison.loss.getData()
+    assert list(steps_a) == list(steps_b) == list(range(STEPS))
+    assert list(losses_b) == list(run_b.loss_series()[1]) and list(losses_a) != list(losses_b)
+    page = window.page
+    for view, marks in ((page.loss_view, page.loss_view.marks), (page.gradient_flow_view, page.gradient_flow_view.marks),
+                        (page.histogram_view, page.histogram_view.activation_map.marks)):
+        bring_forward(window, view)
+        assert [line.value() for line in marks.lines] == [divergence - 0.5]  # every time axis, before that step
+    last_b = run_b.record(STEPS - 1)
+    names = window.page.gradient_flow_view.names
+    norms = window.comparison.flow.yData  # the data given; getData() is in the log axis
+    assert list(norms) == [last_b.layer(name).grad_norm for name in names]
+    layer = window.page.selected_layer()
+    assert np.array_equal(window.comparison.histogram.getData()[1], last_b.layer(layer).histogram.counts)
+
+    window.timeline.go_to(divergence - 1)  # before the divergence: no mark yet, and B as it stood then
+    qtbot.waitUntil(lambda: window.shown_step == divergence - 1)
+    assert list(loss_curve(window, window.comparison.loss)[0]) == list(range(divergence))
+    assert window.page.loss_view.marks.lines == []
+
+
+def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, window, runs_in_tmp, tmp_path):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 3)
+    recorded = window.controller.run_path
+    assert recorded is not None and recorded.parent == runs_in_tmp
+    qtbot.waitUntil(lambda: len(bpviz.open_run(recorded)) == 3)  # the writer thread commits behind the steps
+    window._refresh_recent()
+    assert [window.start_page.runs.item(i).data(Qt.ItemDataRole.UserRole) for i in range(window.start_page.runs.count())] \
+        == [str(recorded)]
+    saved = window.save_run(tmp_path / "kept.bpviz")
+    kept = bpviz.open_run(saved)
+    live = window.history
+    assert len(kept) == 3 and kept.record(2).loss == live.latest.loss
+    assert [r.step for r in kept.records()] == [r.step for r in live.records]
+    assert kept._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert not list(tmp_path.glob(".*.part"))  # written beside, then renamed into place
+
+
+def test_bpviz_run_file_opens_the_recording_and_a_bad_one_exits_2(recording, tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, "-m", "bpviz", str(recording), "--screenshot", str(shot)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = tmp_path / "bad.bpviz"
+    bad.write_bytes(b"SQLite format 3\x00" + b"\x00" * 10)
+    done = subprocess.run([sys.executable, "-m", "bpviz", str(bad), "--screenshot", str(tmp_path / "bad.png")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and not (tmp_path / "bad.png").exists()
