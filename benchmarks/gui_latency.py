@@ -16,6 +16,7 @@ thread the loop holds the interpreter lock the GUI thread needs.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_latency.py [--seconds 15] [--profile]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 
 from bpviz.gui.app import make_application
@@ -67,6 +67,7 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 def wait_for(signal, timeout_ms: int = 120_000) -> None:
     """Spin the event loop until `signal` fires (or the timeout)."""
     loop = QEventLoop()
+
     def quit(*_args) -> None:  # a signal with arguments does not reach QEventLoop.quit directly
         loop.quit()
 
@@ -117,17 +118,22 @@ def lateness_during_build(tmp: Path, child_process: bool, seconds: float) -> tup
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0, help="how long to train (default 15)")
-    parser.add_argument("--blocks", type=int, default=100, help="Linear+LayerNorm+ReLU blocks (default 100: 302 leaf layers)")
-    parser.add_argument("--build-seconds", type=float, default=5.0, help="length of the pure-Python build() (default 5)")
+    parser.add_argument(
+        "--blocks", type=int, default=100, help="Linear+LayerNorm+ReLU blocks (default 100: 302 leaf layers)"
+    )
+    parser.add_argument(
+        "--build-seconds", type=float, default=5.0, help="length of the pure-Python build() (default 5)"
+    )
     parser.add_argument("--profile", action="store_true", help="profile the GUI thread and print the top functions")
     args = parser.parse_args()
 
-    app = make_application()
+    make_application()
     tmp = Path(tempfile.mkdtemp(prefix="bpviz-latency-"))
     experiment = tmp / "deep_mlp.py"
     experiment.write_text(textwrap.dedent(EXPERIMENT.format(blocks=args.blocks)))
-    window = MainWindow(settings=Settings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)),
-                        remember_layout=False)
+    window = MainWindow(
+        settings=Settings(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)), remember_layout=False
+    )
     window.resize(1600, 960)
     window.show()
 
@@ -173,12 +179,23 @@ def main() -> int:
     draw = percentiles(redraws)
     cycle = percentiles(list(window.clock.cycle_seconds))
     print(f"model: {layers} observed layers, {steps} steps in {elapsed:.1f} s ({steps / elapsed:.1f} steps/s)")
-    print(f"10 ms timer lateness: p50 {late[0]:.1f} ms, p95 {late[1]:.1f} ms, max {late[2]:.1f} ms  ({len(lateness)} ticks)")
-    print(f"redraw slice (1 tick): p50 {draw[0]:.1f} ms, p95 {draw[1]:.1f} ms, max {draw[2]:.1f} ms  ({len(redraws)} slices)")
-    print(f"whole redraw (sum):    p50 {cycle[0]:.1f} ms, p95 {cycle[1]:.1f} ms, max {cycle[2]:.1f} ms  "
-          f"({len(window.clock.cycle_seconds)} redraws; includes Qt's painting passes)")
+    print(
+        f"10 ms timer lateness: p50 {late[0]:.1f} ms, p95 {late[1]:.1f} ms, max {late[2]:.1f} ms"
+        f"  ({len(lateness)} ticks)"
+    )
+    print(
+        f"redraw slice (1 tick): p50 {draw[0]:.1f} ms, p95 {draw[1]:.1f} ms, max {draw[2]:.1f} ms"
+        f"  ({len(redraws)} slices)"
+    )
+    print(
+        f"whole redraw (sum):    p50 {cycle[0]:.1f} ms, p95 {cycle[1]:.1f} ms, max {cycle[2]:.1f} ms  "
+        f"({len(window.clock.cycle_seconds)} redraws; includes Qt's painting passes)"
+    )
     paint = percentiles(list(window.clock.paint_seconds))
-    print(f"Qt paint pass:         p50 {paint[0]:.1f} ms, p95 {paint[1]:.1f} ms, max {paint[2]:.1f} ms  ({len(window.clock.paint_seconds)} passes)")
+    print(
+        f"Qt paint pass:         p50 {paint[0]:.1f} ms, p95 {paint[1]:.1f} ms, max {paint[2]:.1f} ms"
+        f"  ({len(window.clock.paint_seconds)} passes)"
+    )
     print("parts (refresh calls, painting excluded):")
     for part, seconds in window.clock.timings().items():
         p50, p95, worst = percentiles(list(seconds))
@@ -192,8 +209,10 @@ def main() -> int:
     window.close()
     # the child process's server starts once (importing torch): warm it up so both loads measure build() only
     lateness_during_build(tmp, True, 0.0)
-    rows = {here: lateness_during_build(tmp, here == "child process", args.build_seconds)
-            for here in ("thread", "child process")}
+    rows = {
+        here: lateness_during_build(tmp, here == "child process", args.build_seconds)
+        for here in ("thread", "child process")
+    }
     print(f"during a {args.build_seconds:.0f} s pure-Python build(), 10 ms timer lateness:")
     for here, (p50, p95, worst) in rows.items():
         print(f"  experiment on a {here:13s}  p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms")

@@ -7,6 +7,7 @@ with bpviz's own measured share of the step time beside it.
 
     python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,13 @@ import bpviz
 
 
 def mlp():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(),
-                          *[m for _ in range(3) for m in (nn.Linear(512, 512), nn.ReLU())], nn.Linear(512, 10))
+    model = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 512),
+        nn.ReLU(),
+        *[m for _ in range(3) for m in (nn.Linear(512, 512), nn.ReLU())],
+        nn.Linear(512, 10),
+    )
     return model, torch.randn(128, 784), torch.randint(0, 10, (128,))
 
 
@@ -51,8 +57,11 @@ def transformer():
     return Encoder(), torch.randn(32, 64, 16), torch.randint(0, 10, (32,))
 
 
-WORKLOADS = {"MLP 784-512x4-10, batch 128": mlp, "BatchNorm CNN 3x32x32, batch 64": cnn,
-             "Transformer encoder 4x d128 seq 64, batch 32": transformer}
+WORKLOADS = {
+    "MLP 784-512x4-10, batch 128": mlp,
+    "BatchNorm CNN 3x32x32, batch 64": cnn,
+    "Transformer encoder 4x d128 seq 64, batch 32": transformer,
+}
 
 
 def timed_step(model, opt, x, y, watcher) -> float:

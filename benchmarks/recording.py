@@ -8,6 +8,7 @@ again under new step numbers) opened, then records read at random steps.
 
     PYTHONPATH=. python3 benchmarks/recording.py [--steps 30] [--long-steps 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     watched, recorded = overhead(args.steps, args.warmup, folder)
-    print(f"MLP 784-512x4-10, batch 128: watched {watched * 1e3:.1f} ms, watched+recorded {recorded * 1e3:.1f} ms, "
-          f"ratio {recorded / watched:.3f}x (median of {args.steps} interleaved steps)")
+    print(
+        f"MLP 784-512x4-10, batch 128: watched {watched * 1e3:.1f} ms, watched+recorded {recorded * 1e3:.1f} ms, "
+        f"ratio {recorded / watched:.3f}x (median of {args.steps} interleaved steps)"
+    )
 
     sizes = {}
     for layers, steps in ((60, 50), (300, 10)):
@@ -107,8 +110,10 @@ def main() -> None:
         records = record_deep(layers, steps, path)
         record_deep(layers, 1, one)
         sizes[layers] = (os.path.getsize(path) - os.path.getsize(one)) / (steps - 1)
-        print(f"{layers}-layer MLP (width 64): {sizes[layers] / 1024:.1f} KiB per step "
-              f"({len(records[-1].layers)} layers recorded)")
+        print(
+            f"{layers}-layer MLP (width 64): {sizes[layers] / 1024:.1f} KiB per step "
+            f"({len(records[-1].layers)} layers recorded)"
+        )
         if layers == 60:
             sixty = records
     print(f"100k steps of the 300-layer model: {sizes[300] * 1e5 / 2**30:.1f} GiB")
@@ -116,8 +121,10 @@ def main() -> None:
     path = folder / "long.bpviz"
     start = time.perf_counter()
     long_run(sixty, args.long_steps, path)
-    print(f"wrote a {args.long_steps}-step 60-layer run ({os.path.getsize(path) / 2**20:.0f} MiB) in "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"wrote a {args.long_steps}-step 60-layer run ({os.path.getsize(path) / 2**20:.0f} MiB) in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     start = time.perf_counter()
     run = bpviz.open_run(path)
     count = len(run)
@@ -135,10 +142,14 @@ def main() -> None:
     start = time.perf_counter()
     run.histograms(run.layer_names()[1], "activation", max_points=2000)
     hist = time.perf_counter() - start
-    print(f"open: {opened * 1e3:.1f} ms; loss + one layer's series at 2000 points: {series * 1e3:.1f} ms; "
-          f"one layer's histograms at 2000 points: {hist * 1e3:.0f} ms")
-    print(f"random step read: median {statistics.median(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms "
-          f"({len(times)} reads)")
+    print(
+        f"open: {opened * 1e3:.1f} ms; loss + one layer's series at 2000 points: {series * 1e3:.1f} ms; "
+        f"one layer's histograms at 2000 points: {hist * 1e3:.0f} ms"
+    )
+    print(
+        f"random step read: median {statistics.median(times) * 1e3:.1f} ms, max {max(times) * 1e3:.1f} ms "
+        f"({len(times)} reads)"
+    )
     run.close()
 
 

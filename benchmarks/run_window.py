@@ -9,6 +9,7 @@ small model that differ only in length.
 
     QT_QPA_PLATFORM=offscreen PYTHONPATH=. python benchmarks/run_window.py [--steps 10000] [--lengths 1000,10000,100000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,16 +23,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
+from recording import long_run, record_deep
 
 from bpviz.gui.app import make_application
 from bpviz.gui.window.main_window import MainWindow
 from bpviz.gui.window.settings import Settings
-from recording import long_run, record_deep
 
 
 def window(folder: Path) -> MainWindow:
-    shown = MainWindow(settings=Settings(QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)),
-                       remember_layout=False)
+    shown = MainWindow(
+        settings=Settings(QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)), remember_layout=False
+    )
     shown.resize(1600, 960)
     shown.show()
     QApplication.processEvents()
@@ -87,19 +89,25 @@ def main() -> None:
     path = folder / "long60.bpviz"
     long_run(sixty, args.steps, path)
     seconds, shown = first_window(path, folder)
-    print(f"{args.steps}-step recording of a {len(sixty[-1].layers)}-layer model "
-          f"({path.stat().st_size / 2**20:.0f} MiB): first full window in {seconds:.2f} s")
+    print(
+        f"{args.steps}-step recording of a {len(sixty[-1].layers)}-layer model "
+        f"({path.stat().st_size / 2**20:.0f} MiB): first full window in {seconds:.2f} s"
+    )
     times = scrubs(shown, args.scrubs)
-    print(f"scrub to a random step and redraw everything shown: median {statistics.median(times) * 1e3:.0f} ms, "
-          f"max {max(times) * 1e3:.0f} ms ({len(times)} scrubs)")
+    print(
+        f"scrub to a random step and redraw everything shown: median {statistics.median(times) * 1e3:.0f} ms, "
+        f"max {max(times) * 1e3:.0f} ms ({len(times)} scrubs)"
+    )
     shown.close()
 
     small = record_deep(6, 20, folder / "deep6.bpviz")
     for length in (int(n) for n in args.lengths.split(",")):
         run = folder / f"small{length}.bpviz"
         long_run(small, length, run)
-        print(f"{length:>7}-step run of a {len(small[-1].layers)}-layer model ({run.stat().st_size / 2**20:.0f} MiB): "
-              f"peak Python heap while opening, drawing and scrubbing {peak_memory(run, folder):.1f} MiB")
+        print(
+            f"{length:>7}-step run of a {len(small[-1].layers)}-layer model ({run.stat().st_size / 2**20:.0f} MiB): "
+            f"peak Python heap while opening, drawing and scrubbing {peak_memory(run, folder):.1f} MiB"
+        )
 
 
 if __name__ == "__main__":

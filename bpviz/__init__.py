@@ -1,4 +1,5 @@
 """bpviz: a visual backpropagation debugger for PyTorch."""
+
 from bpviz.engine.config import Config
 from bpviz.engine.runs.reader import Run, open_run
 from bpviz.engine.watcher import Watcher, watch

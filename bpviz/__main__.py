@@ -1,4 +1,5 @@
 """`python -m bpviz` is the `bpviz` command."""
+
 import sys
 
 from bpviz.cli import main

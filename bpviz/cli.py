@@ -4,6 +4,7 @@ Wiring only: parse, call the engine or the window, turn the outcome into an exit
 code (0 ran clean, 1 ran and found errors, 2 could not run). `bpviz check`
 never imports Qt, so it works on a machine without a display or PySide6.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,7 +82,9 @@ def input_shape(text: str) -> tuple[int, ...]:
     """Parse `3,32,32` into (3, 32, 32), the shape of one sample without the batch dimension."""
     shape = parse_shape(text)
     if shape is None:
-        raise argparse.ArgumentTypeError(f"expected positive sizes separated by commas, like 3,32,32 or 784; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected positive sizes separated by commas, like 3,32,32 or 784; got {text!r}"
+        )
     return shape
 
 
@@ -99,9 +102,15 @@ def positive_int(text: str) -> int:
 def _loading_options() -> argparse.ArgumentParser:
     """Options both commands need to load a file the same way."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--trust", action="store_true", help="allow unpickling a whole-model .pt/.pth file (runs code from it)")
-    parent.add_argument("--weights", metavar="CKPT", type=Path, help="state-dict checkpoint to load into the model (weights_only)")
-    parent.add_argument("--input-shape", metavar="D1,D2,...", type=input_shape, help="shape of one sample, for a pickled model")
+    parent.add_argument(
+        "--trust", action="store_true", help="allow unpickling a whole-model .pt/.pth file (runs code from it)"
+    )
+    parent.add_argument(
+        "--weights", metavar="CKPT", type=Path, help="state-dict checkpoint to load into the model (weights_only)"
+    )
+    parent.add_argument(
+        "--input-shape", metavar="D1,D2,...", type=input_shape, help="shape of one sample, for a pickled model"
+    )
     parent.add_argument("--seed", type=int, default=0, help="random seed for building the experiment (default 0)")
     return parent
 
@@ -115,20 +124,40 @@ def check_parser() -> argparse.ArgumentParser:
         "sys.exit(), or ran past --timeout), 128+N ended by signal N (130 for Ctrl+C); the steps run so far "
         "are reported in every case",
     )
-    parser.add_argument("file", metavar="FILE", type=Path,
-                        help="experiment file (.py with build()), pickled model (.pt/.pth), or a run file (.bpviz) to judge again")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        type=Path,
+        help="experiment file (.py with build()), pickled model (.pt/.pth), or a run file (.bpviz) to judge again",
+    )
     parser.add_argument("--steps", type=positive_int, default=20, help="training steps to run (default 20)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the report as JSON to PATH")
-    parser.add_argument("--record", metavar="PATH",  # text, not Path: a trailing slash means a folder
-                        help="record every step to this run file (or a new dated file in this folder, with a trailing /)")
+    parser.add_argument(
+        "--record",
+        metavar="PATH",  # text, not Path: a trailing slash means a folder
+        help="record every step to this run file (or a new dated file in this folder, with a trailing /)",
+    )
     parser.add_argument("--config", metavar="JSON", type=Path, help="thresholds and settings from a JSON object file")
-    parser.add_argument("--set", metavar="NAME=VALUE", action="append", default=[], dest="settings",
-                        help="one setting, e.g. --set dead_warning=0.2 (repeatable; after --config)")
+    parser.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        dest="settings",
+        help="one setting, e.g. --set dead_warning=0.2 (repeatable; after --config)",
+    )
     parser.add_argument("--verbose", action="store_true", help="print the full traceback when the file fails")
-    parser.add_argument("--timeout", metavar="SECONDS", type=positive_seconds,
-                        help="stop the run after SECONDS and report the steps done (exit 2)")
-    parser.add_argument("--level", choices=LEVELS,
-                        help="what to measure: economy (the default: cheap) or full (every statistic every step)")
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=positive_seconds,
+        help="stop the run after SECONDS and report the steps done (exit 2)",
+    )
+    parser.add_argument(
+        "--level",
+        choices=LEVELS,
+        help="what to measure: economy (the default: cheap) or full (every statistic every step)",
+    )
     return parser
 
 
@@ -150,17 +179,33 @@ def gui_parser() -> argparse.ArgumentParser:
         prog="bpviz",
         parents=[_loading_options()],
         description="Open the visual backpropagation debugger, optionally on FILE.",
-        epilog="Without a window: bpviz check FILE [--steps N] [--json PATH] [--record RUN.bpviz] (see bpviz check --help); "
+        epilog="Without a window: bpviz check FILE [--steps N] [--json PATH] [--record RUN.bpviz] "
+        "(see bpviz check --help); "
         "bpviz check RUN.bpviz judges a recording again; bpviz compare A.bpviz B.bpviz compares two.",
     )
-    parser.add_argument("file", metavar="FILE", type=Path, nargs="?", help="experiment file, pickled model or recorded run (.bpviz) to open")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        type=Path,
+        nargs="?",
+        help="experiment file, pickled model or recorded run (.bpviz) to open",
+    )
     parser.add_argument("--steps", type=positive_int, help="run this many steps once the file is loaded")
-    parser.add_argument("--screenshot", metavar="PATH", type=Path, help="save a PNG of the window after --steps, then quit")
-    parser.add_argument("--screen", metavar="WxH", type=screen_size,
-                        help="fit the window to a screen of this size, not the real one (e.g. 1280x800, for screenshots)")
+    parser.add_argument(
+        "--screenshot", metavar="PATH", type=Path, help="save a PNG of the window after --steps, then quit"
+    )
+    parser.add_argument(
+        "--screen",
+        metavar="WxH",
+        type=screen_size,
+        help="fit the window to a screen of this size, not the real one (e.g. 1280x800, for screenshots)",
+    )
     parser.add_argument("--version", action="version", version=f"bpviz {__version__}")
-    parser.add_argument("--install-desktop", action="store_true",
-                        help="add bpviz to your applications menu (entry, icon, .bpviz file type), then exit")
+    parser.add_argument(
+        "--install-desktop",
+        action="store_true",
+        help="add bpviz to your applications menu (entry, icon, .bpviz file type), then exit",
+    )
     return parser
 
 
@@ -177,8 +222,17 @@ def run_check(args: argparse.Namespace) -> int:
     if is_run_file(args.file):
         return run_check_recording(args, config)
     request = CheckRequest(
-        file=args.file, steps=args.steps, trust=args.trust, weights=args.weights, input_shape=args.input_shape,
-        seed=args.seed, json=args.json, verbose=args.verbose, timeout=args.timeout, config=config, record=args.record,
+        file=args.file,
+        steps=args.steps,
+        trust=args.trust,
+        weights=args.weights,
+        input_shape=args.input_shape,
+        seed=args.seed,
+        json=args.json,
+        verbose=args.verbose,
+        timeout=args.timeout,
+        config=config,
+        record=args.record,
         level=args.level,
     )
     return CheckRun(request).run()

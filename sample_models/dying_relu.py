@@ -12,6 +12,7 @@ zero and its unit-activity strip is almost all dark.
 The fix: zero biases (the default init), a learning rate around 0.05, or
 nn.LeakyReLU / nn.GELU, which keep a gradient for negative inputs.
 """
+
 import torch
 from torch import nn
 

@@ -12,8 +12,8 @@ file into b.bpviz, then `bpviz compare a.bpviz b.bpviz`.
 The fix: applied here (default biases, learning rate 0.05); nn.LeakyReLU or
 nn.GELU would keep a gradient for negative inputs as well.
 """
-import torch
 
+import torch
 from dying_relu import MLP, make_batches
 
 

@@ -17,6 +17,7 @@ The fix: Kaiming init (the PyTorch default for nn.Linear is safe), a lower
 learning rate, gradient clipping (torch.nn.utils.clip_grad_norm_), and
 normalisation layers.
 """
+
 import math
 
 import torch

@@ -12,6 +12,7 @@ raised when validation runs.
 The fix: `model.eval()` before the validation loop and `model.train()` after it
 (as healthy_resnet.py does).
 """
+
 from collections import OrderedDict
 
 import torch

@@ -11,6 +11,7 @@ loss, and update/weight ratios around 1e-3 to 1e-2.
 
 The fix: nothing to fix. Copy its habits.
 """
+
 import torch
 from torch import nn
 
@@ -57,9 +58,7 @@ class Block(nn.Module):
 class ResNet(nn.Module):
     def __init__(self, channels: int = 16) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.GELU()
-        )
+        self.stem = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.GELU())
         self.block1 = Block(channels)
         self.block2 = Block(channels)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -12,6 +12,7 @@ layer, and a loss curve that falls slowly and flattens out high.
 The fix: delete the final nn.Softmax and train on logits; apply softmax only
 when you need probabilities at inference time.
 """
+
 from collections import OrderedDict
 
 import torch

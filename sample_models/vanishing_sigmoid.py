@@ -11,6 +11,7 @@ The fix: ReLU/GELU activations in the hidden layers with Kaiming init, or
 normalisation (BatchNorm/LayerNorm), or residual connections (see
 healthy_resnet.py), or fewer layers.
 """
+
 import torch
 from torch import nn
 

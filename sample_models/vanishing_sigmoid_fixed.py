@@ -12,9 +12,9 @@ the bars stay level from output to input.
 The fix: applied here (BatchNorm and GELU); residual connections (see
 healthy_resnet.py) are the other remedy the course teaches.
 """
+
 import torch
 from torch import nn
-
 from vanishing_sigmoid import DEPTH, WIDTH, make_batches
 
 

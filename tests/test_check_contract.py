@@ -4,6 +4,7 @@ User code that calls sys.exit(), raises its own KeyboardInterrupt, breaks while 
 model bpviz cannot measure: exit 2 in a few lines. Signals and --timeout keep the steps recorded so far. The
 JSON report is written atomically, always, and never over the user's own file.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,16 +77,28 @@ def without_markers(err: str) -> str:
 def bpviz_process(*arguments: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.Popen(
-        [sys.executable, "-m", "bpviz", "check", *arguments], cwd=REPO, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs,
+        [sys.executable, "-m", "bpviz", "check", *arguments],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
     )
 
 
 # --- sys.exit(), argparse and KeyboardInterrupt from user code -------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, shown", [("sys.exit(0)", "sys.exit(0)"), ("sys.exit()", "sys.exit(None)"),
-                                         ("sys.exit(1)", "sys.exit(1)"), ("sys.exit('bye')", "sys.exit('bye')")])
+@pytest.mark.parametrize(
+    "call, shown",
+    [
+        ("sys.exit(0)", "sys.exit(0)"),
+        ("sys.exit()", "sys.exit(None)"),
+        ("sys.exit(1)", "sys.exit(1)"),
+        ("sys.exit('bye')", "sys.exit('bye')"),
+    ],
+)
 def test_sys_exit_in_build_is_the_files_failure_at_its_line(tmp_path, capsys, call, shown):
     path = write(tmp_path, f"import sys\n\ndef build():\n    {call}\n")
     report = tmp_path / "report.json"
@@ -113,7 +126,9 @@ def test_sys_exit_in_forward_keeps_the_steps_before(tmp_path, capsys):
 
 
 def test_argparse_in_build_sees_only_the_files_own_path(tmp_path, capsys):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         import argparse, torch
         from torch import nn
 
@@ -123,21 +138,25 @@ def test_argparse_in_build_sees_only_the_files_own_path(tmp_path, capsys):
             args = parser.parse_args()
             x = torch.randn(8, 3)
             return {"model": nn.Linear(3, args.width), "train_data": [(x, torch.zeros(8, dtype=torch.long))]}
-    """)
+    """,
+    )
     code, out, err = check(capsys, str(path), "--steps", "2", "--seed", "3")
     assert (code, err) == (0, "")
     assert out.startswith("2 training steps\n")
 
 
 def test_argparse_rejecting_its_command_line_is_told_as_the_files_failure(tmp_path, capsys):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         import argparse
 
         def build():
             parser = argparse.ArgumentParser()
             parser.add_argument("--data", required=True)
             parser.parse_args()
-    """)
+    """,
+    )
     code, out, err = check(capsys, str(path))
     assert code == 2 and out == ""
     lines = err.splitlines()
@@ -152,7 +171,9 @@ def test_keyboard_interrupt_raised_by_build_is_a_failure_not_an_interruption(tmp
     code, out, err = check(capsys, str(path))
     assert code == 2
     assert err.splitlines() == [
-        "build() raised an exception", f"  where: {path}:2", "  why:   KeyboardInterrupt",
+        "build() raised an exception",
+        f"  where: {path}:2",
+        "  why:   KeyboardInterrupt",
         "  (run with --verbose for the full traceback)",
     ]
 
@@ -161,7 +182,9 @@ def test_keyboard_interrupt_raised_by_build_is_a_failure_not_an_interruption(tmp
 
 
 def test_a_dataset_bug_in_the_first_item_exits_2_in_a_few_lines(tmp_path, capsys):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         import torch
         from torch import nn
         from torch.utils.data import DataLoader, Dataset
@@ -175,7 +198,8 @@ def test_a_dataset_bug_in_the_first_item_exits_2_in_a_few_lines(tmp_path, capsys
 
         def build():
             return {"model": nn.Linear(3, 2), "train_data": DataLoader(Broken(), batch_size=2)}
-    """)
+    """,
+    )
     code, out, err = check(capsys, str(path))
     assert code == 2 and out == ""
     assert err.splitlines() == [
@@ -187,7 +211,9 @@ def test_a_dataset_bug_in_the_first_item_exits_2_in_a_few_lines(tmp_path, capsys
 
 
 def test_an_iterable_whose_iter_raises_exits_2(tmp_path, capsys):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         from torch import nn
 
         class Batches:
@@ -196,7 +222,8 @@ def test_an_iterable_whose_iter_raises_exits_2(tmp_path, capsys):
 
         def build():
             return {"model": nn.Linear(3, 2), "train_data": Batches()}
-    """)
+    """,
+    )
     code, _, err = check(capsys, str(path))
     assert code == 2
     assert err.splitlines()[:3] == [
@@ -207,7 +234,9 @@ def test_an_iterable_whose_iter_raises_exits_2(tmp_path, capsys):
 
 
 def test_a_spawn_dataloader_with_its_dataset_in_the_file_exits_2_saying_why(tmp_path, capsys):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         import torch
         from torch import nn
         from torch.utils.data import DataLoader, Dataset
@@ -222,7 +251,8 @@ def test_a_spawn_dataloader_with_its_dataset_in_the_file_exits_2_saying_why(tmp_
         def build():
             loader = DataLoader(Local(), batch_size=2, num_workers=1, multiprocessing_context="spawn")
             return {"model": nn.Linear(3, 2), "train_data": loader}
-    """)
+    """,
+    )
     code, _, err = check(capsys, str(path))
     assert code == 2
     lines = err.splitlines()
@@ -232,7 +262,9 @@ def test_a_spawn_dataloader_with_its_dataset_in_the_file_exits_2_saying_why(tmp_
 
 
 def test_a_model_on_the_meta_device_exits_2(tmp_path, capsys):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         import torch
         from torch import nn
 
@@ -241,7 +273,8 @@ def test_a_model_on_the_meta_device_exits_2(tmp_path, capsys):
                 model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
             x = torch.randn(8, 3)
             return {"model": model, "train_data": [(x, torch.zeros(8, dtype=torch.long))]}
-    """)
+    """,
+    )
     code, _, err = check(capsys, str(path))
     assert code == 2
     assert err.splitlines() == [
@@ -284,8 +317,10 @@ def test_json_onto_the_experiment_file_is_refused_before_anything_runs(tmp_path,
     before = path.read_text()
     code, out, err = check(capsys, str(path), "--json", str(tmp_path / "." / "exp.py"))
     assert code == 2 and out == ""
-    assert err == f"refusing --json {tmp_path / '.' / 'exp.py'}: it is the experiment file, which the report would " \
-                  "overwrite; choose another path\n"
+    assert (
+        err == f"refusing --json {tmp_path / '.' / 'exp.py'}: it is the experiment file, which the report would "
+        "overwrite; choose another path\n"
+    )
     assert path.read_text() == before
 
 
@@ -360,14 +395,17 @@ def test_a_signal_mid_run_reports_the_steps_so_far(tmp_path, signum):
 
 
 def test_timeout_bounds_a_build_that_never_returns(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         import sys, time
 
         def build():
             print("BUILDING", file=sys.stderr, flush=True)
             while True:
                 time.sleep(1)
-    """)
+    """,
+    )
     report = tmp_path / "report.json"
     process = bpviz_process(str(path), "--timeout", "2", "--json", str(report))
     out, err = process.communicate(timeout=300)
@@ -394,7 +432,9 @@ def test_a_thread_that_never_ends_does_not_keep_the_process_alive(tmp_path):
 
 
 def test_user_code_that_swallows_the_timeout_is_ended_after_the_grace_period(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         import sys, time
 
         def build():
@@ -404,7 +444,8 @@ def test_user_code_that_swallows_the_timeout_is_ended_after_the_grace_period(tmp
                     time.sleep(100)
                 except BaseException:  # swallows bpviz's interruption too
                     pass
-    """)
+    """,
+    )
     report = tmp_path / "report.json"
     code = (
         "import sys\nimport bpviz.engine.session.interrupt as interrupt\ninterrupt.GRACE_S = 1.0\n"
@@ -416,7 +457,9 @@ def test_user_code_that_swallows_the_timeout_is_ended_after_the_grace_period(tmp
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "BUILDING", "", "bpviz: the run did not stop within 1 s of its time limit; ending it",
+        "BUILDING",
+        "",
+        "bpviz: the run did not stop within 1 s of its time limit; ending it",
         "stopped: the run took longer than --timeout 1 s, after 0 completed step(s); they are in the report",
     ]
     assert json.loads(report.read_text())["interrupted"]["reason"] == "timeout"

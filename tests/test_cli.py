@@ -1,4 +1,5 @@
 """`bpviz check` end to end: exit codes 0/1/2, short errors without tracebacks, the JSON report; GUI dispatch."""
+
 from __future__ import annotations
 
 import json
@@ -64,8 +65,20 @@ def build():
 """
 
 LAYER_KEYS = {
-    "name", "type", "shape", "units", "dead_units", "zero_fraction", "mean", "std", "min", "max",
-    "saturated_fraction", "grad_norm", "param_grad_norm", "update_ratio",
+    "name",
+    "type",
+    "shape",
+    "units",
+    "dead_units",
+    "zero_fraction",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "saturated_fraction",
+    "grad_norm",
+    "param_grad_norm",
+    "update_ratio",
 }
 FINDING_KEYS = {"kind", "severity", "layer", "step", "message", "explanation", "remedies"}
 
@@ -104,7 +117,10 @@ def test_error_finding_exits_1_and_lands_in_json(tmp_path, capsys):
     finding = json.loads(out.read_text())["findings"][0]
     assert FINDING_KEYS <= set(finding)
     assert (finding["kind"], finding["severity"], finding["layer"], finding["step"]) == (
-        "softmax_before_cross_entropy", "error", "softmax", 0,
+        "softmax_before_cross_entropy",
+        "error",
+        "softmax",
+        0,
     )
 
 
@@ -214,7 +230,9 @@ def test_bad_arguments_exit_2_with_usage(tmp_path, capsys, arguments, message):
 
 
 def test_unwritable_json_path_exits_2(tmp_path, capsys):
-    assert main(["check", str(write(tmp_path, HEALTHY)), "--steps", "1", "--json", str(tmp_path / "no" / "r.json")]) == 2
+    assert (
+        main(["check", str(write(tmp_path, HEALTHY)), "--steps", "1", "--json", str(tmp_path / "no" / "r.json")]) == 2
+    )
     assert capsys.readouterr().err.startswith(f"cannot write the report to {tmp_path / 'no' / 'r.json'}: ")
 
 
@@ -257,7 +275,13 @@ def test_without_check_the_arguments_go_to_the_window(monkeypatch):
     assert main(["model.py", "--steps", "5", "--input-shape", "3,32,32", "--trust", "--screenshot", "shot.png"]) == 7
     args = seen[0]
     assert (args.file, args.steps, args.input_shape, args.trust, args.screenshot, args.weights, args.seed) == (
-        Path("model.py"), 5, (3, 32, 32), True, Path("shot.png"), None, 0,
+        Path("model.py"),
+        5,
+        (3, 32, 32),
+        True,
+        Path("shot.png"),
+        None,
+        0,
     )
     assert main([]) == 7 and seen[1].file is None and seen[1].steps is None
 
@@ -325,7 +349,7 @@ def test_install_desktop_writes_a_valid_entry_with_an_absolute_exec_icon_and_mim
     assert main(["--install-desktop"]) == 0
     entry = (tmp_path / "applications" / "bpviz.desktop").read_text()
     exec_line = next(line for line in entry.splitlines() if line.startswith("Exec="))
-    program = exec_line[len("Exec="):].split(" ")[0].strip('"')
+    program = exec_line[len("Exec=") :].split(" ")[0].strip('"')
     assert Path(program).is_absolute() and Path(program).exists() and exec_line.endswith(" %f")
     assert "MimeType=application/x-bpviz-run;" in entry
     assert (tmp_path / "icons/hicolor/scalable/apps/bpviz.svg").read_bytes() == desktop.ICON.read_bytes()
@@ -337,8 +361,9 @@ def test_install_desktop_writes_a_valid_entry_with_an_absolute_exec_icon_and_mim
     assert kind.get("type") == "application/x-bpviz-run" and kind.find(f"{ns}glob").get("pattern") == "*.bpviz"
     assert "bpviz.desktop" in capsys.readouterr().out
     if shutil.which("desktop-file-validate"):
-        check = subprocess.run(["desktop-file-validate", str(tmp_path / "applications" / "bpviz.desktop")],
-                               capture_output=True, text=True)
+        check = subprocess.run(
+            ["desktop-file-validate", str(tmp_path / "applications" / "bpviz.desktop")], capture_output=True, text=True
+        )
         assert check.returncode == 0 and check.stdout == "", check.stdout
 
 

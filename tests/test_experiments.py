@@ -4,6 +4,7 @@ The experiment files in tests/experiments/ build a torchvision-style ResNet-18
 (channels_last), a GPT-style decoder and an LSTM language model from plain
 torch; they are controls, not lessons, so they live here and not among the samples.
 """
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ Every import counts: at module level, inside functions and under
 TYPE_CHECKING alike. A cycle that only type checkers follow is still a
 lower module holding a higher object, which is what the layering forbids.
 """
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """The README stays true: its test command is what CI runs, every threshold and sample is documented."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -3,6 +3,7 @@
 Thresholds live here, not inside the rules, so a user (or the GUI) can tune
 them in one place and the README can list them with their defaults.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,4 +52,3 @@ class Config:
     # --- torch.distributed (rank_divergence) ---
     combine_ranks: bool = True  # gather every rank's statistics each step (one collective) when several ranks run
     rank_divergence_ratio: float = 4.0  # a rank's output scale or gradient norm this many times off the others'
-

@@ -3,6 +3,7 @@
 Every consumer (the CLI's exit 2, the window's error panel) shows the same
 few lines; the traceback is kept in `details` for whoever asks for it.
 """
+
 from __future__ import annotations
 
 import traceback

@@ -3,6 +3,7 @@
 The same object serves a user's own training loop and bpviz's own stepper,
 so the CLI, the window and a script see identical records and findings.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Starting the window: the QApplication, its look, and what the command line asked for."""
+
 from __future__ import annotations
 
 import argparse
@@ -62,7 +63,9 @@ def main(args: argparse.Namespace) -> int:
     file = getattr(args, "file", None)
     input_shape = getattr(args, "input_shape", None)
     # Screenshot runs are scripted: they neither read nor change the user's recent files and layout.
-    settings = Settings(ini_settings(Path(tempfile.mkdtemp(prefix="bpviz-")) / "settings.ini")) if screenshot else Settings()
+    settings = (
+        Settings(ini_settings(Path(tempfile.mkdtemp(prefix="bpviz-")) / "settings.ini")) if screenshot else Settings()
+    )
     window = MainWindow(
         settings=settings,
         dialogs=Dialogs() if not screenshot else NonInteractiveDialogs(),
@@ -105,6 +108,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _run_once(window, steps: int):
     """A slot that runs `steps` steps after the first load only (not after every Reset)."""
+
     def run(_request) -> None:
         window.loaded.disconnect(run)
         window.run_n(steps)
@@ -116,16 +120,22 @@ class NonInteractiveDialogs(Dialogs):
     """Screenshot mode asks nobody: a pickled model needs --trust and --input-shape on the command line."""
 
     def confirm_trust(self, parent, path: Path) -> bool:
-        print(f"bpviz: {path.name} is a pickled model; loading it runs code from the file. Pass --trust to allow it.",
-              file=sys.stderr)
+        print(
+            f"bpviz: {path.name} is a pickled model; loading it runs code from the file. Pass --trust to allow it.",
+            file=sys.stderr,
+        )
         return False
 
     def confirm_run_code(self, parent, path: Path):
-        print(f"bpviz: {path.name} is not a trusted experiment file; name it on the command line to run it.",
-              file=sys.stderr)
+        print(
+            f"bpviz: {path.name} is not a trusted experiment file; name it on the command line to run it.",
+            file=sys.stderr,
+        )
         return None
 
     def ask_input_shape(self, parent, path: Path):
-        print(f"bpviz: {path.name} does not say what it eats; pass the shape of one sample, e.g. --input-shape 3,32,32.", file=sys.stderr)
+        print(
+            f"bpviz: {path.name} does not say what it eats; pass the shape of one sample, e.g. --input-shape 3,32,32.",
+            file=sys.stderr,
+        )
         return None
-

@@ -6,6 +6,7 @@ PATH, so a bare `bpviz` would not start. The icon and the MIME type description
 ship inside the package, so a non-editable install has them too. No Qt here:
 this runs from the command line, before any window.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ def exec_command() -> str:
 
 def _quoted(arg: str) -> str:
     """An Exec argument, quoted as the Desktop Entry spec asks when it has spaces or reserved characters."""
-    if not any(c in arg for c in ' \t\n"\'\\><~|&;$*?#()`'):
+    if not any(c in arg for c in " \t\n\"'\\><~|&;$*?#()`"):
         return arg
     escaped = "".join("\\" + c if c in '"`$\\' else c for c in arg)
     return f'"{escaped}"'
@@ -42,21 +43,23 @@ def _quoted(arg: str) -> str:
 
 def desktop_entry(command: str) -> str:
     """The text of bpviz.desktop for `command` (absolute)."""
-    return "\n".join([
-        "[Desktop Entry]",
-        "Type=Application",
-        "Name=bpviz",
-        "GenericName=Backpropagation Debugger",
-        "Comment=Watch activations and gradients of a PyTorch model layer by layer, and see what is wrong",
-        f"Exec={command} %f",
-        "Icon=bpviz",
-        "Terminal=false",
-        "Categories=Development;Debugger;",
-        f"MimeType={RUN_MIME_TYPE};",
-        "Keywords=pytorch;neural;network;gradient;backpropagation;debugger;",
-        "StartupWMClass=bpviz",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[Desktop Entry]",
+            "Type=Application",
+            "Name=bpviz",
+            "GenericName=Backpropagation Debugger",
+            "Comment=Watch activations and gradients of a PyTorch model layer by layer, and see what is wrong",
+            f"Exec={command} %f",
+            "Icon=bpviz",
+            "Terminal=false",
+            "Categories=Development;Debugger;",
+            f"MimeType={RUN_MIME_TYPE};",
+            "Keywords=pytorch;neural;network;gradient;backpropagation;debugger;",
+            "StartupWMClass=bpviz",
+            "",
+        ]
+    )
 
 
 def install(home: Path | None = None) -> list[Path]:

@@ -4,6 +4,7 @@ Missing values read "–" everywhere (a blank cell looks like a bug, a 0 like a
 measurement); non-finite ones read as themselves ("nan", "inf"), since they
 are the symptom a user is looking for.
 """
+
 from __future__ import annotations
 
 MISSING = "–"

@@ -5,6 +5,7 @@ through it), not a gap in the data; NaN/Inf is a broken step; "not measured"
 means no gradient reached the layer's output at all (it does not feed the loss,
 or nothing before it needs a gradient). The three must never look alike.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ LABELS = {
 COLOURS = {ZERO: theme.ZERO_GRADIENT, NONFINITE: theme.BAD, UNMEASURED: theme.NO_DATA}
 TIPS = {
     ZERO: "The gradient reaching this layer's output is exactly zero: nothing flows back through it "
-          "(a dead layer above?)",
+    "(a dead layer above?)",
     NONFINITE: "The gradient holds NaN or Inf: the step is broken from here down",
     UNMEASURED: "No gradient reached this layer's output (it does not feed the loss, or needs no gradient)",
 }

@@ -6,6 +6,7 @@ Without a display, or without the X11 libraries Qt's xcb plugin links to,
 actual cause first and says what to do: which Debian/Ubuntu packages to
 install, or that `QT_QPA_PLATFORM=offscreen` runs without a display.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -54,8 +55,9 @@ def loadable(soname: str) -> bool:
     return True
 
 
-def cannot_open_window(env: Mapping[str, str] | None = None, platform: str | None = None,
-                       can_load: Callable[[str], bool] = loadable) -> str | None:
+def cannot_open_window(
+    env: Mapping[str, str] | None = None, platform: str | None = None, can_load: Callable[[str], bool] = loadable
+) -> str | None:
     """Why Qt would fail to open a window now (what to do included), or None when it should work.
 
     Only Linux's xcb platform is checked: other platforms (offscreen, wayland, macOS, Windows) bring

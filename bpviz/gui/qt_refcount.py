@@ -11,6 +11,7 @@ few thousand calls (None near 5 000) the interpreter aborts with
 so, adds 2**40 to the counts of None, True and False: what Python 3.12 does
 for them anyway. It is idempotent and a no-op where the bug is absent.
 """
+
 from __future__ import annotations
 
 import ctypes

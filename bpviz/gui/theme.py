@@ -3,6 +3,7 @@
 A dark scheme: activations are blue, gradients amber, the selected layer white,
 anything broken (non-finite, dead) red. Change a colour here, never in a view.
 """
+
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -114,8 +115,13 @@ def tick_font() -> QtGui.QFont:
     return font
 
 
-def plot_widget(title: str | None = None, left: str | None = None, bottom: str | None = None,
-                axis_items: dict | None = None, grid: bool = True) -> pg.PlotWidget:
+def plot_widget(
+    title: str | None = None,
+    left: str | None = None,
+    bottom: str | None = None,
+    axis_items: dict | None = None,
+    grid: bool = True,
+) -> pg.PlotWidget:
     """A themed PlotWidget: background, axis pens, grid, fixed left-axis width, no context-menu clutter."""
     if bottom == "step" and "bottom" not in (axis_items or {}):
         axis_items = {**(axis_items or {}), "bottom": StepAxis()}  # whole steps only, never 0.5
@@ -125,8 +131,9 @@ def plot_widget(title: str | None = None, left: str | None = None, bottom: str |
     return widget
 
 
-def style_plot(plot: pg.PlotItem, title: str | None = None, left: str | None = None,
-               bottom: str | None = None, grid: bool = True) -> None:
+def style_plot(
+    plot: pg.PlotItem, title: str | None = None, left: str | None = None, bottom: str | None = None, grid: bool = True
+) -> None:
     """Apply the theme to a PlotItem's axes, labels and grid.
 
     The grid is horizontal only and at major ticks only: grid lines are replayed on every
@@ -156,7 +163,10 @@ def set_title(plot: pg.PlotItem, title: str, colour: str = FOREGROUND, size: str
 
 
 def style_axis(axis: pg.AxisItem) -> None:
-    """Theme one axis: pens, tick font, no SI prefix ("step (x1e-06)" or a log axis "(x0.001)" reads as a wrong unit)."""
+    """Theme one axis: pens, tick font, no SI prefix.
+
+    A prefixed label ("step (x1e-06)", or "(x0.001)" on a log axis) reads as a wrong unit.
+    """
     axis.setPen(pen(MUTED, width=1))
     axis.setTextPen(pen(FOREGROUND, width=1))
     axis.setTickFont(tick_font())
@@ -164,8 +174,7 @@ def style_axis(axis: pg.AxisItem) -> None:
 
 
 LABEL_STYLE = (
-    f"QLabel {{ color: {FOREGROUND}; background: {PANEL}; padding: 4px 8px;"
-    f" font-size: {FONT_POINT_SIZE + 1}pt; }}"
+    f"QLabel {{ color: {FOREGROUND}; background: {PANEL}; padding: 4px 8px; font-size: {FONT_POINT_SIZE + 1}pt; }}"
 )
 VIEW_STYLE = f"background: {BACKGROUND}; color: {FOREGROUND};"
 
@@ -182,7 +191,10 @@ def badge(text: str, colour: str = BAD) -> str:
 
 
 def header_label() -> QtWidgets.QLabel:
-    """A view's one-line header, clipped when narrow: a long layer name must not widen the view and squeeze the layer table."""
+    """A view's one-line header, clipped when narrow.
+
+    A long layer name must not widen the view and squeeze the layer table.
+    """
     label = QtWidgets.QLabel()
     label.setStyleSheet(LABEL_STYLE)
     label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
@@ -205,16 +217,35 @@ def dot_icon(colour: str) -> QtGui.QIcon:
 def dark_palette() -> QtGui.QPalette:
     """A dark palette that matches the plots' background, so the window reads as one instrument."""
     p = QtGui.QPalette()
-    window, base, alt, text, muted = QtGui.QColor("#262930"), QtGui.QColor("#1e2026"), QtGui.QColor("#23262d"), QtGui.QColor("#d7dbe3"), QtGui.QColor("#7d8494")
+    window, base, alt, text, muted = (
+        QtGui.QColor("#262930"),
+        QtGui.QColor("#1e2026"),
+        QtGui.QColor("#23262d"),
+        QtGui.QColor("#d7dbe3"),
+        QtGui.QColor("#7d8494"),
+    )
     highlight = QtGui.QColor("#2f6db5")
     roles = QtGui.QPalette.ColorRole
     for role, colour in (
-        (roles.Window, window), (roles.WindowText, text), (roles.Base, base), (roles.AlternateBase, alt),
-        (roles.ToolTipBase, QtGui.QColor("#30343c")), (roles.ToolTipText, text), (roles.Text, text),
-        (roles.Button, QtGui.QColor("#2e323a")), (roles.ButtonText, text), (roles.BrightText, QtGui.QColor("#ff6b6b")),
-        (roles.Highlight, highlight), (roles.HighlightedText, QtGui.QColor("#ffffff")), (roles.Link, QtGui.QColor("#6cb2ff")),
-        (roles.PlaceholderText, muted), (roles.Mid, QtGui.QColor("#3a3e47")), (roles.Dark, QtGui.QColor("#181a1f")),
-        (roles.Light, QtGui.QColor("#3c414b")), (roles.Midlight, QtGui.QColor("#343841")), (roles.Shadow, QtGui.QColor("#0d0e11")),
+        (roles.Window, window),
+        (roles.WindowText, text),
+        (roles.Base, base),
+        (roles.AlternateBase, alt),
+        (roles.ToolTipBase, QtGui.QColor("#30343c")),
+        (roles.ToolTipText, text),
+        (roles.Text, text),
+        (roles.Button, QtGui.QColor("#2e323a")),
+        (roles.ButtonText, text),
+        (roles.BrightText, QtGui.QColor("#ff6b6b")),
+        (roles.Highlight, highlight),
+        (roles.HighlightedText, QtGui.QColor("#ffffff")),
+        (roles.Link, QtGui.QColor("#6cb2ff")),
+        (roles.PlaceholderText, muted),
+        (roles.Mid, QtGui.QColor("#3a3e47")),
+        (roles.Dark, QtGui.QColor("#181a1f")),
+        (roles.Light, QtGui.QColor("#3c414b")),
+        (roles.Midlight, QtGui.QColor("#343841")),
+        (roles.Shadow, QtGui.QColor("#0d0e11")),
     ):
         p.setColor(role, colour)
     disabled = QtGui.QPalette.ColorGroup.Disabled

@@ -1,4 +1,5 @@
 """How an adapter words a finding in a framework's log, and the counts it logs each step."""
+
 from __future__ import annotations
 
 from bpviz.engine.diagnosis.finding import Finding

@@ -1,4 +1,5 @@
 """The one clear error a framework adapter gives when its framework is not installed."""
+
 from __future__ import annotations
 
 import importlib

@@ -9,6 +9,7 @@ moved), so gradient accumulation makes one step, not several. Findings go to
 Lightning's own logging: a rank-zero warning when one is raised or changes,
 and `bpviz/errors`, `bpviz/warnings` logged with the module's metrics.
 """
+
 from __future__ import annotations
 
 from typing import Any

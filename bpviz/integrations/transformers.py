@@ -10,6 +10,7 @@ their mean. Findings go to transformers' logger on the main
 process when raised or changed, and their counts into the Trainer's `logs`
 (`on_log`) for the reporters that come after this callback.
 """
+
 from __future__ import annotations
 
 from typing import Any

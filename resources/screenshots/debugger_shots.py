@@ -1,7 +1,8 @@
 """Regenerates step_into*.png and workbench*.png for the README (1600x1000 and 1280x800 screens), as a person would.
 
-    QT_QPA_PLATFORM=offscreen python resources/screenshots/debugger_shots.py
+QT_QPA_PLATFORM=offscreen python resources/screenshots/debugger_shots.py
 """
+
 from __future__ import annotations
 
 import sys

@@ -5,6 +5,7 @@
 The recordings are made as a user makes them, with `bpviz check FILE --record`;
 the followed one is still being written by that process while it is shot.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -16,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from debugger_shots import HERE, app, new_window, settle, wait  # noqa: E402
+
 import bpviz  # noqa: E402
 from bpviz.engine.runs.errors import RunFileError  # noqa: E402
-from debugger_shots import HERE, app, new_window, settle, wait  # noqa: E402
 
 SAMPLES = ROOT / "sample_models"
 FOLDER = Path(tempfile.mkdtemp(prefix="bpviz-run-shots-"))
@@ -26,8 +28,12 @@ FOLDER = Path(tempfile.mkdtemp(prefix="bpviz-run-shots-"))
 
 def record(sample: str, steps: int) -> Path:
     path = FOLDER / f"{Path(sample).stem}.bpviz"
-    subprocess.run([sys.executable, "-m", "bpviz", "check", str(SAMPLES / sample), "--steps", str(steps),
-                    "--record", str(path)], cwd=ROOT, check=False, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "bpviz", "check", str(SAMPLES / sample), "--steps", str(steps), "--record", str(path)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+    )
     return path
 
 
@@ -40,9 +46,22 @@ def shoot(window, name: str) -> None:
 
 def followed() -> None:
     path = FOLDER / "training.bpviz"
-    writer = subprocess.Popen([sys.executable, "-m", "bpviz", "check", str(SAMPLES / "vanishing_sigmoid.py"),
-                               "--steps", "100000", "--record", str(path)], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bpviz",
+            "check",
+            str(SAMPLES / "vanishing_sigmoid.py"),
+            "--steps",
+            "100000",
+            "--record",
+            str(path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait(lambda: path.exists() and _steps(path) >= 5, 120)
         window = new_window()

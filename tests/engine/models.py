@@ -1,4 +1,5 @@
 """Small models built to have an exactly known property, shared by the engine tests."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ import their target by name. Each rank writes what it saw to a pickle in the
 test's own folder; the tests judge those files, so a failed assertion never
 happens inside a child where pytest cannot see it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,8 +43,9 @@ def spawn(worker: Callable, folder: Path, world: int = WORLD, timeout: float = 2
     for rank in range(world):
         path = folder / f"rank{rank}.pkl"
         if not path.exists():
-            raise AssertionError(f"rank {rank} wrote no result (hung: {hung}, exit codes "
-                                 f"{[p.exitcode for p in processes]})")
+            raise AssertionError(
+                f"rank {rank} wrote no result (hung: {hung}, exit codes {[p.exitcode for p in processes]})"
+            )
         result = pickle.loads(path.read_bytes())
         if "error" in result:
             raise AssertionError(f"rank {rank} failed:\n{result['error']}")
@@ -108,6 +110,7 @@ def independent_layers(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> di
         def hook(module, args, out):
             out.retain_grad()
             outputs[name] = out
+
         return hook
 
     handles = [m.register_forward_hook(keep(n)) for n, m in twin.named_modules() if n]
@@ -159,17 +162,25 @@ def ddp_training(rank: int, world: int, folder: Path) -> dict:
             loss.backward()
             opt.step()
             record = watcher.step(loss)
-            steps.append({
-                "expected": expected,
-                "loss": loss.item(),
-                "measured": {l.name: {"mean": l.mean, "std": l.std, "min": l.min, "max": l.max,
-                                      "grad_norm": l.grad_norm} for l in record.layers},
-                "table": record.ranks,
-                "gathers": len(gathers),
-            })
+            steps.append(
+                {
+                    "expected": expected,
+                    "loss": loss.item(),
+                    "measured": {
+                        l.name: {"mean": l.mean, "std": l.std, "min": l.min, "max": l.max, "grad_norm": l.grad_norm}
+                        for l in record.layers
+                    },
+                    "table": record.ranks,
+                    "gathers": len(gathers),
+                }
+            )
     dist.all_gather = real_gather
-    return {"steps": steps, "findings": [f.to_dict() for f in watcher.findings], "report": watcher.report(),
-            "recorded": recorded}
+    return {
+        "steps": steps,
+        "findings": [f.to_dict() for f in watcher.findings],
+        "report": watcher.report(),
+        "recorded": recorded,
+    }
 
 
 def _diverging(rank: int, model: nn.Module, steps: int, batch: Callable[[int], tuple]) -> dict:
@@ -261,13 +272,17 @@ def fsdp2_training(rank: int, world: int, folder: Path) -> dict:
             shards = {n: p.grad.to_local().norm().item() for n, p in net.named_parameters()}
             opt.step()
             record = watcher.step(loss)
-            steps.append({
-                "expected": expected,
-                "measured": {l.name: {"mean": l.mean, "std": l.std, "grad_norm": l.grad_norm} for l in record.layers},
-                "shard_grads": shards,
-                "param_grads": {p.name: p.grad_norm for p in record.params},
-                "table": record.ranks,
-            })
+            steps.append(
+                {
+                    "expected": expected,
+                    "measured": {
+                        l.name: {"mean": l.mean, "std": l.std, "grad_norm": l.grad_norm} for l in record.layers
+                    },
+                    "shard_grads": shards,
+                    "param_grads": {p.name: p.grad_norm for p in record.params},
+                    "table": record.ranks,
+                }
+            )
     return {"steps": steps, "unmeasured": watcher.report()["unmeasured"]}
 
 

@@ -4,6 +4,7 @@ Built in-file, no downloads: each reproduces the property that once made
 bpviz raise a false finding (layer-scale at 1e-6, a loss summed over the
 batch, an output sigmoid, a large vocabulary), at a size a CPU test affords.
 """
+
 from __future__ import annotations
 
 import torch

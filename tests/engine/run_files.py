@@ -1,4 +1,5 @@
 """Helpers for the run-file tests: deep equality of records, and a seeded training loop that records."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -3,6 +3,7 @@
 Expected values come from a lockstep copy of the model with the test's own
 tensor hooks, divided by the scale the test read from its own scaler.
 """
+
 from __future__ import annotations
 
 import copy
@@ -98,8 +99,13 @@ def test_without_the_scaler_the_gradients_are_the_scaled_ones():
 def test_channels_last_weights_have_their_true_update_and_weight_norms():
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 64, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 3),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 3),
     ).to(memory_format=torch.channels_last)
     assert not model[2].weight.is_contiguous()  # 4608 values: estimated from a slice
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

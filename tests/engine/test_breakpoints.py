@@ -1,4 +1,5 @@
 """Breakpoints: each condition stops at the right step and layer, and survives a save/load."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """torch.compile, torch.func and steps where nothing could be observed: said so, never 'no findings'."""
+
 from __future__ import annotations
 
 import copy
@@ -27,8 +28,10 @@ def own_output_grad_norms(model: nn.Sequential, x, y) -> dict[str, float]:
     """Gradient norms reaching each child's output, from the test's own hooks on an uncompiled copy."""
     norms, handles = {}, []
     for name, child in model.named_children():
+
         def hook(module, args, out, name=name):
             out.register_hook(lambda g: norms.__setitem__(name, float(g.norm())))
+
         handles.append(child.register_forward_hook(hook))
     F.cross_entropy(model(x), y).backward()
     for h in handles:
@@ -59,6 +62,7 @@ def test_a_compiled_model_is_measured_eagerly_under_its_own_layer_names(order):
     compile_warnings = [c for c in caught if "torch.compile" in str(c.message)]
     assert len(compile_warnings) == (1 if order == "compile_then_watch" else 0)
     from torch._dynamo import eval_frame
+
     assert eval_frame._stance.stance == "default"
 
 
@@ -82,7 +86,7 @@ def test_check_exits_2_when_it_observed_no_layer(tmp_path, capsys):
     path.write_text(
         "import torch\nfrom torch import nn\n\n"
         "class Spectral(nn.Module):\n"
-        "    \"\"\"Returns a complex spectrum: no floating-point output for bpviz to measure.\"\"\"\n\n"
+        '    """Returns a complex spectrum: no floating-point output for bpviz to measure."""\n\n'
         "    def __init__(self):\n"
         "        super().__init__()\n"
         "        self.w = nn.Parameter(torch.randn(4, 8))\n\n"

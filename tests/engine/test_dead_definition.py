@@ -3,6 +3,7 @@
 A plain ReLU unit with no positive output passes no gradient: dead. A LeakyReLU
 (or GELU) unit with no positive output still passes one: inactive, not dead.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,4 +65,3 @@ def test_after_the_leakyrelu_remedy_units_are_inactive_not_dead():
     assert inactive.message.startswith("3 of 8 units of act (38%) are inactive since step 0")
     assert "not dead: LeakyReLU still passes them a gradient" in inactive.message
     assert "still passes a gradient" in inactive.explanation
-

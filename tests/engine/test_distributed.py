@@ -1,4 +1,5 @@
 """bpviz under torch.distributed: two gloo ranks on CPU, each rank's values and the combined ones checked."""
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,8 @@ def test_fsdp2_ranks_measure_their_layers_and_their_shards(fsdp2_run):
             assert step["param_grads"] == pytest.approx(step["shard_grads"], rel=1e-5)
             table = step["table"]
             assert table.of("fc1", "std") == pytest.approx(
-                [fsdp2_run[r]["steps"][index]["expected"]["fc1"]["std"] for r in range(WORLD)], rel=1e-4)
+                [fsdp2_run[r]["steps"][index]["expected"]["fc1"]["std"] for r in range(WORLD)], rel=1e-4
+            )
 
 
 def test_each_rank_records_its_own_file_of_one_name(ddp_run):

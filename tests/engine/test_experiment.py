@@ -1,4 +1,5 @@
 """Loading experiment files, checkpoints and pickled models, and what a user is told when one is wrong."""
+
 from __future__ import annotations
 
 import sys

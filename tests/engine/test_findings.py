@@ -1,4 +1,5 @@
 """Each finding kind on the layer that has the problem, and none on a healthy network."""
+
 from __future__ import annotations
 
 import pytest
@@ -95,6 +96,7 @@ def test_eval_mode_in_training_is_a_warning():
 def test_softmax_before_cross_entropy(functional):
     torch.manual_seed(0)
     if functional:
+
         class Net(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -160,7 +162,7 @@ def test_healthy_network_has_no_error_findings():
     )
     g = torch.Generator().manual_seed(1)
     x = torch.randn(256, 16, generator=g)
-    y = (x[:, :4].argmax(dim=1))
+    y = x[:, :4].argmax(dim=1)
     with bpviz.watch(model) as w:
         train(model, w, 30, x, y, lr=0.05)
     assert [f for f in w.findings if f.severity == "error"] == []

@@ -3,6 +3,7 @@
 Each check compares the recorded histogram with numpy's histogram of the
 very values the layer produced (captured by a forward hook of the test's own).
 """
+
 from __future__ import annotations
 
 import math
@@ -134,13 +135,16 @@ def test_zero_gradients_count_below_the_gradient_range_not_as_nan():
     assert grad.below >= 16 * 4 and grad.total == pytest.approx(16 * 8)
 
 
-@pytest.mark.parametrize("current, lo, hi, narrow, expected", [
-    ((0.0, 1.0), 0.1, 0.9, True, (0.0, 1.0)),  # fits: the edges stay, steps line up
-    ((0.0, 1.0), 0.0, 2.0, True, (0.0, 2.5)),  # left it: widened, padded
-    ((-1.0, 1.0), -3.0, 0.5, True, (-4.0, 2.0)),  # covers the old range and the values, padded
-    ((-10.0, 10.0), 0.0, 0.1, True, (0.0, 0.125)),  # a sliver of the range: fitted
-    ((0.0, 1.0), 0.0, 0.01, False, (0.0, 1.0)),  # fixed bounds (sigmoid): never narrowed
-    ((0.0, 1.0), math.nan, 2.0, True, (0.0, 1.0)),  # NaN extremes: kept, the NaNs are counted apart
-])
+@pytest.mark.parametrize(
+    "current, lo, hi, narrow, expected",
+    [
+        ((0.0, 1.0), 0.1, 0.9, True, (0.0, 1.0)),  # fits: the edges stay, steps line up
+        ((0.0, 1.0), 0.0, 2.0, True, (0.0, 2.5)),  # left it: widened, padded
+        ((-1.0, 1.0), -3.0, 0.5, True, (-4.0, 2.0)),  # covers the old range and the values, padded
+        ((-10.0, 10.0), 0.0, 0.1, True, (0.0, 0.125)),  # a sliver of the range: fitted
+        ((0.0, 1.0), 0.0, 0.01, False, (0.0, 1.0)),  # fixed bounds (sigmoid): never narrowed
+        ((0.0, 1.0), math.nan, 2.0, True, (0.0, 1.0)),  # NaN extremes: kept, the NaNs are counted apart
+    ],
+)
 def test_next_range(current, lo, hi, narrow, expected):
     assert next_range(current, lo, hi, narrow) == pytest.approx(expected)

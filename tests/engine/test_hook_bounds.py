@@ -3,6 +3,7 @@
 Counted, never timed: tensor hooks through `tensor._backward_hooks`, kept measurements through the probe's
 pending step, each against the number the test computes itself.
 """
+
 from __future__ import annotations
 
 import gc

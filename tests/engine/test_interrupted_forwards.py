@@ -1,4 +1,5 @@
 """Forwards that end unusually: a Ctrl-C inside them, a step retried in an `except` block, keyword inputs."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The layer graph follows the data, residual connections and in-place activations included."""
+
 from __future__ import annotations
 
 import torch

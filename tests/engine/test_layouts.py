@@ -1,4 +1,5 @@
 """Layers where real models put them: parametrized weights, and the like. Expected values from own hooks."""
+
 from __future__ import annotations
 
 import copy

@@ -1,5 +1,6 @@
 """Cost levels: the economy level reports what the findings rely on exactly as the full level does,
 detailed steps follow the level or the budget, and bpviz's own cost is on every record."""
+
 from __future__ import annotations
 
 import json

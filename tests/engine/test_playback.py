@@ -1,4 +1,5 @@
 """A recording viewed at a step: the window's RunView equals what the live run had at that step, in bounded memory."""
+
 from __future__ import annotations
 
 import bpviz

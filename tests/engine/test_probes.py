@@ -1,4 +1,5 @@
 """What the engine observes per layer: names, counts, statistics, gradients, updates."""
+
 from __future__ import annotations
 
 import pytest

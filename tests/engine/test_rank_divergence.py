@@ -1,4 +1,5 @@
 """rank_divergence judged on hand-made tables (any world size, no processes), and the per-rank file names."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 Every expected value is computed here from the model's own `.grad` tensors
 and losses, not from bpviz's numbers.
 """
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """Remedies applied live, undone exactly, and the dead-unit evidence they act on."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The run as a viewer sees it: the Stepper's events carry every decision, and a RunView built from them matches."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,11 @@ def test_a_run_view_fed_the_events_holds_what_the_engine_holds():
     assert [r.step for r in view.history.records] == [r.step for r in engine.records] == [0, 1, 2]
     assert view.history.losses == engine.losses
     assert view.history.validation == engine.validation == []  # no validation data: no point on the curve
-    assert view.history.interventions == engine.interventions == [(3, "gradient clipping at 1"),
-                                                                  (3, "undo: gradient clipping at 1")]
+    assert (
+        view.history.interventions
+        == engine.interventions
+        == [(3, "gradient clipping at 1"), (3, "undo: gradient clipping at 1")]
+    )
     assert [f.key for f in view.findings] == [f.key for f in stepper.findings]
 
 
@@ -51,8 +55,13 @@ def test_remedies_by_name_and_the_learning_rate_divided():
     assert stepper.experiment.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="unknown remedy 'nope'"):
         stepper.remedy_event("nope")
-    assert set(remedies.REMEDIES) == {"replace_activation", "reinit_dead_units", "set_hyperparameter",
-                                      "set_gradient_clipping", "lower_lr"}
+    assert set(remedies.REMEDIES) == {
+        "replace_activation",
+        "reinit_dead_units",
+        "set_hyperparameter",
+        "set_gradient_clipping",
+        "lower_lr",
+    }
 
 
 def test_adams_beta1_is_read_and_set_as_momentum():

@@ -1,4 +1,5 @@
 """Run files: every recorded StepRecord read back equal, series and findings for the window, following, compare."""
+
 from __future__ import annotations
 
 import sqlite3

@@ -1,4 +1,5 @@
 """The command line over run files: check --record, check RUN.bpviz, compare, and the samples' fixed twins."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,18 @@ from bpviz.engine.load.samples import SAMPLES_DIR
 
 
 def test_checking_a_recording_gives_the_live_report_and_exit_code(tmp_path, capsys):
-    live = cli.main(["check", str(SAMPLES_DIR / "dying_relu.py"), "--steps", "6", "--record", f"{tmp_path}/runs/",
-                     "--json", str(tmp_path / "live.json")])
+    live = cli.main(
+        [
+            "check",
+            str(SAMPLES_DIR / "dying_relu.py"),
+            "--steps",
+            "6",
+            "--record",
+            f"{tmp_path}/runs/",
+            "--json",
+            str(tmp_path / "live.json"),
+        ]
+    )
     (run,) = (tmp_path / "runs").iterdir()
     live_out = capsys.readouterr().out
     again = cli.main(["check", str(run), "--json", str(tmp_path / "again.json")])

@@ -1,4 +1,5 @@
 """Run files under faults: kill -9 of the writer, a follower process, a full disk, a second writer, bad files."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,13 @@ with bpviz.watch(model, record=path) as w:
 
 def trainer(path: Path, steps: int, mode: str = "free", preexec=None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", TRAINER, str(path), str(steps), mode], cwd=ROOT, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec,
+        [sys.executable, "-c", TRAINER, str(path), str(steps), mode],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=preexec,
     )
 
 
@@ -67,7 +73,7 @@ def test_kill_9_at_a_random_step_keeps_every_committed_step_intact(tmp_path):
         assert steps == list(range(len(steps)))  # a prefix: nothing half-written, nothing skipped
         # lost at most what was still queued or in flight when the last line was printed
         assert len(steps) >= kill_after - 1 - int(queued), (kill_after, len(steps), queued)
-        for step in steps[: kill_after]:
+        for step in steps[:kill_after]:
             assert run.record(step).loss == losses[step]
         assert run.status == "writer stopped"
 
@@ -103,15 +109,22 @@ def _small_file_limit():
 
 def test_a_full_disk_stops_the_recording_with_one_warning_and_a_finding_while_training_goes_on(tmp_path):
     path = tmp_path / "full.bpviz"
-    script = TRAINER + """
+    script = (
+        TRAINER
+        + """
 import warnings
 stopped = [f for f in w.findings if f.kind == "recording_stopped"]
 print("trained", step + 1, "findings", len(stopped), "step", stopped[0].step if stopped else None, flush=True)
 print(stopped[0].message if stopped else "", flush=True)
 """
+    )
     child = subprocess.run(
-        [sys.executable, "-W", "always", "-c", script, str(path), "40", "free"], cwd=ROOT, text=True,
-        capture_output=True, preexec_fn=_small_file_limit, timeout=600,
+        [sys.executable, "-W", "always", "-c", script, str(path), "40", "free"],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        preexec_fn=_small_file_limit,
+        timeout=600,
     )
     assert child.returncode == 0, child.stderr
     lines = child.stdout.splitlines()
@@ -164,8 +177,11 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "other": (other, "not one bpviz recorded"),
         "truncated": (truncated, "truncated"),
         "corrupted": (corrupted, "damaged"),
-        "newer": (newer, f"format version {schema.FORMAT_VERSION + 1}; this bpviz reads format versions up to "
-                         f"{schema.FORMAT_VERSION}"),
+        "newer": (
+            newer,
+            f"format version {schema.FORMAT_VERSION + 1}; this bpviz reads format versions up to "
+            f"{schema.FORMAT_VERSION}",
+        ),
         "missing": (tmp_path / "absent.bpviz", "does not exist"),
     }
 

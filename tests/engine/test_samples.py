@@ -1,4 +1,5 @@
 """The sample list the start page shows, and that every sample is a loadable, documented lesson."""
+
 from __future__ import annotations
 
 import ast

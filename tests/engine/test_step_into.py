@@ -1,4 +1,5 @@
 """Stepping into one training step: live pauses in the hooks, in execution order, abortable."""
+
 from __future__ import annotations
 
 import queue
@@ -112,7 +113,12 @@ def test_step_out_finishes_the_current_phase():
     driver.gate.resume(OUT)
     update = driver.next_pause()
     assert update.phase == "update" and set(update.update_ratios) == {
-        "0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+        "3.weight",
+        "3.bias",
     }
     driver.gate.resume(OUT)
     assert driver.result().step == 0
@@ -156,4 +162,3 @@ def test_stopping_at_the_update_pause_completes_the_step():
     assert record.step == 0 and stepper.step_index == 1 and len(stepper.history) == 1
     assert not all(torch.equal(a, b) for a, b in zip(before, weights(exp.model)))
     stepper.close()
-

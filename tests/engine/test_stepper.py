@@ -1,4 +1,5 @@
 """The Stepper: steps, validation, and failures in user code told with their layer and line."""
+
 from __future__ import annotations
 
 import textwrap

@@ -1,4 +1,5 @@
 """The text `bpviz check` prints, from a hand-written report (no training involved)."""
+
 from __future__ import annotations
 
 from bpviz.engine.report.text import format_findings, format_layers, format_report
@@ -7,8 +8,16 @@ from bpviz.engine.report.text import format_findings, format_layers, format_repo
 def layer(name: str, type_: str, **values) -> dict:
     entry = dict.fromkeys(
         (
-            "units", "dead_units", "mean", "std", "min", "max",
-            "saturated_fraction", "grad_norm", "param_grad_norm", "update_ratio",
+            "units",
+            "dead_units",
+            "mean",
+            "std",
+            "min",
+            "max",
+            "saturated_fraction",
+            "grad_norm",
+            "param_grad_norm",
+            "update_ratio",
         )
     )
     entry.update(name=name, type=type_, shape=[8, 4], zero_fraction=0.0)

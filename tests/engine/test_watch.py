@@ -1,4 +1,5 @@
 """bpviz.watch as a guest in a user's loop: no trace after detach, one host sync per step, the report."""
+
 from __future__ import annotations
 
 import contextlib

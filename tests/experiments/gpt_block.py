@@ -4,6 +4,7 @@ sequences in which each token follows from the one before.
 
 A healthy control: `bpviz check` must exit 0 on it.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

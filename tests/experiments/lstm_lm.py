@@ -4,6 +4,7 @@ plain SGD at the example's learning rate of 20 on synthetic text where each word
 
 A healthy control: `bpviz check` must exit 0 on it.
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

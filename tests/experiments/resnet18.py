@@ -4,6 +4,7 @@ trained with SGD + momentum on small synthetic images in channels_last memory fo
 
 A healthy control: `bpviz check` must exit 0 on it.
 """
+
 import torch
 from torch import nn
 

@@ -6,6 +6,7 @@ thread" or "QObject::startTimer: Timers cannot be started from another
 thread". Such a message fails the test that caused it, so this class of bug
 cannot come back unseen.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Hand-made StepRecords and Histories for view tests: no torch, no engine, exact numbers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,20 @@ def histogram(counts, lo: float = ACT_RANGE[0], hi: float = ACT_RANGE[1], log10:
     return Histogram(counts=np.asarray(counts, dtype=np.float64), lo=lo, hi=hi, log10=log10)
 
 
-def layer(name: str, order: int, *, family: str | None = None, grad_norm: float | None = 1.0,
-          units: int | None = None, dead: list[int] | None = None, activity=None, step: int = 0,
-          grad_nonfinite: bool = False, saturated: float | None = None, **fields) -> LayerStep:
+def layer(
+    name: str,
+    order: int,
+    *,
+    family: str | None = None,
+    grad_norm: float | None = 1.0,
+    units: int | None = None,
+    dead: list[int] | None = None,
+    activity=None,
+    step: int = 0,
+    grad_nonfinite: bool = False,
+    saturated: float | None = None,
+    **fields,
+) -> LayerStep:
     """A LayerStep with deterministic histograms (counts depend on `step` and `order`) unless given."""
     counts = fields.pop("histogram", None)
     grad_counts = fields.pop("grad_histogram", None)
@@ -42,8 +54,9 @@ def layer(name: str, order: int, *, family: str | None = None, grad_norm: float 
         zero_fraction=fields.pop("zero_fraction", 0.25 if relu else 0.0),
         saturated_fraction=saturated,
         histogram=histogram(counts) if not isinstance(counts, Histogram) else counts,
-        grad_histogram=(histogram(grad_counts, *GRAD_RANGE, log10=True)
-                        if not isinstance(grad_counts, Histogram) else grad_counts),
+        grad_histogram=(
+            histogram(grad_counts, *GRAD_RANGE, log10=True) if not isinstance(grad_counts, Histogram) else grad_counts
+        ),
         units=units,
         dead_units=len(dead or []) if relu else None,
         dead_unit_ids=np.asarray(dead or [], dtype=np.int64) if relu else None,
@@ -118,11 +131,21 @@ def synthetic_history(steps: int = 50, hidden: int = 5, units: int = 32, seed: i
             if name == "blocks.3.linear" and 30 <= step < 33:
                 fields.update(grad_nonfinite=True)
                 grad_norm = float("nan")
-            layers.append(layer(
-                name, order, family=family, grad_norm=grad_norm, step=step, mean=float(mean), std=float(std),
-                histogram=histogram(np.round(act), -3.0, 3.0),
-                grad_histogram=histogram(np.round(grad), -12.0, 4.0, log10=True),
-                type="ReLU" if family == "relu" else ("Sigmoid" if family else "Linear"), **fields))
+            layers.append(
+                layer(
+                    name,
+                    order,
+                    family=family,
+                    grad_norm=grad_norm,
+                    step=step,
+                    mean=float(mean),
+                    std=float(std),
+                    histogram=histogram(np.round(act), -3.0, 3.0),
+                    grad_histogram=histogram(np.round(grad), -12.0, 4.0, log10=True),
+                    type="ReLU" if family == "relu" else ("Sigmoid" if family else "Linear"),
+                    **fields,
+                )
+            )
         loss = 2.3 * np.exp(-step / 20) + 0.2 + 0.05 * rng.standard_normal()
         history.append(record(step, layers, loss=float(loss)))
         if step % 10 == 9:

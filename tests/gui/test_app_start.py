@@ -1,4 +1,5 @@
 """Starting the window: what a machine without a display or without Qt's X11 libraries is told, and exit codes."""
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ def test_every_library_has_a_package():
 
 
 def run_bpviz(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bpviz", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "bpviz", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_window_without_a_display_exits_2_with_what_to_do(tmp_path):
@@ -58,8 +60,9 @@ def test_screenshot_of_an_untrusted_pickle_exits_2_with_the_trust_message(tmp_pa
     done = run_bpviz(str(tmp_path / "whole_model.pt"), "--steps", "5", "--screenshot", str(tmp_path / "x.png"), env=env)
     assert done.returncode == 2, done.stderr
     assert "Pass --trust to allow it." in done.stderr and "QThread" not in done.stderr
-    trusted = run_bpviz(str(tmp_path / "whole_model.pt"), "--trust", "--steps", "5", "--screenshot",
-                        str(tmp_path / "x.png"), env=env)
+    trusted = run_bpviz(
+        str(tmp_path / "whole_model.pt"), "--trust", "--steps", "5", "--screenshot", str(tmp_path / "x.png"), env=env
+    )
     assert trusted.returncode == 2, trusted.stderr  # no input shape: said, and no abort
     assert "--input-shape" in trusted.stderr and "QThread" not in trusted.stderr
     assert not (tmp_path / "x.png").exists()

@@ -1,4 +1,5 @@
 """Breakpoints in the window: a run stops where the condition first holds, says why, and the list is saved per file."""
+
 from __future__ import annotations
 
 import pytest
@@ -67,7 +68,8 @@ def test_breakpoints_are_saved_with_the_file(qtbot, tmp_path):
     second = make_window(qtbot, tmp_path / "settings.ini")
     open_file(qtbot, second, path)
     assert second.docks.breakpoints.breakpoints() == [
-        Breakpoint("nan"), Breakpoint("grad_above", threshold=100.0, layer="3", enabled=False)
+        Breakpoint("nan"),
+        Breakpoint("grad_above", threshold=100.0, layer="3", enabled=False),
     ]
     assert second.controller.worker.breakpoints == second.docks.breakpoints.breakpoints()
     open_file(qtbot, second, SAMPLES["dying_relu"])  # another file has its own (none)
@@ -80,7 +82,8 @@ def test_remove_and_list(qtbot):
     qtbot.addWidget(panel)
     panel.set_breakpoints([Breakpoint("nan"), Breakpoint("loss_jump", threshold=3.0)])
     assert [panel.list.item(i).text() for i in range(panel.list.count())] == [
-        "NaN/Inf appears", "loss jumps by more than x3"
+        "NaN/Inf appears",
+        "loss jumps by more than x3",
     ]
     with qtbot.waitSignal(panel.changed) as blocker:
         panel.list.setCurrentRow(0)
@@ -88,14 +91,20 @@ def test_remove_and_list(qtbot):
     assert blocker.args[0] == [Breakpoint("loss_jump", threshold=3.0)]
 
 
-@pytest.mark.parametrize("kind, fill, expected", [
-    ("dead_share", {"threshold": 40.0, "layer": "relu2"}, Breakpoint("dead_share", threshold=0.4, layer="relu2")),
-    ("grad_below", {"threshold": 1e-6}, Breakpoint("grad_below", threshold=1e-6)),
-    ("finding", {"finding_kind": "dead_relu", "severity": "error"},
-     Breakpoint("finding", finding_kind="dead_relu", severity="error")),
-    ("loss_jump", {"threshold": 4.0}, Breakpoint("loss_jump", threshold=4.0)),
-    ("nan", {}, Breakpoint("nan")),
-])
+@pytest.mark.parametrize(
+    "kind, fill, expected",
+    [
+        ("dead_share", {"threshold": 40.0, "layer": "relu2"}, Breakpoint("dead_share", threshold=0.4, layer="relu2")),
+        ("grad_below", {"threshold": 1e-6}, Breakpoint("grad_below", threshold=1e-6)),
+        (
+            "finding",
+            {"finding_kind": "dead_relu", "severity": "error"},
+            Breakpoint("finding", finding_kind="dead_relu", severity="error"),
+        ),
+        ("loss_jump", {"threshold": 4.0}, Breakpoint("loss_jump", threshold=4.0)),
+        ("nan", {}, Breakpoint("nan")),
+    ],
+)
 def test_the_add_dialog_builds_each_kind(qtbot, kind, fill, expected):
     dialog = BreakpointDialog(["fc1", "relu2"])
     qtbot.addWidget(dialog)

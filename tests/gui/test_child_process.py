@@ -4,6 +4,7 @@ Each experiment misbehaves in the forward pass of step 2 (its third call), after
 two recorded steps, or in build(). The window shows what happened, keeps both
 recorded steps, and Reset (or opening another file) gives a working model again.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -57,8 +58,9 @@ def experiment(tmp_path, name: str, action: str = "pass", in_build: str = "pass"
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    window = MainWindow(settings=Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)),
-                        child_process=True)
+    window = MainWindow(
+        settings=Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)), child_process=True
+    )
     qtbot.addWidget(window)
     window.show()
     yield window
@@ -84,8 +86,7 @@ def reset_works(qtbot, window) -> None:
 
 
 @pytest.mark.parametrize("action", list(DEATHS))
-def test_user_code_that_ends_its_process_is_shown_with_the_steps_kept_and_reset_works(qtbot, window, tmp_path,
-                                                                                    action):
+def test_user_code_that_ends_its_process_is_shown_with_the_steps_kept_and_reset_works(qtbot, window, tmp_path, action):
     error = run_until_failed(qtbot, window, experiment(tmp_path, "dies", action))
     assert error.what == DEATHS[action]
     assert window.error_panel.isVisible() and window.error_panel.title.text() == error.what

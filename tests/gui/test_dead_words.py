@@ -1,4 +1,5 @@
 """The table and the network use the right word: dead for a ReLU layer, inactive (not dead) after a LeakyReLU swap."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt

@@ -3,6 +3,7 @@
 The offscreen platform has one small screen, so each test hands the window the
 screen area it should fit (`reset_layout(QRect)`), as a smaller or larger monitor would.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 A zero gradient is the central symptom of a dead layer; drawing it as a gap
 in the data hides the very thing the user is looking for.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """A healthy model is told it is healthy, with the checks that ran: which layers, which steps."""
+
 from __future__ import annotations
 
 from bpviz.engine.config import Config

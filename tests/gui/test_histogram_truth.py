@@ -4,6 +4,7 @@ The values come from a real run (a layer scaled 1x to 10x over 20 steps);
 what is drawn (curves, bars, heatmap columns) is compared with numpy's
 histogram of the values the layer really produced.
 """
+
 from __future__ import annotations
 
 import numpy as np

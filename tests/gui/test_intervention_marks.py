@@ -1,4 +1,5 @@
 """Remedy and hyperparameter marks land on every plot over steps, once each, and follow a replaced history."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,9 @@ from bpviz.gui.plots.gradient_flow_view import GradientFlowView
 from bpviz.gui.plots.loss_view import LossView
 
 
-@pytest.mark.parametrize("view_class, attr", [(LossView, "plot"), (DeadUnitsView, "count_plot"), (GradientFlowView, "time")])
+@pytest.mark.parametrize(
+    "view_class, attr", [(LossView, "plot"), (DeadUnitsView, "count_plot"), (GradientFlowView, "time")]
+)
 def test_interventions_are_drawn_as_vertical_marks(qtbot, view_class, attr):
     view = view_class()
     qtbot.addWidget(view)

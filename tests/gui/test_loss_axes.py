@@ -1,4 +1,5 @@
 """Validation accuracy is not drawn on the loss axis, and nothing covers the newest points."""
+
 from __future__ import annotations
 
 import numpy as np

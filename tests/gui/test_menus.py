@@ -1,4 +1,5 @@
 """The menus a new user reaches for: Help, Export plots, Load weights, Open Recent."""
+
 from __future__ import annotations
 
 import re

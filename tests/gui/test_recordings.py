@@ -1,4 +1,5 @@
 """The window views recordings: open one read-only, scrub it back in time, follow one another process writes."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 import bpviz
-from bpviz.gui.panels.layer_table import CSV_ROLE, COLUMNS
+from bpviz.gui.panels.layer_table import COLUMNS, CSV_ROLE
 from tests.engine.run_files import seeded_run
 from tests.gui.window_driver import SAMPLES, open_file, run_steps
 
@@ -131,8 +132,13 @@ WRITER = """
 
 def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_path):
     path = tmp_path / "live.bpviz"
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER.format(steps=3)), str(path)], cwd=ROOT,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(WRITER.format(steps=3)), str(path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout.readline().strip() == "0"
         qtbot.waitUntil(lambda: len(bpviz.open_run(path)) == 1, timeout=10_000)  # committed by its writer thread
@@ -143,7 +149,7 @@ def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_pa
             child.stdin.write("go\n")
             child.stdin.flush()
             assert child.stdout.readline().strip() == str(step)
-            qtbot.waitUntil(lambda: window.shown_step == step, timeout=10_000)
+            qtbot.waitUntil(lambda step=step: window.shown_step == step, timeout=10_000)
             assert window.timeline.steps == list(range(step + 1))
         assert child.wait(timeout=60) == 0
     finally:
@@ -170,8 +176,11 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
     assert list(steps_a) == list(steps_b) == list(range(STEPS))
     assert list(losses_b) == list(run_b.loss_series()[1]) and list(losses_a) != list(losses_b)
     page = window.page
-    for view, marks in ((page.loss_view, page.loss_view.marks), (page.gradient_flow_view, page.gradient_flow_view.marks),
-                        (page.histogram_view, page.histogram_view.activation_map.marks)):
+    for view, marks in (
+        (page.loss_view, page.loss_view.marks),
+        (page.gradient_flow_view, page.gradient_flow_view.marks),
+        (page.histogram_view, page.histogram_view.activation_map.marks),
+    ):
         bring_forward(window, view)
         assert [line.value() for line in marks.lines] == [divergence - 0.5]  # every time axis, before that step
     last_b = run_b.record(STEPS - 1)
@@ -194,8 +203,9 @@ def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, wind
     assert recorded is not None and recorded.parent == runs_in_tmp
     qtbot.waitUntil(lambda: len(bpviz.open_run(recorded)) == 3)  # the writer thread commits behind the steps
     window._refresh_recent()
-    assert [window.start_page.runs.item(i).data(Qt.ItemDataRole.UserRole) for i in range(window.start_page.runs.count())] \
-        == [str(recorded)]
+    assert [
+        window.start_page.runs.item(i).data(Qt.ItemDataRole.UserRole) for i in range(window.start_page.runs.count())
+    ] == [str(recorded)]
     saved = window.save_run(tmp_path / "kept.bpviz")
     kept = bpviz.open_run(saved)
     live = window.history
@@ -208,12 +218,24 @@ def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, wind
 def test_bpviz_run_file_opens_the_recording_and_a_bad_one_exits_2(recording, tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     shot = tmp_path / "shot.png"
-    done = subprocess.run([sys.executable, "-m", "bpviz", str(recording), "--screenshot", str(shot)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "bpviz", str(recording), "--screenshot", str(shot)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = tmp_path / "bad.bpviz"
     bad.write_bytes(b"SQLite format 3\x00" + b"\x00" * 10)
-    done = subprocess.run([sys.executable, "-m", "bpviz", str(bad), "--screenshot", str(tmp_path / "bad.png")], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "bpviz", str(bad), "--screenshot", str(tmp_path / "bad.png")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and not (tmp_path / "bad.png").exists()

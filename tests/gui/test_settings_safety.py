@@ -4,6 +4,7 @@ PySide6 unpickles a `@Variant(PySide::PyObjectWrapper...)` value as soon as QSet
 crafted bpviz.conf would run code when the window starts. The crafted files here are made the way an attacker
 would, by PySide6 itself in another process, with a pickle whose unpickling creates a marker file.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,8 +3,8 @@
 Each check reads what a widget holds (curve data, header text, rows), not
 what the window meant to draw: stale data is data still sitting in a widget.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from tests.gui import window_driver as driver
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
@@ -38,8 +38,12 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         if heatmap.image.image is not None:
             stale.append(name)
     flow = page.gradient_flow_view
-    flow_items = {"gradient bars": flow.bars, "NaN bars": flow.nonfinite_bars, "zero marks": flow.zero_marks,
-                  "gradient curve": flow.selected_curve}
+    flow_items = {
+        "gradient bars": flow.bars,
+        "NaN bars": flow.nonfinite_bars,
+        "zero marks": flow.zero_marks,
+        "gradient curve": flow.selected_curve,
+    }
     for name, item in flow_items.items():
         if not _empty(item):
             stale.append(name)
@@ -65,8 +69,13 @@ def shows_nothing_of_a_previous_model(window) -> list[str]:
         stale.append("workbench units")
     if tools.step_panel.event is not None:
         stale.append("step panel")
-    plots = {"histogram": hist.histogram_plot, "gradient flow": flow.flow, "gradient over time": flow.time,
-             "loss": loss.plot, "dead units": dead.count_plot}
+    plots = {
+        "histogram": hist.histogram_plot,
+        "gradient flow": flow.flow,
+        "gradient over time": flow.time,
+        "loss": loss.plot,
+        "dead units": dead.count_plot,
+    }
     for name, plot in plots.items():  # an empty plot keeps no scale of the previous model's data
         (x0, x1), (y0, y1) = plot.getViewBox().viewRange()
         if max(abs(x0), abs(x1 - 1), abs(y0), abs(y1 - 1)) > 1e-6:
@@ -165,8 +174,10 @@ def test_a_breakpoint_message_ends_when_training_goes_on(qtbot, window):
     window.controller.set_breakpoints(window.docks.breakpoints.breakpoints())
     bar = window.statusBar()
     window.run()  # wait on what the window shows, not on the worker's signal (emitted on the training thread)
-    qtbot.waitUntil(lambda: bar.currentMessage().startswith("Stopped at a breakpoint") and not window.controller.running,
-                    timeout=LOAD_MS)
+    qtbot.waitUntil(
+        lambda: bar.currentMessage().startswith("Stopped at a breakpoint") and not window.controller.running,
+        timeout=LOAD_MS,
+    )
     window.docks.breakpoints.set_breakpoints([])
     window.controller.set_breakpoints([])
     run_steps(qtbot, window, 3)

@@ -5,6 +5,7 @@ update of the fourth step (step 3), reached with F11, Shift+F11 or F10 while
 paused inside that step. Every case used to kill the process: a callable
 connected to a training-thread signal touched widgets from that thread.
 """
+
 from __future__ import annotations
 
 import threading
@@ -85,8 +86,9 @@ def press_until_failed(qtbot, window, key: str):
         before = window.controller.paused_at
         assert before is not None, "the step ended without failing"
         action.trigger()
-        qtbot.waitUntil(lambda before=before: bool(failed) or window.controller.paused_at not in (None, before),
-                        timeout=LOAD_MS)
+        qtbot.waitUntil(
+            lambda before=before: bool(failed) or window.controller.paused_at not in (None, before), timeout=LOAD_MS
+        )
         if failed:
             return failed[0]
     raise AssertionError(f"{key} never reached the failure")
@@ -94,14 +96,24 @@ def press_until_failed(qtbot, window, key: str):
 
 @pytest.mark.parametrize("key", list(KEYS))
 @pytest.mark.parametrize("where", list(WHAT))
-def test_a_failing_step_entered_with_step_into_is_shown_and_the_window_stays_usable(qtbot, window, tmp_path, where,
-                                                                                   key):
+def test_a_failing_step_entered_with_step_into_is_shown_and_the_window_stays_usable(
+    qtbot, window, tmp_path, where, key
+):
     on_gui_thread = []
-    answers = ("loaded", "failed", "stepped", "paused", "step_aborted", "run_finished", "graph_changed",
-               "hyperparameters")
+    answers = (
+        "loaded",
+        "failed",
+        "stepped",
+        "paused",
+        "step_aborted",
+        "run_finished",
+        "graph_changed",
+        "hyperparameters",
+    )
     for name in answers:
         getattr(window.controller, name).connect(
-            lambda *_args: on_gui_thread.append(threading.current_thread() is threading.main_thread()))
+            lambda *_args: on_gui_thread.append(threading.current_thread() is threading.main_thread())
+        )
     open_file(qtbot, window, experiment(tmp_path, where))
     run_steps(qtbot, window, 3)  # steps 0-2 succeed
 

@@ -1,4 +1,5 @@
 """Step Into / Over / Out in the real window: live pauses in execution order, and stopping leaves nothing stuck."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,7 +34,9 @@ def test_step_into_visits_layers_in_execution_order_and_only_the_update_changes_
     assert [layer for phase, layer in visited if phase == "forward"] == [l.name for l in record.layers]
     assert [layer for phase, layer in visited if phase == "backward"] == record.backward_order
     phases = [phase for phase, _ in visited]
-    assert phases == ["forward"] * len(record.layers) + ["loss"] + ["backward"] * len(record.backward_order) + ["update"]
+    assert phases == ["forward"] * len(record.layers) + ["loss"] + ["backward"] * len(record.backward_order) + [
+        "update"
+    ]
     assert all(unchanged[:-1]) and not unchanged[-1]  # nothing changes the weights before the update
     assert not window.controller.stepping and network.current is None
     assert window.docks.step_panel.event is None
@@ -127,7 +130,9 @@ def test_closing_the_window_while_paused_ends_the_training_thread(qtbot, tmp_pat
 
 def test_debug_menu_and_keys(window):
     a = window.actions_
-    keys = {action.text(): action.shortcut().toString() for action in a.debug_menu.actions() if not action.isSeparator()}
+    keys = {
+        action.text(): action.shortcut().toString() for action in a.debug_menu.actions() if not action.isSeparator()
+    }
     assert keys["Step &Into"] == "F11" and keys["Step &Over"] == "F10" and keys["Step O&ut"] == "Shift+F11"
     assert a.run.shortcut().toString() == "F5" and a.run in a.debug_menu.actions()
 

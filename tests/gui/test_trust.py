@@ -2,6 +2,7 @@
 
 The real prompt is answered by clicking its buttons, the way a person does; Cancel must load nothing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

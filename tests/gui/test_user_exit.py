@@ -1,4 +1,5 @@
 """sys.exit() in an experiment file is the file's failure in the window too: shown, and the window stays usable."""
+
 from __future__ import annotations
 
 from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file

@@ -1,4 +1,5 @@
 """The plotting views: what they draw from a History, incremental updates, resets, and export."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -10,13 +11,13 @@ from PySide6 import QtCore
 from bpviz.engine.record.history import History
 from bpviz.gui.plots.dead_units_view import ACTIVITY_STEPS, DeadUnitsView
 from bpviz.gui.plots.decade_axis import DecadeAxis
-from bpviz.gui.window.export import export_png, export_svg
 from bpviz.gui.plots.gradient_flow_view import GradientFlowView
 from bpviz.gui.plots.histogram_view import HistogramView
 from bpviz.gui.plots.layer_axis import abbreviate
 from bpviz.gui.plots.loss_view import LossView
 from bpviz.gui.plots.reference_curves import spread_in_depth
 from bpviz.gui.plots.traces import LayerTrace, RecordCursor, RollingBuffer
+from bpviz.gui.window.export import export_png, export_svg
 from tests.gui.record_factory import BINS, layer, record, small_history, small_net
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

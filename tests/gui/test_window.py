@@ -3,6 +3,7 @@
 Every wait is on a signal or a condition (qtbot.waitSignal / waitUntil); the
 settings live in a throwaway ini file per test.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,13 +22,12 @@ from torch import nn
 from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.load.samples import list_samples
 from bpviz.engine.session.stepper import Stepper
-from bpviz.gui.window.dialogs import Dialogs
-from bpviz.gui.window.trust import TrustChoice
 from bpviz.gui.panels.layer_table import DEAD, NAME
+from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.main_window import MainWindow
+from bpviz.gui.window.trust import TrustChoice
 from tests.gui import window_driver as driver
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
-
 
 
 class FakeDialogs(Dialogs):
@@ -203,7 +203,9 @@ def test_cancel_ends_run_n_early_and_hides_the_progress(qtbot, window):
     open_file(qtbot, window, SAMPLES["forgot_eval"])
     window.actions_.steps_box.setValue(100_000)
     window.actions_.run_n.trigger()
-    qtbot.waitUntil(lambda: window.status.progress.isVisible() and window.status.progress.bar.value() >= 2, timeout=LOAD_MS)
+    qtbot.waitUntil(
+        lambda: window.status.progress.isVisible() and window.status.progress.bar.value() >= 2, timeout=LOAD_MS
+    )
     assert window.status.progress.bar.maximum() == 100_000
     with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS):
         window.status.progress.cancel_button.click()
@@ -257,12 +259,16 @@ def test_the_selected_layer_survives_more_steps(qtbot, window):
 
 
 def test_a_broken_file_shows_where_and_the_window_stays_usable(qtbot, window, tmp_path):
-    broken = write(tmp_path, "broken.py", """
+    broken = write(
+        tmp_path,
+        "broken.py",
+        """
         import torch
 
         def build():
             return {"model": torch.nn.Linear(2, 2), "train_data": undefined_name}
-    """)
+    """,
+    )
     with qtbot.waitSignal(window.load_failed, timeout=LOAD_MS) as blocker:
         window.open_path(broken)
     error = blocker.args[0]
@@ -335,11 +341,13 @@ def test_a_pickled_model_asks_for_trust_then_for_the_input_shape(qtbot, window, 
 def _drop(window: MainWindow, path: Path, mime: QMimeData) -> tuple[QDragEnterEvent, QDropEvent]:
     """Drag `path` over the window; the caller keeps `mime` alive while the events live."""
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(window, enter)
-    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     return enter, drop
 
 
@@ -365,7 +373,9 @@ def test_recent_files_are_remembered_and_reopen(qtbot, ini, tmp_path):
     second = make_window(qtbot, ini)
     recent = second.start_page.recent
     assert [recent.item(i).data(Qt.ItemDataRole.UserRole) for i in range(recent.count())] == [
-        str(SAMPLES["forgot_eval"].resolve()), str(SAMPLES["softmax_cross_entropy"].resolve())]
+        str(SAMPLES["forgot_eval"].resolve()),
+        str(SAMPLES["softmax_cross_entropy"].resolve()),
+    ]
     menu = second.actions_.recent_menu
     menu.aboutToShow.emit()
     entries = [a for a in menu.actions() if a.text() == "&2 softmax_cross_entropy.py   (…/sample_models)"]

@@ -1,4 +1,5 @@
 """The window's parts on their own: layer table model, findings panel, settings, error panel, dialogs' parsing."""
+
 from __future__ import annotations
 
 import csv
@@ -9,10 +10,10 @@ from PySide6.QtCore import QSettings, Qt
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.user_error import UserCodeError
-from bpviz.gui.window.dialogs import parse_shape
-from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.panels.findings_panel import FindingsPanel, mode_findings, ordered
 from bpviz.gui.panels.layer_table import DEAD, NAME, SORT_ROLE, STATUS, LayerSortProxy, LayerTableModel, table_csv
+from bpviz.gui.window.dialogs import parse_shape
+from bpviz.gui.window.error_panel import ErrorPanel
 from bpviz.gui.window.settings import MAX_RECENT, Settings
 
 
@@ -20,18 +21,36 @@ def _record(step: int, dead: int = 0, names=("fc1", "relu1", "fc2")) -> StepReco
     layers = []
     for order, name in enumerate(names):
         relu = name.startswith("relu")
-        layers.append(LayerStep(
-            name=name, type="ReLU" if relu else "Linear", shape=(8, 16), family="relu" if relu else None, order=order,
-            mean=0.1 * order + step, std=1.0, zero_fraction=0.5 if relu else 0.0,
-            units=16 if relu else None, dead_units=dead if relu else None,
-            grad_norm=None if relu else 10.0 ** -order, update_ratio=1e-3,
-        ))
+        layers.append(
+            LayerStep(
+                name=name,
+                type="ReLU" if relu else "Linear",
+                shape=(8, 16),
+                family="relu" if relu else None,
+                order=order,
+                mean=0.1 * order + step,
+                std=1.0,
+                zero_fraction=0.5 if relu else 0.0,
+                units=16 if relu else None,
+                dead_units=dead if relu else None,
+                grad_norm=None if relu else 10.0**-order,
+                update_ratio=1e-3,
+            )
+        )
     return StepRecord(step=step, loss=1.0, layers=layers)
 
 
 def _finding(kind="dead_relu", severity="error", layer="relu1", step=0, active=True) -> Finding:
-    return Finding(kind=kind, severity=severity, layer=layer, step=step, message=f"{kind} on {layer}",
-                   explanation="Because.", remedies=["Do this.", "Or that."], active=active)
+    return Finding(
+        kind=kind,
+        severity=severity,
+        layer=layer,
+        step=step,
+        message=f"{kind} on {layer}",
+        explanation="Because.",
+        remedies=["Do this.", "Or that."],
+        active=active,
+    )
 
 
 def test_rows_update_in_place_and_keep_the_selection(qtbot):
@@ -42,6 +61,7 @@ def test_rows_update_in_place_and_keep_the_selection(qtbot):
     resets = []
     model.modelReset.connect(lambda: resets.append(1))
     from PySide6.QtWidgets import QTableView
+
     view = QTableView()
     qtbot.addWidget(view)
     view.setModel(proxy)
@@ -114,7 +134,11 @@ def test_findings_panel_orders_worst_first_and_explains_the_selection(qtbot):
 
 
 def test_mode_findings_feed_the_banner():
-    findings = [_finding(kind="train_mode_in_eval", layer=None), _finding(), _finding(kind="eval_mode_in_training", active=False)]
+    findings = [
+        _finding(kind="train_mode_in_eval", layer=None),
+        _finding(),
+        _finding(kind="eval_mode_in_training", active=False),
+    ]
     assert [f.kind for f in mode_findings(findings)] == ["train_mode_in_eval"]
 
 
@@ -139,7 +163,9 @@ def test_recent_files_newest_first_without_duplicates(tmp_path):
 def test_error_panel_shows_where_and_hides_the_traceback_until_asked(qtbot):
     panel = ErrorPanel()
     qtbot.addWidget(panel)
-    panel.show_error(UserCodeError("the forward pass failed at step 3", "ValueError: boom", "model.py:12", "fc2", "Traceback…"))
+    panel.show_error(
+        UserCodeError("the forward pass failed at step 3", "ValueError: boom", "model.py:12", "fc2", "Traceback…")
+    )
     assert panel.isVisibleTo(None) or not panel.isHidden()
     assert "model.py:12" in panel.summary.text() and "fc2" in panel.summary.text()
     assert panel.details.isHidden()

@@ -1,6 +1,6 @@
 """The dead-neuron workbench and live hyperparameters: find the dead units, apply a remedy, watch them come back."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QRect
@@ -65,7 +65,8 @@ def test_replace_activation_and_undo_from_the_workbench(qtbot, window):
     run_steps(qtbot, window, 1)
     assert window.history.latest.layer("relu2").type == "ReLU"
     assert [label for _, label in window.history.interventions] == [
-        "relu2: ReLU -> LeakyReLU", "undo: relu2: ReLU -> LeakyReLU"
+        "relu2: ReLU -> LeakyReLU",
+        "undo: relu2: ReLU -> LeakyReLU",
     ]
 
 
@@ -99,8 +100,10 @@ def test_hyperparameters_change_between_steps_and_are_marked(qtbot, window):
     views = window.page
     qtbot.waitUntil(lambda: len(views.loss_view.marks.lines) == 2, timeout=LOAD_MS)
     window.page.tabs.setCurrentWidget(window.page.dead_units_view)
-    qtbot.waitUntil(lambda: len(views.dead_units_view.marks.lines) == 2 and len(views.gradient_flow_view.marks.lines) == 2,
-                    timeout=LOAD_MS)
+    qtbot.waitUntil(
+        lambda: len(views.dead_units_view.marks.lines) == 2 and len(views.gradient_flow_view.marks.lines) == 2,
+        timeout=LOAD_MS,
+    )
     window.page.tabs.setCurrentWidget(window.page.histogram_view)
     heatmaps = (views.histogram_view.activation_map, views.histogram_view.gradient_map)
     qtbot.waitUntil(lambda: all(len(m.marks.lines) == 2 for m in heatmaps), timeout=LOAD_MS)

@@ -1,4 +1,5 @@
 """Driving the real window the way a person does: open a file, run steps, step into, run to a breakpoint."""
+
 from __future__ import annotations
 
 import textwrap
@@ -43,7 +44,9 @@ NAN_AT_STEP_3 = """
 
 def make_window(qtbot, ini: Path, dialogs: Dialogs | None = None) -> MainWindow:
     """A shown window with its own settings file (and dialogs a test may replace)."""
-    window = MainWindow(settings=Settings(QSettings(str(ini), QSettings.Format.IniFormat)), dialogs=dialogs or Dialogs())
+    window = MainWindow(
+        settings=Settings(QSettings(str(ini), QSettings.Format.IniFormat)), dialogs=dialogs or Dialogs()
+    )
     qtbot.addWidget(window)
     window.show()
     return window

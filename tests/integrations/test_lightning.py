@@ -1,4 +1,5 @@
 """A tiny Lightning fit with BpvizCallback: steps, gradients before clipping, findings in Lightning's logging."""
+
 from __future__ import annotations
 
 import csv

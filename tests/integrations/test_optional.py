@@ -1,4 +1,5 @@
 """The frameworks stay optional: bpviz imports without them, and an adapter says what to install."""
+
 from __future__ import annotations
 
 import importlib
@@ -15,10 +16,13 @@ def test_importing_bpviz_imports_no_framework():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("adapter", "framework", "extra"), [
-    ("lightning", "lightning.pytorch", "lightning"),
-    ("transformers", "transformers", "transformers"),
-])
+@pytest.mark.parametrize(
+    ("adapter", "framework", "extra"),
+    [
+        ("lightning", "lightning.pytorch", "lightning"),
+        ("transformers", "transformers", "transformers"),
+    ],
+)
 def test_an_adapter_without_its_framework_says_what_to_install(monkeypatch, adapter, framework, extra):
     monkeypatch.setitem(sys.modules, framework, None)  # as if it were not installed
     monkeypatch.delitem(sys.modules, f"bpviz.integrations.{adapter}", raising=False)

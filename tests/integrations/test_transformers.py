@@ -1,4 +1,5 @@
 """A tiny Hugging Face Trainer run (GPT-2 built from a config, nothing downloaded) with BpvizCallback."""
+
 from __future__ import annotations
 
 import logging

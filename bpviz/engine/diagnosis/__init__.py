@@ -1,4 +1,5 @@
 """Findings from step records: one small rule per kind, merged so each problem is reported once, since when."""
+
 from __future__ import annotations
 
 from bpviz.engine.config import Config
@@ -85,7 +86,14 @@ class Diagnosis:
         finding = self._findings.get(key)
         if finding is None:
             finding = Finding(
-                obs.kind, obs.severity, obs.layer, step, obs.message, obs.explanation, list(obs.remedies), step,
+                obs.kind,
+                obs.severity,
+                obs.layer,
+                step,
+                obs.message,
+                obs.explanation,
+                list(obs.remedies),
+                step,
                 rank=obs.rank,
             )
             self._findings[key] = finding

@@ -4,6 +4,7 @@
 ReLU layers was never checked for dead units, and a train/eval mistake in
 validation shows only once a validation ran.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,12 @@ def checks_run(history: History, config: Config) -> list[Check]:
         Check("exploding_gradient", "exploding gradients (size and growth)", weighted, steps, bool(weighted)),
         Check("saturated_activation", "saturated sigmoid/tanh outputs", bounded, steps, bool(bounded)),
         Check("eval_mode_in_training", "Dropout/BatchNorm left in eval mode while training", modes, steps, bool(modes)),
-        Check("train_mode_in_eval", "Dropout/BatchNorm in training mode during validation", modes,
-              f"{validations} validation{'s' if validations != 1 else ''}" if validations else "no validation ran yet",
-              bool(modes) and validations > 0),
+        Check(
+            "train_mode_in_eval",
+            "Dropout/BatchNorm in training mode during validation",
+            modes,
+            f"{validations} validation{'s' if validations != 1 else ''}" if validations else "no validation ran yet",
+            bool(modes) and validations > 0,
+        ),
         Check("softmax_before_cross_entropy", "a softmax before a cross-entropy loss", ("the loss",), steps),
     ]

@@ -9,6 +9,7 @@ a gradient for negative inputs (LeakyReLU, PReLU, ELU, GELU, SiLU: what a remedy
 may swap in) is only *inactive*, not dead: `inactive_units` reports those.
 A tenth of a layer is worth a warning.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

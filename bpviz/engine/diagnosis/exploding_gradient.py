@@ -7,6 +7,7 @@ norm that jumps far above its own recent median (an error when the loss
 climbs with it), early layers far above the last, and squares that overflow
 float32. NaN/Inf themselves are nan_or_inf's to report.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """What a diagnosis rule reports: the unit the findings panel, the CLI and `watch().findings` share."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -6,6 +6,7 @@ few skips early in fp16 training are routine and no sign of a NaN or an
 explosion in the model. Frequent skips, or a scale that fell below 1 (the
 gradients overflow even unscaled), are a real overflow worth a warning.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ Both gradient rules judge the per-element RMS of each weighted layer's
 parameter gradient (norm / sqrt(count)), so a wide first layer and a narrow
 last one are compared fairly.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ units can come back. This is what a layer looks like right after its ReLU
 was swapped for LeakyReLU to revive dead units: the count falls only as
 training moves the units' inputs up, so it is said, not alarmed about.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -5,6 +5,7 @@ thousands of times larger than the same loss averaged, and trains just as
 well; a diverging run has a loss that climbs as its gradients grow. The
 gradient rules ask this module which of the two a run is doing.
 """
+
 from __future__ import annotations
 
 import math

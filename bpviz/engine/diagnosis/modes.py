@@ -6,6 +6,7 @@ running statistics with validation data. The reverse, training through
 eval-mode Dropout/BatchNorm, is often a forgotten `model.train()`, though
 frozen BatchNorm can be deliberate, hence only a warning.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ Once a NaN exists it spreads to everything downstream and, after an update,
 to the weights; only its first appearance says where to look, so this rule
 reports the first birth and stays quiet about the spread.
 """
+
 from __future__ import annotations
 
 import math

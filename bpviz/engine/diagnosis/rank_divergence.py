@@ -11,6 +11,7 @@ With two ranks both are equally far from each other; the one that moved away
 from its own recent values is the odd one. When neither did, the finding names
 the layer without blaming a rank.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,14 +54,21 @@ def _nonfinite(table: RankTable, record: StepRecord) -> Observation | None:
     step = record.step
     bad = table.input_nonfinite
     if bad.any() and not bad.all():
-        return _obs(None, _ranks(bad), f"{_ranks_text(bad)} input batch at step {step} holds NaN/Inf; "
-                    f"the other ranks' batches were finite.")
+        return _obs(
+            None,
+            _ranks(bad),
+            f"{_ranks_text(bad)} input batch at step {step} holds NaN/Inf; the other ranks' batches were finite.",
+        )
     for stat, what in (("nonfinite", "output"), ("grad_nonfinite", "gradient")):
         for layer in _order(table, stat, record):
             flags = table.of(layer, stat) > 0
             if flags.any() and not flags.all():
-                return _obs(layer, _ranks(flags), f"NaN/Inf in {layer}'s {what} on {_ranks_text(flags, own=False)} "
-                            f"at step {step}, while the other ranks' were finite.")
+                return _obs(
+                    layer,
+                    _ranks(flags),
+                    f"NaN/Inf in {layer}'s {what} on {_ranks_text(flags, own=False)} "
+                    f"at step {step}, while the other ranks' were finite.",
+                )
     return None
 
 
@@ -80,12 +88,22 @@ def _drift(ctx: Context, table: RankTable, record: StepRecord) -> Observation | 
             values = np.exp(logs)
             if suspect is None:
                 shown = ", ".join(f"rank {r}: {v:.3g}" for r, v in enumerate(values))
-                return _obs(layer, None, f"The ranks disagree on {layer}'s {what} at step {ctx.step} ({shown}), "
-                            f"more than {ctx.config.rank_divergence_ratio:g}x apart.", "warning")
+                return _obs(
+                    layer,
+                    None,
+                    f"The ranks disagree on {layer}'s {what} at step {ctx.step} ({shown}), "
+                    f"more than {ctx.config.rank_divergence_ratio:g}x apart.",
+                    "warning",
+                )
             others = float(np.exp(np.median(np.delete(logs, suspect))))
-            return _obs(layer, suspect, f"Rank {suspect}'s {what} at {layer} drifted from the other ranks' at step "
-                        f"{ctx.step}: {values[suspect]:.3g} against {others:.3g} "
-                        f"({math.exp(gaps[suspect]):.3g}x; limit {ctx.config.rank_divergence_ratio:g}x).", "warning")
+            return _obs(
+                layer,
+                suspect,
+                f"Rank {suspect}'s {what} at {layer} drifted from the other ranks' at step "
+                f"{ctx.step}: {values[suspect]:.3g} against {others:.3g} "
+                f"({math.exp(gaps[suspect]):.3g}x; limit {ctx.config.rank_divergence_ratio:g}x).",
+                "warning",
+            )
     return None
 
 
@@ -94,8 +112,9 @@ def _suspect(gaps, logs, past: list[RankTable], layer: str, stat: str, limit: fl
     tied = np.flatnonzero(gaps >= gaps.max() - 1e-9)
     if len(tied) == 1:
         return int(tied[0])
-    history = [h for t in past if layer in t.layers and (h := _log_values(t, layer, stat)) is not None
-               and len(h) == len(logs)]
+    history = [
+        h for t in past if layer in t.layers and (h := _log_values(t, layer, stat)) is not None and len(h) == len(logs)
+    ]
     if not history:
         return None
     moved = np.abs(logs - np.median(np.vstack(history), axis=0))

@@ -1,4 +1,5 @@
 """The shape every diagnosis rule shares: it looks at one step in context and names what is wrong."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ directly, and a loss made for it (binary cross-entropy after a sigmoid)
 cancels the flat derivative, so a VAE's output sigmoid sitting at 0 on a
 black background is the model being right, not stuck.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ Detected from the loss's autograd graph (a LogSoftmax whose input is a
 Softmax), so it works for module and functional softmax alike and in the
 user's own training loop, where bpviz never sees the loss function.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -5,6 +5,7 @@ layer before the activation, in forward order, whose parameters have one
 row per unit (the Linear/Conv feeding it, or a norm layer in between);
 `LayerCatalog.producers` finds it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

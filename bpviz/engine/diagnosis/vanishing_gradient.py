@@ -9,6 +9,7 @@ gradients, which is how ConvNeXt's layer-scale at 1e-6 trains. So when the
 optimizer's updates were measured, they must be small in the same
 proportion before anything is said.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 Kept apart from the exchange so that naming files per rank and unwrapping a
 model work (and are testable) without a process group.
 """
+
 from __future__ import annotations
 
 import sys

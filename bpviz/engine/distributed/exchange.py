@@ -7,6 +7,7 @@ one `all_gather`. The capacity is the same on every rank without asking: it
 starts from the model's module count, and grows, for the next step, to what
 the largest rank reported, since every rank sees every header.
 """
+
 from __future__ import annotations
 
 import hashlib

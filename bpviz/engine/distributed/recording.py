@@ -1,4 +1,5 @@
 """The run file each rank records into: one file per rank, all named from one base chosen by rank 0."""
+
 from __future__ import annotations
 
 from pathlib import Path

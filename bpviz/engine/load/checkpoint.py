@@ -4,6 +4,7 @@ A state dict is read with `weights_only=True`, which cannot run code. A pickled
 module can, so it is unpickled only when the user said `--trust`; it carries
 no data, so it is paired with synthetic batches shaped by `--input-shape`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

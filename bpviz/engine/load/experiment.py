@@ -13,6 +13,7 @@ file, and why, so the CLI and the window can show it without a traceback wall.
 Loading seeds every random generator first: loading the same file twice gives
 the same initial weights and data, which is what the window's Reset relies on.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -3,6 +3,7 @@
 Docstrings are read with `ast`, never by importing: listing the samples must
 not build models or run anyone's code.
 """
+
 from __future__ import annotations
 
 import ast

@@ -1,4 +1,5 @@
 """The shape of one input sample, as a person types it: one grammar for the command line and the window."""
+
 from __future__ import annotations
 
 

@@ -9,6 +9,7 @@ or else the one found among the variables of the code that calls the model
 (the usual `scaler = torch.amp.GradScaler()`). The scale each backward ran
 at is kept as a device tensor and divided out on the device: no host sync.
 """
+
 from __future__ import annotations
 
 import sys

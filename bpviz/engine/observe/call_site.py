@@ -7,6 +7,7 @@ same call in a loop does not). Calls made by torch's own containers
 (Sequential, ModuleList iteration) have no such place: the same module at
 two positions of a Sequential stays two layers.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ forensics and the remedies read it. Decisions that hold for the life of a
 layer live here and nowhere else: which histogram edges it keeps, and which
 earlier layer holds its units' incoming weights.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ with gradients during backward. The first pass looks like a validation
 (no grad, Dropout/BatchNorm in training mode) but is part of the training
 step; its recomputation is the forward that gets measured.
 """
+
 from __future__ import annotations
 
 import os

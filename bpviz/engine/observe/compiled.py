@@ -10,6 +10,7 @@ with `torch.compile(model)` is watched through the module it wraps, under
 its own layer names. Measurements are of the eager computation: the same
 model, without the compiled kernels' speed.
 """
+
 from __future__ import annotations
 
 import warnings

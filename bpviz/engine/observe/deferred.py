@@ -22,6 +22,7 @@ ways give the same numbers.
 Nothing here syncs with the device: sizes are Python numbers, and the few
 per-layer constants go to the device from pinned memory without blocking.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ Observations that need the user's frame behind a hook share these tests:
 the place a layer is called from (call_site) and the GradScaler among the
 training loop's variables (amp).
 """
+
 from __future__ import annotations
 
 import os

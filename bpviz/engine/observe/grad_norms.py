@@ -8,6 +8,7 @@ so a per-element size over the whole table reads hundreds of times too
 small. The touched rows say what the gradient's size is per element that
 received one.
 """
+
 from __future__ import annotations
 
 import torch

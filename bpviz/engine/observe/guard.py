@@ -5,6 +5,7 @@ Every hook (forward, backward, around the optimizer step) measures inside
 kept once per message with its count, so the report can say what bpviz could
 not measure and why.
 """
+
 from __future__ import annotations
 
 import contextlib

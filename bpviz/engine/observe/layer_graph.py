@@ -6,6 +6,7 @@ concatenations and reshapes between layers are seen through without
 tracing the model's code. Layers the chain cannot reach (a frozen input
 layer has no grad_fn) are joined to the previous layer in call order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 One table for the probes (what to measure), the rules (what to judge) and
 the views (how to label), so the three never disagree.
 """
+
 from __future__ import annotations
 
 import torch

@@ -12,6 +12,7 @@ With a budget (bpviz's share of step time), detailed steps are spaced from
 bpviz's own measured cost (see record/cost.py) so the share stays under it;
 the always-on checks are never dropped for it.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ as an activation and hide the Conv or Linear that uses it (a layer is a call
 with no layer inside). Its modules are left unhooked, so the real layer is
 seen with its output, and its parameters (`weight.original`) stay its own.
 """
+
 from __future__ import annotations
 
 from torch import nn

@@ -3,6 +3,7 @@
 Kept apart from the hooks so the collector, the layer graph and the
 forensics can read these shapes without depending on how they were caught.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -12,6 +12,7 @@ until the collector moves it to the host in one transfer. What outlives a
 step (which layers exist, their parameters and histogram edges) is kept in
 the `LayerCatalog`; a failing measurement goes to the `MeasurementGuard`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -106,9 +107,7 @@ class Probe:
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self.updates = UpdateTracker(
-            catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups
-        )
+        self.updates = UpdateTracker(catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups)
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
         # Set for one training forward to record the data flow between layers.
@@ -341,8 +340,10 @@ class Probe:
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
         limit = self.config.calls_per_layer_step
         if not self.pending.admit(name, limit):
-            self.guard.note(f"{name}: called more than {limit} times in one step (forwards without w.step()?); "
-                            "the rest was not measured")
+            self.guard.note(
+                f"{name}: called more than {limit} times in one step (forwards without w.step()?); "
+                "the rest was not measured"
+            )
             return
         with torch._C.DisableTorchFunction():
             with self.guard.catch(name):

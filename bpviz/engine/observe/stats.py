@@ -10,6 +10,7 @@ one exact pass, the per-unit maximum of their input (a unit that never
 fired is dead), and on detailed steps per-unit positive counts over whole
 samples of at most a bounded part of the batch.
 """
+
 from __future__ import annotations
 
 import functools

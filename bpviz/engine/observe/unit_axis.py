@@ -8,6 +8,7 @@ normalized_shape, ...) and its natural axis are remembered, and an
 activation takes the axis of that size, preferring the producer's own; only
 when neither axis has that size does the rank decide (4-d and more: dim 1).
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Global optimizer hooks see any optimizer the user made, so `watch(model)`
 needs no handle on it. Only parameters of the watched model are measured.
 """
+
 from __future__ import annotations
 
 import math

@@ -6,6 +6,7 @@ are binned here, on the host, from a small sample once their range is known.
 The collector only transfers and reshapes: judging what the numbers mean
 (which units are dead, what is wrong) happens after it, on the plain record.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ here and stopped just before the record is made, so the record carries its
 own cost. What the Watcher does after that (marking dead units, judging) is
 counted with the next step, so nothing bpviz spends is left out of the sum.
 """
+
 from __future__ import annotations
 
 import time

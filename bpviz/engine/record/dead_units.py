@@ -3,6 +3,7 @@
 A unit that is silent for one batch may just be selective; one silent for
 several consecutive steps gets no gradient and will not recover by itself.
 """
+
 from __future__ import annotations
 
 from collections import deque

@@ -4,6 +4,7 @@ Full records (histograms, per-unit activity) are kept for the last
 `Config.history_steps` steps; losses and validation points for every step, since
 they are tiny and a loss curve must not lose its beginning.
 """
+
 from __future__ import annotations
 
 from collections import deque

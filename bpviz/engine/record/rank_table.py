@@ -3,6 +3,7 @@
 Plain numbers only (no tensors), made after the step's one collective, so the
 diagnosis, the report and a recorder can keep it like the rest of a StepRecord.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,11 @@ class RankTable:
         layers = {}
         for name in self.layers:
             layers[name] = {
-                stat: {"per_rank": [_safe(v) for v in self.of(name, stat)], "mean": _safe(self.mean(name, stat)),
-                       "max": _safe(self.max(name, stat))}
+                stat: {
+                    "per_rank": [_safe(v) for v in self.of(name, stat)],
+                    "mean": _safe(self.mean(name, stat)),
+                    "max": _safe(self.max(name, stat)),
+                }
                 for stat in STATS
             }
         return {

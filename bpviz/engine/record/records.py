@@ -4,6 +4,7 @@ Nothing here holds a tensor: a record is made after the step's single host
 sync, so the GUI thread, the CLI and a JSON writer can keep and read it
 without touching torch or the device.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class StepRecord:
         if self.overhead_s is None or not self.step_s:
             return None
         return self.overhead_s / self.step_s
+
     grad_scale: float | None = None  # GradScaler's loss scale in this step's backward (divided out)
     grad_scaler_skipped: bool = False  # GradScaler skipped the optimizer step: the scaled gradients overflowed
 

@@ -8,6 +8,7 @@ statistics, nor judged as training. When no forward of the step got a
 backward (forward-only monitoring, or a step closed before backward), every
 forward is kept, since there is nothing else to show.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace

@@ -1,4 +1,5 @@
 """The report dict shared by `bpviz check --json` and `watch().report()`: plain JSON-safe data, version 1."""
+
 from __future__ import annotations
 
 import math

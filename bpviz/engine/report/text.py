@@ -3,6 +3,7 @@
 A pure function of the JSON-safe report, so what the terminal shows and what
 `--json` writes cannot disagree, and it is testable without training anything.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -4,6 +4,7 @@ A full disk, a quota or a crash mid-write then leaves the previous report as it
 was instead of truncated JSON that a CI step would choke on. Targets that are not
 regular files (/dev/stdout, a FIFO) cannot be renamed over and are written directly.
 """
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ dataclasses) use a small tagged format instead of pickle, so opening a run
 file never runs code from it. Decoding gives back values equal to the ones
 encoded, with the original dtype.
 """
+
 from __future__ import annotations
 
 import dataclasses

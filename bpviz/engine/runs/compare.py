@@ -7,6 +7,7 @@ differ when |a - b| > rtol * max(|a|, |b|) + atol, or when only one is
 missing; the statistic named is the first differing one in the layer's
 field order (forward statistics, then gradients, then the update).
 """
+
 from __future__ import annotations
 
 import math
@@ -62,9 +63,13 @@ def _first_divergence(conn: sqlite3.Connection, rtol: float, atol: float) -> dic
     loss = conn.execute(
         "SELECT x.step, x.loss, y.loss FROM a.steps x JOIN b.steps y USING (step) "
         f"WHERE {_differs('x.loss', 'y.loss')} "
-        "ORDER BY x.step LIMIT 1", args).fetchone()
-    joined = ("FROM a.layer_steps x JOIN a.layers la ON la.layer_id = x.layer_id JOIN b.layers lb ON lb.name = la.name "
-              "JOIN b.layer_steps y ON y.layer_id = lb.layer_id AND y.step = x.step")
+        "ORDER BY x.step LIMIT 1",
+        args,
+    ).fetchone()
+    joined = (
+        "FROM a.layer_steps x JOIN a.layers la ON la.layer_id = x.layer_id JOIN b.layers lb ON lb.name = la.name "
+        "JOIN b.layer_steps y ON y.layer_id = lb.layer_id AND y.step = x.step"
+    )
     condition = " OR ".join(_differs(f'x."{f}"', f'y."{f}"') for f in FIELDS)
     row = conn.execute(f"SELECT x.step {joined} WHERE {condition} ORDER BY x.step LIMIT 1", args).fetchone()
     if row is not None and (loss is None or row[0] <= loss[0]):
@@ -115,11 +120,16 @@ def _finding_differences(a: list[Finding], b: list[Finding]) -> tuple[list[dict]
     for key in by_a.keys() & by_b.keys():
         fa, fb = by_a[key], by_b[key]
         if (fa.step, fa.severity) != (fb.step, fb.severity):
-            changed.append({
-                "kind": fa.kind, "layer": fa.layer, "a": fa.to_dict(), "b": fb.to_dict(),
-                "text": f"{_where(fa)}{fa.kind}: {fa.severity} from step {fa.step} in A, "
-                f"{fb.severity} from step {fb.step} in B",
-            })
+            changed.append(
+                {
+                    "kind": fa.kind,
+                    "layer": fa.layer,
+                    "a": fa.to_dict(),
+                    "b": fb.to_dict(),
+                    "text": f"{_where(fa)}{fa.kind}: {fa.severity} from step {fa.step} in A, "
+                    f"{fb.severity} from step {fb.step} in B",
+                }
+            )
     return only_a, only_b, sorted(changed, key=lambda d: d["text"])
 
 
@@ -145,8 +155,10 @@ def format_comparison(result: dict) -> str:
         lines.append(f"no divergence over the common steps (relative tolerance {result['rtol']:g})")
     else:
         where = f"layer {div['layer']}, " if div["layer"] else ""
-        lines.append(f"diverge at step {div['step']}: {where}{div['statistic']} {_number(div['a'])} in A, "
-                     f"{_number(div['b'])} in B (relative tolerance {result['rtol']:g})")
+        lines.append(
+            f"diverge at step {div['step']}: {where}{div['statistic']} {_number(div['a'])} in A, "
+            f"{_number(div['b'])} in B (relative tolerance {result['rtol']:g})"
+        )
     if result["steps"]["a"] != result["steps"]["b"]:
         lines.append("the runs have different lengths")
     texts = [f["text"] for f in result["findings_only_in_a"] + result["findings_only_in_b"]]

@@ -1,4 +1,5 @@
 """A Config as JSON and back: stored in every run file, and read from `bpviz check --config FILE`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,5 +39,5 @@ def config_from_dict(values: dict, base: Config | None = None) -> Config:
 def config_from_json(text: str, base: Config | None = None) -> Config:
     values = json.loads(text)
     if not isinstance(values, dict):
-        raise ValueError("expected a JSON object of settings, like {\"dead_warning\": 0.2}")
+        raise ValueError('expected a JSON object of settings, like {"dead_warning": 0.2}')
     return config_from_dict(values, base)

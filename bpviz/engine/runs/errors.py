@@ -1,4 +1,5 @@
 """A run file that cannot be written or read, told as: what, which file, why, what to do."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -9,13 +9,13 @@ inside it, and findings, validations and interventions are those the run had
 by then. So memory is bounded by `window` and `max_points`, not by the run's
 length, and scrubbing to step S shows exactly what the window showed at S.
 """
+
 from __future__ import annotations
 
 import bisect
 
 import numpy as np
 
-from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.runs.reader import Run
 from bpviz.engine.session.events import RunView
@@ -61,7 +61,7 @@ class Playback:
         if not self.steps:
             return view
         end = len(self.steps) if step is None else bisect.bisect_right(self.steps, step)
-        shown = self.steps[max(0, end - self.window):max(end, 1)]
+        shown = self.steps[max(0, end - self.window) : max(end, 1)]
         records = self._read(shown)
         history = view.history
         coarse_steps, coarse_losses = self._coarse()

@@ -6,6 +6,7 @@ coarser level of detail for long time axes (`max_points` buckets or strides
 in SQL), so memory does not grow with the run's length. Every query is its
 own short read transaction, so a follower never holds back the writer's WAL.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -119,7 +120,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        """"live" (being written), "finished", or "writer stopped" (it ended without finishing: a crash or a kill)."""
+        """ "live" (being written), "finished", or "writer stopped" (it ended without finishing: a crash or a kill)."""
         if self.writer_alive():
             return "live"
         self._refresh_meta()
@@ -137,8 +138,12 @@ class Run:
     def new_steps(self) -> list[int]:
         """The step numbers committed since the previous call (or since opening), oldest first."""
         self.refresh()
-        steps = [r[0] for r in self._query("SELECT step FROM steps WHERE step > ? AND step <= ? ORDER BY step",
-                                           (self._returned, self._steps_seen))]
+        steps = [
+            r[0]
+            for r in self._query(
+                "SELECT step FROM steps WHERE step > ? AND step <= ? ORDER BY step", (self._returned, self._steps_seen)
+            )
+        ]
         self._returned = self._steps_seen
         return steps
 
@@ -233,7 +238,8 @@ class Run:
         stride = max(1, math.ceil(count / max_points)) if max_points else 1
         return self._query(
             f"SELECT step, {column}{extra} FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 ORDER BY step",
-            (*args, first, stride))
+            (*args, first, stride),
+        )
 
     # --- findings, validation, interventions ---------------------------------------------------
 
@@ -316,7 +322,7 @@ class Run:
             raise ValueError(f"agg must be avg, min or max, got {agg!r}")
         where = f"{where} AND {column} IS NOT NULL AND step <= ?"
         args = (*args, self._steps_seen)
-        first, last, count = self._query(f'SELECT min(step), max(step), count(*) FROM {table} WHERE {where}', args)[0]
+        first, last, count = self._query(f"SELECT min(step), max(step), count(*) FROM {table} WHERE {where}", args)[0]
         if not count:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         if not max_points or count <= max_points:
@@ -325,7 +331,8 @@ class Run:
             width = math.ceil((last - first + 1) / max_points)
             rows = self._query(
                 f'SELECT min(step), {agg}("{column}") FROM {table} WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1',
-                (*args, first, width))
+                (*args, first, width),
+            )
         return np.asarray([r[0] for r in rows], dtype=np.int64), np.asarray([float(r[1]) for r in rows])
 
     def _events(self, kind: str) -> list[tuple[int | None, str | None, object]]:
@@ -355,13 +362,19 @@ class Run:
         app = self._conn.execute("PRAGMA application_id").fetchone()[0]
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if app != schema.APPLICATION_ID:
-            raise RunFileError("not a bpviz run", self.path, "it is an SQLite database, but not one bpviz recorded",
-                               "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
+            raise RunFileError(
+                "not a bpviz run",
+                self.path,
+                "it is an SQLite database, but not one bpviz recorded",
+                "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record",
+            )
         if version > schema.FORMAT_VERSION:
             raise RunFileError(
-                "the run file is from a newer bpviz", self.path,
+                "the run file is from a newer bpviz",
+                self.path,
                 f"it has format version {version}; this bpviz reads format versions up to {schema.FORMAT_VERSION}",
-                "update bpviz (pip install -U bpviz) to open it")
+                "update bpviz (pip install -U bpviz) to open it",
+            )
 
 
 def _steps_of(rows: list[tuple]) -> np.ndarray:
@@ -378,25 +391,40 @@ def _check_file(path: Path) -> None:
         with open(path, "rb") as handle:
             header = handle.read(100)
     except PermissionError:
-        raise RunFileError("cannot read the run file", path, "permission denied",
-                           "ask its owner for read access, or copy it somewhere you can read") from None
+        raise RunFileError(
+            "cannot read the run file",
+            path,
+            "permission denied",
+            "ask its owner for read access, or copy it somewhere you can read",
+        ) from None
     except OSError as error:
         raise RunFileError("cannot read the run file", path, error.strerror or str(error), "check the file") from None
     if not header.startswith(SQLITE_MAGIC):
         empty = "" if header else " (the file is empty)"
-        raise RunFileError("not a bpviz run", path, "it is not an SQLite database" + empty,
-                           "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record")
+        raise RunFileError(
+            "not a bpviz run",
+            path,
+            "it is not an SQLite database" + empty,
+            "open a .bpviz file written by bpviz.watch(record=...) or bpviz check --record",
+        )
     if len(header) == 100:
         page_size = int.from_bytes(header[16:18], "big")
         page_size = 65536 if page_size == 1 else page_size
         pages = int.from_bytes(header[28:32], "big")
         size = path.stat().st_size
         if size % page_size or size < pages * page_size:
-            raise RunFileError("the run file is damaged", path,
-                               f"it is truncated: {size} bytes where its header promises {pages * page_size}",
-                               "copy it again from its source; a file cut short cannot be read back")
+            raise RunFileError(
+                "the run file is damaged",
+                path,
+                f"it is truncated: {size} bytes where its header promises {pages * page_size}",
+                "copy it again from its source; a file cut short cannot be read back",
+            )
 
 
 def _damaged(path: Path, error: Exception) -> RunFileError:
-    return RunFileError("the run file is damaged", path, f"SQLite could not read it ({error})",
-                        "copy it again from its source; `sqlite3 FILE .recover` may save the steps that are intact")
+    return RunFileError(
+        "the run file is damaged",
+        path,
+        f"SQLite could not read it ({error})",
+        "copy it again from its source; `sqlite3 FILE .recover` may save the steps that are intact",
+    )

@@ -6,6 +6,7 @@ severity, a validation after its step) is written as a new row, so the file
 tells what was known at each step. When the disk fails the recording stops
 with one warning and a `recording_stopped` finding; training goes on.
 """
+
 from __future__ import annotations
 
 import copy
@@ -134,9 +135,16 @@ class Recorder:
         message = f"Recording to {self.path} stopped {at}: {why}. Training goes on; earlier steps are in the file."
         warnings.warn(message, RuntimeWarning, stacklevel=3)
         self._watcher.diagnosis.add(
-            Finding(STOPPED_KIND, "warning", None, step, message,
-                    "bpviz writes every step to the run file on a background thread; the disk refused a write.",
-                    ["Free disk space or record into a writable folder, then record a new run."], step)
+            Finding(
+                STOPPED_KIND,
+                "warning",
+                None,
+                step,
+                message,
+                "bpviz writes every step to the run file on a background thread; the disk refused a write.",
+                ["Free disk space or record into a writable folder, then record a new run."],
+                step,
+            )
         )
 
     def _changed_findings(self) -> tuple[list[Finding], list[Finding]]:

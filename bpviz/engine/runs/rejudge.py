@@ -6,6 +6,7 @@ steps they followed. Dead units are recounted from each unit's recorded
 firing, so a new `dead_window` applies too. The report is the one
 `bpviz check` writes for a live run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,4 +56,3 @@ def rejudge(run: Run, config: Config | None = None) -> dict:
             diagnosis.judge_forwards(forwards.get(record.step, []), record.step, history, tracker)
     history.interventions = run.interventions
     return build_report(history, diagnosis.findings, steps, run.unmeasured(), cost=run.cost())
-

@@ -1,4 +1,5 @@
 """A StepRecord to rows of the run file and back, exactly: the reader's record equals the one the writer was given."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -133,8 +134,10 @@ class RowReader:
         """A finding from its latest row up to `step` (None: the end), with the last step it held again by then."""
         finding = build(Finding, schema.FINDING.values(row, self.unpacker, nan_set(row[NAN_COLUMN])))
         bound = "" if step is None else "AND at_step <= ?"
-        held = self.conn.execute(f"SELECT max(at_step) FROM finding_held WHERE finding = ? {bound}",
-                                 (row["id"],) if step is None else (row["id"], step)).fetchone()[0]
+        held = self.conn.execute(
+            f"SELECT max(at_step) FROM finding_held WHERE finding = ? {bound}",
+            (row["id"],) if step is None else (row["id"], step),
+        ).fetchone()[0]
         if held is not None:
             finding.last_step = held
         return finding

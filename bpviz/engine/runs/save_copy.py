@@ -6,6 +6,7 @@ snapshot, even while the writer goes on. The copy is written next to its
 destination and renamed over it, so the destination is either the old file
 or the whole new one, never a part.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ def save_copy(source: str | Path, destination: str | Path) -> Path:
         os.replace(partial, destination)
     except (sqlite3.Error, OSError) as error:
         partial.unlink(missing_ok=True)
-        raise RunFileError("could not save the run", destination, str(error),
-                           "choose a folder you can write to with enough free space") from None
+        raise RunFileError(
+            "could not save the run", destination, str(error), "choose a folder you can write to with enough free space"
+        ) from None
     return destination

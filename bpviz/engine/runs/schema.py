@@ -12,6 +12,7 @@ versions, config, layer graph and the writer's status. The README documents
 the tables; `PRAGMA user_version` and `meta.format_version` carry
 FORMAT_VERSION, and a reader refuses a file from a newer format.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -60,8 +61,17 @@ def create(conn: sqlite3.Connection) -> None:
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)",
         "CREATE TABLE strings(id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE)",
         _table("steps", [("step", "INTEGER PRIMARY KEY")] + _without(STEP.columns(), "step") + list(STEP_EXTRAS)),
-        _table("events", [("id", "INTEGER PRIMARY KEY"), ("step", "INTEGER"), ("kind", "TEXT NOT NULL"),
-                          ("label", "TEXT"), ("payload", "BLOB")], nan=False),
+        _table(
+            "events",
+            [
+                ("id", "INTEGER PRIMARY KEY"),
+                ("step", "INTEGER"),
+                ("kind", "TEXT NOT NULL"),
+                ("label", "TEXT"),
+                ("payload", "BLOB"),
+            ],
+            nan=False,
+        ),
         _table("findings", [("id", "INTEGER PRIMARY KEY"), ("at_step", "INTEGER")] + FINDING.columns()),
         "CREATE INDEX findings_by_step ON findings(at_step)",
         # a finding that held again at a step, with nothing else changed: only its last_step moved on

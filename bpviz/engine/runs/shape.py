@@ -9,6 +9,7 @@ become compact blobs (see codec) and anything else a packed blob. A file
 keeps the columns it was made with; reading maps them back by name, so a
 field a file lacks takes its default.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,10 +23,24 @@ import numpy as np
 from bpviz.engine.runs.codec import Packer, Unpacker, build, decode_array, encode_array
 
 REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, PACKED, NESTED, CHILD = (
-    "REAL", "INTEGER", "BOOL", "TEXT", "JSON", "ARRAY", "PACKED", "NESTED", "CHILD"
+    "REAL",
+    "INTEGER",
+    "BOOL",
+    "TEXT",
+    "JSON",
+    "ARRAY",
+    "PACKED",
+    "NESTED",
+    "CHILD",
 )
 _SQL_TYPE = {
-    REAL: "REAL", INTEGER: "INTEGER", BOOL: "INTEGER", TEXT: "TEXT", JSON: "TEXT", ARRAY: "BLOB", PACKED: "BLOB"
+    REAL: "REAL",
+    INTEGER: "INTEGER",
+    BOOL: "INTEGER",
+    TEXT: "TEXT",
+    JSON: "TEXT",
+    ARRAY: "BLOB",
+    PACKED: "BLOB",
 }
 _PRIMITIVES = (int, float, str, bool)
 NAN_COLUMN = "nan"  # per row: the REAL columns that held NaN (SQLite stores NaN as NULL)
@@ -173,4 +188,3 @@ def strip_none(hint: object) -> object:
         if len(args) == 1:
             return args[0]
     return hint
-

@@ -9,6 +9,7 @@ of the process; a step still queued or in flight is what a kill loses.
 A failing disk (full, or made read-only) stops the recording, never the
 training: the failure is kept for the caller to report once.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -139,21 +140,25 @@ def _create_locked(path: Path) -> int:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         raise RunFileError(
-            "cannot record: the run file already exists", path,
+            "cannot record: the run file already exists",
+            path,
             "a run file is never overwritten" + (" (and another process is recording into it)" * _locked(path)),
             "give a new file name, or a folder (ending in /) to get a new dated file in it",
         ) from None
     except OSError as error:
         raise RunFileError(
-            "cannot record: the run file cannot be created", path, error.strerror or str(error),
+            "cannot record: the run file cannot be created",
+            path,
+            error.strerror or str(error),
             "record into a folder you can write to",
         ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise RunFileError("cannot record: another process holds the run file", path, "its lock is taken",
-                           "record into another file") from None
+        raise RunFileError(
+            "cannot record: another process holds the run file", path, "its lock is taken", "record into another file"
+        ) from None
     return fd
 
 
@@ -182,12 +187,24 @@ def _initialise(path: Path, meta: dict[str, str]) -> sqlite3.Connection:
         conn.isolation_level = "DEFERRED"
         with conn:
             schema.create(conn)
-            set_meta(conn, {"format_version": str(schema.FORMAT_VERSION), "created": _now(), "status": "recording",
-                            "writer_pid": str(os.getpid()), **meta})
+            set_meta(
+                conn,
+                {
+                    "format_version": str(schema.FORMAT_VERSION),
+                    "created": _now(),
+                    "status": "recording",
+                    "writer_pid": str(os.getpid()),
+                    **meta,
+                },
+            )
         return conn
     except (sqlite3.Error, OSError) as error:
-        raise RunFileError("cannot record: the run file cannot be set up", path, _describe(error, path),
-                           "record into a folder on a local disk with free space") from None
+        raise RunFileError(
+            "cannot record: the run file cannot be set up",
+            path,
+            _describe(error, path),
+            "record into a folder on a local disk with free space",
+        ) from None
 
 
 def _describe(error: BaseException, path: Path) -> str:
@@ -211,4 +228,3 @@ def _close_at_exit(ref: weakref.ref[RunWriter]) -> None:
     writer = ref()
     if writer is not None:
         writer.close(status="finished")
-

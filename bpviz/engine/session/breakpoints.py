@@ -4,6 +4,7 @@ Breakpoints are plain data so the window can list, toggle and save them
 with a file's settings (`to_dict` / `from_dict`), and `first_hit` can be
 tested without threads or windows.
 """
+
 from __future__ import annotations
 
 import math

@@ -8,6 +8,7 @@ every case the steps recorded so far are printed and written to the JSON, with a
 `error` or `interrupted` entry saying why the run ended early, and the JSON is
 written even when nothing was recorded, so a CI step that uploads it finds it.
 """
+
 from __future__ import annotations
 
 import sys
@@ -88,7 +89,10 @@ class CheckRun:
         request = self.request
         try:
             experiment = load_experiment(
-                request.file, trust=request.trust, weights=request.weights, input_shape=request.input_shape,
+                request.file,
+                trust=request.trust,
+                weights=request.weights,
+                input_shape=request.input_shape,
                 seed=request.seed,
             )
             self.stepper = Stepper(experiment, request.config, record=request.record, level=request.level)
@@ -135,9 +139,11 @@ class CheckRun:
                 return EXIT_COULD_NOT_RUN
             if self.stepper is not None and self.stepper.watcher.unobserved_steps:
                 steps = self.stepper.watcher.unobserved_steps
-                print(f"bpviz observed no layer of the model in {len(steps)} of {report['steps']} step(s) "
-                      f"(first: step {steps[0]}): nothing was measured there, so no finding means nothing",
-                      file=self.err)
+                print(
+                    f"bpviz observed no layer of the model in {len(steps)} of {report['steps']} step(s) "
+                    f"(first: step {steps[0]}): nothing was measured there, so no finding means nothing",
+                    file=self.err,
+                )
                 return EXIT_COULD_NOT_RUN
             found_errors = any(finding["severity"] == "error" for finding in report["findings"])
             return EXIT_FOUND_ERRORS if found_errors else EXIT_CLEAN
@@ -172,8 +178,9 @@ class CheckRun:
         """The few lines on stderr saying why the run ended early."""
         if self.interrupted is not None:
             steps = self.stepper.step_index if self.stepper is not None else 0
-            print(f"{self.interrupted.describe()}, after {steps} completed step(s); they are in the report",
-                  file=self.err)
+            print(
+                f"{self.interrupted.describe()}, after {steps} completed step(s); they are in the report", file=self.err
+            )
         if self.failure is not None:
             print(self.failure.summary(), file=self.err)
             if self.request.verbose and self.failure.details:

@@ -9,6 +9,7 @@ holds the main thread. Whatever the user's code does to this process (an
 endless loop, sys.exit, os._exit, a segfault), the window only sees the
 channel close and the exit code, and stays alive.
 """
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ training thread turns into Qt signals and the experiment's child process
 (engine/session/child.py) into messages on its control channel. The names
 are listed in ANSWERS.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,9 @@ ANSWERS = (
 
 def internal_error(what: str, exc: BaseException) -> UserCodeError:
     """A failure inside bpviz itself, dressed for the same error panel as a user's failure."""
-    return UserCodeError(f"{what} (an error inside bpviz; please report it)", describe_exception(exc),
-                         details=full_traceback(exc))
+    return UserCodeError(
+        f"{what} (an error inside bpviz; please report it)", describe_exception(exc), details=full_traceback(exc)
+    )
 
 
 class SessionDriver:

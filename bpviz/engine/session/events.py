@@ -8,6 +8,7 @@ an intervention is called) and nothing the engine did not send.
 Events are snapshots: the engine keeps changing its own findings after
 sending them.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -10,6 +10,7 @@ through (a C call that never returns, an `except BaseException`) is ended by a
 watchdog thread after a grace period, which first hands what was recorded to
 `on_stuck`.
 """
+
 from __future__ import annotations
 
 import os
@@ -101,8 +102,9 @@ def interruptible(timeout: float | None, on_stuck: Callable[[Interrupted], None]
 
 def _end_stuck(on_stuck: Callable[[Interrupted], None], timeout: float) -> None:
     interrupted = Interrupted.by_timeout(timeout)
-    print(f"\nbpviz: the run did not stop within {GRACE_S:g} s of its time limit; ending it",
-          file=sys.stderr, flush=True)
+    print(
+        f"\nbpviz: the run did not stop within {GRACE_S:g} s of its time limit; ending it", file=sys.stderr, flush=True
+    )
     try:
         on_stuck(interrupted)
     finally:

@@ -9,6 +9,7 @@ The window's process always ends at once (`exit_now`): its state is saved when
 the window closes, and the interpreter's own teardown (Qt deleting every
 widget, Python freeing torch) took seconds after the window was gone.
 """
+
 from __future__ import annotations
 
 import os

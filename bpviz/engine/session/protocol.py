@@ -7,6 +7,7 @@ obeyed by the child's listening thread at once, even while the user's code
 holds the main thread (a paused or endless step); every other command queues
 behind the one in progress.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,17 @@ class LoadRequest:
 
 
 # window -> child, queued: the driver method of the same name runs with the args
-QUEUED_COMMANDS = ("load", "step", "step_into", "run", "validate", "apply_remedy", "undo_remedy", "inspect_units",
-                   "close")
+QUEUED_COMMANDS = (
+    "load",
+    "step",
+    "step_into",
+    "run",
+    "validate",
+    "apply_remedy",
+    "undo_remedy",
+    "inspect_units",
+    "close",
+)
 # window -> child, obeyed at once: ("stop", (run_id,)), ("resume", (mode,)), ("abort", ()), ("breakpoints", (list,))
 IMMEDIATE = ("stop", "resume", "abort", "breakpoints")
 # child -> window: the driver's answer names (see SessionDriver.ANSWERS), plus ("entering", (step, layer))

@@ -7,6 +7,7 @@ reach the run through `RemedyTarget` (the Stepper satisfies it), so this
 module does not import the Stepper. `REMEDIES` names every remedy a caller
 (the window, a script) may ask for by name.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ debugger shows is the live tensor of that moment, not a replay. Another
 thread (the window) decides how far to go next with `resume()`, or stops
 the step with `abort()`, which raises `StepAborted` in the training thread.
 """
+
 from __future__ import annotations
 
 import threading

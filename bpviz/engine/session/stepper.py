@@ -7,6 +7,7 @@ It must be used from one thread at a time. The `*_event` methods do the
 same work and describe it as the events a viewer applies (see events.py):
 every decision about the run is made here, none by the viewer.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,14 +5,14 @@ window hands the list to the training worker (which checks it after every
 step of a run) and to the settings. When a run stops at one, the panel
 says why in a banner that stays until the next run.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from bpviz.engine.session.breakpoints import Breakpoint, Hit
 from bpviz.engine.diagnosis import KINDS as FINDING_KINDS
 from bpviz.engine.diagnosis.finding import SEVERITIES
+from bpviz.engine.session.breakpoints import Breakpoint, Hit
 from bpviz.gui import theme
 
 ANY_LAYER = "any layer"
@@ -74,27 +74,37 @@ class BreakpointDialog(QtWidgets.QDialog):
     def _fit_to_kind(self) -> None:
         kind = self.kind.currentData()
         needs = {
-            "nan": (), "finding": ("layer", "finding_kind", "severity"), "dead_share": ("threshold", "layer"),
-            "grad_below": ("threshold", "layer"), "grad_above": ("threshold", "layer"), "loss_jump": ("threshold",),
+            "nan": (),
+            "finding": ("layer", "finding_kind", "severity"),
+            "dead_share": ("threshold", "layer"),
+            "grad_below": ("threshold", "layer"),
+            "grad_above": ("threshold", "layer"),
+            "loss_jump": ("threshold",),
         }[kind]
         for name in ("threshold", "layer", "finding_kind", "severity"):
             widget = getattr(self, name)
             self.form.setRowVisible(widget, name in needs)
-        defaults = {"dead_share": (50.0, " %", 1), "grad_below": (1e-7, "", 8), "grad_above": (1e3, "", 3),
-                    "loss_jump": (2.0, " ×", 2)}
+        defaults = {
+            "dead_share": (50.0, " %", 1),
+            "grad_below": (1e-7, "", 8),
+            "grad_above": (1e3, "", 3),
+            "loss_jump": (2.0, " ×", 2),
+        }
         if kind in defaults:
             value, suffix, decimals = defaults[kind]
             self.threshold.setDecimals(decimals)
             self.threshold.setSuffix(suffix)
             self.threshold.setValue(value)
-        self.hint.setText({
-            "nan": "Stops in the step where a NaN/Inf is born and selects the layer it was born in.",
-            "finding": "Stops when a finding of this kind (and at least this severity) is raised or gets worse.",
-            "dead_share": "Stops when the share of dead units in a ReLU-family layer exceeds this percentage.",
-            "grad_below": "Stops when a layer's gradient norm ‖∂L/∂out‖ falls below this bound (vanishing).",
-            "grad_above": "Stops when a layer's gradient norm ‖∂L/∂out‖ rises above this bound (exploding).",
-            "loss_jump": "Stops when the loss grows by more than this factor from one step to the next.",
-        }[kind])
+        self.hint.setText(
+            {
+                "nan": "Stops in the step where a NaN/Inf is born and selects the layer it was born in.",
+                "finding": "Stops when a finding of this kind (and at least this severity) is raised or gets worse.",
+                "dead_share": "Stops when the share of dead units in a ReLU-family layer exceeds this percentage.",
+                "grad_below": "Stops when a layer's gradient norm ‖∂L/∂out‖ falls below this bound (vanishing).",
+                "grad_above": "Stops when a layer's gradient norm ‖∂L/∂out‖ rises above this bound (exploding).",
+                "loss_jump": "Stops when the loss grows by more than this factor from one step to the next.",
+            }[kind]
+        )
         self.adjustSize()
 
     def breakpoint(self) -> Breakpoint:
@@ -135,8 +145,10 @@ class BreakpointsPanel(QtWidgets.QWidget):
         self.hit_label.setWordWrap(True)
         self.hit_label.setStyleSheet(theme.BREAKPOINT_HIT_STYLE)
         self.hit_label.hide()
-        self.empty_label = QtWidgets.QLabel("No breakpoints. Add one to stop a run when NaN/Inf appears, a finding "
-                                            "is raised, units die, gradients vanish or explode, or the loss jumps.")
+        self.empty_label = QtWidgets.QLabel(
+            "No breakpoints. Add one to stop a run when NaN/Inf appears, a finding "
+            "is raised, units die, gradients vanish or explode, or the loss jumps."
+        )
         self.empty_label.setWordWrap(True)
         self.empty_label.setStyleSheet(f"color: {theme.MUTED}; padding: 4px;")
         buttons = QtWidgets.QHBoxLayout()

@@ -4,6 +4,7 @@ Selecting a finding tells the window which layer to select; the explanation
 pane says why it matters and what to try. Mode findings (a model left in the
 wrong train/eval mode) also feed the banner above the plots.
 """
+
 from __future__ import annotations
 
 import html
@@ -31,7 +32,9 @@ HEADERS = ("Severity", "Kind", "Layer", "Step", "Message")
 
 def ordered(findings: list[Finding]) -> list[Finding]:
     """Open before resolved, worst first, then oldest first: the order a person should read them in."""
-    return sorted(findings, key=lambda f: (not f.active, -severity_rank(f.severity), f.step if f.step is not None else -1))
+    return sorted(
+        findings, key=lambda f: (not f.active, -severity_rank(f.severity), f.step if f.step is not None else -1)
+    )
 
 
 def mode_findings(findings: list[Finding]) -> list[Finding]:
@@ -64,8 +67,10 @@ def healthy_html(checks: list[Check], steps: int) -> str:
     """The explanation pane when nothing is wrong: say so plainly, and what was checked, where and when."""
     if not checks:
         return ""
-    parts = [f'<p><span style="color:{theme.LOSS}; font-weight:bold">No problems found</span> '
-             f"in {steps} step{'s' if steps != 1 else ''}.</p><p><b>Checked</b></p><ul>"]
+    parts = [
+        f'<p><span style="color:{theme.LOSS}; font-weight:bold">No problems found</span> '
+        f"in {steps} step{'s' if steps != 1 else ''}.</p><p><b>Checked</b></p><ul>"
+    ]
     for check in checks:
         if check.applies:
             shown = ", ".join(check.layers[:SHOWN_LAYERS])
@@ -140,8 +145,13 @@ class FindingsModel(QAbstractTableModel):
         finding = self.findings[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (finding.severity, finding.kind, finding.layer or "(model)", "" if finding.step is None else str(finding.step),
-                    finding.message)[col]
+            return (
+                finding.severity,
+                finding.kind,
+                finding.layer or "(model)",
+                "" if finding.step is None else str(finding.step),
+                finding.message,
+            )[col]
         if role == SORT_ROLE:
             return reading_rank(finding)
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
@@ -233,7 +243,10 @@ class FindingsPanel(QWidget):
 
     def in_view_order(self) -> list[Finding]:
         """The findings as the list shows them (reading order)."""
-        return [self.model.findings[self.proxy.mapToSource(self.proxy.index(r, 0)).row()] for r in range(self.proxy.rowCount())]
+        return [
+            self.model.findings[self.proxy.mapToSource(self.proxy.index(r, 0)).row()]
+            for r in range(self.proxy.rowCount())
+        ]
 
     def selected(self) -> Finding | None:
         rows = self.view.selectionModel().selectedRows()

@@ -3,6 +3,7 @@
 Each change is a remedy (undoable, marked on every plot's time axis); the
 panel shows what the optimizer holds now and asks for changes with `apply`.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,7 +42,7 @@ class ScientificSpinBox(QtWidgets.QDoubleSpinBox):
 
     def stepBy(self, steps: int) -> None:
         value = self.value()
-        self.setValue(value * 2.0 ** steps if value > 0 else (1e-4 if steps > 0 else 0.0))
+        self.setValue(value * 2.0**steps if value > 0 else (1e-4 if steps > 0 else 0.0))
 
 
 class HyperparamsPanel(QtWidgets.QWidget):
@@ -66,7 +67,9 @@ class HyperparamsPanel(QtWidgets.QWidget):
         self.clip_on.toggled.connect(self.clip.setEnabled)
         form.addRow(self.clip_on, self.clip)
         self.apply_button = QtWidgets.QPushButton("Apply")
-        self.apply_button.setToolTip("Change the optimizer between steps; each change is undoable and marked on the plots")
+        self.apply_button.setToolTip(
+            "Change the optimizer between steps; each change is undoable and marked on the plots"
+        )
         self.apply_button.clicked.connect(self.apply)
         self.undo_button = QtWidgets.QPushButton("Undo last change")
         self.note = QtWidgets.QLabel("Editable between steps (not while running or paused).")

@@ -5,28 +5,36 @@ layer set stays the same, so the selection and the scroll position survive
 a run; it resets only when the layers themselves change (a new model).
 Display strings are formatted once per update, not once per paint.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import QBrush, QColor, QIcon
 
 from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import LayerStep, StepRecord
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, TIPS, ZERO, gradient_state
 from bpviz.gui import theme
 from bpviz.gui.format import number, percent
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, TIPS, ZERO, gradient_state
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
 CSV_ROLE = Qt.ItemDataRole.UserRole + 1
 NAME_ROLE = Qt.ItemDataRole.UserRole + 2
-
 
 
 def _grad(layer: LayerStep) -> str:
@@ -54,25 +62,54 @@ class Column:
 
 COLUMNS: list[Column] = [
     Column("", "Worst open finding on this layer", lambda l: "", lambda l: None, numeric=False),
-    Column("Layer", "Layer name (module path or functional call site)", lambda l: l.name, lambda l: l.name, numeric=False),
+    Column(
+        "Layer", "Layer name (module path or functional call site)", lambda l: l.name, lambda l: l.name, numeric=False
+    ),
     Column("Type", "Module class or function", lambda l: l.type, lambda l: l.type, numeric=False),
-    Column("Dead", "Units with no positive output over the recent window", lambda l: number(l.dead_units, "d"), lambda l: l.dead_units),
-    Column("Units", "Units (features or channels) of a ReLU-family layer", lambda l: number(l.units, "d"), lambda l: l.units),
-    Column("Shape", "Shape of the layer's output at the last call", lambda l: "×".join(map(str, l.shape)),
-           lambda l: "x".join(map(str, l.shape)), numeric=False),
+    Column(
+        "Dead",
+        "Units with no positive output over the recent window",
+        lambda l: number(l.dead_units, "d"),
+        lambda l: l.dead_units,
+    ),
+    Column(
+        "Units",
+        "Units (features or channels) of a ReLU-family layer",
+        lambda l: number(l.units, "d"),
+        lambda l: l.units,
+    ),
+    Column(
+        "Shape",
+        "Shape of the layer's output at the last call",
+        lambda l: "×".join(map(str, l.shape)),
+        lambda l: "x".join(map(str, l.shape)),
+        numeric=False,
+    ),
     Column("Zeros", "Share of outputs exactly zero", lambda l: percent(l.zero_fraction), lambda l: l.zero_fraction),
     Column("Mean", "Mean of the outputs", lambda l: number(l.mean, ".3g"), lambda l: l.mean),
     Column("Std", "Standard deviation of the outputs", lambda l: number(l.std, ".3g"), lambda l: l.std),
-    Column("Saturation", "Share of outputs at the bounds (bounded activations only)", lambda l: percent(l.saturated_fraction),
-           lambda l: l.saturated_fraction),
-    Column("Grad norm", "L2 norm of d(loss)/d(output); \"0 (no gradient)\": nothing flows back through the layer; "
-           "\"not measured\": no gradient reached its output", _grad, lambda l: l.grad_norm),
-    Column("Update ratio", "‖ΔW‖ / ‖W‖ of this step's optimizer update", lambda l: number(l.update_ratio, ".1e"), lambda l: l.update_ratio),
+    Column(
+        "Saturation",
+        "Share of outputs at the bounds (bounded activations only)",
+        lambda l: percent(l.saturated_fraction),
+        lambda l: l.saturated_fraction,
+    ),
+    Column(
+        "Grad norm",
+        'L2 norm of d(loss)/d(output); "0 (no gradient)": nothing flows back through the layer; '
+        '"not measured": no gradient reached its output',
+        _grad,
+        lambda l: l.grad_norm,
+    ),
+    Column(
+        "Update ratio",
+        "‖ΔW‖ / ‖W‖ of this step's optimizer update",
+        lambda l: number(l.update_ratio, ".1e"),
+        lambda l: l.update_ratio,
+    ),
 ]
 STATUS, NAME, TYPE, DEAD, UNITS, SHAPE = range(6)  # dead units early: visible in a narrow table
 GRAD = next(i for i, c in enumerate(COLUMNS) if c.title == "Grad norm")
-
-
 
 
 class LayerTableModel(QAbstractTableModel):
@@ -112,7 +149,9 @@ class LayerTableModel(QAbstractTableModel):
         self._names = names
         self._row_of = {name: row for row, name in enumerate(names)}
         self._display = [[col.display(layer) for col in COLUMNS] for layer in layers]
-        self._sort = [[col.raw(layer) if not col.numeric else _num(col.raw(layer)) for col in COLUMNS] for layer in layers]
+        self._sort = [
+            [col.raw(layer) if not col.numeric else _num(col.raw(layer)) for col in COLUMNS] for layer in layers
+        ]
         self._status = [worst[name].severity if name in worst else None for name in names]
         self._status_tips = ["\n".join(tips.get(name, [])) or "No open findings" for name in names]
         for row, severity in enumerate(self._status):
@@ -167,8 +206,10 @@ class LayerTableModel(QAbstractTableModel):
             if col == GRAD:
                 return TIPS.get(gradient_state(self._layers[row]))
             if col == DEAD and inactive_not_dead(self._layers[row]):
-                return (f"Inactive, not dead: {self._layers[row].type} still passes these units a gradient, "
-                        "so they can recover")
+                return (
+                    f"Inactive, not dead: {self._layers[row].type} still passes these units a gradient, "
+                    "so they can recover"
+                )
             return self._status_tips[row] if col == STATUS else None
         if role == Qt.ItemDataRole.TextAlignmentRole and COLUMNS[col].numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -4,6 +4,7 @@ Forward shows the current layer's output, backward the gradient arriving at
 it (as a histogram of a sample, with norm/mean/std), the loss phase the loss,
 and the update phase ||dW||/||W|| per parameter as bars.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,12 @@ from bpviz.gui.format import number
 from bpviz.gui.plots.step_plots import TensorHistogram, UpdateRatioBars
 
 PANEL_WIDTH, MIN_WIDTH = 340, 220  # px: the Step dock's width, and the least it can be made
-PHASE_COLOURS = {"forward": theme.ACTIVATION, "loss": theme.LOSS, "backward": theme.GRADIENT, "update": theme.VALIDATION}
+PHASE_COLOURS = {
+    "forward": theme.ACTIVATION,
+    "loss": theme.LOSS,
+    "backward": theme.GRADIENT,
+    "update": theme.VALIDATION,
+}
 PHASE_TEXT = {
     "forward": "output of {layer}",
     "loss": "the loss",
@@ -127,8 +133,11 @@ class StepPanel(QtWidgets.QWidget):
         where = PHASE_TEXT[event.phase].format(layer=event.layer)
         position = f"   layer {event.index + 1}" if event.layer is not None else ""
         self.title.setText(
-            theme.rich(f"Step {event.step}", theme.MUTED) + theme.rich(f"   {event.phase}", colour, bold=True)
-            + theme.rich(position, theme.MUTED) + "<br>" + theme.rich(where, theme.FOREGROUND, bold=True)
+            theme.rich(f"Step {event.step}", theme.MUTED)
+            + theme.rich(f"   {event.phase}", colour, bold=True)
+            + theme.rich(position, theme.MUTED)
+            + "<br>"
+            + theme.rich(where, theme.FOREGROUND, bold=True)
         )
         self.stats.show()
         if event.phase == "loss":
@@ -147,7 +156,9 @@ class StepPanel(QtWidgets.QWidget):
         nonfinite = int(np.size(values) - np.isfinite(values).sum())
         zero = float(np.mean(values == 0)) if np.size(values) else 0.0
         parts = [("norm", event.norm), ("mean", event.mean), ("std", event.std)]
-        text = "   ".join(theme.rich(f"{name} ", theme.MUTED) + theme.rich(number(v), colour, bold=True) for name, v in parts)
+        text = "   ".join(
+            theme.rich(f"{name} ", theme.MUTED) + theme.rich(number(v), colour, bold=True) for name, v in parts
+        )
         text += theme.rich(f"   zeros {zero:.0%}   ({np.size(values)} values sampled)", theme.MUTED)
         if nonfinite:
             text += theme.rich(f"   {nonfinite} NaN/Inf", theme.BAD, bold=True)
@@ -157,8 +168,7 @@ class StepPanel(QtWidgets.QWidget):
         typical = self.ratios.show(ratios)
         self.stack.setCurrentWidget(self.ratio_widget)
         self.stats.setText(
-            theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED) + theme.rich(number(typical), theme.VALIDATION, bold=True)
+            theme.rich("weights changed   median ‖ΔW‖/‖W‖ ", theme.MUTED)
+            + theme.rich(number(typical), theme.VALIDATION, bold=True)
             + theme.rich("   (healthy: about 1e-3 to 1e-2)", theme.MUTED)
         )
-
-

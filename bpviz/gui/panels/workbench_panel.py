@@ -6,6 +6,7 @@ units with the evidence about their death, remedies applied between steps
 curves to compare before and after. The panel only asks: the window sends
 remedies to the training worker and answers with `show_units`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,6 @@ def _activity(layer: LayerStep):
 
 def _dead(layer: LayerStep):
     return layer.dead_units
-
 
 
 class WorkbenchPanel(QtWidgets.QWidget):
@@ -64,11 +64,17 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.summary.setStyleSheet(theme.LABEL_STYLE)
 
         # timeline: x = step, y = unit (dead first, by step of death)
-        self.unit_timeline = UnitTimeline("unit (dead first)", symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None)
+        self.unit_timeline = UnitTimeline(
+            "unit (dead first)", symbol="o", size=5, pen=theme.pen(theme.BAD, 1.2), brush=None
+        )
         self.timeline_widget, self.timeline = self.unit_timeline.widget, self.unit_timeline.plot
         self.timeline_marks = InterventionMarks(self.timeline)
-        theme.set_title(self.timeline, "each unit's share of active samples per step (dark = silent) ○ = died",
-                        colour=theme.MUTED, size="8pt")
+        theme.set_title(
+            self.timeline,
+            "each unit's share of active samples per step (dark = silent) ○ = died",
+            colour=theme.MUTED,
+            size="8pt",
+        )
 
         self.dead_and_loss = DeadAndLossCurves()
         self.curves_widget, self.curves = self.dead_and_loss.widget, self.dead_and_loss.plot
@@ -92,7 +98,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSortingEnabled(True)
-        self.table.setStyleSheet(f"QTableWidget {{ background: {theme.BACKGROUND}; alternate-background-color: {theme.PANEL}; }}")
+        self.table.setStyleSheet(
+            f"QTableWidget {{ background: {theme.BACKGROUND}; alternate-background-color: {theme.PANEL}; }}"
+        )
         self.table_title = QtWidgets.QLabel("Dead units")
         self.table_title.setStyleSheet("font-weight: 600;")
 
@@ -193,7 +201,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
             box = QtWidgets.QBoxLayout.Direction
             self.right_layout.setDirection(box.LeftToRight if wide else box.TopToBottom)
             length = self.width() if wide else self.height()
-            self.splitter.setSizes([int(length * 0.5), int(length * 0.5)] if wide else [int(length * 0.35), int(length * 0.65)])
+            self.splitter.setSizes(
+                [int(length * 0.5), int(length * 0.5)] if wide else [int(length * 0.35), int(length * 0.65)]
+            )
 
     # --- data in ---
     def clear(self) -> None:
@@ -228,8 +238,11 @@ class WorkbenchPanel(QtWidgets.QWidget):
             self._draw_timeline()
         if self._dead_trace.update(history):
             self.dead_curve.setData(self._dead_trace.steps, self._dead_trace.values)
-        self.loss_curve.setData(np.asarray(history.loss_steps, dtype=np.float64),
-                                np.asarray(history.losses, dtype=np.float64), connect="finite")
+        self.loss_curve.setData(
+            np.asarray(history.loss_steps, dtype=np.float64),
+            np.asarray(history.losses, dtype=np.float64),
+            connect="finite",
+        )
         self._set_summary(latest)
         self._compare(history)
         self._fit_steps()
@@ -363,15 +376,23 @@ class WorkbenchPanel(QtWidgets.QWidget):
 
     def _set_summary(self, latest: StepRecord | None) -> None:
         if self.layer is None or latest is None:
-            self.summary.setText(theme.rich("Select a ReLU-family layer (ReLU, LeakyReLU, …) to see its units.", theme.MUTED))
+            self.summary.setText(
+                theme.rich("Select a ReLU-family layer (ReLU, LeakyReLU, …) to see its units.", theme.MUTED)
+            )
             return
         try:
             layer = latest.layer(self.layer)
         except KeyError:
             return
         dead = layer.dead_units or 0
-        text = theme.rich(f"{self.layer}", theme.SELECTED, bold=True) + theme.rich(f"   step {latest.step}   ", theme.MUTED)
-        text += theme.rich(f"{dead} of {layer.units} units dead ({dead / layer.units:.0%})", theme.BAD if dead else theme.LOSS, bold=True)
+        text = theme.rich(f"{self.layer}", theme.SELECTED, bold=True) + theme.rich(
+            f"   step {latest.step}   ", theme.MUTED
+        )
+        text += theme.rich(
+            f"{dead} of {layer.units} units dead ({dead / layer.units:.0%})",
+            theme.BAD if dead else theme.LOSS,
+            bold=True,
+        )
         if self.units:
             first = min(u.died_at for u in self.units)
             text += theme.rich(f"   ·   the first died at step {first}", theme.MUTED)
@@ -380,7 +401,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
     def _compare(self, history: History) -> None:
         remedies = [(s, l) for s, l in history.interventions if not l.startswith("undo")]
         if not remedies or self._dead_trace is None or len(self._dead_trace) == 0:
-            self.compare.setText(theme.rich("Apply a remedy, then continue training: the curves compare before and after.", theme.MUTED))
+            self.compare.setText(
+                theme.rich("Apply a remedy, then continue training: the curves compare before and after.", theme.MUTED)
+            )
             return
         step, label = remedies[-1]
         steps, dead = self._dead_trace.steps, self._dead_trace.values
@@ -392,12 +415,16 @@ class WorkbenchPanel(QtWidgets.QWidget):
         text = theme.rich(f"Since step {step} ({label}): ", theme.MUTED)
         if len(before_dead) and len(after_dead):
             text += theme.rich("dead units ", theme.MUTED) + theme.rich(
-                f"{before_dead[-1]:.0f} → {after_dead[-1]:.0f}", theme.LOSS if after_dead[-1] < before_dead[-1] else theme.BAD, bold=True)
+                f"{before_dead[-1]:.0f} → {after_dead[-1]:.0f}",
+                theme.LOSS if after_dead[-1] < before_dead[-1] else theme.BAD,
+                bold=True,
+            )
         else:
             text += theme.rich("no step since; continue training to compare", theme.MUTED)
         if len(before_loss) and len(after_loss):
             text += theme.rich(f"   loss (mean of last {COMPARE_STEPS}) ", theme.MUTED) + theme.rich(
-                f"{before_loss.mean():.4g} → {after_loss.mean():.4g}", theme.FOREGROUND, bold=True)
+                f"{before_loss.mean():.4g} → {after_loss.mean():.4g}", theme.FOREGROUND, bold=True
+            )
         self.compare.setText(text)
 
     def _request(self, name: str, *args) -> None:

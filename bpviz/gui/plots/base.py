@@ -4,6 +4,7 @@ The window's redraw clock and Edit > Export see plot views only through this
 interface (`PlotRegistry`), so a view added here is paced and exported
 like the others without any other file knowing it.
 """
+
 from __future__ import annotations
 
 import logging

@@ -6,6 +6,7 @@ activation histogram over the current one, all dashed in the comparison
 colour. The divergence step is a mark on every time axis (the run's marks,
 added by the recording), so this only draws the second run's curves.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ class Comparison:
     def __init__(self, loss: LossView, flow: GradientFlowView, histogram: HistogramView) -> None:
         self.flow_view = flow
         self.loss = loss.plot.plot(pen=_dashed(1.5), name="compared run")
-        self.flow = flow.flow.plot(pen=_dashed(1.2), symbol="o", symbolSize=7, symbolPen=None,
-                                   symbolBrush=theme.brush(theme.COMPARED))
+        self.flow = flow.flow.plot(
+            pen=_dashed(1.2), symbol="o", symbolSize=7, symbolPen=None, symbolBrush=theme.brush(theme.COMPARED)
+        )
         self.flow.setZValue(8)
         self.histogram = histogram.histogram_plot.plot(stepMode="center", pen=_dashed(1.6))
         self.histogram.setZValue(8)
@@ -44,8 +46,9 @@ class Comparison:
 
     def draw(self, other: History, layer: str | None) -> None:
         """Draw `other` (the second run as it stood at the step shown) over the views; `layer` is the selected one."""
-        self.loss.setData(np.asarray(other.loss_steps, dtype=np.float64), np.asarray(other.losses, dtype=np.float64),
-                          connect="finite")
+        self.loss.setData(
+            np.asarray(other.loss_steps, dtype=np.float64), np.asarray(other.losses, dtype=np.float64), connect="finite"
+        )
         latest = other.latest
         if latest is None:
             self.flow.setData([], [])

@@ -3,6 +3,7 @@
 The loss has its own y axis on the right (a second ViewBox linked on x), so
 both curves keep their scale while sharing the step axis.
 """
+
 from __future__ import annotations
 
 import pyqtgraph as pg

@@ -1,4 +1,5 @@
 """Dead ReLU units: how many over time, and which ones are silent now."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,10 @@ class DeadUnitsView(PlotView):
         self.activity = UnitTimeline("unit", symbol="t3", size=10, pen=None, brush=theme.brush(theme.BAD))
         self.activity_widget, self.activity_plot = self.activity.widget, self.activity.plot
         self.activity_image, self.dead_markers = self.activity.image, self.activity.markers
-        self.activity_widget.setToolTip("Each unit's share of positions where it fired, per step (dark = silent); "
-                                        "◀ marks the units dead at the latest step")
+        self.activity_widget.setToolTip(
+            "Each unit's share of positions where it fired, per step (dark = silent); "
+            "◀ marks the units dead at the latest step"
+        )
         self.note = QtWidgets.QLabel()
         self.note.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.note.setWordWrap(True)
@@ -108,7 +111,9 @@ class DeadUnitsView(PlotView):
             return
         if layer is not None and layer.units is None:
             family = f" ({layer.family})" if layer.family else ""
-            self._show_note(f"{self._selected} is not a ReLU-family layer{family}:\ndead units apply to ReLU-family layers only.")
+            self._show_note(
+                f"{self._selected} is not a ReLU-family layer{family}:\ndead units apply to ReLU-family layers only."
+            )
             return
         trace = self._activity_trace
         if trace is None or not trace.update(history):

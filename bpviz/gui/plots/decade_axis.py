@@ -4,6 +4,7 @@ When a log plot is short, pyqtgraph finds no whole-decade spacing and labels
 every minor tick (2x, 3x, ... 9x of each decade) instead: the labels pile on
 top of each other. Gradient norms span decades, so powers of ten say enough.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ in a narrow pane the plot is then laid out wider than the widget and its right
 part (the newest steps) is cut off. This title asks for almost nothing, shortens
 its text with "…" when narrow, and keeps the whole text in its tooltip.
 """
+
 from __future__ import annotations
 
 import pyqtgraph as pg

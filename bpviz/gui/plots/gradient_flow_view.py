@@ -1,4 +1,5 @@
 """How big each layer's gradient is, input to output, now and over time: vanishing and exploding at a glance."""
+
 from __future__ import annotations
 
 import math
@@ -33,17 +34,23 @@ def flow_at(record: StepRecord) -> tuple[list[str], np.ndarray, np.ndarray]:
     layers = sorted(record.layers, key=lambda layer: layer.order)
     names = [layer.name for layer in layers]
     states = np.array([gradient_state(layer) for layer in layers], dtype=object)
-    norms = np.array([layer.grad_norm if state == MEASURED else np.nan for layer, state in zip(layers, states)],
-                     dtype=np.float64)
+    norms = np.array(
+        [layer.grad_norm if state == MEASURED else np.nan for layer, state in zip(layers, states)], dtype=np.float64
+    )
     return names, norms, states
 
 
 def legend_html() -> str:
     """What each mark of the bar chart means: a zero gradient, NaN/Inf and "not measured" never look alike."""
-    marks = [("▮", theme.GRADIENT, "norm"), ("■", theme.ZERO_GRADIENT, LABELS[ZERO]),
-             ("▮", theme.BAD, LABELS[NONFINITE]), ("×", theme.MUTED, LABELS[UNMEASURED])]
-    return "   ".join(theme.rich(symbol, colour, bold=True) + theme.rich(f" {text}", theme.MUTED)
-                      for symbol, colour, text in marks)
+    marks = [
+        ("▮", theme.GRADIENT, "norm"),
+        ("■", theme.ZERO_GRADIENT, LABELS[ZERO]),
+        ("▮", theme.BAD, LABELS[NONFINITE]),
+        ("×", theme.MUTED, LABELS[UNMEASURED]),
+    ]
+    return "   ".join(
+        theme.rich(symbol, colour, bold=True) + theme.rich(f" {text}", theme.MUTED) for symbol, colour, text in marks
+    )
 
 
 class GradientFlowView(PlotView):
@@ -62,8 +69,9 @@ class GradientFlowView(PlotView):
         self.flow_widget.setMinimumHeight(FLOW_MIN_HEIGHT)
         self.flow.setLogMode(x=False, y=True)  # the axis shows powers of ten; bar coordinates are log10 values
         self.flow.getViewBox().setMouseEnabled(x=True, y=False)
-        self.selection_band = pg.BarGraphItem(x=[], height=[], width=1.0, pen=None,
-                                              brush=theme.brush(theme.HIGHLIGHT, 0.16))
+        self.selection_band = pg.BarGraphItem(
+            x=[], height=[], width=1.0, pen=None, brush=theme.brush(theme.HIGHLIGHT, 0.16)
+        )
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.72, pen=None, brush=theme.brush(theme.GRADIENT))
         self.nonfinite_bars = pg.BarGraphItem(x=[], height=[], width=0.72, pen=None, brush=theme.brush(theme.BAD, 0.85))
         self.missing = pg.ScatterPlotItem(symbol="x", size=8, pen=theme.pen(theme.MUTED, 1.5), brush=None)
@@ -74,8 +82,10 @@ class GradientFlowView(PlotView):
 
         # untitled: a title row would take the height the curves need in a small window; the tooltip explains them
         self.time_widget = theme.plot_widget(left="‖∂L/∂out‖", bottom="step", axis_items={"left": DecadeAxis()})
-        self.time_widget.setToolTip("Gradient norm over time: the selected layer in white, the others coloured by depth "
-                                    "(dark = near the input, bright = near the output)")
+        self.time_widget.setToolTip(
+            "Gradient norm over time: the selected layer in white, the others coloured by depth "
+            "(dark = near the input, bright = near the output)"
+        )
         self.time = self.time_widget.getPlotItem()
         self.time.setLogMode(x=False, y=True)
         self.time.setClipToView(True)
@@ -148,8 +158,9 @@ class GradientFlowView(PlotView):
         floor = math.floor(logs.min()) - 1 if len(logs) else -8.0
         ceil = math.ceil(logs.max()) + 0.3 if len(logs) else 1.0
         self.bars.setOpts(x=x[finite], y0=np.full(finite.sum(), floor), height=logs - floor)
-        self.nonfinite_bars.setOpts(x=x[nonfinite], y0=np.full(nonfinite.sum(), floor),
-                                    height=np.full(nonfinite.sum(), ceil - floor))
+        self.nonfinite_bars.setOpts(
+            x=x[nonfinite], y0=np.full(nonfinite.sum(), floor), height=np.full(nonfinite.sum(), ceil - floor)
+        )
         self.missing.setData(x=x[missing], y=np.full(missing.sum(), floor + 0.15))
         self.zero_marks.setData(x=x[zero], y=np.full(zero.sum(), floor + 0.15))  # at the floor: below every norm
         index = names.index(self._selected) if self._selected in names else -1

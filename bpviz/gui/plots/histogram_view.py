@@ -1,4 +1,5 @@
 """The selected layer's value distribution: its histogram now, and activation/gradient histograms over time."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,6 @@ from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.rebin import common_bins, rebin
 from bpviz.gui.plots.traces import LayerTrace
 
-
 OUTSIDE = 3  # a trace row: lo, hi, then these three counts (below, above, NaN/Inf), then the bins
 ROW_HEAD = 2 + OUTSIDE
 
@@ -26,7 +26,7 @@ def _row(hist: Histogram | None) -> np.ndarray | None:
 
 
 def _percent(pct: float) -> str:
-    """"100%", "12%", "0.2%": two significant digits, never "1e+02%"."""
+    """ "100%", "12%", "0.2%": two significant digits, never "1e+02%"."""
     return f"{pct:.0f}%" if pct >= 10 else f"{pct:.2g}%"
 
 
@@ -122,8 +122,9 @@ class HistogramHeatmap:
         inset = 0.02 * (hi - lo)
         low_colour = theme.ZERO_GRADIENT if self._grad else theme.HIGHLIGHT
         spots = [dict(pos=(s, lo + inset), symbol="t1", brush=theme.brush(low_colour)) for s in steps[below]]
-        spots += [dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT))
-                  for s in steps[above & ~nonfinite]]
+        spots += [
+            dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT)) for s in steps[above & ~nonfinite]
+        ]
         spots += [dict(pos=(s, hi - inset), symbol="x", brush=theme.brush(theme.BAD)) for s in steps[nonfinite]]
         self.outside_marks.setData(spots)
 
@@ -148,10 +149,14 @@ class HistogramView(PlotView):
         self.histogram_widget = theme.plot_widget(left="count", bottom="activation value", grid=False)
         self.histogram_plot = self.histogram_widget.getPlotItem()
         self.previous_curve = self.histogram_plot.plot(
-            stepMode="center", pen=theme.pen(theme.MUTED, 1.2), fillLevel=0, brush=theme.brush(theme.MUTED, 0.18))
+            stepMode="center", pen=theme.pen(theme.MUTED, 1.2), fillLevel=0, brush=theme.brush(theme.MUTED, 0.18)
+        )
         self.current_curve = self.histogram_plot.plot(
-            stepMode="center", pen=theme.pen(theme.ACTIVATION, 1.6), fillLevel=0,
-            brush=theme.brush(theme.ACTIVATION, 0.35))
+            stepMode="center",
+            pen=theme.pen(theme.ACTIVATION, 1.6),
+            fillLevel=0,
+            brush=theme.brush(theme.ACTIVATION, 0.35),
+        )
         # values outside the edges, as bars one bin beyond each edge: never folded into the edge bins
         self.outside_bars = pg.BarGraphItem(x0=[], x1=[], height=[], pen=None, brush=theme.brush(theme.HIGHLIGHT, 0.8))
         self.histogram_plot.addItem(self.outside_bars)
@@ -161,10 +166,14 @@ class HistogramView(PlotView):
 
         self.activation_map = HistogramHeatmap(
             theme.plot_widget(title="activations over time", left="value", bottom="step", grid=False),
-            theme.ACTIVATION_COLORMAP, grad=False)
+            theme.ACTIVATION_COLORMAP,
+            grad=False,
+        )
         self.gradient_map = HistogramHeatmap(
             theme.plot_widget(title="gradients over time", left="log₁₀|∂L/∂out|", bottom="step", grid=False),
-            theme.GRADIENT_COLORMAP, grad=True)
+            theme.GRADIENT_COLORMAP,
+            grad=True,
+        )
 
         maps = QtWidgets.QHBoxLayout()
         maps.setSpacing(2)
@@ -240,8 +249,9 @@ class HistogramView(PlotView):
         width = edges[1] - edges[0]
         sides = [(edges[0] - width, edges[0], hist.below), (edges[-1], edges[-1] + width, hist.above)]
         shown = [side for side in sides if side[2] > 0]
-        self.outside_bars.setOpts(x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown],
-                                  height=[c for _, _, c in shown])
+        self.outside_bars.setOpts(
+            x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown]
+        )
         parts = outside_text(hist, log10=False)
         self.outside_label.setHtml("<br>".join(theme.rich(text, colour, bold=True) for text, colour in parts))
 
@@ -256,7 +266,11 @@ class HistogramView(PlotView):
             return
         kind = layer.type if not layer.family or layer.family == layer.type.lower() else f"{layer.type}, {layer.family}"
         text += theme.rich(f"  ({kind})   step {latest.step}", theme.MUTED)
-        stats = [("mean", f"{layer.mean:.3g}"), ("std", f"{layer.std:.3g}"), ("zero", f"{100 * layer.zero_fraction:.1f}%")]
+        stats = [
+            ("mean", f"{layer.mean:.3g}"),
+            ("std", f"{layer.std:.3g}"),
+            ("zero", f"{100 * layer.zero_fraction:.1f}%"),
+        ]
         if layer.saturated_fraction is not None:
             stats.append(("saturated", f"{100 * layer.saturated_fraction:.1f}%"))
         for label, value in stats:

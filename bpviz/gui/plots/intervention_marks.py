@@ -4,6 +4,7 @@ One helper for every plot over steps, so "before" and "after" read the same
 everywhere. Lines are made only when the list of interventions grows (or is
 replaced), never on a plain redraw.
 """
+
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -11,7 +12,6 @@ from PySide6 import QtCore
 
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
-
 
 
 class InterventionMarks:
@@ -30,7 +30,7 @@ class InterventionMarks:
             return False
         if marks[: len(self._seen)] != self._seen:
             self.clear()
-        for step, label in marks[len(self._seen):]:
+        for step, label in marks[len(self._seen) :]:
             self.lines.append(self._line(step, label))
         self._seen = marks
         return True
@@ -50,6 +50,12 @@ class InterventionMarks:
         line.setToolTip(f"step {step}: {label}")
         line.setZValue(5)
         if self.labels:
-            pg.InfLineLabel(line, text=label, position=0.9, anchors=[(0, 0.5), (0, 0.5)], color=theme.UNDONE if undo else theme.INTERVENTION)
+            pg.InfLineLabel(
+                line,
+                text=label,
+                position=0.9,
+                anchors=[(0, 0.5), (0, 0.5)],
+                color=theme.UNDONE if undo else theme.INTERVENTION,
+            )
         self.plot.addItem(line, ignoreBounds=True)
         return line

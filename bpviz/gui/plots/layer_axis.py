@@ -1,4 +1,5 @@
 """A bottom axis whose ticks are layer names: abbreviated, slanted, and thinned so they never overlap."""
+
 from __future__ import annotations
 
 import math
@@ -89,6 +90,9 @@ class LayerAxis(pg.AxisItem):
             p.save()
             p.translate(rect.center().x(), top)
             p.rotate(-self.ANGLE)
-            p.drawText(QtCore.QRectF(-width - 2, -height / 2, width + 2, height),
-                       int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter), text)
+            p.drawText(
+                QtCore.QRectF(-width - 2, -height / 2, width + 2, height),
+                int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter),
+                text,
+            )
             p.restore()

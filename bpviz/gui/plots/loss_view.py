@@ -1,4 +1,5 @@
 """The training loss per step, with validation points, on a linear or log scale."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,13 @@ class LossView(PlotView):
         self.plot.setDownsampling(auto=True, mode="peak")  # losses are kept for every step: may be long
         # no legend inside the plot, where it covers the newest points: the header names the marks
         self.curve = self.plot.plot(pen=theme.pen(theme.LOSS, 1.5))
-        self.validation = self.plot.plot(pen=None, symbol="o", symbolSize=8, symbolPen=theme.pen(theme.BACKGROUND, 1),
-                                         symbolBrush=theme.brush(theme.VALIDATION))
+        self.validation = self.plot.plot(
+            pen=None,
+            symbol="o",
+            symbolSize=8,
+            symbolPen=theme.pen(theme.BACKGROUND, 1),
+            symbolBrush=theme.brush(theme.VALIDATION),
+        )
         # validation metrics other than a loss (accuracy) on their own axis, on the right
         self.metric_view = pg.ViewBox()
         self.metric_view.setXLink(self.plot)
@@ -49,9 +55,13 @@ class LossView(PlotView):
         right = self.plot.getAxis("right")
         right.linkToView(self.metric_view)
         theme.style_axis(right)
-        self.metric_points = pg.PlotDataItem(pen=None, symbol="d", symbolSize=9,
-                                             symbolPen=theme.pen(theme.BACKGROUND, 1),
-                                             symbolBrush=theme.brush(theme.METRIC))
+        self.metric_points = pg.PlotDataItem(
+            pen=None,
+            symbol="d",
+            symbolSize=9,
+            symbolPen=theme.pen(theme.BACKGROUND, 1),
+            symbolBrush=theme.brush(theme.METRIC),
+        )
         self.metric_view.addItem(self.metric_points)
         self.metric_name: str | None = None
         self.plot.getViewBox().sigResized.connect(self._fit_metric_view)
@@ -153,9 +163,11 @@ class LossView(PlotView):
         if history is None or not history.losses:
             self.summary.setText(theme.rich("loss: no steps yet", theme.MUTED))
             return
-        text = (theme.rich("━ training loss ", theme.LOSS)
-                + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
-                + theme.rich(f"  at step {history.loss_steps[-1]}", theme.MUTED))
+        text = (
+            theme.rich("━ training loss ", theme.LOSS)
+            + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
+            + theme.rich(f"  at step {history.loss_steps[-1]}", theme.MUTED)
+        )
         for metric, value in self._validation_last.items():
             if metric == self.metric_name:
                 mark, colour, where = "◆", theme.METRIC, " (right axis)"
@@ -163,6 +175,9 @@ class LossView(PlotView):
                 mark, colour, where = "●", theme.VALIDATION, ""
             else:
                 mark, colour, where = "", theme.MUTED, ""
-            text += theme.rich(f"   ·   {mark} validation {metric} ", colour) + theme.rich(
-                f"{value:.4g}", colour, bold=True) + theme.rich(where, theme.MUTED)
+            text += (
+                theme.rich(f"   ·   {mark} validation {metric} ", colour)
+                + theme.rich(f"{value:.4g}", colour, bold=True)
+                + theme.rich(where, theme.MUTED)
+            )
         self.summary.setText(text)

@@ -3,6 +3,7 @@
 Kept apart from the widget and its paint items so the grouping and the
 metrics read (and test) without a scene; the palettes are the theme's.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ class Metric:
 
 def _power_of_ten(log_value: float) -> str:
     """A log10 value as the number it stands for, readably: -9.4 -> "4e-10", 0.0 -> "1"."""
-    return f"{10.0 ** log_value:.1g}"
+    return f"{10.0**log_value:.1g}"
 
 
 def _percent(value: float) -> str:
@@ -65,16 +66,40 @@ def _log(value: float | None) -> float | None:
 
 BAD_SCALE = theme.SCALES["bad"]
 METRICS = {
-    "dead": Metric("dead units %", _dead, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% dead", _percent,
-                   _dead_state, {INACTIVE: (theme.MUTED, "inactive, not dead")}),
-    "grad": Metric("gradient norm (log scale)", lambda l: _log(l.grad_norm), None, min,
-                   theme.SCALES["gradient"],
-                   lambda v: f"‖g‖ {_power_of_ten(v)}", _power_of_ten, gradient_state,
-                   {s: (COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)}),
-    "saturation": Metric("saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% saturated",
-                         _percent),
-    "update": Metric("update ratio ‖ΔW‖/‖W‖ (log scale)", lambda l: _log(l.update_ratio), (-5.0, -1.0), max,
-                     theme.SCALES["update"], lambda v: f"ΔW/W {_power_of_ten(v)}", _power_of_ten),
+    "dead": Metric(
+        "dead units %",
+        _dead,
+        (0.0, 100.0),
+        max,
+        BAD_SCALE,
+        lambda v: f"{v:.0f}% dead",
+        _percent,
+        _dead_state,
+        {INACTIVE: (theme.MUTED, "inactive, not dead")},
+    ),
+    "grad": Metric(
+        "gradient norm (log scale)",
+        lambda l: _log(l.grad_norm),
+        None,
+        min,
+        theme.SCALES["gradient"],
+        lambda v: f"‖g‖ {_power_of_ten(v)}",
+        _power_of_ten,
+        gradient_state,
+        {s: (COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)},
+    ),
+    "saturation": Metric(
+        "saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% saturated", _percent
+    ),
+    "update": Metric(
+        "update ratio ‖ΔW‖/‖W‖ (log scale)",
+        lambda l: _log(l.update_ratio),
+        (-5.0, -1.0),
+        max,
+        theme.SCALES["update"],
+        lambda v: f"ΔW/W {_power_of_ten(v)}",
+        _power_of_ten,
+    ),
 }
 STATE_RANK = (INACTIVE, UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
 

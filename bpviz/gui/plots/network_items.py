@@ -3,6 +3,7 @@
 Items report clicks through the callbacks they are given, so they hold no
 reference to the view that places them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,8 +19,9 @@ NODE_W, NODE_H = 112, 48
 class NodeItem(QtWidgets.QGraphicsItem):
     """One layer, or one collapsed block; painted by hand so marking it is a cheap `update()`."""
 
-    def __init__(self, key: str, title: str, subtitle: str, on_click: Callable[[NodeItem], None],
-                 block: Block | None = None) -> None:
+    def __init__(
+        self, key: str, title: str, subtitle: str, on_click: Callable[[NodeItem], None], block: Block | None = None
+    ) -> None:
         super().__init__()
         self.key, self.title, self.subtitle, self.block = key, title, subtitle, block
         self._on_click = on_click
@@ -74,11 +76,17 @@ class NodeItem(QtWidgets.QGraphicsItem):
         painter.setFont(font)
         painter.setPen(soft)
         small = QtGui.QFontMetrics(font)
-        painter.drawText(QtCore.QRectF(5, 18, NODE_W - 10, 13), QtCore.Qt.AlignmentFlag.AlignLeft,
-                         small.elidedText(self.subtitle, QtCore.Qt.TextElideMode.ElideRight, NODE_W - 10))
+        painter.drawText(
+            QtCore.QRectF(5, 18, NODE_W - 10, 13),
+            QtCore.Qt.AlignmentFlag.AlignLeft,
+            small.elidedText(self.subtitle, QtCore.Qt.TextElideMode.ElideRight, NODE_W - 10),
+        )
         painter.setPen(ink)
-        painter.drawText(QtCore.QRectF(5, 30, NODE_W - 10, 13), QtCore.Qt.AlignmentFlag.AlignLeft,
-                         small.elidedText(self.value_text, QtCore.Qt.TextElideMode.ElideRight, NODE_W - 10))
+        painter.drawText(
+            QtCore.QRectF(5, 30, NODE_W - 10, 13),
+            QtCore.Qt.AlignmentFlag.AlignLeft,
+            small.elidedText(self.value_text, QtCore.Qt.TextElideMode.ElideRight, NODE_W - 10),
+        )
 
     def mousePressEvent(self, event) -> None:
         if event.button() == QtCore.Qt.MouseButton.LeftButton:
@@ -136,8 +144,14 @@ class Legend(QtWidgets.QWidget):
         for i, c in enumerate(self.colours):
             gradient.setColorAt(i / max(len(self.colours) - 1, 1), QtGui.QColor(c))
         painter.setPen(QtGui.QColor(theme.FOREGROUND))
-        painter.drawText(QtCore.QRectF(0, 0, lo_w - 4, 22), QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignRight, self.lo_text)
-        painter.drawText(QtCore.QRectF(bar.right() + 4, 0, hi_w, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, self.hi_text)
+        painter.drawText(
+            QtCore.QRectF(0, 0, lo_w - 4, 22),
+            QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignRight,
+            self.lo_text,
+        )
+        painter.drawText(
+            QtCore.QRectF(bar.right() + 4, 0, hi_w, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, self.hi_text
+        )
         painter.setPen(QtCore.Qt.PenStyle.NoPen)
         painter.setBrush(gradient)
         painter.drawRoundedRect(bar, 3, 3)
@@ -149,5 +163,7 @@ class Legend(QtWidgets.QWidget):
             painter.drawRoundedRect(swatch, 2, 2)
             painter.setPen(QtGui.QColor(theme.MUTED))
             width = metrics.horizontalAdvance(label) + 8
-            painter.drawText(QtCore.QRectF(swatch.right() + 4, 0, width, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, label)
+            painter.drawText(
+                QtCore.QRectF(swatch.right() + 4, 0, width, 22), QtCore.Qt.AlignmentFlag.AlignVCenter, label
+            )
             x = swatch.right() + 4 + width + 4

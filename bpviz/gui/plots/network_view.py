@@ -6,6 +6,7 @@ single node when clicked, so a few hundred layers stay readable. The scene
 is built once per graph (or per collapse and resize); a new step only
 recolours nodes, and a pause only re-marks them.
 """
+
 from __future__ import annotations
 
 import math
@@ -228,9 +229,13 @@ class NetworkView(PlotView):
                 rows = math.ceil(n / capacity)
                 width = min(n, capacity) * (NODE_W + H_GAP) - H_GAP + 2 * PAD
                 height = HEADER + rows * NODE_H + (rows - 1) * ROW_GAP + PAD
-                self.scene.addItem(BlockFrame(entry, QtCore.QRectF(x - PAD, y - HEADER, width, height), self.toggle_block))
+                self.scene.addItem(
+                    BlockFrame(entry, QtCore.QRectF(x - PAD, y - HEADER, width, height), self.toggle_block)
+                )
                 for i, name in enumerate(entry.members):
-                    self._add_node(name, x + (i % capacity) * (NODE_W + H_GAP), y + (i // capacity) * (NODE_H + ROW_GAP))
+                    self._add_node(
+                        name, x + (i % capacity) * (NODE_W + H_GAP), y + (i // capacity) * (NODE_H + ROW_GAP)
+                    )
                 if rows == 1:
                     x += n * (NODE_W + H_GAP)
                     in_row += n
@@ -240,8 +245,12 @@ class NetworkView(PlotView):
             if in_row >= capacity:
                 x, y, in_row = 0.0, y + NODE_H + ROW_GAP, 0
             if isinstance(entry, Block):
-                item = NodeItem(entry.label, f"▸ {entry.label}", f"block of {len(entry.members)} layers", self.node_clicked, entry)
-                item.setToolTip(f"{entry.label}: {len(entry.members)} layers — click to expand\n" + ", ".join(entry.members[:12]))
+                item = NodeItem(
+                    entry.label, f"▸ {entry.label}", f"block of {len(entry.members)} layers", self.node_clicked, entry
+                )
+                item.setToolTip(
+                    f"{entry.label}: {len(entry.members)} layers — click to expand\n" + ", ".join(entry.members[:12])
+                )
                 item.setPos(x, y)
                 self.scene.addItem(item)
                 self.items[entry.label] = item
@@ -284,7 +293,10 @@ class NetworkView(PlotView):
         pa, pb = a.pos(), b.pos()
         path = QtGui.QPainterPath()
         if abs(pa.y() - pb.y()) < 1:  # same row: straight to the next node, an arc over skipped ones
-            start, end = QtCore.QPointF(pa.x() + NODE_W, pa.y() + NODE_H / 2), QtCore.QPointF(pb.x(), pb.y() + NODE_H / 2)
+            start, end = (
+                QtCore.QPointF(pa.x() + NODE_W, pa.y() + NODE_H / 2),
+                QtCore.QPointF(pb.x(), pb.y() + NODE_H / 2),
+            )
             if pb.x() - pa.x() <= NODE_W + H_GAP + 1:
                 path.moveTo(start)
                 path.lineTo(end)
@@ -296,7 +308,10 @@ class NetworkView(PlotView):
                 path.cubicTo(start + QtCore.QPointF(0, -lift), end + QtCore.QPointF(0, -lift), end)
                 return path
         else:  # another row: from the bottom of one to the top of the other
-            start, end = QtCore.QPointF(pa.x() + NODE_W / 2, pa.y() + NODE_H), QtCore.QPointF(pb.x() + NODE_W / 2, pb.y())
+            start, end = (
+                QtCore.QPointF(pa.x() + NODE_W / 2, pa.y() + NODE_H),
+                QtCore.QPointF(pb.x() + NODE_W / 2, pb.y()),
+            )
             bend = max((end.y() - start.y()) / 2, 12)
             path.moveTo(start)
             path.cubicTo(start + QtCore.QPointF(0, bend), end - QtCore.QPointF(0, bend), end)
@@ -362,7 +377,9 @@ class NetworkView(PlotView):
 
     def _set_status(self) -> None:
         if not self.names:
-            self.status.setText(theme.rich("The layers appear after the first step (or as Step Into reaches them).", theme.MUTED))
+            self.status.setText(
+                theme.rich("The layers appear after the first step (or as Step Into reaches them).", theme.MUTED)
+            )
             return
         blocks = sum(1 for e in self.blocks.values() if not e)
         text = theme.rich(f"{len(self.names)} layers", theme.FOREGROUND, bold=True)

@@ -5,6 +5,7 @@ growing layer); a heatmap over time needs one y axis for every column. Each
 row's counts are spread over the common bins in proportion to overlap (linear
 within a bin), so every row keeps its mass and its mass stays where it was.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Faint context curves: one scalar per step for a handful of layers spread from input to output."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Steps are counted, never fractional; pyqtgraph labels 0.5, 1.5, … when only a
 few steps are shown, which reads as if half steps existed.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,11 @@ class StepAxis(pg.AxisItem):
         super().__init__(orientation)
 
     def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802
-        levels = [(spacing, [v for v in values if float(v).is_integer()])
-                  for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1]
+        levels = [
+            (spacing, [v for v in values if float(v).is_integer()])
+            for spacing, values in super().tickValues(minVal, maxVal, size)
+            if spacing >= 1
+        ]
         levels = [(spacing, values) for spacing, values in levels if values]
         if levels:
             return levels

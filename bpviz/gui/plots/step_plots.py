@@ -3,6 +3,7 @@
 Drawn from a PhaseEvent (one pause), not from History, so they are not
 PlotViews; the panel around them says what they show.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,5 +69,7 @@ class UpdateRatioBars:
         self.axis.setTicks([[(float(i), name) for i, name in enumerate(names)]])
         self.plot.setYRange(-0.6, max(len(items), 1) - 0.4, padding=0)
         self.plot.setXRange(low, float(max(logs.max(), -1.0)) if len(logs) else 0.0, padding=0.05)
-        self.axis.setWidth(min(max((max((len(n) for n in names), default=4)) * 7, 50), 110))  # about a third of the Step dock: long names must not widen it
+        self.axis.setWidth(
+            min(max((max((len(n) for n in names), default=4)) * 7, 50), 110)
+        )  # about a third of the Step dock: long names must not widen it
         return float(np.median([v for _, v in items])) if items else float("nan")

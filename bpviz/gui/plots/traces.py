@@ -6,9 +6,10 @@ too slow at screen rate with hundreds of layers and thousands of steps. A
 refresh, reads only the records newer than the last one it saw; when the
 history was replaced or restarted (a Reset: steps begin again at 0) it rebuilds.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class RollingBuffer:
     @property
     def data(self) -> np.ndarray:
         """A view of the kept rows, oldest first."""
-        return self._store[self._start:self._end]
+        return self._store[self._start : self._end]
 
     def clear(self) -> None:
         self._start = self._end = 0
@@ -53,14 +54,14 @@ class RollingBuffer:
         if n == 0:
             return
         if n >= self.capacity:
-            self._store[: self.capacity] = rows[-self.capacity:]
+            self._store[: self.capacity] = rows[-self.capacity :]
             self._start, self._end = 0, self.capacity
             return
         if self._end + n > len(self._store):
             keep = min(len(self), self.capacity - n)
-            self._store[:keep] = self._store[self._end - keep:self._end]
+            self._store[:keep] = self._store[self._end - keep : self._end]
             self._start, self._end = 0, keep
-        self._store[self._end:self._end + n] = rows
+        self._store[self._end : self._end + n] = rows
         self._end += n
         if len(self) > self.capacity:
             self._start = self._end - self.capacity

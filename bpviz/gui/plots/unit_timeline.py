@@ -3,6 +3,7 @@
 The dead-units view marks the units dead now (right of the newest step), the
 workbench marks where each dead unit died; both draw the activity the same way.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -12,6 +12,7 @@ and the worker, not the window.
 Pauses are answered through the gate directly (resume/abort are
 thread-safe and must not wait behind the paused worker's event loop).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -103,18 +104,32 @@ class TrainingController(QObject):
             self.worker = w = TrainingWorker()
             w.moveToThread(self.thread)
         for command, slot in (
-            (self._load, w.load), (self._step, w.step), (self._step_into, w.step_into), (self._run, w.run),
-            (self._validate, w.validate), (self._remedy, w.apply_remedy), (self._undo, w.undo_remedy),
-            (self._inspect, w.inspect_units), (self._close, w.close),
+            (self._load, w.load),
+            (self._step, w.step),
+            (self._step_into, w.step_into),
+            (self._run, w.run),
+            (self._validate, w.validate),
+            (self._remedy, w.apply_remedy),
+            (self._undo, w.undo_remedy),
+            (self._inspect, w.inspect_units),
+            (self._close, w.close),
         ):
             command.connect(slot, QUEUED)
         for answer, slot in (
-            (w.loaded, self._on_loaded), (w.load_failed, self._on_load_failed), (w.failed, self._on_failed),
-            (w.event, self._on_event), (w.remedy_failed, self._on_remedy_failed), (w.run_started, self._on_run_started),
-            (w.progress, self.progress), (w.run_finished, self._on_run_finished),
-            (w.step_aborted, self._on_step_aborted), (w.paused, self._on_paused),
-            (w.breakpoint_hit, self._on_breakpoint_hit), (w.graph_changed, self.graph_changed),
-            (w.units_inspected, self.units_inspected), (w.hyperparameters, self.hyperparameters),
+            (w.loaded, self._on_loaded),
+            (w.load_failed, self._on_load_failed),
+            (w.failed, self._on_failed),
+            (w.event, self._on_event),
+            (w.remedy_failed, self._on_remedy_failed),
+            (w.run_started, self._on_run_started),
+            (w.progress, self.progress),
+            (w.run_finished, self._on_run_finished),
+            (w.step_aborted, self._on_step_aborted),
+            (w.paused, self._on_paused),
+            (w.breakpoint_hit, self._on_breakpoint_hit),
+            (w.graph_changed, self.graph_changed),
+            (w.units_inspected, self.units_inspected),
+            (w.hyperparameters, self.hyperparameters),
         ):
             answer.connect(slot, QUEUED)
         if self.thread is not None:

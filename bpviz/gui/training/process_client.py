@@ -10,6 +10,7 @@ and a load that hangs is simply killed when another file is opened.
 When the current child dies (any exit code, any signal) `died` carries what
 happened, where: "the experiment process exited with code 3 at step 3".
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -66,9 +67,16 @@ def experiment_context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     # torch._dynamo (with sympy) and the data and profiler packages are imported lazily by an optimizer's first
     # use and by the recorder: preloaded, a load in a fresh child takes milliseconds instead of seconds.
-    context.set_forkserver_preload(["torch._dynamo", "torch.utils.data", "torch.profiler",
-                                    "bpviz.engine.session.child", "bpviz.engine.session.stepper",
-                                    "bpviz.engine.load.experiment"])
+    context.set_forkserver_preload(
+        [
+            "torch._dynamo",
+            "torch.utils.data",
+            "torch.profiler",
+            "bpviz.engine.session.child",
+            "bpviz.engine.session.stepper",
+            "bpviz.engine.load.experiment",
+        ]
+    )
     return context
 
 
@@ -86,8 +94,7 @@ def death(child: Child) -> UserCodeError:
     else:
         what = f"The experiment process exited with code {code} {where}"
         why = f"exit code {code}"
-    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again",
-                         layer=child.layer)
+    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=child.layer)
 
 
 class ProcessClient(QObject):

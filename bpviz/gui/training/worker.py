@@ -8,6 +8,7 @@ directly: `TrainingController` takes them in on the GUI thread (a callable
 connected to a signal of this object would run on the training thread, and
 a widget touched from there crashes Qt).
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal, Slot

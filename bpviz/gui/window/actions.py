@@ -5,6 +5,7 @@ click and a toolbar click are one code path, and enabling one enables all.
 Menus and the toolbar are declared here in their order, and `set_state` is
 the one place that decides which actions are enabled.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -41,54 +42,116 @@ class WindowActions:
 
         w = window
         # File
-        self.open = make("&Open…", w.open_dialog, QKeySequence.StandardKey.Open, sp.SP_DialogOpenButton,
-                         "Open an experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)")
-        self.load_weights = make("Load &weights…", lambda: weights_files.ask_and_load(w), None, None,
-                                 "Load a state dict (torch.save(model.state_dict(), path)) into the open experiment")
-        self.compare = make("Compare &With…", w.compare_dialog, None, None,
-                            "Overlay a second recorded run: its loss, gradient flow and histograms, and where the two diverge")
-        self.save_run = make("&Save Run As…", w.save_run_dialog, QKeySequence.StandardKey.SaveAs, None,
-                             "Keep a copy of the run shown (every step recorded so far) where you choose")
+        self.open = make(
+            "&Open…",
+            w.open_dialog,
+            QKeySequence.StandardKey.Open,
+            sp.SP_DialogOpenButton,
+            "Open an experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)",
+        )
+        self.load_weights = make(
+            "Load &weights…",
+            lambda: weights_files.ask_and_load(w),
+            None,
+            None,
+            "Load a state dict (torch.save(model.state_dict(), path)) into the open experiment",
+        )
+        self.compare = make(
+            "Compare &With…",
+            w.compare_dialog,
+            None,
+            None,
+            "Overlay a second recorded run: its loss, gradient flow and histograms, and where the two diverge",
+        )
+        self.save_run = make(
+            "&Save Run As…",
+            w.save_run_dialog,
+            QKeySequence.StandardKey.SaveAs,
+            None,
+            "Keep a copy of the run shown (every step recorded so far) where you choose",
+        )
         self.clear_recent = make("Clear recent files", w.clear_recent)
         self.quit = make("&Quit", w.close, QKeySequence.StandardKey.Quit)
         # Edit
-        self.copy_csv = make("&Copy table as CSV", w.copy_table_csv, "Ctrl+Shift+C", None,
-                             "Copy the layer table to the clipboard as CSV")
+        self.copy_csv = make(
+            "&Copy table as CSV", w.copy_table_csv, "Ctrl+Shift+C", None, "Copy the layer table to the clipboard as CSV"
+        )
         self.save_csv = make("Save table as CSV…", w.save_table_csv, None, None, "Save the layer table as a CSV file")
         # View
-        self.reset_layout = make("Reset &layout", w.reset_layout, None, None,
-                                 "Put every panel back where it fits this screen, at its default size")
-        self.export_plots = make("&Export plots…", w.export_plots, "Ctrl+E", None,
-                                 "Save every plot as PNG and SVG in a folder")
+        self.reset_layout = make(
+            "Reset &layout",
+            w.reset_layout,
+            None,
+            None,
+            "Put every panel back where it fits this screen, at its default size",
+        )
+        self.export_plots = make(
+            "&Export plots…", w.export_plots, "Ctrl+E", None, "Save every plot as PNG and SVG in a folder"
+        )
         # Train
-        self.step = make("Step &Over", w.step, Qt.Key.Key_F10, sp.SP_MediaSkipForward,
-                         "One whole training step; when paused inside a step, finish it")
+        self.step = make(
+            "Step &Over",
+            w.step,
+            Qt.Key.Key_F10,
+            sp.SP_MediaSkipForward,
+            "One whole training step; when paused inside a step, finish it",
+        )
         self.run = make("&Run", w.run, Qt.Key.Key_F5, sp.SP_MediaPlay, "Train until paused")
-        self.pause = make("&Pause", w.pause, Qt.Key.Key_F6, sp.SP_MediaPause,
-                          "Pause a run after its step; stop a paused step (nothing of it is kept)")
-        self.run_n = make("Run &N steps", w.run_n, "Ctrl+F5", sp.SP_MediaSeekForward, "Train the number of steps in the box")
-        self.validate = make("&Validate", w.validate, "Ctrl+Shift+V", sp.SP_DialogApplyButton,
-                             "Run the experiment's validation now")
-        self.reset = make("Rese&t", w.reset, "Ctrl+R", sp.SP_BrowserReload,
-                          "Rebuild the model from its file with the same seed")
+        self.pause = make(
+            "&Pause",
+            w.pause,
+            Qt.Key.Key_F6,
+            sp.SP_MediaPause,
+            "Pause a run after its step; stop a paused step (nothing of it is kept)",
+        )
+        self.run_n = make(
+            "Run &N steps", w.run_n, "Ctrl+F5", sp.SP_MediaSeekForward, "Train the number of steps in the box"
+        )
+        self.validate = make(
+            "&Validate", w.validate, "Ctrl+Shift+V", sp.SP_DialogApplyButton, "Run the experiment's validation now"
+        )
+        self.reset = make(
+            "Rese&t", w.reset, "Ctrl+R", sp.SP_BrowserReload, "Rebuild the model from its file with the same seed"
+        )
         # Debug
-        self.step_into = make("Step &Into", w.step_into, Qt.Key.Key_F11, sp.SP_ArrowDown,
-                              "Pause inside the step: at each layer forward, the loss, each layer backward, the update")
-        self.step_out = make("Step O&ut", w.step_out, "Shift+F11", sp.SP_ArrowUp, "Finish the current phase of the paused step")
+        self.step_into = make(
+            "Step &Into",
+            w.step_into,
+            Qt.Key.Key_F11,
+            sp.SP_ArrowDown,
+            "Pause inside the step: at each layer forward, the loss, each layer backward, the update",
+        )
+        self.step_out = make(
+            "Step O&ut", w.step_out, "Shift+F11", sp.SP_ArrowUp, "Finish the current phase of the paused step"
+        )
         # Timeline (a recording)
-        self.back = make("Back one step", lambda: w.timeline.move(-1), ",", None,
-                         "Show the recorded run one step earlier")
-        self.forward = make("Forward one step", lambda: w.timeline.move(1), ".", None,
-                            "Show the recorded run one step later")
-        self.live = make("&Live", w.timeline.go_live, Qt.Key.Key_End, None, "Back to the latest step, following new ones")
+        self.back = make(
+            "Back one step", lambda: w.timeline.move(-1), ",", None, "Show the recorded run one step earlier"
+        )
+        self.forward = make(
+            "Forward one step", lambda: w.timeline.move(1), ".", None, "Show the recorded run one step later"
+        )
+        self.live = make(
+            "&Live", w.timeline.go_live, Qt.Key.Key_End, None, "Back to the latest step, following new ones"
+        )
         self.back.setShortcuts([QKeySequence(","), QKeySequence(Qt.Key.Key_Left)])
         self.forward.setShortcuts([QKeySequence("."), QKeySequence(Qt.Key.Key_Right)])
         self.timeline_actions = [self.back, self.forward, self.live]
         # Help
-        self.shortcuts = make("&Keyboard shortcuts", lambda: help_pages.show_shortcuts(w),
-                              QKeySequence.StandardKey.HelpContents, None, "Every key the window knows")
-        self.how_to_read = make("&How to read these plots", lambda: help_pages.show_how_to_read(w), None, None,
-                                "What each plot shows and what a problem looks like in it")
+        self.shortcuts = make(
+            "&Keyboard shortcuts",
+            lambda: help_pages.show_shortcuts(w),
+            QKeySequence.StandardKey.HelpContents,
+            None,
+            "Every key the window knows",
+        )
+        self.how_to_read = make(
+            "&How to read these plots",
+            lambda: help_pages.show_how_to_read(w),
+            None,
+            None,
+            "What each plot shows and what a problem looks like in it",
+        )
         self.about = make("&About bpviz", w.about)
 
         self.steps_box = QSpinBox()

@@ -5,6 +5,7 @@ threads or files. The window's redraw clock feeds it a run's state through
 `begin_cycle` and draws the parts it names; its plots are registered in the
 window's PlotRegistry, which draws them.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,7 +38,6 @@ from bpviz.gui.plots.histogram_view import HistogramView
 from bpviz.gui.plots.loss_view import LossView
 
 TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
-
 
 
 def worst_layer(findings: list[Finding]) -> str | None:
@@ -169,7 +169,13 @@ class DebuggerPage(QWidget):
 
     def splitters(self) -> list[QSplitter]:
         """The splitters whose positions the window remembers."""
-        return [self.main_splitter, self.right_splitter, self.views_splitter, self.side_splitter, self.findings_panel.splitter]
+        return [
+            self.main_splitter,
+            self.right_splitter,
+            self.views_splitter,
+            self.side_splitter,
+            self.findings_panel.splitter,
+        ]
 
     # --- data ---
     def clear(self) -> None:
@@ -272,7 +278,9 @@ class DebuggerPage(QWidget):
     def select_worst(self) -> str | None:
         """Select the worst finding (and so its layer): what a screenshot or a first look should show."""
         name = worst_layer(self.findings)
-        ranked = sorted((f for f in self.findings if f.layer == name), key=lambda f: (not f.active, -severity_rank(f.severity)))
+        ranked = sorted(
+            (f for f in self.findings if f.layer == name), key=lambda f: (not f.active, -severity_rank(f.severity))
+        )
         if ranked:
             self.findings_panel.select(ranked[0].key)
         self.select_layer(name)

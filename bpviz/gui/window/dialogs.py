@@ -4,6 +4,7 @@ The window never calls QFileDialog/QMessageBox/QInputDialog directly; it asks
 its `Dialogs`, so a test passes a subclass with canned answers and no modal
 loop ever blocks.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,10 @@ from bpviz.engine.load.shapes import parse_shape
 from bpviz.gui.window.trust import TrustChoice, ask_to_run
 
 WEIGHTS_FILTER = "State dicts (*.pt *.pth);;All files (*)"
-OPEN_FILTER = ("Experiments, models and runs (*.py *.pt *.pth *.bpviz);;Experiment files (*.py);;"
-               "Saved whole models (*.pt *.pth);;Recorded runs (*.bpviz);;All files (*)")
+OPEN_FILTER = (
+    "Experiments, models and runs (*.py *.pt *.pth *.bpviz);;Experiment files (*.py);;"
+    "Saved whole models (*.pt *.pth);;Recorded runs (*.bpviz);;All files (*)"
+)
 
 
 class Dialogs:
@@ -40,10 +43,13 @@ class Dialogs:
     def confirm_weights(self, parent: QWidget, weights: Path, experiment: Path) -> bool:
         """A state dict was opened while an experiment is open: load it into that experiment?"""
         answer = QMessageBox.question(
-            parent, "Load weights?",
+            parent,
+            "Load weights?",
             f"{weights.name} holds weights (a state dict), not a model.\n\n"
             f"Load them into the open experiment, {experiment.name}? It is rebuilt with these weights.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Yes,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def choose_directory(self, parent: QWidget, caption: str, directory: str) -> Path | None:
@@ -87,7 +93,9 @@ class Dialogs:
             shape = parse_shape(text)
             if shape is not None:
                 return shape
-            QMessageBox.warning(parent, "Input shape", f"{text!r} is not a shape: write whole numbers separated by commas.")
+            QMessageBox.warning(
+                parent, "Input shape", f"{text!r} is not a shape: write whole numbers separated by commas."
+            )
 
     def ask_steps(self, parent: QWidget, current: int) -> int | None:
         """How many steps Run N should take."""

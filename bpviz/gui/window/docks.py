@@ -7,6 +7,7 @@ the GUI thread. It tells the window when its state changed through its own
 signal; it knows no window class. The actions that drive the
 debugger (Step Into, Step Out) live with every other action in actions.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,17 @@ class DebugDocks(QObject):
     state_changed = Signal()  # what is enabled may have changed
     continue_requested = Signal(int)  # the workbench's "Continue N steps"
 
-    def __init__(self, host: QMainWindow, status: QStatusBar, controller: TrainingController, page: DebuggerPage,
-                 plots: PlotRegistry, settings: Settings, panels_menu: QMenu, viewed: Callable[[], RunView]) -> None:
+    def __init__(
+        self,
+        host: QMainWindow,
+        status: QStatusBar,
+        controller: TrainingController,
+        page: DebuggerPage,
+        plots: PlotRegistry,
+        settings: Settings,
+        panels_menu: QMenu,
+        viewed: Callable[[], RunView],
+    ) -> None:
         super().__init__(host)
         self.host = host
         self.status = status
@@ -97,8 +107,11 @@ class DebugDocks(QObject):
                 d.setWidget(area_widget)
             else:
                 d.setWidget(widget)
-            d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            d.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            )
             w.addDockWidget(area, d)
             self.panels_menu.addAction(d.toggleViewAction())
             return d
@@ -110,7 +123,13 @@ class DebugDocks(QObject):
         self.breakpoints_dock = dock("Breakpoints", "breakpointsDock", self.breakpoints, right)
         self.hyperparams_dock = dock("Hyperparameters", "hyperparamsDock", self.hyperparams, right)
         # where they go, tabbed and sized, is the window layout's choice (roomy or compact): gui.window.layout
-        self.docks = [self.network_dock, self.workbench_dock, self.step_dock, self.breakpoints_dock, self.hyperparams_dock]
+        self.docks = [
+            self.network_dock,
+            self.workbench_dock,
+            self.step_dock,
+            self.breakpoints_dock,
+            self.hyperparams_dock,
+        ]
 
     def _connect(self) -> None:
         c = self.controller
@@ -200,7 +219,9 @@ class DebugDocks(QObject):
         where = f" at {event.layer}" if event.layer else ""
         self._show_sticky(
             f"Paused in step {event.step}: {event.phase}{where}.   F11 next · Shift+F11 finish phase · "
-            f"F10 finish step · F5 continue · F6 stop", None)
+            f"F10 finish step · F5 continue · F6 stop",
+            None,
+        )
         self.state_changed.emit()
 
     def _on_aborted(self) -> None:

@@ -3,6 +3,7 @@
 It shows `UserCodeError.summary()` (what, file:line, layer, why); "Details"
 unfolds the full traceback. The rest of the window stays usable underneath.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt

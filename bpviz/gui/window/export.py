@@ -3,6 +3,7 @@
 SVG is drawn with Qt's own QSvgGenerator: pyqtgraph's SVGExporter breaks with
 recent Qt versions (pyqtgraph issue #3485).
 """
+
 from __future__ import annotations
 
 import re
@@ -142,12 +143,18 @@ def _paint_figure(painter: QtGui.QPainter, widget: QtWidgets.QWidget, title: str
     font.setBold(True)
     painter.setFont(font)
     painter.setPen(QtGui.QColor(theme.FOREGROUND))
-    painter.drawText(QtCore.QRect(16, 0, full.width() - 32, TITLE_HEIGHT),
-                     QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, title)
+    painter.drawText(
+        QtCore.QRect(16, 0, full.width() - 32, TITLE_HEIGHT),
+        QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft,
+        title,
+    )
     if isinstance(widget, pg.GraphicsView):  # the scene at 1:1: a hidden view's viewport keeps its old size
         plot = widget.centralWidget
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-        widget.scene().render(painter, QtCore.QRectF(0, TITLE_HEIGHT, full.width(), full.height() - TITLE_HEIGHT),
-                              plot.sceneBoundingRect())
+        widget.scene().render(
+            painter,
+            QtCore.QRectF(0, TITLE_HEIGHT, full.width(), full.height() - TITLE_HEIGHT),
+            plot.sceneBoundingRect(),
+        )
     else:  # QWidget.render, not QGraphicsView.render (a PlotWidget's own render draws only the scene)
         QtWidgets.QWidget.render(widget, painter, QtCore.QPoint(0, TITLE_HEIGHT))

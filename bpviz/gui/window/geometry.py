@@ -9,6 +9,7 @@ geometry is clamped into that area the same way. Restoring goes through
 is the frame's corner on some window managers and the client's on others:
 moving to it shifts the window by the title bar's height on every restart.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QMargins, QRect, QSize
@@ -23,14 +24,22 @@ FRAME_ALLOWANCE = QMargins(2, 30, 2, 2)
 def available_geometry(window: QWidget) -> QRect:
     """The usable area of the screen the window is on (the primary screen before it is shown)."""
     screen = window.screen() or QGuiApplication.primaryScreen()
-    return screen.availableGeometry() if screen is not None else QRect(0, 0, PREFERRED_SIZE.width(), PREFERRED_SIZE.height())
+    return (
+        screen.availableGeometry()
+        if screen is not None
+        else QRect(0, 0, PREFERRED_SIZE.width(), PREFERRED_SIZE.height())
+    )
 
 
 def frame_margins(window: QWidget) -> QMargins:
     """The frame around the client area: the real one once shown, a usual title bar's before."""
     frame, inner = window.frameGeometry(), window.geometry()
-    real = QMargins(inner.left() - frame.left(), inner.top() - frame.top(),
-                    frame.right() - inner.right(), frame.bottom() - inner.bottom())
+    real = QMargins(
+        inner.left() - frame.left(),
+        inner.top() - frame.top(),
+        frame.right() - inner.right(),
+        frame.bottom() - inner.bottom(),
+    )
     return real if window.isVisible() and real.top() > 0 else FRAME_ALLOWANCE
 
 

@@ -3,6 +3,7 @@
 The shortcut list is read from the window's own actions, so it cannot drift from
 what the keys really do.
 """
+
 from __future__ import annotations
 
 import platform
@@ -45,8 +46,10 @@ def shortcuts(window: QMainWindow) -> list[tuple[str, str]]:
 
 
 def shortcuts_html(window: QMainWindow) -> str:
-    cells = "".join(f"<tr><td style='padding:2px 18px 2px 0'>{name}</td><td><b>{keys}</b></td></tr>"
-                    for name, keys in shortcuts(window))
+    cells = "".join(
+        f"<tr><td style='padding:2px 18px 2px 0'>{name}</td><td><b>{keys}</b></td></tr>"
+        for name, keys in shortcuts(window)
+    )
     return f"<h3>Keyboard shortcuts</h3><table>{cells}</table>"
 
 
@@ -55,9 +58,11 @@ def about_html() -> str:
     import PySide6
     import torch
 
-    return (f"<b>bpviz {bpviz.__version__}</b><br>A visual backpropagation debugger for PyTorch.<br><br>"
-            f"Python {platform.python_version()} · torch {torch.__version__} · PySide6 {PySide6.__version__}"
-            f" · pyqtgraph {pyqtgraph.__version__}<br><br>Without a window: <tt>bpviz check FILE</tt>")
+    return (
+        f"<b>bpviz {bpviz.__version__}</b><br>A visual backpropagation debugger for PyTorch.<br><br>"
+        f"Python {platform.python_version()} · torch {torch.__version__} · PySide6 {PySide6.__version__}"
+        f" · pyqtgraph {pyqtgraph.__version__}<br><br>Without a window: <tt>bpviz check FILE</tt>"
+    )
 
 
 def show_page(window: QMainWindow, title: str, html: str) -> QDialog:

@@ -5,6 +5,7 @@ by side) leaves each plot a sliver. The compact one keeps every plot readable:
 the docks share one tabbed column on the right, and the gradient flow and the
 loss become tabs next to the activations, each with the whole plot area.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
@@ -62,7 +63,13 @@ def _arrange_docks(window: QMainWindow, compact: bool) -> None:
     # compact: five tabs in one narrow column; along its side each tab keeps its whole title, as in an IDE's side bar
     window.setTabPosition(right, QTabWidget.TabPosition.East if compact else QTabWidget.TabPosition.North)
     if compact:
-        order = [tools.network_dock, tools.step_dock, tools.workbench_dock, tools.breakpoints_dock, tools.hyperparams_dock]
+        order = [
+            tools.network_dock,
+            tools.step_dock,
+            tools.workbench_dock,
+            tools.breakpoints_dock,
+            tools.hyperparams_dock,
+        ]
         for dock in order:
             window.addDockWidget(right, dock)
         for dock in order[1:]:

@@ -7,6 +7,7 @@ timeline scrubs. The window reacts to the
 controller's signals (all emitted on the GUI thread) and redraws through
 the RedrawClock; it never writes run state itself.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,10 +20,10 @@ from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
+from bpviz.engine.record.history import History
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.save_copy import save_copy
 from bpviz.engine.session.events import RunView
-from bpviz.engine.record.history import History
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.plots.base import PlotRegistry
@@ -67,8 +68,14 @@ class MainWindow(QMainWindow):
     run_finished = Signal(str)  # "done" | "stopped" | "failed"
     redrawn = Signal(int)  # step now shown by the table and the visible plots (the clock's, forwarded)
 
-    def __init__(self, settings: Settings | None = None, dialogs: Dialogs | None = None,
-                 icon: QIcon | None = None, remember_layout: bool = True, child_process: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        dialogs: Dialogs | None = None,
+        icon: QIcon | None = None,
+        remember_layout: bool = True,
+        child_process: bool = False,
+    ) -> None:
         super().__init__()
         self.settings = settings if settings is not None else Settings()
         self.dialogs = dialogs if dialogs is not None else Dialogs()
@@ -108,8 +115,16 @@ class MainWindow(QMainWindow):
         self.actions_.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
         self._connect_controller()  # before the docks: the window takes each answer in first
-        self.docks = DebugDocks(self, self.statusBar(), self.controller, self.page, self.plots, self.settings,
-                                self.actions_.panels_menu, lambda: self.viewed)
+        self.docks = DebugDocks(
+            self,
+            self.statusBar(),
+            self.controller,
+            self.page,
+            self.plots,
+            self.settings,
+            self.actions_.panels_menu,
+            lambda: self.viewed,
+        )
         self.docks.state_changed.connect(self.update_actions)
         self.docks.continue_requested.connect(self.run_n)
         self.stack.currentChanged.connect(lambda _i: self.docks.show_docks(self.stack.currentWidget() is self.page))
@@ -177,9 +192,19 @@ class MainWindow(QMainWindow):
             self.settings.set_last_directory(path.parent)
             self.open_path(path)
 
-    def open_path(self, path: str | Path, *, trust: bool | None = None, input_shape: tuple[int, ...] | None = None,
-                  weights: str | None = None, seed: int = 0) -> bool:
-        """Load `path` on the worker; a .py not yet trusted and a .pt ask first (trust, input shape). False when declined."""
+    def open_path(
+        self,
+        path: str | Path,
+        *,
+        trust: bool | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        weights: str | None = None,
+        seed: int = 0,
+    ) -> bool:
+        """Load `path` on the worker; False when declined.
+
+        A .py not yet trusted and a .pt ask first (trust, input shape).
+        """
         path = Path(path)
         if path.suffix.lower() == RUN_SUFFIX:
             return self.open_recording(path)
@@ -196,15 +221,19 @@ class MainWindow(QMainWindow):
                 input_shape = self.dialogs.ask_input_shape(self, path)
                 if input_shape is None:
                     return False
-        request = LoadRequest(path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed,
-                              record=runs_folder())
+        request = LoadRequest(
+            path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed, record=runs_folder()
+        )
         self.statusBar().showMessage(f"Loading {path.name}…")
         self.controller.load(request)
         self.update_actions()
         return True
 
     def open_recording(self, path: str | Path) -> bool:
-        """Show the run file `path` read-only (followed while its writer records); False, with the error panel, when unreadable."""
+        """Show the run file `path` read-only, followed while its writer records.
+
+        False, with the error panel, when it cannot be read.
+        """
         path = Path(path)
         try:
             recording = Recording(path, self.timeline, self)
@@ -230,9 +259,10 @@ class MainWindow(QMainWindow):
         return True
 
     def save_run_dialog(self) -> Path | None:
-        """File > Save Run As…: a copy of the run shown (the recording, or the one being trained) where the user says."""
-        path = self.dialogs.save_file(self, "Save run as", f"{self.settings.last_directory()}/run.bpviz",
-                                      "bpviz runs (*.bpviz)")
+        """File > Save Run As…: a copy of the run shown (the recording, or the one trained) where the user says."""
+        path = self.dialogs.save_file(
+            self, "Save run as", f"{self.settings.last_directory()}/run.bpviz", "bpviz runs (*.bpviz)"
+        )
         return self.save_run(path) if path is not None else None
 
     def save_run(self, path: str | Path) -> Path | None:
@@ -285,7 +315,9 @@ class MainWindow(QMainWindow):
     def _on_recording_state(self, state: str) -> None:
         recording = self.recording
         name = recording.path.name if recording is not None else ""
-        compared = f" compared with {recording.other.run.path.name}" if recording is not None and recording.other else ""
+        compared = (
+            f" compared with {recording.other.run.path.name}" if recording is not None and recording.other else ""
+        )
         self.setWindowTitle(f"{name}{compared} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
         self.status.show_run_state(state)
 
@@ -356,7 +388,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{request.path.name} — bpviz")
         self.settings.add_recent(request.path)
         self._refresh_recent()
-        self.statusBar().showMessage(f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000)
+        self.statusBar().showMessage(
+            f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000
+        )
         self.update_actions()
         self.loaded.emit(request)
 
@@ -445,8 +479,11 @@ class MainWindow(QMainWindow):
         for view_name, view in self.plots.items():
             self.plots.refresh(view_name, self.history)  # a view in a hidden tab is drawn only when shown
             for target_name, widget in view.export_targets().items():
-                title = "   ·   ".join(str(part) for part in (
-                    target_name.capitalize(), layer, None if step is None else f"step {step}", source) if part)
+                title = "   ·   ".join(
+                    str(part)
+                    for part in (target_name.capitalize(), layer, None if step is None else f"step {step}", source)
+                    if part
+                )
                 stem = figure_stem(target_name, layer, None if step is None else f"step{step}")
                 written += export_figure(widget, folder / stem, title)
         self.statusBar().showMessage(f"Exported {len(written)} files to {folder}", 6000)

@@ -1,4 +1,5 @@
 """Labels for File > Open Recent: numbered, and with enough of each path to tell two `model.py` apart."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,11 @@ def recent_labels(paths: list[Path]) -> list[str]:
     depths = [1] * len(paths)
     while True:
         folders = [_folder(p, d) for p, d in zip(paths, depths)]
-        clash = [i for i, p in enumerate(paths)
-                 if any(j != i and paths[j].name == p.name and folders[j] == folders[i] for j in range(len(paths)))]
+        clash = [
+            i
+            for i, p in enumerate(paths)
+            if any(j != i and paths[j].name == p.name and folders[j] == folders[i] for j in range(len(paths)))
+        ]
         grown = [i for i in clash if depths[i] < len(paths[i].parent.parts)]
         if not grown:
             break

@@ -5,6 +5,7 @@ builds it from the file (engine/runs/playback.py) at the timeline's step, and
 again when the follower brings new steps and the timeline follows the end.
 It keeps nothing of the run itself but that view.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ visible plot of the PlotRegistry, docks included), so no single pause of the
 event loop is longer than the slowest part, and the window stays live. After
 a redraw that kept the GUI thread busy B seconds, the next waits 2·B.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,14 @@ class RedrawClock(QObject):
 
     redrawn = Signal(int)  # step now shown by the table and the visible plots
 
-    def __init__(self, parent: QObject, run: Callable[[], RunView], page: DebuggerPage, plots: PlotRegistry,
-                 draw_status: Callable[[StepRecord | None], None]) -> None:
+    def __init__(
+        self,
+        parent: QObject,
+        run: Callable[[], RunView],
+        page: DebuggerPage,
+        plots: PlotRegistry,
+        draw_status: Callable[[StepRecord | None], None],
+    ) -> None:
         super().__init__(parent)
         self._run = run
         self._page = page

@@ -4,6 +4,7 @@ Each poll is one cheap query (steps after the last one seen) and one lock
 probe (is the writer still there); nothing is read for a poll that finds no
 new step. New steps are announced; the viewer decides what to redraw.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer, Signal

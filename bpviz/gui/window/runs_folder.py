@@ -4,6 +4,7 @@ Every training session the window runs is recorded there (a dated file per
 load), so nothing seen is lost when the window closes. BPVIZ_RUNS_DIR moves
 it (tests, or a user who wants runs on a bigger disk).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,11 @@ ENVIRONMENT = "BPVIZ_RUNS_DIR"
 def runs_folder() -> Path:
     """The folder the window records into (created when missing)."""
     override = os.environ.get(ENVIRONMENT)
-    base = Path(override) if override else Path(
-        QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "runs"
+    base = (
+        Path(override)
+        if override
+        else Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)) / "runs"
+    )
     base.mkdir(parents=True, exist_ok=True)
     return base
 

@@ -5,6 +5,7 @@ redraw clock), and waits on signals, never on sleeps: loaded → run N →
 run finished → a redraw showing the last step → select the worst layer →
 grab the window.
 """
+
 from __future__ import annotations
 
 import sys

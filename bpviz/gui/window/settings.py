@@ -11,6 +11,7 @@ are stored (lists as JSON text), and the file's raw text is checked before QSett
 reads it: a `@Variant(` value, which bpviz never writes, is moved out of the file
 into `<file>.refused` (kept, not lost) and never deserialized.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -156,13 +157,16 @@ def refuse_pickled_values(path: Path) -> list[str]:
         else:
             kept.append(line)
     with open(path.with_name(path.name + ".refused"), "ab") as aside:
-        aside.writelines(f"[{s.decode('utf-8', 'replace')}]\n".encode() + line.rstrip(b"\r\n") + b"\n"
-                         for s, line in refused)
+        aside.writelines(
+            f"[{s.decode('utf-8', 'replace')}]\n".encode() + line.rstrip(b"\r\n") + b"\n" for s, line in refused
+        )
     path.write_bytes(b"".join(kept))
     keys = [_key_name(section, line) for section, line in refused]
-    print(f"bpviz: ignored {len(keys)} setting(s) in {path} that hold pickled Python objects ({', '.join(keys)}): "
-          f"bpviz never writes those, and reading them would run code. They were moved to {path.name}.refused.",
-          file=sys.stderr)
+    print(
+        f"bpviz: ignored {len(keys)} setting(s) in {path} that hold pickled Python objects ({', '.join(keys)}): "
+        f"bpviz never writes those, and reading them would run code. They were moved to {path.name}.refused.",
+        file=sys.stderr,
+    )
     return keys
 
 

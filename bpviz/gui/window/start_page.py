@@ -1,4 +1,5 @@
 """The welcome page: the sample models and what each one shows, Open…, and recent files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,8 +64,9 @@ class StartPage(QWidget):
             logo.setPixmap(icon.pixmap(QSize(64, 64)))
         title = QLabel("bpviz")
         title.setStyleSheet("font-size: 26pt; font-weight: 700;")
-        subtitle = QLabel("Watch activations and gradients layer by layer while a PyTorch model trains, "
-                          "and get told what is wrong.")
+        subtitle = QLabel(
+            "Watch activations and gradients layer by layer while a PyTorch model trains, and get told what is wrong."
+        )
         subtitle.setWordWrap(True)
         subtitle.setStyleSheet(f"color: {theme.SUBTITLE}; font-size: 11pt;")
         heading = QVBoxLayout()
@@ -76,7 +78,9 @@ class StartPage(QWidget):
         top.addLayout(heading, 1)
 
         self.open_button = QPushButton("Open experiment or model…")
-        self.open_button.setToolTip("An experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)   Ctrl+O")
+        self.open_button.setToolTip(
+            "An experiment file (.py), a whole saved model (.pt) or a recorded run (.bpviz)   Ctrl+O"
+        )
         self.open_button.clicked.connect(self.browse_requested)
         self.open_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         hint = QLabel("…or drop a .py, .pt or .bpviz file anywhere on this window.")
@@ -91,7 +95,9 @@ class StartPage(QWidget):
         self.no_recent = QLabel("No recent files yet.")
         self.no_recent.setStyleSheet(f"color: {theme.HINT};")
         self.runs = self._list()
-        self.no_runs = QLabel("No recorded runs yet: open a .bpviz file, or record one with bpviz.watch(model, record=...).")
+        self.no_runs = QLabel(
+            "No recorded runs yet: open a .bpviz file, or record one with bpviz.watch(model, record=...)."
+        )
         self.no_runs.setStyleSheet(f"color: {theme.HINT};")
 
         column = QVBoxLayout()

@@ -1,4 +1,5 @@
 """The status bar's permanent part: step, loss, steps per second, train/eval mode, and Run N's progress."""
+
 from __future__ import annotations
 
 import time
@@ -63,10 +64,14 @@ class StatusBar:
 
     def show_run_state(self, state: str | None) -> None:
         """A recording's state: "● live" while its writer records, "writer stopped" or "finished"; hidden otherwise."""
-        texts = {"live": ("● live", "another process is recording this run: new steps appear as they are written"),
-                 "writer stopped": ("writer stopped (run not finished)",
-                                    "the process recording this run ended before finishing it: a crash or a kill"),
-                 "finished": ("writer stopped (run finished)", "the run was recorded to its end")}
+        texts = {
+            "live": ("● live", "another process is recording this run: new steps appear as they are written"),
+            "writer stopped": (
+                "writer stopped (run not finished)",
+                "the process recording this run ended before finishing it: a crash or a kill",
+            ),
+            "finished": ("writer stopped (run finished)", "the run was recorded to its end"),
+        }
         text, tip = texts.get(state, ("", ""))
         self.run_state.setText(text)
         self.run_state.setToolTip(tip)

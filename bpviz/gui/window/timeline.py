@@ -5,6 +5,7 @@ slider's positions) and whether it follows the end. Moving it emits the step
 chosen; the window rebuilds its RunView at that step and every view redraws
 from it, so the table, plots, network and findings show the run as it stood.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -25,7 +26,9 @@ class Timeline(QWidget):
         self.live = True
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setObjectName("timelineSlider")
-        self.slider.setToolTip("Scrub back in time: every view shows the run as it stood at that step  (, and . move one step)")
+        self.slider.setToolTip(
+            "Scrub back in time: every view shows the run as it stood at that step  (, and . move one step)"
+        )
         self.slider.setPageStep(10)
         self.slider.valueChanged.connect(self._on_moved)
         self.label = QLabel("Step –")

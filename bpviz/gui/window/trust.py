@@ -5,6 +5,7 @@ workspace; the answer is remembered (see trusted_paths.py). bpviz's own samples 
 file named on the command line are trusted by the user's own act and never asked about.
 Pickled models (.pt) keep their own prompt on every open (see Dialogs.confirm_trust).
 """
+
 from __future__ import annotations
 
 from enum import Enum
@@ -32,8 +33,9 @@ def ask_to_run(parent: QWidget, path: Path) -> TrustChoice | None:
     )
     choices = {
         box.addButton("Trust this file and open", QMessageBox.ButtonRole.AcceptRole): TrustChoice.FILE,
-        box.addButton(f"Trust the folder {path.parent.name or path.parent}", QMessageBox.ButtonRole.AcceptRole):
-            TrustChoice.FOLDER,
+        box.addButton(
+            f"Trust the folder {path.parent.name or path.parent}", QMessageBox.ButtonRole.AcceptRole
+        ): TrustChoice.FOLDER,
     }
     box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(QMessageBox.StandardButton.Cancel)

@@ -4,6 +4,7 @@ Plain data with no Qt and no engine in it, so any front end (the window today, a
 child process or another shell later) can ask the same question the same way.
 Paths are compared resolved, so a symlink or a `..` cannot slip past a decision.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

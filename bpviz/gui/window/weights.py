@@ -5,6 +5,7 @@ any trust prompt, and loaded the way `--weights` does, by rebuilding the open
 experiment with it (the same seed). Keys that do not fit are named in the error
 panel, and the model that was open stays open.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,11 +26,14 @@ def open_state_dict(window: QMainWindow, path: Path) -> bool | None:
         return None
     request = window.controller.request
     if request is None:
-        window.error_panel.show_error(UserCodeError(
-            f"{path.name} holds weights (a state dict), not a model",
-            why="a state dict has no architecture: open the experiment file (.py) whose build() makes the model, "
+        window.error_panel.show_error(
+            UserCodeError(
+                f"{path.name} holds weights (a state dict), not a model",
+                why="a state dict has no architecture: open the experiment file (.py) whose build() makes the model, "
                 f"then File > Load weights… (or: bpviz EXPERIMENT.py --weights {path.name})",
-            where=str(path)))
+                where=str(path),
+            )
+        )
         return False
     if not window.dialogs.confirm_weights(window, path, request.path):
         return False
