@@ -18,7 +18,7 @@ from bpviz.engine.session.step_gate import Gate, StepAborted
 from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback
 
 ANSWERS = (
-    "loaded",  # LoadRequest
+    "loaded",  # LoadRequest, the run file its steps are recorded into (None: not recording)
     "event",  # a run event: StepRecorded, Validated or Intervened
     "failed",  # UserCodeError from a step or a validation
     "load_failed",  # UserCodeError from loading; the previous model (if any) stays
@@ -84,7 +84,7 @@ class SessionDriver:
         self._close_stepper()  # only now: a file that fails to load leaves the current model as it was
         self.stepper = stepper
         self._graph = None
-        self.emit("loaded", request)
+        self.emit("loaded", request, stepper.watcher.recorder_path)
         self.read_hyperparameters()
 
     def step(self) -> None:

@@ -85,6 +85,7 @@ class TrainingController(QObject):
         leave_a_core_for_the_window()
         self.view = RunView(Config().history_steps)
         self.request: LoadRequest | None = None  # what the current model was loaded from
+        self.run_path: Path | None = None  # the run file its steps are recorded into (None: not recording)
         self.pending: LoadRequest | None = None  # a load on its way
         self._run_id = 0
         self.has_model = False
@@ -134,12 +135,6 @@ class TrainingController(QObject):
             answer.connect(slot, QUEUED)
         if self.thread is not None:
             self.thread.start()
-
-    @property
-    def run_path(self) -> Path | None:
-        """The run file the current model's steps are recorded into (None when not recording)."""
-        stepper = self.worker.stepper
-        return stepper.watcher.recorder_path if stepper is not None else None
 
     # --- commands ---
     def load(self, request: LoadRequest) -> None:
@@ -266,9 +261,10 @@ class TrainingController(QObject):
         if not self.running:
             self.busy = False
 
-    @Slot(object)
-    def _on_loaded(self, request: LoadRequest) -> None:
+    @Slot(object, object)
+    def _on_loaded(self, request: LoadRequest, run_path: Path | None) -> None:
         self.request = request
+        self.run_path = run_path
         self.pending = None
         self.has_model = True
         self.busy = False

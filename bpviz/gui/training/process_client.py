@@ -25,6 +25,7 @@ from bpviz.engine.session.child import serve
 from bpviz.engine.session.events import StepRecorded
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
+from bpviz.gui.training.answers import TrainingAnswers
 
 GRACE_MS = 2000  # how long Stop waits for a busy child to answer, then for it to end once terminated
 QUEUED = Qt.ConnectionType.QueuedConnection
@@ -97,23 +98,9 @@ def death(child: Child) -> UserCodeError:
     return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=child.layer)
 
 
-class ProcessClient(QObject):
-    """Lives on the GUI thread; the controller's handle on the experiment process."""
+class ProcessClient(TrainingAnswers):
+    """Lives on the GUI thread; the controller's handle on the experiment process. Its answers: answers.py."""
 
-    loaded = Signal(object)
-    event = Signal(object)
-    failed = Signal(object)
-    load_failed = Signal(object)
-    run_started = Signal(int)
-    progress = Signal(int, int)
-    run_finished = Signal(str)
-    step_aborted = Signal()
-    paused = Signal(object)
-    breakpoint_hit = Signal(object)
-    remedy_failed = Signal(str)
-    graph_changed = Signal(object)
-    units_inspected = Signal(str, int, object)
-    hyperparameters = Signal(object)
     died = Signal(object)  # UserCodeError: the current child is gone; nothing is loaded any more
 
     _message = Signal(object, str, object)  # child, kind, args: from a reader thread

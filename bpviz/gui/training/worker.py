@@ -11,33 +11,19 @@ a widget touched from there crashes Qt).
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Slot
 
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.driver import SessionDriver
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.session.step_gate import Gate
+from bpviz.gui.training.answers import TrainingAnswers
 
 __all__ = ["LoadRequest", "TrainingWorker"]
 
 
-class TrainingWorker(QObject):
-    """Lives on the training thread; every slot runs there. Signals: see engine.session.driver.ANSWERS."""
-
-    loaded = Signal(object)
-    event = Signal(object)
-    failed = Signal(object)
-    load_failed = Signal(object)
-    run_started = Signal(int)
-    progress = Signal(int, int)
-    run_finished = Signal(str)
-    step_aborted = Signal()
-    paused = Signal(object)
-    breakpoint_hit = Signal(object)
-    remedy_failed = Signal(str)
-    graph_changed = Signal(object)
-    units_inspected = Signal(str, int, object)
-    hyperparameters = Signal(object)
+class TrainingWorker(TrainingAnswers):
+    """Lives on the training thread; every slot runs there. Its signals: answers.py."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -184,12 +184,7 @@ class DebugDocks(QObject):
     # --- answers ---
     def _on_loaded(self, request) -> None:
         self.path = Path(request.path)
-        self.network.clear()
-        self.step_panel.clear()
-        self.workbench.clear()
-        self.breakpoints.clear_hit()
-        self._clear_sticky()
-        self._inspected = None
+        self._forget_run()
         self.breakpoints.set_breakpoints(self._load_breakpoints(self.path))
         self.controller.set_breakpoints(self.breakpoints.breakpoints())
         self.show_docks(True)
@@ -197,15 +192,19 @@ class DebugDocks(QObject):
 
     def show_recording(self, graph) -> None:
         """A recording opened: nothing of the previous run stays in the docks; its layer graph draws the network."""
+        self._forget_run()
+        if graph is not None:
+            self.network.set_graph(graph)
+        self.show_docks(True)
+
+    def _forget_run(self) -> None:
+        """Another model or run is shown: nothing of the previous one may stay in a dock."""
         self.network.clear()
         self.step_panel.clear()
         self.workbench.clear()
         self.breakpoints.clear_hit()
         self._clear_sticky()
         self._inspected = None
-        if graph is not None:
-            self.network.set_graph(graph)
-        self.show_docks(True)
 
     def _on_paused(self, event: PhaseEvent) -> None:
         if self.controller.paused_at is not event:
