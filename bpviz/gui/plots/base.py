@@ -69,6 +69,17 @@ class PlotView(QtWidgets.QWidget):
     def _layer_changed(self, name: str | None) -> None:
         """The selection changed (before the redraw): drop per-layer state."""
 
+    def _is_new(self, latest: StepRecord | None) -> bool:
+        """Whether `latest` is not what this view last drew; from now on it counts as drawn.
+
+        Views that redraw only on a new record call this first; after a reset or a new
+        selection (UNDRAWN) even an empty history is drawn once, as an empty frame.
+        """
+        if latest is self._drawn_latest:
+            return False
+        self._drawn_latest = latest
+        return True
+
     def _selected_step(self, latest: StepRecord | None) -> LayerStep | None:
         """The selected layer's entry in `latest`, found by name with the last known index tried first."""
         if latest is None or self._selected is None:

@@ -84,9 +84,8 @@ class DeadUnitsView(PlotView):
         self._history = history
         self.marks.update(history)
         latest = history.latest
-        if latest is self._drawn_latest:
+        if not self._is_new(latest):
             return
-        self._drawn_latest = latest
         layer = self._selected_step(latest)
         if latest is None:
             show_empty_frame(self.count_plot)

@@ -205,9 +205,8 @@ class HistogramView(PlotView):
         for heatmap in (self.activation_map, self.gradient_map):
             heatmap.marks.update(history)  # remedies land between steps, before any new record
         latest = history.latest
-        if latest is self._drawn_latest:
+        if not self._is_new(latest):
             return
-        self._drawn_latest = latest
         layer = self._selected_step(latest)
         if latest is None:
             show_empty_frame(self.histogram_plot)

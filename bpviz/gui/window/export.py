@@ -6,7 +6,9 @@ recent Qt versions (pyqtgraph issue #3485).
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -41,6 +43,19 @@ def export_svg(target: Exportable, path: str | Path, title: str = "bpviz") -> Pa
     else:
         _prepare(target)
         size = target.size()
+    with _svg_painter(path, size, title) as painter:
+        if isinstance(target, QtWidgets.QGraphicsItem):
+            target.scene().render(painter, QtCore.QRectF(0, 0, size.width(), size.height()), source)
+        else:
+            # QWidget.render, not QGraphicsView.render (a PlotWidget's own render draws only the scene)
+            QtWidgets.QWidget.render(target, painter, QtCore.QPoint(0, 0))
+    _check_written(path)
+    return path
+
+
+@contextlib.contextmanager
+def _svg_painter(path: Path, size: QtCore.QSize, title: str) -> Iterator[QtGui.QPainter]:
+    """A painter drawing into the SVG file `path` of `size`, ended (and the file written) on leaving."""
     generator = QtSvg.QSvgGenerator()
     generator.setFileName(str(path))
     generator.setSize(size)
@@ -50,15 +65,9 @@ def export_svg(target: Exportable, path: str | Path, title: str = "bpviz") -> Pa
     if not painter.begin(generator):
         raise OSError(f"could not write the SVG file {path}: check the folder exists and is writable")
     try:
-        if isinstance(target, QtWidgets.QGraphicsItem):
-            target.scene().render(painter, QtCore.QRectF(0, 0, size.width(), size.height()), source)
-        else:
-            # QWidget.render, not QGraphicsView.render (a PlotWidget's own render draws only the scene)
-            QtWidgets.QWidget.render(target, painter, QtCore.QPoint(0, 0))
+        yield painter
     finally:
         painter.end()
-    _check_written(path)
-    return path
 
 
 def _prepare(widget: QtWidgets.QWidget) -> None:
@@ -104,19 +113,9 @@ def export_figure(widget: QtWidgets.QWidget, stem: Path, title: str, width: int 
         painter.end()
         if not image.save(str(png), "PNG"):
             raise OSError(f"could not write the PNG image {png}: check the folder exists and is writable")
-        generator = QtSvg.QSvgGenerator()
-        generator.setFileName(str(svg))
-        generator.setSize(full)
-        generator.setViewBox(QtCore.QRect(QtCore.QPoint(0, 0), full))
-        generator.setTitle(title)
-        painter = QtGui.QPainter()
-        if not painter.begin(generator):
-            raise OSError(f"could not write the SVG file {svg}: check the folder exists and is writable")
-        try:
+        with _svg_painter(svg, full, title) as painter:
             painter.fillRect(QtCore.QRect(QtCore.QPoint(0, 0), full), QtGui.QColor(theme.BACKGROUND))
             _paint_figure(painter, widget, title, full)
-        finally:
-            painter.end()
     finally:
         _lay_out(widget, shown)
     for path in (png, svg):
