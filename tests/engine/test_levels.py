@@ -151,28 +151,29 @@ class ExpensiveDetails(nn.Module):
         return self.out(self.act(self.fc(x)))
 
 
-def test_a_budget_keeps_bpviz_measured_share_under_it():
-    """Detailed steps here cost several times a plain step's whole time (huge histograms); a budget of half the
-    step time is met only by spacing them, which the share bpviz measured itself must show."""
+def test_a_budget_spaces_the_detailed_steps_by_the_costs_bpviz_measured_on_the_steps_before():
+    """Which steps are detailed under a budget follows from the costs recorded on the steps before it: a fresh
+    schedule fed the recorded costs decides the same steps. (The share the spacing keeps is checked on known
+    costs below; the share a real run reaches is a wall-clock matter for benchmarks/overhead.py.)"""
     torch.manual_seed(0)
     model = ExpensiveDetails()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(64, 2048), torch.randint(0, 4, (64,))
-    config = Config(histogram_bins=2_000_000, detail_every=1)  # without the budget: every step detailed
-    with bpviz.watch(model, config, budget=0.5) as w:
+    config = Config(histogram_bins=2_000_000, detail_every=1, budget=0.5)  # without the budget: every step detailed
+    with bpviz.watch(model, config) as w:
         for _ in range(30):
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
             w.step(loss)
-        cost = w.report()["cost"]
         records = list(w.history.records)
-    detailed = [r for r in records if r.detailed]
-    plain = [r for r in records if not r.detailed]
-    assert min(r.overhead_s for r in detailed) > 2 * max(r.step_s - r.overhead_s for r in plain)  # costly details
-    assert cost["share"] < 0.5
-    assert 1 <= len(detailed) < len(records) / 2  # spaced out (detail_every=1 alone details every step)
+    replay = DetailSchedule(config)
+    for record in records:
+        assert record.detailed == replay.next_is_detailed(), record.step
+        assert record.overhead_s is not None and record.step_s is not None
+        replay.observe(record.detailed, record.overhead_s, record.step_s)
+    assert records[0].detailed  # the first step is measured in full, to learn its cost
     assert all(r.layer("act").dead_units is not None for r in records)  # the always-on checks stayed
 
 
