@@ -3,7 +3,12 @@
 Arrays are stored in the narrowest dtype that gives back every value
 exactly (histogram counts are whole numbers or whole numbers times one
 factor; float32 statistics widened to float64 fit float32 again), then
-deflated when that pays. Other values (lists, dicts, the record
+deflated when that pays. A slowly changing array (a layer's per-unit
+maxima, a bias) can instead be stored as its bitwise difference from the
+same array at an earlier keyframe step, byte planes apart so the bytes that
+did not change run together and deflate to almost nothing; it names that
+step and carries a CRC of its own bytes, so a missing or wrong base is an
+error, never a wrong value. Other values (lists, dicts, the record
 dataclasses) use a small tagged format instead of pickle, so opening a run
 file never runs code from it. Decoding gives back values equal to the ones
 encoded, with the original dtype.
@@ -22,8 +27,11 @@ import numpy as np
 _DTYPES = [np.dtype(c) for c in ("<f8", "<f4", "<i8", "<i4", "<i2", "i1", "<u8", "<u4", "<u2", "u1", "?", "<f2")]
 _CODE = {dtype: code for code, dtype in enumerate(_DTYPES)}
 _INTS = [np.dtype(c) for c in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<i8")]
-_DEFLATED, _SCALED = 1, 2
+_DEFLATED, _SCALED, _DELTA = 1, 2, 4
 _HEADER = struct.Struct("<BBBB")
+_DELTA_HEADER = struct.Struct("<qI")  # the keyframe's step, CRC-32 of the array's own bytes
+_BITS = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+Base = Callable[[int], np.ndarray]  # the keyframe array of a delta blob, from the step it names
 
 
 class CodecError(ValueError):
@@ -51,13 +59,48 @@ def encode_array(array: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def decode_array(blob: bytes) -> np.ndarray:
-    """The array `encode_array` was given, in its own dtype."""
+def encode_delta(array: np.ndarray, base: np.ndarray, base_step: int) -> bytes | None:
+    """`array` as its difference from `base` (the same array as it was at step `base_step`, decoded from a plain
+    blob); None when the two do not line up (another shape or dtype): the caller stores it plain instead."""
+    array = _little(np.ascontiguousarray(array))
+    if array.dtype not in _CODE or array.shape != base.shape or array.dtype != base.dtype:
+        return None
+    bits = _bits(array) ^ _bits(base)
+    data = bits.view(np.uint8).reshape(-1, array.dtype.itemsize).T.tobytes()
+    flags = _DELTA
+    packed = zlib.compress(data, 1)
+    if len(packed) < len(data):
+        flags |= _DEFLATED
+        data = packed
+    code = _CODE[array.dtype]
+    return b"".join(
+        [
+            _HEADER.pack(flags, code, code, array.ndim),
+            struct.pack(f"<{array.ndim}I", *array.shape),
+            _DELTA_HEADER.pack(base_step, zlib.crc32(array.tobytes())),
+            data,
+        ]
+    )
+
+
+def delta_base(blob: bytes) -> int | None:
+    """The keyframe step a delta blob is relative to; None for a plain blob."""
+    try:
+        flags, _, _, ndim = _HEADER.unpack_from(blob, 0)
+        return _DELTA_HEADER.unpack_from(blob, _HEADER.size + 4 * ndim)[0] if flags & _DELTA else None
+    except struct.error as error:
+        raise CodecError(f"not an array blob ({error})") from error
+
+
+def decode_array(blob: bytes, base: Base | None = None) -> np.ndarray:
+    """The array `encode_array` (or `encode_delta`) was given, in its own dtype; `base` gives a delta's keyframe."""
     try:
         flags, code, stored_code, ndim = _HEADER.unpack_from(blob, 0)
         offset = _HEADER.size
         shape = struct.unpack_from(f"<{ndim}I", blob, offset)
         offset += 4 * ndim
+        if flags & _DELTA:
+            return _undelta(blob, offset, flags, _DTYPES[code], shape, base)
         scale = None
         if flags & _SCALED:
             (scale,) = struct.unpack_from("<d", blob, offset)
@@ -67,11 +110,41 @@ def decode_array(blob: bytes) -> np.ndarray:
             data = zlib.decompress(data)
         stored = np.frombuffer(data, dtype=_DTYPES[stored_code]).reshape(shape)
         dtype = _DTYPES[code]
+    except CodecError:
+        raise
     except (struct.error, zlib.error, IndexError, ValueError) as error:
         raise CodecError(f"not an array blob ({error})") from error
     if scale is not None:  # only float64 arrays are stored scaled
         return stored.astype(np.float64) * scale
     return stored.astype(dtype)
+
+
+def _undelta(blob: bytes, offset: int, flags: int, dtype: np.dtype, shape: tuple, base: Base | None) -> np.ndarray:
+    base_step, crc = _DELTA_HEADER.unpack_from(blob, offset)
+    if base is None:
+        raise CodecError(f"a difference from step {base_step} read without that step")
+    keyframe = base(base_step)
+    if keyframe.shape != shape or keyframe.dtype != dtype:
+        raise CodecError(
+            f"the keyframe at step {base_step} is a {keyframe.dtype} {keyframe.shape}, not {dtype} {shape}"
+        )
+    data = blob[offset + _DELTA_HEADER.size :]
+    if flags & _DEFLATED:
+        data = zlib.decompress(data)
+    planes = np.frombuffer(data, dtype=np.uint8).reshape(dtype.itemsize, -1)
+    bits = np.ascontiguousarray(planes.T).view(_BITS[dtype.itemsize]).reshape(shape) ^ _bits(keyframe)
+    array = bits.view(dtype)
+    if zlib.crc32(array.tobytes()) != crc:
+        raise CodecError(f"the keyframe at step {base_step} is not the one this difference was taken from")
+    return array
+
+
+def _little(array: np.ndarray) -> np.ndarray:
+    return array.astype(array.dtype.newbyteorder("<")) if array.dtype.byteorder == ">" else array
+
+
+def _bits(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array).view(_BITS[array.dtype.itemsize])
 
 
 def _narrowest(array: np.ndarray) -> tuple[np.ndarray, float | None]:
@@ -130,7 +203,7 @@ def _as_float32(array: np.ndarray) -> np.ndarray:
 
 # --- nested values -----------------------------------------------------------------------------
 
-_NONE, _TRUE, _FALSE, _INT, _FLOAT, _STR, _LIST, _TUPLE, _DICT, _ARRAY, _OBJECT = b"NTFifslthao"
+_NONE, _TRUE, _FALSE, _INT, _FLOAT, _STR, _LIST, _TUPLE, _DICT, _ARRAY, _OBJECT, _BYTES = b"NTFifslthaob"
 
 
 class Packer:
@@ -162,6 +235,10 @@ class Packer:
             out.append(_ARRAY)
             _varint(out, len(blob))
             out += blob
+        elif isinstance(value, bytes):
+            out.append(_BYTES)
+            _varint(out, len(value))
+            out += value
         elif isinstance(value, (list, tuple)):
             out.append(_LIST if isinstance(value, list) else _TUPLE)
             _varint(out, len(value))
@@ -227,6 +304,9 @@ class Unpacker:
         if tag == _ARRAY:
             size, pos = _read_varint(data, pos)
             return decode_array(bytes(data[pos : pos + size])), pos + size
+        if tag == _BYTES:
+            size, pos = _read_varint(data, pos)
+            return bytes(data[pos : pos + size]), pos + size
         if tag in (_LIST, _TUPLE):
             count, pos = _read_varint(data, pos)
             items = []

@@ -27,7 +27,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs import schema
-from bpviz.engine.runs.codec import CodecError, decode_array
+from bpviz.engine.runs.codec import CodecError
 from bpviz.engine.runs.config_json import config_from_json
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.rows import RowReader
@@ -211,7 +211,8 @@ class Run:
         if not rows:
             return None
         bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
-        return _steps_of(rows), np.vstack([decode_array(r[1]) for r in rows]), bounds[:, 0], bounds[:, 1]
+        counts = np.vstack([self._decode(r[-1], column, r[1]) for r in rows])
+        return _steps_of(rows), counts, bounds[:, 0], bounds[:, 1]
 
     def unit_activity_series(
         self, layer: str, step_range: tuple[int, int] | None = None, max_points: int | None = None
@@ -220,14 +221,14 @@ class Run:
 
         Steps where the layer had another unit count are left out, so the rows line up."""
         rows = self._array_rows(layer, "unit_activity", "", step_range, max_points)
-        arrays = [decode_array(r[1]) for r in rows]
+        arrays = [self._decode(r[-1], "unit_activity", r[1]) for r in rows]
         if not arrays:
             return None
         keep = [i for i, a in enumerate(arrays) if a.shape == arrays[-1].shape]
         return _steps_of(rows)[keep], np.vstack([arrays[i] for i in keep])
 
     def _array_rows(self, layer: str, column: str, extra: str, step_range, max_points) -> list[tuple]:
-        """(step, blob, *extra) rows of one blob column of a layer, every k-th to stay within `max_points`."""
+        """(step, blob, *extra, layer_id) rows of one blob column of a layer, every k-th to stay within `max_points`."""
         ids = self._layer_ids(layer)
         where = f"layer_id IN ({','.join('?' * len(ids))}) AND {column} IS NOT NULL AND step BETWEEN ? AND ?"
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
@@ -237,7 +238,8 @@ class Run:
             return []
         stride = max(1, math.ceil(count / max_points)) if max_points else 1
         return self._query(
-            f"SELECT step, {column}{extra} FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 ORDER BY step",
+            f"SELECT step, {column}{extra}, layer_id FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 "
+            "ORDER BY step",
             (*args, first, stride),
         )
 
@@ -334,6 +336,12 @@ class Run:
                 (*args, first, width),
             )
         return np.asarray([r[0] for r in rows], dtype=np.int64), np.asarray([float(r[1]) for r in rows])
+
+    def _decode(self, layer_id: int, column: str, blob: bytes) -> np.ndarray:
+        try:
+            return self._rows.arrays(_LAYERS.rows, layer_id).decode(column, blob)
+        except (sqlite3.DatabaseError, CodecError) as error:
+            raise _damaged(self.path, error) from None
 
     def _events(self, kind: str) -> list[tuple[int | None, str | None, object]]:
         rows = self._query("SELECT step, label, payload FROM events WHERE kind = ? ORDER BY id", (kind,))

@@ -8,7 +8,8 @@ from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, ParamStep, StepRecord
 from bpviz.engine.runs import schema
 from bpviz.engine.runs.codec import Packer, Unpacker, build
-from bpviz.engine.runs.shape import NAN_COLUMN, nan_set, nan_text
+from bpviz.engine.runs.keyframes import KeyframeReader, KeyframeWriter
+from bpviz.engine.runs.shape import NAN_COLUMN, PLAIN, ArrayCoder, nan_set, nan_text
 
 # the only types a packed blob may build: reading a run never instantiates anything else
 CLASSES = {cls.__name__: cls for cls in (StepRecord, LayerStep, ParamStep, ForwardPass, Histogram, Finding)}
@@ -24,21 +25,26 @@ class RowWriter:
         self.packer = Packer(self._intern)
         self._inserts: dict[str, tuple[list[str], str]] = {}
         self._finding_rows: dict[tuple, int] = {}  # each finding's latest row
+        self._frames = KeyframeWriter()
 
     def step(self, record: StepRecord, extras: dict[str, float | None]) -> None:
         """Insert one step's rows (the caller commits)."""
-        row, nans = schema.STEP.to_row(record, self.packer)
+        row, nans = schema.STEP.to_row(record, self.packer, arrays=self._frames.coder("steps", None, record.step))
         row.update(extras)
         row[NAN_COLUMN] = nan_text(nans)
         self._insert("steps", [row])
         for child in schema.CHILDREN:
             rows = []
             for seq, item in enumerate(getattr(record, child.field)):
-                item_row, item_nans = child.shape.to_row(item, self.packer, skip=child.key_fields)
+                arrays, key = PLAIN, None
+                if child.keys is not None:
+                    key = self._key(child, tuple(getattr(item, k) for k in child.key_fields))
+                    arrays = self._frames.coder(child.rows, key, record.step)
+                item_row, item_nans = child.shape.to_row(item, self.packer, skip=child.key_fields, arrays=arrays)
                 item_row.update(step=record.step, seq=seq)
                 item_row[NAN_COLUMN] = nan_text(item_nans)
-                if child.keys is not None:
-                    item_row[child.key_id] = self._key(child, tuple(getattr(item, k) for k in child.key_fields))
+                if key is not None:
+                    item_row[child.key_id] = key
                 rows.append(item_row)
             if rows:
                 self._insert(child.rows, rows)
@@ -99,13 +105,16 @@ class RowReader:
         self._strings: dict[int, str] = {}
         self._keys: dict[str, dict[int, tuple]] = {child.field: {} for child in schema.CHILDREN}
         self.unpacker = Unpacker(CLASSES, self._string)
+        self._frames = KeyframeReader(conn, self.unpacker, {c.rows: c.key_id for c in schema.CHILDREN if c.key_id})
 
     def record(self, step: int) -> StepRecord | None:
         """The record of `step`, or None when the file has no such step."""
         row = self._rows("SELECT * FROM steps WHERE step = ?", (step,))
         if not row:
             return None
-        values = schema.STEP.values(row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]))
+        values = schema.STEP.values(
+            row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]), arrays=self._frames.coder("steps", None)
+        )
         for child in schema.CHILDREN:
             rows = self._rows(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,))
             values[child.field] = self.items(child, rows)
@@ -115,11 +124,16 @@ class RowReader:
         """Child dataclass instances (LayerStep, ParamStep, ...) from their rows."""
         items = []
         for row in rows:
-            values = child.shape.values(row, self.unpacker, nan_set(row[NAN_COLUMN]))
+            arrays = PLAIN if child.keys is None else self.arrays(child.rows, row[child.key_id])
+            values = child.shape.values(row, self.unpacker, nan_set(row[NAN_COLUMN]), arrays=arrays)
             if child.keys is not None:
                 values.update(zip(child.key_fields, self.key(child, row[child.key_id])))
             items.append(build(child.shape.cls, values))
         return items
+
+    def arrays(self, table: str, key: int | None) -> ArrayCoder:
+        """How to decode the array blobs of one row of `table` (keyed `key`): differences find their keyframes."""
+        return self._frames.coder(table, key)
 
     def key(self, child: schema.ChildTable, key_id: int) -> tuple:
         """The text fields (a layer's name, type, family) behind a key id."""

@@ -22,7 +22,7 @@ from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.runs.shape import CHILD, NAN_COLUMN, TEXT, Shape
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-unit arrays and biases as differences from keyframes (1 is read as well)
 APPLICATION_ID = 0x62707672  # "bpvr": lets `file` and bpviz tell a run from any other SQLite database
 STEP_EXTRAS = (("wall_time", "REAL"), ("step_seconds", "REAL"), ("watch_seconds", "REAL"))
 STEP = Shape(StepRecord)

@@ -5,7 +5,10 @@ being written out by hand, so a new field is stored without schema surgery:
 numbers, flags and names become plain columns a person can query, flat
 lists of names or sizes become JSON text, a nested dataclass (a Histogram)
 becomes a group of columns (`histogram_counts`, `histogram_lo`, ...), arrays
-become compact blobs (see codec) and anything else a packed blob. A file
+become compact blobs (see codec), a map of names to arrays a packed map of
+such blobs, and anything else a packed blob. The caller chooses how a
+top-level array is encoded (`ArrayCoder`: plainly, or as a difference from a
+keyframe of the same column and row key). A file
 keeps the columns it was made with; reading maps them back by name, so a
 field a file lacks takes its default.
 """
@@ -22,13 +25,14 @@ import numpy as np
 
 from bpviz.engine.runs.codec import Packer, Unpacker, build, decode_array, encode_array
 
-REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, PACKED, NESTED, CHILD = (
+REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, ARRAY_MAP, PACKED, NESTED, CHILD = (
     "REAL",
     "INTEGER",
     "BOOL",
     "TEXT",
     "JSON",
     "ARRAY",
+    "ARRAY_MAP",
     "PACKED",
     "NESTED",
     "CHILD",
@@ -40,10 +44,25 @@ _SQL_TYPE = {
     TEXT: "TEXT",
     JSON: "TEXT",
     ARRAY: "BLOB",
+    ARRAY_MAP: "BLOB",
     PACKED: "BLOB",
 }
 _PRIMITIVES = (int, float, str, bool)
 NAN_COLUMN = "nan"  # per row: the REAL columns that held NaN (SQLite stores NaN as NULL)
+
+
+class ArrayCoder:
+    """Array <-> blob for the top-level array columns of one row; `column` is the field's name, with
+    `.key` appended for one array of a map (`producer_bias.fc1`). This one stores every array plainly."""
+
+    def encode(self, column: str, array: np.ndarray) -> bytes:
+        return encode_array(array)
+
+    def decode(self, column: str, blob: bytes) -> np.ndarray:
+        return decode_array(blob)
+
+
+PLAIN = ArrayCoder()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +98,9 @@ class Shape:
                 result.append((f.name, _SQL_TYPE[f.kind]))
         return result
 
-    def to_row(self, obj: object, packer: Packer, skip: tuple[str, ...] = ()) -> tuple[dict[str, object], list[str]]:
+    def to_row(
+        self, obj: object, packer: Packer, skip: tuple[str, ...] = (), arrays: ArrayCoder = PLAIN
+    ) -> tuple[dict[str, object], list[str]]:
         """Column values of `obj`, and the REAL columns that held NaN."""
         row: dict[str, object] = {}
         nans: list[str] = []
@@ -105,13 +126,17 @@ class Shape:
             elif f.kind == JSON:
                 value = json.dumps(list(value), separators=(",", ":"))
             elif f.kind == ARRAY:
-                value = encode_array(np.asarray(value))
+                value = arrays.encode(f.name, np.asarray(value))
+            elif f.kind == ARRAY_MAP:
+                value = packer.pack({k: arrays.encode(f"{f.name}.{k}", np.asarray(v)) for k, v in value.items()})
             elif f.kind == PACKED:
                 value = packer.pack(value)
             row[f.name] = value
         return row, nans
 
-    def values(self, row: dict[str, object], unpacker: Unpacker, nans: set[str], prefix: str = "") -> dict[str, object]:
+    def values(
+        self, row: dict[str, object], unpacker: Unpacker, nans: set[str], prefix: str = "", arrays: ArrayCoder = PLAIN
+    ) -> dict[str, object]:
         """Field values from a row (`row` maps column names to values; absent columns keep defaults)."""
         values: dict[str, object] = {}
         for f in self.fields:
@@ -139,7 +164,11 @@ class Shape:
             elif f.kind == JSON:
                 values[f.name] = f.sequence(json.loads(value))
             elif f.kind == ARRAY:
-                values[f.name] = decode_array(value)
+                values[f.name] = arrays.decode(column, value)
+            elif f.kind == ARRAY_MAP:
+                # format 1 packed the arrays themselves, format 2 their blobs
+                items = unpacker.unpack(value).items()
+                values[f.name] = {k: arrays.decode(f"{column}.{k}", v) if isinstance(v, bytes) else v for k, v in items}
             elif f.kind == PACKED:
                 values[f.name] = unpacker.unpack(value)
             else:
@@ -172,6 +201,8 @@ def _classify(name: str, hint: object) -> Field:
         return Field(name, ARRAY)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return Field(name, NESTED, inner=Shape(hint))
+    if origin is dict and typing.get_args(hint) == (str, np.ndarray):
+        return Field(name, ARRAY_MAP)
     if origin in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         if origin is list and len(args) == 1 and dataclasses.is_dataclass(args[0]):

@@ -1,0 +1,116 @@
+"""Slowly changing arrays stored as differences from a keyframe: the writer's choice and the reader's lookup.
+
+A layer's per-unit input maxima, its unit activity, its dead unit ids and
+the biases feeding it change little from one step to the next, yet a plain
+blob stores them whole every step (they were half of a step's bytes). The
+writer keeps, per (table, row key, column), the last array it stored plainly
+(the keyframe) and stores later ones as their difference from it (codec's
+`encode_delta`) while that is smaller than the keyframe itself and fewer than
+KEYFRAME_EVERY steps have passed. Every difference points at its keyframe,
+never at another difference, so any step decodes from its own rows plus at
+most one keyframe row per column. Histograms (nested) stay plain: their
+counts jump.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+
+from bpviz.engine.runs.codec import CodecError, Unpacker, decode_array, delta_base, encode_array, encode_delta
+from bpviz.engine.runs.shape import ArrayCoder
+
+KEYFRAME_EVERY = 32  # steps at most between a difference and its keyframe
+_CACHE_LIMIT = 8192  # keyframe arrays a reader keeps (a scrub within one keyframe's span reuses them)
+Slot = tuple[str, int | None, str]  # (table, row key: a layer's id, or None for the steps table, column)
+
+
+@dataclass(frozen=True)
+class _Keyframe:
+    step: int
+    array: np.ndarray | None  # as a reader decodes it, bit for bit; None: not one row at its step, unusable
+    size: int  # bytes of its plain blob
+
+
+class KeyframeWriter:
+    """The writer's keyframes; `coder(table, key, step)` encodes one row's arrays."""
+
+    def __init__(self, every: int = KEYFRAME_EVERY) -> None:
+        self.every = every
+        self._frames: dict[Slot, _Keyframe] = {}
+
+    def coder(self, table: str, key: int | None, step: int) -> ArrayCoder:
+        return _Encoder(self, table, key, step)
+
+    def encode(self, slot: Slot, step: int, array: np.ndarray) -> bytes:
+        frame = self._frames.get(slot)
+        if frame is not None and frame.step == step:
+            # a second row with this key in one step: a reader could not tell which is the keyframe
+            self._frames[slot] = _Keyframe(step, None, 0)
+            return encode_array(array)
+        if frame is not None and frame.array is not None and step - frame.step < self.every:
+            blob = encode_delta(array, frame.array, frame.step)
+            if blob is not None and len(blob) < frame.size:
+                return blob
+        blob = encode_array(array)
+        # the base is the array as read back: the plain blob keeps values, not every bit (-0.0, NaN payloads)
+        self._frames[slot] = _Keyframe(step, decode_array(blob), len(blob))
+        return blob
+
+
+class _Encoder(ArrayCoder):
+    def __init__(self, frames: KeyframeWriter, table: str, key: int | None, step: int) -> None:
+        self._frames, self._table, self._key, self._step = frames, table, key, step
+
+    def encode(self, column: str, array: np.ndarray) -> bytes:
+        return self._frames.encode((self._table, self._key, column), self._step, array)
+
+
+class KeyframeReader:
+    """Finds and caches the keyframes the differences of a run file point at."""
+
+    def __init__(self, conn: sqlite3.Connection, unpacker: Unpacker, key_columns: dict[str, str]) -> None:
+        self._conn = conn
+        self._unpacker = unpacker
+        self._key_columns = key_columns  # table -> its row key column ("layer_steps" -> "layer_id")
+        self._cache: dict[tuple[Slot, int], np.ndarray] = {}
+
+    def coder(self, table: str, key: int | None) -> ArrayCoder:
+        return _Decoder(self, table, key)
+
+    def keyframe(self, slot: Slot, step: int) -> np.ndarray:
+        """The plain array of `slot` at `step`; CodecError when the file has none there (a lost or damaged base)."""
+        cached = self._cache.get((slot, step))
+        if cached is None:
+            cached = self._read(slot, step)
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[(slot, step)] = cached
+        return cached
+
+    def _read(self, slot: Slot, step: int) -> np.ndarray:
+        table, key, column = slot
+        field, _, item = column.partition(".")
+        where, args = "step = ?", (step,)
+        if key is not None:
+            where, args = f"{where} AND {self._key_columns[table]} = ?", (step, key)
+        rows = self._conn.execute(f'SELECT "{field}" FROM {table} WHERE {where} LIMIT 2', args).fetchall()
+        blob = rows[0][0] if len(rows) == 1 else None
+        if blob is not None and item:
+            blob = self._unpacker.unpack(blob).get(item)
+        if not isinstance(blob, bytes) or delta_base(blob) is not None:
+            raise CodecError(
+                f"the keyframe of {table}.{column} at step {step} is missing: the difference cannot be read"
+            )
+        return decode_array(blob)
+
+
+class _Decoder(ArrayCoder):
+    def __init__(self, frames: KeyframeReader, table: str, key: int | None) -> None:
+        self._frames, self._table, self._key = frames, table, key
+
+    def decode(self, column: str, blob: bytes) -> np.ndarray:
+        slot = (self._table, self._key, column)
+        return decode_array(blob, lambda step: self._frames.keyframe(slot, step))
