@@ -29,7 +29,8 @@ _CODE = {dtype: code for code, dtype in enumerate(_DTYPES)}
 _INTS = [np.dtype(c) for c in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<i8")]
 _DEFLATED, _SCALED, _DELTA = 1, 2, 4
 _HEADER = struct.Struct("<BBBB")
-_DELTA_HEADER = struct.Struct("<qI")  # the keyframe's step, CRC-32 of the array's own bytes
+_DELTA_HEADER = struct.Struct("<II")  # the keyframe's step, CRC-32 of the array's own bytes
+_RAW = -15  # deflate without zlib's header and checksum for differences: the CRC above checks the result
 _BITS = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 Base = Callable[[int], np.ndarray]  # the keyframe array of a delta blob, from the step it names
 
@@ -68,7 +69,8 @@ def encode_delta(array: np.ndarray, base: np.ndarray, base_step: int) -> bytes |
     bits = _bits(array) ^ _bits(base)
     data = bits.view(np.uint8).reshape(-1, array.dtype.itemsize).T.tobytes()
     flags = _DELTA
-    packed = zlib.compress(data, 1)
+    packer = zlib.compressobj(1, zlib.DEFLATED, _RAW)
+    packed = packer.compress(data) + packer.flush()
     if len(packed) < len(data):
         flags |= _DEFLATED
         data = packed
@@ -130,7 +132,7 @@ def _undelta(blob: bytes, offset: int, flags: int, dtype: np.dtype, shape: tuple
         )
     data = blob[offset + _DELTA_HEADER.size :]
     if flags & _DEFLATED:
-        data = zlib.decompress(data)
+        data = zlib.decompress(data, _RAW)
     planes = np.frombuffer(data, dtype=np.uint8).reshape(dtype.itemsize, -1)
     bits = np.ascontiguousarray(planes.T).view(_BITS[dtype.itemsize]).reshape(shape) ^ _bits(keyframe)
     array = bits.view(dtype)
