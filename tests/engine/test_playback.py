@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import bpviz
 from bpviz.engine.runs.playback import Playback
 from tests.engine.run_files import assert_same, seeded_run
@@ -9,10 +11,10 @@ from tests.engine.run_files import assert_same, seeded_run
 
 def test_the_view_at_a_step_holds_that_steps_record_losses_and_findings(tmp_path):
     live, w = seeded_run(tmp_path / "a.bpviz", steps=12)
-    playback = Playback(bpviz.open_run(tmp_path / "a.bpviz"), window=4)
+    playback = Playback(bpviz.open_run(tmp_path / "a.bpviz"))
     assert playback.steps == list(range(12))
     view = playback.view_at(6)
-    assert [r.step for r in view.history.records] == [3, 4, 5, 6]  # the window ends at the chosen step
+    assert [r.step for r in view.history.records] == [6]  # one record decoded: the step chosen
     assert_same(live[6], view.history.latest)
     assert view.history.loss_steps == list(range(7))  # every loss up to then, none after
     assert view.history.losses == [r.loss for r in live[:7]]
@@ -22,15 +24,37 @@ def test_the_view_at_a_step_holds_that_steps_record_losses_and_findings(tmp_path
     assert [f.key for f in latest.findings] == [f.key for f in w.findings]
 
 
-def test_a_long_run_keeps_only_its_window_and_buckets_the_loss_before_it(tmp_path):
+def test_a_views_time_axis_comes_from_the_file_up_to_the_step_shown(tmp_path):
     live, _ = seeded_run(tmp_path / "a.bpviz", steps=30)
-    playback = Playback(bpviz.open_run(tmp_path / "a.bpviz"), window=5, max_points=10)
-    view = playback.view_at(29)
-    assert len(view.history.records) == 5 and len(playback._records) == 5
-    coarse = view.history.loss_steps[:-5]
-    assert len(coarse) <= 10 and coarse[0] == 0 and coarse[-1] < 25  # buckets before the window
-    assert view.history.loss_steps[-5:] == [25, 26, 27, 28, 29]
-    assert view.history.losses[-5:] == [r.loss for r in live[25:]]
+    view = Playback(bpviz.open_run(tmp_path / "a.bpviz")).view_at(20)
+    found = view.history.layer_steps("2", ("grad_norm",))
+    assert [s for s, _ in found] == list(range(21))
+    assert [layer.grad_norm for _, layer in found] == [r.layer("2").grad_norm for r in live[:21]]
+    rows = view.history.layer_steps("1", ("unit_activity",), last=5)
+    assert [s for s, _ in rows] == [16, 17, 18, 19, 20]
+    for step, layer in rows:
+        assert np.array_equal(layer.unit_activity, live[step].layer("1").unit_activity)
+    assert view.history.layer_steps("no such layer") == []
+
+
+def test_a_long_run_buckets_its_loss_and_time_axes_to_max_points(tmp_path):
+    live, _ = seeded_run(tmp_path / "a.bpviz", steps=30)
+    view = Playback(bpviz.open_run(tmp_path / "a.bpviz"), max_points=10).view_at(29)
+    history = view.history
+    assert len(history.records) == 1
+    assert history.loss_steps == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29]  # buckets of 3 steps, then the one shown
+    assert np.allclose(
+        history.losses[:-1], [np.mean([r.loss for r in live[i : min(i + 3, 29)]]) for i in range(0, 29, 3)]
+    )
+    assert history.losses[-1] == live[29].loss
+    found = history.layer_steps("2", ("grad_norm",))
+    assert [s for s, _ in found] == list(range(0, 30, 3))
+    expected = [np.mean([r.layer("2").grad_norm for r in live[i : i + 3]]) for i in range(0, 30, 3)]
+    assert np.allclose([layer.grad_norm for _, layer in found], expected)
+    histograms = history.layer_steps("1", ("histogram",))
+    assert [s for s, _ in histograms] == list(range(0, 30, 3))
+    for step, layer in histograms:
+        assert_same(live[step].layer("1").histogram, layer.histogram)
 
 
 def test_refresh_takes_in_steps_written_since(tmp_path):
@@ -43,10 +67,10 @@ def test_refresh_takes_in_steps_written_since(tmp_path):
 
 def test_extending_a_view_with_new_steps_gives_the_view_at_the_latest(tmp_path):
     live, _ = seeded_run(tmp_path / "a.bpviz", steps=8)
-    playback = Playback(bpviz.open_run(tmp_path / "a.bpviz"), window=5)
+    playback = Playback(bpviz.open_run(tmp_path / "a.bpviz"))
     view = playback.view_at(4)
     playback.extend(view, [5, 6, 7])
     fresh = playback.view_at(7)
-    assert [r.step for r in view.history.records] == [r.step for r in fresh.history.records] == [3, 4, 5, 6, 7]
+    assert [r.step for r in view.history.records] == [r.step for r in fresh.history.records] == [7]
     assert view.history.losses == fresh.history.losses == [r.loss for r in live]
     assert [f.key for f in view.findings] == [f.key for f in fresh.findings]

@@ -1,38 +1,35 @@
 """A recorded run seen as it stood at any one step: the `RunView` the window draws, filled from the run file.
 
 The window draws every view from a RunView (History + findings). For a
-recording that view is built here, never by loading the whole run: the
-History holds only a window of full records ending at the chosen step
-(re-read one record per step moved, since neighbours stay cached), the loss
-curve is the file's bucketed series before that window and the exact losses
-inside it, and findings, validations and interventions are those the run had
-by then. So memory is bounded by `window` and `max_points`, not by the run's
-length, and scrubbing to step S shows exactly what the window showed at S.
+recording the History is a `RunHistory`: the record of the chosen step, the
+loss curve up to it, and time axes the views read from the file on demand
+(bucketed to `max_points`), never a window of decoded records; findings,
+validations and interventions are those the run had by then. So a scrub
+decodes one record, memory does not grow with the run's length, and
+scrubbing to step S shows exactly what the window showed at S.
 """
 
 from __future__ import annotations
 
 import bisect
-
-import numpy as np
+from collections import OrderedDict
 
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.runs.reader import Run
+from bpviz.engine.runs.run_history import RunHistory
 from bpviz.engine.session.events import RunView
 
-WINDOW = 200  # full records behind the shown step: the per-layer traces' time axis
-MAX_POINTS = 2000  # loss points before that window (buckets of steps once the run is longer)
+MAX_POINTS = 2000  # points on a time axis: buckets of steps once the run is longer
+_RECENT = 8  # records kept decoded, for stepping back and forth with the keyboard
 
 
 class Playback:
     """Views of `run` at a step; `refresh()` takes in what its writer committed since."""
 
-    def __init__(self, run: Run, window: int = WINDOW, max_points: int = MAX_POINTS) -> None:
+    def __init__(self, run: Run, max_points: int = MAX_POINTS) -> None:
         self.run = run
-        self.window = window
         self.max_points = max_points
-        self._records: dict[int, StepRecord] = {}
-        self._coarse_loss: tuple[np.ndarray, np.ndarray] | None = None
+        self._records: OrderedDict[int, StepRecord] = OrderedDict()
         self._validation: list[tuple[int, dict[str, float]]] | None = None
         self._interventions: list[tuple[int, str]] | None = None
         self.steps: list[int] = [int(s) for s in run.steps()]
@@ -43,11 +40,11 @@ class Playback:
         return self.steps[-1] if self.steps else None
 
     def refresh(self) -> list[int]:
-        """The steps committed since the last look (cheap: a query on new rows only); forgets series that grew."""
+        """The steps committed since the last look (cheap: a query on new rows only); forgets marks that grew."""
         new = [int(s) for s in self.run.new_steps()]
         if new:
             self.steps += new
-            self._coarse_loss = self._validation = self._interventions = None
+            self._validation = self._interventions = None
         return new
 
     def nearest(self, step: int) -> int:
@@ -56,52 +53,30 @@ class Playback:
         return self.steps[max(index, 0)]
 
     def view_at(self, step: int | None = None) -> RunView:
-        """The run as it stood after `step` (None: the latest): its last `window` records, losses, findings, marks."""
-        view = RunView(self.window)
+        """The run as it stood after `step` (None: the latest): its record, losses, time axes, findings, marks."""
+        view = RunView(1)
         if not self.steps:
             return view
-        end = len(self.steps) if step is None else bisect.bisect_right(self.steps, step)
-        shown = self.steps[max(0, end - self.window) : max(end, 1)]
-        records = self._read(shown)
-        history = view.history
-        coarse_steps, coarse_losses = self._coarse()
-        before = int(np.searchsorted(coarse_steps, shown[0]))
-        history.loss_steps = [int(s) for s in coarse_steps[:before]]
-        history.losses = [float(v) for v in coarse_losses[:before]]
-        for record in records:
-            history.append(record)
-        at = shown[-1]
+        at = self.steps[-1] if step is None else self.nearest(step)
+        view.history = history = RunHistory(self.run, self._record(at), self.max_points)
         history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
         history.interventions = [(s, label) for s, label in self._marks() if s <= at]
         view.findings = self.run.findings_at(at)
         return view
 
     def extend(self, view: RunView, steps: list[int]) -> None:
-        """Append the records of `steps` (committed after `view`'s latest) to `view` in place.
+        """Bring `view` to the latest of `steps` (committed after it), in place: a followed run's window keeps
+        the same RunView object while its History moves on."""
+        if steps:
+            latest = self.view_at(steps[-1])
+            view.history, view.findings = latest.history, latest.findings
 
-        A followed run's views then consume only the new records, as they do while the window trains,
-        instead of rebuilding from a new view at every poll.
-        """
-        if not steps:
-            return
-        history = view.history
-        for step in steps:
-            history.append(self.run.record(step))
-        at = steps[-1]
-        history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
-        history.interventions = [(s, label) for s, label in self._marks() if s <= at]
-        view.findings = self.run.findings_at(at)
-
-    def _read(self, steps: list[int]) -> list[StepRecord]:
-        """The records of `steps`, reading only those not read for the previous view; keeps just these."""
-        records = {s: self._records.get(s) or self.run.record(s) for s in steps}
-        self._records = records
-        return list(records.values())
-
-    def _coarse(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._coarse_loss is None:
-            self._coarse_loss = self.run.loss_series(self.max_points)
-        return self._coarse_loss
+    def _record(self, step: int) -> StepRecord:
+        record = self._records.pop(step, None) or self.run.record(step)
+        self._records[step] = record
+        while len(self._records) > _RECENT:
+            self._records.popitem(last=False)
+        return record
 
     def _validations(self) -> list[tuple[int, dict[str, float]]]:
         if self._validation is None:

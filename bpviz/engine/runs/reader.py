@@ -15,6 +15,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,20 +25,40 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding, worst_first
 from bpviz.engine.observe.layer_graph import LayerGraph, LayerNode
 from bpviz.engine.record.history import History
-from bpviz.engine.record.records import StepRecord
+from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs import schema
 from bpviz.engine.runs.codec import CodecError
 from bpviz.engine.runs.config_json import config_from_json
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.rows import RowReader
-from bpviz.engine.runs.shape import BOOL, INTEGER, REAL, nan_set
+from bpviz.engine.runs.shape import BOOL, INTEGER, NESTED, REAL, nan_set
 from bpviz.engine.runs.writer import writer_in_this_process
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _LAYERS = next(c for c in schema.CHILDREN if c.field == "layers")
 SERIES_FIELDS = tuple(f.name for f in _LAYERS.shape.fields if f.kind in (REAL, INTEGER, BOOL))
 _ARRAYS = {"activation": "histogram_counts", "gradient": "grad_histogram_counts"}
+_AGGREGATES = {"avg": "mean", "min": "min", "max": "max"}
+# the columns of each LayerStep field (a histogram has several); a row always needs the key, shape and order
+_LAYER_COLUMNS = {
+    f.name: [f"{f.name}_{c}" for c, _ in f.inner.columns()] if f.kind == NESTED else [f.name]
+    for f in _LAYERS.shape.fields
+    if f.name not in _LAYERS.key_fields
+}
+_ALWAYS = ("step", "layer_id", "shape", "order", "nan")
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """A statistic in buckets of `width` steps: each bucket's first step, mean, min, max and number of values."""
+
+    steps: np.ndarray
+    mean: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    count: np.ndarray
+    width: int
 
 
 def open_run(path: str | Path) -> Run:
@@ -180,18 +201,86 @@ class Run:
 
     # --- series for plots (bounded by max_points) ----------------------------------------------
 
-    def loss_series(self, max_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(steps, losses); with `max_points`, the mean of each of that many step buckets."""
-        return self._series("steps", "loss", "1", (), max_points, "avg")
+    def loss_series(self, max_points: int | None = None, upto: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, losses) up to step `upto` (None: the end); with `max_points`, the mean of each of that many
+        step buckets."""
+        buckets = self.buckets("loss", None, max_points, (0, self._upto(upto)))
+        return buckets.steps, buckets.mean
 
     def layer_series(
         self, layer: str, field: str, max_points: int | None = None, agg: str = "avg"
     ) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one LayerStep statistic; `max_points` buckets (agg: avg, min or max per bucket)."""
-        if field not in SERIES_FIELDS:
-            raise ValueError(f"no statistic {field!r}; the series are {', '.join(SERIES_FIELDS)}")
-        ids = self._layer_ids(layer)
-        return self._series("layer_steps", field, f"layer_id IN ({','.join('?' * len(ids))})", ids, max_points, agg)
+        if agg not in _AGGREGATES:
+            raise ValueError(f"agg must be avg, min or max, got {agg!r}")
+        buckets = self.buckets(field, layer, max_points)
+        return buckets.steps, getattr(buckets, _AGGREGATES[agg])
+
+    def buckets(
+        self,
+        field: str,
+        layer: str | None = None,
+        max_points: int | None = None,
+        step_range: tuple[int, int] | None = None,
+    ) -> Buckets:
+        """A statistic over steps in at most `max_points` buckets of equal width, each with its first step, mean,
+        min, max and count, in one query: `loss` (layer None) or a LayerStep field of `layer`. Without
+        `max_points`, or when the steps fit, a bucket per step. NaN values are left out (SQLite keeps them as NULL)."""
+        if layer is None:
+            table, where, args = "steps", "1", ()
+            if field != "loss":
+                raise ValueError(f"the run-wide series is 'loss', not {field!r}")
+        else:
+            if field not in SERIES_FIELDS:
+                raise ValueError(f"no statistic {field!r}; the series are {', '.join(SERIES_FIELDS)}")
+            table, (where, args) = "layer_steps", self._layer_where(layer)
+        lo, hi = step_range if step_range is not None else (0, self._steps_seen)
+        where = f'{where} AND "{field}" IS NOT NULL AND step BETWEEN ? AND ?'
+        args = (*args, lo, min(hi, self._steps_seen))
+        width = self._bucket_width(table, where, args, max_points)
+        rows = self._query(
+            f'SELECT min(step), avg("{field}"), min("{field}"), max("{field}"), count(*) FROM {table} '
+            f"WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1",
+            (*args, lo, width),
+        )
+        columns = list(zip(*rows)) or [(), (), (), (), ()]
+        steps, mean, low, high, count = (np.asarray(c, dtype=np.float64) for c in columns)
+        return Buckets(steps.astype(np.int64), mean, low, high, count.astype(np.int64), width)
+
+    def layer_steps(
+        self,
+        layer: str,
+        fields: tuple[str, ...] | None = None,
+        step_range: tuple[int, int] | None = None,
+        max_points: int | None = None,
+    ) -> list[tuple[int, LayerStep]]:
+        """(step, LayerStep) of one layer over `step_range`, oldest first, reading only `fields` (None: every one;
+        the others keep their defaults). At most `max_points` of them: statistics alone are averaged over buckets of
+        steps (each named by its first step), anything with arrays or histograms is every k-th step."""
+        lo, hi = step_range if step_range is not None else (0, self._steps_seen)
+        where, args = self._layer_where(layer)
+        where, args = f"{where} AND step BETWEEN ? AND ?", (*args, lo, min(hi, self._steps_seen))
+        chosen = [f for f in _LAYERS.shape.fields if f.name in _LAYER_COLUMNS and (fields is None or f.name in fields)]
+        arrays = [_LAYER_COLUMNS[f.name][0] for f in chosen if f.kind not in (REAL, INTEGER, BOOL)]
+        columns = [c for f in chosen for c in _LAYER_COLUMNS[f.name] if c not in _ALWAYS]
+        try:
+            if arrays:
+                present = " OR ".join(f'"{c}" IS NOT NULL' for c in arrays)
+                picked = ", ".join(f'"{c}"' for c in (*_ALWAYS, *columns))
+                rows = self._rows.dicts(*self._every_kth(picked, f"{where} AND ({present})", args, max_points))
+            else:
+                width = self._bucket_width("layer_steps", where, args, max_points)
+                mean = "avg" if width > 1 else ""  # a bucket of one step keeps its value (and its type) as it is
+                averaged = "".join(f', {mean}("{c}") AS "{c}"' for c in columns)
+                nans = "max(nan) AS nan" if width == 1 else "NULL AS nan"  # a mean leaves NaN out, as SQL does
+                sql = (
+                    'SELECT min(step) AS step, max(layer_id) AS layer_id, max(shape) AS shape, max("order") AS "order"'
+                    f", {nans}{averaged} FROM layer_steps WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1"
+                )
+                rows = self._rows.dicts(sql, (*args, lo, width))
+            return [(row["step"], item) for row, item in zip(rows, self._rows.items(_LAYERS, rows))]
+        except (sqlite3.DatabaseError, CodecError) as error:
+            raise _damaged(self.path, error) from None
 
     def histograms(
         self,
@@ -229,19 +318,24 @@ class Run:
 
     def _array_rows(self, layer: str, column: str, extra: str, step_range, max_points) -> list[tuple]:
         """(step, blob, *extra, layer_id) rows of one blob column of a layer, every k-th to stay within `max_points`."""
-        ids = self._layer_ids(layer)
-        where = f"layer_id IN ({','.join('?' * len(ids))}) AND {column} IS NOT NULL AND step BETWEEN ? AND ?"
+        where, args = self._layer_where(layer)
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
-        args = (*ids, lo, min(hi, self._steps_seen))
-        first, count = self._query(f"SELECT min(step), count(*) FROM layer_steps WHERE {where}", args)[0]
-        if not count:
-            return []
-        stride = max(1, math.ceil(count / max_points)) if max_points else 1
-        return self._query(
-            f"SELECT step, {column}{extra}, layer_id FROM layer_steps WHERE {where} AND (step - ?) % ? = 0 "
-            "ORDER BY step",
-            (*args, first, stride),
+        where, args = (
+            f"{where} AND {column} IS NOT NULL AND step BETWEEN ? AND ?",
+            (*args, lo, min(hi, self._steps_seen)),
         )
+        return self._query(*self._every_kth(f"step, {column}{extra}, layer_id", where, args, max_points))
+
+    def _every_kth(self, columns: str, where: str, args: tuple, max_points: int | None) -> tuple[str, tuple]:
+        """A query for every k-th row of layer_steps matching `where` (counted in step order, so sparse rows such
+        as detailed steps' histograms are thinned evenly), k chosen to give at most `max_points` rows."""
+        count = self._query(f"SELECT count(*) FROM layer_steps WHERE {where}", args)[0][0]
+        stride = max(1, math.ceil(count / max_points)) if max_points else 1
+        sql = (
+            f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY step) - 1 AS n "
+            f"FROM layer_steps WHERE {where}) WHERE n % ? = 0 ORDER BY step"
+        )
+        return sql, (*args, stride)
 
     # --- findings, validation, interventions ---------------------------------------------------
 
@@ -319,23 +413,21 @@ class Run:
                 losses.append(loss)
         return steps, losses
 
-    def _series(self, table: str, column: str, where: str, args: tuple, max_points: int | None, agg: str):
-        if agg not in ("avg", "min", "max"):
-            raise ValueError(f"agg must be avg, min or max, got {agg!r}")
-        where = f"{where} AND {column} IS NOT NULL AND step <= ?"
-        args = (*args, self._steps_seen)
+    def _bucket_width(self, table: str, where: str, args: tuple, max_points: int | None) -> int:
+        """Steps per bucket so that the steps matching `where` fill at most `max_points` buckets (1: every step)."""
+        if not max_points:
+            return 1
         first, last, count = self._query(f"SELECT min(step), max(step), count(*) FROM {table} WHERE {where}", args)[0]
-        if not count:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        if not max_points or count <= max_points:
-            rows = self._query(f'SELECT step, "{column}" FROM {table} WHERE {where} ORDER BY step', args)
-        else:
-            width = math.ceil((last - first + 1) / max_points)
-            rows = self._query(
-                f'SELECT min(step), {agg}("{column}") FROM {table} WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1',
-                (*args, first, width),
-            )
-        return np.asarray([r[0] for r in rows], dtype=np.int64), np.asarray([float(r[1]) for r in rows])
+        if not count or count <= max_points:
+            return 1
+        return math.ceil((last - first + 1) / max_points)
+
+    def _layer_where(self, layer: str) -> tuple[str, tuple[int, ...]]:
+        ids = self._layer_ids(layer)
+        return f"layer_id IN ({','.join('?' * len(ids))})", ids
+
+    def _upto(self, step: int | None) -> int:
+        return self._steps_seen if step is None else min(step, self._steps_seen)
 
     def _decode(self, layer_id: int, column: str, blob: bytes) -> np.ndarray:
         try:

@@ -109,14 +109,14 @@ class RowReader:
 
     def record(self, step: int) -> StepRecord | None:
         """The record of `step`, or None when the file has no such step."""
-        row = self._rows("SELECT * FROM steps WHERE step = ?", (step,))
+        row = self.dicts("SELECT * FROM steps WHERE step = ?", (step,))
         if not row:
             return None
         values = schema.STEP.values(
             row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]), arrays=self._frames.coder("steps", None)
         )
         for child in schema.CHILDREN:
-            rows = self._rows(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,))
+            rows = self.dicts(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,))
             values[child.field] = self.items(child, rows)
         return build(StepRecord, values)
 
@@ -156,7 +156,8 @@ class RowReader:
             finding.last_step = held
         return finding
 
-    def _rows(self, sql: str, args: tuple) -> list[dict]:
+    def dicts(self, sql: str, args: tuple) -> list[dict]:
+        """The rows of a query as {column: value}, the shape `items` reads."""
         cursor = self.conn.execute(sql, args)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]

@@ -12,17 +12,19 @@ from bpviz.gui import theme
 from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.reference_curves import ReferenceCurves
-from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.traces import LayerTrace, reads
 from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 REFERENCE_LAYERS = 12  # faint dead-count curves of other ReLU layers: at most this many, spread in depth
 ACTIVITY_STEPS = 500  # the unit-activity heatmap shows at most this many recent steps (units × steps grows fast)
 
 
+@reads("dead_units")
 def _dead_units(layer: LayerStep) -> float | None:
     return layer.dead_units
 
 
+@reads("unit_activity")
 def _activity(layer: LayerStep) -> np.ndarray | None:
     return layer.unit_activity
 

@@ -17,12 +17,13 @@ from bpviz.gui.plots.decade_axis import DecadeAxis
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.layer_axis import LayerAxis
 from bpviz.gui.plots.reference_curves import ReferenceCurves
-from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.traces import LayerTrace, reads
 
 FLOW_MIN_HEIGHT = 190  # px: with the rotated layer names below, room for a labelled decade every 16 px
 REFERENCE_LAYERS = 12  # faint curves over time: at most this many layers, spread evenly in depth
 
 
+@reads("grad_norm", "grad_nonfinite")
 def _grad_norm(layer) -> float | None:
     if layer.grad_norm is None:
         return None

@@ -12,7 +12,7 @@ from bpviz.gui import theme
 from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.rebin import common_bins, rebin
-from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.traces import LayerTrace, reads
 
 OUTSIDE = 3  # a trace row: lo, hi, then these three counts (below, above, NaN/Inf), then the bins
 ROW_HEAD = 2 + OUTSIDE
@@ -84,7 +84,7 @@ class HistogramHeatmap:
     def select(self, name: str | None) -> None:
         """Follow layer `name` (None: nothing)."""
         attr = "grad_histogram" if self._grad else "histogram"
-        self.trace = None if name is None else LayerTrace(name, lambda layer: _row(getattr(layer, attr)))
+        self.trace = None if name is None else LayerTrace(name, reads(attr)(lambda layer: _row(getattr(layer, attr))))
         self._level_max = 1.0
 
     def update(self, history: History, layer: LayerStep | None) -> bool:

@@ -5,6 +5,9 @@ too slow at screen rate with hundreds of layers and thousands of steps. A
 `LayerTrace` keeps one layer's values in a rolling numpy buffer and, on each
 refresh, reads only the records newer than the last one it saw; when the
 history was replaced or restarted (a Reset: steps begin again at 0) it rebuilds.
+A recording's History (`RunHistory`) holds one record: there the trace asks
+it for the layer's whole time axis up to the step shown, once per History,
+reading from the file only the fields its extract declares (`reads`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.engine.runs.run_history import RunHistory
 
 DEFAULT_CAPACITY = 2000  # steps kept when a history does not bound its records
 
@@ -23,6 +27,16 @@ DEFAULT_CAPACITY = 2000  # steps kept when a history does not bound its records
 UNDRAWN = object()
 
 Extract = Callable[[LayerStep], "float | np.ndarray | None"]
+
+
+def reads(*fields: str) -> Callable[[Extract], Extract]:
+    """Declare the LayerStep fields an extract function reads, so a recording's trace reads only those columns."""
+
+    def mark(extract: Extract) -> Extract:
+        extract.fields = fields
+        return extract
+
+    return mark
 
 
 class RollingBuffer:
@@ -138,6 +152,7 @@ class LayerTrace:
         self._hint = -1
         self._steps = RollingBuffer(1, dtype=np.int64)
         self._values: RollingBuffer | None = None
+        self._run: RunHistory | None = None  # the recording's History the values were read from
 
     @property
     def steps(self) -> np.ndarray:
@@ -155,25 +170,45 @@ class LayerTrace:
 
     def update(self, history: History) -> bool:
         """Consume the records `history` gained since the last call; True when the values changed."""
+        if isinstance(history, RunHistory):
+            return self._read_run(history)
+        self._run = None
         rebuild, records = self._cursor.advance(history)
         capacity = min((c for c in (history.records.maxlen, self._limit) if c), default=DEFAULT_CAPACITY)
         if rebuild:
             self._steps = RollingBuffer(capacity, dtype=np.int64)
             self._values = None
-        steps, rows = [], []
+        found = []
         for record in records:
             layer = find_layer(record, self.name, self._hint)
-            if layer is None:
-                continue
-            self._hint = layer.order if layer.order < len(record.layers) else -1
+            if layer is not None:
+                self._hint = layer.order if layer.order < len(record.layers) else -1
+                found.append((record.step, layer))
+        return self._take(found, capacity) or rebuild
+
+    def _read_run(self, history: RunHistory) -> bool:
+        """The layer's time axis up to the step a recording's History shows, read once per History."""
+        if history is self._run:
+            return False
+        self._run = history
+        self._cursor.invalidate()
+        found = history.layer_steps(self.name, getattr(self._extract, "fields", None), self._limit)
+        self._steps = RollingBuffer(max(len(found), 1), dtype=np.int64)
+        self._values = None
+        self._take(found, max(len(found), 1))
+        return True
+
+    def _take(self, found: list[tuple[int, LayerStep]], capacity: int) -> bool:
+        """Append the extracted values of (step, layer) pairs; True when there were any."""
+        steps, rows = [], []
+        for step, layer in found:
             value = self._extract(layer)
-            if value is None:
-                continue
-            steps.append(record.step)
-            rows.append(value)
+            if value is not None:
+                steps.append(step)
+                rows.append(value)
         if rows:
             self._append(np.asarray(steps, dtype=np.int64), rows, capacity)
-        return rebuild or bool(rows)
+        return bool(rows)
 
     def _append(self, steps: np.ndarray, rows: list, capacity: int) -> None:
         if np.ndim(rows[0]) == 0:

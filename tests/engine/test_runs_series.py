@@ -1,0 +1,42 @@
+"""A long run's time axes come from SQL: buckets of steps with min, max and mean, equal to the records' own values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import bpviz
+from tests.engine.run_files import seeded_run
+
+
+def test_buckets_hold_the_min_max_mean_and_count_of_each_span_of_steps(tmp_path):
+    live, _ = seeded_run(tmp_path / "run.bpviz", steps=23)
+    with bpviz.open_run(tmp_path / "run.bpviz") as run:
+        buckets = run.buckets("grad_norm", "2", max_points=5)
+        width = math.ceil(23 / 5)
+        assert buckets.width == width == 5
+        spans = [live[i : i + width] for i in range(0, 23, width)]
+        assert buckets.steps.tolist() == [span[0].step for span in spans]
+        values = [[r.layer("2").grad_norm for r in span] for span in spans]
+        assert buckets.count.tolist() == [len(v) for v in values]
+        assert buckets.min.tolist() == [min(v) for v in values]
+        assert buckets.max.tolist() == [max(v) for v in values]
+        assert np.allclose(buckets.mean, [sum(v) / len(v) for v in values], rtol=1e-12)
+        loss = run.buckets("loss", max_points=5, step_range=(3, 12))
+        spans = [live[i : min(i + 2, 13)] for i in range(3, 13, 2)]  # 10 steps in 5 buckets of 2
+        assert loss.steps.tolist() == [span[0].step for span in spans]
+        assert np.allclose(loss.mean, [sum(r.loss for r in span) / len(span) for span in spans], rtol=1e-12)
+        exact = run.buckets("mean", "1")  # no max_points: a bucket per step, the values as recorded
+        assert exact.width == 1 and exact.mean.tolist() == [r.layer("1").mean for r in live]
+
+
+def test_arrays_of_sparse_detailed_steps_are_thinned_evenly(tmp_path):
+    live, _ = seeded_run(tmp_path / "run.bpviz", steps=40, level="economy")
+    detailed = [r.step for r in live if r.layer("1").histogram is not None]
+    assert 4 <= len(detailed) < 40
+    with bpviz.open_run(tmp_path / "run.bpviz") as run:
+        rows = run.layer_steps("1", ("histogram",), max_points=math.ceil(len(detailed) / 2))
+        assert [s for s, _ in rows] == detailed[::2]
+        for step, layer in rows:
+            assert np.array_equal(layer.histogram.counts, live[step].layer("1").histogram.counts)
