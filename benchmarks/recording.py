@@ -1,12 +1,15 @@
 """What recording a run costs: step time with and without `record=`, bytes per step, opening and reading a long run.
 
 Step time: watched steps with and without recording, interleaved (ABAB...) on
-identical copies of overhead.py's MLP workload, ratio of medians. Size:
-bytes per step of a 60-layer and a 300-layer MLP at the default detail.
+identical copies of overhead.py's MLP workload, ratio of medians, repeated
+(the median ratio is the figure). Size: bytes per step of a 60-layer and a
+300-layer MLP at the default detail, trained on one batch and on a new batch
+every step (per-unit maxima then change more: the harder case for the
+differences from keyframes), over two keyframe spans.
 Reading: a synthetic long run (recorded steps of the 60-layer model written
 again under new step numbers) opened, then records read at random steps.
 
-    PYTHONPATH=. python3 benchmarks/recording.py [--steps 30] [--long-steps 10000]
+    python3 benchmarks/recording.py [--steps 30] [--repeats 5] [--long-steps 10000]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import checkout  # noqa: F401  (before bpviz: this checkout's copy)
 import torch
 import torch.nn.functional as F
 from overhead import mlp, timed_step
@@ -29,15 +33,16 @@ from torch import nn
 
 import bpviz
 from bpviz.engine.runs import schema
+from bpviz.engine.runs.keyframes import KEYFRAME_EVERY
 from bpviz.engine.runs.rows import RowWriter
 
 
-def overhead(steps: int, warmup: int, folder: Path) -> tuple[float, float]:
+def overhead(steps: int, warmup: int, path: Path) -> tuple[float, float]:
     torch.manual_seed(0)
     model, x, y = mlp()
     twin = copy.deepcopy(model)
     opts = [torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, twin)]
-    plain_watch, recorded_watch = bpviz.watch(model), bpviz.watch(twin, record=folder / "overhead.bpviz")
+    plain_watch, recorded_watch = bpviz.watch(model), bpviz.watch(twin, record=path.with_suffix(".bpviz"))
     watched, recorded = [], []
     for i in range(warmup + steps):
         a = timed_step(model, opts[0], x, y, plain_watch)
@@ -56,7 +61,8 @@ def deep_mlp(layers: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), *body, nn.Linear(64, 10))
 
 
-def record_deep(layers: int, steps: int, path: Path) -> list:
+def record_deep(layers: int, steps: int, path: Path, fresh: bool = False) -> list:
+    """Train the deep MLP while recording; `fresh`: a new random batch every step instead of one batch."""
     torch.manual_seed(0)
     model = deep_mlp(layers)
     x, y = torch.randn(128, 32), torch.randint(0, 10, (128,))
@@ -64,6 +70,8 @@ def record_deep(layers: int, steps: int, path: Path) -> list:
     records = []
     with bpviz.watch(model, record=path) as w:
         for _ in range(steps):
+            if fresh:
+                x, y = torch.randn(128, 32), torch.randint(0, 10, (128,))
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -91,32 +99,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--long-steps", type=int, default=10_000)
     parser.add_argument("--reads", type=int, default=200)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bpviz-bench-"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    watched, recorded = overhead(args.steps, args.warmup, folder)
-    print(
-        f"MLP 784-512x4-10, batch 128: watched {watched * 1e3:.1f} ms, watched+recorded {recorded * 1e3:.1f} ms, "
-        f"ratio {recorded / watched:.3f}x (median of {args.steps} interleaved steps)"
-    )
+    ratios = []
+    for repeat in range(args.repeats):
+        watched, recorded = overhead(args.steps, args.warmup, folder / f"overhead{repeat}")
+        ratios.append(recorded / watched)
+        print(
+            f"MLP 784-512x4-10, batch 128: watched {watched * 1e3:.1f} ms, watched+recorded {recorded * 1e3:.1f} ms, "
+            f"ratio {recorded / watched:.3f}x (median of {args.steps} interleaved steps)"
+        )
+    print(f"recording overhead: median ratio {statistics.median(ratios):.3f}x over {args.repeats} repeats")
 
     sizes = {}
-    for layers, steps in ((60, 50), (300, 10)):
-        path = folder / f"deep{layers}.bpviz"
-        one = folder / f"deep{layers}-1.bpviz"
-        records = record_deep(layers, steps, path)
-        record_deep(layers, 1, one)
-        sizes[layers] = (os.path.getsize(path) - os.path.getsize(one)) / (steps - 1)
-        print(
-            f"{layers}-layer MLP (width 64): {sizes[layers] / 1024:.1f} KiB per step "
-            f"({len(records[-1].layers)} layers recorded)"
-        )
-        if layers == 60:
-            sixty = records
-    print(f"100k steps of the 300-layer model: {sizes[300] * 1e5 / 2**30:.1f} GiB")
+    steps = 2 * KEYFRAME_EVERY + 1
+    for layers in (60, 300):
+        for fresh in (False, True):
+            path = folder / f"deep{layers}-{fresh}.bpviz"
+            one = folder / f"deep{layers}-{fresh}-1.bpviz"
+            records = record_deep(layers, steps, path, fresh)
+            record_deep(layers, 1, one, fresh)
+            sizes[layers, fresh] = (os.path.getsize(path) - os.path.getsize(one)) / (steps - 1)
+            print(
+                f"{layers}-layer MLP (width 64, {len(records[-1].layers)} layers recorded), "
+                f"{'a new batch' if fresh else 'one batch'} each step: {sizes[layers, fresh]:,.0f} B "
+                f"({sizes[layers, fresh] / 1024:.1f} KiB) per step"
+            )
+            if (layers, fresh) == (60, False):
+                sixty = records
+    print(f"100k steps of the 300-layer model: {max(sizes[300, f] for f in (False, True)) * 1e5 / 2**30:.1f} GiB")
 
     path = folder / "long.bpviz"
     start = time.perf_counter()

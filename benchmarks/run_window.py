@@ -7,7 +7,7 @@ then the timeline is moved to random steps and each redraw is timed. Memory:
 the Python heap's peak (tracemalloc) while opening and drawing runs of a
 small model that differ only in length.
 
-    QT_QPA_PLATFORM=offscreen PYTHONPATH=. python benchmarks/run_window.py [--steps 10000] [--lengths 1000,10000,100000]
+    QT_QPA_PLATFORM=offscreen python3 benchmarks/run_window.py [--steps 10000] [--lengths 1000,10000,100000]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import checkout  # noqa: F401  (first: this checkout's bpviz)
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 from recording import long_run, record_deep
