@@ -1,6 +1,6 @@
 """What recording a run costs: step time with and without `record=`, bytes per step, opening and reading a long run.
 
-Step time: watched steps with and without recording, interleaved (ABAB...) on
+Step time: watched steps with and without recording, interleaved (ABBA...) on
 identical copies of overhead.py's MLP workload, ratio of medians, repeated
 (the median ratio is the figure). Size: bytes per step of a 60-layer and a
 300-layer MLP at the default detail, trained on one batch and on a new batch
@@ -45,8 +45,12 @@ def overhead(steps: int, warmup: int, path: Path) -> tuple[float, float]:
     plain_watch, recorded_watch = bpviz.watch(model), bpviz.watch(twin, record=path.with_suffix(".bpviz"))
     watched, recorded = [], []
     for i in range(warmup + steps):
-        a = timed_step(model, opts[0], x, y, plain_watch)
-        b = timed_step(twin, opts[1], x, y, recorded_watch)
+        if i % 2:  # ABBA: whichever runs second in a pair finds warm caches; alternating cancels that
+            b = timed_step(twin, opts[1], x, y, recorded_watch)
+            a = timed_step(model, opts[0], x, y, plain_watch)
+        else:
+            a = timed_step(model, opts[0], x, y, plain_watch)
+            b = timed_step(twin, opts[1], x, y, recorded_watch)
         if i >= warmup:
             watched.append(a)
             recorded.append(b)

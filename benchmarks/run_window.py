@@ -5,7 +5,9 @@ deep MLP written again under new step numbers) is opened in the real window
 (offscreen): the first figure is open_path until every part is drawn once;
 then the timeline is moved to random steps and each redraw is timed. Memory:
 the Python heap's peak (tracemalloc) while opening and drawing runs of a
-small model that differ only in length.
+small model that differ only in length, and how much the process's resident
+memory grew from before opening each to after (run shortest first, so a
+later run cannot reuse what an earlier one left).
 
     QT_QPA_PLATFORM=offscreen python3 benchmarks/run_window.py [--steps 10000] [--lengths 1000,10000,100000]
 """
@@ -13,6 +15,7 @@ small model that differ only in length.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import statistics
@@ -21,7 +24,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import checkout  # noqa: F401  (first: this checkout's bpviz)
+import checkout  # noqa: F401  (before bpviz: this checkout's copy)
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 from recording import long_run, record_deep
@@ -64,16 +67,29 @@ def scrubs(shown: MainWindow, count: int) -> list[float]:
     return times
 
 
-def peak_memory(path: Path, folder: Path) -> float:
-    """MiB of Python heap at its peak while the recording is opened, drawn and scrubbed to its middle."""
+def resident_mib() -> float:
+    """This process's resident memory now (Linux), MiB."""
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return kib / 1024
+
+
+def memory(path: Path, folder: Path) -> tuple[float, float]:
+    """MiB of Python heap at its peak while the recording is opened, drawn and scrubbed to its middle, and the
+    growth of resident memory from before opening to after (the window still open)."""
+    gc.collect()
+    before = resident_mib()
     tracemalloc.start()
     _, shown = first_window(path, folder)
     shown.timeline.go_to(shown.timeline.steps[len(shown.timeline.steps) // 2])
     shown.redraw(force=True)
+    QApplication.processEvents()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    gc.collect()
+    grown = resident_mib() - before
     shown.close()
-    return peak / 2**20
+    return peak / 2**20, grown
 
 
 def main() -> None:
@@ -105,9 +121,11 @@ def main() -> None:
     for length in (int(n) for n in args.lengths.split(",")):
         run = folder / f"small{length}.bpviz"
         long_run(small, length, run)
+        heap, resident = memory(run, folder)
         print(
             f"{length:>7}-step run of a {len(small[-1].layers)}-layer model ({run.stat().st_size / 2**20:.0f} MiB): "
-            f"peak Python heap while opening, drawing and scrubbing {peak_memory(run, folder):.1f} MiB"
+            f"peak Python heap while opening, drawing and scrubbing {heap:.1f} MiB, resident memory grown by "
+            f"{resident:.1f} MiB"
         )
 
 

@@ -39,7 +39,7 @@ def test_a_views_time_axis_comes_from_the_file_up_to_the_step_shown(tmp_path):
 
 def test_a_long_run_buckets_its_loss_and_time_axes_to_max_points(tmp_path):
     live, _ = seeded_run(tmp_path / "a.bpviz", steps=30)
-    view = Playback(bpviz.open_run(tmp_path / "a.bpviz"), max_points=10).view_at(29)
+    view = Playback(bpviz.open_run(tmp_path / "a.bpviz"), max_points=10, max_rows=10).view_at(29)
     history = view.history
     assert len(history.records) == 1
     assert history.loss_steps == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 29]  # buckets of 3 steps, then the one shown

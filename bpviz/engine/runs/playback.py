@@ -19,16 +19,18 @@ from bpviz.engine.runs.reader import Run
 from bpviz.engine.runs.run_history import RunHistory
 from bpviz.engine.session.events import RunView
 
-MAX_POINTS = 2000  # points on a time axis: buckets of steps once the run is longer
+MAX_POINTS = 2000  # points on a statistic's time axis: buckets of steps once the run is longer
+MAX_ROWS = 500  # decoded arrays on a time axis (a heatmap's columns): every k-th step once the run is longer
 _RECENT = 8  # records kept decoded, for stepping back and forth with the keyboard
 
 
 class Playback:
     """Views of `run` at a step; `refresh()` takes in what its writer committed since."""
 
-    def __init__(self, run: Run, max_points: int = MAX_POINTS) -> None:
+    def __init__(self, run: Run, max_points: int = MAX_POINTS, max_rows: int = MAX_ROWS) -> None:
         self.run = run
         self.max_points = max_points
+        self.max_rows = max_rows
         self._records: OrderedDict[int, StepRecord] = OrderedDict()
         self._validation: list[tuple[int, dict[str, float]]] | None = None
         self._interventions: list[tuple[int, str]] | None = None
@@ -58,7 +60,7 @@ class Playback:
         if not self.steps:
             return view
         at = self.steps[-1] if step is None else self.nearest(step)
-        view.history = history = RunHistory(self.run, self._record(at), self.max_points)
+        view.history = history = RunHistory(self.run, self._record(at), self.max_points, self.max_rows)
         history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
         history.interventions = [(s, label) for s, label in self._marks() if s <= at]
         view.findings = self.run.findings_at(at)

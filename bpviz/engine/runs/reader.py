@@ -253,10 +253,12 @@ class Run:
         fields: tuple[str, ...] | None = None,
         step_range: tuple[int, int] | None = None,
         max_points: int | None = None,
+        max_rows: int | None = None,
     ) -> list[tuple[int, LayerStep]]:
         """(step, LayerStep) of one layer over `step_range`, oldest first, reading only `fields` (None: every one;
-        the others keep their defaults). At most `max_points` of them: statistics alone are averaged over buckets of
-        steps (each named by its first step), anything with arrays or histograms is every k-th step."""
+        the others keep their defaults). Statistics alone are averaged over at most `max_points` buckets of steps
+        (each named by its first step); anything with arrays or histograms is every k-th step, at most `max_rows`
+        of them (default `max_points`): each is decoded, so a heatmap gets as many columns as it can show."""
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
         where, args = self._layer_where(layer)
         where, args = f"{where} AND step BETWEEN ? AND ?", (*args, lo, min(hi, self._steps_seen))
@@ -267,7 +269,8 @@ class Run:
             if arrays:
                 present = " OR ".join(f'"{c}" IS NOT NULL' for c in arrays)
                 picked = ", ".join(f'"{c}"' for c in (*_ALWAYS, *columns))
-                rows = self._rows.dicts(*self._every_kth(picked, f"{where} AND ({present})", args, max_points))
+                limit = max_rows or max_points
+                rows = self._rows.dicts(*self._every_kth(picked, f"{where} AND ({present})", args, limit))
             else:
                 width = self._bucket_width("layer_steps", where, args, max_points)
                 mean = "avg" if width > 1 else ""  # a bucket of one step keeps its value (and its type) as it is

@@ -22,11 +22,12 @@ from bpviz.engine.runs.reader import Run
 class RunHistory(History):
     """`run` as it stood after `record`'s step."""
 
-    def __init__(self, run: Run, record: StepRecord, max_points: int) -> None:
+    def __init__(self, run: Run, record: StepRecord, max_points: int, max_rows: int) -> None:
         super().__init__(max_steps=1)
         self.run = run
         self.step = record.step
-        self.max_points = max_points
+        self.max_points = max_points  # buckets of a statistic's time axis
+        self.max_rows = max_rows  # decoded rows of an array's (a heatmap's columns)
         buckets = run.buckets("loss", None, max_points, (0, record.step - 1))  # the step shown gets its exact loss
         self.loss_steps = buckets.steps.tolist()
         self.losses = buckets.mean.tolist()
@@ -36,10 +37,11 @@ class RunHistory(History):
         self, name: str, fields: tuple[str, ...] | None = None, last: int | None = None
     ) -> list[tuple[int, LayerStep]]:
         """(step, LayerStep) of layer `name` up to the step shown, holding `fields` only (None: all), over the whole
-        run or its `last` steps, at most `max_points` of them; [] when the run has no such layer."""
+        run or its `last` steps, at most `max_points` buckets (`max_rows` rows for arrays); [] when the run has no such
+        layer."""
         first = 0 if last is None else max(0, self.step - last + 1)
         try:
-            return self.run.layer_steps(name, fields, (first, self.step), self.max_points)
+            return self.run.layer_steps(name, fields, (first, self.step), self.max_points, self.max_rows)
         except KeyError:
             return []
 
@@ -49,11 +51,11 @@ class RunHistory(History):
 
     def histogram_series(self, name: str, grad: bool = False) -> tuple[np.ndarray, np.ndarray, float, float] | None:
         kind = "gradient" if grad else "activation"
-        found = self.run.histograms(name, kind, (0, self.step), self.max_points)
+        found = self.run.histograms(name, kind, (0, self.step), self.max_rows)
         if found is None:
             return None
         steps, counts, lo, hi = found
         return steps, counts, float(lo[0]), float(hi[0])
 
     def unit_activity_series(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        return self.run.unit_activity_series(name, (0, self.step), self.max_points)
+        return self.run.unit_activity_series(name, (0, self.step), self.max_rows)
