@@ -17,6 +17,7 @@ encoded, with the original dtype.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 import zlib
 from collections.abc import Callable
@@ -351,8 +352,13 @@ class Unpacker:
 
 def build(cls: type, values: dict[str, object]) -> object:
     """An instance of dataclass `cls` from stored field values: fields it lost are dropped, new ones default."""
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    known = _init_fields(cls)
     return cls(**{name: value for name, value in values.items() if name in known})
+
+
+@functools.cache
+def _init_fields(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
 
 
 def _zigzag(n: int) -> int:

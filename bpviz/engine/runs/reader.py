@@ -47,6 +47,7 @@ _LAYER_COLUMNS = {
     if f.name not in _LAYERS.key_fields
 }
 _ALWAYS = ("step", "layer_id", "shape", "order", "nan")
+_DECODED_LIMIT = 8192  # LayerSteps of heatmap rows a reader keeps decoded
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Run:
             self.meta = dict(self._conn.execute("SELECT key, value FROM meta"))
             self._rows = RowReader(self._conn)
             self._steps_seen = self._last_step()
+            self._decoded: dict[tuple[int, int, tuple[str, ...]], LayerStep] = {}
         except sqlite3.DatabaseError as error:
             raise _damaged(self.path, error) from None
         self._returned = self._steps_seen
@@ -268,19 +270,17 @@ class Run:
         try:
             if arrays:
                 present = " OR ".join(f'"{c}" IS NOT NULL' for c in arrays)
-                picked = ", ".join(f'"{c}"' for c in (*_ALWAYS, *columns))
-                limit = max_rows or max_points
-                rows = self._rows.dicts(*self._every_kth(picked, f"{where} AND ({present})", args, limit))
-            else:
-                width = self._bucket_width("layer_steps", where, args, max_points)
-                mean = "avg" if width > 1 else ""  # a bucket of one step keeps its value (and its type) as it is
-                averaged = "".join(f', {mean}("{c}") AS "{c}"' for c in columns)
-                nans = "max(nan) AS nan" if width == 1 else "NULL AS nan"  # a mean leaves NaN out, as SQL does
-                sql = (
-                    'SELECT min(step) AS step, max(layer_id) AS layer_id, max(shape) AS shape, max("order") AS "order"'
-                    f", {nans}{averaged} FROM layer_steps WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1"
-                )
-                rows = self._rows.dicts(sql, (*args, lo, width))
+                kth = self._every_kth("step, layer_id", f"{where} AND ({present})", args, max_rows or max_points)
+                return self._decoded_rows(self._query(*kth), columns)
+            width = self._bucket_width("layer_steps", where, args, max_points)
+            mean = "avg" if width > 1 else ""  # a bucket of one step keeps its value (and its type) as it is
+            averaged = "".join(f', {mean}("{c}") AS "{c}"' for c in columns)
+            nans = "max(nan) AS nan" if width == 1 else "NULL AS nan"  # a mean leaves NaN out, as SQL does
+            sql = (
+                'SELECT min(step) AS step, max(layer_id) AS layer_id, max(shape) AS shape, max("order") AS "order"'
+                f", {nans}{averaged} FROM layer_steps WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1"
+            )
+            rows = self._rows.dicts(sql, (*args, lo, width))
             return [(row["step"], item) for row, item in zip(rows, self._rows.items(_LAYERS, rows))]
         except (sqlite3.DatabaseError, CodecError) as error:
             raise _damaged(self.path, error) from None
@@ -329,11 +329,29 @@ class Run:
         )
         return self._query(*self._every_kth(f"step, {column}{extra}, layer_id", where, args, max_points))
 
+    def _decoded_rows(self, keys: list[tuple[int, int]], columns: list[str]) -> list[tuple[int, LayerStep]]:
+        """The LayerSteps (of `columns` only) at (step, layer_id) `keys`, decoding only those not decoded lately:
+        scrubbing redraws the same heatmap columns, since every k-th step stays the same rows for a while."""
+        fields = tuple(columns)
+        missing = [key for key in keys if (*key, fields) not in self._decoded]
+        for layer_id, chunk in _by_layer(missing):
+            picked = ", ".join(f'"{c}"' for c in (*_ALWAYS, *columns))
+            marks = ",".join("?" * len(chunk))
+            rows = self._rows.dicts(
+                f"SELECT {picked} FROM layer_steps WHERE layer_id = ? AND step IN ({marks})", (layer_id, *chunk)
+            )
+            for row, item in zip(rows, self._rows.items(_LAYERS, rows)):
+                self._decoded[(row["step"], layer_id, fields)] = item
+        while len(self._decoded) > _DECODED_LIMIT:
+            self._decoded.pop(next(iter(self._decoded)))
+        return [(key[0], self._decoded[(*key, fields)]) for key in keys if (*key, fields) in self._decoded]
+
     def _every_kth(self, columns: str, where: str, args: tuple, max_points: int | None) -> tuple[str, tuple]:
         """A query for every k-th row of layer_steps matching `where` (counted in step order, so sparse rows such
-        as detailed steps' histograms are thinned evenly), k chosen to give at most `max_points` rows."""
+        as detailed steps' histograms are thinned evenly), k the power of two that gives at most `max_points` rows
+        (a power of two: as the run grows or the step shown moves, the rows picked stay the same ones)."""
         count = self._query(f"SELECT count(*) FROM layer_steps WHERE {where}", args)[0][0]
-        stride = max(1, math.ceil(count / max_points)) if max_points else 1
+        stride = 1 << max(0, math.ceil(math.log2(count / max_points))) if max_points and count > max_points else 1
         sql = (
             f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY step) - 1 AS n "
             f"FROM layer_steps WHERE {where}) WHERE n % ? = 0 ORDER BY step"
@@ -478,6 +496,16 @@ class Run:
                 f"it has format version {version}; this bpviz reads format versions up to {schema.FORMAT_VERSION}",
                 "update bpviz (pip install -U bpviz) to open it",
             )
+
+
+def _by_layer(keys: list[tuple[int, int]], chunk: int = 500) -> Iterator[tuple[int, list[int]]]:
+    """(layer_id, steps) groups of (step, layer_id) keys, at most `chunk` steps each (one query's parameters)."""
+    steps: dict[int, list[int]] = {}
+    for step, layer_id in keys:
+        steps.setdefault(layer_id, []).append(step)
+    for layer_id, found in steps.items():
+        for start in range(0, len(found), chunk):
+            yield layer_id, found[start : start + chunk]
 
 
 def _steps_of(rows: list[tuple]) -> np.ndarray:

@@ -144,11 +144,10 @@ class Shape:
             if f.kind == CHILD:
                 continue
             if f.kind == NESTED:
+                if not any(k.startswith(column + "_") for k in row):
+                    continue  # not read (a row of some columns only): the default
                 inner = f.inner.values(row, unpacker, nans, column + "_")
-                if any(v is not None for v in inner.values()):
-                    values[f.name] = build(f.inner.cls, inner)
-                elif any(k.startswith(column + "_") for k in row):
-                    values[f.name] = None
+                values[f.name] = build(f.inner.cls, inner) if any(v is not None for v in inner.values()) else None
                 continue
             if column not in row:
                 if column in nans:

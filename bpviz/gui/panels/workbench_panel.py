@@ -19,7 +19,7 @@ from bpviz.gui import theme
 from bpviz.gui.format import number
 from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
 from bpviz.gui.plots.intervention_marks import InterventionMarks
-from bpviz.gui.plots.traces import LayerTrace
+from bpviz.gui.plots.traces import LayerTrace, reads
 from bpviz.gui.plots.unit_timeline import UnitTimeline
 
 TIMELINE_STEPS = 500
@@ -28,10 +28,12 @@ COLUMNS = ("unit", "died at step", "pre-act max", "bias", "‖w‖ in", "bias st
 COMPARE_STEPS = 5  # steps averaged on each side of a remedy
 
 
+@reads("unit_activity")
 def _activity(layer: LayerStep):
     return layer.unit_activity
 
 
+@reads("dead_units")
 def _dead(layer: LayerStep):
     return layer.dead_units
 
