@@ -281,7 +281,7 @@ class Run:
                 f", {nans}{averaged} FROM layer_steps WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1"
             )
             rows = self._rows.dicts(sql, (*args, lo, width))
-            return [(row["step"], item) for row, item in zip(rows, self._rows.items(_LAYERS, rows))]
+            return [(row["step"], item) for row, item in zip(rows, self._rows.items(_LAYERS, rows, _only(columns)))]
         except (sqlite3.DatabaseError, CodecError) as error:
             raise _damaged(self.path, error) from None
 
@@ -340,7 +340,7 @@ class Run:
             rows = self._rows.dicts(
                 f"SELECT {picked} FROM layer_steps WHERE layer_id = ? AND step IN ({marks})", (layer_id, *chunk)
             )
-            for row, item in zip(rows, self._rows.items(_LAYERS, rows)):
+            for row, item in zip(rows, self._rows.items(_LAYERS, rows, _only(columns))):
                 self._decoded[(row["step"], layer_id, fields)] = item
         while len(self._decoded) > _DECODED_LIMIT:
             self._decoded.pop(next(iter(self._decoded)))
@@ -496,6 +496,11 @@ class Run:
                 f"it has format version {version}; this bpviz reads format versions up to {schema.FORMAT_VERSION}",
                 "update bpviz (pip install -U bpviz) to open it",
             )
+
+
+def _only(columns: list[str]) -> frozenset[str]:
+    """The LayerStep fields behind `columns`, with those every LayerStep needs."""
+    return frozenset(name for name, found in _LAYER_COLUMNS.items() if set(found) & {*columns, "shape", "order"})
 
 
 def _by_layer(keys: list[tuple[int, int]], chunk: int = 500) -> Iterator[tuple[int, list[int]]]:

@@ -120,12 +120,12 @@ class RowReader:
             values[child.field] = self.items(child, rows)
         return build(StepRecord, values)
 
-    def items(self, child: schema.ChildTable, rows: list[dict]) -> list:
-        """Child dataclass instances (LayerStep, ParamStep, ...) from their rows."""
+    def items(self, child: schema.ChildTable, rows: list[dict], only: frozenset[str] | None = None) -> list:
+        """Child dataclass instances (LayerStep, ParamStep, ...) from their rows; `only`: read just these fields."""
         items = []
         for row in rows:
             arrays = PLAIN if child.keys is None else self.arrays(child.rows, row[child.key_id])
-            values = child.shape.values(row, self.unpacker, nan_set(row[NAN_COLUMN]), arrays=arrays)
+            values = child.shape.values(row, self.unpacker, nan_set(row[NAN_COLUMN]), arrays=arrays, only=only)
             if child.keys is not None:
                 values.update(zip(child.key_fields, self.key(child, row[child.key_id])))
             items.append(build(child.shape.cls, values))
