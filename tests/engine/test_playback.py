@@ -48,9 +48,15 @@ def test_a_long_run_buckets_its_loss_and_time_axes_to_max_points(tmp_path):
     )
     assert history.losses[-1] == live[29].loss
     found = history.layer_steps("2", ("grad_norm",))
-    assert [s for s, _ in found] == list(range(0, 30, 3))
-    expected = [np.mean([r.layer("2").grad_norm for r in live[i : i + 3]]) for i in range(0, 30, 3)]
+    assert [s for s, _ in found] == list(range(0, 30, 4))  # buckets of 4: the power of two that fits 10
+    expected = [np.mean([r.layer("2").grad_norm for r in live[i : i + 4]]) for i in range(0, 30, 4)]
     assert np.allclose([layer.grad_norm for _, layer in found], expected)
+    earlier = Playback(view.history.run, max_points=10).view_at(13).history.layer_steps("2", ("grad_norm",))
+    assert [s for s, _ in earlier] == [0, 2, 4, 6, 8, 10, 12]  # 14 steps: buckets of 2, the last cut at 13
+    expected = [np.mean([r.layer("2").grad_norm for r in live[i : min(i + 2, 14)]]) for i in range(0, 14, 2)]
+    assert np.allclose([layer.grad_norm for _, layer in earlier], expected)
+    again = history.layer_steps("2", ("grad_norm",))  # read again from what the reader kept: the same
+    assert [(s, layer.grad_norm) for s, layer in again] == [(s, layer.grad_norm) for s, layer in found]
     histograms = history.layer_steps("1", ("histogram",))
     assert [s for s, _ in histograms] == list(range(0, 30, 4))  # every 4th: the power of two that fits 10 rows
     for step, layer in histograms:

@@ -9,6 +9,7 @@ own short read transaction, so a follower never holds back the writer's WAL.
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import json
 import math
@@ -48,6 +49,7 @@ _LAYER_COLUMNS = {
 }
 _ALWAYS = ("step", "layer_id", "shape", "order", "nan")
 _DECODED_LIMIT = 8192  # LayerSteps of heatmap rows a reader keeps decoded
+_AVERAGES_LIMIT = 256  # bucketed time axes (a layer's fields at one bucket width) a reader keeps
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Run:
             self._rows = RowReader(self._conn)
             self._steps_seen = self._last_step()
             self._decoded: dict[tuple[int, int, tuple[str, ...]], LayerStep] = {}
+            self._averages: dict[tuple, tuple[int, list[tuple[int, LayerStep]]]] = {}
         except sqlite3.DatabaseError as error:
             raise _damaged(self.path, error) from None
         self._returned = self._steps_seen
@@ -272,16 +275,12 @@ class Run:
                 present = " OR ".join(f'"{c}" IS NOT NULL' for c in arrays)
                 kth = self._every_kth("step, layer_id", f"{where} AND ({present})", args, max_rows or max_points)
                 return self._decoded_rows(self._query(*kth), columns)
-            width = self._bucket_width("layer_steps", where, args, max_points)
-            mean = "avg" if width > 1 else ""  # a bucket of one step keeps its value (and its type) as it is
-            averaged = "".join(f', {mean}("{c}") AS "{c}"' for c in columns)
-            nans = "max(nan) AS nan" if width == 1 else "NULL AS nan"  # a mean leaves NaN out, as SQL does
-            sql = (
-                'SELECT min(step) AS step, max(layer_id) AS layer_id, max(shape) AS shape, max("order") AS "order"'
-                f", {nans}{averaged} FROM layer_steps WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1"
-            )
-            rows = self._rows.dicts(sql, (*args, lo, width))
-            return [(row["step"], item) for row, item in zip(rows, self._rows.items(_LAYERS, rows, _only(columns)))]
+            count = self._query(f"SELECT count(*) FROM layer_steps WHERE {where}", args)[0][0]
+            width = 1 << max(0, math.ceil(math.log2(count / max_points))) if max_points and count > max_points else 1
+            layer_where, layer_args = self._layer_where(layer)
+            if lo > 0:
+                return self._averaged(layer_where, layer_args, columns, width, lo, min(hi, self._steps_seen))
+            return self._averaged_from_start(layer_where, layer_args, columns, width, min(hi, self._steps_seen))
         except (sqlite3.DatabaseError, CodecError) as error:
             raise _damaged(self.path, error) from None
 
@@ -328,6 +327,39 @@ class Run:
             (*args, lo, min(hi, self._steps_seen)),
         )
         return self._query(*self._every_kth(f"step, {column}{extra}, layer_id", where, args, max_points))
+
+    def _averaged(
+        self, where: str, args: tuple, columns: list[str], width: int, lo: int, hi: int
+    ) -> list[tuple[int, LayerStep]]:
+        """LayerSteps of `columns` averaged over buckets of `width` steps (from step 0 on) within [lo, hi]."""
+        mean = "avg" if width > 1 else ""  # a bucket of one step keeps its value (and its type) as it is
+        averaged = "".join(f', {mean}("{c}") AS "{c}"' for c in columns)
+        nans = "max(nan) AS nan" if width == 1 else "NULL AS nan"  # a mean leaves NaN out, as SQL does
+        sql = (
+            'SELECT min(step) AS step, max(layer_id) AS layer_id, max(shape) AS shape, max("order") AS "order"'
+            f", {nans}{averaged} FROM layer_steps WHERE {where} AND step BETWEEN ? AND ? GROUP BY step / ? ORDER BY 1"
+        )
+        rows = self._rows.dicts(sql, (*args, lo, hi, width))
+        return [(row["step"], item) for row, item in zip(rows, self._rows.items(_LAYERS, rows, _only(columns)))]
+
+    def _averaged_from_start(
+        self, where: str, args: tuple, columns: list[str], width: int, hi: int
+    ) -> list[tuple[int, LayerStep]]:
+        """`_averaged` from step 0 to `hi`: the buckets that ended by then are kept, so scrubbing (or following
+        the run) reads only the buckets it has not read before and the one `hi` cuts short."""
+        key = (where, args, tuple(columns), width)
+        done, pairs = self._averages.get(key, (-1, []))
+        complete = (hi + 1) // width * width - 1  # the last step of the last bucket that ends by `hi`
+        if complete > done:
+            pairs = pairs + self._averaged(where, args, columns, width, done + 1, complete)
+            done = complete
+            if len(self._averages) >= _AVERAGES_LIMIT:
+                self._averages.clear()
+            self._averages[key] = (done, pairs)
+        found = pairs[: bisect.bisect_right([step for step, _ in pairs], complete)]
+        if hi > complete:
+            found = found + self._averaged(where, args, columns, width, complete + 1, hi)
+        return found
 
     def _decoded_rows(self, keys: list[tuple[int, int]], columns: list[str]) -> list[tuple[int, LayerStep]]:
         """The LayerSteps (of `columns` only) at (step, layer_id) `keys`, decoding only those not decoded lately:

@@ -74,6 +74,8 @@ def create(conn: sqlite3.Connection) -> None:
         ),
         _table("findings", [("id", "INTEGER PRIMARY KEY"), ("at_step", "INTEGER")] + FINDING.columns()),
         "CREATE INDEX findings_by_step ON findings(at_step)",
+        # the loss curve without reading the steps' wide rows (their packed biases)
+        "CREATE INDEX steps_loss ON steps(step, loss)",
         # a finding that held again at a step, with nothing else changed: only its last_step moved on
         "CREATE TABLE finding_held(at_step INTEGER NOT NULL, finding INTEGER NOT NULL)",
         "CREATE INDEX finding_held_by_finding ON finding_held(finding, at_step)",
