@@ -275,8 +275,8 @@ class Run:
                 present = " OR ".join(f'"{c}" IS NOT NULL' for c in arrays)
                 kth = self._every_kth("step, layer_id", f"{where} AND ({present})", args, max_rows or max_points)
                 return self._decoded_rows(self._query(*kth), columns)
-            count = self._query(f"SELECT count(*) FROM layer_steps WHERE {where}", args)[0][0]
-            width = 1 << max(0, math.ceil(math.log2(count / max_points))) if max_points and count > max_points else 1
+            span = min(hi, self._steps_seen) - lo + 1  # steps, not rows: no count query for a bucket width
+            width = 1 << max(0, math.ceil(math.log2(span / max_points))) if max_points and span > max_points else 1
             layer_where, layer_args = self._layer_where(layer)
             if lo > 0:
                 return self._averaged(layer_where, layer_args, columns, width, lo, min(hi, self._steps_seen))

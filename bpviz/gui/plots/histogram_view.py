@@ -121,12 +121,19 @@ class HistogramHeatmap:
         below, above, nonfinite = rows[:, 2] > 0, rows[:, 3] > 0, rows[:, 4] > 0
         inset = 0.02 * (hi - lo)
         low_colour = theme.ZERO_GRADIENT if self._grad else theme.HIGHLIGHT
-        spots = [dict(pos=(s, lo + inset), symbol="t1", brush=theme.brush(low_colour)) for s in steps[below]]
-        spots += [
-            dict(pos=(s, hi - inset), symbol="t", brush=theme.brush(theme.HIGHLIGHT)) for s in steps[above & ~nonfinite]
+        groups = [
+            (steps[below], lo + inset, "t1", theme.brush(low_colour)),
+            (steps[above & ~nonfinite], hi - inset, "t", theme.brush(theme.HIGHLIGHT)),
+            (steps[nonfinite], hi - inset, "x", theme.brush(theme.BAD)),
         ]
-        spots += [dict(pos=(s, hi - inset), symbol="x", brush=theme.brush(theme.BAD)) for s in steps[nonfinite]]
-        self.outside_marks.setData(spots)
+        # one brush object per kind, in arrays: a long recording marks thousands of steps, and a spot dict
+        # with its own brush each made pyqtgraph render every symbol anew
+        self.outside_marks.setData(
+            x=np.concatenate([g[0] for g in groups]).astype(np.float64),
+            y=np.concatenate([np.full(len(g[0]), g[1]) for g in groups]),
+            symbol=[g[2] for g in groups for _ in g[0]],
+            brush=[g[3] for g in groups for _ in g[0]],
+        )
 
     def _show_empty(self, text: str) -> None:
         self.image.clear()
