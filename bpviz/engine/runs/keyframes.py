@@ -15,6 +15,7 @@ counts jump.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,7 @@ class KeyframeReader:
         self._unpacker = unpacker
         self._key_columns = key_columns  # table -> its row key column ("layer_steps" -> "layer_id")
         self._cache: dict[tuple[Slot, int], np.ndarray] = {}
+        self._blobs: dict[tuple[Slot, int], bytes | None] = {}  # read with a neighbour's, decoded when asked for
 
     def coder(self, table: str, key: int | None) -> ArrayCoder:
         return _Decoder(self, table, key)
@@ -84,27 +86,39 @@ class KeyframeReader:
         """The plain array of `slot` at `step`; CodecError when the file has none there (a lost or damaged base)."""
         cached = self._cache.get((slot, step))
         if cached is None:
-            cached = self._read(slot, step)
+            if (slot, step) not in self._blobs:
+                self._read_step(slot, step)
+            blob = self._blobs.pop((slot, step), None)
+            if not isinstance(blob, bytes) or delta_base(blob) is not None:
+                table, _, column = slot
+                raise CodecError(
+                    f"the keyframe of {table}.{column} at step {step} is missing: the difference cannot be read"
+                )
+            cached = decode_array(blob)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
             self._cache[(slot, step)] = cached
         return cached
 
-    def _read(self, slot: Slot, step: int) -> np.ndarray:
+    def _read_step(self, slot: Slot, step: int) -> None:
+        """The blobs of `slot`'s column at `step` for every row key at once: the layers of a step mostly share
+        their keyframe steps, so decoding one record asks once per column instead of once per layer."""
         table, key, column = slot
         field, _, item = column.partition(".")
-        where, args = "step = ?", (step,)
-        if key is not None:
-            where, args = f"{where} AND {self._key_columns[table]} = ?", (step, key)
-        rows = self._conn.execute(f'SELECT "{field}" FROM {table} WHERE {where} LIMIT 2', args).fetchall()
-        blob = rows[0][0] if len(rows) == 1 else None
-        if blob is not None and item:
-            blob = self._unpacker.unpack(blob).get(item)
-        if not isinstance(blob, bytes) or delta_base(blob) is not None:
-            raise CodecError(
-                f"the keyframe of {table}.{column} at step {step} is missing: the difference cannot be read"
-            )
-        return decode_array(blob)
+        key_column = "NULL" if key is None else self._key_columns[table]
+        rows = self._conn.execute(f'SELECT {key_column}, "{field}" FROM {table} WHERE step = ?', (step,)).fetchall()
+        if len(self._blobs) >= _CACHE_LIMIT:
+            self._blobs.clear()
+        keys = Counter(k for k, _ in rows)
+        for row_key, blob in rows:
+            if keys[row_key] != 1 or not isinstance(blob, bytes):
+                blob = None  # not one row with this key at that step: no keyframe a reader could trust
+            if not item:
+                self._blobs[((table, row_key, column), step)] = blob
+                continue
+            for name, inner in (self._unpacker.unpack(blob) if blob is not None else {}).items():
+                self._blobs[((table, row_key, f"{field}.{name}"), step)] = inner if isinstance(inner, bytes) else None
+        self._blobs.setdefault((slot, step), None)
 
 
 class _Decoder(ArrayCoder):
