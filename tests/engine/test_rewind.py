@@ -1,0 +1,133 @@
+"""Rewind: back to an earlier step from snapshots, replayed bit for bit, and trained on from there."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from bpviz.engine.load.experiment import load_experiment
+from bpviz.engine.session.snapshots import DataPosition, RngState, Snapshot, SnapshotStore
+from bpviz.engine.session.stepper import Stepper
+
+# Dropout draws from the global RNG every step, and the DataLoader reshuffles every epoch from it: a rewind that
+# did not restore both would see other masks and other batches.
+EXPERIMENT = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+def build():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    loader = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True)
+    return {"model": model, "train_data": loader, "optimizer": torch.optim.Adam(model.parameters(), lr=0.01)}
+"""
+
+
+def stepper(tmp_path, name="exp.py", **kwargs) -> Stepper:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(EXPERIMENT))
+    return Stepper(load_experiment(path), level="full", **kwargs)
+
+
+def statistics(record) -> dict:
+    """Every field of a record but bpviz's own timings, which no two runs share."""
+    values = dataclasses.asdict(record)
+    for timing in ("step_s", "overhead_s"):
+        values.pop(timing, None)
+    return values
+
+
+def same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b, equal_nan=True)
+    if isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        return True
+    return a == b
+
+
+def test_rewind_then_step_on_repeats_every_statistic_bit_for_bit(tmp_path):
+    run = stepper(tmp_path, snapshots=SnapshotStore(every=2))  # snapshot at 0, 2, 4, ...: rewinding to 3 replays
+    first = [run.step() for _ in range(10)]  # 5 batches an epoch: steps 5..9 are a reshuffled second epoch
+    weights = [p.detach().clone() for p in run.experiment.model.parameters()]
+    back = run.rewind(3)
+    assert back.step == 3 and run.step_index == 4 and run.branch == 2
+    assert same(statistics(back), statistics(first[3]))
+    assert [r.step for r in run.history.records] == [0, 1, 2, 3]
+    again = [run.step() for _ in range(6)]
+    assert [r.step for r in again] == [4, 5, 6, 7, 8, 9]
+    for old, new in zip(first[4:], again):
+        assert new.loss == old.loss
+        assert same(statistics(new), statistics(old))
+    for old, new in zip(weights, run.experiment.model.parameters()):
+        assert torch.equal(old, new)
+    run.close()
+
+
+def rng_states() -> tuple:
+    return torch.get_rng_state(), np.random.get_state()[1], random.getstate()
+
+
+def test_the_rng_and_the_data_position_are_restored(tmp_path):
+    run = stepper(tmp_path)  # every 10: rewinding to 6 restores the start and replays 7 steps, over an epoch end
+    for _ in range(9):
+        run.step()
+    run.rewind(6)
+    restored = rng_states()
+    batch = run._next_batch()
+    fresh = stepper(tmp_path, name="again.py")
+    for _ in range(7):
+        fresh.step()
+    expected = rng_states()
+    assert torch.equal(restored[0], expected[0])
+    assert np.array_equal(restored[1], expected[1]) and restored[2] == expected[2]
+    expected_batch = fresh._next_batch()  # the 3rd batch of the second (reshuffled) epoch
+    assert torch.equal(batch[0], expected_batch[0]) and torch.equal(batch[1], expected_batch[1])
+    assert run._position == dataclasses.replace(fresh._position, epoch_rng=run._position.epoch_rng)
+    assert run._position.epoch == 1 and run._position.read == 3
+    run.close()
+    fresh.close()
+
+
+def test_a_change_after_the_rewind_changes_the_step_after_it(tmp_path):
+    run = stepper(tmp_path)
+    first = [run.step() for _ in range(6)]
+    run.rewind(3)
+    run.remedy_event("set_hyperparameter", ("lr", 0.5))
+    assert run.hyperparameters()["lr"] == 0.5
+    changed = run.step()
+    assert changed.step == 4 and changed.loss == first[4].loss  # the loss of step 4 is computed before its update
+    assert changed.layers[0].update_ratio != first[4].layers[0].update_ratio
+    run.rewind(2)  # a remedy made after step 2 is undone with the state it changed
+    assert run.hyperparameters()["lr"] == 0.01 and run.branch == 3 and run.branches[3] == (1, 3)
+    run.close()
+
+
+def test_rewind_refuses_a_step_not_trained(tmp_path):
+    run = stepper(tmp_path)
+    run.step()
+    with pytest.raises(ValueError, match="steps 0 to 0"):
+        run.rewind(1)
+    run.close()
+
+
+def test_snapshots_stay_bounded_over_a_thousand_steps():
+    store = SnapshotStore(every=10, limit=8, recent=4)
+    rng = RngState.capture(None)
+    for boundary in range(0, 1001, 10):
+        store.add(Snapshot(1, boundary, boundary == 0, False, [], [], {}, rng, DataPosition(0, 0, None)))
+    kept = sorted(s.boundary for s in store.snapshots)
+    assert len(kept) == 1 + 8  # the pinned start and the limit
+    assert kept[0] == 0 and kept[-4:] == [970, 980, 990, 1000]  # the newest are dense
+    gaps = np.diff(kept[1:])
+    assert gaps[0] >= gaps[-1]  # older ones thinned
