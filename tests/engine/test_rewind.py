@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sqlite3
 import textwrap
 
 import numpy as np
 import pytest
 import torch
 
+from bpviz.cli import main
 from bpviz.engine.load.experiment import load_experiment
+from bpviz.engine.runs.compare import compare_files
+from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.reader import open_run
 from bpviz.engine.session.snapshots import DataPosition, RngState, Snapshot, SnapshotStore
 from bpviz.engine.session.stepper import Stepper
 
@@ -131,3 +136,80 @@ def test_snapshots_stay_bounded_over_a_thousand_steps():
     assert kept[0] == 0 and kept[-4:] == [970, 980, 990, 1000]  # the newest are dense
     gaps = np.diff(kept[1:])
     assert gaps[0] >= gaps[-1]  # older ones thinned
+
+
+def recorded_rewind(tmp_path, lr: float | None = None):
+    """Ten steps recorded, a rewind to step 3, then steps 4..9 again (with the learning rate `lr` when given)."""
+    run = stepper(tmp_path, record=tmp_path / "run.bpviz", snapshots=SnapshotStore(every=2))
+    first = [run.step() for _ in range(10)]
+    run.rewind(3)
+    if lr is not None:
+        run.remedy_event("set_hyperparameter", ("lr", lr))
+    again = [run.step() for _ in range(6)]
+    run.close()
+    return tmp_path / "run.bpviz", first, again
+
+
+def test_the_run_file_keeps_both_branches(tmp_path):
+    path, first, again = recorded_rewind(tmp_path)
+    with open_run(path) as main:
+        assert [(b.id, b.parent, b.fork_step) for b in main.branches()] == [(1, None, None), (2, 1, 3)]
+        assert len(main) == 10 and main.steps().tolist() == list(range(10))
+        assert same(statistics(main.record(7)), statistics(first[7]))
+    with open_run(path, branch=2) as branch:
+        assert branch.branch == 2 and len(branch) == 10 and branch.steps().tolist() == list(range(10))
+        for step in range(10):
+            expected = first[step] if step <= 3 else again[step - 4]
+            assert same(statistics(branch.record(step)), statistics(expected))
+        assert branch.loss_series()[0].tolist() == list(range(10))
+    with pytest.raises(RunFileError, match="no branch 3"):
+        open_run(path, branch=3)
+
+
+def test_compare_finds_no_divergence_between_a_rewind_without_change_and_its_parent(tmp_path):
+    path, _, _ = recorded_rewind(tmp_path)
+    result = compare_files(path)
+    assert result["divergence"] is None and result["same"], result
+    assert result["b"].endswith("(branch 2)")
+
+
+def test_compare_reports_the_changed_learning_rate_at_the_first_step_after_the_rewind(tmp_path):
+    path, first, again = recorded_rewind(tmp_path, lr=0.5)
+    result = compare_files(path, branch=[1, 2])
+    divergence = result["divergence"]
+    assert divergence["step"] == 4 and divergence["statistic"] == "update_ratio", divergence
+    layer = divergence["layer"]
+    assert (
+        divergence["a"] == first[4].layer(layer).update_ratio and divergence["b"] == again[0].layer(layer).update_ratio
+    )
+    with open_run(path, branch=2) as branch:
+        assert branch.interventions == [(4, "lr 0.01 -> 0.5")]
+    with open_run(path) as main:
+        assert main.interventions == []
+
+
+def test_the_compare_command_compares_the_branches_of_one_file(tmp_path, capsys):
+    path, _, _ = recorded_rewind(tmp_path, lr=0.5)
+    assert main(["compare", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "diverge at step 4" in out and "(branch 2)" in out
+    assert main(["compare", str(path), "--branch", "1", "--branch", "1"]) == 0
+    single = tmp_path / "single"
+    single.mkdir()
+    run = stepper(single, record=single / "one.bpviz")
+    run.step()
+    run.close()
+    assert main(["compare", str(single / "one.bpviz")]) == 2
+    assert "it has one branch" in capsys.readouterr().err
+
+
+def test_a_file_from_before_branches_opens_as_one_branch(tmp_path):
+    run = stepper(tmp_path, record=tmp_path / "old.bpviz")
+    first = [run.step() for _ in range(3)]
+    run.close()
+    with sqlite3.connect(tmp_path / "old.bpviz") as conn:  # as format 1 wrote it: no branches table
+        conn.execute("DROP TABLE branches")
+        conn.execute("PRAGMA user_version = 1")
+    with open_run(tmp_path / "old.bpviz") as old:
+        assert [(b.id, b.parent) for b in old.branches()] == [(1, None)]
+        assert same(statistics(old.record(2)), statistics(first[2]))
