@@ -29,7 +29,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session import remedies
 from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
-from bpviz.engine.session.events import Intervened, StepRecorded, Validated, snapshot
+from bpviz.engine.session.events import Intervened, Rewound, StepRecorded, Validated, snapshot
 from bpviz.engine.session.remedies import Remedy
 from bpviz.engine.session.snapshots import (
     DataPosition,
@@ -269,7 +269,7 @@ class Stepper:
         watcher.tracker, watcher.diagnosis, watcher.schedule = tracker, diagnosis, schedule
         watcher.unobserved_steps, watcher.probe.detailed = unobserved, detailed
         watcher.step_index = snapshot.boundary
-        _truncate(self.history, snapshot.boundary, boundary)
+        watcher.history = watcher.history.before(snapshot.boundary, marks_before=boundary)
         self._position = snapshot.data
         self._batches = snapshot.data.iterator(exp.train_data)
         snapshot.rng.restore(exp.train_data)
@@ -302,6 +302,11 @@ class Stepper:
         """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
         remedy = self.apply(remedies.apply_named(self, name, tuple(args)))
         return Intervened(remedy.step, remedy.label)
+
+    def rewind_event(self, step: int) -> Rewound:
+        """`rewind(step)`, told with the branch trained from now on and the findings as they stood then."""
+        self.rewind(step)
+        return Rewound(step, self.branch, snapshot(self.findings))
 
     def undo_event(self) -> Intervened | None:
         """`undo_last()`, told as the mark it leaves on the time axis; None when nothing was applied."""
@@ -432,16 +437,6 @@ class _PhaseListener:
             self._stepper.step_index, phase, layer, index, values, norm, float(values.mean()), float(values.std())
         )
         self._gate.pause(event)
-
-
-def _truncate(history: History, keep_before: int, boundary: int) -> None:
-    """Forget the steps from `keep_before` on (they are trained again) and the marks from `boundary` on."""
-    while history.records and history.records[-1].step >= keep_before:
-        history.records.pop()
-    kept = sum(1 for s in history.loss_steps if s < keep_before)
-    del history.loss_steps[kept:], history.losses[kept:]
-    history.validation[:] = [(s, m) for s, m in history.validation if s < boundary]
-    history.interventions[:] = [(s, label) for s, label in history.interventions if s < boundary]
 
 
 def _state_size(experiment: Experiment) -> int:
