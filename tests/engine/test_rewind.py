@@ -16,8 +16,9 @@ from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.runs.compare import compare_files
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.reader import open_run
-from bpviz.engine.session.snapshots import DataPosition, RngState, Snapshot, SnapshotStore
+from bpviz.engine.session.snapshots import DataPosition, RngState, Snapshot, SnapshotStore, default_limit
 from bpviz.engine.session.stepper import Stepper
+from bpviz.engine.user_error import UserCodeError
 
 # Dropout draws from the global RNG every step, and the DataLoader reshuffles every epoch from it: a rewind that
 # did not restore both would see other masks and other batches.
@@ -62,7 +63,7 @@ def same(a, b) -> bool:
 
 
 def test_rewind_then_step_on_repeats_every_statistic_bit_for_bit(tmp_path):
-    run = stepper(tmp_path, snapshots=SnapshotStore(every=2))  # snapshot at 0, 2, 4, ...: rewinding to 3 replays
+    run = stepper(tmp_path, snapshots=SnapshotStore(every=3))  # snapshots at 0, 3, 6, 9: rewinding to 3 replays it
     first = [run.step() for _ in range(10)]  # 5 batches an epoch: steps 5..9 are a reshuffled second epoch
     weights = [p.detach().clone() for p in run.experiment.model.parameters()]
     back = run.rewind(3)
@@ -140,7 +141,7 @@ def test_snapshots_stay_bounded_over_a_thousand_steps():
 
 def recorded_rewind(tmp_path, lr: float | None = None):
     """Ten steps recorded, a rewind to step 3, then steps 4..9 again (with the learning rate `lr` when given)."""
-    run = stepper(tmp_path, record=tmp_path / "run.bpviz", snapshots=SnapshotStore(every=2))
+    run = stepper(tmp_path, record=tmp_path / "run.bpviz", snapshots=SnapshotStore(every=3))
     first = [run.step() for _ in range(10)]
     run.rewind(3)
     if lr is not None:
@@ -213,3 +214,46 @@ def test_a_file_from_before_branches_opens_as_one_branch(tmp_path):
     with open_run(tmp_path / "old.bpviz") as old:
         assert [(b.id, b.parent) for b in old.branches()] == [(1, None)]
         assert same(statistics(old.record(2)), statistics(first[2]))
+
+
+FLAKY_ON_CALL_7 = """
+import torch
+from torch import nn
+
+class Flaky(nn.Module):
+    calls = 0
+    def forward(self, x):
+        Flaky.calls += 1
+        if Flaky.calls == 7:
+            raise RuntimeError("flaky on its seventh call")
+        return x
+
+def build():
+    Flaky.calls = 0
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), Flaky(), nn.ReLU(), nn.Linear(8, 3))
+    return {"model": model, "train_data": [(torch.randn(8, 4, generator=g), torch.randint(0, 3, (8,), generator=g))]}
+"""
+
+
+def test_a_replayed_step_that_fails_leaves_the_run_on_a_branch_at_the_step_before(tmp_path):
+    path = tmp_path / "flaky.py"
+    path.write_text(textwrap.dedent(FLAKY_ON_CALL_7))
+    run = Stepper(load_experiment(path), record=tmp_path / "flaky.bpviz", snapshots=SnapshotStore(every=2))
+    for _ in range(6):  # calls 1..6
+        run.step()
+    with pytest.raises(UserCodeError, match="the forward pass failed at step 4"):
+        run.rewind(4)  # snapshot at 4, then step 4 replayed: call 7 fails
+    assert run.step_index == 4 and run.branch == 2 and run.branches[2] == (1, 4)
+    assert run.history.latest.step == 3
+    assert run.step().step == 4  # call 8: the run goes on, on branch 2
+    run.close()
+    with open_run(tmp_path / "flaky.bpviz", branch=2) as branch:
+        assert branch.steps().tolist() == [0, 1, 2, 3, 4]
+        assert [(b.id, b.parent, b.fork_step) for b in branch.branches()] == [(1, None, None), (2, 1, 3)]
+
+
+def test_the_default_number_of_snapshots_follows_the_model_size():
+    assert default_limit(10 * 2**20) == 32  # 51 fit in 512 MiB: capped
+    assert default_limit(64 * 2**20) == 8
+    assert default_limit(2**30) == 2  # not one fits: still two, so a rewind can land near the present

@@ -2,12 +2,13 @@
 
 A snapshot holds what the next steps depend on: the model's parameters and
 buffers (and which module sits where, so a swapped activation is swapped
-back), the optimizer's state and hyperparameters, an LR scheduler's and a
-GradScaler's state when the experiment has them, the RNG states (torch CPU,
+back), the optimizer's state and hyperparameters, the RNG states (torch CPU,
 every CUDA device once CUDA is in use, numpy, Python's `random`), the data
 position (see DataPosition), and the judging state of the Watcher (dead-unit
 tracker, findings, detail schedule) so that a replayed step is judged as it
-was the first time.
+was the first time. An experiment has no LR scheduler or GradScaler today
+(the Stepper steps neither); one that gains them must step them and keep
+their state_dict() here beside the optimizer's.
 
 Snapshots live in memory, in the process that trains (the window's child
 process), and not in the run file: an optimizer's state is an arbitrary
@@ -26,6 +27,7 @@ only restored).
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -114,16 +116,14 @@ class Snapshot:
     after_remedy: bool  # taken right after a remedy at this boundary: not the state that boundary began with
     tensors: list[torch.Tensor]  # parameters then buffers, in model order, on the host
     modules: list[tuple[nn.Module, dict[str, nn.Module | None]]]  # each module's children, by name
-    states: dict[str, dict]  # state_dict() of the optimizer (and scheduler, scaler), on the host
+    optimizer: dict  # its state_dict(), tensors on the host
     rng: RngState
     data: DataPosition
     extra: dict[str, Any] = field(default_factory=dict)  # the stepper's own: clipping, remedies, judging state
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors) + sum(
-            _state_bytes(state) for state in self.states.values()
-        )
+        return sum(t.numel() * t.element_size() for t in self.tensors) + _state_bytes(self.optimizer)
 
 
 def capture_model(model: nn.Module) -> tuple[list[torch.Tensor], list[tuple[nn.Module, dict]]]:
@@ -178,12 +178,14 @@ class SnapshotStore:
         `lineage` lists (branch, first boundary, end boundary or None) from the run's start to the current branch.
         """
 
+        def on_line(s: Snapshot, branch: int, start: int, end: int | None) -> bool:
+            # where a child branch begins, its parent's state after a remedy there is not the child's
+            below_end = end is None or s.boundary < end or (s.boundary == end and not s.after_remedy)
+            return s.branch == branch and start <= s.boundary and below_end
+
         def usable(s: Snapshot) -> bool:
-            on_line = any(
-                s.branch == b and start <= s.boundary and (end is None or s.boundary <= end)
-                for b, start, end in lineage
-            )
-            return on_line and (s.boundary < boundary or (s.boundary == boundary and not s.after_remedy))
+            on = any(on_line(s, *part) for part in lineage)
+            return on and (s.boundary < boundary or (s.boundary == boundary and not s.after_remedy))
 
         candidates = [s for s in self.snapshots if usable(s)]
         if not candidates:
@@ -195,15 +197,24 @@ class SnapshotStore:
         return sum(s.nbytes for s in self.snapshots)
 
     def _thin(self) -> None:
-        """Drop free snapshots, the one nearest its predecessor first, until `limit` are left; the oldest free one
-        and the `recent` newest stay."""
+        """Drop free snapshots until `limit` are left: the one nearest the one before it on its branch first.
+
+        The oldest free one and the `recent` newest stay; a snapshot with none before it on its branch
+        (the first after a rewind) goes only when nothing else can.
+        """
         while True:
-            free = sorted((s for s in self.snapshots if not s.pinned), key=lambda s: (s.branch, s.boundary))
+            free = [s for s in self.snapshots if not s.pinned]  # in the order they were taken
             if len(free) <= self.limit:
                 return
-            gaps = [(later.boundary - earlier.boundary, i) for i, (earlier, later) in enumerate(zip(free, free[1:]), 1)]
-            droppable = [gap for gap in gaps if gap[1] < len(free) - self.recent] or gaps
-            self.snapshots.remove(free[min(droppable)[1]])
+            last_on: dict[int, int] = {}
+            candidates = []
+            for index, snap in enumerate(free):
+                before = last_on.get(snap.branch)
+                gap = snap.boundary - before if before is not None else math.inf
+                if 0 < index < len(free) - self.recent:
+                    candidates.append((gap, index))
+                last_on[snap.branch] = snap.boundary
+            self.snapshots.remove(free[min(candidates or [(0, 0)])[1]])
 
 
 def default_limit(snapshot_bytes: int, memory: int = DEFAULT_MEMORY) -> int:

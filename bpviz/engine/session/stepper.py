@@ -188,27 +188,33 @@ class Stepper:
         batches they come out bit for bit as they did. Remedies applied after
         `step` are gone with the state they changed; what user code did outside
         the model (files written, prints) is not undone. Raises ValueError for
-        a step not trained yet on this branch's line.
+        a step not trained yet on this branch's line; when a replayed step
+        fails (UserCodeError), the run stands at the step before it, and that
+        is where the new branch starts.
         """
         if not 0 <= step < self.step_index:
             raise ValueError(f"cannot rewind to step {step}: steps 0 to {self.step_index - 1} have been trained")
         boundary = step + 1
         lineage = self._lineage()
-        snapshot = self.snapshots.nearest(lineage, boundary)
-        self._restore(snapshot, boundary)
+        nearest = self.snapshots.nearest(lineage, boundary)
+        self._restore(nearest, boundary)
         recorder, self.watcher.recorder = self.watcher.recorder, None  # the file has these steps already
         try:
             while self.step_index < boundary:
                 self._run_step(None)
         finally:
             self.watcher.recorder = recorder
-        parent = next(b for b, start, _ in reversed(lineage) if start <= step)
-        self.branch = max(self.branches) + 1
-        self.branches[self.branch] = (parent, boundary)
-        if recorder is not None:
-            recorder.start_branch(self.branch, parent, step)
-        self._snapshot(pinned=True)
+            self._start_branch(lineage, self.step_index - 1)
         return self.history.latest
+
+    def _start_branch(self, lineage: list[tuple[int, int, int | None]], fork_step: int) -> None:
+        """Train on as a new branch sharing the steps up to `fork_step` with the branch that trained that step."""
+        parent = next((b for b, start, _ in reversed(lineage) if start <= fork_step), lineage[0][0])
+        self.branch = max(self.branches) + 1
+        self.branches[self.branch] = (parent, fork_step + 1)
+        if self.watcher.recorder is not None:
+            self.watcher.recorder.start_branch(self.branch, parent, fork_step)
+        self._snapshot(pinned=True)
 
     def _lineage(self) -> list[tuple[int, int, int | None]]:
         """(branch, first boundary, last boundary or None) from the run's start to the current branch."""
@@ -245,22 +251,21 @@ class Stepper:
                 after_remedy,
                 tensors,
                 modules,
-                {name: host_state(obj) for name, obj in self._stateful().items()},
+                host_state(exp.optimizer),
                 RngState.capture(exp.train_data),
                 self._position,
                 extra,
             )
         )
 
-    def _restore(self, snapshot: Snapshot, boundary: int) -> None:
-        """Put the run back as it was at `snapshot`, keeping in History what came before it and before `boundary`."""
+    def _restore(self, saved: Snapshot, boundary: int) -> None:
+        """Put the run back as it was at `saved`, keeping in History what came before it and before `boundary`."""
         exp, watcher = self.experiment, self.watcher
         watcher.discard_pending()
         exp.optimizer.zero_grad(set_to_none=True)
-        restore_model(exp.model, snapshot.tensors, snapshot.modules)
-        for name, obj in self._stateful().items():
-            obj.load_state_dict(snapshot.states[name])
-        extra = snapshot.extra
+        restore_model(exp.model, saved.tensors, saved.modules)
+        exp.optimizer.load_state_dict(saved.optimizer)
+        extra = saved.extra
         self.clip_grad_norm = extra["clip"]
         self.remedies = list(extra["remedies"])
         watcher.probe.substitutions.clear()
@@ -268,21 +273,11 @@ class Stepper:
         tracker, diagnosis, schedule, unobserved, detailed = copy.deepcopy(extra["judging"])
         watcher.tracker, watcher.diagnosis, watcher.schedule = tracker, diagnosis, schedule
         watcher.unobserved_steps, watcher.probe.detailed = unobserved, detailed
-        watcher.step_index = snapshot.boundary
-        watcher.history = watcher.history.before(snapshot.boundary, marks_before=boundary)
-        self._position = snapshot.data
-        self._batches = snapshot.data.iterator(exp.train_data)
-        snapshot.rng.restore(exp.train_data)
-
-    def _stateful(self) -> dict:
-        """The objects whose state_dict() a snapshot keeps: the optimizer, and a scheduler or scaler when present."""
-        exp = self.experiment
-        found = {"optimizer": exp.optimizer}
-        for name in ("scheduler", "scaler"):
-            obj = getattr(exp, name, None)
-            if obj is not None:
-                found[name] = obj
-        return found
+        watcher.step_index = saved.boundary
+        watcher.history = watcher.history.before(saved.boundary, marks_before=boundary)
+        self._position = saved.data
+        self._batches = saved.data.iterator(exp.train_data)
+        saved.rng.restore(exp.train_data)
 
     # --- the same, as events for a viewer ---
     def step_event(self, gate: Gate | None = None) -> StepRecorded:
