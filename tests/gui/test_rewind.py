@@ -83,6 +83,7 @@ def test_a_recording_cannot_be_rewound_and_compares_its_branches_side_by_side(qt
     assert not window.actions_.rewind.isEnabled()
     result = window.compare_with(path)  # File > Compare With… on its own file: its branches side by side
     assert result["divergence"]["step"] == 4 and result["b"].endswith("(branch 2)")
+    assert "compared with run.bpviz (branch 2)" in window.windowTitle()
     qtbot.waitUntil(lambda: window.comparison.loss.getData()[0] is not None, timeout=LOAD_MS)
     steps_b, losses_b = loss_curve(window, window.comparison.loss)
     assert list(steps_b) == list(range(10))

@@ -14,7 +14,9 @@ Snapshots live in memory, in the process that trains (the window's child
 process), and not in the run file: an optimizer's state is an arbitrary
 nested structure that only a pickle stores in general, and a run file is
 opened by people who did not write it, where pickles are never read without
-consent. Tensors are copied to the host, so device memory is not taken.
+consent. Tensors are copied to the host, so device memory is not taken; a
+snapshot of a model on a GPU waits for its copies twice (the model's, the
+optimizer's), on the steps it is taken, never on the others.
 
 Memory stays bounded: a snapshot is taken every `every` steps and at most
 `limit` of them are kept; when one more comes, the kept snapshot closest to
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,8 +130,10 @@ class Snapshot:
 
 def capture_model(model: nn.Module) -> tuple[list[torch.Tensor], list[tuple[nn.Module, dict]]]:
     """Host copies of every parameter and buffer, and the module tree as it is."""
+    live = _tensors(model)
     with torch.no_grad():
-        tensors = [_host_copy(t.detach()) for t in _tensors(model)]
+        tensors = [_host_copy(t.detach()) for t in live]
+    _wait_for_copies(live)
     return tensors, [(module, dict(module._modules)) for module in model.modules()]
 
 
@@ -145,7 +149,12 @@ def restore_model(model: nn.Module, tensors: list[torch.Tensor], modules: list[t
 
 def host_state(stateful: Any) -> dict:
     """`stateful.state_dict()` copied, with its tensors on the host (load_state_dict moves them back)."""
-    return _to_host(stateful.state_dict())
+    state = stateful.state_dict()
+    copied = _map_tensors(state, _host_copy)
+    live: list[torch.Tensor] = []
+    _map_tensors(state, live.append)
+    _wait_for_copies(live)
+    return copied
 
 
 class SnapshotStore:
@@ -227,24 +236,31 @@ def _tensors(model: nn.Module) -> list[torch.Tensor]:
 
 
 def _host_copy(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.clone() if tensor.device.type == "cpu" else tensor.to("cpu", copy=True)
+    """A host copy; from a device into pinned memory without waiting (see _wait_for_copies)."""
+    if tensor.device.type == "cpu":
+        return tensor.clone()
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=torch.cuda.is_available())
+    return host.copy_(tensor, non_blocking=True)
 
 
-def _to_host(value: Any) -> Any:
+def _wait_for_copies(tensors: Iterable[torch.Tensor]) -> None:
+    """One wait for every device copy started, instead of one per tensor."""
+    if torch.cuda.is_available() and any(t.device.type == "cuda" for t in tensors):
+        torch.cuda.synchronize()
+
+
+def _map_tensors(value: Any, fn: Callable[[torch.Tensor], Any]) -> Any:
+    """`value` with `fn` applied to every tensor inside its dicts, lists and tuples (a state_dict's shape)."""
     if isinstance(value, torch.Tensor):
-        return _host_copy(value)
+        return fn(value)
     if isinstance(value, dict):
-        return {k: _to_host(v) for k, v in value.items()}
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_host(v) for v in value)
+        return type(value)(_map_tensors(v, fn) for v in value)
     return value
 
 
-def _state_bytes(value: Any) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        return sum(_state_bytes(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_state_bytes(v) for v in value)
-    return 0
+def _state_bytes(state: Any) -> int:
+    sizes: list[int] = []
+    _map_tensors(state, lambda t: sizes.append(t.numel() * t.element_size()))
+    return sum(sizes)

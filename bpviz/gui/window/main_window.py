@@ -316,9 +316,10 @@ class MainWindow(QMainWindow):
     def _on_recording_state(self, state: str) -> None:
         recording = self.recording
         name = recording.path.name if recording is not None else ""
-        compared = (
-            f" compared with {recording.other.run.path.name}" if recording is not None and recording.other else ""
-        )
+        compared = ""
+        if recording is not None and recording.other is not None:
+            other = recording.other.run
+            compared = f" compared with {other.path.name}" + (f" (branch {other.branch})" if other.branch > 1 else "")
         self.setWindowTitle(f"{name}{compared} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
         self.status.show_run_state(state)
 
