@@ -451,10 +451,12 @@ class MainWindow(QMainWindow):
 
     def _on_rewound(self, step: int, branch: int) -> None:
         self.redraw(force=True)  # every view ends at the step gone back to
+        kept = self.controller.run_path
+        where = f" in {kept.name} (open it, then File > Compare With… itself, to see both side by side)" if kept else ""
         self.statusBar().showMessage(
-            f"Back at step {step}: change what you like, then step on; the steps from {step + 1} are branch {branch} "
-            "of the run (File > Compare With… on the run file shows both)",
-            15000,
+            f"Back at step {step}: change what you like, then step on; the steps from {step + 1} are branch {branch}"
+            f"{where}",
+            20000,
         )
         self.update_actions()
 
