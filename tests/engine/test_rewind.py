@@ -257,3 +257,17 @@ def test_the_default_number_of_snapshots_follows_the_model_size():
     assert default_limit(10 * 2**20) == 32  # 51 fit in 512 MiB: capped
     assert default_limit(64 * 2**20) == 8
     assert default_limit(2**30) == 2  # not one fits: still two, so a rewind can land near the present
+
+
+def test_plain_sql_through_a_branch_sees_that_branch_with_its_own_step_numbers(tmp_path):
+    path, first, again = recorded_rewind(tmp_path, lr=0.5)
+    with open_run(path, branch=2) as branch:
+        rows = branch._conn.execute("SELECT step, loss FROM steps ORDER BY step").fetchall()
+        assert rows == [(r.step, r.loss) for r in first[:4] + again]
+        layer = first[0].layers[0].name
+        sql = "SELECT step, update_ratio FROM layer_stats WHERE layer = ? ORDER BY step"
+        ratios = branch._conn.execute(sql, (layer,)).fetchall()
+        assert ratios == [(r.step, r.layer(layer).update_ratio) for r in first[:4] + again]
+    with sqlite3.connect(path) as conn:  # the file itself: branch 2 under its keys, branch 1 as it always was
+        keys = [row[0] for row in conn.execute("SELECT step FROM steps ORDER BY step")]
+        assert keys == list(range(10)) + [2**32 + s for s in range(4, 10)]

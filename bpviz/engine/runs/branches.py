@@ -9,7 +9,8 @@ The step tables stay as they are, keyed by step, so plain SQL on branch 1
 reads as it always did: a step of branch b is stored under the key
 `(b - 1) * STRIDE + step` (STRIDE = 2**32), in every table with a `step` or
 `at_step` column. A reader picks a branch by shadowing each of those tables
-with a TEMP VIEW of the same name that shows the branch's line of steps
+(and the file's own views over them, such as `layer_stats`) with a TEMP VIEW
+of the same name that shows the branch's line of steps
 with their own step numbers; every query the reader makes then sees one
 branch without knowing of branches. Branch 1's view is its key range and
 its step column unchanged, so SQLite answers through the tables' indexes as
@@ -105,8 +106,9 @@ def show_branch(conn: sqlite3.Connection, branch: int, schema: str = "main", pre
 
 
 def _step_tables(conn: sqlite3.Connection, schema: str) -> list[tuple[str, str, list[str]]]:
-    """(table, its step column, every column) for each table of `schema` keyed by step."""
-    names = conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
+    """(name, its step column, every column) for each table and view of `schema` keyed by step."""
+    sql = f"SELECT name FROM {schema}.sqlite_master WHERE type IN ('table', 'view') ORDER BY name"
+    names = conn.execute(sql).fetchall()
     found = []
     for (name,) in names:
         columns = [row[1] for row in conn.execute(f'PRAGMA {schema}.table_info("{name}")')]
