@@ -6,7 +6,8 @@ blob stores them whole every step (they were half of a step's bytes). The
 writer keeps, per (table, row key, column), the last array it stored plainly
 (the keyframe) and stores later ones as their difference from it (codec's
 `encode_delta`) while that is smaller than the keyframe itself and fewer than
-KEYFRAME_EVERY steps have passed. Every difference points at its keyframe,
+KEYFRAME_EVERY steps have passed, never across a rewind's branches (a branch
+starts its own keyframes). Every difference points at its keyframe,
 never at another difference, so any step decodes from its own rows plus at
 most one keyframe row per column. Histograms (nested) stay plain: their
 counts jump.
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bpviz.engine.runs.branches import STRIDE
 from bpviz.engine.runs.codec import CodecError, Unpacker, decode_array, delta_base, encode_array, encode_delta
 from bpviz.engine.runs.shape import ArrayCoder
 
@@ -51,8 +53,10 @@ class KeyframeWriter:
             # a second row with this key in one step: a reader could not tell which is the keyframe
             self._frames[slot] = _Keyframe(step, None, 0)
             return encode_array(array)
-        if frame is not None and frame.array is not None and step - frame.step < self.every:
-            blob = encode_delta(array, frame.array, frame.step)
+        same_branch = frame is not None and frame.step // STRIDE == step // STRIDE
+        if same_branch and frame.array is not None and 0 < step - frame.step < self.every:
+            # the keyframe's step as its branch numbers it: a reader sees one branch, with its own step numbers
+            blob = encode_delta(array, frame.array, frame.step % STRIDE)
             if blob is not None and len(blob) < frame.size:
                 return blob
         blob = encode_array(array)
