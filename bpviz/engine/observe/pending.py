@@ -46,7 +46,7 @@ class ActivationCall:
     preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
     sample_size: int  # values the zero and saturation shares were counted on
     forward: int = 0  # index of the root forward it belongs to, in PendingStep.forwards
-    stash: Stash | None = None  # statistics computed at the end of the step (see deferred.py)
+    stash: Stash | None = None  # statistics computed when the forward returns (see deferred.py)
 
 
 @dataclass
@@ -97,7 +97,8 @@ class PendingStep:
     grad_unscale: torch.Tensor | None = None  # its reciprocal, applied to every gradient measured
     optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
     hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
-    stashed_bytes: int = 0  # memory held by stashed tensors until the step is settled
+    stashed_bytes: int = 0  # memory held by stashed tensors until the forward is settled
+    checked: set[tuple[str, str]] = field(default_factory=set)  # (layer, phase) whose stash was version-checked
     admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step
     tensor_hooks: list[RemovableHandle] = field(default_factory=list)
     hooked_leaves: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # (tensor id, layer) -> tensor

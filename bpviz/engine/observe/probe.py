@@ -47,7 +47,7 @@ from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall,
 from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
-# Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
+_DEFER_MAX_BYTES = 1 << 19  # larger outputs are measured in their hook (see Probe._defer)
 
 
 @dataclass
@@ -196,9 +196,17 @@ class Probe:
                 self._observe_module(frame, output)
             if not self._stack and self._observing:
                 self._note_outputs(output)
+                self._settle_forward()
         finally:
             if not self._stack:
                 self._exit_mode()
+
+    def _settle_forward(self) -> None:
+        """The statistics of the forward that just returned, before the backward needs the memory its
+        outputs hold (see deferred.py)."""
+        started = time.perf_counter()
+        deferred.settle(self.pending, self.config, self.catalog, self.guard, self.exact)
+        self.pending.hook_seconds += time.perf_counter() - started
 
     def _abandon_forward(self) -> None:
         """Drop the frames of a forward that never returned.
@@ -387,13 +395,18 @@ class Probe:
         self.pending.calls.append(call)
 
     def _defer(self, stash: Stash) -> bool:
-        """Leave the statistics to the end of the step: the tensor is known not to change in place, and fits."""
-        if not self.catalog.defers(stash.key) or self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
+        """Leave the statistics to the end of the forward: the tensor is small, known not to change in place,
+        and fits. A large tensor gains nothing from being batched (its own passes outweigh the dispatch) and
+        is still in the cache now; held longer than the model holds it, it makes the allocator fetch fresh
+        memory for what follows."""
+        if stash.nbytes > _DEFER_MAX_BYTES or not self.catalog.defers(stash.key):
+            return False
+        if self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
             return False
         self.pending.stashed_bytes += stash.nbytes
         return True
 
-    def _after_measuring_now(self, item: ActivationCall | GradCall) -> None:
+    def _after_measuring_now(self, item: ActivationCall) -> None:
         """Keep the stash of a layer seen for the first time, only to learn at the end of the step
         whether its tensor changes in place after the hook (see deferred.py); drop it otherwise."""
         if self.catalog.needs_check(item.stash.key):
@@ -411,11 +424,13 @@ class Probe:
                 if g.dtype != torch.float32:
                     g = g.float()
                 hist_range = self.config.grad_log10_range if self.detailed else None
-                stash = Stash(g, g._version, (name, "backward"), hist_range=hist_range)
-                call = GradCall(name, None, None, stash, forward)
-                if not self._defer(call.stash):
-                    deferred.settle_gradients([call], self.config)
-                    self._after_measuring_now(call)
+                call = GradCall(
+                    name, None, None, Stash(g, g._version, (name, "backward"), hist_range=hist_range), forward
+                )
+                # measured now, while in the cache: held to the end of the step, the gradients kept the
+                # backward from reusing their memory (see deferred.py)
+                deferred.settle_gradients([call], self.config)
+                call.stash = None
                 pending.grads.append(call)
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
