@@ -139,16 +139,8 @@ def _sum(flat: torch.Tensor) -> torch.Tensor:
 
 
 def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each flat float32 tensor's exact sum of squares and sum, as two vectors.
-
-    On a CPU a BLAS dot product of a tensor with itself is one pass at twice the speed of a norm
-    (`_foreach_norm` runs one norm per tensor there); on a GPU `_foreach_norm` is one kernel for all.
-    """
-    if flats[0].device.type == "cpu":
-        squares = torch.stack([torch.dot(flat, flat) for flat in flats])
-    else:
-        squares = torch.stack(torch._foreach_norm(flats, 2)) ** 2
-    return squares, exact_sums(flats)
+    """Each flat float32 tensor's exact sum of squares and sum, as two vectors."""
+    return stats.squared_norms(flats), exact_sums(flats)
 
 
 def finite_values(squares: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
