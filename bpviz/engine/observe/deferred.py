@@ -67,7 +67,7 @@ def settle(
     if not calls:
         return
     with torch._C.DisableTorchFunction(), torch.no_grad():
-        for group in _by_device([c for c in calls if not c.stash.measured]):
+        for group in _by_device(calls):
             _guarded(group, guard, lambda items: settle_activations(items, config, exact))
     for call in calls:
         call.stash = None
@@ -90,9 +90,9 @@ def _guarded(items: list, guard: MeasurementGuard, measure) -> None:
 
 def _check_version(stash: Stash, catalog: LayerCatalog, guard: MeasurementGuard, pending: PendingStep) -> None:
     pending.checked.add(stash.key)
-    if stash.tensor._version != stash.version and stash.key not in catalog.changed_in_place:
+    if stash.watched._version != stash.version and stash.key not in catalog.changed_in_place:
         catalog.changed_in_place.add(stash.key)
-        if not stash.measured:  # deferred and then overwritten: this forward read the changed values
+        if stash.passes is None:  # deferred and then overwritten: this forward read the changed values
             layer, phase = stash.key
             guard.errors.setdefault(
                 f"{layer}: its {phase} tensor was changed in place after its hook, so one step's statistics "
@@ -225,10 +225,41 @@ def batched_histogram(stacked: _Stacked, values: torch.Tensor, ranges: list[tupl
     return counts.reshape(stacked.count, width)[:, : bins + 3].to(torch.float32)
 
 
+def take_passes(stash: Stash, cfg: Config, exact: bool) -> None:
+    """Take the passes over the whole tensor now (in the hook, while it is in the cache) and keep only a copy
+    of its sample for the rest, which `settle_activations` computes with the other layers'."""
+    flat = stash.tensor.reshape(-1)
+    squares, sums = squares_and_sums([flat])
+    extremes = torch.aminmax(flat) if exact else None
+    stash.passes = (squares, sums, extremes[0].reshape(1), extremes[1].reshape(1)) if exact else (squares, sums)
+    stash.tensor = stats.histogram_sample(flat, cfg.histogram_sample).clone()  # as it is now, not as overwritten
+
+
+def _passes(calls: list[ActivationCall], flats: list[torch.Tensor], exact: bool) -> list[torch.Tensor]:
+    """[squares, sums] (and [lows, highs] when `exact`) over every value of each call's tensor, as vectors:
+    computed here for the stashed ones, read for those whose passes were taken in their hook."""
+    fresh = [f for c, f in zip(calls, flats) if c.stash.passes is None]
+    if fresh:
+        computed = list(squares_and_sums(fresh))
+        if exact:
+            extremes = [torch.aminmax(f) for f in fresh]
+            computed += [torch.stack([e[0] for e in extremes]), torch.stack([e[1] for e in extremes])]
+    taken = [c.stash.passes for c in calls if c.stash.passes is not None]
+    if not taken:
+        return computed
+    pieces = [[computed[k]] if fresh else [] for k in range(len(taken[0]))]
+    for passes in taken:
+        for k, value in enumerate(passes):
+            pieces[k].append(value)
+    return [torch.cat(piece) for piece in pieces]
+
+
 def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) -> None:
     """The statistics of these calls' stashed outputs, into each call (still on the device)."""
+    calls = [c for c in calls if c.stash.passes is None] + [c for c in calls if c.stash.passes is not None]
     flats = [c.stash.tensor.reshape(-1) for c in calls]
-    squares, sums = squares_and_sums(flats)
+    passes = _passes(calls, flats, exact)
+    squares, sums = passes[0], passes[1]
     stacked = _Stacked(flats, cfg.histogram_sample)
     values = stacked.values
     nonzero = stacked.count_where(values != 0)
@@ -243,9 +274,7 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
             inners.append((bounds[1] - bounds[0]) * (0.5 - cfg.saturation_margin))
     saturated = stacked.count_where((values - stacked.column(centers)).abs() >= stacked.column(inners))
     if exact:
-        extremes = [torch.aminmax(f) for f in flats]
-        lows = torch.stack([e[0] for e in extremes])
-        highs = torch.stack([e[1] for e in extremes])
+        lows, highs = passes[2], passes[3]
     else:  # the sample's extremes; non-finite whenever the tensor holds NaN/Inf, so that stays exact
         lows, highs = stacked.extremes()
         clean = finite_values(squares, sums)

@@ -19,16 +19,23 @@ from bpviz.engine.observe.catalog import LayerInfo
 class Stash:
     """A tensor whose statistics wait for the end of the step."""
 
-    tensor: torch.Tensor  # detached, float32; kept alive until the step is settled
+    tensor: torch.Tensor  # detached, float32: the whole tensor, or a copy of its sample once `passes` are taken
     version: int  # its version counter when stashed
     key: tuple[str, str]  # (layer, "forward" | "backward"): whose in-place record a change goes to
-    measured: bool = False  # statistics were taken in the hook (first sight): only the version is checked
+    # (sum of squares, sum, min, max) over the whole tensor, taken in the hook; min/max only at the full level
+    passes: tuple[torch.Tensor, ...] | None = None
+    original: torch.Tensor | None = None  # the tensor whose version is checked, when `tensor` is its sample
     hist_range: tuple[float, float] | None = None  # bin over these edges (a detailed step, range known)
     keep_sample: bool = False  # a detailed step at the layer's first sight: keep values to bin on the host
 
     @property
     def nbytes(self) -> int:
         return self.tensor.numel() * self.tensor.element_size()
+
+    @property
+    def watched(self) -> torch.Tensor:
+        """The tensor an in-place change would show on."""
+        return self.original if self.original is not None else self.tensor
 
 
 @dataclass

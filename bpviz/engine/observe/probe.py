@@ -409,29 +409,23 @@ class Probe:
         )
         call.stash = stash
         if not self._defer(stash):
-            deferred.settle_activations([call], cfg, self.exact)
-            self._after_measuring_now(call)
+            if self.catalog.needs_check(stash.key):  # first sight: learn whether it changes in place after this
+                stash.original = x
+            deferred.take_passes(stash, cfg, self.exact)
         self.pending.calls.append(call)
 
     def _defer(self, stash: Stash) -> bool:
-        """Leave the statistics to the end of the forward: the tensor is small, known not to change in place,
-        and fits. A large tensor gains nothing from being batched (its own passes outweigh the dispatch) and
-        is still in the cache now; held longer than the model holds it, it makes the allocator fetch fresh
-        memory for what follows."""
+        """Leave the passes over the whole tensor to the end of the forward: the tensor is small, known not
+        to change in place, and fits. A large tensor gains nothing from being batched (its own passes
+        outweigh the dispatch) and is still in the cache now; held longer than the model holds it, it makes
+        the allocator fetch fresh memory for what follows. Either way, the statistics of its sample are
+        computed with all layers' at the end of the forward."""
         if stash.nbytes > _DEFER_MAX_BYTES or not self.catalog.defers(stash.key):
             return False
         if self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
             return False
         self.pending.stashed_bytes += stash.nbytes
         return True
-
-    def _after_measuring_now(self, item: ActivationCall) -> None:
-        """Keep the stash of a layer seen for the first time, only to learn at the end of the step
-        whether its tensor changes in place after the hook (see deferred.py); drop it otherwise."""
-        if self.catalog.needs_check(item.stash.key):
-            item.stash.measured = True
-        else:
-            item.stash = None
 
     # ----- backward -----
     def _grad_hook(self, name: str, forward: int):
