@@ -31,7 +31,7 @@ from bpviz.engine.observe import deferred, stats
 from bpviz.engine.observe.amp import ScaleFinder, unscaled
 from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
-from bpviz.engine.observe.checkpointing import in_checkpoint_first_pass
+from bpviz.engine.observe.checkpointing import ForwardPositions
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
@@ -102,6 +102,8 @@ class Probe:
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
         self._forward_index = 0  # the current root forward's index in pending.forwards
+        self._positions = ForwardPositions()  # each root forward's place in the step (checkpointing reorders)
+        self._position = 0  # the current root forward's
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
         self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
@@ -151,6 +153,7 @@ class Probe:
     def take_pending(self) -> PendingStep:
         """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
         pending, self.pending = self.pending, PendingStep()
+        self._positions = ForwardPositions()
         pending.release_hooks()
         return pending
 
@@ -164,7 +167,7 @@ class Probe:
         if self._stack and not _runs_inside(caller, self._stack[-1].caller):
             self._abandon_forward()
         if not self._stack:
-            self._begin_forward((*args, *kwargs.values()))  # model(pixel_values=x): the input is a keyword
+            self._begin_forward(module, (*args, *kwargs.values()))  # model(pixel_values=x): the input is a keyword
         else:
             self._stack[-1].had_sublayer = True
         frame = _Frame(module, self._names.get(module, type(module).__name__), _is_leaf(module))
@@ -218,8 +221,9 @@ class Probe:
             self.pending.forwards[-1].output_layers = names
         self._outputs.clear()
 
-    def _begin_forward(self, args) -> None:
-        self._observing = torch.is_grad_enabled()
+    def _begin_forward(self, module: nn.Module, args) -> None:
+        place = self._positions.place(module, torch.is_grad_enabled())
+        self._observing, self._position = place.measure, place.position
         if self._observing and torch._C._are_functorch_transforms_active():
             # Under torch.func (vmap, grad) tensors are wrapped per transform level and may not leave it:
             # kept for the step's transfer they would raise there. Such forwards are listed as unmeasured.
@@ -242,7 +246,7 @@ class Probe:
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
         self._forward_mark = self.pending.mark()
-        if self._observing or not in_checkpoint_first_pass():  # that pass is measured when it is recomputed
+        if not place.repeat:
             facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
             self.pending.add_forward(facts, self.config.calls_per_layer_step)
         if self._observing:
@@ -352,7 +356,7 @@ class Probe:
                 self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._forward_index))
         self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
-            self.graph.output(name, tensor)
+            self.graph.output(name, tensor, self._position)
         self.pending.hook_seconds += time.perf_counter() - started
         if self.listener is not None:
             self.listener("forward", name, tensor)
@@ -378,7 +382,18 @@ class Probe:
             keep_sample=self.detailed and hist_range is None,  # first sight: bin once the range is known
         )
         call = ActivationCall(
-            info, tuple(x.shape), x.numel(), None, None, None, unit_positive, positions, preact, 0, self._forward_index
+            info,
+            tuple(x.shape),
+            x.numel(),
+            None,
+            None,
+            None,
+            unit_positive,
+            positions,
+            preact,
+            0,
+            self._forward_index,
+            position=self._position,
         )
         call.stash = stash
         if not self._defer(stash):
