@@ -6,8 +6,17 @@ when the scaled gradients overflow, GradScaler skips the optimizer step and
 lowers the scale, which is routine early in training, not an explosion or a
 NaN of the model. The scaler is the one given to `watch(model, scaler=...)`,
 or else the one found among the variables of the code that calls the model
-(the usual `scaler = torch.amp.GradScaler()`). The scale each backward ran
-at is kept as a device tensor and divided out on the device: no host sync.
+(the usual `scaler = torch.amp.GradScaler()`), or else the one whose
+`step(optimizer)` runs the optimizer: wherever a training loop keeps its
+scaler (`self.scaler`, a framework's precision plugin), GradScaler.step is
+on the call stack of the optimizer step. The scale each backward ran at is
+kept as a device tensor and divided out on the device: no host sync.
+
+A scaler first found at the optimizer step comes after that step's backward,
+whose output gradients were measured scaled; they are unscaled before the
+step is settled (`unscale_late`): the deferred ones exactly, those measured
+in the hook by their norms and sums, their histograms of log10 |g| left out
+for that one step (shifting the bins by log10 of the scale would smear them).
 """
 
 from __future__ import annotations
@@ -19,8 +28,10 @@ import torch
 from torch.amp import GradScaler
 
 from bpviz.engine.observe.frames import in_bpviz, in_torch
+from bpviz.engine.observe.pending import GradCall
 
 _USER_FRAMES = 3  # callers searched for a scaler: the loop, and the helpers it calls the model through
+_STEP_FRAMES = 8  # frames from the optimizer's pre-step hook up to GradScaler.step
 
 
 class ScaleFinder:
@@ -54,6 +65,24 @@ class ScaleFinder:
                         return
             frame = frame.f_back
 
+    def look_from_optimizer_step(self) -> bool:
+        """Find the GradScaler whose `step(optimizer)` runs the optimizer step now; True when newly found.
+
+        Called from the optimizer's pre-step hook while no scaler is known.
+        """
+        if self.scaler is not None:
+            return False
+        frame: FrameType | None = sys._getframe(1)
+        for _ in range(_STEP_FRAMES):
+            if frame is None:
+                return False
+            owner = frame.f_locals.get("self") if in_torch(frame) else None
+            if isinstance(owner, GradScaler) and owner.is_enabled():
+                self.scaler = owner
+                return True
+            frame = frame.f_back
+        return False
+
     def current_scale(self) -> torch.Tensor | None:
         """The scale the loss was multiplied by for this backward (a device tensor), or None without scaling."""
         scaler = self.scaler
@@ -85,3 +114,19 @@ def step_skipped(grad_scale: float | None, optimizer_stepped: bool, gradients_fi
     if grad_scale is None:
         return False
     return found_inf or (not optimizer_stepped and not gradients_finite)
+
+
+def unscale_late(grads: list[GradCall], inverse_scale: torch.Tensor) -> None:
+    """Divide the scale out of gradients measured before the scaler was known (see the module docstring).
+
+    Deferred gradients still hold their tensors: those are replaced by unscaled
+    copies (the autograd tensor itself is never changed). Gradients measured in
+    the hook keep [squared norm, sum], which scale exactly; their histograms do not.
+    """
+    factors = torch.stack([inverse_scale * inverse_scale, inverse_scale])
+    for grad in grads:
+        if grad.stash is not None and not grad.stash.measured:
+            grad.stash.tensor = grad.stash.tensor * inverse_scale
+        elif grad.scalars is not None:
+            grad.scalars = grad.scalars * factors.to(grad.scalars.device)
+            grad.histogram = None

@@ -31,6 +31,7 @@ import torch
 
 from bpviz.engine.config import Config
 from bpviz.engine.observe import stats
+from bpviz.engine.observe.amp import unscale_late
 from bpviz.engine.observe.catalog import LayerCatalog
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.pending import ActivationCall, GradCall, PendingStep, Stash
@@ -47,6 +48,8 @@ def settle(pending: PendingStep, config: Config, catalog: LayerCatalog, guard: M
     for item in (*calls, *grads):
         _check_version(item.stash, catalog, guard)
     with torch._C.DisableTorchFunction(), torch.no_grad():
+        if pending.unscale_late:
+            unscale_late(pending.grads, pending.grad_unscale)
         for group in _by_device([c for c in calls if not c.stash.measured]):
             _guarded(group, guard, lambda items: settle_activations(items, config, exact))
         for group in _by_device([g for g in grads if not g.stash.measured]):

@@ -109,7 +109,9 @@ class Probe:
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self.updates = UpdateTracker(catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups)
+        self.updates = UpdateTracker(
+            catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups, self._scaler_at_step
+        )
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
         # Set for one training forward to record the data flow between layers.
@@ -440,6 +442,15 @@ class Probe:
                 self.listener("backward", name, grad)
 
         return hook
+
+    def _scaler_at_step(self) -> None:
+        """Learn the GradScaler from its step(optimizer) when no other way found it (see observe.amp)."""
+        if not self.amp.look_from_optimizer_step():
+            return
+        pending = self.pending
+        if pending.grad_unscale is None and pending.grads:  # this step's backward ran before the scaler was known
+            self._grad_unscale(pending)
+            pending.unscale_late = True
 
     def _grad_unscale(self, pending: PendingStep) -> torch.Tensor | None:
         """1/scale of a GradScaler's loss scaling, fixed at the step's first gradient (update() changes it later)."""
