@@ -116,8 +116,17 @@ def test_fsdp2_ranks_measure_their_layers_and_their_shards(fsdp2_run):
             for name, expected in step["expected"].items():
                 for stat in ("mean", "std", "grad_norm"):
                     assert step["measured"][name][stat] == pytest.approx(expected[stat], rel=1e-4, abs=1e-6)
-            # parameter gradient norms are of this rank's shard (DTensor.to_local)
-            assert step["param_grads"] == pytest.approx(step["shard_grads"], rel=1e-5)
+            # the recorded parameter norms are the full parameters', not this rank's shard's
+            assert step["full_grads"] != pytest.approx(step["shard_grads"], rel=1e-3)
+            for name, (grad, weight, numel) in step["params"].items():
+                assert grad == pytest.approx(step["full_grads"][name], rel=1e-5)
+                assert weight == pytest.approx(step["full_weights"][name], rel=1e-5)
+                assert numel == step["full_numel"][name]
+            for layer, sq in step["layer_sq"].items():
+                measured = step["measured"][layer]
+                assert measured["param_grad_norm"] == pytest.approx(math.sqrt(sq["grad"]), rel=1e-5)
+                assert measured["weight_norm"] == pytest.approx(math.sqrt(sq["weight"]), rel=1e-5)
+                assert measured["update_ratio"] == pytest.approx(math.sqrt(sq["update"] / sq["weight"]), rel=1e-4)
             table = step["table"]
             assert table.of("fc1", "std") == pytest.approx(
                 [fsdp2_run[r]["steps"][index]["expected"]["fc1"]["std"] for r in range(WORLD)], rel=1e-4
