@@ -317,3 +317,24 @@ def _gathered_copy(net: nn.Module) -> Net:
     plain = Net()
     plain.load_state_dict({n: p.full_tensor() for n, p in net.named_parameters()})
     return plain
+
+
+def recorded_drift(rank: int, world: int, folder: Path) -> dict:
+    """Six DDP steps recorded to `folder`/job/run.bpviz (one file per rank), rank 1's data scaled 50x from step 3;
+    each rank's gradient norms per layer and step from the test's own hooks on a copy."""
+    torch.manual_seed(0)
+    model = nn.parallel.DistributedDataParallel(Net())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    expected = []
+    with bpviz.watch(model, record=folder / "job" / "run.bpviz") as watcher:
+        for step in range(6):
+            x, y = rank_batch(rank, step)
+            if rank == 1 and step >= 3:
+                x = x * 50.0
+            expected.append({n: v["grad_norm"] for n, v in independent_layers(model.module, x, y).items()})
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            watcher.step(loss)
+    return {"expected": expected, "recorded": str(watcher.recorder_path)}
