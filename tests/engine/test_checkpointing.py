@@ -8,7 +8,9 @@ equal the plain run's (the recomputation in backward repeats the forward).
 
 from __future__ import annotations
 
-import copy
+import importlib.util
+import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential, set_checkpoint_early_stop
 
 import bpviz
+from bpviz.cli import main
 
 STATS = ("calls", "mean", "std", "min", "max", "zero_fraction", "grad_norm", "param_grad_norm", "update_ratio")
 
@@ -39,8 +42,23 @@ def model() -> nn.Sequential:
     )
 
 
+class Blocks(nn.Sequential):
+    """The same layers, each middle one checkpointed inside the model's own forward (as Hugging Face's
+    gradient_checkpointing_enable() does): the no-grad pass runs within a forward that has gradients."""
+
+    def __init__(self, net: nn.Sequential, reentrant: bool) -> None:
+        super().__init__(*net)
+        self.reentrant = reentrant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self[1](self[0](x))
+        for index in (2, 3, 4, 5):
+            x = checkpoint(self[index], x, use_reentrant=self.reentrant)
+        return self[6](x)
+
+
 def forward(how: str, net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    if how == "plain":
+    if how == "plain" or how.startswith("blocks"):
         return net(x)
     if how == "sequential":
         return checkpoint_sequential(net, 3, x, use_reentrant=True)
@@ -87,12 +105,22 @@ def own_forward_order(net: nn.Sequential) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "how", ["sequential", "sequential_non_reentrant", "reentrant", "non_reentrant", "non_reentrant_full_recompute"]
+    "how",
+    [
+        "sequential",
+        "sequential_non_reentrant",
+        "reentrant",
+        "non_reentrant",
+        "non_reentrant_full_recompute",
+        "blocks_reentrant",
+        "blocks_non_reentrant",
+    ],
 )
 def test_a_checkpointed_model_shows_the_plain_models_layers_in_forward_order_with_its_values(how):
     plain_net = model()
     plain, plain_findings, plain_graph = train("plain", plain_net)
-    records, findings, graph = train(how, copy.deepcopy(model()))
+    net = model()
+    records, findings, graph = train(how, Blocks(net, how == "blocks_reentrant") if how.startswith("blocks") else net)
     order = own_forward_order(model())
     assert [layer.name for layer in plain[-1].layers] == order
     for step, (expected, got) in enumerate(zip(plain, records)):
@@ -110,3 +138,40 @@ def test_a_checkpointed_model_shows_the_plain_models_layers_in_forward_order_wit
         assert got.backward_order == expected.backward_order
     assert [node.name for node in graph.nodes] == order
     assert [(f.kind, f.layer) for f in findings] == [(f.kind, f.layer) for f in plain_findings]
+
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "gpt2_checkpointed.py"
+
+
+def test_hugging_face_gradient_checkpointing_reads_as_the_same_model_without_it(tmp_path):
+    pytest.importorskip("transformers")
+    spec = importlib.util.spec_from_file_location("gpt2_checkpointed", EXPERIMENT)
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    runs = []
+    for checkpointed in (True, False):
+        torch.manual_seed(0)
+        built = experiment.build()
+        model, loss_fn, opt = built["model"], built["loss_fn"], built["optimizer"]
+        if not checkpointed:
+            (getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable)()
+        records = []
+        with bpviz.watch(model, level="full") as w:
+            for x, y in built["train_data"][:3]:
+                loss = loss_fn(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                records.append(w.step(loss))
+        runs.append(records)
+    for got, want in zip(*runs):
+        assert [layer.name for layer in got.layers] == [layer.name for layer in want.layers]
+        assert {layer.calls for layer in got.layers} == {1}  # each block ran twice a step, and reads once
+        for have, expected in zip(got.layers, want.layers):
+            for stat in ("mean", "std", "grad_norm", "param_grad_norm"):
+                assert getattr(have, stat) == pytest.approx(getattr(expected, stat), rel=1e-4, abs=1e-9)
+    report = tmp_path / "report.json"
+    assert main(["check", str(EXPERIMENT), "--json", str(report)]) == 0
+    checked = json.loads(report.read_text())
+    assert [f for f in checked["findings"] if f["severity"] != "info"] == []
+    assert checked["loss"][-1] < checked["loss"][0]

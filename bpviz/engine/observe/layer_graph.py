@@ -44,7 +44,6 @@ class GraphRecorder:
         self._made_by: dict[object, str] = {}
         self._inputs: dict[str, list[object]] = {}
         self.order: list[str] = []
-        self._positions: dict[str, int] = {}  # each layer's root forward's place in the step (checkpointing)
 
     def inputs(self, name: str, grad_fns: list[object]) -> None:
         """A layer's input nodes, from its first call only: each forward until the step ends calls again, and
@@ -52,17 +51,15 @@ class GraphRecorder:
         if name not in self._inputs:
             self._inputs[name] = [fn for fn in grad_fns if fn is not None]
 
-    def output(self, name: str, tensor: torch.Tensor, position: int = 0) -> None:
+    def output(self, name: str, tensor: torch.Tensor) -> None:
         if name in self.order:
             return  # a later forward of the same step: see inputs()
         self.order.append(name)
-        self._positions[name] = position
         if tensor.grad_fn is not None:
             self._made_by.setdefault(tensor.grad_fn, name)
 
     def build(self, layers: dict) -> LayerGraph:
-        """The graph over the layers seen, in forward order; `layers` maps name -> probes.LayerInfo."""
-        self.order.sort(key=self._positions.__getitem__)  # stable: call order within each root forward
+        """The graph over the layers seen, in call order; `layers` maps name -> probes.LayerInfo."""
         nodes = []
         for order, name in enumerate(self.order):
             info = layers[name]

@@ -47,7 +47,6 @@ class ActivationCall:
     sample_size: int  # values the zero and saturation shares were counted on
     forward: int = 0  # index of the root forward it belongs to, in PendingStep.forwards
     stash: Stash | None = None  # statistics computed at the end of the step (see deferred.py)
-    position: int = 0  # its root forward's place in the step's forward order (see checkpointing.py)
 
 
 @dataclass

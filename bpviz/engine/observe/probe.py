@@ -31,7 +31,7 @@ from bpviz.engine.observe import deferred, stats
 from bpviz.engine.observe.amp import ScaleFinder, unscaled
 from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
-from bpviz.engine.observe.checkpointing import ForwardPositions
+from bpviz.engine.observe.checkpointing import CheckpointPass, checkpoint_pass
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
@@ -102,8 +102,7 @@ class Probe:
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
         self._forward_index = 0  # the current root forward's index in pending.forwards
-        self._positions = ForwardPositions()  # each root forward's place in the step (checkpointing reorders)
-        self._position = 0  # the current root forward's
+        self._grads_only = False  # a checkpoint's recomputation: its values were measured in the forward pass
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
         self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
@@ -155,7 +154,6 @@ class Probe:
     def take_pending(self) -> PendingStep:
         """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
         pending, self.pending = self.pending, PendingStep()
-        self._positions = ForwardPositions()
         pending.release_hooks()
         return pending
 
@@ -174,9 +172,10 @@ class Probe:
             self._stack[-1].had_sublayer = True
         frame = _Frame(module, self._names.get(module, type(module).__name__), _is_leaf(module))
         frame.caller, frame.outer_exc = caller, sys.exc_info()[1]
-        if self.graph is not None and self._observing:
+        measuring = self._observing and not self._grads_only
+        if self.graph is not None and measuring:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
-        if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
+        if measuring and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
             info = self.catalog.layers.get(name) if name is not None else None
             if module_family(module) == RELU_FAMILY or (info is not None and info.tracks_units):
@@ -199,7 +198,7 @@ class Probe:
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
-            if not self._stack and self._observing:
+            if not self._stack and self._observing and not self._grads_only:
                 self._note_outputs(output)
         finally:
             if not self._stack:
@@ -224,8 +223,9 @@ class Probe:
         self._outputs.clear()
 
     def _begin_forward(self, module: nn.Module, args) -> None:
-        place = self._positions.place(module, torch.is_grad_enabled())
-        self._observing, self._position = place.measure, place.position
+        checkpointed = checkpoint_pass()  # see checkpointing.py
+        self._grads_only = checkpointed is CheckpointPass.RECOMPUTE
+        self._observing = torch.is_grad_enabled() or checkpointed is CheckpointPass.FORWARD
         if self._observing and torch._C._are_functorch_transforms_active():
             # Under torch.func (vmap, grad) tensors are wrapped per transform level and may not leave it:
             # kept for the step's transfer they would raise there. Such forwards are listed as unmeasured.
@@ -248,7 +248,7 @@ class Probe:
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
         self._forward_mark = self.pending.mark()
-        if not place.repeat:
+        if not self._grads_only:  # a recomputation is no forward of its own
             facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
             self.pending.add_forward(facts, self.config.calls_per_layer_step)
         if self._observing:
@@ -281,7 +281,8 @@ class Probe:
         frame = self._stack[-1]
         if frame.structural_leaf:  # it belongs to the leaf module calling it
             first = args[0] if args else None
-            if family == RELU_FAMILY and isinstance(first, torch.Tensor) and module_family(frame.module) is None:
+            fires_here = family == RELU_FAMILY and module_family(frame.module) is None and not self._grads_only
+            if fires_here and isinstance(first, torch.Tensor):
                 frame.preact_max = self._unit_max(first)  # the units fired from this input, not the module's
             out = func(*args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
@@ -292,7 +293,8 @@ class Probe:
         first = args[0] if args else None
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
-        preact = self._unit_max(first) if family == RELU_FAMILY and isinstance(first, torch.Tensor) else None
+        tracks = family == RELU_FAMILY and isinstance(first, torch.Tensor) and not self._grads_only
+        preact = self._unit_max(first) if tracks else None
         replacement = self.substitutions.get(name)
         out = replacement(first) if replacement is not None else func(*args, **kwargs)
         if isinstance(out, torch.Tensor):
@@ -341,6 +343,11 @@ class Probe:
     ) -> None:
         if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
+        if self._grads_only:  # measured in the forward pass; its gradient flows through this tensor
+            if tensor.requires_grad:
+                with torch._C.DisableTorchFunction():
+                    self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._measured_forward(name)))
+            return
         started = time.perf_counter()
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
@@ -358,10 +365,14 @@ class Probe:
                 self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._forward_index))
         self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
-            self.graph.output(name, tensor, self._position)
+            self.graph.output(name, tensor)
         self.pending.hook_seconds += time.perf_counter() - started
         if self.listener is not None:
             self.listener("forward", name, tensor)
+
+    def _measured_forward(self, name: str) -> int:
+        """The root forward in which `name` was measured: a recomputation's gradient belongs to that forward."""
+        return next((c.forward for c in reversed(self.pending.calls) if c.layer.name == name), self._forward_index)
 
     def _measure(self, info: LayerInfo, tensor: torch.Tensor, preact: torch.Tensor | None) -> None:
         cfg = self.config
@@ -395,7 +406,6 @@ class Probe:
             preact,
             0,
             self._forward_index,
-            position=self._position,
         )
         call.stash = stash
         if not self._defer(stash):

@@ -222,8 +222,7 @@ def _add_call(batch: _Batch, call: ActivationCall) -> CallSlots:
 def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> dict[str, LayerStep]:
     """One LayerStep per layer name, combining a layer's calls within the step (count-weighted moments)."""
     grouped: dict[str, list[tuple[ActivationCall, CallSlots]]] = {}
-    # In the model's forward order: a checkpointed segment recomputed in backward keeps its first pass's place.
-    for call, ids in sorted(zip(calls, call_ids), key=lambda pair: pair[0].position):
+    for call, ids in zip(calls, call_ids):
         grouped.setdefault(call.layer.name, []).append((call, ids))
     layers: dict[str, LayerStep] = {}
     for order, (name, group) in enumerate(grouped.items()):
