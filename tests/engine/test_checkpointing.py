@@ -175,3 +175,34 @@ def test_hugging_face_gradient_checkpointing_reads_as_the_same_model_without_it(
     checked = json.loads(report.read_text())
     assert [f for f in checked["findings"] if f["severity"] != "info"] == []
     assert checked["loss"][-1] < checked["loss"][0]
+
+
+def conv_model() -> nn.Sequential:
+    """Conv1d features (N, C, L) with 3 channels of the first conv held negative: dead after the ReLU."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv1d(4, 12, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv1d(12, 12, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(360, 3),
+    )
+    with torch.no_grad():
+        net[0].bias[:3] = -100.0
+    return net
+
+
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_checkpoint_sequential_keeps_the_units_on_the_channels_of_the_layer_that_made_them(reentrant):
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 4, 30, generator=g), torch.randint(0, 3, (8,), generator=g)
+    net = conv_model()
+    with bpviz.watch(net) as w:
+        for _ in range(3):  # dead_window steps: the held channels count as dead
+            out = checkpoint_sequential(net, 3, x.clone().requires_grad_(True), use_reentrant=reentrant)
+            F.cross_entropy(out, y).backward()
+            record = w.step()
+    first, second = record.layer("1"), record.layer("3")
+    assert (first.units, second.units) == (12, 12)  # the convs' out_channels, not the length 30
+    assert sorted(first.dead_unit_ids.tolist()) == [0, 1, 2]

@@ -154,6 +154,7 @@ class Probe:
     def take_pending(self) -> PendingStep:
         """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
         pending, self.pending = self.pending, PendingStep()
+        self._unit_axis.reset()
         pending.release_hooks()
         return pending
 
@@ -237,7 +238,8 @@ class Probe:
             self.amp.look_from_caller()
         self._occurrence.clear()
         self._site_names.clear()
-        self._unit_axis.reset()
+        if checkpointed is CheckpointPass.NONE:  # checkpoint_sequential calls the layers one by one: the
+            self._unit_axis.reset()  # layer that produced an activation may be the previous root forward's
         self._failed_exc = None
         self.failed_layer = None
         self.failed_layer_type = None
