@@ -161,3 +161,38 @@ def test_ranks_whose_layers_differ_line_up_by_name(runs):
     assert second.of("tanh()", "count")[0] == 0 and np.isnan(second.of("tanh()", "std")[0])
     assert second.of("tanh()", "std")[1] == pytest.approx(own[1]["tanh()"], rel=1e-6)
     assert second.mean("tanh()", "std") == pytest.approx(own[1]["tanh()"], rel=1e-6)  # over the ranks that have it
+
+
+def test_shard_norms_combine_into_the_full_parameters_and_replicas_count_once():
+    """HSDP-like: 4 ranks, each shard held by 2 replicas; the sums of squares are divided by the replicas."""
+    import torch
+    from torch import nn
+
+    import bpviz
+    from bpviz.engine.distributed import shards
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with bpviz.watch(model) as w:
+        model(torch.randn(5, 4)).sum().backward()
+        record = w.step()
+    names = ["0.weight", "0.bias"]
+    # per rank, squared (grad, weight, update) norms of its shard; NaN: the rank measured none
+    gathered = np.array(
+        [
+            [[1.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+            [[2.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+            [[1.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+            [[2.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+        ]
+    )
+    shards.combine(record, names, [2, 2], gathered, model)
+    by_name = {p.name: p for p in record.params}
+    assert by_name["0.weight"].grad_norm == pytest.approx(math.sqrt(6.0 / 2))
+    assert by_name["0.weight"].weight_norm == pytest.approx(math.sqrt(16.0 / 2))
+    assert by_name["0.weight"].update_norm is None  # no rank had an update
+    assert by_name["0.bias"].grad_norm == pytest.approx(math.sqrt(1.0 / 2))
+    layer = record.layer("0")
+    assert layer.param_grad_norm == pytest.approx(math.sqrt(3.0 + 0.5))
+    assert layer.weight_norm == pytest.approx(math.sqrt(8.0 + 2.0))
+    assert by_name["2.weight"].grad_norm == pytest.approx(float(model[2].weight.grad.norm()), rel=1e-6)  # untouched
