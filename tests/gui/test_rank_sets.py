@@ -66,10 +66,13 @@ def test_a_rank_file_opens_the_set_with_a_selector_and_every_ranks_gradients(qtb
     assert "No rank diverges" in panel.divergences.text()
 
     panel.selector.setCurrentIndex(0)
-    panel.selector.activated.emit(0)  # the user picks rank 0: its run is the one viewed, the set stays
-    qtbot.waitUntil(lambda: window.recording.path == folder / "run.rank0.bpviz" and window.shown_step == LAST)
-    assert table_values(window, GRAD) == pytest.approx(results[0]["expected"][LAST], rel=1e-4)
+    panel.selector.activated.emit(0)  # the user picks rank 0: its run is viewed at the same step, the set stays
+    qtbot.waitUntil(lambda: window.recording.path == folder / "run.rank0.bpviz" and window.shown_step == 1)
+    assert table_values(window, GRAD) == pytest.approx(results[0]["expected"][1], rel=1e-4)
     assert window.rank_sets.dock.isVisible() and panel.selector.currentText() == "rank 0"
+    window.timeline.go_to(LAST)
+    qtbot.waitUntil(lambda: window.shown_step == LAST)
+    assert table_values(window, GRAD) == pytest.approx(results[0]["expected"][LAST], rel=1e-4)
 
 
 def test_the_folder_opens_the_set_at_rank_0_and_a_run_outside_it_closes_the_set(qtbot, window, job, tmp_path):

@@ -58,6 +58,7 @@ class RankExchange:
         except Exception:  # never leave the other ranks waiting in the collective
             mine = np.zeros((1 + capacity + len(self._sharded), _WIDTH))
             mine[0, 0] = _NOTHING
+            mine[1 + capacity :] = math.nan  # no shard norms from this rank
         local = torch.from_numpy(mine).to(self.device)
         gathered = [torch.empty_like(local) for _ in range(self.world_size)]
         dist.all_gather(gathered, local, group=self.group)

@@ -11,6 +11,7 @@ stored twice and a rank that recorded fewer steps simply shows what it had.
 from __future__ import annotations
 
 import bisect
+import glob
 import math
 import re
 from pathlib import Path
@@ -45,16 +46,11 @@ def rank_files(path: str | Path) -> dict[int, Path]:
     if match is None:
         return {}
     found = {}
-    for candidate in path.parent.glob(f"{glob_escape(match['base'])}.rank*{path.suffix}"):
+    for candidate in path.parent.glob(f"{glob.escape(match['base'])}.rank*{path.suffix}"):
         other = _RANK_STEM.match(candidate.stem)
         if other is not None and other["base"] == match["base"] and candidate.is_file():
             found[int(other["rank"])] = candidate
     return dict(sorted(found.items())) if len(found) > 1 else {}
-
-
-def glob_escape(text: str) -> str:
-    """`text` matched literally by Path.glob ([, ] , * and ? in a user's file name)."""
-    return re.sub(r"([\[\]*?])", r"[\1]", text)
 
 
 class RankSet:

@@ -168,7 +168,7 @@ class Probe:
         if self._stack and not _runs_inside(caller, self._stack[-1].caller):
             self._abandon_forward()
         if not self._stack:
-            self._begin_forward(module, (*args, *kwargs.values()))  # model(pixel_values=x): the input is a keyword
+            self._begin_forward((*args, *kwargs.values()))  # model(pixel_values=x): the input is a keyword
         else:
             self._stack[-1].had_sublayer = True
         frame = _Frame(module, self._names.get(module, type(module).__name__), _is_leaf(module))
@@ -223,7 +223,7 @@ class Probe:
             self.pending.forwards[-1].output_layers = names
         self._outputs.clear()
 
-    def _begin_forward(self, module: nn.Module, args) -> None:
+    def _begin_forward(self, args) -> None:
         checkpointed = checkpoint_pass()  # see checkpointing.py
         self._grads_only = checkpointed is CheckpointPass.RECOMPUTE
         self._observing = torch.is_grad_enabled() or checkpointed is CheckpointPass.FORWARD
@@ -397,17 +397,7 @@ class Probe:
             keep_sample=self.detailed and hist_range is None,  # first sight: bin once the range is known
         )
         call = ActivationCall(
-            info,
-            tuple(x.shape),
-            x.numel(),
-            None,
-            None,
-            None,
-            unit_positive,
-            positions,
-            preact,
-            0,
-            self._forward_index,
+            info, tuple(x.shape), x.numel(), None, None, None, unit_positive, positions, preact, 0, self._forward_index
         )
         call.stash = stash
         if not self._defer(stash):

@@ -60,11 +60,16 @@ class RankSets(QObject):
         return True
 
     def show_rank(self, rank: int) -> bool:
-        """View rank `rank`'s run in the window, the set staying open."""
+        """View rank `rank`'s run in the window, the set staying open, at the step shown (unless it follows)."""
         if self.set is None:
             return False
+        timeline = self.window.timeline
+        step = None if self.window.recording is None or timeline.live else timeline.step
         self.shown_rank = rank
-        return self.window.open_recording(self.set.files[rank])
+        opened = self.window.open_recording(self.set.files[rank])
+        if opened and step is not None:
+            timeline.go_to(step)
+        return opened
 
     def keeps(self, path: str | Path) -> bool:
         """Whether opening `path` stays within the open set (another rank's file of it)."""
