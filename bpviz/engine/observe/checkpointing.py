@@ -35,13 +35,23 @@ class CheckpointPass(Enum):
     RECOMPUTE = "recompute"  # its recomputation during backward: gradients only
 
 
+_in_checkpoint_file: dict[str, bool] = {}  # a code object's file name -> whether it is torch.utils.checkpoint
+
+
 def checkpoint_pass() -> CheckpointPass:
-    """Which pass of torch.utils.checkpoint, if any, the forward beginning now belongs to."""
+    """Which pass of torch.utils.checkpoint, if any, the forward beginning now belongs to.
+
+    Asked at every root forward: each file name is resolved once.
+    """
     frame = sys._getframe(1)
     for _ in range(_DEPTH):
         if frame is None:
             return CheckpointPass.NONE
-        if os.path.abspath(frame.f_code.co_filename) == _CHECKPOINT_FILE:
+        name = frame.f_code.co_filename
+        ours = _in_checkpoint_file.get(name)
+        if ours is None:
+            ours = _in_checkpoint_file[name] = os.path.abspath(name) == _CHECKPOINT_FILE
+        if ours:
             in_backward = torch._C._current_graph_task_id() != -1  # autograd's engine runs a backward here
             return CheckpointPass.RECOMPUTE if in_backward else CheckpointPass.FORWARD
         frame = frame.f_back
