@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -87,24 +88,36 @@ def test_gradients_are_reported_unscaled_and_a_skipped_step_is_a_skip(explicit):
 
 
 class Trainer:
-    """Keeps its scaler as an attribute, as training frameworks do: no variable of any frame holds a GradScaler."""
+    """Keeps its scaler as an attribute, as training frameworks do: no variable of any frame is a GradScaler.
 
-    def __init__(self, model: nn.Module, amp: bool) -> None:
+    `deep`: one level further down (`self.precision.scaler`, as a framework's precision plugin holds it).
+    """
+
+    def __init__(self, model: nn.Module, amp: bool, deep: bool = False) -> None:
         self.model, self.amp = model, amp
         self.opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        self.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, enabled=amp)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, enabled=amp)
+        if deep:
+            self.precision = SimpleNamespace(scaler=scaler)
+        else:
+            self.scaler = scaler
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    @property
+    def the_scaler(self) -> torch.amp.GradScaler:
+        return self.precision.scaler if hasattr(self, "precision") else self.scaler
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, boost: float = 1.0) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.float16, enabled=self.amp):
             loss = F.cross_entropy(self.model(x).float(), y)
         self.opt.zero_grad()
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.opt)
-        self.scaler.update()
+        self.the_scaler.scale(loss * boost).backward()
+        self.the_scaler.step(self.opt)
+        self.the_scaler.update()
         return loss
 
 
-def test_fp16_output_and_parameter_gradients_match_an_fp32_run_with_the_scaler_found_at_its_step():
+@pytest.mark.parametrize("deep", [False, True])
+def test_fp16_output_and_parameter_gradients_match_an_fp32_run_wherever_the_scaler_is_kept(deep):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 3))
     ref = copy.deepcopy(model)
@@ -112,7 +125,7 @@ def test_fp16_output_and_parameter_gradients_match_an_fp32_run_with_the_scaler_f
     own_grad_norms(ref, expected, lambda: 1.0)  # the fp32 copy: no scaling at all
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(128, 8, generator=g), torch.randint(0, 3, (128,), generator=g)
-    trainer, ref_trainer = Trainer(model, amp=True), Trainer(ref, amp=False)
+    trainer, ref_trainer = Trainer(model, amp=True, deep=deep), Trainer(ref, amp=False)
     records, ref_params = [], []
     with bpviz.watch(model, level="full") as w:
         for _ in range(4):
@@ -121,20 +134,33 @@ def test_fp16_output_and_parameter_gradients_match_an_fp32_run_with_the_scaler_f
             ref_params.append({n: float(p.grad.double().norm()) for n, p in ref.named_parameters()})
             records.append(w.step(trainer.step(x, y)))
     assert [r.grad_scale for r in records] == [2.0**16] * 4
-    for step, record in enumerate(records):  # step 0 too: its backward ran before the scaler was found
+    for step, record in enumerate(records):  # deep: step 0 too, whose backward ran before the scaler was found
         for name, norm in expected[step].items():
             assert record.layer(name).grad_norm == pytest.approx(norm, rel=2e-2), (step, name)
         for param in record.params:
             assert param.grad_norm == pytest.approx(ref_params[step][param.name], rel=2e-2), (step, param.name)
         assert not record.grad_scaler_skipped
-    for record in records[1:]:  # known from step 1 on: histograms of the unscaled gradients
+    for record in records[1:] if deep else records:  # histograms of the unscaled gradients
         histogram = record.layer("0").grad_histogram
         centre = float((histogram.counts * range(len(histogram.counts))).sum() / histogram.counts.sum())
         bin_width = (histogram.hi - histogram.lo) / len(histogram.counts)
-        log10_rms = math.log10(expected[records.index(record)]["0"] / math.sqrt(128 * 64))
+        log10_rms = math.log10(expected[record.step]["0"] / math.sqrt(128 * 64))
         assert histogram.lo + (centre + 0.5) * bin_width == pytest.approx(log10_rms, abs=0.75)
-    assert records[0].layer("0").grad_histogram is None  # taken in the hook, scaled: left out, not shown wrong
+    if deep:  # found at its step(optimizer): step 0's histogram was taken scaled in the hook, so it is left out
+        assert records[0].layer("0").grad_histogram is None
     assert w.findings == []
+
+
+def test_a_first_step_skipped_with_the_scaler_kept_on_the_trainer_is_a_skip_not_a_nan():
+    model = mlp()
+    trainer = Trainer(model, amp=True)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 8, generator=g), torch.randint(0, 3, (32,), generator=g)
+    with bpviz.watch(model) as w:
+        records = [w.step(trainer.step(x, y, boost=1e30 if step == 0 else 1.0)) for step in range(3)]
+    assert [r.grad_scaler_skipped for r in records] == [True, False, False]
+    assert [r.grad_scale for r in records] == [2.0**16, 2.0**15, 2.0**15]
+    assert [(f.kind, f.step) for f in w.findings] == [("grad_scaler_skip", 0)]
 
 
 def test_channels_last_weights_have_their_true_update_and_weight_norms():

@@ -6,7 +6,8 @@ when the scaled gradients overflow, GradScaler skips the optimizer step and
 lowers the scale, which is routine early in training, not an explosion or a
 NaN of the model. The scaler is the one given to `watch(model, scaler=...)`,
 or else the one found among the variables of the code that calls the model
-(the usual `scaler = torch.amp.GradScaler()`), or else the one whose
+(the usual `scaler = torch.amp.GradScaler()`; under autocast also an attribute
+of one of them, such as a trainer's `self.scaler`), or else the one whose
 `step(optimizer)` runs the optimizer: wherever a training loop keeps its
 scaler (`self.scaler`, a framework's precision plugin), GradScaler.step is
 on the call stack of the optimizer step. The scale each backward ran at is
@@ -22,7 +23,7 @@ for that one step (shifting the bins by log10 of the scale would smear them).
 from __future__ import annotations
 
 import sys
-from types import FrameType
+from types import FrameType, ModuleType
 
 import torch
 from torch.amp import GradScaler
@@ -58,8 +59,10 @@ class ScaleFinder:
                 if id(frame.f_globals) not in seen_globals:
                     seen_globals.add(id(frame.f_globals))
                     spaces.append(frame.f_globals)
-                for space in spaces:
-                    found = next((v for v in list(space.values()) if isinstance(v, GradScaler)), None)
+                for index, space in enumerate(spaces):  # the frame's locals first
+                    found = next((v for v in list(space.values()) if _scaling(v)), None)
+                    if found is None and index == 0 and _autocasting():  # a local object's (self.scaler)
+                        found = next(_attribute_scalers(space), None)
                     if found is not None:
                         self.scaler = found
                         return
@@ -77,7 +80,7 @@ class ScaleFinder:
             if frame is None:
                 return False
             owner = frame.f_locals.get("self") if in_torch(frame) else None
-            if isinstance(owner, GradScaler) and owner.is_enabled():
+            if _scaling(owner):
                 self.scaler = owner
                 return True
             frame = frame.f_back
@@ -89,6 +92,35 @@ class ScaleFinder:
         if scaler is None or not scaler.is_enabled():
             return None
         return getattr(scaler, "_scale", None)  # None until scaler.scale() first ran
+
+
+def _scaling(value: object) -> bool:
+    """Whether `value` is a GradScaler that scales (a disabled one, `enabled=False` in an fp32 run, does not)."""
+    return isinstance(value, GradScaler) and value.is_enabled()
+
+
+def _autocasting() -> bool:
+    """Whether autocast is on (for the CPU or this process's accelerator): a GradScaler may be in use."""
+    accelerator = torch.accelerator.current_accelerator()
+    types = ("cpu",) if accelerator is None else ("cpu", accelerator.type)
+    return any(torch.is_autocast_enabled(t) for t in types)
+
+
+def _attribute_scalers(local_variables: dict):
+    """GradScalers held as attributes of a frame's local objects (a trainer's `self.scaler`), one level deep.
+
+    Only instance dictionaries are read, so no property or __getattr__ of the user's runs; classes and
+    modules are passed over (their namespaces are large, and hold no training loop's scaler).
+    """
+    for value in list(local_variables.values()):
+        if isinstance(value, (type, ModuleType)):
+            continue
+        try:
+            attributes = object.__getattribute__(value, "__dict__")
+        except (AttributeError, TypeError):
+            continue
+        if isinstance(attributes, dict):
+            yield from (v for v in list(attributes.values()) if _scaling(v))
 
 
 def optimizer_scale(optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
