@@ -23,9 +23,13 @@ class RankSets(QObject):
     """The set of rank files open in `window`, if any; its dock appears with the set and goes with it."""
 
     def __init__(self, window: QMainWindow) -> None:
-        """`window`: the main window, which has open_recording(path) and an error_panel (it imports this module)."""
+        """`window`: the main window, with open_recording(path), timeline, recording and error_panel.
+
+        It is this object's Qt parent and is reached through parent(), never kept in an attribute: a
+        Python reference cycle with the window would leave it to the cyclic collector, which may run on
+        the training thread and free Qt widgets there.
+        """
         super().__init__(window)
-        self.window = window
         self.set: RankSet | None = None
         self.shown_rank: int | None = None
         self.panel = RankPanel()
@@ -35,6 +39,10 @@ class RankSets(QObject):
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
         self.dock.hide()
+
+    def window(self) -> QMainWindow:
+        """The main window: this object's Qt parent."""
+        return self.parent()
 
     @staticmethod
     def files_of(path: str | Path) -> dict[int, Path]:
@@ -47,7 +55,7 @@ class RankSets(QObject):
         try:
             opened = RankSet(files)
         except RunFileError as error:  # which file, and what to do; the window goes on as it was
-            self.window.error_panel.show_error(error)
+            self.window().error_panel.show_error(error)
             return False
         self.close()
         self.set = opened
@@ -63,10 +71,10 @@ class RankSets(QObject):
         """View rank `rank`'s run in the window, the set staying open, at the step shown (unless it follows)."""
         if self.set is None:
             return False
-        timeline = self.window.timeline
-        step = None if self.window.recording is None or timeline.live else timeline.step
+        timeline = self.window().timeline
+        step = None if self.window().recording is None or timeline.live else timeline.step
         self.shown_rank = rank
-        opened = self.window.open_recording(self.set.files[rank])
+        opened = self.window().open_recording(self.set.files[rank])
         if opened and step is not None:
             timeline.go_to(step)
         return opened
