@@ -14,10 +14,10 @@ on the call stack of the optimizer step. The scale each backward ran at is
 kept as a device tensor and divided out on the device: no host sync.
 
 A scaler first found at the optimizer step comes after that step's backward,
-whose output gradients were measured scaled; they are unscaled before the
-step is settled (`unscale_late`): the deferred ones exactly, those measured
-in the hook by their norms and sums, their histograms of log10 |g| left out
-for that one step (shifting the bins by log10 of the scale would smear them).
+whose output gradients were measured scaled; they are unscaled when the
+step is taken (`unscale_late`): their norms and sums exactly, their
+histograms of log10 |g| left out for that one step (shifting the bins by
+log10 of the scale would smear them).
 """
 
 from __future__ import annotations
@@ -151,14 +151,10 @@ def step_skipped(grad_scale: float | None, optimizer_stepped: bool, gradients_fi
 def unscale_late(grads: list[GradCall], inverse_scale: torch.Tensor) -> None:
     """Divide the scale out of gradients measured before the scaler was known (see the module docstring).
 
-    Deferred gradients still hold their tensors: those are replaced by unscaled
-    copies (the autograd tensor itself is never changed). Gradients measured in
-    the hook keep [squared norm, sum], which scale exactly; their histograms do not.
+    Each gradient was measured in its hook: its [squared norm, sum] scale exactly; its histogram does not.
     """
     factors = torch.stack([inverse_scale * inverse_scale, inverse_scale])
     for grad in grads:
-        if grad.stash is not None and not grad.stash.measured:
-            grad.stash.tensor = grad.stash.tensor * inverse_scale
-        elif grad.scalars is not None:
+        if grad.scalars is not None:
             grad.scalars = grad.scalars * factors.to(grad.scalars.device)
             grad.histogram = None

@@ -19,7 +19,7 @@ from bpviz.engine.user_error import UserCodeError, describe_exception, full_trac
 
 ANSWERS = (
     "loaded",  # LoadRequest, the run file its steps are recorded into (None: not recording)
-    "event",  # a run event: StepRecorded, Validated or Intervened
+    "event",  # a run event: StepRecorded, Validated, Intervened or Rewound
     "failed",  # UserCodeError from a step or a validation
     "load_failed",  # UserCodeError from loading; the previous model (if any) stays
     "run_started",  # total steps, 0 for "until paused"
@@ -163,6 +163,23 @@ class SessionDriver:
             self.emit("remedy_failed", "Nothing to undo: no remedy is applied.")
             return
         self.emit("event", intervened)
+        self.read_hyperparameters()
+
+    def rewind(self, step: int) -> None:
+        """Go back to the end of `step` and train on from there as a new branch of the run (see Stepper.rewind)."""
+        if self.stepper is None:
+            return
+        try:
+            self.emit("event", self.stepper.rewind_event(step))
+        except UserCodeError as exc:  # replaying the steps runs user code again
+            self.emit("failed", exc)
+            return
+        except (ValueError, LookupError) as exc:
+            self.emit("remedy_failed", str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown in the window, never crashes it
+            self.emit("failed", internal_error(f"Rewinding to step {step} failed", exc))
+            return
         self.read_hyperparameters()
 
     def inspect_units(self, layer: str) -> None:

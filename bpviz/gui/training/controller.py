@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from bpviz.engine.config import Config
 from bpviz.engine.session.breakpoints import Breakpoint, Hit
-from bpviz.engine.session.events import Intervened, RunView, StepRecorded, Validated
+from bpviz.engine.session.events import Intervened, Rewound, RunView, StepRecorded, Validated
 from bpviz.engine.session.step_gate import INTO, OUT, OVER, PhaseEvent
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.training.process_client import ProcessClient
@@ -67,6 +67,7 @@ class TrainingController(QObject):
     graph_changed = Signal(object)  # LayerGraph
     units_inspected = Signal(str, int, object)  # layer, step, list[DeadUnit]
     hyperparameters = Signal(object)  # dict of the values now in force
+    rewound = Signal(int, int)  # the step gone back to (`view` ends there), the branch trained from now on
 
     # commands, delivered to the worker thread through queued connections
     _load = Signal(object)
@@ -76,6 +77,7 @@ class TrainingController(QObject):
     _validate = Signal()
     _remedy = Signal(str, object)
     _undo = Signal()
+    _rewind = Signal(int)
     _inspect = Signal(str)
     _close = Signal()
 
@@ -112,6 +114,7 @@ class TrainingController(QObject):
             (self._validate, w.validate),
             (self._remedy, w.apply_remedy),
             (self._undo, w.undo_remedy),
+            (self._rewind, w.rewind),
             (self._inspect, w.inspect_units),
             (self._close, w.close),
         ):
@@ -225,6 +228,17 @@ class TrainingController(QObject):
         self._undo.emit()
         return True
 
+    def rewind(self, step: int) -> bool:
+        """Go back to the end of `step` and train on from there as a new branch; False while busy or running.
+
+        `rewound` answers once the training side is there, and `view` then ends at `step`."""
+        latest = self.view.history.latest
+        if not self.has_model or self.busy or latest is None or not 0 <= step <= latest.step:
+            return False
+        self.busy = True
+        self._rewind.emit(step)
+        return True
+
     def inspect_units(self, layer: str) -> None:
         """Ask for the dead units of `layer` (answered by units_inspected); skipped while training."""
         if self.has_model and not self.busy:
@@ -297,6 +311,9 @@ class TrainingController(QObject):
         elif isinstance(event, Intervened):
             self._idle_unless_running()
             self.remedy_applied.emit(event.step, event.label)
+        elif isinstance(event, Rewound):
+            self._idle_unless_running()
+            self.rewound.emit(event.step, event.branch)
 
     @Slot(str)
     def _on_remedy_failed(self, why: str) -> None:

@@ -197,6 +197,10 @@ class ProcessClient(TrainingAnswers):
     def undo_remedy(self) -> None:
         self._tell("undo_remedy")
 
+    @Slot(int)
+    def rewind(self, step: int) -> None:
+        self._tell("rewind", step)
+
     @Slot(str)
     def inspect_units(self, layer: str) -> None:
         self._tell("inspect_units", layer)

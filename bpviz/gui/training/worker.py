@@ -78,6 +78,10 @@ class TrainingWorker(TrainingAnswers):
     def undo_remedy(self) -> None:
         self.driver.undo_remedy()
 
+    @Slot(int)
+    def rewind(self, step: int) -> None:
+        self.driver.rewind(step)
+
     @Slot(str)
     def inspect_units(self, layer: str) -> None:
         self.driver.inspect_units(layer)
