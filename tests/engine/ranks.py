@@ -270,16 +270,42 @@ def fsdp2_training(rank: int, world: int, folder: Path) -> dict:
             opt.zero_grad()
             loss.backward()
             shards = {n: p.grad.to_local().norm().item() for n, p in net.named_parameters()}
+            full_grads = {n: p.grad.full_tensor().double() for n, p in net.named_parameters()}  # gathered here
+            before = {n: p.full_tensor().detach().double() for n, p in net.named_parameters()}
             opt.step()
+            after = {n: p.full_tensor().detach().double() for n, p in net.named_parameters()}
             record = watcher.step(loss)
+            layer_sq = {  # the full parameters' norms of each layer, from the gathered tensors
+                layer: {
+                    what: sum(float(t[n].pow(2).sum()) for n in t if n.startswith(f"{layer}."))
+                    for what, t in (("grad", full_grads), ("weight", after))
+                }
+                for layer in ("fc1", "fc2")
+            }
+            for layer in layer_sq:
+                layer_sq[layer]["update"] = sum(
+                    float((after[n] - before[n]).pow(2).sum()) for n in after if n.startswith(f"{layer}.")
+                )
             steps.append(
                 {
                     "expected": expected,
                     "measured": {
-                        l.name: {"mean": l.mean, "std": l.std, "grad_norm": l.grad_norm} for l in record.layers
+                        l.name: {
+                            "mean": l.mean,
+                            "std": l.std,
+                            "grad_norm": l.grad_norm,
+                            "param_grad_norm": l.param_grad_norm,
+                            "weight_norm": l.weight_norm,
+                            "update_ratio": l.update_ratio,
+                        }
+                        for l in record.layers
                     },
                     "shard_grads": shards,
-                    "param_grads": {p.name: p.grad_norm for p in record.params},
+                    "full_grads": {n: float(g.norm()) for n, g in full_grads.items()},
+                    "full_weights": {n: float(w.norm()) for n, w in after.items()},
+                    "full_numel": {n: p.numel() for n, p in net.named_parameters()},
+                    "layer_sq": layer_sq,
+                    "params": {p.name: (p.grad_norm, p.weight_norm, p.numel) for p in record.params},
                     "table": record.ranks,
                 }
             )
@@ -291,3 +317,24 @@ def _gathered_copy(net: nn.Module) -> Net:
     plain = Net()
     plain.load_state_dict({n: p.full_tensor() for n, p in net.named_parameters()})
     return plain
+
+
+def recorded_drift(rank: int, world: int, folder: Path) -> dict:
+    """Six DDP steps recorded to `folder`/job/run.bpviz (one file per rank), rank 1's data scaled 50x from step 3;
+    each rank's gradient norms per layer and step from the test's own hooks on a copy."""
+    torch.manual_seed(0)
+    model = nn.parallel.DistributedDataParallel(Net())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    expected = []
+    with bpviz.watch(model, record=folder / "job" / "run.bpviz") as watcher:
+        for step in range(6):
+            x, y = rank_batch(rank, step)
+            if rank == 1 and step >= 3:
+                x = x * 50.0
+            expected.append({n: v["grad_norm"] for n, v in independent_layers(model.module, x, y).items()})
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            watcher.step(loss)
+    return {"expected": expected, "recorded": str(watcher.recorder_path)}

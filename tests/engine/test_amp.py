@@ -7,6 +7,8 @@ tensor hooks, divided by the scale the test read from its own scaler.
 from __future__ import annotations
 
 import copy
+import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -85,15 +87,80 @@ def test_gradients_are_reported_unscaled_and_a_skipped_step_is_a_skip(explicit):
     assert f"scale {SCALE:g}" in w.findings[0].message
 
 
-def test_without_the_scaler_the_gradients_are_the_scaled_ones():
+class Trainer:
+    """Keeps its scaler as an attribute, as training frameworks do: no variable of any frame is a GradScaler.
+
+    `deep`: one level further down (`self.precision.scaler`, as a framework's precision plugin holds it).
+    """
+
+    def __init__(self, model: nn.Module, amp: bool, deep: bool = False) -> None:
+        self.model, self.amp = model, amp
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, enabled=amp)
+        if deep:
+            self.precision = SimpleNamespace(scaler=scaler)
+        else:
+            self.scaler = scaler
+
+    @property
+    def the_scaler(self) -> torch.amp.GradScaler:
+        return self.precision.scaler if hasattr(self, "precision") else self.scaler
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, boost: float = 1.0) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.float16, enabled=self.amp):
+            loss = F.cross_entropy(self.model(x).float(), y)
+        self.opt.zero_grad()
+        self.the_scaler.scale(loss * boost).backward()
+        self.the_scaler.step(self.opt)
+        self.the_scaler.update()
+        return loss
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_fp16_output_and_parameter_gradients_match_an_fp32_run_wherever_the_scaler_is_kept(deep):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 3))
+    ref = copy.deepcopy(model)
+    expected: list[dict[str, float]] = []
+    own_grad_norms(ref, expected, lambda: 1.0)  # the fp32 copy: no scaling at all
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 8, generator=g), torch.randint(0, 3, (128,), generator=g)
+    trainer, ref_trainer = Trainer(model, amp=True, deep=deep), Trainer(ref, amp=False)
+    records, ref_params = [], []
+    with bpviz.watch(model, level="full") as w:
+        for _ in range(4):
+            expected.append({})
+            ref_trainer.step(x, y)
+            ref_params.append({n: float(p.grad.double().norm()) for n, p in ref.named_parameters()})
+            records.append(w.step(trainer.step(x, y)))
+    assert [r.grad_scale for r in records] == [2.0**16] * 4
+    for step, record in enumerate(records):  # deep: step 0 too, whose backward ran before the scaler was found
+        for name, norm in expected[step].items():
+            assert record.layer(name).grad_norm == pytest.approx(norm, rel=2e-2), (step, name)
+        for param in record.params:
+            assert param.grad_norm == pytest.approx(ref_params[step][param.name], rel=2e-2), (step, param.name)
+        assert not record.grad_scaler_skipped
+    for record in records[1:] if deep else records:  # histograms of the unscaled gradients
+        histogram = record.layer("0").grad_histogram
+        centre = float((histogram.counts * range(len(histogram.counts))).sum() / histogram.counts.sum())
+        bin_width = (histogram.hi - histogram.lo) / len(histogram.counts)
+        log10_rms = math.log10(expected[record.step]["0"] / math.sqrt(128 * 64))
+        assert histogram.lo + (centre + 0.5) * bin_width == pytest.approx(log10_rms, abs=0.75)
+    if deep:  # found at its step(optimizer): step 0's histogram was taken scaled in the hook, so it is left out
+        assert records[0].layer("0").grad_histogram is None
+    assert w.findings == []
+
+
+def test_a_first_step_skipped_with_the_scaler_kept_on_the_trainer_is_a_skip_not_a_nan():
     model = mlp()
-    state = {"scaler": torch.amp.GradScaler("cpu", init_scale=SCALE)}  # hidden from the frame search
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    trainer = Trainer(model, amp=True)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 8, generator=g), torch.randint(0, 3, (32,), generator=g)
     with bpviz.watch(model) as w:
-        record = w.step(amp_step(model, opt, state, x, y))
-    assert record.grad_scale is None
-    assert record.layer("2").grad_norm > 1e20
+        records = [w.step(trainer.step(x, y, boost=1e30 if step == 0 else 1.0)) for step in range(3)]
+    assert [r.grad_scaler_skipped for r in records] == [True, False, False]
+    assert [r.grad_scale for r in records] == [2.0**16, 2.0**15, 2.0**15]
+    assert [(f.kind, f.step) for f in w.findings] == [("grad_scaler_skip", 0)]
 
 
 def test_channels_last_weights_have_their_true_update_and_weight_norms():

@@ -116,8 +116,17 @@ def test_fsdp2_ranks_measure_their_layers_and_their_shards(fsdp2_run):
             for name, expected in step["expected"].items():
                 for stat in ("mean", "std", "grad_norm"):
                     assert step["measured"][name][stat] == pytest.approx(expected[stat], rel=1e-4, abs=1e-6)
-            # parameter gradient norms are of this rank's shard (DTensor.to_local)
-            assert step["param_grads"] == pytest.approx(step["shard_grads"], rel=1e-5)
+            # the recorded parameter norms are the full parameters', not this rank's shard's
+            assert step["full_grads"] != pytest.approx(step["shard_grads"], rel=1e-3)
+            for name, (grad, weight, numel) in step["params"].items():
+                assert grad == pytest.approx(step["full_grads"][name], rel=1e-5)
+                assert weight == pytest.approx(step["full_weights"][name], rel=1e-5)
+                assert numel == step["full_numel"][name]
+            for layer, sq in step["layer_sq"].items():
+                measured = step["measured"][layer]
+                assert measured["param_grad_norm"] == pytest.approx(math.sqrt(sq["grad"]), rel=1e-5)
+                assert measured["weight_norm"] == pytest.approx(math.sqrt(sq["weight"]), rel=1e-5)
+                assert measured["update_ratio"] == pytest.approx(math.sqrt(sq["update"] / sq["weight"]), rel=1e-4)
             table = step["table"]
             assert table.of("fc1", "std") == pytest.approx(
                 [fsdp2_run[r]["steps"][index]["expected"]["fc1"]["std"] for r in range(WORLD)], rel=1e-4
@@ -152,3 +161,38 @@ def test_ranks_whose_layers_differ_line_up_by_name(runs):
     assert second.of("tanh()", "count")[0] == 0 and np.isnan(second.of("tanh()", "std")[0])
     assert second.of("tanh()", "std")[1] == pytest.approx(own[1]["tanh()"], rel=1e-6)
     assert second.mean("tanh()", "std") == pytest.approx(own[1]["tanh()"], rel=1e-6)  # over the ranks that have it
+
+
+def test_shard_norms_combine_into_the_full_parameters_and_replicas_count_once():
+    """HSDP-like: 4 ranks, each shard held by 2 replicas; the sums of squares are divided by the replicas."""
+    import torch
+    from torch import nn
+
+    import bpviz
+    from bpviz.engine.distributed import shards
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with bpviz.watch(model) as w:
+        model(torch.randn(5, 4)).sum().backward()
+        record = w.step()
+    names = ["0.weight", "0.bias"]
+    # per rank, squared (grad, weight, update) norms of its shard; NaN: the rank measured none
+    gathered = np.array(
+        [
+            [[1.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+            [[2.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+            [[1.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+            [[2.0, 4.0, np.nan], [0.25, 1.0, np.nan]],
+        ]
+    )
+    shards.combine(record, names, [2, 2], gathered, model)
+    by_name = {p.name: p for p in record.params}
+    assert by_name["0.weight"].grad_norm == pytest.approx(math.sqrt(6.0 / 2))
+    assert by_name["0.weight"].weight_norm == pytest.approx(math.sqrt(16.0 / 2))
+    assert by_name["0.weight"].update_norm is None  # no rank had an update
+    assert by_name["0.bias"].grad_norm == pytest.approx(math.sqrt(1.0 / 2))
+    layer = record.layer("0")
+    assert layer.param_grad_norm == pytest.approx(math.sqrt(3.0 + 0.5))
+    assert layer.weight_norm == pytest.approx(math.sqrt(8.0 + 2.0))
+    assert by_name["2.weight"].grad_norm == pytest.approx(float(model[2].weight.grad.norm()), rel=1e-6)  # untouched

@@ -5,7 +5,10 @@ tensor (a header row, then one row per layer, keyed by a hash of the layer's
 name so ranks whose forwards differ still line up by name) and takes part in
 one `all_gather`. The capacity is the same on every rank without asking: it
 starts from the model's module count, and grows, for the next step, to what
-the largest rank reported, since every rank sees every header.
+the largest rank reported, since every rank sees every header. Under FSDP2,
+a last block of rows holds the squared norms of this rank's parameter shards
+(the same parameters, in the same order, on every rank), from which each rank
+puts the full parameters' norms into its record (see shards.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from bpviz.engine.distributed import shards
 from bpviz.engine.distributed.context import rank_and_world
 from bpviz.engine.record.rank_table import COLUMN, STATS, RankTable
 from bpviz.engine.record.records import LayerStep, StepRecord
@@ -37,6 +41,9 @@ class RankExchange:
         self._names: dict[float, str] = {}  # key -> layer name, for every layer this rank has seen
         self._keys: dict[str, float] = {}  # and back
         self.device = _collective_device(group)
+        self._model = model
+        sharded = shards.sharded_parameters(model)
+        self._sharded, self._replicas = list(sharded), list(sharded.values())
 
     @staticmethod
     def active(group: dist.ProcessGroup | None = None) -> bool:
@@ -45,18 +52,27 @@ class RankExchange:
 
     def exchange(self, record: StepRecord) -> RankTable:
         """Every rank's statistics of this step; raises only if the collective itself fails."""
+        capacity = self.capacity  # _unpack may grow it for the next step
         try:
             mine = self._pack(record)
         except Exception:  # never leave the other ranks waiting in the collective
-            mine = np.zeros((1 + self.capacity, _WIDTH))
+            mine = np.zeros((1 + capacity + len(self._sharded), _WIDTH))
             mine[0, 0] = _NOTHING
+            mine[1 + capacity :] = math.nan  # no shard norms from this rank
         local = torch.from_numpy(mine).to(self.device)
         gathered = [torch.empty_like(local) for _ in range(self.world_size)]
         dist.all_gather(gathered, local, group=self.group)
-        return self._unpack(torch.stack(gathered).cpu().numpy(), record)
+        everything = torch.stack(gathered).cpu().numpy()
+        table = self._unpack(everything[:, : 1 + capacity], record)
+        if self._sharded:
+            block = everything[:, 1 + capacity :, : shards.WIDTH]
+            shards.combine(record, self._sharded, self._replicas, block, self._model)
+        return table
 
     def _pack(self, record: StepRecord) -> np.ndarray:
-        packed = np.zeros((1 + self.capacity, _WIDTH))
+        packed = np.zeros((1 + self.capacity + len(self._sharded), _WIDTH))
+        if self._sharded:
+            packed[1 + self.capacity :, : shards.WIDTH] = shards.shard_rows(record, self._sharded)
         packed[0, :3] = (
             len(record.layers),
             record.loss if record.loss is not None else math.nan,

@@ -6,21 +6,33 @@ when the scaled gradients overflow, GradScaler skips the optimizer step and
 lowers the scale, which is routine early in training, not an explosion or a
 NaN of the model. The scaler is the one given to `watch(model, scaler=...)`,
 or else the one found among the variables of the code that calls the model
-(the usual `scaler = torch.amp.GradScaler()`). The scale each backward ran
-at is kept as a device tensor and divided out on the device: no host sync.
+(the usual `scaler = torch.amp.GradScaler()`; under autocast also an attribute
+of one of them, such as a trainer's `self.scaler`), or else the one whose
+`step(optimizer)` runs the optimizer: wherever a training loop keeps its
+scaler (`self.scaler`, a framework's precision plugin), GradScaler.step is
+on the call stack of the optimizer step. The scale each backward ran at is
+kept as a device tensor and divided out on the device: no host sync.
+
+A scaler first found at the optimizer step comes after that step's backward,
+whose output gradients were measured scaled; they are unscaled when the
+step is taken (`unscale_late`): their norms and sums exactly, their
+histograms of log10 |g| left out for that one step (shifting the bins by
+log10 of the scale would smear them).
 """
 
 from __future__ import annotations
 
 import sys
-from types import FrameType
+from types import FrameType, ModuleType
 
 import torch
 from torch.amp import GradScaler
 
 from bpviz.engine.observe.frames import in_bpviz, in_torch
+from bpviz.engine.observe.pending import GradCall
 
 _USER_FRAMES = 3  # callers searched for a scaler: the loop, and the helpers it calls the model through
+_STEP_FRAMES = 8  # frames from the optimizer's pre-step hook up to GradScaler.step
 
 
 class ScaleFinder:
@@ -47,12 +59,32 @@ class ScaleFinder:
                 if id(frame.f_globals) not in seen_globals:
                     seen_globals.add(id(frame.f_globals))
                     spaces.append(frame.f_globals)
-                for space in spaces:
-                    found = next((v for v in list(space.values()) if isinstance(v, GradScaler)), None)
+                for index, space in enumerate(spaces):  # the frame's locals first
+                    found = next((v for v in list(space.values()) if _scaling(v)), None)
+                    if found is None and index == 0 and _autocasting():  # a local object's (self.scaler)
+                        found = next(_attribute_scalers(space), None)
                     if found is not None:
                         self.scaler = found
                         return
             frame = frame.f_back
+
+    def look_from_optimizer_step(self) -> bool:
+        """Find the GradScaler whose `step(optimizer)` runs the optimizer step now; True when newly found.
+
+        Called from the optimizer's pre-step hook while no scaler is known.
+        """
+        if self.scaler is not None:
+            return False
+        frame: FrameType | None = sys._getframe(1)
+        for _ in range(_STEP_FRAMES):
+            if frame is None:
+                return False
+            owner = frame.f_locals.get("self") if in_torch(frame) else None
+            if _scaling(owner):
+                self.scaler = owner
+                return True
+            frame = frame.f_back
+        return False
 
     def current_scale(self) -> torch.Tensor | None:
         """The scale the loss was multiplied by for this backward (a device tensor), or None without scaling."""
@@ -60,6 +92,35 @@ class ScaleFinder:
         if scaler is None or not scaler.is_enabled():
             return None
         return getattr(scaler, "_scale", None)  # None until scaler.scale() first ran
+
+
+def _scaling(value: object) -> bool:
+    """Whether `value` is a GradScaler that scales (a disabled one, `enabled=False` in an fp32 run, does not)."""
+    return isinstance(value, GradScaler) and value.is_enabled()
+
+
+def _autocasting() -> bool:
+    """Whether autocast is on (for the CPU or this process's accelerator): a GradScaler may be in use."""
+    accelerator = torch.accelerator.current_accelerator()
+    types = ("cpu",) if accelerator is None else ("cpu", accelerator.type)
+    return any(torch.is_autocast_enabled(t) for t in types)
+
+
+def _attribute_scalers(local_variables: dict):
+    """GradScalers held as attributes of a frame's local objects (a trainer's `self.scaler`), one level deep.
+
+    Only instance dictionaries are read, so no property or __getattr__ of the user's runs; classes and
+    modules are passed over (their namespaces are large, and hold no training loop's scaler).
+    """
+    for value in list(local_variables.values()):
+        if isinstance(value, (type, ModuleType)):
+            continue
+        try:
+            attributes = object.__getattribute__(value, "__dict__")
+        except (AttributeError, TypeError):
+            continue
+        if isinstance(attributes, dict):
+            yield from (v for v in list(attributes.values()) if _scaling(v))
 
 
 def optimizer_scale(optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -85,3 +146,15 @@ def step_skipped(grad_scale: float | None, optimizer_stepped: bool, gradients_fi
     if grad_scale is None:
         return False
     return found_inf or (not optimizer_stepped and not gradients_finite)
+
+
+def unscale_late(grads: list[GradCall], inverse_scale: torch.Tensor) -> None:
+    """Divide the scale out of gradients measured before the scaler was known (see the module docstring).
+
+    Each gradient was measured in its hook: its [squared norm, sum] scale exactly; its histogram does not.
+    """
+    factors = torch.stack([inverse_scale * inverse_scale, inverse_scale])
+    for grad in grads:
+        if grad.scalars is not None:
+            grad.scalars = grad.scalars * factors.to(grad.scalars.device)
+            grad.histogram = None

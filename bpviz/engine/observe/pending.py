@@ -102,6 +102,7 @@ class PendingStep:
     weight_norms: dict[str, torch.Tensor] = field(default_factory=dict)  # after the update, over the same slices
     grad_scale: torch.Tensor | None = None  # the GradScaler scale this step's backward ran at
     grad_unscale: torch.Tensor | None = None  # its reciprocal, applied to every gradient measured
+    unscale_late: bool = False  # the scaler was found after the backward: the gradients are still scaled
     optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
     hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
     stashed_bytes: int = 0  # memory held by stashed tensors until the forward is settled

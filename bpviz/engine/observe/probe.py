@@ -28,10 +28,10 @@ from torch.overrides import TorchFunctionMode
 
 from bpviz.engine.config import Config
 from bpviz.engine.observe import deferred, stats
-from bpviz.engine.observe.amp import ScaleFinder, unscaled
+from bpviz.engine.observe.amp import ScaleFinder, unscale_late, unscaled
 from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
-from bpviz.engine.observe.checkpointing import in_checkpoint_first_pass
+from bpviz.engine.observe.checkpointing import CheckpointPass, checkpoint_pass
 from bpviz.engine.observe.dispatch_cost import dispatch_costs
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
@@ -105,12 +105,15 @@ class Probe:
         self._mode_entered = False
         self._failed_exc: BaseException | None = None
         self._forward_index = 0  # the current root forward's index in pending.forwards
+        self._grads_only = False  # a checkpoint's recomputation: its values were measured in the forward pass
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
         self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
-        self.updates = UpdateTracker(catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups)
+        self.updates = UpdateTracker(
+            catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups, self._scaler_at_step
+        )
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
         # Set for one training forward to record the data flow between layers.
@@ -156,7 +159,10 @@ class Probe:
     def take_pending(self) -> PendingStep:
         """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
         pending, self.pending = self.pending, PendingStep()
+        self._unit_axis.reset()
         pending.release_hooks()
+        if pending.unscale_late:  # the GradScaler was found at the optimizer step, after this backward
+            unscale_late(pending.grads, pending.grad_unscale)
         return pending
 
     # ----- forward -----
@@ -187,9 +193,10 @@ class Probe:
             self._stack[-1].had_sublayer = True
         frame = _Frame(module, self._names.get(module, type(module).__name__), _is_leaf(module))
         frame.caller, frame.outer_exc = caller, sys.exc_info()[1]
-        if self.graph is not None and self._observing:
+        measuring = self._observing and not self._grads_only
+        if self.graph is not None and measuring:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
-        if self._observing and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
+        if measuring and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
             info = self.catalog.layers.get(name) if name is not None else None
             if module_family(module) == RELU_FAMILY or (info is not None and info.tracks_units):
@@ -213,7 +220,7 @@ class Probe:
                 return
             if self._observing and not frame.had_sublayer:
                 self._observe_module(frame, output)
-            if not self._stack and self._observing:
+            if not self._stack and self._observing and not self._grads_only:
                 self._note_outputs(output)
                 # settled now, before the backward needs the memory the outputs hold (see deferred.py)
                 deferred.settle(self.pending, self.config, self.catalog, self.guard, self.exact)
@@ -241,7 +248,9 @@ class Probe:
         self._outputs.clear()
 
     def _begin_forward(self, args) -> None:
-        self._observing = torch.is_grad_enabled()
+        checkpointed = checkpoint_pass()  # see checkpointing.py
+        self._grads_only = checkpointed is CheckpointPass.RECOMPUTE
+        self._observing = torch.is_grad_enabled() or checkpointed is CheckpointPass.FORWARD
         if self._observing and torch._C._are_functorch_transforms_active():
             # Under torch.func (vmap, grad) tensors are wrapped per transform level and may not leave it:
             # kept for the step's transfer they would raise there. Such forwards are listed as unmeasured.
@@ -253,7 +262,8 @@ class Probe:
             self.amp.look_from_caller()
         self._occurrence.clear()
         self._site_names.clear()
-        self._unit_axis.reset()
+        if checkpointed is CheckpointPass.NONE:  # checkpoint_sequential calls the layers one by one: the
+            self._unit_axis.reset()  # layer that produced an activation may be the previous root forward's
         self._failed_exc = None
         self.failed_layer = None
         self.failed_layer_type = None
@@ -264,7 +274,7 @@ class Probe:
         if self._observing and first is not None and first.is_floating_point():
             input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
         self._forward_mark = self.pending.mark()
-        if self._observing or not in_checkpoint_first_pass():  # that pass is measured when it is recomputed
+        if not self._grads_only:  # a recomputation is no forward of its own
             facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
             self.pending.add_forward(facts, self.config.calls_per_layer_step)
         if self._observing:
@@ -304,7 +314,8 @@ class Probe:
         frame = self._stack[-1]
         if frame.structural_leaf:  # it belongs to the leaf module calling it
             first = args[0] if args else None
-            if family == RELU_FAMILY and isinstance(first, torch.Tensor) and module_family(frame.module) is None:
+            fires_here = family == RELU_FAMILY and module_family(frame.module) is None and not self._grads_only
+            if fires_here and isinstance(first, torch.Tensor):
                 frame.preact_max = self._unit_max(first)  # the units fired from this input, not the module's
             out = self._user_call(func, *args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
@@ -315,7 +326,8 @@ class Probe:
         first = args[0] if args else None
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
-        preact = self._unit_max(first) if family == RELU_FAMILY and isinstance(first, torch.Tensor) else None
+        tracks = family == RELU_FAMILY and isinstance(first, torch.Tensor) and not self._grads_only
+        preact = self._unit_max(first) if tracks else None
         replacement = self.substitutions.get(name)
         out = self._user_call(replacement, first) if replacement is not None else self._user_call(func, *args, **kwargs)
         if isinstance(out, torch.Tensor):
@@ -364,6 +376,11 @@ class Probe:
     ) -> None:
         if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
+        if self._grads_only:  # measured in the forward pass; its gradient flows through this tensor
+            if tensor.requires_grad:
+                with torch._C.DisableTorchFunction():
+                    self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._measured_forward(name)))
+            return
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
         limit = self.config.calls_per_layer_step
@@ -383,6 +400,10 @@ class Probe:
             self.graph.output(name, tensor)
         if self.listener is not None:
             self._user_call(self.listener, "forward", name, tensor)
+
+    def _measured_forward(self, name: str) -> int:
+        """The root forward in which `name` was measured: a recomputation's gradient belongs to that forward."""
+        return next((c.forward for c in reversed(self.pending.calls) if c.layer.name == name), self._forward_index)
 
     def _measure(self, info: LayerInfo, tensor: torch.Tensor, preact: torch.Tensor | None) -> None:
         cfg = self.config
@@ -453,6 +474,15 @@ class Probe:
                 self.listener("backward", name, grad)
 
         return hook
+
+    def _scaler_at_step(self) -> None:
+        """Learn the GradScaler from its step(optimizer) when no other way found it (see observe.amp)."""
+        if not self.amp.look_from_optimizer_step():
+            return
+        pending = self.pending
+        if pending.grad_unscale is None and pending.grads:  # this step's backward ran before the scaler was known
+            self._grad_unscale(pending)
+            pending.unscale_late = True
 
     def _grad_unscale(self, pending: PendingStep) -> torch.Tensor | None:
         """1/scale of a GradScaler's loss scaling, fixed at the step's first gradient (update() changes it later)."""

@@ -84,8 +84,10 @@ class UpdateTracker:
         pending: Callable[[], PendingStep],
         guard: MeasurementGuard,
         lookups: frozenset[str] = frozenset(),
+        on_step: Callable[[], None] | None = None,
     ) -> None:
         self._param_ids = {id(p): name for name, p in params.items()}
+        self._on_step = on_step  # told of each optimizer step first (the probe looks for a GradScaler there)
         self._lookups = lookups  # lookup-table weights: their touched rows are counted (see grad_norms)
         self._slices = slices
         self._pending = pending
@@ -124,6 +126,8 @@ class UpdateTracker:
 
     def _before(self, optimizer, args, kwargs) -> None:
         with self._timed(), self._guard.catch("optimizer step"):
+            if self._on_step is not None and self._owned(optimizer):
+                self._on_step()
             self._measure_before(optimizer, _has_closure(args, kwargs))
 
     def _after(self, optimizer, args, kwargs) -> None:

@@ -393,14 +393,17 @@ def _param_steps(
         if item.layer is not None:
             per_layer.setdefault(item.layer, []).append(item)
     for layer_name, items in per_layer.items():
-        layer = layers[layer_name]
-        grads_sq = [p.grad_norm**2 for p in items if p.grad_norm is not None]
-        layer.param_grad_norm = math.sqrt(sum(grads_sq)) if grads_sq else None
-        layer.weight_norm = math.sqrt(sum(p.weight_norm**2 for p in items))
-        upd_sq = [p.update_norm**2 for p in items if p.update_norm is not None]
-        if upd_sq and layer.weight_norm > 0:
-            layer.update_ratio = math.sqrt(sum(upd_sq)) / layer.weight_norm
+        layer_param_totals(layers[layer_name], items)
     return steps
+
+
+def layer_param_totals(layer: LayerStep, items: list[ParamStep]) -> None:
+    """A layer's ||dL/dW||, ||W|| and update ratio over its own parameters' norms (again when those change)."""
+    grads_sq = [p.grad_norm**2 for p in items if p.grad_norm is not None]
+    layer.param_grad_norm = math.sqrt(sum(grads_sq)) if grads_sq else None
+    layer.weight_norm = math.sqrt(sum(p.weight_norm**2 for p in items))
+    upd_sq = [p.update_norm**2 for p in items if p.update_norm is not None]
+    layer.update_ratio = math.sqrt(sum(upd_sq)) / layer.weight_norm if upd_sq and layer.weight_norm > 0 else None
 
 
 def _param_owners(catalog: LayerCatalog, layers: dict[str, LayerStep], names: list[str]) -> dict[str, str]:

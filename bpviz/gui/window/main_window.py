@@ -39,6 +39,7 @@ from bpviz.gui.window.debugger_page import DebuggerPage
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.docks import DebugDocks
 from bpviz.gui.window.error_panel import ErrorPanel
+from bpviz.gui.window.rank_sets import RankSets
 from bpviz.gui.window.recent import recent_labels
 from bpviz.gui.window.recording import Recording
 from bpviz.gui.window.redraw import RedrawClock
@@ -146,6 +147,8 @@ class MainWindow(QMainWindow):
         if remember_layout:
             self._restore_layout()
         self.docks.show_docks(self.stack.currentWidget() is self.page)
+        self.rank_sets = RankSets(self)  # after the saved layout: its dock shows only with a set of rank files
+        self.clock.redrawn.connect(self.rank_sets.on_redrawn)
 
     def _connect_controller(self) -> None:
         c = self.controller
@@ -207,8 +210,12 @@ class MainWindow(QMainWindow):
         A .py not yet trusted and a .pt ask first (trust, input shape).
         """
         path = Path(path)
+        files = self.rank_sets.files_of(path)  # one torch.distributed job's run files: a rank and the ranks
+        if files and not self.rank_sets.keeps(path):
+            return self.rank_sets.open(files, path)
         if path.suffix.lower() == RUN_SUFFIX:
             return self.open_recording(path)
+        self.rank_sets.close()
         if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
             return False
         if path.suffix.lower() in PICKLED and path.is_file():
@@ -245,6 +252,8 @@ class MainWindow(QMainWindow):
             return False
         self.controller.stop()
         self._close_recording()
+        if not self.rank_sets.keeps(path):
+            self.rank_sets.close()
         self.recording = recording
         recording.changed.connect(self.clock.mark_dirty)
         recording.state_changed.connect(self._on_recording_state)
