@@ -47,7 +47,8 @@ class Playback:
         new = [int(s) for s in self.run.new_steps()]
         if new:
             self.steps += new
-            self._coarse_loss = self._validation = self._interventions = None
+            self._coarse_loss = None
+        self._validation = self._interventions = None  # a validation or a remedy comes without a new step
         return new
 
     def nearest(self, step: int) -> int:
@@ -79,15 +80,15 @@ class Playback:
     def extend(self, view: RunView, steps: list[int]) -> None:
         """Append the records of `steps` (committed after `view`'s latest) to `view` in place.
 
-        A followed run's views then consume only the new records, as they do while the window trains,
-        instead of rebuilding from a new view at every poll.
+        A followed run's views then consume only the new records, instead of rebuilding from a new view at
+        every poll. Without new steps, the validations, marks and findings are brought up to date.
         """
-        if not steps:
-            return
         history = view.history
         for step in steps:
             history.append(self.run.record(step))
-        at = steps[-1]
+        if history.latest is None:
+            return
+        at = history.latest.step
         history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
         history.interventions = [(s, label) for s, label in self._marks() if s <= at]
         view.findings = self.run.findings_at(at)

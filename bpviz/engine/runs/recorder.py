@@ -98,6 +98,20 @@ class Recorder:
         self.writer.submit(record.step, job)
         self.check()
 
+    def interventions_now(self) -> None:
+        """Queue the remedies applied since the last step at once, so a viewer of the file marks them before the
+        next step (otherwise they are written with it)."""
+        interventions = self._new_interventions()
+        if not interventions:
+            return
+        step = self._watcher.step_index - 1 if self._watcher.step_index else None
+
+        def job(rows: RowWriter) -> None:
+            for first_step, label in interventions:
+                rows.event(first_step, "intervention", label)
+
+        self.writer.submit(step, job)
+
     def validation(self, step: int | None, metrics: dict[str, float], forwards: list[ForwardPass]) -> None:
         """Queue a validation run after `step`, with the forwards it ran (re-judged when the run is checked again)."""
         metrics, forwards, (findings, held) = dict(metrics), list(forwards), self._changed_findings()

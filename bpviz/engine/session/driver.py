@@ -1,10 +1,11 @@
 """The training side's command handler: one Stepper, driven by commands, answering with plain messages.
 
 It makes no decision of its own (the Stepper makes them all) and knows no
-transport: every answer goes through `emit(name, *args)`, which the window's
-training thread turns into Qt signals and the experiment's child process
-(engine/session/child.py) into messages on its control channel. The names
-are listed in ANSWERS.
+transport: every answer goes through `emit(name, *args)`, which the
+experiment's process (engine/session/child.py) turns into messages on its
+control channel. The names are listed in ANSWERS. What a step recorded is
+not among them: the Stepper writes it to the run file, and the window reads
+it from there once "stepped" says it is in, the same way it reads a recording.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import time
 from collections.abc import Callable
 
 from bpviz.engine.session.breakpoints import Breakpoint
+from bpviz.engine.session.position import Position
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.session.step_gate import Gate, StepAborted
 from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback
 
 ANSWERS = (
-    "loaded",  # LoadRequest, the run file its steps are recorded into (None: not recording)
-    "event",  # a run event: StepRecorded, Validated or Intervened
+    "loaded",  # LoadRequest, the run file its steps are recorded into
+    "stepped",  # step: a step is done and in the run file (the window reads its record from there)
+    "validated",  # step, metrics: a validation ran after `step` and is in the run file
+    "intervened",  # step, label: a remedy (or its undo) acts from `step` on and is in the run file
     "failed",  # UserCodeError from a step or a validation
     "load_failed",  # UserCodeError from loading; the previous model (if any) stays
     "run_started",  # total steps, 0 for "until paused"
@@ -32,6 +36,7 @@ ANSWERS = (
     "graph_changed",  # layer_graph.LayerGraph, whenever the engine recorded a new one
     "units_inspected",  # layer, step, list[unit_forensics.DeadUnit]
     "hyperparameters",  # {"lr", "momentum", "weight_decay", "clip"}: values now (None: not there)
+    "state",  # the training side's state (see SessionDriver.state), answering a "state" query
 )
 
 
@@ -45,9 +50,12 @@ def internal_error(what: str, exc: BaseException) -> UserCodeError:
 class SessionDriver:
     """Owns the Stepper; every method is one command and runs on the one training thread."""
 
-    def __init__(self, emit: Callable[..., None]) -> None:
+    def __init__(self, emit: Callable[..., None], position: Position | None = None) -> None:
+        """`emit(name, *args)` answers; `position`, when given, is kept up to date with the step, phase and layer."""
         self.emit = emit
+        self.position = position
         self.stepper = None
+        self.model = None  # the latest experiment's model, kept after close: its hooks are asked about
         # Runs are numbered by the window; a run stops once this reaches its number. A plain int is
         # enough across threads (assignment is atomic) and, unlike an Event, a stop sent before the run
         # even started is not lost.
@@ -83,9 +91,18 @@ class SessionDriver:
             return
         self._close_stepper()  # only now: a file that fails to load leaves the current model as it was
         self.stepper = stepper
+        self.model = experiment.model
         self._graph = None
+        self._keep_position(stepper)
         self.emit("loaded", request, stepper.watcher.recorder_path)
         self.read_hyperparameters()
+
+    def _keep_position(self, stepper) -> None:
+        """The Stepper and its hooks write where they are into the shared position (read after a crash)."""
+        if self.position is not None:
+            stepper.position = self.position.phase
+            stepper.watcher.probe.position = self.position.layer
+            self.position.phase(0, None)
 
     def step(self) -> None:
         """One training step."""
@@ -128,11 +145,15 @@ class SessionDriver:
         if self.stepper is None:
             return
         try:
-            self.emit("event", self.stepper.validate_event())
+            validated = self.stepper.validate_event()
         except UserCodeError as exc:
             self.emit("failed", exc)
+            return
         except Exception as exc:  # noqa: BLE001
             self.emit("failed", internal_error("Validation failed", exc))
+            return
+        self._written()
+        self.emit("validated", validated.step, validated.metrics)
 
     def apply_remedy(self, name: str, args: tuple) -> None:
         """Apply remedy `name` (see engine.session.remedies.REMEDIES) between steps."""
@@ -147,8 +168,7 @@ class SessionDriver:
             self.emit("failed", internal_error(f"Applying {name} failed", exc))
             self.emit("remedy_failed", f"{name} failed: {exc}")
             return
-        self.emit("event", intervened)
-        self.read_hyperparameters()
+        self._intervened(intervened)
 
     def undo_remedy(self) -> None:
         """Take back the latest remedy still applied."""
@@ -162,8 +182,26 @@ class SessionDriver:
         if intervened is None:
             self.emit("remedy_failed", "Nothing to undo: no remedy is applied.")
             return
-        self.emit("event", intervened)
+        self._intervened(intervened)
+
+    def _intervened(self, intervened) -> None:
+        """A remedy's mark goes into the run file at once (not with the next step), then the window is told."""
+        recorder = self.stepper.watcher.recorder
+        if recorder is not None:
+            recorder.interventions_now()
+        self._written()
+        self.emit("intervened", intervened.step, intervened.label)
         self.read_hyperparameters()
+
+    def _written(self) -> None:
+        """Wait until the run file holds everything submitted, before answering: the window reads it from there.
+
+        A step is done once it is in the file, so an experiment process that dies in the next step loses
+        nothing the window was told about. The wait costs little: the writer's encoding needs the
+        interpreter lock the step would hold anyway, and WAL commits do not sync the disk."""
+        recorder = self.stepper.watcher.recorder
+        if recorder is not None:
+            recorder.writer.flush()
 
     def inspect_units(self, layer: str) -> None:
         """The dead units of `layer` at the latest step, with the evidence about their death."""
@@ -176,6 +214,33 @@ class SessionDriver:
         """Report the optimizer's learning rate, momentum, weight decay and the gradient clipping now in force."""
         if self.stepper is not None:
             self.emit("hyperparameters", self.stepper.hyperparameters())
+
+    def state(self, tensors: bool = False) -> None:
+        """Answer what the training side holds now, read where it lives (for the window and its tests).
+
+        Obeyed at once, on the listening thread, also while a step is paused or running: the values are
+        plain reads (a running step may be between two of them). With `tensors`, copies of the model's
+        parameters and buffers too.
+        """
+        stepper, model = self.stepper, self.model
+        hooks = (
+            sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
+            if model is not None
+            else 0
+        )
+        state = {
+            "loaded": stepper is not None,
+            "step_index": stepper.step_index if stepper is not None else None,
+            "hyperparameters": stepper.hyperparameters() if stepper is not None else {},
+            "breakpoints": list(self.breakpoints),
+            "paused_at": self.gate.paused_at,
+            "hooks": hooks,
+            "run_file": stepper.watcher.recorder_path if stepper is not None else None,
+        }
+        if tensors and model is not None:
+            state["parameters"] = [t.detach().clone() for t in model.parameters()]
+            state["buffers"] = [t.detach().clone() for t in model.buffers()]
+        self.emit("state", state)
 
     def close(self) -> None:
         """Release the Stepper (its hooks)."""
@@ -196,7 +261,8 @@ class SessionDriver:
         except Exception as exc:  # noqa: BLE001
             self.emit("failed", internal_error(f"Step {self.stepper.step_index} failed", exc))
             return False
-        self.emit("event", recorded)
+        self._written()
+        self.emit("stepped", recorded.record.step)
         graph = self.stepper.watcher.graph
         if graph is not None and graph is not self._graph:
             self._graph = graph

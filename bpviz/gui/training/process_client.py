@@ -1,14 +1,15 @@
-"""Training in a child process: the window's side of the control channel, in the worker's shape.
+"""The experiment process, from the window's side: commands down the control channel, answers back as signals.
 
-`ProcessClient` offers the controller what `TrainingWorker` offers (the same
-answer signals, command slots, `gate`, `request_stop`, `breakpoints`), but
-every command goes to an experiment process (engine/session/child.py) and
-every answer comes back from a reader thread, queued onto the GUI thread.
-Each load starts a fresh child; the current one is replaced only once the
-new one has loaded, so a file that fails to load leaves the model as it was,
-and a load that hangs is simply killed when another file is opened.
-When the current child dies (any exit code, any signal) `died` carries what
-happened, where: "the experiment process exited with code 3 at step 3".
+`ProcessClient` sends every command to an experiment process
+(engine/session/child.py) and turns every answer, read on a reader thread,
+into the signal of the same name (engine/session/driver.py ANSWERS), queued
+onto the GUI thread. Each load starts a fresh child; the current one is
+replaced only once the new one has loaded, so a file that fails to load
+leaves the model as it was, and a load that hangs is simply killed when
+another file is opened. When the current child dies (any exit code, any
+signal) `died` carries what happened, where, read from the position the
+child kept in shared memory: "the experiment process was killed by signal
+SIGSEGV in backward of fc2 at step 3".
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.child import serve
-from bpviz.engine.session.events import StepRecorded
+from bpviz.engine.session.position import Position
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
-from bpviz.gui.training.answers import TrainingAnswers
 
 GRACE_MS = 2000  # how long Stop waits for a busy child to answer, then for it to end once terminated
 QUEUED = Qt.ConnectionType.QueuedConnection
@@ -33,13 +33,12 @@ QUEUED = Qt.ConnectionType.QueuedConnection
 
 @dataclass(eq=False)
 class Child:
-    """One experiment process and the window's end of its channel."""
+    """One experiment process, the window's end of its channel, and the position it keeps."""
 
     process: multiprocessing.process.BaseProcess
     conn: object
+    position: Position
     answers: int = 0  # messages received so far: Stop's grace period watches it move
-    next_step: int = 0  # the step the child is working on (one past the last recorded)
-    layer: str | None = None  # the last layer the child reported pausing at in `next_step`
     ended_by: str | None = None  # "window" (killed on purpose, say nothing) or "stop"
     reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -82,25 +81,43 @@ def experiment_context() -> multiprocessing.context.BaseContext:
 
 
 def death(child: Child) -> UserCodeError:
-    """What the user is told when `child` died on its own (or was ended by Stop)."""
+    """What the user is told when `child` died on its own (or was ended by Stop), and where it was."""
     code = child.process.exitcode
-    where = f"at step {child.next_step}" + (f", layer {child.layer}" if child.layer else "")
+    where = child.position.read()
     if child.ended_by == "stop":
-        what = f"The experiment process was ended by Stop {where}"
+        what = f"The experiment process was ended by Stop {where.words()}"
         why = "the step did not return within the grace period"
     elif code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        what = f"The experiment process was killed by signal {name} {where}"
+        what = f"The experiment process was killed by signal {name} {where.words()}"
         why = f"{name} (exit code {code})"
     else:
-        what = f"The experiment process exited with code {code} {where}"
+        what = f"The experiment process exited with code {code} {where.words()}"
         why = f"exit code {code}"
-    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=child.layer)
+    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=where.layer)
 
 
-class ProcessClient(TrainingAnswers):
-    """Lives on the GUI thread; the controller's handle on the experiment process. Its answers: answers.py."""
+class ProcessClient(QObject):
+    """Lives on the GUI thread; the controller's handle on the experiment process."""
 
+    # the driver's answers (engine/session/driver.py ANSWERS), emitted on the GUI thread
+    loaded = Signal(object, object)  # LoadRequest, run file path
+    stepped = Signal(int)
+    validated = Signal(int, object)
+    intervened = Signal(int, str)
+    failed = Signal(object)
+    load_failed = Signal(object)
+    run_started = Signal(int)
+    progress = Signal(int, int)
+    run_finished = Signal(str)
+    step_aborted = Signal()
+    paused = Signal(object)
+    breakpoint_hit = Signal(object)
+    remedy_failed = Signal(str)
+    graph_changed = Signal(object)
+    units_inspected = Signal(str, int, object)
+    hyperparameters = Signal(object)
+    state = Signal(object)
     died = Signal(object)  # UserCodeError: the current child is gone; nothing is loaded any more
 
     _message = Signal(object, str, object)  # child, kind, args: from a reader thread
@@ -112,22 +129,30 @@ class ProcessClient(TrainingAnswers):
         self.current: Child | None = None
         self.pending: Child | None = None
         self._breakpoints: list[Breakpoint] = []
-        self.gate = _GateProxy(self)
         self._message.connect(self._on_message, QUEUED)
         self._exited.connect(self._on_exited, QUEUED)
 
-    # --- what the controller uses of a worker ---
-    @property
-    def breakpoints(self) -> list[Breakpoint]:
-        return self._breakpoints
-
-    @breakpoints.setter
-    def breakpoints(self, value: list[Breakpoint]) -> None:
-        self._breakpoints = value
-        self._tell("breakpoints", value)
+    # --- commands obeyed at once, even while user code holds the child's main thread ---
+    def set_breakpoints(self, breakpoints: list[Breakpoint]) -> None:
+        self._breakpoints = breakpoints
+        self._tell("breakpoints", breakpoints)
 
     def request_stop(self, upto: int) -> None:
         self._tell("stop", upto)
+
+    def resume(self, mode: str) -> None:
+        """The paused step goes on (step_gate's INTO, OUT or OVER)."""
+        self._tell("resume", mode)
+
+    def abort(self) -> None:
+        """The paused (or about to pause) step stops where it is; a load on its way too."""
+        self._tell("abort")
+        if self.pending is not None:
+            self.pending.send("abort")
+
+    def query_state(self, tensors: bool = False) -> None:
+        """Ask the child what it holds (answered by `state`); with `tensors`, the model's weights and buffers."""
+        self._tell("state", tensors)
 
     def end_unless_answered(self) -> None:
         """Stop's second half: a child that sends nothing within the grace period is terminated, then killed."""
@@ -158,53 +183,25 @@ class ProcessClient(TrainingAnswers):
                 child.reader.join(1)
         self.pending = self.current = None
 
-    @Slot(object)
+    # --- commands queued behind the one in progress ---
     def load(self, request: LoadRequest) -> None:
         if self.pending is not None:
             self.pending.kill()  # a load still on its way (perhaps hanging in build()): give up on it
         parent_end, child_end = self.context.Pipe()
-        process = self.context.Process(target=serve, args=(child_end,), name="bpviz-experiment", daemon=True)
+        position = Position(self.context)
+        process = self.context.Process(target=serve, args=(child_end, position), name="bpviz-experiment", daemon=True)
         process.start()
         child_end.close()
-        child = Child(process, parent_end)
+        child = Child(process, parent_end, position)
         child.reader = threading.Thread(target=self._read, args=(child,), name="bpviz-reader", daemon=True)
         child.reader.start()
         child.send("breakpoints", self._breakpoints)
         child.send("load", request)
         self.pending = child
 
-    @Slot()
-    def step(self) -> None:
-        self._tell("step")
-
-    @Slot(str, int)
-    def step_into(self, mode: str, step_id: int) -> None:
-        self._tell("step_into", mode, step_id)
-
-    @Slot(int, int)
-    def run(self, total: int, run_id: int) -> None:
-        self._tell("run", total, run_id)
-
-    @Slot()
-    def validate(self) -> None:
-        self._tell("validate")
-
-    @Slot(str, object)
-    def apply_remedy(self, name: str, args: tuple) -> None:
-        self._tell("apply_remedy", name, tuple(args))
-
-    @Slot()
-    def undo_remedy(self) -> None:
-        self._tell("undo_remedy")
-
-    @Slot(str)
-    def inspect_units(self, layer: str) -> None:
-        self._tell("inspect_units", layer)
-
-    @Slot()
-    def close(self) -> None:
-        """Release the Stepper in the child (its hooks); the child then ends."""
-        self._tell("close")
+    def send(self, command: str, *args) -> None:
+        """One of protocol.QUEUED_COMMANDS to the current child (step, run, validate, apply_remedy, ...)."""
+        self._tell(command, *args)
 
     # --- the channel ---
     def _tell(self, kind: str, *args) -> None:
@@ -238,11 +235,7 @@ class ProcessClient(TrainingAnswers):
                 return
         elif child is not self.current:
             return  # a child given up on
-        if kind == "event" and isinstance(args[0], StepRecorded):
-            child.next_step, child.layer = args[0].record.step + 1, None
-        elif kind == "paused" and args[0].layer is not None:
-            child.layer = args[0].layer
-        elif kind == "closed":
+        if kind == "closed":
             return
         getattr(self, kind).emit(*args)
 
@@ -254,18 +247,3 @@ class ProcessClient(TrainingAnswers):
         elif child is self.pending:
             self.pending = None
             self.load_failed.emit(death(child))
-
-
-class _GateProxy:
-    """The paused step's gate, in the child: resume and abort are sent at once (obeyed by its listener)."""
-
-    def __init__(self, client: ProcessClient) -> None:
-        self.client = client
-
-    def resume(self, mode: str) -> None:
-        self.client._tell("resume", mode)
-
-    def abort(self) -> None:
-        self.client._tell("abort")
-        if self.client.pending is not None:
-            self.client.pending.send("abort")
