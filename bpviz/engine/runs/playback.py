@@ -73,7 +73,7 @@ class Playback:
             history.append(record)
         at = shown[-1]
         history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
-        history.interventions = [(s, label) for s, label in self._marks() if s <= at]
+        history.interventions = [(s, label) for s, label in self._marks() if s <= at + 1]  # +1: applied after `at`
         view.findings = self.run.findings_at(at)
         return view
 
@@ -90,7 +90,7 @@ class Playback:
             return
         at = history.latest.step
         history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
-        history.interventions = [(s, label) for s, label in self._marks() if s <= at]
+        history.interventions = [(s, label) for s, label in self._marks() if s <= at + 1]  # +1: applied after `at`
         view.findings = self.run.findings_at(at)
 
     def _read(self, steps: list[int]) -> list[StepRecord]:
