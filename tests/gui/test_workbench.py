@@ -15,9 +15,6 @@ def window(window):
     return window
 
 
-# Wait on the window's state, not on the worker's signals: a waitSignal blocker on those runs on the training thread.
-
-
 def dead(window, layer: str = "relu2") -> int:
     return window.history.latest.layer(layer).dead_units
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import time
+from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -66,6 +68,7 @@ class TrainingController(QObject):
         self.pending: LoadRequest | None = None  # a load on its way
         self._run_id = 0
         self._announced = -1  # the latest step `stepped` announced
+        self.read_seconds: deque[float] = deque(maxlen=10_000)  # each read of the run file's news (the benchmark's)
         self.has_model = False
         self.running = False
         self.busy = False  # a command is on its way or in progress
@@ -225,12 +228,14 @@ class TrainingController(QObject):
         """Read what the run file gained into `view` (new steps; validations, marks and findings); announce it."""
         if self.playback is None:
             return
+        started = time.perf_counter()
         try:
             self.playback.extend(self.view, self.playback.refresh())
         except RunFileError as error:  # the file went bad under us: say so once, and read no more
             self.playback = None
             self.failed.emit(error)
             return
+        self.read_seconds.append(time.perf_counter() - started)
         latest = self.view.history.latest
         if latest is not None and latest.step > self._announced:
             self._announced = latest.step
