@@ -3,8 +3,9 @@
 A widget touched from another thread (the one reading the experiment
 process's answers) does not always crash at once; Qt first prints "Cannot
 create children for a parent that is in a different thread" or
-"QObject::startTimer: Timers cannot be started from another thread". Such a message fails the test that caused it, so this class of bug
-cannot come back unseen.
+"QObject::startTimer: Timers cannot be started from another thread". Such
+a message fails the test that caused it, so this class of bug cannot come
+back unseen.
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ def internal_error(what: str, exc: BaseException) -> UserCodeError:
 
 
 class SessionDriver:
-    """Owns the Stepper; every method is one command and runs on the one training thread."""
+    """Owns the Stepper; every method is one command and runs on the experiment process's main thread (but
+    `state` and `request_stop`, obeyed at once by its listening thread)."""
 
     def __init__(self, emit: Callable[..., None], position: Position | None = None) -> None:
         """`emit(name, *args)` answers; `position`, when given, is kept up to date with the step, phase and layer."""
@@ -63,6 +64,7 @@ class SessionDriver:
         self.gate = Gate(on_pause=lambda event: self.emit("paused", event))
         self.breakpoints: list[Breakpoint] = []  # replaced whole by another thread, never changed in place
         self._graph = None
+        self._told_stopped = False  # the user was told the run file stopped taking steps
 
     def request_stop(self, upto: int) -> None:
         """Thread-safe: runs numbered up to `upto` end after the step in progress."""
@@ -93,6 +95,7 @@ class SessionDriver:
         self.stepper = stepper
         self.model = experiment.model
         self._graph = None
+        self._told_stopped = False
         self._keep_position(stepper)
         self.emit("loaded", request, stepper.watcher.recorder_path)
         self.read_hyperparameters()
@@ -203,6 +206,22 @@ class SessionDriver:
         if recorder is not None:
             recorder.writer.flush()
 
+    def _tell_if_recording_stopped(self) -> None:
+        """Once: the run file refused a write (disk full, read-only), so the window, reading it, sees no new step."""
+        recorder = self.stepper.watcher.recorder
+        if recorder is None or recorder.writer.failure is None or self._told_stopped:
+            return
+        self._told_stopped = True
+        step, why = recorder.writer.failure
+        self.emit(
+            "failed",
+            UserCodeError(
+                f"Recording stopped at step {step}: the window shows no later step",
+                f"{why}; training goes on, and every earlier step is in the run file",
+                where=str(recorder.path),
+            ),
+        )
+
     def inspect_units(self, layer: str) -> None:
         """The dead units of `layer` at the latest step, with the evidence about their death."""
         stepper = self.stepper
@@ -262,6 +281,7 @@ class SessionDriver:
             self.emit("failed", internal_error(f"Step {self.stepper.step_index} failed", exc))
             return False
         self._written()
+        self._tell_if_recording_stopped()
         self.emit("stepped", recorded.record.step)
         graph = self.stepper.watcher.graph
         if graph is not None and graph is not self._graph:
