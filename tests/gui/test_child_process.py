@@ -145,6 +145,20 @@ def test_stop_ends_a_step_that_never_returns(qtbot, window, tmp_path):
     reset_works(qtbot, window)
 
 
+def test_a_build_that_ends_its_process_is_a_failed_load_and_the_open_model_stays(qtbot, window, tmp_path):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 1)
+    path = experiment(tmp_path, "build_exits", in_build="os._exit(5)")
+    window.code_trust.trusted.trust_for_session(path)
+    with qtbot.waitSignal(window.load_failed, timeout=LOAD_MS) as failed:
+        assert window.open_path(path)
+    assert failed.args[0].what == "The experiment process exited with code 5 in build() at step 0"
+    assert window.error_panel.isVisible() and window.windowTitle().startswith("dying_relu.py")
+    with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):  # the model that was open trains on
+        window.actions_.step.trigger()
+    assert window.history.latest.step == 1
+
+
 def test_opening_another_file_while_build_spins_kills_the_hung_load(qtbot, window, tmp_path):
     path = experiment(tmp_path, "build_spins", in_build=SPIN)
     window.code_trust.trusted.trust_for_session(path)

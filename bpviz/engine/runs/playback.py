@@ -13,15 +13,35 @@ length, and scrubbing to step S shows exactly what the window showed at S.
 from __future__ import annotations
 
 import bisect
+from dataclasses import dataclass
 
 import numpy as np
 
+from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.runs.reader import Run
 from bpviz.engine.session.events import RunView
 
 WINDOW = 200  # full records behind the shown step: the per-layer traces' time axis
 MAX_POINTS = 2000  # loss points before that window (buckets of steps once the run is longer)
+
+
+@dataclass
+class News:
+    """What a run file gained since a view was drawn: new records, and the validations, marks and findings now."""
+
+    records: list[StepRecord]
+    validation: list[tuple[int, dict[str, float]]]
+    interventions: list[tuple[int, str]]
+    findings: list[Finding]
+
+    def apply(self, view: RunView) -> None:
+        """Bring `view` up to date in place (on the thread that draws it)."""
+        for record in self.records:
+            view.history.append(record)
+        view.history.validation = self.validation
+        view.history.interventions = self.interventions
+        view.findings = self.findings
 
 
 class Playback:
@@ -71,10 +91,7 @@ class Playback:
         history.losses = [float(v) for v in coarse_losses[:before]]
         for record in records:
             history.append(record)
-        at = shown[-1]
-        history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
-        history.interventions = [(s, label) for s, label in self._marks() if s <= at + 1]  # +1: applied after `at`
-        view.findings = self.run.findings_at(at)
+        self.news([], shown[-1]).apply(view)
         return view
 
     def extend(self, view: RunView, steps: list[int]) -> None:
@@ -83,15 +100,19 @@ class Playback:
         A followed run's views then consume only the new records, instead of rebuilding from a new view at
         every poll. Without new steps, the validations, marks and findings are brought up to date.
         """
-        history = view.history
-        for step in steps:
-            history.append(self.run.record(step))
-        if history.latest is None:
-            return
-        at = history.latest.step
-        history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
-        history.interventions = [(s, label) for s, label in self._marks() if s <= at + 1]  # +1: applied after `at`
-        view.findings = self.run.findings_at(at)
+        latest = view.history.latest
+        at = steps[-1] if steps else None if latest is None else latest.step
+        if at is not None:
+            self.news(steps, at).apply(view)
+
+    def news(self, steps: list[int], at: int) -> News:
+        """What a view that ends before `steps` lacks to end at `at`: only reads, so another thread may do it."""
+        return News(
+            [self.run.record(step) for step in steps],
+            [(s, dict(m)) for s, m in self._validations() if s <= at],
+            [(s, label) for s, label in self._marks() if s <= at + 1],  # +1: applied after `at`, acting from the next
+            self.run.findings_at(at),
+        )
 
     def _read(self, steps: list[int]) -> list[StepRecord]:
         """The records of `steps`, reading only those not read for the previous view; keeps just these."""

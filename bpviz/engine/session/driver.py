@@ -75,6 +75,7 @@ class SessionDriver:
         from bpviz.engine.load.experiment import load_experiment
         from bpviz.engine.session.stepper import Stepper
 
+        self._at(0, "build()")
         try:
             experiment = load_experiment(
                 request.path,
@@ -97,15 +98,20 @@ class SessionDriver:
         self._graph = None
         self._told_stopped = False
         self._keep_position(stepper)
+        self._at(0, None)
         self.emit("loaded", request, stepper.watcher.recorder_path)
         self.read_hyperparameters()
+
+    def _at(self, step: int, what: str | None) -> None:
+        """The process is doing `what` (build(), validation; None: waiting between steps), for the position."""
+        if self.position is not None:
+            self.position.phase(step, what)
 
     def _keep_position(self, stepper) -> None:
         """The Stepper and its hooks write where they are into the shared position (read after a crash)."""
         if self.position is not None:
             stepper.position = self.position.phase
             stepper.watcher.probe.position = self.position.layer
-            self.position.phase(0, None)
 
     def step(self) -> None:
         """One training step."""
@@ -147,6 +153,7 @@ class SessionDriver:
         """Run the experiment's validation and report its metrics."""
         if self.stepper is None:
             return
+        self._at(self.stepper.step_index, "validation")
         try:
             validated = self.stepper.validate_event()
         except UserCodeError as exc:
@@ -155,6 +162,8 @@ class SessionDriver:
         except Exception as exc:  # noqa: BLE001
             self.emit("failed", internal_error("Validation failed", exc))
             return
+        finally:
+            self._at(self.stepper.step_index, None)
         self._written()
         self.emit("validated", validated.step, validated.metrics)
 
@@ -280,6 +289,8 @@ class SessionDriver:
         except Exception as exc:  # noqa: BLE001
             self.emit("failed", internal_error(f"Step {self.stepper.step_index} failed", exc))
             return False
+        finally:
+            self._at(self.stepper.step_index, None)  # the step ended, one way or another: between steps again
         self._written()
         self._tell_if_recording_stopped()
         self.emit("stepped", recorded.record.step)

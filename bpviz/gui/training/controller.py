@@ -10,7 +10,8 @@ paused) is up to date.
 What the window draws is read from the run file the experiment process
 records, by the same reader a recording or a followed run uses
 (engine/runs/playback.py): the child says a step is done once it is in the
-file; the controller reads it into `view` and announces it. Only control answers
+file, the client reads what the file gained (off the GUI thread), and the
+controller appends it to `view` and announces it. Only control answers
 (paused where, failed, finished, the state asked for) come over the channel.
 So live, replay and follow cannot drift apart.
 """
@@ -19,16 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
-from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from bpviz.engine.config import Config
 from bpviz.engine.runs.errors import RunFileError
-from bpviz.engine.runs.playback import Playback
-from bpviz.engine.runs.reader import open_run
+from bpviz.engine.runs.playback import News
 from bpviz.engine.session.breakpoints import Breakpoint, Hit
 from bpviz.engine.session.events import RunView
 from bpviz.engine.session.protocol import LoadRequest
@@ -62,13 +60,11 @@ class TrainingController(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.view = RunView(Config().history_steps)
-        self.playback: Playback | None = None  # the run file being recorded, read for `view`
         self.request: LoadRequest | None = None  # what the current model was loaded from
         self.run_path: Path | None = None  # the run file its steps are recorded into
         self.pending: LoadRequest | None = None  # a load on its way
         self._run_id = 0
         self._announced = -1  # the latest step `stepped` announced
-        self.read_seconds: deque[float] = deque(maxlen=10_000)  # each read of the run file's news (the benchmark's)
         self.has_model = False
         self.running = False
         self.busy = False  # a command is on its way or in progress
@@ -206,10 +202,7 @@ class TrainingController(QObject):
         """Quit: the experiment process is killed at once. Nothing in it needs saving (every step it
         finished is in the run file), and its user code may never return."""
         self.client.kill_all()
-        if self.playback is not None:
-            self.playback.run.close()
-            self.playback = None
-        self._on_died(None)
+        self._on_died(None, None)
 
     # --- answers, on the GUI thread ---
     def _resume(self, mode: str) -> None:
@@ -224,26 +217,19 @@ class TrainingController(QObject):
         if not self.running:
             self.busy = False
 
-    def _take_in(self) -> None:
-        """Read what the run file gained into `view` (new steps; validations, marks and findings); announce it."""
-        if self.playback is None:
+    def _take_in(self, news: News | RunFileError | None) -> None:
+        """Append what the run file gained to `view` (new steps; validations, marks and findings); announce it."""
+        if isinstance(news, RunFileError):  # the file went bad under us (told once)
+            self.failed.emit(news)
             return
-        started = time.perf_counter()
-        try:
-            self.playback.extend(self.view, self.playback.refresh())
-        except RunFileError as error:  # the file went bad under us: say so once, and read no more
-            self.playback = None
-            self.failed.emit(error)
-            return
-        self.read_seconds.append(time.perf_counter() - started)
+        if news is not None:
+            news.apply(self.view)
         latest = self.view.history.latest
         if latest is not None and latest.step > self._announced:
             self._announced = latest.step
             self.stepped.emit(latest.step)
 
     def _on_loaded(self, request: LoadRequest, run_path: Path) -> None:
-        if self.playback is not None:
-            self.playback.run.close()
         self.request = request
         self.run_path = run_path
         self.pending = None
@@ -251,12 +237,7 @@ class TrainingController(QObject):
         self.busy = False
         self._announced = -1
         self._end_stepping()
-        self.playback = None
         self.view = RunView(Config().history_steps)
-        try:
-            self.playback = Playback(open_run(run_path), window=Config().history_steps)
-        except RunFileError as error:
-            self.failed.emit(error)
         self.loaded.emit(request)
 
     def _on_load_failed(self, error: UserCodeError) -> None:
@@ -269,18 +250,18 @@ class TrainingController(QObject):
         self._end_stepping()
         self.failed.emit(error)
 
-    def _on_stepped(self, _step: int) -> None:
+    def _on_stepped(self, _step: int, news: News | RunFileError | None) -> None:
         self._end_stepping()
         self._idle_unless_running()
-        self._take_in()
+        self._take_in(news)
 
-    def _on_validated(self, step: int, metrics: dict) -> None:
-        self._take_in()
+    def _on_validated(self, step: int, metrics: dict, news: News | RunFileError | None) -> None:
+        self._take_in(news)
         self._idle_unless_running()
         self.validated.emit(step, metrics)
 
-    def _on_intervened(self, step: int, label: str) -> None:
-        self._take_in()
+    def _on_intervened(self, step: int, label: str, news: News | RunFileError | None) -> None:
+        self._take_in(news)
         self._idle_unless_running()
         self.remedy_applied.emit(step, label)
 
@@ -307,14 +288,13 @@ class TrainingController(QObject):
             self.paused_at = event
             self.paused.emit(event)
 
-    def _on_died(self, error: UserCodeError | None) -> None:
-        """The experiment process is gone: nothing is loaded; every step it committed is read into `view`;
-        Reset reloads."""
+    def _on_died(self, error: UserCodeError | None, news: News | RunFileError | None) -> None:
+        """The experiment process is gone: nothing is loaded; every step it committed is in `view`; Reset reloads."""
         was_running = self.running
         self.has_model = self.running = self.busy = False
         self.pending = None
         self._end_stepping()
-        self._take_in()
+        self._take_in(news)
         if error is not None:
             self.failed.emit(error)
             if was_running:

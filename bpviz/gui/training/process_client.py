@@ -3,7 +3,11 @@
 `ProcessClient` sends every command to an experiment process
 (engine/session/child.py) and turns every answer, read on a reader thread,
 into the signal of the same name (engine/session/driver.py ANSWERS), queued
-onto the GUI thread. Each load starts a fresh child; the current one is
+onto the GUI thread. An answer that says the run file holds something new
+(stepped, validated, intervened, and the process's end) comes with what it
+gained (playback.News), read from the file on that same reader thread, so the
+GUI thread only appends it to the view it draws, and in the order the child
+answered. Each load starts a fresh child; the current one is
 replaced only once the new one has loaded, so a file that fails to load
 leaves the model as it was, and a load that hangs is simply killed when
 another file is opened. When the current child dies (any exit code, any
@@ -17,16 +21,22 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
+from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.playback import News, Playback
+from bpviz.engine.runs.reader import open_run
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.child import serve
 from bpviz.engine.session.position import Position
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
 
+READS = ("stepped", "validated", "intervened")  # answers saying the run file holds something new
 GRACE_MS = 2000  # how long Stop waits for a busy child to answer, then for it to end once terminated
 QUEUED = Qt.ConnectionType.QueuedConnection
 
@@ -39,6 +49,7 @@ class Child:
     conn: object
     position: Position
     answers: int = 0  # messages received so far: Stop's grace period watches it move
+    playback: Playback | RunFileError | None = None  # the run file it records (read on the reader thread only)
     ended_by: str | None = None  # "window" (killed on purpose, say nothing) or "stop"
     reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -97,14 +108,23 @@ def death(child: Child) -> UserCodeError:
     return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=where.layer)
 
 
+def _open(path) -> Playback | RunFileError:
+    try:
+        return Playback(open_run(path))
+    except RunFileError as error:
+        return error
+
+
 class ProcessClient(QObject):
     """Lives on the GUI thread; the controller's handle on the experiment process."""
 
     # the driver's answers (engine/session/driver.py ANSWERS), emitted on the GUI thread
+    # stepped, validated, intervened and died come with a last argument: the run file's News (or the
+    # RunFileError that reading it raised, or None when there is nothing to read)
     loaded = Signal(object, object)  # LoadRequest, run file path
-    stepped = Signal(int)
-    validated = Signal(int, object)
-    intervened = Signal(int, str)
+    stepped = Signal(int, object)
+    validated = Signal(int, object, object)
+    intervened = Signal(int, str, object)
     failed = Signal(object)
     load_failed = Signal(object)
     run_started = Signal(int)
@@ -118,10 +138,10 @@ class ProcessClient(QObject):
     units_inspected = Signal(str, int, object)
     hyperparameters = Signal(object)
     state = Signal(object)
-    died = Signal(object)  # UserCodeError: the current child is gone; nothing is loaded any more
+    died = Signal(object, object)  # UserCodeError: the current child is gone; nothing is loaded any more
 
     _message = Signal(object, str, object)  # child, kind, args: from a reader thread
-    _exited = Signal(object)  # child
+    _exited = Signal(object, object)  # child, its run file's last News
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +149,7 @@ class ProcessClient(QObject):
         self.current: Child | None = None
         self.pending: Child | None = None
         self._breakpoints: list[Breakpoint] = []
+        self.read_seconds: deque[float] = deque(maxlen=10_000)  # each read of the run file's news (the benchmark's)
         self._message.connect(self._on_message, QUEUED)
         self._exited.connect(self._on_exited, QUEUED)
 
@@ -209,16 +230,42 @@ class ProcessClient(QObject):
             self.current.send(kind, *args)
 
     def _read(self, child: Child) -> None:
-        """On the reader thread: every message, then the exit, queued to the GUI thread."""
-        while True:
-            try:
-                kind, args = child.conn.recv()
-            except (EOFError, OSError, ValueError):
-                break
-            self._message.emit(child, kind, args)
-        child.process.join(GRACE_MS / 1000)
-        if child.ended_by != "window":
-            self._exited.emit(child)
+        """On the reader thread: every message (with the run file's news where it has some), then the exit."""
+        try:
+            while True:
+                try:
+                    kind, args = child.conn.recv()
+                except (EOFError, OSError, ValueError):
+                    break
+                if kind == "loaded":
+                    child.playback = _open(args[1])
+                elif kind in READS:
+                    args = (*args, self._news(child))
+                self._message.emit(child, kind, args)
+            child.process.join(GRACE_MS / 1000)
+            if child.ended_by != "window":
+                self._exited.emit(child, self._news(child))  # a step committed but never answered: kept too
+        finally:
+            if isinstance(child.playback, Playback):
+                child.playback.run.close()
+
+    def _news(self, child: Child) -> News | RunFileError | None:
+        """What the child's run file gained since the last look (on the reader thread)."""
+        playback = child.playback
+        if not isinstance(playback, Playback):
+            child.playback = None
+            return playback  # the RunFileError that opening it raised (told once), or None
+        started = time.perf_counter()
+        try:
+            new = playback.refresh()
+            at = new[-1] if new else playback.last
+            news = None if at is None else playback.news(new, at)
+        except RunFileError as error:  # the file went bad under us: say so once, and read no more
+            playback.run.close()
+            child.playback = None
+            return error
+        self.read_seconds.append(time.perf_counter() - started)
+        return news
 
     @Slot(object, str, object)
     def _on_message(self, child: Child, kind: str, args: tuple) -> None:
@@ -239,11 +286,11 @@ class ProcessClient(QObject):
             return
         getattr(self, kind).emit(*args)
 
-    @Slot(object)
-    def _on_exited(self, child: Child) -> None:
+    @Slot(object, object)
+    def _on_exited(self, child: Child, news: News | RunFileError | None) -> None:
         if child is self.current:
             self.current = None
-            self.died.emit(death(child))
+            self.died.emit(death(child), news)
         elif child is self.pending:
             self.pending = None
             self.load_failed.emit(death(child))
