@@ -55,8 +55,32 @@ def loadable(soname: str) -> bool:
     return True
 
 
+def x_server_answers(display: str) -> bool:
+    """Whether an X server takes a connection on `display`, asked through libxcb as Qt's xcb plugin will ask.
+
+    A DISPLAY left over from a closed session (a stopped Xvfb, an ssh login
+    without forwarding) otherwise ends in Qt's abort and core dump.
+    """
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True  # the missing library is what gets reported
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)  # never NULL: a failed one carries its error
+    try:
+        return xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)
+
+
 def cannot_open_window(
-    env: Mapping[str, str] | None = None, platform: str | None = None, can_load: Callable[[str], bool] = loadable
+    env: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    can_load: Callable[[str], bool] = loadable,
+    answers: Callable[[str], bool] = x_server_answers,
 ) -> str | None:
     """Why Qt would fail to open a window now (what to do included), or None when it should work.
 
@@ -76,7 +100,12 @@ def cannot_open_window(
         return "bpviz: no display to open the window on (DISPLAY is not set).\n" + OFFSCREEN_HINT
     missing = [name for name in XCB_LIBRARIES if not can_load(name)]
     if not missing:
-        return None
+        if answers(env["DISPLAY"]):
+            return None
+        return (
+            f"bpviz: no X server answers on DISPLAY={env['DISPLAY']}: it is not running, or this user may not "
+            "connect to it (check XAUTHORITY, or ssh -X for a remote login).\n" + OFFSCREEN_HINT
+        )
     packages = " ".join(dict.fromkeys(XCB_LIBRARIES[name] for name in missing))
     return (
         f"bpviz: the window cannot start: Qt's X11 (xcb) platform needs {', '.join(missing)}, "

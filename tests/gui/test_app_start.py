@@ -7,17 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
-from bpviz.gui.qt_platform import XCB_LIBRARIES, cannot_open_window
+from bpviz.gui.qt_platform import XCB_LIBRARIES, cannot_open_window, loadable
 
 ROOT = Path(__file__).resolve().parents[2]
+ANSWERS = lambda display: True  # noqa: E731  (an X server that answers on any display)
+
+
+def _free_display() -> str:
+    """A display number no X server listens on here (asking needs libxcb, as Qt's xcb plugin does)."""
+    if not loadable("libxcb.so.1"):
+        pytest.skip("libxcb is not installed: the missing library is reported instead")
+    return next(f":{n}" for n in range(917, 999) if not Path(f"/tmp/.X11-unix/X{n}").exists())
 
 
 def test_missing_xcb_libraries_are_named_with_the_packages_to_install():
     missing = {"libxcb-cursor.so.0", "libxkbcommon-x11.so.0"}
-    reason = cannot_open_window({"DISPLAY": ":0"}, "linux", can_load=lambda name: name not in missing)
+    reason = cannot_open_window({"DISPLAY": ":0"}, "linux", can_load=lambda name: name not in missing, answers=ANSWERS)
     assert "libxcb-cursor.so.0, libxkbcommon-x11.so.0" in reason
     assert "sudo apt-get install libxcb-cursor0 libxkbcommon-x11-0\n" in reason
     assert "QT_QPA_PLATFORM=offscreen" in reason
@@ -30,11 +39,24 @@ def test_no_display_is_said_plainly():
 
 def test_nothing_is_reported_when_qt_can_open_a_window():
     everything = lambda name: True  # noqa: E731
-    assert cannot_open_window({"DISPLAY": ":0"}, "linux", everything) is None
+    assert cannot_open_window({"DISPLAY": ":0"}, "linux", everything, ANSWERS) is None
     assert cannot_open_window({"QT_QPA_PLATFORM": "offscreen"}, "linux", lambda name: False) is None
     assert cannot_open_window({"WAYLAND_DISPLAY": "wayland-0"}, "linux", lambda name: False) is None
     assert cannot_open_window({}, "darwin", lambda name: False) is None
     assert cannot_open_window({"QT_QPA_PLATFORM": "xcb"}, "linux", everything) is not None  # xcb asked, no display
+
+
+def test_a_display_nobody_answers_on_is_named_instead_of_an_abort():
+    display = _free_display()
+    reason = cannot_open_window({"DISPLAY": display}, "linux", lambda name: True)  # the real libxcb asks
+    assert f"no X server answers on DISPLAY={display}" in reason and "QT_QPA_PLATFORM=offscreen" in reason
+
+
+def test_the_window_on_a_display_nobody_answers_on_exits_2_with_what_to_do():
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = run_bpviz(str(ROOT / "sample_models" / "dying_relu.py"), env={**env, "DISPLAY": _free_display()})
+    assert done.returncode == 2, done.stderr
+    assert "no X server answers" in done.stderr and "core dumped" not in done.stderr
 
 
 def test_every_library_has_a_package():

@@ -95,3 +95,30 @@ def test_steps_with_values_outside_or_nan_are_marked_on_the_heatmap(qtbot):
     assert sorted(zip(xs, symbols)) == [(1.0, "t"), (2.0, "x")]
     assert "NaN/Inf" in view.activation_map.note.toPlainText()
     assert "NaN/Inf" in view.outside_label.toPlainText()
+
+
+def test_a_layer_whose_every_value_is_nan_shows_the_share_and_no_made_up_axis(qtbot):
+    import torch
+    from torch import nn
+
+    import bpviz
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh())
+    with torch.no_grad():
+        model[0].weight.fill_(float("nan"))
+    history = History()
+    with bpviz.watch(model) as w:
+        loss = model(torch.randn(16, 4)).sum()
+        loss.backward()
+        history.append(w.step(loss))
+    hist = history.latest.layer("0").histogram
+    assert hist.nonfinite == 16 * 8 and not hist.counts.any()  # the record: all 128 values NaN, none in a bin
+    view = HistogramView()
+    qtbot.addWidget(view)
+    view.set_layer("0")
+    view.refresh(history)
+    assert (
+        view.current_curve.yData is None or len(view.current_curve.yData) == 0
+    )  # no flat line passed off as a measured empty histogram
+    assert "100% NaN/Inf" in view.outside_label.toPlainText()
+    assert view.histogram_plot.viewRange()[1] == pytest.approx([0, 1])  # not a count axis of made-up values

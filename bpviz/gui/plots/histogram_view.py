@@ -228,11 +228,16 @@ class HistogramView(PlotView):
     def _draw_current(self, layer: LayerStep | None) -> None:
         trace = self.activation_map.trace
         hist = None if layer is None else layer.histogram
-        if trace is None or len(trace) == 0 or hist is None:
+        placed = hist is not None and (hist.counts.any() or hist.below or hist.above)
+        if trace is None or len(trace) == 0 or not placed:
             for curve in (self.current_curve, self.previous_curve):
                 curve.setData([], [])
             self.outside_bars.setOpts(x0=[], x1=[], height=[])
-            self.outside_label.setText("")
+            # every value NaN/Inf: no axis to draw them on (a flat zero line on a made-up count axis would
+            # read as a measured empty histogram), only the share in the corner
+            self.outside_label.setHtml("" if hist is None else self._outside_html(hist))
+            if hist is not None:
+                show_empty_frame(self.histogram_plot)
             return
         edges = hist.edges
         self.current_curve.setData(edges, hist.counts)
@@ -251,8 +256,11 @@ class HistogramView(PlotView):
         self.outside_bars.setOpts(
             x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown]
         )
-        parts = outside_text(hist, log10=False)
-        self.outside_label.setHtml("<br>".join(theme.rich(text, colour, bold=True) for text, colour in parts))
+        self.outside_label.setHtml(self._outside_html(hist))
+
+    @staticmethod
+    def _outside_html(hist: Histogram) -> str:
+        return "<br>".join(theme.rich(text, colour, bold=True) for text, colour in outside_text(hist, log10=False))
 
     def _set_header(self, latest, layer: LayerStep | None) -> None:
         if self._selected is None:
