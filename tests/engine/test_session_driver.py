@@ -6,6 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import textwrap
 
+import pytest
+
 from bpviz.engine.runs.reader import open_run
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.driver import SessionDriver
@@ -109,4 +111,18 @@ def test_the_position_says_which_phase_and_layer_the_process_is_in(tmp_path):
     ]
     assert position.read() == Where(2, None, None) and position.read().words() == "at step 2"
     assert namespace["SEEN"][1].words() == "in backward of looks at step 0"
+    driver.close()
+
+
+def test_a_run_file_that_stops_taking_steps_is_told_once_and_training_goes_on(tmp_path):
+    driver, answers, _, _ = driven(tmp_path)
+    driver.step()
+    driver.stepper.watcher.recorder.writer.failure = (1, "the disk is full: no space left on device")
+    with pytest.warns(RuntimeWarning, match="stopped at step 1"):  # the recorder's own one warning
+        driver.step()  # the writer now skips every job: flush() must not wait for it
+        driver.step()
+    failures = [a[1] for a in answers if a[0] == "failed"]
+    assert [f.what for f in failures] == ["Recording stopped at step 1: the window shows no later step"]
+    assert failures[0].why.startswith("the disk is full") and failures[0].where == str(tmp_path / "run.bpviz")
+    assert [a[1] for a in answers if a[0] == "stepped"] == [0, 1, 2]  # training went on
     driver.close()
