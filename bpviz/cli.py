@@ -164,11 +164,23 @@ def check_parser() -> argparse.ArgumentParser:
 def compare_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bpviz compare",
-        description="Compare two run files: the first step and layer where they diverge, and the findings one lacks.",
+        description="Compare two run files, or two branches of one: the first step and layer where they diverge, "
+        "and the findings one lacks.",
         epilog="exit status: 0 no difference, 1 the runs differ, 2 a file could not be read",
     )
     parser.add_argument("a", metavar="A.bpviz", type=Path)
-    parser.add_argument("b", metavar="B.bpviz", type=Path)
+    parser.add_argument(
+        "b", metavar="B.bpviz", type=Path, nargs="?", help="without it, compare two branches of A (a rewound run)"
+    )
+    parser.add_argument(
+        "--branch",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="the branch compared (once: of both files, or of A against its branch 1; twice: A's, then B's); "
+        "by default branch 1, or for one file branch 1 against its latest branch",
+    )
     parser.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance for statistics (default 1e-6)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="also write the comparison as JSON to PATH")
     return parser
@@ -257,7 +269,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from bpviz.engine.runs.compare import compare_files, format_comparison
 
     try:
-        result = compare_files(args.a, args.b, rtol=args.rtol)
+        result = compare_files(args.a, args.b, rtol=args.rtol, branch=args.branch)
+    except ValueError as error:
+        print(f"bpviz compare: {error}", file=sys.stderr)
+        return EXIT_COULD_NOT_RUN
     except UserCodeError as error:
         print(error.summary(), file=sys.stderr)
         return EXIT_COULD_NOT_RUN

@@ -30,6 +30,19 @@ class History:
             self.loss_steps.append(record.step)
             self.losses.append(record.loss)
 
+    def before(self, step: int, marks_before: int | None = None) -> History:
+        """A new History of the steps before `step`, and of the validations and interventions before
+        `marks_before` (default: `step`): what a rewind keeps. New, so views that draw only what is new since
+        they last looked see a history replaced and draw it whole."""
+        marks_before = step if marks_before is None else marks_before
+        kept = History(self.records.maxlen or 0)
+        kept.records.extend(r for r in self.records if r.step < step)
+        pairs = [(s, loss) for s, loss in zip(self.loss_steps, self.losses) if s < step]
+        kept.loss_steps, kept.losses = [s for s, _ in pairs], [loss for _, loss in pairs]
+        kept.validation = [(s, dict(m)) for s, m in self.validation if s < marks_before]
+        kept.interventions = [(s, label) for s, label in self.interventions if s < marks_before]
+        return kept
+
     def add_validation(self, step: int, metrics: dict[str, float]) -> None:
         self.validation.append((step, dict(metrics)))
 

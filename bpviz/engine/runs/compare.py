@@ -12,19 +12,44 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from bpviz.engine.diagnosis.finding import Finding
+from bpviz.engine.runs.branches import MAIN, show_branch
+from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.reader import SERIES_FIELDS, Run, open_run
 
 FIELDS = tuple(f for f in SERIES_FIELDS if f != "order")
 RTOL, ATOL = 1e-6, 1e-12
 
 
-def compare_files(a: str | Path, b: str | Path, rtol: float = RTOL, atol: float = ATOL) -> dict:
-    """compare_runs on two paths (RunFileError when either cannot be read)."""
-    with open_run(a) as run_a, open_run(b) as run_b:
+def compare_files(
+    a: str | Path, b: str | Path | None = None, rtol: float = RTOL, atol: float = ATOL, branch: Sequence[int] = ()
+) -> dict:
+    """compare_runs on two paths, or on two branches of one (RunFileError when a file or branch cannot be read).
+
+    `branch` names the branches compared: none, one or two. Two files: branch 1 of each, `[n]` branch n of each,
+    `[m, n]` A's m and B's n. One file: branch 1 with its latest branch, `[n]` branch 1 with n, `[m, n]` m with n.
+    """
+    if len(branch) > 2:
+        raise ValueError(f"compare takes at most two branches, got {len(branch)}")
+    if b is None:
+        with open_run(a) as run:
+            known = run.branches()
+        if len(branch) < 2 and len(known) < 2:
+            raise RunFileError(
+                "nothing to compare the run with",
+                a,
+                "it has one branch (it was never rewound)",
+                "give a second run file",
+            )
+        chosen = tuple(branch) if len(branch) == 2 else (MAIN, branch[0] if branch else known[-1].id)
+        b = a
+    else:
+        chosen = tuple(branch) if len(branch) == 2 else (branch or (MAIN,)) * 2
+    with open_run(a, chosen[0]) as run_a, open_run(b, chosen[1]) as run_b:
         return compare_runs(run_a, run_b, rtol, atol)
 
 
@@ -34,6 +59,7 @@ def compare_runs(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> dict
     try:
         for alias, run in (("a", a), ("b", b)):
             conn.execute(f"ATTACH DATABASE ? AS {alias}", (f"file:{quote(str(run.path.resolve()))}?mode=ro",))
+            show_branch(conn, run.branch, schema=alias, prefix=f"{alias}_")  # a_steps: run A's branch's steps
         divergence = _first_divergence(conn, rtol, atol)
     finally:
         conn.close()
@@ -41,8 +67,8 @@ def compare_runs(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> dict
     steps = {"a": len(a), "b": len(b)}
     same = divergence is None and not (only_a or only_b or changed) and steps["a"] == steps["b"]
     return {
-        "a": str(a.path),
-        "b": str(b.path),
+        "a": _name(a),
+        "b": _name(b),
         "rtol": rtol,
         "atol": atol,
         "steps": steps,
@@ -54,6 +80,11 @@ def compare_runs(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> dict
     }
 
 
+def _name(run: Run) -> str:
+    """The file, and the branch when it is not the run as first trained."""
+    return str(run.path) if run.branch == MAIN else f"{run.path} (branch {run.branch})"
+
+
 def _differs(x: str, y: str) -> str:
     return f"(({x} IS NULL) != ({y} IS NULL) OR abs({x} - {y}) > :rtol * max(abs({x}), abs({y})) + :atol)"
 
@@ -61,14 +92,14 @@ def _differs(x: str, y: str) -> str:
 def _first_divergence(conn: sqlite3.Connection, rtol: float, atol: float) -> dict | None:
     args = {"rtol": rtol, "atol": atol}
     loss = conn.execute(
-        "SELECT x.step, x.loss, y.loss FROM a.steps x JOIN b.steps y USING (step) "
+        "SELECT x.step, x.loss, y.loss FROM a_steps x JOIN b_steps y USING (step) "
         f"WHERE {_differs('x.loss', 'y.loss')} "
         "ORDER BY x.step LIMIT 1",
         args,
     ).fetchone()
     joined = (
-        "FROM a.layer_steps x JOIN a.layers la ON la.layer_id = x.layer_id JOIN b.layers lb ON lb.name = la.name "
-        "JOIN b.layer_steps y ON y.layer_id = lb.layer_id AND y.step = x.step"
+        "FROM a_layer_steps x JOIN a.layers la ON la.layer_id = x.layer_id JOIN b.layers lb ON lb.name = la.name "
+        "JOIN b_layer_steps y ON y.layer_id = lb.layer_id AND y.step = x.step"
     )
     condition = " OR ".join(_differs(f'x."{f}"', f'y."{f}"') for f in FIELDS)
     row = conn.execute(f"SELECT x.step {joined} WHERE {condition} ORDER BY x.step LIMIT 1", args).fetchone()

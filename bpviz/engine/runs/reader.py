@@ -26,7 +26,7 @@ from bpviz.engine.observe.layer_graph import LayerGraph, LayerNode
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.report.data import build_report, cost_entry
-from bpviz.engine.runs import schema
+from bpviz.engine.runs import branches, schema
 from bpviz.engine.runs.codec import CodecError, decode_array
 from bpviz.engine.runs.config_json import config_from_json
 from bpviz.engine.runs.errors import RunFileError
@@ -40,16 +40,20 @@ SERIES_FIELDS = tuple(f.name for f in _LAYERS.shape.fields if f.kind in (REAL, I
 _ARRAYS = {"activation": "histogram_counts", "gradient": "grad_histogram_counts"}
 
 
-def open_run(path: str | Path) -> Run:
-    """Open a run file for reading; RunFileError (what, which file, what to do) when it is not a readable run."""
-    return Run(path)
+def open_run(path: str | Path, branch: int = branches.MAIN) -> Run:
+    """Open a run file for reading; RunFileError (what, which file, what to do) when it is not a readable run.
+
+    A run that was rewound has several branches (`Run.branches()`); `branch` picks the one read, the run as
+    first trained by default."""
+    return Run(path, branch)
 
 
 class Run:
     """A run file opened for reading. `refresh()` picks up steps its writer committed since."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, branch: int = branches.MAIN) -> None:
         self.path = Path(path)
+        self.branch = branch
         _check_file(self.path)
         self._lock_fd: int | None = None
         try:
@@ -57,6 +61,7 @@ class Run:
             self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 2000")
             self._check_format()
+            self._show_branch()
             self.meta = dict(self._conn.execute("SELECT key, value FROM meta"))
             self._rows = RowReader(self._conn)
             self._steps_seen = self._last_step()
@@ -65,6 +70,22 @@ class Run:
         self._returned = self._steps_seen
 
     # --- the file as a whole -----------------------------------------------------------------
+
+    def branches(self) -> list[branches.Branch]:
+        """Every branch of the run, oldest first (one, unless it was rewound), as the file has them now."""
+        return self._guarded(branches.branches, self._conn)
+
+    def _show_branch(self) -> None:
+        """Make this connection read `self.branch` (see bpviz.engine.runs.branches)."""
+        known = [b.id for b in branches.branches(self._conn)]
+        if self.branch not in known:
+            raise RunFileError(
+                f"the run has no branch {self.branch}",
+                self.path,
+                f"its branches are {', '.join(map(str, known))}",
+                "pick one of those",
+            )
+        branches.show_branch(self._conn, self.branch)
 
     def __enter__(self) -> Run:
         return self
@@ -353,8 +374,11 @@ class Run:
         self.meta = dict(self._query("SELECT key, value FROM meta", ()))
 
     def _query(self, sql: str, args: tuple) -> list[tuple]:
+        return self._guarded(lambda: self._conn.execute(sql, args).fetchall())
+
+    def _guarded(self, read, *args):
         try:
-            return self._conn.execute(sql, args).fetchall()
+            return read(*args)
         except sqlite3.DatabaseError as error:
             raise _damaged(self.path, error) from None
 

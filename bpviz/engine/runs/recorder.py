@@ -27,6 +27,8 @@ from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.observe.layer_graph import LayerGraph
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import ForwardPass, StepRecord
+from bpviz.engine.runs import branches
+from bpviz.engine.runs.branches import Branch
 from bpviz.engine.runs.config_json import config_to_json
 from bpviz.engine.runs.rows import RowWriter
 from bpviz.engine.runs.writer import RunWriter, set_meta
@@ -46,14 +48,17 @@ class Watched(Protocol):
     step_index: int
 
 
-def _write_findings(rows: RowWriter, step: int | None, changed: list[Finding], held: list[Finding]) -> None:
+def _write_findings(
+    rows: RowWriter, step: int | None, changed: list[Finding], held: list[Finding], branch: int
+) -> None:
+    """`step` is the stored key already; a held finding's last step is keyed on `branch` here."""
     for finding in changed:
         rows.finding(step, finding)
     for finding in held:
         if finding.last_step is None:
             rows.finding(step, finding)
         else:
-            rows.finding_held(finding.last_step, finding)
+            rows.finding_held(branches.key(branch, finding.last_step), finding)
 
 
 class Recorder:
@@ -77,6 +82,7 @@ class Recorder:
         self._graph = None
         self._last = time.perf_counter()
         self._warned = False
+        self._branch = branches.MAIN  # the branch steps are written to (see bpviz.engine.runs.branches)
 
     def step(self, record: StepRecord, watch_seconds: float) -> None:
         """Queue a finished step with the findings and interventions that changed with it."""
@@ -86,16 +92,19 @@ class Recorder:
         findings, held = self._changed_findings()
         interventions = self._new_interventions()
         graph = self._new_graph()
+        stored, branch = self._key(record.step), self._branch
+        if stored != record.step:
+            record = dataclasses.replace(record, step=stored)
 
         def job(rows: RowWriter) -> None:
             rows.step(record, extras)
-            _write_findings(rows, record.step, findings, held)
+            _write_findings(rows, stored, findings, held, branch)
             for first_step, label in interventions:
                 rows.event(first_step, "intervention", label)
             if graph is not None:
                 set_meta(rows.conn, {"graph": graph})
 
-        self.writer.submit(record.step, job)
+        self.writer.submit(stored, job)
         self.check()
 
     def interventions_now(self) -> None:
@@ -112,24 +121,37 @@ class Recorder:
 
         self.writer.submit(step, job)
 
+    def start_branch(self, branch: int, parent: int, fork_step: int, label: str | None = None) -> None:
+        """From now on, steps go to `branch`, which shares steps up to `fork_step` with `parent` (a rewind).
+
+        Every finding is written again with the branch's first step, so the
+        branch's line reads its findings as they stood when it began.
+        """
+        self._branch = branch
+        self._written.clear()
+        self._interventions = len(self._watcher.history.interventions)
+        entry = Branch(branch, parent, fork_step, label)
+        self.writer.submit(None, lambda rows: branches.add(rows.conn, entry))
+
     def validation(self, step: int | None, metrics: dict[str, float], forwards: list[ForwardPass]) -> None:
         """Queue a validation run after `step`, with the forwards it ran (re-judged when the run is checked again)."""
         metrics, forwards, (findings, held) = dict(metrics), list(forwards), self._changed_findings()
+        step, branch = self._key(step), self._branch
 
         def job(rows: RowWriter) -> None:
             rows.event(step, "validation", None, metrics)
             rows.event(step, "forwards", None, forwards)
-            _write_findings(rows, step, findings, held)
+            _write_findings(rows, step, findings, held, branch)
 
         self.writer.submit(step, job)
 
     def close(self, unmeasured: list[str]) -> None:
         """Write what changed since the last step and finish the file."""
-        step = self._watcher.step_index - 1 if self._watcher.step_index else None
+        step, branch = self._key(self._watcher.step_index - 1 if self._watcher.step_index else None), self._branch
         (findings, held), interventions = self._changed_findings(), self._new_interventions()
 
         def job(rows: RowWriter) -> None:
-            _write_findings(rows, step, findings, held)
+            _write_findings(rows, step, findings, held, branch)
             for first_step, label in interventions:
                 rows.event(first_step, "intervention", label)
             set_meta(rows.conn, {"unmeasured": json.dumps(unmeasured), "steps": str(self._watcher.step_index)})
@@ -178,9 +200,12 @@ class Recorder:
 
     def _new_interventions(self) -> list[tuple[int, str]]:
         interventions = self._watcher.history.interventions
-        new = list(interventions[self._interventions :])
+        new = [(self._key(step), label) for step, label in interventions[self._interventions :]]
         self._interventions = len(interventions)
         return new
+
+    def _key(self, step: int | None) -> int | None:
+        return branches.key(self._branch, step)
 
     def _new_graph(self) -> str | None:
         graph = self._watcher.graph

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import StepRecord
+from bpviz.engine.runs import branches
 from bpviz.engine.runs.shape import CHILD, NAN_COLUMN, TEXT, Shape
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: branches (see bpviz.engine.runs.branches)
 APPLICATION_ID = 0x62707672  # "bpvr": lets `file` and bpviz tell a run from any other SQLite database
 STEP_EXTRAS = (("wall_time", "REAL"), ("step_seconds", "REAL"), ("watch_seconds", "REAL"))
 STEP = Shape(StepRecord)
@@ -93,6 +94,7 @@ def create(conn: sqlite3.Connection) -> None:
     )
     for statement in statements:
         conn.execute(statement)
+    branches.create(conn)
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
 

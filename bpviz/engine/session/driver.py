@@ -24,6 +24,7 @@ ANSWERS = (
     "stepped",  # step: a step is done and in the run file (the window reads its record from there)
     "validated",  # step, metrics: a validation ran after `step` and is in the run file
     "intervened",  # step, label: a remedy (or its undo) acts from `step` on and is in the run file
+    "rewound",  # step, branch: the run went back to the end of `step` and trains on as `branch` (in the run file)
     "failed",  # UserCodeError from a step or a validation
     "load_failed",  # UserCodeError from loading; the previous model (if any) stays
     "run_started",  # total steps, 0 for "until paused"
@@ -110,7 +111,7 @@ class SessionDriver:
     def _keep_position(self, stepper) -> None:
         """The Stepper and its hooks write where they are into the shared position (read after a crash)."""
         if self.position is not None:
-            stepper.position = self.position.phase
+            stepper.phase_reporter = self.position.phase
             stepper.watcher.probe.position = self.position.layer
 
     def step(self) -> None:
@@ -204,6 +205,30 @@ class SessionDriver:
         self._written()
         self.emit("intervened", intervened.step, intervened.label)
         self.read_hyperparameters()
+
+    def rewind(self, step: int) -> None:
+        """Go back to the end of `step` and train on from there as a new branch of the run (see Stepper.rewind)."""
+        if self.stepper is None:
+            return
+        branch = self.stepper.branch
+        try:
+            rewound = self.stepper.rewind_event(step)
+        except Exception as exc:  # noqa: BLE001 - shown in the window, never crashes it
+            if isinstance(exc, UserCodeError):  # replaying the steps runs user code again
+                self.emit("failed", exc)
+            elif isinstance(exc, (ValueError, LookupError)):
+                self.emit("remedy_failed", str(exc))
+            else:
+                self.emit("failed", internal_error(f"Rewinding to step {step} failed", exc))
+            if self.stepper.branch != branch:  # a replayed step failed: the new branch starts before it
+                self._rewound(self.stepper.step_index - 1)
+            return
+        self._rewound(rewound.step)
+        self.read_hyperparameters()
+
+    def _rewound(self, step: int) -> None:
+        self._written()
+        self.emit("rewound", step, self.stepper.branch)
 
     def _written(self) -> None:
         """Wait until the run file holds everything submitted, before answering: the window reads it from there.

@@ -50,7 +50,16 @@ class Intervened:
     label: str
 
 
-RunEvent = StepRecorded | Validated | Intervened
+@dataclass(frozen=True)
+class Rewound:
+    """The run went back to the end of `step` and trains on from there as `branch`; later steps are not its own."""
+
+    step: int
+    branch: int
+    findings: list[Finding]
+
+
+RunEvent = StepRecorded | Validated | Intervened | Rewound
 
 
 class RunView:
@@ -71,5 +80,8 @@ class RunView:
             self.findings = event.findings
         elif isinstance(event, Intervened):
             self.history.interventions.append((event.step, event.label))
+        elif isinstance(event, Rewound):
+            self.history = self.history.before(event.step + 1)
+            self.findings = event.findings
         else:
             raise TypeError(f"not a run event: {event!r}")

@@ -35,6 +35,7 @@ QUEUED_COMMANDS = (
     "validate",
     "apply_remedy",
     "undo_remedy",
+    "rewind",
     "inspect_units",
     "close",
 )

@@ -10,6 +10,7 @@ every decision about the run is made here, none by the viewer.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Callable, Iterator
@@ -28,8 +29,18 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session import remedies
 from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
-from bpviz.engine.session.events import Intervened, StepRecorded, Validated, snapshot
+from bpviz.engine.session.events import Intervened, Rewound, StepRecorded, Validated, snapshot
 from bpviz.engine.session.remedies import Remedy
+from bpviz.engine.session.snapshots import (
+    DataPosition,
+    RngState,
+    Snapshot,
+    SnapshotStore,
+    capture_model,
+    default_limit,
+    host_state,
+    restore_model,
+)
 from bpviz.engine.session.step_gate import Gate, PhaseEvent, StepAborted
 from bpviz.engine.user_error import USER_CODE_ENDINGS, UserCodeError, user_code_failed
 from bpviz.engine.watcher import Watcher
@@ -44,9 +55,12 @@ class Stepper:
         config: Config | None = None,
         record: str | Path | None = None,
         level: str | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
         """`level` overrides the config's: the window passes "full", since a user stepping by hand wants
-        every statistic of every step; `bpviz check` keeps the config's (economy by default)."""
+        every statistic of every step; `bpviz check` keeps the config's (economy by default).
+        `snapshots`: where the states `rewind` goes back to are kept; by default every 10 steps, as many as
+        512 MiB hold for this model (see bpviz.engine.session.snapshots)."""
         self.experiment = experiment
         info = _experiment_info(experiment) if record is not None else None
         self.watcher = Watcher(experiment.model, config, record=record, record_info=info, level=level).attach()
@@ -54,8 +68,16 @@ class Stepper:
         self._device = _device_of(experiment.model)
         self.clip_grad_norm: float | None = None  # set by the gradient-clipping remedy
         self.remedies: list[Remedy] = []  # applied and not undone, oldest first
+        # The data position: the epoch, the batches read in it, and the RNG state its iterator was made with.
+        self._position = DataPosition(0, 0, None)
+        self.branch = 1  # the branch of the run now trained; a rewind starts a new one
+        self.branches: dict[int, tuple[int | None, int]] = {1: (None, 0)}  # branch: (parent, first step)
+        self.snapshots = (
+            snapshots if snapshots is not None else SnapshotStore(limit=default_limit(_state_size(experiment)))
+        )
+        self._snapshot(pinned=True)
         # Told the phase of each step as it begins (the experiment process's Position, read after a crash).
-        self.position: Callable[[int, str | None], None] | None = None
+        self.phase_reporter: Callable[[int, str | None], None] | None = None
 
     @property
     def step_index(self) -> int:
@@ -87,11 +109,11 @@ class Stepper:
         completed and recorded, since its weights have already changed.
         """
         if gate is None:
-            return self._run_step(None)
+            return self._snapshot_if_due(self._run_step(None))
         buffers = [b.detach().clone() for b in self.experiment.model.buffers()]
         self.watcher.probe.listener = _PhaseListener(self, gate)
         try:
-            return self._run_step(gate)
+            return self._snapshot_if_due(self._run_step(gate))
         except StepAborted:
             self.watcher.discard_pending()
             self.experiment.optimizer.zero_grad(set_to_none=True)
@@ -138,8 +160,8 @@ class Stepper:
         return record
 
     def _at(self, step: int, phase: str | None) -> None:
-        if self.position is not None:
-            self.position(step, phase)
+        if self.phase_reporter is not None:
+            self.phase_reporter(step, phase)
 
     def _update_ratios(self) -> dict[str, float]:
         """||dW|| / ||W|| per parameter for the update just made (a paused step can afford the sync)."""
@@ -157,6 +179,7 @@ class Stepper:
         """Keep an applied remedy (see bpviz.engine.session.remedies) and mark it on the time axis."""
         self.remedies.append(remedy)
         self.history.interventions.append((remedy.step, remedy.label))
+        self._snapshot(pinned=True, after_remedy=True)
         return remedy
 
     def undo_last(self) -> Remedy | None:
@@ -166,7 +189,109 @@ class Stepper:
         remedy = self.remedies.pop()
         remedy.undo()
         self.history.interventions.append((self.step_index, f"undo: {remedy.label}"))
+        self._snapshot(pinned=True, after_remedy=True)
         return remedy
+
+    # --- going back ---
+    def rewind(self, step: int) -> StepRecord:
+        """Go back to the end of `step` and return its record; the next step is `step + 1`, on a new branch.
+
+        The nearest snapshot at or before that point is restored and the steps
+        from it to `step` are trained again, judged but not recorded (the run
+        file has them): with the same weights, optimizer state, RNG states and
+        batches they come out bit for bit as they did. Remedies applied after
+        `step` are gone with the state they changed; what user code did outside
+        the model (files written, prints) is not undone. Raises ValueError for
+        a step not trained yet on this branch's line; when a replayed step
+        fails (UserCodeError), the run stands at the step before it, and that
+        is where the new branch starts.
+        """
+        if not 0 <= step < self.step_index:
+            raise ValueError(f"cannot rewind to step {step}: steps 0 to {self.step_index - 1} have been trained")
+        boundary = step + 1
+        lineage = self._lineage()
+        nearest = self.snapshots.nearest(lineage, boundary)
+        self._restore(nearest, boundary)
+        recorder, self.watcher.recorder = self.watcher.recorder, None  # the file has these steps already
+        try:
+            while self.step_index < boundary:
+                self._run_step(None)
+        finally:
+            self.watcher.recorder = recorder
+            self._start_branch(lineage, self.step_index - 1)
+        return self.history.latest
+
+    def _start_branch(self, lineage: list[tuple[int, int, int | None]], fork_step: int) -> None:
+        """Train on as a new branch sharing the steps up to `fork_step` with the branch that trained that step."""
+        parent = next((b for b, start, _ in reversed(lineage) if start <= fork_step), lineage[0][0])
+        self.branch = max(self.branches) + 1
+        self.branches[self.branch] = (parent, fork_step + 1)
+        if self.watcher.recorder is not None:
+            self.watcher.recorder.start_branch(self.branch, parent, fork_step)
+        self._snapshot(pinned=True)
+
+    def _lineage(self) -> list[tuple[int, int, int | None]]:
+        """(branch, first boundary, last boundary or None) from the run's start to the current branch."""
+        line, branch, end = [], self.branch, None
+        while branch is not None:
+            parent, start = self.branches[branch]
+            line.append((branch, start, end))
+            branch, end = parent, start
+        return line[::-1]
+
+    def _snapshot_if_due(self, record: StepRecord) -> StepRecord:
+        if self.snapshots.due(self.step_index):
+            self._snapshot()
+        return record
+
+    def _snapshot(self, pinned: bool = False, after_remedy: bool = False) -> None:
+        exp = self.experiment
+        tensors, modules = capture_model(exp.model)
+        watcher = self.watcher
+        judging = copy.deepcopy(
+            (watcher.tracker, watcher.diagnosis, watcher.schedule, watcher.unobserved_steps, watcher.probe.detailed)
+        )
+        extra = {
+            "clip": self.clip_grad_norm,
+            "remedies": list(self.remedies),
+            "substitutions": dict(watcher.probe.substitutions),
+            "judging": judging,
+        }
+        self.snapshots.add(
+            Snapshot(
+                self.branch,
+                self.step_index,
+                pinned,
+                after_remedy,
+                tensors,
+                modules,
+                host_state(exp.optimizer),
+                RngState.capture(exp.train_data),
+                self._position,
+                extra,
+            )
+        )
+
+    def _restore(self, saved: Snapshot, boundary: int) -> None:
+        """Put the run back as it was at `saved`, keeping in History what came before it and before `boundary`."""
+        exp, watcher = self.experiment, self.watcher
+        watcher.discard_pending()
+        exp.optimizer.zero_grad(set_to_none=True)
+        restore_model(exp.model, saved.tensors, saved.modules)
+        exp.optimizer.load_state_dict(saved.optimizer)
+        extra = saved.extra
+        self.clip_grad_norm = extra["clip"]
+        self.remedies = list(extra["remedies"])
+        watcher.probe.substitutions.clear()
+        watcher.probe.substitutions.update(extra["substitutions"])
+        tracker, diagnosis, schedule, unobserved, detailed = copy.deepcopy(extra["judging"])
+        watcher.tracker, watcher.diagnosis, watcher.schedule = tracker, diagnosis, schedule
+        watcher.unobserved_steps, watcher.probe.detailed = unobserved, detailed
+        watcher.step_index = saved.boundary
+        watcher.history = watcher.history.before(saved.boundary, marks_before=boundary)
+        self._position = saved.data
+        self._batches = saved.data.iterator(exp.train_data)
+        saved.rng.restore(exp.train_data)
 
     # --- the same, as events for a viewer ---
     def step_event(self, gate: Gate | None = None) -> StepRecorded:
@@ -186,6 +311,11 @@ class Stepper:
         """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
         remedy = self.apply(remedies.apply_named(self, name, tuple(args)))
         return Intervened(remedy.step, remedy.label)
+
+    def rewind_event(self, step: int) -> Rewound:
+        """`rewind(step)`, told with the branch trained from now on and the findings as they stood then."""
+        self.rewind(step)
+        return Rewound(step, self.branch, snapshot(self.findings))
 
     def undo_event(self) -> Intervened | None:
         """`undo_last()`, told as the mark it leaves on the time axis; None when nothing was applied."""
@@ -256,13 +386,17 @@ class Stepper:
         return metrics
 
     def _next_batch(self):
+        data, position = self.experiment.train_data, self._position
         if self._batches is None:
-            self._batches = iter(self.experiment.train_data)
+            position = DataPosition(position.epoch, 0, RngState.capture(data))
+            self._batches = iter(data)
         try:
             batch = next(self._batches)
         except StopIteration:  # a new epoch
-            self._batches = iter(self.experiment.train_data)
+            position = DataPosition(position.epoch + 1, 0, RngState.capture(data))
+            self._batches = iter(data)
             batch = next(self._batches)
+        self._position = DataPosition(position.epoch, position.read + 1, position.epoch_rng)
         inputs, targets = batch
         return _to(inputs, self._device), _to(targets, self._device)
 
@@ -312,6 +446,13 @@ class _PhaseListener:
             self._stepper.step_index, phase, layer, index, values, norm, float(values.mean()), float(values.std())
         )
         self._gate.pause(event)
+
+
+def _state_size(experiment: Experiment) -> int:
+    """Bytes one snapshot is expected to take: weights, buffers, and two optimizer moments per weight (Adam's)."""
+    params = sum(p.numel() * p.element_size() for p in experiment.model.parameters())
+    buffers = sum(b.numel() * b.element_size() for b in experiment.model.buffers())
+    return 3 * params + buffers
 
 
 def _experiment_info(experiment: Experiment) -> dict[str, str]:

@@ -55,6 +55,7 @@ class TrainingController(QObject):
     graph_changed = Signal(object)  # LayerGraph
     units_inspected = Signal(str, int, object)  # layer, step, list[DeadUnit]
     hyperparameters = Signal(object)  # dict of the values now in force
+    rewound = Signal(int, int)  # the step gone back to (`view` ends there), the branch trained from now on
     state_reported = Signal(object)  # dict: the answer to `query_state` (see SessionDriver.state)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -79,6 +80,7 @@ class TrainingController(QObject):
             (c.stepped, self._on_stepped),
             (c.validated, self._on_validated),
             (c.intervened, self._on_intervened),
+            (c.rewound, self._on_rewound),
             (c.remedy_failed, self._on_remedy_failed),
             (c.run_started, self._on_run_started),
             (c.progress, self.progress),
@@ -189,6 +191,17 @@ class TrainingController(QObject):
         self.client.send("undo_remedy")
         return True
 
+    def rewind(self, step: int) -> bool:
+        """Go back to the end of `step` and train on from there as a new branch; False while busy or running.
+
+        `rewound` answers once the training side is there, and `view` then ends at `step`."""
+        latest = self.view.history.latest
+        if not self.has_model or self.busy or latest is None or not 0 <= step <= latest.step:
+            return False
+        self.busy = True
+        self.client.send("rewind", step)
+        return True
+
     def inspect_units(self, layer: str) -> None:
         """Ask for the dead units of `layer` (answered by units_inspected); skipped while training."""
         if self.has_model and not self.busy:
@@ -264,6 +277,17 @@ class TrainingController(QObject):
         self._take_in(news)
         self._idle_unless_running()
         self.remedy_applied.emit(step, label)
+
+    def _on_rewound(self, step: int, branch: int, view: RunView | RunFileError | None) -> None:
+        """The run is back at the end of `step`, training on as `branch`: `view` is that branch's line, read
+        from the run file up to `step`."""
+        if isinstance(view, RunView):
+            self.view = view
+            self._announced = step
+        else:
+            self._take_in(view)
+        self._idle_unless_running()
+        self.rewound.emit(step, branch)
 
     def _on_remedy_failed(self, why: str) -> None:
         self._idle_unless_running()

@@ -24,14 +24,18 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
+from bpviz.engine.config import Config
+from bpviz.engine.runs.branches import MAIN
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.playback import News, Playback
 from bpviz.engine.runs.reader import open_run
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.child import serve
+from bpviz.engine.session.events import RunView
 from bpviz.engine.session.position import Position
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
@@ -49,7 +53,8 @@ class Child:
     conn: object
     position: Position
     answers: int = 0  # messages received so far: Stop's grace period watches it move
-    playback: Playback | RunFileError | None = None  # the run file it records (read on the reader thread only)
+    run_path: Path | None = None  # the run file it records
+    playback: Playback | RunFileError | None = None  # that file, read on the reader thread only
     ended_by: str | None = None  # "window" (killed on purpose, say nothing) or "stop"
     reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -108,9 +113,10 @@ def death(child: Child) -> UserCodeError:
     return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=where.layer)
 
 
-def _open(path) -> Playback | RunFileError:
+def _open(path: Path, branch: int = MAIN) -> Playback | RunFileError:
+    """The run file `path` (its `branch`), read for the window: its whole in-memory history long."""
     try:
-        return Playback(open_run(path))
+        return Playback(open_run(path, branch), window=Config().history_steps)
     except RunFileError as error:
         return error
 
@@ -125,6 +131,7 @@ class ProcessClient(QObject):
     stepped = Signal(int, object)
     validated = Signal(int, object, object)
     intervened = Signal(int, str, object)
+    rewound = Signal(int, int, object)  # step, branch, the RunView of that branch's line up to `step` (or the error)
     failed = Signal(object)
     load_failed = Signal(object)
     run_started = Signal(int)
@@ -238,7 +245,10 @@ class ProcessClient(QObject):
                 except (EOFError, OSError, ValueError):
                     break
                 if kind == "loaded":
-                    child.playback = _open(args[1])
+                    child.run_path = args[1]
+                    child.playback = _open(child.run_path)
+                elif kind == "rewound":
+                    args = (*args, self._rewound(child, args[1]))
                 elif kind in READS:
                     args = (*args, self._news(child))
                 self._message.emit(child, kind, args)
@@ -248,6 +258,20 @@ class ProcessClient(QObject):
         finally:
             if isinstance(child.playback, Playback):
                 child.playback.run.close()
+
+    def _rewound(self, child: Child, branch: int) -> RunView | RunFileError | None:
+        """After a rewind, the child records `branch`: read that branch's line, and the view of it now."""
+        if isinstance(child.playback, Playback):
+            child.playback.run.close()
+        child.playback = _open(child.run_path, branch)
+        if not isinstance(child.playback, Playback):
+            return self._news(child)  # the error, told once
+        try:
+            return child.playback.view_at(None)
+        except RunFileError as error:
+            child.playback.run.close()
+            child.playback = None
+            return error
 
     def _news(self, child: Child) -> News | RunFileError | None:
         """What the child's run file gained since the last look (on the reader thread)."""

@@ -113,6 +113,13 @@ class WindowActions:
         self.reset = make(
             "Rese&t", w.reset, "Ctrl+R", sp.SP_BrowserReload, "Rebuild the model from its file with the same seed"
         )
+        self.rewind = make(
+            "Re&wind to Step…",
+            w.rewind_dialog,
+            "Ctrl+Shift+Z",
+            None,
+            "Go back to an earlier step and train on from there, with a change if you like; the run keeps both lines",
+        )
         # Debug
         self.step_into = make(
             "Step &Into",
@@ -191,6 +198,7 @@ class WindowActions:
             train_menu.addAction(action)
         train_menu.addSeparator()
         train_menu.addAction(self.validate)
+        train_menu.addAction(self.rewind)
         train_menu.addAction(self.reset)
         bar.addMenu(self.debug_menu)  # Debug before Help, as in every IDE
         for action in (self.step_into, self.step, self.step_out, self.run, self.pause):
@@ -241,6 +249,7 @@ class WindowActions:
         self.run.setText("&Continue" if paused else "&Run")
         self.run_n.setEnabled(idle)
         self.validate.setEnabled(idle)
+        self.rewind.setEnabled(idle and c.view.history.latest is not None)  # a recording is never rewound
         self.pause.setEnabled(c.running or c.stepping)
         self.reset.setEnabled(c.request is not None and not recording)
         self.load_weights.setEnabled(c.request is not None and not c.busy and not recording)

@@ -97,6 +97,13 @@ class Dialogs:
                 parent, "Input shape", f"{text!r} is not a shape: write whole numbers separated by commas."
             )
 
+    def ask_rewind_step(self, parent: QWidget, latest: int) -> int | None:
+        """Which step to go back to (the training goes on from the step after it)."""
+        value, ok = QInputDialog.getInt(
+            parent, "Rewind", f"Go back to the end of step (0 to {latest}):", max(latest - 1, 0), 0, latest
+        )
+        return value if ok else None
+
     def ask_steps(self, parent: QWidget, current: int) -> int | None:
         """How many steps Run N should take."""
         value, ok = QInputDialog.getInt(parent, "Run steps", "Number of training steps:", current, 1, 1_000_000)

@@ -154,6 +154,7 @@ class MainWindow(QMainWindow):
         c.stepped.connect(self._on_stepped)
         c.validated.connect(self._on_validated)
         c.remedy_applied.connect(self._on_remedy_applied)
+        c.rewound.connect(self._on_rewound)
         c.run_started.connect(self._on_run_started)
         c.progress.connect(lambda done, _total: self.status.progress.advance(done))
         c.run_finished.connect(self._on_run_finished)
@@ -314,9 +315,10 @@ class MainWindow(QMainWindow):
     def _on_recording_state(self, state: str) -> None:
         recording = self.recording
         name = recording.path.name if recording is not None else ""
-        compared = (
-            f" compared with {recording.other.run.path.name}" if recording is not None and recording.other else ""
-        )
+        compared = ""
+        if recording is not None and recording.other is not None:
+            other = recording.other.run
+            compared = f" compared with {other.path.name}" + (f" (branch {other.branch})" if other.branch > 1 else "")
         self.setWindowTitle(f"{name}{compared} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
         self.status.show_run_state(state)
 
@@ -374,6 +376,22 @@ class MainWindow(QMainWindow):
         self.controller.validate()
         self.update_actions()
 
+    def rewind_dialog(self) -> None:
+        """Train > Rewind to Step…: ask for the step, then go back to it."""
+        latest = self.controller.view.history.latest
+        if latest is not None:
+            step = self.dialogs.ask_rewind_step(self, latest.step)
+            if step is not None:
+                self.rewind_to(step)
+
+    def rewind_to(self, step: int) -> bool:
+        """Go back to the end of `step` of the training shown; `rewound` redraws every view there."""
+        if not self.controller.rewind(step):
+            return False
+        self.statusBar().showMessage(f"Rewinding to step {step}…")
+        self.update_actions()
+        return True
+
     def reset(self) -> None:
         """Rebuild the model from its file with the same seed; what was shown is cleared once it is rebuilt."""
         if self.controller.reset():
@@ -428,6 +446,17 @@ class MainWindow(QMainWindow):
 
     def _on_remedy_applied(self, _step: int, _label: str) -> None:
         self.redraw(force=True)  # the marks on every time axis, before the next step
+        self.update_actions()
+
+    def _on_rewound(self, step: int, branch: int) -> None:
+        self.redraw(force=True)  # every view ends at the step gone back to
+        kept = self.controller.run_path
+        where = f" in {kept.name} (open it, then File > Compare With… itself, to see both side by side)" if kept else ""
+        self.statusBar().showMessage(
+            f"Back at step {step}: change what you like, then step on; the steps from {step + 1} are branch {branch}"
+            f"{where}",
+            20000,
+        )
         self.update_actions()
 
     def _on_run_started(self, total: int) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from bpviz.engine.runs.branches import MAIN
 from bpviz.engine.runs.compare import compare_runs
 from bpviz.engine.runs.playback import Playback
 from bpviz.engine.runs.reader import open_run
@@ -53,9 +54,16 @@ class Recording(QObject):
         """Where the compared runs first part (compare.py's divergence), None when they do not or none is compared."""
         return self.comparison["divergence"] if self.comparison is not None else None
 
-    def compare_with(self, path: str | Path) -> dict:
-        """Overlay the run file `path` (RunFileError when unreadable); returns the comparison."""
-        other = Playback(open_run(path))
+    def compare_with(self, path: str | Path, branch: int | None = None) -> dict:
+        """Overlay the run file `path` (RunFileError when unreadable); returns the comparison.
+
+        `branch` is the branch of `path` overlaid: by default its latest when `path` is this recording's own file
+        (a rewound run compared with itself shows its branches side by side), else the run as first trained.
+        """
+        if branch is None:
+            own = Path(path).resolve() == self.path.resolve()
+            branch = self.playback.run.branches()[-1].id if own else MAIN
+        other = Playback(open_run(path, branch))
         self.stop_comparing()
         self.other = other
         self.comparison = compare_runs(self.playback.run, other.run)

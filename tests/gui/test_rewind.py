@@ -1,0 +1,76 @@
+"""Rewind in the window: Train > Rewind to Step… goes back, a change is made, the run file keeps both branches."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import bpviz
+from bpviz.gui.window.dialogs import Dialogs
+from tests.engine.test_rewind import EXPERIMENT, recorded_rewind, same, statistics
+from tests.gui.test_recordings import MEAN, loss_curve, table_values
+from tests.gui.window_driver import LOAD_MS, open_file, run_steps
+
+
+class RewindTo3(Dialogs):
+    """Answers Train > Rewind to Step… with step 3."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def ask_rewind_step(self, parent, latest: int) -> int | None:
+        self.asked.append(latest)
+        return 3
+
+
+@pytest.fixture
+def dialogs() -> Dialogs:
+    return RewindTo3()
+
+
+def test_rewind_through_the_menu_then_a_new_learning_rate_makes_a_second_branch(qtbot, window, dialogs, tmp_path):
+    path = tmp_path / "dropout.py"
+    path.write_text(textwrap.dedent(EXPERIMENT))
+    open_file(qtbot, window, path)
+    rewind = window.actions_.rewind
+    assert not rewind.isEnabled()  # nothing trained yet
+    run_steps(qtbot, window, 10)
+    assert rewind.isEnabled()
+    recorded = window.controller.run_path
+    assert len(bpviz.open_run(recorded)) == 10  # every step the window shows is in the file
+    branch_1 = bpviz.open_run(recorded)
+    with qtbot.waitSignal(window.controller.rewound, timeout=LOAD_MS) as rewound:
+        rewind.trigger()
+    assert dialogs.asked == [9] and rewound.args == [3, 2]
+    qtbot.waitUntil(lambda: window.shown_step == 3, timeout=LOAD_MS)
+    then = branch_1.record(3)
+    assert window.page.table_model.step == 3
+    assert table_values(window, MEAN) == {layer.name: layer.mean for layer in then.layers}
+    assert [r.step for r in window.history.records] == [0, 1, 2, 3]
+    assert "Back at step 3" in window.statusBar().currentMessage()
+
+    with qtbot.waitSignal(window.controller.remedy_applied, timeout=LOAD_MS):
+        assert window.controller.apply_remedy("set_hyperparameter", "lr", 0.5)
+    run_steps(qtbot, window, 6)
+    assert window.history.latest.step == 9
+    qtbot.waitUntil(lambda: len(bpviz.open_run(recorded, branch=2)) == 10, timeout=LOAD_MS)
+    with bpviz.open_run(recorded, branch=2) as branch_2:
+        assert [(b.id, b.parent, b.fork_step) for b in branch_2.branches()] == [(1, None, None), (2, 1, 3)]
+        assert same(statistics(branch_2.record(9)), statistics(window.history.latest))
+        assert branch_2.interventions == [(4, "lr 0.01 -> 0.5")]
+    branch_1.close()
+
+
+def test_a_recording_cannot_be_rewound_and_compares_its_branches_side_by_side(qtbot, window, tmp_path):
+    path, first, again = recorded_rewind(tmp_path, lr=0.5)
+    assert window.open_path(path)
+    qtbot.waitUntil(lambda: window.shown_step == 9, timeout=LOAD_MS)
+    assert not window.actions_.rewind.isEnabled()
+    result = window.compare_with(path)  # File > Compare With… on its own file: its branches side by side
+    assert result["divergence"]["step"] == 4 and result["b"].endswith("(branch 2)")
+    assert "compared with run.bpviz (branch 2)" in window.windowTitle()
+    qtbot.waitUntil(lambda: window.comparison.loss.getData()[0] is not None, timeout=LOAD_MS)
+    steps_b, losses_b = loss_curve(window, window.comparison.loss)
+    assert list(steps_b) == list(range(10))
+    assert list(losses_b) == [r.loss for r in first[:4]] + [r.loss for r in again]
