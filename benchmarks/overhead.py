@@ -3,9 +3,10 @@
 Plain and watched steps are interleaved in one run (plain, economy, full,
 plain, ...) on identical copies of each model, so drift in the machine's
 speed hits all alike; the ratio of medians is printed per workload and level,
-with bpviz's own measured share of the step time beside it.
+with bpviz's own measured share of the step time beside it and the share the
+ratio implies (1 - plain / watched): when bpviz counts all it costs, the two agree.
 
-    python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP]
+    python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP] [--threads N]
 """
 
 from __future__ import annotations
@@ -64,41 +65,119 @@ WORKLOADS = {
 }
 
 
-def timed_step(model, opt, x, y, watcher) -> float:
+def timed_step(model, opt, x, y, after=None) -> tuple[float, object]:
+    """One training step's wall seconds, and what `after(loss)` (the watcher's step) returned."""
     start = time.perf_counter()
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
-    if watcher is not None:
-        watcher.step(loss)
-    return time.perf_counter() - start
+    result = after(loss) if after is not None else None
+    return time.perf_counter() - start, result
 
 
 LEVELS = ("economy", "full")
 
 
-def measure(factory, steps: int, warmup: int) -> tuple[float, dict[str, float], dict[str, float]]:
-    """Median plain step, median watched step per level, and bpviz's measured share per level."""
+class Contender:
+    """One copy of the model trained side by side with the plain one, with what watches it."""
+
+    def __init__(self, model: nn.Module, after=None, close=None) -> None:
+        self.model = model
+        self.opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        self.after = after  # called with the loss after each step
+        self.close = close or (lambda: None)
+        self.seconds: list[float] = []
+        self.own: list[float] = []  # bpviz's own measured seconds per step (its records' overhead_s)
+
+
+def bpviz_contender(model: nn.Module, level: str) -> Contender:
+    watcher = bpviz.watch(model, level=level)
+    return Contender(model, watcher.step, watcher.detach)
+
+
+def measure(factory, steps: int, warmup: int, anchors: bool) -> tuple[float, dict[str, Contender]]:
+    """The median plain step and, per contender, its step times (and bpviz's own seconds), interleaved."""
     torch.manual_seed(0)
     model, x, y = factory()
-    twins = {level: copy.deepcopy(model) for level in LEVELS}
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    opts = {level: torch.optim.SGD(twin.parameters(), lr=0.01) for level, twin in twins.items()}
-    watchers = {level: bpviz.watch(twin, level=level) for level, twin in twins.items()}
-    plain, watched = [], {level: [] for level in LEVELS}
+    contenders = {level: bpviz_contender(copy.deepcopy(model), level) for level in LEVELS}
+    if anchors:
+        contenders.update(anchor_contenders(model))
+    plain = Contender(model)
     for i in range(warmup + steps):
-        a = timed_step(model, opt, x, y, None)
-        times = {level: timed_step(twins[level], opts[level], x, y, watchers[level]) for level in LEVELS}
-        if i >= warmup:
-            plain.append(a)
-            for level, seconds in times.items():
-                watched[level].append(seconds)
-    shares = {}
-    for level, watcher in watchers.items():
-        watcher.detach()
-        shares[level] = watcher.report()["cost"]["share"]
-    return statistics.median(plain), {k: statistics.median(v) for k, v in watched.items()}, shares
+        for contender in (plain, *contenders.values()):
+            seconds, record = timed_step(contender.model, contender.opt, x, y, contender.after)
+            if i >= warmup:
+                contender.seconds.append(seconds)
+                if record is not None and getattr(record, "overhead_s", None) is not None:
+                    contender.own.append(record.overhead_s)
+    for contender in contenders.values():
+        contender.close()
+    return statistics.median(plain.seconds), contenders
+
+
+def anchor_contenders(model: nn.Module) -> dict[str, Contender]:
+    """TensorBoard's add_histogram of every layer output and parameter gradient, and wandb.watch(log="all"),
+    each on its own copy of the model, when installed; a missing one is said and skipped."""
+    found = {}
+    try:
+        found["tensorboard"] = tensorboard_contender(copy.deepcopy(model))
+    except ImportError as exc:
+        print(f"tensorboard anchor skipped: {exc} (pip install bpviz[bench])")
+    try:
+        found["wandb"] = wandb_contender(copy.deepcopy(model))
+    except ImportError as exc:
+        print(f"wandb anchor skipped: {exc} (pip install bpviz[bench])")
+    return found
+
+
+def tensorboard_contender(model: nn.Module) -> Contender:
+    import tempfile
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = tempfile.TemporaryDirectory()
+    writer = SummaryWriter(folder.name)
+    outputs: dict[str, torch.Tensor] = {}
+    for name, module in model.named_modules():
+        if not list(module.children()):
+            module.register_forward_hook(lambda m, a, out, name=name: outputs.__setitem__(name, out.detach()))
+    step = [0]
+
+    def after(loss):
+        for name, out in outputs.items():
+            writer.add_histogram(f"act/{name}", out, step[0])
+        for name, param in model.named_parameters():
+            if param.grad is not None:
+                writer.add_histogram(f"grad/{name}", param.grad, step[0])
+        step[0] += 1
+
+    def close():
+        writer.close()
+        folder.cleanup()
+
+    return Contender(model, after, close)
+
+
+def wandb_contender(model: nn.Module) -> Contender:
+    import os
+    import tempfile
+
+    import wandb
+
+    folder = tempfile.TemporaryDirectory()
+    os.environ.setdefault("WANDB_SILENT", "true")
+    run = wandb.init(mode="offline", dir=folder.name, project="bpviz-overhead")
+    run.watch(model, log="all", log_freq=1)
+
+    def after(loss):
+        run.log({"loss": loss.item()})
+
+    def close():
+        run.finish()
+        folder.cleanup()
+
+    return Contender(model, after, close)
 
 
 def main() -> None:
@@ -106,18 +185,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--only", default="", help="run only the workloads whose name contains this text")
+    parser.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default: torch's choice)")
+    parser.add_argument("--anchors", action="store_true", help="also time TensorBoard and wandb, when installed")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.steps} interleaved steps")
-    header = "".join(f" {level + ' ms':>11} {'ratio':>6} {'share':>6}" for level in LEVELS)
-    print(f"{'workload':46} {'plain ms':>9}{header}")
+    print("share: bpviz's own measured seconds over its watched steps' seconds; implied: 1 - plain / watched")
+    header = "".join(f" {level + ' ms':>11} {'ratio':>6} {'share':>6} {'implied':>7}" for level in LEVELS)
+    anchor_header = " anchors" if args.anchors else ""
+    print(f"{'workload':46} {'plain ms':>9}{header}{anchor_header}")
     for name, factory in WORKLOADS.items():
         if args.only.lower() not in name.lower():
             continue
-        plain, watched, shares = measure(factory, args.steps, args.warmup)
-        cells = "".join(
-            f" {watched[level] * 1e3:11.1f} {watched[level] / plain:5.2f}x {100 * shares[level]:5.1f}%"
-            for level in LEVELS
-        )
+        plain, contenders = measure(factory, args.steps, args.warmup, args.anchors)
+        cells = ""
+        for level in LEVELS:
+            level_s = contenders[level]
+            watched = statistics.median(level_s.seconds)
+            share, implied = sum(level_s.own) / sum(level_s.seconds), 1 - plain / watched
+            cells += f" {watched * 1e3:11.1f} {watched / plain:5.2f}x {100 * share:5.1f}% {100 * implied:6.1f}%"
+        for anchor in (a for a in contenders if a not in LEVELS):
+            cells += f" {anchor} {statistics.median(contenders[anchor].seconds) / plain:.2f}x"
         print(f"{name:46} {plain * 1e3:9.1f}{cells}")
 
 

@@ -17,7 +17,7 @@ class Config:
     level: str = "economy"  # "economy": cheap enough to leave on; "full": every statistic every step (see README)
     detail_every: int = 10  # economy: histograms and unit activity shares every this many steps
     budget: float | None = None  # bpviz's share of step time to stay under, by spacing the detailed steps
-    stash_limit_mb: int = 512  # tensors held for end-of-step statistics; beyond this a layer is measured in its hook
+    stash_limit_mb: int = 512  # tensors held for end-of-forward statistics; beyond this a layer is measured in its hook
     histogram_bins: int = 64
     histogram_sample: int = 4096  # at most this many values of a tensor feed its histogram, zero and saturation shares
     update_sample: int = 4096  # ||dW|| of larger parameters is estimated from this many strided elements

@@ -115,7 +115,7 @@ class Watcher:
         started = time.perf_counter()
         pending = self.probe.take_pending()
         detailed = self.probe.detailed
-        settle(pending, self.config, self.catalog, self.guard, exact=self.probe.exact)
+        settle(pending, self.config, self.catalog, self.guard, exact=self.probe.exact, end_of_step=True)
         clock = StepClock(pending.hook_seconds + self._carried, started, self._boundary)
         softmax_twice = isinstance(loss, torch.Tensor) and loss_applies_softmax_twice(loss)
         record = collect(

@@ -204,6 +204,41 @@ def test_bpviz_check_takes_the_level_and_reports_the_cost(tmp_path, capsys):
     assert line in capsys.readouterr().out
 
 
+def _simulate(schedule: DetailSchedule, steps: int, first: float, detailed: float, plain: float, train: float):
+    """Feed the schedule known costs: bpviz's seconds on the first (forced), a detailed and a plain step,
+    around `train` seconds of training; the run's share after each step and which steps were detailed."""
+    spent = wall = 0.0
+    shares, chosen = [], []
+    for step in range(steps):
+        is_detailed = schedule.next_is_detailed()
+        cost = first if step == 0 else detailed if is_detailed else plain
+        spent, wall = spent + cost, wall + train + cost
+        schedule.observe(is_detailed, overhead_s=cost, step_s=train + cost)
+        shares.append(spent / wall)
+        chosen.append(is_detailed)
+    return shares, chosen
+
+
+def test_the_budget_counts_what_the_run_already_spent_including_the_first_detailed_step():
+    budget = 0.05
+    # Every detailed step costs half a step's training; the first, forced one takes the run to a third.
+    shares, chosen = _simulate(DetailSchedule(Config(budget=budget)), 400, 0.05, 0.05, 0.001, 0.1)
+    assert chosen[0] and shares[0] > 0.3
+    later = [step for step, is_detailed in enumerate(chosen) if is_detailed and step > 0]
+    for step in later:
+        assert shares[step] <= budget, step  # no later detailed step takes the run's share above the budget
+    # spaced from the estimates alone (aiming at 80% of the budget) the second came at step 17, at 6%
+    assert later[0] > 17
+    assert len(later) >= 20 and shares[-1] > 0.8 * budget * 0.8  # and they keep coming: the budget is used
+
+
+def test_without_a_budget_the_spacing_is_the_levels_whatever_the_costs():
+    _, economy = _simulate(DetailSchedule(Config(detail_every=4)), 12, 0.4, 0.02, 0.001, 0.1)
+    assert economy == [True, False, False, False] * 3
+    _, full = _simulate(DetailSchedule(Config(level="full")), 5, 0.4, 0.02, 0.001, 0.1)
+    assert full == [True] * 5
+
+
 @pytest.mark.parametrize("level", ["economy", "full"])
 def test_an_output_overwritten_in_place_after_its_hook_is_measured_before_it_changes(level):
     torch.manual_seed(0)

@@ -1,20 +1,27 @@
-"""Statistics of every layer computed together once per step, from what the hooks only stashed.
+"""Statistics of every layer computed together once per forward, from what the hooks only stashed.
 
 Measuring each layer inside its hook costs some fifteen small tensor
 operations per layer, each dispatched on its own; that, not the hooks, is
-what made watching expensive. Here a hook keeps a reference to the output
-(or gradient) and the step's statistics are computed for all layers at once:
-exact norms with one multi-tensor kernel (`torch._foreach_norm`), exact
-sums with one fast dot product each, and the sample-based shares, extremes
-and histograms of all layers from one stacked strided sample, binned with
-one `bincount`. NaN/Inf is exact from the sum of squares and the sum (see
+what made watching expensive. Here a forward hook keeps a reference to the
+output and, when the model's forward returns, the statistics of all its
+layers are computed at once: exact sums of squares and sums (one BLAS dot
+product each on a CPU, where it is twice as fast as a norm; one
+multi-tensor kernel on a GPU), and the sample-based shares, extremes and
+histograms of all layers from one stacked strided sample, binned with one
+`bincount`. NaN/Inf is exact from the sum of squares and the sum (see
 `finite_values`): an infinity norm would say it directly, but costs fifty
 times a dot product on a CPU.
+
+The outputs are settled when the forward returns, not when the step ends:
+held through the backward pass, they kept it from reusing their memory
+(thousands of fresh pages faulted in per backward of a small CNN).
+Gradients are measured in their hook for the same reason, while they are
+still in the cache, with the same functions for a batch of one.
 
 A stashed tensor that was modified in place after its hook (an in-place
 ReLU after a Linear, a residual `out += x` on a BatchNorm output) would give
 statistics of the wrong values. Its version counter tells: a layer's first
-step is measured in its hook and only checked here; a layer whose output
+forward is measured in its hook and only checked here; a layer whose output
 changed in place is measured in its hook from then on (`LayerCatalog`).
 Measuring in the hook is the same computation for a batch of one, so both
 ways give the same numbers.
@@ -36,27 +43,37 @@ from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.pending import ActivationCall, GradCall, PendingStep, Stash
 
 
-def settle(pending: PendingStep, config: Config, catalog: LayerCatalog, guard: MeasurementGuard, exact: bool) -> None:
-    """Fill in the statistics of every stashed call of `pending` and let go of the stashed tensors.
+def settle(
+    pending: PendingStep,
+    config: Config,
+    catalog: LayerCatalog,
+    guard: MeasurementGuard,
+    exact: bool,
+    end_of_step: bool = False,
+) -> None:
+    """Fill in the statistics of every stashed activation call of `pending` and let go of the stashed tensors.
 
     `exact`: extremes over every value (the full level); otherwise they come from each layer's strided
-    sample, while the mean, the spread and NaN/Inf stay exact.
+    sample, while the mean, the spread and NaN/Inf stay exact. Called as each forward returns and once
+    more at `end_of_step`, which is when the layers found unchanged become deferred: a layer called in
+    two forwards of its first step (alone, then inside the model, where its output is overwritten) is
+    measured in its hook in both.
     """
     calls = [c for c in pending.calls if c.stash is not None]
-    grads = [g for g in pending.grads if g.stash is not None]
-    for item in (*calls, *grads):
-        _check_version(item.stash, catalog, guard)
+    for call in calls:
+        _check_version(call.stash, catalog, guard, pending)
+    if end_of_step:
+        catalog.checked_in_place |= pending.checked
+    if not calls:
+        return
     with torch._C.DisableTorchFunction(), torch.no_grad():
-        for group in _by_device([c for c in calls if not c.stash.measured]):
+        for group in _by_device(calls):
             _guarded(group, guard, lambda items: settle_activations(items, config, exact))
-        for group in _by_device([g for g in grads if not g.stash.measured]):
-            _guarded(group, guard, lambda items: settle_gradients(items, config))
-    for item in (*calls, *grads):
-        item.stash = None
+    for call in calls:
+        call.stash = None
     pending.stashed_bytes = 0
     # what failed to be measured is in the guard; the rest of the step goes on without it
     pending.calls = [c for c in pending.calls if c.scalars is not None]
-    pending.grads = [g for g in pending.grads if g.scalars is not None]
 
 
 def _guarded(items: list, guard: MeasurementGuard, measure) -> None:
@@ -71,11 +88,11 @@ def _guarded(items: list, guard: MeasurementGuard, measure) -> None:
             measure([item])
 
 
-def _check_version(stash: Stash, catalog: LayerCatalog, guard: MeasurementGuard) -> None:
-    catalog.checked_in_place.add(stash.key)
-    if stash.tensor._version != stash.version and stash.key not in catalog.changed_in_place:
+def _check_version(stash: Stash, catalog: LayerCatalog, guard: MeasurementGuard, pending: PendingStep) -> None:
+    pending.checked.add(stash.key)
+    if stash.watched._version != stash.version and stash.key not in catalog.changed_in_place:
         catalog.changed_in_place.add(stash.key)
-        if not stash.measured:  # deferred and then overwritten: this step read the changed values
+        if stash.passes is None:  # deferred and then overwritten: this forward read the changed values
             layer, phase = stash.key
             guard.errors.setdefault(
                 f"{layer}: its {phase} tensor was changed in place after its hook, so one step's statistics "
@@ -99,25 +116,31 @@ def _to_device(values: list[float], device: torch.device) -> torch.Tensor:
     return host.pin_memory().to(device, non_blocking=True)
 
 
-_ONES_LIMIT = 1 << 22  # longer tensors are summed with .sum(); shorter ones with a dot product against ones
+_ONES_LIMIT = 1 << 17  # longer tensors are summed with .sum(); shorter ones with a dot product against ones
 _ones: dict[tuple[int, torch.device], torch.Tensor] = {}
 
 
 def exact_sums(flats: list[torch.Tensor]) -> torch.Tensor:
-    """Each flat float32 tensor's sum: a dot product with ones, many times faster than .sum() on a CPU."""
-    sums = []
-    for flat in flats:
-        n = flat.numel()
-        if n > _ONES_LIMIT:
-            sums.append(flat.sum())
-            continue
-        ones = _ones.get((n, flat.device))
-        if ones is None:
-            if len(_ones) > 256:
-                _ones.clear()
-            ones = _ones[(n, flat.device)] = torch.ones(n, device=flat.device)
-        sums.append(torch.dot(flat, ones))
-    return torch.stack(sums)
+    """Each flat float32 tensor's sum: a dot product with ones, several times faster than .sum() on a CPU for
+    tensors that fit in the cache; beyond that both read memory at the same speed and .sum() reads half as much."""
+    return torch.stack([_sum(flat) for flat in flats])
+
+
+def _sum(flat: torch.Tensor) -> torch.Tensor:
+    n = flat.numel()
+    if n > _ONES_LIMIT or flat.device.type != "cpu":
+        return flat.sum()
+    ones = _ones.get((n, flat.device))
+    if ones is None:
+        if len(_ones) > 256:
+            _ones.clear()
+        ones = _ones[(n, flat.device)] = torch.ones(n, device=flat.device)
+    return torch.dot(flat, ones)
+
+
+def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each flat float32 tensor's exact sum of squares and sum, as two vectors."""
+    return stats.squared_norms(flats), exact_sums(flats)
 
 
 def finite_values(squares: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
@@ -202,11 +225,41 @@ def batched_histogram(stacked: _Stacked, values: torch.Tensor, ranges: list[tupl
     return counts.reshape(stacked.count, width)[:, : bins + 3].to(torch.float32)
 
 
+def take_passes(stash: Stash, cfg: Config, exact: bool) -> None:
+    """Take the passes over the whole tensor now (in the hook, while it is in the cache) and keep only a copy
+    of its sample for the rest, which `settle_activations` computes with the other layers'."""
+    flat = stash.tensor.reshape(-1)
+    squares, sums = squares_and_sums([flat])
+    extremes = torch.aminmax(flat) if exact else None
+    stash.passes = (squares, sums, extremes[0].reshape(1), extremes[1].reshape(1)) if exact else (squares, sums)
+    stash.tensor = stats.histogram_sample(flat, cfg.histogram_sample).clone()  # as it is now, not as overwritten
+
+
+def _passes(calls: list[ActivationCall], flats: list[torch.Tensor], exact: bool) -> list[torch.Tensor]:
+    """[squares, sums] (and [lows, highs] when `exact`) over every value of each call's tensor, as vectors:
+    computed here for the stashed ones, read for those whose passes were taken in their hook."""
+    fresh = [f for c, f in zip(calls, flats) if c.stash.passes is None]
+    if fresh:
+        computed = list(squares_and_sums(fresh))
+        if exact:
+            extremes = [torch.aminmax(f) for f in fresh]
+            computed += [torch.stack([e[0] for e in extremes]), torch.stack([e[1] for e in extremes])]
+    taken = [c.stash.passes for c in calls if c.stash.passes is not None]
+    if not taken:
+        return computed
+    pieces = [[computed[k]] if fresh else [] for k in range(len(taken[0]))]
+    for passes in taken:
+        for k, value in enumerate(passes):
+            pieces[k].append(value)
+    return [torch.cat(piece) for piece in pieces]
+
+
 def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) -> None:
     """The statistics of these calls' stashed outputs, into each call (still on the device)."""
+    calls = [c for c in calls if c.stash.passes is None] + [c for c in calls if c.stash.passes is not None]
     flats = [c.stash.tensor.reshape(-1) for c in calls]
-    squares = torch.stack(torch._foreach_norm(flats, 2)) ** 2
-    sums = exact_sums(flats)
+    passes = _passes(calls, flats, exact)
+    squares, sums = passes[0], passes[1]
     stacked = _Stacked(flats, cfg.histogram_sample)
     values = stacked.values
     nonzero = stacked.count_where(values != 0)
@@ -221,9 +274,7 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
             inners.append((bounds[1] - bounds[0]) * (0.5 - cfg.saturation_margin))
     saturated = stacked.count_where((values - stacked.column(centers)).abs() >= stacked.column(inners))
     if exact:
-        extremes = [torch.aminmax(f) for f in flats]
-        lows = torch.stack([e[0] for e in extremes])
-        highs = torch.stack([e[1] for e in extremes])
+        lows, highs = passes[2], passes[3]
     else:  # the sample's extremes; non-finite whenever the tensor holds NaN/Inf, so that stays exact
         lows, highs = stacked.extremes()
         clean = finite_values(squares, sums)
@@ -244,10 +295,9 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
 
 
 def settle_gradients(grads: list[GradCall], cfg: Config) -> None:
-    """[squared norm, sum] and, on detailed steps, the log10 |g| histogram of each stashed gradient."""
+    """[squared norm, sum] and, on detailed steps, the log10 |g| histogram of each gradient (in its hook)."""
     flats = [g.stash.tensor.reshape(-1) for g in grads]
-    squares = torch.stack(torch._foreach_norm(flats, 2)) ** 2
-    scalars = torch.stack([squares, exact_sums(flats)], dim=1)
+    scalars = torch.stack(squares_and_sums(flats), dim=1)
     histograms = None
     if any(g.stash.hist_range is not None for g in grads):
         stacked = _Stacked(flats, cfg.histogram_sample)

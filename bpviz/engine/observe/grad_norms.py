@@ -1,6 +1,6 @@
 """Parameter-gradient norms of every layout a model produces, and the rows a lookup table's gradient touched.
 
-Dense gradients go through one fused `_foreach_norm`; a sparse embedding's
+Dense gradients go through `stats.squared_norms` (one fused kernel on a GPU); a sparse embedding's
 gradient (`nn.Embedding(sparse=True)`) is a sparse tensor that the fused norm
 rejects, so its norm comes from its values. An embedding's gradient reaches
 only the rows the batch looked up: of a 50,000-word table perhaps 400 rows,
@@ -14,13 +14,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bpviz.engine.observe.stats import squared_norms
+
 
 def grad_norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
     """The L2 norm of each gradient, on its device; dense ones in one fused call."""
     dense = [i for i, g in enumerate(grads) if g.layout == torch.strided]
     norms: list[torch.Tensor | None] = [None] * len(grads)
     if dense:
-        for i, norm in zip(dense, torch._foreach_norm([grads[i] for i in dense])):
+        for i, norm in zip(dense, squared_norms([grads[i] for i in dense]).sqrt()):
             norms[i] = norm
     for i, g in enumerate(grads):
         if norms[i] is None:

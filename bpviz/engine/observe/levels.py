@@ -9,8 +9,11 @@ activity shares; they change slowly, so the economy level takes them every
 its moments and extremes over every value rather than a sample.
 
 With a budget (bpviz's share of step time), detailed steps are spaced from
-bpviz's own measured cost (see record/cost.py) so the share stays under it;
-the always-on checks are never dropped for it.
+bpviz's own measured cost (see record/cost.py) so the share stays under it:
+evenly, from running estimates of a detailed and a plain step, and never
+while the run's share so far, counted over every step including the first
+(always detailed, to learn its cost), would rise above the budget with one
+more detailed step. The always-on checks are never dropped for it.
 """
 
 from __future__ import annotations
@@ -45,10 +48,26 @@ class DetailSchedule:
         self._detailed: float | None = None  # running estimate of bpviz's seconds on a detailed step
         self._plain: float | None = None  # ... on a plain step
         self._step: float | None = None  # ... of a step's wall time
+        self._latest: float | None = None  # bpviz's seconds on the latest detailed step
+        self._spent = 0.0  # bpviz's seconds over every step observed so far
+        self._wall = 0.0  # those steps' wall seconds
 
     def next_is_detailed(self) -> bool:
         """Whether the coming step takes histograms and activity shares."""
-        return self._since is None or self._since + 1 >= self.spacing()
+        if self._since is None:
+            return True
+        spacing = self.spacing()
+        if self._since + 1 < spacing:
+            return False
+        return spacing == MAX_SPACING or self._within_budget()
+
+    def _within_budget(self) -> bool:
+        """Whether one more detailed step keeps the run's share so far under the budget (no budget: always)."""
+        if self.budget is None or self._detailed is None or self._step is None:
+            return True
+        cost = max(self._detailed, self._latest)  # the running estimate trails a cost that grew
+        extra = max(0.0, cost - (self._plain or 0.0))  # a detailed step is longer than a plain one by this
+        return self._spent + cost <= self.budget * (self._wall + self._step + extra)
 
     def spacing(self) -> int:
         """Steps from one detailed step to the next."""
@@ -70,9 +89,13 @@ class DetailSchedule:
     def observe(self, detailed: bool, overhead_s: float | None, step_s: float | None) -> None:
         """Learn from the step just recorded."""
         self._since = 0 if detailed else (self._since or 0) + 1
+        if overhead_s is not None and step_s is not None:
+            self._spent += overhead_s
+            self._wall += step_s
         if overhead_s is not None:
             if detailed:
                 self._detailed = _smooth(self._detailed, overhead_s)
+                self._latest = overhead_s
             else:
                 self._plain = _smooth(self._plain, overhead_s)
         if step_s is not None:

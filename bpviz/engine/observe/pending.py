@@ -19,16 +19,23 @@ from bpviz.engine.observe.catalog import LayerInfo
 class Stash:
     """A tensor whose statistics wait for the end of the step."""
 
-    tensor: torch.Tensor  # detached, float32; kept alive until the step is settled
+    tensor: torch.Tensor  # detached, float32: the whole tensor, or a copy of its sample once `passes` are taken
     version: int  # its version counter when stashed
     key: tuple[str, str]  # (layer, "forward" | "backward"): whose in-place record a change goes to
-    measured: bool = False  # statistics were taken in the hook (first sight): only the version is checked
+    # (sum of squares, sum, min, max) over the whole tensor, taken in the hook; min/max only at the full level
+    passes: tuple[torch.Tensor, ...] | None = None
+    original: torch.Tensor | None = None  # the tensor whose version is checked, when `tensor` is its sample
     hist_range: tuple[float, float] | None = None  # bin over these edges (a detailed step, range known)
     keep_sample: bool = False  # a detailed step at the layer's first sight: keep values to bin on the host
 
     @property
     def nbytes(self) -> int:
         return self.tensor.numel() * self.tensor.element_size()
+
+    @property
+    def watched(self) -> torch.Tensor:
+        """The tensor an in-place change would show on."""
+        return self.original if self.original is not None else self.tensor
 
 
 @dataclass
@@ -46,7 +53,7 @@ class ActivationCall:
     preact_max: torch.Tensor | None  # per-unit maximum of a ReLU's input
     sample_size: int  # values the zero and saturation shares were counted on
     forward: int = 0  # index of the root forward it belongs to, in PendingStep.forwards
-    stash: Stash | None = None  # statistics computed at the end of the step (see deferred.py)
+    stash: Stash | None = None  # statistics computed when the forward returns (see deferred.py)
 
 
 @dataclass
@@ -97,7 +104,8 @@ class PendingStep:
     grad_unscale: torch.Tensor | None = None  # its reciprocal, applied to every gradient measured
     optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
     hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
-    stashed_bytes: int = 0  # memory held by stashed tensors until the step is settled
+    stashed_bytes: int = 0  # memory held by stashed tensors until the forward is settled
+    checked: set[tuple[str, str]] = field(default_factory=set)  # (layer, phase) whose stash was version-checked
     admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step
     tensor_hooks: list[RemovableHandle] = field(default_factory=list)
     hooked_leaves: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # (tensor id, layer) -> tensor

@@ -32,6 +32,7 @@ from bpviz.engine.observe.amp import ScaleFinder, unscaled
 from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.checkpointing import in_checkpoint_first_pass
+from bpviz.engine.observe.dispatch_cost import dispatch_costs
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
@@ -47,7 +48,7 @@ from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall,
 from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
-# Modules after which a 3-dim activation is (N, C, L) rather than (N, L, F).
+_DEFER_MAX_BYTES = 1 << 19  # larger outputs are measured in their hook (see Probe._defer)
 
 
 @dataclass
@@ -72,10 +73,12 @@ class _FunctionalActivations(TorchFunctionMode):
         self._probe = probe
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        family = self._probe.functional.get(func)
+        probe = self._probe
+        probe.pending.hook_seconds += probe.costs.mode_call  # routing this call through Python (see dispatch_cost)
+        family = probe.functional.get(func)
         if family is None:
             return func(*args, **(kwargs or {}))
-        return self._probe._call_functional(func, family, args, kwargs or {})
+        return probe._call_functional(func, family, args, kwargs or {})
 
 
 class Probe:
@@ -123,6 +126,8 @@ class Probe:
         self.detailed = True
         self.exact = config.level == "full"  # moments and extremes over every value, not a sample
         self._stash_limit = config.stash_limit_mb * 2**20
+        self.costs = dispatch_costs()  # torch's time calling into the hooks, counted as bpviz's own
+        self._excluded = 0.0  # seconds of the user's own code run inside the hook being timed
 
     # ----- lifecycle -----
     def attach(self) -> None:
@@ -162,7 +167,20 @@ class Probe:
     def _pre_hook(self, module: nn.Module, args, kwargs) -> None:
         started = time.perf_counter()
         self._enter(module, args, kwargs, sys._getframe(1))
-        self.pending.hook_seconds += time.perf_counter() - started
+        self._charge(started, self.costs.module_call)
+
+    def _charge(self, started: float, dispatch: float) -> None:
+        """Count the time since `started` as bpviz's own, less the user's code run meanwhile, plus `dispatch`."""
+        self.pending.hook_seconds += time.perf_counter() - started - self._excluded + dispatch
+        self._excluded = 0.0
+
+    def _user_call(self, run, *args, **kwargs):
+        """Run the user's own code (an activation, a remedy, a step-into pause) off bpviz's clock."""
+        started = time.perf_counter()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            self._excluded += time.perf_counter() - started
 
     def _enter(self, module: nn.Module, args, kwargs, caller: FrameType) -> None:
         if self._stack and not _runs_inside(caller, self._stack[-1].caller):
@@ -187,6 +205,7 @@ class Probe:
     def _post_hook(self, module: nn.Module, args, output) -> None:
         if not self._stack or self._stack[-1].module is not module:
             return  # a hook registered mid-forward, or a module outside the watched tree
+        started = time.perf_counter()
         frame = self._stack.pop()
         if self.position is not None:
             self.position("forward", self._stack[-1].name if self._stack else None)
@@ -204,9 +223,12 @@ class Probe:
                 self._observe_module(frame, output)
             if not self._stack and self._observing:
                 self._note_outputs(output)
+                # settled now, before the backward needs the memory the outputs hold (see deferred.py)
+                deferred.settle(self.pending, self.config, self.catalog, self.guard, self.exact)
         finally:
             if not self._stack:
                 self._exit_mode()
+            self._charge(started, 0.0)
 
     def _abandon_forward(self) -> None:
         """Drop the frames of a forward that never returned.
@@ -280,12 +302,19 @@ class Probe:
     def _call_functional(self, func, family: str, args, kwargs):
         if not self._stack:
             return func(*args, **kwargs)  # outside the watched model (e.g. in the loss)
+        started = time.perf_counter()
+        try:
+            return self._functional(func, family, args, kwargs)
+        finally:
+            self._charge(started, 0.0)
+
+    def _functional(self, func, family: str, args, kwargs):
         frame = self._stack[-1]
         if frame.structural_leaf:  # it belongs to the leaf module calling it
             first = args[0] if args else None
             if family == RELU_FAMILY and isinstance(first, torch.Tensor) and module_family(frame.module) is None:
                 frame.preact_max = self._unit_max(first)  # the units fired from this input, not the module's
-            out = func(*args, **kwargs)
+            out = self._user_call(func, *args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
             return out
         frame.had_sublayer = True
@@ -296,7 +325,7 @@ class Probe:
             self.graph.inputs(name, [first.grad_fn])
         preact = self._unit_max(first) if family == RELU_FAMILY and isinstance(first, torch.Tensor) else None
         replacement = self.substitutions.get(name)
-        out = replacement(first) if replacement is not None else func(*args, **kwargs)
+        out = self._user_call(replacement, first) if replacement is not None else self._user_call(func, *args, **kwargs)
         if isinstance(out, torch.Tensor):
             bounds = bounds_of(family, None)
             if family == "hardtanh":
@@ -343,7 +372,6 @@ class Probe:
     ) -> None:
         if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
             return
-        started = time.perf_counter()
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
         limit = self.config.calls_per_layer_step
@@ -361,9 +389,8 @@ class Probe:
         self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
             self.graph.output(name, tensor)
-        self.pending.hook_seconds += time.perf_counter() - started
         if self.listener is not None:
-            self.listener("forward", name, tensor)
+            self._user_call(self.listener, "forward", name, tensor)
 
     def _measure(self, info: LayerInfo, tensor: torch.Tensor, preact: torch.Tensor | None) -> None:
         cfg = self.config
@@ -390,24 +417,23 @@ class Probe:
         )
         call.stash = stash
         if not self._defer(stash):
-            deferred.settle_activations([call], cfg, self.exact)
-            self._after_measuring_now(call)
+            if self.catalog.needs_check(stash.key):  # first sight: learn whether it changes in place after this
+                stash.original = x
+            deferred.take_passes(stash, cfg, self.exact)
         self.pending.calls.append(call)
 
     def _defer(self, stash: Stash) -> bool:
-        """Leave the statistics to the end of the step: the tensor is known not to change in place, and fits."""
-        if not self.catalog.defers(stash.key) or self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
+        """Leave the passes over the whole tensor to the end of the forward: the tensor is small, known not
+        to change in place, and fits. A large tensor gains nothing from being batched (its own passes
+        outweigh the dispatch) and is still in the cache now; held longer than the model holds it, it makes
+        the allocator fetch fresh memory for what follows. Either way, the statistics of its sample are
+        computed with all layers' at the end of the forward."""
+        if stash.nbytes > _DEFER_MAX_BYTES or not self.catalog.defers(stash.key):
+            return False
+        if self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
             return False
         self.pending.stashed_bytes += stash.nbytes
         return True
-
-    def _after_measuring_now(self, item: ActivationCall | GradCall) -> None:
-        """Keep the stash of a layer seen for the first time, only to learn at the end of the step
-        whether its tensor changes in place after the hook (see deferred.py); drop it otherwise."""
-        if self.catalog.needs_check(item.stash.key):
-            item.stash.measured = True
-        else:
-            item.stash = None
 
     # ----- backward -----
     def _grad_hook(self, name: str, forward: int):
@@ -419,18 +445,20 @@ class Probe:
                 if g.dtype != torch.float32:
                     g = g.float()
                 hist_range = self.config.grad_log10_range if self.detailed else None
-                stash = Stash(g, g._version, (name, "backward"), hist_range=hist_range)
-                call = GradCall(name, None, None, stash, forward)
-                if not self._defer(call.stash):
-                    deferred.settle_gradients([call], self.config)
-                    self._after_measuring_now(call)
+                call = GradCall(
+                    name, None, None, Stash(g, g._version, (name, "backward"), hist_range=hist_range), forward
+                )
+                # measured now, while in the cache: held to the end of the step, the gradients kept the
+                # backward from reusing their memory (see deferred.py)
+                deferred.settle_gradients([call], self.config)
+                call.stash = None
                 pending.grads.append(call)
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name
             if self.position is not None:
                 self.position("backward", name)
-            pending.hook_seconds += time.perf_counter() - started
+            pending.hook_seconds += time.perf_counter() - started + self.costs.tensor_hook
             if self.listener is not None:
                 self.listener("backward", name, grad)
 

@@ -6,8 +6,10 @@ needs no handle on it. Only parameters of the watched model are measured.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -107,16 +109,25 @@ class UpdateTracker:
         The optimizer's own pre-step hook then keeps them: it may come after
         gradient clipping, or never (a GradScaler skipping an Inf step).
         """
-        with self._guard.catch("final gradients"):
+        with self._timed(), self._guard.catch("final gradients"):
             self._measure_before(optimizer, closure=False, final=True)
             self._pending().grads_final = True
 
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Count the time of an optimizer hook as bpviz's own, like that of the layer hooks."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._pending().hook_seconds += time.perf_counter() - started
+
     def _before(self, optimizer, args, kwargs) -> None:
-        with self._guard.catch("optimizer step"):
+        with self._timed(), self._guard.catch("optimizer step"):
             self._measure_before(optimizer, _has_closure(args, kwargs))
 
     def _after(self, optimizer, args, kwargs) -> None:
-        with self._guard.catch("optimizer step"):
+        with self._timed(), self._guard.catch("optimizer step"):
             if _has_closure(args, kwargs):  # LBFGS-style: the closure ran inside step(), the gradients are new
                 with torch._C.DisableTorchFunction(), torch.no_grad():
                     self._measure_grads(optimizer, self._owned(optimizer), self._pending())

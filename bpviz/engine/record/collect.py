@@ -73,9 +73,14 @@ class _Batch:
         return [host[end - p.numel() : end] for p, end in zip(parts, ends)]
 
 
+def on_gpu(tensor: torch.Tensor) -> bool:
+    """Whether the step's measurements sit on a CUDA device (then they come back through pinned memory)."""
+    return tensor.device.type == "cuda"
+
+
 def _to_host(flat: torch.Tensor) -> torch.Tensor:
     """One copy to the host; from a GPU into pinned memory without blocking, then one wait for it."""
-    if flat.device.type != "cuda":
+    if not on_gpu(flat):
         return flat.cpu()
     host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
     host.copy_(flat, non_blocking=True)
