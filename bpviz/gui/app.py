@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
                 seed=getattr(args, "seed", 0) or 0,
             )
             if not opened and screenshot:
-                window.close()  # ends the training thread before the event loop does
+                window.close()  # kills the experiment process before the event loop ends
                 app.exit(EXIT_COULD_NOT_RUN)
             elif opened and screenshot and window.recording is not None:
                 script.start_without_file()  # a recording is there at once: shoot its latest step

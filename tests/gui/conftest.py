@@ -1,10 +1,11 @@
 """Fixtures for every GUI test: one `window`, and Qt's own warnings about threads and ownership as failures.
 
-A widget touched from the training thread does not always crash at once; Qt
-first prints "Cannot create children for a parent that is in a different
-thread" or "QObject::startTimer: Timers cannot be started from another
-thread". Such a message fails the test that caused it, so this class of bug
-cannot come back unseen.
+A widget touched from another thread (the one reading the experiment
+process's answers) does not always crash at once; Qt first prints "Cannot
+create children for a parent that is in a different thread" or
+"QObject::startTimer: Timers cannot be started from another thread". Such
+a message fails the test that caused it, so this class of bug cannot come
+back unseen.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def dialogs() -> Dialogs:
 
 @pytest.fixture
 def window(qtbot, tmp_path, dialogs):
-    """A shown main window with its own settings file, closed (its training thread ended) after the test."""
+    """A shown main window with its own settings file, closed (its experiment process killed) after the test."""
     win = make_window(qtbot, tmp_path / "settings.ini", dialogs)
     yield win
     win.close()

@@ -6,7 +6,7 @@ import pytest
 
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.gui.panels.breakpoints_panel import BreakpointDialog, BreakpointsPanel
-from tests.gui.window_driver import LOAD_MS, NAN_AT_STEP_3, SAMPLES, make_window, open_file, write
+from tests.gui.window_driver import LOAD_MS, NAN_AT_STEP_3, SAMPLES, make_window, open_file, training_state, write
 
 
 def add(window, breakpoint: Breakpoint) -> None:
@@ -71,7 +71,7 @@ def test_breakpoints_are_saved_with_the_file(qtbot, tmp_path):
         Breakpoint("nan"),
         Breakpoint("grad_above", threshold=100.0, layer="3", enabled=False),
     ]
-    assert second.controller.worker.breakpoints == second.docks.breakpoints.breakpoints()
+    assert training_state(qtbot, second)["breakpoints"] == second.docks.breakpoints.breakpoints()
     open_file(qtbot, second, SAMPLES["dying_relu"])  # another file has its own (none)
     assert second.docks.breakpoints.breakpoints() == []
     second.close()

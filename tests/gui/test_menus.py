@@ -115,16 +115,16 @@ def test_a_state_dict_opened_over_an_experiment_loads_into_it(qtbot, window, tmp
         assert window.open_path(path)
     assert window.dialogs.asked == ["load weights?"]
     assert blocker.args[0].path == SAMPLES["dying_relu"] and blocker.args[0].weights == str(path)
-    assert all(bool((t == 0.25).all()) for t in weights(window))
+    assert all(bool((t == 0.25).all()) for t in weights(qtbot, window))
     with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):  # Reset keeps the weights it was loaded with
         window.actions_.reset.trigger()
-    assert all(bool((t == 0.25).all()) for t in weights(window))
+    assert all(bool((t == 0.25).all()) for t in weights(qtbot, window))
 
 
 def test_load_weights_that_do_not_fit_names_the_keys_and_keeps_the_model(qtbot, window, tmp_path):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 2)
-    before = weights(window)
+    before = weights(qtbot, window)
     path = tmp_path / "other.pt"
     torch.save(nn.Sequential(nn.Linear(3, 3)).state_dict(), path)
     window.dialogs.file = path
@@ -135,7 +135,7 @@ def test_load_weights_that_do_not_fit_names_the_keys_and_keeps_the_model(qtbot, 
     assert "do not fit the model" in error.what
     assert "missing keys: fc1.bias" in error.why and "unexpected keys: 0.bias, 0.weight" in error.why
     assert window.controller.request.weights is None and len(window.history) == 2
-    assert all(torch.equal(a, b) for a, b in zip(before, weights(window)))
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(qtbot, window)))
 
 
 def test_recent_files_are_numbered_and_tell_two_files_of_the_same_name_apart():

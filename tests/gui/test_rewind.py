@@ -5,12 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from PySide6.QtCore import QSettings
 
 import bpviz
 from bpviz.gui.window.dialogs import Dialogs
-from bpviz.gui.window.main_window import MainWindow
-from bpviz.gui.window.settings import Settings
 from tests.engine.test_rewind import EXPERIMENT, recorded_rewind, same, statistics
 from tests.gui.test_recordings import MEAN, loss_curve, table_values
 from tests.gui.window_driver import LOAD_MS, open_file, run_steps
@@ -32,17 +29,6 @@ def dialogs() -> Dialogs:
     return RewindTo3()
 
 
-@pytest.fixture(params=["thread", "child process"])
-def window(request, qtbot, tmp_path, dialogs):
-    """The window on either training backend: the rewind is one command of the protocol both obey."""
-    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(settings=settings, dialogs=dialogs, child_process=request.param == "child process")
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-
-
 def test_rewind_through_the_menu_then_a_new_learning_rate_makes_a_second_branch(qtbot, window, dialogs, tmp_path):
     path = tmp_path / "dropout.py"
     path.write_text(textwrap.dedent(EXPERIMENT))
@@ -52,7 +38,7 @@ def test_rewind_through_the_menu_then_a_new_learning_rate_makes_a_second_branch(
     run_steps(qtbot, window, 10)
     assert rewind.isEnabled()
     recorded = window.controller.run_path
-    qtbot.waitUntil(lambda: len(bpviz.open_run(recorded)) == 10)
+    assert len(bpviz.open_run(recorded)) == 10  # every step the window shows is in the file
     branch_1 = bpviz.open_run(recorded)
     with qtbot.waitSignal(window.controller.rewound, timeout=LOAD_MS) as rewound:
         rewind.trigger()

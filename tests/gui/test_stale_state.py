@@ -173,7 +173,7 @@ def test_a_breakpoint_message_ends_when_training_goes_on(qtbot, window):
     window.docks.breakpoints.set_breakpoints([Breakpoint(kind="dead_share", threshold=0.5)])
     window.controller.set_breakpoints(window.docks.breakpoints.breakpoints())
     bar = window.statusBar()
-    window.run()  # wait on what the window shows, not on the worker's signal (emitted on the training thread)
+    window.run()  # wait on what the window shows
     qtbot.waitUntil(
         lambda: bar.currentMessage().startswith("Stopped at a breakpoint") and not window.controller.running,
         timeout=LOAD_MS,

@@ -120,7 +120,7 @@ def test_a_failing_step_entered_with_step_into_is_shown_and_the_window_stays_usa
     error = press_until_failed(qtbot, window, key)
 
     assert error.what == WHAT[where]
-    assert window.controller.thread.isRunning()
+    assert window.controller.has_model and all(p.is_alive() for p in window.controller.client.processes())
     assert window.error_panel.isVisible() and WHAT[where] in window.error_panel.text()
     if where != "update":  # the layer whose forward or backward raised, with its type
         assert error.layer == "2" and "layer: 2 (Flaky)" in window.error_panel.text()

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps, same, state, step_into, weights
+from bpviz.engine.runs.reader import open_run
+from tests.gui.window_driver import (
+    LOAD_MS,
+    SAMPLES,
+    make_window,
+    open_file,
+    run_steps,
+    same,
+    state,
+    step_into,
+    training_state,
+    weights,
+)
 
 
 def test_step_into_visits_layers_in_execution_order_and_only_the_update_changes_weights(qtbot, window):
     open_file(qtbot, window, SAMPLES["healthy_resnet"])
     run_steps(qtbot, window, 2)  # the network view knows the graph
-    before = weights(window)
+    before = weights(qtbot, window)
     network = window.docks.network
     visited, unchanged = [], []
     event = step_into(qtbot, window)
     while True:
         visited.append((event.phase, event.layer))
-        unchanged.append(same(before, weights(window)))
+        unchanged.append(same(before, weights(qtbot, window)))
         assert window.docks.step_panel.event is event
         if event.layer is not None:  # the network view marks the current layer and the wavefront of this phase
             assert network.current == event.layer and network.items[event.layer].current
@@ -78,14 +90,14 @@ def test_continue_while_paused_finishes_the_step_and_runs_on(qtbot, window):
 def test_stopping_while_paused_keeps_the_model_and_history_as_before(qtbot, window, stop_in):
     open_file(qtbot, window, SAMPLES["healthy_resnet"])
     run_steps(qtbot, window, 1)
-    before = state(window)
+    before = state(qtbot, window)
     event = step_into(qtbot, window)
     while event.phase != stop_in:
         event = step_into(qtbot, window)
     window.actions_.pause.trigger()  # F6 while paused: stop the step where it is
     qtbot.waitUntil(lambda: not window.controller.stepping and window.docks.step_panel.event is None, timeout=LOAD_MS)
-    assert same(before, state(window))
-    assert len(window.history) == 1 and window.controller.worker.stepper.step_index == 1
+    assert same(before, state(qtbot, window))
+    assert len(window.history) == 1 and training_state(qtbot, window)["step_index"] == 1
     assert window.docks.step_panel.event is None and window.docks.network.current is None
     assert window.actions_.step.isEnabled() and not window.actions_.pause.isEnabled()
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
@@ -102,7 +114,7 @@ def test_stopping_at_the_update_finishes_the_step_it_has_already_changed(qtbot, 
         event = window.controller.paused_at
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
         window.actions_.pause.trigger()
-    assert len(window.history) == 1 and window.controller.worker.stepper.step_index == 1
+    assert len(window.history) == 1 and training_state(qtbot, window)["step_index"] == 1
 
 
 def test_reset_while_paused_rebuilds_the_model(qtbot, window):
@@ -113,19 +125,19 @@ def test_reset_while_paused_rebuilds_the_model(qtbot, window):
     with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):
         window.actions_.reset.trigger()
     assert len(window.history) == 0 and window.controller.paused_at is None and not window.controller.stepping
-    assert window.controller.thread.isRunning()
+    assert training_state(qtbot, window)["step_index"] == 0
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
         window.actions_.step.trigger()
     assert window.history.latest.step == 0
 
 
-def test_closing_the_window_while_paused_ends_the_training_thread(qtbot, tmp_path):
+def test_closing_the_window_while_paused_ends_the_experiment_process(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path / "settings.ini")
     open_file(qtbot, window, SAMPLES["dying_relu"])
     step_into(qtbot, window)
-    thread = window.controller.thread
+    children = window.controller.client.processes()
     window.close()
-    assert thread.isFinished()
+    assert children and not any(p.is_alive() for p in children)
 
 
 def test_debug_menu_and_keys(window):
@@ -137,13 +149,14 @@ def test_debug_menu_and_keys(window):
     assert a.run.shortcut().toString() == "F5" and a.run in a.debug_menu.actions()
 
 
-def test_closing_the_window_during_a_run_ends_the_training_thread_and_keeps_the_model_unhooked(qtbot, tmp_path):
+def test_quitting_during_a_run_kills_the_experiment_process_at_once_and_keeps_its_steps(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path / "settings.ini")
     open_file(qtbot, window, SAMPLES["dying_relu"])
     window.actions_.run.trigger()
     qtbot.waitUntil(lambda: len(window.history) >= 2, timeout=LOAD_MS)  # a run is going
-    thread, worker = window.controller.thread, window.controller.worker
-    model = worker.stepper.experiment.model
+    children, shown, run_path = window.controller.client.processes(), len(window.history), window.controller.run_path
+    assert children and all(p.is_alive() for p in children)
     window.close()
-    assert thread.isFinished() and worker.stepper is None
-    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())  # every hook removed
+    assert not any(p.is_alive() for p in children)  # killed and reaped before close() returned: no orphan
+    with open_run(run_path) as run:  # every step the window showed is in the run file
+        assert len(run) >= shown and run.status == "writer stopped"

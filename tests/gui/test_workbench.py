@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import QRect
 
-from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
+from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps, training_state
 
 
 @pytest.fixture
@@ -13,9 +13,6 @@ def window(window):
     """On a monitor: loss and gradient flow beside the plot tabs (on a small screen they are tabs themselves)."""
     window.reset_layout(QRect(0, 0, 1600, 1000))
     return window
-
-
-# Wait on the window's state, not on the worker's signals: a waitSignal blocker on those runs on the training thread.
 
 
 def dead(window, layer: str = "relu2") -> int:
@@ -95,8 +92,8 @@ def test_hyperparameters_change_between_steps_and_are_marked(qtbot, window):
     qtbot.waitUntil(lambda: len(window.history.interventions) == 2, timeout=LOAD_MS)
     assert [label for _, label in window.history.interventions] == ["lr 0.5 -> 0.05", "gradient clipping at 2"]
     qtbot.waitUntil(lambda: hyper.current.get("lr") == 0.05 and hyper.current.get("clip") == 2.0, timeout=LOAD_MS)
-    optimizer = window.controller.worker.stepper.experiment.optimizer
-    assert optimizer.param_groups[0]["lr"] == 0.05 and window.controller.worker.stepper.clip_grad_norm == 2.0
+    in_force = training_state(qtbot, window)["hyperparameters"]  # read in the experiment process itself
+    assert in_force["lr"] == 0.05 and in_force["clip"] == 2.0
     views = window.page
     qtbot.waitUntil(lambda: len(views.loss_view.marks.lines) == 2, timeout=LOAD_MS)
     window.page.tabs.setCurrentWidget(window.page.dead_units_view)

@@ -78,16 +78,22 @@ def step_into(qtbot, window: MainWindow) -> PhaseEvent:
     return window.controller.paused_at
 
 
-def weights(window: MainWindow) -> list[torch.Tensor]:
-    """The model's parameters; safe to read while the training thread is paused or idle."""
-    model = window.controller.worker.stepper.experiment.model
-    return [t.detach().clone() for t in model.parameters()]
+def training_state(qtbot, window: MainWindow, tensors: bool = False) -> dict:
+    """What the experiment process holds now, asked over the control channel (answered even mid-step)."""
+    with qtbot.waitSignal(window.controller.state_reported, timeout=LOAD_MS) as answer:
+        window.controller.query_state(tensors)
+    return answer.args[0]
 
 
-def state(window: MainWindow) -> list[torch.Tensor]:
+def weights(qtbot, window: MainWindow) -> list[torch.Tensor]:
+    """The model's parameters, as the experiment process has them."""
+    return training_state(qtbot, window, tensors=True)["parameters"]
+
+
+def state(qtbot, window: MainWindow) -> list[torch.Tensor]:
     """Parameters and buffers (BatchNorm's running statistics change during the forward pass)."""
-    model = window.controller.worker.stepper.experiment.model
-    return weights(window) + [t.detach().clone() for t in model.buffers()]
+    answer = training_state(qtbot, window, tensors=True)
+    return answer["parameters"] + answer["buffers"]
 
 
 def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:

@@ -116,6 +116,10 @@ class Probe:
         )
         # Called with ("forward", layer, output) and ("backward", layer, gradient) when set: step-into pauses here.
         self.listener: Callable[[str, str, torch.Tensor], None] | None = None
+        # Called with ("forward", layer) as a layer is entered (its parent again once it returns) and ("backward",
+        # layer) as its gradient arrives, when set: the experiment process keeps where it is for the window to read
+        # after a crash (engine/session/position.py). No tensor, no sync: a memmove.
+        self.position: Callable[[str, str | None], None] | None = None
         # Set for one training forward to record the data flow between layers.
         self.graph: GraphRecorder | None = None
         # Functional layers whose activation is replaced (a remedy): layer name -> function of the input.
@@ -202,12 +206,16 @@ class Probe:
             if module_family(module) == RELU_FAMILY or (info is not None and info.tracks_units):
                 frame.preact_max = self._unit_max(args[0])
         self._stack.append(frame)
+        if self.position is not None:
+            self.position("forward", frame.name)
 
     def _post_hook(self, module: nn.Module, args, output) -> None:
         if not self._stack or self._stack[-1].module is not module:
             return  # a hook registered mid-forward, or a module outside the watched tree
         started = time.perf_counter()
         frame = self._stack.pop()
+        if self.position is not None:
+            self.position("forward", self._stack[-1].name if self._stack else None)
         try:
             exc = sys.exc_info()[1]
             if exc is not None and exc is not frame.outer_exc:  # a step retried inside `except` is no failure
@@ -469,6 +477,8 @@ class Probe:
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name
+            if self.position is not None:
+                self.position("backward", name)
             pending.hook_seconds += time.perf_counter() - started + self.costs.tensor_hook
             if self.listener is not None:
                 self.listener("backward", name, grad)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from dataclasses import dataclass
 
+from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.runs.reader import Run
 from bpviz.engine.runs.run_history import RunHistory
@@ -22,6 +24,28 @@ from bpviz.engine.session.events import RunView
 MAX_POINTS = 2000  # points on a statistic's time axis: buckets of steps once the run is longer
 MAX_ROWS = 500  # decoded arrays on a time axis (a heatmap's columns): every k-th step once the run is longer
 _RECENT = 8  # records kept decoded, for stepping back and forth with the keyboard
+
+
+@dataclass
+class News:
+    """What a run file gained since a live view was drawn: new records, and the validations, marks and findings now.
+
+    The window's own training reads its steps from the file the experiment process records (one data path):
+    a reader thread builds the News, the GUI thread only applies it.
+    """
+
+    records: list[StepRecord]
+    validation: list[tuple[int, dict[str, float]]]
+    interventions: list[tuple[int, str]]
+    findings: list[Finding]
+
+    def apply(self, view: RunView) -> None:
+        """Bring `view` up to date in place (on the thread that draws it)."""
+        for record in self.records:
+            view.history.append(record)
+        view.history.validation = self.validation
+        view.history.interventions = self.interventions
+        view.findings = self.findings
 
 
 class Playback:
@@ -42,11 +66,11 @@ class Playback:
         return self.steps[-1] if self.steps else None
 
     def refresh(self) -> list[int]:
-        """The steps committed since the last look (cheap: a query on new rows only); forgets marks that grew."""
+        """The steps committed since the last look (cheap: a query on new rows only); forgets the marks read, since
+        a validation or a remedy comes without a new step."""
         new = [int(s) for s in self.run.new_steps()]
-        if new:
-            self.steps += new
-            self._validation = self._interventions = None
+        self.steps += new
+        self._validation = self._interventions = None
         return new
 
     def nearest(self, step: int) -> int:
@@ -60,11 +84,28 @@ class Playback:
         if not self.steps:
             return view
         at = self.steps[-1] if step is None else self.nearest(step)
-        view.history = history = RunHistory(self.run, self._record(at), self.max_points, self.max_rows)
-        history.validation = [(s, dict(m)) for s, m in self._validations() if s <= at]
-        history.interventions = [(s, label) for s, label in self._marks() if s <= at]
-        view.findings = self.run.findings_at(at)
+        view.history = RunHistory(self.run, self._record(at), self.max_points, self.max_rows)
+        News([], *self._as_of(at)).apply(view)
         return view
+
+    def live_view(self, max_steps: int) -> RunView:
+        """A live view of the run's latest `max_steps` records, which `news` then brings up to date."""
+        view = RunView(max_steps)
+        if self.steps:
+            self.news(self.steps[-max_steps:], self.steps[-1]).apply(view)
+        return view
+
+    def news(self, steps: list[int], at: int) -> News:
+        """What a live view that ends before `steps` lacks to end at `at`: only reads, so another thread may do it."""
+        return News([self.run.record(step) for step in steps], *self._as_of(at))
+
+    def _as_of(self, at: int) -> tuple[list, list, list[Finding]]:
+        """The validations, marks and findings a view ending at step `at` shows."""
+        return (
+            [(s, dict(m)) for s, m in self._validations() if s <= at],
+            [(s, label) for s, label in self._marks() if s <= at + 1],  # +1: applied after `at`, acting from the next
+            self.run.findings_at(at),
+        )
 
     def extend(self, view: RunView, steps: list[int]) -> None:
         """Bring `view` to the latest of `steps` (committed after it), in place: a followed run's window keeps

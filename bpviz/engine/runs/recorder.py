@@ -107,6 +107,20 @@ class Recorder:
         self.writer.submit(stored, job)
         self.check()
 
+    def interventions_now(self) -> None:
+        """Queue the remedies applied since the last step at once, so a viewer of the file marks them before the
+        next step (otherwise they are written with it)."""
+        interventions = self._new_interventions()
+        if not interventions:
+            return
+        step = self._watcher.step_index - 1 if self._watcher.step_index else None
+
+        def job(rows: RowWriter) -> None:
+            for first_step, label in interventions:
+                rows.event(first_step, "intervention", label)
+
+        self.writer.submit(step, job)
+
     def start_branch(self, branch: int, parent: int, fork_step: int, label: str | None = None) -> None:
         """From now on, steps go to `branch`, which shares steps up to `fork_step` with `parent` (a rewind).
 

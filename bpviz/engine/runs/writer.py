@@ -88,7 +88,7 @@ class RunWriter:
         done = threading.Event()
         self._queue.put((None, lambda rows: done.set()))
         while not done.wait(0.05):
-            if not self._thread.is_alive():
+            if not self._thread.is_alive() or self.failure is not None:  # a failed writer skips every job
                 return
 
     def close(self, status: str = "finished") -> None:

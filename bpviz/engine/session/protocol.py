@@ -39,6 +39,7 @@ QUEUED_COMMANDS = (
     "inspect_units",
     "close",
 )
-# window -> child, obeyed at once: ("stop", (run_id,)), ("resume", (mode,)), ("abort", ()), ("breakpoints", (list,))
-IMMEDIATE = ("stop", "resume", "abort", "breakpoints")
-# child -> window: the driver's answer names (see SessionDriver.ANSWERS), plus ("entering", (step, layer))
+# window -> child, obeyed at once: ("stop", (run_id,)), ("resume", (mode,)), ("abort", ()), ("breakpoints", (list,)),
+# ("state", (tensors,)): answered by ("state", (dict,))
+IMMEDIATE = ("stop", "resume", "abort", "breakpoints", "state")
+# child -> window: the driver's answer names (see engine/session/driver.py ANSWERS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,6 +76,8 @@ class Stepper:
             snapshots if snapshots is not None else SnapshotStore(limit=default_limit(_state_size(experiment)))
         )
         self._snapshot(pinned=True)
+        # Told the phase of each step as it begins (the experiment process's Position, read after a crash).
+        self.phase_reporter: Callable[[int, str | None], None] | None = None
 
     @property
     def step_index(self) -> int:
@@ -126,18 +128,23 @@ class Stepper:
     def _run_step(self, gate: Gate | None) -> StepRecord:
         exp = self.experiment
         n = self.step_index
+        self._at(n, "reading the batch")
         with self._user_code(f"reading batch {n} of train_data", f"reading batch {n} of train_data"):
             inputs, targets = self._next_batch()
+        self._at(n, "forward")
         with self._user_code(f"the forward pass failed at step {n}", f"the forward pass at step {n}"):
             exp.optimizer.zero_grad(set_to_none=True)
             outputs = _call_model(exp.model, inputs)
+        self._at(n, "loss")
         with self._user_code(f"the loss function failed at step {n}", f"the loss function at step {n}"):
             loss = exp.loss_fn(outputs, targets)
             _check_loss(loss)
         if gate is not None and gate.wants("loss"):
             gate.pause(PhaseEvent(n, "loss", None, 0, loss=float(loss.detach())))
+        self._at(n, "backward")
         with self._user_code(f"the backward pass failed at step {n}", f"the backward pass at step {n}"):
             loss.backward()
+        self._at(n, "update")
         if self.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(exp.model.parameters(), self.clip_grad_norm)
         with self._user_code(f"the optimizer step failed at step {n}", f"the optimizer step at step {n}"):
@@ -147,7 +154,14 @@ class Stepper:
                 gate.pause(PhaseEvent(n, "update", None, 0, update_ratios=self._update_ratios()))
             except StepAborted:
                 pass  # the weights have changed already: a stop here completes the step, so history agrees
-        return self.watcher.step(loss)
+        self._at(n, "recording")
+        record = self.watcher.step(loss)
+        self._at(n + 1, None)
+        return record
+
+    def _at(self, step: int, phase: str | None) -> None:
+        if self.phase_reporter is not None:
+            self.phase_reporter(step, phase)
 
     def _update_ratios(self) -> dict[str, float]:
         """||dW|| / ||W|| per parameter for the update just made (a paused step can afford the sync)."""

@@ -1,7 +1,7 @@
 """The Breakpoints panel: conditions that stop a run, each with an on/off box, saved with the file.
 
 It edits plain `Breakpoint` objects and says when the list changed; the
-window hands the list to the training worker (which checks it after every
+window hands the list to the experiment process (which checks it after every
 step of a run) and to the settings. When a run stops at one, the panel
 says why in a banner that stays until the next run.
 """

@@ -4,7 +4,7 @@ A units × steps timeline (each unit's share of active samples), the dead
 units with the evidence about their death, remedies applied between steps
 (each undoable and marked on the time axis), and the dead-count and loss
 curves to compare before and after. The panel only asks: the window sends
-remedies to the training worker and answers with `show_units`.
+remedies to the experiment process and answers with `show_units`.
 """
 
 from __future__ import annotations

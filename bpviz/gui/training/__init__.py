@@ -1,1 +1,1 @@
-"""The training side of the window: the worker thread and the controller that drives it."""
+"""The training side of the window: the experiment process's client and the controller that drives it."""

@@ -1,14 +1,19 @@
-"""Training in a child process: the window's side of the control channel, in the worker's shape.
+"""The experiment process, from the window's side: commands down the control channel, answers back as signals.
 
-`ProcessClient` offers the controller what `TrainingWorker` offers (the same
-answer signals, command slots, `gate`, `request_stop`, `breakpoints`), but
-every command goes to an experiment process (engine/session/child.py) and
-every answer comes back from a reader thread, queued onto the GUI thread.
-Each load starts a fresh child; the current one is replaced only once the
-new one has loaded, so a file that fails to load leaves the model as it was,
-and a load that hangs is simply killed when another file is opened.
-When the current child dies (any exit code, any signal) `died` carries what
-happened, where: "the experiment process exited with code 3 at step 3".
+`ProcessClient` sends every command to an experiment process
+(engine/session/child.py) and turns every answer, read on a reader thread,
+into the signal of the same name (engine/session/driver.py ANSWERS), queued
+onto the GUI thread. An answer that says the run file holds something new
+(stepped, validated, intervened, and the process's end) comes with what it
+gained (playback.News), read from the file on that same reader thread, so the
+GUI thread only appends it to the view it draws, and in the order the child
+answered. Each load starts a fresh child; the current one is
+replaced only once the new one has loaded, so a file that fails to load
+leaves the model as it was, and a load that hangs is simply killed when
+another file is opened. When the current child dies (any exit code, any
+signal) `died` carries what happened, where, read from the position the
+child kept in shared memory: "the experiment process was killed by signal
+SIGSEGV in backward of fc2 at step 3".
 """
 
 from __future__ import annotations
@@ -16,30 +21,40 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
+from bpviz.engine.config import Config
+from bpviz.engine.runs.branches import MAIN
+from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.playback import News, Playback
+from bpviz.engine.runs.reader import open_run
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.child import serve
-from bpviz.engine.session.events import StepRecorded
+from bpviz.engine.session.events import RunView
+from bpviz.engine.session.position import Position
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
-from bpviz.gui.training.answers import TrainingAnswers
 
+READS = ("stepped", "validated", "intervened")  # answers saying the run file holds something new
 GRACE_MS = 2000  # how long Stop waits for a busy child to answer, then for it to end once terminated
 QUEUED = Qt.ConnectionType.QueuedConnection
 
 
 @dataclass(eq=False)
 class Child:
-    """One experiment process and the window's end of its channel."""
+    """One experiment process, the window's end of its channel, and the position it keeps."""
 
     process: multiprocessing.process.BaseProcess
     conn: object
+    position: Position
     answers: int = 0  # messages received so far: Stop's grace period watches it move
-    next_step: int = 0  # the step the child is working on (one past the last recorded)
-    layer: str | None = None  # the last layer the child reported pausing at in `next_step`
+    run_path: Path | None = None  # the run file it records
+    playback: Playback | RunFileError | None = None  # that file, read on the reader thread only
     ended_by: str | None = None  # "window" (killed on purpose, say nothing) or "stop"
     reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -82,29 +97,58 @@ def experiment_context() -> multiprocessing.context.BaseContext:
 
 
 def death(child: Child) -> UserCodeError:
-    """What the user is told when `child` died on its own (or was ended by Stop)."""
+    """What the user is told when `child` died on its own (or was ended by Stop), and where it was."""
     code = child.process.exitcode
-    where = f"at step {child.next_step}" + (f", layer {child.layer}" if child.layer else "")
+    where = child.position.read()
     if child.ended_by == "stop":
-        what = f"The experiment process was ended by Stop {where}"
+        what = f"The experiment process was ended by Stop {where.words()}"
         why = "the step did not return within the grace period"
     elif code is not None and code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-        what = f"The experiment process was killed by signal {name} {where}"
+        what = f"The experiment process was killed by signal {name} {where.words()}"
         why = f"{name} (exit code {code})"
     else:
-        what = f"The experiment process exited with code {code} {where}"
+        what = f"The experiment process exited with code {code} {where.words()}"
         why = f"exit code {code}"
-    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=child.layer)
+    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=where.layer)
 
 
-class ProcessClient(TrainingAnswers):
-    """Lives on the GUI thread; the controller's handle on the experiment process. Its answers: answers.py."""
+def _open(path: Path, branch: int = MAIN) -> Playback | RunFileError:
+    """The run file `path` (its `branch`), read for the window: its whole in-memory history long."""
+    try:
+        return Playback(open_run(path, branch))
+    except RunFileError as error:
+        return error
 
-    died = Signal(object)  # UserCodeError: the current child is gone; nothing is loaded any more
+
+class ProcessClient(QObject):
+    """Lives on the GUI thread; the controller's handle on the experiment process."""
+
+    # the driver's answers (engine/session/driver.py ANSWERS), emitted on the GUI thread
+    # stepped, validated, intervened and died come with a last argument: the run file's News (or the
+    # RunFileError that reading it raised, or None when there is nothing to read)
+    loaded = Signal(object, object)  # LoadRequest, run file path
+    stepped = Signal(int, object)
+    validated = Signal(int, object, object)
+    intervened = Signal(int, str, object)
+    rewound = Signal(int, int, object)  # step, branch, the RunView of that branch's line up to `step` (or the error)
+    failed = Signal(object)
+    load_failed = Signal(object)
+    run_started = Signal(int)
+    progress = Signal(int, int)
+    run_finished = Signal(str)
+    step_aborted = Signal()
+    paused = Signal(object)
+    breakpoint_hit = Signal(object)
+    remedy_failed = Signal(str)
+    graph_changed = Signal(object)
+    units_inspected = Signal(str, int, object)
+    hyperparameters = Signal(object)
+    state = Signal(object)
+    died = Signal(object, object)  # UserCodeError: the current child is gone; nothing is loaded any more
 
     _message = Signal(object, str, object)  # child, kind, args: from a reader thread
-    _exited = Signal(object)  # child
+    _exited = Signal(object, object)  # child, its run file's last News
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -112,22 +156,31 @@ class ProcessClient(TrainingAnswers):
         self.current: Child | None = None
         self.pending: Child | None = None
         self._breakpoints: list[Breakpoint] = []
-        self.gate = _GateProxy(self)
+        self.read_seconds: deque[float] = deque(maxlen=10_000)  # each read of the run file's news (the benchmark's)
         self._message.connect(self._on_message, QUEUED)
         self._exited.connect(self._on_exited, QUEUED)
 
-    # --- what the controller uses of a worker ---
-    @property
-    def breakpoints(self) -> list[Breakpoint]:
-        return self._breakpoints
-
-    @breakpoints.setter
-    def breakpoints(self, value: list[Breakpoint]) -> None:
-        self._breakpoints = value
-        self._tell("breakpoints", value)
+    # --- commands obeyed at once, even while user code holds the child's main thread ---
+    def set_breakpoints(self, breakpoints: list[Breakpoint]) -> None:
+        self._breakpoints = breakpoints
+        self._tell("breakpoints", breakpoints)
 
     def request_stop(self, upto: int) -> None:
         self._tell("stop", upto)
+
+    def resume(self, mode: str) -> None:
+        """The paused step goes on (step_gate's INTO, OUT or OVER)."""
+        self._tell("resume", mode)
+
+    def abort(self) -> None:
+        """The paused (or about to pause) step stops where it is; a load on its way too."""
+        self._tell("abort")
+        if self.pending is not None:
+            self.pending.send("abort")
+
+    def query_state(self, tensors: bool = False) -> None:
+        """Ask the child what it holds (answered by `state`); with `tensors`, the model's weights and buffers."""
+        self._tell("state", tensors)
 
     def end_unless_answered(self) -> None:
         """Stop's second half: a child that sends nothing within the grace period is terminated, then killed."""
@@ -158,57 +211,25 @@ class ProcessClient(TrainingAnswers):
                 child.reader.join(1)
         self.pending = self.current = None
 
-    @Slot(object)
+    # --- commands queued behind the one in progress ---
     def load(self, request: LoadRequest) -> None:
         if self.pending is not None:
             self.pending.kill()  # a load still on its way (perhaps hanging in build()): give up on it
         parent_end, child_end = self.context.Pipe()
-        process = self.context.Process(target=serve, args=(child_end,), name="bpviz-experiment", daemon=True)
+        position = Position(self.context)
+        process = self.context.Process(target=serve, args=(child_end, position), name="bpviz-experiment", daemon=True)
         process.start()
         child_end.close()
-        child = Child(process, parent_end)
+        child = Child(process, parent_end, position)
         child.reader = threading.Thread(target=self._read, args=(child,), name="bpviz-reader", daemon=True)
         child.reader.start()
         child.send("breakpoints", self._breakpoints)
         child.send("load", request)
         self.pending = child
 
-    @Slot()
-    def step(self) -> None:
-        self._tell("step")
-
-    @Slot(str, int)
-    def step_into(self, mode: str, step_id: int) -> None:
-        self._tell("step_into", mode, step_id)
-
-    @Slot(int, int)
-    def run(self, total: int, run_id: int) -> None:
-        self._tell("run", total, run_id)
-
-    @Slot()
-    def validate(self) -> None:
-        self._tell("validate")
-
-    @Slot(str, object)
-    def apply_remedy(self, name: str, args: tuple) -> None:
-        self._tell("apply_remedy", name, tuple(args))
-
-    @Slot()
-    def undo_remedy(self) -> None:
-        self._tell("undo_remedy")
-
-    @Slot(int)
-    def rewind(self, step: int) -> None:
-        self._tell("rewind", step)
-
-    @Slot(str)
-    def inspect_units(self, layer: str) -> None:
-        self._tell("inspect_units", layer)
-
-    @Slot()
-    def close(self) -> None:
-        """Release the Stepper in the child (its hooks); the child then ends."""
-        self._tell("close")
+    def send(self, command: str, *args) -> None:
+        """One of protocol.QUEUED_COMMANDS to the current child (step, run, validate, apply_remedy, ...)."""
+        self._tell(command, *args)
 
     # --- the channel ---
     def _tell(self, kind: str, *args) -> None:
@@ -216,16 +237,59 @@ class ProcessClient(TrainingAnswers):
             self.current.send(kind, *args)
 
     def _read(self, child: Child) -> None:
-        """On the reader thread: every message, then the exit, queued to the GUI thread."""
-        while True:
-            try:
-                kind, args = child.conn.recv()
-            except (EOFError, OSError, ValueError):
-                break
-            self._message.emit(child, kind, args)
-        child.process.join(GRACE_MS / 1000)
-        if child.ended_by != "window":
-            self._exited.emit(child)
+        """On the reader thread: every message (with the run file's news where it has some), then the exit."""
+        try:
+            while True:
+                try:
+                    kind, args = child.conn.recv()
+                except (EOFError, OSError, ValueError):
+                    break
+                if kind == "loaded":
+                    child.run_path = args[1]
+                    child.playback = _open(child.run_path)
+                elif kind == "rewound":
+                    args = (*args, self._rewound(child, args[1]))
+                elif kind in READS:
+                    args = (*args, self._news(child))
+                self._message.emit(child, kind, args)
+            child.process.join(GRACE_MS / 1000)
+            if child.ended_by != "window":
+                self._exited.emit(child, self._news(child))  # a step committed but never answered: kept too
+        finally:
+            if isinstance(child.playback, Playback):
+                child.playback.run.close()
+
+    def _rewound(self, child: Child, branch: int) -> RunView | RunFileError | None:
+        """After a rewind, the child records `branch`: read that branch's line, and the view of it now."""
+        if isinstance(child.playback, Playback):
+            child.playback.run.close()
+        child.playback = _open(child.run_path, branch)
+        if not isinstance(child.playback, Playback):
+            return self._news(child)  # the error, told once
+        try:
+            return child.playback.live_view(Config().history_steps)
+        except RunFileError as error:
+            child.playback.run.close()
+            child.playback = None
+            return error
+
+    def _news(self, child: Child) -> News | RunFileError | None:
+        """What the child's run file gained since the last look (on the reader thread)."""
+        playback = child.playback
+        if not isinstance(playback, Playback):
+            child.playback = None
+            return playback  # the RunFileError that opening it raised (told once), or None
+        started = time.perf_counter()
+        try:
+            new = playback.refresh()
+            at = new[-1] if new else playback.last
+            news = None if at is None else playback.news(new, at)
+        except RunFileError as error:  # the file went bad under us: say so once, and read no more
+            playback.run.close()
+            child.playback = None
+            return error
+        self.read_seconds.append(time.perf_counter() - started)
+        return news
 
     @Slot(object, str, object)
     def _on_message(self, child: Child, kind: str, args: tuple) -> None:
@@ -242,34 +306,15 @@ class ProcessClient(TrainingAnswers):
                 return
         elif child is not self.current:
             return  # a child given up on
-        if kind == "event" and isinstance(args[0], StepRecorded):
-            child.next_step, child.layer = args[0].record.step + 1, None
-        elif kind == "paused" and args[0].layer is not None:
-            child.layer = args[0].layer
-        elif kind == "closed":
+        if kind == "closed":
             return
         getattr(self, kind).emit(*args)
 
-    @Slot(object)
-    def _on_exited(self, child: Child) -> None:
+    @Slot(object, object)
+    def _on_exited(self, child: Child, news: News | RunFileError | None) -> None:
         if child is self.current:
             self.current = None
-            self.died.emit(death(child))
+            self.died.emit(death(child), news)
         elif child is self.pending:
             self.pending = None
             self.load_failed.emit(death(child))
-
-
-class _GateProxy:
-    """The paused step's gate, in the child: resume and abort are sent at once (obeyed by its listener)."""
-
-    def __init__(self, client: ProcessClient) -> None:
-        self.client = client
-
-    def resume(self, mode: str) -> None:
-        self.client._tell("resume", mode)
-
-    def abort(self) -> None:
-        self.client._tell("abort")
-        if self.client.pending is not None:
-            self.client.pending.send("abort")

@@ -1,9 +1,9 @@
 """The main window: start page or debugger, the error panel, menus, status bar; composition and opening files.
 
-The window views one run: the controller's `RunView`, which only the
-controller changes, from the engine's events, or a recording's (a run file
-opened read-only or followed while another process writes it), which the
-timeline scrubs. The window reacts to the
+The window views one run, always read from a run file: the one its
+experiment process records (the controller's `RunView`), or a recording's
+(a run file opened read-only or followed while another process writes it),
+which the timeline scrubs. The window reacts to the
 controller's signals (all emitted on the GUI thread) and redraws through
 the RedrawClock; it never writes run state itself.
 """
@@ -24,12 +24,12 @@ from bpviz.engine.record.history import History
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.save_copy import save_copy
 from bpviz.engine.session.events import RunView
+from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.plots.base import PlotRegistry
 from bpviz.gui.plots.comparison import Comparison
 from bpviz.gui.training.controller import TrainingController
-from bpviz.gui.training.worker import LoadRequest
 from bpviz.gui.window import geometry
 from bpviz.gui.window import help as help_pages
 from bpviz.gui.window import layout as window_layout
@@ -75,7 +75,6 @@ class MainWindow(QMainWindow):
         dialogs: Dialogs | None = None,
         icon: QIcon | None = None,
         remember_layout: bool = True,
-        child_process: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings if settings is not None else Settings()
@@ -87,7 +86,7 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(icon)
         self.setAcceptDrops(True)
 
-        self.controller = TrainingController(self, child_process=child_process)
+        self.controller = TrainingController(self)
         self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
 
         self.start_page = StartPage(icon)
@@ -205,7 +204,7 @@ class MainWindow(QMainWindow):
         weights: str | None = None,
         seed: int = 0,
     ) -> bool:
-        """Load `path` on the worker; False when declined.
+        """Load `path` in a fresh experiment process; False when declined.
 
         A .py not yet trusted and a .pt ask first (trust, input shape).
         """
@@ -408,7 +407,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Resetting…")
         self.update_actions()
 
-    # --- worker answers ---
+    # --- the training side's answers ---
     def _on_loaded(self, request: LoadRequest) -> None:
         self._close_recording()
         self._show_new_run()

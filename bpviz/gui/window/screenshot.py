@@ -1,6 +1,6 @@
-"""Screenshot mode: open a file, train N steps through the window's own worker, save a PNG, exit.
+"""Screenshot mode: open a file, train N steps in the window's own experiment process, save a PNG, exit.
 
-It drives the window exactly as a person would (the same worker, the same
+It drives the window exactly as a person would (the same experiment process, the same
 redraw clock), and waits on signals, never on sleeps: loaded → run N →
 run finished → a redraw showing the last step → select the worst layer →
 grab the window.
