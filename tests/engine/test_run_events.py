@@ -1,4 +1,4 @@
-"""The run as a viewer sees it: the Stepper's events carry every decision, and a RunView built from them matches."""
+"""The Stepper's events: which step a validation, a remedy or its undo belongs to, and what it is called."""
 
 from __future__ import annotations
 
@@ -7,44 +7,20 @@ import torch
 
 from bpviz.engine.session import remedies
 from bpviz.engine.session.breakpoints import Breakpoint
-from bpviz.engine.session.events import Intervened, RunView, StepRecorded, Validated
+from bpviz.engine.session.events import Intervened, Validated
 from tests.engine.test_remedies import small
 
 
-def test_a_run_view_fed_the_events_holds_what_the_engine_holds():
+def test_the_events_say_which_step_each_decision_belongs_to():
     stepper = small(dead=3)
-    view = RunView(100)
     before_any_step = stepper.validate_event()
-    assert before_any_step.step == -1  # a validation before any step belongs to no step
-    view.apply(before_any_step)
+    assert before_any_step.step == -1 and not before_any_step.kept  # a validation before any step belongs to none
     for _ in range(3):
-        event = stepper.step_event()
-        assert isinstance(event, StepRecorded)
-        view.apply(event)
-    view.apply(stepper.remedy_event("set_gradient_clipping", (1.0,)))
-    view.apply(stepper.undo_event())
-    validated = stepper.validate_event()
-    assert validated.step == 2  # after step 2, the latest completed
-    view.apply(validated)
-    engine = stepper.history
-    assert [r.step for r in view.history.records] == [r.step for r in engine.records] == [0, 1, 2]
-    assert view.history.losses == engine.losses
-    assert view.history.validation == engine.validation == []  # no validation data: no point on the curve
-    assert (
-        view.history.interventions
-        == engine.interventions
-        == [(3, "gradient clipping at 1"), (3, "undo: gradient clipping at 1")]
-    )
-    assert [f.key for f in view.findings] == [f.key for f in stepper.findings]
-
-
-def test_findings_sent_are_snapshots_the_engine_does_not_change_later():
-    stepper = small(dead=3)
-    first = stepper.step_event()
-    kept = [(f.key, f.step, f.message) for f in first.findings]
-    for _ in range(4):
-        stepper.step_event()
-    assert [(f.key, f.step, f.message) for f in first.findings] == kept
+        stepper.step()
+    assert stepper.remedy_event("set_gradient_clipping", (1.0,)) == Intervened(3, "gradient clipping at 1")
+    assert stepper.undo_event() == Intervened(3, "undo: gradient clipping at 1")
+    assert stepper.validate_event().step == 2  # after step 2, the latest completed
+    assert stepper.history.interventions == [(3, "gradient clipping at 1"), (3, "undo: gradient clipping at 1")]
 
 
 def test_remedies_by_name_and_the_learning_rate_divided():
@@ -96,7 +72,5 @@ def test_a_validation_with_data_is_kept_at_the_latest_step():
     stepper.step()
     stepper.step()
     event = stepper.validate_event()
-    view = RunView(10)
-    view.apply(event)
     assert event.kept and event.step == 1 and set(event.metrics) == {"loss", "accuracy"}
-    assert view.history.validation == stepper.history.validation == [(1, event.metrics)]
+    assert stepper.history.validation == [(1, event.metrics)]

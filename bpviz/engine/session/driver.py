@@ -304,7 +304,7 @@ class SessionDriver:
         if self.stepper is None:
             return False
         try:
-            recorded = self.stepper.step_event(gate)
+            record = self.stepper.step(gate)
         except StepAborted:
             self.emit("step_aborted")
             return False
@@ -318,7 +318,7 @@ class SessionDriver:
             self._at(self.stepper.step_index, None)  # the step ended, one way or another: between steps again
         self._written()
         self._tell_if_recording_stopped()
-        self.emit("stepped", recorded.record.step)
+        self.emit("stepped", record.step)
         graph = self.stepper.watcher.graph
         if graph is not None and graph is not self._graph:
             self._graph = graph

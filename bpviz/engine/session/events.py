@@ -1,35 +1,18 @@
-"""What a run tells whoever watches it, and the watcher's copy of the run built only from those messages.
+"""What the stepper tells its driver about a step's neighbours, and the view a window draws a run from.
 
-The training side (a thread in the window today, a child process later)
-owns the run; a viewer never writes run state itself. It applies these
-events, in the order they were sent, to a `RunView`, so the window shows
-exactly what the engine decided (which step a validation belongs to, what
-an intervention is called) and nothing the engine did not send.
-Events are snapshots: the engine keeps changing its own findings after
-sending them.
+The experiment process's driver (engine/session/driver.py) answers the
+window with these small facts: which step a validation belongs to, what an
+intervention is called, which branch a rewind trains on. The steps
+themselves, their findings and marks reach the window through the run file
+(engine/runs/playback.py), which fills the `RunView` it draws.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.history import History
-from bpviz.engine.record.records import StepRecord
-
-
-def snapshot(findings: list[Finding]) -> list[Finding]:
-    """Copies of `findings` that later steps on the training side do not change."""
-    return [dataclasses.replace(f, remedies=list(f.remedies)) for f in findings]
-
-
-@dataclass(frozen=True)
-class StepRecorded:
-    """A training step finished: its record and every finding so far."""
-
-    record: StepRecord
-    findings: list[Finding]
 
 
 @dataclass(frozen=True)
@@ -38,7 +21,6 @@ class Validated:
 
     step: int
     metrics: dict[str, float]
-    findings: list[Finding]
     kept: bool
 
 
@@ -56,32 +38,11 @@ class Rewound:
 
     step: int
     branch: int
-    findings: list[Finding]
-
-
-RunEvent = StepRecorded | Validated | Intervened | Rewound
 
 
 class RunView:
-    """One run as a viewer sees it: the History and findings the events describe, never written otherwise."""
+    """One run as a viewer sees it: the History and findings read from its run file, never written otherwise."""
 
     def __init__(self, max_steps: int) -> None:
         self.history = History(max_steps)
         self.findings: list[Finding] = []
-
-    def apply(self, event: RunEvent) -> None:
-        """Take one event in (the engine's own History took the same change when it was sent)."""
-        if isinstance(event, StepRecorded):
-            self.history.append(event.record)
-            self.findings = event.findings
-        elif isinstance(event, Validated):
-            if event.kept:
-                self.history.add_validation(event.step, event.metrics)
-            self.findings = event.findings
-        elif isinstance(event, Intervened):
-            self.history.interventions.append((event.step, event.label))
-        elif isinstance(event, Rewound):
-            self.history = self.history.before(event.step + 1)
-            self.findings = event.findings
-        else:
-            raise TypeError(f"not a run event: {event!r}")

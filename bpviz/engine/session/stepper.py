@@ -1,10 +1,10 @@
 """Drives an Experiment one training step at a time: forward, loss, backward, update.
 
-The Stepper is what a worker thread (the window) or a loop (`bpviz check`)
-calls; it owns the data iterator and a Watcher, and turns every failure in
-user code into a UserCodeError naming the phase, the step and the layer.
-It must be used from one thread at a time. The `*_event` methods do the
-same work and describe it as the events a viewer applies (see events.py):
+The Stepper is what the window's experiment process (engine/session/driver.py)
+or a loop (`bpviz check`) calls; it owns the data iterator and a Watcher, and
+turns every failure in user code into a UserCodeError naming the phase, the
+step and the layer. It must be used from one thread at a time. The `*_event`
+methods do the same work and also say which step it belongs to (events.py):
 every decision about the run is made here, none by the viewer.
 """
 
@@ -29,7 +29,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session import remedies
 from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
-from bpviz.engine.session.events import Intervened, Rewound, StepRecorded, Validated, snapshot
+from bpviz.engine.session.events import Intervened, Rewound, Validated
 from bpviz.engine.session.remedies import Remedy
 from bpviz.engine.session.snapshots import (
     DataPosition,
@@ -293,19 +293,14 @@ class Stepper:
         self._batches = saved.data.iterator(exp.train_data)
         saved.rng.restore(exp.train_data)
 
-    # --- the same, as events for a viewer ---
-    def step_event(self, gate: Gate | None = None) -> StepRecorded:
-        """`step(gate)`, told as the record and a snapshot of every finding so far."""
-        record = self.step(gate)
-        return StepRecorded(record, snapshot(self.findings))
-
+    # --- the same, told with the step it belongs to ---
     def validate_event(self) -> Validated:
         """`validate()`, told with the step it belongs to (the latest completed one, -1 before any step) and
         whether History kept it (not before any step, nor for an experiment without validation data)."""
         before = len(self.history.validation)
         metrics = self.validate()
         kept = len(self.history.validation) > before
-        return Validated(self.step_index - 1, dict(metrics), snapshot(self.findings), kept)
+        return Validated(self.step_index - 1, dict(metrics), kept)
 
     def remedy_event(self, name: str, args: tuple = ()) -> Intervened:
         """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
@@ -313,9 +308,9 @@ class Stepper:
         return Intervened(remedy.step, remedy.label)
 
     def rewind_event(self, step: int) -> Rewound:
-        """`rewind(step)`, told with the branch trained from now on and the findings as they stood then."""
+        """`rewind(step)`, told with the branch trained from now on."""
         self.rewind(step)
-        return Rewound(step, self.branch, snapshot(self.findings))
+        return Rewound(step, self.branch)
 
     def undo_event(self) -> Intervened | None:
         """`undo_last()`, told as the mark it leaves on the time axis; None when nothing was applied."""

@@ -27,7 +27,7 @@ class RankSets(QObject):
 
         It is this object's Qt parent and is reached through parent(), never kept in an attribute: a
         Python reference cycle with the window would leave it to the cyclic collector, which may run on
-        the training thread and free Qt widgets there.
+        any thread (the client's reader thread among them) and free Qt widgets there.
         """
         super().__init__(window)
         self.set: RankSet | None = None
