@@ -32,6 +32,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import checkout  # noqa: F401  (before bpviz: this checkout's copy)
 import numpy as np
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 

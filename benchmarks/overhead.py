@@ -16,6 +16,7 @@ import copy
 import statistics
 import time
 
+import checkout  # noqa: F401  (before bpviz: this checkout's copy)
 import torch
 import torch.nn.functional as F
 from torch import nn

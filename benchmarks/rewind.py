@@ -18,6 +18,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import checkout  # noqa: F401  (before bpviz: this checkout's copy)
+
 from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.session.snapshots import SnapshotStore
 from bpviz.engine.session.stepper import Stepper
