@@ -225,3 +225,18 @@ def test_workbench_shows_its_table_and_continue_without_scrolling(qtbot, ini, ar
         corner = control.mapTo(viewport, QPoint(0, control.height()))
         assert control.isVisible() and 0 <= corner.y() <= viewport.height(), control
     assert bench.table.viewport().height() // bench.table.rowHeight(0) >= 4  # rows a person can compare
+
+
+def test_a_start_page_with_long_recent_lists_still_fits_a_laptop_screen(qtbot, ini, tmp_path):
+    """Ten recent files and ten runs (a user after a week) once made the start page, and so the window, taller
+    than an 800-pixel screen: the lists now shrink and scroll."""
+    window = make_window(qtbot, ini)
+    window.start_page.set_recent([tmp_path / f"experiment_{i}.py" for i in range(10)])
+    window.start_page.set_runs([tmp_path / "runs" / f"2026-12-0{i % 9 + 1}_run{i}.bpviz" for i in range(10)])
+    window.reset_layout(LAPTOP)
+    settle(window)
+    assert window.stack.currentWidget() is window.start_page
+    assert window.minimumSizeHint().height() < LAPTOP.height() - 60  # room for the title bar and a panel
+    assert inside(window, LAPTOP)
+    runs = window.start_page.runs
+    assert runs.isVisible() and runs.count() == 10 and runs.height() >= runs.minimumHeight() > 0

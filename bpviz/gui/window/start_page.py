@@ -29,11 +29,17 @@ def _section(title: str) -> QLabel:
     return label
 
 
-def _fit_height(widget: QListWidget, most: int = 10) -> None:
-    """Size a list to its rows (up to `most`), so short lists do not leave a dark empty box."""
+def _fit_height(widget: QListWidget, most: int = 10, least: int = 3) -> None:
+    """Let a list grow to its rows (up to `most`), so short lists leave no dark empty box, and shrink to
+    `least` rows and scroll on a small screen: three full lists must not make the window taller than it."""
+
+    def height(rows: int) -> int:
+        return rows * (row + 2 * widget.spacing()) + 2 * widget.frameWidth() + 4
+
     rows = min(max(widget.count(), 1), most)
     row = widget.sizeHintForRow(0) if widget.count() else 24
-    widget.setFixedHeight(rows * (row + 2 * widget.spacing()) + 2 * widget.frameWidth() + 4)
+    widget.setMaximumHeight(height(rows))
+    widget.setMinimumHeight(height(min(rows, least)))
 
 
 def _fill_paths(widget: QListWidget, empty: QLabel, paths: list[Path]) -> None:
