@@ -46,11 +46,11 @@ def overhead(steps: int, warmup: int, path: Path) -> tuple[float, float]:
     watched, recorded = [], []
     for i in range(warmup + steps):
         if i % 2:  # ABBA: whichever runs second in a pair finds warm caches; alternating cancels that
-            b = timed_step(twin, opts[1], x, y, recorded_watch)
-            a = timed_step(model, opts[0], x, y, plain_watch)
+            b, _ = timed_step(twin, opts[1], x, y, recorded_watch.step)
+            a, _ = timed_step(model, opts[0], x, y, plain_watch.step)
         else:
-            a = timed_step(model, opts[0], x, y, plain_watch)
-            b = timed_step(twin, opts[1], x, y, recorded_watch)
+            a, _ = timed_step(model, opts[0], x, y, plain_watch.step)
+            b, _ = timed_step(twin, opts[1], x, y, recorded_watch.step)
         if i >= warmup:
             watched.append(a)
             recorded.append(b)
