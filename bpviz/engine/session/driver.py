@@ -212,7 +212,7 @@ class SessionDriver:
             return
         branch = self.stepper.branch
         try:
-            rewound = self.stepper.rewind_event(step)
+            self.stepper.rewind(step)
         except Exception as exc:  # noqa: BLE001 - shown in the window, never crashes it
             if isinstance(exc, UserCodeError):  # replaying the steps runs user code again
                 self.emit("failed", exc)
@@ -223,7 +223,7 @@ class SessionDriver:
             if self.stepper.branch != branch:  # a replayed step failed: the new branch starts before it
                 self._rewound(self.stepper.step_index - 1)
             return
-        self._rewound(rewound.step)
+        self._rewound(step)
         self.read_hyperparameters()
 
     def _rewound(self, step: int) -> None:

@@ -1,10 +1,10 @@
 """What the stepper tells its driver about a step's neighbours, and the view a window draws a run from.
 
 The experiment process's driver (engine/session/driver.py) answers the
-window with these small facts: which step a validation belongs to, what an
-intervention is called, which branch a rewind trains on. The steps
-themselves, their findings and marks reach the window through the run file
-(engine/runs/playback.py), which fills the `RunView` it draws.
+window with these small facts: which step a validation belongs to and what
+an intervention is called. The steps themselves, their findings and marks
+reach the window through the run file (engine/runs/playback.py), which
+fills the `RunView` it draws.
 """
 
 from __future__ import annotations
@@ -30,14 +30,6 @@ class Intervened:
 
     step: int
     label: str
-
-
-@dataclass(frozen=True)
-class Rewound:
-    """The run went back to the end of `step` and trains on from there as `branch`; later steps are not its own."""
-
-    step: int
-    branch: int
 
 
 class RunView:

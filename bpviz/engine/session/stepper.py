@@ -29,7 +29,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session import remedies
 from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
-from bpviz.engine.session.events import Intervened, Rewound, Validated
+from bpviz.engine.session.events import Intervened, Validated
 from bpviz.engine.session.remedies import Remedy
 from bpviz.engine.session.snapshots import (
     DataPosition,
@@ -306,11 +306,6 @@ class Stepper:
         """Apply remedy `name` (see remedies.REMEDIES) with `args`; ValueError/KeyError when it does not fit."""
         remedy = self.apply(remedies.apply_named(self, name, tuple(args)))
         return Intervened(remedy.step, remedy.label)
-
-    def rewind_event(self, step: int) -> Rewound:
-        """`rewind(step)`, told with the branch trained from now on."""
-        self.rewind(step)
-        return Rewound(step, self.branch)
 
     def undo_event(self) -> Intervened | None:
         """`undo_last()`, told as the mark it leaves on the time axis; None when nothing was applied."""
