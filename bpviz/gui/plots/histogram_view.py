@@ -53,6 +53,11 @@ def outside_text(hist: Histogram, log10: bool) -> list[tuple[str, str]]:
     return parts
 
 
+def outside_html(hist: Histogram, log10: bool) -> str:
+    """`outside_text` as the lines of a plot's corner label."""
+    return "<br>".join(theme.rich(text, colour, bold=True) for text, colour in outside_text(hist, log10))
+
+
 class HistogramHeatmap:
     """One histogram-over-time heatmap: x = step, y = value, colour = log(1 + count).
 
@@ -111,7 +116,7 @@ class HistogramHeatmap:
         self._mark_outside(steps, rows, lo, hi)
         last = rows[-1]
         latest = Histogram(last[ROW_HEAD:], last[0], last[1], self._grad, *last[2:ROW_HEAD])
-        self.note.setHtml("<br>".join(theme.rich(t, c, bold=True) for t, c in outside_text(latest, self._grad)))
+        self.note.setHtml(outside_html(latest, self._grad))
         # explicit ranges: the two heatmaps share x, and an auto range would follow the empty one
         self.plot.setRange(xRange=(x0, x1), yRange=(lo, hi), padding=0)
         return True
@@ -242,7 +247,7 @@ class HistogramView(PlotView):
             self.outside_bars.setOpts(x0=[], x1=[], height=[])
             # every value NaN/Inf: no axis to draw them on (a flat zero line on a made-up count axis would
             # read as a measured empty histogram), only the share in the corner
-            self.outside_label.setHtml("" if hist is None else self._outside_html(hist))
+            self.outside_label.setHtml("" if hist is None else outside_html(hist, log10=False))
             if hist is not None:
                 show_empty_frame(self.histogram_plot)
             return
@@ -263,11 +268,7 @@ class HistogramView(PlotView):
         self.outside_bars.setOpts(
             x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown]
         )
-        self.outside_label.setHtml(self._outside_html(hist))
-
-    @staticmethod
-    def _outside_html(hist: Histogram) -> str:
-        return "<br>".join(theme.rich(text, colour, bold=True) for text, colour in outside_text(hist, log10=False))
+        self.outside_label.setHtml(outside_html(hist, log10=False))
 
     def _set_header(self, latest, layer: LayerStep | None) -> None:
         if self._selected is None:
