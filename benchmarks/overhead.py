@@ -6,7 +6,12 @@ speed hits all alike; the ratio of medians is printed per workload and level,
 with bpviz's own measured share of the step time beside it and the share the
 ratio implies (1 - plain / watched): when bpviz counts all it costs, the two agree.
 
-    python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP] [--threads N]
+    python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP] [--threads N] [--anchors] [--sized]
+
+`--sized` times, instead, models of the real sizes built from their configs (no
+download): a full-width ResNet-18 on 112x112 images, GPT-2 (124M) and BERT-base,
+whose goal is 1.25x at the default level; their steps take about a second on two
+cores, so fewer are timed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import checkout  # noqa: F401  (before bpviz: this checkout's copy)
 import torch
@@ -66,10 +73,53 @@ WORKLOADS = {
 }
 
 
-def timed_step(model, opt, x, y, after=None) -> tuple[float, object]:
-    """One training step's wall seconds, and what `after(loss)` (the watcher's step) returned."""
+def resnet18():
+    """torchvision's ResNet-18 at its full width (the healthy control experiment's model, width 64), 1000 classes."""
+    sys.path.insert(0, str(Path(checkout.ROOT) / "tests" / "experiments"))
+    from resnet18 import ResNet18
+
+    return ResNet18(width=64, classes=1000), torch.randn(8, 3, 112, 112), torch.randint(0, 1000, (8,))
+
+
+def _token_loss(output, targets: torch.Tensor) -> torch.Tensor:
+    logits = output.logits
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+def _class_loss(output, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(output.logits, targets)
+
+
+def gpt2():
+    """GPT-2 small from its default config (12 layers, d768, 124M parameters), next-token loss, 2 x 64 tokens."""
+    import transformers
+
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config())
+    tokens = torch.randint(0, model.config.vocab_size, (2, 65))
+    return model, tokens[:, :-1], tokens[:, 1:], _token_loss
+
+
+def bert():
+    """BERT-base from its default config (12 layers, d768, 110M parameters), sequence classification, 4 x 64."""
+    import transformers
+
+    model = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=2))
+    return model, torch.randint(0, model.config.vocab_size, (4, 64)), torch.randint(0, 2, (4,)), _class_loss
+
+
+SIZED = {
+    "ResNet-18 3x112x112, batch 8": resnet18,
+    "GPT-2 124M, 2 x 64 tokens": gpt2,
+    "BERT-base, 4 x 64 tokens": bert,
+}
+
+
+def timed_step(model, opt, x, y, after=None, loss_of=None) -> tuple[float, object]:
+    """One training step's wall seconds, and what `after(loss)` (the watcher's step) returned.
+
+    `loss_of(output, y)`: the workload's loss (cross-entropy of the output when None)."""
     start = time.perf_counter()
-    loss = F.cross_entropy(model(x), y)
+    loss = (loss_of or F.cross_entropy)(model(x), y)
     opt.zero_grad()
     loss.backward()
     opt.step()
@@ -100,14 +150,15 @@ def bpviz_contender(model: nn.Module, level: str) -> Contender:
 def measure(factory, steps: int, warmup: int, anchors: bool) -> tuple[float, dict[str, Contender]]:
     """The median plain step and, per contender, its step times (and bpviz's own seconds), interleaved."""
     torch.manual_seed(0)
-    model, x, y = factory()
+    model, x, y, *loss_of = factory()
+    loss_of = loss_of[0] if loss_of else None
     contenders = {level: bpviz_contender(copy.deepcopy(model), level) for level in LEVELS}
     if anchors:
         contenders.update(anchor_contenders(model))
     plain = Contender(model)
     for i in range(warmup + steps):
         for contender in (plain, *contenders.values()):
-            seconds, record = timed_step(contender.model, contender.opt, x, y, contender.after)
+            seconds, record = timed_step(contender.model, contender.opt, x, y, contender.after, loss_of)
             if i >= warmup:
                 contender.seconds.append(seconds)
                 if record is not None and getattr(record, "overhead_s", None) is not None:
@@ -188,6 +239,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the workloads whose name contains this text")
     parser.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default: torch's choice)")
     parser.add_argument("--anchors", action="store_true", help="also time TensorBoard and wandb, when installed")
+    parser.add_argument("--sized", action="store_true", help="time ResNet-18, GPT-2 and BERT-base at their sizes")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -196,7 +248,7 @@ def main() -> None:
     header = "".join(f" {level + ' ms':>11} {'ratio':>6} {'share':>6} {'implied':>7}" for level in LEVELS)
     anchor_header = " anchors" if args.anchors else ""
     print(f"{'workload':46} {'plain ms':>9}{header}{anchor_header}")
-    for name, factory in WORKLOADS.items():
+    for name, factory in (SIZED if args.sized else WORKLOADS).items():
         if args.only.lower() not in name.lower():
             continue
         plain, contenders = measure(factory, args.steps, args.warmup, args.anchors)

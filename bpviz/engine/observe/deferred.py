@@ -76,6 +76,28 @@ def settle(
     pending.calls = [c for c in pending.calls if c.scalars is not None]
 
 
+def settle_backward(pending: PendingStep, config: Config, catalog: LayerCatalog, guard: MeasurementGuard) -> None:
+    """Measure the gradients stashed since the last call together, check every gradient's version, let go.
+
+    Called as each backward ends and when the step is taken (a backward that raised ends without it).
+    A gradient measured in its hook (large, or at first sight) is only version-checked here: one that the
+    backward changed in place after its hook is measured in its hook from then on.
+    """
+    calls, pending.stashed_grads = pending.stashed_grads, []
+    for call in calls:
+        _check_version(call.stash, catalog, guard, pending)
+    waiting = [c for c in calls if c.scalars is None]
+    if waiting:
+        pending.stashed_bytes -= sum(c.stash.nbytes for c in waiting)
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            for group in _by_device(waiting):
+                _guarded(group, guard, lambda items: settle_gradients(items, config))
+    for call in calls:
+        call.stash = None
+    # what failed to be measured is in the guard; the rest of the step goes on without it
+    pending.grads = [g for g in pending.grads if g.scalars is not None]
+
+
 def _guarded(items: list, guard: MeasurementGuard, measure) -> None:
     """Measure all items at once; when that fails, each on its own, so an odd tensor costs only its own statistics."""
     try:
@@ -205,6 +227,15 @@ def _mask(sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
     return mask
 
 
+def _saturated_counts(stacked: _Stacked, bounds: list[tuple[float, float] | None], margin: float) -> torch.Tensor:
+    """Per row, how many sampled values lie within `margin` of their layer's bounds (0 for unbounded layers)."""
+    if all(b is None for b in bounds):
+        return torch.zeros(stacked.count, dtype=stacked.values.dtype, device=stacked.values.device)
+    centers = [0.0 if b is None else (b[0] + b[1]) / 2 for b in bounds]
+    inners = [math.inf if b is None else (b[1] - b[0]) * (0.5 - margin) for b in bounds]  # inf: never saturated
+    return stacked.count_where((stacked.values - stacked.column(centers)).abs() >= stacked.column(inners))
+
+
 def batched_histogram(stacked: _Stacked, values: torch.Tensor, ranges: list[tuple[float, float]], bins: int):
     """Every row's `stats.histogram` layout ([bins counts, below, above, NaN/Inf]) with one bincount."""
     lo = stacked.column([r[0] for r in ranges])
@@ -262,17 +293,8 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
     squares, sums = passes[0], passes[1]
     stacked = _Stacked(flats, cfg.histogram_sample)
     values = stacked.values
-    nonzero = stacked.count_where(values != 0)
-    centers, inners = [], []
-    for call in calls:
-        bounds = call.layer.bounds
-        if bounds is None:
-            centers.append(0.0)
-            inners.append(math.inf)  # never saturated
-        else:
-            centers.append((bounds[0] + bounds[1]) / 2)
-            inners.append((bounds[1] - bounds[0]) * (0.5 - cfg.saturation_margin))
-    saturated = stacked.count_where((values - stacked.column(centers)).abs() >= stacked.column(inners))
+    nonzero = (values != 0).sum(dim=1).to(values.dtype)  # the padding is zeros: no mask needed
+    saturated = _saturated_counts(stacked, [c.layer.bounds for c in calls], cfg.saturation_margin)
     if exact:
         lows, highs = passes[2], passes[3]
     else:  # the sample's extremes; non-finite whenever the tensor holds NaN/Inf, so that stays exact

@@ -105,7 +105,9 @@ class PendingStep:
     unscale_late: bool = False  # the scaler was found after the backward: the gradients are still scaled
     optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
     hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
-    stashed_bytes: int = 0  # memory held by stashed tensors until the forward is settled
+    stashed_bytes: int = 0  # memory held by stashed tensors until the forward (or backward) is settled
+    stashed_grads: list[GradCall] = field(default_factory=list)  # settled when the backward ends (deferred.py)
+    backward_queued: bool = False  # the end-of-backward settling is queued on the running backward
     checked: set[tuple[str, str]] = field(default_factory=set)  # (layer, phase) whose stash was version-checked
     admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step
     tensor_hooks: list[RemovableHandle] = field(default_factory=list)

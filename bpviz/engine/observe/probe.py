@@ -165,6 +165,7 @@ class Probe:
         pending, self.pending = self.pending, PendingStep()
         self._unit_axis.reset()
         pending.release_hooks()
+        deferred.settle_backward(pending, self.config, self.catalog, self.guard)  # one that raised ends without it
         if pending.unscale_late:  # the GradScaler was found at the optimizer step, after this backward
             unscale_late(pending.grads, pending.grad_unscale)
         return pending
@@ -172,7 +173,8 @@ class Probe:
     # ----- forward -----
     def _pre_hook(self, module: nn.Module, args, kwargs) -> None:
         started = time.perf_counter()
-        self._enter(module, args, kwargs, sys._getframe(1))
+        with torch._C.DisableTorchFunction():  # bpviz's own tensor calls need not pass through its mode
+            self._enter(module, args, kwargs, sys._getframe(1))
         self._charge(started, self.costs.module_call)
 
     def _charge(self, started: float, dispatch: float) -> None:
@@ -217,25 +219,29 @@ class Probe:
         if self.position is not None:
             self.position("forward", self._stack[-1].name if self._stack else None)
         try:
-            exc = sys.exc_info()[1]
-            if exc is not None and exc is not frame.outer_exc:  # a step retried inside `except` is no failure
-                if exc is not self._failed_exc:  # the innermost module sees it first
-                    self._failed_exc = exc
-                    self.failed_layer = frame.name or type(module).__name__
-                    self.failed_layer_type = type(module).__name__
-                if not self._stack:  # a forward that raised is no part of the step, even if the user goes on
-                    self.pending.rollback(self._forward_mark)
-                return
-            if self._observing and not frame.had_sublayer:
-                self._observe_module(frame, output)
-            if not self._stack and self._observing and not self._grads_only:
-                self._note_outputs(output)
-                # settled now, before the backward needs the memory the outputs hold (see deferred.py)
-                deferred.settle(self.pending, self.config, self.catalog, self.guard, self.exact)
+            with torch._C.DisableTorchFunction():  # bpviz's own tensor calls need not pass through its mode
+                self._observe_return(frame, module, output)
         finally:
             if not self._stack:
                 self._exit_mode()
             self._charge(started, 0.0)
+
+    def _observe_return(self, frame: _Frame, module: nn.Module, output) -> None:
+        exc = sys.exc_info()[1]
+        if exc is not None and exc is not frame.outer_exc:  # a step retried inside `except` is no failure
+            if exc is not self._failed_exc:  # the innermost module sees it first
+                self._failed_exc = exc
+                self.failed_layer = frame.name or type(module).__name__
+                self.failed_layer_type = type(module).__name__
+            if not self._stack:  # a forward that raised is no part of the step, even if the user goes on
+                self.pending.rollback(self._forward_mark)
+            return
+        if self._observing and not frame.had_sublayer:
+            self._observe_module(frame, output)
+        if not self._stack and self._observing and not self._grads_only:
+            self._note_outputs(output)
+            # settled now, before the backward needs the memory the outputs hold (see deferred.py)
+            deferred.settle(self.pending, self.config, self.catalog, self.guard, self.exact)
 
     def _abandon_forward(self) -> None:
         """Drop the frames of a forward that never returned.
@@ -469,11 +475,14 @@ class Probe:
                 call = GradCall(
                     name, None, None, Stash(g, g._version, (name, "backward"), hist_range=hist_range), forward
                 )
-                # measured now, while in the cache: held to the end of the step, the gradients kept the
-                # backward from reusing their memory (see deferred.py)
-                deferred.settle_gradients([call], self.config)
-                call.stash = None
                 pending.grads.append(call)
+                if not (self._settle_when_backward_ends(pending) and self._defer(call.stash)):
+                    # measured now, while in the cache: held longer, a large gradient keeps the backward
+                    # from reusing its memory (see deferred.py)
+                    if self.catalog.needs_check(call.stash.key):  # first sight: does it change after this?
+                        call.stash.original = g
+                    deferred.settle_gradients([call], self.config)
+                pending.stashed_grads.append(call)  # version-checked (and measured, if stashed) at the end
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
             self.last_layer = name
@@ -484,6 +493,27 @@ class Probe:
                 self.listener("backward", name, grad)
 
         return hook
+
+    def _settle_when_backward_ends(self, pending: PendingStep) -> bool:
+        """Have the gradients stashed in this backward measured together when it ends; False outside one.
+
+        The autograd engine runs a queued callback once the whole backward is done, in the thread that
+        ran it: every gradient has arrived, and none is held past it.
+        """
+        if pending.backward_queued:
+            return True
+        try:
+            torch.autograd.Variable._execution_engine.queue_callback(lambda: self._backward_ended(pending))
+        except RuntimeError:  # no backward running (a hook called by hand)
+            return False
+        pending.backward_queued = True
+        return True
+
+    def _backward_ended(self, pending: PendingStep) -> None:
+        started = time.perf_counter()
+        pending.backward_queued = False
+        deferred.settle_backward(pending, self.config, self.catalog, self.guard)
+        pending.hook_seconds += time.perf_counter() - started
 
     def _scaler_at_step(self) -> None:
         """Learn the GradScaler from its step(optimizer) when no other way found it (see observe.amp)."""

@@ -101,7 +101,8 @@ def squared_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     `_foreach_norm` is one kernel for all. Other layouts and dtypes take the norm.
     """
     if all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors):
-        return torch.stack([torch.dot(t.view(-1), t.view(-1)) for t in tensors])
+        flats = [t if t.dim() == 1 else t.view(-1) for t in tensors]
+        return torch.stack([torch.dot(flat, flat) for flat in flats])
     return torch.stack(torch._foreach_norm(tensors, 2)).float() ** 2
 
 

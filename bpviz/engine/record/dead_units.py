@@ -19,6 +19,7 @@ class DeadUnitTracker:
     def __init__(self, window: int) -> None:
         self.window = window
         self._fired: dict[str, deque[np.ndarray]] = {}
+        self._counts: dict[str, np.ndarray] = {}  # per unit: steps of the window in which it fired
         self.dead_since: dict[str, np.ndarray] = {}  # per unit: first step of its current silent streak, -1 if alive
 
     def update(self, layer: str, step: int, fired: np.ndarray) -> np.ndarray:
@@ -26,13 +27,17 @@ class DeadUnitTracker:
         history = self._fired.get(layer)
         if history is None or (history and len(history[0]) != len(fired)):
             history = self._fired[layer] = deque(maxlen=self.window)
+            self._counts[layer] = np.zeros(len(fired), dtype=np.int64)
             self.dead_since[layer] = np.full(len(fired), -1, dtype=np.int64)
+        counts = self._counts[layer]
+        if len(history) == history.maxlen:  # the oldest step leaves the window (kept as a count, not re-reduced)
+            counts -= history[0]
         history.append(fired)
+        counts += fired
         since = self.dead_since[layer]
         since[fired] = -1
         since[(~fired) & (since < 0)] = step
-        ever = np.logical_or.reduce(np.vstack(history), axis=0)
-        return np.flatnonzero(~ever)
+        return np.flatnonzero(counts == 0)
 
     def steps_seen(self, layer: str) -> int:
         """How many steps of the window are filled for `layer`."""
