@@ -257,3 +257,40 @@ def test_an_output_overwritten_in_place_after_its_hook_is_measured_before_it_cha
             assert linear.std == pytest.approx(float(expected.std(unbiased=False)), rel=1e-3)
             assert linear.min < 0  # the ReLU's zeros would say 0
         assert w.guard.errors == {}
+
+
+class _HalveGradInPlace(torch.autograd.Function):
+    """Passes values through; its backward halves the incoming gradient in place (as a custom kernel may)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.mul_(0.5)
+
+
+class HalvesGrad(nn.Module):
+    def forward(self, x):
+        return _HalveGradInPlace.apply(x)
+
+
+@pytest.mark.parametrize("level", ["economy", "full"])
+def test_a_gradient_changed_in_place_after_its_hook_is_measured_before_it_changes(level):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), HalvesGrad(), nn.Linear(8, 3))
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bpviz.watch(model, level=level) as w:
+        for _ in range(4):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            # the gradient reaching HalvesGrad's output, as it arrives: dL/dlogits through the last Linear
+            (dlogits,) = torch.autograd.grad(loss, logits, retain_graph=True)
+            expected = float((dlogits @ model[2].weight.detach()).norm())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            assert w.step(loss).layer("1").grad_norm == pytest.approx(expected, rel=1e-5)
+        assert w.guard.errors == {}

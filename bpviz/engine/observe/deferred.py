@@ -114,7 +114,7 @@ def _check_version(stash: Stash, catalog: LayerCatalog, guard: MeasurementGuard,
     pending.checked.add(stash.key)
     if stash.watched._version != stash.version and stash.key not in catalog.changed_in_place:
         catalog.changed_in_place.add(stash.key)
-        if stash.passes is None:  # deferred and then overwritten: this forward read the changed values
+        if stash.original is None:  # deferred and then overwritten: the statistics read the changed values
             layer, phase = stash.key
             guard.errors.setdefault(
                 f"{layer}: its {phase} tensor was changed in place after its hook, so one step's statistics "
