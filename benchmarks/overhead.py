@@ -91,26 +91,26 @@ def _class_loss(output, targets: torch.Tensor) -> torch.Tensor:
 
 
 def gpt2():
-    """GPT-2 small from its default config (12 layers, d768, 124M parameters), next-token loss, 2 x 64 tokens."""
+    """GPT-2 small from its default config (12 layers, d768, 124M parameters), next-token loss, 64 tokens."""
     import transformers
 
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config())
-    tokens = torch.randint(0, model.config.vocab_size, (2, 65))
+    tokens = torch.randint(0, model.config.vocab_size, (1, 65))
     return model, tokens[:, :-1], tokens[:, 1:], _token_loss
 
 
 def bert():
-    """BERT-base from its default config (12 layers, d768, 110M parameters), sequence classification, 4 x 64."""
+    """BERT-base from its default config (12 layers, d768, 110M parameters), sequence classification, 2 x 64."""
     import transformers
 
     model = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=2))
-    return model, torch.randint(0, model.config.vocab_size, (4, 64)), torch.randint(0, 2, (4,)), _class_loss
+    return model, torch.randint(0, model.config.vocab_size, (2, 64)), torch.randint(0, 2, (2,)), _class_loss
 
 
 SIZED = {
     "ResNet-18 3x112x112, batch 8": resnet18,
-    "GPT-2 124M, 2 x 64 tokens": gpt2,
-    "BERT-base, 4 x 64 tokens": bert,
+    "GPT-2 124M, 64 tokens": gpt2,
+    "BERT-base, 2 x 64 tokens": bert,
 }
 
 
