@@ -8,9 +8,9 @@ layers are computed at once: exact sums of squares and sums (one BLAS dot
 product each on a CPU, where it is twice as fast as a norm; one
 multi-tensor kernel on a GPU), and the sample-based shares, extremes and
 histograms of all layers from one stacked strided sample, binned with one
-`bincount`. NaN/Inf is exact from the sum of squares and the sum (see
-`finite_values`): an infinity norm would say it directly, but costs fifty
-times a dot product on a CPU.
+`bincount`. NaN/Inf is exact from the sum of squares and the sum, read on
+the host once they arrive (see record/collect.values_finite): an infinity
+norm would say it directly, but costs fifty times a dot product on a CPU.
 
 The outputs are settled when the forward returns, not when the step ends:
 held through the backward pass, they kept it from reusing their memory
@@ -165,16 +165,6 @@ def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
     return stats.squared_norms(flats), exact_sums(flats)
 
 
-def finite_values(squares: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
-    """True where a tensor holds no NaN/Inf, from its sum of squares and its sum.
-
-    NaN or Inf make the sum of squares non-finite. So do huge finite values
-    (|x| > ~1e19 overflows float32 squares), but then the plain sum stays
-    finite: an infinite square sum with a finite sum is such an overflow.
-    """
-    return torch.isfinite(squares) | (torch.isinf(squares) & torch.isfinite(sums))
-
-
 _masks: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
 
 
@@ -295,13 +285,8 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
     values = stacked.values
     nonzero = (values != 0).sum(dim=1).to(values.dtype)  # the padding is zeros: no mask needed
     saturated = _saturated_counts(stacked, [c.layer.bounds for c in calls], cfg.saturation_margin)
-    if exact:
-        lows, highs = passes[2], passes[3]
-    else:  # the sample's extremes; non-finite whenever the tensor holds NaN/Inf, so that stays exact
-        lows, highs = stacked.extremes()
-        clean = finite_values(squares, sums)
-        lows = torch.where(clean, lows, math.nan)
-        highs = torch.where(clean, highs, math.nan)
+    # the sample's extremes, unless exact: the host makes them NaN where the sums say the tensor holds NaN/Inf
+    lows, highs = (passes[2], passes[3]) if exact else stacked.extremes()
     scalars = torch.stack([sums, squares, lows, highs, nonzero, saturated], dim=1)
     histograms = None
     if any(c.stash.hist_range is not None for c in calls):
@@ -310,6 +295,7 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
     for index, call in enumerate(calls):
         call.scalars = scalars[index]
         call.sample_size = stacked.sizes[index]
+        call.sampled_extremes = not exact
         if call.stash.hist_range is not None:
             call.histogram = histograms[index]
         elif call.stash.keep_sample:

@@ -54,6 +54,7 @@ class ActivationCall:
     sample_size: int  # values the zero and saturation shares were counted on
     forward: int = 0  # index of the root forward it belongs to, in PendingStep.forwards
     stash: Stash | None = None  # statistics computed when the forward returns (see deferred.py)
+    sampled_extremes: bool = False  # MIN and MAX come from the sample (NaN is set on the host, see collect.py)
 
 
 @dataclass
@@ -61,7 +62,7 @@ class GradCall:
     """The gradient reaching one layer's output during backward."""
 
     layer: str
-    scalars: torch.Tensor | None  # [squared norm, sum] (see deferred.finite_values); None until settled
+    scalars: torch.Tensor | None  # [squared norm, sum] (see collect.values_finite); None until settled
     histogram: torch.Tensor | None  # of log10 |g|, on detailed steps
     stash: Stash | None = None
     forward: int = 0  # index of the root forward whose output it flowed back to

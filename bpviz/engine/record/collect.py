@@ -224,6 +224,24 @@ def _add_call(batch: _Batch, call: ActivationCall) -> CallSlots:
     )
 
 
+def values_finite(squares: float, total: float) -> bool:
+    """Whether a tensor holds no NaN/Inf, from its sum of squares and its sum.
+
+    NaN or Inf make the sum of squares non-finite. So do huge finite values
+    (|x| > ~1e19 overflows float32 squares), but then the plain sum stays
+    finite: an infinite square sum with a finite sum is such an overflow.
+    """
+    return math.isfinite(squares) or (squares == math.inf and math.isfinite(total))
+
+
+def _scalar_row(call: ActivationCall, row: list[float]) -> list[float]:
+    """A call's scalars; extremes read from its sample are NaN when the whole tensor holds NaN/Inf, which
+    the sample may have missed, so that NaN/Inf stays exact at every level."""
+    if call.sampled_extremes and not values_finite(row[stats.SUMSQ], row[stats.SUM]):
+        row[stats.MIN] = row[stats.MAX] = math.nan
+    return row
+
+
 def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> dict[str, LayerStep]:
     """One LayerStep per layer name, combining a layer's calls within the step (count-weighted moments)."""
     grouped: dict[str, list[tuple[ActivationCall, CallSlots]]] = {}
@@ -232,7 +250,7 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
     layers: dict[str, LayerStep] = {}
     for order, (name, group) in enumerate(grouped.items()):
         info: LayerInfo = group[0][0].layer
-        rows = [host[ids.scalars].tolist() for _, ids in group]  # plain floats: cheaper than numpy scalars
+        rows = [_scalar_row(c, host[ids.scalars].tolist()) for c, ids in group]  # floats: cheaper than numpy
         total = float(sum(c.count for c, _ in group))
         sample_size = float(sum(c.sample_size for c, _ in group))
         mean = sum(r[stats.SUM] for r in rows) / total
@@ -329,9 +347,7 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
     for name, scalar_id, hist_id in grad_ids:
         squared, total = host[scalar_id].tolist()
         sums[name] = sums.get(name, 0.0) + squared
-        # [squared norm, sum]: finite squares, or overflowed squares of finite values (see deferred.finite_values)
-        finite = math.isfinite(squared) or (squared == math.inf and math.isfinite(total))
-        nonfinite[name] = nonfinite.get(name, False) or not finite
+        nonfinite[name] = nonfinite.get(name, False) or not values_finite(squared, total)
         if hist_id is not None:
             hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
