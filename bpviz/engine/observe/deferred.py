@@ -145,7 +145,7 @@ _ones: dict[tuple[int, torch.device], torch.Tensor] = {}
 def exact_sums(flats: list[torch.Tensor]) -> torch.Tensor:
     """Each flat float32 tensor's sum: a dot product with ones, several times faster than .sum() on a CPU for
     tensors that fit in the cache; beyond that both read memory at the same speed and .sum() reads half as much."""
-    return torch.stack([_sum(flat) for flat in flats])
+    return stats.as_vector([_sum(flat) for flat in flats])
 
 
 def _sum(flat: torch.Tensor) -> torch.Tensor:

@@ -102,8 +102,13 @@ def squared_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     """
     if all(t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous() for t in tensors):
         flats = [t if t.dim() == 1 else t.view(-1) for t in tensors]
-        return torch.stack([torch.dot(flat, flat) for flat in flats])
-    return torch.stack(torch._foreach_norm(tensors, 2)).float() ** 2
+        return as_vector([torch.dot(flat, flat) for flat in flats])
+    return as_vector(torch._foreach_norm(tensors, 2)).float() ** 2
+
+
+def as_vector(scalars: list[torch.Tensor]) -> torch.Tensor:
+    """0-d results as one vector: a view of a lone one (a tensor measured in its hook), else one stack."""
+    return scalars[0].reshape(1) if len(scalars) == 1 else torch.stack(scalars)
 
 
 def log10_magnitudes(values: torch.Tensor, log_lo: float) -> torch.Tensor:
