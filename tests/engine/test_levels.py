@@ -294,3 +294,35 @@ def test_a_gradient_changed_in_place_after_its_hook_is_measured_before_it_change
             opt.step()
             assert w.step(loss).layer("1").grad_norm == pytest.approx(expected, rel=1e-5)
         assert w.guard.errors == {}
+
+
+class ShiftsItsOutputInPlace(nn.Module):
+    """A leaf that changes its output in place inside its own forward, before any hook sees it (version 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(512, 16) / 4)
+        self.bias = nn.Parameter(torch.zeros(512))
+
+    def forward(self, x):
+        out = F.linear(x, self.weight, self.bias)
+        out.add_(1.0)
+        return out
+
+
+def test_a_large_output_changed_before_its_hook_is_measured_without_a_false_in_place_note():
+    torch.manual_seed(0)
+    # 512 x 512 float32 = 1 MB: measured in its hook, a copy of its sample kept for the rest
+    model = nn.Sequential(ShiftsItsOutputInPlace(), nn.ReLU(), nn.Linear(512, 3))
+    x, y = torch.randn(512, 16), torch.randint(0, 3, (512,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bpviz.watch(model) as w:
+        for _ in range(3):
+            expected = (F.linear(x, model[0].weight, model[0].bias) + 1.0).detach()
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            shifted = w.step(loss).layer("0")
+            assert shifted.mean == pytest.approx(float(expected.mean()), rel=1e-4)
+        assert w.guard.errors == {}

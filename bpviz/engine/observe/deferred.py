@@ -112,9 +112,12 @@ def _guarded(items: list, guard: MeasurementGuard, measure) -> None:
 
 def _check_version(stash: Stash, catalog: LayerCatalog, guard: MeasurementGuard, pending: PendingStep) -> None:
     pending.checked.add(stash.key)
-    if stash.watched._version != stash.version and stash.key not in catalog.changed_in_place:
+    watched = stash.watched
+    if watched is None:
+        return
+    if watched._version != stash.version and stash.key not in catalog.changed_in_place:
         catalog.changed_in_place.add(stash.key)
-        if stash.original is None:  # deferred and then overwritten: the statistics read the changed values
+        if not stash.measured:  # deferred and then overwritten: the statistics read the changed values
             layer, phase = stash.key
             guard.errors.setdefault(
                 f"{layer}: its {phase} tensor was changed in place after its hook, so one step's statistics "
@@ -253,6 +256,7 @@ def take_passes(stash: Stash, cfg: Config, exact: bool) -> None:
     squares, sums = squares_and_sums([flat])
     extremes = torch.aminmax(flat) if exact else None
     stash.passes = (squares, sums, extremes[0].reshape(1), extremes[1].reshape(1)) if exact else (squares, sums)
+    stash.measured = True
     stash.tensor = stats.histogram_sample(flat, cfg.histogram_sample).clone()  # as it is now, not as overwritten
 
 

@@ -27,15 +27,19 @@ class Stash:
     original: torch.Tensor | None = None  # the tensor whose version is checked, when `tensor` is its sample
     hist_range: tuple[float, float] | None = None  # bin over these edges (a detailed step, range known)
     keep_sample: bool = False  # a detailed step at the layer's first sight: keep values to bin on the host
+    measured: bool = False  # its passes were taken in the hook, from the values it had then
 
     @property
     def nbytes(self) -> int:
         return self.tensor.numel() * self.tensor.element_size()
 
     @property
-    def watched(self) -> torch.Tensor:
-        """The tensor an in-place change would show on."""
-        return self.original if self.original is not None else self.tensor
+    def watched(self) -> torch.Tensor | None:
+        """The tensor whose version says whether it changed in place after the hook; None when measured in
+        the hook with no such question asked (only a layer's first sight asks it of a measured tensor)."""
+        if self.original is not None:
+            return self.original
+        return None if self.measured else self.tensor
 
 
 @dataclass

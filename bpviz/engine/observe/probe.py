@@ -482,6 +482,7 @@ class Probe:
                     if self.catalog.needs_check(call.stash.key):  # first sight: does it change after this?
                         call.stash.original = g
                     deferred.settle_gradients([call], self.config)
+                    call.stash.measured = True
                 pending.stashed_grads.append(call)  # version-checked (and measured, if stashed) at the end
             if name not in pending.backward_order:
                 pending.backward_order.append(name)
