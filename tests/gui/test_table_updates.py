@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPoint, Qt
 from PySide6.QtWidgets import QTableView
 
 from bpviz.engine.diagnosis.finding import Finding
@@ -47,11 +47,12 @@ def test_a_change_of_one_cell_signals_that_cell_and_keeps_the_order_of_another_c
     model, proxy, signals = _table()
     proxy.sort(GRAD, Qt.SortOrder.AscendingOrder)
     assert _order(proxy) == ["fc1", "fc3", "fc0", "fc2"]
-    assert model.data(model.index(2, MEAN)) == "2"
+    row = model.row_of("fc2")
+    assert row == 3 and model.data(model.index(row, MEAN)) == "2"
     model.update(StepRecord(step=1, loss=1.0, layers=_layers(means=(0.5, -1.0, 7.25, 0.0))), [])
-    assert signals == [(2, MEAN, 2, MEAN)]
-    assert model.data(model.index(2, MEAN)) == "7.25"
-    assert [model.data(model.index(r, MEAN)) for r in (0, 1, 3)] == ["0.5", "-1", "0"]
+    assert signals == [(row, MEAN, row, MEAN)]
+    assert model.data(model.index(row, MEAN)) == "7.25"
+    assert [model.data(model.index(model.row_of(n), MEAN)) for n in ("fc0", "fc1", "fc3")] == ["0.5", "-1", "0"]
     assert _order(proxy) == ["fc1", "fc3", "fc0", "fc2"]
 
 
@@ -125,3 +126,39 @@ def test_a_finding_changed_in_place_shows_what_was_signalled():
     assert model.data(model.index(0, 0)) == "warning"
     model.set_findings([finding])
     assert signals == [0] and model.data(model.index(0, 0)) == "error"
+
+
+def test_the_sort_holds_for_a_new_model_and_descending_keeps_ties_in_forward_order():
+    model, proxy, _signals = _table()
+    proxy.sort(STD, Qt.SortOrder.DescendingOrder)
+    assert _order(proxy) == ["fc0", "fc1", "fc2", "fc3"]  # all std 1.0: forward order
+    proxy.sort(GRAD, Qt.SortOrder.DescendingOrder)
+    assert _order(proxy) == ["fc2", "fc0", "fc3", "fc1"]
+    renamed = [dataclasses.replace(layer, name=f"new{layer.order}") for layer in _layers()]
+    model.update(StepRecord(step=1, loss=1.0, layers=renamed), [])
+    assert _order(proxy) == ["new2", "new0", "new3", "new1"]
+    assert model.names() == ["new0", "new1", "new2", "new3"]  # forward order, whatever the rows are sorted by
+    proxy.sort(-1, Qt.SortOrder.AscendingOrder)
+    assert _order(proxy) == model.names()
+
+
+def test_a_header_click_sorts_the_view_and_a_changing_sort_column_re_sorts(qtbot):
+    model, proxy, signals = _table()
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.setSortingEnabled(True)
+    view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+    assert _order(proxy) == ["fc0", "fc1", "fc2", "fc3"]
+    view.resize(1600, 300)
+    view.show()
+    header = view.horizontalHeader()
+    qtbot.mouseClick(
+        header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(header.sectionViewportPosition(GRAD) + 5, 5)
+    )
+    assert header.sortIndicatorSection() == GRAD and header.sortIndicatorOrder() == Qt.SortOrder.AscendingOrder
+    assert _order(proxy) == ["fc1", "fc3", "fc0", "fc2"]
+    model.update(StepRecord(step=1, loss=1.0, layers=_layers(grads=(3.0, 1.0, 0.5, 2.0))), [])
+    assert _order(proxy) == ["fc2", "fc1", "fc3", "fc0"]
+    assert signals == [(0, GRAD, 0, GRAD)]  # fc2's cell, in its new row
+    assert proxy.data(proxy.index(0, GRAD)) == "5.00e-01"

@@ -144,14 +144,24 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 class LayerTableModel(QAbstractTableModel):
-    """Rows: the layers of the latest StepRecord; status: the worst open finding per layer."""
+    """Rows: the layers of the latest StepRecord, in the order sorted by; status: the worst open finding per layer.
+
+    The model sorts itself (`sort`, which the proxy forwards): a sort proxy compares
+    two rows by asking Python for both values, thousands of calls to re-sort 300 rows
+    at every step while a changing column is sorted, where one `sorted` over the
+    cached keys takes a fraction of a millisecond. The caches are kept per layer,
+    in forward order; `_order` maps a row to its layer.
+    """
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._layers: list[LayerStep] = []
         self._names: list[str] = []
+        self._order: list[int] = []  # row -> layer (index in forward order)
         self._row_of: dict[str, int] = {}
-        # Per column, per row: what the cell was drawn from, its text (None: not formatted yet) and its sort key.
+        self._sort_column = -1  # -1: forward order
+        self._descending = False
+        # Per column, per layer: what the cell was drawn from, its text (None: not formatted yet) and its sort key.
         self._inputs: list[list[Any]] = [[] for _ in COLUMNS]
         self._text: list[list[str | None]] = [[] for _ in COLUMNS]
         self._sort: list[list[Any]] = [[] for _ in COLUMNS]
@@ -163,11 +173,11 @@ class LayerTableModel(QAbstractTableModel):
         self._roles: dict[int, Callable[[int, int], Any]] = {
             int(_ROLE.DisplayRole): self._display,
             int(SORT_ROLE): self._sort_key,
-            int(NAME_ROLE): lambda row, _col: self._names[row],
+            int(NAME_ROLE): lambda i, _col: self._names[i],
             int(CSV_ROLE): self._csv,
             int(_ROLE.DecorationRole): self._decoration,
             int(_ROLE.ToolTipRole): self._tooltip,
-            int(_ROLE.TextAlignmentRole): lambda _row, col: _RIGHT if COLUMNS[col].numeric else None,
+            int(_ROLE.TextAlignmentRole): lambda _i, col: _RIGHT if COLUMNS[col].numeric else None,
             int(_ROLE.ForegroundRole): self._foreground,
         }
         self.step: int | None = None
@@ -185,30 +195,39 @@ class LayerTableModel(QAbstractTableModel):
         same = names == self._names
         if not same:
             self.beginResetModel()
-        changed: list[list[int]] = []
+        changed: list[list[int]] = []  # per column, the layers whose cell changed
         for col, (new, old) in enumerate(zip(inputs, self._inputs)):
-            rows = [] if not same or new == old else [r for r, (a, b) in enumerate(zip(new, old)) if not _same(a, b)]
+            layers_changed = (
+                [] if not same or new == old else [i for i, (a, b) in enumerate(zip(new, old)) if not _same(a, b)]
+            )
             if not same:
                 self._text[col] = [None] * len(layers)
                 self._sort[col] = [_STALE] * len(layers)
-            for row in rows:
-                self._text[col][row] = None
-                self._sort[col][row] = _STALE
-            changed.append(rows)
+            for i in layers_changed:
+                self._text[col][i] = None
+                self._sort[col][i] = _STALE
+            changed.append(layers_changed)
         self._inputs = inputs
         self._layers = layers
         self._names = names
-        self._row_of = {name: row for row, name in enumerate(names)}
         self._status = status
         self._status_tips = tips
-        if same:
-            self._signal(changed)
-        else:
+        if not same:
+            self._order = self._sorted_order()
+            self._row_of = {names[i]: row for row, i in enumerate(self._order)}
             self.endResetModel()
+            return
+        if self._sort_column >= 0 and changed[self._sort_column]:
+            self._reorder(self._sorted_order())
+        self._signal(changed)
 
     def _signal(self, changed: list[list[int]]) -> None:
         """One dataChanged per block of adjacent columns whose changed rows span the same range."""
-        spans = [(rows[0], rows[-1]) if rows else None for rows in changed]
+        rank = {i: row for row, i in enumerate(self._order)} if self._sort_column >= 0 else None
+        spans = []
+        for layers_changed in changed:
+            rows = layers_changed if rank is None else [rank[i] for i in layers_changed]
+            spans.append((min(rows), max(rows)) if rows else None)
         col = 0
         while col < len(spans):
             span = spans[col]
@@ -222,19 +241,48 @@ class LayerTableModel(QAbstractTableModel):
     def clear(self) -> None:
         self.update(None, [])
 
+    # --- sorting ---
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """Sort the rows by `column` (-1: forward order), missing values first; they stay sorted as steps arrive."""
+        self._sort_column = column
+        self._descending = order == Qt.SortOrder.DescendingOrder
+        self._reorder(self._sorted_order())
+
+    def _sorted_order(self) -> list[int]:
+        """Layers in row order; ties keep forward order, as a stable sort does either way."""
+        forward = list(range(len(self._layers)))
+        if self._sort_column < 0:
+            return forward
+        keys = [self._sort_key(i, self._sort_column) for i in forward]
+        return sorted(forward, key=keys.__getitem__, reverse=self._descending)
+
+    def _reorder(self, order: list[int]) -> None:
+        """Put the rows in `order`, moving persistent indexes (the selection) with their layers."""
+        if order == self._order:
+            return
+        self.layoutAboutToBeChanged.emit()
+        rank = {i: row for row, i in enumerate(order)}
+        moved = self.persistentIndexList()
+        targets = [self.index(rank[self._order[index.row()]], index.column()) for index in moved]
+        self._order = order
+        self._row_of = {self._names[i]: row for row, i in enumerate(order)}
+        self.changePersistentIndexList(moved, targets)
+        self.layoutChanged.emit()
+
     # --- lookups ---
     def names(self) -> list[str]:
+        """The layers in forward order, whatever the rows are sorted by."""
         return list(self._names)
 
     def row_of(self, name: str) -> int | None:
         return self._row_of.get(name)
 
     def layer(self, row: int) -> LayerStep:
-        return self._layers[row]
+        return self._layers[self._order[row]]
 
     def status(self, name: str) -> str | None:
         row = self._row_of.get(name)
-        return None if row is None else self._status[row]
+        return None if row is None else self._status[self._order[row]]
 
     # --- QAbstractTableModel ---
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
@@ -245,47 +293,47 @@ class LayerTableModel(QAbstractTableModel):
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         answer = self._roles.get(role)
-        return None if answer is None else answer(index.row(), index.column())
+        return None if answer is None else answer(self._order[index.row()], index.column())
 
-    def _display(self, row: int, col: int) -> str:
-        text = self._text[col][row]
+    # Each answers for layer i (forward order), column col.
+    def _display(self, i: int, col: int) -> str:
+        text = self._text[col][i]
         if text is None:
-            text = self._text[col][row] = COLUMNS[col].display(self._layers[row])
+            text = self._text[col][i] = COLUMNS[col].display(self._layers[i])
         return text
 
-    def _sort_key(self, row: int, col: int) -> Any:
-        key = self._sort[col][row]
+    def _sort_key(self, i: int, col: int) -> Any:
+        key = self._sort[col][i]
         if key is _STALE:
             if col == STATUS:
-                severity = self._status[row]
+                severity = self._status[i]
                 key = -1 if severity is None else severity_rank(severity)
             else:
                 column = COLUMNS[col]
-                key = _num(column.raw(self._layers[row])) if column.numeric else column.raw(self._layers[row])
-            self._sort[col][row] = key
+                key = _num(column.raw(self._layers[i])) if column.numeric else column.raw(self._layers[i])
+            self._sort[col][i] = key
         return key
 
-    def _csv(self, row: int, col: int) -> Any:
+    def _csv(self, i: int, col: int) -> Any:
         if col == STATUS:
-            return self._status[row] or "ok"
-        value = COLUMNS[col].raw(self._layers[row])
+            return self._status[i] or "ok"
+        value = COLUMNS[col].raw(self._layers[i])
         return "" if value is None else value
 
-    def _decoration(self, row: int, col: int) -> QIcon | None:
-        severity = self._status[row] if col == STATUS else None
+    def _decoration(self, i: int, col: int) -> QIcon | None:
+        severity = self._status[i] if col == STATUS else None
         return None if severity is None else self._icon(severity)
 
-    def _tooltip(self, row: int, col: int) -> str | None:
+    def _tooltip(self, i: int, col: int) -> str | None:
+        layer = self._layers[i]
         if col == GRAD:
-            return TIPS.get(gradient_state(self._layers[row]))
-        if col == DEAD and inactive_not_dead(self._layers[row]):
-            return (
-                f"Inactive, not dead: {self._layers[row].type} still passes these units a gradient, so they can recover"
-            )
-        return self._status_tips[row] if col == STATUS else None
+            return TIPS.get(gradient_state(layer))
+        if col == DEAD and inactive_not_dead(layer):
+            return f"Inactive, not dead: {layer.type} still passes these units a gradient, so they can recover"
+        return self._status_tips[i] if col == STATUS else None
 
-    def _foreground(self, row: int, col: int) -> QBrush | None:
-        layer = self._layers[row]
+    def _foreground(self, i: int, col: int) -> QBrush | None:
+        layer = self._layers[i]
         if col == DEAD:
             if not layer.dead_units:
                 return None
@@ -331,14 +379,15 @@ def _marks(names: list[str], findings: list[Finding]) -> tuple[list[str | None],
 
 
 class LayerSortProxy(QSortFilterProxyModel):
-    """Sorts on raw values (numbers as numbers, missing values first) and filters by layer name."""
+    """Filters by layer name; a sort (a header click) is passed to the LayerTableModel, which sorts itself."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.setSortRole(SORT_ROLE)
         self.setFilterKeyColumn(NAME)
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.setDynamicSortFilter(True)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        self.sourceModel().sort(column, order)
 
 
 def table_csv(model: QAbstractItemModel) -> str:
