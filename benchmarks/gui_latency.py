@@ -163,6 +163,7 @@ def main() -> int:
 
     profiler = cProfile.Profile() if args.profile else None
     window.clock.redraw_seconds.clear()
+    window.clock.redraw_cpu_seconds.clear()
     window.clock.cycle_seconds.clear()
     window.clock.paint_seconds.clear()
     window.controller.client.read_seconds.clear()
@@ -189,6 +190,7 @@ def main() -> int:
     redraws = list(window.clock.redraw_seconds)
     late = percentiles(lateness)
     draw = percentiles(redraws)
+    cpu = percentiles(list(window.clock.redraw_cpu_seconds))
     cycle = percentiles(list(window.clock.cycle_seconds))
     print(f"model: {layers} observed layers, {steps} steps in {elapsed:.1f} s ({steps / elapsed:.1f} steps/s)")
     print(
@@ -198,6 +200,10 @@ def main() -> int:
     print(
         f"redraw slice (1 tick): p50 {draw[0]:.1f} ms, p95 {draw[1]:.1f} ms, max {draw[2]:.1f} ms"
         f"  ({len(redraws)} slices)"
+    )
+    print(
+        f"  its GUI-thread CPU:  p50 {cpu[0]:.1f} ms, p95 {cpu[1]:.1f} ms, max {cpu[2]:.1f} ms"
+        "  (the same slices without waiting for the CPU or the interpreter lock)"
     )
     print(
         f"whole redraw (sum):    p50 {cycle[0]:.1f} ms, p95 {cycle[1]:.1f} ms, max {cycle[2]:.1f} ms  "
