@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QTableView
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui.panels.findings_panel import FindingsModel
-from bpviz.gui.panels.layer_table import COLUMNS, GRAD, NAME, LayerSortProxy, LayerTableModel
+from bpviz.gui.panels.layer_table import COLUMNS, GRAD, NAME, LayerSortProxy, LayerTableModel, table_csv
 
 MEAN = next(i for i, c in enumerate(COLUMNS) if c.title == "Mean")
 STD = next(i for i, c in enumerate(COLUMNS) if c.title == "Std")
@@ -162,3 +162,16 @@ def test_a_header_click_sorts_the_view_and_a_changing_sort_column_re_sorts(qtbot
     assert _order(proxy) == ["fc2", "fc1", "fc3", "fc0"]
     assert signals == [(0, GRAD, 0, GRAD)]  # fc2's cell, in its new row
     assert proxy.data(proxy.index(0, GRAD)) == "5.00e-01"
+
+
+def test_a_filtered_table_stays_filtered_and_sorted_as_its_rows_re_sort():
+    model, proxy, _signals = _table()
+    proxy.sort(MEAN, Qt.SortOrder.AscendingOrder)
+    proxy.setFilterFixedString("FC")  # case-insensitive
+    layers = [dataclasses.replace(layer, name="relu" if layer.order == 1 else layer.name) for layer in _layers()]
+    model.update(StepRecord(step=0, loss=1.0, layers=layers), [])
+    assert _order(proxy) == ["fc3", "fc0", "fc2"]  # relu (mean -1) filtered out
+    moved = [dataclasses.replace(layer, mean=-layer.mean) for layer in layers]
+    model.update(StepRecord(step=1, loss=1.0, layers=moved), [])
+    assert _order(proxy) == ["fc2", "fc0", "fc3"]
+    assert table_csv(proxy).splitlines()[1].split(",")[1] == "fc2"
