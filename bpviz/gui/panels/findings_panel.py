@@ -108,6 +108,7 @@ def _shown(finding: Finding) -> tuple:
 
 
 RANK, ACTIVE = 0, len(HEADERS) + 1  # in a row's shown tuple, around its cells' text
+MESSAGE = 1 + HEADERS.index("Message")
 
 
 class FindingsModel(QAbstractTableModel):
@@ -186,7 +187,7 @@ class FindingsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and not shown[ACTIVE]:
             return self._inactive
         if role == Qt.ItemDataRole.ToolTipRole:
-            return shown[1 + HEADERS.index("Message")] + ("" if shown[ACTIVE] else " (no longer holds)")
+            return shown[MESSAGE] + ("" if shown[ACTIVE] else " (no longer holds)")
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -7,8 +7,8 @@ a run; it resets only when the layers themselves change (a new model).
 An update of a 300-layer model must fit in one redraw tick, so it compares
 each cell's inputs (its column's `changes`) with the previous step's and
 signals only the cells that differ, one ranged dataChanged per block of
-columns: the sort proxy re-sorts only when the sorted column changed, and the
-view repaints only those cells. Display strings and sort keys are computed
+columns, so the view repaints only those cells; the rows are re-sorted only
+when the sorted column changed. Display strings and sort keys are computed
 when Qt first asks for them (only the rows on screen are painted) and kept
 until the cell changes.
 """
