@@ -7,6 +7,7 @@ in the data hides the very thing the user is looking for.
 from __future__ import annotations
 
 import pytest
+from PySide6.QtGui import QColor
 
 from bpviz.engine.record.history import History
 from bpviz.gui import theme
@@ -113,3 +114,16 @@ def test_the_network_opens_with_a_metric_that_fits_the_model(qtbot):
     view.clear()
     view.refresh(relu)
     assert view.metric_box.currentData() == "dead"
+
+
+def test_network_nodes_take_the_colour_scale_ends_at_the_range_ends(qtbot):
+    view = NetworkView()
+    qtbot.addWidget(view)
+    history = History()
+    history.append(
+        record(0, [layer("a", 0, grad_norm=1e-9), layer("b", 1, grad_norm=1.0), layer("c", 2, grad_norm=1e-3)])
+    )
+    view.refresh(history)
+    colours = [QColor(c).name() for c in view.metric().colours]
+    assert view.items["a"].fill.name() == colours[0] and view.items["b"].fill.name() == colours[-1]
+    assert view.items["c"].fill.name() not in (colours[0], colours[-1])

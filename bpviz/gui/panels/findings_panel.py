@@ -94,6 +94,23 @@ def reading_rank(finding: Finding) -> float:
     return (0.0 if finding.active else 1e12) + (len(SEVERITIES) - severity_rank(finding.severity)) * 1e10 + step
 
 
+def _shown(finding: Finding) -> tuple:
+    """What a row shows: its place in the reading order, its cells' text, whether it still holds."""
+    return (
+        reading_rank(finding),
+        finding.severity,
+        finding.kind,
+        finding.layer or "(model)",
+        "" if finding.step is None else str(finding.step),
+        finding.message,
+        finding.active,
+    )
+
+
+RANK, ACTIVE = 0, len(HEADERS) + 1  # in a row's shown tuple, around its cells' text
+MESSAGE = 1 + HEADERS.index("Message")
+
+
 class FindingsModel(QAbstractTableModel):
     """Findings in the order they were first raised: rows are only ever appended or updated in place.
 
@@ -105,24 +122,39 @@ class FindingsModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.findings: list[Finding] = []
+        # What each row shows, copied: the engine updates its findings in place, so they cannot be compared later.
+        self._shown: list[tuple] = []
         self._row_of: dict[tuple[str, str | None], int] = {}
         self._icons = {s: theme.dot_icon(c) for s, c in theme.SEVERITY_COLOURS.items()}
+        self._inactive = QBrush(QColor(theme.INACTIVE))
 
     def set_findings(self, findings: list[Finding]) -> None:
-        """Show `findings`: new keys are appended, known ones updated; a vanished key resets the model."""
+        """Show `findings`: new keys are appended, known ones updated; a vanished key resets the model.
+
+        The engine sends every finding again each step, mostly unchanged: signalling all rows would re-sort them all.
+        """
         incoming = {f.key: f for f in findings}
         if any(key not in incoming for key in self._row_of):
             self.beginResetModel()
             self.findings = list(findings)
+            self._shown = [_shown(f) for f in self.findings]
             self._row_of = {f.key: row for row, f in enumerate(self.findings)}
             self.endResetModel()
             return
+        moved, reworded = [], []  # rows whose place in the order changed; rows whose text alone did
         for key, finding in incoming.items():
             row = self._row_of.get(key)
-            if row is not None:
-                self.findings[row] = finding
-        if self.findings:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self.findings) - 1, len(HEADERS) - 1))
+            if row is None:
+                continue
+            self.findings[row] = finding
+            shown = _shown(finding)
+            if shown != self._shown[row]:
+                (moved if shown[RANK] != self._shown[row][RANK] else reworded).append(row)
+                self._shown[row] = shown
+        # The proxy sorts on column 0: a change that leaves it out is repainted without re-sorting every row.
+        for rows, first_column in ((moved, 0), (reworded, 1)):
+            if rows:
+                self.dataChanged.emit(self.index(min(rows), first_column), self.index(max(rows), len(HEADERS) - 1))
         new = [f for f in findings if f.key not in self._row_of]
         if new:
             first = len(self.findings)
@@ -130,6 +162,7 @@ class FindingsModel(QAbstractTableModel):
             for finding in new:
                 self._row_of[finding.key] = len(self.findings)
                 self.findings.append(finding)
+                self._shown.append(_shown(finding))
             self.endInsertRows()
 
     def row_of(self, key: tuple[str, str | None]) -> int | None:
@@ -142,24 +175,19 @@ class FindingsModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(HEADERS)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        finding = self.findings[index.row()]
+        """From the row's shown copy, so the proxy's order always matches what was signalled."""
+        shown = self._shown[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (
-                finding.severity,
-                finding.kind,
-                finding.layer or "(model)",
-                "" if finding.step is None else str(finding.step),
-                finding.message,
-            )[col]
+            return shown[1 + col]
         if role == SORT_ROLE:
-            return reading_rank(finding)
+            return shown[RANK]
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
-            return self._icons.get(finding.severity)
-        if role == Qt.ItemDataRole.ForegroundRole and not finding.active:
-            return QBrush(QColor(theme.INACTIVE))
+            return self._icons.get(shown[1])
+        if role == Qt.ItemDataRole.ForegroundRole and not shown[ACTIVE]:
+            return self._inactive
         if role == Qt.ItemDataRole.ToolTipRole:
-            return finding.message + ("" if finding.active else " (no longer holds)")
+            return shown[MESSAGE] + ("" if shown[ACTIVE] else " (no longer holds)")
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

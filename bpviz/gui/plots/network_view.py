@@ -338,12 +338,13 @@ class NetworkView(PlotView):
         self.values, self.states = values, states
         lo, hi = metric.fixed or span(values.values())
         cmap = pg.ColorMap(np.linspace(0, 1, len(metric.colours)), [QtGui.QColor(c) for c in metric.colours])
+        shaded: list[tuple[NodeItem, float]] = []  # nodes coloured by value: one colour-map lookup for them all
         for key, item in self.items.items():
             members = item.block.members if item.block is not None else [key]
             known = [values[m] for m in members if m in values]
             if known:
                 value = metric.worst(known)
-                item.fill = cmap.map(min(max((value - lo) / (hi - lo), 0.0), 1.0), mode="qcolor")
+                shaded.append((item, min(max((value - lo) / (hi - lo), 0.0), 1.0)))
                 item.value_text = metric.fmt(value)
             elif any(m in states for m in members):
                 state = max((states[m] for m in members if m in states), key=STATE_RANK.index)
@@ -355,6 +356,10 @@ class NetworkView(PlotView):
             if item.block is None:  # a remedy may have changed the layer's type since the graph was drawn
                 item.subtitle = self.types.get(key, item.subtitle)
             item.update()
+        if shaded:
+            colours = cmap.map(np.array([share for _item, share in shaded]), mode="qcolor")
+            for (item, _share), colour in zip(shaded, colours):
+                item.fill = colour
         swatches = list(metric.states.values()) if metric.states else []
         if not metric.states or UNMEASURED not in metric.states:
             swatches.append((theme.NO_DATA, "no data"))

@@ -37,6 +37,7 @@ from bpviz.gui.plots.gradient_flow_view import GradientFlowView
 from bpviz.gui.plots.histogram_view import HistogramView
 from bpviz.gui.plots.loss_view import LossView
 
+PAGE_PARTS = ("table", "findings")  # the parts of a redraw the page draws itself, before its plots
 TABLE_WIDTH = 380  # enough for a layer's name, type, shape, units and dead units
 
 
@@ -164,8 +165,8 @@ class DebuggerPage(QWidget):
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.main_splitter)
         self._stale: set[str] = set(self.views)
-        # Seconds the table's latest redraws took (the plots' are in the registry), for the latency benchmark.
-        self.table_seconds: deque[float] = deque(maxlen=10_000)
+        # Seconds the page's own parts' latest redraws took (the plots' are in the registry), for the benchmark.
+        self.part_seconds: dict[str, deque[float]] = {part: deque(maxlen=10_000) for part in PAGE_PARTS}
 
     def splitters(self) -> list[QSplitter]:
         """The splitters whose positions the window remembers."""
@@ -197,7 +198,8 @@ class DebuggerPage(QWidget):
         self._stale = set(self.views)
 
     def begin_cycle(self, history: History, findings: list[Finding]) -> list[str]:
-        """Take new data in; return the parts to draw ("table", then each visible plot), one per event-loop turn.
+        """Take new data in; return the parts to draw (the table, the findings, then each visible plot), one per
+        event-loop turn.
 
         Qt paints a window's dirty widgets in one pass, so refreshing every plot in one
         go makes one long pause; drawing one part per timer tick keeps each pause short.
@@ -205,14 +207,17 @@ class DebuggerPage(QWidget):
         self.history = history
         self.findings = findings
         self._stale = set(self.views)
-        return ["table"] + [key for key, view in self.views.items() if view.isVisible()]
+        return [*PAGE_PARTS] + [key for key, view in self.views.items() if view.isVisible()]
 
     def draw_part(self, part: str) -> None:
         """Draw one part named by `begin_cycle`."""
-        if part == "table":
+        if part in PAGE_PARTS:
             started = time.perf_counter()
-            self._draw_table()
-            self.table_seconds.append(time.perf_counter() - started)
+            if part == "table":
+                self._draw_table()
+            else:
+                self._draw_findings()
+            self.part_seconds[part].append(time.perf_counter() - started)
         elif part in self.views and self.history is not None:
             self._stale.discard(part)
             self.plots.refresh(part, self.history)
@@ -221,14 +226,18 @@ class DebuggerPage(QWidget):
         findings = self.findings
         self.table_model.update(self.history.latest if self.history is not None else None, findings)
         self.table_title.setText(f"Layers ({self.table_model.rowCount()})")
-        history = self.history
-        checks = checks_run(history, self.config) if history is not None and not findings else None
-        self.findings_panel.set_findings(findings, checks, len(history) if history is not None else 0)
-        self._update_banner(findings)
         if self._wanted_layer is not None and self.table_model.row_of(self._wanted_layer) is not None:
             self.select_layer(self._wanted_layer)
         elif self.selected_layer() is None and self.table_model.rowCount():
             self.select_layer(worst_layer(findings) or self.table_model.names()[0])
+
+    def _draw_findings(self) -> None:
+        """The findings list and the banner: a part of its own, so no tick draws both it and a 300-row table."""
+        history = self.history
+        findings = self.findings
+        checks = checks_run(history, self.config) if history is not None and not findings else None
+        self.findings_panel.set_findings(findings, checks, len(history) if history is not None else 0)
+        self._update_banner(findings)
 
     def refresh_views(self, only_stale: bool) -> None:
         """Redraw the plots a person can see; hidden ones are redrawn when they are shown."""

@@ -2,10 +2,10 @@
 
 Records only land in the run's History; a 16 ms timer redraws once something
 new arrived, so a burst of fast steps costs one redraw, never one per step.
-A redraw is drawn one part per tick (the table, the status bar, then each
-visible plot of the PlotRegistry, docks included), so no single pause of the
-event loop is longer than the slowest part, and the window stays live. After
-a redraw that kept the GUI thread busy B seconds, the next waits 2·B.
+A redraw is drawn one part per tick (the table, the status bar, the findings,
+then each visible plot of the PlotRegistry, docks included), so no single pause
+of the event loop is longer than the slowest part, and the window stays live.
+After a redraw that kept the GUI thread busy B seconds, the next waits 2·B.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session.events import RunView
 from bpviz.gui.plots.base import PlotRegistry
-from bpviz.gui.window.debugger_page import DebuggerPage
+from bpviz.gui.window.debugger_page import PAGE_PARTS, DebuggerPage
 
 REDRAW_MS = 16  # one part per tick: the table and each plot at up to 60 / (1 + plots) Hz
 IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B s (drawing + painting), wait 2·B before the next
@@ -46,6 +46,8 @@ class RedrawClock(QObject):
         self.shown_step: int | None = None
         # How long each tick's slice of drawing took, and each whole redraw (all parts), and Qt's painting passes.
         self.redraw_seconds: deque[float] = deque(maxlen=10_000)
+        # The GUI thread's CPU time in each slice: what the slice costs, without the waits of a loaded machine.
+        self.redraw_cpu_seconds: deque[float] = deque(maxlen=10_000)
         self.cycle_seconds: deque[float] = deque(maxlen=10_000)
         self.paint_seconds: deque[float] = deque(maxlen=10_000)
         self._parts: list[str] = []  # parts of the redraw in progress
@@ -77,8 +79,8 @@ class RedrawClock(QObject):
         self._cycle_cost += seconds
 
     def timings(self) -> dict[str, deque[float]]:
-        """Seconds per part of the latest redraws: the table, then each plot."""
-        return {"table": self._page.table_seconds, **self._plots.timings}
+        """Seconds per part of the latest redraws: the table, the findings, then each plot."""
+        return {**self._page.part_seconds, **self._plots.timings}
 
     def redraw(self, force: bool = False) -> None:
         """Bring every widget up to the latest record now (all parts); a no-op unless something new arrived."""
@@ -114,17 +116,18 @@ class RedrawClock(QObject):
         self._parts += [name for name in self._plots.visible() if name not in self._page.views]
 
     def _draw_next_part(self) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         part = self._parts.pop(0)
         history = self._run().history
         if part == "status":
             self._draw_status(history.latest)
-        elif part == "table" or part in self._page.views:
+        elif part in PAGE_PARTS or part in self._page.views:
             self._page.draw_part(part)
         else:
             self._plots.refresh(part, history)
         spent = time.perf_counter() - started
         self.redraw_seconds.append(spent)
+        self.redraw_cpu_seconds.append(time.thread_time() - cpu_started)
         self._cycle_cost += spent
         if not self._parts:
             self.cycle_seconds.append(self._cycle_cost)
