@@ -16,6 +16,7 @@ field a file lacks takes its default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -23,7 +24,7 @@ import typing
 
 import numpy as np
 
-from bpviz.engine.runs.codec import Packer, Unpacker, build, decode_array, encode_array
+from bpviz.engine.runs.codec import Base, Packer, Unpacker, build, decode_array, decode_arrays, encode_array
 
 REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, ARRAY_MAP, PACKED, NESTED, CHILD = (
     "REAL",
@@ -59,7 +60,11 @@ class ArrayCoder:
         return encode_array(array)
 
     def decode(self, column: str, blob: bytes) -> np.ndarray:
-        return decode_array(blob)
+        return decode_array(blob, self.base(column))
+
+    def base(self, column: str) -> Base | None:
+        """The keyframe arrays a difference blob of `column` is decoded against (None: plain blobs only)."""
+        return None
 
 
 PLAIN = ArrayCoder()
@@ -82,6 +87,7 @@ class Shape:
         self.cls = cls
         hints = typing.get_type_hints(cls)
         self.fields = [_classify(f.name, hints[f.name]) for f in dataclasses.fields(cls) if f.name not in skip]
+        self._plans: dict[tuple, RowPlan] = {}
 
     def by_kind(self, *kinds: str) -> list[Field]:
         return [f for f in self.fields if f.kind in kinds]
@@ -145,41 +151,98 @@ class Shape:
     ) -> dict[str, object]:
         """Field values from a row (`row` maps column names to values; absent columns keep defaults); `only`: just
         these fields (a time axis reads a few columns of thousands of rows)."""
-        values: dict[str, object] = {}
-        for f in self.fields if only is None else [f for f in self.fields if f.name in only]:
+        return self.plan(tuple(row), prefix, only).rows([tuple(row.values())], unpacker, [nans], [arrays])[0]
+
+    def plan(self, columns: tuple[str, ...], prefix: str = "", only: frozenset[str] | None = None) -> RowPlan:
+        """How to read rows that have `columns` (in that order), worked out once for every such row."""
+        key = (columns, prefix, only)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = RowPlan(self, columns, prefix, only)
+        return found
+
+
+class RowPlan:
+    """`Shape.values` for rows of one list of columns: which field each column holds and how it converts is found
+    once, and each array column is decoded for all the rows at once (codec's `decode_arrays`), so a step of
+    hundreds of layer rows costs a loop over its values and a few numpy calls per column, not per layer."""
+
+    def __init__(self, shape: Shape, columns: tuple[str, ...], prefix: str, only: frozenset[str] | None) -> None:
+        index = {column: i for i, column in enumerate(columns)}
+        self._absent: list[tuple[str, str]] = []  # (field, column) not in the rows: NaN when the row names it
+        self._taken: list[tuple[str, int, str]] = []  # (field, index, column) stored as they are, or converted below
+        self._bools: list[str] = []
+        self._reals: list[str] = []
+        self._blobs: list[tuple[str, int, str, str, type | None]] = []  # JSON, maps and packed values: decoded
+        self._arrays: list[tuple[str, int, str]] = []  # taken as blobs first, decoded by `rows` a column at a time
+        self._nested: list[tuple[str, RowPlan, type]] = []
+        for f in shape.fields if only is None else [f for f in shape.fields if f.name in only]:
             column = prefix + f.name
             if f.kind == CHILD:
                 continue
             if f.kind == NESTED:
-                if not any(k.startswith(column + "_") for k in row):
-                    continue  # not read (a row of some columns only): the default
-                inner = f.inner.values(row, unpacker, nans, column + "_")
-                values[f.name] = build(f.inner.cls, inner) if any(v is not None for v in inner.values()) else None
-                continue
-            if column not in row:
-                if column in nans:
-                    values[f.name] = math.nan
-                continue
-            value = row[column]
-            if value is None:
-                values[f.name] = math.nan if column in nans else None
-            elif f.kind == REAL:
-                values[f.name] = float(value)
-            elif f.kind == BOOL:
-                values[f.name] = bool(value)
-            elif f.kind == JSON:
-                values[f.name] = f.sequence(json.loads(value))
-            elif f.kind == ARRAY:
-                values[f.name] = arrays.decode(column, value)
-            elif f.kind == ARRAY_MAP:
-                # format 1 packed the arrays themselves, format 2 their blobs
-                items = unpacker.unpack(value).items()
-                values[f.name] = {k: arrays.decode(f"{column}.{k}", v) if isinstance(v, bytes) else v for k, v in items}
-            elif f.kind == PACKED:
-                values[f.name] = unpacker.unpack(value)
+                if any(c.startswith(column + "_") for c in columns):  # else not read (some columns only): default
+                    self._nested.append((f.name, RowPlan(f.inner, columns, column + "_", None), f.inner.cls))
+            elif column not in index:
+                self._absent.append((f.name, column))
+            elif f.kind in (JSON, ARRAY_MAP, PACKED):
+                self._blobs.append((f.name, index[column], column, f.kind, f.sequence))
             else:
-                values[f.name] = value
+                self._taken.append((f.name, index[column], column))
+                {BOOL: self._bools, REAL: self._reals}.get(f.kind, []).append(f.name)
+                if f.kind == ARRAY:
+                    self._arrays.append((f.name, index[column], column))
+
+    def rows(
+        self, rows: list[tuple], unpacker: Unpacker, nans: list[set[str]], arrays: list[ArrayCoder]
+    ) -> list[dict[str, object]]:
+        """Field values of each of `rows` (tuples in the plan's column order), with its NaN columns and coder."""
+        found = [self._scalars(row, unpacker, row_nans, coder) for row, row_nans, coder in zip(rows, nans, arrays)]
+        for name, i, column in self._arrays:
+            present = [k for k, row in enumerate(rows) if row[i] is not None]
+            decoded = decode_arrays([rows[k][i] for k in present], [arrays[k].base(column) for k in present])
+            for k, array in zip(present, decoded):
+                found[k][name] = array
+        for name, plan, cls in self._nested:
+            inner = plan.rows(rows, unpacker, nans, [PLAIN] * len(rows))
+            for values, parts in zip(found, inner):
+                values[name] = build(cls, parts) if any(v is not None for v in parts.values()) else None
+        return found
+
+    def _scalars(self, row: tuple, unpacker: Unpacker, nans: set[str], arrays: ArrayCoder) -> dict[str, object]:
+        """Every field of `row`, its arrays still blobs (`rows` decodes those a column at a time)."""
+        values = {name: row[i] for name, i, _ in self._taken}
+        if nans:  # SQLite keeps NaN as NULL
+            values.update((name, math.nan) for name, column in self._absent if column in nans)
+            values.update((name, math.nan) for name, i, column in self._taken if row[i] is None and column in nans)
+        for name in self._bools:
+            if values[name] is not None:
+                values[name] = bool(values[name])
+        for name in self._reals:
+            if values[name] is not None and type(values[name]) is not float:
+                values[name] = float(values[name])
+        for name, i, column, kind, sequence in self._blobs:
+            value = row[i]
+            if value is None:
+                values[name] = math.nan if column in nans else None
+            elif kind == JSON:
+                values[name] = sequence(_json(value))
+            elif kind == ARRAY_MAP:
+                # format 1 packed the arrays themselves, format 2 their blobs
+                items = unpacker.unpack(value)
+                blobs = [k for k, v in items.items() if isinstance(v, bytes)]
+                bases = [arrays.base(f"{column}.{k}") for k in blobs]
+                items.update(zip(blobs, decode_arrays([items[k] for k in blobs], bases)))
+                values[name] = items
+            else:
+                values[name] = unpacker.unpack(value)
         return values
+
+
+@functools.lru_cache(maxsize=4096)
+def _json(text: str) -> tuple:
+    """A JSON list as a tuple, parsed once per distinct text: every layer row repeats its shape."""
+    return tuple(json.loads(text))
 
 
 def nan_text(nans: list[str]) -> str | None:
