@@ -163,18 +163,15 @@ class Shape:
 
 
 class RowPlan:
-    """`Shape.values` for rows of one list of columns: which field each column holds and how it converts is found
-    once, and each array column is decoded for all the rows at once (codec's `decode_arrays`), so a step of
-    hundreds of layer rows costs a loop over its values and a few numpy calls per column, not per layer."""
+    """`Shape.values` for rows of one list of columns, a column at a time: which field each column holds and how
+    it converts is found once, each column is converted in one pass over the rows, and each array column is
+    decoded for all the rows at once (codec's `decode_arrays`), so a step of hundreds of layer rows costs a few
+    passes per column rather than a search of each row's names and a dozen numpy calls per array."""
 
     def __init__(self, shape: Shape, columns: tuple[str, ...], prefix: str, only: frozenset[str] | None) -> None:
         index = {column: i for i, column in enumerate(columns)}
         self._absent: list[tuple[str, str]] = []  # (field, column) not in the rows: NaN when the row names it
-        self._taken: list[tuple[str, int, str]] = []  # (field, index, column) stored as they are, or converted below
-        self._bools: list[str] = []
-        self._reals: list[str] = []
-        self._blobs: list[tuple[str, int, str, str, type | None]] = []  # JSON, maps and packed values: decoded
-        self._arrays: list[tuple[str, int, str]] = []  # taken as blobs first, decoded by `rows` a column at a time
+        self._fields: list[tuple[str, int, str, str, type | None]] = []  # (field, index, column, kind, sequence)
         self._nested: list[tuple[str, RowPlan, type]] = []
         for f in shape.fields if only is None else [f for f in shape.fields if f.name in only]:
             column = prefix + f.name
@@ -185,58 +182,71 @@ class RowPlan:
                     self._nested.append((f.name, RowPlan(f.inner, columns, column + "_", None), f.inner.cls))
             elif column not in index:
                 self._absent.append((f.name, column))
-            elif f.kind in (JSON, ARRAY_MAP, PACKED):
-                self._blobs.append((f.name, index[column], column, f.kind, f.sequence))
             else:
-                self._taken.append((f.name, index[column], column))
-                {BOOL: self._bools, REAL: self._reals}.get(f.kind, []).append(f.name)
-                if f.kind == ARRAY:
-                    self._arrays.append((f.name, index[column], column))
+                self._fields.append((f.name, index[column], column, f.kind, f.sequence))
+        self._names = [name for name, *_ in self._fields] + [name for name, *_ in self._nested]
 
     def rows(
         self, rows: list[tuple], unpacker: Unpacker, nans: list[set[str]], arrays: list[ArrayCoder]
     ) -> list[dict[str, object]]:
         """Field values of each of `rows` (tuples in the plan's column order), with its NaN columns and coder."""
-        found = [self._scalars(row, unpacker, row_nans, coder) for row, row_nans, coder in zip(rows, nans, arrays)]
-        for name, i, column in self._arrays:
-            present = [k for k, row in enumerate(rows) if row[i] is not None]
-            decoded = decode_arrays([rows[k][i] for k in present], [arrays[k].base(column) for k in present])
-            for k, array in zip(present, decoded):
-                found[k][name] = array
-        for name, plan, cls in self._nested:
+        if not rows:
+            return []
+        stored = list(zip(*rows))
+        columns = [
+            self._convert(list(stored[i]), kind, column, sequence, unpacker, arrays)
+            for _, i, column, kind, sequence in self._fields
+        ]
+        for k in [k for k, row_nans in enumerate(nans) if row_nans]:  # SQLite keeps NaN as NULL
+            for (_, _, column, _, _), values in zip(self._fields, columns):
+                if values[k] is None and column in nans[k]:
+                    values[k] = math.nan
+        for _, plan, cls in self._nested:
             inner = plan.rows(rows, unpacker, nans, [PLAIN] * len(rows))
-            for values, parts in zip(found, inner):
-                values[name] = build(cls, parts) if any(v is not None for v in parts.values()) else None
+            columns.append([build(cls, parts) if _any_set(parts) else None for parts in inner])
+        found = [dict(zip(self._names, values)) for values in zip(*columns)] if columns else [{} for _ in rows]
+        for values, row_nans in zip(found, nans):
+            if row_nans:
+                values.update((name, math.nan) for name, column in self._absent if column in row_nans)
         return found
 
-    def _scalars(self, row: tuple, unpacker: Unpacker, nans: set[str], arrays: ArrayCoder) -> dict[str, object]:
-        """Every field of `row`, its arrays still blobs (`rows` decodes those a column at a time)."""
-        values = {name: row[i] for name, i, _ in self._taken}
-        if nans:  # SQLite keeps NaN as NULL
-            values.update((name, math.nan) for name, column in self._absent if column in nans)
-            values.update((name, math.nan) for name, i, column in self._taken if row[i] is None and column in nans)
-        for name in self._bools:
-            if values[name] is not None:
-                values[name] = bool(values[name])
-        for name in self._reals:
-            if values[name] is not None and type(values[name]) is not float:
-                values[name] = float(values[name])
-        for name, i, column, kind, sequence in self._blobs:
-            value = row[i]
-            if value is None:
-                values[name] = math.nan if column in nans else None
-            elif kind == JSON:
-                values[name] = sequence(_json(value))
-            elif kind == ARRAY_MAP:
-                # format 1 packed the arrays themselves, format 2 their blobs
-                items = unpacker.unpack(value)
-                blobs = [k for k, v in items.items() if isinstance(v, bytes)]
-                bases = [arrays.base(f"{column}.{k}") for k in blobs]
-                items.update(zip(blobs, decode_arrays([items[k] for k in blobs], bases)))
-                values[name] = items
-            else:
-                values[name] = unpacker.unpack(value)
+    @staticmethod
+    def _convert(
+        values: list, kind: str, column: str, sequence: type | None, unpacker: Unpacker, arrays: list[ArrayCoder]
+    ) -> list:
+        """One column's stored values (None stays None) as field values."""
+        if kind == REAL:
+            return values if set(map(type, values)) <= _FLOAT else [None if v is None else float(v) for v in values]
+        if kind == BOOL:
+            return [None if v is None else bool(v) for v in values]
+        if kind == JSON:
+            return [None if v is None else sequence(_json(v)) for v in values]
+        if kind == ARRAY:
+            present = [k for k, v in enumerate(values) if v is not None]
+            decoded = decode_arrays([values[k] for k in present], [arrays[k].base(column) for k in present])
+            for k, array in zip(present, decoded):
+                values[k] = array
+            return values
+        if kind == ARRAY_MAP:
+            return [None if v is None else _array_map(unpacker.unpack(v), column, c) for v, c in zip(values, arrays)]
+        if kind == PACKED:
+            return [None if v is None else unpacker.unpack(v) for v in values]
         return values
+
+
+_FLOAT = {float, type(None)}
+
+
+def _any_set(values: dict[str, object]) -> bool:
+    """Whether a nested record's columns hold anything (all NULL: the record was None)."""
+    return any(v is not None for v in values.values())
+
+
+def _array_map(items: dict, column: str, arrays: ArrayCoder) -> dict:
+    """A map of names to array blobs decoded (format 1 packed the arrays themselves, format 2 their blobs)."""
+    blobs = [k for k, v in items.items() if isinstance(v, bytes)]
+    items.update(zip(blobs, decode_arrays([items[k] for k in blobs], [arrays.base(f"{column}.{k}") for k in blobs])))
+    return items
 
 
 @functools.lru_cache(maxsize=4096)
