@@ -91,3 +91,16 @@ def test_the_rows_a_heatmap_picks_follow_a_growing_run_and_any_range(tmp_path):
                 assert activity[0].tolist() == expected
                 assert np.array_equal(activity[1], np.vstack([live[s].layer("1").unit_activity for s in expected]))
     run.close()
+
+
+def test_buckets_read_again_for_another_last_step_equal_a_fresh_readers(tmp_path):
+    seeded_run(tmp_path / "run.bpviz", steps=23)
+    with bpviz.open_run(tmp_path / "run.bpviz") as run:
+        for hi in (22, 9, 17, 3, 22, 14, 0, 21):  # scrubbing back and forth over the same buckets
+            for field, layer, lo in (("loss", None, 0), ("grad_norm", "2", 0), ("mean", "1", 4)):
+                with bpviz.open_run(tmp_path / "run.bpviz") as fresh:
+                    expected = fresh.buckets(field, layer, max_points=5, step_range=(lo, hi))
+                found = run.buckets(field, layer, max_points=5, step_range=(lo, hi))
+                assert found.width == expected.width
+                for part in ("steps", "mean", "min", "max", "count"):
+                    assert getattr(found, part).tolist() == getattr(expected, part).tolist(), (hi, field, part)

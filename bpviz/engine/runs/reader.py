@@ -49,7 +49,7 @@ _LAYER_COLUMNS = {
 }
 _ALWAYS = ("step", "layer_id", "shape", "order", "nan")
 _DECODED_LIMIT = 8192  # LayerSteps of heatmap rows a reader keeps decoded
-_AVERAGES_LIMIT = 256  # bucketed time axes (a layer's fields at one bucket width) a reader keeps
+_AVERAGES_LIMIT = 256  # bucketed time axes (a series or a layer's fields at one bucket width) a reader keeps
 _HOLDING_LIMIT = 256  # (layer, array columns) whose rows holding them a reader keeps the steps of
 
 
@@ -93,6 +93,7 @@ class Run:
             self._decoded: dict[tuple[int, int, tuple[str, ...]], LayerStep] = {}
             self._averages: dict[tuple, tuple[int, list[tuple[int, LayerStep]]]] = {}
             self._holding: dict[tuple, tuple[int, np.ndarray, np.ndarray]] = {}
+            self._buckets: dict[tuple, tuple[int, list[tuple]]] = {}
         except sqlite3.DatabaseError as error:
             raise _damaged(self.path, error) from None
         self._returned = self._steps_seen
@@ -263,17 +264,36 @@ class Run:
                 raise ValueError(f"no statistic {field!r}; the series are {', '.join(SERIES_FIELDS)}")
             table, (where, args) = "layer_steps", self._layer_where(layer)
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
+        hi = min(hi, self._steps_seen)
         where = f'{where} AND "{field}" IS NOT NULL AND step BETWEEN ? AND ?'
-        args = (*args, lo, min(hi, self._steps_seen))
-        width = self._bucket_width(table, where, args, max_points)
-        rows = self._query(
+        width = self._bucket_width(table, where, (*args, lo, hi), max_points)
+        sql = (
             f'SELECT min(step), avg("{field}"), min("{field}"), max("{field}"), count(*) FROM {table} '
-            f"WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1",
-            (*args, lo, width),
+            f"WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1"
         )
+        rows = self._bucket_rows(sql, args, lo, hi, width)
         columns = list(zip(*rows)) or [(), (), (), (), ()]
         steps, mean, low, high, count = (np.asarray(c, dtype=np.float64) for c in columns)
         return Buckets(steps.astype(np.int64), mean, low, high, count.astype(np.int64), width)
+
+    def _bucket_rows(self, sql: str, args: tuple, lo: int, hi: int, width: int) -> list[tuple]:
+        """The rows of bucket query `sql` (its last parameters: first step, last step, `lo`, `width`) over steps
+        [lo, hi]. The buckets that ended by `hi` are kept, so a scrub (or following the run) reads only the buckets
+        it has not read before and the one `hi` cuts short: a bucket is never split between two queries, so its
+        mean is the one a single query gives."""
+        key = (sql, args, lo, width)
+        done, rows = self._buckets.get(key, (lo - 1, []))
+        complete = lo + (hi - lo + 1) // width * width - 1  # the last step of the last bucket that ends by `hi`
+        if complete > done:
+            rows = rows + self._query(sql, (*args, done + 1, complete, lo, width))
+            done = complete
+            if len(self._buckets) >= _AVERAGES_LIMIT:
+                self._buckets.clear()
+            self._buckets[key] = (done, rows)
+        found = rows[: bisect.bisect_right([row[0] for row in rows], complete)]
+        if hi > complete:
+            found = found + self._query(sql, (*args, complete + 1, hi, lo, width))
+        return found
 
     def layer_steps(
         self,
