@@ -445,14 +445,15 @@ class Unpacker:
 
 def build(cls: type, values: dict[str, object]) -> object:
     """An instance of dataclass `cls` from stored field values: fields it lost are dropped, new ones default."""
-    known = _init_fields(cls)
+    known = init_fields(cls)
     if known.issuperset(values):
         return cls(**values)
     return cls(**{name: value for name, value in values.items() if name in known})
 
 
 @functools.cache
-def _init_fields(cls: type) -> frozenset[str]:
+def init_fields(cls: type) -> frozenset[str]:
+    """The fields of dataclass `cls` its constructor takes."""
     return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
 
 

@@ -132,7 +132,11 @@ class KeyframeReader:
 class _Decoder(ArrayCoder):
     def __init__(self, frames: KeyframeReader, table: str, key: int | None) -> None:
         self._frames, self._table, self._key = frames, table, key
+        self._bases: dict[str, Base] = {}
 
     def base(self, column: str) -> Base:
-        slot = (self._table, self._key, column)
-        return lambda step: self._frames.keyframe(slot, step)
+        found = self._bases.get(column)
+        if found is None:
+            slot = (self._table, self._key, column)
+            found = self._bases[column] = lambda step: self._frames.keyframe(slot, step)
+        return found

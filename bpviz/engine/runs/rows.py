@@ -128,13 +128,13 @@ class RowReader:
         nans = [nan_set(row[nan_at]) for row in rows]
         if child.keys is None:
             found = child.shape.plan(columns, only=only).rows(rows, self.unpacker, nans, [PLAIN] * len(rows))
-            return [build(child.shape.cls, values) for values in found]
+            return [child.shape.cls(**values) for values in found]  # the plan holds constructor fields only
         key_at = columns.index(child.key_id)
         arrays = [self.arrays(child.rows, row[key_at]) for row in rows]
         found = child.shape.plan(columns, only=only).rows(rows, self.unpacker, nans, arrays)
         for values, row in zip(found, rows):
             values.update(zip(child.key_fields, self.key(child, row[key_at])))
-        return [build(child.shape.cls, values) for values in found]
+        return [child.shape.cls(**values) for values in found]
 
     def arrays(self, table: str, key: int | None) -> ArrayCoder:
         """How to decode the array blobs of one row of `table` (keyed `key`): differences find their keyframes."""

@@ -24,7 +24,7 @@ import typing
 
 import numpy as np
 
-from bpviz.engine.runs.codec import Base, Packer, Unpacker, build, decode_array, decode_arrays, encode_array
+from bpviz.engine.runs.codec import Base, Packer, Unpacker, decode_array, decode_arrays, encode_array, init_fields
 
 REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, ARRAY_MAP, PACKED, NESTED, CHILD = (
     "REAL",
@@ -173,9 +173,10 @@ class RowPlan:
         self._absent: list[tuple[str, str]] = []  # (field, column) not in the rows: NaN when the row names it
         self._fields: list[tuple[str, int, str, str, type | None]] = []  # (field, index, column, kind, sequence)
         self._nested: list[tuple[str, RowPlan, type]] = []
+        known = init_fields(shape.cls)  # only fields the constructor takes: rows build their records directly
         for f in shape.fields if only is None else [f for f in shape.fields if f.name in only]:
             column = prefix + f.name
-            if f.kind == CHILD:
+            if f.kind == CHILD or f.name not in known:
                 continue
             if f.kind == NESTED:
                 if any(c.startswith(column + "_") for c in columns):  # else not read (some columns only): default
@@ -203,7 +204,7 @@ class RowPlan:
                     values[k] = math.nan
         for _, plan, cls in self._nested:
             inner = plan.rows(rows, unpacker, nans, [PLAIN] * len(rows))
-            columns.append([build(cls, parts) if _any_set(parts) else None for parts in inner])
+            columns.append([cls(**parts) if _any_set(parts) else None for parts in inner])
         found = [dict(zip(self._names, values)) for values in zip(*columns)] if columns else [{} for _ in rows]
         for values, row_nans in zip(found, nans):
             if row_nans:
