@@ -65,14 +65,14 @@ def deep_mlp(layers: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), *body, nn.Linear(64, 10))
 
 
-def record_deep(layers: int, steps: int, path: Path, fresh: bool = False) -> list:
-    """Train the deep MLP while recording; `fresh`: a new random batch every step instead of one batch."""
+def record_deep(layers: int, steps: int, path: Path, fresh: bool = False, level: str = "economy") -> list:
+    """Train the deep MLP while recording at `level`; `fresh`: a new random batch every step instead of one batch."""
     torch.manual_seed(0)
     model = deep_mlp(layers)
     x, y = torch.randn(128, 32), torch.randint(0, 10, (128,))
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     records = []
-    with bpviz.watch(model, record=path) as w:
+    with bpviz.watch(model, record=path, level=level) as w:
         for _ in range(steps):
             if fresh:
                 x, y = torch.randn(128, 32), torch.randint(0, 10, (128,))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 import bpviz
 from tests.engine.run_files import seeded_run
@@ -40,3 +43,64 @@ def test_arrays_of_sparse_detailed_steps_are_thinned_evenly(tmp_path):
         assert [s for s, _ in rows] == detailed[::2]
         for step, layer in rows:
             assert np.array_equal(layer.histogram.counts, live[step].layer("1").histogram.counts)
+
+
+def _thinned(steps: list[int], lo: int, hi: int, max_points: int) -> list[int]:
+    """Every k-th of `steps` within [lo, hi], k the smallest power of two that leaves at most `max_points`."""
+    inside = [s for s in steps if lo <= s <= hi]
+    stride = 1
+    while len(inside) > stride * max_points:
+        stride *= 2
+    return inside[::stride]
+
+
+def test_the_rows_a_heatmap_picks_follow_a_growing_run_and_any_range(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    live = []
+    with bpviz.watch(model, record=tmp_path / "live.bpviz", level="economy") as w:
+        run = bpviz.open_run(w.recorder_path)
+        for stop in (20, 60):
+            while len(live) < stop:
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                live.append(w.step(loss))
+            w.recorder.writer.flush()
+            run.new_steps()
+            detailed = [r.step for r in live if r.layer("1").histogram is not None]
+            assert 2 <= len(detailed) < len(live)
+            for lo, hi, max_points in ((0, stop, 3), (5, stop - 3, 2), (0, 1000, 100), (7, 7, 1)):
+                expected = _thinned(detailed, lo, hi, max_points)
+                rows = run.layer_steps("1", ("histogram",), step_range=(lo, hi), max_points=max_points)
+                assert [s for s, _ in rows] == expected
+                for step, layer in rows:
+                    assert np.array_equal(layer.histogram.counts, live[step].layer("1").histogram.counts)
+                found = run.histograms("1", "activation", step_range=(lo, hi), max_points=max_points)
+                if not expected:
+                    assert found is None
+                    continue
+                steps, counts, low, high = found
+                assert steps.tolist() == expected
+                assert np.array_equal(counts, np.vstack([live[s].layer("1").histogram.counts for s in expected]))
+                assert low.tolist() == [live[s].layer("1").histogram.lo for s in expected]
+                activity = run.unit_activity_series("1", step_range=(lo, hi), max_points=max_points)
+                assert activity[0].tolist() == expected
+                assert np.array_equal(activity[1], np.vstack([live[s].layer("1").unit_activity for s in expected]))
+    run.close()
+
+
+def test_buckets_read_again_for_another_last_step_equal_a_fresh_readers(tmp_path):
+    seeded_run(tmp_path / "run.bpviz", steps=23)
+    with bpviz.open_run(tmp_path / "run.bpviz") as run:
+        for hi in (22, 9, 17, 3, 22, 14, 0, 21):  # scrubbing back and forth over the same buckets
+            for field, layer, lo in (("loss", None, 0), ("grad_norm", "2", 0), ("mean", "1", 4)):
+                with bpviz.open_run(tmp_path / "run.bpviz") as fresh:
+                    expected = fresh.buckets(field, layer, max_points=5, step_range=(lo, hi))
+                found = run.buckets(field, layer, max_points=5, step_range=(lo, hi))
+                assert found.width == expected.width
+                for part in ("steps", "mean", "min", "max", "count"):
+                    assert getattr(found, part).tolist() == getattr(expected, part).tolist(), (hi, field, part)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpviz.engine.runs.branches import STRIDE
-from bpviz.engine.runs.codec import CodecError, Unpacker, decode_array, delta_base, encode_array, encode_delta
+from bpviz.engine.runs.codec import Base, CodecError, Unpacker, decode_array, delta_base, encode_array, encode_delta
 from bpviz.engine.runs.shape import ArrayCoder
 
 KEYFRAME_EVERY = 32  # steps at most between a difference and its keyframe
@@ -82,9 +82,13 @@ class KeyframeReader:
         self._key_columns = key_columns  # table -> its row key column ("layer_steps" -> "layer_id")
         self._cache: dict[tuple[Slot, int], np.ndarray] = {}
         self._blobs: dict[tuple[Slot, int], bytes | None] = {}  # read with a neighbour's, decoded when asked for
+        self._coders: dict[tuple[str, int | None], _Decoder] = {}  # one per table and row key (a layer)
 
     def coder(self, table: str, key: int | None) -> ArrayCoder:
-        return _Decoder(self, table, key)
+        found = self._coders.get((table, key))
+        if found is None:
+            found = self._coders[table, key] = _Decoder(self, table, key)
+        return found
 
     def keyframe(self, slot: Slot, step: int) -> np.ndarray:
         """The plain array of `slot` at `step`; CodecError when the file has none there (a lost or damaged base)."""
@@ -128,7 +132,11 @@ class KeyframeReader:
 class _Decoder(ArrayCoder):
     def __init__(self, frames: KeyframeReader, table: str, key: int | None) -> None:
         self._frames, self._table, self._key = frames, table, key
+        self._bases: dict[str, Base] = {}
 
-    def decode(self, column: str, blob: bytes) -> np.ndarray:
-        slot = (self._table, self._key, column)
-        return decode_array(blob, lambda step: self._frames.keyframe(slot, step))
+    def base(self, column: str) -> Base:
+        found = self._bases.get(column)
+        if found is None:
+            slot = (self._table, self._key, column)
+            found = self._bases[column] = lambda step: self._frames.keyframe(slot, step)
+        return found

@@ -29,7 +29,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs import branches, schema
-from bpviz.engine.runs.codec import CodecError
+from bpviz.engine.runs.codec import CodecError, decode_arrays
 from bpviz.engine.runs.config_json import config_from_json
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.rows import RowReader
@@ -49,7 +49,8 @@ _LAYER_COLUMNS = {
 }
 _ALWAYS = ("step", "layer_id", "shape", "order", "nan")
 _DECODED_LIMIT = 8192  # LayerSteps of heatmap rows a reader keeps decoded
-_AVERAGES_LIMIT = 256  # bucketed time axes (a layer's fields at one bucket width) a reader keeps
+_AVERAGES_LIMIT = 256  # bucketed time axes (a series or a layer's fields at one bucket width) a reader keeps
+_HOLDING_LIMIT = 64  # (layer, array columns) whose rows holding them a reader keeps the steps of
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class Run:
             self._steps_seen = self._last_step()
             self._decoded: dict[tuple[int, int, tuple[str, ...]], LayerStep] = {}
             self._averages: dict[tuple, tuple[int, list[tuple[int, LayerStep]]]] = {}
+            self._holding: dict[tuple, tuple[int, np.ndarray, np.ndarray]] = {}
+            self._buckets: dict[tuple, tuple[int, list[tuple]]] = {}
         except sqlite3.DatabaseError as error:
             raise _damaged(self.path, error) from None
         self._returned = self._steps_seen
@@ -261,17 +264,36 @@ class Run:
                 raise ValueError(f"no statistic {field!r}; the series are {', '.join(SERIES_FIELDS)}")
             table, (where, args) = "layer_steps", self._layer_where(layer)
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
+        hi = min(hi, self._steps_seen)
         where = f'{where} AND "{field}" IS NOT NULL AND step BETWEEN ? AND ?'
-        args = (*args, lo, min(hi, self._steps_seen))
-        width = self._bucket_width(table, where, args, max_points)
-        rows = self._query(
+        width = self._bucket_width(table, where, (*args, lo, hi), max_points)
+        sql = (
             f'SELECT min(step), avg("{field}"), min("{field}"), max("{field}"), count(*) FROM {table} '
-            f"WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1",
-            (*args, lo, width),
+            f"WHERE {where} GROUP BY (step - ?) / ? ORDER BY 1"
         )
+        rows = self._bucket_rows(sql, args, lo, hi, width)
         columns = list(zip(*rows)) or [(), (), (), (), ()]
         steps, mean, low, high, count = (np.asarray(c, dtype=np.float64) for c in columns)
         return Buckets(steps.astype(np.int64), mean, low, high, count.astype(np.int64), width)
+
+    def _bucket_rows(self, sql: str, args: tuple, lo: int, hi: int, width: int) -> list[tuple]:
+        """The rows of bucket query `sql` (its last parameters: first step, last step, `lo`, `width`) over steps
+        [lo, hi]. The buckets that ended by `hi` are kept, so a scrub (or following the run) reads only the buckets
+        it has not read before and the one `hi` cuts short: a bucket is never split between two queries, so its
+        mean is the one a single query gives."""
+        key = (sql, args, lo, width)
+        done, rows = self._buckets.get(key, (lo - 1, []))
+        complete = lo + (hi - lo + 1) // width * width - 1  # the last step of the last bucket that ends by `hi`
+        if complete > done:
+            rows = rows + self._query(sql, (*args, done + 1, complete, lo, width))
+            done = complete
+            if len(self._buckets) >= _AVERAGES_LIMIT:
+                self._buckets.clear()
+            self._buckets[key] = (done, rows)
+        found = rows[: bisect.bisect_right([row[0] for row in rows], complete)]
+        if hi > complete:
+            found = found + self._query(sql, (*args, complete + 1, hi, lo, width))
+        return found
 
     def layer_steps(
         self,
@@ -286,16 +308,13 @@ class Run:
         (each named by its first step); anything with arrays or histograms is every k-th step, at most `max_rows`
         of them (default `max_points`): each is decoded, so a heatmap gets as many columns as it can show."""
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
-        where, args = self._layer_where(layer)
-        where, args = f"{where} AND step BETWEEN ? AND ?", (*args, lo, min(hi, self._steps_seen))
         chosen = [f for f in _LAYERS.shape.fields if f.name in _LAYER_COLUMNS and (fields is None or f.name in fields)]
         arrays = [_LAYER_COLUMNS[f.name][0] for f in chosen if f.kind not in (REAL, INTEGER, BOOL)]
         columns = [c for f in chosen for c in _LAYER_COLUMNS[f.name] if c not in _ALWAYS]
         try:
             if arrays:
-                present = " OR ".join(f'"{c}" IS NOT NULL' for c in arrays)
-                kth = self._every_kth("step, layer_id", f"{where} AND ({present})", args, max_rows or max_points)
-                return self._decoded_rows(self._query(*kth), columns)
+                keys = self._every_kth(self._layer_ids(layer), tuple(arrays), lo, hi, max_rows or max_points)
+                return self._decoded_rows(keys, columns)
             span = min(hi, self._steps_seen) - lo + 1  # steps, not rows: no count query for a bucket width
             width = 1 << max(0, math.ceil(math.log2(span / max_points))) if max_points and span > max_points else 1
             layer_where, layer_args = self._layer_where(layer)
@@ -323,7 +342,7 @@ class Run:
         if not rows:
             return None
         bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
-        counts = np.vstack([self._decode(r[-1], column, r[1]) for r in rows])
+        counts = np.vstack(self._decode(rows, column))
         return _steps_of(rows), counts, bounds[:, 0], bounds[:, 1]
 
     def unit_activity_series(
@@ -333,7 +352,7 @@ class Run:
 
         Steps where the layer had another unit count are left out, so the rows line up."""
         rows = self._array_rows(layer, "unit_activity", "", step_range, max_points)
-        arrays = [self._decode(r[-1], "unit_activity", r[1]) for r in rows]
+        arrays = self._decode(rows, "unit_activity")
         if not arrays:
             return None
         keep = [i for i, a in enumerate(arrays) if a.shape == arrays[-1].shape]
@@ -341,13 +360,14 @@ class Run:
 
     def _array_rows(self, layer: str, column: str, extra: str, step_range, max_points) -> list[tuple]:
         """(step, blob, *extra, layer_id) rows of one blob column of a layer, every k-th to stay within `max_points`."""
-        where, args = self._layer_where(layer)
         lo, hi = step_range if step_range is not None else (0, self._steps_seen)
-        where, args = (
-            f"{where} AND {column} IS NOT NULL AND step BETWEEN ? AND ?",
-            (*args, lo, min(hi, self._steps_seen)),
-        )
-        return self._query(*self._every_kth(f"step, {column}{extra}, layer_id", where, args, max_points))
+        keys = self._every_kth(self._layer_ids(layer), (column,), lo, hi, max_points)
+        found = {}
+        for layer_id, chunk in _by_layer(keys):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT step, {column}{extra}, layer_id FROM layer_steps WHERE layer_id = ? AND step IN ({marks})"
+            found.update(((row[0], row[-1]), row) for row in self._query(sql, (layer_id, *chunk)))
+        return [found[key] for key in keys if key in found]
 
     def _averaged(
         self, where: str, args: tuple, columns: list[str], width: int, lo: int, hi: int
@@ -360,8 +380,8 @@ class Run:
             'SELECT min(step) AS step, max(layer_id) AS layer_id, max(shape) AS shape, max("order") AS "order"'
             f", {nans}{averaged} FROM layer_steps WHERE {where} AND step BETWEEN ? AND ? GROUP BY step / ? ORDER BY 1"
         )
-        rows = self._rows.dicts(sql, (*args, lo, hi, width))
-        return [(row["step"], item) for row, item in zip(rows, self._rows.items(_LAYERS, rows, _only(columns)))]
+        names, rows = self._rows.table(sql, (*args, lo, hi, width))
+        return [(row[0], item) for row, item in zip(rows, self._rows.items(_LAYERS, names, rows, _only(columns)))]
 
     def _averaged_from_start(
         self, where: str, args: tuple, columns: list[str], width: int, hi: int
@@ -390,26 +410,47 @@ class Run:
         for layer_id, chunk in _by_layer(missing):
             picked = ", ".join(f'"{c}"' for c in (*_ALWAYS, *columns))
             marks = ",".join("?" * len(chunk))
-            rows = self._rows.dicts(
+            names, rows = self._rows.table(
                 f"SELECT {picked} FROM layer_steps WHERE layer_id = ? AND step IN ({marks})", (layer_id, *chunk)
             )
-            for row, item in zip(rows, self._rows.items(_LAYERS, rows, _only(columns))):
-                self._decoded[(row["step"], layer_id, fields)] = item
+            for row, item in zip(rows, self._rows.items(_LAYERS, names, rows, _only(columns))):
+                self._decoded[(row[0], layer_id, fields)] = item
         while len(self._decoded) > _DECODED_LIMIT:
             self._decoded.pop(next(iter(self._decoded)))
         return [(key[0], self._decoded[(*key, fields)]) for key in keys if (*key, fields) in self._decoded]
 
-    def _every_kth(self, columns: str, where: str, args: tuple, max_points: int | None) -> tuple[str, tuple]:
-        """A query for every k-th row of layer_steps matching `where` (counted in step order, so sparse rows such
-        as detailed steps' histograms are thinned evenly), k the power of two that gives at most `max_points` rows
-        (a power of two: as the run grows or the step shown moves, the rows picked stay the same ones)."""
-        count = self._query(f"SELECT count(*) FROM layer_steps WHERE {where}", args)[0][0]
+    def _every_kth(
+        self, ids: tuple[int, ...], columns: tuple[str, ...], lo: int, hi: int, max_points: int | None
+    ) -> list[tuple[int, int]]:
+        """(step, layer_id) of every k-th row of layers `ids` within steps [lo, hi] that holds any of `columns`
+        (counted in step order, so sparse rows such as detailed steps' histograms are thinned evenly), k the power
+        of two that gives at most `max_points` rows (a power of two: as the run grows or the step shown moves, the
+        rows picked stay the same ones)."""
+        steps, layer_ids = self._rows_holding(ids, columns)
+        first, last = np.searchsorted(steps, lo, "left"), np.searchsorted(steps, min(hi, self._steps_seen), "right")
+        count = int(last - first)
         stride = 1 << max(0, math.ceil(math.log2(count / max_points))) if max_points and count > max_points else 1
-        sql = (
-            f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY step) - 1 AS n "
-            f"FROM layer_steps WHERE {where}) WHERE n % ? = 0 ORDER BY step"
-        )
-        return sql, (*args, stride)
+        return list(zip(steps[first:last:stride].tolist(), layer_ids[first:last:stride].tolist()))
+
+    def _rows_holding(self, ids: tuple[int, ...], columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, layer ids), in step order, of the rows of layers `ids` that hold any of `columns`, up to the last
+        step seen: read from the file once, then only for the steps committed since. Telling which of a layer's
+        10,000 rows hold a histogram reads every one of them, which a scrub would otherwise do for each heatmap."""
+        empty = (-1, np.empty(0, np.int64), np.empty(0, np.int32))  # 12 bytes a row: 1.2 MB for 100,000 steps
+        done, steps, layer_ids = self._holding.get((ids, columns), empty)
+        if self._steps_seen > done:
+            present = " OR ".join(f'"{c}" IS NOT NULL' for c in columns)
+            sql = (
+                f"SELECT step, layer_id FROM layer_steps WHERE layer_id IN ({','.join('?' * len(ids))}) "
+                f"AND step BETWEEN ? AND ? AND ({present}) ORDER BY step, layer_id"
+            )
+            rows = np.asarray(self._query(sql, (*ids, done + 1, self._steps_seen)), dtype=np.int64).reshape(-1, 2)
+            steps = np.concatenate([steps, rows[:, 0]])
+            layer_ids = np.concatenate([layer_ids, rows[:, 1].astype(np.int32)])
+            if len(self._holding) >= _HOLDING_LIMIT:
+                self._holding.clear()
+            self._holding[ids, columns] = (self._steps_seen, steps, layer_ids)
+        return steps, layer_ids
 
     # --- findings, validation, interventions ---------------------------------------------------
 
@@ -503,9 +544,11 @@ class Run:
     def _upto(self, step: int | None) -> int:
         return self._steps_seen if step is None else min(step, self._steps_seen)
 
-    def _decode(self, layer_id: int, column: str, blob: bytes) -> np.ndarray:
+    def _decode(self, rows: list[tuple], column: str) -> list[np.ndarray]:
+        """The arrays of (step, blob, ..., layer_id) rows of `column`, decoded together."""
         try:
-            return self._rows.arrays(_LAYERS.rows, layer_id).decode(column, blob)
+            coders = [self._rows.arrays(_LAYERS.rows, row[-1]) for row in rows]
+            return decode_arrays([row[1] for row in rows], [coder.base(column) for coder in coders])
         except (sqlite3.DatabaseError, CodecError) as error:
             raise _damaged(self.path, error) from None
 

@@ -109,27 +109,32 @@ class RowReader:
 
     def record(self, step: int) -> StepRecord | None:
         """The record of `step`, or None when the file has no such step."""
-        row = self.dicts("SELECT * FROM steps WHERE step = ?", (step,))
-        if not row:
+        columns, rows = self.table("SELECT * FROM steps WHERE step = ?", (step,))
+        if not rows:
             return None
-        values = schema.STEP.values(
-            row[0], self.unpacker, nan_set(row[0][NAN_COLUMN]), arrays=self._frames.coder("steps", None)
-        )
+        nans = nan_set(rows[0][columns.index(NAN_COLUMN)])
+        values = schema.STEP.plan(columns).rows(rows, self.unpacker, [nans], [self._frames.coder("steps", None)])[0]
         for child in schema.CHILDREN:
-            rows = self.dicts(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,))
-            values[child.field] = self.items(child, rows)
+            found = self.table(f"SELECT * FROM {child.rows} WHERE step = ? ORDER BY seq", (step,))
+            values[child.field] = self.items(child, *found)
         return build(StepRecord, values)
 
-    def items(self, child: schema.ChildTable, rows: list[dict], only: frozenset[str] | None = None) -> list:
-        """Child dataclass instances (LayerStep, ParamStep, ...) from their rows; `only`: read just these fields."""
-        items = []
-        for row in rows:
-            arrays = PLAIN if child.keys is None else self.arrays(child.rows, row[child.key_id])
-            values = child.shape.values(row, self.unpacker, nan_set(row[NAN_COLUMN]), arrays=arrays, only=only)
-            if child.keys is not None:
-                values.update(zip(child.key_fields, self.key(child, row[child.key_id])))
-            items.append(build(child.shape.cls, values))
-        return items
+    def items(
+        self, child: schema.ChildTable, columns: tuple[str, ...], rows: list[tuple], only: frozenset[str] | None = None
+    ) -> list:
+        """Child dataclass instances (LayerStep, ParamStep, ...) from their rows (tuples of `columns`); `only`: read
+        just these fields."""
+        nan_at = columns.index(NAN_COLUMN)
+        nans = [nan_set(row[nan_at]) for row in rows]
+        if child.keys is None:
+            found = child.shape.plan(columns, only=only).rows(rows, self.unpacker, nans, [PLAIN] * len(rows))
+            return [child.shape.cls(**values) for values in found]  # the plan holds constructor fields only
+        key_at = columns.index(child.key_id)
+        arrays = [self.arrays(child.rows, row[key_at]) for row in rows]
+        found = child.shape.plan(columns, only=only).rows(rows, self.unpacker, nans, arrays)
+        for values, row in zip(found, rows):
+            values.update(zip(child.key_fields, self.key(child, row[key_at])))
+        return [child.shape.cls(**values) for values in found]
 
     def arrays(self, table: str, key: int | None) -> ArrayCoder:
         """How to decode the array blobs of one row of `table` (keyed `key`): differences find their keyframes."""
@@ -156,11 +161,10 @@ class RowReader:
             finding.last_step = held
         return finding
 
-    def dicts(self, sql: str, args: tuple) -> list[dict]:
-        """The rows of a query as {column: value}, the shape `items` reads."""
+    def table(self, sql: str, args: tuple) -> tuple[tuple[str, ...], list[tuple]]:
+        """The column names and rows of a query, the shape `items` reads."""
         cursor = self.conn.execute(sql, args)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor]
+        return tuple(d[0] for d in cursor.description), cursor.fetchall()
 
     def _string(self, key: int) -> str:
         if key not in self._strings:

@@ -16,6 +16,7 @@ field a file lacks takes its default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import types
@@ -23,7 +24,7 @@ import typing
 
 import numpy as np
 
-from bpviz.engine.runs.codec import Packer, Unpacker, build, decode_array, encode_array
+from bpviz.engine.runs.codec import Base, Packer, Unpacker, decode_array, decode_arrays, encode_array, init_fields
 
 REAL, INTEGER, BOOL, TEXT, JSON, ARRAY, ARRAY_MAP, PACKED, NESTED, CHILD = (
     "REAL",
@@ -59,7 +60,11 @@ class ArrayCoder:
         return encode_array(array)
 
     def decode(self, column: str, blob: bytes) -> np.ndarray:
-        return decode_array(blob)
+        return decode_array(blob, self.base(column))
+
+    def base(self, column: str) -> Base | None:
+        """The keyframe arrays a difference blob of `column` is decoded against (None: plain blobs only)."""
+        return None
 
 
 PLAIN = ArrayCoder()
@@ -82,6 +87,7 @@ class Shape:
         self.cls = cls
         hints = typing.get_type_hints(cls)
         self.fields = [_classify(f.name, hints[f.name]) for f in dataclasses.fields(cls) if f.name not in skip]
+        self._plans: dict[tuple, RowPlan] = {}
 
     def by_kind(self, *kinds: str) -> list[Field]:
         return [f for f in self.fields if f.kind in kinds]
@@ -145,41 +151,109 @@ class Shape:
     ) -> dict[str, object]:
         """Field values from a row (`row` maps column names to values; absent columns keep defaults); `only`: just
         these fields (a time axis reads a few columns of thousands of rows)."""
-        values: dict[str, object] = {}
-        for f in self.fields if only is None else [f for f in self.fields if f.name in only]:
+        return self.plan(tuple(row), prefix, only).rows([tuple(row.values())], unpacker, [nans], [arrays])[0]
+
+    def plan(self, columns: tuple[str, ...], prefix: str = "", only: frozenset[str] | None = None) -> RowPlan:
+        """How to read rows that have `columns` (in that order), worked out once for every such row."""
+        key = (columns, prefix, only)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = RowPlan(self, columns, prefix, only)
+        return found
+
+
+class RowPlan:
+    """`Shape.values` for rows of one list of columns, a column at a time: which field each column holds and how
+    it converts is found once, each column is converted in one pass over the rows, and each array column is
+    decoded for all the rows at once (codec's `decode_arrays`), so a step of hundreds of layer rows costs a few
+    passes per column rather than a search of each row's names and a dozen numpy calls per array."""
+
+    def __init__(self, shape: Shape, columns: tuple[str, ...], prefix: str, only: frozenset[str] | None) -> None:
+        index = {column: i for i, column in enumerate(columns)}
+        self._absent: list[tuple[str, str]] = []  # (field, column) not in the rows: NaN when the row names it
+        self._fields: list[tuple[str, int, str, str, type | None]] = []  # (field, index, column, kind, sequence)
+        self._nested: list[tuple[str, RowPlan, type]] = []
+        known = init_fields(shape.cls)  # only fields the constructor takes: rows build their records directly
+        for f in shape.fields if only is None else [f for f in shape.fields if f.name in only]:
             column = prefix + f.name
-            if f.kind == CHILD:
+            if f.kind == CHILD or f.name not in known:
                 continue
             if f.kind == NESTED:
-                if not any(k.startswith(column + "_") for k in row):
-                    continue  # not read (a row of some columns only): the default
-                inner = f.inner.values(row, unpacker, nans, column + "_")
-                values[f.name] = build(f.inner.cls, inner) if any(v is not None for v in inner.values()) else None
-                continue
-            if column not in row:
-                if column in nans:
-                    values[f.name] = math.nan
-                continue
-            value = row[column]
-            if value is None:
-                values[f.name] = math.nan if column in nans else None
-            elif f.kind == REAL:
-                values[f.name] = float(value)
-            elif f.kind == BOOL:
-                values[f.name] = bool(value)
-            elif f.kind == JSON:
-                values[f.name] = f.sequence(json.loads(value))
-            elif f.kind == ARRAY:
-                values[f.name] = arrays.decode(column, value)
-            elif f.kind == ARRAY_MAP:
-                # format 1 packed the arrays themselves, format 2 their blobs
-                items = unpacker.unpack(value).items()
-                values[f.name] = {k: arrays.decode(f"{column}.{k}", v) if isinstance(v, bytes) else v for k, v in items}
-            elif f.kind == PACKED:
-                values[f.name] = unpacker.unpack(value)
+                if any(c.startswith(column + "_") for c in columns):  # else not read (some columns only): default
+                    self._nested.append((f.name, RowPlan(f.inner, columns, column + "_", None), f.inner.cls))
+            elif column not in index:
+                self._absent.append((f.name, column))
             else:
-                values[f.name] = value
+                self._fields.append((f.name, index[column], column, f.kind, f.sequence))
+        self._names = [name for name, *_ in self._fields] + [name for name, *_ in self._nested]
+
+    def rows(
+        self, rows: list[tuple], unpacker: Unpacker, nans: list[set[str]], arrays: list[ArrayCoder]
+    ) -> list[dict[str, object]]:
+        """Field values of each of `rows` (tuples in the plan's column order), with its NaN columns and coder."""
+        if not rows:
+            return []
+        stored = list(zip(*rows))
+        columns = [
+            self._convert(list(stored[i]), kind, column, sequence, unpacker, arrays)
+            for _, i, column, kind, sequence in self._fields
+        ]
+        for k in [k for k, row_nans in enumerate(nans) if row_nans]:  # SQLite keeps NaN as NULL
+            for (_, _, column, _, _), values in zip(self._fields, columns):
+                if values[k] is None and column in nans[k]:
+                    values[k] = math.nan
+        for _, plan, cls in self._nested:
+            inner = plan.rows(rows, unpacker, nans, [PLAIN] * len(rows))
+            columns.append([cls(**parts) if _any_set(parts) else None for parts in inner])
+        found = [dict(zip(self._names, values)) for values in zip(*columns)] if columns else [{} for _ in rows]
+        for values, row_nans in zip(found, nans):
+            if row_nans:
+                values.update((name, math.nan) for name, column in self._absent if column in row_nans)
+        return found
+
+    @staticmethod
+    def _convert(
+        values: list, kind: str, column: str, sequence: type | None, unpacker: Unpacker, arrays: list[ArrayCoder]
+    ) -> list:
+        """One column's stored values (None stays None) as field values."""
+        if kind == REAL:
+            return values if set(map(type, values)) <= _FLOAT else [None if v is None else float(v) for v in values]
+        if kind == BOOL:
+            return [None if v is None else bool(v) for v in values]
+        if kind == JSON:
+            return [None if v is None else sequence(_json(v)) for v in values]
+        if kind == ARRAY:
+            present = [k for k, v in enumerate(values) if v is not None]
+            decoded = decode_arrays([values[k] for k in present], [arrays[k].base(column) for k in present])
+            for k, array in zip(present, decoded):
+                values[k] = array
+            return values
+        if kind == ARRAY_MAP:
+            return [None if v is None else _array_map(unpacker.unpack(v), column, c) for v, c in zip(values, arrays)]
+        if kind == PACKED:
+            return [None if v is None else unpacker.unpack(v) for v in values]
         return values
+
+
+_FLOAT = {float, type(None)}
+
+
+def _any_set(values: dict[str, object]) -> bool:
+    """Whether a nested record's columns hold anything (all NULL: the record was None)."""
+    return any(v is not None for v in values.values())
+
+
+def _array_map(items: dict, column: str, arrays: ArrayCoder) -> dict:
+    """A map of names to array blobs decoded (format 1 packed the arrays themselves, format 2 their blobs)."""
+    blobs = [k for k, v in items.items() if isinstance(v, bytes)]
+    items.update(zip(blobs, decode_arrays([items[k] for k in blobs], [arrays.base(f"{column}.{k}") for k in blobs])))
+    return items
+
+
+@functools.lru_cache(maxsize=4096)
+def _json(text: str) -> tuple:
+    """A JSON list as a tuple, parsed once per distinct text: every layer row repeats its shape."""
+    return tuple(json.loads(text))
 
 
 def nan_text(nans: list[str]) -> str | None:
