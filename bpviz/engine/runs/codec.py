@@ -176,14 +176,7 @@ def _undelta_group(
 ) -> np.ndarray:
     keyframes, crcs = [], []
     for blob, base in zip(blobs, bases):
-        base_step, crc = _DELTA_HEADER.unpack_from(blob, offset)
-        if base is None:
-            raise CodecError(f"a difference from step {base_step} read without that step")
-        keyframe = base(base_step)
-        if keyframe.shape != shape or keyframe.dtype != dtype:
-            raise CodecError(
-                f"the keyframe at step {base_step} is a {keyframe.dtype} {keyframe.shape}, not {dtype} {shape}"
-            )
+        keyframe, base_step, crc = _keyframe(blob, offset, dtype, shape, base)
         keyframes.append(keyframe)
         crcs.append((base_step, crc))
     size = math.prod(shape)
@@ -213,7 +206,10 @@ def _shape_struct(ndim: int) -> struct.Struct:
     return struct.Struct(f"<{ndim}I")
 
 
-def _undelta(blob: bytes, offset: int, flags: int, dtype: np.dtype, shape: tuple, base: Base | None) -> np.ndarray:
+def _keyframe(
+    blob: bytes, offset: int, dtype: np.dtype, shape: tuple, base: Base | None
+) -> tuple[np.ndarray, int, int]:
+    """The keyframe a difference blob names, its step and the CRC of the array the difference was taken for."""
     base_step, crc = _DELTA_HEADER.unpack_from(blob, offset)
     if base is None:
         raise CodecError(f"a difference from step {base_step} read without that step")
@@ -222,6 +218,11 @@ def _undelta(blob: bytes, offset: int, flags: int, dtype: np.dtype, shape: tuple
         raise CodecError(
             f"the keyframe at step {base_step} is a {keyframe.dtype} {keyframe.shape}, not {dtype} {shape}"
         )
+    return keyframe, base_step, crc
+
+
+def _undelta(blob: bytes, offset: int, flags: int, dtype: np.dtype, shape: tuple, base: Base | None) -> np.ndarray:
+    keyframe, base_step, crc = _keyframe(blob, offset, dtype, shape, base)
     offset += _DELTA_HEADER.size
     if flags & _DEFLATED:
         data, offset = zlib.decompress(memoryview(blob)[offset:], _RAW), 0
