@@ -164,6 +164,22 @@ def test_unusual_outputs_are_skipped_without_breaking_training():
     assert w.guard.errors == {}
 
 
+def test_a_failure_when_the_backward_ends_is_noted_and_neither_backward_nor_step_raises(monkeypatch):
+    from bpviz.engine.observe import deferred
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot settle")
+
+    plain, _ = train_copy(False, steps=3)
+    monkeypatch.setattr(deferred, "settle_backward", broken)
+    watched, w = train_copy(True, steps=3)
+    for a, b in zip(plain, watched):
+        assert torch.equal(a, b)
+    assert len(w.history.records) == 3
+    # once as each backward ends, once as each step is taken
+    assert w.guard.errors == {"gradients: RuntimeError: cannot settle": 6}
+
+
 def test_a_failing_measurement_is_noted_and_training_goes_on_unchanged(monkeypatch):
     from bpviz.engine.observe import deferred
     from bpviz.engine.observe.update_tracking import UpdateTracker

@@ -165,7 +165,8 @@ class Probe:
         pending, self.pending = self.pending, PendingStep()
         self._unit_axis.reset()
         pending.release_hooks()
-        deferred.settle_backward(pending, self.config, self.catalog, self.guard)  # one that raised ends without it
+        with self.guard.catch("gradients"):  # a backward that raised ended without settling them
+            deferred.settle_backward(pending, self.config, self.catalog, self.guard)
         if pending.unscale_late:  # the GradScaler was found at the optimizer step, after this backward
             unscale_late(pending.grads, pending.grad_unscale)
         return pending
@@ -513,7 +514,8 @@ class Probe:
     def _backward_ended(self, pending: PendingStep) -> None:
         started = time.perf_counter()
         pending.backward_queued = False
-        deferred.settle_backward(pending, self.config, self.catalog, self.guard)
+        with self.guard.catch("gradients"):  # raised here, it would end the user's backward() call
+            deferred.settle_backward(pending, self.config, self.catalog, self.guard)
         pending.hook_seconds += time.perf_counter() - started
 
     def _scaler_at_step(self) -> None:
