@@ -451,11 +451,11 @@ class Probe:
         self.pending.calls.append(call)
 
     def _defer(self, stash: Stash) -> bool:
-        """Leave the passes over the whole tensor to the end of the forward: the tensor is small, known not
-        to change in place, and fits. A large tensor gains nothing from being batched (its own passes
-        outweigh the dispatch) and is still in the cache now; held longer than the model holds it, it makes
-        the allocator fetch fresh memory for what follows. Either way, the statistics of its sample are
-        computed with all layers' at the end of the forward."""
+        """Leave the passes over the whole tensor to the end of the forward (a gradient's, of the backward):
+        the tensor is small, known not to change in place, and fits. A large tensor gains nothing from being
+        batched (its own passes outweigh the dispatch) and is still in the cache now; held longer than the
+        model holds it, it makes the allocator fetch fresh memory for what follows. Either way, an
+        activation's sample statistics are computed with all layers' at the end of the forward."""
         if stash.nbytes > _DEFER_MAX_BYTES or not self.catalog.defers(stash.key):
             return False
         if self.pending.stashed_bytes + stash.nbytes > self._stash_limit:
