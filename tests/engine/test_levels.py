@@ -4,6 +4,7 @@ detailed steps follow the level or the budget, and bpviz's own cost is on every 
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from bpviz import Config
 from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.observe.levels import MAX_SPACING, DetailSchedule
+from bpviz.engine.observe.stats import sample_stride
 from bpviz.engine.session.stepper import Stepper
 
 SAMPLES = sorted(p for p in SAMPLES_DIR.glob("*.py") if not p.name.startswith("_"))
@@ -326,3 +328,41 @@ def test_a_large_output_changed_before_its_hook_is_measured_without_a_false_in_p
             shifted = w.step(loss).layer("0")
             assert shifted.mean == pytest.approx(float(expected.mean()), rel=1e-4)
         assert w.guard.errors == {}
+
+
+class _Injected(nn.Module):
+    """Puts one value into its input at a position the strided sample skips, then applies `act`."""
+
+    def __init__(self, value: float, act: nn.Module) -> None:
+        super().__init__()
+        self.value, self.lin, self.act = value, nn.Linear(64, 64), act
+
+    def forward(self, x):
+        out = self.lin(x)
+        out = out + torch.zeros_like(out).index_put_((torch.tensor([3]), torch.tensor([5])), torch.tensor(self.value))
+        return self.act(out)
+
+
+@pytest.mark.parametrize(
+    ("value", "act", "act_nonfinite"),
+    [
+        (math.nan, nn.ReLU(), True),  # NaN stays NaN
+        (math.inf, nn.ReLU(), True),  # +inf stays +inf
+        (-math.inf, nn.ReLU(), False),  # -inf becomes 0: the ReLU's output is finite, its input is not
+        (math.inf, nn.ReLU6(), False),  # +inf is clipped to 6
+    ],
+)
+def test_economy_tells_nan_and_inf_of_a_relu_from_its_input_maxima_exactly_as_full(value, act, act_nonfinite):
+    torch.manual_seed(0)
+    x = torch.randn(4096, 64)  # 262144 values: the 4096-value sample takes one in 64 and misses (3, 5)
+    assert (3 * 64 + 5) % sample_stride(tuple(x.shape), 4096) != 0
+    results = {}
+    for level in ("economy", "full"):
+        model = _Injected(value, act)
+        with bpviz.watch(model, level=level) as w:
+            out = model(x)
+            out.nan_to_num(0.0, 0.0, 0.0).sum().backward()
+            record = w.step()
+        results[level] = (record.layer("act").nonfinite, record.nonfinite_origin)
+    assert results["economy"] == results["full"]
+    assert results["full"][0] is act_nonfinite

@@ -40,6 +40,9 @@ class ScaleFinder:
 
     def __init__(self, scaler: GradScaler | None = None) -> None:
         self.scaler = scaler
+        # Module globals already searched: each forward searching them again cost more than its statistics
+        # (a notebook's globals hold hundreds of names). One set there later is found at the optimizer step.
+        self._searched_globals: set[int] = set()
 
     def look_from_caller(self) -> None:
         """Search the calling code's variables for a GradScaler, unless one is known already.
@@ -50,18 +53,18 @@ class ScaleFinder:
         if self.scaler is not None:
             return
         frame: FrameType | None = sys._getframe(1)
-        seen_globals: set[int] = set()
         searched = 0
         while frame is not None and searched < _USER_FRAMES:
             if not (in_torch(frame) or in_bpviz(frame)):
                 searched += 1
-                spaces = [frame.f_locals]
-                if id(frame.f_globals) not in seen_globals:
-                    seen_globals.add(id(frame.f_globals))
-                    spaces.append(frame.f_globals)
-                for index, space in enumerate(spaces):  # the frame's locals first
+                module_level = frame.f_locals is frame.f_globals  # a script's loop: its locals are its globals
+                spaces = [] if module_level else [(frame.f_locals, True)]  # the frame's locals first
+                if id(frame.f_globals) not in self._searched_globals:
+                    self._searched_globals.add(id(frame.f_globals))
+                    spaces.append((frame.f_globals, module_level))
+                for space, local in spaces:
                     found = next((v for v in list(space.values()) if _scaling(v)), None)
-                    if found is None and index == 0 and _autocasting():  # a local object's (self.scaler)
+                    if found is None and local and _autocasting():  # a local object's (self.scaler)
                         found = next(_attribute_scalers(space), None)
                     if found is not None:
                         self.scaler = found

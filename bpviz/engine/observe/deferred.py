@@ -4,13 +4,15 @@ Measuring each layer inside its hook costs some fifteen small tensor
 operations per layer, each dispatched on its own; that, not the hooks, is
 what made watching expensive. Here a forward hook keeps a reference to the
 output and, when the model's forward returns, the statistics of all its
-layers are computed at once: exact sums of squares and sums (one BLAS dot
-product each on a CPU, where it is twice as fast as a norm; one
-multi-tensor kernel on a GPU), and the sample-based shares, extremes and
-histograms of all layers from one stacked strided sample, binned with one
-`bincount`. NaN/Inf is exact from the sum of squares and the sum, read on
-the host once they arrive (see record/collect.values_finite): an infinity
-norm would say it directly, but costs fifty times a dot product on a CPU.
+layers are computed at once: the passes over every value (at the economy
+level the sum alone, at the full level also the sum of squares, one BLAS
+dot product on a CPU where it is twice as fast as a norm, and the
+extremes), and the sample-based shares, extremes, histograms and (economy)
+sums of squares of all layers from one stacked strided sample, binned with
+one `bincount`. NaN/Inf is exact from the sums, read on the host once they
+arrive (see record/collect.call_finite), or for a ReLU at the economy level
+from its input's per-unit maxima: an infinity norm would say it directly,
+but costs fifty times a dot product on a CPU.
 
 The outputs are settled when the forward returns, not when the step ends:
 held through the backward pass, they kept it from reusing their memory
@@ -53,8 +55,8 @@ def settle(
 ) -> None:
     """Fill in the statistics of every stashed activation call of `pending` and let go of the stashed tensors.
 
-    `exact`: extremes over every value (the full level); otherwise they come from each layer's strided
-    sample, while the mean, the spread and NaN/Inf stay exact. Called as each forward returns and once
+    `exact`: the full level (see settle_activations for what the economy level estimates; NaN/Inf stays
+    exact at both). Called as each forward returns and once
     more at `end_of_step`, which is when the layers found unchanged become deferred: a layer called in
     two forwards of its first step (alone, then inside the model, where its output is overwritten) is
     measured in its hook in both.
@@ -253,44 +255,68 @@ def take_passes(stash: Stash, cfg: Config, exact: bool) -> None:
     """Take the passes over the whole tensor now (in the hook, while it is in the cache) and keep only a copy
     of its sample for the rest, which `settle_activations` computes with the other layers'."""
     flat = stash.tensor.reshape(-1)
-    squares, sums = squares_and_sums([flat])
-    extremes = torch.aminmax(flat) if exact else None
-    stash.passes = (squares, sums, extremes[0].reshape(1), extremes[1].reshape(1)) if exact else (squares, sums)
+    if exact:
+        squares, sums = squares_and_sums([flat])
+        low, high = torch.aminmax(flat)
+        stash.passes = (squares, sums, low.reshape(1), high.reshape(1))
+    else:
+        stash.passes = (exact_sums([flat]),) if stash.exact_sum else ()
     stash.measured = True
     stash.tensor = stats.histogram_sample(flat, cfg.histogram_sample).clone()  # as it is now, not as overwritten
 
 
-def _passes(calls: list[ActivationCall], flats: list[torch.Tensor], exact: bool) -> list[torch.Tensor]:
-    """[squares, sums] (and [lows, highs] when `exact`) over every value of each call's tensor, as vectors:
-    computed here for the stashed ones, read for those whose passes were taken in their hook."""
-    fresh = [f for c, f in zip(calls, flats) if c.stash.passes is None]
+def _exact_passes(fresh: list[torch.Tensor], taken: list[Stash], exact: bool) -> list[torch.Tensor]:
+    """The passes over every value as vectors, a row per tensor (the `fresh` ones computed here, then those
+    `taken` in their hook): [squares, sums, lows, highs] when `exact`, otherwise [sums]; [] for no tensor."""
+    computed = []
     if fresh:
-        computed = list(squares_and_sums(fresh))
         if exact:
             extremes = [torch.aminmax(f) for f in fresh]
-            computed += [torch.stack([e[0] for e in extremes]), torch.stack([e[1] for e in extremes])]
-    taken = [c.stash.passes for c in calls if c.stash.passes is not None]
+            computed = [
+                *squares_and_sums(fresh),
+                torch.stack([e[0] for e in extremes]),
+                torch.stack([e[1] for e in extremes]),
+            ]
+        else:
+            computed = [exact_sums(fresh)]
     if not taken:
         return computed
-    pieces = [[computed[k]] if fresh else [] for k in range(len(taken[0]))]
-    for passes in taken:
-        for k, value in enumerate(passes):
+    pieces = [[computed[k]] if fresh else [] for k in range(len(taken[0].passes))]
+    for stash in taken:
+        for k, value in enumerate(stash.passes):
             pieces[k].append(value)
     return [torch.cat(piece) for piece in pieces]
 
 
 def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) -> None:
-    """The statistics of these calls' stashed outputs, into each call (still on the device)."""
-    calls = [c for c in calls if c.stash.passes is None] + [c for c in calls if c.stash.passes is not None]
+    """The statistics of these calls' stashed outputs, into each call (still on the device).
+
+    At the full level every call's sum, sum of squares and extremes are exact. At the economy level only
+    the sum is, for NaN/Inf, and not even that for a ReLU whose input's per-unit maxima already tell
+    (see collect.call_finite); the rest comes from the sample, its sums scaled to the whole tensor.
+    """
+    # rows in this order: passes computed here, passes taken in the hook, then sums estimated from the sample
+    fresh = [c for c in calls if c.stash.passes is None and c.stash.exact_sum]
+    taken = [c for c in calls if c.stash.passes]
+    estimated = [c for c in calls if not c.stash.exact_sum]
+    calls = fresh + taken + estimated
     flats = [c.stash.tensor.reshape(-1) for c in calls]
-    passes = _passes(calls, flats, exact)
-    squares, sums = passes[0], passes[1]
+    passes = _exact_passes(flats[: len(fresh)], [c.stash for c in taken], exact)
     stacked = _Stacked(flats, cfg.histogram_sample)
     values = stacked.values
     nonzero = (values != 0).sum(dim=1).to(values.dtype)  # the padding is zeros: no mask needed
     saturated = _saturated_counts(stacked, [c.layer.bounds for c in calls], cfg.saturation_margin)
-    # the sample's extremes, unless exact: the host makes them NaN where the sums say the tensor holds NaN/Inf
-    lows, highs = (passes[2], passes[3]) if exact else stacked.extremes()
+    if exact:
+        squares, sums, lows, highs = passes
+    else:
+        # scaled from each sample to its whole tensor; the padding is zeros and adds nothing
+        scale = stacked.column([c.count / size for c, size in zip(calls, stacked.sizes)]).squeeze(1)
+        squares = (values * values).sum(dim=1) * scale
+        first = len(calls) - len(estimated)
+        estimates = values[first:].sum(dim=1) * scale[first:]
+        sums = torch.cat([passes[0], estimates]) if passes else estimates
+        # the sample's extremes: the host makes them NaN where the tensor holds NaN/Inf, which the sample may miss
+        lows, highs = stacked.extremes()
     scalars = torch.stack([sums, squares, lows, highs, nonzero, saturated], dim=1)
     histograms = None
     if any(c.stash.hist_range is not None for c in calls):
@@ -299,7 +325,7 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
     for index, call in enumerate(calls):
         call.scalars = scalars[index]
         call.sample_size = stacked.sizes[index]
-        call.sampled_extremes = not exact
+        call.exact = stats.Exact.ALL if exact else stats.Exact.SUM if call.stash.exact_sum else stats.Exact.NONE
         if call.stash.hist_range is not None:
             call.histogram = histograms[index]
         elif call.stash.keep_sample:
@@ -307,7 +333,8 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
 
 
 def settle_gradients(grads: list[GradCall], cfg: Config) -> None:
-    """[squared norm, sum] and, on detailed steps, the log10 |g| histogram of each gradient (in its hook)."""
+    """[squared norm, sum] and, on detailed steps, the log10 |g| histogram of each gradient. Both sums at
+    every level: an exact norm, and NaN/Inf told from a norm that only overflowed (collect.values_finite)."""
     flats = [g.stash.tensor.reshape(-1) for g in grads]
     scalars = torch.stack(squares_and_sums(flats), dim=1)
     histograms = None

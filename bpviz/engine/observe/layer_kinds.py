@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 RELU_FAMILY = "relu"  # the families whose units can die: no positive output means no gradient
+# ReLU-family layers (by type name) that clip from above: an input of +inf comes out finite
+CLIPPED_RELU_TYPES = frozenset({"ReLU6", "relu6"})
 
 # Families with hard output bounds, for saturation: (lower, upper).
 BOUNDED = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardsigmoid": (0.0, 1.0)}

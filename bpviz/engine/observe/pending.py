@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.hooks import RemovableHandle
 
+from bpviz.engine.observe import stats
 from bpviz.engine.observe.catalog import LayerInfo
 
 
@@ -22,12 +23,14 @@ class Stash:
     tensor: torch.Tensor  # detached, float32: the whole tensor, or a copy of its sample once `passes` are taken
     version: int  # its version counter when stashed
     key: tuple[str, str]  # (layer, "forward" | "backward"): whose in-place record a change goes to
-    # (sum of squares, sum, min, max) over the whole tensor, taken in the hook; min/max only at the full level
+    # the passes over the whole tensor taken in the hook: (sum of squares, sum, min, max) at the full level,
+    # (sum,) or () at the economy level
     passes: tuple[torch.Tensor, ...] | None = None
     original: torch.Tensor | None = None  # the tensor whose version is checked, when `tensor` is its sample
     hist_range: tuple[float, float] | None = None  # bin over these edges (a detailed step, range known)
     keep_sample: bool = False  # a detailed step at the layer's first sight: keep values to bin on the host
     measured: bool = False  # its passes were taken in the hook, from the values it had then
+    exact_sum: bool = True  # its sum is taken over every value (not at the economy level for a ReLU: see deferred)
 
     @property
     def nbytes(self) -> int:
@@ -58,7 +61,7 @@ class ActivationCall:
     sample_size: int  # values the zero and saturation shares were counted on
     forward: int = 0  # index of the root forward it belongs to, in PendingStep.forwards
     stash: Stash | None = None  # statistics computed when the forward returns (see deferred.py)
-    sampled_extremes: bool = False  # MIN and MAX come from the sample (NaN is set on the host, see collect.py)
+    exact: stats.Exact = stats.Exact.ALL  # which scalars are over every value (NaN is set on the host: collect.py)
 
 
 @dataclass

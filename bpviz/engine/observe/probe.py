@@ -36,6 +36,7 @@ from bpviz.engine.observe.dispatch_cost import dispatch_costs
 from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
+    CLIPPED_RELU_TYPES,
     MODE_SENSITIVE,
     RELU_FAMILY,
     bounds_of,
@@ -439,6 +440,8 @@ class Probe:
             (info.name, "forward"),
             hist_range=hist_range,
             keep_sample=self.detailed and hist_range is None,  # first sight: bin once the range is known
+            # a ReLU's output holds NaN/Inf exactly when its input's per-unit maxima do (collect.call_finite)
+            exact_sum=self.exact or info.family != RELU_FAMILY or info.type in CLIPPED_RELU_TYPES or preact is None,
         )
         call = ActivationCall(
             info, tuple(x.shape), x.numel(), None, None, None, unit_positive, positions, preact, 0, self._forward_index

@@ -13,6 +13,7 @@ samples of at most a bounded part of the batch.
 
 from __future__ import annotations
 
+import enum
 import functools
 import math
 
@@ -20,6 +21,14 @@ import torch
 
 # Layout of the scalar vector of each observed activation tensor (SATURATED is 0 without bounds).
 SUM, SUMSQ, MIN, MAX, SAMPLE_NONZERO, SAMPLE_SATURATED = range(6)
+
+
+class Exact(enum.Enum):
+    """Which of an activation's scalars are over every value; the others are estimated from its sample."""
+
+    ALL = "all"  # the full level: the sums and the extremes
+    SUM = "sum"  # the sum (it says NaN/Inf); the sum of squares and the extremes come from the sample
+    NONE = "none"  # a ReLU whose input's per-unit maxima say NaN/Inf: every scalar comes from the sample
 
 
 def histogram_sample(x: torch.Tensor, max_values: int) -> torch.Tensor:

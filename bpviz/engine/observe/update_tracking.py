@@ -24,17 +24,20 @@ from bpviz.engine.observe.pending import PendingStep
 
 
 class ParameterSlices:
-    """The fixed strided slice of each parameter (all of it when small), made once and reused as a view.
+    """The fixed sampled slice of each parameter (all of it when small), made once and reused as a view.
 
     Copying every weight before each optimizer step costs as much as the
-    step itself; the norm of the change over a fixed strided slice, scaled
-    by `scale`, estimates ||dW|| closely for a fraction. The slices are views,
-    so in-place updates show through; slicing fifty parameters anew each step
-    cost more than the norms. A parameter whose storage was swapped
-    (`param.data = ...`) is sliced again. A weight in another memory layout
-    (channels_last convolutions) is sliced in the order it lies in memory:
-    flattening it in its logical order would copy it, and a copy never
-    sees the update.
+    step itself; the norm of the change over a fixed slice, scaled by
+    `scale`, estimates ||dW|| closely for a fraction. The slice is blocks of
+    a cache line's length spread evenly over the parameter (see
+    `block_sample`): copying, subtracting and norming it reads only those
+    lines, where single elements at a stride read every line of the weight.
+    The slices are views, so in-place updates show through; slicing fifty
+    parameters anew each step cost more than the norms. A parameter whose
+    storage was swapped (`param.data = ...`) is sliced again. A weight in
+    another memory layout (channels_last convolutions) is sliced in the
+    order it lies in memory: flattening it in its logical order would copy
+    it, and a copy never sees the update.
     """
 
     def __init__(self, max_values: int) -> None:
@@ -48,12 +51,29 @@ class ParameterSlices:
         hit = self._cache.get(id(param))
         if hit is None or hit[0] != ptr:
             flat = _in_memory_order(param.detach())
-            hit = self._cache[id(param)] = (ptr, stats.histogram_sample(flat, self._max_values))
+            hit = self._cache[id(param)] = (ptr, block_sample(flat, self._max_values))
         return hit[1]
 
     def scale(self, param: torch.Tensor) -> float:
         """Factor from a norm over the slice to the whole parameter's estimate."""
         return math.sqrt(local_shard(param).numel() / self.of(param).numel())
+
+
+_BLOCK_BYTES = 64  # a cache line
+
+
+def block_sample(tensor: torch.Tensor, max_values: int) -> torch.Tensor:
+    """A view of about `max_values` elements of `tensor`, in blocks of a cache line each, one block every
+    `sample_stride` elements: the stride shares no factor with any dimension, so the blocks sweep every
+    row and column. A tensor whose memory is not one dense run gets the strided sample instead."""
+    if tensor.numel() <= max_values:
+        return tensor.reshape(-1)
+    block = max(1, _BLOCK_BYTES // tensor.element_size())
+    if not tensor.is_contiguous() or max_values < block:
+        return stats.histogram_sample(tensor, max_values)
+    stride = max(block, stats.sample_stride(tuple(tensor.shape), max_values // block))
+    count = (tensor.numel() - block) // stride + 1
+    return tensor.reshape(-1).as_strided((count, block), (stride, 1))
 
 
 def _has_closure(args: tuple, kwargs: dict) -> bool:

@@ -234,10 +234,24 @@ def values_finite(squares: float, total: float) -> bool:
     return math.isfinite(squares) or (squares == math.inf and math.isfinite(total))
 
 
-def _scalar_row(call: ActivationCall, row: list[float]) -> list[float]:
+def call_finite(call: ActivationCall, row: list[float], preact: np.ndarray | None) -> bool:
+    """Whether a call's tensor holds no NaN/Inf, exactly, from what its level measured over every value.
+
+    The full level has the sum of squares and the sum (see values_finite); the economy level the sum,
+    non-finite for NaN/Inf (a float32 sum of finite values overflows only past ~3e38), or, for a ReLU,
+    its input's per-unit maxima: NaN in the input stays NaN in the output, +inf stays +inf, -inf becomes 0.
+    """
+    if call.exact is stats.Exact.ALL:
+        return values_finite(row[stats.SUMSQ], row[stats.SUM])
+    if call.exact is stats.Exact.SUM or preact is None:
+        return math.isfinite(row[stats.SUM])
+    return not (np.isnan(preact).any() or np.isposinf(preact).any())
+
+
+def _scalar_row(call: ActivationCall, row: list[float], preact: np.ndarray | None) -> list[float]:
     """A call's scalars; extremes read from its sample are NaN when the whole tensor holds NaN/Inf, which
     the sample may have missed, so that NaN/Inf stays exact at every level."""
-    if call.sampled_extremes and not values_finite(row[stats.SUMSQ], row[stats.SUM]):
+    if call.exact is not stats.Exact.ALL and not call_finite(call, row, preact):
         row[stats.MIN] = row[stats.MAX] = math.nan
     return row
 
@@ -250,7 +264,10 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
     layers: dict[str, LayerStep] = {}
     for order, (name, group) in enumerate(grouped.items()):
         info: LayerInfo = group[0][0].layer
-        rows = [_scalar_row(c, host[ids.scalars].tolist()) for c, ids in group]  # floats: cheaper than numpy
+        rows = [  # floats: cheaper than numpy
+            _scalar_row(c, host[ids.scalars].tolist(), host[ids.preact] if ids.preact is not None else None)
+            for c, ids in group
+        ]
         total = float(sum(c.count for c, _ in group))
         sample_size = float(sum(c.sample_size for c, _ in group))
         mean = sum(r[stats.SUM] for r in rows) / total
