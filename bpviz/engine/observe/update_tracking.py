@@ -42,21 +42,24 @@ class ParameterSlices:
 
     def __init__(self, max_values: int) -> None:
         self._max_values = max_values
-        self._cache: dict[int, tuple[int, torch.Tensor]] = {}
+        self._cache: dict[int, tuple[int, torch.Tensor, float]] = {}  # id -> (storage, slice, scale)
 
     def of(self, param: torch.Tensor) -> torch.Tensor:
         """The slice of `param` (of this rank's shard, under FSDP2), a view on its current storage."""
+        return self._slice(param)[1]
+
+    def scale(self, param: torch.Tensor) -> float:
+        """Factor from a norm over the slice to the whole parameter's estimate."""
+        return self._slice(param)[2]
+
+    def _slice(self, param: torch.Tensor) -> tuple[int, torch.Tensor, float]:
         param = local_shard(param)
         ptr = param.data_ptr()
         hit = self._cache.get(id(param))
         if hit is None or hit[0] != ptr:
-            flat = _in_memory_order(param.detach())
-            hit = self._cache[id(param)] = (ptr, block_sample(flat, self._max_values))
-        return hit[1]
-
-    def scale(self, param: torch.Tensor) -> float:
-        """Factor from a norm over the slice to the whole parameter's estimate."""
-        return math.sqrt(local_shard(param).numel() / self.of(param).numel())
+            part = block_sample(_in_memory_order(param.detach()), self._max_values)
+            hit = self._cache[id(param)] = (ptr, part, math.sqrt(param.numel() / max(1, part.numel())))
+        return hit
 
 
 _BLOCK_BYTES = 64  # a cache line

@@ -57,9 +57,12 @@ class _Batch:
 
     def __init__(self) -> None:
         self._parts: list[torch.Tensor] = []
+        self._ends: list[int] = []  # where each part ends in the transfer
 
     def add(self, tensor: torch.Tensor) -> int:
-        self._parts.append(tensor if tensor.dim() == 1 else tensor.reshape(-1))
+        part = tensor if tensor.dim() == 1 else tensor.reshape(-1)
+        self._parts.append(part)
+        self._ends.append((self._ends[-1] if self._ends else 0) + part.numel())
         return len(self._parts) - 1
 
     def fetch(self) -> list[np.ndarray]:
@@ -69,8 +72,8 @@ class _Batch:
         if len({p.device for p in parts}) > 1:
             parts = [p.cpu() for p in parts]
         host = _to_host(torch.cat(parts)).numpy().astype(np.float64)  # the step's one host sync
-        ends = np.cumsum([p.numel() for p in parts]).tolist()
-        return [host[end - p.numel() : end] for p, end in zip(parts, ends)]
+        starts = [0, *self._ends[:-1]]
+        return [host[start:end] for start, end in zip(starts, self._ends)]
 
 
 def on_gpu(tensor: torch.Tensor) -> bool:
@@ -245,7 +248,8 @@ def call_finite(call: ActivationCall, row: list[float], preact: np.ndarray | Non
         return values_finite(row[stats.SUMSQ], row[stats.SUM])
     if call.exact is stats.Exact.SUM or preact is None:
         return math.isfinite(row[stats.SUM])
-    return not (np.isnan(preact).any() or np.isposinf(preact).any())
+    top = float(preact.max())  # NaN when any is NaN
+    return top == top and top != math.inf
 
 
 def _scalar_row(call: ActivationCall, row: list[float], preact: np.ndarray | None) -> list[float]:
