@@ -198,17 +198,34 @@ class _Stacked:
         return _to_device(per_row, self.values.device).unsqueeze(1)
 
     def extremes(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each row's smallest and largest real value."""
+        """Each row's smallest and largest real value: the padding pushed out of reach by adding +inf to it
+        (one arithmetic pass; a `where` on the mask costs five times as much on a CPU)."""
         values = self.values
         if self.valid is None:
             return values.amin(dim=1), values.amax(dim=1)
-        return (
-            torch.where(self.valid, values, math.inf).amin(dim=1),
-            torch.where(self.valid, values, -math.inf).amax(dim=1),
-        )
+        beyond = _padding_at_infinity(tuple(self.sizes), values.device)
+        return (values + beyond).amin(dim=1), (values - beyond).amax(dim=1)
+
+    def nonzero(self) -> torch.Tensor:
+        """Per row, how many values are not zero (NaN counts; the zero padding does not), as floats."""
+        return self.values.bool().sum(dim=1).to(self.values.dtype)  # bool(): a third of the time of `!= 0`
 
     def part(self, index: int) -> torch.Tensor:
         return self.values[index, : self.sizes[index]]
+
+
+_beyond: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
+
+
+def _padding_at_infinity(sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """+inf where the padded matrix holds padding, 0 at the real values."""
+    beyond = _beyond.get((sizes, device))
+    if beyond is None:
+        if len(_beyond) > 64:
+            _beyond.clear()
+        host = torch.zeros(len(sizes), max(sizes)).masked_fill_(~_mask(sizes, torch.device("cpu")), math.inf)
+        beyond = _beyond[(sizes, device)] = host.to(device)
+    return beyond
 
 
 def _mask(sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
@@ -304,7 +321,7 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
     passes = _exact_passes(flats[: len(fresh)], [c.stash for c in taken], exact)
     stacked = _Stacked(flats, cfg.histogram_sample)
     values = stacked.values
-    nonzero = (values != 0).sum(dim=1).to(values.dtype)  # the padding is zeros: no mask needed
+    nonzero = stacked.nonzero()
     saturated = _saturated_counts(stacked, [c.layer.bounds for c in calls], cfg.saturation_margin)
     if exact:
         squares, sums, lows, highs = passes
