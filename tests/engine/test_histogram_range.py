@@ -148,3 +148,21 @@ def test_zero_gradients_count_below_the_gradient_range_not_as_nan():
 )
 def test_next_range(current, lo, hi, narrow, expected):
     assert next_range(current, lo, hi, narrow) == pytest.approx(expected)
+
+
+def test_layers_binned_together_count_edges_outliers_and_nan_like_numpy_and_never_the_padding():
+    from bpviz.engine.observe.deferred import _Stacked, batched_histogram
+
+    hi_plus = float(np.nextafter(np.float32(2.0), np.float32(3.0)))
+    edges = [-2.0, 2.0, 0.0, 1.0, hi_plus, -2.5, 7.0, 3e38, -3e38, math.inf, -math.inf, math.nan]
+    torch.manual_seed(1)
+    rows = [torch.cat([torch.tensor(edges), torch.randn(n) * 2]) for n in (500, 37, 3000)]  # three lengths
+    stacked = _Stacked(rows, 4096)
+    assert stacked.valid is not None  # the shorter rows are padded with zeros
+    counts = batched_histogram(stacked, stacked.values, [(-2.0, 2.0)] * 3, 16).numpy()
+    for row, got in zip(rows, counts):
+        v = row.numpy()
+        finite = v[np.isfinite(v)]
+        inside, _ = np.histogram(finite, bins=16, range=(-2.0, 2.0))  # the upper edge in the last bin
+        expected = [*inside, np.sum(finite < -2.0), np.sum(finite > 2.0), np.sum(~np.isfinite(v))]
+        assert got.tolist() == [float(c) for c in expected]
