@@ -171,6 +171,7 @@ def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
 
 
 _masks: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
+_columns: dict[tuple[tuple[float, ...], torch.device], torch.Tensor] = {}
 
 
 class _Stacked:
@@ -194,8 +195,15 @@ class _Stacked:
         return condition.sum(dim=1).to(self.values.dtype)
 
     def column(self, per_row: list[float]) -> torch.Tensor:
-        """Per-row constants as a column, to broadcast over each row."""
-        return _to_device(per_row, self.values.device).unsqueeze(1)
+        """Per-row constants as a column, to broadcast over each row; the same layers ask for the same
+        constants (ranges, sizes) step after step, so each column is made once."""
+        key = (tuple(per_row), self.values.device)
+        column = _columns.get(key)
+        if column is None:
+            if len(_columns) > 256:
+                _columns.clear()
+            column = _columns[key] = _to_device(per_row, self.values.device).unsqueeze(1)
+        return column
 
     def extremes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's smallest and largest real value: the padding pushed out of reach by adding +inf to it
@@ -262,7 +270,7 @@ def batched_histogram(stacked: _Stacked, values: torch.Tensor, ranges: list[tupl
     if stacked.valid is not None:
         values = values + _padding_at(tuple(stacked.sizes), values.device, math.nan)
     finite = values - values  # NaN at NaN/Inf and at the padding, 0 elsewhere
-    unbinned = torch.isnan(finite).sum(dim=1, keepdim=True).to(torch.float32)
+    unbinned = finite.nan_to_num(1.0).sum(dim=1, keepdim=True)  # 1 at each NaN: counted without a comparison
     finite.add_(values)  # the values, NaN where they cannot be binned
     slot = (finite - lo).mul_(bins / (hi - lo)).floor_().clamp_(-1, bins - 1)  # -1: below the range
     # past the upper edge: "above" (bins); the edge itself stays in the last bin, like histc
