@@ -366,3 +366,35 @@ def test_economy_tells_nan_and_inf_of_a_relu_from_its_input_maxima_exactly_as_fu
         results[level] = (record.layer("act").nonfinite, record.nonfinite_origin)
     assert results["economy"] == results["full"]
     assert results["full"][0] is act_nonfinite
+
+
+class _ModeProbe(nn.Module):
+    """Notes, each forward, whether a torch-function mode is on while the model runs."""
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.functional, self.lin, self.act = functional, nn.Linear(8, 8), nn.ReLU()
+        self.mode_on: list[bool] = []
+
+    def forward(self, x):
+        self.mode_on.append(torch._C._is_torch_function_mode_enabled())
+        out = self.lin(x)
+        return torch.tanh(out) if self.functional else self.act(out)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_the_function_mode_runs_on_plain_economy_steps_only_for_a_model_calling_functional_activations(functional):
+    torch.manual_seed(0)
+    model = _ModeProbe(functional)
+    x = torch.randn(4, 8)
+    with bpviz.watch(model, Config(detail_every=4)) as w:
+        records = []
+        for _ in range(8):
+            model(x).sum().backward()
+            records.append(w.step())
+    detailed = [r.detailed for r in records]
+    assert detailed == [True, False, False, False, True, False, False, False]
+    # activation modules alone: the mode only on detailed steps; a functional activation: on every step
+    assert model.mode_on == (detailed if not functional else [True] * 8)
+    names = {"tanh()"} if functional else {"act"}
+    assert all(names <= {layer.name for layer in r.layers} for r in records)

@@ -104,6 +104,11 @@ class Probe:
         self._unit_axis = UnitAxis()  # where an activation's units are, from the layer that produced it
         self._mode: _FunctionalActivations | None = None
         self._mode_entered = False
+        # Whether a functional activation was ever called inside the model. Until one is, the function mode,
+        # which routes every torch call of the forward through Python, is entered on detailed steps only
+        # (the first step is one): a model of activation modules alone never pays for it after that, and
+        # one that calls a functional activation keeps the mode on every step from the first it was seen.
+        self._functional_seen = False
         self._failed_exc: BaseException | None = None
         self._forward_index = 0  # the current root forward's index in pending.forwards
         self._grads_only = False  # a checkpoint's recomputation: its values were measured in the forward pass
@@ -293,7 +298,7 @@ class Probe:
         if not self._grads_only:  # a recomputation is no forward of its own
             facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
             self.pending.add_forward(facts, self.config.calls_per_layer_step)
-        if self._observing:
+        if self._observing and (self.detailed or self._functional_seen):
             self._mode.__enter__()
             self._mode_entered = True
 
@@ -320,6 +325,9 @@ class Probe:
     def _call_functional(self, func, family: str, args, kwargs):
         if not self._stack:
             return func(*args, **kwargs)  # outside the watched model (e.g. in the loss)
+        frame = self._stack[-1]
+        if not frame.structural_leaf or module_family(frame.module) is None:
+            self._functional_seen = True  # it is a layer, or gives one its family (not nn.ReLU's own F.relu)
         started = time.perf_counter()
         try:
             return self._functional(func, family, args, kwargs)
