@@ -90,7 +90,9 @@ def unit_max(x: torch.Tensor, channel_first: bool) -> torch.Tensor:
 
 def _per_unit(x: torch.Tensor, channel_first: bool, reduce) -> torch.Tensor:
     if channel_first and x.dim() >= 3:
-        return reduce(x, dim=[0] + list(range(2, x.dim())))
+        # each sample's positions first (contiguous runs), then the samples: on a CPU up to several times
+        # faster than one reduction over the batch and the positions together
+        return reduce(reduce(x, dim=tuple(range(2, x.dim()))), dim=0)
     if x.dim() == 1:
         return x
     return reduce(x.reshape(-1, x.shape[-1]), dim=0)
