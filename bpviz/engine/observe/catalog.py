@@ -48,6 +48,7 @@ class LayerCatalog:
         self.checked_in_place: set[tuple[str, str]] = set()
         self.changed_in_place: set[tuple[str, str]] = set()
         self._producers: dict[tuple[str, int, int], list[str]] = {}
+        self._owners: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, str]] = {}
 
     def parameters(self) -> dict[str, nn.Parameter]:
         """Every parameter of the model by qualified name, as it was when watching began."""
@@ -106,6 +107,34 @@ class LayerCatalog:
     def advance_range(self, name: str, lo: float, hi: float, narrow: bool) -> None:
         """Choose the layer's edges for its next step from this step's exact extremes (see `next_range`)."""
         self._ranges[name] = next_range(self._ranges[name], lo, hi, narrow)
+
+    def param_owners(self, layer_names: tuple[str, ...], param_names: tuple[str, ...]) -> dict[str, str]:
+        """Each parameter's layer among `layer_names` (a step's, in forward order): the nearest enclosing module
+        observed as a layer (its first call site). Kept per set of names: a model's steps repeat them."""
+        key = (layer_names, param_names)
+        owners = self._owners.get(key)
+        if owners is not None:
+            return owners
+        by_module: dict[str, str] = {}
+        for name in layer_names:
+            info = self.layers[name]
+            if not info.functional:
+                by_module.setdefault(info.module_name, name)
+        owners = {}
+        for name in param_names:
+            parts = name.split(".")[:-1]
+            while True:
+                owner = by_module.get(".".join(parts))
+                if owner is not None:
+                    owners[name] = owner
+                    break
+                if not parts:
+                    break
+                parts.pop()
+        if len(self._owners) > 64:
+            self._owners.clear()
+        self._owners[key] = owners
+        return owners
 
     def producers(self, names: list[str], layer: str, units: int) -> list[str]:
         """Layers feeding `layer` (names in forward order) whose parameters have one row per unit, nearest first.

@@ -411,7 +411,7 @@ def _param_steps(
     weights = values(slots.names, slots.weights)
     grads = values(slots.grad_names, slots.grads)
     updates = values(slots.update_names, slots.updates)
-    owners = _param_owners(catalog, layers, slots.names)
+    owners = catalog.param_owners(tuple(layers), tuple(slots.names))
     steps = []
     per_layer: dict[str, list[ParamStep]] = {}
     for name in slots.names:
@@ -441,24 +441,3 @@ def layer_param_totals(layer: LayerStep, items: list[ParamStep]) -> None:
     layer.weight_norm = math.sqrt(sum(p.weight_norm**2 for p in items))
     upd_sq = [p.update_norm**2 for p in items if p.update_norm is not None]
     layer.update_ratio = math.sqrt(sum(upd_sq)) / layer.weight_norm if upd_sq and layer.weight_norm > 0 else None
-
-
-def _param_owners(catalog: LayerCatalog, layers: dict[str, LayerStep], names: list[str]) -> dict[str, str]:
-    """Each parameter's layer: the nearest enclosing module that was observed as a layer (first call site)."""
-    by_module: dict[str, str] = {}
-    for layer in layers.values():
-        info = catalog.layers[layer.name]
-        if not info.functional:
-            by_module.setdefault(info.module_name, layer.name)
-    owners = {}
-    for name in names:
-        parts = name.split(".")[:-1]
-        while True:
-            owner = by_module.get(".".join(parts))
-            if owner is not None:
-                owners[name] = owner
-                break
-            if not parts:
-                break
-            parts.pop()
-    return owners

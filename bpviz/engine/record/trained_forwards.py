@@ -24,6 +24,6 @@ def trained_forwards(pending: PendingStep) -> set[int]:
 def keep_trained(pending: PendingStep) -> PendingStep:
     """The step without the activation calls of forwards no backward reached, when some forward had one."""
     trained = trained_forwards(pending)
-    if not trained:
+    if not trained or all(call.forward in trained for call in pending.calls):  # the usual step: nothing to drop
         return pending
     return replace(pending, calls=[call for call in pending.calls if call.forward in trained])
