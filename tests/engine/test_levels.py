@@ -398,3 +398,53 @@ def test_the_function_mode_runs_on_plain_economy_steps_only_for_a_model_calling_
     assert model.mode_on == (detailed if not functional else [True] * 8)
     names = {"tanh()"} if functional else {"act"}
     assert all(names <= {layer.name for layer in r.layers} for r in records)
+
+
+class _GradInjected(nn.Module):
+    """Identity forward whose backward puts `value` into one gradient entry the 4096-value sample skips."""
+
+    class _Inject(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, value):
+            ctx.value = value
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            grad = grad.clone()
+            if ctx.value is not None:
+                grad[3, 5] = ctx.value
+            return grad, None
+
+    def __init__(self, value: float | None) -> None:
+        super().__init__()
+        self.value, self.lin, self.head = value, nn.Linear(64, 64), nn.Linear(64, 4)
+
+    def forward(self, x):
+        return self.head(self._Inject.apply(self.lin(x), self.value))
+
+
+@pytest.mark.parametrize("value", [None, math.nan, math.inf])
+def test_economy_estimates_output_gradient_norms_and_keeps_nan_inf_and_parameter_norms_exact(value):
+    torch.manual_seed(0)
+    x = torch.randn(4096, 64)
+    seen, records, models = {}, {}, {}
+    for level in ("economy", "full"):
+        model = models[level] = _GradInjected(value)
+
+        def keep_gradient(_module, _inputs, out, level=level) -> None:  # the true gradient reaching lin's output
+            out.register_hook(lambda g: seen.__setitem__(level, g.clone()))
+
+        model.lin.register_forward_hook(keep_gradient)
+        with bpviz.watch(model, level=level) as w:
+            model(x).square().mean().backward()
+            records[level] = w.step()
+    for level, record in records.items():
+        lin = record.layer("lin")
+        assert lin.grad_nonfinite is (value is not None)  # exact at both levels, though the sample skips (3, 5)
+        if value is None:
+            rel = 1e-5 if level == "full" else 0.05  # economy: from the strided sample
+            assert lin.grad_norm == pytest.approx(float(seen[level].norm()), rel=rel)
+        weight = next(p for p in record.params if p.name == "head.weight")
+        assert weight.grad_norm == pytest.approx(float(models[level].head.weight.grad.norm()), rel=1e-5)
+    assert records["economy"].nonfinite_grad_origin == records["full"].nonfinite_grad_origin

@@ -78,7 +78,9 @@ def settle(
     pending.calls = [c for c in pending.calls if c.scalars is not None]
 
 
-def settle_backward(pending: PendingStep, config: Config, catalog: LayerCatalog, guard: MeasurementGuard) -> None:
+def settle_backward(
+    pending: PendingStep, config: Config, catalog: LayerCatalog, guard: MeasurementGuard, exact: bool
+) -> None:
     """Measure the gradients stashed since the last call together, check every gradient's version, let go.
 
     Called as each backward ends and when the step is taken (a backward that raised ends without it).
@@ -93,7 +95,7 @@ def settle_backward(pending: PendingStep, config: Config, catalog: LayerCatalog,
         pending.stashed_bytes -= sum(c.stash.nbytes for c in waiting)
         with torch._C.DisableTorchFunction(), torch.no_grad():
             for group in _by_device(waiting):
-                _guarded(group, guard, lambda items: settle_gradients(items, config))
+                _guarded(group, guard, lambda items: settle_gradients(items, config, exact))
     for call in calls:
         call.stash = None
     # what failed to be measured is in the guard; the rest of the step goes on without it
@@ -367,18 +369,31 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
             call.sample = stats.histogram_sample(stacked.part(index), cfg.first_sight_sample)
 
 
-def settle_gradients(grads: list[GradCall], cfg: Config) -> None:
-    """[squared norm, sum] and, on detailed steps, the log10 |g| histogram of each gradient. Both sums at
-    every level: an exact norm, and NaN/Inf told from a norm that only overflowed (collect.values_finite)."""
+def settle_gradients(grads: list[GradCall], cfg: Config, exact: bool) -> None:
+    """[squared norm, sum] and, on detailed steps, the log10 |g| histogram of each gradient.
+
+    The sum is exact at both levels (it says NaN/Inf). At the full level so is the squared norm, and the
+    two tell NaN/Inf from a norm that only overflowed (collect.values_finite); at the economy level the
+    squared norm of a layer's output gradient comes from its sample, which spares a pass over every
+    gradient, the most expensive part of a convolutional step's statistics. The findings judge gradient
+    size from the parameters' gradient norms, exact at both levels (update_tracking.py).
+    """
     flats = [g.stash.tensor.reshape(-1) for g in grads]
-    scalars = torch.stack(squares_and_sums(flats), dim=1)
+    detailed = any(g.stash.hist_range is not None for g in grads)
+    stacked = _Stacked(flats, cfg.histogram_sample) if detailed or not exact else None
+    if exact:
+        squares, sums = squares_and_sums(flats)
+    else:
+        scale = stacked.column([f.numel() / size for f, size in zip(flats, stacked.sizes)]).squeeze(1)
+        squares, sums = (stacked.values * stacked.values).sum(dim=1) * scale, exact_sums(flats)
+    scalars = torch.stack([squares, sums], dim=1)
     histograms = None
-    if any(g.stash.hist_range is not None for g in grads):
-        stacked = _Stacked(flats, cfg.histogram_sample)
+    if detailed:
         log_lo, log_hi = cfg.grad_log10_range
         logs = stats.log10_magnitudes(stacked.values, log_lo)
         histograms = batched_histogram(stacked, logs, [(log_lo, log_hi)] * len(grads), cfg.histogram_bins)
     for index, grad in enumerate(grads):
         grad.scalars = scalars[index]
+        grad.exact_norm = exact
         if grad.stash.hist_range is not None:
             grad.histogram = histograms[index]

@@ -172,7 +172,7 @@ class Probe:
         self._unit_axis.reset()
         pending.release_hooks()
         with self.guard.catch("gradients"):  # a backward that raised ended without settling them
-            deferred.settle_backward(pending, self.config, self.catalog, self.guard)
+            deferred.settle_backward(pending, self.config, self.catalog, self.guard, self.exact)
         if pending.unscale_late:  # the GradScaler was found at the optimizer step, after this backward
             unscale_late(pending.grads, pending.grad_unscale)
         return pending
@@ -493,7 +493,7 @@ class Probe:
                     # from reusing its memory (see deferred.py)
                     if self.catalog.needs_check(call.stash.key):  # first sight: does it change after this?
                         call.stash.original = g
-                    deferred.settle_gradients([call], self.config)
+                    deferred.settle_gradients([call], self.config, self.exact)
                     call.stash.measured = True
                 pending.stashed_grads.append(call)  # version-checked (and measured, if stashed) at the end
             if name not in pending.backward_order:
@@ -526,7 +526,7 @@ class Probe:
         started = time.perf_counter()
         pending.backward_queued = False
         with self.guard.catch("gradients"):  # raised here, it would end the user's backward() call
-            deferred.settle_backward(pending, self.config, self.catalog, self.guard)
+            deferred.settle_backward(pending, self.config, self.catalog, self.guard, self.exact)
         pending.hook_seconds += time.perf_counter() - started
 
     def _scaler_at_step(self) -> None:

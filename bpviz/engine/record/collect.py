@@ -115,7 +115,7 @@ def collect(
     batch = _Batch()
     call_ids = [_add_call(batch, call) for call in pending.calls]
     grad_ids = [
-        (g.layer, batch.add(g.scalars), batch.add(g.histogram) if g.histogram is not None else None)
+        (g.layer, batch.add(g.scalars), batch.add(g.histogram) if g.histogram is not None else None, g.exact_norm)
         for g in pending.grads
     ]
     input_ids = [batch.add(f.input_sum.reshape(1)) if f.input_sum is not None else None for f in pending.forwards]
@@ -365,10 +365,13 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
     sums: dict[str, float] = {}
     nonfinite: dict[str, bool] = {}
     hists: dict[str, np.ndarray] = {}
-    for name, scalar_id, hist_id in grad_ids:
+    for name, scalar_id, hist_id, exact_norm in grad_ids:
         squared, total = host[scalar_id].tolist()
         sums[name] = sums.get(name, 0.0) + squared
-        nonfinite[name] = nonfinite.get(name, False) or not values_finite(squared, total)
+        # the sum alone says NaN/Inf where the squares are estimated (a sum of finite values overflows
+        # float32 only past ~3e38); with exact squares, both tell an overflow from Inf
+        finite = values_finite(squared, total) if exact_norm else math.isfinite(total)
+        nonfinite[name] = nonfinite.get(name, False) or not finite
         if hist_id is not None:
             hists[name] = hists.get(name, 0) + host[hist_id]
     lo, hi = cfg.grad_log10_range
