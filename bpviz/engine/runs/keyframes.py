@@ -34,7 +34,7 @@ Slot = tuple[str, int | None, str]  # (table, row key: a layer's id, or None for
 class _Keyframe:
     step: int
     array: np.ndarray | None  # as a reader decodes it, bit for bit; None: not one row at its step, unusable
-    size: int  # bytes of its plain blob
+    blob: bytes  # its plain blob
 
 
 class KeyframeWriter:
@@ -51,17 +51,20 @@ class KeyframeWriter:
         frame = self._frames.get(slot)
         if frame is not None and frame.step == step:
             # a second row with this key in one step: a reader could not tell which is the keyframe
-            self._frames[slot] = _Keyframe(step, None, 0)
+            self._frames[slot] = _Keyframe(step, None, b"")
             return encode_array(array)
         same_branch = frame is not None and frame.step // STRIDE == step // STRIDE
         if same_branch and frame.array is not None and 0 < step - frame.step < self.every:
             # the keyframe's step as its branch numbers it: a reader sees one branch, with its own step numbers
-            blob = encode_delta(array, frame.array, frame.step % STRIDE)
-            if blob is not None and len(blob) < frame.size:
+            blob = encode_delta(array, frame.array, frame.step % STRIDE, limit=len(frame.blob))
+            if blob is not None:
                 return blob
         blob = encode_array(array)
-        # the base is the array as read back: the plain blob keeps values, not every bit (-0.0, NaN payloads)
-        self._frames[slot] = _Keyframe(step, decode_array(blob), len(blob))
+        if frame is not None and frame.array is not None and blob == frame.blob:
+            base = frame.array  # the same bytes decode to the same array (an empty list of dead units, step after step)
+        else:
+            base = decode_array(blob)  # as read back: the plain blob keeps values, not every bit (-0.0, NaN payloads)
+        self._frames[slot] = _Keyframe(step, base, blob)
         return blob
 
 
