@@ -66,7 +66,18 @@ def encode_array(array: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def encode_delta(array: np.ndarray, base: np.ndarray, base_step: int, limit: int | None = None) -> bytes | None:
+class DeltaBase:
+    """A keyframe array as `encode_delta` takes differences from it: its float32 bits (when it holds float32 values)
+    are worked out once for all the steps of its span."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.float32 = _float32_bits(array)
+
+
+def encode_delta(
+    array: np.ndarray, base: np.ndarray | DeltaBase, base_step: int, limit: int | None = None
+) -> bytes | None:
     """`array` as its difference from `base` (the same array as it was at step `base_step`, decoded from a plain
     blob); None when the two do not line up (another shape or dtype) or the difference would take `limit` bytes
     or more (a plain blob that size is better; one too small to beat costs no numpy call): the caller stores it
@@ -75,17 +86,20 @@ def encode_delta(array: np.ndarray, base: np.ndarray, base_step: int, limit: int
     float64 arrays that hold float32 values (statistics widened on their way to the host), like their keyframe,
     are differenced in their float32 bits: half the planes, every value still given back bit for bit (the check
     is on the bits, so -0.0 and NaN payloads that float32 cannot hold keep the float64 difference)."""
+    base = base if isinstance(base, DeltaBase) else DeltaBase(base)
+    keyframe = base.array
     array = _little(np.ascontiguousarray(array))
-    if array.dtype not in _CODE or array.shape != base.shape or array.dtype != base.dtype:
+    if array.dtype not in _CODE or array.shape != keyframe.shape or array.dtype != keyframe.dtype:
         return None
     if limit is not None and limit <= _HEADER.size + 4 * array.ndim + _DELTA_HEADER.size + array.itemsize // 2:
         return None  # its headers alone, and at least half its itemsize in kind bytes (a narrowed float64)
     flags = _DELTA | _PLANES
-    ours, theirs = _float32_bits(array), _float32_bits(base)
-    if ours is not None and theirs is not None:
+    ours = _float32_bits(array) if base.float32 is not None else None
+    if ours is not None:
         flags |= _NARROW
+        theirs = base.float32
     else:
-        ours, theirs = _bits(array), _bits(base)
+        ours, theirs = _bits(array), _bits(keyframe)
     code = _CODE[array.dtype]
     blob = b"".join(
         [

@@ -6,9 +6,9 @@ plane every element's highest. For slowly changing floats the planes differ
 in kind: the high ones (sign, exponent) are all or mostly zero, the low ones
 (the last mantissa bits) look random. Deflate gains nothing on a random plane
 yet spends most of its time there, so each plane is judged by how many of its
-bytes are zero, one numpy pass for all of them: a plane of zeros is not
-stored, a plane with few zeros is stored as it is, and only the rest go
-through one deflate call. One kind byte per plane says which it was.
+bytes are zero: a plane of zeros is not stored, a plane with few zeros is
+stored as it is, and only the rest go through one deflate call (run-length
+matches only). One kind byte per plane says which it was.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import numpy as np
 
 ZERO, RAW, DEFLATED = 0, 1, 2  # the kind byte of a plane; the values are part of the file format
 _RAW_WBITS = -15  # deflate without zlib's header and checksum: the difference's CRC checks the result
+# The sparse planes are runs of zero bytes between small values: run-length matches find what deflate's hash
+# search would, a little smaller and sooner; 6: a 4096-symbol block buffer, and a smaller hash table to clear
+_MEM_LEVEL = 6
 _FEW_ZEROS = 8  # a plane with fewer than 1/8 of its bytes zero is stored as it is: it would hardly deflate
 
 
@@ -28,18 +31,29 @@ class PlaneError(ValueError):
 
 def pack_planes(bits: np.ndarray) -> bytes:
     """The byte planes of the unsigned integers `bits` (one dimension): kind bytes, raw planes, deflated planes."""
-    size, itemsize = bits.size, bits.itemsize
-    data = bits.view(np.uint8).reshape(size, itemsize).T.tobytes()  # plane after plane
-    planes = [memoryview(data)[i * size : (i + 1) * size] for i in range(itemsize)]
-    zeros = [data.count(0, i * size, (i + 1) * size) for i in range(itemsize)]  # bytes.count: no numpy call per plane
-    kinds = bytearray(ZERO if n == size else RAW if n < size // _FEW_ZEROS else DEFLATED for n in zeros)
-    packed = b""
-    if DEFLATED in kinds:
-        joined = b"".join([plane for plane, kind in zip(planes, kinds) if kind == DEFLATED])
-        packed = zlib.compress(joined, 1, _RAW_WBITS)
-        if len(packed) >= len(joined):  # they did not deflate after all: stored as they are
-            kinds, packed = kinds.replace(bytes([DEFLATED]), bytes([RAW])), b""
-    return b"".join([kinds, *[plane for plane, kind in zip(planes, kinds) if kind == RAW], packed])
+    size = bits.size
+    data = bits.view(np.uint8).reshape(size, bits.itemsize).T.tobytes()  # plane after plane
+    view = memoryview(data)
+    kinds, raw, sparse = bytearray(), [], []
+    for start in [i * size for i in range(bits.itemsize)]:
+        zeros = data.count(0, start, start + size)  # bytes.count: no numpy call per plane
+        if zeros == size:
+            kinds.append(ZERO)
+        elif zeros < size // _FEW_ZEROS:
+            kinds.append(RAW)
+            raw.append(view[start : start + size])
+        else:
+            kinds.append(DEFLATED)
+            sparse.append(view[start : start + size])
+    if not sparse:
+        return b"".join([kinds, *raw])
+    joined = b"".join(sparse)
+    deflate = zlib.compressobj(1, zlib.DEFLATED, _RAW_WBITS, _MEM_LEVEL, zlib.Z_RLE)
+    packed = deflate.compress(joined) + deflate.flush()
+    if len(packed) >= len(joined):  # they did not deflate after all: stored as they are
+        kinds = kinds.replace(bytes([DEFLATED]), bytes([RAW]))
+        return b"".join([kinds, *[view[i * size : (i + 1) * size] for i, kind in enumerate(kinds) if kind == RAW]])
+    return b"".join([kinds, *raw, packed])
 
 
 def unpack_planes(blob: bytes | memoryview, offset: int, itemsize: int, size: int) -> bytes:
