@@ -210,3 +210,15 @@ def test_a_difference_is_given_only_when_smaller_than_its_limit():
     blob = encode_delta(base * 1.001, base, 0)
     assert encode_delta(base * 1.001, base, 0, limit=len(blob)) is None
     assert encode_delta(base * 1.001, base, 0, limit=len(blob) + 1) == blob
+
+
+def test_a_difference_cut_short_anywhere_is_an_error_never_a_wrong_value():
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal(256).astype(np.float32).astype(np.float64)
+    moved = (base + 1e-3 * rng.standard_normal(256)).astype(np.float32).astype(np.float64)
+    blob = encode_delta(moved, base, 0)
+    assert _bitwise(decode_array(blob, lambda step: base), moved)
+    assert blob[16:20] == bytes([1, 1, 2, 0])  # raw, raw, deflated, zero planes: every part of the layout is cut
+    for cut in range(len(blob)):
+        with pytest.raises(CodecError):
+            decode_array(blob[:cut], lambda step: base)

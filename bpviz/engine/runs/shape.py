@@ -173,7 +173,8 @@ class _WritePlan:
             elif kind == BOOL:
                 value = int(bool(value))
             elif kind == JSON:
-                value = _json_text(tuple(value), tuple(map(type, value)))
+                items = tuple(value)
+                value = _json_text(items, tuple(map(type, items)))
             elif kind == ARRAY:
                 value = arrays.encode(name, np.asarray(value))
             elif kind == ARRAY_MAP:
