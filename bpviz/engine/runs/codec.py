@@ -30,7 +30,11 @@ from bpviz.engine.runs.planes import PlaneError, pack_planes, unpack_planes
 # dtype codes of the array header; the order is part of the file format
 _DTYPES = [np.dtype(c) for c in ("<f8", "<f4", "<i8", "<i4", "<i2", "i1", "<u8", "<u4", "<u2", "u1", "?", "<f2")]
 _CODE = {dtype: code for code, dtype in enumerate(_DTYPES)}
-_INTS = [np.dtype(c) for c in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<i8")]
+# the integer dtypes whole numbers are stored in, narrowest first, with their ranges (np.iinfo is slow to ask)
+_INTS = [
+    (d, int(np.iinfo(d).min), int(np.iinfo(d).max))
+    for d in map(np.dtype, ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<i8"))
+]
 # flags; a difference (_DELTA) written before byte planes were judged one by one (_PLANES) is deflated whole
 _DEFLATED, _SCALED, _DELTA, _NARROW, _PLANES = 1, 2, 4, 8, 16
 _HEADER = struct.Struct("<BBBB")
@@ -317,16 +321,15 @@ def _narrowest(array: np.ndarray) -> tuple[np.ndarray, float | None]:
 
 def _whole(array: np.ndarray) -> np.ndarray | None:
     rounded = np.rint(array)
-    if not np.array_equal(rounded, array):
+    if not (rounded == array).all():  # finite values (see _narrowest): no NaN to compare
         return None
     return _as_ints(rounded)
 
 
 def _as_ints(array: np.ndarray) -> np.ndarray:
-    lo, hi = array.min(), array.max()
-    for dtype in _INTS:
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
+    lo, hi = array.min().item(), array.max().item()
+    for dtype, low, high in _INTS:
+        if low <= lo and hi <= high:
             return array.astype(dtype)
     return array
 
@@ -338,7 +341,7 @@ def _scaled(array: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     scale = float(magnitudes.min())
     whole = np.rint(array / scale)
-    if np.abs(whole).max() > 2**31 or not np.array_equal(whole * scale, array):
+    if np.abs(whole).max() > 2**31 or not (whole * scale == array).all():
         return None
     return _as_ints(whole), scale
 
