@@ -5,10 +5,11 @@ exactly (histogram counts are whole numbers or whole numbers times one
 factor; float32 statistics widened to float64 fit float32 again), then
 deflated when that pays. A slowly changing array (a layer's per-unit
 maxima, a bias) can instead be stored as its bitwise difference from the
-same array at an earlier keyframe step, byte planes apart so the bytes that
-did not change run together and deflate to almost nothing; it names that
-step and carries a CRC of its own bytes, so a missing or wrong base is an
-error, never a wrong value. Other values (lists, dicts, the record
+same array at an earlier keyframe step (in float32 bits when both hold
+float32 values), byte planes apart so the bytes that did not change run
+together: each plane is skipped, stored or deflated (see planes). It names
+that step and carries a CRC of its own bytes, so a missing or wrong base is
+an error, never a wrong value. Other values (lists, dicts, the record
 dataclasses) use a small tagged format instead of pickle, so opening a run
 file never runs code from it. Decoding gives back values equal to the ones
 encoded, with the original dtype.
