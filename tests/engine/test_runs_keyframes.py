@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import bpviz
-from bpviz.engine.runs.codec import CodecError, decode_array, delta_base, encode_array, encode_delta
+from bpviz.engine.runs.codec import CodecError, decode_array, decode_arrays, delta_base, encode_array, encode_delta
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.keyframes import KEYFRAME_EVERY
 from tests.engine.run_files import assert_same
@@ -62,7 +62,7 @@ def test_every_step_reads_back_equal_across_keyframes_and_the_differences_point_
 
 def test_a_difference_that_would_outgrow_its_keyframe_starts_a_new_keyframe(tmp_path):
     path = tmp_path / "run.bpviz"
-    live = relu_run(path, lr=1e-2)
+    live = relu_run(path, lr=1.0)  # so fast that values jump and some differences would outgrow their keyframes
     with bpviz.open_run(path) as run:
         for record in live:
             assert_same(record, run.record(record.step))
@@ -136,3 +136,89 @@ def test_a_format_1_file_reads_back_equal(tmp_path):
         conn.execute("PRAGMA user_version = 1")
     with bpviz.open_run(path) as run:
         assert_same(live[1], run.record(1))
+
+
+def _bitwise(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_float32_values_held_in_float64_are_differenced_in_their_float32_bits_and_read_back_bit_for_bit():
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(512).astype(np.float32).astype(np.float64)
+    moved = (base + 1e-4 * rng.standard_normal(512)).astype(np.float32).astype(np.float64)
+    moved[:4] = [-0.0, np.inf, -np.inf, np.nan]
+    blob = encode_delta(moved, base, 3)
+    wide = moved.copy()
+    wide[7] = 0.1  # a value float32 cannot hold: the whole array keeps its float64 difference
+    wide_blob = encode_delta(wide, base, 3)
+    assert blob[0] & 8 and not wide_blob[0] & 8  # flag 8: taken over the float32 bits
+    assert len(blob) < len(wide_blob)
+    for array, encoded in ((moved, blob), (wide, wide_blob)):
+        back = decode_array(encoded, lambda step: base)
+        assert _bitwise(back, array)
+        (together,) = decode_arrays([encoded], [lambda step: base])
+        assert _bitwise(together, array)
+
+
+def test_a_nan_payload_float32_cannot_hold_keeps_the_float64_difference_bit_for_bit():
+    base = np.linspace(-1, 1, 64).astype(np.float32).astype(np.float64)
+    moved = base.copy()
+    moved.view(np.uint64)[5] = 0x7FF8000000000001  # a NaN whose low payload bit float32 would drop
+    blob = encode_delta(moved, base, 0)
+    assert not blob[0] & 8
+    assert _bitwise(decode_array(blob, lambda step: base), moved)
+
+
+def test_an_unchanged_array_stores_no_planes_at_all():
+    base = np.linspace(-1, 1, 4096, dtype=np.float32)
+    blob = encode_delta(base.copy(), base, 0)
+    # the 4-byte header, the shape, the keyframe's step and CRC, then one kind byte per plane and nothing else
+    assert len(blob) == 4 + 4 + 8 + 4
+    assert _bitwise(decode_array(blob, lambda step: base), base)
+
+
+def _old_difference(array: np.ndarray, base: np.ndarray, base_step: int) -> bytes:
+    """A difference blob as the first version of format 2 wrote it: the XOR's byte planes deflated whole."""
+    import struct
+    import zlib
+
+    code = {np.dtype("<f8"): 0, np.dtype("<f4"): 1}[array.dtype]
+    bits = {8: np.uint64, 4: np.uint32}[array.itemsize]
+    planes = (array.view(bits) ^ base.view(bits)).view(np.uint8).reshape(-1, array.itemsize).T.tobytes()
+    header = struct.pack("<BBBBI", 4 | 1, code, code, 1, array.size) + struct.pack("<II", base_step, zlib.crc32(array))
+    return header + zlib.compress(planes, 1, -15)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_differences_in_the_earlier_layout_still_read_back(dtype):
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal(64).astype(dtype)
+    arrays = [base + dtype(1e-3) * rng.standard_normal(64).astype(dtype) for _ in range(3)]
+    blobs = [_old_difference(array, base, 2) for array in arrays]
+    for array, blob in zip(arrays, blobs):
+        assert _bitwise(decode_array(blob, lambda step: base), array)
+    for array, back in zip(arrays, decode_arrays(blobs, [lambda step: base] * 3)):
+        assert _bitwise(back, array)
+    with pytest.raises(CodecError, match="not the one"):
+        decode_array(blobs[0], lambda step: base + 1)
+
+
+def test_a_difference_is_given_only_when_smaller_than_its_limit():
+    healthy = np.zeros(0, dtype=np.int64)  # the dead unit ids of a healthy layer: no difference can beat 8 bytes
+    assert encode_delta(healthy.copy(), healthy, 0, limit=len(encode_array(healthy))) is None
+    base = np.linspace(-1, 1, 64, dtype=np.float32)
+    blob = encode_delta(base * 1.001, base, 0)
+    assert encode_delta(base * 1.001, base, 0, limit=len(blob)) is None
+    assert encode_delta(base * 1.001, base, 0, limit=len(blob) + 1) == blob
+
+
+def test_a_difference_cut_short_anywhere_is_an_error_never_a_wrong_value():
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal(256).astype(np.float32).astype(np.float64)
+    moved = (base + 1e-3 * rng.standard_normal(256)).astype(np.float32).astype(np.float64)
+    blob = encode_delta(moved, base, 0)
+    assert _bitwise(decode_array(blob, lambda step: base), moved)
+    assert blob[16:20] == bytes([1, 1, 2, 0])  # raw, raw, deflated, zero planes: every part of the layout is cut
+    for cut in range(len(blob)):
+        with pytest.raises(CodecError):
+            decode_array(blob[:cut], lambda step: base)

@@ -5,10 +5,11 @@ exactly (histogram counts are whole numbers or whole numbers times one
 factor; float32 statistics widened to float64 fit float32 again), then
 deflated when that pays. A slowly changing array (a layer's per-unit
 maxima, a bias) can instead be stored as its bitwise difference from the
-same array at an earlier keyframe step, byte planes apart so the bytes that
-did not change run together and deflate to almost nothing; it names that
-step and carries a CRC of its own bytes, so a missing or wrong base is an
-error, never a wrong value. Other values (lists, dicts, the record
+same array at an earlier keyframe step (in float32 bits when both hold
+float32 values), byte planes apart so the bytes that did not change run
+together: each plane is skipped, stored or deflated (see planes). It names
+that step and carries a CRC of its own bytes, so a missing or wrong base is
+an error, never a wrong value. Other values (lists, dicts, the record
 dataclasses) use a small tagged format instead of pickle, so opening a run
 file never runs code from it. Decoding gives back values equal to the ones
 encoded, with the original dtype.
@@ -25,15 +26,22 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bpviz.engine.runs.planes import PlaneError, pack_planes, unpack_planes
+
 # dtype codes of the array header; the order is part of the file format
 _DTYPES = [np.dtype(c) for c in ("<f8", "<f4", "<i8", "<i4", "<i2", "i1", "<u8", "<u4", "<u2", "u1", "?", "<f2")]
 _CODE = {dtype: code for code, dtype in enumerate(_DTYPES)}
-_INTS = [np.dtype(c) for c in ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<i8")]
-_DEFLATED, _SCALED, _DELTA = 1, 2, 4
+# the integer dtypes whole numbers are stored in, narrowest first, with their ranges (np.iinfo is slow to ask)
+_INTS = [
+    (d, int(np.iinfo(d).min), int(np.iinfo(d).max))
+    for d in map(np.dtype, ("u1", "i1", "<u2", "<i2", "<u4", "<i4", "<i8"))
+]
+# flags; a difference (_DELTA) written before byte planes were judged one by one (_PLANES) is deflated whole
+_DEFLATED, _SCALED, _DELTA, _NARROW, _PLANES = 1, 2, 4, 8, 16
 _HEADER = struct.Struct("<BBBB")
 _SCALE = struct.Struct("<d")
 _DELTA_HEADER = struct.Struct("<II")  # the keyframe's step, CRC-32 of the array's own bytes
-_RAW = -15  # deflate without zlib's header and checksum for differences: the CRC above checks the result
+_RAW = -15  # differences of the old layout: deflated without zlib's header and checksum (the CRC checks them)
 _BITS = {1: np.dtype("u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 Base = Callable[[int], np.ndarray]  # the keyframe array of a delta blob, from the step it names
 
@@ -63,28 +71,50 @@ def encode_array(array: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def encode_delta(array: np.ndarray, base: np.ndarray, base_step: int) -> bytes | None:
+class DeltaBase:
+    """A keyframe array as `encode_delta` takes differences from it: its float32 bits (when it holds float32 values)
+    are worked out once for all the steps of its span."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.float32 = _float32_bits(array)
+
+
+def encode_delta(
+    array: np.ndarray, base: np.ndarray | DeltaBase, base_step: int, limit: int | None = None
+) -> bytes | None:
     """`array` as its difference from `base` (the same array as it was at step `base_step`, decoded from a plain
-    blob); None when the two do not line up (another shape or dtype): the caller stores it plain instead."""
+    blob); None when the two do not line up (another shape or dtype) or the difference would take `limit` bytes
+    or more (a plain blob that size is better; one too small to beat costs no numpy call): the caller stores it
+    plainly instead.
+
+    float64 arrays that hold float32 values (statistics widened on their way to the host), like their keyframe,
+    are differenced in their float32 bits: half the planes, every value still given back bit for bit (the check
+    is on the bits, so -0.0 and NaN payloads that float32 cannot hold keep the float64 difference)."""
+    base = base if isinstance(base, DeltaBase) else DeltaBase(base)
+    keyframe = base.array
     array = _little(np.ascontiguousarray(array))
-    if array.dtype not in _CODE or array.shape != base.shape or array.dtype != base.dtype:
+    if array.dtype not in _CODE or array.shape != keyframe.shape or array.dtype != keyframe.dtype:
         return None
-    bits = _bits(array) ^ _bits(base)
-    data = bits.view(np.uint8).reshape(-1, array.dtype.itemsize).T.tobytes()
-    flags = _DELTA
-    packed = zlib.compress(data, 1, _RAW)  # one call: a compressor object costs a third more on small arrays
-    if len(packed) < len(data):
-        flags |= _DEFLATED
-        data = packed
+    if limit is not None and limit <= _HEADER.size + 4 * array.ndim + _DELTA_HEADER.size + array.itemsize // 2:
+        return None  # its headers alone, and at least half its itemsize in kind bytes (a narrowed float64)
+    flags = _DELTA | _PLANES
+    ours = _float32_bits(array) if base.float32 is not None else None
+    if ours is not None:
+        flags |= _NARROW
+        theirs = base.float32
+    else:
+        ours, theirs = _bits(array), _bits(keyframe)
     code = _CODE[array.dtype]
-    return b"".join(
+    blob = b"".join(
         [
             _HEADER.pack(flags, code, code, array.ndim),
-            struct.pack(f"<{array.ndim}I", *array.shape),
-            _DELTA_HEADER.pack(base_step, zlib.crc32(array.tobytes())),
-            data,
+            _shape_struct(array.ndim).pack(*array.shape),
+            _DELTA_HEADER.pack(base_step, zlib.crc32(array)),
+            pack_planes((ours ^ theirs).reshape(-1)),
         ]
     )
+    return blob if limit is None or len(blob) < limit else None
 
 
 def delta_base(blob: bytes) -> int | None:
@@ -163,7 +193,7 @@ def _plain_group(
     if flags & _SCALED:
         scales = np.array([_SCALE.unpack_from(blob, offset)[0] for blob in blobs])
         offset += _SCALE.size
-    values = _joined(blobs, offset, flags, zlib.MAX_WBITS, math.prod(shape) * stored.itemsize)
+    values = _joined(blobs, offset, flags, math.prod(shape) * stored.itemsize)
     whole = np.frombuffer(values, dtype=stored).reshape(len(blobs), *shape)
     if scales is not None:  # only float64 arrays are stored scaled
         return whole.astype(np.float64) * scales.reshape(-1, *[1] * len(shape))
@@ -173,31 +203,34 @@ def _plain_group(
 def _undelta_group(
     blobs: list[bytes], offset: int, flags: int, dtype: np.dtype, shape: tuple, bases: list[Base | None]
 ) -> np.ndarray:
-    keyframes, crcs = [], []
+    keyframes, crcs, parts = [], [], []
+    bits_dtype = _differenced(flags, dtype)
+    size = math.prod(shape)
     for blob, base in zip(blobs, bases):
         keyframe, base_step, crc = _keyframe(blob, offset, dtype, shape, base)
         keyframes.append(keyframe)
         crcs.append((base_step, crc))
-    size = math.prod(shape)
-    values = _joined(blobs, offset + _DELTA_HEADER.size, flags, _RAW, size * dtype.itemsize)
-    planes = np.frombuffer(values, dtype=np.uint8).reshape(len(blobs), dtype.itemsize, size)
-    bits = np.ascontiguousarray(planes.transpose(0, 2, 1)).view(_BITS[dtype.itemsize]).reshape(len(blobs), *shape)
-    whole = (bits ^ _bits(np.stack(keyframes))).view(dtype)
+        parts.append(_delta_planes(blob, offset + _DELTA_HEADER.size, flags, bits_dtype.itemsize, size))
+    planes = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(len(blobs), bits_dtype.itemsize, size)
+    bits = np.ascontiguousarray(planes.transpose(0, 2, 1)).view(_BITS[bits_dtype.itemsize]).reshape(len(blobs), *shape)
+    whole = _from_bits(bits ^ _bits(np.stack(keyframes).astype(bits_dtype, copy=False)), bits_dtype, dtype)
     for array, (base_step, crc) in zip(whole, crcs):
         if zlib.crc32(array) != crc:
             raise CodecError(f"the keyframe at step {base_step} is not the one this difference was taken from")
     return whole
 
 
-def _joined(blobs: list[bytes], offset: int, flags: int, wbits: int, size: int) -> bytes:
-    """The data of each blob from `offset` on (inflated when deflated), each checked to be `size` bytes, joined."""
-    parts = []
-    for blob in blobs:
-        data = zlib.decompress(memoryview(blob)[offset:], wbits) if flags & _DEFLATED else blob[offset:]
-        if len(data) != size:
-            raise CodecError(f"not an array blob ({len(data)} bytes of data where its shape needs {size})")
-        parts.append(data)
-    return b"".join(parts)
+def _joined(blobs: list[bytes], offset: int, flags: int, size: int) -> bytes:
+    """The data of each plain blob from `offset` on (inflated when deflated), each `size` bytes, joined."""
+    return b"".join([_data(blob, offset, flags, zlib.MAX_WBITS, size) for blob in blobs])
+
+
+def _data(blob: bytes, offset: int, flags: int, wbits: int, size: int) -> bytes:
+    """A blob's data from `offset` on, inflated when deflated, checked to be `size` bytes."""
+    data = zlib.decompress(memoryview(blob)[offset:], wbits) if flags & _DEFLATED else blob[offset:]
+    if len(data) != size:
+        raise CodecError(f"not an array blob ({len(data)} bytes of data where its shape needs {size})")
+    return data
 
 
 @functools.cache
@@ -222,17 +255,43 @@ def _keyframe(
 
 def _undelta(blob: bytes, offset: int, flags: int, dtype: np.dtype, shape: tuple, base: Base | None) -> np.ndarray:
     keyframe, base_step, crc = _keyframe(blob, offset, dtype, shape, base)
-    offset += _DELTA_HEADER.size
-    if flags & _DEFLATED:
-        data, offset = zlib.decompress(memoryview(blob)[offset:], _RAW), 0
-    else:
-        data = blob
-    planes = np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(dtype.itemsize, -1)
-    bits = np.ascontiguousarray(planes.T).view(_BITS[dtype.itemsize]).reshape(shape) ^ _bits(keyframe)
-    array = bits.view(dtype)
+    bits_dtype = _differenced(flags, dtype)
+    data = _delta_planes(blob, offset + _DELTA_HEADER.size, flags, bits_dtype.itemsize, math.prod(shape))
+    planes = np.frombuffer(data, dtype=np.uint8).reshape(bits_dtype.itemsize, -1)
+    bits = np.ascontiguousarray(planes.T).view(_BITS[bits_dtype.itemsize]).reshape(shape)
+    array = _from_bits(bits ^ _bits(keyframe.astype(bits_dtype, copy=False)), bits_dtype, dtype)
     if zlib.crc32(array) != crc:
         raise CodecError(f"the keyframe at step {base_step} is not the one this difference was taken from")
     return array
+
+
+def _differenced(flags: int, dtype: np.dtype) -> np.dtype:
+    """The dtype whose bits a difference blob XORs: float32 for a narrowed float64 array, else the array's own."""
+    return np.dtype(np.float32) if flags & _NARROW else dtype
+
+
+def _from_bits(bits: np.ndarray, bits_dtype: np.dtype, dtype: np.dtype) -> np.ndarray:
+    """The array of `dtype` whose `bits_dtype` bits these are (a narrowed difference widens back exactly)."""
+    values = bits.view(bits_dtype)
+    return values.astype(dtype) if bits_dtype != dtype else values
+
+
+def _delta_planes(blob: bytes, offset: int, flags: int, itemsize: int, size: int) -> bytes:
+    """The byte planes of a difference blob from `offset` on, in plane order, checked to be as long as its shape."""
+    if flags & _PLANES:
+        try:
+            return unpack_planes(blob, offset, itemsize, size)
+        except PlaneError as error:
+            raise CodecError(f"not an array blob ({error})") from error
+    return _data(blob, offset, flags, _RAW, itemsize * size)
+
+
+def _float32_bits(array: np.ndarray) -> np.ndarray | None:
+    """The float32 bits of a float64 array that holds float32 values exactly, bit for bit; else None."""
+    if array.dtype != np.float64:
+        return None
+    narrow = array.astype(np.float32)
+    return narrow.view(np.uint32) if narrow.astype(np.float64).tobytes() == array.tobytes() else None
 
 
 def _little(array: np.ndarray) -> np.ndarray:
@@ -263,16 +322,15 @@ def _narrowest(array: np.ndarray) -> tuple[np.ndarray, float | None]:
 
 def _whole(array: np.ndarray) -> np.ndarray | None:
     rounded = np.rint(array)
-    if not np.array_equal(rounded, array):
+    if not (rounded == array).all():  # finite values (see _narrowest): no NaN to compare
         return None
     return _as_ints(rounded)
 
 
 def _as_ints(array: np.ndarray) -> np.ndarray:
-    lo, hi = array.min(), array.max()
-    for dtype in _INTS:
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
+    lo, hi = array.min().item(), array.max().item()
+    for dtype, low, high in _INTS:
+        if low <= lo and hi <= high:
             return array.astype(dtype)
     return array
 
@@ -284,7 +342,7 @@ def _scaled(array: np.ndarray) -> tuple[np.ndarray, float] | None:
         return None
     scale = float(magnitudes.min())
     whole = np.rint(array / scale)
-    if np.abs(whole).max() > 2**31 or not np.array_equal(whole * scale, array):
+    if np.abs(whole).max() > 2**31 or not (whole * scale == array).all():
         return None
     return _as_ints(whole), scale
 

@@ -22,7 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpviz.engine.runs.branches import STRIDE
-from bpviz.engine.runs.codec import Base, CodecError, Unpacker, decode_array, delta_base, encode_array, encode_delta
+from bpviz.engine.runs.codec import (
+    Base,
+    CodecError,
+    DeltaBase,
+    Unpacker,
+    decode_array,
+    delta_base,
+    encode_array,
+    encode_delta,
+)
 from bpviz.engine.runs.shape import ArrayCoder
 
 KEYFRAME_EVERY = 32  # steps at most between a difference and its keyframe
@@ -33,8 +42,8 @@ Slot = tuple[str, int | None, str]  # (table, row key: a layer's id, or None for
 @dataclass(frozen=True)
 class _Keyframe:
     step: int
-    array: np.ndarray | None  # as a reader decodes it, bit for bit; None: not one row at its step, unusable
-    size: int  # bytes of its plain blob
+    base: DeltaBase | None  # the array as a reader decodes it, bit for bit; None: not one row at its step, unusable
+    blob: bytes  # its plain blob
 
 
 class KeyframeWriter:
@@ -51,17 +60,20 @@ class KeyframeWriter:
         frame = self._frames.get(slot)
         if frame is not None and frame.step == step:
             # a second row with this key in one step: a reader could not tell which is the keyframe
-            self._frames[slot] = _Keyframe(step, None, 0)
+            self._frames[slot] = _Keyframe(step, None, b"")
             return encode_array(array)
         same_branch = frame is not None and frame.step // STRIDE == step // STRIDE
-        if same_branch and frame.array is not None and 0 < step - frame.step < self.every:
+        if same_branch and frame.base is not None and 0 < step - frame.step < self.every:
             # the keyframe's step as its branch numbers it: a reader sees one branch, with its own step numbers
-            blob = encode_delta(array, frame.array, frame.step % STRIDE)
-            if blob is not None and len(blob) < frame.size:
+            blob = encode_delta(array, frame.base, frame.step % STRIDE, limit=len(frame.blob))
+            if blob is not None:
                 return blob
         blob = encode_array(array)
-        # the base is the array as read back: the plain blob keeps values, not every bit (-0.0, NaN payloads)
-        self._frames[slot] = _Keyframe(step, decode_array(blob), len(blob))
+        if frame is not None and frame.base is not None and blob == frame.blob:
+            base = frame.base  # the same bytes decode to the same array (an empty list of dead units, step after step)
+        else:  # as read back: the plain blob keeps values, not every bit (-0.0, NaN payloads)
+            base = DeltaBase(decode_array(blob))
+        self._frames[slot] = _Keyframe(step, base, blob)
         return blob
 
 

@@ -9,7 +9,7 @@ from bpviz.engine.record.records import ForwardPass, Histogram, LayerStep, Param
 from bpviz.engine.runs import schema
 from bpviz.engine.runs.codec import Packer, Unpacker, build
 from bpviz.engine.runs.keyframes import KeyframeReader, KeyframeWriter
-from bpviz.engine.runs.shape import NAN_COLUMN, PLAIN, ArrayCoder, nan_set, nan_text
+from bpviz.engine.runs.shape import NAN_COLUMN, PLAIN, ArrayCoder, getter, nan_set, nan_text
 
 # the only types a packed blob may build: reading a run never instantiates anything else
 CLASSES = {cls.__name__: cls for cls in (StepRecord, LayerStep, ParamStep, ForwardPass, Histogram, Finding)}
@@ -23,38 +23,37 @@ class RowWriter:
         self._strings: dict[str, int] = {}
         self._keys: dict[str, dict[tuple, int]] = {child.field: {} for child in schema.CHILDREN}
         self.packer = Packer(self._intern)
-        self._inserts: dict[str, tuple[list[str], str]] = {}
+        self._inserts: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._children = [(child, getter(child.key_fields) if child.keys else None) for child in schema.CHILDREN]
         self._finding_rows: dict[tuple, int] = {}  # each finding's latest row
         self._frames = KeyframeWriter()
 
     def step(self, record: StepRecord, extras: dict[str, float | None]) -> None:
         """Insert one step's rows (the caller commits)."""
         row, nans = schema.STEP.to_row(record, self.packer, arrays=self._frames.coder("steps", None, record.step))
-        row.update(extras)
-        row[NAN_COLUMN] = nan_text(nans)
-        self._insert("steps", [row])
-        for child in schema.CHILDREN:
+        row.update((name, value) for name, value in extras.items() if value is not None)
+        self._insert("steps", [_with_nans(row, nans)])
+        for child, key_of in self._children:
             rows = []
             for seq, item in enumerate(getattr(record, child.field)):
                 arrays, key = PLAIN, None
-                if child.keys is not None:
-                    key = self._key(child, tuple(getattr(item, k) for k in child.key_fields))
+                if key_of is not None:
+                    key = self._key(child, key_of(item))
                     arrays = self._frames.coder(child.rows, key, record.step)
                 item_row, item_nans = child.shape.to_row(item, self.packer, skip=child.key_fields, arrays=arrays)
-                item_row.update(step=record.step, seq=seq)
-                item_row[NAN_COLUMN] = nan_text(item_nans)
+                item_row["step"], item_row["seq"] = record.step, seq
                 if key is not None:
                     item_row[child.key_id] = key
-                rows.append(item_row)
+                rows.append(_with_nans(item_row, item_nans))
             if rows:
                 self._insert(child.rows, rows)
 
     def finding(self, at_step: int | None, finding: Finding) -> None:
         """A finding raised or changed at `at_step`."""
         row, nans = schema.FINDING.to_row(finding, self.packer)
-        row.update(at_step=at_step)
-        row[NAN_COLUMN] = nan_text(nans)
-        self._insert("findings", [row])
+        if at_step is not None:
+            row["at_step"] = at_step
+        self._insert("findings", [_with_nans(row, nans)])
         self._finding_rows[finding.key] = self.conn.execute("SELECT last_insert_rowid()").fetchone()[0]
 
     def finding_held(self, at_step: int, finding: Finding) -> None:
@@ -67,17 +66,18 @@ class RowWriter:
         self.conn.execute(sql, (step, kind, label, blob))
 
     def _insert(self, table: str, rows: list[dict]) -> None:
-        columns, sql = self._statement(table)
-        self.conn.executemany(sql, [[row.get(c) for c in columns] for row in rows])
+        """Each row names the columns it sets (the others are NULL): one statement per list of columns."""
+        for row in rows:
+            self.conn.execute(self._statement(table, tuple(row)), tuple(row.values()))
 
-    def _statement(self, table: str) -> tuple[list[str], str]:
-        cached = self._inserts.get(table)
-        if cached is None:
-            columns = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
+    def _statement(self, table: str, columns: tuple[str, ...]) -> str:
+        found = self._inserts.get((table, columns))
+        if found is None:
             names = ", ".join(f'"{c}"' for c in columns)
-            marks = ", ".join("?" * len(columns))
-            cached = self._inserts[table] = (columns, f"INSERT INTO {table}({names}) VALUES ({marks})")
-        return cached
+            found = self._inserts[table, columns] = (
+                f"INSERT INTO {table}({names}) VALUES ({', '.join('?' * len(columns))})"
+            )
+        return found
 
     def _key(self, child: schema.ChildTable, values: tuple) -> int:
         known = self._keys[child.field]
@@ -95,6 +95,12 @@ class RowWriter:
         if key is None:
             key = self._strings[text] = self.conn.execute("INSERT INTO strings(text) VALUES (?)", (text,)).lastrowid
         return key
+
+
+def _with_nans(row: dict[str, object], nans: list[str]) -> dict[str, object]:
+    if nans:
+        row[NAN_COLUMN] = nan_text(nans)
+    return row
 
 
 class RowReader:

@@ -54,6 +54,10 @@ def _child(field: str, shape: Shape) -> ChildTable:
 
 
 CHILDREN = [_child(f.name, f.inner) for f in STEP.fields if f.kind == CHILD]
+# Child tables read one key over many steps (a layer's series, heatmap, histograms) are indexed by (key, step).
+# The others are only read a step at a time, and such an index would cost the writer a page per key per step: its
+# entries for one step land in as many places as there are keys. Files made before keep theirs.
+_READ_BY_KEY = {"layers"}
 
 
 def create(conn: sqlite3.Connection) -> None:
@@ -88,7 +92,7 @@ def create(conn: sqlite3.Connection) -> None:
             statements.append(_table(child.keys, [(child.key_id, "INTEGER PRIMARY KEY")] + key_columns, nan=False))
             columns.append((child.key_id, "INTEGER NOT NULL"))
         statements.append(_table(child.rows, columns + child.item_columns(), "PRIMARY KEY(step, seq)"))
-        if child.keys is not None:
+        if child.field in _READ_BY_KEY:
             statements.append(f"CREATE INDEX {child.rows}_by_key ON {child.rows}({child.key_id}, step)")
     statements.append(
         "CREATE VIEW layer_stats AS SELECT layer_steps.*, layers.name AS layer, layers.type AS layer_type "

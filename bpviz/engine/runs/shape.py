@@ -19,8 +19,10 @@ import dataclasses
 import functools
 import json
 import math
+import operator
 import types
 import typing
+from collections.abc import Callable
 
 import numpy as np
 
@@ -88,6 +90,7 @@ class Shape:
         hints = typing.get_type_hints(cls)
         self.fields = [_classify(f.name, hints[f.name]) for f in dataclasses.fields(cls) if f.name not in skip]
         self._plans: dict[tuple, RowPlan] = {}
+        self._writes: dict[tuple[tuple[str, ...], str], _WritePlan] = {}
 
     def by_kind(self, *kinds: str) -> list[Field]:
         return [f for f in self.fields if f.kind in kinds]
@@ -107,38 +110,18 @@ class Shape:
     def to_row(
         self, obj: object, packer: Packer, skip: tuple[str, ...] = (), arrays: ArrayCoder = PLAIN
     ) -> tuple[dict[str, object], list[str]]:
-        """Column values of `obj`, and the REAL columns that held NaN."""
+        """Column values of `obj` (NULL ones left out: binding None costs SQLite's module as much as a blob), and
+        the REAL columns that held NaN."""
         row: dict[str, object] = {}
         nans: list[str] = []
-        for f in self.fields:
-            if f.kind == CHILD or f.name in skip:
-                continue
-            value = getattr(obj, f.name)
-            if f.kind == NESTED:
-                if value is not None:
-                    inner, inner_nans = f.inner.to_row(value, packer)
-                    row.update({f"{f.name}_{k}": v for k, v in inner.items()})
-                    nans += [f"{f.name}_{k}" for k in inner_nans]
-                continue
-            if value is None:
-                continue
-            if f.kind == REAL:
-                value = float(value)
-                if math.isnan(value):
-                    nans.append(f.name)
-                    continue
-            elif f.kind == BOOL:
-                value = int(bool(value))
-            elif f.kind == JSON:
-                value = json.dumps(list(value), separators=(",", ":"))
-            elif f.kind == ARRAY:
-                value = arrays.encode(f.name, np.asarray(value))
-            elif f.kind == ARRAY_MAP:
-                value = packer.pack({k: arrays.encode(f"{f.name}.{k}", np.asarray(v)) for k, v in value.items()})
-            elif f.kind == PACKED:
-                value = packer.pack(value)
-            row[f.name] = value
+        self._written(skip, "").fill(obj, packer, arrays, row, nans)
         return row, nans
+
+    def _written(self, skip: tuple[str, ...], prefix: str) -> _WritePlan:
+        found = self._writes.get((skip, prefix))
+        if found is None:
+            found = self._writes[skip, prefix] = _WritePlan(self, skip, prefix)
+        return found
 
     def values(
         self,
@@ -160,6 +143,60 @@ class Shape:
         if found is None:
             found = self._plans[key] = RowPlan(self, columns, prefix, only)
         return found
+
+
+class _WritePlan:
+    """`Shape.to_row` for one `skip` and column prefix, worked out once: the fields read with one attrgetter call,
+    each with its column name and kind, a nested dataclass's fields as a plan of their own."""
+
+    def __init__(self, shape: Shape, skip: tuple[str, ...], prefix: str) -> None:
+        fields = [f for f in shape.fields if f.kind != CHILD and f.name not in skip]
+        self._get = getter(tuple(f.name for f in fields))
+        self._fields = [
+            (f.name, prefix + f.name, f.kind, f.inner._written((), f"{prefix}{f.name}_") if f.kind == NESTED else None)
+            for f in fields
+        ]
+
+    def fill(self, obj: object, packer: Packer, arrays: ArrayCoder, row: dict[str, object], nans: list[str]) -> None:
+        """Put the columns of `obj` that are not NULL into `row`, and the names of its NaN columns into `nans`."""
+        for (name, column, kind, nested), value in zip(self._fields, self._get(obj)):
+            if value is None:
+                continue
+            if kind == REAL:
+                value = float(value)
+                if value != value:  # NaN
+                    nans.append(column)
+                    continue
+            elif kind == NESTED:
+                nested.fill(value, packer, PLAIN, row, nans)
+                continue
+            elif kind == BOOL:
+                value = int(bool(value))
+            elif kind == JSON:
+                items = tuple(value)
+                value = _json_text(items, tuple(map(type, items)))
+            elif kind == ARRAY:
+                value = arrays.encode(name, np.asarray(value))
+            elif kind == ARRAY_MAP:
+                value = packer.pack({k: arrays.encode(f"{name}.{k}", np.asarray(v)) for k, v in value.items()})
+            elif kind == PACKED:
+                value = packer.pack(value)
+            row[column] = value
+
+
+def getter(names: tuple[str, ...]) -> Callable[[object], tuple]:
+    """The attributes `names` of an object as a tuple, in one call (attrgetter gives a bare value for one name)."""
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda obj: (get(obj),)
+    return operator.attrgetter(*names) if names else lambda obj: ()
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_text(values: tuple, types: tuple[type, ...]) -> str:
+    """A flat list's JSON text, made once per distinct list (every layer row repeats its shape); `types` keeps
+    1, 1.0 and True apart, which compare equal."""
+    return json.dumps(list(values), separators=(",", ":"))
 
 
 class RowPlan:
