@@ -23,7 +23,8 @@ from bpviz.engine.record.records import StepRecord
 from bpviz.engine.runs import branches
 from bpviz.engine.runs.shape import CHILD, NAN_COLUMN, TEXT, Shape
 
-FORMAT_VERSION = 2  # 2: branches (bpviz.engine.runs.branches), per-unit arrays as differences from keyframes
+FORMAT_VERSION = 3  # 2: branches (bpviz.engine.runs.branches), per-unit arrays as differences from keyframes;
+# 3: differences of float32 bits and in byte planes (codec flags 8, 16), which an older reader cannot decode
 APPLICATION_ID = 0x62707672  # "bpvr": lets `file` and bpviz tell a run from any other SQLite database
 STEP_EXTRAS = (("wall_time", "REAL"), ("step_seconds", "REAL"), ("watch_seconds", "REAL"))
 STEP = Shape(StepRecord)
