@@ -158,7 +158,7 @@ def test_layers_binned_together_count_edges_outliers_and_nan_like_numpy_and_neve
     torch.manual_seed(1)
     rows = [torch.cat([torch.tensor(edges), torch.randn(n) * 2]) for n in (500, 37, 3000)]  # three lengths
     stacked = _Stacked(rows, 4096)
-    assert stacked.valid is not None  # the shorter rows are padded with zeros
+    assert stacked.padded  # the shorter rows are padded with zeros
     counts = batched_histogram(stacked, stacked.values, [(-2.0, 2.0)] * 3, 16).numpy()
     for row, got in zip(rows, counts):
         v = row.numpy()

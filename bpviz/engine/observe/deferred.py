@@ -35,6 +35,7 @@ per-layer constants go to the device from pinned memory without blocking.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -145,8 +146,27 @@ def _to_device(values: list[float], device: torch.device) -> torch.Tensor:
     return host.pin_memory().to(device, non_blocking=True)
 
 
+class _MadeOnce:
+    """Constant tensors the same layers ask for step after step (ones to sum with, padding, per-row
+    columns), each made once per key. Emptied when full rather than evicted one by one: a model whose shapes
+    change every step (sequences of varying length) would otherwise grow it without bound, and remaking
+    a constant costs less than keeping track of which is oldest."""
+
+    def __init__(self, limit: int) -> None:
+        self._made: dict[tuple, torch.Tensor] = {}
+        self._limit = limit
+
+    def get(self, key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        made = self._made.get(key)
+        if made is None:
+            if len(self._made) >= self._limit:
+                self._made.clear()
+            made = self._made[key] = make()
+        return made
+
+
 _ONES_LIMIT = 1 << 17  # longer tensors are summed with .sum(); shorter ones with a dot product against ones
-_ones: dict[tuple[int, torch.device], torch.Tensor] = {}
+_ones = _MadeOnce(256)
 
 
 def exact_sums(flats: list[torch.Tensor]) -> torch.Tensor:
@@ -159,12 +179,7 @@ def _sum(flat: torch.Tensor) -> torch.Tensor:
     n = flat.numel()
     if n > _ONES_LIMIT or flat.device.type != "cpu":
         return flat.sum()
-    ones = _ones.get((n, flat.device))
-    if ones is None:
-        if len(_ones) > 256:
-            _ones.clear()
-        ones = _ones[(n, flat.device)] = torch.ones(n, device=flat.device)
-    return torch.dot(flat, ones)
+    return torch.dot(flat, _ones.get((n, flat.device), lambda: torch.ones(n, device=flat.device)))
 
 
 def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,15 +187,16 @@ def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
     return stats.squared_norms(flats), exact_sums(flats)
 
 
-_masks: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
-_columns: dict[tuple[tuple[float, ...], torch.device], torch.Tensor] = {}
+_columns = _MadeOnce(256)
+_paddings = _MadeOnce(64)
 
 
 class _Stacked:
     """One strided sample of each tensor as the rows of one matrix, so every per-layer statistic is one
     row-wise operation for all layers (a gather or scatter per value costs more than the statistic on a CPU).
 
-    Rows shorter than the longest are padded with zeros; `valid` marks the real values (None: all are).
+    Rows shorter than the longest are padded with zeros (`padded`); `_padding_at` moves them out of the
+    way of each statistic.
     """
 
     def __init__(self, flats: list[torch.Tensor], max_values: int) -> None:
@@ -188,30 +204,29 @@ class _Stacked:
         self.sizes = [s.numel() for s in samples]
         self.values = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True)
         self.count = len(samples)
-        self.valid = None if len(set(self.sizes)) == 1 else _mask(tuple(self.sizes), self.values.device)
+        self.padded = len(set(self.sizes)) > 1
 
-    def count_where(self, condition: torch.Tensor) -> torch.Tensor:
-        """Per row, how many real values meet `condition` (a bool matrix like `values`)."""
-        if self.valid is not None:
-            condition = condition & self.valid
-        return condition.sum(dim=1).to(self.values.dtype)
+    def count_at_least(self, distances: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+        """Per row, how many real entries of `distances` (a matrix like `values`, NaN where a value was
+        NaN) are at least the row's threshold (a column), as floats. In float arithmetic, like the
+        histogram: a comparison and a mask cost more than the whole count on a CPU. `d - t` is exactly 0
+        when d == t, so its sign says d >= t; NaN and the padding (made NaN) count as below."""
+        margins = distances - thresholds
+        if self.padded:
+            margins.add_(_padding_at(tuple(self.sizes), margins.device, math.nan))
+        return margins.nan_to_num_(-1.0).sign_().add_(1.0).clamp_(max=1.0).sum(dim=1)
 
     def column(self, per_row: list[float]) -> torch.Tensor:
         """Per-row constants as a column, to broadcast over each row; the same layers ask for the same
         constants (ranges, sizes) step after step, so each column is made once."""
-        key = (tuple(per_row), self.values.device)
-        column = _columns.get(key)
-        if column is None:
-            if len(_columns) > 256:
-                _columns.clear()
-            column = _columns[key] = _to_device(per_row, self.values.device).unsqueeze(1)
-        return column
+        device = self.values.device
+        return _columns.get((tuple(per_row), device), lambda: _to_device(per_row, device).unsqueeze(1))
 
     def extremes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's smallest and largest real value: the padding pushed out of reach by adding +inf to it
         (one arithmetic pass; a `where` on the mask costs five times as much on a CPU)."""
         values = self.values
-        if self.valid is None:
+        if not self.padded:
             return values.amin(dim=1), values.amax(dim=1)
         beyond = _padding_at(tuple(self.sizes), values.device, math.inf)
         return (values + beyond).amin(dim=1), (values - beyond).amax(dim=1)
@@ -224,31 +239,15 @@ class _Stacked:
         return self.values[index, : self.sizes[index]]
 
 
-_paddings: dict[tuple[tuple[int, ...], torch.device, float], torch.Tensor] = {}
-
-
 def _padding_at(sizes: tuple[int, ...], device: torch.device, fill: float) -> torch.Tensor:
     """`fill` where the padded matrix holds padding, 0 at the real values: added, it moves the padding
     out of a statistic's way (+inf: out of a minimum's; NaN: into a count of its own)."""
-    key = (sizes, device, fill)
-    padding = _paddings.get(key)
-    if padding is None:
-        if len(_paddings) > 64:
-            _paddings.clear()
-        host = torch.zeros(len(sizes), max(sizes)).masked_fill_(~_mask(sizes, torch.device("cpu")), fill)
-        padding = _paddings[key] = host.to(device)
-    return padding
 
+    def make() -> torch.Tensor:
+        padding = torch.arange(max(sizes)).unsqueeze(0) >= torch.tensor(sizes).unsqueeze(1)
+        return torch.zeros(padding.shape).masked_fill_(padding, fill).to(device)
 
-def _mask(sizes: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """Which entries of the padded matrix are real values; the same layers give the same sizes every step."""
-    mask = _masks.get((sizes, device))
-    if mask is None:
-        if len(_masks) > 64:
-            _masks.clear()
-        host = torch.arange(max(sizes)).unsqueeze(0) < torch.tensor(sizes).unsqueeze(1)
-        mask = _masks[(sizes, device)] = host.to(device)
-    return mask
+    return _paddings.get((sizes, device, fill), make)
 
 
 def _saturated_counts(stacked: _Stacked, bounds: list[tuple[float, float] | None], margin: float) -> torch.Tensor:
@@ -257,7 +256,7 @@ def _saturated_counts(stacked: _Stacked, bounds: list[tuple[float, float] | None
         return torch.zeros(stacked.count, dtype=stacked.values.dtype, device=stacked.values.device)
     centers = [0.0 if b is None else (b[0] + b[1]) / 2 for b in bounds]
     inners = [math.inf if b is None else (b[1] - b[0]) * (0.5 - margin) for b in bounds]  # inf: never saturated
-    return stacked.count_where((stacked.values - stacked.column(centers)).abs() >= stacked.column(inners))
+    return stacked.count_at_least((stacked.values - stacked.column(centers)).abs_(), stacked.column(inners))
 
 
 def batched_histogram(stacked: _Stacked, values: torch.Tensor, ranges: list[tuple[float, float]], bins: int):
@@ -269,7 +268,7 @@ def batched_histogram(stacked: _Stacked, values: torch.Tensor, ranges: list[tupl
     """
     lo = stacked.column([r[0] for r in ranges])
     hi = stacked.column([r[1] for r in ranges])
-    if stacked.valid is not None:
+    if stacked.padded:
         values = values + _padding_at(tuple(stacked.sizes), values.device, math.nan)
     finite = values - values  # NaN at NaN/Inf and at the padding, 0 elsewhere
     unbinned = finite.nan_to_num(1.0).sum(dim=1, keepdim=True)  # 1 at each NaN: counted without a comparison
@@ -283,7 +282,7 @@ def batched_histogram(stacked: _Stacked, values: torch.Tensor, ranges: list[tupl
     counts = counts.reshape(stacked.count, width).to(torch.float32)
     below = counts[:, :1] - unbinned
     nonfinite = unbinned
-    if stacked.valid is not None:
+    if stacked.padded:
         nonfinite = unbinned - stacked.column([max(stacked.sizes) - size for size in stacked.sizes])
     return torch.cat([counts[:, 1 : bins + 1], below, counts[:, bins + 1 :], nonfinite], dim=1)
 
