@@ -224,7 +224,7 @@ class _Stacked:
 
     def extremes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Each row's smallest and largest real value: the padding pushed out of reach by adding +inf to it
-        (one arithmetic pass; a `where` on the mask costs five times as much on a CPU)."""
+        (one arithmetic pass; a `where` on a mask costs five times as much on a CPU)."""
         values = self.values
         if not self.padded:
             return values.amin(dim=1), values.amax(dim=1)
