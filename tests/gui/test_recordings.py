@@ -92,6 +92,19 @@ def test_scrubbing_shows_the_run_as_it_stood_at_that_step(qtbot, window, recordi
     assert window.timeline.live and window.timeline.live_button.isChecked()
 
 
+def test_the_keys_scrub_as_soon_as_a_recording_opens_not_type_into_the_layer_filter(qtbot, window, recording):
+    assert window.open_path(recording)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    focused = window.focusWidget()  # where a user's keys go once the window is active
+    assert focused is window.timeline.slider
+    for key in (Qt.Key.Key_Left, Qt.Key.Key_Left, Qt.Key.Key_Comma):
+        qtbot.keyClick(focused, key)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 4)
+    qtbot.keyClick(focused, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 3)
+    assert window.page.filter.text() == ""
+
+
 def test_a_file_that_is_not_a_run_shows_the_error_panel_and_the_window_goes_on(qtbot, window, tmp_path):
     bad = tmp_path / "notes.bpviz"
     bad.write_text("not a database")

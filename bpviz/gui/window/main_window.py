@@ -260,6 +260,9 @@ class MainWindow(QMainWindow):
         self._show_new_run()
         self.docks.show_recording(recording.playback.run.graph)
         self.timeline.show()
+        # The keyboard scrubs from the start: left to Qt, the focus lands in the layer filter, the first
+        # widget in tab order, which takes the arrow keys and ',' '.' as text
+        self.timeline.slider.setFocus()
         self._on_recording_state(recording.state)
         self.settings.add_recent(path)
         self._refresh_recent()
