@@ -16,6 +16,7 @@ from bpviz.gui.plots.traces import LayerTrace, reads
 
 OUTSIDE = 3  # a trace row: lo, hi, then these three counts (below, above, NaN/Inf), then the bins
 ROW_HEAD = 2 + OUTSIDE
+NOT_TAKEN = "no histogram at this step: the economy level takes them on detailed steps only"
 
 
 def _row(hist: Histogram | None) -> np.ndarray | None:
@@ -224,7 +225,7 @@ class HistogramView(PlotView):
             show_empty_frame(self.histogram_plot)
         self.activation_map.update(history, layer)
         self.gradient_map.update(history, layer)
-        self._draw_current(layer)
+        self._draw_current(layer, taken=latest is None or latest.detailed)
         self._set_header(latest, layer)
 
     def export_targets(self) -> dict[str, QtWidgets.QWidget]:
@@ -237,7 +238,8 @@ class HistogramView(PlotView):
 
     # --- drawing --------------------------------------------------------------------------------------
 
-    def _draw_current(self, layer: LayerStep | None) -> None:
+    def _draw_current(self, layer: LayerStep | None, taken: bool) -> None:
+        """The selected layer's histogram at the shown step; `taken`: the step was a detailed one."""
         trace = self.activation_map.trace
         hist = None if layer is None else layer.histogram
         placed = hist is not None and (hist.counts.any() or hist.below or hist.above)
@@ -246,9 +248,14 @@ class HistogramView(PlotView):
                 curve.setData([], [])
             self.outside_bars.setOpts(x0=[], x1=[], height=[])
             # every value NaN/Inf: no axis to draw them on (a flat zero line on a made-up count axis would
-            # read as a measured empty histogram), only the share in the corner
-            self.outside_label.setHtml("" if hist is None else outside_html(hist, log10=False))
+            # read as a measured empty histogram), only the share in the corner. A step without a histogram
+            # (economy level, not a detailed step) says so: the last step's axes, empty, would read as a
+            # histogram of nothing
             if hist is not None:
+                self.outside_label.setHtml(outside_html(hist, log10=False))
+            else:
+                self.outside_label.setHtml("" if layer is None or taken else theme.rich(NOT_TAKEN, theme.MUTED))
+            if layer is not None:
                 show_empty_frame(self.histogram_plot)
             return
         edges = hist.edges
