@@ -16,7 +16,7 @@ from bpviz.gui.plots.traces import LayerTrace, reads
 
 OUTSIDE = 3  # a trace row: lo, hi, then these three counts (below, above, NaN/Inf), then the bins
 ROW_HEAD = 2 + OUTSIDE
-NOT_TAKEN = "no histogram at this step: the economy level takes them on detailed steps only"
+NOT_TAKEN = "no histogram at this step (economy: detailed steps only)"
 
 
 def _row(hist: Histogram | None) -> np.ndarray | None:
