@@ -105,6 +105,14 @@ def test_the_keys_scrub_as_soon_as_a_recording_opens_not_type_into_the_layer_fil
     qtbot.waitUntil(lambda: window.shown_step == STEPS - 3)
     assert window.page.filter.text() == ""
 
+    window.page.filter.setFocus()  # a user types in the filter, then Escape: the keys scrub again
+    qtbot.keyClicks(window.focusWidget(), "relu")
+    qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Escape)
+    assert window.focusWidget() is window.page.table and window.page.filter.text() == "relu"
+    qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Left)
+    qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Comma)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 5)
+
 
 def test_a_step_without_histograms_says_so_instead_of_showing_empty_axes(qtbot, window, tmp_path):
     path = tmp_path / "economy.bpviz"

@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -90,7 +91,12 @@ class DebuggerPage(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter layers by name…")
         self.filter.setClearButtonEnabled(True)
+        self.filter.setToolTip("Show the layers whose name contains this text  (Escape: back to the table)")
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        # Escape hands the keys back (to the table it filters): while the filter has them, the arrow keys
+        # and ',' '.' are text, and the timeline's shortcuts do nothing
+        leave = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter, context=Qt.ShortcutContext.WidgetShortcut)
+        leave.activated.connect(self.table.setFocus)
         self.table_title = QLabel("Layers")
         self.table_title.setStyleSheet("font-weight: bold; padding: 2px 2px;")
         left = QWidget()
