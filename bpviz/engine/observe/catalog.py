@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from bpviz.engine.made_once import MadeOnce
 from bpviz.engine.observe.grad_norms import lookup_parameters
 from bpviz.engine.observe.layer_kinds import RELU_FAMILY
 
@@ -48,7 +49,7 @@ class LayerCatalog:
         self.checked_in_place: set[tuple[str, str]] = set()
         self.changed_in_place: set[tuple[str, str]] = set()
         self._producers: dict[tuple[str, int, int], list[str]] = {}
-        self._owners: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, str]] = {}
+        self._owners: MadeOnce[dict[str, str]] = MadeOnce(64)  # per (layer names, parameter names)
 
     def parameters(self) -> dict[str, nn.Parameter]:
         """Every parameter of the model by qualified name, as it was when watching began."""
@@ -111,10 +112,9 @@ class LayerCatalog:
     def param_owners(self, layer_names: tuple[str, ...], param_names: tuple[str, ...]) -> dict[str, str]:
         """Each parameter's layer among `layer_names` (a step's, in forward order): the nearest enclosing module
         observed as a layer (its first call site). Kept per set of names: a model's steps repeat them."""
-        key = (layer_names, param_names)
-        owners = self._owners.get(key)
-        if owners is not None:
-            return owners
+        return self._owners.get((layer_names, param_names), lambda: self._find_owners(layer_names, param_names))
+
+    def _find_owners(self, layer_names: tuple[str, ...], param_names: tuple[str, ...]) -> dict[str, str]:
         by_module: dict[str, str] = {}
         for name in layer_names:
             info = self.layers[name]
@@ -131,9 +131,6 @@ class LayerCatalog:
                 if not parts:
                     break
                 parts.pop()
-        if len(self._owners) > 64:
-            self._owners.clear()
-        self._owners[key] = owners
         return owners
 
     def producers(self, names: list[str], layer: str, units: int) -> list[str]:

@@ -35,11 +35,11 @@ per-layer constants go to the device from pinned memory without blocking.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
 from bpviz.engine.config import Config
+from bpviz.engine.made_once import MadeOnce
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.catalog import LayerCatalog
 from bpviz.engine.observe.guard import MeasurementGuard
@@ -146,27 +146,8 @@ def _to_device(values: list[float], device: torch.device) -> torch.Tensor:
     return host.pin_memory().to(device, non_blocking=True)
 
 
-class _MadeOnce:
-    """Constant tensors the same layers ask for step after step (ones to sum with, padding, per-row
-    columns), each made once per key. Emptied when full rather than evicted one by one: a model whose shapes
-    change every step (sequences of varying length) would otherwise grow it without bound, and remaking
-    a constant costs less than keeping track of which is oldest."""
-
-    def __init__(self, limit: int) -> None:
-        self._made: dict[tuple, torch.Tensor] = {}
-        self._limit = limit
-
-    def get(self, key: tuple, make: Callable[[], torch.Tensor]) -> torch.Tensor:
-        made = self._made.get(key)
-        if made is None:
-            if len(self._made) >= self._limit:
-                self._made.clear()
-            made = self._made[key] = make()
-        return made
-
-
 _ONES_LIMIT = 1 << 17  # longer tensors are summed with .sum(); shorter ones with a dot product against ones
-_ones = _MadeOnce(256)
+_ones: MadeOnce[torch.Tensor] = MadeOnce(256)
 
 
 def exact_sums(flats: list[torch.Tensor]) -> torch.Tensor:
@@ -187,8 +168,8 @@ def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Ten
     return stats.squared_norms(flats), exact_sums(flats)
 
 
-_columns = _MadeOnce(256)
-_paddings = _MadeOnce(64)
+_columns: MadeOnce[torch.Tensor] = MadeOnce(256)
+_paddings: MadeOnce[torch.Tensor] = MadeOnce(64)
 
 
 class _Stacked:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bpviz.engine.made_once import MadeOnce
 from bpviz.engine.runs.branches import STRIDE
 from bpviz.engine.runs.codec import (
     Base,
@@ -92,7 +93,7 @@ class KeyframeReader:
         self._conn = conn
         self._unpacker = unpacker
         self._key_columns = key_columns  # table -> its row key column ("layer_steps" -> "layer_id")
-        self._cache: dict[tuple[Slot, int], np.ndarray] = {}
+        self._cache: MadeOnce[np.ndarray] = MadeOnce(_CACHE_LIMIT)  # decoded keyframes by (slot, step)
         self._blobs: dict[tuple[Slot, int], bytes | None] = {}  # read with a neighbour's, decoded when asked for
         self._coders: dict[tuple[str, int | None], _Decoder] = {}  # one per table and row key (a layer)
 
@@ -104,21 +105,18 @@ class KeyframeReader:
 
     def keyframe(self, slot: Slot, step: int) -> np.ndarray:
         """The plain array of `slot` at `step`; CodecError when the file has none there (a lost or damaged base)."""
-        cached = self._cache.get((slot, step))
-        if cached is None:
-            if (slot, step) not in self._blobs:
-                self._read_step(slot, step)
-            blob = self._blobs.pop((slot, step), None)
-            if not isinstance(blob, bytes) or delta_base(blob) is not None:
-                table, _, column = slot
-                raise CodecError(
-                    f"the keyframe of {table}.{column} at step {step} is missing: the difference cannot be read"
-                )
-            cached = decode_array(blob)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[(slot, step)] = cached
-        return cached
+        return self._cache.get((slot, step), lambda: self._decode_keyframe(slot, step))
+
+    def _decode_keyframe(self, slot: Slot, step: int) -> np.ndarray:
+        if (slot, step) not in self._blobs:
+            self._read_step(slot, step)
+        blob = self._blobs.pop((slot, step), None)
+        if not isinstance(blob, bytes) or delta_base(blob) is not None:
+            table, _, column = slot
+            raise CodecError(
+                f"the keyframe of {table}.{column} at step {step} is missing: the difference cannot be read"
+            )
+        return decode_array(blob)
 
     def _read_step(self, slot: Slot, step: int) -> None:
         """The blobs of `slot`'s column at `step` for every row key at once: the layers of a step mostly share
