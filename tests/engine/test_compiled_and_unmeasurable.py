@@ -117,3 +117,15 @@ def test_per_sample_gradients_with_vmap_are_listed_unmeasured_and_never_raise():
     own = torch.func.vmap(torch.func.grad(loss_one), in_dims=(None, 0, 0))(params, x, y)
     assert all(torch.equal(grads[k], own[k]) for k in own)
     assert any("torch.func" in entry for entry in w.report()["unmeasured"])
+
+
+@pytest.mark.parametrize("order", ["first_first", "last_first"])
+def test_two_watchers_give_the_compiler_its_stance_back_whichever_detaches_first(order):
+    """The stance is one for the process: a watcher detached out of turn must not leave every compile eager."""
+    from torch._dynamo import eval_frame
+
+    first, second = bpviz.watch(mlp()), bpviz.watch(mlp())
+    assert eval_frame._stance.stance == "force_eager"
+    for w in (first, second) if order == "first_first" else (second, first):
+        w.detach()
+    assert eval_frame._stance.stance == "default"

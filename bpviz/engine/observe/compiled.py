@@ -33,11 +33,12 @@ class EagerWhileWatched:
     """Forces eager execution of compiled code from `enter` to `exit`."""
 
     def __init__(self) -> None:
-        self._stance = None
+        self._entered = False
 
     def enter(self, model: nn.Module) -> None:
-        if self._stance is not None:
+        if self._entered:
             return
+        self._entered = True
         if is_compiled(model):
             warnings.warn(
                 "bpviz runs this torch.compile'd model eagerly while it watches it, so that every layer is "
@@ -45,9 +46,32 @@ class EagerWhileWatched:
                 RuntimeWarning,
                 stacklevel=4,
             )
-        self._stance = torch.compiler.set_stance("force_eager")
+        _STANCE.hold(self)
 
     def exit(self) -> None:
-        if self._stance is not None:
-            self._stance.__exit__(None, None, None)
-            self._stance = None
+        if self._entered:
+            self._entered = False
+            _STANCE.release(self)
+
+
+class _EagerStance:
+    """The compiler's stance is one for the whole process: forced eager while any watcher holds it, and given
+    back as it was when the last one lets go, whatever order watchers detach in."""
+
+    def __init__(self) -> None:
+        self._holders: set[object] = set()
+        self._forced = None  # torch's stance object; leaving it restores the stance it replaced
+
+    def hold(self, holder: object) -> None:
+        self._holders.add(holder)
+        if len(self._holders) == 1:
+            self._forced = torch.compiler.set_stance("force_eager")
+
+    def release(self, holder: object) -> None:
+        self._holders.discard(holder)
+        if not self._holders and self._forced is not None:
+            self._forced.__exit__(None, None, None)
+            self._forced = None
+
+
+_STANCE = _EagerStance()
