@@ -5,6 +5,9 @@ plain, ...) on identical copies of each model, so drift in the machine's
 speed hits all alike; the ratio of medians is printed per workload and level,
 with bpviz's own measured share of the step time beside it and the share the
 ratio implies (1 - plain / watched): when bpviz counts all it costs, the two agree.
+Beside them, the floor: the same models with only the exact checks the economy
+level never thins out, in the least Python a watcher can have (floor_contender),
+the ratio below which no design of these checks in per-layer hooks can go.
 
     python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP] [--threads N] [--anchors] [--sized]
 
@@ -153,6 +156,7 @@ def measure(factory, steps: int, warmup: int, anchors: bool) -> tuple[float, dic
     model, x, y, *loss_of = factory()
     loss_of = loss_of[0] if loss_of else None
     contenders = {level: bpviz_contender(copy.deepcopy(model), level) for level in LEVELS}
+    contenders["floor"] = floor_contender(copy.deepcopy(model))
     if anchors:
         contenders.update(anchor_contenders(model))
     plain = Contender(model)
@@ -166,6 +170,43 @@ def measure(factory, steps: int, warmup: int, anchors: bool) -> tuple[float, dic
     for contender in contenders.values():
         contender.close()
     return statistics.median(plain.seconds), contenders
+
+
+def floor_contender(model: nn.Module) -> Contender:
+    """The least a watcher pays for what the economy level never thins out, in as little Python as it takes:
+    the exact sum of every leaf module's output (NaN/Inf; a ReLU's is implied by its input's maxima) and of the
+    gradient reaching it, each ReLU input's per-unit maximum (dead units), every parameter gradient's norm, and
+    one transfer per step. No names, records or findings: a bound to read bpviz's ratio against, not a tool."""
+    taken: list[torch.Tensor] = []
+    relus = (nn.ReLU,)
+
+    def unit_max(module, args) -> None:
+        x = args[0].detach()
+        taken.append(x.amax(dim=(0, *range(2, x.dim()))) if x.dim() >= 3 else x.reshape(-1, x.shape[-1]).amax(0))
+
+    def output_sum(module, args, out) -> None:
+        out = out[0] if isinstance(out, tuple) else out
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+            return
+        if not isinstance(module, relus):
+            taken.append(out.detach().sum().reshape(1))
+        if out.requires_grad:
+            out.register_hook(lambda grad: taken.append(grad.sum().reshape(1)))
+
+    for module in model.modules():
+        if not list(module.children()):
+            if isinstance(module, relus):
+                module.register_forward_pre_hook(unit_max)
+            module.register_forward_hook(output_sum)
+
+    def after(loss) -> None:
+        with torch.no_grad():
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            norms = torch.stack(torch._foreach_norm(grads))
+            torch.cat([*taken, norms, loss.detach().reshape(1)]).tolist()
+        taken.clear()
+
+    return Contender(model, after)
 
 
 def anchor_contenders(model: nn.Module) -> dict[str, Contender]:
@@ -245,7 +286,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.steps} interleaved steps")
     print("share: bpviz's own measured seconds over its watched steps' seconds; implied: 1 - plain / watched")
-    header = "".join(f" {level + ' ms':>11} {'ratio':>6} {'share':>6} {'implied':>7}" for level in LEVELS)
+    print("floor: the economy level's exact checks alone, in the least Python (see floor_contender)")
+    header = "".join(f" {level + ' ms':>11} {'ratio':>6} {'share':>6} {'implied':>7}" for level in LEVELS) + "  floor"
     anchor_header = " anchors" if args.anchors else ""
     print(f"{'workload':46} {'plain ms':>9}{header}{anchor_header}")
     for name, factory in (SIZED if args.sized else WORKLOADS).items():
@@ -258,7 +300,8 @@ def main() -> None:
             watched = statistics.median(level_s.seconds)
             share, implied = sum(level_s.own) / sum(level_s.seconds), 1 - plain / watched
             cells += f" {watched * 1e3:11.1f} {watched / plain:5.2f}x {100 * share:5.1f}% {100 * implied:6.1f}%"
-        for anchor in (a for a in contenders if a not in LEVELS):
+        cells += f" {statistics.median(contenders['floor'].seconds) / plain:5.2f}x"
+        for anchor in (a for a in contenders if a not in (*LEVELS, "floor")):
             cells += f" {anchor} {statistics.median(contenders[anchor].seconds) / plain:.2f}x"
         print(f"{name:46} {plain * 1e3:9.1f}{cells}")
 
