@@ -18,7 +18,7 @@ from bpviz.gui.plots.loss_view import LossView
 from bpviz.gui.plots.reference_curves import spread_in_depth
 from bpviz.gui.plots.traces import LayerTrace, RecordCursor, RollingBuffer
 from bpviz.gui.window.export import export_png, export_svg
-from tests.gui.record_factory import BINS, layer, record, small_history, small_net
+from tests.gui.record_factory import BINS, histogram, layer, record, small_history, small_net
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -219,6 +219,47 @@ def test_histogram_heatmap_skips_steps_without_a_histogram(qtbot):
     assert view.gradient_map.image.image.shape == (2, BINS)
 
 
+def _one_hot_history(steps: list[int]) -> History:
+    """fc's histogram at each of `steps`, all its values in bin (i mod BINS) at the i-th of them."""
+    history = History()
+    for i, step in enumerate(steps):
+        counts = np.zeros(BINS)
+        counts[i % BINS] = 100.0
+        history.append(record(step, [layer("fc", 0, histogram=histogram(counts), step=step)]))
+    return history
+
+
+def test_each_heatmap_column_stands_over_its_own_steps_when_histograms_are_uneven(qtbot):
+    """Histograms at steps 0, 1, 2 and 50 (a budget spacing them): step 2's stands over 2..49, step 50's at 50."""
+    view = make(qtbot, HistogramView)
+    view.set_layer("fc")
+    view.refresh(_one_hot_history([0, 1, 2, 50]))
+    image = view.activation_map.image.image
+    assert image.shape == (51, BINS)  # a column per step
+    shown = image.argmax(axis=1)  # the bin each column's histogram fills
+    assert shown[:3].tolist() == [0, 1, 2]
+    assert set(shown[2:50].tolist()) == {2}
+    assert shown[50] == 3
+    rect = view.activation_map.image.mapRectToParent(view.activation_map.image.boundingRect())
+    assert (rect.left(), rect.right()) == (-0.5, 50.5)
+
+
+def test_a_long_span_of_histograms_is_drawn_in_at_most_max_columns_each_at_its_step(qtbot):
+    from bpviz.gui.plots.held_columns import MAX_COLUMNS
+
+    steps = list(range(0, 20_000, 10))  # economy: every 10th step, 2,000 of them over 20,000 steps
+    view = make(qtbot, HistogramView)
+    view.set_layer("fc")
+    view.refresh(_one_hot_history(steps))
+    image = view.activation_map.image.image
+    assert image.shape == (MAX_COLUMNS, BINS)
+    width = (steps[-1] + 1) / MAX_COLUMNS  # steps per column
+    for column in (0, 1, 1000, 2047, MAX_COLUMNS - 1):
+        centre = -0.5 + (column + 0.5) * width
+        held = max(s for s in steps if s <= centre)  # the latest histogram at or before the column's middle
+        assert image[column].argmax() == steps.index(held) % BINS
+
+
 def test_histogram_view_shows_stats_and_saturation(qtbot):
     view = make(qtbot, HistogramView)
     view.set_layer("sigmoid")
@@ -256,6 +297,21 @@ def test_dead_units_activity_map_is_steps_by_units_with_dead_units_marked(qtbot)
     history.append(record(5, small_net(5)))
     view.refresh(history)
     assert view.activity_image.image.shape == (6, 4)
+
+
+def test_dead_units_activity_stands_over_its_own_steps_when_taken_every_tenth_step(qtbot):
+    """Economy takes unit activity every 10 steps: the step-20 column covers steps 20..29, not a stretch of 10..30."""
+    history = History()
+    for step in range(0, 31, 10):
+        active = np.full(4, 0.5)
+        active[step // 10] = 1.0  # which unit stands out says which step's activity a column shows
+        history.append(record(step, [layer("relu1", 0, family="relu", units=4, activity=active, step=step)]))
+    view = make(qtbot, DeadUnitsView)
+    view.set_layer("relu1")
+    view.refresh(history)
+    image = view.activity_image.image
+    assert image.shape == (31, 4)
+    assert image.argmax(axis=1).tolist() == [0] * 10 + [1] * 10 + [2] * 10 + [3]
 
 
 def test_dead_units_activity_map_keeps_a_bounded_window(qtbot):

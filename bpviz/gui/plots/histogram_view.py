@@ -10,6 +10,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import Histogram, LayerStep
 from bpviz.gui import theme
 from bpviz.gui.plots.base import PlotView, show_empty_frame
+from bpviz.gui.plots.held_columns import held_columns
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.rebin import common_bins, rebin
 from bpviz.gui.plots.traces import LayerTrace, reads
@@ -111,8 +112,8 @@ class HistogramHeatmap:
         values = np.log1p(np.maximum(counts, 0.0))  # a few outliers stay visible next to a crowded bin
         self.bounds = (lo, hi)
         self._level_max = max(self._level_max, float(values.max()))  # levels only grow: colours stay comparable
-        self.image.setImage(values, autoLevels=False, levels=(0.0, self._level_max))
         x0, x1 = steps[0] - 0.5, steps[-1] + 0.5
+        self.image.setImage(values[held_columns(steps)], autoLevels=False, levels=(0.0, self._level_max))
         self.image.setRect(QtCore.QRectF(x0, lo, x1 - x0, hi - lo))
         self._mark_outside(steps, rows, lo, hi)
         last = rows[-1]

@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore
 
 from bpviz.gui import theme
+from bpviz.gui.plots.held_columns import held_columns
 
 
 class UnitTimeline:
@@ -26,8 +27,9 @@ class UnitTimeline:
         self.plot.addItem(self.markers)
 
     def show(self, steps: np.ndarray, activity: np.ndarray) -> None:
-        """Draw `activity[step, unit]` (0 silent .. 1 always active) over `steps`, one pixel row per unit."""
-        self.image.setImage(activity, autoLevels=False, levels=(0.0, 1.0))
+        """Draw `activity[step, unit]` (0 silent .. 1 always active) over `steps`, one pixel row per unit, each
+        step's column standing until the next step's (see held_columns)."""
+        self.image.setImage(activity[held_columns(steps)], autoLevels=False, levels=(0.0, 1.0))
         self.image.setRect(QtCore.QRectF(steps[0] - 0.5, -0.5, float(steps[-1] - steps[0] + 1), activity.shape[1]))
 
     def mark(self, x, y) -> None:
