@@ -76,6 +76,45 @@ def test_module_called_twice_gives_two_entries_and_in_place_relu_works():
     assert record.layer("fc#2").param_grad_norm is None  # parameters belong to the first call site
 
 
+def act(t: torch.Tensor) -> torch.Tensor:
+    """A user's helper applying the activation of every layer."""
+    return torch.relu(t)
+
+
+def test_one_helper_called_after_two_layers_gives_two_layers_and_finds_the_dead_one():
+    """The helper's line is the innermost place for both calls: only the lines calling it tell them apart, so one
+    dead layer does not vanish into a merged one half of whose units are alive."""
+
+    class Helped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(4, 16), nn.Linear(16, 16), nn.Linear(16, 3)
+            with torch.no_grad():
+                self.fc2.bias.fill_(-10.0)  # every unit of the second activation is dead
+
+        def forward(self, x):
+            h = act(self.fc1(x))
+            h = act(self.fc2(h))
+            return self.fc3(h)
+
+    torch.manual_seed(0)
+    model = Helped()
+    x, y = batch(classes=3)
+    with bpviz.watch(model) as w:
+        record = train(model, w, 3, x, y)[-1]
+        findings = [(f.kind, f.layer) for f in w.findings]
+    assert [(l.name, l.calls) for l in record.layers] == [
+        ("fc1", 1),
+        ("relu()", 1),
+        ("fc2", 1),
+        ("relu()#2", 1),
+        ("fc3", 1),
+    ]
+    assert record.layer("relu()#2").dead_units == 16
+    assert record.layer("relu()").dead_units < 16
+    assert ("dead_relu", "relu()#2") in findings
+
+
 def test_tuple_outputs_frozen_parameters_and_no_grad_forwards():
     torch.manual_seed(0)
 

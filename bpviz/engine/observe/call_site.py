@@ -2,10 +2,14 @@
 
 An LSTMCell decoder calls the same cell once per time step from one line;
 counted per call that is hundreds of layers (`cell#199`). The place is the
-calling frame's code and instruction (two calls on one line differ, the
-same call in a loop does not). Calls made by torch's own containers
-(Sequential, ModuleList iteration) have no such place: the same module at
-two positions of a Sequential stays two layers.
+chain of the user's frames that made the call, each frame's code and
+instruction, out to the first frame of torch's (the container's module
+call): two calls on one line differ, the same call in a loop does not, and
+one helper called from two places (`def act(t): return torch.relu(t)`
+after fc1 and after fc2) is two layers, not one whose second call hides
+the first's dead units. Calls made by torch's own containers (Sequential,
+ModuleList iteration) have no such place: the same module at two positions
+of a Sequential stays two layers.
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ _CALL_MACHINERY = os.path.join(TORCH_DIR, "nn", "modules", "module.py")
 
 
 def call_site(frame: FrameType | None) -> tuple | None:
-    """(code, instruction) of the code that made the call seen from `frame`, or None inside torch itself."""
+    """((code, instruction), ...) of the user's frames that made the call seen from `frame`, innermost first, out
+    to torch's or bpviz's own code; None when torch itself made it."""
     while frame is not None and (frame.f_code.co_filename == _CALL_MACHINERY or in_bpviz(frame)):
         frame = frame.f_back
     if frame is None or in_torch(frame):
         return None
-    return frame.f_code, frame.f_lasti
+    site = []
+    while frame is not None and not in_torch(frame) and not in_bpviz(frame):
+        site.append((frame.f_code, frame.f_lasti))
+        frame = frame.f_back
+    return tuple(site)
