@@ -7,6 +7,8 @@ are the symptom a user is looking for.
 
 from __future__ import annotations
 
+from bpviz.engine.report.percent import percent_text
+
 MISSING = "–"
 
 
@@ -18,5 +20,5 @@ def number(value: float | None, spec: str = ".4g") -> str:
 
 
 def percent(share: float | None) -> str:
-    """A share in 0..1 as a percentage with one decimal, "–" when missing."""
-    return MISSING if share is None else f"{100.0 * share:.1f}%"
+    """A share in 0..1 as a percentage with one decimal (never rounded onto 0% or 100%), "–" when missing."""
+    return MISSING if share is None else percent_text(share)

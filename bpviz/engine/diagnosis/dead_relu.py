@@ -18,6 +18,7 @@ import numpy as np
 
 from bpviz.engine.diagnosis.rule import Context, Observation
 from bpviz.engine.record.records import LayerStep
+from bpviz.engine.report.percent import percent_text
 
 KIND = "dead_relu"
 KINDS = (KIND,)
@@ -110,7 +111,8 @@ def check(ctx: Context) -> Iterator[Observation]:
             KIND,
             "error" if share >= cfg.dead_error else "warning",
             layer.name,
-            f"{layer.dead_units} of {layer.units} units of {layer.name} ({share:.0%}) are dead: no positive output "
+            f"{layer.dead_units} of {layer.units} units of {layer.name} ({percent_text(share, 0)}) are dead: "
+            f"no positive output "
             f"and no gradient on any sample for {cfg.dead_window} steps{evidence(died, bias)}.",
             EXPLANATION.format(window=cfg.dead_window),
             remedies(died, bias),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from bpviz.engine.diagnosis.dead_relu import died_at, silent_layers
 from bpviz.engine.diagnosis.rule import Context, Observation
+from bpviz.engine.report.percent import percent_text
 
 KIND = "inactive_units"
 KINDS = (KIND,)
@@ -41,7 +42,8 @@ def check(ctx: Context) -> Iterator[Observation]:
             KIND,
             "info",
             layer.name,
-            f"{layer.dead_units} of {layer.units} units of {layer.name} ({share:.0%}) are inactive{when}: never "
+            f"{layer.dead_units} of {layer.units} units of {layer.name} ({percent_text(share, 0)}) "
+            f"are inactive{when}: never "
             f"positive for {cfg.dead_window} steps, but not dead: {layer.type} still passes them a gradient.",
             EXPLANATION.format(family=layer.type, window=cfg.dead_window),
             list(REMEDIES),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from bpviz.engine.diagnosis.rule import Context, Observation
+from bpviz.engine.report.percent import percent_text
 
 KIND = "saturated_activation"
 KINDS = (KIND,)
@@ -39,7 +40,8 @@ def check(ctx: Context) -> Iterator[Observation]:
             KIND,
             "warning",
             layer.name,
-            f"{share:.0%} of {layer.name}'s outputs are within {margin:.0%} of the {layer.family} bounds, where "
+            f"{percent_text(share, 0)} of {layer.name}'s outputs are within {margin:.0%} of the {layer.family} "
+            f"bounds, where "
             f"its gradient is nearly zero.",
             EXPLANATION,
             REMEDIES,

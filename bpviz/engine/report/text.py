@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bpviz.engine.report.percent import percent_text
+
 
 def _plain(value: object) -> str:
     return "-" if value is None else str(value)
@@ -18,7 +20,7 @@ def _shape(value: object) -> str:
 
 
 def _percent(value: object) -> str:
-    return "-" if value is None else f"{100 * float(value):.1f}%"
+    return "-" if value is None else percent_text(float(value))
 
 
 def _general(value: object) -> str:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import StepRecord
+from bpviz.engine.report.percent import percent_text
 
 KINDS = ("nan", "finding", "dead_share", "grad_below", "grad_above", "loss_jump")
 
@@ -108,7 +109,9 @@ def _check(bp: Breakpoint, record: StepRecord, previous: StepRecord | None, chan
         if bp.kind == "dead_share" and layer.units and layer.dead_units is not None:
             share = layer.dead_units / layer.units
             if share > bp.threshold:
-                return Hit(bp, step, layer.name, f"{share:.0%} of {layer.name}'s units are dead at step {step}")
+                return Hit(
+                    bp, step, layer.name, f"{percent_text(share, 0)} of {layer.name}'s units are dead at step {step}"
+                )
         if bp.kind in ("grad_below", "grad_above") and layer.grad_norm is not None:
             norm = layer.grad_norm
             if (bp.kind == "grad_below" and norm < bp.threshold) or (bp.kind == "grad_above" and norm > bp.threshold):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.report.percent import percent_text
 from bpviz.engine.session.step_gate import PHASES, PhaseEvent
 from bpviz.gui import theme
 from bpviz.gui.format import number
@@ -159,7 +160,7 @@ class StepPanel(QtWidgets.QWidget):
         text = "   ".join(
             theme.rich(f"{name} ", theme.MUTED) + theme.rich(number(v), colour, bold=True) for name, v in parts
         )
-        text += theme.rich(f"   zeros {zero:.0%}   ({np.size(values)} values sampled)", theme.MUTED)
+        text += theme.rich(f"   zeros {percent_text(zero, 0)}   ({np.size(values)} values sampled)", theme.MUTED)
         if nonfinite:
             text += theme.rich(f"   {nonfinite} NaN/Inf", theme.BAD, bold=True)
         self.stats.setText(text)

@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.engine.report.percent import percent_text
 from bpviz.gui import theme
 from bpviz.gui.format import number
 from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
@@ -342,7 +343,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
                 self._on_layer_box(self.layer_box.currentIndex())
         for i, layer in enumerate(layers):
             share = (layer.dead_units or 0) / layer.units
-            self.layer_box.setItemText(i, f"{layer.name}  ({share:.0%} dead)")
+            self.layer_box.setItemText(i, f"{layer.name}  ({percent_text(share, 0)} dead)")
 
     def _on_layer_box(self, index: int) -> None:
         layer = self.layer_box.itemData(index) if index >= 0 else None
@@ -391,7 +392,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
             f"   step {latest.step}   ", theme.MUTED
         )
         text += theme.rich(
-            f"{dead} of {layer.units} units dead ({dead / layer.units:.0%})",
+            f"{dead} of {layer.units} units dead ({percent_text(dead / layer.units, 0)})",
             theme.BAD if dead else theme.LOSS,
             bold=True,
         )

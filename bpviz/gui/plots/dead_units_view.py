@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.engine.report.percent import percent_text
 from bpviz.gui import theme
 from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.intervention_marks import InterventionMarks
@@ -149,6 +150,8 @@ class DeadUnitsView(PlotView):
         colour = theme.LOSS if not layer.dead_units else theme.MUTED if inactive else theme.BAD
         word = f"inactive, not dead ({layer.type} passes them a gradient)" if inactive else "dead"
         text += theme.rich(f"   step {latest.step}   ", theme.MUTED)
-        text += theme.rich(f"{layer.dead_units} of {layer.units} units {word} ({100 * share:.1f}%)", colour, bold=True)
+        text += theme.rich(
+            f"{layer.dead_units} of {layer.units} units {word} ({percent_text(share)})", colour, bold=True
+        )
         text += theme.rich("   ·   ◀ = dead now", theme.MUTED)
         self.header.setText(text)

@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import Histogram, LayerStep
+from bpviz.engine.report.percent import percent_text
 from bpviz.gui import theme
 from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.held_columns import held_columns
@@ -29,7 +30,7 @@ def _row(hist: Histogram | None) -> np.ndarray | None:
 
 def _percent(pct: float) -> str:
     """ "100%", "12%", "0.2%": two significant digits, never "1e+02%"."""
-    return f"{pct:.0f}%" if pct >= 10 else f"{pct:.2g}%"
+    return percent_text(pct / 100, 0) if pct >= 10 else f"{pct:.2g}%"
 
 
 def outside_text(hist: Histogram, log10: bool) -> list[tuple[str, str]]:
@@ -292,10 +293,10 @@ class HistogramView(PlotView):
         stats = [
             ("mean", f"{layer.mean:.3g}"),
             ("std", f"{layer.std:.3g}"),
-            ("zero", f"{100 * layer.zero_fraction:.1f}%"),
+            ("zero", percent_text(layer.zero_fraction)),
         ]
         if layer.saturated_fraction is not None:
-            stats.append(("saturated", f"{100 * layer.saturated_fraction:.1f}%"))
+            stats.append(("saturated", percent_text(layer.saturated_fraction)))
         for label, value in stats:
             text += theme.rich(f"   {label} ", theme.MUTED) + theme.rich(value, theme.ACTIVATION, bold=True)
         warnings = ""  # first: a long header is cut at its right end
