@@ -92,6 +92,29 @@ def test_eval_mode_in_training_is_a_warning():
     assert kinds(w) == {("eval_mode_in_training", "1", "warning")}
 
 
+def test_a_batchnorm_frozen_on_purpose_is_no_mode_mistake_but_dropout_and_trainable_ones_still_are():
+    """Fine-tuning with a frozen backbone keeps its BatchNorm in eval mode with requires_grad=False: the recipe.
+    A BatchNorm that still trains its parameters, one without parameters, and Dropout are still reported."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(4, 8),
+        nn.BatchNorm1d(8),  # 1: frozen on purpose
+        nn.BatchNorm1d(8),  # 2: trainable, left in eval: a forgotten model.train()
+        nn.BatchNorm1d(8, affine=False),  # 3: no parameters to say what was meant
+        nn.Dropout(0.1),  # 4
+        nn.Linear(8, 3),
+    )
+    model.train()
+    for index in (1, 2, 3, 4):
+        model[index].eval()
+    model[1].requires_grad_(False)
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 1, x, y)
+        finding = next(f for f in w.findings if f.kind == "eval_mode_in_training")
+    assert "3 Dropout/BatchNorm module(s) in eval mode (2, 3, 4)" in finding.message
+
+
 @pytest.mark.parametrize("functional", [False, True])
 def test_softmax_before_cross_entropy(functional):
     torch.manual_seed(0)

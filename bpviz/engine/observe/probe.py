@@ -289,7 +289,7 @@ class Probe:
         self.failed_layer = None
         self.failed_layer_type = None
         training = tuple(n for n, m in self._mode_modules if m.training)
-        evaluating = tuple(n for n, m in self._mode_modules if not m.training)
+        evaluating = tuple(n for n, m in self._mode_modules if not m.training and not _frozen_on_purpose(m))
         first = next((a for a in args if isinstance(a, torch.Tensor)), None)
         input_sum = None
         if self._observing and first is not None and first.is_floating_point():
@@ -547,6 +547,14 @@ class Probe:
             pending.grad_scale = scale.detach().clone()
             pending.grad_unscale = pending.grad_scale.double().reciprocal().float()
         return pending.grad_unscale
+
+
+def _frozen_on_purpose(module: nn.Module) -> bool:
+    """A BatchNorm whose own parameters are all frozen (requires_grad=False): kept in eval mode on purpose while
+    fine-tuning the rest, the usual recipe, not a forgotten model.train(). One without parameters
+    (affine=False) says nothing about intent."""
+    params = list(module.parameters(recurse=False))
+    return bool(params) and not any(p.requires_grad for p in params)
 
 
 def _is_leaf(module: nn.Module) -> bool:
