@@ -80,6 +80,15 @@ def test_findings_block_lists_severity_kind_layer_step_message_and_first_remedy(
     ]
 
 
+def test_a_finding_that_held_over_several_steps_names_them_and_the_step_its_message_is_from():
+    """The message is the latest step's: printed under "step 4" alone it read as what happened at step 4."""
+    held = {**REPORT["findings"][0], "step": 4, "last_step": 17, "message": "The norm jumped to 9e20."}
+    assert format_findings([held]).splitlines()[1:3] == [
+        "  ERROR   dead_relu at relu1, steps 4–17",
+        "          at step 17: The norm jumped to 9e20.",
+    ]
+
+
 def test_full_report_text():
     text = format_report(REPORT)
     assert text.startswith(

@@ -5,7 +5,8 @@ over the batch makes every gradient thousands of times larger than the same
 loss averaged, and such a run trains fine. What is wrong at any scale is a
 norm that jumps far above its own recent median (an error when the loss
 climbs with it), early layers far above the last, and squares that overflow
-float32. NaN/Inf themselves are nan_or_inf's to report.
+float32 (a norm above about 1.8e19: the norm is the root of a float32 sum of
+squares). NaN/Inf themselves are nan_or_inf's to report.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ def check(ctx: Context) -> Iterator[Observation]:
         yield _obs(
             "error",
             None,
-            "The gradient norm overflows float32 (above 1e38) although every gradient is finite; "
-            f"the largest is at {largest}.",
+            "A gradient norm is above 1.8e19, where its square overflows float32, although every gradient is "
+            f"finite; the largest is at {largest}.",
         )
         return
     previous = [

@@ -113,15 +113,20 @@ def format_layers(layers: list[dict]) -> str:
 
 
 def format_findings(findings: list[dict]) -> str:
-    """One block per finding (severity, kind, layer, step, message and the first remedy), then a count."""
+    """One block per finding (severity, kind, layer, the steps it held, message and the first remedy), then a count."""
     if not findings:
         return "no findings"
     lines = [f"findings ({len(findings)}):"]
     for finding in findings:
         where = f" at {finding['layer']}" if finding.get("layer") else ""
-        since = f", step {finding['step']}" if finding.get("step") is not None else ""
+        first, last = finding.get("step"), finding.get("last_step")
+        message = finding["message"]
+        since = f", step {first}" if first is not None else ""
+        if first is not None and last is not None and last != first:
+            # the message is the latest step's: said so, or "step 4" reads as the step it describes
+            since, message = f", steps {first}–{last}", f"at step {last}: {message}"
         lines.append(f"  {finding['severity'].upper():<7} {finding['kind']}{where}{since}")
-        lines.append(f"          {finding['message']}")
+        lines.append(f"          {message}")
         if finding.get("remedies"):
             lines.append(f"          fix: {finding['remedies'][0]}")
     lines.append(_count(findings))
