@@ -90,8 +90,8 @@ class Recording(QObject):
             self.other_view = self.other.view_at(latest.step)
             div = self.divergence
             if div is not None and div["step"] <= latest.step:
-                where = f"{div['layer']} " if div["layer"] else ""
-                view.history.interventions.append((div["step"], f"the runs diverge: {where}{div['statistic']}"))
+                what = f"{div['statistic']} of layer {div['layer']}" if div["layer"] else div["statistic"]
+                view.history.interventions.append((div["step"], f"the runs diverge here ({what})"))
         return view
 
     def _on_step_chosen(self, step: int) -> None:
