@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 
 import bpviz
 from bpviz.gui.panels.layer_table import COLUMNS, CSV_ROLE
-from bpviz.gui.plots.histogram_view import NOT_TAKEN
+from bpviz.gui.plots.histogram_view import HELD
 from tests.engine.run_files import seeded_run
 from tests.gui.window_driver import SAMPLES, open_file, run_steps
 
@@ -114,19 +114,22 @@ def test_the_keys_scrub_as_soon_as_a_recording_opens_not_type_into_the_layer_fil
     qtbot.waitUntil(lambda: window.shown_step == STEPS - 5)
 
 
-def test_a_step_without_histograms_says_so_instead_of_showing_empty_axes(qtbot, window, tmp_path):
+def test_a_step_without_histograms_shows_the_latest_taken_and_says_which(qtbot, window, tmp_path):
+    """Economy recordings have a histogram every tenth step: the other nine show the latest one, named."""
     path = tmp_path / "economy.bpviz"
     seeded_run(path, steps=3, level="economy")  # step 0 is detailed, 1 and 2 are not
     assert window.open_path(path)
     qtbot.waitUntil(lambda: window.shown_step == 2)
     view = window.page.histogram_view
     bring_forward(window, view)
-    assert view.current_curve.getData()[0] is None or len(view.current_curve.getData()[0]) == 0
-    assert NOT_TAKEN in view.outside_label.toPlainText()
+    layer = window.page.selected_layer()
+    taken = bpviz.open_run(path).record(0).layer(layer).histogram
+    assert list(view.current_curve.getData()[1]) == list(taken.counts)
+    assert HELD.format(step=0) in view.outside_label.toPlainText()
     window.timeline.go_to(0)
     qtbot.waitUntil(lambda: window.shown_step == 0)
-    assert len(view.current_curve.getData()[1]) > 0
-    assert NOT_TAKEN not in view.outside_label.toPlainText()
+    assert list(view.current_curve.getData()[1]) == list(taken.counts)
+    assert "latest taken" not in view.outside_label.toPlainText()
 
 
 def test_a_file_that_is_not_a_run_shows_the_error_panel_and_the_window_goes_on(qtbot, window, tmp_path):

@@ -19,6 +19,7 @@ from bpviz.gui.plots.traces import LayerTrace, reads
 OUTSIDE = 3  # a trace row: lo, hi, then these three counts (below, above, NaN/Inf), then the bins
 ROW_HEAD = 2 + OUTSIDE
 NOT_TAKEN = "no histogram at this step (economy: detailed steps only)"
+HELD = "step {step}'s histogram, the latest taken (economy: detailed steps only)"
 
 
 def _row(hist: Histogram | None) -> np.ndarray | None:
@@ -59,6 +60,11 @@ def outside_text(hist: Histogram, log10: bool) -> list[tuple[str, str]]:
 def outside_html(hist: Histogram, log10: bool) -> str:
     """`outside_text` as the lines of a plot's corner label."""
     return "<br>".join(theme.rich(text, colour, bold=True) for text, colour in outside_text(hist, log10))
+
+
+def histogram_of(row: np.ndarray, log10: bool) -> Histogram:
+    """The Histogram a trace row (`_row`'s layout) was made from."""
+    return Histogram(row[ROW_HEAD:], row[0], row[1], log10, *row[2:ROW_HEAD])
 
 
 class HistogramHeatmap:
@@ -117,9 +123,7 @@ class HistogramHeatmap:
         self.image.setImage(values[held_columns(steps)], autoLevels=False, levels=(0.0, self._level_max))
         self.image.setRect(QtCore.QRectF(x0, lo, x1 - x0, hi - lo))
         self._mark_outside(steps, rows, lo, hi)
-        last = rows[-1]
-        latest = Histogram(last[ROW_HEAD:], last[0], last[1], self._grad, *last[2:ROW_HEAD])
-        self.note.setHtml(outside_html(latest, self._grad))
+        self.note.setHtml(outside_html(histogram_of(rows[-1], self._grad), self._grad))
         # explicit ranges: the two heatmaps share x, and an auto range would follow the empty one
         self.plot.setRange(xRange=(x0, x1), yRange=(lo, hi), padding=0)
         return True
@@ -241,9 +245,14 @@ class HistogramView(PlotView):
     # --- drawing --------------------------------------------------------------------------------------
 
     def _draw_current(self, layer: LayerStep | None, taken: bool) -> None:
-        """The selected layer's histogram at the shown step; `taken`: the step was a detailed one."""
+        """The selected layer's histogram at the shown step; `taken`: the step was a detailed one. A step without
+        one (economy, not a detailed step: most steps of a recording) shows the latest taken before it, named
+        with its step, rather than an empty frame on nine steps of ten."""
         trace = self.activation_map.trace
         hist = None if layer is None else layer.histogram
+        held = None  # the step of the histogram shown in place of the shown step's missing one
+        if hist is None and layer is not None and not taken and trace is not None and len(trace) > 0:
+            hist, held = histogram_of(trace.values[-1], log10=False), int(trace.steps[-1])
         placed = hist is not None and (hist.counts.any() or hist.below or hist.above)
         if trace is None or len(trace) == 0 or not placed:
             for curve in (self.current_curve, self.previous_curve):
@@ -251,10 +260,9 @@ class HistogramView(PlotView):
             self.outside_bars.setOpts(x0=[], x1=[], height=[])
             # every value NaN/Inf: no axis to draw them on (a flat zero line on a made-up count axis would
             # read as a measured empty histogram), only the share in the corner. A step without a histogram
-            # (economy level, not a detailed step) says so: the last step's axes, empty, would read as a
-            # histogram of nothing
+            # and none before it says so: the last step's axes, empty, would read as a histogram of nothing
             if hist is not None:
-                self.outside_label.setHtml(outside_html(hist, log10=False))
+                self.outside_label.setHtml(self._held_note(held) + outside_html(hist, log10=False))
             else:
                 self.outside_label.setHtml("" if layer is None or taken else theme.rich(NOT_TAKEN, theme.MUTED))
             if layer is not None:
@@ -277,7 +285,11 @@ class HistogramView(PlotView):
         self.outside_bars.setOpts(
             x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown]
         )
-        self.outside_label.setHtml(outside_html(hist, log10=False))
+        self.outside_label.setHtml(self._held_note(held) + outside_html(hist, log10=False))
+
+    @staticmethod
+    def _held_note(held: int | None) -> str:
+        return "" if held is None else theme.rich(HELD.format(step=held), theme.MUTED) + "<br>"
 
     def _set_header(self, latest, layer: LayerStep | None) -> None:
         if self._selected is None:
