@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import bpviz
-from bpviz.engine.observe.catalog import next_range
+from bpviz.engine.observe.catalog import choose_range, next_range
 
 
 class Scale(nn.Module):
@@ -144,10 +144,17 @@ def test_zero_gradients_count_below_the_gradient_range_not_as_nan():
         ((-10.0, 10.0), 0.0, 0.1, True, (0.0, 0.125)),  # a sliver of the range: fitted
         ((0.0, 1.0), 0.0, 0.01, False, (0.0, 1.0)),  # fixed bounds (sigmoid): never narrowed
         ((0.0, 1.0), math.nan, 2.0, True, (0.0, 1.0)),  # NaN extremes: kept, the NaNs are counted apart
+        ((0.0, 0.5), 0.0, 30.0, True, (0.0, 37.5)),  # a ReLU that was all zeros, then fired: still from 0
     ],
 )
 def test_next_range(current, lo, hi, narrow, expected):
     assert next_range(current, lo, hi, narrow) == pytest.approx(expected)
+
+
+def test_a_layer_of_one_value_gets_edges_that_never_reach_below_zero_when_it_is_not_negative():
+    assert choose_range(0.0, 0.0) == (0.0, 0.5)  # a dead ReLU's first step: its zeros on the lower edge
+    assert choose_range(2.0, 2.0) == (0.0, 3.0)
+    assert choose_range(-2.0, -2.0) == (-3.0, -1.0)
 
 
 def test_layers_binned_together_count_edges_outliers_and_nan_like_numpy_and_never_the_padding():

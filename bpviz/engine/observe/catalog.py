@@ -161,13 +161,15 @@ class LayerCatalog:
 
 
 def choose_range(lo: float, hi: float) -> tuple[float, float]:
-    """Histogram edges for values from `lo` to `hi`, padded so some later growth stays in view."""
+    """Histogram edges for values from `lo` to `hi`, padded so some later growth stays in view; values that are
+    never negative (a ReLU's) keep the lower edge at 0, also when they all were one value (a dead layer's zeros),
+    or every later widening pushed it further below the values (a ReLU drawn from -15 to 35)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return (-1.0, 1.0)
     width = hi - lo
     if width < 1e-12:
         pad = max(abs(hi), 1.0) * 0.5
-        return (lo - pad, hi + pad)
+        return (0.0 if lo >= 0.0 else lo - pad, hi + pad)
     pad = 0.25 * width
     new_lo = 0.0 if lo >= 0.0 else lo - pad
     return (new_lo, hi + pad)
