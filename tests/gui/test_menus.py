@@ -64,6 +64,8 @@ def test_help_lists_shortcuts_how_to_read_and_the_version(window):
     keys = dict(help_pages.shortcuts(window))
     assert keys["Step Over"] == "F10" and keys["Step Into"] == "F11" and keys["Step Out"] == "Shift+F11"
     assert keys["Run N steps"] == "Ctrl+F5" and keys["Export plots"] == "Ctrl+E"
+    assert keys["Back one step"] == ", or Left" and keys["Forward one step"] == ". or Right"  # every key, not the first
+    assert keys["First step"] == "Home" and keys["Live"] == "End"
     window.actions_.shortcuts.trigger()
     shown = [w for w in QApplication.topLevelWidgets() if w.isVisible() and w.windowTitle().startswith("Keyboard")]
     assert len(shown) == 1 and "Shift+F11" in shown[0].findChild(QTextBrowser).toPlainText()

@@ -112,6 +112,8 @@ def test_the_keys_scrub_as_soon_as_a_recording_opens_not_type_into_the_layer_fil
     qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Left)
     qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Comma)
     qtbot.waitUntil(lambda: window.shown_step == STEPS - 5)
+    qtbot.keyClick(window.focusWidget(), Qt.Key.Key_Home)  # in the layer table: the first step, not its first row
+    qtbot.waitUntil(lambda: window.shown_step == 0)
 
 
 def test_a_step_without_histograms_shows_the_latest_taken_and_says_which(qtbot, window, tmp_path):

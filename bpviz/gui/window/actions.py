@@ -138,12 +138,15 @@ class WindowActions:
         self.forward = make(
             "Forward one step", lambda: w.timeline.move(1), ".", None, "Show the recorded run one step later"
         )
+        self.first = make(
+            "First step", w.timeline.go_first, Qt.Key.Key_Home, None, "Show the recorded run's first step"
+        )
         self.live = make(
             "&Live", w.timeline.go_live, Qt.Key.Key_End, None, "Back to the latest step, following new ones"
         )
         self.back.setShortcuts([QKeySequence(","), QKeySequence(Qt.Key.Key_Left)])
         self.forward.setShortcuts([QKeySequence("."), QKeySequence(Qt.Key.Key_Right)])
-        self.timeline_actions = [self.back, self.forward, self.live]
+        self.timeline_actions = [self.back, self.forward, self.first, self.live]
         # Help
         self.shortcuts = make(
             "&Keyboard shortcuts",

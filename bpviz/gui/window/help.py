@@ -36,10 +36,11 @@ backward and the update, showing the live tensor in the Step panel.</p>
 
 
 def shortcuts(window: QMainWindow) -> list[tuple[str, str]]:
-    """(command, keys) of every action of the window that has a shortcut, in the order the actions were made."""
+    """(command, keys) of every action of the window that has a shortcut, in the order the actions were made; an
+    action with several ("," and Left) lists them all."""
     rows = []
     for action in window.findChildren(QAction):
-        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        keys = " or ".join(key.toString(QKeySequence.SequenceFormat.NativeText) for key in action.shortcuts())
         if keys:
             rows.append((action.text().replace("&", "").replace("…", ""), keys))
     return rows

@@ -69,6 +69,11 @@ class Timeline(QWidget):
         """Scrub to the recorded step at or before `step`."""
         self.slider.setValue(max(bisect.bisect_right(self.steps, step) - 1, 0))
 
+    def go_first(self) -> None:
+        """Scrub to the first recorded step."""
+        if self.steps:
+            self.slider.setValue(0)
+
     def go_live(self) -> None:
         """Snap to the latest step and follow the ones still to come."""
         self.live = True
