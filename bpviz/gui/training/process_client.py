@@ -62,7 +62,7 @@ class Child:
     request: LoadRequest | None = None  # what it was started to load
     log_path: str | None = None  # where it writes its Python stack if it dies without a word (crash_log.py)
     stack: crash_log.Stack = crash_log.Stack("", None)  # what that file held once it ended (read by its reader)
-    started: float = field(default_factory=time.monotonic)  # when: a stopped load says how long it ran
+    started: float = 0.0  # time.monotonic() when it was asked for: a stopped load says how long it ran
     ended_by: str | None = None  # "window" (killed on purpose, say nothing), "pause" (no answer in time) or "stop"
     reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -276,6 +276,7 @@ class ProcessClient(QObject):
     def load(self, request: LoadRequest) -> None:
         if self.pending is not None:
             self.pending.kill()  # a load still on its way (perhaps hanging in build()): give up on it
+        started = time.monotonic()  # before start(): the first one waits for the fork server to import torch
         parent_end, child_end = self.context.Pipe()
         position = Position(self.context)
         log, log_path = tempfile.mkstemp(prefix="bpviz-crash-", suffix=".txt")
@@ -285,7 +286,7 @@ class ProcessClient(QObject):
         )
         process.start()
         child_end.close()
-        child = Child(process, parent_end, position, request=request, log_path=log_path)
+        child = Child(process, parent_end, position, request=request, started=started, log_path=log_path)
         child.reader = threading.Thread(target=self._read, args=(child,), name="bpviz-reader", daemon=True)
         child.reader.start()
         child.send("breakpoints", self._breakpoints)
