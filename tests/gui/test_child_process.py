@@ -145,6 +145,24 @@ def test_stop_ends_a_step_that_never_returns(qtbot, window, tmp_path):
     reset_works(qtbot, window)
 
 
+def test_stop_kills_a_running_experiment_at_once_and_says_so(qtbot, window, tmp_path):
+    open_file(qtbot, window, experiment(tmp_path, "spins", SPIN))
+    assert not window.actions_.stop.isEnabled()
+    failed = []
+    window.failed.connect(failed.append)
+    window.actions_.run.trigger()
+    qtbot.waitUntil(lambda: len(window.history) == 2, timeout=LOAD_MS)  # step 2 now spins
+    child = window.controller.client.current.process
+    assert window.actions_.stop.isEnabled()
+    window.actions_.stop.trigger()
+    qtbot.waitUntil(lambda: bool(failed), timeout=LOAD_MS)
+    assert failed[0].what == "Stopped: the experiment process was killed in forward of odd at step 2"
+    assert "you pressed Stop; every step recorded before it is kept" in window.error_panel.text()
+    assert not child.is_alive() and [r.step for r in window.history.records] == [0, 1]
+    assert not window.actions_.stop.isEnabled() and window.actions_.reset.text() == "Rese&t"
+    reset_works(qtbot, window)
+
+
 def test_a_build_that_ends_its_process_is_a_failed_load_and_the_open_model_stays(qtbot, window, tmp_path):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 1)
@@ -152,8 +170,10 @@ def test_a_build_that_ends_its_process_is_a_failed_load_and_the_open_model_stays
     window.code_trust.trusted.trust_for_session(path)
     with qtbot.waitSignal(window.load_failed, timeout=LOAD_MS) as failed:
         assert window.open_path(path)
-    assert failed.args[0].what == "The experiment process exited with code 5 in build() at step 0"
-    assert window.error_panel.isVisible() and window.windowTitle().startswith("dying_relu.py")
+    assert failed.args[0].what == (
+        "build_exits.py ended its process with exit code 5 while build() ran, before any step: nothing was recorded"
+    )
+    assert window.error_panel.isVisible() and window.windowTitle() == "dying_relu.py — bpviz"
     with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):  # the model that was open trains on
         window.actions_.step.trigger()
     assert window.history.latest.step == 1

@@ -18,6 +18,7 @@ import queue
 import threading
 from multiprocessing.connection import Connection
 
+from bpviz.engine.session.crash_log import enable as enable_crash_log
 from bpviz.engine.session.driver import SessionDriver
 from bpviz.engine.session.position import Position
 from bpviz.engine.session.protocol import IMMEDIATE, QUEUED_COMMANDS
@@ -38,8 +39,12 @@ def leave_a_core_for_the_window() -> int:
     return torch.get_num_threads()
 
 
-def serve(conn: Connection, position: Position | None = None) -> None:
-    """Obey `conn` until it closes or a `close` command arrives (the entry point of the child process)."""
+def serve(conn: Connection, position: Position | None = None, crash_log: str | None = None) -> None:
+    """Obey `conn` until it closes or a `close` command arrives (the entry point of the child process).
+
+    With `crash_log`, a fatal signal or SIGTERM leaves the process's Python stack in that file (crash_log.py)."""
+    if crash_log is not None:
+        enable_crash_log(crash_log)
     leave_a_core_for_the_window()
     lock = threading.Lock()
 

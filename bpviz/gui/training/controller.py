@@ -64,6 +64,7 @@ class TrainingController(QObject):
         self.request: LoadRequest | None = None  # what the current model was loaded from
         self.run_path: Path | None = None  # the run file its steps are recorded into
         self.pending: LoadRequest | None = None  # a load on its way
+        self.failed_request: LoadRequest | None = None  # the latest load, when it failed (or was stopped)
         self._run_id = 0
         self._announced = -1  # the latest step `stepped` announced
         self.has_model = False
@@ -109,12 +110,18 @@ class TrainingController(QObject):
         self.busy = True
         self.client.load(request)
 
-    def reset(self) -> bool:
-        """Rebuild the model from the same file with the same seed; False when nothing was loaded."""
-        if self.request is None:
+    @property
+    def reload_target(self) -> LoadRequest | None:
+        """What Reset (Ctrl+R) loads: the load on its way (started again), else the file that failed to load (the
+        user may have fixed it), else the model's own file with the same seed; None when nothing was ever opened."""
+        return self.pending or self.failed_request or self.request
+
+    def end_process(self) -> bool:
+        """Stop: kill the experiment process now, the one loading a file (the open model stays) or else the one
+        training; `load_failed` or `failed` says so once it is gone. False when no load or command is going."""
+        if self.pending is None and not (self.has_model and self.busy):
             return False
-        self.load(self.request)
-        return True
+        return self.client.end()
 
     def step(self) -> None:
         """F10 (Step Over): a whole step; when paused mid-step, finish that step."""
@@ -245,7 +252,7 @@ class TrainingController(QObject):
     def _on_loaded(self, request: LoadRequest, run_path: Path) -> None:
         self.request = request
         self.run_path = run_path
-        self.pending = None
+        self.pending = self.failed_request = None
         self.has_model = True
         self.busy = False
         self._announced = -1
@@ -254,7 +261,7 @@ class TrainingController(QObject):
         self.loaded.emit(request)
 
     def _on_load_failed(self, error: UserCodeError) -> None:
-        self.pending = None
+        self.failed_request, self.pending = self.pending, None
         self.busy = False
         self.load_failed.emit(error)
 

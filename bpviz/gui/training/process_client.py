@@ -9,17 +9,20 @@ gained (playback.News), read from the file on that same reader thread, so the
 GUI thread only appends it to the view it draws, and in the order the child
 answered. Each load starts a fresh child; the current one is
 replaced only once the new one has loaded, so a file that fails to load
-leaves the model as it was, and a load that hangs is simply killed when
-another file is opened. When the current child dies (any exit code, any
-signal) `died` carries what happened, where, read from the position the
+leaves the model as it was, and a load that hangs is killed by Stop (`end`)
+or when another file is opened. When the current child dies (any exit code,
+any signal) `died` carries what happened, where, read from the position the
 child kept in shared memory: "the experiment process was killed by signal
-SIGSEGV in backward of fc2 at step 3".
+SIGSEGV in backward of fc2 at step 3". A child that dies while it loads
+(`load_death`) is told by its file's name, since nothing of it was recorded.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import tempfile
 import threading
 import time
 from collections import deque
@@ -33,6 +36,7 @@ from bpviz.engine.runs.branches import MAIN
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.playback import News, Playback
 from bpviz.engine.runs.reader import open_run
+from bpviz.engine.session import crash_log
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.child import serve
 from bpviz.engine.session.events import RunView
@@ -55,7 +59,11 @@ class Child:
     answers: int = 0  # messages received so far: Stop's grace period watches it move
     run_path: Path | None = None  # the run file it records
     playback: Playback | RunFileError | None = None  # that file, read on the reader thread only
-    ended_by: str | None = None  # "window" (killed on purpose, say nothing) or "stop"
+    request: LoadRequest | None = None  # what it was started to load
+    log_path: str | None = None  # where it writes its Python stack if it dies without a word (crash_log.py)
+    stack: crash_log.Stack = crash_log.Stack("", None)  # what that file held once it ended (read by its reader)
+    started: float = 0.0  # time.monotonic() when it was asked for: a stopped load says how long it ran
+    ended_by: str | None = None  # "window" (killed on purpose, say nothing), "pause" (no answer in time) or "stop"
     reader: threading.Thread | None = field(default=None, repr=False)
 
     def send(self, kind: str, *args) -> None:
@@ -96,21 +104,67 @@ def experiment_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _signal_name(code: int) -> str:
+    """SIGSEGV for exit code -11 (a process killed by that signal)."""
+    return signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+
+
 def death(child: Child) -> UserCodeError:
-    """What the user is told when `child` died on its own (or was ended by Stop), and where it was."""
+    """What the user is told when `child`, the current one, died on its own (or was ended), and where it was."""
     code = child.process.exitcode
     where = child.position.read()
+    stack = child.stack
+    kept = "every step recorded before it is kept" if _recorded(child) else "no step was recorded"
     if child.ended_by == "stop":
+        what = f"Stopped: the experiment process was killed {where.words()}"
+        why = "you pressed Stop"
+    elif child.ended_by == "pause":
         what = f"The experiment process was ended by Stop {where.words()}"
         why = "the step did not return within the grace period"
     elif code is not None and code < 0:
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        name = _signal_name(code)
         what = f"The experiment process was killed by signal {name} {where.words()}"
         why = f"{name} (exit code {code})"
     else:
         what = f"The experiment process exited with code {code} {where.words()}"
         why = f"exit code {code}"
-    return UserCodeError(what, why + "; every recorded step is kept: press Reset to start again", layer=where.layer)
+    return UserCodeError(what, f"{why}; {kept}: press Reset to start again", stack.where, where.layer, _details(stack))
+
+
+def load_death(child: Child) -> UserCodeError:
+    """What the user is told when `child` ended before its file loaded: nothing of it was recorded, so nothing is kept.
+
+    "hangs.py: stopped after 14 s while build() ran, before any step: nothing was recorded"."""
+    code = child.process.exitcode
+    name = child.request.path.name if child.request is not None else "The experiment file"
+    stack = child.stack
+    if child.ended_by == "stop":
+        what = f"{name}: stopped after {time.monotonic() - child.started:.0f} s while build() ran"
+        why = "you pressed Stop and its experiment process was killed"
+    elif code is not None and code < 0:
+        what = f"{name} crashed ({_signal_name(code)}) while build() ran"
+        why = f"its experiment process was killed by signal {_signal_name(code)} (exit code {code})"
+    else:
+        what = f"{name} ended its process with exit code {code} while build() ran"
+        why = "os._exit() or a library ended the experiment process"
+    return UserCodeError(
+        f"{what}, before any step: nothing was recorded",
+        f"{why}; fix the file, then Reload (Ctrl+R) loads it again",
+        stack.where or (str(child.request.path) if child.request is not None else None),
+        details=_details(stack),
+    )
+
+
+def _details(stack: crash_log.Stack) -> str:
+    """Details for a process that died: its stack as it died, or why there is none."""
+    if stack.text:
+        return f"The experiment process's Python stack when it died (most recent call first):\n\n{stack.text}"
+    return "The process ended without leaving a Python stack (os._exit(), or killed by SIGKILL)."
+
+
+def _recorded(child: Child) -> bool:
+    """Whether `child`'s run file holds a step (read on its reader thread, which has ended)."""
+    return isinstance(child.playback, Playback) and child.playback.last is not None
 
 
 def _open(path: Path, branch: int = MAIN) -> Playback | RunFileError:
@@ -191,11 +245,18 @@ class ProcessClient(QObject):
 
         def check() -> None:
             if child is self.current and child.answers == seen and child.process.is_alive():
-                child.ended_by = "stop"
-                child.process.terminate()
-                QTimer.singleShot(GRACE_MS, lambda: child.process.is_alive() and child.process.kill())
+                _terminate(child, "pause")
 
         QTimer.singleShot(GRACE_MS, check)
+
+    def end(self) -> bool:
+        """Stop: end the load on its way, else the current child, now; its exit is answered by `load_failed`
+        or `died`. False when there is no process to end."""
+        child = self.pending or self.current
+        if child is None or not child.process.is_alive():
+            return False
+        _terminate(child, "stop")
+        return True
 
     def processes(self) -> list[multiprocessing.process.BaseProcess]:
         """The experiment processes alive or not yet reaped (the current one and a load on its way)."""
@@ -215,12 +276,17 @@ class ProcessClient(QObject):
     def load(self, request: LoadRequest) -> None:
         if self.pending is not None:
             self.pending.kill()  # a load still on its way (perhaps hanging in build()): give up on it
+        started = time.monotonic()  # before start(): the first one waits for the fork server to import torch
         parent_end, child_end = self.context.Pipe()
         position = Position(self.context)
-        process = self.context.Process(target=serve, args=(child_end, position), name="bpviz-experiment", daemon=True)
+        log, log_path = tempfile.mkstemp(prefix="bpviz-crash-", suffix=".txt")
+        os.close(log)
+        process = self.context.Process(
+            target=serve, args=(child_end, position, log_path), name="bpviz-experiment", daemon=True
+        )
         process.start()
         child_end.close()
-        child = Child(process, parent_end, position)
+        child = Child(process, parent_end, position, request=request, started=started, log_path=log_path)
         child.reader = threading.Thread(target=self._read, args=(child,), name="bpviz-reader", daemon=True)
         child.reader.start()
         child.send("breakpoints", self._breakpoints)
@@ -253,11 +319,15 @@ class ProcessClient(QObject):
                     args = (*args, self._news(child))
                 self._message.emit(child, kind, args)
             child.process.join(GRACE_MS / 1000)
+            if child.log_path is not None:
+                child.stack = crash_log.read(child.log_path, child.request.path if child.request else None)
             if child.ended_by != "window":
                 self._exited.emit(child, self._news(child))  # a step committed but never answered: kept too
         finally:
             if isinstance(child.playback, Playback):
                 child.playback.run.close()
+            if child.log_path is not None:
+                Path(child.log_path).unlink(missing_ok=True)
 
     def _rewound(self, child: Child, branch: int) -> RunView | RunFileError | None:
         """After a rewind, the child records `branch`: read that branch's line, and the view of it now."""
@@ -317,4 +387,11 @@ class ProcessClient(QObject):
             self.died.emit(death(child), news)
         elif child is self.pending:
             self.pending = None
-            self.load_failed.emit(death(child))
+            self.load_failed.emit(load_death(child))
+
+
+def _terminate(child: Child, why: str) -> None:
+    """End `child` (SIGTERM, then SIGKILL once the grace period is over), remembering `why` for what is told."""
+    child.ended_by = why
+    child.process.terminate()
+    QTimer.singleShot(GRACE_MS, lambda: child.process.is_alive() and child.process.kill())

@@ -104,6 +104,13 @@ class WindowActions:
             sp.SP_MediaPause,
             "Pause a run after its step; stop a paused step (nothing of it is kept)",
         )
+        self.stop = make(
+            "&Stop",
+            w.stop,
+            "Shift+F5",
+            sp.SP_MediaStop,
+            "Kill the experiment process now: a file loading (its build() may never return) or a run",
+        )
         self.run_n = make(
             "Run &N steps", w.run_n, "Ctrl+F5", sp.SP_MediaSeekForward, "Train the number of steps in the box"
         )
@@ -197,14 +204,14 @@ class WindowActions:
         self.view_menu.addAction(self.reset_layout)
         self.view_menu.addSeparator()
         train_menu = bar.addMenu("&Train")
-        for action in (self.step, self.run, self.pause, self.run_n):
+        for action in (self.step, self.run, self.pause, self.stop, self.run_n):
             train_menu.addAction(action)
         train_menu.addSeparator()
         train_menu.addAction(self.validate)
         train_menu.addAction(self.rewind)
         train_menu.addAction(self.reset)
         bar.addMenu(self.debug_menu)  # Debug before Help, as in every IDE
-        for action in (self.step_into, self.step, self.step_out, self.run, self.pause):
+        for action in (self.step_into, self.step, self.step_out, self.run, self.pause, self.stop):
             self.debug_menu.addAction(action)
         self.debug_menu.addSeparator()
         for action in self.timeline_actions:
@@ -226,6 +233,7 @@ class WindowActions:
         toolbar.addAction(self.step_out)
         toolbar.addAction(self.run)
         toolbar.addAction(self.pause)
+        toolbar.addAction(self.stop)
         toolbar.addSeparator()
         toolbar.addWidget(self.steps_box)
         toolbar.addAction(self.run_n)
@@ -254,9 +262,21 @@ class WindowActions:
         self.validate.setEnabled(idle)
         self.rewind.setEnabled(idle and c.view.history.latest is not None)  # a recording is never rewound
         self.pause.setEnabled(c.running or c.stepping)
-        self.reset.setEnabled(c.request is not None and not recording)
+        self.stop.setEnabled(c.pending is not None or (c.has_model and c.busy and not recording))
+        self._set_reset(c, recording)
         self.load_weights.setEnabled(c.request is not None and not c.busy and not recording)
         self.steps_box.setEnabled(not c.running and not recording)
         for action in self.needs_model:
             action.setEnabled(c.has_model or recording)
         self.save_run.setEnabled(recording or c.run_path is not None)
+
+    def _set_reset(self, c: TrainingController, recording: bool) -> None:
+        """Reset rebuilds the open model; after a failed (or stopped) load, or during one, it is Reload and loads
+        that file again, even over a recording."""
+        target = c.reload_target
+        reload = target is not None and target != c.request
+        self.reset.setEnabled(target is not None and (reload or not recording))
+        self.reset.setText("Re&load" if reload else "Rese&t")
+        tip = f"Load {target.path.name} again" if reload else "Rebuild the model from its file with the same seed"
+        self.reset.setToolTip(f"{tip}  ({self.reset.shortcut().toString()})")
+        self.reset.setStatusTip(tip)

@@ -39,6 +39,7 @@ from bpviz.gui.window.debugger_page import DebuggerPage
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.docks import DebugDocks
 from bpviz.gui.window.error_panel import ErrorPanel
+from bpviz.gui.window.loading_panel import LoadingPanel
 from bpviz.gui.window.rank_sets import RankSets
 from bpviz.gui.window.recent import recent_labels
 from bpviz.gui.window.recording import Recording
@@ -112,6 +113,8 @@ class MainWindow(QMainWindow):
 
         self.actions_ = WindowActions(self)
         self.actions_.install()
+        self.loading_panel = LoadingPanel(self.actions_.stop)
+        layout.insertWidget(0, self.loading_panel)
         self.actions_.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
         self._connect_controller()  # before the docks: the window takes each answer in first
@@ -231,10 +234,23 @@ class MainWindow(QMainWindow):
         request = LoadRequest(
             path=path, trust=bool(trust), weights=weights, input_shape=input_shape, seed=seed, record=runs_folder()
         )
-        self.statusBar().showMessage(f"Loading {path.name}…")
+        self.start_load(request)
+        return True
+
+    def start_load(self, request: LoadRequest, told: str | None = None) -> None:
+        """Load `request` in a fresh experiment process; the loading strip names it, with Stop, until it answers.
+
+        The previous file's failure is taken down and the title names the file now loading, at once: left up, an old
+        traceback read as the new file's. The file goes into Recent now, so one that fails is a click away again."""
+        self.error_panel.hide()
+        self._step_error_shown = False
+        self.settings.add_recent(request.path)
+        self._refresh_recent()
+        self.loading_panel.start(request.path.name)
+        self.setWindowTitle(f"Loading {request.path.name}… — bpviz")
+        self.statusBar().showMessage(told or f"Loading {request.path.name}…")
         self.controller.load(request)
         self.update_actions()
-        return True
 
     def open_recording(self, path: str | Path) -> bool:
         """Show the run file `path` read-only, followed while its writer records.
@@ -384,6 +400,11 @@ class MainWindow(QMainWindow):
     def pause(self) -> None:
         self.controller.stop()
 
+    def stop(self) -> None:
+        """Stop (Shift+F5): kill the experiment process loading a file, or else the one training; told once gone."""
+        if self.controller.end_process():
+            self.statusBar().showMessage("Stopping: killing the experiment process…")
+
     def validate(self) -> None:
         self.controller.validate()
         self.update_actions()
@@ -405,18 +426,18 @@ class MainWindow(QMainWindow):
         return True
 
     def reset(self) -> None:
-        """Rebuild the model from its file with the same seed; what was shown is cleared once it is rebuilt."""
-        if self.controller.reset():
-            self.statusBar().showMessage("Resetting…")
-        self.update_actions()
+        """Reset: rebuild the model from its file with the same seed, what was shown cleared once it is rebuilt;
+        Reload: load again the file that failed (or is loading)."""
+        target = self.controller.reload_target
+        if target is not None:
+            self.start_load(target, "Resetting…" if target == self.controller.request else None)
 
     # --- the training side's answers ---
     def _on_loaded(self, request: LoadRequest) -> None:
+        self.loading_panel.finish()
         self._close_recording()
         self._show_new_run()
         self.setWindowTitle(f"{request.path.name} — bpviz")
-        self.settings.add_recent(request.path)
-        self._refresh_recent()
         self.statusBar().showMessage(
             f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000
         )
@@ -433,11 +454,28 @@ class MainWindow(QMainWindow):
         self.failed.emit(error)
 
     def _on_load_failed(self, error: UserCodeError) -> None:
+        self.loading_panel.finish()
+        shown = self._retitle_for_the_open_run()
+        if shown is not None:  # the model or recording that was open stays: say so, or its steps pass for the file's
+            error = UserCodeError(
+                error.what, f"{error.why}; the window still shows {shown}", error.where, error.layer, error.details
+            )
         self.error_panel.show_error(error)
         self._step_error_shown = False
         self.statusBar().showMessage(error.what, 8000)
         self.update_actions()
         self.load_failed.emit(error)
+
+    def _retitle_for_the_open_run(self) -> str | None:
+        """Put back the title of the run still shown after a load failed; its name (None: only the start page)."""
+        if self.recording is not None:
+            self._on_recording_state(self.recording.state)
+            return self.recording.path.name
+        if self.controller.request is not None and self.stack.currentWidget() is self.page:
+            self.setWindowTitle(f"{self.controller.request.path.name} — bpviz")
+            return self.controller.request.path.name
+        self.setWindowTitle("bpviz")
+        return None
 
     def _on_stepped(self, step: int) -> None:
         if self._step_error_shown:  # the failure it shows is over: this step (a retry, or the next one) went through

@@ -46,9 +46,9 @@ def load_weights(window: QMainWindow, path: Path) -> None:
     request = window.controller.request
     if request is None:
         return
-    window.statusBar().showMessage(f"Loading weights from {path.name} into {request.path.name}…")
-    window.controller.load(dataclasses.replace(request, weights=str(path)))
-    window.update_actions()
+    window.start_load(
+        dataclasses.replace(request, weights=str(path)), f"Loading weights from {path.name} into {request.path.name}…"
+    )
 
 
 def ask_and_load(window: QMainWindow) -> None:
