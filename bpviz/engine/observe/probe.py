@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from bpviz.engine.config import Config
-from bpviz.engine.observe import deferred, stats
+from bpviz.engine.observe import deferred, guest_hooks, stats
 from bpviz.engine.observe.amp import ScaleFinder, unscale_late, unscaled
 from bpviz.engine.observe.call_site import call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
@@ -140,14 +140,13 @@ class Probe:
 
     # ----- lifecycle -----
     def attach(self) -> None:
-        """Register every hook; a second attach is a no-op."""
+        """Register every hook; a second attach is a no-op. A copy of the model is not watched (guest_hooks.py)."""
         if self._handles:
             return
         self._mode = _FunctionalActivations(self)
         self.functional = functional_families()
         for module in watched_modules(self.model):
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
-            self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
+            self._handles.extend(guest_hooks.place(module, self._pre_hook, self._post_hook))
         self._handles.extend(self.updates.attach())
 
     def detach(self) -> None:
@@ -163,8 +162,7 @@ class Probe:
         """Watch a module put into the model while attached (a remedy swapping an activation)."""
         self._names[module] = name
         if self._handles:
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
-            self._handles.append(module.register_forward_hook(self._post_hook, always_call=True))
+            self._handles.extend(guest_hooks.place(module, self._pre_hook, self._post_hook))
 
     def take_pending(self) -> PendingStep:
         """Hand over what was seen since the last call and start a new step; its gradient hooks are done."""
