@@ -424,7 +424,7 @@ class Probe:
             self._hook_gradients(name, self._forward_index, tensor, others)
         self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
-            self.graph.output(name, tensor)
+            self.graph.output(name, tensor, *others)
         if self.listener is not None:
             self._user_call(self.listener, "forward", name, tensor)
 
