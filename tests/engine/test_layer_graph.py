@@ -59,3 +59,24 @@ def test_layers_the_gradient_graph_cannot_reach_join_in_call_order():
     torch.manual_seed(0)
     graph = graph_of(Net(frozen_input=True))
     assert ("inp", "b1.fc") in graph.edges  # the frozen layer's output has no grad_fn
+
+
+class FinalState(nn.Module):
+    """A classifier on an RNN's final hidden state: the head reads h_n, not the RNN's first output."""
+
+    def __init__(self, rnn: nn.Module) -> None:
+        super().__init__()
+        self.inp = nn.Linear(4, 6)
+        self.rnn = rnn
+        self.out = nn.Linear(5, 3)
+
+    def forward(self, x):
+        _, state = self.rnn(self.inp(x).unsqueeze(1))
+        h = state[0] if isinstance(state, tuple) else state
+        return self.out(h[-1])
+
+
+def test_a_layer_read_through_its_second_output_feeds_the_next_layer():
+    for rnn in (nn.LSTM(6, 5, batch_first=True), nn.GRU(6, 5, batch_first=True)):
+        graph = graph_of(FinalState(rnn))
+        assert graph.edges == [("inp", "rnn"), ("rnn", "out")]  # not ("inp", "out") past the RNN

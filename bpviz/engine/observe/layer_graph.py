@@ -51,12 +51,14 @@ class GraphRecorder:
         if name not in self._inputs:
             self._inputs[name] = [fn for fn in grad_fns if fn is not None]
 
-    def output(self, name: str, tensor: torch.Tensor) -> None:
+    def output(self, name: str, *tensors: torch.Tensor) -> None:
+        """A layer's outputs: all of them, since the next layer may read any (a classifier an LSTM's h_n)."""
         if name in self.order:
             return  # a later forward of the same step: see inputs()
         self.order.append(name)
-        if tensor.grad_fn is not None:
-            self._made_by.setdefault(tensor.grad_fn, name)
+        for tensor in tensors:
+            if tensor.grad_fn is not None:
+                self._made_by.setdefault(tensor.grad_fn, name)
 
     def build(self, layers: dict) -> LayerGraph:
         """The graph over the layers seen, in call order; `layers` maps name -> probes.LayerInfo."""

@@ -225,13 +225,13 @@ class Probe:
             self.position("forward", self._stack[-1].name if self._stack else None)
         try:
             with torch._C.DisableTorchFunction():  # bpviz's own tensor calls need not pass through its mode
-                self._observe_return(frame, module, output)
+                self._observe_return(frame, module, args, output)
         finally:
             if not self._stack:
                 self._exit_mode()
             self._charge(started, 0.0)
 
-    def _observe_return(self, frame: _Frame, module: nn.Module, output) -> None:
+    def _observe_return(self, frame: _Frame, module: nn.Module, args, output) -> None:
         exc = sys.exc_info()[1]
         if exc is not None and exc is not frame.outer_exc:  # a step retried inside `except` is no failure
             if exc is not self._failed_exc:  # the innermost module sees it first
@@ -242,7 +242,7 @@ class Probe:
                 self.pending.rollback(self._forward_mark)
             return
         if self._observing and not frame.had_sublayer:
-            self._observe_module(frame, output)
+            self._observe_module(frame, args, output)
         if not self._stack and self._observing and not self._grads_only:
             self._note_outputs(output)
             # settled now, before the backward needs the memory the outputs hold (see deferred.py)
@@ -305,7 +305,7 @@ class Probe:
             self._mode_entered = False
             self._mode.__exit__(None, None, None)
 
-    def _observe_module(self, frame: _Frame, output) -> None:
+    def _observe_module(self, frame: _Frame, args, output) -> None:
         tensor = _primary_tensor(output)
         module = frame.module
         if tensor is None:
@@ -317,7 +317,9 @@ class Probe:
         if self.graph is not None and frame.input_fns is not None:
             self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
-        self._observe(name, type_name, family, bounds_of(family, module), tensor, frame.name, False, frame.preact_max)
+        bounds = bounds_of(family, module)
+        others = _other_outputs(output, tensor, args)
+        self._observe(name, type_name, family, bounds, tensor, frame.name, False, frame.preact_max, others)
         self._unit_axis.produced(module)
 
     def _call_functional(self, func, family: str, args, kwargs):
@@ -395,13 +397,15 @@ class Probe:
         module_name: str,
         functional: bool,
         preact: torch.Tensor | None,
+        others: tuple[torch.Tensor, ...] = (),
     ) -> None:
-        if not tensor.is_floating_point() or tensor.numel() == 0 or tensor.layout != torch.strided:
+        """Measure `tensor`, the layer's output, and hook the gradient reaching it and each of `others`,
+        the layer's other outputs (an LSTM's h_n and c_n): the gradient reaching the layer is theirs together."""
+        if not _measurable(tensor):
             return
-        if self._grads_only:  # measured in the forward pass; its gradient flows through this tensor
-            if tensor.requires_grad:
-                with torch._C.DisableTorchFunction():
-                    self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._measured_forward(name)))
+        if self._grads_only:  # measured in the forward pass; its gradient flows through these tensors
+            with torch._C.DisableTorchFunction():
+                self._hook_gradients(name, self._measured_forward(name), tensor, others)
             return
         self.last_layer = name
         info = self.catalog.note(name, type_name, family, module_name, functional, bounds)
@@ -415,13 +419,21 @@ class Probe:
         with torch._C.DisableTorchFunction():
             with self.guard.catch(name):
                 self._measure(info, tensor, preact)
-            if tensor.requires_grad:
-                self.pending.hook_gradient(tensor, name, self._grad_hook(name, self._forward_index))
+            self._hook_gradients(name, self._forward_index, tensor, others)
         self._outputs.append((weakref.ref(tensor), name))
         if self.graph is not None:
-            self.graph.output(name, tensor)
+            self.graph.output(name, tensor, *others)
         if self.listener is not None:
             self._user_call(self.listener, "forward", name, tensor)
+
+    def _hook_gradients(self, name: str, forward: int, tensor: torch.Tensor, others: tuple[torch.Tensor, ...]) -> None:
+        """A gradient hook on each of a layer's outputs that autograd may reach. Each gradient is a GradCall
+        of the layer, merged like its calls' (collect.py): one norm over all of them, NaN/Inf in any."""
+        if tensor.requires_grad:
+            self.pending.hook_gradient(tensor, name, self._grad_hook(name, forward))
+        for other in others:
+            if other.requires_grad:
+                self.pending.hook_gradient(other, name, self._grad_hook(name, forward))
 
     def _measured_forward(self, name: str) -> int:
         """The root forward in which `name` was measured: a recomputation's gradient belongs to that forward."""
@@ -578,6 +590,29 @@ def _floating_tensors(output) -> list[torch.Tensor]:
     if isinstance(output, (tuple, list)):
         return [t for item in output for t in _floating_tensors(item)]
     return []
+
+
+def _measurable(tensor: torch.Tensor) -> bool:
+    """Whether a layer's statistics and gradient can be taken of this output (not empty, integer or sparse)."""
+    return tensor.is_floating_point() and tensor.numel() > 0 and tensor.layout == torch.strided
+
+
+def _other_outputs(output, primary: torch.Tensor, args: tuple) -> tuple[torch.Tensor, ...]:
+    """The floating tensors of a tuple/list/dict output besides `primary`, each once, that this call made.
+
+    nn.LSTM returns `output, (h_n, c_n)`, and a model reading only h_n sends its gradient there: watched on
+    `primary` alone, such a layer had no gradient, and a NaN entering through h_n was first seen at the
+    layer below. An input handed back unchanged is left out: its gradient is the one leaving the layer.
+    """
+    if isinstance(output, torch.Tensor):
+        return ()
+    skip = {id(primary), *(id(a) for a in args if isinstance(a, torch.Tensor))}
+    others = []
+    for tensor in _floating_tensors(output):
+        if id(tensor) not in skip and _measurable(tensor):
+            skip.add(id(tensor))
+            others.append(tensor)
+    return tuple(others)
 
 
 def _primary_tensor(output) -> torch.Tensor | None:

@@ -65,9 +65,11 @@ class LayerStep:
     dead_unit_ids: np.ndarray | None = None  # int64 indices of those units
     unit_activity: np.ndarray | None = None  # per unit: share of this step's positions that were positive
     unit_preact_max: np.ndarray | None = None  # per unit: largest input to the activation this step
-    grad_norm: float | None = None  # L2 norm of d(loss)/d(output); None when no gradient reached it
-    grad_histogram: Histogram | None = None  # over log10 |grad|
-    grad_nonfinite: bool = False
+    # L2 norm of d(loss)/d(output) over every output and call together (an LSTM's output, h_n and c_n);
+    # None when no gradient reached any of them
+    grad_norm: float | None = None
+    grad_histogram: Histogram | None = None  # over log10 |grad|, of the same gradients
+    grad_nonfinite: bool = False  # NaN/Inf in any of them
     param_grad_norm: float | None = None  # L2 norm over the layer's own parameters' gradients
     weight_norm: float | None = None
     update_ratio: float | None = None  # ||dW|| / ||W|| of this step's optimizer update
