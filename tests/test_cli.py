@@ -113,7 +113,8 @@ def test_error_finding_exits_1_and_lands_in_json(tmp_path, capsys):
     out = tmp_path / "report.json"
     sample = SAMPLES_DIR / "softmax_cross_entropy.py"
     assert main(["check", str(sample), "--steps", "2", "--json", str(out)]) == 1
-    assert "  ERROR   softmax_before_cross_entropy at softmax, step 0\n" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "  ERROR   softmax_before_cross_entropy at softmax, steps 0–1\n          at step 1: " in printed
     finding = json.loads(out.read_text())["findings"][0]
     assert FINDING_KEYS <= set(finding)
     assert (finding["kind"], finding["severity"], finding["layer"], finding["step"]) == (
