@@ -44,6 +44,7 @@ ERROR_PANEL_STYLE = (
     "#errorPanel { background: #fdecea; border: 1px solid #e0a19b; border-radius: 4px; }"
     "#errorPanel QLabel { color: #611a15; }"
 )
+ERROR_DETAILS_STYLE = "#errorDetails { border: 1px solid #e0a19b; border-top: none; }"  # the panel's traceback
 BREAKPOINT_HIT_STYLE = (
     "QLabel { background: #5a1f1f; color: #ffd6d6; border: 1px solid #c24040; border-radius: 3px;"
     " padding: 6px 8px; font-weight: 600; }"
