@@ -83,7 +83,6 @@ class DebugDocks(QObject):
         self.breakpoints = BreakpointsPanel()
         self.workbench = WorkbenchPanel()
         self.hyperparams = HyperparamsPanel()
-        self._plots = plots
         plots.add("network", self.network)
         plots.add("workbench", self.workbench)
         self._make_docks()
@@ -155,12 +154,6 @@ class DebugDocks(QObject):
         self.workbench.continue_requested.connect(self.continue_requested)
         self.hyperparams.apply_requested.connect(lambda changes: self._apply(c.apply_remedies(changes)))
         self.hyperparams.undo_button.clicked.connect(lambda: self._apply(c.undo_remedy()))
-        for name, dock in (("network", self.network_dock), ("workbench", self.workbench_dock)):
-            # a dock shown again (its tab raised) shows the latest step at once, not at the next redraw
-            dock.visibilityChanged.connect(lambda shown, name=name: shown and self._refresh(name))
-
-    def _refresh(self, name: str) -> None:
-        self._plots.refresh(name, self.controller.view.history)
 
     # --- commands ---
     def set_busy(self, busy: bool) -> None:
