@@ -161,6 +161,16 @@ class DebugDocks(QObject):
         self.workbench.set_busy(busy)
         self.hyperparams.set_busy(busy)
 
+    def describe_state(self, recording: bool) -> None:
+        """The Step panel says what can be done now while no step is paused (the actions' own conditions)."""
+        c = self.controller
+        if recording:
+            self.step_panel.set_idle("recording")
+        elif c.running:
+            self.step_panel.set_idle("running")
+        else:
+            self.step_panel.set_idle("ready" if c.has_model else "no model")
+
     def show_docks(self, shown: bool) -> None:
         """Docks go with the debugger page: hidden on the start page, back as they were once a model is open."""
         if not shown:
@@ -223,6 +233,8 @@ class DebugDocks(QObject):
     def _on_stepped(self, step: int) -> None:
         if self.step_panel.event is not None or self.network.phase is not None:
             self._end_stepping(f"Step {step} finished.")
+        elif self.step_panel.note is not None:  # "Step 5 finished." says nothing true once step 6 is recorded
+            self.step_panel.clear()
         if self._sticky is not None and self._sticky[1] is not None and step > self._sticky[1]:
             self._clear_sticky()
 

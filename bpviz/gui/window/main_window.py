@@ -485,6 +485,7 @@ class MainWindow(QMainWindow):
         recording = self.recording is not None
         self.actions_.set_state(self.controller, recording)
         self.docks.set_busy(recording or not (self.controller.has_model and not self.controller.busy))
+        self.docks.describe_state(recording)
 
     # --- table export ---
     def copy_table_csv(self) -> str:
