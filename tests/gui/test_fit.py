@@ -11,7 +11,7 @@ from pathlib import Path
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QRect, QSettings
-from PySide6.QtGui import QFont, QFontInfo, QFontMetrics, QTextDocumentFragment
+from PySide6.QtGui import QFont, QFontInfo, QFontMetrics, QTextDocument, QTextDocumentFragment
 from PySide6.QtWidgets import QApplication
 
 import bpviz.gui
@@ -280,3 +280,42 @@ def test_an_error_s_details_scroll_over_the_page_and_never_resize_the_window(qtb
     settle(window)
     assert not panel.isVisible() and not details.isVisible()
     assert window.size() == size and window.statusBar().isVisible()
+
+
+def test_a_narrow_header_leaves_out_whole_parts_and_never_cuts_a_number(qtbot):
+    """At 1600x1000 the gradient-flow header was clipped mid-number: fc1's 0.000704 read "fc1 0.0", relu2's 0.06065
+    "relu2 0" and 5.9e-05 "fc1 5"."""
+    from bpviz.engine.record.history import History
+    from bpviz.gui.plots.gradient_flow_view import GradientFlowView
+    from tests.gui.record_factory import layer, record
+
+    history = History()
+    norms = {"fc1": 0.000704, "relu1": 0.00093, "fc2": 0.0012, "relu2": 0.06065, "out": 0.11}
+    history.append(record(4, [layer(name, i, grad_norm=norm) for i, (name, norm) in enumerate(norms.items())]))
+    view = GradientFlowView()
+    qtbot.addWidget(view)
+    view.set_layer("fc1")
+    view.refresh(history)
+    view.show()
+    header = view.header
+    full = QTextDocumentFragment.fromHtml(header.full_text()).toPlainText()
+    assert "fc1 0.000704" in full and full == header.toolTip()
+
+    def shown_width() -> float:
+        document = QTextDocument()
+        document.setDocumentMargin(0)
+        document.setDefaultFont(header.font())
+        document.setHtml(header.text())
+        return document.idealWidth()
+
+    fitted = 0
+    for width in range(160, 900, 20):
+        view.resize(width, 400)
+        qtbot.waitUntil(lambda width=width: view.width() == width)
+        shown = QTextDocumentFragment.fromHtml(header.text()).toPlainText()
+        assert shown_width() <= header.contentsRect().width(), (width, shown)  # nothing clipped at the edge
+        kept = shown.removesuffix("…").rstrip()
+        assert full.startswith(kept), (width, shown)  # whole parts, in order
+        assert "fc1" not in kept or "fc1 0.000704" in kept, (width, shown)
+        fitted += shown != full
+    assert 0 < fitted < len(range(160, 900, 20))  # narrow: parts left out; wide enough: the whole header
