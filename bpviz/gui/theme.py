@@ -7,8 +7,9 @@ anything broken (non-finite, dead) red. Change a colour here, never in a view.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtGui
 
+from bpviz.gui.fitted_header import FittedHeader
 from bpviz.gui.plots import fitted_title
 from bpviz.gui.plots.step_axis import StepAxis
 
@@ -48,6 +49,7 @@ LOADING_PANEL_STYLE = (
     "#loadingPanel { background: #1f3350; border: 1px solid #3d6ea8; border-radius: 4px; }"
     "#loadingPanel QLabel { color: #dce9fb; }"
 )
+ERROR_DETAILS_STYLE = "#errorDetails { border: 1px solid #e0a19b; border-top: none; }"  # the panel's traceback
 BREAKPOINT_HIT_STYLE = (
     "QLabel { background: #5a1f1f; color: #ffd6d6; border: 1px solid #c24040; border-radius: 3px;"
     " padding: 6px 8px; font-weight: 600; }"
@@ -194,14 +196,10 @@ def badge(text: str, colour: str = BAD) -> str:
     return f'<span style="background:{colour};color:{BACKGROUND};font-weight:700;">&nbsp;{text}&nbsp;</span>&nbsp; '
 
 
-def header_label() -> QtWidgets.QLabel:
-    """A view's one-line header, clipped when narrow.
-
-    A long layer name must not widen the view and squeeze the layer table.
-    """
-    label = QtWidgets.QLabel()
+def header_label() -> FittedHeader:
+    """A view's one-line header: as many of its parts as fit whole, never a number cut short."""
+    label = FittedHeader()
     label.setStyleSheet(LABEL_STYLE)
-    label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     return label
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QRect, QSettings
-from PySide6.QtGui import QFont, QFontInfo, QFontMetrics, QTextDocumentFragment
+from PySide6.QtGui import QFont, QFontInfo, QFontMetrics, QTextDocument, QTextDocumentFragment
 from PySide6.QtWidgets import QApplication
 
 import bpviz.gui
@@ -240,3 +240,82 @@ def test_a_start_page_with_long_recent_lists_still_fits_a_laptop_screen(qtbot, i
     assert inside(window, LAPTOP)
     runs = window.start_page.runs
     assert runs.isVisible() and runs.count() == 10 and runs.height() >= runs.minimumHeight() > 0
+
+
+@pytest.mark.parametrize("area", [LAPTOP, MONITOR], ids=["1280x800", "1600x1000"])
+def test_an_error_s_details_scroll_over_the_page_and_never_resize_the_window(qtbot, ini, tmp_path, area):
+    """Details once laid a 140 px traceback above a page already at its least height: the window grew past the
+    screen (1596x960 to 1596x1107), its status bar and Network dock off the bottom, and Dismiss kept the height."""
+    from PySide6.QtCore import Qt
+
+    from bpviz.engine.user_error import UserCodeError
+    from bpviz.gui.window.error_panel import DETAILS_HEIGHT
+    from tests.engine.run_files import seeded_run
+
+    run = tmp_path / "a.bpviz"
+    seeded_run(run, steps=3)
+    window = make_window(qtbot, ini)
+    window.reset_layout(area)
+    assert window.open_path(run)
+    qtbot.waitUntil(lambda: window.shown_step == 2)
+    settle(window)
+    size = window.size()
+    traceback = "Traceback (most recent call last):\n" + "\n".join(f'  File "exits.py", line {i}' for i in range(60))
+    panel = window.error_panel
+    panel.show_error(
+        UserCodeError("build() called sys.exit(3) at exits.py:6", "SystemExit: 3", "exits.py:6", details=traceback)
+    )
+    settle(window)
+    assert window.size() == size and window.minimumSizeHint().height() <= size.height()
+    qtbot.mouseClick(panel.details_button, Qt.MouseButton.LeftButton)
+    settle(window)
+    details = panel.details
+    assert details.isVisible() and details.toPlainText() == traceback
+    assert window.size() == size and window.minimumSizeHint().height() <= size.height()
+    top_left = details.mapTo(window, QPoint(0, 0))
+    assert top_left.y() >= panel.mapTo(window, QPoint(0, panel.height())).y()  # under the panel, over the page
+    assert 0 < details.height() <= DETAILS_HEIGHT and top_left.y() + details.height() < window.statusBar().y()
+    assert details.verticalScrollBar().maximum() > 0  # 60 lines scroll inside it
+    qtbot.mouseClick(panel.dismiss_button, Qt.MouseButton.LeftButton)
+    settle(window)
+    assert not panel.isVisible() and not details.isVisible()
+    assert window.size() == size and window.statusBar().isVisible()
+
+
+def test_a_narrow_header_leaves_out_whole_parts_and_never_cuts_a_number(qtbot):
+    """At 1600x1000 the gradient-flow header was clipped mid-number: fc1's 0.000704 read "fc1 0.0", relu2's 0.06065
+    "relu2 0" and 5.9e-05 "fc1 5"."""
+    from bpviz.engine.record.history import History
+    from bpviz.gui.plots.gradient_flow_view import GradientFlowView
+    from tests.gui.record_factory import layer, record
+
+    history = History()
+    norms = {"fc1": 0.000704, "relu1": 0.00093, "fc2": 0.0012, "relu2": 0.06065, "out": 0.11}
+    history.append(record(4, [layer(name, i, grad_norm=norm) for i, (name, norm) in enumerate(norms.items())]))
+    view = GradientFlowView()
+    qtbot.addWidget(view)
+    view.set_layer("fc1")
+    view.refresh(history)
+    view.show()
+    header = view.header
+    full = QTextDocumentFragment.fromHtml(header.full_text()).toPlainText()
+    assert "fc1 0.000704" in full and full == header.toolTip()
+
+    def shown_width() -> float:
+        document = QTextDocument()
+        document.setDocumentMargin(0)
+        document.setDefaultFont(header.font())
+        document.setHtml(header.text())
+        return document.idealWidth()
+
+    fitted = 0
+    for width in range(160, 900, 20):
+        view.resize(width, 400)
+        qtbot.waitUntil(lambda width=width: view.width() == width)
+        shown = QTextDocumentFragment.fromHtml(header.text()).toPlainText()
+        assert shown_width() <= header.contentsRect().width(), (width, shown)  # nothing clipped at the edge
+        kept = shown.removesuffix("…").rstrip()
+        assert full.startswith(kept), (width, shown)  # whole parts, in order
+        assert "fc1" not in kept or "fc1 0.000704" in kept, (width, shown)
+        fitted += shown != full
+    assert 0 < fitted < len(range(160, 900, 20))  # narrow: parts left out; wide enough: the whole header

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 
 import bpviz
 from bpviz.gui.panels.layer_table import COLUMNS, CSV_ROLE
@@ -22,6 +22,7 @@ STEPS = 10
 MEAN = next(i for i, c in enumerate(COLUMNS) if c.title == "Mean")
 GRAD = next(i for i, c in enumerate(COLUMNS) if c.title == "Grad norm")
 ROOT = Path(__file__).resolve().parents[2]
+LAPTOP = QRect(0, 0, 1280, 800)  # the screen area of a laptop: the compact layout, plots in tabs
 
 
 @pytest.fixture(scope="module")
@@ -284,3 +285,55 @@ def test_bpviz_run_file_opens_the_recording_and_a_bad_one_exits_2(recording, tmp
         timeout=300,
     )
     assert done.returncode == 2 and not (tmp_path / "bad.png").exists()
+
+
+def click_tab(qtbot, tabs, view) -> None:
+    """Click the tab of `view`, as a person does (no redraw asked for)."""
+    bar = tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tabRect(tabs.indexOf(view)).center())
+    assert tabs.currentWidget() is view
+
+
+def settled(window) -> bool:
+    """The redraw clock has drawn everything that arrived (nothing more comes without a scrub)."""
+    return not window.clock._dirty and not window.clock._parts
+
+
+def test_a_plot_tab_shown_after_compare_draws_the_second_run_at_once(qtbot, window, tmp_path):
+    """At 1280x800 the gradient flow is a tab: shown after File > Compare With… at a scrubbed step, it once drew
+    no overlay until the timeline moved a step."""
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=STEPS, level="full")
+    seeded_run(b, steps=STEPS, lr_from_step5=0.5, level="full")
+    window.reset_layout(LAPTOP)
+    assert window.compact_layout and window.open_path(a)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    window.timeline.go_to(6)
+    qtbot.waitUntil(lambda: window.shown_step == 6)
+    window.compare_with(b)
+    qtbot.waitUntil(lambda: settled(window))
+    page, then_b = window.page, bpviz.open_run(b).record(6)
+    click_tab(qtbot, page.tabs, page.gradient_flow_view)
+    names = page.gradient_flow_view.names
+    assert names == [layer.name for layer in sorted(then_b.layers, key=lambda layer: layer.order)]
+    assert list(window.comparison.flow.yData) == [then_b.layer(name).grad_norm for name in names]
+    click_tab(qtbot, page.tabs, page.loss_view)
+    assert list(window.comparison.loss.getData()[0]) == list(range(7))
+
+
+def test_every_view_hidden_in_a_tab_shows_the_step_chosen_when_it_is_shown(qtbot, window, recording):
+    window.reset_layout(LAPTOP)
+    assert window.compact_layout and window.open_path(recording)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    page, docks = window.page, window.docks
+    assert page.select_layer("1")  # the ReLU: its dead units have a header to read
+    docks.step_dock.raise_()  # the Network tab goes behind the Step tab
+    window.timeline.go_to(4)
+    qtbot.waitUntil(lambda: window.shown_step == 4 and settled(window))
+    for view in (page.dead_units_view, page.gradient_flow_view):
+        click_tab(qtbot, page.tabs, view)
+        assert "step 4" in view.header.text()
+    click_tab(qtbot, page.tabs, page.loss_view)
+    assert list(page.loss_view.curve.getData()[0]) == list(range(5))
+    docks.network_dock.raise_()  # its tab raised: it shows the recording at step 4, not the run last trained
+    assert docks.network._history is window.history and window.history.latest.step == 4

@@ -9,7 +9,7 @@ import pytest
 import bpviz
 from bpviz.gui.window.dialogs import Dialogs
 from tests.engine.test_rewind import EXPERIMENT, recorded_rewind, same, statistics
-from tests.gui.test_recordings import MEAN, loss_curve, table_values
+from tests.gui.test_recordings import MEAN, bring_forward, loss_curve, table_values
 from tests.gui.window_driver import LOAD_MS, open_file, run_steps
 
 
@@ -70,6 +70,7 @@ def test_a_recording_cannot_be_rewound_and_compares_its_branches_side_by_side(qt
     result = window.compare_with(path)  # File > Compare With… on its own file: its branches side by side
     assert result["divergence"]["step"] == 4 and result["b"].endswith("(branch 2)")
     assert "compared with run.bpviz (branch 2)" in window.windowTitle()
+    bring_forward(window, window.page.loss_view)  # a plot tab at 1280x800: its overlay is drawn once it is shown
     qtbot.waitUntil(lambda: window.comparison.loss.getData()[0] is not None, timeout=LOAD_MS)
     steps_b, losses_b = loss_curve(window, window.comparison.loss)
     assert list(steps_b) == list(range(10))

@@ -160,3 +160,30 @@ def test_quitting_during_a_run_kills_the_experiment_process_at_once_and_keeps_it
     assert not any(p.is_alive() for p in children)  # killed and reaped before close() returned: no orphan
     with open_run(run_path) as run:  # every step the window showed is in the run file
         assert len(run) >= shown and run.status == "writer stopped"
+
+
+def test_the_step_panel_says_what_is_true_after_a_run_and_in_a_recording(qtbot, window):
+    """It once kept saying "Step 0 finished." through a Run and a Pause hundreds of steps later, and a recording's
+    panel offered Step Into (F11) with stepping disabled."""
+    from bpviz.gui.panels.step_panel import IDLE_TEXT
+
+    panel = window.docks.step_panel
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    step_into(qtbot, window)
+    with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
+        window.actions_.step.trigger()  # F10 while paused: the paused step finishes
+    assert panel.title.text().endswith(">Step 0 finished.</span>")
+    with qtbot.waitSignal(window.run_started, timeout=LOAD_MS):
+        window.actions_.run.trigger()  # F5
+    assert panel.idle_label.text() == IDLE_TEXT["running"]
+    qtbot.waitUntil(lambda: len(window.history) >= 3, timeout=LOAD_MS)
+    with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS):
+        window.actions_.pause.trigger()  # F6
+    assert "finished" not in panel.title.text() and "Not paused" in panel.title.text()
+    assert panel.idle_label.text() == IDLE_TEXT["ready"] and window.actions_.step_into.isEnabled()
+
+    recorded = window.controller.run_path
+    assert window.open_path(recorded)
+    qtbot.waitUntil(lambda: window.shown_step == window.history.latest.step)
+    assert not window.actions_.step_into.isEnabled()
+    assert panel.idle_label.text() == IDLE_TEXT["recording"] and "F11) starts" not in panel.idle_label.text()

@@ -6,6 +6,7 @@ import csv
 import io
 
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.record.records import LayerStep, StepRecord
@@ -161,8 +162,12 @@ def test_recent_files_newest_first_without_duplicates(tmp_path):
 
 
 def test_error_panel_shows_where_and_hides_the_traceback_until_asked(qtbot):
+    host = QWidget()  # the panel sits above a page; its traceback unfolds over that page
+    qtbot.addWidget(host)
     panel = ErrorPanel()
-    qtbot.addWidget(panel)
+    QVBoxLayout(host).addWidget(panel)
+    host.resize(600, 400)
+    host.show()
     panel.show_error(
         UserCodeError("the forward pass failed at step 3", "ValueError: boom", "model.py:12", "fc2", "Traceback…")
     )

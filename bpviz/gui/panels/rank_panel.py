@@ -85,7 +85,7 @@ class RankPanel(QtWidgets.QWidget):
         """Draw `values[rank index, layer]` (gradient norms at `step`) and the divergence findings."""
         self.layers, self.values = list(layers), values
         title = f"every rank at step {step}" if step is not None else "every rank"
-        self.header.setText(f"{theme.rich(title)}   {self._key}")
+        self.header.set_parts([theme.rich(title), f"   {self._key}"])
         self.axis.set_names(self.layers)
         width = GROUP_WIDTH / max(1, len(self.bars))
         with np.errstate(divide="ignore", invalid="ignore"):

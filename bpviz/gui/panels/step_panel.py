@@ -31,6 +31,19 @@ PHASE_TEXT = {
 }
 
 
+# What the panel says while no step is paused, by what the window can do now: it never offers a key that is off.
+IDLE_TEXT = {
+    "ready": "No step is paused.\n\nStep Into (F11) starts a training step and pauses at its first layer. "
+    "F11 again goes one layer further, Shift+F11 finishes the phase, F10 finishes the step, F5 continues.",
+    "running": "Training is running.\n\nPause (F6) stops it after its step; then Step Into (F11) starts a step "
+    "paused at its first layer.",
+    "recording": "This is a recording: read-only, nothing trains, so no step can be paused.\n\n"
+    "To step into a step, open the experiment file that made it and press F11.",
+    "no model": "No model is loaded.\n\nOpen an experiment file; then Step Into (F11) starts a training step "
+    "paused at its first layer.",
+}
+
+
 class PhaseStrip(QtWidgets.QWidget):
     """forward › loss › backward › update, the current phase lit."""
 
@@ -72,6 +85,7 @@ class StepPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.setStyleSheet(theme.VIEW_STYLE)
         self.event: PhaseEvent | None = None
+        self.note: str | None = None  # what `clear` was told (a step that finished, or was stopped)
         self.phases = PhaseStrip()
         self.title = QtWidgets.QLabel()
         self.title.setStyleSheet(theme.LABEL_STYLE)
@@ -90,10 +104,7 @@ class StepPanel(QtWidgets.QWidget):
         self.loss_label = QtWidgets.QLabel()
         self.loss_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.loss_label.setStyleSheet(f"color: {theme.LOSS}; font-size: 22pt; font-weight: 600;")
-        self.idle_label = QtWidgets.QLabel(
-            "No step is paused.\n\nStep Into (F11) starts a training step and pauses at its first layer. "
-            "F11 again goes one layer further, Shift+F11 finishes the phase, F10 finishes the step, F5 continues."
-        )
+        self.idle_label = QtWidgets.QLabel(IDLE_TEXT["ready"])
         self.idle_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.idle_label.setWordWrap(True)
         self.idle_label.setStyleSheet(f"color: {theme.MUTED}; font-size: 10pt;")
@@ -118,13 +129,18 @@ class StepPanel(QtWidgets.QWidget):
         return QtCore.QSize(MIN_WIDTH, super().minimumSizeHint().height())
 
     def clear(self, note: str | None = None) -> None:
-        """No step is paused (it finished, was stopped, or none began)."""
+        """No step is paused (it finished, was stopped, or none began); `note` says how the last one ended."""
         self.event = None
+        self.note = note
         self.phases.set_phase(None)
         self.title.setText(theme.rich(note or "Not paused", theme.MUTED))
         self.stats.setText("")
         self.stats.hide()
         self.stack.setCurrentWidget(self.idle_label)
+
+    def set_idle(self, state: str) -> None:
+        """What the window can do now while no step is paused: a key of IDLE_TEXT."""
+        self.idle_label.setText(IDLE_TEXT[state])
 
     def show_event(self, event: PhaseEvent) -> None:
         """Show where the step is paused and its live tensor."""

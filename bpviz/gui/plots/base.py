@@ -1,8 +1,8 @@
 """What every plot view shares: one selected layer, a redraw from History, and the widgets to export.
 
 The window's redraw clock and Edit > Export see plot views only through this
-interface (`PlotRegistry`), so a view added here is paced and exported
-like the others without any other file knowing it.
+interface (`PlotRegistry`), so a view added here is paced, exported and
+brought up to date when shown like the others without any other file knowing it.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
@@ -98,16 +99,29 @@ class Plotted(Protocol):
 
     def isVisible(self) -> bool: ...
 
+    def installEventFilter(self, watcher: QtCore.QObject) -> None: ...
 
-class PlotRegistry:
+
+class PlotRegistry(QtCore.QObject):
     """Every plot view of the window by name: what the redraw clock paces and what Edit > Export writes.
 
     `refresh` is the one guarded, timed way to redraw a view: one broken plot is
     logged and skipped, never stops the table, the other plots or training.
+
+    A redraw draws only the views a person can see; the others are stale until they
+    are shown (a plot tab or a dock tab raised, the layout switched, the page shown),
+    and the registry draws a stale view from `current()` the moment it is shown. Each
+    refresh is announced (`refreshed`), so what is drawn over a view (a compared run)
+    is drawn with it, however the view came to be drawn.
     """
 
-    def __init__(self) -> None:
+    refreshed = QtCore.Signal(str)  # a view's name, once it has drawn
+
+    def __init__(self, current: Callable[[], History]) -> None:
+        super().__init__()
+        self._current = current
         self._views: dict[str, Plotted] = {}
+        self._stale: set[str] = set()
         # Seconds each view's latest refreshes took, for the latency benchmark and for profiling by hand.
         self.timings: dict[str, deque[float]] = {}
 
@@ -116,17 +130,33 @@ class PlotRegistry:
         if name in self._views:
             raise ValueError(f"a plot view named {name!r} is registered already")
         self._views[name] = view
+        self._stale.add(name)
         self.timings[name] = deque(maxlen=10_000)
+        view.installEventFilter(self)
         return view
+
+    def mark_stale(self, names: Iterable[str] | None = None) -> None:
+        """What the views (or `names`) show is out of date: each is drawn again when drawn or shown."""
+        self._stale.update(self._views if names is None else names)
 
     def refresh(self, name: str, history: History) -> None:
         """Redraw view `name` from `history`, timed; an exception is logged, not raised."""
         started = time.perf_counter()
+        self._stale.discard(name)
         try:
             self._views[name].refresh(history)
         except Exception:  # noqa: BLE001 - one broken plot must not stop the table, the others, or training
             log.exception("the %s plot failed to redraw", name)
         self.timings[name].append(time.perf_counter() - started)
+        self.refreshed.emit(name)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 - Qt's name
+        """A stale view just shown draws the current state at once, not at the next step or scrub."""
+        if event.type() == QtCore.QEvent.Type.Show:
+            name = next((n for n, view in self._views.items() if view is watched), None)
+            if name in self._stale:
+                self.refresh(name, self._current())
+        return False
 
     def items(self):
         return self._views.items()

@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore
 
 from bpviz.engine.record.history import History
+from bpviz.engine.record.records import StepRecord
 from bpviz.gui import theme
 from bpviz.gui.plots.gradient_flow_view import GradientFlowView, flow_at
 from bpviz.gui.plots.histogram_view import HistogramView
@@ -28,7 +29,7 @@ def _dashed(width: float) -> pg.QtGui.QPen:
 
 
 class Comparison:
-    """Overlay curves for the second run in the loss, gradient-flow and histogram views; empty until `draw`."""
+    """Overlay curves for the second run in the loss, gradient-flow and histogram views; empty until `draw`s one."""
 
     def __init__(self, loss: LossView, flow: GradientFlowView, histogram: HistogramView) -> None:
         self.flow_view = flow
@@ -40,19 +41,29 @@ class Comparison:
         self.histogram = histogram.histogram_plot.plot(stepMode="center", pen=_dashed(1.6))
         self.histogram.setZValue(8)
 
-    def clear(self) -> None:
-        for curve in (self.loss, self.flow, self.histogram):
-            curve.setData([], [])
+    def draw(self, view: str, other: History | None, layer: str | None) -> None:
+        """View `view` was drawn: draw `other` (the second run at the step shown; None: no comparison) over it.
 
-    def draw(self, other: History, layer: str | None) -> None:
-        """Draw `other` (the second run as it stood at the step shown) over the views; `layer` is the selected one."""
-        self.loss.setData(
-            np.asarray(other.loss_steps, dtype=np.float64), np.asarray(other.losses, dtype=np.float64), connect="finite"
-        )
-        latest = other.latest
+        Each overlay is drawn with its own view, so a view drawn late (a tab shown after
+        the step changed) gets the second run at the same moment as the first.
+        """
+        if view == "loss":
+            steps, losses = (other.loss_steps, other.losses) if other is not None else ([], [])
+            self.loss.setData(
+                np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64), connect="finite"
+            )
+        elif view == "gradient_flow":
+            self._draw_flow(None if other is None else other.latest)
+        elif view == "activations":
+            latest = None if other is None else other.latest
+            found = find_layer(latest, layer) if latest is not None and layer is not None else None
+            hist = found.histogram if found is not None else None
+            self.histogram.setData(*((hist.edges, hist.counts) if hist is not None else ([], [])))
+
+    def _draw_flow(self, latest: StepRecord | None) -> None:
+        """The second run's norm of each layer on the bars (matched by name) the flow view has drawn."""
         if latest is None:
             self.flow.setData([], [])
-            self.histogram.setData([], [])
             return
         names, norms, _states = flow_at(latest)
         by_name = dict(zip(names, norms))
@@ -60,9 +71,3 @@ class Comparison:
         x = np.arange(len(shown), dtype=np.float64)
         y = np.asarray([by_name.get(name, np.nan) for name in shown], dtype=np.float64)
         self.flow.setData(x, y, connect="finite")
-        found = find_layer(latest, layer) if layer is not None else None
-        hist = found.histogram if found is not None else None
-        if hist is None:
-            self.histogram.setData([], [])
-        else:
-            self.histogram.setData(hist.edges, hist.counts)

@@ -140,18 +140,22 @@ class DeadUnitsView(PlotView):
         if self._selected is None:
             self.header.setText(theme.rich("dead units: select a layer", theme.MUTED))
             return
-        text = theme.rich(self._selected, theme.SELECTED, bold=True)
+        name = theme.rich(self._selected, theme.SELECTED, bold=True)
         if layer is None or layer.units is None or layer.dead_units is None:
             suffix = "   no steps yet" if latest is None else ""
-            self.header.setText(text + theme.rich(suffix, theme.MUTED))
+            self.header.set_parts([name, theme.rich(suffix, theme.MUTED)])
             return
         share = layer.dead_units / layer.units if layer.units else 0.0
         inactive = inactive_not_dead(layer)  # a LeakyReLU/GELU swapped in: silent units still get a gradient
         colour = theme.LOSS if not layer.dead_units else theme.MUTED if inactive else theme.BAD
         word = f"inactive, not dead ({layer.type} passes them a gradient)" if inactive else "dead"
-        text += theme.rich(f"   step {latest.step}   ", theme.MUTED)
-        text += theme.rich(
-            f"{layer.dead_units} of {layer.units} units {word} ({percent_text(share)})", colour, bold=True
+        self.header.set_parts(
+            [
+                name,
+                theme.rich(f"   step {latest.step}   ", theme.MUTED),
+                theme.rich(
+                    f"{layer.dead_units} of {layer.units} units {word} ({percent_text(share)})", colour, bold=True
+                ),
+                theme.rich("   ·   ◀ = dead now", theme.MUTED),
+            ]
         )
-        text += theme.rich("   ·   ◀ = dead now", theme.MUTED)
-        self.header.setText(text)

@@ -192,22 +192,25 @@ class GradientFlowView(PlotView):
         if record is None:
             self.header.setText(theme.rich("gradient flow: no steps yet", theme.MUTED))
             return
-        text = theme.rich("gradient norm per layer, input ▸ output", theme.FOREGROUND, bold=True)
-        text += theme.rich(f"   step {record.step}", theme.MUTED)
+        # the bars read input ▸ output along the axis: the title says no more, so the numbers after it fit
+        parts = [theme.rich("gradient norm per layer", theme.FOREGROUND, bold=True)]
+        parts.append(theme.rich(f"   step {record.step}", theme.MUTED))
         counts = {state: int((self._states == state).sum()) for state in (NONFINITE, ZERO, UNMEASURED)}
-        if counts[NONFINITE]:  # the warnings first: a long header is cut at its right end
-            text = theme.badge(f"{counts[NONFINITE]} NaN/Inf") + text
+        if counts[NONFINITE]:  # the warnings first: a narrow header leaves out its last parts
+            parts.insert(0, theme.badge(f"{counts[NONFINITE]} NaN/Inf"))
         if counts[ZERO]:
-            text += theme.rich(f"   ·   {counts[ZERO]} with no gradient", theme.ZERO_GRADIENT, bold=True)
+            parts.append(theme.rich(f"   ·   {counts[ZERO]} with no gradient", theme.ZERO_GRADIENT, bold=True))
         if self._selected in self._names:
             index = self._names.index(self._selected)
             state = self._states[index]
             shown = f"{self._norms[index]:.3g}" if state == MEASURED else LABELS[state]
-            text += theme.rich(f"   ·   {self._selected} ", theme.MUTED) + theme.rich(shown, theme.SELECTED, bold=True)
+            parts.append(
+                theme.rich(f"   ·   {self._selected} ", theme.MUTED) + theme.rich(shown, theme.SELECTED, bold=True)
+            )
         finite = self._norms[~np.isnan(self._norms)]
         if len(finite) >= 2:
-            text += theme.rich(f"   ·   spread {finite.max() / finite.min():.2g}×", theme.MUTED)
-        self.header.setText(text)
+            parts.append(theme.rich(f"   ·   spread {finite.max() / finite.min():.2g}×", theme.MUTED))
+        self.header.set_parts(parts)
 
     def _on_click(self, event) -> None:
         if event.button() != QtCore.Qt.MouseButton.LeftButton or not self._names:

@@ -295,13 +295,13 @@ class HistogramView(PlotView):
         if self._selected is None:
             self.header.setText(theme.rich("histograms: select a layer", theme.MUTED))
             return
-        text = theme.rich(self._selected, theme.SELECTED, bold=True)
+        name = theme.rich(self._selected, theme.SELECTED, bold=True)
         if layer is None:
             suffix = "   no steps yet" if latest is None else f"   not seen at step {latest.step}"
-            self.header.setText(text + theme.rich(suffix, theme.MUTED))
+            self.header.set_parts([name, theme.rich(suffix, theme.MUTED)])
             return
         kind = layer.type if not layer.family or layer.family == layer.type.lower() else f"{layer.type}, {layer.family}"
-        text += theme.rich(f"  ({kind})   step {latest.step}", theme.MUTED)
+        parts = [name, theme.rich(f"  ({kind})", theme.MUTED), theme.rich(f"   step {latest.step}", theme.MUTED)]
         stats = [
             ("mean", f"{layer.mean:.3g}"),
             ("std", f"{layer.std:.3g}"),
@@ -310,12 +310,12 @@ class HistogramView(PlotView):
         if layer.saturated_fraction is not None:
             stats.append(("saturated", percent_text(layer.saturated_fraction)))
         for label, value in stats:
-            text += theme.rich(f"   {label} ", theme.MUTED) + theme.rich(value, theme.ACTIVATION, bold=True)
-        warnings = ""  # first: a long header is cut at its right end
+            parts.append(theme.rich(f"   {label} ", theme.MUTED) + theme.rich(value, theme.ACTIVATION, bold=True))
+        warnings = []  # first: a narrow header leaves out its last parts
         if layer.nonfinite:
-            warnings += theme.badge("NaN/Inf in output")
+            warnings.append(theme.badge("NaN/Inf in output"))
         hist = layer.histogram
         if hist is not None and (hist.below or hist.above):
             share = _percent(100 * (hist.below + hist.above) / (hist.total or 1))
-            warnings += theme.rich(f"{share} outside the bins   ", theme.HIGHLIGHT, bold=True)
-        self.header.setText(warnings + text)
+            warnings.append(theme.rich(f"{share} outside the bins   ", theme.HIGHLIGHT, bold=True))
+        self.header.set_parts(warnings + parts)

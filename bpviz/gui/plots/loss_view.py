@@ -163,11 +163,10 @@ class LossView(PlotView):
         if history is None or not history.losses:
             self.summary.setText(theme.rich("loss: no steps yet", theme.MUTED))
             return
-        text = (
-            theme.rich("━ training loss ", theme.LOSS)
-            + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True)
-            + theme.rich(f"  at step {history.loss_steps[-1]}", theme.MUTED)
-        )
+        parts = [
+            theme.rich("━ training loss ", theme.LOSS) + theme.rich(f"{history.losses[-1]:.4g}", theme.LOSS, bold=True),
+            theme.rich(f"  at step {history.loss_steps[-1]}", theme.MUTED),
+        ]
         for metric, value in self._validation_last.items():
             if metric == self.metric_name:
                 mark, colour, where = "◆", theme.METRIC, " (right axis)"
@@ -175,9 +174,9 @@ class LossView(PlotView):
                 mark, colour, where = "●", theme.VALIDATION, ""
             else:
                 mark, colour, where = "", theme.MUTED, ""
-            text += (
+            parts.append(
                 theme.rich(f"   ·   {mark} validation {metric} ", colour)
                 + theme.rich(f"{value:.4g}", colour, bold=True)
                 + theme.rich(where, theme.MUTED)
             )
-        self.summary.setText(text)
+        self.summary.set_parts(parts)

@@ -124,7 +124,6 @@ class DebuggerPage(QWidget):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.histogram_view, "Activations && gradients")
         self.tabs.addTab(self.dead_units_view, "Dead units")
-        self.tabs.currentChanged.connect(lambda _i: self.refresh_views(only_stale=True))
         self.side_splitter = QSplitter(Qt.Orientation.Vertical)
         self.side_splitter.setObjectName("sideViewsSplitter")
         self.side_splitter.addWidget(self.gradient_flow_view)
@@ -170,7 +169,6 @@ class DebuggerPage(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.main_splitter)
-        self._stale: set[str] = set(self.views)
         # Seconds the page's own parts' latest redraws took (the plots' are in the registry), for the benchmark.
         self.part_seconds: dict[str, deque[float]] = {part: deque(maxlen=10_000) for part in PAGE_PARTS}
 
@@ -201,7 +199,6 @@ class DebuggerPage(QWidget):
         for key, view in self.views.items():
             view.set_layer(None)
             self.plots.refresh(key, empty)  # guarded: one broken plot must not stop the others from clearing
-        self._stale = set(self.views)
 
     def begin_cycle(self, history: History, findings: list[Finding]) -> list[str]:
         """Take new data in; return the parts to draw (the table, the findings, then each visible plot), one per
@@ -212,7 +209,6 @@ class DebuggerPage(QWidget):
         """
         self.history = history
         self.findings = findings
-        self._stale = set(self.views)
         return [*PAGE_PARTS] + [key for key, view in self.views.items() if view.isVisible()]
 
     def draw_part(self, part: str) -> None:
@@ -225,7 +221,6 @@ class DebuggerPage(QWidget):
                 self._draw_findings()
             self.part_seconds[part].append(time.perf_counter() - started)
         elif part in self.views and self.history is not None:
-            self._stale.discard(part)
             self.plots.refresh(part, self.history)
 
     def _draw_table(self) -> None:
@@ -245,15 +240,14 @@ class DebuggerPage(QWidget):
         self.findings_panel.set_findings(findings, checks, len(history) if history is not None else 0)
         self._update_banner(findings)
 
-    def refresh_views(self, only_stale: bool) -> None:
-        """Redraw the plots a person can see; hidden ones are redrawn when they are shown."""
+    def refresh_views(self) -> None:
+        """Redraw the plots a person can see; the registry draws the hidden ones when they are shown."""
+        self.plots.mark_stale(self.views)
         if self.history is None:
             return
         for key, view in self.views.items():
-            if (only_stale and key not in self._stale) or not view.isVisible():
-                continue
-            self._stale.discard(key)
-            self.plots.refresh(key, self.history)
+            if view.isVisible():
+                self.plots.refresh(key, self.history)
 
     def _update_banner(self, findings: list[Finding]) -> None:
         """Mode findings invalidate what the plots show; so does a statistic bpviz failed to take."""
@@ -305,8 +299,7 @@ class DebuggerPage(QWidget):
         name = self.selected_layer()
         for view in self.views.values():
             view.set_layer(name)
-        self._stale = set(self.views)
-        self.refresh_views(only_stale=True)
+        self.refresh_views()
         self.layer_selected.emit(name)
 
     def _on_finding_selected(self, finding: Finding) -> None:

@@ -83,7 +83,6 @@ class DebugDocks(QObject):
         self.breakpoints = BreakpointsPanel()
         self.workbench = WorkbenchPanel()
         self.hyperparams = HyperparamsPanel()
-        self._plots = plots
         plots.add("network", self.network)
         plots.add("workbench", self.workbench)
         self._make_docks()
@@ -155,18 +154,22 @@ class DebugDocks(QObject):
         self.workbench.continue_requested.connect(self.continue_requested)
         self.hyperparams.apply_requested.connect(lambda changes: self._apply(c.apply_remedies(changes)))
         self.hyperparams.undo_button.clicked.connect(lambda: self._apply(c.undo_remedy()))
-        for name, dock in (("network", self.network_dock), ("workbench", self.workbench_dock)):
-            # a dock shown again (its tab raised) shows the latest step at once, not at the next redraw
-            dock.visibilityChanged.connect(lambda shown, name=name: shown and self._refresh(name))
-
-    def _refresh(self, name: str) -> None:
-        self._plots.refresh(name, self.controller.view.history)
 
     # --- commands ---
     def set_busy(self, busy: bool) -> None:
         """Remedies apply between steps only: their panels are disabled while training is busy."""
         self.workbench.set_busy(busy)
         self.hyperparams.set_busy(busy)
+
+    def describe_state(self, recording: bool) -> None:
+        """The Step panel says what can be done now while no step is paused (the actions' own conditions)."""
+        c = self.controller
+        if recording:
+            self.step_panel.set_idle("recording")
+        elif c.running:
+            self.step_panel.set_idle("running")
+        else:
+            self.step_panel.set_idle("ready" if c.has_model else "no model")
 
     def show_docks(self, shown: bool) -> None:
         """Docks go with the debugger page: hidden on the start page, back as they were once a model is open."""
@@ -230,6 +233,8 @@ class DebugDocks(QObject):
     def _on_stepped(self, step: int) -> None:
         if self.step_panel.event is not None or self.network.phase is not None:
             self._end_stepping(f"Step {step} finished.")
+        elif self.step_panel.note is not None:  # "Step 5 finished." says nothing true once step 6 is recorded
+            self.step_panel.clear()
         if self._sticky is not None and self._sticky[1] is not None and step > self._sticky[1]:
             self._clear_sticky()
 

@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.start_page = StartPage(icon)
         self.start_page.open_requested.connect(self.open_path)
         self.start_page.browse_requested.connect(self.open_dialog)
-        self.plots = PlotRegistry()
+        self.plots = PlotRegistry(lambda: self.viewed.history)
         self.page = DebuggerPage(self.plots)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
@@ -135,8 +135,7 @@ class MainWindow(QMainWindow):
         self.clock.redrawn.connect(self.docks.on_redrawn)
         self.clock.redrawn.connect(self.redrawn)
         self.comparison = Comparison(self.page.loss_view, self.page.gradient_flow_view, self.page.histogram_view)
-        self.clock.redrawn.connect(self._draw_comparison)
-        self.page.layer_selected.connect(self._draw_comparison)
+        self.plots.refreshed.connect(self._draw_comparison)  # drawn with its view, however that came to be drawn
         self._load_samples()
         self._refresh_recent()
         self.update_actions()
@@ -333,12 +332,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Compared with {Path(path).name}: {told}", 15000)
         return result
 
-    def _draw_comparison(self, *_args) -> None:
+    def _draw_comparison(self, view: str) -> None:
+        """View `view` was drawn: the second run's curves over it, as that run stood at the same step."""
         other = self.recording.other_view if self.recording is not None else None
-        if other is None:
-            self.comparison.clear()
-        else:
-            self.comparison.draw(other.history, self.page.selected_layer())
+        self.comparison.draw(view, None if other is None else other.history, self.page.selected_layer())
 
     def _on_recording_state(self, state: str) -> None:
         recording = self.recording
@@ -526,6 +523,7 @@ class MainWindow(QMainWindow):
         recording = self.recording is not None
         self.actions_.set_state(self.controller, recording)
         self.docks.set_busy(recording or not (self.controller.has_model and not self.controller.busy))
+        self.docks.describe_state(recording)
 
     # --- table export ---
     def copy_table_csv(self) -> str:

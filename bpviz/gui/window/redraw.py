@@ -111,6 +111,7 @@ class RedrawClock(QObject):
         if latest is None:
             self._parts = ["status"]
             return
+        self._plots.mark_stale()  # a view hidden now draws this when it is shown
         self._parts = self._page.begin_cycle(run.history, run.findings)
         self._parts.insert(1, "status")
         self._parts += [name for name in self._plots.visible() if name not in self._page.views]
