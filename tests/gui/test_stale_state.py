@@ -182,3 +182,41 @@ def test_a_breakpoint_message_ends_when_training_goes_on(qtbot, window):
     window.controller.set_breakpoints([])
     run_steps(qtbot, window, 3)
     assert not bar.currentMessage().startswith("Stopped at a breakpoint")
+
+
+def test_every_part_of_one_redraw_shows_the_same_step_while_new_steps_arrive(qtbot, window):
+    """A redraw is drawn a part per tick; a step arriving half-way went into the parts drawn after it, so during a
+    fast Run the table, the status bar and each plot of one frame showed different steps."""
+    import dataclasses
+
+    from bpviz.engine.runs.playback import News
+
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    window.redraw(force=True)
+    clock, view = window.clock, window.controller.view
+    assert (window.controller.between_redraws, window.controller.flush_news) == (clock.between_redraws, clock.flush)
+    clock.mark_dirty()
+    clock._next_cycle_at = 0.0
+    clock._tick()  # a redraw begins: its first part drawn, the others waiting for their ticks
+    assert clock._parts
+    latest = view.history.latest
+    arrived = News([dataclasses.replace(latest, step=2)], view.history.validation, view.history.interventions, [])
+    window.controller.client.stepped.emit(2, arrived)  # step 2 arrives from the run file half-way through
+    assert view.history.latest.step == 1  # it waits
+    while clock._parts:
+        clock._tick()
+    assert clock.shown_step == 1
+    assert window.status.labels["step"].text() == "Step 1"  # drawn after the step arrived, but of the same redraw
+    assert "step 1" in window.page.histogram_view.header.full_text()  # the plot tab shown drew step 1 too
+    assert view.history.latest.step == 2  # in, once that redraw was done, for the next one
+    window.redraw()
+    assert clock.shown_step == 2 and window.status.labels["step"].text() == "Step 2"
+    clock.mark_dirty()
+    clock._next_cycle_at = 0.0
+    clock._tick()  # another redraw half done, then a step and at once another answer (a run that finished):
+    assert clock._parts
+    window.controller.client.stepped.emit(3, News([dataclasses.replace(latest, step=3)], [], [], []))
+    assert view.history.latest.step == 2
+    window.controller.client.run_finished.emit("done")
+    assert view.history.latest.step == 3  # the step came first, so it is in before "finished" is told

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -72,6 +73,12 @@ class TrainingController(QObject):
         self.busy = False  # a command is on its way or in progress
         self.paused_at: PhaseEvent | None = None  # where the gated step is blocked now
         self.stepping = False  # a gated step is in progress (paused or between two pauses)
+        # How a step's news goes into `view`: at once here; the window has it wait for a redraw half done
+        # (RedrawClock.between_redraws), so that every part of one redraw shows the same step. Any other answer
+        # first lets in what waits (`flush_news`): answers stay in the order they came, and a "run finished" or
+        # a breakpoint never finds the view short of the steps that came before it.
+        self.between_redraws: Callable[[Callable[[], None]], None] = lambda apply: apply()
+        self.flush_news: Callable[[], None] = lambda: None
 
         self.client = c = ProcessClient(self)
         for answer, slot in (
@@ -95,7 +102,18 @@ class TrainingController(QObject):
             (c.state, self.state_reported),
             (c.died, self._on_died),
         ):
-            answer.connect(slot)  # the client emits on the GUI thread already
+            # the client emits on the GUI thread already
+            answer.connect(slot if answer is c.stepped else self._after_news(slot))
+
+    def _after_news(self, slot) -> Callable:
+        """`slot` (a method, or a signal of ours forwarding the answer), run once the news before it is in."""
+        target = slot.emit if hasattr(slot, "emit") else slot
+
+        def answered(*args) -> None:
+            self.flush_news()
+            target(*args)
+
+        return answered
 
     # --- commands ---
     def load(self, request: LoadRequest) -> None:
@@ -237,17 +255,25 @@ class TrainingController(QObject):
         if not self.running:
             self.busy = False
 
-    def _take_in(self, news: News | RunFileError | None) -> None:
+    def _take_in(self, news: News | RunFileError | None, hold: bool = False) -> None:
         """Append what the run file gained to `view` (new steps; validations, marks and findings); announce it."""
         if isinstance(news, RunFileError):  # the file went bad under us (told once)
             self.failed.emit(news)
             return
-        if news is not None:
-            news.apply(self.view)
-        latest = self.view.history.latest
-        if latest is not None and latest.step > self._announced:
-            self._announced = latest.step
-            self.stepped.emit(latest.step)
+        view = self.view
+
+        def apply() -> None:
+            if news is not None:
+                news.apply(view)
+            latest = view.history.latest
+            if view is self.view and latest is not None and latest.step > self._announced:
+                self._announced = latest.step
+                self.stepped.emit(latest.step)
+
+        if hold:
+            self.between_redraws(apply)
+        else:
+            apply()
 
     def _on_loaded(self, request: LoadRequest, run_path: Path) -> None:
         self.request = request
@@ -273,7 +299,7 @@ class TrainingController(QObject):
     def _on_stepped(self, _step: int, news: News | RunFileError | None) -> None:
         self._end_stepping()
         self._idle_unless_running()
-        self._take_in(news)
+        self._take_in(news, hold=True)
 
     def _on_validated(self, step: int, metrics: dict, news: News | RunFileError | None) -> None:
         self._take_in(news)

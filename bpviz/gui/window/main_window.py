@@ -132,6 +132,7 @@ class MainWindow(QMainWindow):
         self.docks.continue_requested.connect(self.run_n)
         self.stack.currentChanged.connect(lambda _i: self.docks.show_docks(self.stack.currentWidget() is self.page))
         self.clock = RedrawClock(self, lambda: self.viewed, self.page, self.plots, self.status.show)
+        self.controller.between_redraws, self.controller.flush_news = self.clock.between_redraws, self.clock.flush
         self.clock.redrawn.connect(self.docks.on_redrawn)
         self.clock.redrawn.connect(self.redrawn)
         self.comparison = Comparison(self.page.loss_view, self.page.gradient_flow_view, self.page.histogram_view)

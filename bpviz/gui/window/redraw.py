@@ -6,6 +6,12 @@ A redraw is drawn one part per tick (the table, the status bar, the findings,
 then each visible plot of the PlotRegistry, docks included), so no single pause
 of the event loop is longer than the slowest part, and the window stays live.
 After a redraw that kept the GUI thread busy B seconds, the next waits 2·B.
+
+Every part of one redraw shows the same step. The parts draw the History the
+redraw began with (a followed recording replaces it as steps arrive), and new
+records that would be appended to it in place while a redraw is half done wait
+for its end (`between_redraws`): drawn as they came, the table, the status bar
+and each plot of one frame showed steps up to eight apart during a fast Run.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session.events import RunView
 from bpviz.gui.plots.base import PlotRegistry
@@ -51,6 +58,8 @@ class RedrawClock(QObject):
         self.cycle_seconds: deque[float] = deque(maxlen=10_000)
         self.paint_seconds: deque[float] = deque(maxlen=10_000)
         self._parts: list[str] = []  # parts of the redraw in progress
+        self._cycle_history: History | None = None  # what every part of the redraw in progress draws
+        self._held: list[Callable[[], None]] = []  # new data waiting for the redraw in progress to end
         self._cycle_step: int | None = None
         self._cycle_cost = 0.0  # seconds spent in this redraw's slices and in Qt's painting
         self._next_cycle_at = 0.0
@@ -64,11 +73,30 @@ class RedrawClock(QObject):
         """Something new arrived: redraw at the next free tick."""
         self._dirty = True
 
+    def between_redraws(self, apply: Callable[[], None]) -> None:
+        """Run `apply` (which adds to the History being drawn) now, or once the redraw in progress is done."""
+        if self._parts:
+            self._held.append(apply)
+        else:
+            apply()
+
+    def flush(self) -> None:
+        """Let in now what waits for the redraw in progress (it draws the rest of its parts as they were)."""
+        self._release()
+
     def restart(self) -> None:
         """A new run: nothing of the old one is shown, and nothing is half drawn."""
         self.shown_step = None
         self._parts = []
+        self._release()
         self._dirty = True
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for apply in held:
+            apply()
+        if held:
+            self._dirty = True
 
     def stop(self) -> None:
         self.timer.stop()
@@ -84,10 +112,11 @@ class RedrawClock(QObject):
 
     def redraw(self, force: bool = False) -> None:
         """Bring every widget up to the latest record now (all parts); a no-op unless something new arrived."""
-        if not (self._dirty or force or self._parts):
+        if not (self._dirty or force or self._parts or self._held):
             return
-        if self._dirty or force or not self._parts:
-            self._begin_cycle()
+        self._parts = []  # all parts now, in one go: what waited for the half-done redraw goes in first
+        self._release()
+        self._begin_cycle()
         while self._parts:
             self._draw_next_part()
 
@@ -105,6 +134,7 @@ class RedrawClock(QObject):
     def _begin_cycle(self) -> None:
         self._dirty = False
         run = self._run()
+        self._cycle_history = run.history
         latest = run.history.latest
         self._cycle_step = None if latest is None else latest.step
         self._cycle_cost = 0.0
@@ -119,7 +149,7 @@ class RedrawClock(QObject):
     def _draw_next_part(self) -> None:
         started, cpu_started = time.perf_counter(), time.thread_time()
         part = self._parts.pop(0)
-        history = self._run().history
+        history = self._cycle_history
         if part == "status":
             self._draw_status(history.latest)
         elif part in PAGE_PARTS or part in self._page.views:
@@ -136,3 +166,4 @@ class RedrawClock(QObject):
             if self._cycle_step is not None:
                 self.shown_step = self._cycle_step
                 self.redrawn.emit(self._cycle_step)
+            self._release()
