@@ -1,8 +1,9 @@
 """Training-step time with bpviz.watch attached at each level, over a plain step, on three workloads.
 
 Plain and watched steps are interleaved in one run (plain, economy, full,
-plain, ...) on identical copies of each model, so drift in the machine's
-speed hits all alike; the ratio of medians is printed per workload and level,
+floor, anchors, the order rotated each round) on identical copies of each
+model, so drift in the machine's speed and cold caches hit all alike; the
+ratio of medians is printed per workload and level,
 with bpviz's own measured share of the step time beside it and the share the
 ratio implies (1 - plain / watched): when bpviz counts all it costs, the two agree.
 Beside them, the floor: the same models with only the exact checks the economy
@@ -160,8 +161,12 @@ def measure(factory, steps: int, warmup: int, anchors: bool) -> tuple[float, dic
     if anchors:
         contenders.update(anchor_contenders(model))
     plain = Contender(model)
+    everyone = [plain, *contenders.values()]
     for i in range(warmup + steps):
-        for contender in (plain, *contenders.values()):
+        # rotated each round: whoever follows the heaviest contender (an anchor) finds cold caches, and a fixed
+        # order gave that to the plain step every time (the MLP's plain step 17 ms in one run, 10 in another)
+        shift = i % len(everyone)
+        for contender in everyone[shift:] + everyone[:shift]:
             seconds, record = timed_step(contender.model, contender.opt, x, y, contender.after, loss_of)
             if i >= warmup:
                 contender.seconds.append(seconds)
