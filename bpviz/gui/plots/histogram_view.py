@@ -19,7 +19,7 @@ from bpviz.gui.plots.traces import LayerTrace, reads
 OUTSIDE = 3  # a trace row: lo, hi, then these three counts (below, above, NaN/Inf), then the bins
 ROW_HEAD = 2 + OUTSIDE
 NOT_TAKEN = "no histogram at this step (economy: detailed steps only)"
-HELD = "step {step}'s histogram, the latest taken (economy: detailed steps only)"
+HELD = "step {step}'s histogram, the latest taken"
 
 
 def _row(hist: Histogram | None) -> np.ndarray | None:
