@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from debugger_shots import HERE, app, new_window, settle, wait  # noqa: E402
+from debugger_shots import HERE, SHOTS, app, new_window, settle, wait  # noqa: E402
 
 import bpviz  # noqa: E402
 from bpviz.engine.runs.errors import RunFileError  # noqa: E402
@@ -64,7 +64,7 @@ def followed() -> None:
     )
     try:
         wait(lambda: path.exists() and _steps(path) >= 5, 120)
-        window = new_window()
+        window = new_window(SHOTS[""])
         window.open_path(path)
         wait(lambda: window.shown_step is not None and window.shown_step >= 40, 120)
         window.page.select_worst()
@@ -75,7 +75,7 @@ def followed() -> None:
 
 
 def scrubbed() -> None:
-    window = new_window()
+    window = new_window(SHOTS[""])
     window.open_path(record("dying_relu.py", 60))
     window.page.select_layer("relu2")
     window.timeline.go_to(3)  # back to where relu2 was dying, not yet dead
@@ -83,7 +83,7 @@ def scrubbed() -> None:
 
 
 def compared() -> None:
-    window = new_window()
+    window = new_window(SHOTS[""])
     window.open_path(record("dying_relu.py", 60))
     window.compare_with(record("dying_relu_fixed.py", 60))
     window.page.select_layer("relu2")

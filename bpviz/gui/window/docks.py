@@ -221,7 +221,7 @@ class DebugDocks(QObject):
         where = f" at {event.layer}" if event.layer else ""
         self._show_sticky(
             f"Paused in step {event.step}: {event.phase}{where}.   F11 next · Shift+F11 finish phase · "
-            f"F10 finish step · F5 continue · F6 stop",
+            f"F10 finish step · F5 continue · F6 drop this step",
             None,
         )
         self.state_changed.emit()
