@@ -220,3 +220,11 @@ def test_every_part_of_one_redraw_shows_the_same_step_while_new_steps_arrive(qtb
     assert view.history.latest.step == 2
     window.controller.client.run_finished.emit("done")
     assert view.history.latest.step == 3  # the step came first, so it is in before "finished" is told
+
+
+def test_the_loaded_hint_goes_once_the_user_steps(qtbot, window):
+    """ "Press F10 to step" after 20 steps (and in every screenshot) read as if nothing had happened yet."""
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    assert "Press F10 to step" in window.statusBar().currentMessage()
+    run_steps(qtbot, window, 1)
+    assert "Press F10 to step" not in window.statusBar().currentMessage()

@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
 
         self.controller = TrainingController(self)
         self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
+        self._load_hint = ""  # the status message telling how to step a model just loaded
 
         self.start_page = StartPage(icon)
         self.start_page.open_requested.connect(self.open_path)
@@ -436,9 +437,8 @@ class MainWindow(QMainWindow):
         self._close_recording()
         self._show_new_run()
         self.setWindowTitle(f"{request.path.name} — bpviz")
-        self.statusBar().showMessage(
-            f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000
-        )
+        self._load_hint = f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run."
+        self.statusBar().showMessage(self._load_hint, 8000)
         self.update_actions()
         self.loaded.emit(request)
 
@@ -480,6 +480,8 @@ class MainWindow(QMainWindow):
             self.error_panel.hide()
             self._step_error_shown = False
         self.status.arrived()
+        if self.statusBar().currentMessage() == self._load_hint:  # the user stepped: how to step is old news
+            self.statusBar().clearMessage()
         self.clock.mark_dirty()
         if not self.controller.running:
             self.update_actions()
