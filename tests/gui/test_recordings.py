@@ -146,7 +146,7 @@ def test_a_file_that_is_not_a_run_shows_the_error_panel_and_the_window_goes_on(q
 def test_recent_runs_on_the_start_page_open_the_recording(qtbot, window, recording):
     assert window.open_path(recording)
     runs = window.start_page.runs
-    assert runs.count() == 1 and runs.item(0).text().startswith("mlp.bpviz")
+    assert runs.count() == 1 and runs.item(0).text() == "Sequential  ·  10 steps  —  mlp.bpviz"  # model, steps, file
     assert window.start_page.recent.count() == 0  # runs are listed apart from experiment files
     window._close_recording()
     window.stack.setCurrentWidget(window.start_page)
@@ -252,6 +252,8 @@ def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, wind
     assert [
         window.start_page.runs.item(i).data(Qt.ItemDataRole.UserRole) for i in range(window.start_page.runs.count())
     ] == [str(recorded)]
+    # named by the experiment it recorded, not by its date alone
+    assert window.start_page.runs.item(0).text() == f"dying_relu.py  ·  3 steps  —  {recorded.name}"
     saved = window.save_run(tmp_path / "kept.bpviz")
     kept = bpviz.open_run(saved)
     live = window.history

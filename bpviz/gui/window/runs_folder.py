@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
 
+from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.reader import open_run
 from bpviz.engine.runs.writer import SUFFIX
 
 ENVIRONMENT = "BPVIZ_RUNS_DIR"
@@ -36,3 +38,15 @@ def newest_runs(folder: Path, most: int = 10) -> list[Path]:
     except OSError:
         return []
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)[:most]
+
+
+def run_label(path: Path) -> str:
+    """How the start page names a run: the experiment it recorded and its steps, then the file. A run the window
+    recorded is named by its date alone, and ten dates in a row do not say which is which."""
+    try:
+        with open_run(path) as run:
+            source, steps = run.meta.get("experiment") or run.meta.get("model") or "", len(run)
+    except (RunFileError, OSError):
+        return f"{path.name}  —  not readable as a run"
+    what = Path(source).name if source else "a run"
+    return f"{what}  ·  {steps} step{'' if steps == 1 else 's'}  —  {path.name}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from bpviz.gui import theme
+from bpviz.gui.window.runs_folder import run_label
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
@@ -42,11 +44,14 @@ def _fit_height(widget: QListWidget, most: int = 10, least: int = 3) -> None:
     widget.setMinimumHeight(height(min(rows, least)))
 
 
-def _fill_paths(widget: QListWidget, empty: QLabel, paths: list[Path]) -> None:
-    """One entry per path (its name, then its folder); the `empty` hint instead when there is none."""
+def _fill_paths(
+    widget: QListWidget, empty: QLabel, paths: list[Path], label: Callable[[Path], str] | None = None
+) -> None:
+    """One entry per path (`label(path)`; by default its name, then its folder); the `empty` hint instead when there is
+    none."""
     widget.clear()
     for path in paths:
-        item = QListWidgetItem(f"{path.name}  —  {path.parent}")
+        item = QListWidgetItem(label(path) if label is not None else f"{path.name}  —  {path.parent}")
         item.setData(PATH_ROLE, str(path))
         item.setToolTip(str(path))
         widget.addItem(item)
@@ -157,7 +162,7 @@ class StartPage(QWidget):
 
     def set_runs(self, paths: list[Path]) -> None:
         """Recorded runs (.bpviz), newest first: double-click opens one read-only, or follows it while it is written."""
-        _fill_paths(self.runs, self.no_runs, paths)
+        _fill_paths(self.runs, self.no_runs, paths, run_label)
 
     def _on_activated(self, item: QListWidgetItem) -> None:
         self.open_requested.emit(Path(item.data(PATH_ROLE)))
