@@ -29,7 +29,10 @@ def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
     assert before > 32
     assert all(u.died_at <= 5 and u.preact_max <= 0 for u in bench.units)
     assert bench.unit_timeline.image.image.shape == (6, 64)  # steps × units
-    assert "relu2" in bench.summary.text() and f"{before} of 64 units dead" in bench.summary.text()
+    assert "relu2" in bench.summary.full_text() and f"{before} of 64 units dead" in bench.summary.full_text()
+    bench.summary.resize(160, bench.summary.height())  # narrow (at 1280 wide it read "61 of 64 un…")
+    shown = bench.summary.text()
+    assert "…" in shown and (f"{before} of 64 units dead" in shown or f"{before} of" not in shown)  # whole, or none
 
     bench.reinit.click()
     qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)

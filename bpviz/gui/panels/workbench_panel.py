@@ -17,6 +17,7 @@ from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.report.percent import percent_text
 from bpviz.gui import theme
+from bpviz.gui.fitted_header import FittedHeader
 from bpviz.gui.format import number
 from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
 from bpviz.gui.plots.intervention_marks import InterventionMarks
@@ -63,7 +64,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.layer_box.setMinimumWidth(160)
         self.layer_box.setToolTip("ReLU-family layers, with their share of dead units at the latest step")
         self.layer_box.currentIndexChanged.connect(self._on_layer_box)
-        self.summary = QtWidgets.QLabel()
+        self.summary = FittedHeader()  # at 1280 wide it read "61 of 64 un…": now whole parts or none
         self.summary.setStyleSheet(theme.LABEL_STYLE)
 
         # timeline: x = step, y = unit (dead first, by step of death)
@@ -388,18 +389,19 @@ class WorkbenchPanel(QtWidgets.QWidget):
         except KeyError:
             return
         dead = layer.dead_units or 0
-        text = theme.rich(f"{self.layer}", theme.SELECTED, bold=True) + theme.rich(
-            f"   step {latest.step}   ", theme.MUTED
-        )
-        text += theme.rich(
-            f"{dead} of {layer.units} units dead ({percent_text(dead / layer.units, 0)})",
-            theme.BAD if dead else theme.LOSS,
-            bold=True,
-        )
+        parts = [
+            theme.rich(f"{self.layer}", theme.SELECTED, bold=True),
+            theme.rich(f"   step {latest.step}   ", theme.MUTED),
+            theme.rich(
+                f"{dead} of {layer.units} units dead ({percent_text(dead / layer.units, 0)})",
+                theme.BAD if dead else theme.LOSS,
+                bold=True,
+            ),
+        ]
         if self.units:
             first = min(u.died_at for u in self.units)
-            text += theme.rich(f"   ·   the first died at step {first}", theme.MUTED)
-        self.summary.setText(text)
+            parts.append(theme.rich(f"   ·   the first died at step {first}", theme.MUTED))
+        self.summary.set_parts(parts)
 
     def _compare(self, history: History) -> None:
         remedies = [(s, l) for s, l in history.interventions if not l.startswith("undo")]
