@@ -134,3 +134,21 @@ def test_a_file_that_crashes_while_another_run_is_shown_says_which_run_that_is(q
     assert window.actions_.reset.isEnabled() and window.actions_.reset.text() == "Re&load"
     assert window.actions_.step.isEnabled()
     reload_works(qtbot, window, path)
+
+
+def test_a_recording_opened_while_a_file_loads_stops_that_load_and_stays(qtbot, window, tmp_path):
+    """Left to finish, the load replaced the recording the user had opened since."""
+    from tests.engine.run_files import seeded_run
+
+    recording = tmp_path / "kept.bpviz"
+    seeded_run(recording, steps=3)
+    start_loading(qtbot, window, write(tmp_path, "hangs.py", "def build():\n    while True:\n        pass\n"))
+    qtbot.waitUntil(lambda: window.controller.client.pending is not None)
+    hung = window.controller.client.pending.process
+    with qtbot.waitSignal(window.load_failed, timeout=LOAD_MS) as failed:
+        assert window.open_path(recording)
+    assert not hung.is_alive()
+    assert failed.args[0].what.startswith("hangs.py: stopped after ")
+    assert "the window still shows kept.bpviz" in window.error_panel.text()
+    assert window.recording is not None and window.recording.path == recording.resolve()
+    assert window.windowTitle().startswith("kept.bpviz") and not window.loading_panel.isVisible()

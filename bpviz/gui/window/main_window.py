@@ -267,6 +267,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(error.what, 8000)
             return False
         self.controller.stop()
+        if self.controller.pending is not None:  # a file still loading would replace this recording once loaded
+            self.controller.end_process()
         self._close_recording()
         if not self.rank_sets.keeps(path):
             self.rank_sets.close()
