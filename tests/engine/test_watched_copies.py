@@ -14,18 +14,16 @@ from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimize
 import bpviz
 from tests.engine.models import batch
 
-_HOOK_DICTS = (
-    "_forward_pre_hooks",
-    "_forward_pre_hooks_with_kwargs",
-    "_forward_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_hooks_always_called",
-)
-
 
 def hook_entries(model: nn.Module) -> int:
-    """Every entry of every forward hook dict of every module: hooks and their flags."""
-    return sum(len(getattr(m, name)) for m in model.modules() for name in _HOOK_DICTS)
+    """Every entry of every forward hook dict of every module (hooks and their flags), found in the module itself,
+    whatever dicts this torch keeps them in."""
+    return sum(
+        len(value)
+        for m in model.modules()
+        for name, value in vars(m).items()
+        if name.startswith("_forward_") and isinstance(value, dict)
+    )
 
 
 def mlp() -> nn.Sequential:

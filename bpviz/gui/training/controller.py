@@ -257,7 +257,8 @@ class TrainingController(QObject):
 
     def _take_in(self, news: News | RunFileError | None, hold: bool = False) -> None:
         """Append what the run file gained to `view` (new steps; validations, marks and findings); announce it."""
-        if isinstance(news, RunFileError):  # the file went bad under us (told once)
+        if isinstance(news, RunFileError):  # the file went bad under us (told once), after the steps before it
+            self.flush_news()
             self.failed.emit(news)
             return
         view = self.view

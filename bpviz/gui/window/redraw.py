@@ -80,18 +80,15 @@ class RedrawClock(QObject):
         else:
             apply()
 
-    def flush(self) -> None:
-        """Let in now what waits for the redraw in progress (it draws the rest of its parts as they were)."""
-        self._release()
-
     def restart(self) -> None:
         """A new run: nothing of the old one is shown, and nothing is half drawn."""
         self.shown_step = None
         self._parts = []
-        self._release()
+        self.flush()
         self._dirty = True
 
-    def _release(self) -> None:
+    def flush(self) -> None:
+        """Let in now what waits for the redraw in progress (it draws the rest of its parts as they were)."""
         held, self._held = self._held, []
         for apply in held:
             apply()
@@ -115,7 +112,7 @@ class RedrawClock(QObject):
         if not (self._dirty or force or self._parts or self._held):
             return
         self._parts = []  # all parts now, in one go: what waited for the half-done redraw goes in first
-        self._release()
+        self.flush()
         self._begin_cycle()
         while self._parts:
             self._draw_next_part()
@@ -166,4 +163,4 @@ class RedrawClock(QObject):
             if self._cycle_step is not None:
                 self.shown_step = self._cycle_step
                 self.redrawn.emit(self._cycle_step)
-            self._release()
+            self.flush()
