@@ -254,7 +254,7 @@ def test_a_long_span_of_histograms_is_drawn_in_at_most_max_columns_each_at_its_s
     image = view.activation_map.image.image
     assert image.shape == (MAX_COLUMNS, BINS)
     width = (steps[-1] + 1) / MAX_COLUMNS  # steps per column
-    for column in (0, 1, 1000, 2047, MAX_COLUMNS - 1):
+    for column in (0, 1, MAX_COLUMNS // 3, MAX_COLUMNS // 2 - 1, MAX_COLUMNS - 1):
         centre = -0.5 + (column + 0.5) * width
         held = max(s for s in steps if s <= centre)  # the latest histogram at or before the column's middle
         assert image[column].argmax() == steps.index(held) % BINS

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_COLUMNS = 4096  # a longer span of steps is drawn a column per several steps
+# A longer span of steps is drawn a column per several steps: a heatmap is a few hundred pixels wide, and 4096
+# columns made scrubbing a 10,000-step recording 10 ms slower for nothing on screen.
+MAX_COLUMNS = 1024
 
 
 def held_columns(steps: np.ndarray) -> np.ndarray:
