@@ -53,6 +53,9 @@ def test_a_display_nobody_answers_on_is_named_instead_of_an_abort():
 
 
 def test_the_window_on_a_display_nobody_answers_on_exits_2_with_what_to_do():
+    missing = [name for name in XCB_LIBRARIES if not loadable(name)]
+    if missing:  # the window names them instead, before it asks any display (the test above)
+        pytest.skip(f"Qt's xcb libraries are not all installed: {', '.join(missing)}")
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     done = run_bpviz(str(ROOT / "sample_models" / "dying_relu.py"), env={**env, "DISPLAY": _free_display()})
     assert done.returncode == 2, done.stderr
