@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import bpviz
+from bpviz.engine.record.history import History
+from bpviz.engine.runs.run_history import RunHistory
 from tests.engine.run_files import seeded_run
 
 
@@ -104,3 +106,26 @@ def test_buckets_read_again_for_another_last_step_equal_a_fresh_readers(tmp_path
                 assert found.width == expected.width
                 for part in ("steps", "mean", "min", "max", "count"):
                     assert getattr(found, part).tolist() == getattr(expected, part).tolist(), (hi, field, part)
+
+
+def test_the_histogram_held_at_a_step_is_the_latest_taken_whatever_the_thinning(tmp_path):
+    """An economy run's plain steps have no histogram: the window shows the latest taken before, named by its step.
+    Read off a heatmap's thinned columns it was up to k detailed steps older."""
+    live, _ = seeded_run(tmp_path / "run.bpviz", steps=40, level="economy")
+    with bpviz.open_run(tmp_path / "run.bpviz") as run:
+        for step in (0, 7, 10, 19, 20, 39):
+            taken = max(r.step for r in live[: step + 1] if r.layer("1").histogram is not None)
+            at, hist = run.histogram_at("1", step)
+            assert at == taken
+            expected = live[taken].layer("1").histogram
+            assert np.array_equal(hist.counts, expected.counts) and (hist.lo, hist.hi) == (expected.lo, expected.hi)
+            gradient_at, gradient = run.histogram_at("1", step, "gradient")
+            assert gradient_at == taken and np.array_equal(gradient.counts, live[taken].layer("1").grad_histogram.counts)
+            thinned = run.histograms("1", step_range=(0, step), max_points=1)[0]
+            assert step < 20 or thinned[-1] != taken  # the thinned axis alone would not have told
+        history = RunHistory(run, run.record(25), max_points=4, max_rows=1)
+        assert history.histogram_at("1")[0] == 20 and history.histogram_at("no such layer") is None
+        in_memory = History()
+        for record in live[:26]:
+            in_memory.append(record)
+        assert in_memory.histogram_at("1")[0] == 20 and in_memory.histogram_at("1", grad=True)[0] == 20

@@ -339,3 +339,37 @@ def test_every_view_hidden_in_a_tab_shows_the_step_chosen_when_it_is_shown(qtbot
     assert list(page.loss_view.curve.getData()[0]) == list(range(5))
     docks.network_dock.raise_()  # its tab raised: it shows the recording at step 4, not the run last trained
     assert docks.network._history is window.history and window.history.latest.step == 4
+
+
+def test_compare_names_both_runs_and_holds_the_second_runs_latest_histogram_on_a_plain_step(qtbot, window, tmp_path):
+    """Economy runs take histograms every tenth step. On the steps between, the second run's overlay was empty,
+    the first run's histogram was read off the heatmap's thinned columns (an older one), and no view said which
+    dashed curve was which run."""
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=26, level="economy")
+    records_b, _ = seeded_run(b, steps=26, lr_from_step5=0.5, level="economy")
+    assert window.open_path(a)
+    qtbot.waitUntil(lambda: window.shown_step == 25)
+    window.recording.playback.max_rows = 1  # a long run's heatmap: one column of the three histograms taken
+    window.compare_with(b)
+    window.timeline.go_to(24)
+    qtbot.waitUntil(lambda: window.shown_step == 24 and settled(window))
+    view = window.page.histogram_view
+    bring_forward(window, view)
+    layer = window.page.selected_layer()
+    assert layer is not None and window.history.latest.layer(layer).histogram is None  # a plain step
+    taken_a = bpviz.open_run(a).record(20).layer(layer).histogram
+    assert list(view.current_curve.getData()[1]) == list(taken_a.counts)
+    assert HELD.format(step=20) in view.outside_label.toPlainText()
+    assert np.array_equal(window.comparison.histogram.getData()[1], records_b[20].layer(layer).histogram.counts)
+    legends = window.comparison.legends
+    assert legends["activations"].names == ("a.bpviz", "b.bpviz (histogram of step 20)")
+    for name in ("loss", "gradient_flow"):
+        bring_forward(window, getattr(window.page, f"{name}_view"))
+        assert legends[name].names == ("a.bpviz", "b.bpviz") and legends[name].label.isVisible()
+    assert window.open_path(b)  # another recording, compared with nothing: no overlay, no names
+    qtbot.waitUntil(lambda: window.shown_step == 25 and settled(window))
+    bring_forward(window, view)
+    counts = window.comparison.histogram.getData()[1]
+    assert counts is None or len(counts) == 0
+    assert legends["activations"].names is None and not legends["activations"].label.isVisible()

@@ -11,7 +11,7 @@ from collections import deque
 
 import numpy as np
 
-from bpviz.engine.record.records import StepRecord
+from bpviz.engine.record.records import Histogram, StepRecord
 
 
 class History:
@@ -82,6 +82,16 @@ class History:
         if bounds is None:
             return None
         return np.asarray(steps, dtype=np.int64), np.vstack(rows), bounds[0], bounds[1]
+
+    def histogram_at(self, name: str, grad: bool = False) -> tuple[int, Histogram] | None:
+        """The layer's most recent activation (or log10-gradient) histogram up to the latest step, with the step
+        it was taken at; None when none is kept. On the economy level's plain steps a layer has none of its own."""
+        for record in reversed(self.records):
+            layer = _find(record, name)
+            hist = None if layer is None else (layer.grad_histogram if grad else layer.histogram)
+            if hist is not None:
+                return record.step, hist
+        return None
 
     def unit_activity_series(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """(steps, activity[steps, units]) for a ReLU-family layer, or None for other layers."""

@@ -26,7 +26,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding, worst_first
 from bpviz.engine.observe.layer_graph import LayerGraph, LayerNode
 from bpviz.engine.record.history import History
-from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.engine.record.records import Histogram, LayerStep, StepRecord
 from bpviz.engine.report.data import build_report, cost_entry
 from bpviz.engine.runs import branches, schema
 from bpviz.engine.runs.codec import CodecError, decode_arrays
@@ -344,6 +344,29 @@ class Run:
         bounds = np.asarray([(r[2], r[3]) for r in rows], dtype=np.float64)
         counts = np.vstack(self._decode(rows, column))
         return _steps_of(rows), counts, bounds[:, 0], bounds[:, 1]
+
+    def histogram_at(self, layer: str, step: int, kind: str = "activation") -> tuple[int, Histogram] | None:
+        """The layer's latest activation or log10-gradient histogram at or before `step`, with the step it was
+        taken at; None when there is none. An economy run takes histograms on its detailed steps only, and a
+        heatmap's columns are thinned to every k-th of those, so neither the record at `step` nor a heatmap's
+        last column need hold it."""
+        column = _ARRAYS.get(kind)
+        if column is None:
+            raise ValueError(f"kind must be one of {', '.join(_ARRAYS)}, got {kind!r}")
+        try:
+            steps, layer_ids = self._rows_holding(self._layer_ids(layer), (column,))
+            index = int(np.searchsorted(steps, step, "right")) - 1
+            if index < 0:
+                return None
+            field = "histogram" if kind == "activation" else "grad_histogram"
+            found = self._decoded_rows([(int(steps[index]), int(layer_ids[index]))], _LAYER_COLUMNS[field])
+        except (sqlite3.DatabaseError, CodecError) as error:
+            raise _damaged(self.path, error) from None
+        if not found:
+            return None
+        taken, item = found[-1]
+        hist = getattr(item, field)
+        return (taken, hist) if hist is not None else None
 
     def unit_activity_series(
         self, layer: str, step_range: tuple[int, int] | None = None, max_points: int | None = None

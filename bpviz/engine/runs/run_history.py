@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpviz.engine.record.history import History
-from bpviz.engine.record.records import LayerStep, StepRecord
+from bpviz.engine.record.records import Histogram, LayerStep, StepRecord
 from bpviz.engine.runs.reader import Run
 
 
@@ -56,6 +56,12 @@ class RunHistory(History):
             return None
         steps, counts, lo, hi = found
         return steps, counts, float(lo[0]), float(hi[0])
+
+    def histogram_at(self, name: str, grad: bool = False) -> tuple[int, Histogram] | None:
+        try:
+            return self.run.histogram_at(name, self.step, "gradient" if grad else "activation")
+        except KeyError:
+            return None
 
     def unit_activity_series(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         return self.run.unit_activity_series(name, (0, self.step), self.max_rows)

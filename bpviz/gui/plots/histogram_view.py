@@ -251,8 +251,11 @@ class HistogramView(PlotView):
         trace = self.activation_map.trace
         hist = None if layer is None else layer.histogram
         held = None  # the step of the histogram shown in place of the shown step's missing one
-        if hist is None and layer is not None and not taken and trace is not None and len(trace) > 0:
-            hist, held = histogram_of(trace.values[-1], log10=False), int(trace.steps[-1])
+        if hist is None and layer is not None and not taken and self._history is not None:
+            # asked of the history, not read off the heatmap: its columns are thinned to every k-th histogram
+            found = self._history.histogram_at(layer.name)
+            if found is not None:
+                held, hist = found
         placed = hist is not None and (hist.counts.any() or hist.below or hist.above)
         if trace is None or len(trace) == 0 or not placed:
             for curve in (self.current_curve, self.previous_curve):

@@ -22,6 +22,7 @@ from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.record.history import History
 from bpviz.engine.runs.errors import RunFileError
+from bpviz.engine.runs.reader import Run
 from bpviz.engine.runs.save_copy import save_copy
 from bpviz.engine.session.events import RunView
 from bpviz.engine.session.protocol import LoadRequest
@@ -338,16 +339,20 @@ class MainWindow(QMainWindow):
 
     def _draw_comparison(self, view: str) -> None:
         """View `view` was drawn: the second run's curves over it, as that run stood at the same step."""
-        other = self.recording.other_view if self.recording is not None else None
-        self.comparison.draw(view, None if other is None else other.history, self.page.selected_layer())
+        recording = self.recording
+        other = recording.other_view if recording is not None else None
+        if other is None:
+            self.comparison.draw(view, None, self.page.selected_layer())
+            return
+        names = (_run_name(recording.playback.run), _run_name(recording.other.run))
+        self.comparison.draw(view, other.history, self.page.selected_layer(), names)
 
     def _on_recording_state(self, state: str) -> None:
         recording = self.recording
         name = recording.path.name if recording is not None else ""
         compared = ""
         if recording is not None and recording.other is not None:
-            other = recording.other.run
-            compared = f" compared with {other.path.name}" + (f" (branch {other.branch})" if other.branch > 1 else "")
+            compared = f" compared with {_run_name(recording.other.run)}"
         self.setWindowTitle(f"{name}{compared} — {'live ' if state == 'live' else ''}recording (read-only) — bpviz")
         self.status.show_run_state(state)
 
@@ -692,3 +697,8 @@ def _dropped_file(mime) -> Path | None:
             if path.suffix.lower() in OPENABLE:
                 return path
     return None
+
+
+def _run_name(run: Run) -> str:
+    """A run file's name, with its branch when it is not the run as first trained (a rewind's)."""
+    return run.path.name + (f" (branch {run.branch})" if run.branch > 1 else "")
