@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import pytest
 
+from bpviz.gui.training.fork_server import ForkServer
 from bpviz.gui.window.start_page import PATH_ROLE
-from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps, write
+from tests.gui.window_driver import LOAD_MS, SAMPLES, make_window, open_file, run_steps, write
 
 WORKS = """
 import torch
@@ -152,3 +153,46 @@ def test_a_recording_opened_while_a_file_loads_stops_that_load_and_stays(qtbot, 
     assert "the window still shows kept.bpviz" in window.error_panel.text()
     assert window.recording is not None and window.recording.path == recording.resolve()
     assert window.windowTitle().startswith("kept.bpviz") and not window.loading_panel.isVisible()
+
+
+@pytest.fixture
+def server_starting(qtbot, tmp_path, dialogs, monkeypatch):
+    """A window whose fork server has not begun to serve (it imports torch for seconds on a first start)."""
+    monkeypatch.setattr(ForkServer, "_start", lambda self: None)
+    win = make_window(qtbot, tmp_path / "settings.ini", dialogs)
+    yield win
+    win.close()
+
+
+def test_a_file_loaded_while_the_fork_server_starts_waits_for_it_in_a_window_that_draws(
+    qtbot, server_starting, tmp_path
+):
+    """The first Process.start() waited for the fork server's imports on the GUI thread: the window stayed black,
+    unpainted, for seconds. The load now waits for the server, with the loading strip, while the window draws."""
+    window, path = server_starting, write(tmp_path, "works.py", WORKS)
+    client = window.controller.client
+    start_loading(qtbot, window, path)
+    assert client.pending is None and window.loading_panel.isVisible()
+    assert window.windowTitle() == "Loading works.py… — bpviz"
+    with qtbot.waitSignal(window.loaded, timeout=LOAD_MS) as loaded:
+        client.server._on_started()  # the server serves: the load asked before goes on
+    assert loaded.args[0].path == path and not window.loading_panel.isVisible()
+    with qtbot.waitSignal(window.stepped, timeout=LOAD_MS):
+        window.actions_.step.trigger()
+
+
+def test_stop_while_the_fork_server_starts_ends_the_load_before_any_process(qtbot, server_starting, tmp_path):
+    window, path = server_starting, write(tmp_path, "works.py", WORKS)
+    client = window.controller.client
+    start_loading(qtbot, window, path)
+    assert window.actions_.stop.isEnabled()
+    with qtbot.waitSignal(window.load_failed, timeout=LOAD_MS) as failed:
+        window.actions_.stop.trigger()
+    assert (
+        failed.args[0].what
+        == "works.py: stopped after 0 s, before its experiment process started: nothing was recorded"
+    )
+    assert window.error_panel.isVisible() and not window.loading_panel.isVisible()
+    client.server._on_started()
+    assert client.pending is None and client.processes() == []  # nothing is started once the server serves
+    assert window.actions_.reset.isEnabled() and window.actions_.reset.text() == "Re&load"

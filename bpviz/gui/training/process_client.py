@@ -43,6 +43,7 @@ from bpviz.engine.session.events import RunView
 from bpviz.engine.session.position import Position
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
+from bpviz.gui.training.fork_server import ForkServer, experiment_context
 
 READS = ("stepped", "validated", "intervened")  # answers saying the run file holds something new
 GRACE_MS = 2000  # how long Stop waits for a busy child to answer, then for it to end once terminated
@@ -79,29 +80,6 @@ class Child:
             self.process.kill()
         self.process.join(1)
         self.conn.close()
-
-
-def experiment_context() -> multiprocessing.context.BaseContext:
-    """Where experiment processes come from: a fork server, itself a fresh interpreter without Qt.
-
-    Spawning each child would import torch anew for every load and Reset (seconds);
-    the server imports it (and the engine) once, then forks a clean child per load
-    that inherits nothing from the window.
-    """
-    context = multiprocessing.get_context("forkserver")
-    # torch._dynamo (with sympy) and the data and profiler packages are imported lazily by an optimizer's first
-    # use and by the recorder: preloaded, a load in a fresh child takes milliseconds instead of seconds.
-    context.set_forkserver_preload(
-        [
-            "torch._dynamo",
-            "torch.utils.data",
-            "torch.profiler",
-            "bpviz.engine.session.child",
-            "bpviz.engine.session.stepper",
-            "bpviz.engine.load.experiment",
-        ]
-    )
-    return context
 
 
 def _signal_name(code: int) -> str:
@@ -152,6 +130,16 @@ def load_death(child: Child) -> UserCodeError:
         f"{why}; fix the file, then Reload (Ctrl+R) loads it again",
         stack.where or (str(child.request.path) if child.request is not None else None),
         details=_details(stack),
+    )
+
+
+def _stopped_before_start(request: LoadRequest, started: float) -> UserCodeError:
+    """Stop pressed while the fork server still started: the experiment's process never began."""
+    return UserCodeError(
+        f"{request.path.name}: stopped after {time.monotonic() - started:.0f} s, before its experiment process "
+        "started: nothing was recorded",
+        "you pressed Stop while bpviz started the process that runs experiments; Reload (Ctrl+R) loads it again",
+        str(request.path),
     )
 
 
@@ -207,8 +195,11 @@ class ProcessClient(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.context = experiment_context()
+        self.server = ForkServer(self.context, self)
+        self.server.ready.connect(self._on_server_ready)
         self.current: Child | None = None
         self.pending: Child | None = None
+        self._waiting: tuple[LoadRequest, float] | None = None  # a load asked before the fork server served
         self._breakpoints: list[Breakpoint] = []
         self.read_seconds: deque[float] = deque(maxlen=10_000)  # each read of the run file's news (the benchmark's)
         self._message.connect(self._on_message, QUEUED)
@@ -252,6 +243,11 @@ class ProcessClient(QObject):
     def end(self) -> bool:
         """Stop: end the load on its way, else the current child, now; its exit is answered by `load_failed`
         or `died`. False when there is no process to end."""
+        if self._waiting is not None:
+            request, started = self._waiting
+            self._waiting = None
+            self.load_failed.emit(_stopped_before_start(request, started))
+            return True
         child = self.pending or self.current
         if child is None or not child.process.is_alive():
             return False
@@ -264,6 +260,7 @@ class ProcessClient(QObject):
 
     def kill_all(self) -> None:
         """Quit: end every child at once, without waiting for user code."""
+        self._waiting = None
         for child in (self.pending, self.current):
             if child is not None:
                 child.kill()
@@ -276,7 +273,20 @@ class ProcessClient(QObject):
     def load(self, request: LoadRequest) -> None:
         if self.pending is not None:
             self.pending.kill()  # a load still on its way (perhaps hanging in build()): give up on it
-        started = time.monotonic()  # before start(): the first one waits for the fork server to import torch
+        started = time.monotonic()  # the loading strip counts from here, also while the fork server starts
+        if not self.server.is_ready:
+            self._waiting = (request, started)
+            return
+        self._start(request, started)
+
+    @Slot()
+    def _on_server_ready(self) -> None:
+        if self._waiting is not None:
+            request, started = self._waiting
+            self._waiting = None
+            self._start(request, started)
+
+    def _start(self, request: LoadRequest, started: float) -> None:
         parent_end, child_end = self.context.Pipe()
         position = Position(self.context)
         log, log_path = tempfile.mkstemp(prefix="bpviz-crash-", suffix=".txt")
