@@ -27,6 +27,7 @@ from bpviz.engine.runs.save_copy import save_copy
 from bpviz.engine.session.events import RunView
 from bpviz.engine.session.protocol import LoadRequest
 from bpviz.engine.user_error import UserCodeError
+from bpviz.gui.gc_on_gui_thread import collect_on_gui_thread
 from bpviz.gui.panels.layer_table import table_csv
 from bpviz.gui.plots.base import PlotRegistry
 from bpviz.gui.plots.comparison import Comparison
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         remember_layout: bool = True,
     ) -> None:
         super().__init__()
+        collect_on_gui_thread()  # before any reader thread: one collecting Qt objects froze the window
         self.settings = settings if settings is not None else Settings()
         self.dialogs = dialogs if dialogs is not None else Dialogs()
         self.code_trust = CodeTrust(TrustedPaths(self.settings, always=[SAMPLES_DIR]), self.dialogs)
