@@ -254,3 +254,59 @@ def test_sample_of_a_feature_map_sweeps_every_column():
         out.sum().backward()
         record = w.step(out.sum())
     assert record.layer("0").zero_fraction == pytest.approx(1 / 32, abs=0.01)
+
+
+class _Experts(nn.Module):
+    """Two experts routed by a gate: expert 1 gets no rows of the batch (its ReLUs see (0, 8) inputs)."""
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.gate = nn.Linear(4, 2)
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(4, 8), *([] if functional else [nn.ReLU()]), nn.Linear(8, 1)) for _ in range(2)
+        )
+        self.functional = functional
+        with torch.no_grad():
+            self.gate.bias.copy_(torch.tensor([100.0, -100.0]))
+
+    def forward(self, x):
+        route = self.gate(x).argmax(1)
+        out = torch.zeros(x.shape[0], 1)
+        for i, expert in enumerate(self.experts):
+            rows = x[route == i]
+            if self.functional:
+                hidden = F.relu(expert[0](rows))
+                out = out.index_put((route == i,), expert[1](hidden))
+            else:
+                out = out.index_put((route == i,), expert(rows))
+        return out
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("level", ["economy", "full"])
+def test_an_expert_given_no_rows_is_no_error_and_training_is_unchanged(functional, level):
+    """A ReLU called on an empty batch (a mixture-of-experts expert that got no rows) raised out of bpviz's hook
+    into the user's forward ("amax(): Expected reduction dim 0 to have non-zero size")."""
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+
+    def train(watched: bool):
+        torch.manual_seed(0)
+        model = _Experts(functional)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        w = bpviz.watch(model, level=level) if watched else None
+        for _ in range(3):
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            record = w.step(loss) if w is not None else None
+        return model, record, w
+
+    plain, _, _ = train(False)
+    model, record, w = train(True)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), model.state_dict().values()))
+    assert record.unmeasured == []
+    busy = "experts.0.1" if not functional else "relu()"  # F.relu: one call site for both experts
+    assert record.layer(busy).units == 8  # the expert that got the rows still has its units counted
+    assert record.layer(busy).dead_units == int((record.layer(busy).unit_preact_max <= 0).sum())
+    w.detach()

@@ -211,7 +211,7 @@ class Probe:
             name = self._names.get(module)
             info = self.catalog.layers.get(name) if name is not None else None
             if module_family(module) == RELU_FAMILY or (info is not None and info.tracks_units):
-                frame.preact_max = self._unit_max(args[0])
+                frame.preact_max = self._unit_max(args[0], frame.name)
         self._stack.append(frame)
         if self.position is not None:
             self.position("forward", frame.name)
@@ -340,7 +340,9 @@ class Probe:
             first = args[0] if args else None
             fires_here = family == RELU_FAMILY and module_family(frame.module) is None and not self._grads_only
             if fires_here and isinstance(first, torch.Tensor):
-                frame.preact_max = self._unit_max(first)  # the units fired from this input, not the module's
+                frame.preact_max = self._unit_max(
+                    first, frame.name
+                )  # the units fired from this input, not the module's
             out = self._user_call(func, *args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
             return out
@@ -351,7 +353,7 @@ class Probe:
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
         tracks = family == RELU_FAMILY and isinstance(first, torch.Tensor) and not self._grads_only
-        preact = self._unit_max(first) if tracks else None
+        preact = self._unit_max(first, name) if tracks else None
         replacement = self.substitutions.get(name)
         out = self._user_call(replacement, first) if replacement is not None else self._user_call(func, *args, **kwargs)
         if isinstance(out, torch.Tensor):
@@ -379,10 +381,15 @@ class Probe:
             self._site_names[(base, site)] = name
         return name
 
-    def _unit_max(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-unit maximum of a ReLU's input, read before an in-place activation overwrites it."""
-        with torch._C.DisableTorchFunction():
+    def _unit_max(self, x: torch.Tensor, layer: str) -> torch.Tensor | None:
+        """Per-unit maximum of a ReLU's input, read before an in-place activation overwrites it. None for an empty
+        input (a mixture-of-experts expert given no rows in this batch): no unit fired or failed to fire in that
+        call. A failure is the guard's, never the training's: this runs before the user's own activation."""
+        if x.numel() == 0:
+            return None
+        with torch._C.DisableTorchFunction(), self.guard.catch(layer):
             return stats.unit_max(x.detach(), self._channel_first(x))
+        return None
 
     def _channel_first(self, x: torch.Tensor) -> bool:
         return self._unit_axis.channel_first(x)
