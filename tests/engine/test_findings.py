@@ -53,6 +53,35 @@ def test_nan_in_the_input_blames_the_data():
     assert "input batch" in w.findings[0].message
 
 
+class _TokensAndFeatures(nn.Module):
+    """model(tokens, features, extra={"more": tensor}): the first input holds integers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.features, self.more = nn.Embedding(10, 8), nn.Linear(4, 8), nn.Linear(4, 8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, tokens, features, extra):
+        return self.head(self.embed(tokens).mean(1) + self.features(features) + self.more(extra["more"]))
+
+
+@pytest.mark.parametrize("where", ["features", "extra"])
+def test_nan_in_any_input_blames_the_data_not_the_layer_reading_it(where):
+    """Only the first tensor argument was checked: NaN in a second input, or in one inside a dict, was blamed on
+    the layer reading it ("every layer before it was finite")."""
+    torch.manual_seed(0)
+    model = _TokensAndFeatures()
+    tokens, features, more = torch.randint(0, 10, (8, 5)), torch.randn(8, 4), torch.randn(8, 4)
+    (features if where == "features" else more)[0, 0] = float("nan")
+    with bpviz.watch(model) as w:
+        loss = F.cross_entropy(model(tokens, features, extra={"more": more}), torch.randint(0, 3, (8,)))
+        loss.backward()
+        record = w.step(loss)
+    assert record.forwards[0].input_nonfinite
+    assert [(f.kind, f.layer) for f in w.findings] == [("nan_or_inf", None)]
+    assert w.findings[0].message.startswith("The input batch of step 0 already contains NaN/Inf")
+
+
 def test_train_mode_in_eval_from_a_validation_loop():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.Linear(8, 3))

@@ -288,10 +288,7 @@ class Probe:
         self.failed_layer_type = None
         training = tuple(n for n, m in self._mode_modules if m.training)
         evaluating = tuple(n for n, m in self._mode_modules if not m.training and not _frozen_on_purpose(m))
-        first = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        input_sum = None
-        if self._observing and first is not None and first.is_floating_point():
-            input_sum = first.detach().sum()  # NaN/Inf anywhere make the sum non-finite
+        input_sum = self._input_sum(args) if self._observing else None
         self._forward_mark = self.pending.mark()
         if not self._grads_only:  # a recomputation is no forward of its own
             facts = ForwardFacts(self._observing, self.model.training, training, evaluating, input_sum)
@@ -299,6 +296,17 @@ class Probe:
         if self._observing and (self.detailed or self._functional_seen):
             self._mode.__enter__()
             self._mode_entered = True
+
+    @staticmethod
+    def _input_sum(args: tuple) -> torch.Tensor | None:
+        """The sum of every floating-point value the model was given (NaN/Inf anywhere make it non-finite): all of
+        its inputs, not only the first (a two-tower model's second; `model(token_ids, features)`), inside tuples,
+        lists and dicts. Inputs on another device than the first are left out: adding them would move them."""
+        inputs = [t for t in _floating_tensors(list(args)) if t.numel()]
+        if not inputs:
+            return None
+        sums = [t.detach().sum() for t in inputs if t.device == inputs[0].device]
+        return sums[0] if len(sums) == 1 else torch.stack(sums).sum()
 
     def _exit_mode(self) -> None:
         if self._mode_entered:
