@@ -94,6 +94,24 @@ class ConvTokens(nn.Module):
         return self.head(F.relu(self.conv(x).transpose(1, 2))).mean(dim=1)
 
 
+class DenseBlock(nn.Module):
+    """DenseNet-style: the input concatenated with a conv's 8 channels, then a ReLU on all 16; the maps are 8 wide,
+    as many as the conv's channels, and the units once went to the width."""
+
+    def __init__(self, dead: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(16, 3)
+        with torch.no_grad():
+            self.conv.weight[:dead] = 0.0
+            self.conv.bias[:dead] = -1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the input's channels are kept positive so the dead ones are the conv's
+        features = F.relu(torch.cat([self.conv(x), x.abs() + 0.1], dim=1))
+        return self.head(features.mean(dim=(2, 3)))
+
+
 class LinearReLU(nn.Module):
     """A leaf with its own weights and F.relu inside its forward."""
 
@@ -114,6 +132,7 @@ class LinearReLU(nn.Module):
     [
         (lambda: NHWCBlock(40), (8, 3, 16, 16), "act", 160, 40),
         (lambda: ConvTokens(6), (8, 4, 30), "relu()", 24, 6),
+        (lambda: DenseBlock(3), (8, 8, 8, 8), "relu()", 16, 3),
         (lambda: nn.Sequential(LinearReLU(5), nn.Linear(16, 3)), (8, 4), "0", 16, 5),
     ],
 )

@@ -7,6 +7,7 @@ maps (ConvNeXt and Swin MLP blocks) or on conv features transposed to
 normalized_shape, ...) and its natural axis are remembered, and an
 activation takes the axis of that size, preferring the producer's own; only
 when neither axis has that size does the rank decide (4-d and more: dim 1).
+A feature map whose channels a concatenation changed stays channel-first.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ class UnitAxis:
             natural, other = (1, -1) if on_dim1 else (-1, 1)
             if x.shape[natural] == size:
                 return natural == 1
-            if x.shape[other] == size:
+            # A feature map (4-d and more) after a channel-first producer keeps its channels on dim 1 when their
+            # count changed (concatenated, DenseNet-style, or split): its width may equal the producer's channels
+            # by chance. Only a sequence ((N, C, L) turned (N, L, C)) or a Linear's output moved to dim 1 is read
+            # on the other axis.
+            if x.shape[other] == size and not (on_dim1 and x.dim() >= 4):
                 return other == 1
         return x.dim() >= 4
