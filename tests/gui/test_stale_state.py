@@ -204,6 +204,8 @@ def test_every_part_of_one_redraw_shows_the_same_step_while_new_steps_arrive(qtb
     arrived = News([dataclasses.replace(latest, step=2)], view.history.validation, view.history.interventions, [])
     window.controller.client.stepped.emit(2, arrived)  # step 2 arrives from the run file half-way through
     assert view.history.latest.step == 1  # it waits
+    window.controller.client.progress.emit(2, 100)  # a Run's count after each step lets nothing in either
+    assert view.history.latest.step == 1
     while clock._parts:
         clock._tick()
     assert clock.shown_step == 1

@@ -102,8 +102,10 @@ class TrainingController(QObject):
             (c.state, self.state_reported),
             (c.died, self._on_died),
         ):
-            # the client emits on the GUI thread already
-            answer.connect(slot if answer is c.stepped else self._after_news(slot))
+            # the client emits on the GUI thread already. A step waits for the redraw in progress (stepped holds
+            # it); progress, after every step of a Run, only counts, so neither lets held steps in half-way: that
+            # made every part of one frame show another step during a fast Run
+            answer.connect(slot if answer in (c.stepped, c.progress) else self._after_news(slot))
 
     def _after_news(self, slot) -> Callable:
         """`slot` (a method, or a signal of ours forwarding the answer), run once the news before it is in."""
