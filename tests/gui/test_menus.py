@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -138,6 +139,24 @@ def test_load_weights_that_do_not_fit_names_the_keys_and_keeps_the_model(qtbot, 
     assert "missing keys: fc1.bias" in error.why and "unexpected keys: 0.bias, 0.weight" in error.why
     assert window.controller.request.weights is None and len(window.history) == 2
     assert all(torch.equal(a, b) for a, b in zip(before, weights(qtbot, window)))
+    # Reset still rebuilds the open model: it had become Reload, trying the same weights again and again
+    assert window.actions_.reset.text() == "Rese&t"
+    with qtbot.waitSignal(window.loaded, timeout=LOAD_MS) as loaded:
+        window.actions_.reset.trigger()
+    assert loaded.args[0].weights is None and len(window.history) == 0
+
+
+def test_a_run_file_given_as_weights_is_named_as_one_without_torchs_advice_to_unpickle(qtbot, window, tmp_path):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run = tmp_path / "a.bpviz"
+    sqlite3.connect(run).execute("CREATE TABLE t(x)").connection.close()
+    window.dialogs.file = run
+    with qtbot.waitSignal(window.load_failed, timeout=LOAD_MS) as blocker:
+        window.actions_.load_weights.trigger()
+    error = blocker.args[0]
+    assert error.what == "cannot read weights from a.bpviz"
+    assert error.why.startswith("it is a SQLite file (a recorded bpviz run?), not weights: open a run with File > Open")
+    assert "weights_only" not in error.why
 
 
 def test_recent_files_are_numbered_and_tell_two_files_of_the_same_name_apart():

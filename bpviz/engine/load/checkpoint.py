@@ -29,8 +29,7 @@ def apply_weights(model: nn.Module, weights: Path) -> None:
     except Exception as exc:
         raise UserCodeError(
             f"cannot read weights from {weights.name}",
-            why=f"{describe_exception(exc).splitlines()[0]} "
-            "(--weights takes a state dict saved with torch.save(model.state_dict(), path))",
+            why=_unreadable_weights(weights, exc),
             where=str(weights),
             details=full_traceback(exc),
         ) from exc
@@ -60,6 +59,26 @@ def apply_weights(model: nn.Module, weights: Path) -> None:
         what = f"the weights in {weights.name} do not fit the model"
         raise UserCodeError(what, why="; ".join(problems), where=str(weights))
     model.load_state_dict(state)
+
+
+_STATE_DICT_HINT = "weights are a state dict saved with torch.save(model.state_dict(), path)"
+
+
+def _unreadable_weights(path: Path, exc: Exception) -> str:
+    """Why `path` is no weights, in the user's terms. torch's own message for a file holding more than tensors
+    advises loading it with weights_only=False, which runs whatever code the file holds: never repeated here."""
+    with path.open("rb") as file:
+        head = file.read(16)
+    if head.startswith(b"SQLite format 3"):
+        return (
+            f"it is a SQLite file (a recorded bpviz run?), not weights: open a run with File > Open; {_STATE_DICT_HINT}"
+        )
+    if "weights only load failed" in str(exc).lower():
+        return (
+            "it holds objects besides tensors (a whole pickled model, an optimizer?), which bpviz does not unpickle "
+            f"as weights since unpickling can run code; {_STATE_DICT_HINT}"
+        )
+    return f"{describe_exception(exc).splitlines()[0]}; {_STATE_DICT_HINT}"
 
 
 def holds_state_dict(path: Path) -> bool:

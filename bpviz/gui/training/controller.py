@@ -290,7 +290,11 @@ class TrainingController(QObject):
         self.loaded.emit(request)
 
     def _on_load_failed(self, error: UserCodeError) -> None:
-        self.failed_request, self.pending = self.pending, None
+        failed, self.pending = self.pending, None
+        # Weights that did not fit the open model leave it open: Reset still rebuilds it, where Reload would try
+        # the same weights again. Another file that failed is what Reload loads once it is fixed.
+        into_open = self.has_model and failed is not None and failed.weights is not None
+        self.failed_request = None if into_open and failed.path == self.request.path else failed
         self.busy = False
         self.load_failed.emit(error)
 
