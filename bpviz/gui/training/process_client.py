@@ -36,6 +36,7 @@ from bpviz.engine.runs.branches import MAIN
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.playback import News, Playback
 from bpviz.engine.runs.reader import open_run
+from bpviz.engine.runs.writer import fold_in
 from bpviz.engine.session import crash_log
 from bpviz.engine.session.breakpoints import Breakpoint
 from bpviz.engine.session.child import serve
@@ -336,6 +337,8 @@ class ProcessClient(QObject):
         finally:
             if isinstance(child.playback, Playback):
                 child.playback.run.close()
+            if child.run_path is not None:
+                fold_in(child.run_path)  # its writer is gone with it: the file alone holds every step again
             if child.log_path is not None:
                 Path(child.log_path).unlink(missing_ok=True)
 
