@@ -82,6 +82,42 @@ def test_nan_in_any_input_blames_the_data_not_the_layer_reading_it(where):
     assert w.findings[0].message.startswith("The input batch of step 0 already contains NaN/Inf")
 
 
+class _PaddingMask(nn.Module):
+    def forward(self, scores, pad):
+        return scores.masked_fill(pad[:, None, :], float("-inf"))
+
+
+class _MaskedAttention(nn.Module):
+    """Attention whose padding mask is a layer of its own; `after`: what reads the masked scores."""
+
+    def __init__(self, after: nn.Module) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o = (nn.Linear(16, 16) for _ in range(4))
+        self.mask, self.after = _PaddingMask(), after
+
+    def forward(self, x, pad):
+        weights = self.after(self.mask(self.q(x) @ self.k(x).transpose(1, 2) / 4.0, pad))
+        return self.o((weights @ self.v(x)).mean(1))
+
+
+@pytest.mark.parametrize("level", ["economy", "full"])
+def test_a_mask_layer_holding_minus_inf_before_a_softmax_is_no_nan_birth(level):
+    """A healthy model: the -inf is the mask's, and the softmax makes it zeros. It was an error from step 0, so
+    `bpviz check` failed it. The same -inf read by a layer that spreads it is still where NaN/Inf was born."""
+    torch.manual_seed(0)
+    x, pad, y = torch.randn(8, 6, 16), torch.zeros(8, 6, dtype=torch.bool), torch.randint(0, 16, (8,))
+    pad[:, 4:] = True
+    for after, born in ((nn.Softmax(-1), None), (nn.Identity(), "mask")):
+        model = _MaskedAttention(after)
+        with bpviz.watch(model, level=level) as w:
+            loss = F.cross_entropy(model(x, pad), y)
+            loss.backward()
+            record = w.step(loss)
+        assert record.layer("mask").nonfinite and record.layer("mask").mean == float("-inf")
+        assert record.nonfinite_origin == born
+        assert [f.layer for f in w.findings if f.kind == "nan_or_inf"] == ([] if born is None else ["mask"])
+
+
 def test_train_mode_in_eval_from_a_validation_loop():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.Linear(8, 3))

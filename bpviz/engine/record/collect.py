@@ -185,7 +185,7 @@ def collect(
         params=param_steps,
         backward_order=list(pending.backward_order),
         forwards=forwards,
-        nonfinite_origin=next((l.name for l in ordered if l.nonfinite), None),
+        nonfinite_origin=nonfinite_origin(ordered, loss_value),
         nonfinite_grad_origin=next((l.name for l in by_backward if l.grad_nonfinite), None),
         softmax_before_cross_entropy=softmax_before_cross_entropy,
         producer_bias={name: host[i] for name, i in bias_ids.items()},
@@ -196,6 +196,25 @@ def collect(
         overhead_s=overhead_s,
         step_s=step_s,
     )
+
+
+def nonfinite_origin(ordered: list[LayerStep], loss: float | None) -> str | None:
+    """The first layer, in forward order, whose output holds NaN/Inf that was not a mask.
+
+    A padding or causal mask written as a layer of its own (`scores.masked_fill(pad, -inf)`) holds -inf on
+    purpose, and the softmax after it turns that into zeros: its values are -inf and nothing else non-finite
+    (their exact sum, hence the mean, is -inf; NaN or +inf would make it NaN or +inf), and the layer after it
+    (for the last layer, the loss) is finite. Such a layer is no birth of NaN/Inf; the first one that is not
+    passes its values on.
+    """
+    for index, layer in enumerate(ordered):
+        if not layer.nonfinite:
+            continue
+        after = ordered[index + 1] if index + 1 < len(ordered) else None
+        absorbed = not after.nonfinite if after is not None else loss is not None and math.isfinite(loss)
+        if not (layer.mean == -math.inf and absorbed):
+            return layer.name
+    return None
 
 
 def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, torch.Tensor]:
