@@ -118,6 +118,49 @@ def test_a_mask_layer_holding_minus_inf_before_a_softmax_is_no_nan_birth(level):
         assert [f.layer for f in w.findings if f.kind == "nan_or_inf"] == ([] if born is None else ["mask"])
 
 
+class _NanGradient(torch.autograd.Function):
+    """The identity, whose backward makes a NaN at step `at`."""
+
+    step, at = 0, 2
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        if _NanGradient.step == _NanGradient.at:
+            grad = grad.clone()
+            grad[0, 0] = float("nan")
+        return grad
+
+
+class _MakesNanGradient(nn.Module):
+    def forward(self, x):
+        return _NanGradient.apply(x)
+
+
+def test_a_nan_made_in_a_backward_says_it_came_from_what_reads_the_layer_it_reached():
+    """It was named "at act" alone, as if act had made it; the gradient reaching the layer above was finite."""
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.fc1, model.act, model.bad, model.fc2 = nn.Linear(4, 8), nn.ReLU(), _MakesNanGradient(), nn.Linear(8, 3)
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        for step in range(3):
+            _NanGradient.step = step
+            records = train(model, w, 1, x, y)
+    assert records[-1].nonfinite_grad_origin == "act" and not records[-1].layer("bad").grad_nonfinite
+    nan = [f for f in w.findings if f.kind == "nan_or_inf"]
+    assert [(f.layer, f.step) for f in nan] == [("act", 2)]
+    assert nan[0].message == (
+        "A NaN/Inf gradient first appeared at act during the backward pass of step 2: the gradient reaching act's "
+        "output holds it, while the one reaching bad, just before in the backward pass, was finite. It was made by "
+        "the backward of what lies between them (what reads act's output: a custom autograd.Function, a sqrt or "
+        "division at 0), not by act itself."
+    )
+
+
 def test_train_mode_in_eval_from_a_validation_loop():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.Linear(8, 3))

@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterator
 
 from bpviz.engine.diagnosis.rule import Context, Observation
+from bpviz.engine.record.records import StepRecord
 
 KIND = "nan_or_inf"
 KINDS = (KIND,)
@@ -44,11 +45,25 @@ def check(ctx: Context) -> Iterator[Observation]:
     elif record.loss is not None and not math.isfinite(record.loss):
         yield _obs(None, f"The loss became {record.loss} at step {step} while every layer's output was finite.")
     elif record.nonfinite_grad_origin is not None and not record.grad_scaler_skipped:  # a skip is no NaN of the model
-        yield _obs(
-            record.nonfinite_grad_origin,
-            f"A NaN/Inf gradient first appeared at {record.nonfinite_grad_origin} "
-            f"during the backward pass of step {step}.",
-        )
+        yield _obs(record.nonfinite_grad_origin, _backward_birth(record))
+
+
+def _backward_birth(record: StepRecord) -> str:
+    """Where a NaN/Inf gradient was made: not in the layer whose output gradient first holds it, but in the
+    backward of what reads that output, between it and the layer reached just before it, whose gradient was
+    finite (a custom autograd.Function, sqrt or division at 0)."""
+    origin, step = record.nonfinite_grad_origin, record.step
+    message = f"A NaN/Inf gradient first appeared at {origin} during the backward pass of step {step}"
+    order = record.backward_order
+    before = order[order.index(origin) - 1] if origin in order and order.index(origin) > 0 else None
+    reached = record.layer(before) if before is not None else None
+    if reached is None or reached.grad_nonfinite:
+        return message + "."
+    return (
+        f"{message}: the gradient reaching {origin}'s output holds it, while the one reaching {before}, just before "
+        f"in the backward pass, was finite. It was made by the backward of what lies between them (what reads "
+        f"{origin}'s output: a custom autograd.Function, a sqrt or division at 0), not by {origin} itself."
+    )
 
 
 def _obs(layer: str | None, message: str) -> Observation:
