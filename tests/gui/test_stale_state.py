@@ -230,3 +230,23 @@ def test_the_loaded_hint_goes_once_the_user_steps(qtbot, window):
     assert "Press F10 to step" in window.statusBar().currentMessage()
     run_steps(qtbot, window, 1)
     assert "Press F10 to step" not in window.statusBar().currentMessage()
+
+
+def test_steps_per_second_says_when_no_step_has_come_for_a_while(qtbot, window):
+    """The rate was drawn with each step only: a step that hung left "130.6 steps/s" up for as long as it hung."""
+    import time
+
+    status, label = window.status, window.status.labels["rate"]
+    running = [True]
+    status._running = lambda: running[0]
+    status.forget_arrivals()
+    for ago in (0.2, 0.1):
+        status._arrivals.append(time.perf_counter() - ago)
+    status.refresh_rate()
+    assert label.text().endswith(" steps/s") and label.text() != "0.0 steps/s"
+    status.forget_arrivals()
+    status._arrivals.append(time.perf_counter() - 11.8)  # the last step, 12 s ago (within a tick)
+    qtbot.waitUntil(lambda: label.text() == "no step for 12 s", timeout=2000)  # redrawn on its own, no step needed
+    running[0] = False
+    status.refresh_rate()
+    assert label.text() == "– steps/s"

@@ -6,10 +6,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar, QWidget
 
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui.format import number
+
+_RATE_REFRESH_MS = 500
+_STALLED_S = 3.0  # no step for this long while running: the rate says so instead
 
 
 class RunProgress(QWidget):
@@ -61,6 +65,10 @@ class StatusBar:
         bar.addPermanentWidget(self.run_state)
         self.show_run_state(None)
         self.show(None)
+        # steps/s is drawn with each step; without this, a step that hangs left the last rate up for as long
+        self._rate_timer = QTimer(bar)
+        self._rate_timer.timeout.connect(self.refresh_rate)
+        self._rate_timer.start(_RATE_REFRESH_MS)
 
     def show_run_state(self, state: str | None) -> None:
         """A recording's state: "● live" while its writer records, "writer stopped" or "finished"; hidden otherwise."""
@@ -93,12 +101,24 @@ class StatusBar:
         labels["step"].setToolTip(f"{record.step + 1} training steps done" if record is not None else "No step yet")
         loss = record.loss if record is not None else None
         labels["loss"].setText(f"Loss {number(loss)}")
-        labels["rate"].setText(f"{self.steps_per_second():.1f} steps/s" if self._running() else "– steps/s")
+        self.refresh_rate()
         mode = None
         if record is not None and record.forwards:
             mode = "train" if record.forwards[-1].model_training else "eval"
         labels["mode"].setText(f"Mode: {mode or '–'}")
         labels["mode"].setToolTip("Whether the model was in train() or eval() mode during the last training forward")
+
+    def refresh_rate(self) -> None:
+        """steps/s while running; once no step has arrived for a while, for how long, since a rate would be stale."""
+        label = self.labels["rate"]
+        if not self._running():
+            label.setText("– steps/s")
+            return
+        since = time.perf_counter() - self._arrivals[-1] if self._arrivals else 0.0
+        if since >= _STALLED_S:
+            label.setText(f"no step for {since:.0f} s")
+        else:
+            label.setText(f"{self.steps_per_second():.1f} steps/s")
 
     def steps_per_second(self) -> float:
         """Steps per second over the last couple of seconds of arrivals."""
