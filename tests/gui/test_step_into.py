@@ -52,6 +52,7 @@ def test_step_into_visits_layers_in_execution_order_and_only_the_update_changes_
     assert all(unchanged[:-1]) and not unchanged[-1]  # nothing changes the weights before the update
     assert not window.controller.stepping and network.current is None
     assert window.docks.step_panel.event is None
+    assert window.statusBar().currentMessage() != "Stepping into the step…"  # F11 at the update ended the step
 
 
 def test_step_out_finishes_the_phase_and_step_over_the_step(qtbot, window):

@@ -59,6 +59,9 @@ RUN_SUFFIX = ".bpviz"
 OPENABLE = (".py", *PICKLE_SUFFIXES, RUN_SUFFIX)
 
 
+STEPPING_INTO = "Stepping into the step…"
+
+
 class MainWindow(QMainWindow):
     """One window, one model at a time."""
 
@@ -390,7 +393,7 @@ class MainWindow(QMainWindow):
         self.controller.step_into()
         self.update_actions()
         if self.controller.stepping:
-            self.statusBar().showMessage("Stepping into the step…", 3000)
+            self.statusBar().showMessage(STEPPING_INTO, 3000)
 
     def step_out(self) -> None:
         self.controller.step_out()
@@ -489,7 +492,8 @@ class MainWindow(QMainWindow):
             self.error_panel.hide()
             self._step_error_shown = False
         self.status.arrived()
-        if self.statusBar().currentMessage() == self._load_hint:  # the user stepped: how to step is old news
+        # the user stepped: how to step is old news, and a step stepped into is over (F11 at its last pause)
+        if self.statusBar().currentMessage() in (self._load_hint, STEPPING_INTO):
             self.statusBar().clearMessage()
         self.clock.mark_dirty()
         if not self.controller.running:
