@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import bpviz
 from bpviz import cli
 from bpviz.engine.load.samples import SAMPLES_DIR
 
@@ -54,3 +55,23 @@ def test_compare_names_the_divergence_and_the_finding_only_one_run_has(tmp_path,
     result = json.loads((tmp_path / "cmp.json").read_text())
     assert result["divergence"]["layer"] == "fc2" and not result["same"]
     assert cli.main(["compare", a, a]) == cli.EXIT_CLEAN
+    assert result["layers_only_in_a"] == result["layers_only_in_b"] == []  # the twins have the same layers
+
+
+def test_compare_of_two_different_models_says_which_layers_it_could_not_compare(tmp_path, capsys):
+    """A 5-layer run compared with a 21-layer one said only where they diverge, as if the rest had been compared."""
+    for name in ("dying_relu", "exploding"):
+        cli.main(
+            ["check", str(SAMPLES_DIR / f"{name}.py"), "--steps", "2", "--record", str(tmp_path / f"{name}.bpviz")]
+        )
+    capsys.readouterr()
+    a, b = (str(tmp_path / f"{name}.bpviz") for name in ("dying_relu", "exploding"))
+    assert cli.main(["compare", a, b, "--json", str(tmp_path / "cmp.json")]) == cli.EXIT_FOUND_ERRORS
+    result = json.loads((tmp_path / "cmp.json").read_text())
+    names_a, names_b = bpviz.open_run(a).layer_names(), bpviz.open_run(b).layer_names()
+    assert result["layers_only_in_a"] == [n for n in names_a if n not in names_b]
+    assert result["layers_only_in_b"] == [n for n in names_b if n not in names_a] and result["layers_only_in_b"]
+    only_a, only_b = result["layers_only_in_a"], result["layers_only_in_b"]
+    assert only_a == ["relu1", "relu2", "out"]  # fc1 and fc2 are in both samples
+    said = f"3 layers only in A (relu1, relu2, out); {len(only_b)} layers only in B ({', '.join(only_b[:3])}, …)"
+    assert f"the runs have different layers (compared by name): {said}" in capsys.readouterr().out

@@ -65,7 +65,10 @@ def compare_runs(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> dict
         conn.close()
     only_a, only_b, changed = _finding_differences(a.findings, b.findings)
     steps = {"a": len(a), "b": len(b)}
-    same = divergence is None and not (only_a or only_b or changed) and steps["a"] == steps["b"]
+    names_a, names_b = a.layer_names(), b.layer_names()
+    layers_a = [n for n in names_a if n not in set(names_b)]  # layers are compared by name: these never are
+    layers_b = [n for n in names_b if n not in set(names_a)]
+    same = divergence is None and not (only_a or only_b or changed or layers_a or layers_b) and steps["a"] == steps["b"]
     return {
         "a": _name(a),
         "b": _name(b),
@@ -76,6 +79,8 @@ def compare_runs(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> dict
         "findings_only_in_a": only_a,
         "findings_only_in_b": only_b,
         "findings_that_differ": changed,
+        "layers_only_in_a": layers_a,
+        "layers_only_in_b": layers_b,
         "same": same,
     }
 
@@ -192,6 +197,8 @@ def format_comparison(result: dict) -> str:
         )
     if result["steps"]["a"] != result["steps"]["b"]:
         lines.append("the runs have different lengths")
+    if result["layers_only_in_a"] or result["layers_only_in_b"]:
+        lines.append(f"the runs have different layers (compared by name): {layer_difference(result)}")
     texts = [f["text"] for f in result["findings_only_in_a"] + result["findings_only_in_b"]]
     texts += [f["text"] for f in result["findings_that_differ"]]
     if texts:
@@ -201,6 +208,17 @@ def format_comparison(result: dict) -> str:
         lines.append("the same findings in both")
     lines.append("the runs are the same" if result["same"] else "the runs differ")
     return "\n".join(lines) + "\n"
+
+
+def layer_difference(result: dict) -> str:
+    """ "16 layers only in B (conv1, bn1, conv2, …)": what a comparison of two different models cannot compare."""
+    parts = []
+    for side in ("a", "b"):
+        names = result[f"layers_only_in_{side}"]
+        if names:
+            shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+            parts.append(f"{len(names)} layer{'s' * (len(names) != 1)} only in {side.upper()} ({shown})")
+    return "; ".join(parts)
 
 
 def _number(value) -> str:

@@ -21,6 +21,7 @@ from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.record.history import History
+from bpviz.engine.runs.compare import layer_difference
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.reader import Run
 from bpviz.engine.runs.save_copy import save_copy
@@ -339,6 +340,8 @@ class MainWindow(QMainWindow):
         else:
             where = f", layer {div['layer']}" if div["layer"] else ""
             told = f"the runs diverge at step {div['step']}{where} ({div['statistic']})"
+        if result["layers_only_in_a"] or result["layers_only_in_b"]:  # another model: most of it is not compared
+            told += f"; they have different layers, compared by name: {layer_difference(result)}"
         self.statusBar().showMessage(f"Compared with {Path(path).name}: {told}", 15000)
         return result
 
