@@ -140,3 +140,40 @@ def test_a_failing_step_entered_with_step_into_is_shown_and_the_window_stays_usa
     open_file(qtbot, window, SAMPLES["dying_relu"])  # and another file opens
     assert len(window.history) == 0 and window.windowTitle().startswith("dying_relu.py")
     assert on_gui_thread and all(on_gui_thread)
+
+
+CONTAINER = """
+import torch
+from torch import nn
+
+
+class Odd(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls >= 3:
+            raise RuntimeError("shape trouble in step 2")
+        return self.fc(x)
+
+
+def build():
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 4), Odd(), nn.Linear(4, 2))
+    data = [(torch.randn(16, 8, generator=g), torch.randint(2, (16,), generator=g)) for _ in range(4)]
+    return {"model": model, "train_data": data}
+"""
+
+
+def test_a_container_whose_own_forward_raised_is_named_with_the_layers_it_holds(qtbot, window, tmp_path):
+    """It was "layer: 1 (Odd)", a name the table and the network do not show, and nothing was selected."""
+    open_file(qtbot, window, write(tmp_path, "container.py", CONTAINER))
+    run_steps(qtbot, window, 2)
+    with qtbot.waitSignal(window.failed, timeout=LOAD_MS) as failed:
+        window.actions_.step.trigger()
+    error = failed.args[0]
+    assert error.layer == "1" and "layer: 1 (Odd, the module holding 1.fc)" in window.error_panel.text()
+    assert window.page.selected_layer() == "1.fc"

@@ -407,12 +407,22 @@ class Stepper:
         except USER_CODE_ENDINGS as exc:  # user code may raise anything
             probe = self.watcher.probe
             layer, layer_type = (probe.failed_layer, probe.failed_layer_type) if "forward" in what else (None, None)
+            held = self._layers_inside(layer)
+            if held:  # a container's own forward raised: it is no layer of the table, the layers it holds are
+                layer_type = f"{layer_type}, the module holding {', '.join(held[:3])}{', …' * (len(held) > 3)}"
             if "backward" in what:
                 layer = probe.last_layer
                 known = self.watcher.catalog.layers.get(layer) if layer is not None else None
                 layer_type = known.type if known is not None else None
             self.watcher.discard_pending()
             raise user_code_failed(exc, what, actor, self.experiment.source, layer, layer_type) from exc
+
+    def _layers_inside(self, module: str | None) -> list[str]:
+        """The layers within module `module` when it is no layer itself (a container), else []."""
+        layers = self.watcher.catalog.layers
+        if not module or module in layers:
+            return []
+        return [name for name in layers if name.startswith(f"{module}.")]
 
 
 class _PhaseListener:

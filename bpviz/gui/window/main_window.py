@@ -461,7 +461,10 @@ class MainWindow(QMainWindow):
         self.error_panel.show_error(error)
         self._step_error_shown = True
         if error.layer:
-            self.page.select_layer(error.layer)
+            # a container that raised is no row of the table: the first layer it holds stands for it
+            names = self.page.table_model.names()
+            inside = next((n for n in names if n.startswith(f"{error.layer}.")), None)
+            self.page.select_layer(error.layer if error.layer in names or inside is None else inside)
         self.statusBar().showMessage(error.what, 8000)
         self.update_actions()
         self.failed.emit(error)
