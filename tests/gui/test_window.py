@@ -366,6 +366,18 @@ def test_dropping_a_file_opens_it(qtbot, window, tmp_path):
     assert not enter.isAccepted()
 
 
+def test_a_file_of_another_kind_is_refused_at_once_and_takes_no_place_in_recent(qtbot, window, tmp_path):
+    """notes.txt started an experiment process, failed there, and pushed a run out of the ten Recent places."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    before = window.settings.recent_files()
+    assert not window.open_path(notes)
+    assert window.error_panel.isVisible()
+    assert window.error_panel.title.text() == "notes.txt is no file bpviz opens"
+    assert "a recorded run (.bpviz)" in window.error_panel.text()
+    assert window.controller.client.processes() == [] and window.settings.recent_files() == before
+
+
 def test_recent_files_are_remembered_and_reopen(qtbot, ini, tmp_path):
     first = make_window(qtbot, ini)
     open_file(qtbot, first, SAMPLES["softmax_cross_entropy"])

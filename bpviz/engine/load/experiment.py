@@ -96,7 +96,8 @@ def load_experiment(
     else:
         raise UserCodeError(
             f"cannot load {path.name}",
-            why=f"unknown file type {path.suffix!r}: give an experiment file (.py) or a pickled model (.pt/.pth)",
+            why=f"unknown file type {path.suffix!r}: give an experiment file (.py) or a pickled model (.pt/.pth); "
+            "a recorded run (.bpviz) opens in the window (bpviz RUN.bpviz) or with bpviz check RUN.bpviz",
             where=str(path),
         )
     if weights is not None:

@@ -225,6 +225,16 @@ class MainWindow(QMainWindow):
             return self.rank_sets.open(files, path)
         if path.suffix.lower() == RUN_SUFFIX:
             return self.open_recording(path)
+        if path.suffix.lower() not in OPENABLE:  # told at once: no process started, no place taken in Recent
+            self.error_panel.show_error(
+                UserCodeError(
+                    f"{path.name} is no file bpviz opens",
+                    f"give an experiment file (.py), a saved model ({', '.join(PICKLE_SUFFIXES)}) or a recorded "
+                    f"run ({RUN_SUFFIX})",
+                    str(path),
+                )
+            )
+            return False
         self.rank_sets.close()
         if path.suffix.lower() == ".py" and path.is_file() and not self.code_trust.allows(self, path):
             return False
