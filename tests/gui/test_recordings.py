@@ -396,3 +396,14 @@ def test_a_run_the_window_recorded_holds_every_step_alone_once_its_process_is_go
     shutil.copyfile(recorded, alone)  # the file only, as people move files
     assert sqlite3.connect(alone).execute("SELECT count(*) FROM steps").fetchone()[0] == 5
     assert len(bpviz.open_run(alone)) == 5
+
+
+def test_save_run_as_suggests_the_runs_own_name_in_a_folder_the_user_has(qtbot, window, recording, monkeypatch):
+    """With no folder opened from yet, Save Run As suggested "/run.bpviz": the root of the disk."""
+    asked = []
+    monkeypatch.setattr(window.dialogs, "save_file", lambda parent, caption, suggested, kinds: asked.append(suggested))
+    assert window.open_path(recording)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    window.settings.set_last_directory("")
+    assert window.save_run_dialog() is None  # the dialog was cancelled
+    assert asked == [str(Path.home() / recording.name)]

@@ -308,9 +308,11 @@ class MainWindow(QMainWindow):
 
     def save_run_dialog(self) -> Path | None:
         """File > Save Run As…: a copy of the run shown (the recording, or the one trained) where the user says."""
-        path = self.dialogs.save_file(
-            self, "Save run as", f"{self.settings.last_directory()}/run.bpviz", "bpviz runs (*.bpviz)"
-        )
+        # the folder last opened from, else home (an empty one made it "/run.bpviz"); named as the run is
+        shown = self.recording.path if self.recording is not None else self.controller.run_path
+        folder = Path(self.settings.last_directory() or Path.home())
+        suggested = folder / (shown.name if shown is not None else f"run{RUN_SUFFIX}")
+        path = self.dialogs.save_file(self, "Save run as", str(suggested), "bpviz runs (*.bpviz)")
         return self.save_run(path) if path is not None else None
 
     def save_run(self, path: str | Path) -> Path | None:
