@@ -61,6 +61,13 @@ def test_spectral_and_weight_norm_layers_are_the_layers_and_own_their_weights():
     assert owners["2.parametrizations.weight.original0"] == "2"
 
 
+def kill_units(weight: torch.Tensor, bias: torch.Tensor, dead: int) -> None:
+    """The first `dead` output units of a layer never fire: no incoming weight, a negative bias."""
+    with torch.no_grad():
+        weight[:dead] = 0.0
+        bias[:dead] = -1.0
+
+
 class NHWCBlock(nn.Module):
     """A conv, then an MLP on channels-last feature maps (ConvNeXt/Swin style) with a ReLU on 160 features."""
 
@@ -70,9 +77,7 @@ class NHWCBlock(nn.Module):
         self.fc1 = nn.Linear(16, 160)
         self.act = nn.ReLU()
         self.fc2 = nn.Linear(160, 4)
-        with torch.no_grad():
-            self.fc1.weight[:dead] = 0.0
-            self.fc1.bias[:dead] = -1.0
+        kill_units(self.fc1.weight, self.fc1.bias, dead)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x).permute(0, 2, 3, 1)  # (N, 16, 16, 16) -> (N, H, W, C): H equals C here
@@ -86,9 +91,7 @@ class ConvTokens(nn.Module):
         super().__init__()
         self.conv = nn.Conv1d(4, 24, 3, padding=1)
         self.head = nn.Linear(24, 3)
-        with torch.no_grad():
-            self.conv.weight[:dead] = 0.0
-            self.conv.bias[:dead] = -1.0
+        kill_units(self.conv.weight, self.conv.bias, dead)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(F.relu(self.conv(x).transpose(1, 2))).mean(dim=1)
@@ -102,9 +105,7 @@ class DenseBlock(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(8, 8, 3, padding=1)
         self.head = nn.Linear(16, 3)
-        with torch.no_grad():
-            self.conv.weight[:dead] = 0.0
-            self.conv.bias[:dead] = -1.0
+        kill_units(self.conv.weight, self.conv.bias, dead)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the input's channels are kept positive so the dead ones are the conv's
@@ -119,9 +120,7 @@ class LinearReLU(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(16, 4))
         self.bias = nn.Parameter(torch.full((16,), 5.0))
-        with torch.no_grad():
-            self.weight[:dead] = 0.0
-            self.bias[:dead] = -1.0
+        kill_units(self.weight, self.bias, dead)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(F.linear(x, self.weight, self.bias))

@@ -55,7 +55,8 @@ def _backward_birth(record: StepRecord) -> str:
     origin, step = record.nonfinite_grad_origin, record.step
     message = f"A NaN/Inf gradient first appeared at {origin} during the backward pass of step {step}"
     order = record.backward_order
-    before = order[order.index(origin) - 1] if origin in order and order.index(origin) > 0 else None
+    index = order.index(origin) if origin in order else 0
+    before = order[index - 1] if index > 0 else None
     reached = record.layer(before) if before is not None else None
     if reached is None or reached.grad_nonfinite:
         return message + "."

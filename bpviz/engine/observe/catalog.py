@@ -9,6 +9,7 @@ earlier layer holds its units' incoming weights.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,6 +159,12 @@ class LayerCatalog:
                 break
         self._producers[key] = found
         return found
+
+
+def layers_inside(module: str, layers: Iterable[str]) -> list[str]:
+    """The layers within module `module` (named "module.child..."), in the order given: what stands for a
+    container, which is no layer itself, where a layer is needed (its forward raised)."""
+    return [name for name in layers if name.startswith(f"{module}.")]
 
 
 def choose_range(lo: float, hi: float) -> tuple[float, float]:

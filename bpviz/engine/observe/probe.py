@@ -348,9 +348,8 @@ class Probe:
             first = args[0] if args else None
             fires_here = family == RELU_FAMILY and module_family(frame.module) is None and not self._grads_only
             if fires_here and isinstance(first, torch.Tensor):
-                frame.preact_max = self._unit_max(
-                    first, frame.name
-                )  # the units fired from this input, not the module's
+                # the units fired from this input, not the module's
+                frame.preact_max = self._unit_max(first, frame.name)
             out = self._user_call(func, *args, **kwargs)
             frame.activation_out, frame.activation_family = out, family
             return out

@@ -66,8 +66,9 @@ def compare_runs(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> dict
     only_a, only_b, changed = _finding_differences(a.findings, b.findings)
     steps = {"a": len(a), "b": len(b)}
     names_a, names_b = a.layer_names(), b.layer_names()
-    layers_a = [n for n in names_a if n not in set(names_b)]  # layers are compared by name: these never are
-    layers_b = [n for n in names_b if n not in set(names_a)]
+    in_a, in_b = set(names_a), set(names_b)
+    layers_a = [n for n in names_a if n not in in_b]  # layers are compared by name: these never are
+    layers_b = [n for n in names_b if n not in in_a]
     same = divergence is None and not (only_a or only_b or changed or layers_a or layers_b) and steps["a"] == steps["b"]
     return {
         "a": _name(a),

@@ -358,7 +358,7 @@ class Run:
             index = int(np.searchsorted(steps, step, "right")) - 1
             if index < 0:
                 return None
-            field = "histogram" if kind == "activation" else "grad_histogram"
+            field = column[: -len("_counts")]  # the LayerStep field whose counts the column holds
             found = self._decoded_rows([(int(steps[index]), int(layer_ids[index]))], _LAYER_COLUMNS[field])
         except (sqlite3.DatabaseError, CodecError) as error:
             raise _damaged(self.path, error) from None

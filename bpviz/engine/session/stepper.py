@@ -24,6 +24,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit, dead_units
 from bpviz.engine.load.experiment import Experiment
+from bpviz.engine.observe.catalog import layers_inside
 from bpviz.engine.observe.stats import histogram_sample
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
@@ -420,9 +421,7 @@ class Stepper:
     def _layers_inside(self, module: str | None) -> list[str]:
         """The layers within module `module` when it is no layer itself (a container), else []."""
         layers = self.watcher.catalog.layers
-        if not module or module in layers:
-            return []
-        return [name for name in layers if name.startswith(f"{module}.")]
+        return [] if not module or module in layers else layers_inside(module, layers)
 
 
 class _PhaseListener:

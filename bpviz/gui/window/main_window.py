@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 from bpviz.engine.diagnosis.finding import Finding
 from bpviz.engine.load.checkpoint import PICKLE_SUFFIXES
 from bpviz.engine.load.samples import SAMPLES_DIR
+from bpviz.engine.observe.catalog import layers_inside
 from bpviz.engine.record.history import History
 from bpviz.engine.runs.compare import layer_difference
 from bpviz.engine.runs.errors import RunFileError
@@ -306,10 +307,14 @@ class MainWindow(QMainWindow):
         self.update_actions()
         return True
 
+    def _shown_run(self) -> Path | None:
+        """The run file the window shows: the recording open, or the one the training side records."""
+        return self.recording.path if self.recording is not None else self.controller.run_path
+
     def save_run_dialog(self) -> Path | None:
         """File > Save Run As…: a copy of the run shown (the recording, or the one trained) where the user says."""
         # the folder last opened from, else home (an empty one made it "/run.bpviz"); named as the run is
-        shown = self.recording.path if self.recording is not None else self.controller.run_path
+        shown = self._shown_run()
         folder = Path(self.settings.last_directory() or Path.home())
         suggested = folder / (shown.name if shown is not None else f"run{RUN_SUFFIX}")
         path = self.dialogs.save_file(self, "Save run as", str(suggested), "bpviz runs (*.bpviz)")
@@ -317,7 +322,7 @@ class MainWindow(QMainWindow):
 
     def save_run(self, path: str | Path) -> Path | None:
         """Copy the run shown to `path` (consistent even while it is written, atomic); None, told, when it cannot."""
-        source = self.recording.path if self.recording is not None else self.controller.run_path
+        source = self._shown_run()
         if source is None:
             return None
         try:
@@ -475,8 +480,8 @@ class MainWindow(QMainWindow):
         if error.layer:
             # a container that raised is no row of the table: the first layer it holds stands for it
             names = self.page.table_model.names()
-            inside = next((n for n in names if n.startswith(f"{error.layer}.")), None)
-            self.page.select_layer(error.layer if error.layer in names or inside is None else inside)
+            inside = layers_inside(error.layer, names)
+            self.page.select_layer(error.layer if error.layer in names or not inside else inside[0])
         self.statusBar().showMessage(error.what, 8000)
         self.update_actions()
         self.failed.emit(error)
