@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bpviz.engine.diagnosis.unit_forensics import dead_units
+from bpviz.engine.record.history import History
 from bpviz.engine.load.experiment import Experiment, load_experiment
 from bpviz.engine.session import remedies
 from bpviz.engine.session.stepper import Stepper
@@ -117,3 +118,27 @@ def test_hyperparameters_and_clipping():
     assert stepper.experiment.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
     assert stepper.clip_grad_norm is None
     assert [label for _, label in stepper.history.interventions][-1] == "undo: lr 0.001 -> 0.01"
+
+
+def test_remedies_in_force_are_the_stepper_s_undoable_remedies():
+    stepper = small(dead=3)
+    run(stepper, 2)
+    stepper.apply(remedies.set_hyperparameter(stepper, "lr", 0.05))
+    stepper.apply(remedies.replace_activation(stepper, "act", "leaky_relu"))
+    run(stepper, 1)
+    stepper.undo_last()
+    counts = [(len(stepper.remedies), stepper.history.remedies_in_force())]
+    stepper.undo_last()
+    counts.append((len(stepper.remedies), stepper.history.remedies_in_force()))
+    assert stepper.undo_last() is None  # nothing left: and the history says so
+    assert counts == [(1, 1), (0, 0)] and stepper.history.remedies_in_force() == 0
+
+
+def test_remedies_in_force_count_what_undo_can_take_back():
+    history = History()
+    assert history.remedies_in_force() == 0
+    history.interventions = [(3, "lr 0.5 -> 0.05"), (3, "gradient clipping at 2"), (5, "undo: gradient clipping at 2")]
+    assert history.remedies_in_force() == 1
+    history.interventions.append((6, "undo: lr 0.5 -> 0.05"))
+    assert history.remedies_in_force() == 0
+    assert history.before(6).remedies_in_force() == 1  # a rewind before the second undo keeps the first remedy

@@ -55,9 +55,12 @@ def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
 def test_replace_activation_and_undo_from_the_workbench(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 2)
-    bench = window.docks.workbench
+    bench, hyper = window.docks.workbench, window.docks.hyperparams
+    assert bench.leaky.isEnabled() and not bench.undo.isEnabled()  # nothing applied: nothing to undo
+    assert hyper.apply_button.isEnabled() and not hyper.undo_button.isEnabled()
     bench.leaky.click()
     qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
+    qtbot.waitUntil(lambda: bench.undo.isEnabled() and hyper.undo_button.isEnabled(), timeout=LOAD_MS)
     run_steps(qtbot, window, 1)
     assert window.history.latest.layer("relu2").type == "LeakyReLU"
     bench.undo.click()
@@ -68,6 +71,7 @@ def test_replace_activation_and_undo_from_the_workbench(qtbot, window):
         "relu2: ReLU -> LeakyReLU",
         "undo: relu2: ReLU -> LeakyReLU",
     ]
+    assert not bench.undo.isEnabled() and not hyper.undo_button.isEnabled()  # the one remedy was taken back
 
 
 def test_remedies_are_refused_while_a_step_is_paused(qtbot, window):

@@ -13,6 +13,15 @@ import numpy as np
 
 from bpviz.engine.record.records import Histogram, StepRecord
 
+# An undo's mark is the label of the remedy it took back after this prefix (the stepper writes it): the run file
+# keeps only labels, so whether a remedy is still in force is read from them.
+UNDO_PREFIX = "undo: "
+
+
+def is_undo(label: str) -> bool:
+    """Whether an intervention's label marks an undo rather than a remedy or hyperparameter change."""
+    return label.startswith(UNDO_PREFIX)
+
 
 class History:
     """The steps seen so far, oldest first."""
@@ -42,6 +51,16 @@ class History:
         kept.validation = [(s, dict(m)) for s, m in self.validation if s < marks_before]
         kept.interventions = [(s, label) for s, label in self.interventions if s < marks_before]
         return kept
+
+    def remedies_in_force(self) -> int:
+        """How many remedies (and hyperparameter changes) are applied and not undone: what Undo can take back.
+
+        Undo takes back the latest one still applied, so each undo mark cancels one remedy before it; a rewind
+        keeps the marks before its step (`before`), and with them the remedies it kept."""
+        applied = 0
+        for _, label in self.interventions:
+            applied = max(0, applied - 1) if is_undo(label) else applied + 1
+        return applied
 
     def add_validation(self, step: int, metrics: dict[str, float]) -> None:
         self.validation.append((step, dict(metrics)))

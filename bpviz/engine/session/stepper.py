@@ -26,7 +26,7 @@ from bpviz.engine.diagnosis.unit_forensics import DeadUnit, dead_units
 from bpviz.engine.load.experiment import Experiment
 from bpviz.engine.observe.catalog import layers_inside
 from bpviz.engine.observe.stats import histogram_sample
-from bpviz.engine.record.history import History
+from bpviz.engine.record.history import UNDO_PREFIX, History
 from bpviz.engine.record.records import StepRecord
 from bpviz.engine.session import remedies
 from bpviz.engine.session.breakpoints import Breakpoint, Hit, first_hit
@@ -189,7 +189,7 @@ class Stepper:
             return None
         remedy = self.remedies.pop()
         remedy.undo()
-        self.history.interventions.append((self.step_index, f"undo: {remedy.label}"))
+        self.history.interventions.append((self.step_index, f"{UNDO_PREFIX}{remedy.label}"))
         self._snapshot(pinned=True, after_remedy=True)
         return remedy
 

@@ -85,6 +85,7 @@ class HyperparamsPanel(QtWidgets.QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.note)
         layout.addStretch(1)
+        self._undoable = False  # a change is in force that Undo can take back (set_undoable)
         self.set_values({})
         self.set_busy(True)
 
@@ -126,11 +127,17 @@ class HyperparamsPanel(QtWidgets.QWidget):
     def set_busy(self, busy: bool) -> None:
         """Disabled while training runs or a step is paused."""
         self.apply_button.setEnabled(not busy)
-        self.undo_button.setEnabled(not busy)
+        self.undo_button.setEnabled(not busy and self._undoable)
         for box in self.boxes.values():
             box.setEnabled(not busy and bool(box.property("available")))
         self.clip_on.setEnabled(not busy)
         self.clip.setEnabled(not busy and self.clip_on.isChecked())
+
+    def set_undoable(self, undoable: bool) -> None:
+        """Whether a change is in force that Undo can take back; without one the button is disabled rather
+        than answering "Nothing to undo"."""
+        self._undoable = undoable
+        self.undo_button.setEnabled(self.apply_button.isEnabled() and undoable)
 
     def applied(self, step: int, label: str) -> None:
         self.note.setText(f"From step {step}: {label}")

@@ -13,7 +13,7 @@ import numpy as np
 from PySide6 import QtCore, QtWidgets
 
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit
-from bpviz.engine.record.history import History
+from bpviz.engine.record.history import History, is_undo
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.report.percent import percent_text
 from bpviz.gui import theme
@@ -316,8 +316,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         ready = not self._busy and self._history is not None
         for button in self.buttons:
             button.setEnabled(ready and self.layer is not None)
-        for button in (self.undo, self.lower_lr, self.clip, self.go):
+        for button in (self.lower_lr, self.clip, self.go):
             button.setEnabled(ready)
+        # enabled with nothing to take back, it only answered "Nothing to undo"
+        self.undo.setEnabled(ready and self._history.remedies_in_force() > 0)
 
     def remedy_applied(self, step: int, label: str) -> None:
         self.message.setStyleSheet(f"color: {theme.LOSS}; padding: 2px;")
@@ -404,7 +406,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.summary.set_parts(parts)
 
     def _compare(self, history: History) -> None:
-        remedies = [(s, l) for s, l in history.interventions if not l.startswith("undo")]
+        remedies = [(s, l) for s, l in history.interventions if not is_undo(l)]
         if not remedies or self._dead_trace is None or len(self._dead_trace) == 0:
             self.compare.setText(
                 theme.rich("Apply a remedy, then continue training: the curves compare before and after.", theme.MUTED)

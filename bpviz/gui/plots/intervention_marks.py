@@ -10,7 +10,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from bpviz.engine.record.history import History
+from bpviz.engine.record.history import History, is_undo
 from bpviz.gui import theme
 
 
@@ -42,7 +42,7 @@ class InterventionMarks:
         self._seen = []
 
     def _line(self, step: int, label: str) -> pg.InfiniteLine:
-        undo = label.startswith("undo")
+        undo = is_undo(label)
         pen = theme.pen(theme.UNDONE if undo else theme.INTERVENTION, 1.4)
         pen.setStyle(QtCore.Qt.PenStyle.DashLine)
         # at step - 0.5: between the last step before the change and the first one after it

@@ -280,7 +280,9 @@ class DebugDocks(QObject):
 
     def on_redrawn(self, _step: int) -> None:
         """The window shows a new step (the network and workbench were drawn with it)."""
-        latest = self.viewed().history.latest
+        history = self.viewed().history
+        self.hyperparams.set_undoable(history.remedies_in_force() > 0)
+        latest = history.latest
         if latest is not None:
             self.breakpoints.set_layers([layer.name for layer in latest.layers])
         if self.workbench.layer is not None:
