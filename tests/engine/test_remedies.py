@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bpviz.engine.diagnosis.unit_forensics import dead_units
-from bpviz.engine.record.history import History
 from bpviz.engine.load.experiment import Experiment, load_experiment
+from bpviz.engine.record.history import History
 from bpviz.engine.session import remedies
 from bpviz.engine.session.stepper import Stepper
 
