@@ -236,6 +236,17 @@ def test_validate_shows_metrics_and_the_mode_banner(qtbot, window):
     assert "train" in window.page.banner.text().lower() or "eval" in window.page.banner.text().lower()
 
 
+def test_validate_is_offered_only_for_an_experiment_with_validation_data(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])  # no val_data
+    run_steps(qtbot, window, 1)
+    validate = window.actions_.validate
+    assert window.actions_.step.isEnabled() and not validate.isEnabled()
+    assert "no validation" in validate.toolTip() and "val_data" in validate.toolTip()
+    open_file(qtbot, window, SAMPLES["forgot_eval"])  # returns val_data
+    qtbot.waitUntil(validate.isEnabled, timeout=LOAD_MS)
+    assert validate.toolTip() == "Run the experiment's validation now"
+
+
 def test_selecting_a_finding_selects_its_layer_and_explains_it(qtbot, window):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 5)

@@ -20,7 +20,7 @@ from bpviz.engine.session.step_gate import Gate, StepAborted
 from bpviz.engine.user_error import UserCodeError, describe_exception, full_traceback
 
 ANSWERS = (
-    "loaded",  # LoadRequest, the run file its steps are recorded into
+    "loaded",  # LoadRequest, the run file its steps are recorded into, whether it has validation data
     "stepped",  # step: a step is done and in the run file (the window reads its record from there)
     "validated",  # step, metrics: a validation ran after `step` and is in the run file
     "intervened",  # step, label: a remedy (or its undo) acts from `step` on and is in the run file
@@ -100,7 +100,7 @@ class SessionDriver:
         self._told_stopped = False
         self._keep_position(stepper)
         self._at(0, None)
-        self.emit("loaded", request, stepper.watcher.recorder_path)
+        self.emit("loaded", request, stepper.watcher.recorder_path, experiment.val_data is not None)
         self.read_hyperparameters()
 
     def _at(self, step: int, what: str | None) -> None:

@@ -69,6 +69,7 @@ class TrainingController(QObject):
         self._run_id = 0
         self._announced = -1  # the latest step `stepped` announced
         self.has_model = False
+        self.validates = False  # the open experiment has validation data: Validate has something to run
         self.running = False
         self.busy = False  # a command is on its way or in progress
         self.paused_at: PhaseEvent | None = None  # where the gated step is blocked now
@@ -190,7 +191,7 @@ class TrainingController(QObject):
             self.client.end_unless_answered()
 
     def validate(self) -> None:
-        if self.has_model and not self.running:
+        if self.has_model and self.validates and not self.running:
             self.busy = True
             self.client.send("validate")
 
@@ -278,9 +279,10 @@ class TrainingController(QObject):
         else:
             apply()
 
-    def _on_loaded(self, request: LoadRequest, run_path: Path) -> None:
+    def _on_loaded(self, request: LoadRequest, run_path: Path, validates: bool) -> None:
         self.request = request
         self.run_path = run_path
+        self.validates = validates
         self.pending = self.failed_request = None
         self.has_model = True
         self.busy = False
@@ -355,7 +357,7 @@ class TrainingController(QObject):
     def _on_died(self, error: UserCodeError | None, news: News | RunFileError | None) -> None:
         """The experiment process is gone: nothing is loaded; every step it committed is in `view`; Reset reloads."""
         was_running = self.running
-        self.has_model = self.running = self.busy = False
+        self.has_model = self.running = self.busy = self.validates = False
         self.pending = None
         self._end_stepping()
         self._take_in(news)

@@ -170,7 +170,7 @@ class ProcessClient(QObject):
     # the driver's answers (engine/session/driver.py ANSWERS), emitted on the GUI thread
     # stepped, validated, intervened and died come with a last argument: the run file's News (or the
     # RunFileError that reading it raised, or None when there is nothing to read)
-    loaded = Signal(object, object)  # LoadRequest, run file path
+    loaded = Signal(object, object, bool)  # LoadRequest, run file path, whether it has validation data
     stepped = Signal(int, object)
     validated = Signal(int, object, object)
     intervened = Signal(int, str, object)

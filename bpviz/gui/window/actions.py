@@ -259,7 +259,12 @@ class WindowActions:
         self.run.setEnabled(idle or paused)
         self.run.setText("&Continue" if paused else "&Run")
         self.run_n.setEnabled(idle)
-        self.validate.setEnabled(idle)
+        self.validate.setEnabled(idle and c.validates)
+        self.validate.setToolTip(
+            "Run the experiment's validation now"
+            if c.validates or not c.has_model
+            else "This experiment has no validation: return val_data from build() to validate"
+        )
         self.rewind.setEnabled(idle and c.view.history.latest is not None)  # a recording is never rewound
         self.pause.setEnabled(c.running or c.stepping)
         self.stop.setEnabled(c.pending is not None or (c.has_model and c.busy and not recording))
