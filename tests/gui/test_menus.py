@@ -82,13 +82,30 @@ def test_exported_plots_are_fixed_size_titled_figures_with_plain_file_names(qtbo
     written = window.export_plots()
     pngs = [p for p in written if p.suffix == ".png"]
     assert len(pngs) == len(written) // 2 >= 8
+    whole_model = {"loss_step2", "network_step2"}  # of the model, not of a layer: no layer in their names
+    assert whole_model <= {png.stem for png in pngs}
     for png in pngs:
         assert " " not in png.name and re.fullmatch(r"[A-Za-z0-9_.-]+", png.name)
-        assert png.stem.endswith("_relu2_step2")
         image = QImage(str(png))
         assert image.width() == EXPORT_WIDTH and image.height() >= EXPORT_WIDTH * 0.4 + TITLE_HEIGHT
         title = ET.parse(png.with_suffix(".svg")).getroot().find("{http://www.w3.org/2000/svg}title").text
-        assert "relu2" in title and "step 2" in title and "dying_relu.py" in title
+        assert "step 2" in title and "dying_relu.py" in title
+        if png.stem in whole_model:
+            assert "relu1" not in title and "relu2" not in title
+        else:
+            assert png.stem.endswith("_relu2_step2") and "relu2" in title
+
+
+def test_the_workbench_exports_its_own_layer(qtbot, window, tmp_path):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    window.page.select_layer("relu2")
+    bench = window.docks.workbench
+    bench.layer_box.setCurrentIndex(bench.layer_box.findData("relu1"))
+    assert bench.layer == "relu1" and window.page.selected_layer() == "relu2"
+    window.dialogs.directory = tmp_path
+    stems = {p.stem for p in window.export_plots() if p.suffix == ".png"}
+    assert {"unit_timeline_relu1_step1", "dead_units_and_loss_relu1_step1", "histogram_relu2_step1"} <= stems
 
 
 # --- weights -------------------------------------------------------------------------------------------

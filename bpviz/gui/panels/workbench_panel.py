@@ -255,6 +255,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         """The unit timeline and the dead-units/loss curves, for PNG/SVG export."""
         return {"unit timeline": self.timeline_widget, "dead units and loss": self.curves_widget}
 
+    def export_layer(self) -> str | None:
+        """The workbench's own layer, which need not be the one selected in the table."""
+        return self.layer
+
     def _fit_steps(self) -> None:
         """Both plots over the same steps: the timeline's (the newest TIMELINE_STEPS), set rather than linked,
         since two linked views each switch the other's auto-range off."""

@@ -67,6 +67,11 @@ class PlotView(QtWidgets.QWidget):
         """The widgets Edit > Export writes, by a short name (the file name's tail)."""
         return {}
 
+    def export_layer(self) -> str | None:
+        """The layer its exported figures show, named in their titles and file names: the selected one, for a
+        view of one layer (or of all with the selected one marked); a view of the whole model says None."""
+        return self._selected
+
     def _layer_changed(self, name: str | None) -> None:
         """The selection changed (before the redraw): drop per-layer state."""
 
@@ -96,6 +101,8 @@ class Plotted(Protocol):
     def refresh(self, history: History) -> None: ...
 
     def export_targets(self) -> dict[str, QtWidgets.QWidget]: ...
+
+    def export_layer(self) -> str | None: ...
 
     def isVisible(self) -> bool: ...
 

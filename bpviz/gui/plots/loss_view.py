@@ -150,6 +150,10 @@ class LossView(PlotView):
         """The loss plot, for PNG/SVG export."""
         return {"loss": self.plot_widget}
 
+    def export_layer(self) -> None:
+        """The loss is the model's: no layer in its figure's name."""
+        return None
+
     def _grow(self, needed: int) -> None:
         """Losses are kept for every step, so the buffers grow (by doubling) instead of rolling."""
         capacity = max(2 * needed, 2 * self._losses.capacity)

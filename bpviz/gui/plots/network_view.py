@@ -403,3 +403,7 @@ class NetworkView(PlotView):
 
     def export_targets(self) -> dict[str, QtWidgets.QWidget]:
         return {"network": self.graphics}
+
+    def export_layer(self) -> None:
+        """The whole network: no layer in its figure's name."""
+        return None

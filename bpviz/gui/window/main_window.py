@@ -587,12 +587,12 @@ class MainWindow(QMainWindow):
             return []
         written = []
         self.redraw(force=True)
-        layer = self.page.selected_layer()
         latest = self.history.latest
         step = None if latest is None else latest.step
         source = self.controller.request.path.name if self.controller.request is not None else ""
         for view_name, view in self.plots.items():
             self.plots.refresh(view_name, self.history)  # a view in a hidden tab is drawn only when shown
+            layer = view.export_layer()
             for target_name, widget in view.export_targets().items():
                 title = "   ·   ".join(
                     str(part)
