@@ -117,3 +117,21 @@ def test_hyperparameters_change_between_steps_and_are_marked(qtbot, window):
     with qtbot.waitSignal(window.run_finished, timeout=LOAD_MS):
         window.actions_.pause.trigger()
     assert hyper.apply_button.isEnabled()
+
+
+@pytest.mark.parametrize(("screen", "columns"), [((1280, 800), 2), ((1600, 1000), 4)])
+def test_every_remedy_button_is_inside_the_workbench_dock(qtbot, window, screen, columns):
+    window.reset_layout(QRect(0, 0, *screen))
+    window.resize(*screen)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 1)
+    dock = window.docks.workbench_dock
+    dock.show()
+    dock.raise_()
+    bench = window.docks.workbench
+    qtbot.waitUntil(bench.undo.isVisible, timeout=LOAD_MS)
+    viewport = dock.widget().viewport() if hasattr(dock.widget(), "viewport") else dock.widget()
+    for button in [*bench.buttons, bench.clip_value, bench.steps]:
+        right = button.mapTo(viewport, button.rect().topRight()).x()
+        assert right < viewport.width(), f"{button.text() if hasattr(button, 'text') else button}: past the edge"
+    assert bench.remedy_grid.columns == columns  # wide: three rows, so the table keeps its height

@@ -23,6 +23,7 @@ from bpviz.gui.plots.dead_and_loss import DeadAndLossCurves
 from bpviz.gui.plots.intervention_marks import InterventionMarks
 from bpviz.gui.plots.traces import LayerTrace, reads
 from bpviz.gui.plots.unit_timeline import UnitTimeline
+from bpviz.gui.reflow_grid import ReflowGrid
 
 TIMELINE_STEPS = 500
 WIDE_AT = 1.6  # width / height from which the plots sit beside the table and remedies, not above them
@@ -142,19 +143,23 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.message.setStyleSheet(f"color: {theme.MUTED}; padding: 2px;")
 
         remedies = QtWidgets.QGroupBox("Remedies (applied between steps, undoable)")
-        grid = QtWidgets.QGridLayout(remedies)
-        # three rows, not seven: in a dock 200 px tall the table and Continue must stay in view
-        grid.addWidget(self.reinit, 0, 0, 1, 2)
-        grid.addWidget(self.leaky, 0, 2)
-        grid.addWidget(self.gelu, 0, 3)
-        grid.addWidget(self.lower_lr, 1, 0)
-        grid.addWidget(self.clip, 1, 1)
-        grid.addWidget(self.clip_value, 1, 2)
-        grid.addWidget(self.undo, 1, 3)
-        grid.addWidget(self.steps, 2, 0)
-        grid.addWidget(self.go, 2, 1)
-        grid.addWidget(self.message, 2, 2, 1, 2)
-        grid.setVerticalSpacing(3)
+        # three rows where the dock is wide, not seven: in a dock 200 px tall the table and Continue must stay
+        # in view; six rows of two where it is narrow, rather than half the buttons past its edge
+        self.remedy_grid = ReflowGrid(
+            [
+                (self.reinit, 2),
+                (self.leaky, 1),
+                (self.gelu, 1),
+                (self.clip, 1),
+                (self.clip_value, 1),
+                (self.lower_lr, 1),
+                (self.undo, 1),
+                (self.steps, 1),
+                (self.go, 1),
+                (self.message, 2),
+            ]
+        )
+        QtWidgets.QVBoxLayout(remedies).addWidget(self.remedy_grid)
         self.buttons = [self.reinit, self.leaky, self.gelu, self.lower_lr, self.clip, self.undo, self.go]
 
         top = QtWidgets.QHBoxLayout()
