@@ -127,3 +127,14 @@ def test_network_nodes_take_the_colour_scale_ends_at_the_range_ends(qtbot):
     colours = [QColor(c).name() for c in view.metric().colours]
     assert view.items["a"].fill.name() == colours[0] and view.items["b"].fill.name() == colours[-1]
     assert view.items["c"].fill.name() not in (colours[0], colours[-1])
+
+
+def test_the_network_hint_wraps_in_a_narrow_dock_instead_of_being_cut(qtbot):
+    view = NetworkView()
+    qtbot.addWidget(view)
+    history = History()
+    history.append(record(0, [layer("a", 0, grad_norm=1.0), layer("b", 1, grad_norm=2.0)]))
+    view.refresh(history)
+    assert "a block to collapse or expand it" in view.status.text()
+    one_line = view.status.heightForWidth(2000)
+    assert view.status.heightForWidth(300) > one_line > 0  # at a 1280x800 screen's dock width: two lines

@@ -58,6 +58,7 @@ class NetworkView(PlotView):
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet(theme.LABEL_STYLE)
         self.status.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.status.setWordWrap(True)  # in the dock of a 1280x800 screen its hint ran past the edge, cut mid-word
         self.scene = QtWidgets.QGraphicsScene(self)
         self.graphics = QtWidgets.QGraphicsView(self.scene)
         self.graphics.setBackgroundBrush(QtGui.QColor(theme.BACKGROUND))
