@@ -138,3 +138,18 @@ def test_the_network_hint_wraps_in_a_narrow_dock_instead_of_being_cut(qtbot):
     assert "a block to collapse or expand it" in view.status.text()
     one_line = view.status.heightForWidth(2000)
     assert view.status.heightForWidth(300) > one_line > 0  # at a 1280x800 screen's dock width: two lines
+
+
+def test_the_legend_cuts_its_labels_to_fit_and_keeps_them_whole_in_its_tooltip(qtbot):
+    from bpviz.gui.plots.network_items import Legend
+
+    legend = Legend()
+    qtbot.addWidget(legend)
+    swatches = [(theme.NO_DATA, "inactive, not dead (leaky)"), (theme.NO_DATA, "no data")]
+    legend.set_range(theme.SCALES["bad"], "0%", "100%", swatches)
+    metrics = legend.fontMetrics()
+    assert legend.shown_labels(metrics, 1000) == ["inactive, not dead (leaky)", "no data"]
+    narrow = legend.shown_labels(metrics, 120)
+    assert all(label.endswith("…") or label in ("no data",) for label in narrow) and narrow[0].endswith("…")
+    assert sum(metrics.horizontalAdvance(label) + 28 for label in narrow) <= 120
+    assert "inactive, not dead (leaky)" in legend.toolTip() and "no data" in legend.toolTip()

@@ -130,7 +130,17 @@ class Legend(QtWidgets.QWidget):
     def set_range(self, colours: tuple[str, ...], lo: str, hi: str, swatches: list[tuple[str, str]]) -> None:
         """The colour bar from `lo` to `hi`, then a swatch (colour, label) for each kind of layer without a value."""
         self.colours, self.lo_text, self.hi_text, self.swatches = colours, lo, hi, swatches
+        self.setToolTip(f"{lo} to {hi}" + "".join(f"; {label}" for _, label in swatches))
         self.update()
+
+    def shown_labels(self, metrics: QtGui.QFontMetrics, room: float) -> list[str]:
+        """The swatches' labels as drawn in `room` pixels: whole where they fit, else each cut to an even share
+        with an ellipsis (the tooltip has them whole), so none is cut off mid-letter at the widget's edge."""
+        labels = [label for _, label in self.swatches]
+        if sum(metrics.horizontalAdvance(label) + 28 for label in labels) <= room:
+            return labels
+        share = max(room / max(len(labels), 1) - 28, 0)
+        return [metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight, int(share)) for label in labels]
 
     def paintEvent(self, _event) -> None:
         painter = QtGui.QPainter(self)
@@ -140,6 +150,7 @@ class Legend(QtWidgets.QWidget):
         hi_w = metrics.horizontalAdvance(self.hi_text) + 6
         none_w = sum(metrics.horizontalAdvance(label) + 24 for _, label in self.swatches)
         bar = QtCore.QRectF(lo_w, 5, max(self.width() - lo_w - hi_w - none_w - 8, 20), 12)
+        labels = self.shown_labels(metrics, self.width() - (bar.right() + hi_w + 8))
         gradient = QtGui.QLinearGradient(bar.topLeft(), bar.topRight())
         for i, c in enumerate(self.colours):
             gradient.setColorAt(i / max(len(self.colours) - 1, 1), QtGui.QColor(c))
@@ -156,7 +167,7 @@ class Legend(QtWidgets.QWidget):
         painter.setBrush(gradient)
         painter.drawRoundedRect(bar, 3, 3)
         x = bar.right() + hi_w + 8
-        for colour, label in self.swatches:
+        for (colour, _), label in zip(self.swatches, labels):
             swatch = QtCore.QRectF(x, 5, 12, 12)
             painter.setBrush(QtGui.QColor(colour))
             painter.setPen(QtGui.QColor(theme.NODE_BORDER))
