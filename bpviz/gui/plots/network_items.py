@@ -148,7 +148,7 @@ class Legend(QtWidgets.QWidget):
         metrics = painter.fontMetrics()
         lo_w = metrics.horizontalAdvance(self.lo_text) + 6
         hi_w = metrics.horizontalAdvance(self.hi_text) + 6
-        none_w = sum(metrics.horizontalAdvance(label) + 24 for _, label in self.swatches)
+        none_w = sum(metrics.horizontalAdvance(label) + 28 for _, label in self.swatches)  # as drawn below
         bar = QtCore.QRectF(lo_w, 5, max(self.width() - lo_w - hi_w - none_w - 8, 20), 12)
         labels = self.shown_labels(metrics, self.width() - (bar.right() + hi_w + 8))
         gradient = QtGui.QLinearGradient(bar.topLeft(), bar.topRight())

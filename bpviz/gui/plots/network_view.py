@@ -71,12 +71,15 @@ class NetworkView(PlotView):
         colour_by = QtWidgets.QLabel("Colour by")
         header.addWidget(colour_by)
         header.addWidget(self.metric_box)
-        header.addSpacing(8)
-        header.addWidget(self.legend, 1)
+        header.addStretch(1)
+        legend = QtWidgets.QHBoxLayout()  # a line of its own: beside the metric, a side dock had no room for it
+        legend.setContentsMargins(4, 0, 4, 2)
+        legend.addWidget(self.legend, 1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(header)
+        layout.addLayout(legend)
         layout.addWidget(self.status)
         layout.addWidget(self.graphics, 1)
 
