@@ -65,6 +65,9 @@ class NetworkView(PlotView):
         self.graphics.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         self.graphics.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.graphics.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        # the least height of the dock stays what it was before the legend took a line of its own: docks stacked
+        # on a 1000 px screen add up their least heights, and the window would outgrow the screen
+        self.graphics.setMinimumHeight(44)
         self.graphics.setViewportUpdateMode(QtWidgets.QGraphicsView.ViewportUpdateMode.BoundingRectViewportUpdate)
         header = QtWidgets.QHBoxLayout()
         header.setContentsMargins(4, 2, 4, 2)
