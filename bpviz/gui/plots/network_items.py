@@ -122,6 +122,7 @@ class Legend(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumWidth(160)  # fits a compact layout's side dock; the bar shrinks, the labels stay
+        self.setMaximumWidth(560)  # a bar across a full-width dock is read end to end for nothing
         self.setFixedHeight(22)
         self.colours: tuple[str, ...] = theme.SCALES["bad"]
         self.lo_text = self.hi_text = ""

@@ -78,6 +78,7 @@ class NetworkView(PlotView):
         legend = QtWidgets.QHBoxLayout()  # a line of its own: beside the metric, a side dock had no room for it
         legend.setContentsMargins(4, 0, 4, 2)
         legend.addWidget(self.legend, 1)
+        legend.addStretch(0)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
