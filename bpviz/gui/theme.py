@@ -182,7 +182,9 @@ def style_axis(axis: pg.AxisItem) -> None:
 LABEL_STYLE = (
     f"QLabel {{ color: {FOREGROUND}; background: {PANEL}; padding: 4px 8px; font-size: {FONT_POINT_SIZE + 1}pt; }}"
 )
-VIEW_STYLE = f"background: {BACKGROUND}; color: {FOREGROUND};"
+# every widget inside a view; a disabled one muted, as the palette has it elsewhere: a bare colour here held in
+# every state, so a disabled Undo or spin box read as bright as an enabled one
+VIEW_STYLE = f"* {{ background: {BACKGROUND}; color: {FOREGROUND}; }} *:disabled {{ color: {MUTED}; }}"
 
 
 def rich(text: str, colour: str = FOREGROUND, bold: bool = False) -> str:

@@ -15,6 +15,12 @@ def window(window):
     return window
 
 
+def brightest(widget) -> int:
+    """The lightness of the brightest pixel of `widget` as drawn: its text, on these dark buttons."""
+    image = widget.grab().toImage()
+    return max(image.pixelColor(x, y).lightness() for x in range(image.width()) for y in range(image.height()))
+
+
 def dead(window, layer: str = "relu2") -> int:
     return window.history.latest.layer(layer).dead_units
 
@@ -57,6 +63,10 @@ def test_replace_activation_and_undo_from_the_workbench(qtbot, window):
     run_steps(qtbot, window, 2)
     bench, hyper = window.docks.workbench, window.docks.hyperparams
     assert bench.leaky.isEnabled() and not bench.undo.isEnabled()  # nothing applied: nothing to undo
+    window.docks.workbench_dock.show()
+    window.docks.workbench_dock.raise_()
+    qtbot.waitUntil(bench.undo.isVisible, timeout=LOAD_MS)
+    assert brightest(bench.undo) < brightest(bench.leaky) - 40  # and it looks it (the view's colour held for all)
     assert hyper.apply_button.isEnabled() and not hyper.undo_button.isEnabled()
     bench.leaky.click()
     qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
