@@ -145,3 +145,18 @@ def test_every_remedy_button_is_inside_the_workbench_dock(qtbot, window, screen,
         right = button.mapTo(viewport, button.rect().topRight()).x()
         assert right < viewport.width(), f"{button.text() if hasattr(button, 'text') else button}: past the edge"
     assert bench.remedy_grid.columns == columns  # wide: three rows, so the table keeps its height
+
+
+def test_the_remedy_message_does_not_move_continue_from_under_the_mouse(qtbot, window):
+    window.reset_layout(QRect(0, 0, 1280, 800))
+    window.resize(1280, 800)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    window.docks.workbench_dock.show()
+    window.docks.workbench_dock.raise_()
+    bench = window.docks.workbench
+    qtbot.waitUntil(bench.go.isVisible, timeout=LOAD_MS)
+    continue_at = bench.go.mapTo(window, bench.go.rect().topLeft())
+    bench.reinit.click()
+    qtbot.waitUntil(lambda: "re-initialised" in bench.message.text(), timeout=LOAD_MS)
+    assert bench.go.mapTo(window, bench.go.rect().topLeft()) == continue_at

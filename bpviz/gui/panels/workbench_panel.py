@@ -140,6 +140,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.message = QtWidgets.QLabel()
         self.message.setObjectName("workbenchMessage")
         self.message.setWordWrap(True)
+        # two lines kept for it even when empty: a message appearing grew the box and moved Continue from under
+        # the mouse between the remedy's click and the next
+        self.message.setMinimumHeight(2 * self.message.fontMetrics().lineSpacing() + 4)
         self.message.setStyleSheet(f"color: {theme.MUTED}; padding: 2px;")
 
         remedies = QtWidgets.QGroupBox("Remedies (applied between steps, undoable)")
