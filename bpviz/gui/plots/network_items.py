@@ -116,6 +116,15 @@ class BlockFrame(QtWidgets.QGraphicsRectItem):
         event.accept()
 
 
+# a swatch's cell beside its label's text: the 12 px swatch, 4 px to the label, 8 px of label padding, 4 px after
+_SWATCH_CELL = 28
+
+
+def _swatches_width(metrics: QtGui.QFontMetrics, labels: list[str]) -> int:
+    """The width the swatches take drawn with these labels (see Legend.paintEvent)."""
+    return sum(metrics.horizontalAdvance(label) + _SWATCH_CELL for label in labels)
+
+
 class Legend(QtWidgets.QWidget):
     """A colour bar with the range of the metric shown, and the 'no data' swatch."""
 
@@ -138,9 +147,9 @@ class Legend(QtWidgets.QWidget):
         """The swatches' labels as drawn in `room` pixels: whole where they fit, else each cut to an even share
         with an ellipsis (the tooltip has them whole), so none is cut off mid-letter at the widget's edge."""
         labels = [label for _, label in self.swatches]
-        if sum(metrics.horizontalAdvance(label) + 28 for label in labels) <= room:
+        if _swatches_width(metrics, labels) <= room:
             return labels
-        share = max(room / max(len(labels), 1) - 28, 0)
+        share = max(room / max(len(labels), 1) - _SWATCH_CELL, 0)
         return [metrics.elidedText(label, QtCore.Qt.TextElideMode.ElideRight, int(share)) for label in labels]
 
     def paintEvent(self, _event) -> None:
@@ -149,7 +158,7 @@ class Legend(QtWidgets.QWidget):
         metrics = painter.fontMetrics()
         lo_w = metrics.horizontalAdvance(self.lo_text) + 6
         hi_w = metrics.horizontalAdvance(self.hi_text) + 6
-        none_w = sum(metrics.horizontalAdvance(label) + 28 for _, label in self.swatches)  # as drawn below
+        none_w = _swatches_width(metrics, [label for _, label in self.swatches])
         bar = QtCore.QRectF(lo_w, 5, max(self.width() - lo_w - hi_w - none_w - 8, 20), 12)
         labels = self.shown_labels(metrics, self.width() - (bar.right() + hi_w + 8))
         gradient = QtGui.QLinearGradient(bar.topLeft(), bar.topRight())
