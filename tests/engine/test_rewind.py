@@ -6,6 +6,7 @@ import dataclasses
 import random
 import sqlite3
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +17,12 @@ from bpviz.engine.load.experiment import load_experiment
 from bpviz.engine.runs.compare import compare_files
 from bpviz.engine.runs.errors import RunFileError
 from bpviz.engine.runs.reader import open_run
+from bpviz.engine.session.remedies import reinit_dead_units
 from bpviz.engine.session.snapshots import DataPosition, RngState, Snapshot, SnapshotStore, default_limit
 from bpviz.engine.session.stepper import Stepper
 from bpviz.engine.user_error import UserCodeError
+
+DYING = Path(__file__).resolve().parents[2] / "sample_models" / "dying_relu.py"
 
 # Dropout draws from the global RNG every step, and the DataLoader reshuffles every epoch from it: a rewind that
 # did not restore both would see other masks and other batches.
@@ -165,6 +169,37 @@ def test_the_run_file_keeps_both_branches(tmp_path):
         assert branch.loss_series()[0].tolist() == list(range(10))
     with pytest.raises(RunFileError, match="no branch 3"):
         open_run(path, branch=3)
+
+
+def findings_now(run: Stepper) -> list[dict]:
+    return sorted((f.to_dict() for f in run.findings), key=lambda f: (f["kind"], f["layer"] or ""))
+
+
+def findings_in(path, branch: int, step: int) -> list[dict]:
+    with open_run(path, branch=branch) as recorded:
+        return sorted((f.to_dict() for f in recorded.findings_at(step)), key=lambda f: (f["kind"], f["layer"] or ""))
+
+
+def test_a_branch_reads_its_own_findings_at_every_step(tmp_path):
+    """relu2 of the dying sample is dead from step 2; a rewind to step 5 and a re-initialisation of its dead units
+    change its finding on the new branch, while the old branch keeps finding it dead. Each branch's file, read at
+    each of its steps, says what the trainer's findings said right after that step."""
+    run = Stepper(load_experiment(DYING), record=tmp_path / "run.bpviz", level="full", snapshots=SnapshotStore(every=5))
+    first = []
+    for _ in range(12):
+        run.step()
+        first.append(findings_now(run))
+    run.rewind(5)
+    run.apply(reinit_dead_units(run, "relu2"))
+    again = {}
+    for step in range(6, 12):
+        assert run.step().step == step
+        again[step] = findings_now(run)
+    run.close()
+    assert [f["kind"] for f in first[3]] == ["dead_relu"] and first[11] != again[11]  # the branches part
+    for step in range(12):
+        assert findings_in(tmp_path / "run.bpviz", 1, step) == first[step], step
+        assert findings_in(tmp_path / "run.bpviz", 2, step) == (first[step] if step <= 5 else again[step]), step
 
 
 def test_compare_finds_no_divergence_between_a_rewind_without_change_and_its_parent(tmp_path):

@@ -8,10 +8,10 @@ once with its parent and the last step it shares.
 The step tables stay as they are, keyed by step, so plain SQL on branch 1
 reads as it always did: a step of branch b is stored under the key
 `(b - 1) * STRIDE + step` (STRIDE = 2**32), in every table with a `step` or
-`at_step` column. A reader picks a branch by shadowing each of those tables
-(and the file's own views over them, such as `layer_stats`) with a TEMP VIEW
-of the same name that shows the branch's line of steps
-with their own step numbers; every query the reader makes then sees one
+`at_step` column (`at_step` where a table has both: see STEP_COLUMNS). A
+reader picks a branch by shadowing each of those tables (and the file's own
+views over them, such as `layer_stats`) with a TEMP VIEW of the same name
+that shows the branch's line of steps with their own step numbers; every query the reader makes then sees one
 branch without knowing of branches. Branch 1's view is its key range and
 its step column unchanged, so SQLite answers through the tables' indexes as
 before; a later branch's steps are shifted by arithmetic, which an index
@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 STRIDE = 1 << 32
 MAIN = 1
-STEP_COLUMNS = ("step", "at_step")
+# The column that holds the stored key, in the order looked for: a finding's row has both, and there `at_step` (when
+# the row was written) is the key, while `step` is the finding's own first step, a plain step number of its branch.
+STEP_COLUMNS = ("at_step", "step")
 
 
 @dataclass(frozen=True)
