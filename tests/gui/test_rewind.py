@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 import bpviz
+from bpviz.gui.panels.hyperparams_panel import EDITABLE
 from bpviz.gui.window.dialogs import Dialogs
 from tests.engine.test_rewind import EXPERIMENT, recorded_rewind, same, statistics
 from tests.gui.test_recordings import MEAN, bring_forward, loss_curve, table_values
@@ -75,3 +76,27 @@ def test_a_recording_cannot_be_rewound_and_compares_its_branches_side_by_side(qt
     steps_b, losses_b = loss_curve(window, window.comparison.loss)
     assert list(steps_b) == list(range(10))
     assert list(losses_b) == [r.loss for r in first[:4]] + [r.loss for r in again]
+
+
+def test_a_rewind_before_a_remedy_takes_back_what_the_panels_said_of_it(qtbot, window, dialogs, tmp_path):
+    """The lr change at step 10 is not in the branch from step 3: no panel may still say it was applied, and
+    the status bar's "Back at step 3" goes once a step of the new branch is recorded."""
+    path = tmp_path / "dropout.py"
+    path.write_text(textwrap.dedent(EXPERIMENT))
+    open_file(qtbot, window, path)
+    run_steps(qtbot, window, 10)
+    with qtbot.waitSignal(window.controller.remedy_applied, timeout=LOAD_MS):
+        assert window.controller.apply_remedy("set_hyperparameter", "lr", 0.5)
+    workbench, hyperparams = window.docks.workbench, window.docks.hyperparams
+    assert workbench.message.text() == "Applied from step 10: lr 0.01 -> 0.5. Continue training to compare."
+    assert hyperparams.note.text() == "From step 10: lr 0.01 -> 0.5"
+    with qtbot.waitSignal(window.controller.rewound, timeout=LOAD_MS):
+        window.actions_.rewind.trigger()
+    qtbot.waitUntil(lambda: window.shown_step == 3, timeout=LOAD_MS)
+    assert workbench.message.text() == ""
+    assert hyperparams.note.text() == EDITABLE
+    assert window.history.interventions == []
+    assert "Back at step 3" in window.statusBar().currentMessage()
+    run_steps(qtbot, window, 1)
+    assert window.history.latest.step == 4
+    assert window.statusBar().currentMessage() == ""

@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from bpviz.gui import theme
 
 FIELDS = (("lr", "Learning rate"), ("momentum", "Momentum"), ("weight_decay", "Weight decay"))
+EDITABLE = "Editable between steps (not while running or paused)."  # the note while no change of it is in force
 
 
 class ScientificSpinBox(QtWidgets.QDoubleSpinBox):
@@ -72,7 +73,7 @@ class HyperparamsPanel(QtWidgets.QWidget):
         )
         self.apply_button.clicked.connect(self.apply)
         self.undo_button = QtWidgets.QPushButton("Undo last change")
-        self.note = QtWidgets.QLabel("Editable between steps (not while running or paused).")
+        self.note = QtWidgets.QLabel(EDITABLE)
         self.note.setWordWrap(True)
         self.note.setStyleSheet(f"color: {theme.MUTED};")
         buttons = QtWidgets.QHBoxLayout()
@@ -141,3 +142,7 @@ class HyperparamsPanel(QtWidgets.QWidget):
 
     def applied(self, step: int, label: str) -> None:
         self.note.setText(f"From step {step}: {label}")
+
+    def remedy_gone(self) -> None:
+        """The run shown no longer has the change the note names (rewound before it, or another run)."""
+        self.note.setText(EDITABLE)

@@ -337,6 +337,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.message.setStyleSheet(f"color: {theme.LOSS}; padding: 2px;")
         self.message.setText(f"Applied from step {step}: {label}. Continue training to compare.")
 
+    def remedy_gone(self) -> None:
+        """The run shown no longer has the remedy the message names (rewound before it)."""
+        self.message.setText("")
+
     def remedy_failed(self, why: str) -> None:
         self.message.setStyleSheet(f"color: {theme.BAD}; padding: 2px;")
         self.message.setText(why)

@@ -77,6 +77,9 @@ class DebugDocks(QObject):
         # A status message that holds until the state it describes ends (a pause, a breakpoint stop), and the
         # last step it still describes (None: until cleared explicitly).
         self._sticky: tuple[str, int | None] | None = None
+        # The remedy (first step, label) the workbench and hyperparameters panels say was applied: they stop
+        # saying so once the run shown no longer has it (see on_redrawn).
+        self._applied: tuple[int, str] | None = None
 
         self.network = NetworkView()
         self.step_panel = StepPanel()
@@ -205,9 +208,11 @@ class DebugDocks(QObject):
         self.network.clear()
         self.step_panel.clear()
         self.workbench.clear()
+        self.hyperparams.remedy_gone()
         self.breakpoints.clear_hit()
         self._clear_sticky()
         self._inspected = None
+        self._applied = None
 
     def _on_paused(self, event: PhaseEvent) -> None:
         if self.controller.paused_at is not event:
@@ -270,11 +275,13 @@ class DebugDocks(QObject):
     def _on_remedy_applied(self, step: int, label: str) -> None:
         self.workbench.remedy_applied(step, label)
         self.hyperparams.applied(step, label)
+        self._applied = (step, label)
         self.status.showMessage(f"From step {step}: {label}", 8000)
         self._inspected = None
 
     def _on_remedy_failed(self, why: str) -> None:
         self.workbench.remedy_failed(why)
+        self._applied = None  # the workbench's message names the failure now
         self.status.showMessage(why, 8000)
         self.state_changed.emit()
 
@@ -282,6 +289,12 @@ class DebugDocks(QObject):
         """The window shows a new step (the network and workbench were drawn with it)."""
         history = self.viewed().history
         self.hyperparams.set_undoable(history.remedies_in_force() > 0)
+        if self._applied is not None and self._applied not in self.controller.view.history.interventions:
+            # rewound to before it: "Applied from step 6" would name a remedy the run no longer has (a scrub back
+            # in time leaves the message, which tells where the run stands, not the step shown)
+            self._applied = None
+            self.workbench.remedy_gone()
+            self.hyperparams.remedy_gone()
         latest = history.latest
         if latest is not None:
             self.breakpoints.set_layers([layer.name for layer in latest.layers])

@@ -97,7 +97,8 @@ class MainWindow(QMainWindow):
 
         self.controller = TrainingController(self)
         self._step_error_shown = False  # the error panel shows a failed step: the next recorded step takes it down
-        self._load_hint = ""  # the status message telling how to step a model just loaded
+        # the status message that is old news once a step is recorded (how to step, stepping into, a rewind)
+        self._until_stepped = ""
 
         self.start_page = StartPage(icon)
         self.start_page.open_requested.connect(self.open_path)
@@ -413,7 +414,7 @@ class MainWindow(QMainWindow):
         self.controller.step_into()
         self.update_actions()
         if self.controller.stepping:
-            self.statusBar().showMessage(STEPPING_INTO, 3000)
+            self._show_until_stepped(STEPPING_INTO, 3000)
 
     def step_out(self) -> None:
         self.controller.step_out()
@@ -469,8 +470,7 @@ class MainWindow(QMainWindow):
         self._close_recording()
         self._show_new_run()
         self.setWindowTitle(f"{request.path.name} — bpviz")
-        self._load_hint = f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run."
-        self.statusBar().showMessage(self._load_hint, 8000)
+        self._show_until_stepped(f"Loaded {request.path} (seed {request.seed}). Press F10 to step, F5 to run.", 8000)
         self.update_actions()
         self.loaded.emit(request)
 
@@ -515,9 +515,11 @@ class MainWindow(QMainWindow):
             self.error_panel.hide()
             self._step_error_shown = False
         self.status.arrived()
-        # the user stepped: how to step is old news, and a step stepped into is over (F11 at its last pause)
-        if self.statusBar().currentMessage() in (self._load_hint, STEPPING_INTO):
+        # the user stepped: how to step is old news, a step stepped into is over (F11 at its last pause), and
+        # "Back at step 3: change what you like" is no longer where the run stands
+        if self._until_stepped and self.statusBar().currentMessage() == self._until_stepped:
             self.statusBar().clearMessage()
+        self._until_stepped = ""
         self.clock.mark_dirty()
         if not self.controller.running:
             self.update_actions()
@@ -538,12 +540,17 @@ class MainWindow(QMainWindow):
         self.redraw(force=True)  # every view ends at the step gone back to
         kept = self.controller.run_path
         where = f" in {kept.name} (open it, then File > Compare With… itself, to see both side by side)" if kept else ""
-        self.statusBar().showMessage(
+        self._show_until_stepped(
             f"Back at step {step}: change what you like, then step on; the steps from {step + 1} are branch {branch}"
             f"{where}",
             20000,
         )
         self.update_actions()
+
+    def _show_until_stepped(self, text: str, timeout_ms: int) -> None:
+        """A status message that the next recorded step takes down (or its timeout, if sooner)."""
+        self._until_stepped = text
+        self.statusBar().showMessage(text, timeout_ms)
 
     def _on_run_started(self, total: int) -> None:
         self.status.progress.start(total)
