@@ -62,7 +62,9 @@ def test_help_lists_shortcuts_how_to_read_and_the_version(window):
     menus = {a.text(): a.menu() for a in window.menuBar().actions()}
     entries = [a.text() for a in menus["&Help"].actions()]
     assert entries[:2] == ["&Keyboard shortcuts", "&How to read these plots"] and "&About bpviz" in entries
-    keys = dict(help_pages.shortcuts(window))
+    keys = {command: keys for command, keys, _ in help_pages.shortcuts(window)}
+    when = {command: when for command, _, when in help_pages.shortcuts(window)}
+    assert when["Back one step"] == when["Live"] == "in an opened recording" and when["Step Over"] == ""
     assert keys["Step Over"] == "F10" and keys["Step Into"] == "F11" and keys["Step Out"] == "Shift+F11"
     assert keys["Run N steps"] == "Ctrl+F5" and keys["Export plots"] == "Ctrl+E"
     assert keys["Back one step"] == ", or Left" and keys["Forward one step"] == ". or Right"  # every key, not the first

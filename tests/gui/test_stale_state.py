@@ -6,6 +6,7 @@ what the window meant to draw: stale data is data still sitting in a widget.
 
 from __future__ import annotations
 
+from bpviz.gui.panels.layer_table import NAME_ROLE
 from tests.gui import window_driver as driver
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps
 
@@ -250,3 +251,30 @@ def test_steps_per_second_says_when_no_step_has_come_for_a_while(qtbot, window):
     running[0] = False
     status.refresh_rate()
     assert label.text() == "– steps/s"
+
+
+def highlighted(page) -> list[str]:
+    """The layers whose rows the table shows selected."""
+    return [page.proxy.data(index, NAME_ROLE) for index in page.table.selectionModel().selectedRows()]
+
+
+def test_a_filter_that_hides_the_selected_layer_keeps_it_and_clearing_it_selects_it_again(qtbot, window):
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    assert window.focusWidget() is window.page.table  # the keys go to the table, not into the filter
+    run_steps(qtbot, window, 3)
+    page = window.page
+    assert page.select_layer("relu2")
+    page.filter.setText("fc")  # fc1 and fc2 of the five layers
+    assert page.table_title.text() == "Layers (2 of 5)"
+    assert page.selected_layer() == "relu2"
+    assert "relu2" in page.histogram_view.header.text()  # the plots stay on it, not "select a layer"
+    run_steps(qtbot, window, 1)  # a redraw while it is hidden neither picks another layer nor clears the filter
+    assert page.filter.text() == "fc" and page.selected_layer() == "relu2"
+    page.filter.clear()
+    assert page.table_title.text() == "Layers (5)"
+    assert highlighted(page) == ["relu2"]
+    page.filter.setText("fc")
+    page.table.selectRow(0)  # choosing a shown layer while filtered follows it
+    assert page.selected_layer() == "fc1"
+    page.filter.clear()
+    assert highlighted(page) == ["fc1"]

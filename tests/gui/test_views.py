@@ -463,3 +463,17 @@ def test_heatmaps_without_data_show_a_plain_unit_frame(qtbot):
     for heatmap in (view.activation_map, view.gradient_map):
         heatmap.plot.getViewBox().updateAutoRange()  # what a layout pass does; an empty image made this ±1e-149
         assert heatmap.plot.viewRange() == [[0.0, 1.0], [0.0, 1.0]]
+
+
+def test_the_histogram_of_no_layer_is_a_plain_unit_frame_not_the_last_layers_axes(qtbot):
+    view = make(qtbot, HistogramView)
+    history = small_history(3)
+    view.set_layer("fc2")
+    view.refresh(history)
+    box = view.histogram_plot.getViewBox()
+    box.updateAutoRange()  # what a layout pass does
+    assert view.histogram_plot.viewRange()[0][0] < -1.9  # fc2's values, -2..2
+    view.set_layer(None)
+    box.updateAutoRange()
+    assert view.histogram_plot.viewRange() == [[0.0, 1.0], [0.0, 1.0]]
+    assert "select a layer" in view.header.text()

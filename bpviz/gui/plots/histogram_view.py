@@ -268,8 +268,7 @@ class HistogramView(PlotView):
                 self.outside_label.setHtml(self._held_note(held) + outside_html(hist, log10=False))
             else:
                 self.outside_label.setHtml("" if layer is None or taken else theme.rich(NOT_TAKEN, theme.MUTED))
-            if layer is not None:
-                show_empty_frame(self.histogram_plot)
+            show_empty_frame(self.histogram_plot)  # with no layer selected too: the last layer's axes are not its
             return
         edges = hist.edges
         self.current_curve.setData(edges, hist.counts)

@@ -154,6 +154,9 @@ class WindowActions:
         self.back.setShortcuts([QKeySequence(","), QKeySequence(Qt.Key.Key_Left)])
         self.forward.setShortcuts([QKeySequence("."), QKeySequence(Qt.Key.Key_Right)])
         self.timeline_actions = [self.back, self.forward, self.first, self.live]
+        for action in self.timeline_actions:
+            action.setProperty(help_pages.WHEN, "in an opened recording")
+        self.step_out.setProperty(help_pages.WHEN, "while paused inside a step")
         # Help
         self.shortcuts = make(
             "&Keyboard shortcuts",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -63,6 +63,9 @@ class DebuggerPage(QWidget):
         self.findings: list[Finding] = []
         self.config = Config()  # the thresholds the engine judges with (the window runs with the defaults)
         self._wanted_layer: str | None = None
+        # The layer the plots follow: the table's selection, kept while a filter hides its row (Qt drops a hidden
+        # row's selection; the plots going blank and the filter's clearing losing the layer would both mislead).
+        self._layer: str | None = None
 
         # --- layer table ---
         self.table_model = LayerTableModel(self)
@@ -92,7 +95,7 @@ class DebuggerPage(QWidget):
         self.filter.setPlaceholderText("Filter layers by name…")
         self.filter.setClearButtonEnabled(True)
         self.filter.setToolTip("Show the layers whose name contains this text  (Escape: back to the table)")
-        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(self._on_filter)
         # Escape hands the keys back (to the table it filters): while the filter has them, the arrow keys
         # and ',' '.' are text, and the timeline's shortcuts do nothing
         leave = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.filter, context=Qt.ShortcutContext.WidgetShortcut)
@@ -191,6 +194,7 @@ class DebuggerPage(QWidget):
         self.history = None
         self.findings = []
         self._wanted_layer = None
+        self._layer = None
         self.table_model.clear()
         self.table_title.setText("Layers")
         self.findings_panel.set_findings([])
@@ -226,11 +230,14 @@ class DebuggerPage(QWidget):
     def _draw_table(self) -> None:
         findings = self.findings
         self.table_model.update(self.history.latest if self.history is not None else None, findings)
-        self.table_title.setText(f"Layers ({self.table_model.rowCount()})")
+        self._set_title()
         if self._wanted_layer is not None and self.table_model.row_of(self._wanted_layer) is not None:
             self.select_layer(self._wanted_layer)
-        elif self.selected_layer() is None and self.table_model.rowCount():
-            self.select_layer(worst_layer(findings) or self.table_model.names()[0])
+        elif self._layer is None or self.table_model.row_of(self._layer) is None:
+            if self.table_model.rowCount():
+                self.select_layer(worst_layer(findings) or self.table_model.names()[0])
+        else:
+            self._show_selection()  # new layer names reset the table, and with it the row's highlight
 
     def _draw_findings(self) -> None:
         """The findings list and the banner: a part of its own, so no tick draws both it and a 300-row table."""
@@ -262,27 +269,54 @@ class DebuggerPage(QWidget):
 
     # --- selection ---
     def selected_layer(self) -> str | None:
+        """The layer the plots follow (see `_layer`)."""
+        return self._layer
+
+    def _table_selection(self) -> str | None:
         rows = self.table.selectionModel().selectedRows()
         return self.proxy.data(rows[0], NAME_ROLE) if rows else None
+
+    def _proxy_index(self, name: str) -> QModelIndex | None:
+        """Where `name` is in the table as shown; None when it is not a layer, invalid while a filter hides it."""
+        row = self.table_model.row_of(name)
+        return None if row is None else self.proxy.mapFromSource(self.table_model.index(row, NAME))
 
     def select_layer(self, name: str | None) -> bool:
         """Select `name` in the table (clearing a filter that hides it); the plots follow."""
         if name is None:
             return False
-        row = self.table_model.row_of(name)
-        if row is None:
+        index = self._proxy_index(name)
+        if index is None:
             self._wanted_layer = name  # not drawn yet (records arrive faster than redraws): select it once it is
             return False
         self._wanted_layer = None
-        index = self.proxy.mapFromSource(self.table_model.index(row, NAME))
         if not index.isValid():
             self.filter.clear()
-            index = self.proxy.mapFromSource(self.table_model.index(row, NAME))
+            index = self._proxy_index(name)
+        self._highlight(index)
+        return True
+
+    def _highlight(self, index: QModelIndex) -> None:
         self.table.selectionModel().select(
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         )
         self.table.scrollTo(index)
-        return True
+
+    def _show_selection(self) -> None:
+        """Highlight the followed layer's row again where it is shown and not highlighted."""
+        index = self._proxy_index(self._layer) if self._layer is not None else None
+        if index is not None and index.isValid() and self._table_selection() != self._layer:
+            self._highlight(index)
+
+    def _on_filter(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text)
+        self._set_title()
+        self._show_selection()  # the filter cleared or widened: the followed layer's row is back
+
+    def _set_title(self) -> None:
+        total = self.table_model.rowCount()
+        shown = self.proxy.rowCount()
+        self.table_title.setText(f"Layers ({shown} of {total})" if shown != total else f"Layers ({total})")
 
     def select_worst(self) -> str | None:
         """Select the worst finding (and so its layer): what a screenshot or a first look should show."""
@@ -296,7 +330,13 @@ class DebuggerPage(QWidget):
         return name
 
     def _on_table_selection(self, *_args) -> None:
-        name = self.selected_layer()
+        name = self._table_selection()
+        if name is None and self._layer is not None:
+            row = self.table_model.row_of(self._layer)
+            # asked of the filter, not of the proxy's rows: Qt drops the selection before it removes the row
+            if row is not None and not self.proxy.filterAcceptsRow(row, QModelIndex()):
+                return  # the filter hid its row: the plots stay on it, and clearing the filter highlights it again
+        self._layer = name
         for view in self.views.values():
             view.set_layer(name)
         self.refresh_views()

@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QMainWindow, QMessageBox, QTextBrowser, QVBoxLayout
 
 import bpviz
+from bpviz.gui import theme
 
 HOW_TO_READ = """
 <h3>How to read these plots</h3>
@@ -35,21 +36,26 @@ backward and the update, showing the live tensor in the Step panel.</p>
 """
 
 
-def shortcuts(window: QMainWindow) -> list[tuple[str, str]]:
-    """(command, keys) of every action of the window that has a shortcut, in the order the actions were made; an
-    action with several ("," and Left) lists them all."""
+WHEN = "shortcut_when"  # an action's property: when its keys do something, for those that work only then
+
+
+def shortcuts(window: QMainWindow) -> list[tuple[str, str, str]]:
+    """(command, keys, when) of every action of the window that has a shortcut, in the order the actions were
+    made; an action with several ("," and Left) lists them all, and `when` says when the keys work where that is
+    not always ("" for always): a key that seems to do nothing is the first thing a new user reports."""
     rows = []
     for action in window.findChildren(QAction):
         keys = " or ".join(key.toString(QKeySequence.SequenceFormat.NativeText) for key in action.shortcuts())
         if keys:
-            rows.append((action.text().replace("&", "").replace("…", ""), keys))
+            rows.append((action.text().replace("&", "").replace("…", ""), keys, action.property(WHEN) or ""))
     return rows
 
 
 def shortcuts_html(window: QMainWindow) -> str:
     cells = "".join(
-        f"<tr><td style='padding:2px 18px 2px 0'>{name}</td><td><b>{keys}</b></td></tr>"
-        for name, keys in shortcuts(window)
+        f"<tr><td style='padding:2px 18px 2px 0'>{name}</td><td style='padding:2px 18px 2px 0'><b>{keys}</b></td>"
+        f"<td style='color:{theme.MUTED}'>{when}</td></tr>"
+        for name, keys, when in shortcuts(window)
     )
     return f"<h3>Keyboard shortcuts</h3><table>{cells}</table>"
 

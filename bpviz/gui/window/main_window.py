@@ -398,6 +398,9 @@ class MainWindow(QMainWindow):
         self.error_panel.hide()
         self._step_error_shown = False
         self.stack.setCurrentWidget(self.page)
+        # the keys go to the table, not to the first field in the tab order (the layer filter would take ','
+        # and '.' as text, and the arrow keys would move its cursor instead of the selection)
+        self.page.table.setFocus()
         self.status.show(None)
 
     def clear_recent(self) -> None:
