@@ -218,6 +218,28 @@ def dot_icon(colour: str) -> QtGui.QIcon:
     return QtGui.QIcon(pixmap)
 
 
+DISABLED_ICON_OPACITY = 0.3
+ICON_SIZES = (16, 20, 24, 32)  # menus, toolbars and high-DPI toolbars
+
+
+def muted_when_disabled(icon: QtGui.QIcon) -> QtGui.QIcon:
+    """`icon`, with its disabled look drawn faint: the style's own disabled icons are greyed, not dimmed, and on a
+    dark palette a grey checkmark reads as an enabled button (Validate and Reset looked ready when they were not)."""
+    muted = QtGui.QIcon()
+    for size in ICON_SIZES:
+        normal = icon.pixmap(size, size)
+        muted.addPixmap(normal, QtGui.QIcon.Mode.Normal)
+        faint = QtGui.QPixmap(normal.size())
+        faint.setDevicePixelRatio(normal.devicePixelRatio())
+        faint.fill(QtCore.Qt.GlobalColor.transparent)
+        painter = QtGui.QPainter(faint)
+        painter.setOpacity(DISABLED_ICON_OPACITY)
+        painter.drawPixmap(0, 0, normal)
+        painter.end()
+        muted.addPixmap(faint, QtGui.QIcon.Mode.Disabled)
+    return muted
+
+
 def dark_palette() -> QtGui.QPalette:
     """A dark palette that matches the plots' background, so the window reads as one instrument."""
     p = QtGui.QPalette()

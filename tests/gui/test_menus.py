@@ -8,12 +8,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import torch
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QIcon, QImage
 from PySide6.QtWidgets import QApplication, QLabel, QTextBrowser
 from torch import nn
 
 import bpviz
 from bpviz.engine.load.experiment import load_experiment
+from bpviz.gui import theme
 from bpviz.gui.window import help as help_pages
 from bpviz.gui.window.dialogs import Dialogs
 from bpviz.gui.window.export import EXPORT_WIDTH, TITLE_HEIGHT
@@ -187,3 +188,16 @@ def test_recent_files_are_numbered_and_tell_two_files_of_the_same_name_apart():
     assert recent_labels(paths) == ["&1 model.py   (…/a/exp)", "&2 model.py   (…/b/exp)", "&3 dying_relu.py   (…/runs)"]
     many = recent_labels([Path(f"/p/{i}/m&n.py") for i in range(10)])
     assert many[0].startswith("&1 m&&n.py") and many[9].startswith("&0 ")  # accelerators 1-9 then 0; & escaped
+
+
+def _ink(pixmap) -> float:
+    """How much of an icon shows: the sum of its pixels' alpha."""
+    image = pixmap.toImage()
+    return sum(image.pixelColor(x, y).alphaF() for x in range(image.width()) for y in range(image.height()))
+
+
+def test_a_disabled_toolbar_icon_is_drawn_faint_not_just_grey(window):
+    for action in (window.actions_.validate, window.actions_.reset, window.actions_.step):
+        icon = action.icon()
+        normal, disabled = icon.pixmap(24, 24, QIcon.Mode.Normal), icon.pixmap(24, 24, QIcon.Mode.Disabled)
+        assert _ink(disabled) == pytest.approx(theme.DISABLED_ICON_OPACITY * _ink(normal), rel=0.05), action.text()

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QSpinBox, QStyle, QToolBar
 
+from bpviz.gui import theme
 from bpviz.gui.training.controller import TrainingController
 from bpviz.gui.window import help as help_pages
 from bpviz.gui.window import weights as weights_files
@@ -33,7 +34,7 @@ class WindowActions:
                 action.setShortcut(QKeySequence(shortcut))
                 action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             if icon is not None:
-                action.setIcon(style.standardIcon(icon))
+                action.setIcon(theme.muted_when_disabled(style.standardIcon(icon)))
             keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
             action.setToolTip(f"{tip or text.replace('…', '')}" + (f"  ({keys})" if keys else ""))
             action.setStatusTip(tip or text)
