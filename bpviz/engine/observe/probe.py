@@ -46,6 +46,7 @@ from bpviz.engine.observe.layer_kinds import (
 )
 from bpviz.engine.observe.parametrized import watched_modules
 from bpviz.engine.observe.pending import ActivationCall, ForwardFacts, GradCall, PendingStep, Stash
+from bpviz.engine.observe.training_pass import TrainingPasses
 from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
@@ -117,6 +118,7 @@ class Probe:
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
         self.slices = ParameterSlices(config.update_sample)  # what ||W|| and ||dW|| are estimated from
+        self.training_passes: TrainingPasses | None = None  # which backward passes count (training_pass.py)
         self.updates = UpdateTracker(
             catalog.parameters(), self.slices, lambda: self.pending, guard, catalog.lookups, self._scaler_at_step
         )
@@ -145,6 +147,7 @@ class Probe:
             return
         self._mode = _FunctionalActivations(self)
         self.functional = functional_families()
+        self.training_passes = TrainingPasses(self.model.parameters)
         for module in watched_modules(self.model):
             self._handles.extend(guest_hooks.place(module, self._pre_hook, self._post_hook))
         self._handles.extend(self.updates.attach())
@@ -155,6 +158,7 @@ class Probe:
             handle.remove()
         self._handles.clear()
         self.pending.release_hooks()
+        self.training_passes = None
         self._exit_mode()
         self._stack.clear()
 
@@ -443,11 +447,12 @@ class Probe:
     def _hook_gradients(self, name: str, forward: int, tensor: torch.Tensor, others: tuple[torch.Tensor, ...]) -> None:
         """A gradient hook on each of a layer's outputs that autograd may reach. Each gradient is a GradCall
         of the layer, merged like its calls' (collect.py): one norm over all of them, NaN/Inf in any."""
+        hook = self._grad_hook(name, forward, recomputed=self._grads_only)
         if tensor.requires_grad:
-            self.pending.hook_gradient(tensor, name, self._grad_hook(name, forward))
+            self.pending.hook_gradient(tensor, name, hook)
         for other in others:
             if other.requires_grad:
-                self.pending.hook_gradient(other, name, self._grad_hook(name, forward))
+                self.pending.hook_gradient(other, name, hook)
 
     def _measured_forward(self, name: str) -> int:
         """The root forward in which `name` was measured: a recomputation's gradient belongs to that forward."""
@@ -499,11 +504,18 @@ class Probe:
         return True
 
     # ----- backward -----
-    def _grad_hook(self, name: str, forward: int):
+    def _grad_hook(self, name: str, forward: int, recomputed: bool):
+        """The hook on a gradient reaching layer `name`'s output. It counts in training passes only (a gradient
+        penalty's autograd.grad is not one: training_pass.py); a `recomputed` output (a checkpoint's) gets its
+        gradient in the checkpoint's own nested pass, which counts as the training pass it runs inside."""
+        passes = self.training_passes
+
         def hook(grad: torch.Tensor) -> None:
             started = time.perf_counter()
             pending = self.pending
             with torch._C.DisableTorchFunction(), self.guard.catch(name):
+                if not recomputed and passes is not None and not passes.now():
+                    return
                 g = unscaled(grad, self._grad_unscale(pending)).detach()
                 if g.dtype != torch.float32:
                     g = g.float()
