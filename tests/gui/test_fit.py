@@ -319,3 +319,54 @@ def test_a_narrow_header_leaves_out_whole_parts_and_never_cuts_a_number(qtbot):
         assert "fc1" not in kept or "fc1 0.000704" in kept, (width, shown)
         fitted += shown != full
     assert 0 < fitted < len(range(160, 900, 20))  # narrow: parts left out; wide enough: the whole header
+
+
+def test_a_long_status_message_ends_in_an_ellipsis_before_the_step_and_keeps_its_whole_text(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(LAPTOP)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 1)
+    bar = window.statusBar()
+    path = "/home/someone/.local/share/bpviz/runs/" + "a-long-experiment-name-" * 8 + "2026-12-03.bpviz"
+    bar.showMessage(f"Opened the recording {path} (120 steps).")
+    settle(window)
+    step = window.status.labels["step"]
+    shown = bar.shown_message()
+    assert shown.endswith("…") and shown[:-1] in bar.currentMessage()
+    assert bar.currentMessage().endswith("(120 steps).")  # what the window reads back is the whole message
+    assert 6 + bar.fontMetrics().horizontalAdvance(shown) <= step.x()  # drawn clear of "Step 0"
+    bar.showMessage("Saved layers.csv")
+    assert bar.shown_message() == "Saved layers.csv"  # a short one is drawn as it is
+
+
+def test_the_heatmaps_note_of_values_outside_its_bins_wraps_to_the_plot_width(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(MONITOR)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 3)
+    window.page.select_layer("fc2")  # relu2's dead units pass it no gradient: most of it is exactly zero
+    settle(window)
+    heatmap = window.page.histogram_view.gradient_map
+    note, view = heatmap.note, heatmap.plot.getViewBox()
+    assert "zero or below 1e-12" in note.toPlainText()
+    window.page.histogram_view.resize(300, 400)  # the heatmap narrower than its note's one line
+    settle(window)
+    assert view.width() < QFontMetrics(note.textItem.font()).horizontalAdvance(note.toPlainText())
+    assert note.textItem.boundingRect().width() <= view.width() - 8 + 0.5
+    assert note.textItem.boundingRect().height() > QFontMetrics(note.textItem.font()).height() * 1.5  # two lines
+
+
+def test_the_findings_columns_fit_their_cells_and_leave_the_rest_to_the_message(qtbot, ini):
+    window = make_window(qtbot, ini)
+    window.reset_layout(LAPTOP)
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    panel = window.page.findings_panel
+    # before any finding: the pane says what it will hold, on as many lines as it needs
+    assert panel.explanation.toPlainText().startswith("Findings appear here as the model trains")
+    run_steps(qtbot, window, 3)
+    assert [f.kind for f in window.findings] == ["dead_relu"]
+    view, header = panel.view, panel.view.horizontalHeader()
+    for col in range(4):  # Severity, Kind, Layer, Step: their widest cell or header, no wider
+        assert header.sectionSize(col) == max(header.sectionSizeHint(col), view.sizeHintForColumn(col))
+    message = header.sectionPosition(4)
+    assert message < view.viewport().width()  # the message column starts inside the visible table

@@ -29,7 +29,9 @@ def test_a_healthy_model_says_no_problems_and_what_was_checked(qtbot, tmp_path):
     window = driver.make_window(qtbot, tmp_path / "settings.ini")
     open_file(qtbot, window, SAMPLES["healthy_resnet"])
     panel = window.page.findings_panel
-    assert panel.explanation.toPlainText() == ""  # before a step nothing was checked: no reassurance yet
+    # before a step nothing was checked: no reassurance yet, only what the pane will hold
+    said = "Findings appear here as the model trains: what is wrong, on which layer, since when."
+    assert panel.explanation.toPlainText() == said
     run_steps(qtbot, window, 3)
     assert window.findings == []
     assert panel.title.text() == "Findings (none: no problems found)"
@@ -51,6 +53,6 @@ def test_the_healthy_summary_goes_when_a_finding_arrives(qtbot, tmp_path):
     assert panel.explanation.toPlainText().startswith("No problems found in 2 steps.")
     run_steps(qtbot, window, 1)
     assert [f.kind for f in window.findings] == ["dead_relu"]
-    text = panel.explanation.toPlainText()
-    assert "No problems found" not in text
+    assert panel.selected() is None
+    assert panel.explanation.toPlainText() == "Select a finding to see why it matters and what to try."
     window.close()

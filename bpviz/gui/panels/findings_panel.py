@@ -84,6 +84,15 @@ def healthy_html(checks: list[Check], steps: int) -> str:
     return "".join(parts)
 
 
+def idle_html(text: str) -> str:
+    """A muted note in the explanation pane. Not the widget's placeholder text: Qt draws that on one line,
+    cut at the pane's width (at 1280x800 it read "Select a finding to see why it")."""
+    return f'<p style="color:{theme.MUTED}">{html.escape(text)}</p>'
+
+
+NOTHING_SELECTED = idle_html("Select a finding to see why it matters and what to try.")
+BEFORE_ANY_STEP = idle_html("Findings appear here as the model trains: what is wrong, on which layer, since when.")
+FITTED_MAX = 200  # px: a column fitted to its cells grows no wider (a long layer name is elided)
 SHOWN_LAYERS = 6  # a check lists at most this many layers by name, then how many more
 SORT_ROLE = Qt.ItemDataRole.UserRole
 
@@ -219,22 +228,21 @@ class FindingsPanel(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
         self.view.setWordWrap(False)
-        # Fixed widths, fitted once when the first findings arrive: ResizeToContents would re-measure every
-        # row at every update.
+        # Each column as wide as its header, widened to its cells as findings arrive (never narrowed, never
+        # past FITTED_MAX): the message keeps the rest, at 1280x800 too. ResizeToContents would re-measure
+        # every row at every update.
         header = self.view.horizontalHeader()
         header.setStretchLastSection(True)
-        for col, width in enumerate((80, 170, 110, 48)):
-            header.resizeSection(col, width)
-        self.model.rowsInserted.connect(self._fit_columns_once)
+        for col in range(len(HEADERS) - 1):
+            header.resizeSection(col, header.sectionSizeHint(col))
+        self.model.rowsInserted.connect(self._fit_columns)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
 
         self.title = QLabel("Findings")
         self.title.setStyleSheet("font-weight: bold; padding: 2px 2px;")
         self._shown_html = ""
-        self._fitted = False
         self.explanation = QTextBrowser()
         self.explanation.setOpenExternalLinks(True)
-        self.explanation.setPlaceholderText("Select a finding to see why it matters and what to try.")
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("findingsSplitter")
         top = QWidget()
@@ -251,6 +259,7 @@ class FindingsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
+        self._set_html(BEFORE_ANY_STEP)
 
     def set_findings(self, findings: list[Finding], checks: list[Check] | None = None, steps: int = 0) -> None:
         """Show `findings`; the selection stays on the same finding (the proxy keeps it through re-sorts).
@@ -266,8 +275,10 @@ class FindingsPanel(QWidget):
         current = self.selected()
         if current is not None:
             self._explain(current)
-        else:  # nothing selected: the healthy summary only while there is nothing to select
-            self._set_html("" if self.model.findings else healthy_html(checks or [], steps))
+        elif self.model.findings:
+            self._set_html(NOTHING_SELECTED)
+        else:  # the healthy summary only while there is nothing to select
+            self._set_html(healthy_html(checks, steps) if checks else BEFORE_ANY_STEP)
 
     def in_view_order(self) -> list[Finding]:
         """The findings as the list shows them (reading order)."""
@@ -298,12 +309,12 @@ class FindingsPanel(QWidget):
         self._explain(finding)
         self.finding_selected.emit(finding)
 
-    def _fit_columns_once(self, *_args) -> None:
-        if self.model.rowCount() and not self._fitted:
-            self._fitted = True
-            header = self.view.horizontalHeader()
-            for col in range(len(HEADERS) - 1):
-                header.resizeSection(col, max(header.sectionSize(col), self.view.sizeHintForColumn(col)))
+    def _fit_columns(self, *_args) -> None:
+        header = self.view.horizontalHeader()
+        for col in range(len(HEADERS) - 1):
+            wanted = min(FITTED_MAX, self.view.sizeHintForColumn(col))
+            if wanted > header.sectionSize(col):
+                header.resizeSection(col, wanted)
 
     def _explain(self, finding: Finding) -> None:
         self._set_html(explanation_html(finding))

@@ -67,6 +67,9 @@ def histogram_of(row: np.ndarray, log10: bool) -> Histogram:
     return Histogram(row[ROW_HEAD:], row[0], row[1], log10, *row[2:ROW_HEAD])
 
 
+NOTE_MARGIN = 4  # px between a heatmap's corner note and the plot's edges
+
+
 class HistogramHeatmap:
     """One histogram-over-time heatmap: x = step, y = value, colour = log(1 + count).
 
@@ -87,13 +90,18 @@ class HistogramHeatmap:
         self.plot.addItem(self.empty)
         self.note = pg.TextItem("", anchor=(0, 0))  # the latest step's values outside the bins, pinned to a corner
         self.note.setParentItem(self.plot.getViewBox())
-        self.note.setPos(4, 2)
+        self.note.setPos(NOTE_MARGIN, 2)
+        # wrapped at the plot's width: one line was cut at a narrow heatmap ("96% zero or below 1e-")
+        self.plot.getViewBox().sigResized.connect(self._wrap_note)
         self.marks = InterventionMarks(self.plot)
         self._grad = grad
         self._level_max = 1.0
         self.trace: LayerTrace | None = None
         self.bounds: tuple[float, float] = (0.0, 1.0)
         self._show_empty("")  # a plain 0..1 frame until there is data: an empty image's range reads ±1e-149
+
+    def _wrap_note(self, view: pg.ViewBox) -> None:
+        self.note.setTextWidth(max(1.0, view.width() - 2 * NOTE_MARGIN))
 
     def select(self, name: str | None) -> None:
         """Follow layer `name` (None: nothing)."""

@@ -51,7 +51,7 @@ from bpviz.gui.window.redraw import RedrawClock
 from bpviz.gui.window.runs_folder import newest_runs, runs_folder
 from bpviz.gui.window.settings import Settings
 from bpviz.gui.window.start_page import StartPage
-from bpviz.gui.window.status_bar import StatusBar
+from bpviz.gui.window.status_bar import MessageBar, StatusBar
 from bpviz.gui.window.timeline import Timeline
 from bpviz.gui.window.trust import CodeTrust
 from bpviz.gui.window.trusted_paths import TrustedPaths
@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         self.loading_panel = LoadingPanel(self.actions_.stop)
         layout.insertWidget(0, self.loading_panel)
         self.actions_.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.setStatusBar(MessageBar())
         self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
         self._connect_controller()  # before the docks: the window takes each answer in first
         self.docks = DebugDocks(

@@ -1,4 +1,5 @@
-"""The status bar's permanent part: step, loss, steps per second, train/eval mode, and Run N's progress."""
+"""The status bar: its messages, cut with "…" where they would run under the permanent part, and that part:
+step, loss, steps per second, train/eval mode, and Run N's progress."""
 
 from __future__ import annotations
 
@@ -6,14 +7,63 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QStatusBar, QWidget
+from PySide6.QtCore import QEvent, QRect, Qt, QTimer
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QStatusBar,
+    QToolTip,
+    QWidget,
+)
 
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui.format import number
 
 _RATE_REFRESH_MS = 500
 _STALLED_S = 3.0  # no step for this long while running: the rate says so instead
+
+
+class MessageBar(QStatusBar):
+    """A QStatusBar whose message ends in "…" where the permanent fields begin, the whole of it in the tooltip.
+
+    Qt draws a message on one line and cuts it at the first permanent field, mid-word: at 1280x800 a
+    recording's path ran under "Step 12". `currentMessage()` stays the whole text.
+    """
+
+    MARGIN = 6  # px, Qt's own inset of the message from the bar's left edge
+
+    def shown_message(self) -> str:
+        """The message as drawn: elided to the room left of the permanent fields."""
+        return self.fontMetrics().elidedText(self.currentMessage(), Qt.TextElideMode.ElideRight, self._room().width())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        message = self.currentMessage()
+        if not message:
+            super().paintEvent(event)
+            return
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
+        flags = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextSingleLine
+        painter.drawText(self._room(), flags, self.shown_message())
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and self.shown_message() != self.currentMessage():
+            if self._room().contains(event.pos()):
+                QToolTip.showText(event.globalPos(), self.currentMessage(), self)
+                return True
+        return super().event(event)
+
+    def _room(self) -> QRect:
+        """Where the message goes: from the left margin to the first visible permanent field."""
+        right = self.width() - 2 * self.MARGIN
+        lefts = [w.x() for w in self.children() if isinstance(w, QWidget) and w.isVisible() and w.x() > self.MARGIN]
+        if lefts:
+            right = min(right, min(lefts) - 2)
+        return QRect(self.MARGIN, 0, max(0, right - self.MARGIN), self.height())
 
 
 class RunProgress(QWidget):
