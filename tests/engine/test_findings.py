@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -321,3 +323,69 @@ def test_huge_but_finite_gradients_are_exploding_not_nan():
     assert record.nonfinite_grad_origin is None
     assert [(f.kind, f.severity) for f in w.findings] == [("exploding_gradient", "error")]
     assert w.findings[0].message.startswith("A gradient norm is above 1.8e19, where its square overflows float32")
+
+
+class _SkipNet(nn.Module):
+    """A U-Net's shape in small: an encoder output reaches the decoder through a skip concatenated with the
+    upsampled path. `made_in` says where a NaN is made: in the code of the skip path, or in a layer."""
+
+    def __init__(self, made_in: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.made_in = made_in
+        self.enc = nn.Conv2d(3, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+        self.nan = NanMaker() if made_in == "layer" else nn.Identity()
+        self.dec = nn.Conv2d(8, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 8 * 8, 2)
+
+    def forward(self, x):
+        features = F.relu(self.enc(x))
+        skip = features / (features - features) if self.made_in == "code" else features  # 0/0 between layers
+        up = self.nan(self.up(F.relu(self.down(features))))
+        mixed = self.dec(torch.cat([up, skip], 1))
+        return self.head(torch.flatten(mixed, 1))  # a view of dec's output: no code of its own
+
+
+def _line_calling(function, text: str) -> int:
+    lines, first = inspect.getsourcelines(function)
+    return first + next(i for i, line in enumerate(lines) if text in line)
+
+
+@pytest.mark.parametrize("level", ["economy", "full"])
+def test_a_nan_made_by_code_between_layers_sends_the_user_to_that_code(level):
+    """NaN made on a skip path, in the model's forward, was reported as born in the decoder conv reading it."""
+    x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
+    found = {}
+    for made_in in ("code", "layer"):
+        model = _SkipNet(made_in)
+        with bpviz.watch(model, level=level) as w:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            record = w.step(loss)
+        found[made_in] = (record, [(f.kind, f.layer, f.message) for f in w.findings if f.kind == "nan_or_inf"])
+    record, findings = found["code"]
+    line = _line_calling(_SkipNet.forward, "self.dec(")
+    assert record.nonfinite_origin == "dec"
+    assert record.nonfinite_input_from == f"_SkipNet.forward (test_findings.py:{line})"
+    assert findings == [
+        (
+            "nan_or_inf",
+            "dec",
+            "NaN/Inf first appeared at dec (Conv2d) at step 0: its output holds it and every layer before it was "
+            f"finite, but its input was computed by the code between the layers, in _SkipNet.forward "
+            f"(test_findings.py:{line}). The NaN/Inf may have been made there, before dec read it (a division, log "
+            "or sqrt; a sum that overflowed): look at that code first, then at dec.",
+        )
+    ]
+    record, findings = found["layer"]
+    assert record.nonfinite_origin == "nan" and record.nonfinite_input_from is None  # fed by up, a layer
+    assert findings == [
+        (
+            "nan_or_inf",
+            "nan",
+            "NaN/Inf was born in nan (NanMaker) at step 0: its output holds it, while its input, the output of the "
+            "layers before it, was finite.",
+        )
+    ]

@@ -36,16 +36,30 @@ def check(ctx: Context) -> Iterator[Observation]:
         message = f"The input batch of step {step} already contains NaN/Inf: the data, not the model, is the source."
         yield _obs(None, message)
     elif record.nonfinite_origin is not None:
-        layer = record.layer(record.nonfinite_origin)
-        yield _obs(
-            layer.name,
-            f"NaN/Inf first appeared in the output of {layer.name} ({layer.type}) at step {step}; "
-            f"every layer before it was finite.",
-        )
+        yield _obs(record.nonfinite_origin, _forward_birth(record))
     elif record.loss is not None and not math.isfinite(record.loss):
         yield _obs(None, f"The loss became {record.loss} at step {step} while every layer's output was finite.")
     elif record.nonfinite_grad_origin is not None and not record.grad_scaler_skipped:  # a skip is no NaN of the model
         yield _obs(record.nonfinite_grad_origin, _backward_birth(record))
+
+
+def _forward_birth(record: StepRecord) -> str:
+    """Where a NaN/Inf output was made. Every layer before the origin was finite; so were its inputs when they
+    were those layers' outputs (or the model's input), and the origin itself made it. An input computed by the
+    code between layers (a residual sum, a concatenation, `x / x.sum()`) was never measured: the NaN/Inf may
+    have been born there, before the layer read it, and the message sends the user to that code first."""
+    layer, step = record.layer(record.nonfinite_origin), record.step
+    if record.nonfinite_input_from is None:
+        return (
+            f"NaN/Inf was born in {layer.name} ({layer.type}) at step {step}: its output holds it, while its input, "
+            f"the output of the layers before it, was finite."
+        )
+    return (
+        f"NaN/Inf first appeared at {layer.name} ({layer.type}) at step {step}: its output holds it and every layer "
+        f"before it was finite, but its input was computed by the code between the layers, in "
+        f"{record.nonfinite_input_from}. The NaN/Inf may have been made there, before {layer.name} read it (a "
+        f"division, log or sqrt; a sum that overflowed): look at that code first, then at {layer.name}."
+    )
 
 
 def _backward_birth(record: StepRecord) -> str:

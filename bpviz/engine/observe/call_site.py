@@ -34,3 +34,14 @@ def call_site(frame: FrameType | None) -> tuple | None:
         site.append((frame.f_code, frame.f_lasti))
         frame = frame.f_back
     return tuple(site)
+
+
+def describe_site(site: tuple | None) -> str:
+    """`call_site`'s innermost frame as a person reads it: "UNet.forward (unet.py:41)"; "the model's code"
+    when torch's containers made the call."""
+    if not site:
+        return "the model's code"
+    code, instruction = site[0]
+    line = next((line for start, end, line in code.co_lines() if start <= instruction < end), None)
+    where = os.path.basename(code.co_filename) + (f":{line}" if line is not None else "")
+    return f"{code.co_qualname} ({where})"

@@ -121,6 +121,8 @@ class PendingStep:
     admitted: dict[str, int] = field(default_factory=dict)  # calls measured per layer this step
     tensor_hooks: list[RemovableHandle] = field(default_factory=list)
     hooked_leaves: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # (tensor id, layer) -> tensor
+    # layers called with an input the code between layers made: where the user's code called them (call_site.py)
+    fed_by_code: dict[str, tuple | None] = field(default_factory=dict)
 
     def admit(self, layer: str, limit: int) -> bool:
         """Count a call of `layer`; False once it has been measured `limit` times this step."""

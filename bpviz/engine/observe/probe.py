@@ -64,6 +64,7 @@ class _Frame:
     preact_max: torch.Tensor | None = None  # per-unit maximum of a ReLU module's input
     input_fns: list | None = None  # autograd nodes of the inputs, while recording the layer graph
     caller: FrameType | None = None  # the Python frame running this module call
+    fed_by_code: bool = False  # an input was made by the code between layers, not by a layer (see _fed_by_code)
     outer_exc: BaseException | None = None  # an exception being handled when the call began (not its failure)
 
 
@@ -114,6 +115,7 @@ class Probe:
         self._forward_index = 0  # the current root forward's index in pending.forwards
         self._grads_only = False  # a checkpoint's recomputation: its values were measured in the forward pass
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
+        self._made: dict[int, weakref.ref] = {}  # by id: the layers' outputs and the model's inputs, this forward
         self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
@@ -211,6 +213,8 @@ class Probe:
         measuring = self._observing and not self._grads_only
         if self.graph is not None and measuring:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
+        if measuring and frame.structural_leaf:
+            frame.fed_by_code = self._fed_by_code(args)
         if measuring and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
             info = self.catalog.layers.get(name) if name is not None else None
@@ -269,6 +273,26 @@ class Probe:
         if names and self.pending.forwards:
             self.pending.forwards[-1].output_layers = names
         self._outputs.clear()
+        self._made.clear()
+
+    def _fed_by_code(self, args) -> bool:
+        """Whether a floating-point input is neither the model's input nor a layer's output of this forward (nor
+        a view of one): the code between layers made it (a sum, a concatenation, a division). Then a NaN/Inf
+        first seen in this layer's output may have been born in that code: nan_or_inf.py says so. By identity,
+        on the host: no tensor is read."""
+        made = self._made
+        for a in args:
+            if isinstance(a, torch.Tensor) and a.is_floating_point():
+                base = a._base if a._base is not None else a
+                if not any((ref := made.get(id(t))) is not None and ref() is t for t in (a, base)):
+                    return True
+        return False
+
+    def _note_fed_by_code(self, name: str, caller: FrameType | None) -> None:
+        """Keep where the user's code called layer `name` with an input of its own making (its first call)."""
+        fed = self.pending.fed_by_code
+        if name not in fed:
+            fed[name] = call_site(caller)
 
     def _begin_forward(self, args) -> None:
         checkpointed = checkpoint_pass()  # see checkpointing.py
@@ -281,6 +305,7 @@ class Probe:
             self.guard.note("torch.func transform (vmap/grad): its forwards are not measured")
         self._forward_index = len(self.pending.forwards)
         self._outputs.clear()
+        self._made = {id(t): weakref.ref(t) for t in _floating_tensors(list(args))}
         if self._observing:
             self.amp.look_from_caller()
         self._occurrence.clear()
@@ -331,6 +356,8 @@ class Probe:
         type_name = type(module).__name__
         bounds = bounds_of(family, module)
         others = _other_outputs(output, tensor, args)
+        if frame.fed_by_code:
+            self._note_fed_by_code(name, frame.caller)
         self._observe(name, type_name, family, bounds, tensor, frame.name, False, frame.preact_max, others)
         self._unit_axis.produced(module)
 
@@ -363,6 +390,8 @@ class Probe:
         first = args[0] if args else None
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
+        if not self._grads_only and self._fed_by_code(args[:1]):
+            self._note_fed_by_code(name, sys._getframe(1))
         tracks = family == RELU_FAMILY and isinstance(first, torch.Tensor) and not self._grads_only
         preact = self._unit_max(first, name) if tracks else None
         replacement = self.substitutions.get(name)
@@ -438,7 +467,11 @@ class Probe:
             with self.guard.catch(name):
                 self._measure(info, tensor, preact)
             self._hook_gradients(name, self._forward_index, tensor, others)
-        self._outputs.append((weakref.ref(tensor), name))
+        ref = weakref.ref(tensor)
+        self._outputs.append((ref, name))
+        self._made[id(tensor)] = ref
+        for other in others:
+            self._made[id(other)] = weakref.ref(other)
         if self.graph is not None:
             self.graph.output(name, tensor, *others)
         if self.listener is not None:

@@ -20,6 +20,7 @@ from bpviz.engine.config import Config
 from bpviz.engine.distributed.context import local_shard
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.amp import step_skipped
+from bpviz.engine.observe.call_site import describe_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.grad_norms import grad_norms, touched_rows
 from bpviz.engine.observe.guard import MeasurementGuard
@@ -176,6 +177,7 @@ def collect(
     else:
         loss_value = float(loss) if loss is not None else None
     ordered = list(layers.values())
+    origin = nonfinite_origin(ordered, loss_value)
     by_backward = [layers[n] for n in pending.backward_order if n in layers]
     overhead_s, step_s = clock.stop() if clock is not None else (None, None)
     return StepRecord(
@@ -185,7 +187,8 @@ def collect(
         params=param_steps,
         backward_order=list(pending.backward_order),
         forwards=forwards,
-        nonfinite_origin=nonfinite_origin(ordered, loss_value),
+        nonfinite_origin=origin,
+        nonfinite_input_from=describe_site(pending.fed_by_code[origin]) if origin in pending.fed_by_code else None,
         nonfinite_grad_origin=next((l.name for l in by_backward if l.grad_nonfinite), None),
         softmax_before_cross_entropy=softmax_before_cross_entropy,
         producer_bias={name: host[i] for name, i in bias_ids.items()},

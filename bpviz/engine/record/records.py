@@ -113,6 +113,9 @@ class StepRecord:
     backward_order: list[str] = field(default_factory=list)  # layers in the order autograd reached them
     forwards: list[ForwardPass] = field(default_factory=list)  # every forward since the previous step
     nonfinite_origin: str | None = None  # first layer (forward order) whose output held NaN/Inf
+    # where the user's code called nonfinite_origin with an input that code made, not a layer ("UNet.forward,
+    # unet.py:41"): the NaN/Inf may have been born there; None when its inputs were layers' outputs
+    nonfinite_input_from: str | None = None
     nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
     softmax_before_cross_entropy: bool = False
     producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
