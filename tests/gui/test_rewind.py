@@ -36,8 +36,11 @@ def test_rewind_through_the_menu_then_a_new_learning_rate_makes_a_second_branch(
     open_file(qtbot, window, path)
     rewind = window.actions_.rewind
     assert not rewind.isEnabled()  # nothing trained yet
-    run_steps(qtbot, window, 10)
+    run_steps(qtbot, window, 1)
+    assert not rewind.isEnabled()  # at step 0: no step before it to go back to
+    run_steps(qtbot, window, 9)
     assert rewind.isEnabled()
+    assert not window.controller.rewind(9)  # the step trained last: going back there would change nothing
     recorded = window.controller.run_path
     assert len(bpviz.open_run(recorded)) == 10  # every step the window shows is in the file
     branch_1 = bpviz.open_run(recorded)

@@ -220,11 +220,12 @@ class TrainingController(QObject):
         return True
 
     def rewind(self, step: int) -> bool:
-        """Go back to the end of `step` and train on from there as a new branch; False while busy or running.
+        """Go back to the end of `step`, before the latest, and train on from there as a new branch; False while busy
+        or running, and for the latest step (going back to where the training stands changes nothing).
 
         `rewound` answers once the training side is there, and `view` then ends at `step`."""
         latest = self.view.history.latest
-        if not self.has_model or self.busy or latest is None or not 0 <= step <= latest.step:
+        if not self.has_model or self.busy or latest is None or not 0 <= step < latest.step:
             return False
         self.busy = True
         self.client.send("rewind", step)

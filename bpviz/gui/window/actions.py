@@ -269,7 +269,8 @@ class WindowActions:
             if c.validates or not c.has_model
             else "This experiment has no validation: return val_data from build() to validate"
         )
-        self.rewind.setEnabled(idle and c.view.history.latest is not None)  # a recording is never rewound
+        latest = c.view.history.latest
+        self.rewind.setEnabled(idle and latest is not None and latest.step > 0)  # a recording is never rewound
         self.pause.setEnabled(c.running or c.stepping)
         self.stop.setEnabled(c.pending is not None or (c.has_model and c.busy and not recording))
         self._set_reset(c, recording)

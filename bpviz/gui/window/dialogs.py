@@ -98,9 +98,10 @@ class Dialogs:
             )
 
     def ask_rewind_step(self, parent: QWidget, latest: int) -> int | None:
-        """Which step to go back to (the training goes on from the step after it)."""
+        """Which step before `latest`, the step trained last, to go back to (the training goes on from the step
+        after it). Not `latest` itself: going back to where the training stands would change nothing."""
         value, ok = QInputDialog.getInt(
-            parent, "Rewind", f"Go back to the end of step (0 to {latest}):", max(latest - 1, 0), 0, latest
+            parent, "Rewind", f"Go back to the end of step (0 to {latest - 1}):", latest - 1, 0, latest - 1
         )
         return value if ok else None
 
