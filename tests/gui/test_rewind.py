@@ -9,6 +9,7 @@ import pytest
 import bpviz
 from bpviz.gui.panels.hyperparams_panel import EDITABLE
 from bpviz.gui.window.dialogs import Dialogs
+from bpviz.gui.window.runs_folder import run_label
 from tests.engine.test_rewind import EXPERIMENT, recorded_rewind, same, statistics
 from tests.gui.test_recordings import MEAN, bring_forward, loss_curve, table_values
 from tests.gui.window_driver import LOAD_MS, open_file, run_steps
@@ -68,6 +69,8 @@ def test_rewind_through_the_menu_then_a_new_learning_rate_makes_a_second_branch(
 
 def test_a_recording_cannot_be_rewound_and_compares_its_branches_side_by_side(qtbot, window, tmp_path):
     path, first, again = recorded_rewind(tmp_path, lr=0.5)
+    # the start page's name for it: the steps opening it shows (the run as first trained), and that it branched
+    assert run_label(path).endswith("  ·  10 steps, 2 branches  —  run.bpviz")
     assert window.open_path(path)
     qtbot.waitUntil(lambda: window.shown_step == 9, timeout=LOAD_MS)
     assert not window.actions_.rewind.isEnabled()

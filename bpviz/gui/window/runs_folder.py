@@ -42,11 +42,14 @@ def newest_runs(folder: Path, most: int = 10) -> list[Path]:
 
 def run_label(path: Path) -> str:
     """How the start page names a run: the experiment it recorded and its steps, then the file. A run the window
-    recorded is named by its date alone, and ten dates in a row do not say which is which."""
+    recorded is named by its date alone, and ten dates in a row do not say which is which. The steps are those of
+    the run as first trained, what opening it shows; a rewound run says how many branches it has besides."""
     try:
         with open_run(path) as run:
             source, steps = run.meta.get("experiment") or run.meta.get("model") or "", len(run)
+            count = len(run.branches())
     except (RunFileError, OSError):
         return f"{path.name}  —  not readable as a run"
     what = Path(source).name if source else "a run"
-    return f"{what}  ·  {steps} step{'' if steps == 1 else 's'}  —  {path.name}"
+    branched = f", {count} branches" if count > 1 else ""
+    return f"{what}  ·  {steps} step{'' if steps == 1 else 's'}{branched}  —  {path.name}"
