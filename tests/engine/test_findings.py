@@ -374,9 +374,9 @@ def test_a_nan_made_by_code_between_layers_sends_the_user_to_that_code(level):
             "nan_or_inf",
             "dec",
             "NaN/Inf first appeared at dec (Conv2d) at step 0: its output holds it and every layer before it was "
-            f"finite, but its input was computed by the code between the layers, in _SkipNet.forward "
-            f"(test_findings.py:{line}). The NaN/Inf may have been made there, before dec read it (a division, log "
-            "or sqrt; a sum that overflowed): look at that code first, then at dec.",
+            f"finite, but its input was made by the code between the layers, where _SkipNet.forward "
+            f"(test_findings.py:{line}) calls it. The NaN/Inf may have been made there, before dec read it (a "
+            "division, log or sqrt; a sum that overflowed): look at that code first, then at dec.",
         )
     ]
     record, findings = found["layer"]
@@ -389,3 +389,40 @@ def test_a_nan_made_by_code_between_layers_sends_the_user_to_that_code(level):
             "layers before it, was finite.",
         )
     ]
+
+
+class _InPlaceGate(nn.Module):
+    """A gated block ending like torchvision's BasicBlock (`out += identity`), in place: `out *= gate`, then the
+    activation, here inside a Sequential."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.in_place = in_place
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+        self.tail = nn.Sequential(nn.ReLU(), nn.Linear(4, 2))
+        with torch.no_grad():  # each output 1e20: their product overflows to inf
+            for layer in (self.a, self.b):
+                layer.weight.zero_()
+                layer.bias.fill_(1e20)
+
+    def forward(self, x):
+        out, gate = self.a(x), self.b(x)
+        if self.in_place:
+            out *= gate
+        else:
+            out = out * gate
+        return self.tail(out)
+
+
+@pytest.mark.parametrize("in_place", [True, False])
+def test_an_overflowing_product_is_code_between_layers_even_when_made_in_place(in_place):
+    """`out *= gate` keeps the tensor a's output: read by identity alone, the ReLU after it was blamed."""
+    model = _InPlaceGate(in_place)
+    with bpviz.watch(model) as w:
+        model(torch.randn(3, 4)).sum().backward()
+        record = w.step()
+    line = _line_calling(_InPlaceGate.forward, "self.tail(")
+    assert record.nonfinite_origin == "tail.0"
+    # the ReLU is a Sequential's child: the place named is the user's call of the Sequential
+    assert record.nonfinite_input_from == f"_InPlaceGate.forward (test_findings.py:{line})"

@@ -131,3 +131,19 @@ def test_a_reentrant_checkpoint_of_a_parameter_free_layer_keeps_its_gradient_nor
     assert set(expected) == {"first", "act", "last"}
     for name, norm in expected.items():
         assert record.layer(name).grad_norm == pytest.approx(norm, rel=1e-5), name
+
+
+def test_a_step_whose_only_pass_is_an_inputs_gradient_keeps_that_pass_s_norms():
+    """An adversarial example or a feature visualisation: autograd.grad(..., inputs=x) and no backward of the
+    parameters. With no training pass in the step, the one there was is what the layers' gradients are."""
+    model = critic()
+    spy = TrainingGradients(model)
+    x = torch.randn(32, 8, requires_grad=True)
+    with bpviz.watch(model, level="full") as w:
+        (g,) = torch.autograd.grad(model(x).square().sum(), x)
+        record = w.step()
+    expected = spy.norms()
+    assert sorted(expected) == ["0", "1", "2", "3", "4"]
+    for name, norm in expected.items():
+        assert record.layer(name).grad_norm == pytest.approx(norm, rel=1e-5), name
+    assert record.backward_order == ["4", "3", "2", "1", "0"]

@@ -56,8 +56,8 @@ def _forward_birth(record: StepRecord) -> str:
         )
     return (
         f"NaN/Inf first appeared at {layer.name} ({layer.type}) at step {step}: its output holds it and every layer "
-        f"before it was finite, but its input was computed by the code between the layers, in "
-        f"{record.nonfinite_input_from}. The NaN/Inf may have been made there, before {layer.name} read it (a "
+        f"before it was finite, but its input was made by the code between the layers, where "
+        f"{record.nonfinite_input_from} calls it. The NaN/Inf may have been made there, before {layer.name} read it (a "
         f"division, log or sqrt; a sum that overflowed): look at that code first, then at {layer.name}."
     )
 

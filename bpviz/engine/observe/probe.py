@@ -115,7 +115,9 @@ class Probe:
         self._forward_index = 0  # the current root forward's index in pending.forwards
         self._grads_only = False  # a checkpoint's recomputation: its values were measured in the forward pass
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
-        self._made: dict[int, weakref.ref] = {}  # by id: the layers' outputs and the model's inputs, this forward
+        # by id: the layers' outputs and the model's inputs in this forward, with their version then (an in-place
+        # `out += identity` after the layer is code of its own)
+        self._made: dict[int, tuple[weakref.ref, int]] = {}
         self.amp = ScaleFinder()  # the GradScaler whose scale is divided out of every gradient
         self._forward_mark = self.pending.mark()  # where the step stood when the running root forward began
         self.functional: dict[object, str] = {}  # the functional activations to catch, read on attach
@@ -175,6 +177,9 @@ class Probe:
         pending, self.pending = self.pending, PendingStep()
         self._unit_axis.reset()
         pending.release_hooks()
+        if not pending.grads and pending.other_grads:  # no pass trained the parameters (an input's gradient,
+            # an adversarial example's): the passes there were are the step's, as when every pass counted
+            pending.grads, pending.backward_order = pending.other_grads, pending.other_order
         with self.guard.catch("gradients"):  # a backward that raised ended without settling them
             deferred.settle_backward(pending, self.config, self.catalog, self.guard, self.exact)
         if pending.unscale_late:  # the GradScaler was found at the optimizer step, after this backward
@@ -277,22 +282,29 @@ class Probe:
 
     def _fed_by_code(self, args) -> bool:
         """Whether a floating-point input is neither the model's input nor a layer's output of this forward (nor
-        a view of one): the code between layers made it (a sum, a concatenation, a division). Then a NaN/Inf
-        first seen in this layer's output may have been born in that code: nan_or_inf.py says so. By identity,
-        on the host: no tensor is read."""
+        a view of one), as it was made: the code between layers made it (a sum, a concatenation, a division, an
+        in-place `out += identity`). Then a NaN/Inf first seen in this layer's output may have been born in that
+        code: nan_or_inf.py says so. By identity and version counter (a view shares its base's), on the host: no
+        tensor is read."""
         made = self._made
         for a in args:
             if isinstance(a, torch.Tensor) and a.is_floating_point():
                 base = a._base if a._base is not None else a
-                if not any((ref := made.get(id(t))) is not None and ref() is t for t in (a, base)):
+                if not any(_same_as_made(made.get(id(t)), t) for t in (a, base)):
                     return True
         return False
 
     def _note_fed_by_code(self, name: str, caller: FrameType | None) -> None:
-        """Keep where the user's code called layer `name` with an input of its own making (its first call)."""
+        """Keep where the user's code called layer `name` with an input of its own making (its first call). A
+        layer a torch container calls (a Sequential's child) has no such place: the container's caller's is kept."""
         fed = self.pending.fed_by_code
         if name not in fed:
-            fed[name] = call_site(caller)
+            site = call_site(caller)
+            for frame in reversed(self._stack):
+                if site is not None:
+                    break
+                site = call_site(frame.caller)
+            fed[name] = site
 
     def _begin_forward(self, args) -> None:
         checkpointed = checkpoint_pass()  # see checkpointing.py
@@ -305,7 +317,7 @@ class Probe:
             self.guard.note("torch.func transform (vmap/grad): its forwards are not measured")
         self._forward_index = len(self.pending.forwards)
         self._outputs.clear()
-        self._made = {id(t): weakref.ref(t) for t in _floating_tensors(list(args))}
+        self._made = {id(t): (weakref.ref(t), t._version) for t in _floating_tensors(list(args))}
         if self._observing:
             self.amp.look_from_caller()
         self._occurrence.clear()
@@ -469,9 +481,9 @@ class Probe:
             self._hook_gradients(name, self._forward_index, tensor, others)
         ref = weakref.ref(tensor)
         self._outputs.append((ref, name))
-        self._made[id(tensor)] = ref
+        self._made[id(tensor)] = (ref, tensor._version)
         for other in others:
-            self._made[id(other)] = weakref.ref(other)
+            self._made[id(other)] = (weakref.ref(other), other._version)
         if self.graph is not None:
             self.graph.output(name, tensor, *others)
         if self.listener is not None:
@@ -540,15 +552,16 @@ class Probe:
     def _grad_hook(self, name: str, forward: int, recomputed: bool):
         """The hook on a gradient reaching layer `name`'s output. It counts in training passes only (a gradient
         penalty's autograd.grad is not one: training_pass.py); a `recomputed` output (a checkpoint's) gets its
-        gradient in the checkpoint's own nested pass, which counts as the training pass it runs inside."""
+        gradient in the checkpoint's own nested pass, which counts as the training pass it runs inside. The
+        gradients of other passes are kept aside: they are the step's when no pass trained (take_pending)."""
         passes = self.training_passes
 
         def hook(grad: torch.Tensor) -> None:
             started = time.perf_counter()
             pending = self.pending
+            training = True
             with torch._C.DisableTorchFunction(), self.guard.catch(name):
-                if not recomputed and passes is not None and not passes.now():
-                    return
+                training = recomputed or passes is None or passes.now()
                 g = unscaled(grad, self._grad_unscale(pending)).detach()
                 if g.dtype != torch.float32:
                     g = g.float()
@@ -556,7 +569,7 @@ class Probe:
                 call = GradCall(
                     name, None, None, Stash(g, g._version, (name, "backward"), hist_range=hist_range), forward
                 )
-                pending.grads.append(call)
+                (pending.grads if training else pending.other_grads).append(call)
                 if not (self._settle_when_backward_ends(pending) and self._defer(call.stash)):
                     # measured now, while in the cache: held longer, a large gradient keeps the backward
                     # from reusing its memory (see deferred.py)
@@ -565,8 +578,9 @@ class Probe:
                     deferred.settle_gradients([call], self.config, self.exact)
                     call.stash.measured = True
                 pending.stashed_grads.append(call)  # version-checked (and measured, if stashed) at the end
-            if name not in pending.backward_order:
-                pending.backward_order.append(name)
+            order = pending.backward_order if training else pending.other_order
+            if name not in order:
+                order.append(name)
             self.last_layer = name
             if self.position is not None:
                 self.position("backward", name)
@@ -638,6 +652,11 @@ def _runs_inside(frame: FrameType | None, ancestor: FrameType | None) -> bool:
             return True
         frame = frame.f_back
     return ancestor is None
+
+
+def _same_as_made(made: tuple[weakref.ref, int] | None, tensor: torch.Tensor) -> bool:
+    """Whether `tensor` is the one kept in `made`, unchanged in place since."""
+    return made is not None and made[0]() is tensor and tensor._version == made[1]
 
 
 def _floating_tensors(output) -> list[torch.Tensor]:

@@ -15,14 +15,17 @@ a node runs in the pass now running. The parameters' gradient accumulators
 run in a `.backward()`; `autograd.grad(..., inputs=params)` captures them
 (asking then raises, which is a yes); `autograd.grad(..., inputs=x)` leaves
 them unrun. It is asked once per pass (per graph task), of the parameters'
-accumulators in turn until one answers yes: one call into C for a training
-pass, one per parameter for a penalty's, none per layer. The parameters and
-their accumulators are looked up in the pass, not kept from attach:
-`model.double()` or `.to(device)` after `watch` gives a parameter a new
-accumulator, and FSDP2 trains unsharded parameters it swaps in for the
-registered ones; a node kept from attach would never run again (every pass
-would read as a penalty's, every gradient lost). A model with no trainable parameter has nothing to tell passes apart
-by, and every pass counts. A checkpoint's recomputation runs its own nested
+accumulators in turn until one answers yes: for a training pass one lookup
+(a view of the first parameter) and one question, for a penalty's one of
+each per parameter; none per layer. The parameters and their accumulators
+are looked up in the pass, not kept from attach: `model.double()` or
+`.to(device)` after `watch` gives a parameter a new accumulator, and FSDP2
+trains unsharded parameters it swaps in for the registered ones; a node
+kept from attach would never run again (every pass would read as a
+penalty's, every gradient lost). A model with no trainable parameter has
+nothing to tell passes apart by, and every pass counts; a step in which no
+pass trained (an adversarial example's input gradient alone) counts the
+passes it had (probe.py). A checkpoint's recomputation runs its own nested
 pass, which may hold no parameter; the probe counts the gradients of
 tensors made there without asking (see checkpointing.py).
 """

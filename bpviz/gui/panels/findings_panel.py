@@ -236,6 +236,7 @@ class FindingsPanel(QWidget):
         for col in range(len(HEADERS) - 1):
             header.resizeSection(col, header.sectionSizeHint(col))
         self.model.rowsInserted.connect(self._fit_columns)
+        self.model.modelReset.connect(self._fit_columns)  # a finding gone: the list is set anew
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
 
         self.title = QLabel("Findings")

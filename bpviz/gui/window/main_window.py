@@ -448,7 +448,7 @@ class MainWindow(QMainWindow):
     def rewind_dialog(self) -> None:
         """Train > Rewind to Step…: ask for the step, then go back to it."""
         latest = self.controller.view.history.latest
-        if latest is not None:
+        if latest is not None and latest.step > 0:  # at step 0 there is no step before it to go back to
             step = self.dialogs.ask_rewind_step(self, latest.step)
             if step is not None:
                 self.rewind_to(step)
