@@ -294,17 +294,14 @@ class Probe:
                     return True
         return False
 
-    def _note_fed_by_code(self, name: str, caller: FrameType | None) -> None:
-        """Keep where the user's code called layer `name` with an input of its own making (its first call). A
-        layer a torch container calls (a Sequential's child) has no such place: the container's caller's is kept."""
+    def _note_fed_by_code(self, name: str, site: tuple | None) -> None:
+        """Keep where the user's code called layer `name` with an input of its own making (its first call): `site`,
+        the call's place (call_site.py). A layer a torch container calls (a Sequential's child) has none: the
+        nearest container's caller's is kept."""
         fed = self.pending.fed_by_code
         if name not in fed:
-            site = call_site(caller)
-            for frame in reversed(self._stack):
-                if site is not None:
-                    break
-                site = call_site(frame.caller)
-            fed[name] = site
+            outer = (call_site(frame.caller) for frame in reversed(self._stack))
+            fed[name] = site if site is not None else next((s for s in outer if s is not None), None)
 
     def _begin_forward(self, args) -> None:
         checkpointed = checkpoint_pass()  # see checkpointing.py
@@ -362,14 +359,15 @@ class Probe:
         family = module_family(module)
         if family is None and frame.activation_out is tensor:
             family = frame.activation_family
-        name = self._next_name(frame.name or type(module).__name__, call_site(frame.caller))
+        site = call_site(frame.caller)
+        name = self._next_name(frame.name or type(module).__name__, site)
         if self.graph is not None and frame.input_fns is not None:
             self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
         bounds = bounds_of(family, module)
         others = _other_outputs(output, tensor, args)
         if frame.fed_by_code:
-            self._note_fed_by_code(name, frame.caller)
+            self._note_fed_by_code(name, site)
         self._observe(name, type_name, family, bounds, tensor, frame.name, False, frame.preact_max, others)
         self._unit_axis.produced(module)
 
@@ -398,12 +396,13 @@ class Probe:
             return out
         frame.had_sublayer = True
         fname = functional_name(func)
-        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", call_site(sys._getframe(1)))
+        site = call_site(sys._getframe(1))
+        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", site)
         first = args[0] if args else None
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
         if not self._grads_only and self._fed_by_code(args[:1]):
-            self._note_fed_by_code(name, sys._getframe(1))
+            self._note_fed_by_code(name, site)
         tracks = family == RELU_FAMILY and isinstance(first, torch.Tensor) and not self._grads_only
         preact = self._unit_max(first, name) if tracks else None
         replacement = self.substitutions.get(name)

@@ -279,7 +279,7 @@ class FindingsPanel(QWidget):
         elif self.model.findings:
             self._set_html(NOTHING_SELECTED)
         else:  # the healthy summary only while there is nothing to select
-            self._set_html(healthy_html(checks, steps) if checks else BEFORE_ANY_STEP)
+            self._set_html(healthy_html(checks or [], steps) or BEFORE_ANY_STEP)
 
     def in_view_order(self) -> list[Finding]:
         """The findings as the list shows them (reading order)."""
