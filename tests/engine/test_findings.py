@@ -325,6 +325,35 @@ def test_huge_but_finite_gradients_are_exploding_not_nan():
     assert w.findings[0].message.startswith("A gradient norm is above 1.8e19, where its square overflows float32")
 
 
+class _Huge(nn.Module):
+    """Finite values near float32's largest (3e38): a dozen of them sum past it. `back` scales them back down."""
+
+    def __init__(self, back: bool = False) -> None:
+        super().__init__()
+        self.back = back
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 1e-38 if self.back else x.abs() * 0 + 3e38
+
+
+@pytest.mark.parametrize("level", ["economy", "full"])
+def test_huge_finite_activations_are_no_nan_and_their_mean_is_right(level):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), _Huge(), nn.ReLU(), _Huge(back=True), nn.Linear(3, 3))
+    x, y = batch()
+    with bpviz.watch(model, level=level) as w:
+        record = train(model, w, 2, x, y)[-1]
+    with torch.no_grad():
+        huge = model[1](model[0](x)).double()
+    assert huge.sum() > torch.finfo(torch.float32).max  # a float32 sum of these overflows
+    for name in ("1", "2"):  # the values, and a ReLU's (at the economy level estimated from its input's maxima)
+        layer = record.layer(name)
+        assert not layer.nonfinite
+        assert layer.mean == pytest.approx(float(huge.mean()), rel=1e-6)
+    assert record.nonfinite_origin is None
+    assert "nan_or_inf" not in kinds(w)
+
+
 class _SkipNet(nn.Module):
     """A U-Net's shape in small: an encoder output reaches the decoder through a skip concatenated with the
     upsampled path. `made_in` says where a NaN is made: in the code of the skip path, or in a layer."""

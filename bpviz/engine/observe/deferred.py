@@ -146,21 +146,29 @@ def _to_device(values: list[float], device: torch.device) -> torch.Tensor:
     return host.pin_memory().to(device, non_blocking=True)
 
 
-_ONES_LIMIT = 1 << 17  # longer tensors are summed with .sum(); shorter ones with a dot product against ones
-_ones: MadeOnce[torch.Tensor] = MadeOnce(256)
+_DOT_LIMIT = 1 << 17  # longer tensors are summed with .sum(); shorter ones with a dot product
+_units: MadeOnce[torch.Tensor] = MadeOnce(16)
+
+
+def _unit_vector(length: int, device: torch.device) -> torch.Tensor:
+    """`1 / SUM_UNIT` repeated, at least `length` long: dotted with a tensor, its sum in the unit sums are kept in."""
+    size = max(length, _DOT_LIMIT)
+    return _units.get((size, device), lambda: torch.full((size,), 1.0 / stats.SUM_UNIT, device=device))[:length]
 
 
 def exact_sums(flats: list[torch.Tensor]) -> torch.Tensor:
-    """Each flat float32 tensor's sum: a dot product with ones, several times faster than .sum() on a CPU for
-    tensors that fit in the cache; beyond that both read memory at the same speed and .sum() reads half as much."""
+    """Each flat float32 tensor's sum over every value, in units of `stats.SUM_UNIT` (so that only NaN/Inf makes
+    it non-finite): a dot product, several times faster than .sum() on a CPU for tensors that fit in the cache;
+    beyond that both read memory at the same speed and .sum() reads half as much."""
     return stats.as_vector([_sum(flat) for flat in flats])
 
 
 def _sum(flat: torch.Tensor) -> torch.Tensor:
     n = flat.numel()
-    if n > _ONES_LIMIT or flat.device.type != "cpu":
-        return flat.sum()
-    return torch.dot(flat, _ones.get((n, flat.device), lambda: torch.ones(n, device=flat.device)))
+    if n > _DOT_LIMIT or flat.device.type != "cpu":
+        # finite values overflow this float32 sum when they average past 3.4e38 over their count (README, Speed)
+        return flat.sum() * (1.0 / stats.SUM_UNIT)
+    return torch.dot(flat, _unit_vector(n, flat.device))
 
 
 def squares_and_sums(flats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,7 +338,8 @@ def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) ->
         scale = stacked.column([c.count / size for c, size in zip(calls, stacked.sizes)]).squeeze(1)
         squares = (values * values).sum(dim=1) * scale
         first = len(calls) - len(estimated)
-        estimates = values[first:].sum(dim=1) * scale[first:]
+        # row sums in the unit of the exact sums, as one matrix-vector product
+        estimates = torch.mv(values[first:], _unit_vector(values.shape[1], values.device)) * scale[first:]
         sums = torch.cat([passes[0], estimates]) if passes else estimates
         # the sample's extremes: the host makes them NaN where the tensor holds NaN/Inf, which the sample may miss
         lows, highs = stacked.extremes()

@@ -263,7 +263,7 @@ def call_finite(call: ActivationCall, row: list[float], preact: np.ndarray | Non
     """Whether a call's tensor holds no NaN/Inf, exactly, from what its level measured over every value.
 
     The full level has the sum of squares and the sum (see values_finite); the economy level the sum,
-    non-finite for NaN/Inf (a float32 sum of finite values overflows only past ~3e38), or, for a ReLU,
+    non-finite exactly for NaN/Inf (see stats.SUM_UNIT), or, for a ReLU,
     its input's per-unit maxima: NaN in the input stays NaN in the output, +inf stays +inf, -inf becomes 0.
     """
     if call.exact is stats.Exact.ALL:
@@ -296,7 +296,7 @@ def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> d
         ]
         total = float(sum(c.count for c, _ in group))
         sample_size = float(sum(c.sample_size for c, _ in group))
-        mean = sum(r[stats.SUM] for r in rows) / total
+        mean = sum(r[stats.SUM] for r in rows) * stats.SUM_UNIT / total
         var = sum(r[stats.SUMSQ] for r in rows) / total - mean * mean
         lo, hi = min(r[stats.MIN] for r in rows), max(r[stats.MAX] for r in rows)
         layer = LayerStep(
@@ -390,8 +390,8 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
     for name, scalar_id, hist_id, exact_norm in grad_ids:
         squared, total = host[scalar_id].tolist()
         sums[name] = sums.get(name, 0.0) + squared
-        # the sum alone says NaN/Inf where the squares are estimated (a sum of finite values overflows
-        # float32 only past ~3e38); with exact squares, both tell an overflow from Inf
+        # the sum alone says NaN/Inf where the squares are estimated (see stats.SUM_UNIT); with exact
+        # squares, both tell an overflow from Inf
         finite = values_finite(squared, total) if exact_norm else math.isfinite(total)
         nonfinite[name] = nonfinite.get(name, False) or not finite
         if hist_id is not None:
