@@ -25,8 +25,8 @@ SUM, SUMSQ, MIN, MAX, SAMPLE_NONZERO, SAMPLE_SATURATED = range(6)
 # Sums are taken of the values times 2**-32 (exact: a power of two) and kept in that unit until the host, which
 # multiplies back in float64. A float32 sum of finite values then overflows only past 2**32 times float32's
 # largest value, so a sum that is not finite means NaN/Inf in the tensor, exactly (a dozen finite values of 3e38
-# read as Inf, and their mean as infinite, with plain sums). Below ~5e-29 a scaled value loses precision as a
-# subnormal, far less than the squares already lose below ~1e-19.
+# read as Inf, and their mean as infinite, with plain sums); deferred._sum says where a plain sum is scaled after.
+# Below ~5e-29 a scaled value loses precision as a subnormal, far less than the squares already lose below ~1e-19.
 SUM_UNIT = 2.0**32
 
 
