@@ -23,8 +23,9 @@ def own_total_norm(model: nn.Module) -> float:
     return math.sqrt(sum(float(p.grad.detach().pow(2).sum()) for p in model.parameters() if p.grad is not None))
 
 
-def run(model, opt, batches, loss_fn, steps, backward_scale=None):
-    """A plain loop; returns (watcher, losses, own gradient norms before each update)."""
+def run(model, opt, batches, loss_fn, steps, backward_scale=None, clip=None):
+    """A plain loop, its gradients clipped to `clip` when given; returns (watcher, losses, own gradient norms
+    before each update, before clipping)."""
     losses, norms = [], []
     with bpviz.watch(model) as w:
         for step in range(steps):
@@ -34,6 +35,8 @@ def run(model, opt, batches, loss_fn, steps, backward_scale=None):
             scale = backward_scale(step) if backward_scale else 1.0
             (loss * scale).backward()
             norms.append(own_total_norm(model))
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             losses.append(float(loss.detach()))
             w.step(loss)
@@ -98,6 +101,44 @@ def test_a_gradient_jump_while_the_loss_falls_is_only_a_warning():
     exploding = [f for f in w.findings if f.kind == "exploding_gradient"]
     assert [(f.step, f.severity) for f in exploding] == [(5, "warning")]
     assert f"{norms[5]:.2e}" in exploding[0].message
+
+
+def test_a_jump_that_clipping_caps_is_still_found_in_the_backward_and_clipping_is_named():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4))
+    carried = []  # the squared norm of each gradient reaching a layer's output, three a step
+
+    def keep(module, args, out) -> None:
+        out.register_hook(lambda g: carried.append(float(g.norm()) ** 2))
+
+    for layer in model:
+        layer.register_forward_hook(keep)
+
+    def boost(step: int) -> float:
+        return 1e4 if step == 5 else 1.0
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+    w, losses, norms = run(model, opt, mlp_batches(1), F.cross_entropy, 6, backward_scale=boost, clip=1.0)
+    assert norms[5] > 1e3 and max(norms[:5]) < 1.0  # before clipping; the optimizer saw at most 1.0
+    exploding = [f for f in w.findings if f.kind == "exploding_gradient"]
+    assert [(f.step, f.severity, f.layer) for f in exploding] == [(5, "warning", None)]
+    backward = math.sqrt(sum(carried[15:18]))  # three layers a step: step 5's
+    assert f"jumped to {backward:.2e}" in exploding[0].message
+    clipped = norms[5] * min(1.0, 1.0 / (norms[5] + 1e-6))  # clip_grad_norm_'s own rule
+    assert f"did not ({clipped:.2e})" in exploding[0].message and "clip_grad_norm_" in exploding[0].message
+    assert not exploding[0].remedies[0].startswith("Clip gradients")
+
+
+def test_a_healthy_run_clipped_on_every_step_is_silent():
+    torch.manual_seed(0)
+    model = VAE()
+    g = torch.Generator().manual_seed(0)
+    batches = [(x, x) for x in (strokes(128, g) for _ in range(4))]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    w, losses, norms = run(model, opt, batches, vae_loss, 24, clip=1.0)
+    assert min(norms) > 1e3  # clipped on every step
+    assert losses[-1] < losses[0] / 2
+    assert [f for f in w.findings if f.kind == "exploding_gradient"] == []
 
 
 def deep_sigmoid() -> nn.Sequential:

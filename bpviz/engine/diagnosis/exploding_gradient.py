@@ -7,17 +7,24 @@ norm that jumps far above its own recent median (an error when the loss
 climbs with it), early layers far above the last, and squares that overflow
 float32 (a norm above about 1.8e19: the norm is the root of a float32 sum of
 squares). NaN/Inf themselves are nan_or_inf's to report.
+
+The jump is looked for twice: in the parameters' gradients the optimizer
+steps with, and in the gradient the backward pass carried through the
+layers. Gradient clipping caps the first at max_norm on every step, so an
+explosion under clip_grad_norm_ shows only in the second; it is said so,
+since the clipping hides it without curing it.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from bpviz.engine.diagnosis.gradient_scale import layer_grad_rms, total_grad_norm
+from bpviz.engine.diagnosis.gradient_scale import backward_grad_norm, layer_grad_rms, total_grad_norm
 from bpviz.engine.diagnosis.loss_trend import loss_rose
 from bpviz.engine.diagnosis.rule import Context, Observation
+from bpviz.engine.record.records import StepRecord
 
 KIND = "exploding_gradient"
 KINDS = (KIND,)
@@ -32,6 +39,7 @@ REMEDIES = [
     "Use a smaller weight initialisation (Kaiming/Xavier) and normalisation layers.",
     "Check the loss for a scale error (e.g. summing instead of averaging).",
 ]
+CLIPPED_REMEDIES = REMEDIES[1:]  # clipping already caps the update: more of it is no cure
 
 
 def check(ctx: Context) -> Iterator[Observation]:
@@ -53,21 +61,25 @@ def check(ctx: Context) -> Iterator[Observation]:
             f"finite; the largest is at {largest}.",
         )
         return
-    previous = [
-        norm
-        for past in list(ctx.history.records)[-cfg.exploding_window - 1 : -1]
-        if past.step < record.step and (norm := total_grad_norm(past)) is not None and math.isfinite(norm)
-    ]
-    median = statistics.median(previous) if previous else 0.0
-    if median > 0 and total > cfg.exploding_growth * median:
+    jump = _jump(ctx, total_grad_norm)
+    backward = backward_grad_norm(record)
+    backward_jump = _jump(ctx, backward_grad_norm) if jump is None else None
+    if jump is not None or backward_jump is not None:
         rose = loss_rose(ctx.history, record, cfg.exploding_window)
         loss = " while the loss rose" if rose else ""
-        yield _obs(
-            "error" if rose else "warning",
-            None,
-            f"The total gradient norm jumped to {total:.2e}, {total / median:.0f} times its recent median{loss}; "
-            f"the largest is at {largest}.",
-        )
+        if jump is not None:
+            message = (
+                f"The total gradient norm jumped to {total:.2e}, {jump:.0f} times its recent median{loss}; "
+                f"the largest is at {largest}."
+            )
+        else:
+            message = (
+                f"The gradient flowing back through the layers jumped to {backward:.2e}, {backward_jump:.0f} times "
+                f"its recent median{loss}, but the parameters' gradients at the optimizer step did not "
+                f"({total:.2e}): something between backward() and the step (clip_grad_norm_) cut them down, "
+                f"which hides the explosion without curing it; the largest is at {largest}."
+            )
+        yield _obs("error" if rose else "warning", None, message, CLIPPED_REMEDIES if jump is None else REMEDIES)
         return
     if len(rms) >= 3 and rms[-1][1] > 0 and rms[0][1] / rms[-1][1] > cfg.exploding_ratio:
         ratio = rms[0][1] / rms[-1][1]
@@ -78,5 +90,20 @@ def check(ctx: Context) -> Iterator[Observation]:
         )
 
 
-def _obs(severity: str, layer: str | None, message: str) -> Observation:
-    return Observation(KIND, severity, layer, message, EXPLANATION, REMEDIES)
+def _jump(ctx: Context, norm_of: Callable[[StepRecord], float | None]) -> float | None:
+    """How many times its recent median the step's `norm_of` is, when above `exploding_growth`; else None."""
+    record, cfg = ctx.record, ctx.config
+    now = norm_of(record)
+    previous = [
+        norm
+        for past in list(ctx.history.records)[-cfg.exploding_window - 1 : -1]
+        if past.step < record.step and (norm := norm_of(past)) is not None and math.isfinite(norm)
+    ]
+    median = statistics.median(previous) if previous else 0.0
+    if now is None or median <= 0 or not now > cfg.exploding_growth * median:
+        return None
+    return now / median
+
+
+def _obs(severity: str, layer: str | None, message: str, remedies: list[str] = REMEDIES) -> Observation:
+    return Observation(KIND, severity, layer, message, EXPLANATION, remedies)

@@ -30,3 +30,13 @@ def total_grad_norm(record: StepRecord) -> float | None:
     """L2 norm over all parameter gradients of the step, or None when none had a gradient."""
     squares = [p.grad_norm**2 for p in record.params if p.grad_norm is not None]
     return math.sqrt(sum(squares)) if squares else None
+
+
+def backward_grad_norm(record: StepRecord) -> float | None:
+    """L2 norm over the gradients that reached every layer's output in the backward pass, or None when none did.
+
+    The parameters' gradients are read at the optimizer step, after whatever the user's code did to them
+    since backward() (clip_grad_norm_ above all): there an explosion that clipping caps looks like a norm
+    of exactly max_norm, step after step. The gradient the backward itself carried is not touched by it."""
+    squares = [layer.grad_norm**2 for layer in record.layers if layer.grad_norm is not None]
+    return math.sqrt(sum(squares)) if squares else None
