@@ -84,6 +84,26 @@ def test_nan_in_any_input_blames_the_data_not_the_layer_reading_it(where):
     assert w.findings[0].message.startswith("The input batch of step 0 already contains NaN/Inf")
 
 
+@pytest.mark.parametrize(("dtype", "value", "rows"), [(torch.float16, 1.0, 2000), (torch.float32, 3e38, 12)])
+def test_a_large_finite_input_batch_is_no_nan_and_one_inf_in_it_is(dtype, value, rows):
+    """The input's sum was taken in its own precision: 200,000 half-precision ones sum past 65504, a dozen
+    rows of float32 values of 3e38 past float32's largest, and the batch was said to hold NaN/Inf."""
+    torch.manual_seed(0)
+    model = nn.Linear(100, 3).to(dtype)
+    big = torch.full((rows, 100), value, dtype=dtype)
+    assert not torch.isfinite(big.sum())  # the sum in the batch's own precision overflows
+    broken = big.clone()
+    broken[7, 7] = float("inf")
+    for x, nonfinite in ((big, False), (broken, True)):
+        with bpviz.watch(model) as w:
+            loss = model(x).float().mean()
+            loss.backward()
+            record = w.step(loss)
+        assert record.forwards[0].input_nonfinite is nonfinite
+        blamed = [f for f in w.findings if f.message.startswith("The input batch of step 0 already contains NaN/Inf")]
+        assert len(blamed) == nonfinite
+
+
 class _PaddingMask(nn.Module):
     def forward(self, scores, pad):
         return scores.masked_fill(pad[:, None, :], float("-inf"))

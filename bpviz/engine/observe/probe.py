@@ -337,14 +337,15 @@ class Probe:
 
     @staticmethod
     def _input_sum(args: tuple) -> torch.Tensor | None:
-        """The sum of every floating-point value the model was given (NaN/Inf anywhere make it non-finite): all of
-        its inputs, not only the first (a two-tower model's second; `model(token_ids, features)`), inside tuples,
-        lists and dicts. Inputs on another device than the first are left out: adding them would move them."""
+        """The sum of every floating-point value the model was given, in the unit of the layers' sums (only NaN/Inf
+        anywhere make it non-finite, also for huge finite values or a half-precision batch): all of its inputs, not
+        only the first (a two-tower model's second; `model(token_ids, features)`), inside tuples, lists and dicts.
+        Inputs on another device than the first are left out: adding them would move them."""
         inputs = [t for t in _floating_tensors(list(args)) if t.numel()]
         if not inputs:
             return None
-        sums = [t.detach().sum() for t in inputs if t.device == inputs[0].device]
-        return sums[0] if len(sums) == 1 else torch.stack(sums).sum()
+        sums = deferred.exact_sums([t.detach().reshape(-1) for t in inputs if t.device == inputs[0].device])
+        return sums[0] if len(sums) == 1 else sums.sum()
 
     def _exit_mode(self) -> None:
         if self._mode_entered:
