@@ -17,6 +17,7 @@ since the clipping hides it without curing it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Iterator
@@ -94,9 +95,10 @@ def _jump(ctx: Context, norm_of: Callable[[StepRecord], float | None]) -> float 
     """How many times its recent median the step's `norm_of` is, when above `exploding_growth`; else None."""
     record, cfg = ctx.record, ctx.config
     now = norm_of(record)
+    window = itertools.islice(reversed(ctx.history.records), 1, cfg.exploding_window + 1)  # the step's is last
     previous = [
         norm
-        for past in list(ctx.history.records)[-cfg.exploding_window - 1 : -1]
+        for past in window
         if past.step < record.step and (norm := norm_of(past)) is not None and math.isfinite(norm)
     ]
     median = statistics.median(previous) if previous else 0.0
