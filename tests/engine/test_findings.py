@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 
 import pytest
 import torch
@@ -102,6 +103,21 @@ def test_a_large_finite_input_batch_is_no_nan_and_one_inf_in_it_is(dtype, value,
         assert record.forwards[0].input_nonfinite is nonfinite
         blamed = [f for f in w.findings if f.message.startswith("The input batch of step 0 already contains NaN/Inf")]
         assert len(blamed) == nonfinite
+
+
+def test_a_half_precision_gradient_past_65504_has_its_norm_and_is_no_overflow():
+    """Normed in its own precision, a float16 gradient of norm 3e5 read as Inf: "above 1.8e19" to the findings."""
+    torch.manual_seed(0)
+    model = nn.Linear(64, 64).half()
+    x = torch.randn(32, 64).half()
+    with bpviz.watch(model) as w:
+        loss = model(x).float().pow(2).mean() * 3e5
+        loss.backward()
+        record = w.step(loss)
+    own = {name: float(p.grad.float().norm()) for name, p in model.named_parameters()}
+    assert own["weight"] > 65504 and all(math.isfinite(v) for v in own.values())
+    assert {p.name: p.grad_norm for p in record.params} == pytest.approx(own, rel=1e-3)
+    assert "exploding_gradient" not in kinds(w)
 
 
 class _PaddingMask(nn.Module):

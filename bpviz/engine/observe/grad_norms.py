@@ -1,7 +1,7 @@
 """Parameter-gradient norms of every layout a model produces, and the rows a lookup table's gradient touched.
 
-Dense gradients go through `stats.squared_norms` (one fused kernel on a GPU); a sparse embedding's
-gradient (`nn.Embedding(sparse=True)`) is a sparse tensor that the fused norm
+Dense gradients are normed in bulk (`grad_norms`: one fused call, a dot product for a large one on a CPU);
+a sparse embedding's gradient (`nn.Embedding(sparse=True)`) is a sparse tensor that the fused norm
 rejects, so its norm comes from its values. An embedding's gradient reaches
 only the rows the batch looked up: of a 50,000-word table perhaps 400 rows,
 so a per-element size over the whole table reads hundreds of times too
@@ -16,18 +16,37 @@ from torch import nn
 
 from bpviz.engine.observe.stats import squared_norms
 
+_DOT_FROM = 1 << 14  # elements from which a float32 gradient on a CPU is normed by a dot product of its own
+_HALF = (torch.float16, torch.bfloat16)
+
 
 def grad_norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The L2 norm of each gradient, on its device; dense ones in one fused call."""
+    """The L2 norm of each gradient, on its device, in float32 (a half-precision norm is Inf past 65504).
+
+    A large float32 gradient on a CPU takes a BLAS dot product with itself, twice the speed of a norm there
+    (`stats.squared_norms`); all the others, one fused `_foreach_norm` call: for a small tensor the call, not
+    the pass, is the cost, and a deep network of small layers spent a dot product's call on each of them.
+    """
     dense = [i for i, g in enumerate(grads) if g.layout == torch.strided]
+    big = [i for i in dense if grads[i].numel() >= _DOT_FROM and _dot_normable(grads[i])]
     norms: list[torch.Tensor | None] = [None] * len(grads)
-    if dense:
-        for i, norm in zip(dense, squared_norms([grads[i] for i in dense]).sqrt()):
+    if big:
+        for i, norm in zip(big, squared_norms([grads[i] for i in big]).sqrt()):
             norms[i] = norm
+    for half in (False, True):  # half precision normed in float32; float32 and double in their own
+        small = [i for i in dense if norms[i] is None and (grads[i].dtype in _HALF) == half]
+        if small:
+            wide = {"dtype": torch.float32} if half else {}
+            for i, norm in zip(small, torch._foreach_norm([grads[i] for i in small], 2, **wide)):
+                norms[i] = norm
     for i, g in enumerate(grads):
         if norms[i] is None:
             norms[i] = _sparse_norm(g)
     return norms
+
+
+def _dot_normable(grad: torch.Tensor) -> bool:
+    return grad.device.type == "cpu" and grad.dtype == torch.float32 and grad.is_contiguous()
 
 
 def lookup_parameters(model: nn.Module) -> frozenset[str]:
