@@ -106,12 +106,12 @@ def test_a_gradient_jump_while_the_loss_falls_is_only_a_warning():
 def test_a_jump_that_clipping_caps_is_still_found_in_the_backward_and_clipping_is_named():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 4))
-    carried = []  # the squared norm of each gradient reaching a layer's output, three a step
+    carried = []  # per step, the squared norm of the gradient reaching each Linear's output (the ReLU holds none)
 
     def keep(module, args, out) -> None:
         out.register_hook(lambda g: carried.append(float(g.norm()) ** 2))
 
-    for layer in model:
+    for layer in (model[0], model[2]):
         layer.register_forward_hook(keep)
 
     def boost(step: int) -> float:
@@ -122,11 +122,41 @@ def test_a_jump_that_clipping_caps_is_still_found_in_the_backward_and_clipping_i
     assert norms[5] > 1e3 and max(norms[:5]) < 1.0  # before clipping; the optimizer saw at most 1.0
     exploding = [f for f in w.findings if f.kind == "exploding_gradient"]
     assert [(f.step, f.severity, f.layer) for f in exploding] == [(5, "warning", None)]
-    backward = math.sqrt(sum(carried[15:18]))  # three layers a step: step 5's
-    assert f"jumped to {backward:.2e}" in exploding[0].message
+    backward = math.sqrt(sum(carried[10:12]))  # two layers a step: step 5's
+    assert f"jumped to {backward:.2e}" in exploding[0].message and exploding[0].message.endswith("reaches 2.")
     clipped = norms[5] * min(1.0, 1.0 / (norms[5] + 1e-6))  # clip_grad_norm_'s own rule
     assert f"did not ({clipped:.2e})" in exploding[0].message and "clip_grad_norm_" in exploding[0].message
     assert not exploding[0].remedies[0].startswith("Clip gradients")
+
+
+def test_a_huge_loss_gradient_at_an_output_sigmoid_is_no_hidden_explosion():
+    """BCELoss after a Sigmoid sends (p - y) / (p (1 - p)) back: a confidently wrong sample makes the Sigmoid's
+    output gradient explode while every parameter's gradient stays bounded. Nothing clips here, and nothing
+    exploded: it was an error saying clipping hid an explosion."""
+    torch.manual_seed(0)
+    x = torch.randn(2048, 20)
+    y = (x @ torch.randn(20) > 0).float()
+    flipped = torch.randperm(2048)[:10]
+    y[flipped] = 1 - y[flipped]  # a little label noise
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 1), nn.Sigmoid())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(1)
+    sigmoid_grads = []
+
+    def keep(module, args, out) -> None:
+        out.register_hook(lambda grad: sigmoid_grads.append(float(grad.norm())))
+
+    model[3].register_forward_hook(keep)
+    with bpviz.watch(model) as w:
+        for _ in range(300):
+            rows = torch.randint(0, 2048, (64,), generator=g)
+            loss = F.binary_cross_entropy(model(x[rows]).squeeze(1), y[rows])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    assert max(sigmoid_grads) > 1e4 * statistics.median(sigmoid_grads)  # the Sigmoid's output gradient did explode
+    assert [f for f in w.findings if f.kind == "exploding_gradient"] == []
 
 
 def test_a_healthy_run_clipped_on_every_step_is_silent():

@@ -22,7 +22,12 @@ import math
 import statistics
 from collections.abc import Callable, Iterator
 
-from bpviz.engine.diagnosis.gradient_scale import backward_grad_norm, layer_grad_rms, total_grad_norm
+from bpviz.engine.diagnosis.gradient_scale import (
+    backward_grad_norm,
+    carrying_weighted,
+    layer_grad_rms,
+    total_grad_norm,
+)
 from bpviz.engine.diagnosis.loss_trend import loss_rose
 from bpviz.engine.diagnosis.rule import Context, Observation
 from bpviz.engine.record.records import StepRecord
@@ -74,11 +79,12 @@ def check(ctx: Context) -> Iterator[Observation]:
                 f"the largest is at {largest}."
             )
         else:
+            carried = max(carrying_weighted(record), key=lambda layer: layer.grad_norm).name
             message = (
                 f"The gradient flowing back through the layers jumped to {backward:.2e}, {backward_jump:.0f} times "
                 f"its recent median{loss}, but the parameters' gradients at the optimizer step did not "
                 f"({total:.2e}): something between backward() and the step (clip_grad_norm_) cut them down, "
-                f"which hides the explosion without curing it; the largest is at {largest}."
+                f"which hides the explosion without curing it; the largest reaches {carried}."
             )
         yield _obs("error" if rose else "warning", None, message, CLIPPED_REMEDIES if jump is None else REMEDIES)
         return
