@@ -85,16 +85,26 @@ def test_nan_in_any_input_blames_the_data_not_the_layer_reading_it(where):
     assert w.findings[0].message.startswith("The input batch of step 0 already contains NaN/Inf")
 
 
-@pytest.mark.parametrize(("dtype", "value", "rows"), [(torch.float16, 1.0, 2000), (torch.float32, 3e38, 12)])
-def test_a_large_finite_input_batch_is_no_nan_and_one_inf_in_it_is(dtype, value, rows):
+@pytest.mark.parametrize(
+    ("dtype", "value", "shape"),
+    [
+        (torch.float16, 1.0, (2000, 100)),
+        (torch.float32, 3e38, (12, 100)),
+        (torch.float32, 3e38, (12, 20000)),  # past the length summed by a dot product
+        (torch.float64, 1e300, (4, 100)),
+    ],
+)
+def test_a_large_finite_input_batch_is_no_nan_and_one_inf_in_it_is(dtype, value, shape):
     """The input's sum was taken in its own precision: 200,000 half-precision ones sum past 65504, a dozen
-    rows of float32 values of 3e38 past float32's largest, and the batch was said to hold NaN/Inf."""
+    rows of float32 values of 3e38 past float32's largest (a double's, kept in float32, too), and the batch was
+    said to hold NaN/Inf."""
     torch.manual_seed(0)
-    model = nn.Linear(100, 3).to(dtype)
-    big = torch.full((rows, 100), value, dtype=dtype)
-    assert not torch.isfinite(big.sum())  # the sum in the batch's own precision overflows
+    model = nn.Linear(shape[1], 3).to(dtype)
+    big = torch.full(shape, value, dtype=dtype)
+    # summed in the batch's own precision and kept in float32 as the layers' sums are, even in their unit, it overflows
+    assert not torch.isfinite((big.sum() * 2.0**-32).float())
     broken = big.clone()
-    broken[7, 7] = float("inf")
+    broken[3, 7] = float("inf")
     for x, nonfinite in ((big, False), (broken, True)):
         with bpviz.watch(model) as w:
             loss = model(x).float().mean()

@@ -12,6 +12,7 @@ A tenth of a layer is worth a warning.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -91,6 +92,8 @@ def _median(values: np.ndarray) -> float:
     """np.median's value, from one sort: np.median's own checks cost ten times the sort of a layer's few dead
     units, and every dead layer asks twice a step."""
     ordered = np.sort(values)
+    if np.isnan(ordered[-1]):  # sorted last; np.median's answer is NaN
+        return math.nan
     half = len(ordered) // 2
     return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
 

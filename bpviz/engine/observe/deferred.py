@@ -157,17 +157,13 @@ def _unit_vector(length: int, device: torch.device) -> torch.Tensor:
 
 
 def exact_sums(flats: list[torch.Tensor]) -> torch.Tensor:
-    """Each flat tensor's sum over every value, in units of `stats.SUM_UNIT` (so that only NaN/Inf makes it
-    non-finite), as float32: for float32, a dot product, several times faster than .sum() on a CPU for tensors
-    that fit in the cache; beyond that both read memory at the same speed and .sum() reads half as much."""
+    """Each flat float32 tensor's sum over every value, in units of `stats.SUM_UNIT` (so that only NaN/Inf makes
+    it non-finite): a dot product, several times faster than .sum() on a CPU for tensors that fit in the cache;
+    beyond that both read memory at the same speed and .sum() reads half as much."""
     return stats.as_vector([_sum(flat) for flat in flats])
 
 
 def _sum(flat: torch.Tensor) -> torch.Tensor:
-    if flat.dtype != torch.float32:  # a model's input in half precision or double (activations are made float32)
-        # summed in float32 (double): a half-precision sum overflows at 65504, so 200,000 ones would read as Inf
-        wide = torch.float64 if flat.dtype == torch.float64 else torch.float32
-        return (flat.sum(dtype=wide) * (1.0 / stats.SUM_UNIT)).float()
     n = flat.numel()
     if n > _DOT_LIMIT or flat.device.type != "cpu":
         # finite values overflow this float32 sum when they average past 3.4e38 over their count (README, Speed)

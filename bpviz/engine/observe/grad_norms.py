@@ -21,7 +21,7 @@ _HALF = (torch.float16, torch.bfloat16)
 
 
 def grad_norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The L2 norm of each gradient, on its device, in float32 (a half-precision norm is Inf past 65504).
+    """The L2 norm of each gradient, on its device; a half-precision one's in float32 (its own is Inf past 65504).
 
     A large float32 gradient on a CPU takes a BLAS dot product with itself, twice the speed of a norm there
     (`stats.squared_norms`); all the others, one fused `_foreach_norm` call: for a small tensor the call, not
@@ -46,6 +46,7 @@ def grad_norms(grads: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _dot_normable(grad: torch.Tensor) -> bool:
+    """Whether `squared_norms` takes a dot product of this gradient (dense float32 on a CPU)."""
     return grad.device.type == "cpu" and grad.dtype == torch.float32 and grad.is_contiguous()
 
 
