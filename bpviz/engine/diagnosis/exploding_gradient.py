@@ -80,10 +80,12 @@ def check(ctx: Context) -> Iterator[Observation]:
             )
         else:
             carried = max(carrying_weighted(record), key=lambda layer: layer.grad_norm).name
+            # several ranks: the parameters' gradients are every rank's average, the layers' this rank's own
+            cut = "clip_grad_norm_, or the average over ranks" if record.ranks is not None else "clip_grad_norm_"
             message = (
                 f"The gradient flowing back through the layers jumped to {backward:.2e}, {backward_jump:.0f} times "
                 f"its recent median{loss}, but the parameters' gradients at the optimizer step did not "
-                f"({total:.2e}): something between backward() and the step (clip_grad_norm_) cut them down, "
+                f"({total:.2e}): something between backward() and the step ({cut}) cut them down, "
                 f"which hides the explosion without curing it; the largest reaches {carried}."
             )
         yield _obs("error" if rose else "warning", None, message, CLIPPED_REMEDIES if jump is None else REMEDIES)
