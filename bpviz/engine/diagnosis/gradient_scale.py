@@ -33,24 +33,30 @@ def total_grad_norm(record: StepRecord) -> float | None:
 
 
 def backward_grad_norm(record: StepRecord) -> float | None:
-    """L2 norm over the gradients the backward pass carried to the outputs of the layers holding parameters, or None
-    when none got one.
+    """L2 norm over the gradients the backward pass carried to the outputs of the inner layers holding parameters
+    (`carrying_weighted`), or None when none got one.
 
     The parameters' gradients are read at the optimizer step, after whatever the user's code did to them
     since backward() (clip_grad_norm_ above all): there an explosion that clipping caps looks like a norm
-    of exactly max_norm, step after step. The gradient the backward itself carried is not touched by it.
-    Only layers with parameters count: theirs are made from these gradients, so unclipped the two jump
-    together. A layer without any may be handed a gradient that the loss alone makes huge and that no
-    parameter's follows: a Sigmoid before BCELoss, for one confidently wrong sample ((p - y) / (p (1 - p)))."""
+    of exactly max_norm, step after step. The gradient the backward itself carried is not touched by it."""
     squares = [layer.grad_norm**2 for layer in carrying_weighted(record)]
     return math.sqrt(sum(squares)) if squares else None
 
 
 def carrying_weighted(record: StepRecord) -> list[LayerStep]:
-    """The layers holding parameters with a gradient whose output got a gradient in the backward pass."""
+    """The layers holding parameters with a gradient whose output got a gradient in the backward pass, but for
+    the model's own outputs. Only layers with parameters: theirs are made from these gradients, so unclipped the
+    two jump together, where a layer without any may be handed a gradient that the loss alone makes huge and no
+    parameter's follows (a Sigmoid before BCELoss, for one confidently wrong sample: (p - y) / (p (1 - p))).
+    Not the outputs: the loss's own derivative lands there, on a few target logits of a large vocabulary, which
+    the economy level's strided sample of the gradient hits on some steps and misses on others."""
     weighted = {p.layer for p in record.params if p.layer is not None and p.grad_norm is not None}
+    outputs = record.output_layers
     return [
         layer
         for layer in record.layers
-        if layer.name in weighted and layer.grad_norm is not None and math.isfinite(layer.grad_norm)
+        if layer.name in weighted
+        and layer.name not in outputs
+        and layer.grad_norm is not None
+        and math.isfinite(layer.grad_norm)
     ]
