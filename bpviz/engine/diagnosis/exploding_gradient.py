@@ -9,10 +9,11 @@ float32 (a norm above about 1.8e19: the norm is the root of a float32 sum of
 squares). NaN/Inf themselves are nan_or_inf's to report.
 
 The jump is looked for twice: in the parameters' gradients the optimizer
-steps with, and in the gradient the backward pass carried through the
-layers. Gradient clipping caps the first at max_norm on every step, so an
-explosion under clip_grad_norm_ shows only in the second; it is said so,
-since the clipping hides it without curing it.
+steps with, and in the gradient the backward pass carried to the inner
+layers holding parameters (gradient_scale.carrying_weighted). Gradient
+clipping caps the first at max_norm on every step, so an explosion under
+clip_grad_norm_ shows only in the second; it is said so, since the clipping
+hides it without curing it.
 """
 
 from __future__ import annotations
