@@ -9,11 +9,10 @@ float32 (a norm above about 1.8e19: the norm is the root of a float32 sum of
 squares). NaN/Inf themselves are nan_or_inf's to report.
 
 The jump is looked for twice: in the parameters' gradients the optimizer
-steps with, and in the gradient the backward pass carried to the inner
-layers holding parameters (gradient_scale.carrying_weighted). Gradient
-clipping caps the first at max_norm on every step, so an explosion under
-clip_grad_norm_ shows only in the second; it is said so, since the clipping
-hides it without curing it.
+steps with, and in the same gradients as the backward left them
+(StepRecord.grad_norm_backward). Gradient clipping caps the first at
+max_norm on every step, so an explosion under clip_grad_norm_ shows only in
+the second; it is said so, since the clipping hides it without curing it.
 """
 
 from __future__ import annotations
@@ -23,12 +22,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterator
 
-from bpviz.engine.diagnosis.gradient_scale import (
-    backward_grad_norm,
-    carrying_weighted,
-    layer_grad_rms,
-    total_grad_norm,
-)
+from bpviz.engine.diagnosis.gradient_scale import backward_total_norm, layer_grad_rms, total_grad_norm
 from bpviz.engine.diagnosis.loss_trend import loss_rose
 from bpviz.engine.diagnosis.rule import Context, Observation
 from bpviz.engine.record.records import StepRecord
@@ -69,9 +63,9 @@ def check(ctx: Context) -> Iterator[Observation]:
         )
         return
     jump = _jump(ctx, total_grad_norm)
-    backward = backward_grad_norm(record)
-    backward_jump = _jump(ctx, backward_grad_norm) if jump is None else None
-    if jump is not None or backward_jump is not None:
+    backward = record.grad_norm_backward
+    hidden = _jump(ctx, backward_total_norm) if jump is None and backward is not None and backward > total else None
+    if jump is not None or hidden is not None:
         rose = loss_rose(ctx.history, record, cfg.exploding_window)
         loss = " while the loss rose" if rose else ""
         if jump is not None:
@@ -80,14 +74,10 @@ def check(ctx: Context) -> Iterator[Observation]:
                 f"the largest is at {largest}."
             )
         else:
-            carried = max(carrying_weighted(record), key=lambda layer: layer.grad_norm).name
-            # several ranks: the parameters' gradients are every rank's average, the layers' this rank's own
-            cut = "clip_grad_norm_, or the average over ranks" if record.ranks is not None else "clip_grad_norm_"
             message = (
-                f"The gradient flowing back through the layers jumped to {backward:.2e}, {backward_jump:.0f} times "
-                f"its recent median{loss}, but the parameters' gradients at the optimizer step did not "
-                f"({total:.2e}): something between backward() and the step ({cut}) cut them down, "
-                f"which hides the explosion without curing it; the largest reaches {carried}."
+                f"The total gradient norm the backward produced jumped to {backward:.2e}, {hidden:.0f} times its "
+                f"recent median{loss}, and was cut to {total:.2e} before the optimizer step (clip_grad_norm_), "
+                f"which hides the explosion without curing it; the largest is at {largest}."
             )
         yield _obs("error" if rose else "warning", None, message, CLIPPED_REMEDIES if jump is None else REMEDIES)
         return

@@ -113,6 +113,10 @@ class PendingStep:
     grad_unscale: torch.Tensor | None = None  # its reciprocal, applied to every gradient measured
     unscale_late: bool = False  # the scaler was found after the backward: the gradients are still scaled
     optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
+    # norms of fixed slices of the largest parameters' gradients as the last backward left them, and at the
+    # optimizer step: their ratio is what the code between (clip_grad_norm_) cut the gradients by (update_tracking)
+    cut_probe_backward: list[torch.Tensor] | None = None
+    cut_probe_step: list[torch.Tensor] | None = None
     hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
     stashed_bytes: int = 0  # memory held by stashed tensors until the forward (or backward) is settled
     stashed_grads: list[GradCall] = field(default_factory=list)  # settled when the backward ends (deferred.py)

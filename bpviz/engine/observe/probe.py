@@ -613,6 +613,8 @@ class Probe:
         pending.backward_queued = False
         with self.guard.catch("gradients"):  # raised here, it would end the user's backward() call
             deferred.settle_backward(pending, self.config, self.catalog, self.guard, self.exact)
+        with self.guard.catch("gradients as the backward left them"):
+            self.updates.backward_ended()
         pending.hook_seconds += time.perf_counter() - started
 
     def _scaler_at_step(self) -> None:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from bpviz.engine.distributed.context import local_shard
+from bpviz.engine.distributed.context import local_shard, rank_and_world
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.amp import optimizer_scale
 from bpviz.engine.observe.grad_norms import grad_norms, touched_rows
@@ -41,7 +41,7 @@ class ParameterSlices:
     """
 
     def __init__(self, max_values: int) -> None:
-        self._max_values = max_values
+        self.max_values = max_values
         self._cache: dict[int, tuple[int, torch.Tensor, float]] = {}  # id -> (storage, slice, scale)
 
     def of(self, param: torch.Tensor) -> torch.Tensor:
@@ -57,12 +57,13 @@ class ParameterSlices:
         ptr = param.data_ptr()
         hit = self._cache.get(id(param))
         if hit is None or hit[0] != ptr:
-            part = block_sample(_in_memory_order(param.detach()), self._max_values)
+            part = block_sample(_in_memory_order(param.detach()), self.max_values)
             hit = self._cache[id(param)] = (ptr, part, math.sqrt(param.numel() / max(1, part.numel())))
         return hit
 
 
 _BLOCK_BYTES = 64  # a cache line
+_CUT_PROBES = 4  # parameters whose gradient slices are compared between the backward's end and the step
 
 
 def block_sample(tensor: torch.Tensor, max_values: int) -> torch.Tensor:
@@ -110,11 +111,30 @@ class UpdateTracker:
         on_step: Callable[[], None] | None = None,
     ) -> None:
         self._param_ids = {id(p): name for name, p in params.items()}
+        self._params = params
+        # clip_grad_norm_ scales every gradient by one factor: the largest parameters' slices tell it
+        self._cut_probe = sorted(params, key=lambda n: params[n].numel(), reverse=True)[:_CUT_PROBES]
         self._on_step = on_step  # told of each optimizer step first (the probe looks for a GradScaler there)
         self._lookups = lookups  # lookup-table weights: their touched rows are counted (see grad_norms)
         self._slices = slices
         self._pending = pending
         self._guard = guard
+
+    def backward_ended(self) -> None:
+        """Keep the probe slices' norms of the gradients as this backward leaves them (the last backward of a
+        step, with accumulation, leaves the step's). Not under several ranks: their averaging changes the
+        gradients between backward and step too, by no one factor."""
+        if rank_and_world()[1] > 1:
+            return
+        with torch._C.DisableTorchFunction(), torch.no_grad():
+            self._pending().cut_probe_backward = self._probe_norms()
+
+    def _probe_norms(self) -> list[torch.Tensor] | None:
+        grads = [self._params[n].grad for n in self._cut_probe]
+        if not grads or any(g is None or g.layout != torch.strided for g in grads):
+            return None
+        samples = [block_sample(local_shard(g).detach(), self._slices.max_values) for g in grads]
+        return list(torch._foreach_norm(samples, 2, dtype=torch.float32))
 
     def attach(self) -> list:
         """Register the optimizer hooks; returns their handles for the probe to remove."""
@@ -184,10 +204,13 @@ class UpdateTracker:
         if not with_grad:
             return
         norms = grad_norms([g for _, g in with_grad])
+        probe = self._probe_norms() if pending.cut_probe_backward is not None else None
         scale, found_inf = optimizer_scale(optimizer)
         if scale is not None:  # GradScaler leaves a fused optimizer's gradients scaled
             norms = [norm / scale for norm in norms]
+            probe = [norm / scale for norm in probe] if probe is not None else None
             pending.optimizer_found_inf.append(found_inf)
+        pending.cut_probe_step = probe
         pending.param_grad_norms.update(zip((n for n, _ in with_grad), norms))
         pending.param_grad_rows.update((n, touched_rows(g)) for n, g in with_grad if n in self._lookups)
 

@@ -134,6 +134,10 @@ class StepRecord:
 
     grad_scale: float | None = None  # GradScaler's loss scale in this step's backward (divided out)
     grad_scaler_skipped: bool = False  # GradScaler skipped the optimizer step: the scaled gradients overflowed
+    # the parameters' total gradient norm as the backward left it, before the code ahead of the optimizer step
+    # (clip_grad_norm_) scaled the gradients; the params' grad norms are the ones the step used. None where it
+    # could not be told: several ranks (their averaging changes the gradients too), no optimizer step
+    grad_norm_backward: float | None = None
 
     @property
     def output_layers(self) -> set[str]:
