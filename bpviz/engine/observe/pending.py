@@ -115,7 +115,7 @@ class PendingStep:
     optimizer_found_inf: list[torch.Tensor] = field(default_factory=list)  # a fused optimizer's GradScaler flags
     # norms of fixed slices of the largest parameters' gradients as the last backward left them, and at the
     # optimizer step: their ratio is what the code between (clip_grad_norm_) cut the gradients by (update_tracking)
-    cut_probe_backward: list[torch.Tensor] | None = None
+    cut_probe_backward: tuple[tuple[str, ...], list[torch.Tensor] | None] | None = None  # (parameters, norms)
     cut_probe_step: list[torch.Tensor] | None = None
     hook_seconds: float = 0.0  # bpviz's own time inside the hooks for this step (host clock)
     stashed_bytes: int = 0  # memory held by stashed tensors until the forward (or backward) is settled

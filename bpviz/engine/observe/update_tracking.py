@@ -7,6 +7,7 @@ needs no handle on it. Only parameters of the watched model are measured.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +81,10 @@ def block_sample(tensor: torch.Tensor, max_values: int) -> torch.Tensor:
     return tensor.reshape(-1).as_strided((count, block), (stride, 1))
 
 
+def _dense(grad: torch.Tensor | None) -> bool:
+    return grad is not None and grad.layout == torch.strided
+
+
 def _has_closure(args: tuple, kwargs: dict) -> bool:
     """Whether `optimizer.step` was given a closure that computes the loss and gradients inside it."""
     return callable(kwargs.get("closure")) or any(callable(a) for a in args)
@@ -113,7 +118,7 @@ class UpdateTracker:
         self._param_ids = {id(p): name for name, p in params.items()}
         self._params = params
         # clip_grad_norm_ scales every gradient by one factor: the largest parameters' slices tell it
-        self._cut_probe = sorted(params, key=lambda n: params[n].numel(), reverse=True)[:_CUT_PROBES]
+        self._by_size = sorted(params, key=lambda n: params[n].numel(), reverse=True)
         self._on_step = on_step  # told of each optimizer step first (the probe looks for a GradScaler there)
         self._lookups = lookups  # lookup-table weights: their touched rows are counted (see grad_norms)
         self._slices = slices
@@ -126,12 +131,15 @@ class UpdateTracker:
         gradients between backward and step too, by no one factor."""
         if rank_and_world()[1] > 1:
             return
+        with_grad = (n for n in self._by_size if _dense(self._params[n].grad))  # a frozen embedding has none
+        names = tuple(itertools.islice(with_grad, _CUT_PROBES))
         with torch._C.DisableTorchFunction(), torch.no_grad():
-            self._pending().cut_probe_backward = self._probe_norms()
+            self._pending().cut_probe_backward = (names, self._probe_norms(names)) if names else None
 
-    def _probe_norms(self) -> list[torch.Tensor] | None:
-        grads = [self._params[n].grad for n in self._cut_probe]
-        if not grads or any(g is None or g.layout != torch.strided for g in grads):
+    def _probe_norms(self, names: tuple[str, ...]) -> list[torch.Tensor] | None:
+        """The probe slices' norms of these parameters' gradients now; None when one has none any more."""
+        grads = [self._params[n].grad for n in names]
+        if not all(_dense(g) for g in grads):
             return None
         samples = [block_sample(local_shard(g).detach(), self._slices.max_values) for g in grads]
         return list(torch._foreach_norm(samples, 2, dtype=torch.float32))
@@ -204,7 +212,7 @@ class UpdateTracker:
         if not with_grad:
             return
         norms = grad_norms([g for _, g in with_grad])
-        probe = self._probe_norms() if pending.cut_probe_backward is not None else None
+        probe = self._probe_norms(pending.cut_probe_backward[0]) if pending.cut_probe_backward is not None else None
         scale, found_inf = optimizer_scale(optimizer)
         if scale is not None:  # GradScaler leaves a fused optimizer's gradients scaled
             norms = [norm / scale for norm in norms]

@@ -146,7 +146,7 @@ def collect(
     found_inf = pending.optimizer_found_inf
     inf_id = batch.add(torch.stack([f.reshape(()) for f in found_inf]).sum().reshape(1)) if found_inf else None
     bias_ids = {name: batch.add(bias.detach()) for name, bias in _producer_biases(catalog, pending).items()}
-    before, after = pending.cut_probe_backward, pending.cut_probe_step
+    before, after = pending.cut_probe_backward[1] if pending.cut_probe_backward else None, pending.cut_probe_step
     cut_id = batch.add(torch.stack([*before, *after])) if before and after and len(before) == len(after) else None
 
     host = batch.fetch()
