@@ -122,6 +122,33 @@ def test_a_jump_that_clipping_caps_is_found_as_the_backward_left_it_and_clipping
     assert [r.grad_norm_backward for r in w.history.records] == pytest.approx(norms, rel=1e-4)
 
 
+class _FrozenTable(nn.Module):
+    """Fine-tuning a head over a frozen embedding table, the model's largest parameter, which gets no gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table, self.head = nn.Embedding(5000, 32), nn.Linear(32, 4)
+        self.table.weight.requires_grad_(False)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.table(tokens).mean(1))
+
+
+def test_the_norm_before_clipping_is_kept_when_the_largest_parameter_is_frozen():
+    torch.manual_seed(0)
+    model = _FrozenTable()
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(0, 5000, (16, 7), generator=g), torch.randint(0, 4, (16,), generator=g))]
+    opt = torch.optim.SGD(model.head.parameters(), lr=0.1)
+    w, _, norms = run(model, opt, batches, F.cross_entropy, 3, clip=0.01)
+    records = list(w.history.records)
+    assert [r.grad_norm_backward for r in records] == pytest.approx(norms, rel=1e-4)
+    assert min(norms) > 0.1  # clipped on every step, to:
+    assert [math.sqrt(sum(p.grad_norm**2 for p in r.params if p.grad_norm)) for r in records] == pytest.approx(
+        [0.01] * 3, rel=1e-4
+    )
+
+
 def tanh_tower() -> nn.Sequential:
     torch.manual_seed(0)
     layers = [nn.Linear(16, 64), nn.Tanh()]
