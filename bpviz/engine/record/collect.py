@@ -146,7 +146,8 @@ def collect(
     found_inf = pending.optimizer_found_inf
     inf_id = batch.add(torch.stack([f.reshape(()) for f in found_inf]).sum().reshape(1)) if found_inf else None
     bias_ids = {name: batch.add(bias.detach()) for name, bias in _producer_biases(catalog, pending).items()}
-    before, after = pending.cut_probe_backward[1] if pending.cut_probe_backward else None, pending.cut_probe_step
+    before = pending.cut_probe_backward[1] if pending.cut_probe_backward is not None else None
+    after = pending.cut_probe_step
     cut_id = batch.add(torch.stack([*before, *after])) if before and after and len(before) == len(after) else None
 
     host = batch.fetch()
@@ -170,8 +171,6 @@ def collect(
         for index, (f, fid) in enumerate(zip(pending.forwards, input_ids))
     ]
     grad_scale = float(host[scale_id][0]) if scale_id is not None else None
-    cut = _cut(host[cut_id], grad_scale) if cut_id is not None else None
-    total = math.sqrt(sum(p.grad_norm**2 for p in param_steps if p.grad_norm is not None))
     finite = not any(l.grad_nonfinite for l in layers.values()) and all(
         p.grad_norm is None or math.isfinite(p.grad_norm) for p in param_steps
     )
@@ -199,25 +198,29 @@ def collect(
         unmeasured=list(guard.errors),
         grad_scale=grad_scale,
         grad_scaler_skipped=skipped,
-        grad_norm_backward=total * cut if cut is not None and math.isfinite(total) and param_steps else None,
+        grad_norm_backward=_before_cut(param_steps, host[cut_id], grad_scale) if cut_id is not None else None,
         detailed=detailed,
         overhead_s=overhead_s,
         step_s=step_s,
     )
 
 
-def _cut(probe: np.ndarray, grad_scale: float | None) -> float | None:
-    """What the code between backward() and the optimizer step divided the gradients by (clip_grad_norm_ scales
-    them all by one factor), from the probe slices' norms then and at the step: 1 when it left them as they were,
-    None when the probe cannot tell (no slice with a gradient). At the backward's end a GradScaler's gradients
-    still carry its scale, which the step's do not."""
+def _before_cut(params: list[ParamStep], probe: np.ndarray, grad_scale: float | None) -> float | None:
+    """The parameters' total gradient norm as the backward left it: the one at the step times what the code
+    between backward() and the step divided the gradients by (clip_grad_norm_ scales them all by one factor),
+    from the probe slices' norms then and at the step. None when the probe cannot tell (no slice with a
+    gradient) or no gradient reached the step. At the backward's end a GradScaler's gradients still carry its
+    scale, which the step's do not."""
+    norms = [p.grad_norm for p in params if p.grad_norm is not None]
     half = len(probe) // 2
     before, after = probe[:half] / (grad_scale or 1.0), probe[half:]
     usable = (after > 0) & np.isfinite(before) & np.isfinite(after)
-    if not usable.any():
+    if not norms or not usable.any():
         return None
+    total = math.sqrt(sum(norm * norm for norm in norms))
     factor = float(np.median(before[usable] / after[usable]))
-    return factor if abs(factor - 1.0) > _UNCUT else 1.0
+    cut = factor if abs(factor - 1.0) > _UNCUT else 1.0
+    return total * cut if math.isfinite(total) else None
 
 
 _UNCUT = 1e-3  # a factor this close to 1 is rounding (the scale divided out), not a cut
