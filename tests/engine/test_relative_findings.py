@@ -149,12 +149,13 @@ def test_the_norm_before_clipping_is_kept_when_the_largest_parameter_is_frozen()
     )
 
 
-def tanh_tower() -> nn.Sequential:
+def tower(activation: type[nn.Module], width: int, depth: int, outputs: int) -> nn.Sequential:
+    """Linear + `activation` from 16 inputs, then `depth` more of width `width`, then a Linear to `outputs`."""
     torch.manual_seed(0)
-    layers = [nn.Linear(16, 64), nn.Tanh()]
-    for _ in range(10):
-        layers += [nn.Linear(64, 64), nn.Tanh()]
-    return nn.Sequential(*layers, nn.Linear(64, 1))
+    layers = [nn.Linear(16, width), activation()]
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), activation()]
+    return nn.Sequential(*layers, nn.Linear(width, outputs))
 
 
 def test_a_divergence_under_clipping_is_found_where_its_unclipped_norm_jumps():
@@ -164,7 +165,7 @@ def test_a_divergence_under_clipping_is_found_where_its_unclipped_norm_jumps():
     x = torch.randn(1024, 16, generator=g)
     y = x[:, :4].sum(1, keepdim=True).sin() * 3
     batches = [(x[i : i + 64], y[i : i + 64]) for i in range(0, 1024, 64)]
-    model = tanh_tower()
+    model = tower(nn.Tanh, 64, 10, 1)
     opt = torch.optim.SGD(model.parameters(), lr=5.0, momentum=0.9)
     w, losses, norms = run(model, opt, batches, F.mse_loss, 12, clip=1.0)
     step, rose = first_jump(norms, losses)
@@ -216,20 +217,12 @@ def test_a_healthy_run_clipped_on_every_step_is_silent():
     assert [f for f in w.findings if f.kind == "exploding_gradient"] == []
 
 
-def deep_sigmoid() -> nn.Sequential:
-    torch.manual_seed(0)
-    layers = [nn.Linear(16, 32), nn.Sigmoid()]
-    for _ in range(8):
-        layers += [nn.Linear(32, 32), nn.Sigmoid()]
-    return nn.Sequential(*layers, nn.Linear(32, 4))
-
-
 def test_small_gradients_under_adam_are_not_vanishing_but_under_sgd_they_are():
     g = torch.Generator().manual_seed(0)
     batches = [(torch.randn(32, 16, generator=g), torch.randint(0, 4, (32,), generator=g))]
     found = {}
     for name, make in (("adam", torch.optim.Adam), ("sgd", torch.optim.SGD)):
-        model = deep_sigmoid()
+        model = tower(nn.Sigmoid, 32, 8, 4)
         w, _, _ = run(model, make(model.parameters(), lr=1e-3), batches, F.cross_entropy, 3)
         found[name] = [(f.layer, f.severity) for f in w.findings if f.kind == "vanishing_gradient"]
         first = own_first_to_last_rms(model)
