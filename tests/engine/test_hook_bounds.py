@@ -184,3 +184,24 @@ def test_a_wrapped_functional_relu_keeps_its_layer_and_its_finding(monkeypatch):
     assert any(f.kind == "dead_relu" and f.layer == "logged_relu()" for f in w.findings)
     assert calls  # the user's wrapper still ran
     assert math.isfinite(record.loss)
+
+
+def test_a_gradient_measured_in_its_hook_is_not_held_to_the_end_of_the_backward():
+    # Each hidden layer's output gradient is 64 x 4096 floats (1 MiB), past the size measured with the others
+    # when the backward ends: measured in its hook, none of it may stay with bpviz while the backward goes on.
+    model = nn.Sequential(nn.Linear(16, 4096), nn.Tanh(), nn.Linear(4096, 4096), nn.Tanh(), nn.Linear(4096, 10))
+    x, y = torch.randn(64, 16), torch.randint(0, 10, (64,))
+    held = []
+
+    with bpviz.watch(model) as w:
+
+        def late(grad: torch.Tensor) -> None:  # the first layer's weight: every output gradient has arrived
+            stashed = w.probe.pending.stashed_grads
+            held.append(sorted((c.layer, c.stash.tensor is not None) for c in stashed))
+
+        model[0].weight.register_hook(late)
+        for _ in range(2):  # the first step measures everything in its hook; the second defers the small ones
+            F.cross_entropy(model(x), y).backward()
+            w.step()
+    large = [(name, False) for name in ("0", "1", "2", "3")]
+    assert held == [sorted([*large, ("4", False)]), sorted([*large, ("4", True)])]

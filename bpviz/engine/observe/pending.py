@@ -20,7 +20,9 @@ from bpviz.engine.observe.catalog import LayerInfo
 class Stash:
     """A tensor whose statistics wait for the end of the step."""
 
-    tensor: torch.Tensor  # detached, float32: the whole tensor, or a copy of its sample once `passes` are taken
+    # detached, float32: the whole tensor, a copy of its sample once `passes` are taken, or None for a gradient
+    # measured in its hook (nothing more is read of it)
+    tensor: torch.Tensor | None
     version: int  # its version counter when stashed
     key: tuple[str, str]  # (layer, "forward" | "backward"): whose in-place record a change goes to
     # the passes over the whole tensor taken in the hook: (sum of squares, sum, min, max) at the full level,

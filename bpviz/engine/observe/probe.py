@@ -580,6 +580,7 @@ class Probe:
                         call.stash.original = g
                     deferred.settle_gradients([call], self.config, self.exact)
                     call.stash.measured = True
+                    call.stash.tensor = None  # kept to the end of the backward, it would hold the memory too
                 pending.stashed_grads.append(call)  # version-checked (and measured, if stashed) at the end
             order = pending.backward_order if training else pending.other_order
             if name not in order:
