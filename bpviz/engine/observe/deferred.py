@@ -117,10 +117,7 @@ def _guarded(items: list, guard: MeasurementGuard, measure) -> None:
 
 def _check_version(stash: Stash, catalog: LayerCatalog, guard: MeasurementGuard, pending: PendingStep) -> None:
     pending.checked.add(stash.key)
-    watched = stash.watched
-    if watched is None:
-        return
-    if watched._version != stash.version and stash.key not in catalog.changed_in_place:
+    if stash.changed() and stash.key not in catalog.changed_in_place:
         catalog.changed_in_place.add(stash.key)
         if not stash.measured:  # deferred and then overwritten: the statistics read the changed values
             layer, phase = stash.key

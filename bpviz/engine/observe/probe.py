@@ -78,6 +78,8 @@ class _FunctionalActivations(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         probe = self._probe
         probe.pending.hook_seconds += probe.costs.mode_call  # routing this call through Python (see dispatch_cost)
+        if probe.pending.watching:  # the code between layers (`logits.div_(t)`) may change a layer's output
+            probe.pending.look_for_changes()
         family = probe.functional.get(func)
         if family is None:
             return func(*args, **(kwargs or {}))
@@ -189,6 +191,8 @@ class Probe:
     # ----- forward -----
     def _pre_hook(self, module: nn.Module, args, kwargs) -> None:
         started = time.perf_counter()
+        if self.pending.watching:
+            self.pending.look_for_changes()
         with torch._C.DisableTorchFunction():  # bpviz's own tensor calls need not pass through its mode
             self._enter(module, args, kwargs, sys._getframe(1))
         self._charge(started, self.costs.module_call)
@@ -233,6 +237,8 @@ class Probe:
         if not self._stack or self._stack[-1].module is not module:
             return  # a hook registered mid-forward, or a module outside the watched tree
         started = time.perf_counter()
+        if self.pending.watching:
+            self.pending.look_for_changes()
         frame = self._stack.pop()
         if self.position is not None:
             self.position("forward", self._stack[-1].name if self._stack else None)
@@ -382,6 +388,8 @@ class Probe:
         if not frame.structural_leaf or module_family(frame.module) is None:
             self._functional_seen = True  # it is a layer, or gives one its family (not nn.ReLU's own F.relu)
         started = time.perf_counter()
+        if self.pending.watching:
+            self.pending.look_for_changes()
         try:
             return self._functional(func, family, args, kwargs)
         finally:
@@ -534,7 +542,7 @@ class Probe:
         call.stash = stash
         if not self._defer(stash):
             if self.catalog.needs_check(stash.key):  # first sight: learn whether it changes in place after this
-                stash.original = x
+                self.pending.watch(stash, tensor)
             deferred.take_passes(stash, cfg, self.exact)
         self.pending.calls.append(call)
 
@@ -562,6 +570,8 @@ class Probe:
         def hook(grad: torch.Tensor) -> None:
             started = time.perf_counter()
             pending = self.pending
+            if pending.watching:
+                pending.look_for_changes()
             training = True
             with torch._C.DisableTorchFunction(), self.guard.catch(name):
                 training = recomputed or passes is None or passes.now()
@@ -577,7 +587,7 @@ class Probe:
                     # measured now, while in the cache: held longer, a large gradient keeps the backward
                     # from reusing its memory (see deferred.py)
                     if self.catalog.needs_check(call.stash.key):  # first sight: does it change after this?
-                        call.stash.original = g
+                        pending.watch(call.stash, grad)
                     deferred.settle_gradients([call], self.config, self.exact)
                     call.stash.measured = True
                     call.stash.tensor = None  # kept to the end of the backward, it would hold the memory too
