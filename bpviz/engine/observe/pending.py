@@ -16,6 +16,8 @@ from torch.utils.hooks import RemovableHandle
 from bpviz.engine.observe import stats
 from bpviz.engine.observe.catalog import LayerInfo
 
+LOOKS = 64  # later hooks and torch calls that read a weakly held first-sight tensor's version (PendingStep.watch)
+
 
 @dataclass
 class Stash:
@@ -29,10 +31,11 @@ class Stash:
     # the passes over the whole tensor taken in the hook: (sum of squares, sum, min, max) at the full level,
     # (sum,) or () at the economy level
     passes: tuple[torch.Tensor, ...] | None = None
-    # the layer's own tensor whose version is checked when `tensor` is its sample, by weak reference: holding
-    # it would keep its memory to the end of the forward or backward (see PendingStep.look_for_changes)
-    original: weakref.ref[torch.Tensor] | None = None
+    # the layer's own tensor whose version is checked when `tensor` is its sample: a reference, weak for a
+    # large tensor (see PendingStep.watch)
+    original: Callable[[], torch.Tensor | None] | None = None
     seen_changed: bool = False  # `original` was seen changed in place while it was alive
+    looks_left: int = 0  # later hooks and torch calls that still read the version of a weakly held `original`
     hist_range: tuple[float, float] | None = None  # bin over these edges (a detailed step, range known)
     keep_sample: bool = False  # a detailed step at the layer's first sight: keep values to bin on the host
     measured: bool = False  # its passes were taken in the hook, from the values it had then
@@ -56,13 +59,26 @@ class Stash:
         watched = self.watched
         return self.seen_changed or (watched is not None and watched._version != self.version)
 
-    def check_later(self, own: torch.Tensor) -> bool:
-        """Have the version of `own`, the tensor `tensor` was detached from, checked from now on; not when
-        `tensor` is a copy (another dtype, unscaled), which nothing changes in place. Whether it is checked."""
+    def check_later(self, own: torch.Tensor, hold: bool) -> bool:
+        """Have the version of `own`, the tensor `tensor` was detached from, checked from now on, holding it
+        when `hold`; not when `tensor` is a copy (another dtype, unscaled), which nothing changes in place.
+        Whether it is checked."""
         if own.data_ptr() != self.tensor.data_ptr():
             return False
-        self.original = weakref.ref(own)
+        self.original = _Held(own) if hold else weakref.ref(own)
         return True
+
+
+class _Held:
+    """A reference that keeps its tensor alive, called like a weak one."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+    def __call__(self) -> torch.Tensor:
+        return self.tensor
 
 
 @dataclass
@@ -185,19 +201,26 @@ class PendingStep:
         self.tensor_hooks.clear()
         self.hooked_leaves.clear()
 
-    def watch(self, stash: Stash, own: torch.Tensor) -> None:
-        """Learn whether `own`, the layer's tensor measured in its hook at first sight, changes in place after it."""
-        if stash.check_later(own):
+    def watch(self, stash: Stash, own: torch.Tensor, hold: bool) -> None:
+        """Learn whether `own`, the layer's tensor measured in its hook at first sight, changes in place after it.
+
+        `hold`: keep it to the end of the pass and read its version then, as a stashed tensor's is. A small
+        one is held, like the tensors stashed in its later steps: held weakly instead, a residual block's
+        gradient is the buffer autograd adds the other branch's into (it reuses a gradient nothing else
+        holds), a change that holding it prevents. A large one is held by weak reference: held to the end of
+        the forward (or backward), every large output of a first step stayed in memory at once, a third
+        more than a 12-block CNN's own peak. One that is gone can no longer change; one that is changed in
+        place is changed by the code soon after its hook (an in-place ReLU after a Linear, `out += x`,
+        `logits.div_(t)`), so the next `LOOKS` hooks and torch calls read its version while it is alive
+        (`look_for_changes`), and the end of the pass once more if it is still alive then.
+        """
+        if stash.check_later(own, hold) and not hold:
+            stash.looks_left = LOOKS
             self.watching.append(stash)
 
     def look_for_changes(self) -> None:
-        """Read the versions of the first-sight tensors still alive, from a later hook of the same pass.
-
-        They are held by weak reference only: held strongly to the end of the forward (or backward), every
-        layer's output of a first step stayed in memory at once, a third more than the model's own peak on a
-        12-block CNN. One that is gone can no longer change; one changed in place (an in-place ReLU after a
-        Linear) is changed by the code right after its hook, so a later hook sees it while it is alive.
-        """
+        """Read the versions of the weakly held first-sight tensors (see `watch`); a bounded number of times
+        each, so that a first step's cost grows with its layers, not with their square."""
         self.watching = [s for s in self.watching if not _seen_or_gone(s)]
 
     def mark(self) -> tuple[int, int, int, dict[str, int]]:
@@ -212,8 +235,10 @@ class PendingStep:
 
 
 def _seen_or_gone(stash: Stash) -> bool:
-    """Note a change of the stash's tensor; True once there is nothing more to learn (it changed, or it is gone)."""
+    """Note a change of the stash's tensor; True once there is nothing more to learn here (it changed, it is
+    gone, or its looks are spent)."""
     if stash.original() is None:
         return True
     stash.seen_changed = stash.changed()
-    return stash.seen_changed
+    stash.looks_left -= 1
+    return stash.seen_changed or stash.looks_left <= 0

@@ -542,7 +542,7 @@ class Probe:
         call.stash = stash
         if not self._defer(stash):
             if self.catalog.needs_check(stash.key):  # first sight: learn whether it changes in place after this
-                self.pending.watch(stash, tensor)
+                self.pending.watch(stash, tensor, hold=stash.nbytes <= _DEFER_MAX_BYTES)
             deferred.take_passes(stash, cfg, self.exact)
         self.pending.calls.append(call)
 
@@ -587,7 +587,7 @@ class Probe:
                     # measured now, while in the cache: held longer, a large gradient keeps the backward
                     # from reusing its memory (see deferred.py)
                     if self.catalog.needs_check(call.stash.key):  # first sight: does it change after this?
-                        pending.watch(call.stash, grad)
+                        pending.watch(call.stash, grad, hold=call.stash.nbytes <= _DEFER_MAX_BYTES)
                     deferred.settle_gradients([call], self.config, self.exact)
                     call.stash.measured = True
                     call.stash.tensor = None  # kept to the end of the backward, it would hold the memory too
