@@ -229,3 +229,50 @@ def test_a_gradient_measured_in_its_hook_is_not_held_to_the_end_of_the_backward(
             F.cross_entropy(model(x), y).backward()
             w.step()
     assert held == [[], [("4", 64 * 10)]]
+
+
+class ChangedAfterItsHook(nn.Module):
+    """A large Linear output changed in place after its hook: by an in-place ReLU module, or by the code
+    between layers just before the forward returns a reduction of it (nothing holds it then)."""
+
+    def __init__(self, by_code: bool) -> None:
+        super().__init__()
+        self.fc, self.act, self.by_code = nn.Linear(16, 4096), nn.ReLU(inplace=True), by_code
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        return F.log_softmax(h.div_(2.0), dim=1) if self.by_code else self.act(h)
+
+
+@pytest.mark.parametrize("by_code", [False, True], ids=["in-place ReLU", "code before the return"])
+def test_a_large_output_changed_after_its_hook_is_seen_changed_in_its_first_step(by_code):
+    model = ChangedAfterItsHook(by_code)
+    with bpviz.watch(model) as w:
+        model(torch.randn(64, 16)).mean().backward()  # 64 x 4096 floats: held weakly at first sight
+        w.step()
+        assert ("fc", "forward") in w.catalog.changed_in_place
+    assert w.guard.errors == {}
+
+
+def test_a_small_residual_gradient_is_not_taken_for_changed_in_place():
+    # autograd adds the skip branch's gradient into the block's incoming one in place when nothing else holds
+    # it; a small gradient, stashed to the end of the backward on later steps, is held at first sight too
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList(nn.Linear(16, 16) for _ in range(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for block in self.blocks:
+                x = x + block(x)
+            return x
+
+    model = Residual()
+    with bpviz.watch(model) as w:
+        for _ in range(2):
+            model(torch.randn(8, 16)).pow(2).mean().backward()
+            w.step()
+        assert w.catalog.changed_in_place == set()
+        assert {key for key in w.catalog.checked_in_place if key[1] == "backward"} == {
+            (f"blocks.{i}", "backward") for i in range(3)
+        }
