@@ -204,3 +204,63 @@ def test_a_cell_called_once_per_time_step_is_one_layer_with_every_call_counted()
     cell = record.layer("cell")
     assert cell.mean == pytest.approx(float(every.double().mean()), rel=1e-6)
     assert cell.max == pytest.approx(float(every.max()))
+
+
+class LoopedLayers(nn.Module):
+    """The hidden layers in a loop, one activation call after each: one place in the code, three layers."""
+
+    def __init__(self, activation) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(8, 32), nn.Linear(32, 32), nn.Linear(32, 16)])
+        self.head = nn.Linear(16, 2)
+        self.activation = activation
+        with torch.no_grad():
+            self.layers[1].bias.fill_(-100.0)  # every unit of the second hidden layer is dead
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = self.activation(layer(x))
+        return self.head(x)
+
+
+# torch.relu is a builtin, seen at the user's line; F.relu is torch's Python, which bpviz reads no place from
+@pytest.mark.parametrize("activation", [torch.relu, F.relu], ids=["torch.relu", "F.relu"])
+def test_one_activation_call_in_a_loop_over_layers_is_a_layer_per_layer(activation):
+    torch.manual_seed(0)
+    model = LoopedLayers(activation)
+    x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
+    with bpviz.watch(model) as w:
+        for _ in range(4):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            record = w.step(loss)
+    names = [layer.name for layer in record.layers]
+    assert names == ["layers.0", "relu()", "layers.1", "relu()#2", "layers.2", "relu()#3", "head"]
+    assert [record.layer(name).shape for name in ("relu()", "relu()#2", "relu()#3")] == [(16, 32), (16, 32), (16, 16)]
+    assert record.layer("relu()#2").dead_units == 32
+    dead = [f for f in w.findings if f.kind == "dead_relu" and f.layer == "relu()#2"]
+    assert len(dead) == 1 and dead[0].message.startswith("32 of 32 units of relu()#2 (100%) are dead")
+
+
+class Unrolled(nn.Module):
+    """A block applied to its own output four times (weights tied across depth), its activation functional;
+    its first input from another layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.block = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.embed(h)
+        for _ in range(4):
+            h = torch.tanh(self.block(h))
+        return h
+
+
+def test_a_block_fed_its_own_output_in_a_loop_stays_one_layer():
+    model = Unrolled()
+    with bpviz.watch(model) as w:
+        loss = model(torch.randn(8, 16)).pow(2).mean()
+        loss.backward()
+        record = w.step(loss)
+    assert [(layer.name, layer.calls) for layer in record.layers] == [("embed", 1), ("block", 4), ("tanh()", 4)]

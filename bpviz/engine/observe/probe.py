@@ -103,7 +103,8 @@ class Probe:
         self._handles: list = []
         self._stack: list[_Frame] = []
         self._occurrence: dict[str, int] = {}
-        self._site_names: dict[tuple, str] = {}  # (layer base name, call site) -> its name in this forward
+        # (layer base name, call site, the layer feeding a functional activation) -> its name in this forward
+        self._site_names: dict[tuple, str] = {}
         self._observing = False
         self._unit_axis = UnitAxis()  # where an activation's units are, from the layer that produced it
         self._mode: _FunctionalActivations | None = None
@@ -117,6 +118,7 @@ class Probe:
         self._forward_index = 0  # the current root forward's index in pending.forwards
         self._grads_only = False  # a checkpoint's recomputation: its values were measured in the forward pass
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
+        self._output_of: dict[int, tuple[weakref.ref, str]] = {}  # the same by id: which layer made a tensor
         # by id: the layers' outputs and the model's inputs in this forward, with their version then (an in-place
         # `out += identity` after the layer is code of its own)
         self._made: dict[int, tuple[weakref.ref, int]] = {}
@@ -284,6 +286,7 @@ class Probe:
         if names and self.pending.forwards:
             self.pending.forwards[-1].output_layers = names
         self._outputs.clear()
+        self._output_of.clear()
         self._made.clear()
 
     def _fed_by_code(self, args) -> bool:
@@ -320,6 +323,7 @@ class Probe:
             self.guard.note("torch.func transform (vmap/grad): its forwards are not measured")
         self._forward_index = len(self.pending.forwards)
         self._outputs.clear()
+        self._output_of.clear()
         self._made = {id(t): (weakref.ref(t), t._version) for t in _floating_tensors(list(args))}
         if self._observing:
             self.amp.look_from_caller()
@@ -409,8 +413,8 @@ class Probe:
         frame.had_sublayer = True
         fname = functional_name(func)
         site = call_site(sys._getframe(1))
-        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", site)
         first = args[0] if args else None
+        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", site, self._producer(first))
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
         if not self._grads_only and self._fed_by_code(args[:1]):
@@ -429,20 +433,32 @@ class Probe:
             self._observe(name, type_name, family, bounds, out, frame.name, True, preact)
         return out
 
-    def _next_name(self, base: str, site: tuple | None) -> str:
+    def _next_name(self, base: str, site: tuple | None, producer: str | None = None) -> str:
         """`base` for a layer's first call in a forward, `base#2`, `base#3`... for calls from other places.
 
         Calls from the same place in the user's code (a cell run once per time
-        step in a loop) are one layer, their calls merged in the step.
+        step in a loop) are one layer, their calls merged in the step. A
+        functional activation's calls there are one layer per layer feeding it
+        (`producer`; None when code made its input): in `for fc in self.layers:
+        x = torch.relu(fc(x))` each ReLU has units of its own, and merged, a
+        dead one among live ones went unseen. A module needs no such key: its
+        name is its own, and the same module called again from one place
+        (weights tied across depth) is the same layer.
         """
-        if site is not None and (base, site) in self._site_names:
-            return self._site_names[(base, site)]
+        key = (base, site, producer)
+        if site is not None and key in self._site_names:
+            return self._site_names[key]
         n = self._occurrence.get(base, 0) + 1
         self._occurrence[base] = n
         name = base if n == 1 else f"{base}#{n}"
         if site is not None:
-            self._site_names[(base, site)] = name
+            self._site_names[key] = name
         return name
+
+    def _producer(self, x) -> str | None:
+        """The layer of this forward whose output `x` is (that very tensor, not a view or a sum of it), if any."""
+        made = self._output_of.get(id(x)) if isinstance(x, torch.Tensor) else None
+        return made[1] if made is not None and made[0]() is x else None
 
     def _unit_max(self, x: torch.Tensor, layer: str) -> torch.Tensor | None:
         """Per-unit maximum of a ReLU's input, read before an in-place activation overwrites it. None for an empty
@@ -492,6 +508,7 @@ class Probe:
             self._hook_gradients(name, self._forward_index, tensor, others)
         ref = weakref.ref(tensor)
         self._outputs.append((ref, name))
+        self._output_of[id(tensor)] = (ref, name)
         self._made[id(tensor)] = (ref, tensor._version)
         for other in others:
             self._made[id(other)] = (weakref.ref(other), other._version)
