@@ -264,3 +264,29 @@ def test_a_block_fed_its_own_output_in_a_loop_stays_one_layer():
         loss.backward()
         record = w.step(loss)
     assert [(layer.name, layer.calls) for layer in record.layers] == [("embed", 1), ("block", 4), ("tanh()", 4)]
+
+
+class Recurrent(nn.Module):
+    """A hand-written RNN: its activation called once per time step from one line, on code's sum."""
+
+    def __init__(self, activation) -> None:
+        super().__init__()
+        self.inp, self.rec, self.activation = nn.Linear(1, 16), nn.Linear(16, 16), activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.zeros(x.shape[0], 16)
+        for t in range(x.shape[1]):
+            h = self.activation(self.rec(h) + self.inp(x[:, t : t + 1]))
+        return h
+
+
+@pytest.mark.parametrize(
+    ("activation", "name"), [(torch.relu, "relu()"), (F.relu, "relu()"), (F.silu, "silu()"), (torch.tanh, "tanh()")]
+)
+def test_an_activation_called_once_per_time_step_is_one_layer_builtin_or_not(activation, name):
+    model = Recurrent(activation)
+    with bpviz.watch(model) as w:
+        loss = model(torch.randn(4, 12)).pow(2).mean()
+        loss.backward()
+        record = w.step(loss)
+    assert [(layer.name, layer.calls) for layer in record.layers] == [("rec", 12), ("inp", 12), (name, 12)]

@@ -20,6 +20,7 @@ from types import FrameType
 from bpviz.engine.observe.frames import TORCH_DIR, in_bpviz, in_torch
 
 _CALL_MACHINERY = os.path.join(TORCH_DIR, "nn", "modules", "module.py")
+_DISPATCH = os.path.join(TORCH_DIR, "overrides.py")  # handle_torch_function, which calls the function mode
 
 
 def call_site(frame: FrameType | None) -> tuple | None:
@@ -34,6 +35,17 @@ def call_site(frame: FrameType | None) -> tuple | None:
         site.append((frame.f_code, frame.f_lasti))
         frame = frame.f_back
     return tuple(site)
+
+
+def functional_call_site(frame: FrameType | None, func: object) -> tuple | None:
+    """`call_site` of a functional activation seen from `frame`: the frames of torch's Python that run the
+    function itself (`F.relu`, and the dispatch to the function mode that saw it) are no place of their
+    own. Counted as torch's, they made every `F.relu` call in a user's loop a layer per call (`relu()#12`,
+    one per time step), where `torch.relu`, a builtin with no frame, was one layer."""
+    own = getattr(func, "__code__", None)
+    while frame is not None and (in_bpviz(frame) or frame.f_code is own or frame.f_code.co_filename == _DISPATCH):
+        frame = frame.f_back
+    return call_site(frame)
 
 
 def describe_site(site: tuple | None) -> str:

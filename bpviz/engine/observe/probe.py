@@ -29,7 +29,7 @@ from torch.overrides import TorchFunctionMode
 from bpviz.engine.config import Config
 from bpviz.engine.observe import deferred, guest_hooks, stats
 from bpviz.engine.observe.amp import ScaleFinder, unscale_late, unscaled
-from bpviz.engine.observe.call_site import call_site
+from bpviz.engine.observe.call_site import call_site, functional_call_site
 from bpviz.engine.observe.catalog import LayerCatalog, LayerInfo
 from bpviz.engine.observe.checkpointing import CheckpointPass, checkpoint_pass
 from bpviz.engine.observe.dispatch_cost import dispatch_costs
@@ -412,7 +412,7 @@ class Probe:
             return out
         frame.had_sublayer = True
         fname = functional_name(func)
-        site = call_site(sys._getframe(1))
+        site = functional_call_site(sys._getframe(1), func)
         first = args[0] if args else None
         name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", site, self._producer(first))
         if self.graph is not None and isinstance(first, torch.Tensor):
