@@ -223,9 +223,13 @@ class LoopedLayers(nn.Module):
         return self.head(x)
 
 
-# torch.relu is a builtin, seen at the user's line; F.relu is torch's Python, which bpviz reads no place from
-@pytest.mark.parametrize("activation", [torch.relu, F.relu], ids=["torch.relu", "F.relu"])
-def test_one_activation_call_in_a_loop_over_layers_is_a_layer_per_layer(activation):
+# torch.relu is a builtin, called from the user's line; F.relu is torch's Python; nn.ReLU one module for all
+@pytest.mark.parametrize(
+    ("activation", "name"),
+    [(torch.relu, "relu()"), (F.relu, "relu()"), (nn.ReLU(), "activation")],
+    ids=["torch.relu", "F.relu", "one nn.ReLU"],
+)
+def test_one_activation_call_in_a_loop_over_layers_is_a_layer_per_layer(activation, name):
     torch.manual_seed(0)
     model = LoopedLayers(activation)
     x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
@@ -234,12 +238,12 @@ def test_one_activation_call_in_a_loop_over_layers_is_a_layer_per_layer(activati
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             record = w.step(loss)
-    names = [layer.name for layer in record.layers]
-    assert names == ["layers.0", "relu()", "layers.1", "relu()#2", "layers.2", "relu()#3", "head"]
-    assert [record.layer(name).shape for name in ("relu()", "relu()#2", "relu()#3")] == [(16, 32), (16, 32), (16, 16)]
-    assert record.layer("relu()#2").dead_units == 32
-    dead = [f for f in w.findings if f.kind == "dead_relu" and f.layer == "relu()#2"]
-    assert len(dead) == 1 and dead[0].message.startswith("32 of 32 units of relu()#2 (100%) are dead")
+    first, second, third = name, f"{name}#2", f"{name}#3"
+    assert [layer.name for layer in record.layers] == ["layers.0", first, "layers.1", second, "layers.2", third, "head"]
+    assert [record.layer(n).shape for n in (first, second, third)] == [(16, 32), (16, 32), (16, 16)]
+    assert record.layer(second).dead_units == 32
+    dead = [f for f in w.findings if f.kind == "dead_relu" and f.layer == second]
+    assert len(dead) == 1 and dead[0].message.startswith(f"32 of 32 units of {second} (100%) are dead")
 
 
 class Unrolled(nn.Module):
@@ -281,7 +285,8 @@ class Recurrent(nn.Module):
 
 
 @pytest.mark.parametrize(
-    ("activation", "name"), [(torch.relu, "relu()"), (F.relu, "relu()"), (F.silu, "silu()"), (torch.tanh, "tanh()")]
+    ("activation", "name"),
+    [(torch.relu, "relu()"), (F.relu, "relu()"), (F.silu, "silu()"), (torch.tanh, "tanh()"), (nn.Tanh(), "activation")],
 )
 def test_an_activation_called_once_per_time_step_is_one_layer_builtin_or_not(activation, name):
     model = Recurrent(activation)

@@ -374,7 +374,8 @@ class Probe:
         if family is None and frame.activation_out is tensor:
             family = frame.activation_family
         site = call_site(frame.caller)
-        name = self._next_name(frame.name or type(module).__name__, site)
+        fed_by = self._producer(args[0]) if family is not None and args else None  # an activation module's units
+        name = self._next_name(frame.name or type(module).__name__, site, fed_by)
         if self.graph is not None and frame.input_fns is not None:
             self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
@@ -437,13 +438,14 @@ class Probe:
         """`base` for a layer's first call in a forward, `base#2`, `base#3`... for calls from other places.
 
         Calls from the same place in the user's code (a cell run once per time
-        step in a loop) are one layer, their calls merged in the step. A
-        functional activation's calls there are one layer per layer feeding it
-        (`producer`; None when code made its input): in `for fc in self.layers:
-        x = torch.relu(fc(x))` each ReLU has units of its own, and merged, a
-        dead one among live ones went unseen. A module needs no such key: its
-        name is its own, and the same module called again from one place
-        (weights tied across depth) is the same layer.
+        step in a loop) are one layer, their calls merged in the step. An
+        activation's calls there (a functional one, or one activation module
+        shared by the layers) are one layer per layer feeding it (`producer`;
+        None when code made its input): in `for fc in self.layers: x =
+        torch.relu(fc(x))` each ReLU has units of its own, and merged, a dead
+        one among live ones went unseen. Other modules need no such key: the
+        same module called again from one place (weights tied across depth)
+        is the same layer.
         """
         key = (base, site, producer)
         if site is not None and key in self._site_names:
