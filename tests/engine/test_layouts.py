@@ -295,3 +295,24 @@ def test_an_activation_called_once_per_time_step_is_one_layer_builtin_or_not(act
         loss.backward()
         record = w.step(loss)
     assert [(layer.name, layer.calls) for layer in record.layers] == [("rec", 12), ("inp", 12), (name, 12)]
+
+
+def test_a_checkpointed_loop_over_layers_names_its_activations_as_the_plain_one_does():
+    # the recomputation in the backward names the layers again: each ReLU's gradient must reach its own layer
+    from torch.utils.checkpoint import checkpoint
+
+    def norms(checkpointed: bool) -> list[tuple[str, float]]:
+        torch.manual_seed(0)
+        model = LoopedLayers(torch.relu)
+        model.layers[1].bias.data.zero_()  # every layer alive: each gradient is its own
+        x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
+        with bpviz.watch(model) as w:
+            out = checkpoint(model, x, use_reentrant=False) if checkpointed else model(x)
+            loss = F.cross_entropy(out, y)
+            loss.backward()
+            record = w.step(loss)
+        return [(layer.name, layer.grad_norm) for layer in record.layers]
+
+    plain = norms(False)
+    assert [name for name, _ in plain][1::2] == ["relu()", "relu()#2", "relu()#3"]
+    assert norms(True) == plain

@@ -491,6 +491,8 @@ class Probe:
         the layer's other outputs (an LSTM's h_n and c_n): the gradient reaching the layer is theirs together."""
         if not _measurable(tensor):
             return
+        ref = weakref.ref(tensor)
+        self._output_of[id(tensor)] = (ref, name)  # a checkpoint's recomputation names its layers the same way
         if self._grads_only:  # measured in the forward pass; its gradient flows through these tensors
             with torch._C.DisableTorchFunction():
                 self._hook_gradients(name, self._measured_forward(name), tensor, others)
@@ -508,9 +510,7 @@ class Probe:
             with self.guard.catch(name):
                 self._measure(info, tensor, preact)
             self._hook_gradients(name, self._forward_index, tensor, others)
-        ref = weakref.ref(tensor)
         self._outputs.append((ref, name))
-        self._output_of[id(tensor)] = (ref, name)
         self._made[id(tensor)] = (ref, tensor._version)
         for other in others:
             self._made[id(other)] = (weakref.ref(other), other._version)
