@@ -316,3 +316,37 @@ def test_a_checkpointed_loop_over_layers_names_its_activations_as_the_plain_one_
     plain = norms(False)
     assert [name for name, _ in plain][1::2] == ["relu()", "relu()#2", "relu()#3"]
     assert norms(True) == plain
+
+
+class ResidualLoop(nn.Module):
+    """Residual blocks in a loop at the model's top, the activation on code's sum (`relu(x + fc(x))`) or
+    product (`relu(fc(x) * 2)`)."""
+
+    def __init__(self, scaled: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(nn.Linear(16, 16) for _ in range(3))
+        self.head = nn.Linear(16, 2)
+        self.scaled = scaled
+        with torch.no_grad():
+            self.blocks[1].bias.fill_(-100.0)  # the second block's sum is negative everywhere: its units are dead
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = torch.relu(block(x) * 2) if self.scaled else torch.relu(x + block(x))
+        return self.head(x)
+
+
+@pytest.mark.parametrize("scaled", [False, True], ids=["x + block(x)", "block(x) * 2"])
+def test_an_activation_on_code_made_input_in_a_loop_over_layers_is_a_layer_per_layer(scaled):
+    torch.manual_seed(0)
+    model = ResidualLoop(scaled)
+    x, y = torch.randn(16, 16), torch.randint(0, 2, (16,))
+    with bpviz.watch(model) as w:
+        for _ in range(4):
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            record = w.step(loss)
+    names = ["blocks.0", "relu()", "blocks.1", "relu()#2", "blocks.2", "relu()#3", "head"]
+    assert [layer.name for layer in record.layers] == names
+    assert record.layer("relu()#2").dead_units == 16
+    assert [f.layer for f in w.findings if f.kind == "dead_relu"][:1] == ["relu()#2"]

@@ -51,6 +51,8 @@ from bpviz.engine.observe.unit_axis import UnitAxis
 from bpviz.engine.observe.update_tracking import ParameterSlices, UpdateTracker
 
 _DEFER_MAX_BYTES = 1 << 19  # larger outputs are measured in their hook (see Probe._defer)
+_PRODUCER_DEPTH = 3  # autograd nodes searched back from an activation's input made by code (Probe._producer)
+_PRODUCER_WIDTH = 32  # and at most this many at each depth
 
 
 @dataclass
@@ -119,6 +121,8 @@ class Probe:
         self._grads_only = False  # a checkpoint's recomputation: its values were measured in the forward pass
         self._outputs: list[tuple[weakref.ref, str]] = []  # each observed layer's output in this forward
         self._output_of: dict[int, tuple[weakref.ref, str]] = {}  # the same by id: which layer made a tensor
+        # by id of its autograd node (kept, so that the id stays its own): which layer's output it made, and when
+        self._node_of: dict[int, tuple[object, str, int]] = {}
         # by id: the layers' outputs and the model's inputs in this forward, with their version then (an in-place
         # `out += identity` after the layer is code of its own)
         self._made: dict[int, tuple[weakref.ref, int]] = {}
@@ -268,6 +272,9 @@ class Probe:
             self._note_outputs(output)
             # settled now, before the backward needs the memory the outputs hold (see deferred.py)
             deferred.settle(self.pending, self.config, self.catalog, self.guard, self.exact)
+        elif not self._stack and self._grads_only:  # a recomputation's nodes are not held past it
+            self._output_of.clear()
+            self._node_of.clear()
 
     def _abandon_forward(self) -> None:
         """Drop the frames of a forward that never returned.
@@ -287,6 +294,7 @@ class Probe:
             self.pending.forwards[-1].output_layers = names
         self._outputs.clear()
         self._output_of.clear()
+        self._node_of.clear()
         self._made.clear()
 
     def _fed_by_code(self, args) -> bool:
@@ -324,6 +332,7 @@ class Probe:
         self._forward_index = len(self.pending.forwards)
         self._outputs.clear()
         self._output_of.clear()
+        self._node_of.clear()
         self._made = {id(t): (weakref.ref(t), t._version) for t in _floating_tensors(list(args))}
         if self._observing:
             self.amp.look_from_caller()
@@ -374,7 +383,8 @@ class Probe:
         if family is None and frame.activation_out is tensor:
             family = frame.activation_family
         site = call_site(frame.caller)
-        fed_by = self._producer(args[0]) if family is not None and args else None  # an activation module's units
+        # an activation module's units are those of the layer feeding it (see _next_name)
+        fed_by = self._producer(args[0]) if family is not None and site is not None and args else None
         name = self._next_name(frame.name or type(module).__name__, site, fed_by)
         if self.graph is not None and frame.input_fns is not None:
             self.graph.inputs(name, frame.input_fns)
@@ -415,7 +425,8 @@ class Probe:
         fname = functional_name(func)
         site = functional_call_site(sys._getframe(1), func)
         first = args[0] if args else None
-        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", site, self._producer(first))
+        fed_by = self._producer(first) if site is not None else None
+        name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", site, fed_by)
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
         if not self._grads_only and self._fed_by_code(args[:1]):
@@ -440,12 +451,12 @@ class Probe:
         Calls from the same place in the user's code (a cell run once per time
         step in a loop) are one layer, their calls merged in the step. An
         activation's calls there (a functional one, or one activation module
-        shared by the layers) are one layer per layer feeding it (`producer`;
-        None when code made its input): in `for fc in self.layers: x =
-        torch.relu(fc(x))` each ReLU has units of its own, and merged, a dead
-        one among live ones went unseen. Other modules need no such key: the
-        same module called again from one place (weights tied across depth)
-        is the same layer.
+        shared by the layers) are one layer per layer feeding it (`producer`,
+        through the code between them: see `_producer`): in `for fc in
+        self.layers: x = torch.relu(fc(x))` each ReLU has units of its own,
+        and merged, a dead one among live ones went unseen. Other modules need
+        no such key: the same module called again from one place (weights tied
+        across depth) is the same layer.
         """
         key = (base, site, producer)
         if site is not None and key in self._site_names:
@@ -458,9 +469,21 @@ class Probe:
         return name
 
     def _producer(self, x) -> str | None:
-        """The layer of this forward whose output `x` is (that very tensor, not a view or a sum of it), if any."""
-        made = self._output_of.get(id(x)) if isinstance(x, torch.Tensor) else None
-        return made[1] if made is not None and made[0]() is x else None
+        """The layer of this forward whose output `x` is, or, when code made `x` (`x + blk(x)`, `fc(x) * 2`,
+        `fc(x)[:, :16]`), the latest layer whose output that code used, up to `_PRODUCER_DEPTH` autograd nodes
+        back; None when there is none (no gradient, or only the model's inputs)."""
+        if not isinstance(x, torch.Tensor):
+            return None
+        made = self._output_of.get(id(x))
+        if made is not None and made[0]() is x:
+            return made[1]
+        nodes = [x.grad_fn] if x.grad_fn is not None else []
+        for _ in range(_PRODUCER_DEPTH):
+            found = [self._node_of[id(n)] for n in nodes if id(n) in self._node_of]
+            if found:
+                return max(found, key=lambda entry: entry[2])[1]
+            nodes = [nxt for n in nodes for nxt, _ in n.next_functions if nxt is not None][:_PRODUCER_WIDTH]
+        return None
 
     def _unit_max(self, x: torch.Tensor, layer: str) -> torch.Tensor | None:
         """Per-unit maximum of a ReLU's input, read before an in-place activation overwrites it. None for an empty
@@ -493,6 +516,8 @@ class Probe:
             return
         ref = weakref.ref(tensor)
         self._output_of[id(tensor)] = (ref, name)  # a checkpoint's recomputation names its layers the same way
+        if tensor.grad_fn is not None:
+            self._node_of[id(tensor.grad_fn)] = (tensor.grad_fn, name, len(self._node_of))
         if self._grads_only:  # measured in the forward pass; its gradient flows through these tensors
             with torch._C.DisableTorchFunction():
                 self._hook_gradients(name, self._measured_forward(name), tensor, others)
