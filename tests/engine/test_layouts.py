@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 import bpviz
+from tests.engine.models import train
 
 
 def own_output_grad_norms(model: nn.Module, forward, x, y) -> dict[str, float]:
@@ -232,12 +233,8 @@ class LoopedLayers(nn.Module):
 def test_one_activation_call_in_a_loop_over_layers_is_a_layer_per_layer(activation, name):
     torch.manual_seed(0)
     model = LoopedLayers(activation)
-    x, y = torch.randn(16, 8), torch.randint(0, 2, (16,))
     with bpviz.watch(model) as w:
-        for _ in range(4):
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            record = w.step(loss)
+        record = train(model, w, 4, torch.randn(16, 8), torch.randint(0, 2, (16,)))[-1]
     first, second, third = name, f"{name}#2", f"{name}#3"
     assert [layer.name for layer in record.layers] == ["layers.0", first, "layers.1", second, "layers.2", third, "head"]
     assert [record.layer(n).shape for n in (first, second, third)] == [(16, 32), (16, 32), (16, 16)]
@@ -340,12 +337,8 @@ class ResidualLoop(nn.Module):
 def test_an_activation_on_code_made_input_in_a_loop_over_layers_is_a_layer_per_layer(scaled):
     torch.manual_seed(0)
     model = ResidualLoop(scaled)
-    x, y = torch.randn(16, 16), torch.randint(0, 2, (16,))
     with bpviz.watch(model) as w:
-        for _ in range(4):
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            record = w.step(loss)
+        record = train(model, w, 4, torch.randn(16, 16), torch.randint(0, 2, (16,)))[-1]
     names = ["blocks.0", "relu()", "blocks.1", "relu()#2", "blocks.2", "relu()#3", "head"]
     assert [layer.name for layer in record.layers] == names
     assert record.layer("relu()#2").dead_units == 16
