@@ -66,16 +66,21 @@ def died_at(layer: LayerStep, since: np.ndarray | None) -> int | None:
 
 
 def feeding_biases(record: StepRecord) -> dict[str, np.ndarray]:
-    """Per unit-tracked layer, the bias of the layer feeding its units (the nearest earlier layer with one bias per
-    unit: a Linear's before its ReLU). One pass in forward order for all layers, not a search back from each: a
-    deep network with hundreds of ReLU layers dying spent milliseconds a step on the searches."""
+    """Per unit-tracked layer, the bias of the layer feeding its units, which the record keeps under the unit-tracked
+    layer's own name. Runs recorded before it did keep each bias under the feeding layer's name; for those the
+    nearest earlier layer with one bias per unit stands in (a Linear's before its ReLU), found in one pass in
+    forward order for all layers, not a search back from each (a deep network with hundreds of ReLU layers
+    dying spent milliseconds a step on the searches)."""
+    tracked = {layer.name for layer in record.layers if layer.units is not None}
+    feeding = {name: bias for name, bias in record.producer_bias.items() if name in tracked}
+    if len(feeding) == len(record.producer_bias):
+        return feeding
     nearest: dict[int, np.ndarray] = {}  # bias length -> the latest such bias seen so far
-    feeding = {}
     for layer in sorted(record.layers, key=lambda x: x.order):
         if layer.units is not None and layer.units in nearest:
-            feeding[layer.name] = nearest[layer.units]
+            feeding.setdefault(layer.name, nearest[layer.units])
         bias = record.producer_bias.get(layer.name)
-        if bias is not None:
+        if bias is not None and layer.name not in tracked:
             nearest[len(bias)] = bias
     return feeding
 

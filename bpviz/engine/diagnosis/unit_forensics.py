@@ -1,9 +1,9 @@
 """Why units of a ReLU-family layer died: when, how far below zero their input sat, and what pushed them.
 
-A unit's incoming weights and bias live in the *producer*: the nearest
-layer before the activation, in forward order, whose parameters have one
-row per unit (the Linear/Conv feeding it, or a norm layer in between);
-`LayerCatalog.producers` finds it.
+A unit's incoming weights and bias live in the *producer*: the layer
+feeding the activation whose parameters have one row per unit (the
+Linear/Conv, or a norm layer in between); `LayerCatalog.producers` finds it
+along each layer's input.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def dead_units(history: History, catalog: LayerCatalog, tracker: DeadUnitTracker
     linear = catalog.own_parameters(catalog.layers[feeding[-1]].module_name) if feeding else {}
     weight, bias = linear.get("weight"), linear.get("bias")
     since = tracker.dead_since.get(layer)
-    biases = _bias_history(history, feeding[-1]) if feeding else {}
+    biases = _bias_history(history, layer) if feeding else {}
     result = []
     for unit in step.dead_unit_ids.tolist():
         died = int(since[unit]) if since is not None else record.step
@@ -59,5 +59,6 @@ def dead_units(history: History, catalog: LayerCatalog, tracker: DeadUnitTracker
     return result
 
 
-def _bias_history(history: History, producer: str) -> dict[int, np.ndarray]:
-    return {r.step: r.producer_bias[producer] for r in history.records if producer in r.producer_bias}
+def _bias_history(history: History, layer: str) -> dict[int, np.ndarray]:
+    """The bias feeding `layer`'s units at each step kept (records keep it under `layer`'s name)."""
+    return {r.step: r.producer_bias[layer] for r in history.records if layer in r.producer_bias}

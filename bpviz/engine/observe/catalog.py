@@ -50,6 +50,7 @@ class LayerCatalog:
         self.checked_in_place: set[tuple[str, str]] = set()
         self.changed_in_place: set[tuple[str, str]] = set()
         self._producers: dict[tuple[str, int, int], list[str]] = {}
+        self.inputs: dict[str, str | None] = {}  # layer -> the layer whose output its first call took
         self._owners: MadeOnce[dict[str, str]] = MadeOnce(64)  # per (layer names, parameter names)
 
     def parameters(self) -> dict[str, nn.Parameter]:
@@ -134,31 +135,51 @@ class LayerCatalog:
                 parts.pop()
         return owners
 
-    def producers(self, names: list[str], layer: str, units: int) -> list[str]:
-        """Layers feeding `layer` (names in forward order) whose parameters have one row per unit, nearest first.
+    def note_input(self, layer: str, producer: str | None) -> None:
+        """Keep, from a layer's first call, the layer whose output it takes (None: the model's input, or code
+        that hides where its input came from); the producers are found along these links."""
+        self.inputs.setdefault(layer, producer)
 
-        The walk stops at the first Linear/Conv: the layer holding the units' incoming weights.
-        The model's structure does not change between steps, so the answer is kept until new layers appear.
+    def producers(self, names: list[str], layer: str, units: int) -> list[str]:
+        """Layers feeding `layer` whose parameters have one row per unit, nearest first.
+
+        The walk follows each layer's input back (`note_input`), past layers
+        without such parameters (Dropout, pooling) and through norm layers, and
+        stops at the first Linear/Conv: the layer holding the units' incoming
+        weights. Where the input's layer is not known it walks `names` (the
+        step's layers in forward order) back instead; in forward order the
+        nearest earlier layer of that width can be another branch's (`relu(a) *
+        sigmoid(b)`, with `b` computed after `a`), whose bias says nothing of
+        these units. The model's structure does not change between steps, so
+        the answer is kept until new layers appear.
         """
         key = (layer, units, len(self.layers))
         cached = self._producers.get(key)
         if cached is not None:
             return cached
-        found = []
-        for name in reversed(names[: names.index(layer)]):
-            info = self.layers[name]
-            if info.functional:
-                continue
-            weight = self.own_parameters(info.module_name).get("weight")
-            if weight is None or weight.shape[0] != units:
-                if found:
+        found: list[str] = []
+        if self.inputs.get(layer) is not None:
+            name, seen = self.inputs[layer], {layer}
+            while name in self.layers and name not in seen and self._walk_on(found, name, units):
+                seen.add(name)
+                name = self.inputs.get(name)
+        else:
+            for name in reversed(names[: names.index(layer)]):
+                if not self._walk_on(found, name, units):
                     break
-                continue
-            found.append(name)
-            if weight.dim() >= 2:  # a Linear/Conv: the units' incoming weights
-                break
         self._producers[key] = found
         return found
+
+    def _walk_on(self, found: list[str], name: str, units: int) -> bool:
+        """Add layer `name` to `found` when it holds one parameter row per unit; whether the walk goes on past it."""
+        info = self.layers[name]
+        if info.functional:
+            return True
+        weight = self.own_parameters(info.module_name).get("weight")
+        if weight is None or weight.shape[0] != units:
+            return not found
+        found.append(name)
+        return weight.dim() < 2  # a Linear/Conv: the units' incoming weights
 
 
 def layers_inside(module: str, layers: Iterable[str]) -> list[str]:

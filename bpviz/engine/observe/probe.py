@@ -386,6 +386,8 @@ class Probe:
         # an activation module's units are those of the layer feeding it (see _next_name)
         fed_by = self._producer(args[0]) if family is not None and site is not None and args else None
         name = self._next_name(frame.name or type(module).__name__, site, fed_by)
+        if name not in self.catalog.inputs and args and not self._grads_only:
+            self.catalog.note_input(name, fed_by if fed_by is not None else self._producer(args[0]))
         if self.graph is not None and frame.input_fns is not None:
             self.graph.inputs(name, frame.input_fns)
         type_name = type(module).__name__
@@ -427,6 +429,8 @@ class Probe:
         first = args[0] if args else None
         fed_by = self._producer(first) if site is not None else None
         name = self._next_name(f"{frame.name}.{fname}()" if frame.name else f"{fname}()", site, fed_by)
+        if name not in self.catalog.inputs and not self._grads_only:
+            self.catalog.note_input(name, fed_by if fed_by is not None else self._producer(first))
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
         if not self._grads_only and self._fed_by_code(args[:1]):

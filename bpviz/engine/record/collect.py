@@ -246,7 +246,8 @@ def nonfinite_origin(ordered: list[LayerStep], loss: float | None) -> str | None
 
 
 def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, torch.Tensor]:
-    """The bias of the Linear/Conv feeding each unit-tracked layer, kept per step to explain unit deaths."""
+    """The bias of the Linear/Conv feeding each unit-tracked layer, by that layer's name, kept per step to explain
+    unit deaths."""
     names = list(dict.fromkeys(call.layer.name for call in pending.calls))
     biases = {}
     for call in pending.calls:
@@ -257,7 +258,7 @@ def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, t
         if feeding:
             bias = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("bias")
             if bias is not None and local_shard(bias) is bias:  # a shard's bias cannot explain every unit
-                biases[feeding[-1]] = bias
+                biases[call.layer.name] = bias
     return biases
 
 

@@ -118,7 +118,8 @@ class StepRecord:
     nonfinite_input_from: str | None = None
     nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
     softmax_before_cross_entropy: bool = False
-    producer_bias: dict[str, np.ndarray] = field(default_factory=dict)  # bias of layers feeding ReLU-family layers
+    # per ReLU-family layer, by its name, the bias of the layer feeding its units (catalog.producers)
+    producer_bias: dict[str, np.ndarray] = field(default_factory=dict)
     unmeasured: list[str] = field(default_factory=list)  # what bpviz failed to measure so far, and why
     ranks: RankTable | None = None  # every rank's statistics of this step, when several ranks run
     detailed: bool = True  # histograms and unit activity shares were taken (every step at the full level)
