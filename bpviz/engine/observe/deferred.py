@@ -188,9 +188,11 @@ class _Stacked:
     def __init__(self, flats: list[torch.Tensor], max_values: int) -> None:
         samples = [stats.histogram_sample(f, max_values) for f in flats]
         self.sizes = [s.numel() for s in samples]
-        self.values = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True)
         self.count = len(samples)
         self.padded = len(set(self.sizes)) > 1
+        # rows of one length are stacked: a fifth of pad_sequence's time on a CPU
+        padded = torch.nn.utils.rnn.pad_sequence
+        self.values = padded(samples, batch_first=True) if self.padded else torch.stack(samples)
 
     def count_at_least(self, distances: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
         """Per row, how many real entries of `distances` (a matrix like `values`, NaN where a value was
@@ -310,49 +312,70 @@ def _exact_passes(fresh: list[torch.Tensor], taken: list[Stash], exact: bool) ->
     return [torch.cat(piece) for piece in pieces]
 
 
+def _whole_last(items: list, max_values: int) -> tuple[list, list]:
+    """`items` split into those whose tensor is larger than its sample, then those whose sample is every value:
+    the rows of the stacked sample give the second kind's passes exactly, with no pass of their own (on a deep
+    narrow network, one dot product and one minimum and maximum per layer cost more than the stacked sample)."""
+    large, whole = [], []
+    for item in items:
+        (whole if item.stash.tensor.numel() <= max_values else large).append(item)
+    return large, whole
+
+
 def settle_activations(calls: list[ActivationCall], cfg: Config, exact: bool) -> None:
     """The statistics of these calls' stashed outputs, into each call (still on the device).
 
     At the full level every call's sum, sum of squares and extremes are exact. At the economy level only
     the sum is, for NaN/Inf, and not even that for a ReLU whose input's per-unit maxima already tell
-    (see collect.call_finite); the rest comes from the sample, its sums scaled to the whole tensor.
+    (see collect.call_finite); the rest comes from the sample, its sums scaled to the whole tensor. A
+    tensor that fits in its sample is its sample, so its row's statistics are over every value.
     """
-    # rows in this order: passes computed here, passes taken in the hook, then sums estimated from the sample
+    # rows in this order: passes computed here over tensors larger than their sample, passes taken in the hook,
+    # then every other call's from its row of the sample: tensors that fit in it whole (exact), and at the
+    # economy level the ReLUs whose sum is estimated from the sample (their input's maxima say NaN/Inf)
     fresh = [c for c in calls if c.stash.passes is None and c.stash.exact_sum]
+    large, whole = _whole_last(fresh, cfg.histogram_sample)
     taken = [c for c in calls if c.stash.passes]
-    estimated = [c for c in calls if not c.stash.exact_sum]
-    calls = fresh + taken + estimated
+    estimated = [c for c in calls if not c.stash.exact_sum and not c.stash.passes]
+    calls = large + taken + whole + estimated
+    first = len(large) + len(taken)
     flats = [c.stash.tensor.reshape(-1) for c in calls]
-    passes = _exact_passes(flats[: len(fresh)], [c.stash for c in taken], exact)
+    passes = _exact_passes(flats[: len(large)], [c.stash for c in taken], exact)
     stacked = _Stacked(flats, cfg.histogram_sample)
     values = stacked.values
     nonzero = stacked.nonzero()
     saturated = _saturated_counts(stacked, [c.layer.bounds for c in calls], cfg.saturation_margin)
+    # each sample's sums scaled to its whole tensor (by 1 for a tensor that fits in it); the padding is zeros
+    scale = stacked.column([c.count / size for c, size in zip(calls, stacked.sizes)]).squeeze(1)
+    rest = values[first:]
+    # row sums in the unit of the exact sums, as one matrix-vector product
+    row_sums = torch.mv(rest, _unit_vector(values.shape[1], values.device)) * scale[first:]
+    lows, highs = stacked.extremes()  # the sample's: the host makes them NaN where the tensor holds NaN/Inf
     if exact:
-        squares, sums, lows, highs = passes
+        rows = [(rest * rest).sum(dim=1) * scale[first:], row_sums, lows[first:], highs[first:]]
+        squares, sums, lows, highs = [torch.cat(pair) for pair in zip(passes, rows)] if first else rows
     else:
-        # scaled from each sample to its whole tensor; the padding is zeros and adds nothing
-        scale = stacked.column([c.count / size for c, size in zip(calls, stacked.sizes)]).squeeze(1)
         squares = (values * values).sum(dim=1) * scale
-        first = len(calls) - len(estimated)
-        # row sums in the unit of the exact sums, as one matrix-vector product
-        estimates = torch.mv(values[first:], _unit_vector(values.shape[1], values.device)) * scale[first:]
-        sums = torch.cat([passes[0], estimates]) if passes else estimates
-        # the sample's extremes: the host makes them NaN where the tensor holds NaN/Inf, which the sample may miss
-        lows, highs = stacked.extremes()
+        sums = torch.cat([passes[0], row_sums]) if first else row_sums
     scalars = torch.stack([sums, squares, lows, highs, nonzero, saturated], dim=1)
     histograms = None
     if any(c.stash.hist_range is not None for c in calls):
         ranges = [c.stash.hist_range or (0.0, 1.0) for c in calls]
         histograms = batched_histogram(stacked, values, ranges, cfg.histogram_bins)
-    for index, call in enumerate(calls):
-        call.scalars = scalars[index]
+    for index, (call, row) in enumerate(zip(calls, scalars.unbind(0))):
+        call.scalars = row
         call.sample_size = stacked.sizes[index]
         call.exact = stats.Exact.ALL if exact else stats.Exact.SUM if call.stash.exact_sum else stats.Exact.NONE
         if call.stash.hist_range is not None:
             call.histogram = histograms[index]
         elif call.stash.keep_sample:
             call.sample = stats.histogram_sample(stacked.part(index), cfg.first_sight_sample)
+
+
+def _joined(*parts: torch.Tensor | None) -> torch.Tensor:
+    """The vectors given, end to end, skipping None; a lone one as it is."""
+    present = [part for part in parts if part is not None]
+    return present[0] if len(present) == 1 else torch.cat(present)
 
 
 def settle_gradients(grads: list[GradCall], cfg: Config, exact: bool) -> None:
@@ -364,22 +387,30 @@ def settle_gradients(grads: list[GradCall], cfg: Config, exact: bool) -> None:
     gradient, the most expensive part of a convolutional step's statistics. The findings judge gradient
     size from the parameters' gradient norms, exact at both levels (update_tracking.py).
     """
+    large, whole = _whole_last(grads, cfg.histogram_sample)
+    grads, first = large + whole, len(large)
     flats = [g.stash.tensor.reshape(-1) for g in grads]
     detailed = any(g.stash.hist_range is not None for g in grads)
-    stacked = _Stacked(flats, cfg.histogram_sample) if detailed or not exact else None
+    stacked = _Stacked(flats, cfg.histogram_sample) if detailed or not exact or whole else None
+    # the gradients that fit in their sample are summed from its rows, exactly, in the unit of the exact sums
+    rest = stacked.values[first:] if whole else None
+    row_sums = torch.mv(rest, _unit_vector(rest.shape[1], rest.device)) if whole else None
     if exact:
-        squares, sums = squares_and_sums(flats)
+        large_squares, large_sums = squares_and_sums(flats[:first]) if first else (None, None)
+        squares = _joined(large_squares, (rest * rest).sum(dim=1) if whole else None)
+        sums = _joined(large_sums, row_sums)
     else:
         scale = stacked.column([f.numel() / size for f, size in zip(flats, stacked.sizes)]).squeeze(1)
-        squares, sums = (stacked.values * stacked.values).sum(dim=1) * scale, exact_sums(flats)
+        squares = (stacked.values * stacked.values).sum(dim=1) * scale
+        sums = _joined(exact_sums(flats[:first]) if first else None, row_sums)
     scalars = torch.stack([squares, sums], dim=1)
     histograms = None
     if detailed:
         log_lo, log_hi = cfg.grad_log10_range
         logs = stats.log10_magnitudes(stacked.values, log_lo)
         histograms = batched_histogram(stacked, logs, [(log_lo, log_hi)] * len(grads), cfg.histogram_bins)
-    for index, grad in enumerate(grads):
-        grad.scalars = scalars[index]
+    for index, (grad, row) in enumerate(zip(grads, scalars.unbind(0))):
+        grad.scalars = row
         grad.exact_norm = exact
         if grad.stash.hist_range is not None:
             grad.histogram = histograms[index]

@@ -8,9 +8,6 @@ not measure and why.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from bpviz.engine.user_error import describe_exception
 
 
@@ -20,14 +17,29 @@ class MeasurementGuard:
     def __init__(self) -> None:
         self.errors: dict[str, int] = {}  # "where: what went wrong" -> times seen
 
-    @contextlib.contextmanager
-    def catch(self, where: str) -> Iterator[None]:
+    def catch(self, where: str) -> _Catching:
         """Run a measurement; an exception from it is counted under `where` and swallowed."""
-        try:
-            yield
-        except Exception as exc:
-            self.note(f"{where}: {describe_exception(exc)}")
+        return _Catching(self, where)
 
     def note(self, message: str) -> None:
         """Count something not measured (a failure, a call beyond what a step keeps, a forward it cannot look into)."""
         self.errors[message] = self.errors.get(message, 0) + 1
+
+
+class _Catching:
+    """`MeasurementGuard.catch`'s context: a class rather than a generator, since every hook enters one for each
+    layer and a generator's context costs three times as much."""
+
+    __slots__ = ("_guard", "_where")
+
+    def __init__(self, guard: MeasurementGuard, where: str) -> None:
+        self._guard, self._where = guard, where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, trace) -> bool:
+        if isinstance(exc, Exception):  # not KeyboardInterrupt or SystemExit: those are the user's
+            self._guard.note(f"{self._where}: {describe_exception(exc)}")
+            return True
+        return False

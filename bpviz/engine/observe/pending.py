@@ -40,10 +40,11 @@ class Stash:
     keep_sample: bool = False  # a detailed step at the layer's first sight: keep values to bin on the host
     measured: bool = False  # its passes were taken in the hook, from the values it had then
     exact_sum: bool = True  # its sum is taken over every value (not at the economy level for a ReLU: see deferred)
+    # the tensor's bytes as stashed, which it holds until settled (read a few times a layer: kept, not asked again)
+    nbytes: int = field(init=False)
 
-    @property
-    def nbytes(self) -> int:
-        return self.tensor.numel() * self.tensor.element_size()
+    def __post_init__(self) -> None:
+        self.nbytes = self.tensor.numel() * self.tensor.element_size()
 
     @property
     def watched(self) -> torch.Tensor | None:
