@@ -396,6 +396,18 @@ def test_a_run_the_window_recorded_holds_every_step_alone_once_its_process_is_go
     shutil.copyfile(recorded, alone)  # the file only, as people move files
     assert sqlite3.connect(alone).execute("SELECT count(*) FROM steps").fetchone()[0] == 5
     assert len(bpviz.open_run(alone)) == 5
+    assert bpviz.open_run(recorded).status == "finished"  # ended by the window, not cut short by a crash
+
+
+def test_a_run_the_window_was_training_when_it_quit_reads_as_finished_with_every_step(qtbot, window, runs_in_tmp):
+    """Quitting kills the experiment process before its writer marks the run finished: every run the window
+    recorded read "writer stopped (run not finished)", blaming a crash or a kill."""
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 3)
+    recorded = window.controller.run_path
+    window.controller.shutdown()
+    run = bpviz.open_run(recorded)
+    assert (run.status, len(run)) == ("finished", 3)
 
 
 def test_save_run_as_suggests_the_runs_own_name_in_a_folder_the_user_has(qtbot, window, recording, monkeypatch):

@@ -602,9 +602,8 @@ class Run:
             raise _damaged(self.path, error) from None
 
     def _check_format(self) -> None:
-        app = self._conn.execute("PRAGMA application_id").fetchone()[0]
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if app != schema.APPLICATION_ID:
+        if not schema.is_run(self._conn):
             raise RunFileError(
                 "not a bpviz run",
                 self.path,

@@ -106,6 +106,11 @@ def create(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
 
 
+def is_run(conn: sqlite3.Connection) -> bool:
+    """Whether an open database is a bpviz run (by its application id), with the tables `create` makes."""
+    return conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
 def _table(name: str, columns: list[tuple[str, str]], constraint: str | None = None, nan: bool = True) -> str:
     parts = [f'"{column}" {sql}' for column, sql in columns] + [f'"{NAN_COLUMN}" TEXT'] * nan
     if constraint:

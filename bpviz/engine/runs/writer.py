@@ -129,15 +129,19 @@ class RunWriter:
                 self.failure = (step, why)
 
 
-def fold_in(path: Path) -> bool:
+def fold_in(path: Path, finished: bool = False) -> bool:
     """Fold the write-ahead log of a run whose writer is gone (killed, crashed) back into the file; True when done.
 
     SQLite keeps a run's latest commits in `NAME.bpviz-wal` until a checkpoint, which a writer that
     finishes makes (RunWriter.close); one killed leaves them there. Any reader sees them, but the file
     copied alone, the way people move files, lacked them: 1,164 of 1,193 steps of a run the window
-    recorded and then reset. Nothing happens while a writer holds the file, or when there is no log.
+    recorded and then reset. Nothing happens while a writer holds the file.
+
+    `finished`: the writer's process was ended on purpose where the run was to end (the window quit, or
+    reset or reloaded the experiment), so the run is marked finished, as its writer would have: left
+    unmarked, every run the window recorded read as cut short by a crash or a kill.
     """
-    if not Path(f"{path}-wal").exists():
+    if not finished and not Path(f"{path}-wal").exists():
         return False
     try:
         fd = os.open(path, os.O_RDWR)
@@ -147,6 +151,9 @@ def fold_in(path: Path) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken: no writer holds it, and none can start meanwhile
         conn = sqlite3.connect(path, isolation_level=None)
         try:
+            if finished and schema.is_run(conn):
+                with conn:
+                    set_meta(conn, {"status": "finished", "finished": _now()})
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
         finally:

@@ -337,8 +337,9 @@ class ProcessClient(QObject):
         finally:
             if isinstance(child.playback, Playback):
                 child.playback.run.close()
-            if child.run_path is not None:
-                fold_in(child.run_path)  # its writer is gone with it: the file alone holds every step again
+            if child.run_path is not None:  # its writer is gone with it: the file alone holds every step again,
+                # and a run the window ended on purpose (quit, reset, reload) ends there, finished
+                fold_in(child.run_path, finished=child.ended_by == "window")
             if child.log_path is not None:
                 Path(child.log_path).unlink(missing_ok=True)
 
