@@ -242,6 +242,26 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
     assert window.page.loss_view.marks.lines == []
 
 
+def test_compare_with_asks_for_a_recorded_run_not_for_a_file_to_open(qtbot, window, tmp_path, monkeypatch):
+    """File > Compare With... showed the Open dialog ("opening an experiment runs its code", experiments first)."""
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=STEPS)
+    seeded_run(b, steps=STEPS, lr_from_step5=0.5)
+    asked = []
+
+    def open_run(parent, caption, directory):
+        asked.append(caption)
+        return b
+
+    monkeypatch.setattr(window.dialogs, "open_run", open_run)
+    monkeypatch.setattr(window.dialogs, "open_file", lambda *args: pytest.fail("Compare asked for a file to open"))
+    assert window.open_path(a)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    window.actions_.compare.trigger()
+    assert asked == ["Compare a.bpviz with a recorded run"]
+    assert "compared with b.bpviz" in window.windowTitle()
+
+
 def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, window, runs_in_tmp, tmp_path):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 3)

@@ -15,6 +15,7 @@ from bpviz.engine.load.shapes import parse_shape
 from bpviz.gui.window.trust import TrustChoice, ask_to_run
 
 WEIGHTS_FILTER = "State dicts (*.pt *.pth);;All files (*)"
+RUNS_FILTER = "Recorded runs (*.bpviz);;All files (*)"
 OPEN_FILTER = (
     "Experiments, models and runs (*.py *.pt *.pth *.bpviz);;Experiment files (*.py);;"
     "Saved whole models (*.pt *.pth);;Recorded runs (*.bpviz);;All files (*)"
@@ -28,6 +29,11 @@ class Dialogs:
         """Ask for an experiment or model file to open."""
         caption = "Open experiment or model (opening an experiment runs its code)"
         path, _ = QFileDialog.getOpenFileName(parent, caption, directory, OPEN_FILTER)
+        return Path(path) if path else None
+
+    def open_run(self, parent: QWidget, caption: str, directory: str) -> Path | None:
+        """Ask for a recorded run (File > Compare With...): only run files, since nothing else can be compared."""
+        path, _ = QFileDialog.getOpenFileName(parent, caption, directory, RUNS_FILTER)
         return Path(path) if path else None
 
     def save_file(self, parent: QWidget, caption: str, suggested: str, file_filter: str) -> Path | None:

@@ -339,7 +339,8 @@ class MainWindow(QMainWindow):
 
     def compare_dialog(self) -> None:
         """File > Compare With…: pick a second run file to overlay on the open recording."""
-        path = self.dialogs.open_file(self, self.settings.last_directory())
+        shown = self.recording.path.name if self.recording is not None else "the open run"
+        path = self.dialogs.open_run(self, f"Compare {shown} with a recorded run", self.settings.last_directory())
         if path is not None:
             self.compare_with(path)
 
