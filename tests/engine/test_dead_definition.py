@@ -65,3 +65,26 @@ def test_after_the_leakyrelu_remedy_units_are_inactive_not_dead():
     assert inactive.message.startswith("3 of 8 units of act (38%) are inactive since step 0")
     assert "not dead: LeakyReLU still passes them a gradient" in inactive.message
     assert "still passes a gradient" in inactive.explanation
+
+
+def test_units_that_revive_and_die_again_are_dead_since_they_died_again():
+    """The finding came back still saying "since step 2", while its message said they went silent later."""
+    stepper = small(dead=3)
+    window = stepper.watcher.config.dead_window
+    try:
+        run(stepper, window)
+        finding = _finding(stepper, "dead_relu", "act")
+        assert (finding.step, finding.active) == (window - 1, True)
+        stepper.apply(remedies.reinit_dead_units(stepper, "act"))
+        run(stepper, 2)
+        assert not finding.active  # revived
+        fc = stepper.experiment.model.fc
+        with torch.no_grad():  # dead again from the next step on
+            fc.weight[:3] = 0.0
+            fc.bias[:3] = -5.0
+        died = stepper.step_index
+        run(stepper, window)
+    finally:
+        stepper.close()
+    assert finding.active and finding.step == died + window - 1  # held again once silent for the whole window
+    assert f"went silent at step {died}, with a bias of -5" in finding.message

@@ -98,8 +98,11 @@ class Diagnosis:
             )
             self._findings[key] = finding
             return finding
-        before = (finding.severity, finding.message, finding.active, finding.remedies)
-        if severity_rank(obs.severity) > severity_rank(finding.severity):
+        before = (finding.severity, finding.message, finding.active, finding.remedies, finding.step)
+        if not finding.active:  # it had stopped holding (units revived, then died again): it holds since now
+            finding.step = step
+            finding.severity = obs.severity
+        elif severity_rank(obs.severity) > severity_rank(finding.severity):
             finding.severity = obs.severity
         finding.message = obs.message
         finding.rank = obs.rank
@@ -107,4 +110,5 @@ class Diagnosis:
         finding.remedies = list(obs.remedies)  # the evidence may have changed what to try first
         finding.last_step = step
         finding.active = True
-        return finding if (finding.severity, finding.message, finding.active, finding.remedies) != before else None
+        after = (finding.severity, finding.message, finding.active, finding.remedies, finding.step)
+        return finding if after != before else None

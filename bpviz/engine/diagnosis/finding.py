@@ -13,13 +13,15 @@ class Finding:
 
     A finding is keyed by (kind, layer): it is raised once, at the first step its
     condition held, and later steps update it (severity only rises) instead of
-    repeating it, so a list of findings reads as "what is wrong, since when".
+    repeating it, so a list of findings reads as "what is wrong, since when". One
+    that stopped holding and holds again (units revived, then dead again) holds
+    since that step, at the severity it has then.
     """
 
     kind: str
     severity: str  # "info" | "warning" | "error"
     layer: str | None
-    step: int | None  # first step the condition held
+    step: int | None  # first step the condition held (since it last began to hold)
     message: str
     explanation: str = ""
     remedies: list[str] = field(default_factory=list)
