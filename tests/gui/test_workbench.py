@@ -160,3 +160,47 @@ def test_the_remedy_message_does_not_move_continue_from_under_the_mouse(qtbot, w
     bench.reinit.click()
     qtbot.waitUntil(lambda: "re-initialised" in bench.message.text(), timeout=LOAD_MS)
     assert bench.go.mapTo(window, bench.go.rect().topLeft()) == continue_at
+
+
+def test_reset_leaves_nothing_of_the_previous_training_in_the_workbench(qtbot, window):
+    """After Reset the header still read "relu2 step 8 · 61 of 64 units dead", over an empty layer list."""
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    bench = window.docks.workbench
+    bench.leaky.click()
+    qtbot.waitUntil(lambda: bench.undo.isEnabled(), timeout=LOAD_MS)
+    bench.undo.click()
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 2, timeout=LOAD_MS)
+    run_steps(qtbot, window, 1)
+    assert "relu2" in bench.summary.full_text()
+    with qtbot.waitSignal(window.loaded, timeout=LOAD_MS):
+        window.actions_.reset.trigger()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=LOAD_MS)
+    assert bench.layer is None and bench.layer_box.count() == 0
+    assert "relu2" not in bench.summary.full_text() and "dead" not in bench.summary.full_text()
+    assert bench.compare.text() == "" and bench.table.rowCount() == 0
+    assert not bench.undo.isEnabled() and not bench.reinit.isEnabled()
+
+
+def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_undo(qtbot, window):
+    """After the LeakyReLU swap it read "62 of 64 units dead" and "dead units 61 → 62" in red; after Undo its line
+    still credited the undone remedy with what followed."""
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    bench = window.docks.workbench
+    before = dead(window)
+    bench.leaky.click()
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
+    run_steps(qtbot, window, 1)
+    silent = dead(window)
+    assert silent > 32 and f"{silent} of 64 units inactive, not dead" in bench.summary.full_text()
+    assert "LeakyReLU passes them a gradient" in bench.summary.full_text()
+    compared = bench.compare.text()
+    assert "Since step 2 (relu2: ReLU -> LeakyReLU)" in compared
+    assert f"{before} → 0" in compared and f"({silent} inactive, not dead)" in compared
+    bench.undo.click()
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 2, timeout=LOAD_MS)
+    run_steps(qtbot, window, 1)
+    compared = bench.compare.text()
+    assert "Since step 3 (undo: relu2: ReLU -> LeakyReLU)" in compared and "inactive" not in compared
+    assert f"{dead(window)} of 64 units dead" in bench.summary.full_text()

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.diagnosis.unit_forensics import DeadUnit
-from bpviz.engine.record.history import History, is_undo
+from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.report.percent import percent_text
 from bpviz.gui import theme
@@ -59,6 +60,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._activity = self._dead_trace = None
         self._order: np.ndarray | None = None  # rows of the timeline: dead units by time of death, then the living
         self._busy = True
+        self._recording = False  # a recording is shown: nothing is trained, no remedy can be applied
 
         self.layer_box = QtWidgets.QComboBox()
         self.layer_box.setObjectName("workbenchLayer")
@@ -232,6 +234,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.timeline_marks.clear()
         self.compare.setText("")
         self.message.setText("")
+        self._set_summary(None)
         self._update_buttons()
 
     def refresh(self, history: History) -> None:
@@ -239,6 +242,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._history = history
         latest = history.latest
         if latest is None:
+            self._update_buttons()
             return
         self._fill_layers(latest)
         self._update_buttons()
@@ -319,9 +323,11 @@ class WorkbenchPanel(QtWidgets.QWidget):
             self._order = np.array([u for _, u in dead] + alive, dtype=np.int64)
         self._draw_timeline()
 
-    def set_busy(self, busy: bool) -> None:
-        """Remedies apply between steps only: disabled while training runs or a step is paused."""
+    def set_busy(self, busy: bool, recording: bool = False) -> None:
+        """Remedies apply between steps only: disabled while training runs or a step is paused, and in a
+        `recording`, which trains nothing."""
         self._busy = busy
+        self._recording = recording
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -407,31 +413,40 @@ class WorkbenchPanel(QtWidgets.QWidget):
         except KeyError:
             return
         dead = layer.dead_units or 0
+        share = f"{dead} of {layer.units} units {{}} ({percent_text(dead / layer.units, 0)})"
         parts = [
             theme.rich(f"{self.layer}", theme.SELECTED, bold=True),
             theme.rich(f"   step {latest.step}   ", theme.MUTED),
-            theme.rich(
-                f"{dead} of {layer.units} units dead ({percent_text(dead / layer.units, 0)})",
-                theme.BAD if dead else theme.LOSS,
-                bold=True,
-            ),
         ]
+        if inactive_not_dead(layer):  # a LeakyReLU/GELU swapped in: its silent units still get a gradient
+            parts.append(theme.rich(share.format("inactive, not dead"), theme.MUTED, bold=True))
+            parts.append(theme.rich(f"   ·   {layer.type} passes them a gradient", theme.MUTED))
+        else:
+            parts.append(theme.rich(share.format("dead"), theme.BAD if dead else theme.LOSS, bold=True))
         if self.units:
             first = min(u.died_at for u in self.units)
             parts.append(theme.rich(f"   ·   the first died at step {first}", theme.MUTED))
         self.summary.set_parts(parts)
 
     def _compare(self, history: History) -> None:
-        remedies = [(s, l) for s, l in history.interventions if not is_undo(l)]
-        if not remedies or self._dead_trace is None or len(self._dead_trace) == 0:
-            self.compare.setText(
-                theme.rich("Apply a remedy, then continue training: the curves compare before and after.", theme.MUTED)
+        """Dead units and loss before and since the latest remedy or undo: after an undo, what taking it back did
+        (compared with the remedy undone, the line credited it with what followed the undo)."""
+        if not history.interventions or self._dead_trace is None or len(self._dead_trace) == 0:
+            hint = (
+                "A recorded run: no remedy was applied in it up to this step."
+                if self._recording
+                else "Apply a remedy, then continue training: the curves compare before and after."
             )
+            self.compare.setText(theme.rich(hint, theme.MUTED))
             return
-        step, label = remedies[-1]
+        step, label = history.interventions[-1]
         steps, dead = self._dead_trace.steps, self._dead_trace.values
         before_dead = dead[steps < step]
         after_dead = dead[steps >= step]
+        latest = next((x for x in history.latest.layers if x.name == self.layer), None) if history.latest else None
+        inactive = latest is not None and inactive_not_dead(latest) and len(after_dead) > 0
+        if inactive:  # its silent units are not dead: they still get a gradient (LeakyReLU, GELU)
+            after_dead = np.zeros_like(after_dead)
         losses, loss_steps = np.asarray(history.losses), np.asarray(history.loss_steps)
         before_loss = losses[loss_steps < step][-COMPARE_STEPS:]
         after_loss = losses[loss_steps >= step][-COMPARE_STEPS:]
@@ -442,6 +457,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
                 theme.LOSS if after_dead[-1] < before_dead[-1] else theme.BAD,
                 bold=True,
             )
+            if inactive and latest.dead_units:
+                text += theme.rich(f" ({latest.dead_units} inactive, not dead)", theme.MUTED)
         else:
             text += theme.rich("no step since; continue training to compare", theme.MUTED)
         if len(before_loss) and len(after_loss):

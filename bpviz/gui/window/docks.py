@@ -159,9 +159,10 @@ class DebugDocks(QObject):
         self.hyperparams.undo_button.clicked.connect(lambda: self._apply(c.undo_remedy()))
 
     # --- commands ---
-    def set_busy(self, busy: bool) -> None:
-        """Remedies apply between steps only: their panels are disabled while training is busy."""
-        self.workbench.set_busy(busy)
+    def set_busy(self, busy: bool, recording: bool = False) -> None:
+        """Remedies apply between steps only: their panels are disabled while training is busy (or a recording,
+        which trains nothing, is shown)."""
+        self.workbench.set_busy(busy, recording)
         self.hyperparams.set_busy(busy)
 
     def describe_state(self, recording: bool) -> None:

@@ -573,7 +573,7 @@ class MainWindow(QMainWindow):
         """Enable what makes sense now (the actions decide, from the controller's state)."""
         recording = self.recording is not None
         self.actions_.set_state(self.controller, recording)
-        self.docks.set_busy(recording or not (self.controller.has_model and not self.controller.busy))
+        self.docks.set_busy(recording or not (self.controller.has_model and not self.controller.busy), recording)
         self.docks.describe_state(recording)
 
     # --- table export ---
