@@ -83,8 +83,10 @@ def test_units_that_revive_and_die_again_are_dead_since_they_died_again():
             fc.weight[:3] = 0.0
             fc.bias[:3] = -5.0
         died = stepper.step_index
-        run(stepper, window)
+        record = run(stepper, window)
     finally:
         stepper.close()
     assert finding.active and finding.step == died + window - 1  # held again once silent for the whole window
     assert f"went silent at step {died}, with a bias of -5" in finding.message
+    assert record.layer("act").dead_unit_ids.tolist() == [0, 1, 2]
+    assert record.layer("act").dead_since.tolist() == [died] * 3  # kept with the step, for a recording to tell

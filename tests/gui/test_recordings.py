@@ -262,6 +262,42 @@ def test_compare_with_asks_for_a_recorded_run_not_for_a_file_to_open(qtbot, wind
     assert "compared with b.bpviz" in window.windowTitle()
 
 
+def test_a_recordings_workbench_lists_the_dead_units_of_the_step_shown(qtbot, window, tmp_path):
+    """The table stayed empty in every recording: its rows came only from a live experiment process."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    path = tmp_path / "dead.bpviz"
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():  # units 0-2 never fire: their input is their bias, -1
+        model[0].weight[:3] = 0.0
+        model[0].bias[:3] = -1.0
+        model[0].bias[3:] = 3.0
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with bpviz.watch(model, record=path) as w:
+        for _ in range(6):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+    assert window.open_path(path)
+    qtbot.waitUntil(lambda: window.shown_step == 5)
+    bench = window.docks.workbench
+    assert bench.select("1")
+    qtbot.waitUntil(lambda: bench.table.rowCount() == 3)
+    assert bench.table_title.text() == "Dead units of 1 at step 5: 3"
+    assert [(u.unit, u.died_at, u.bias) for u in bench.units] == [(0, 0, -1.0), (1, 0, -1.0), (2, 0, -1.0)]
+    assert all(u.preact_max == pytest.approx(-1.0) and u.weight_norm is None for u in bench.units)
+    window.timeline.go_to(2)
+    qtbot.waitUntil(lambda: bench.units_step == 2)
+    assert bench.table_title.text() == "Dead units of 1 at step 2: 3"
+    assert "no remedy was applied" in bench.compare.text()
+
+
 def test_the_window_records_what_it_trains_lists_it_and_saves_a_copy(qtbot, window, runs_in_tmp, tmp_path):
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 3)

@@ -16,6 +16,7 @@ import torch
 from bpviz.engine.observe.catalog import LayerCatalog
 from bpviz.engine.record.dead_units import DeadUnitTracker
 from bpviz.engine.record.history import History
+from bpviz.engine.record.records import StepRecord
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,26 @@ def dead_units(history: History, catalog: LayerCatalog, tracker: DeadUnitTracker
 def _bias_history(history: History, layer: str) -> dict[int, np.ndarray]:
     """The bias feeding `layer`'s units at each step kept (records keep it under `layer`'s name)."""
     return {r.step: r.producer_bias[layer] for r in history.records if layer in r.producer_bias}
+
+
+def recorded_dead_units(record: StepRecord, layer: str) -> list[DeadUnit]:
+    """The dead units of `layer` as a recorded step tells them: when each went silent, its largest input, and the
+    bias feeding it then (a run file keeps no weights, so no incoming weight norm, nor the bias's step before)."""
+    try:
+        step = record.layer(layer)
+    except KeyError:
+        return []
+    if step.dead_unit_ids is None or step.dead_since is None:
+        return []  # a run recorded before the steps kept when their units went silent
+    bias, preact = record.producer_bias.get(layer), step.unit_preact_max
+    return [
+        DeadUnit(
+            unit=unit,
+            died_at=since,
+            preact_max=float(preact[unit]) if preact is not None else None,
+            bias=float(bias[unit]) if bias is not None else None,
+            weight_norm=None,
+            bias_step=None,
+        )
+        for unit, since in zip(step.dead_unit_ids.tolist(), step.dead_since.tolist())
+    ]

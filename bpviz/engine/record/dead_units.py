@@ -59,3 +59,4 @@ def mark_dead_units(record: StepRecord, tracker: DeadUnitTracker) -> None:
         dead = tracker.update(layer.name, record.step, fired)
         layer.dead_units = len(dead)
         layer.dead_unit_ids = dead
+        layer.dead_since = tracker.dead_since[layer.name][dead]  # kept with the step: a recording tells it too

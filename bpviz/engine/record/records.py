@@ -63,6 +63,7 @@ class LayerStep:
     units: int | None = None  # ReLU-family layers only
     dead_units: int | None = None  # units with no positive value over the recent window
     dead_unit_ids: np.ndarray | None = None  # int64 indices of those units
+    dead_since: np.ndarray | None = None  # int64, per unit of dead_unit_ids: the first step of its silent streak
     unit_activity: np.ndarray | None = None  # per unit: share of this step's positions that were positive
     unit_preact_max: np.ndarray | None = None  # per unit: largest input to the activation this step
     # L2 norm of d(loss)/d(output) over every output and call together (an LSTM's output, h_n and c_n);

@@ -18,6 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QMenu, QScrollArea, QStatusBar, QWidget
 
+from bpviz.engine.diagnosis.unit_forensics import recorded_dead_units
 from bpviz.engine.session.breakpoints import Breakpoint, Hit
 from bpviz.engine.session.events import RunView
 from bpviz.engine.session.step_gate import PhaseEvent
@@ -318,8 +319,13 @@ class DebugDocks(QObject):
             self.settings.set_file_value(self.path, BREAKPOINTS_KEY, json.dumps([b.to_dict() for b in breakpoints]))
 
     def _inspect(self, layer: str) -> None:
+        if self.viewed() is not self.controller.view:  # a recording: its step tells its dead units
+            shown = self.viewed().history.latest
+            if shown is not None:
+                self.workbench.show_units(layer, shown.step, recorded_dead_units(shown, layer))
+            return
         latest = self.controller.view.history.latest
-        if latest is None or self.controller.busy or self.viewed() is not self.controller.view:
+        if latest is None or self.controller.busy:
             return
         if self._inspected != (layer, latest.step):
             self._inspected = (layer, latest.step)
