@@ -262,6 +262,26 @@ def test_compare_with_asks_for_a_recorded_run_not_for_a_file_to_open(qtbot, wind
     assert "compared with b.bpviz" in window.windowTitle()
 
 
+def test_a_shorter_compared_run_is_named_with_the_step_its_overlay_shows(qtbot, window, tmp_path):
+    """Past the compared run's end its last step's norms were drawn over the bars with no step named."""
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=STEPS, level="full")
+    seeded_run(b, steps=6, level="full")
+    assert window.open_path(a)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    window.compare_with(b)
+    qtbot.waitUntil(lambda: settled(window))
+    legends = window.comparison.legends
+    for name in ("gradient_flow", "activations"):
+        bring_forward(window, getattr(window.page, "histogram_view" if name == "activations" else f"{name}_view"))
+        assert legends[name].names == ("a.bpviz", "b.bpviz (its step 5)")
+    window.timeline.go_to(3)
+    qtbot.waitUntil(lambda: window.shown_step == 3 and settled(window))
+    assert legends["activations"].names == ("a.bpviz", "b.bpviz")
+    bring_forward(window, window.page.gradient_flow_view)
+    assert legends["gradient_flow"].names == ("a.bpviz", "b.bpviz")
+
+
 def test_a_recordings_workbench_lists_the_dead_units_of_the_step_shown(qtbot, window, tmp_path):
     """The table stayed empty in every recording: its rows came only from a live experiment process."""
     import torch

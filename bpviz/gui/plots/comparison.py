@@ -50,25 +50,35 @@ class Comparison:
             "activations": _RunLegend(histogram, theme.rich("▮", theme.ACTIVATION), "╌╌"),
         }
 
-    def draw(self, view: str, other: History | None, layer: str | None, names: tuple[str, str] = ("", "")) -> None:
-        """View `view` was drawn: draw `other` (the second run at the step shown; None: no comparison) over it,
-        with a legend naming this run and the other (`names`).
+    def draw(
+        self,
+        view: str,
+        other: History | None,
+        layer: str | None,
+        names: tuple[str, str] = ("", ""),
+        shown: int | None = None,
+    ) -> None:
+        """View `view` was drawn at step `shown`: draw `other` (the second run at that step, or at its last when
+        it is shorter; None: no comparison) over it, with a legend naming this run and the other (`names`),
+        and the other's step where it is not the one shown.
 
         Each overlay is drawn with its own view, so a view drawn late (a tab shown after
         the step changed) gets the second run at the same moment as the first.
         """
         this, compared = names
+        latest = None if other is None else other.latest
+        at = f" (its step {latest.step})" if latest is not None and shown is not None and latest.step != shown else ""
         if view == "loss":
             steps, losses = (other.loss_steps, other.losses) if other is not None else ([], [])
             self.loss.setData(
                 np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64), connect="finite"
             )
         elif view == "gradient_flow":
-            self._draw_flow(None if other is None else other.latest)
+            self._draw_flow(latest)
+            compared += at
         elif view == "activations":
             held = self._draw_histogram(other, layer)
-            if held is not None:
-                compared = f"{compared} (histogram of step {held})"
+            compared = f"{compared} (histogram of step {held})" if held is not None else compared + at
         else:
             return
         self.legends[view].show(None if other is None else (this, compared))

@@ -373,7 +373,9 @@ class MainWindow(QMainWindow):
             self.comparison.draw(view, None, self.page.selected_layer())
             return
         names = (_run_name(recording.playback.run), _run_name(recording.other.run))
-        self.comparison.draw(view, other.history, self.page.selected_layer(), names)
+        drawn = recording.view.history.latest  # the step this draw shows (the clock's moves on once it is done)
+        shown = drawn.step if drawn is not None else None
+        self.comparison.draw(view, other.history, self.page.selected_layer(), names, shown)
 
     def _on_recording_state(self, state: str) -> None:
         recording = self.recording
