@@ -100,8 +100,8 @@ def test_user_code_that_ends_its_process_is_shown_with_the_steps_kept_and_reset_
     error = run_until_failed(qtbot, window, experiment(tmp_path, "dies", action))
     what, layer = DEATHS[action]
     assert (error.what, error.layer) == (what, layer)
-    if layer is not None:
-        assert window.page.selected_layer() == layer  # the table shows the layer it happened in
+    if layer is not None:  # the table shows the layer it happened in (once drawn: a loaded machine draws late)
+        qtbot.waitUntil(lambda: window.page.selected_layer() == layer, timeout=LOAD_MS)
     assert window.error_panel.isVisible() and window.error_panel.title.text() == error.what
     assert [r.step for r in window.history.records] == [0, 1]  # both recorded steps kept
     assert not window.controller.running and window.actions_.reset.isEnabled()
