@@ -112,3 +112,26 @@ def test_a_record_keyed_by_the_feeding_layer_still_gives_each_relu_its_bias():
     older = dataclasses.replace(record, producer_bias={"fc_a": bias})
     assert feeding_biases(older)["act_a"] is bias
     assert feeding_biases(record) == {"act_a": bias}
+
+
+def test_between_a_linear_and_its_relu_a_norm_layers_shift_is_the_bias_quoted():
+    """A BatchNorm removes the Linear's bias before the units see it: their input is gamma * x_hat + beta."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[0].bias.fill_(2.0)  # normalised away: says nothing of the units
+        model[1].weight[:4] = 0.0  # four units' input is their shift, beta = -3
+        model[1].bias[:4] = -3.0
+    g = torch.Generator().manual_seed(0)
+    data = [(torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g))]
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    stepper = Stepper(Experiment(Path("exp.py"), model, data, nn.CrossEntropyLoss(), opt))
+    try:
+        record = run(stepper, 3)
+        finding = _dead_finding(stepper, "2")
+        found = dead_units(stepper.history, stepper.watcher.catalog, stepper.watcher.tracker, "2")
+    finally:
+        stepper.close()
+    assert "4 of 8 units of 2" in finding.message and "with a bias of -3 (median)" in finding.message
+    assert [(d.unit, d.bias) for d in found] == [(0, -3.0), (1, -3.0), (2, -3.0), (3, -3.0)]
+    assert record.producer_bias["2"].tolist()[:4] == [-3.0] * 4

@@ -37,9 +37,10 @@ def dead_units(history: History, catalog: LayerCatalog, tracker: DeadUnitTracker
     step = record.layer(layer)
     if step.dead_unit_ids is None:
         return []
-    feeding = catalog.producers([l.name for l in record.layers], layer, step.units)
-    linear = catalog.own_parameters(catalog.layers[feeding[-1]].module_name) if feeding else {}
-    weight, bias = linear.get("weight"), linear.get("bias")
+    names = [l.name for l in record.layers]
+    feeding = catalog.producers(names, layer, step.units)
+    weight = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("weight") if feeding else None
+    bias = catalog.feeding_bias(names, layer, step.units)
     since = tracker.dead_since.get(layer)
     biases = _bias_history(history, layer) if feeding else {}
     result = []

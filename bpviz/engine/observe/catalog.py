@@ -170,6 +170,15 @@ class LayerCatalog:
         self._producers[key] = found
         return found
 
+    def feeding_bias(self, names: list[str], layer: str, units: int) -> nn.Parameter | None:
+        """The bias that shifts the units' input: the nearest producer's that has one. Between a Linear and its
+        ReLU a norm layer's (its shift, beta): the Linear's own bias is normalised away before the units see it."""
+        for name in self.producers(names, layer, units):
+            bias = self.own_parameters(self.layers[name].module_name).get("bias")
+            if bias is not None:
+                return bias
+        return None
+
     def _walk_on(self, found: list[str], name: str, units: int) -> bool:
         """Add layer `name` to `found` when it holds one parameter row per unit; whether the walk goes on past it."""
         info = self.layers[name]

@@ -246,19 +246,17 @@ def nonfinite_origin(ordered: list[LayerStep], loss: float | None) -> str | None
 
 
 def _producer_biases(catalog: LayerCatalog, pending: PendingStep) -> dict[str, torch.Tensor]:
-    """The bias of the Linear/Conv feeding each unit-tracked layer, by that layer's name, kept per step to explain
-    unit deaths."""
+    """The bias feeding each unit-tracked layer (catalog.feeding_bias), by that layer's name, kept per step to
+    explain unit deaths."""
     names = list(dict.fromkeys(call.layer.name for call in pending.calls))
     biases = {}
     for call in pending.calls:
         units = call.unit_positive if call.unit_positive is not None else call.preact_max
         if units is None or call.layer.name in biases:
             continue
-        feeding = catalog.producers(names, call.layer.name, units.numel())
-        if feeding:
-            bias = catalog.own_parameters(catalog.layers[feeding[-1]].module_name).get("bias")
-            if bias is not None and local_shard(bias) is bias:  # a shard's bias cannot explain every unit
-                biases[call.layer.name] = bias
+        bias = catalog.feeding_bias(names, call.layer.name, units.numel())
+        if bias is not None and local_shard(bias) is bias:  # a shard's bias cannot explain every unit
+            biases[call.layer.name] = bias
     return biases
 
 
