@@ -69,6 +69,10 @@ class KeyframeWriter:
             blob = encode_delta(array, frame.base, frame.step % STRIDE, limit=len(frame.blob))
             if blob is not None:
                 return blob
+        if frame is not None and frame.base is not None and _same_bits(array, frame.base.array):
+            # stored whole again, as the same bytes (a short list of dead units, step after step): not encoded anew
+            self._frames[slot] = _Keyframe(step, frame.base, frame.blob)
+            return frame.blob
         blob = encode_array(array)
         if frame is not None and frame.base is not None and blob == frame.blob:
             base = frame.base  # the same bytes decode to the same array (an empty list of dead units, step after step)
@@ -76,6 +80,11 @@ class KeyframeWriter:
             base = DeltaBase(decode_array(blob))
         self._frames[slot] = _Keyframe(step, base, blob)
         return blob
+
+
+def _same_bits(array: np.ndarray, keyframe: np.ndarray) -> bool:
+    """Whether `array` is its keyframe's array bit for bit (so its plain blob is the keyframe's)."""
+    return array.dtype == keyframe.dtype and array.shape == keyframe.shape and array.tobytes() == keyframe.tobytes()
 
 
 class _Encoder(ArrayCoder):
