@@ -10,9 +10,10 @@ Beside them, the floor: the same models with only the exact checks the economy
 level never thins out, in the least Python a watcher can have (floor_contender),
 the ratio below which no design of these checks in per-layer hooks can go.
 
-    python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP] [--threads N] [--anchors] [--sized]
+    python benchmarks/overhead.py [--steps 30] [--warmup 5] [--only MLP] [--threads N] [--anchors] [--sized|--deep]
 
-`--sized` times, instead, models of the real sizes built from their configs (no
+`--deep` times, instead, a deep narrow MLP (61 layers of width 64), where what a watcher pays per layer is
+most of the cost. `--sized` times models of the real sizes built from their configs (no
 download): a full-width ResNet-18 on 112x112 images, GPT-2 (124M) and BERT-base,
 whose goal is 1.25x at the default level; their steps take about a second on two
 cores, so fewer are timed.
@@ -110,6 +111,16 @@ def bert():
     model = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=2))
     return model, torch.randint(0, model.config.vocab_size, (2, 64)), torch.randint(0, 2, (2,)), _class_loss
 
+
+def deep_narrow():
+    """61 layers of width 64 (30 Linear-ReLU pairs and a head), batch 32: a step of little arithmetic, so what a
+    watcher pays per layer in Python is most of what it costs."""
+    body = [m for _ in range(29) for m in (nn.Linear(64, 64), nn.ReLU())]
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), *body, nn.Linear(64, 10))
+    return model, torch.randn(32, 32), torch.randint(0, 10, (32,))
+
+
+DEEP = {"Deep narrow MLP, 61 layers of width 64, batch 32": deep_narrow}
 
 SIZED = {
     "ResNet-18 3x112x112, batch 8": resnet18,
@@ -286,6 +297,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default: torch's choice)")
     parser.add_argument("--anchors", action="store_true", help="also time TensorBoard and wandb, when installed")
     parser.add_argument("--sized", action="store_true", help="time ResNet-18, GPT-2 and BERT-base at their sizes")
+    parser.add_argument("--deep", action="store_true", help="time a deep narrow MLP: bpviz's cost per layer")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -295,7 +307,7 @@ def main() -> None:
     header = "".join(f" {level + ' ms':>11} {'ratio':>6} {'share':>6} {'implied':>7}" for level in LEVELS) + "  floor"
     anchor_header = " anchors" if args.anchors else ""
     print(f"{'workload':46} {'plain ms':>9}{header}{anchor_header}")
-    for name, factory in (SIZED if args.sized else WORKLOADS).items():
+    for name, factory in (SIZED if args.sized else DEEP if args.deep else WORKLOADS).items():
         if args.only.lower() not in name.lower():
             continue
         plain, contenders = measure(factory, args.steps, args.warmup, args.anchors)

@@ -357,15 +357,15 @@ class Probe:
     @staticmethod
     def _input_sum(args: tuple) -> torch.Tensor | None:
         """0, or NaN when any floating-point value the model was given is NaN/Inf: all of its inputs, not only the
-        first (a two-tower model's second; `model(token_ids, features)`), inside tuples, lists and dicts. Summed in
-        double where the device has it, so that no finite batch overflows the sum (200,000 half-precision ones sum
-        past float16's 65504, a dozen rows of 3e38 past float32's largest); only whether it is finite is read.
+        first (a two-tower model's second; `model(token_ids, features)`), inside tuples, lists and dicts. Summed so
+        that no finite batch overflows the sum (200,000 half-precision ones sum past float16's 65504, a dozen rows
+        of 3e38 past float32's largest: see deferred.finite_sum); only whether it is finite is read.
         Inputs on another device than the first are left out: adding them would move them."""
         inputs = [t for t in _floating_tensors(list(args)) if t.numel()]
         if not inputs:
             return None
         wide = torch.float64 if inputs[0].device.type in ("cpu", "cuda") else torch.float32  # MPS has no double
-        sums = [t.detach().sum(dtype=wide) for t in inputs if t.device == inputs[0].device]
+        sums = [deferred.finite_sum(t, wide) for t in inputs if t.device == inputs[0].device]
         total = sums[0] if len(sums) == 1 else torch.stack(sums).sum()
         return (total - total).float()  # NaN exactly when the sum is not finite
 
