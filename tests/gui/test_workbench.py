@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 
 from tests.gui.window_driver import LOAD_MS, SAMPLES, open_file, run_steps, training_state
 
@@ -204,3 +204,16 @@ def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_u
     compared = bench.compare.text()
     assert "Since step 3 (undo: relu2: ReLU -> LeakyReLU)" in compared and "inactive" not in compared
     assert f"{dead(window)} of 64 units dead" in bench.summary.full_text()
+
+
+def test_a_remedy_clicked_leaves_the_keyboard_focus_where_it_was(qtbot, window):
+    """A click focused the button, the request disabled it, and the focus moved to the clip value, text selected."""
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    bench = window.docks.workbench
+    window.docks.workbench_dock.show()
+    window.docks.workbench_dock.raise_()
+    qtbot.waitUntil(bench.leaky.isVisible, timeout=LOAD_MS)
+    qtbot.mouseClick(bench.leaky, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
+    assert not bench.clip_value.hasFocus() and not bench.leaky.hasFocus()

@@ -166,6 +166,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         )
         QtWidgets.QVBoxLayout(remedies).addWidget(self.remedy_grid)
         self.buttons = [self.reinit, self.leaky, self.gelu, self.lower_lr, self.clip, self.undo, self.go]
+        for button in self.buttons:
+            # focused by a click, a button the request then disables handed the focus on to the clip spin box,
+            # text selected, where the next key typed replaced the value: reached by Tab only
+            button.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)
 
         top = QtWidgets.QHBoxLayout()
         top.setContentsMargins(4, 2, 4, 2)
