@@ -194,6 +194,9 @@ def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_u
     run_steps(qtbot, window, 1)
     silent = dead(window)
     assert silent > 32 and f"{silent} of 64 units inactive, not dead" in bench.summary.full_text()
+    assert bench.layer_box.currentText().endswith(" inactive)")
+    qtbot.waitUntil(lambda: bench.units_step == 2, timeout=LOAD_MS)
+    assert bench.table_title.text().startswith("Inactive units of relu2 at step 2")
     assert "LeakyReLU passes them a gradient" in bench.summary.full_text()
     compared = bench.compare.text()
     assert "Since step 2 (relu2: ReLU -> LeakyReLU)" in compared

@@ -317,7 +317,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         where = f" at step {step}" if step is not None else ""
-        self.table_title.setText(f"Dead units of {layer}{where}: {len(units)}" if layer else "Dead units")
+        shown = self._history.latest if self._history is not None else None
+        silent = next((x for x in shown.layers if x.name == layer), None) if shown is not None else None
+        kind = "Inactive units" if silent is not None and inactive_not_dead(silent) else "Dead units"
+        self.table_title.setText(f"{kind} of {layer}{where}: {len(units)}" if layer else "Dead units")
         died = {u.unit: u.died_at for u in units}
         self._order = None
         if died and self._activity is not None and len(self._activity):
@@ -372,7 +375,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
                 self._on_layer_box(self.layer_box.currentIndex())
         for i, layer in enumerate(layers):
             share = (layer.dead_units or 0) / layer.units
-            self.layer_box.setItemText(i, f"{layer.name}  ({percent_text(share, 0)} dead)")
+            word = "inactive" if inactive_not_dead(layer) else "dead"
+            self.layer_box.setItemText(i, f"{layer.name}  ({percent_text(share, 0)} {word})")
 
     def _on_layer_box(self, index: int) -> None:
         layer = self.layer_box.itemData(index) if index >= 0 else None
