@@ -228,7 +228,9 @@ def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot
         assert [line.value() for line in marks.lines] == [divergence - 0.5]  # every time axis, before that step
     where = result["divergence"]
     label = f"the runs diverge here ({where['statistic']} of layer {where['layer']})"
-    assert (divergence, label) in window.history.interventions  # the mark says what it is, in words
+    assert window.history.marks == [(divergence, label)]  # the mark says what it is, in words
+    assert window.history.interventions == []  # and is no remedy: the workbench compares none
+    assert "no remedy was applied" in window.docks.workbench.compare.text()
     last_b = run_b.record(STEPS - 1)
     names = window.page.gradient_flow_view.names
     norms = window.comparison.flow.yData  # the data given; getData() is in the log axis

@@ -220,3 +220,21 @@ def test_a_remedy_clicked_leaves_the_keyboard_focus_where_it_was(qtbot, window):
     qtbot.mouseClick(bench.leaky, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(window.history.interventions) == 1, timeout=LOAD_MS)
     assert not bench.clip_value.hasFocus() and not bench.leaky.hasFocus()
+
+
+def test_the_dead_units_table_follows_a_run_from_the_steps_records(qtbot, window):
+    """During a run the table kept the units of the step before it ("at step 99" with the window at step 856):
+    the experiment process, training, cannot be asked; the step's record tells them."""
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    bench = window.docks.workbench
+    qtbot.waitUntil(lambda: bench.units_step == 1, timeout=LOAD_MS)
+    window.controller.busy = True  # as while a run trains
+    window.docks.on_redrawn(1)
+    record = window.history.latest.layer("relu2")
+    assert bench.units_step == 1 and [u.unit for u in bench.units] == record.dead_unit_ids.tolist()
+    assert [u.died_at for u in bench.units] == record.dead_since.tolist()
+    assert all(u.weight_norm is None for u in bench.units)  # the process holds the weights
+    window.controller.busy = False
+    window.update_actions()
+    qtbot.waitUntil(lambda: bench.units and bench.units[0].weight_norm is not None, timeout=LOAD_MS)

@@ -32,6 +32,9 @@ class History:
         self.losses: list[float] = []
         self.validation: list[tuple[int, dict[str, float]]] = []  # (after step, metrics)
         self.interventions: list[tuple[int, str]] = []  # (first step it affects, label): remedies, hyperparameters
+        # (step, label) of what else the time axes mark beside them (where a compared run diverges): no remedy,
+        # so neither Undo nor the before/after of remedies counts it
+        self.marks: list[tuple[int, str]] = []
 
     def append(self, record: StepRecord) -> None:
         self.records.append(record)

@@ -15,7 +15,8 @@ from bpviz.gui import theme
 
 
 class InterventionMarks:
-    """Keeps one dashed vertical line per `history.interventions` entry on `plot`, labelled on hover."""
+    """Keeps one dashed vertical line per `history.interventions` and `history.marks` entry on `plot`, labelled
+    on hover."""
 
     def __init__(self, plot: pg.PlotItem, labels: bool = False) -> None:
         self.plot = plot
@@ -24,8 +25,8 @@ class InterventionMarks:
         self._seen: list[tuple[int, str]] = []
 
     def update(self, history: History | None) -> bool:
-        """Match the lines to `history.interventions`; True when they changed."""
-        marks = list(history.interventions) if history is not None else []
+        """Match the lines to `history.interventions` and `history.marks`; True when they changed."""
+        marks = [*history.interventions, *history.marks] if history is not None else []
         if marks == self._seen:
             return False
         if marks[: len(self._seen)] != self._seen:

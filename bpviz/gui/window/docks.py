@@ -165,6 +165,8 @@ class DebugDocks(QObject):
         which trains nothing, is shown)."""
         self.workbench.set_busy(busy, recording)
         self.hyperparams.set_busy(busy)
+        if not busy and self.workbench.layer is not None:  # between steps again: the full evidence can be asked
+            self._inspect(self.workbench.layer)
 
     def describe_state(self, recording: bool) -> None:
         """The Step panel says what can be done now while no step is paused (the actions' own conditions)."""
@@ -319,13 +321,16 @@ class DebugDocks(QObject):
             self.settings.set_file_value(self.path, BREAKPOINTS_KEY, json.dumps([b.to_dict() for b in breakpoints]))
 
     def _inspect(self, layer: str) -> None:
-        if self.viewed() is not self.controller.view:  # a recording: its step tells its dead units
-            shown = self.viewed().history.latest
+        """The dead units of `layer` at the step shown: asked of the experiment process between steps (their
+        incoming weights too), else (a recording, or while it trains) as the step's record tells them."""
+        shown = self.viewed().history.latest
+        if self.viewed() is not self.controller.view or self.controller.busy:
             if shown is not None:
                 self.workbench.show_units(layer, shown.step, recorded_dead_units(shown, layer))
+                self._inspected = None  # shown without their weights: asked again once the process can answer
             return
         latest = self.controller.view.history.latest
-        if latest is None or self.controller.busy:
+        if latest is None:
             return
         if self._inspected != (layer, latest.step):
             self._inspected = (layer, latest.step)

@@ -91,7 +91,7 @@ class Recording(QObject):
             div = self.divergence
             if div is not None and div["step"] <= latest.step:
                 what = f"{div['statistic']} of layer {div['layer']}" if div["layer"] else div["statistic"]
-                view.history.interventions.append((div["step"], f"the runs diverge here ({what})"))
+                view.history.marks.append((div["step"], f"the runs diverge here ({what})"))
         return view
 
     def _on_step_chosen(self, step: int) -> None:
