@@ -91,6 +91,8 @@ def test_replace_activation_and_undo(functional):
     assert replaced.type == ("leaky_relu" if functional else "LeakyReLU")
     assert replaced.min < 0  # negative inputs now pass through, scaled
     assert replaced.units == 8  # still tracked, to compare before and after
+    with pytest.raises(ValueError, match="already; replacing it with leaky_relu would change nothing"):
+        remedies.replace_activation(stepper, layer, "leaky_relu")  # it once added a no-op mark and undo entry
     stepper.undo_last()
     assert run(stepper, 1).layer(layer).type == ("relu" if functional else "ReLU")
     stepper.close()

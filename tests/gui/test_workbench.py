@@ -195,6 +195,7 @@ def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_u
     silent = dead(window)
     assert silent > 32 and f"{silent} of 64 units inactive, not dead" in bench.summary.full_text()
     assert bench.layer_box.currentText().endswith(" inactive)")
+    assert not bench.leaky.isEnabled() and bench.gelu.isEnabled()  # it is a LeakyReLU already
     qtbot.waitUntil(lambda: bench.units_step == 2, timeout=LOAD_MS)
     assert bench.table_title.text().startswith("Inactive units of relu2 at step 2")
     assert "LeakyReLU passes them a gradient" in bench.summary.full_text()

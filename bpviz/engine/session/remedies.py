@@ -25,6 +25,13 @@ from bpviz.engine.watcher import Watcher
 
 HYPERPARAMETERS = ("lr", "momentum", "weight_decay")
 REPLACEMENTS = ("leaky_relu", "gelu")
+# the layer types (a module's class, a functional's name) that already are each replacement
+_ALREADY = {"leaky_relu": ("LeakyReLU", "leaky_relu", "leaky_relu_"), "gelu": ("GELU", "gelu")}
+
+
+def already_is(layer_type: str, new: str) -> bool:
+    """Whether a layer of type `layer_type` already is replacement `new`: swapping it would change nothing."""
+    return layer_type in _ALREADY.get(new, ())
 
 
 class RemedyTarget(Protocol):
@@ -59,6 +66,8 @@ def replace_activation(stepper: RemedyTarget, layer: str, new: str) -> Remedy:
     info = stepper.watcher.catalog.layers.get(layer)
     if info is None:
         raise ValueError(f"no layer {layer!r} has been seen yet; run a step first")
+    if already_is(info.type, new):
+        raise ValueError(f"{layer} is a {info.type} already; replacing it with {new} would change nothing")
     if info.functional:
         in_place = info.type.endswith("_")
         if in_place and new == "gelu":

@@ -17,6 +17,7 @@ from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.report.percent import percent_text
+from bpviz.engine.session.remedies import already_is
 from bpviz.gui import theme
 from bpviz.gui.fitted_header import FittedHeader
 from bpviz.gui.format import number
@@ -317,8 +318,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.table.setSortingEnabled(True)
         self.table.resizeColumnsToContents()
         where = f" at step {step}" if step is not None else ""
-        shown = self._history.latest if self._history is not None else None
-        silent = next((x for x in shown.layers if x.name == layer), None) if shown is not None else None
+        silent = self._shown_layer()
         kind = "Inactive units" if silent is not None and inactive_not_dead(silent) else "Dead units"
         self.table_title.setText(f"{kind} of {layer}{where}: {len(units)}" if layer else "Dead units")
         died = {u.unit: u.died_at for u in units}
@@ -343,8 +343,16 @@ class WorkbenchPanel(QtWidgets.QWidget):
             button.setEnabled(ready and self.layer is not None)
         for button in (self.lower_lr, self.clip, self.go):
             button.setEnabled(ready)
+        layer = self._shown_layer()
+        for button, new in ((self.leaky, "leaky_relu"), (self.gelu, "gelu")):  # a swap that would change nothing
+            button.setEnabled(button.isEnabled() and not (layer is not None and already_is(layer.type, new)))
         # enabled with nothing to take back, it only answered "Nothing to undo"
         self.undo.setEnabled(ready and self._history.remedies_in_force() > 0)
+
+    def _shown_layer(self) -> LayerStep | None:
+        """The workbench's layer as the latest step shows it; None when there is none."""
+        latest = self._history.latest if self._history is not None else None
+        return next((x for x in latest.layers if x.name == self.layer), None) if latest is not None else None
 
     def remedy_applied(self, step: int, label: str) -> None:
         self.message.setStyleSheet(f"color: {theme.LOSS}; padding: 2px;")
@@ -451,7 +459,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         steps, dead = self._dead_trace.steps, self._dead_trace.values
         before_dead = dead[steps < step]
         after_dead = dead[steps >= step]
-        latest = next((x for x in history.latest.layers if x.name == self.layer), None) if history.latest else None
+        latest = self._shown_layer()
         inactive = latest is not None and inactive_not_dead(latest) and len(after_dead) > 0
         if inactive:  # its silent units are not dead: they still get a gradient (LeakyReLU, GELU)
             after_dead = np.zeros_like(after_dead)
