@@ -201,3 +201,22 @@ def test_a_disabled_toolbar_icon_is_drawn_faint_not_just_grey(window):
         icon = action.icon()
         normal, disabled = icon.pixmap(24, 24, QIcon.Mode.Normal), icon.pixmap(24, 24, QIcon.Mode.Disabled)
         assert _ink(disabled) == pytest.approx(theme.DISABLED_ICON_OPACITY * _ink(normal), rel=0.05), action.text()
+
+
+def test_plots_exported_from_a_recording_name_it_and_the_run_compared(qtbot, window, tmp_path):
+    """Exported from a recording, the titles named no file (they named the experiment file trained, or nothing)."""
+    from tests.engine.run_files import seeded_run
+
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=4)
+    seeded_run(b, steps=4, lr=0.2)
+    assert window.open_path(a)
+    qtbot.waitUntil(lambda: window.shown_step == 3)
+    window.compare_with(b)
+    window.dialogs.directory = tmp_path / "figures"
+    window.dialogs.directory.mkdir()
+    written = [p for p in window.export_plots() if p.suffix == ".svg"]
+    assert written
+    for svg in written:
+        title = ET.parse(svg).getroot().find("{http://www.w3.org/2000/svg}title").text
+        assert title.endswith("step 3   ·   a.bpviz compared with b.bpviz"), title

@@ -313,6 +313,15 @@ class MainWindow(QMainWindow):
         """The run file the window shows: the recording open, or the one the training side records."""
         return self.recording.path if self.recording is not None else self.controller.run_path
 
+    def _export_source(self) -> str:
+        """What an exported figure's title names as its source: the recording shown (and the run compared with
+        it, drawn dashed over some plots), else the file being trained."""
+        recording = self.recording
+        if recording is None:
+            return self.controller.request.path.name if self.controller.request is not None else ""
+        shown = _run_name(recording.playback.run)
+        return shown if recording.other is None else f"{shown} compared with {_run_name(recording.other.run)}"
+
     def save_run_dialog(self) -> Path | None:
         """File > Save Run As…: a copy of the run shown (the recording, or the one trained) where the user says."""
         # the folder last opened from, else home (an empty one made it "/run.bpviz"); named as the run is
@@ -603,7 +612,7 @@ class MainWindow(QMainWindow):
         self.redraw(force=True)
         latest = self.history.latest
         step = None if latest is None else latest.step
-        source = self.controller.request.path.name if self.controller.request is not None else ""
+        source = self._export_source()
         for view_name, view in self.plots.items():
             self.plots.refresh(view_name, self.history)  # a view in a hidden tab is drawn only when shown
             layer = view.export_layer()
