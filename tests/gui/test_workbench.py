@@ -180,6 +180,8 @@ def test_reset_leaves_nothing_of_the_previous_training_in_the_workbench(qtbot, w
     assert "relu2" not in bench.summary.full_text() and "dead" not in bench.summary.full_text()
     assert bench.compare.text() == "" and bench.table.rowCount() == 0
     assert not bench.undo.isEnabled() and not bench.reinit.isEnabled()
+    for plot in (bench.timeline, bench.curves):  # no axis kept from the run before
+        assert all(plot.getViewBox().autoRangeEnabled())
 
 
 def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_undo(qtbot, window):

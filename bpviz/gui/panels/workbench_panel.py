@@ -430,15 +430,14 @@ class WorkbenchPanel(QtWidgets.QWidget):
             return
         dead = layer.dead_units or 0
         share = f"{dead} of {layer.units} units {{}} ({percent_text(dead / layer.units, 0)})"
-        parts = [
-            theme.rich(f"{self.layer}", theme.SELECTED, bold=True),
-            theme.rich(f"   step {latest.step}   ", theme.MUTED),
-        ]
+        # the count right after the layer: a narrow dock (1280x800) keeps the first parts whole and drops the rest
+        parts = [theme.rich(f"{self.layer}   ", theme.SELECTED, bold=True)]
+        step = theme.rich(f"   step {latest.step}", theme.MUTED)
         if inactive_not_dead(layer):  # a LeakyReLU/GELU swapped in: its silent units still get a gradient
-            parts.append(theme.rich(share.format("inactive, not dead"), theme.MUTED, bold=True))
+            parts += [theme.rich(share.format("inactive, not dead"), theme.MUTED, bold=True), step]
             parts.append(theme.rich(f"   ·   {layer.type} passes them a gradient", theme.MUTED))
         else:
-            parts.append(theme.rich(share.format("dead"), theme.BAD if dead else theme.LOSS, bold=True))
+            parts += [theme.rich(share.format("dead"), theme.BAD if dead else theme.LOSS, bold=True), step]
         if self.units:
             first = min(u.died_at for u in self.units)
             parts.append(theme.rich(f"   ·   the first died at step {first}", theme.MUTED))

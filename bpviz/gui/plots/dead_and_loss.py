@@ -37,9 +37,12 @@ class DeadAndLossCurves:
         self.marks = InterventionMarks(self.plot, labels=True)
 
     def clear(self) -> None:
+        """No curves, and the axes back to their own ranges: a new run's are not the last one's."""
         self.dead_curve.setData([], [])
         self.loss_curve.setData([], [])
         self.marks.clear()
+        self.plot.enableAutoRange()
+        self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
 
     def _sync_loss_box(self) -> None:
         self.loss_box.setGeometry(self.plot.getViewBox().sceneBoundingRect())

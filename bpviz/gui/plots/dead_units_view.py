@@ -149,13 +149,13 @@ class DeadUnitsView(PlotView):
         inactive = inactive_not_dead(layer)  # a LeakyReLU/GELU swapped in: silent units still get a gradient
         colour = theme.LOSS if not layer.dead_units else theme.MUTED if inactive else theme.BAD
         word = f"inactive, not dead ({layer.type} passes them a gradient)" if inactive else "dead"
-        self.header.set_parts(
+        self.header.set_parts(  # the count right after the layer: a narrow view keeps the first parts whole
             [
-                name,
-                theme.rich(f"   step {latest.step}   ", theme.MUTED),
+                name + "   ",
                 theme.rich(
                     f"{layer.dead_units} of {layer.units} units {word} ({percent_text(share)})", colour, bold=True
                 ),
+                theme.rich(f"   step {latest.step}", theme.MUTED),
                 theme.rich("   ·   ◀ = dead now", theme.MUTED),
             ]
         )

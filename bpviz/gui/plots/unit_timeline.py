@@ -37,5 +37,7 @@ class UnitTimeline:
         self.markers.setData(x=np.asarray(x, dtype=np.float64), y=np.asarray(y, dtype=np.float64))
 
     def clear(self) -> None:
+        """No image, and the axes back to their own ranges: a new run's are not the last one's."""
         self.image.clear()
         self.markers.setData([], [])
+        self.plot.enableAutoRange()
