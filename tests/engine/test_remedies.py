@@ -144,3 +144,13 @@ def test_remedies_in_force_count_what_undo_can_take_back():
     history.interventions.append((6, "undo: lr 0.5 -> 0.05"))
     assert history.remedies_in_force() == 0
     assert history.before(6).remedies_in_force() == 1  # a rewind before the second undo keeps the first remedy
+
+
+def test_reinit_after_a_leaky_swap_says_it_reinitialised_inactive_units():
+    stepper = small(dead=3)
+    run(stepper, 3)
+    stepper.apply(remedies.replace_activation(stepper, "act", "leaky_relu"))
+    run(stepper, 1)
+    remedy = stepper.apply(remedies.reinit_dead_units(stepper, "act"))
+    stepper.close()
+    assert remedy.label == "act: re-initialised 3 inactive units"

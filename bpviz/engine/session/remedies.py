@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.load.experiment import Experiment
 from bpviz.engine.record.history import History
 from bpviz.engine.watcher import Watcher
@@ -119,7 +120,8 @@ def reinit_dead_units(stepper: RemedyTarget, layer: str) -> Remedy:
                 for buffer, old in zip(_state_buffers(optimizer, param), state):
                     buffer[rows] = old
 
-    return Remedy(stepper.step_index, f"{layer}: re-initialised {len(units)} dead units", undo)
+    word = "inactive" if inactive_not_dead(step) else "dead"  # a LeakyReLU/GELU swapped in: they get a gradient
+    return Remedy(stepper.step_index, f"{layer}: re-initialised {len(units)} {word} units", undo)
 
 
 def set_hyperparameter(stepper: RemedyTarget, name: str, value: float) -> Remedy:
