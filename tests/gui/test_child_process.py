@@ -145,6 +145,21 @@ def test_stop_ends_a_step_that_never_returns(qtbot, window, tmp_path):
     reset_works(qtbot, window)
 
 
+def test_a_late_message_from_the_step_before_does_not_keep_a_hung_step_alive(qtbot, window, tmp_path):
+    """Any message in the grace period was taken for the answer to Pause: the previous step's progress, arriving
+    just after the click, left the hung step running for good (an intermittent failure of the test above)."""
+    open_file(qtbot, window, experiment(tmp_path, "spins", SPIN))
+    failed = []
+    window.failed.connect(failed.append)
+    window.actions_.run.trigger()
+    qtbot.waitUntil(lambda: len(window.history) == 2, timeout=LOAD_MS)  # step 2 now spins
+    client = window.controller.client
+    window.actions_.pause.trigger()
+    client._on_message(client.current, "progress", (2, 0))  # as if it came from step 1, late
+    qtbot.waitUntil(lambda: bool(failed), timeout=LOAD_MS)
+    assert failed[0].what == "The experiment process was ended by Stop in forward of odd at step 2"
+
+
 def test_stop_kills_a_running_experiment_at_once_and_says_so(qtbot, window, tmp_path):
     open_file(qtbot, window, experiment(tmp_path, "spins", SPIN))
     assert not window.actions_.stop.isEnabled()

@@ -188,7 +188,7 @@ class TrainingController(QObject):
         self.client.request_stop(self._run_id)
         self.client.abort()
         if self.busy:
-            self.client.end_unless_answered()
+            self.client.end_unless_answered(lambda: not self.busy)
 
     def validate(self) -> None:
         if self.has_model and self.validates and not self.running:

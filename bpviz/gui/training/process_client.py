@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,6 @@ class Child:
     process: multiprocessing.process.BaseProcess
     conn: object
     position: Position
-    answers: int = 0  # messages received so far: Stop's grace period watches it move
     run_path: Path | None = None  # the run file it records
     playback: Playback | RunFileError | None = None  # that file, read on the reader thread only
     request: LoadRequest | None = None  # what it was started to load
@@ -228,15 +228,16 @@ class ProcessClient(QObject):
         """Ask the child what it holds (answered by `state`); with `tensors`, the model's weights and buffers."""
         self._tell("state", tensors)
 
-    def end_unless_answered(self) -> None:
-        """Stop's second half: a child that sends nothing within the grace period is terminated, then killed."""
+    def end_unless_answered(self, answered: Callable[[], bool]) -> None:
+        """Stop's second half: a child that has not `answered` (stopped what it was doing) within the grace
+        period is terminated, then killed. Any message was once taken for the answer: a late one from the
+        step before (its progress) left a step that never returns running for good."""
         child = self.current
         if child is None:
             return
-        seen = child.answers
 
         def check() -> None:
-            if child is self.current and child.answers == seen and child.process.is_alive():
+            if child is self.current and not answered() and child.process.is_alive():
                 _terminate(child, "pause")
 
         QTimer.singleShot(GRACE_MS, check)
@@ -377,7 +378,6 @@ class ProcessClient(QObject):
 
     @Slot(object, str, object)
     def _on_message(self, child: Child, kind: str, args: tuple) -> None:
-        child.answers += 1
         if child is self.pending:
             if kind == "loaded":
                 if self.current is not None:
