@@ -27,3 +27,18 @@ def test_interventions_are_drawn_as_vertical_marks(qtbot, view_class, attr):
     assert [line.value() for line in view.marks.lines] == [2.5, 6.5]
     view.refresh(History())  # a reset: the marks go with the old history
     assert view.marks.lines == []
+
+
+def test_labels_of_marks_in_a_row_are_drawn_at_different_heights(qtbot):
+    """A remedy and its undo a step apart drew one label over the other on the loss plot."""
+    import pyqtgraph as pg
+
+    from bpviz.gui.plots.intervention_marks import InterventionMarks
+
+    plot = pg.PlotItem()
+    marks = InterventionMarks(plot, labels=True)
+    history = History()
+    history.interventions += [(6, "relu2: ReLU -> LeakyReLU"), (7, "undo: relu2: ReLU -> LeakyReLU"), (9, "lr")]
+    marks.update(history)
+    heights = [next(c for c in line.childItems() if isinstance(c, pg.InfLineLabel)).orthoPos for line in marks.lines]
+    assert len(set(heights)) == 3

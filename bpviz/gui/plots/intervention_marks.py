@@ -13,6 +13,8 @@ from PySide6 import QtCore
 from bpviz.engine.record.history import History, is_undo
 from bpviz.gui import theme
 
+LABEL_ROW = 0.12  # the height of a label's row, as a share of the plot's
+
 
 class InterventionMarks:
     """Keeps one dashed vertical line per `history.interventions` and `history.marks` entry on `plot`, labelled
@@ -54,7 +56,9 @@ class InterventionMarks:
             pg.InfLineLabel(
                 line,
                 text=label,
-                position=0.9,
+                # each mark's label a row below the one before, three rows round: a remedy and its undo a step or
+                # two apart drew one label over the other
+                position=0.9 - LABEL_ROW * (len(self.lines) % 3),
                 anchors=[(0, 0.5), (0, 0.5)],
                 color=theme.UNDONE if undo else theme.INTERVENTION,
             )
