@@ -34,6 +34,8 @@ def test_reinitialising_dead_units_brings_the_dead_count_down(qtbot, window):
     before = dead(window)
     assert before > 32
     assert all(u.died_at <= 5 and u.preact_max <= 0 for u in bench.units)
+    shown = [int(bench.table.item(row, 0).text()) for row in range(bench.table.rowCount())]
+    assert shown == sorted(shown)  # lowest unit first, as the header's arrow says
     assert bench.unit_timeline.image.image.shape == (6, 64)  # steps × units
     assert "relu2" in bench.summary.full_text() and f"{before} of 64 units dead" in bench.summary.full_text()
     bench.summary.resize(160, bench.summary.height())  # narrow (at 1280 wide it read "61 of 64 un…")

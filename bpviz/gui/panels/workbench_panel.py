@@ -106,6 +106,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSortingEnabled(True)
+        # lowest unit first, as its arrow says (a header's own default order is descending: 63, 62, ... under ▲)
+        self.table.sortByColumn(0, QtCore.Qt.SortOrder.AscendingOrder)
         self.table.setStyleSheet(
             f"QTableWidget {{ background: {theme.BACKGROUND}; alternate-background-color: {theme.PANEL}; }}"
         )
