@@ -19,6 +19,7 @@ from bpviz.engine.load.samples import SAMPLES_DIR
 from bpviz.engine.observe.levels import MAX_SPACING, DetailSchedule
 from bpviz.engine.observe.stats import sample_stride
 from bpviz.engine.session.stepper import Stepper
+from tests.engine.models import train
 
 SAMPLES = sorted(p for p in SAMPLES_DIR.glob("*.py") if not p.name.startswith("_"))
 
@@ -159,17 +160,10 @@ def test_a_budget_spaces_the_detailed_steps_by_the_costs_bpviz_measured_on_the_s
     costs below; the share a real run reaches is a wall-clock matter for benchmarks/overhead.py.)"""
     torch.manual_seed(0)
     model = ExpensiveDetails()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(64, 2048), torch.randint(0, 4, (64,))
     config = Config(histogram_bins=2_000_000, detail_every=1, budget=0.5)  # without the budget: every step detailed
     with bpviz.watch(model, config) as w:
-        for _ in range(30):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
-        records = list(w.history.records)
+        records = train(model, w, 30, x, y)
     replay = DetailSchedule(config)
     for record in records:
         assert record.detailed == replay.next_is_detailed(), record.step

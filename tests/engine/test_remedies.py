@@ -37,6 +37,11 @@ def small(dead: int = 3, functional: bool = False, optimizer=torch.optim.SGD, **
         model.fc.weight[:dead] = 0.0
         model.fc.bias[:dead] = -1.0
         model.fc.bias[dead:] = 3.0
+    return stepper_for(model, optimizer, **opt_args)
+
+
+def stepper_for(model: nn.Module, optimizer=torch.optim.SGD, **opt_args) -> Stepper:
+    """A Stepper training `model` on one seeded batch of 16 samples of 4 features, 3 classes."""
     g = torch.Generator().manual_seed(0)
     data = [(torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g))]
     opt = optimizer(model.parameters(), **(opt_args or {"lr": 0.01}))

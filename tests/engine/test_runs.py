@@ -12,7 +12,7 @@ from torch import nn
 import bpviz
 from bpviz.engine.runs.compare import compare_files
 from bpviz.engine.runs.rejudge import check_recording
-from tests.engine.models import NanMaker, batch
+from tests.engine.models import NanMaker, batch, train
 from tests.engine.run_files import assert_same, seeded_run
 
 
@@ -115,15 +115,8 @@ def test_findings_at_a_step_are_the_findings_as_they_stood_then(tmp_path):
     from tests.engine.models import dead_unit_mlp
 
     model = dead_unit_mlp(6, width=8)
-    x, y = batch()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
     with bpviz.watch(model, record=tmp_path / "dead.bpviz") as w:
-        for _ in range(5):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+        train(model, w, 5, *batch())
     with bpviz.open_run(tmp_path / "dead.bpviz") as run:
         assert run.findings_at(1) == []  # dead_window 3: not judged dead before step 2
         (dead,) = run.findings_at(2)

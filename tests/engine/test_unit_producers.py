@@ -9,17 +9,15 @@ gave fresh rows to fc_b, whose units were alive, leaving the dead ones dead.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from bpviz.engine.diagnosis.dead_relu import feeding_biases
 from bpviz.engine.diagnosis.unit_forensics import dead_units
-from bpviz.engine.load.experiment import Experiment
 from bpviz.engine.session import remedies
 from bpviz.engine.session.stepper import Stepper
-from tests.engine.test_remedies import run
+from tests.engine.test_remedies import run, stepper_for
 
 
 class TwoBranches(nn.Module):
@@ -44,13 +42,9 @@ class TwoBranches(nn.Module):
         return self.head(self.act_a(a) * (torch.sigmoid(b) if self.gate == "sigmoid" else self.act_b(b)))
 
 
-def stepper_for(gate: str) -> Stepper:
+def two_branches(gate: str) -> Stepper:
     torch.manual_seed(0)
-    model = TwoBranches(gate)
-    g = torch.Generator().manual_seed(0)
-    data = [(torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g))]
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    return Stepper(Experiment(Path("exp.py"), model, data, nn.CrossEntropyLoss(), opt))
+    return stepper_for(TwoBranches(gate))
 
 
 def _dead_finding(stepper: Stepper, layer: str):
@@ -60,7 +54,7 @@ def _dead_finding(stepper: Stepper, layer: str):
 
 
 def test_the_dead_finding_quotes_the_bias_of_the_layer_feeding_the_units():
-    stepper = stepper_for("sigmoid")
+    stepper = two_branches("sigmoid")
     try:
         run(stepper, 3)
         finding = _dead_finding(stepper, "act_a")
@@ -74,7 +68,7 @@ def test_the_dead_finding_quotes_the_bias_of_the_layer_feeding_the_units():
 
 
 def test_each_of_two_relus_whose_linears_ran_first_gets_its_own_bias():
-    stepper = stepper_for("relu")
+    stepper = two_branches("relu")
     try:
         record = run(stepper, 3)
         a, b = _dead_finding(stepper, "act_a"), _dead_finding(stepper, "act_b")
@@ -86,7 +80,7 @@ def test_each_of_two_relus_whose_linears_ran_first_gets_its_own_bias():
 
 
 def test_reinit_gives_fresh_rows_to_the_dead_units_own_linear_only():
-    stepper = stepper_for("sigmoid")
+    stepper = two_branches("sigmoid")
     try:
         run(stepper, 3)
         model = stepper.experiment.model
@@ -103,7 +97,7 @@ def test_reinit_gives_fresh_rows_to_the_dead_units_own_linear_only():
 
 def test_a_record_keyed_by_the_feeding_layer_still_gives_each_relu_its_bias():
     """Runs recorded before the biases were kept under the ReLU's name keep them under the feeding Linear's."""
-    stepper = stepper_for("sigmoid")
+    stepper = two_branches("sigmoid")
     try:
         record = run(stepper, 1)
     finally:
@@ -122,10 +116,7 @@ def test_between_a_linear_and_its_relu_a_norm_layers_shift_is_the_bias_quoted():
         model[0].bias.fill_(2.0)  # normalised away: says nothing of the units
         model[1].weight[:4] = 0.0  # four units' input is their shift, beta = -3
         model[1].bias[:4] = -3.0
-    g = torch.Generator().manual_seed(0)
-    data = [(torch.randn(16, 4, generator=g), torch.randint(0, 3, (16,), generator=g))]
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    stepper = Stepper(Experiment(Path("exp.py"), model, data, nn.CrossEntropyLoss(), opt))
+    stepper = stepper_for(model)
     try:
         record = run(stepper, 3)
         finding = _dead_finding(stepper, "2")

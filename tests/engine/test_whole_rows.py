@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import bpviz
+from tests.engine.models import train
 
 SMALL, LARGE = "0", "2"  # 20 x 10 values fit in the 4,096-value sample; 20 x 300 do not
 
@@ -40,14 +41,8 @@ def capture(model: nn.Module) -> tuple[dict, dict]:
 def test_small_and_large_tensors_of_one_step_have_the_exact_statistics_of_every_value(level):
     model, x, y = model_and_batch()
     outputs, grads = capture(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with bpviz.watch(model, level=level) as w:
-        for _ in range(3):  # the first step is measured in the hooks; the later ones together
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            record = w.step(loss)
+    with bpviz.watch(model, level=level) as w:  # the first step is measured in the hooks; the later ones together
+        record = train(model, w, 3, x, y, lr=0.1)[-1]
     for name in (SMALL, LARGE, "1"):
         values = outputs[name].double().numpy()
         layer = record.layer(name)

@@ -286,26 +286,12 @@ def test_a_shorter_compared_run_is_named_with_the_step_its_overlay_shows(qtbot, 
 
 def test_a_recordings_workbench_lists_the_dead_units_of_the_step_shown(qtbot, window, tmp_path):
     """The table stayed empty in every recording: its rows came only from a live experiment process."""
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+    from tests.engine.models import batch, dead_unit_mlp, train
 
     path = tmp_path / "dead.bpviz"
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
-    with torch.no_grad():  # units 0-2 never fire: their input is their bias, -1
-        model[0].weight[:3] = 0.0
-        model[0].bias[:3] = -1.0
-        model[0].bias[3:] = 3.0
-    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model = dead_unit_mlp(3)  # units 0-2 never fire: their input is their bias, -1
     with bpviz.watch(model, record=path) as w:
-        for _ in range(6):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            w.step(loss)
+        train(model, w, 6, *batch())
     assert window.open_path(path)
     qtbot.waitUntil(lambda: window.shown_step == 5)
     bench = window.docks.workbench
