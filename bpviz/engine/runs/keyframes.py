@@ -75,7 +75,7 @@ class KeyframeWriter:
             return frame.blob
         blob = encode_array(array)
         if frame is not None and frame.base is not None and blob == frame.blob:
-            base = frame.base  # the same bytes decode to the same array (an empty list of dead units, step after step)
+            base = frame.base  # other bits, the same bytes (-0.0 stored as 0): they decode to the keyframe's array
         else:  # as read back: the plain blob keeps values, not every bit (-0.0, NaN payloads)
             base = DeltaBase(decode_array(blob))
         self._frames[slot] = _Keyframe(step, base, blob)

@@ -290,7 +290,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.timeline.setXRange(lo, hi, padding=0)
         self.curves.setXRange(lo, hi, padding=0.01)
         if self._dead_trace is not None and len(self._dead_trace):
-            units = float(self._history.latest.layer(self.layer).units or 1) if self._history is not None else 1.0
+            shown = self._shown_layer()
+            units = float(shown.units or 1) if shown is not None else 1.0
             self.curves.setYRange(0, max(float(self._dead_trace.values.max()), units * 0.1, 1.0), padding=0.05)
 
     def select(self, layer: str) -> bool:
@@ -426,9 +427,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
                 theme.rich("Select a ReLU-family layer (ReLU, LeakyReLU, …) to see its units.", theme.MUTED)
             )
             return
-        try:
-            layer = latest.layer(self.layer)
-        except KeyError:
+        layer = self._shown_layer()
+        if layer is None:
             return
         dead = layer.dead_units or 0
         share = f"{dead} of {layer.units} units {{}} ({percent_text(dead / layer.units, 0)})"

@@ -348,7 +348,7 @@ class MainWindow(QMainWindow):
 
     def compare_dialog(self) -> None:
         """File > Compare With…: pick a second run file to overlay on the open recording."""
-        shown = self.recording.path.name if self.recording is not None else "the open run"
+        shown = _run_name(self.recording.playback.run) if self.recording is not None else "the open run"
         path = self.dialogs.open_run(self, f"Compare {shown} with a recorded run", self.settings.last_directory())
         if path is not None:
             self.compare_with(path)
