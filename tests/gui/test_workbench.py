@@ -188,7 +188,8 @@ def test_reset_leaves_nothing_of_the_previous_training_in_the_workbench(qtbot, w
 
 def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_undo(qtbot, window):
     """After the LeakyReLU swap it read "62 of 64 units dead" and "dead units 61 → 62" in red; after Undo its line
-    still credited the undone remedy with what followed."""
+    still credited the undone remedy with what followed, then compared the ReLU's dead units with the LeakyReLU's
+    inactive ones as if they had been dead ("62 → 62")."""
     open_file(qtbot, window, SAMPLES["dying_relu"])
     run_steps(qtbot, window, 2)
     bench = window.docks.workbench
@@ -206,11 +207,16 @@ def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_u
     compared = bench.compare.text()
     assert "Since step 2 (relu2: ReLU -> LeakyReLU)" in compared
     assert f"{before} → 0" in compared and f"({silent} inactive, not dead)" in compared
+    inactive = bench.dead_and_loss.inactive_curve
+    assert list(inactive.getData()[1]) == [0, 0, silent] and bench.dead_and_loss.plot.legend.getLabel(inactive)
+    assert list(bench.dead_curve.getData()[1][1:]) == [before, 0]  # the LeakyReLU's silent units are not dead
     bench.undo.click()
     qtbot.waitUntil(lambda: len(window.history.interventions) == 2, timeout=LOAD_MS)
     run_steps(qtbot, window, 1)
     compared = bench.compare.text()
-    assert "Since step 3 (undo: relu2: ReLU -> LeakyReLU)" in compared and "inactive" not in compared
+    # the undo is compared with the LeakyReLU's steps: none of their silent units was dead
+    assert "Since step 3 (undo: relu2: ReLU -> LeakyReLU)" in compared
+    assert f"0 → {dead(window)}" in compared and f"(before: {silent} inactive, not dead)" in compared
     assert f"{dead(window)} of 64 units dead" in bench.summary.full_text()
 
 

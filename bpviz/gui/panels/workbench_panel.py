@@ -38,9 +38,14 @@ def _activity(layer: LayerStep):
     return layer.unit_activity
 
 
-@reads("dead_units")
-def _dead(layer: LayerStep):
-    return layer.dead_units
+@reads("dead_units", "units")
+def _silent(layer: LayerStep):
+    """[dead, inactive] units: silent units are dead under a ReLU, inactive under an activation swapped in that
+    still passes them a gradient (LeakyReLU, GELU). Counted as one, the steps under a swap read as dead units,
+    and after its undo the workbench compared the ReLU's dead units with the LeakyReLU's "dead" ones."""
+    if layer.dead_units is None:
+        return None
+    return (0, layer.dead_units) if inactive_not_dead(layer) else (layer.dead_units, 0)
 
 
 class WorkbenchPanel(QtWidgets.QWidget):
@@ -58,7 +63,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.units: list[DeadUnit] = []
         self.units_step: int | None = None
         self._history: History | None = None
-        self._activity = self._dead_trace = None
+        self._activity = self._silent_trace = None
         self._order: np.ndarray | None = None  # rows of the timeline: dead units by time of death, then the living
         self._busy = True
         self._recording = False  # a recording is shown: nothing is trained, no remedy can be applied
@@ -235,7 +240,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.layer = None
         self._history = None
         self.show_units(None, None, [])
-        self._activity = self._dead_trace = None
+        self._activity = self._silent_trace = None
         self.unit_timeline.clear()
         self.dead_and_loss.clear()
         self.timeline_marks.clear()
@@ -259,8 +264,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
             return
         if self._activity.update(history):
             self._draw_timeline()
-        if self._dead_trace.update(history):
-            self.dead_curve.setData(self._dead_trace.steps, self._dead_trace.values)
+        if self._silent_trace.update(history):
+            silent = self._silent_trace.values
+            self.dead_and_loss.show_silent(self._silent_trace.steps, silent[:, 0], silent[:, 1])
         self.loss_curve.setData(
             np.asarray(history.loss_steps, dtype=np.float64),
             np.asarray(history.losses, dtype=np.float64),
@@ -282,17 +288,17 @@ class WorkbenchPanel(QtWidgets.QWidget):
         """Both plots over the same steps: the timeline's (the newest TIMELINE_STEPS), set rather than linked,
         since two linked views each switch the other's auto-range off."""
         steps = self._activity.steps if self._activity is not None and len(self._activity) else None
-        if steps is None and self._dead_trace is not None and len(self._dead_trace):
-            steps = self._dead_trace.steps
+        if steps is None and self._silent_trace is not None and len(self._silent_trace):
+            steps = self._silent_trace.steps
         if steps is None:
             return
         lo, hi = float(steps[0]) - 0.5, float(steps[-1]) + 0.5
         self.timeline.setXRange(lo, hi, padding=0)
         self.curves.setXRange(lo, hi, padding=0.01)
-        if self._dead_trace is not None and len(self._dead_trace):
+        if self._silent_trace is not None and len(self._silent_trace):
             shown = self._shown_layer()
             units = float(shown.units or 1) if shown is not None else 1.0
-            self.curves.setYRange(0, max(float(self._dead_trace.values.max()), units * 0.1, 1.0), padding=0.05)
+            self.curves.setYRange(0, max(float(self._silent_trace.values.max()), units * 0.1, 1.0), padding=0.05)
 
     def select(self, layer: str) -> bool:
         """Work on `layer` when it is ReLU-family; False otherwise."""
@@ -395,11 +401,11 @@ class WorkbenchPanel(QtWidgets.QWidget):
             return
         self.layer = layer
         self._activity = LayerTrace(layer, _activity, limit=TIMELINE_STEPS) if layer else None
-        self._dead_trace = LayerTrace(layer, _dead) if layer else None
+        self._silent_trace = LayerTrace(layer, _silent) if layer else None
         self._order = None
         self.units = []
         self.table.setRowCount(0)
-        self.dead_curve.setData([], [])
+        self.dead_and_loss.show_silent([], [], [])
         if layer is not None:
             self.dead_curve.opts["name"] = f"dead units of {layer}"
             self.layer_changed.emit(layer)
@@ -448,7 +454,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
     def _compare(self, history: History) -> None:
         """Dead units and loss before and since the latest remedy or undo: after an undo, what taking it back did
         (compared with the remedy undone, the line credited it with what followed the undo)."""
-        if not history.interventions or self._dead_trace is None or len(self._dead_trace) == 0:
+        if not history.interventions or self._silent_trace is None or len(self._silent_trace) == 0:
             hint = (
                 "A recorded run: no remedy was applied in it up to this step."
                 if self._recording
@@ -457,25 +463,21 @@ class WorkbenchPanel(QtWidgets.QWidget):
             self.compare.setText(theme.rich(hint, theme.MUTED))
             return
         step, label = history.interventions[-1]
-        steps, dead = self._dead_trace.steps, self._dead_trace.values
-        before_dead = dead[steps < step]
-        after_dead = dead[steps >= step]
-        latest = self._shown_layer()
-        inactive = latest is not None and inactive_not_dead(latest) and len(after_dead) > 0
-        if inactive:  # its silent units are not dead: they still get a gradient (LeakyReLU, GELU)
-            after_dead = np.zeros_like(after_dead)
+        steps, silent = self._silent_trace.steps, self._silent_trace.values
+        before, after = silent[steps < step], silent[steps >= step]
         losses, loss_steps = np.asarray(history.losses), np.asarray(history.loss_steps)
         before_loss = losses[loss_steps < step][-COMPARE_STEPS:]
         after_loss = losses[loss_steps >= step][-COMPARE_STEPS:]
         text = theme.rich(f"Since step {step} ({label}): ", theme.MUTED)
-        if len(before_dead) and len(after_dead):
-            text += theme.rich("dead units ", theme.MUTED) + theme.rich(
-                f"{before_dead[-1]:.0f} → {after_dead[-1]:.0f}",
-                theme.LOSS if after_dead[-1] < before_dead[-1] else theme.BAD,
-                bold=True,
-            )
-            if inactive and latest.dead_units:
-                text += theme.rich(f" ({latest.dead_units} inactive, not dead)", theme.MUTED)
+        if len(before) and len(after):
+            (dead_before, inactive_before), (dead_after, inactive_after) = before[-1], after[-1]
+            colour = theme.LOSS if dead_after < dead_before else theme.BAD
+            text += theme.rich("dead units ", theme.MUTED)
+            text += theme.rich(f"{dead_before:.0f} → {dead_after:.0f}", colour, bold=True)
+            if inactive_before:  # an undo: the swapped-in activation's silent units were not dead
+                text += theme.rich(f" (before: {inactive_before:.0f} inactive, not dead)", theme.MUTED)
+            if inactive_after:
+                text += theme.rich(f" ({inactive_after:.0f} inactive, not dead)", theme.MUTED)
         else:
             text += theme.rich("no step since; continue training to compare", theme.MUTED)
         if len(before_loss) and len(after_loss):

@@ -1,12 +1,18 @@
 """A layer's dead-unit count and the training loss over the same steps: the workbench's before/after picture.
 
+While an activation swapped in for a ReLU (LeakyReLU, GELU) passes its
+silent units a gradient, they are inactive, not dead: a curve of their own,
+dashed, listed in the legend only while the layer has such steps.
+
 The loss has its own y axis on the right (a second ViewBox linked on x), so
 both curves keep their scale while sharing the step axis.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
+from PySide6 import QtCore
 
 from bpviz.gui import theme
 from bpviz.gui.plots.intervention_marks import InterventionMarks
@@ -20,6 +26,9 @@ class DeadAndLossCurves:
         self.plot = self.widget.getPlotItem()
         self.plot.addLegend(offset=(-8, 8), labelTextColor=theme.FOREGROUND, brush=theme.brush(theme.PANEL, 0.8))
         self.dead_curve = self.plot.plot(pen=theme.pen(theme.BAD, 2.0), name="dead units")
+        inactive_pen = theme.pen(theme.MUTED, 1.6)
+        inactive_pen.setStyle(QtCore.Qt.PenStyle.DashLine)
+        self.inactive_curve = self.plot.plot(pen=inactive_pen)
         self.loss_box = pg.ViewBox()
         self.plot.showAxis("right")
         self.plot.scene().addItem(self.loss_box)
@@ -36,9 +45,20 @@ class DeadAndLossCurves:
         self.plot.getViewBox().sigResized.connect(self._sync_loss_box)
         self.marks = InterventionMarks(self.plot, labels=True)
 
+    def show_silent(self, steps, dead, inactive) -> None:
+        """The dead and the inactive units of the layer at `steps`."""
+        self.dead_curve.setData(steps, dead)
+        shown = bool(np.any(np.asarray(inactive)))
+        self.inactive_curve.setData(steps if shown else [], inactive if shown else [])
+        listed = self.plot.legend.getLabel(self.inactive_curve) is not None
+        if shown and not listed:
+            self.plot.legend.addItem(self.inactive_curve, "inactive units (not dead)")
+        elif listed and not shown:
+            self.plot.legend.removeItem(self.inactive_curve)
+
     def clear(self) -> None:
         """No curves, and the axes back to their own ranges: a new run's are not the last one's."""
-        self.dead_curve.setData([], [])
+        self.show_silent([], [], [])
         self.loss_curve.setData([], [])
         self.marks.clear()
         self.plot.enableAutoRange()
