@@ -42,3 +42,28 @@ def test_labels_of_marks_in_a_row_are_drawn_at_different_heights(qtbot):
     marks.update(history)
     heights = [next(c for c in line.childItems() if isinstance(c, pg.InfLineLabel)).orthoPos for line in marks.lines]
     assert len(set(heights)) == 3
+
+
+def test_a_label_reads_away_from_the_nearer_edge_of_the_view(qtbot):
+    """A remedy just applied sits at the newest step, the right edge of the view: its label, drawn to the right of
+    its line, was cut to "rel"."""
+    import pyqtgraph as pg
+
+    from bpviz.gui.plots.intervention_marks import InterventionMarks
+
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    plot = widget.getPlotItem()
+    plot.setXRange(0, 100, padding=0)
+    marks = InterventionMarks(plot, labels=True)
+    history = History()
+    history.interventions += [(10, "lr 0.5 -> 0.05"), (95, "relu2: ReLU -> LeakyReLU")]
+    marks.update(history)
+
+    def sides() -> list[float]:
+        labels = [next(c for c in line.childItems() if isinstance(c, pg.InfLineLabel)) for line in marks.lines]
+        return [label.anchor.x() for label in labels]
+
+    assert sides() == [0.0, 1.0]  # the early one's text to the right of its line, the newest one's to the left
+    plot.setXRange(90, 200, padding=0)  # scrolled on: the newest mark is at the left edge now
+    assert sides()[1] == 0.0

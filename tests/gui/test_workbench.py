@@ -204,11 +204,15 @@ def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_u
     qtbot.waitUntil(lambda: bench.units_step == 2, timeout=LOAD_MS)
     assert bench.table_title.text().startswith("Inactive units of relu2 at step 2")
     assert "LeakyReLU passes them a gradient" in bench.summary.full_text()
+    # a unit falling silent under the LeakyReLU has not died: its step is when it fell silent
+    assert bench.table.horizontalHeaderItem(1).text() == "silent since step"
+    assert bench.timeline.titleLabel.text.startswith("○ = fell silent")
+    assert "the first fell silent" in bench.summary.full_text()
     compared = bench.compare.text()
     assert "Since step 2 (relu2: ReLU -> LeakyReLU)" in compared
     assert f"{before} → 0" in compared and f"({silent} inactive, not dead)" in compared
     inactive = bench.dead_and_loss.inactive_curve
-    assert list(inactive.getData()[1]) == [0, 0, silent] and bench.dead_and_loss.plot.legend.getLabel(inactive)
+    assert list(inactive.getData()[1]) == [0, 0, silent] and bench.dead_and_loss.legend.getLabel(inactive)
     assert list(bench.dead_curve.getData()[1][1:]) == [before, 0]  # the LeakyReLU's silent units are not dead
     bench.undo.click()
     qtbot.waitUntil(lambda: len(window.history.interventions) == 2, timeout=LOAD_MS)
@@ -218,6 +222,9 @@ def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_u
     assert "Since step 3 (undo: relu2: ReLU -> LeakyReLU)" in compared
     assert f"0 → {dead(window)}" in compared and f"(before: {silent} inactive, not dead)" in compared
     assert f"{dead(window)} of 64 units dead" in bench.summary.full_text()
+    qtbot.waitUntil(lambda: bench.units_step == 3, timeout=LOAD_MS)
+    assert bench.table.horizontalHeaderItem(1).text() == "died at step"
+    assert bench.timeline.titleLabel.text.startswith("○ = died")
 
 
 def test_a_remedy_clicked_leaves_the_keyboard_focus_where_it_was(qtbot, window):

@@ -30,6 +30,10 @@ from bpviz.gui.reflow_grid import ReflowGrid
 TIMELINE_STEPS = 500
 WIDE_AT = 1.6  # width / height from which the plots sit beside the table and remedies, not above them
 COLUMNS = ("unit", "died at step", "pre-act max", "bias", "‖w‖ in", "bias step at death")
+# under an activation swapped in that passes silent units a gradient, a unit that falls silent has not died
+INACTIVE_COLUMNS = ("unit", "silent since step", "pre-act max", "bias", "‖w‖ in", "bias step then")
+# the key first: a narrow dock elides the end of the title
+TIMELINE_TITLE = "○ = {}   ·   each unit's share of active samples per step (dark = silent)"
 COMPARE_STEPS = 5  # steps averaged on each side of a remedy
 
 
@@ -82,12 +86,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         )
         self.timeline_widget, self.timeline = self.unit_timeline.widget, self.unit_timeline.plot
         self.timeline_marks = InterventionMarks(self.timeline)
-        theme.set_title(
-            self.timeline,
-            "each unit's share of active samples per step (dark = silent) ○ = died",
-            colour=theme.MUTED,
-            size="8pt",
-        )
+        self._set_timeline_title(inactive=False)
 
         self.dead_and_loss = DeadAndLossCurves()
         self.curves_widget, self.curves = self.dead_and_loss.widget, self.dead_and_loss.plot
@@ -328,7 +327,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.table.resizeColumnsToContents()
         where = f" at step {step}" if step is not None else ""
         silent = self._shown_layer()
-        kind = "Inactive units" if silent is not None and inactive_not_dead(silent) else "Dead units"
+        inactive = silent is not None and inactive_not_dead(silent)
+        self.table.setHorizontalHeaderLabels(list(INACTIVE_COLUMNS if inactive else COLUMNS))
+        self._set_timeline_title(inactive)
+        kind = "Inactive units" if inactive else "Dead units"
         self.table_title.setText(f"{kind} of {layer}{where}: {len(units)}" if layer else "Dead units")
         died = {u.unit: u.died_at for u in units}
         self._order = None
@@ -357,6 +359,11 @@ class WorkbenchPanel(QtWidgets.QWidget):
             button.setEnabled(button.isEnabled() and not (layer is not None and already_is(layer.type, new)))
         # enabled with nothing to take back, it only answered "Nothing to undo"
         self.undo.setEnabled(ready and self._history.remedies_in_force() > 0)
+
+    def _set_timeline_title(self, inactive: bool) -> None:
+        """The circles mark a unit's death, or under a swapped-in LeakyReLU/GELU, when it fell silent."""
+        title = TIMELINE_TITLE.format("fell silent" if inactive else "died")
+        theme.set_title(self.timeline, title, colour=theme.MUTED, size="8pt")
 
     def _shown_layer(self) -> LayerStep | None:
         """The workbench's layer as the latest step shows it; None when there is none."""
@@ -407,7 +414,6 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.table.setRowCount(0)
         self.dead_and_loss.show_silent([], [], [])
         if layer is not None:
-            self.dead_curve.opts["name"] = f"dead units of {layer}"
             self.layer_changed.emit(layer)
             if self._history is not None:
                 self.refresh(self._history)
@@ -441,14 +447,16 @@ class WorkbenchPanel(QtWidgets.QWidget):
         # the count right after the layer: a narrow dock (1280x800) keeps the first parts whole and drops the rest
         parts = [theme.rich(f"{self.layer}   ", theme.SELECTED, bold=True)]
         step = theme.rich(f"   step {latest.step}", theme.MUTED)
-        if inactive_not_dead(layer):  # a LeakyReLU/GELU swapped in: its silent units still get a gradient
+        inactive = inactive_not_dead(layer)
+        if inactive:  # a LeakyReLU/GELU swapped in: its silent units still get a gradient
             parts += [theme.rich(share.format("inactive, not dead"), theme.MUTED, bold=True), step]
             parts.append(theme.rich(f"   ·   {layer.type} passes them a gradient", theme.MUTED))
         else:
             parts += [theme.rich(share.format("dead"), theme.BAD if dead else theme.LOSS, bold=True), step]
         if self.units:
             first = min(u.died_at for u in self.units)
-            parts.append(theme.rich(f"   ·   the first died at step {first}", theme.MUTED))
+            went = "fell silent" if inactive else "died"
+            parts.append(theme.rich(f"   ·   the first {went} at step {first}", theme.MUTED))
         self.summary.set_parts(parts)
 
     def _compare(self, history: History) -> None:

@@ -5,7 +5,9 @@ silent units a gradient, they are inactive, not dead: a curve of their own,
 dashed, listed in the legend only while the layer has such steps.
 
 The loss has its own y axis on the right (a second ViewBox linked on x), so
-both curves keep their scale while sharing the step axis.
+both curves keep their scale while sharing the step axis. The key is one row
+above the plot, where a plot title would be: drawn over the plot, it hid the
+newest steps, those a remedy's effect shows in.
 """
 
 from __future__ import annotations
@@ -24,8 +26,12 @@ class DeadAndLossCurves:
     def __init__(self) -> None:
         self.widget = theme.plot_widget(left="dead units", bottom="step")
         self.plot = self.widget.getPlotItem()
-        self.plot.addLegend(offset=(-8, 8), labelTextColor=theme.FOREGROUND, brush=theme.brush(theme.PANEL, 0.8))
-        self.dead_curve = self.plot.plot(pen=theme.pen(theme.BAD, 2.0), name="dead units")
+        self.legend = pg.LegendItem(colCount=3, labelTextColor=theme.FOREGROUND, frame=False, labelTextSize="8pt")
+        self.plot.layout.removeItem(self.plot.titleLabel)  # the plot has no title: its row holds the key
+        self.plot.titleLabel.hide()
+        self.plot.layout.addItem(self.legend, 0, 1, alignment=QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.dead_curve = self.plot.plot(pen=theme.pen(theme.BAD, 2.0))
+        self.legend.addItem(self.dead_curve, "dead units")
         inactive_pen = theme.pen(theme.MUTED, 1.6)
         inactive_pen.setStyle(QtCore.Qt.PenStyle.DashLine)
         self.inactive_curve = self.plot.plot(pen=inactive_pen)
@@ -33,6 +39,7 @@ class DeadAndLossCurves:
         self.plot.showAxis("right")
         self.plot.scene().addItem(self.loss_box)
         right = self.plot.getAxis("right")
+        theme.style_axis(right)  # a loss under 1 read "loss (x0.001)" over ticks of 300 and 400
         right.linkToView(self.loss_box)
         right.setLabel("loss", color=theme.LOSS)
         right.setTextPen(theme.pen(theme.LOSS, 1))
@@ -41,7 +48,7 @@ class DeadAndLossCurves:
         self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
         self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
         self.loss_box.addItem(self.loss_curve)
-        self.plot.legend.addItem(self.loss_curve, "loss (right axis)")
+        self.legend.addItem(self.loss_curve, "loss (right axis)")
         self.plot.getViewBox().sigResized.connect(self._sync_loss_box)
         self.marks = InterventionMarks(self.plot, labels=True)
 
@@ -50,11 +57,11 @@ class DeadAndLossCurves:
         self.dead_curve.setData(steps, dead)
         shown = bool(np.any(np.asarray(inactive)))
         self.inactive_curve.setData(steps if shown else [], inactive if shown else [])
-        listed = self.plot.legend.getLabel(self.inactive_curve) is not None
+        listed = self.legend.getLabel(self.inactive_curve) is not None
         if shown and not listed:
-            self.plot.legend.addItem(self.inactive_curve, "inactive units (not dead)")
+            self.legend.addItem(self.inactive_curve, "inactive units (not dead)")
         elif listed and not shown:
-            self.plot.legend.removeItem(self.inactive_curve)
+            self.legend.removeItem(self.inactive_curve)
 
     def clear(self) -> None:
         """No curves, and the axes back to their own ranges: a new run's are not the last one's."""

@@ -2,7 +2,9 @@
 
 One helper for every plot over steps, so "before" and "after" read the same
 everywhere. Lines are made only when the list of interventions grows (or is
-replaced), never on a plain redraw.
+replaced), never on a plain redraw. A label reads away from the nearer edge
+of the view: a remedy just applied sits at the newest step, the right edge,
+and its label was cut to "rel" there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ class InterventionMarks:
         self.labels = labels  # draw the label text next to the line (for roomy plots)
         self.lines: list[pg.InfiniteLine] = []
         self._seen: list[tuple[int, str]] = []
+        self._labels: list[pg.InfLineLabel] = []
+        if labels:
+            plot.getViewBox().sigXRangeChanged.connect(self._place_labels)
 
     def update(self, history: History | None) -> bool:
         """Match the lines to `history.interventions` and `history.marks`; True when they changed."""
@@ -39,10 +44,21 @@ class InterventionMarks:
         return True
 
     def clear(self) -> None:
+        self._labels = []  # first: removing a line can move the view, which places the labels left
         for line in self.lines:
             self.plot.removeItem(line)
         self.lines = []
         self._seen = []
+
+    def _place_labels(self) -> None:
+        """Each label on the side of its line with more of the view: right of it in the left half, else left."""
+        lo, hi = self.plot.getViewBox().viewRange()[0]
+        middle = (lo + hi) / 2
+        for label in self._labels:
+            side = 0.0 if label.line.value() < middle else 1.0
+            if label.anchors[0][0] != side:
+                label.anchors = [(side, 0.5), (side, 0.5)]
+                label.updatePosition()
 
     def _line(self, step: int, label: str) -> pg.InfiniteLine:
         undo = is_undo(label)
@@ -53,7 +69,7 @@ class InterventionMarks:
         line.setToolTip(f"step {step}: {label}")
         line.setZValue(5)
         if self.labels:
-            pg.InfLineLabel(
+            label = pg.InfLineLabel(
                 line,
                 text=label,
                 # each mark's label a row below the one before, three rows round: a remedy and its undo a step or
@@ -61,6 +77,10 @@ class InterventionMarks:
                 position=0.9 - LABEL_ROW * (len(self.lines) % 3),
                 anchors=[(0, 0.5), (0, 0.5)],
                 color=theme.UNDONE if undo else theme.INTERVENTION,
+                fill=theme.brush(theme.PANEL, 0.8),  # readable over the curves it crosses
             )
+            self._labels.append(label)
         self.plot.addItem(line, ignoreBounds=True)
+        if self.labels:
+            self._place_labels()
         return line
