@@ -268,7 +268,7 @@ def test_a_batchnorm_frozen_on_purpose_is_no_mode_mistake_but_dropout_and_traina
     with bpviz.watch(model) as w:
         train(model, w, 1, x, y)
         finding = next(f for f in w.findings if f.kind == "eval_mode_in_training")
-    assert "3 Dropout/BatchNorm module(s) in eval mode (2, 3, 4)" in finding.message
+    assert "3 module(s) with dropout or BatchNorm in eval mode (2, 3, 4)" in finding.message
 
 
 @pytest.mark.parametrize("functional", [False, True])
@@ -501,3 +501,56 @@ def test_an_overflowing_product_is_code_between_layers_even_when_made_in_place(i
     assert record.nonfinite_origin == "tail.0"
     # the ReLU is a Sequential's child: the place named is the user's call of the Sequential
     assert record.nonfinite_input_from == f"_InPlaceGate.forward (test_findings.py:{line})"
+
+
+@pytest.mark.parametrize(
+    "layer, counts",
+    [
+        (nn.MultiheadAttention(8, 2, dropout=0.1, batch_first=True), True),
+        (nn.LSTM(8, 8, num_layers=2, dropout=0.3, batch_first=True), True),
+        (nn.LSTM(8, 8, num_layers=1, batch_first=True), False),  # no dropout between one layer
+        (nn.Dropout(0.0), False),  # drops nothing in either mode (Hugging Face's default rate)
+        (nn.BatchNorm1d(4, track_running_stats=False), False),  # normalises by the batch in both modes
+    ],
+    ids=["attention-dropout", "stacked-lstm-dropout", "one-layer-lstm", "dropout-p0", "batchnorm-no-stats"],
+)
+def test_eval_mode_counts_dropout_inside_layers_and_only_modules_the_mode_changes(layer, counts):
+    """Left in eval mode, an attention layer's or a stacked LSTM's own dropout went unreported (only Dropout
+    modules were looked at), and a Hugging Face ViT's Dropout(p=0.0) modules were reported though they drop
+    nothing."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = layer
+            self.head = nn.Linear(8 if not isinstance(layer, nn.BatchNorm1d) else 4, 3)
+
+        def forward(self, x):
+            if isinstance(self.inner, nn.MultiheadAttention):
+                x = self.inner(x, x, x, need_weights=False)[0]
+            elif isinstance(self.inner, nn.LSTM):
+                x = self.inner(x)[0]
+            elif isinstance(self.inner, nn.BatchNorm1d):
+                x = self.inner(x[..., :4].reshape(-1, 4)).reshape(*x.shape[:-1], 4)
+            else:
+                x = self.inner(x)
+            return self.head(x.mean(dim=1))
+
+    torch.manual_seed(0)
+    model = Net()
+    model.eval()  # and never model.train() again
+    x, y = torch.randn(16, 5, 8), torch.randint(0, 3, (16,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with bpviz.watch(model) as w:
+        for _ in range(2):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            w.step(loss)
+        found = [f for f in w.findings if f.kind == "eval_mode_in_training"]
+    if counts:
+        assert [f.layer for f in found] == ["inner"]
+        assert "1 module(s) with dropout or BatchNorm in eval mode (inner)" in found[0].message
+    else:
+        assert found == []

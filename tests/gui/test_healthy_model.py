@@ -39,7 +39,7 @@ def test_a_healthy_model_says_no_problems_and_what_was_checked(qtbot, tmp_path):
     assert text.startswith("No problems found in 3 steps.")
     assert "NaN/Inf in outputs and gradients: " in text and "; steps 0–2" in text
     assert "dead ReLU units (no positive output for 3 steps): nothing in this model to check" in text  # GELU
-    assert "Dropout/BatchNorm in training mode during validation: no validation ran yet" in text
+    assert "dropout or BatchNorm in training mode during validation: no validation ran yet" in text
     first_layer = window.history.latest.layers[0].name
     assert first_layer in text
     window.close()

@@ -46,10 +46,10 @@ def checks_run(history: History, config: Config) -> list[Check]:
         Check("vanishing_gradient", "vanishing gradients (input side vs output side)", weighted, steps, bool(weighted)),
         Check("exploding_gradient", "exploding gradients (size and growth)", weighted, steps, bool(weighted)),
         Check("saturated_activation", "saturated sigmoid/tanh outputs", bounded, steps, bool(bounded)),
-        Check("eval_mode_in_training", "Dropout/BatchNorm left in eval mode while training", modes, steps, bool(modes)),
+        Check("eval_mode_in_training", "dropout or BatchNorm in eval mode while training", modes, steps, bool(modes)),
         Check(
             "train_mode_in_eval",
-            "Dropout/BatchNorm in training mode during validation",
+            "dropout or BatchNorm in training mode during validation",
             modes,
             f"{validations} validation{'s' if validations != 1 else ''}" if validations else "no validation ran yet",
             bool(modes) and validations > 0,

@@ -1,10 +1,12 @@
-"""train_mode_in_eval and eval_mode_in_training: Dropout/BatchNorm in the wrong mode for what the forward is doing.
+"""train_mode_in_eval and eval_mode_in_training: dropout or BatchNorm in the wrong mode for what the forward is doing.
 
 A forward without gradients is validation or inference; Dropout then drops
 units at random and BatchNorm normalises by the batch and overwrites its
 running statistics with validation data. The reverse, training through
 eval-mode Dropout/BatchNorm, is often a forgotten `model.train()`, though
-frozen BatchNorm can be deliberate, hence only a warning.
+frozen BatchNorm can be deliberate, hence only a warning. Dropout inside a
+layer (nn.MultiheadAttention, a stacked LSTM) counts like a Dropout module;
+a Dropout of p=0 drops nothing and does not (observe/layer_kinds.mode_sensitive).
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ def check(ctx: Context) -> Iterator[Observation]:
             TRAIN_IN_EVAL,
             "error",
             modules[0],
-            f"A forward without gradients (validation or inference) ran with {len(modules)} Dropout/BatchNorm "
-            f"module(s) in training mode ({_names(modules)}): model.eval() was not called.",
+            f"A forward without gradients (validation or inference) ran with {len(modules)} module(s) with dropout "
+            f"or BatchNorm in training mode ({_names(modules)}): model.eval() was not called.",
             TRAIN_IN_EVAL_EXPLANATION,
             TRAIN_IN_EVAL_REMEDIES,
         )
@@ -58,7 +60,8 @@ def check(ctx: Context) -> Iterator[Observation]:
             EVAL_IN_TRAINING,
             "warning",
             modules[0],
-            f"Training steps ran with {len(modules)} Dropout/BatchNorm module(s) in eval mode ({_names(modules)}).",
+            f"Training steps ran with {len(modules)} module(s) with dropout or BatchNorm in eval mode "
+            f"({_names(modules)}).",
             EVAL_IN_TRAINING_EXPLANATION,
             EVAL_IN_TRAINING_REMEDIES,
         )

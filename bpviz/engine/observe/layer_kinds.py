@@ -66,8 +66,38 @@ FUNCTIONAL_FAMILY: dict[object, str] = {
     F.hardswish: "hardswish",
 }
 
-# Modules whose behaviour differs between train() and eval(): the subject of the mode findings.
-MODE_SENSITIVE = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)
+_DROPOUT_RATES = ("dropout", "attention_dropout")  # a module's own dropout probability, by its usual names
+
+
+def mode_candidate(module: nn.Module) -> bool:
+    """Whether `module` may compute differently in train() and eval() (see `mode_sensitive`), told by its kind."""
+    if isinstance(module, (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)):
+        return True
+    return any(_rate(module, name) is not None for name in _DROPOUT_RATES)
+
+
+def mode_sensitive(module: nn.Module) -> bool:
+    """Whether `module` computes differently in train() and eval() as it is now: the subject of the mode findings.
+
+    Dropout that drops (p > 0: Hugging Face configs default to 0.0, which drops nothing in either mode);
+    BatchNorm that keeps running statistics (without them it normalises by the batch in both modes); and
+    a module that applies dropout inside its own forward, told by a probability above zero under its usual
+    name (nn.MultiheadAttention, attention blocks of Llama-style models, nn.LSTM/GRU/RNN between their
+    layers). Asked at every forward: a schedule may change a rate.
+    """
+    if isinstance(module, nn.modules.dropout._DropoutNd):
+        return module.p > 0
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return module.track_running_stats
+    if isinstance(module, nn.RNNBase):  # dropout between stacked layers: none with one layer
+        return module.dropout > 0 and module.num_layers > 1
+    return any((_rate(module, name) or 0.0) > 0 for name in _DROPOUT_RATES)
+
+
+def _rate(module: nn.Module, name: str) -> float | None:
+    """The module's dropout probability under `name` when it is a number (not a submodule or a flag)."""
+    value = getattr(module, name, None)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def functional_families() -> dict[object, str]:

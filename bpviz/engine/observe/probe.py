@@ -37,11 +37,12 @@ from bpviz.engine.observe.guard import MeasurementGuard
 from bpviz.engine.observe.layer_graph import GraphRecorder
 from bpviz.engine.observe.layer_kinds import (
     CLIPPED_RELU_TYPES,
-    MODE_SENSITIVE,
     RELU_FAMILY,
     bounds_of,
     functional_families,
     functional_name,
+    mode_candidate,
+    mode_sensitive,
     module_family,
 )
 from bpviz.engine.observe.parametrized import watched_modules
@@ -101,7 +102,7 @@ class Probe:
         self.failed_layer_type: str | None = None  # its module class
         self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
         self._names = {module: name for name, module in model.named_modules()}
-        self._mode_modules = [(n, m) for n, m in model.named_modules() if isinstance(m, MODE_SENSITIVE)]
+        self._mode_modules = [(n, m) for n, m in model.named_modules() if mode_candidate(m)]
         self._handles: list = []
         self._stack: list[_Frame] = []
         self._occurrence: dict[str, int] = {}
@@ -343,8 +344,9 @@ class Probe:
         self._failed_exc = None
         self.failed_layer = None
         self.failed_layer_type = None
-        training = tuple(n for n, m in self._mode_modules if m.training)
-        evaluating = tuple(n for n, m in self._mode_modules if not m.training and not _frozen_on_purpose(m))
+        sensitive = [(n, m) for n, m in self._mode_modules if mode_sensitive(m)]
+        training = tuple(n for n, m in sensitive if m.training)
+        evaluating = tuple(n for n, m in sensitive if not m.training and not _frozen_on_purpose(m))
         input_sum = self._input_sum(args) if self._observing else None
         self._forward_mark = self.pending.mark()
         if not self._grads_only:  # a recomputation is no forward of its own

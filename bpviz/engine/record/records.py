@@ -96,8 +96,8 @@ class ForwardPass:
 
     grad_enabled: bool
     model_training: bool
-    training_modules: tuple[str, ...]  # Dropout/BatchNorm modules in training mode
-    eval_modules: tuple[str, ...]  # Dropout/BatchNorm modules in eval mode
+    training_modules: tuple[str, ...]  # modules with dropout or BatchNorm in training mode
+    eval_modules: tuple[str, ...]  # modules with dropout or BatchNorm in eval mode
     input_nonfinite: bool = False
     backward: bool = True  # a gradient flowed back to it: a training forward, not a validation with grad enabled
     output_layers: tuple[str, ...] = ()  # layers whose output the model returned
