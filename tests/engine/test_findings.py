@@ -402,7 +402,8 @@ def test_huge_finite_activations_are_no_nan_and_their_mean_is_right(level):
 
 class _SkipNet(nn.Module):
     """A U-Net's shape in small: an encoder output reaches the decoder through a skip concatenated with the
-    upsampled path. `made_in` says where a NaN is made: in the code of the skip path, or in a layer."""
+    upsampled path. `made_in` says where a NaN is made: in the code of the skip path, in a layer, or in the
+    weights of the decoder, whose input the code made (the concatenation)."""
 
     def __init__(self, made_in: str) -> None:
         super().__init__()
@@ -414,6 +415,9 @@ class _SkipNet(nn.Module):
         self.nan = NanMaker() if made_in == "layer" else nn.Identity()
         self.dec = nn.Conv2d(8, 4, 3, padding=1)
         self.head = nn.Linear(4 * 8 * 8, 2)
+        if made_in == "weights":
+            with torch.no_grad():
+                self.dec.weight[0, 0, 0, 0] = float("nan")
 
     def forward(self, x):
         features = F.relu(self.enc(x))
@@ -430,10 +434,11 @@ def _line_calling(function, text: str) -> int:
 
 @pytest.mark.parametrize("level", ["economy", "full"])
 def test_a_nan_made_by_code_between_layers_sends_the_user_to_that_code(level):
-    """NaN made on a skip path, in the model's forward, was reported as born in the decoder conv reading it."""
+    """NaN made on a skip path, in the model's forward, was reported as born in the decoder conv reading it; then,
+    with the code only suspected, a NaN weight of that conv sent the user to the code first."""
     x, y = torch.randn(2, 3, 8, 8), torch.tensor([0, 1])
     found = {}
-    for made_in in ("code", "layer"):
+    for made_in in ("code", "layer", "weights"):
         model = _SkipNet(made_in)
         with bpviz.watch(model, level=level) as w:
             loss = F.cross_entropy(model(x), y)
@@ -442,28 +447,40 @@ def test_a_nan_made_by_code_between_layers_sends_the_user_to_that_code(level):
         found[made_in] = (record, [(f.kind, f.layer, f.message) for f in w.findings if f.kind == "nan_or_inf"])
     record, findings = found["code"]
     line = _line_calling(_SkipNet.forward, "self.dec(")
-    assert record.nonfinite_origin == "dec"
+    assert record.nonfinite_origin == "dec" and record.nonfinite_input_measured
     assert record.nonfinite_input_from == f"_SkipNet.forward (test_findings.py:{line})"
     assert findings == [
         (
             "nan_or_inf",
             "dec",
-            "NaN/Inf first appeared at dec (Conv2d) at step 0: its output holds it and every layer before it was "
-            f"finite, but its input was made by the code between the layers, where _SkipNet.forward "
-            f"(test_findings.py:{line}) calls it. The NaN/Inf may have been made there, before dec read it (a "
-            "division, log or sqrt; a sum that overflowed): look at that code first, then at dec.",
+            f"NaN/Inf was born at step 0 in the code between the layers, where _SkipNet.forward (test_findings.py:"
+            f"{line}) calls dec (Conv2d): the input that code made for dec holds it, while every layer before was "
+            "finite. Look at that code: a division, log or sqrt; a sum that overflowed.",
         )
     ]
-    record, findings = found["layer"]
-    assert record.nonfinite_origin == "nan" and record.nonfinite_input_from is None  # fed by up, a layer
-    assert findings == [
-        (
-            "nan_or_inf",
-            "nan",
-            "NaN/Inf was born in nan (NanMaker) at step 0: its output holds it, while its input, the output of the "
-            "layers before it, was finite.",
-        )
-    ]
+    for made_in, origin, kind in (("layer", "nan", "NanMaker"), ("weights", "dec", "Conv2d")):
+        record, findings = found[made_in]
+        # fed by up, a layer; or by the concatenation, measured finite: either way the layer made it
+        assert record.nonfinite_origin == origin and record.nonfinite_input_from is None
+        assert findings == [
+            (
+                "nan_or_inf",
+                origin,
+                f"NaN/Inf was born in {origin} ({kind}) at step 0: its output holds it, while everything it was "
+                "given was finite.",
+            )
+        ]
+
+
+def test_a_run_recorded_before_code_made_inputs_were_measured_still_says_the_code_may_have_made_it():
+    """Re-judged, a run file whose records name the code without a measurement keeps the cautious message."""
+    from bpviz.engine.diagnosis import nan_or_inf
+    from bpviz.engine.record.records import LayerStep, StepRecord
+
+    layer = LayerStep("dec", "Conv2d", (2, 4, 8, 8), None, 0, nonfinite=True)
+    record = StepRecord(3, float("nan"), [layer], nonfinite_origin="dec", nonfinite_input_from="Net.forward (n.py:9)")
+    message = nan_or_inf._forward_birth(record)
+    assert "where Net.forward (n.py:9) calls it. The NaN/Inf may have been made there" in message
 
 
 class _InPlaceGate(nn.Module):

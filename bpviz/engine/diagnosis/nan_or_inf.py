@@ -45,19 +45,27 @@ def check(ctx: Context) -> Iterator[Observation]:
 
 def _forward_birth(record: StepRecord) -> str:
     """Where a NaN/Inf output was made. Every layer before the origin was finite; so were its inputs when they
-    were those layers' outputs (or the model's input), and the origin itself made it. An input computed by the
-    code between layers (a residual sum, a concatenation, `x / x.sum()`) was never measured: the NaN/Inf may
-    have been born there, before the layer read it, and the message sends the user to that code first."""
+    were those layers' outputs (or the model's input). An input the code between layers computed (a residual
+    sum, a concatenation, `x / x.sum()`) is measured before the layer reads it: holding the NaN/Inf, it was
+    born in that code, and the message sends the user there; finite, the layer made it (a NaN weight). Runs
+    recorded before that input was measured say only that the code may have made it."""
     layer, step = record.layer(record.nonfinite_origin), record.step
-    if record.nonfinite_input_from is None:
+    site = record.nonfinite_input_from
+    if site is None:
         return (
-            f"NaN/Inf was born in {layer.name} ({layer.type}) at step {step}: its output holds it, while its input, "
-            f"the output of the layers before it, was finite."
+            f"NaN/Inf was born in {layer.name} ({layer.type}) at step {step}: its output holds it, while "
+            f"everything it was given was finite."
+        )
+    if record.nonfinite_input_measured:
+        return (
+            f"NaN/Inf was born at step {step} in the code between the layers, where {site} calls {layer.name} "
+            f"({layer.type}): the input that code made for {layer.name} holds it, while every layer before was "
+            f"finite. Look at that code: a division, log or sqrt; a sum that overflowed."
         )
     return (
         f"NaN/Inf first appeared at {layer.name} ({layer.type}) at step {step}: its output holds it and every layer "
         f"before it was finite, but its input was made by the code between the layers, where "
-        f"{record.nonfinite_input_from} calls it. The NaN/Inf may have been made there, before {layer.name} read it (a "
+        f"{site} calls it. The NaN/Inf may have been made there, before {layer.name} read it (a "
         f"division, log or sqrt; a sum that overflowed): look at that code first, then at {layer.name}."
     )
 

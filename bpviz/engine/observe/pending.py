@@ -165,6 +165,8 @@ class PendingStep:
     hooked_leaves: dict[tuple[int, str], torch.Tensor] = field(default_factory=dict)  # (tensor id, layer) -> tensor
     # layers called with an input the code between layers made: where the user's code called them (call_site.py)
     fed_by_code: dict[str, tuple | None] = field(default_factory=dict)
+    # ... and those inputs' sums over the step's calls, NaN exactly when one held NaN/Inf (Probe._input_sum)
+    code_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
     # gradients of passes that computed no parameter's (a gradient penalty's): the step's only if none did
     other_grads: list[GradCall] = field(default_factory=list)
     other_order: list[str] = field(default_factory=list)

@@ -68,6 +68,7 @@ class _Frame:
     input_fns: list | None = None  # autograd nodes of the inputs, while recording the layer graph
     caller: FrameType | None = None  # the Python frame running this module call
     fed_by_code: bool = False  # an input was made by the code between layers, not by a layer (see _fed_by_code)
+    code_input: torch.Tensor | None = None  # then the inputs' sum, NaN when one held NaN/Inf (see _code_input)
     outer_exc: BaseException | None = None  # an exception being handled when the call began (not its failure)
 
 
@@ -231,6 +232,8 @@ class Probe:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
         if measuring and frame.structural_leaf:
             frame.fed_by_code = self._fed_by_code(args)
+            if frame.fed_by_code:
+                frame.code_input = self._code_input(args, frame.name)
         if measuring and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
             info = self.catalog.layers.get(name) if name is not None else None
@@ -312,14 +315,25 @@ class Probe:
                     return True
         return False
 
-    def _note_fed_by_code(self, name: str, site: tuple | None) -> None:
+    def _code_input(self, args, layer: str) -> torch.Tensor | None:
+        """Whether the inputs the code between layers made held NaN/Inf (a sum, NaN exactly when one did), taken
+        before the layer runs. Without it, a NaN born in the layer itself (a NaN weight) was blamed on that code
+        first, and in a transformer most layers' inputs are made by code (a residual sum, merged heads)."""
+        with torch._C.DisableTorchFunction(), self.guard.catch(layer):
+            return self._input_sum(args)
+        return None
+
+    def _note_fed_by_code(self, name: str, site: tuple | None, code_input: torch.Tensor | None) -> None:
         """Keep where the user's code called layer `name` with an input of its own making (its first call): `site`,
         the call's place (call_site.py). A layer a torch container calls (a Sequential's child) has none: the
-        nearest container's caller's is kept."""
+        nearest container's caller's is kept. `code_input` (see _code_input) is added to the step's."""
         fed = self.pending.fed_by_code
         if name not in fed:
             outer = (call_site(frame.caller) for frame in reversed(self._stack))
             fed[name] = site if site is not None else next((s for s in outer if s is not None), None)
+        if code_input is not None:
+            sums = self.pending.code_inputs
+            sums[name] = code_input if name not in sums else sums[name] + code_input
 
     def _begin_forward(self, args) -> None:
         checkpointed = checkpoint_pass()  # see checkpointing.py
@@ -396,7 +410,7 @@ class Probe:
         bounds = bounds_of(family, module)
         others = _other_outputs(output, tensor, args)
         if frame.fed_by_code:
-            self._note_fed_by_code(name, site)
+            self._note_fed_by_code(name, site, frame.code_input)
         self._observe(name, type_name, family, bounds, tensor, frame.name, False, frame.preact_max, others)
         self._unit_axis.produced(module)
 
@@ -436,7 +450,7 @@ class Probe:
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
         if not self._grads_only and self._fed_by_code(args[:1]):
-            self._note_fed_by_code(name, site)
+            self._note_fed_by_code(name, site, self._code_input(args[:1], name))
         tracks = family == RELU_FAMILY and isinstance(first, torch.Tensor) and not self._grads_only
         preact = self._unit_max(first, name) if tracks else None
         replacement = self.substitutions.get(name)

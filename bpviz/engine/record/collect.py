@@ -120,6 +120,7 @@ def collect(
         for g in pending.grads
     ]
     input_ids = [batch.add(f.input_sum.reshape(1)) if f.input_sum is not None else None for f in pending.forwards]
+    code_ids = {name: batch.add(total.reshape(1)) for name, total in pending.code_inputs.items()}
     params = catalog.parameters()
     with torch.no_grad(), torch._C.DisableTorchFunction():
         names = list(params)
@@ -181,6 +182,7 @@ def collect(
         loss_value = float(loss) if loss is not None else None
     ordered = list(layers.values())
     origin = nonfinite_origin(ordered, loss_value)
+    input_from, input_measured = _code_made_input(origin, pending, code_ids, host)
     by_backward = [layers[n] for n in pending.backward_order if n in layers]
     overhead_s, step_s = clock.stop() if clock is not None else (None, None)
     return StepRecord(
@@ -191,7 +193,8 @@ def collect(
         backward_order=list(pending.backward_order),
         forwards=forwards,
         nonfinite_origin=origin,
-        nonfinite_input_from=describe_site(pending.fed_by_code[origin]) if origin in pending.fed_by_code else None,
+        nonfinite_input_from=input_from,
+        nonfinite_input_measured=input_measured,
         nonfinite_grad_origin=next((l.name for l in by_backward if l.grad_nonfinite), None),
         softmax_before_cross_entropy=softmax_before_cross_entropy,
         producer_bias={name: host[i] for name, i in bias_ids.items()},
@@ -304,6 +307,22 @@ def _scalar_row(call: ActivationCall, row: list[float], preact: np.ndarray | Non
     if call.exact is not stats.Exact.ALL and not call_finite(call, row, preact):
         row[stats.MIN] = row[stats.MAX] = math.nan
     return row
+
+
+def _code_made_input(
+    origin: str | None, pending: PendingStep, code_ids: dict[str, int], host: list[np.ndarray]
+) -> tuple[str | None, bool]:
+    """(where the code that made the NaN/Inf origin's input calls it, whether that input was measured to hold it).
+
+    (None, False) when the origin's inputs were layers' outputs, or the code-made one was finite: then the
+    origin made the NaN/Inf itself. The site without a measurement when it could not be taken."""
+    if origin is None or origin not in pending.fed_by_code:
+        return None, False
+    site = describe_site(pending.fed_by_code[origin])
+    index = code_ids.get(origin)
+    if index is None:
+        return site, False
+    return (site, True) if not math.isfinite(host[index][0]) else (None, False)
 
 
 def _merge_calls(calls, call_ids, host, cfg: Config, catalog: LayerCatalog) -> dict[str, LayerStep]:

@@ -115,8 +115,10 @@ class StepRecord:
     forwards: list[ForwardPass] = field(default_factory=list)  # every forward since the previous step
     nonfinite_origin: str | None = None  # first layer (forward order) whose output held NaN/Inf
     # where the user's code called nonfinite_origin with an input that code made, not a layer ("UNet.forward,
-    # unet.py:41"): the NaN/Inf may have been born there; None when its inputs were layers' outputs
+    # unet.py:41"), when that input held the NaN/Inf (or, in runs recorded before it was measured, may have);
+    # None when its inputs were layers' outputs, or that input was finite: the layer itself made it
     nonfinite_input_from: str | None = None
+    nonfinite_input_measured: bool = False  # that input was measured and held it: it was born in that code
     nonfinite_grad_origin: str | None = None  # first layer (backward order) whose gradient held NaN/Inf
     softmax_before_cross_entropy: bool = False
     # per ReLU-family layer, by its name, the bias of the layer feeding its units (catalog.producers)
