@@ -571,3 +571,35 @@ def test_eval_mode_counts_dropout_inside_layers_and_only_modules_the_mode_change
         assert "1 module(s) with dropout or BatchNorm in eval mode (inner)" in found[0].message
     else:
         assert found == []
+
+
+def test_units_dead_downstream_of_a_dead_layer_send_the_user_to_the_layers_before():
+    """Behind a layer whose units all died, the next ReLU's units with a negative bias die at step 0 too; their
+    finding blamed the initialisation ("they never fired"), sending the user to the wrong layer."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    with torch.no_grad():
+        model[0].bias.fill_(-100.0)  # every unit of the first ReLU dead from the start
+        model[2].bias.copy_(torch.tensor([-0.5, -0.2, -0.1, 0.1, 0.3, 0.4]))  # three of the second's below zero
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 12, x, y)
+        found = {f.layer: f for f in w.findings if f.kind == "dead_relu"}
+    assert set(found) == {"1", "3"}
+    first, second = found["1"], found["3"]
+    assert "the initialisation is the likely cause" in first.message  # the first one's own bias killed it
+    assert first.remedies[0].startswith("Initialise with Kaiming")
+    assert "3 of 6 units of 3 (50%) are dead" in second.message
+    assert "the layer's input is all zero (each unit's pre-activation is its bias alone)" in second.message
+    assert "initialisation" not in second.message and second.remedies[0].startswith("Look at the layers before")
+
+
+def test_units_whose_own_weights_are_zero_are_not_taken_for_a_silent_input():
+    """dead_unit_mlp's dead units have zero incoming weights, so their pre-activation is their bias too; the layer's
+    live units show that its input carries a signal."""
+    model = dead_unit_mlp(dead=2)
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        train(model, w, 12, x, y)
+        finding = next(f for f in w.findings if f.kind == "dead_relu")
+    assert "input is all zero" not in finding.message and "Look at the layers" not in finding.remedies[0]

@@ -35,6 +35,10 @@ INITIALISATION = "Initialise with Kaiming (He) initialisation and a zero or smal
 LEAKY = "Use LeakyReLU or GELU, which keep a gradient for negative inputs."
 NORMALISE = "Add BatchNorm before the activation, or gradient clipping."
 REINITIALISE = "Re-initialise the dead units' incoming weights and biases."
+UPSTREAM = (
+    "Look at the layers before it first: its input is all zero, as a layer whose units are all dead, or data "
+    "of zeros, passes on; these units come back once their input carries a signal."
+)
 
 
 def inactive_not_dead(layer: LayerStep) -> bool:
@@ -93,6 +97,27 @@ def dead_bias(layer: LayerStep, feeding: dict[str, np.ndarray]) -> float | None:
     return float(_median(bias[layer.dead_unit_ids]))
 
 
+def input_silent(layer: LayerStep, before: dict[str, np.ndarray]) -> bool:
+    """Whether the layer's input carried nothing: every unit's largest pre-activation, live or silent, is its bias
+    (to float32 rounding), as W·0 + b is, or a norm layer's shift over an all-zero batch. Downstream of a layer
+    whose units all died, the units with a negative bias die at step 0 too, and "the initialisation is the likely
+    cause" sent the user to the wrong layer. Every unit, not the silent ones only: a silent unit whose incoming
+    weights are zero shows its bias too, with a live input. `before`: the feeding biases (`feeding_biases`) of
+    the step before, which the forward used; a record's own are those its update left."""
+    bias, maxima, ids = before.get(layer.name), layer.unit_preact_max, layer.dead_unit_ids
+    if bias is None or maxima is None or ids is None or not len(ids) or len(bias) != len(maxima):
+        return False
+    return bool(np.allclose(maxima, bias, rtol=1e-6, atol=1e-7))
+
+
+def _previous(ctx: Context) -> StepRecord | None:
+    """The record of the step before the one judged, when the history holds it."""
+    records = ctx.history.records
+    if len(records) >= 2 and records[-1] is ctx.record and records[-2].step == ctx.record.step - 1:
+        return records[-2]
+    return None
+
+
 def _median(values: np.ndarray) -> float:
     """np.median's value, from one sort: np.median's own checks cost ten times the sort of a layer's few dead
     units, and every dead layer asks twice a step."""
@@ -103,12 +128,15 @@ def _median(values: np.ndarray) -> float:
     return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
-def remedies(died: int | None, bias: float | None) -> list[str]:
+def remedies(died: int | None, bias: float | None, silent_input: bool = False) -> list[str]:
     """What to try, most likely first given the evidence.
 
     Units silent from the very first step with a negative bias were never alive: the
     initialisation killed them, not training, so a smaller learning rate would not help.
+    Units given an all-zero input (`input_silent`) are the layers before them's to fix.
     """
+    if silent_input:
+        return [UPSTREAM, LEAKY, INITIALISATION, REINITIALISE]
     if died == 0 and bias is not None and bias < 0:
         return [INITIALISATION, REINITIALISE, LEAKY, NORMALISE, LEARNING_RATE]
     if died == 0:
@@ -116,14 +144,19 @@ def remedies(died: int | None, bias: float | None) -> list[str]:
     return [LEARNING_RATE, LEAKY, INITIALISATION, NORMALISE, REINITIALISE]
 
 
-def evidence(died: int | None, bias: float | None) -> str:
+def evidence(died: int | None, bias: float | None, silent_input: bool = False) -> str:
     """What the record says about when and why, for the message."""
     if died is None:
         return ""
     text = f"; most went silent at step {died}"
     if bias is not None:
         text += f", with a bias of {bias:.3g} (median)"
-    if died == 0 and bias is not None and bias < 0:
+    if silent_input:
+        text += (
+            ": the layer's input is all zero (each unit's pre-activation is its bias alone): the layers before "
+            "pass nothing on"
+        )
+    elif died == 0 and bias is not None and bias < 0:
         text += ": they never fired, so the initialisation is the likely cause"
     return text
 
@@ -132,17 +165,19 @@ def check(ctx: Context) -> Iterator[Observation]:
     if ctx.record is None:
         return
     cfg = ctx.config
-    feeding = None
+    feeding = before = None
     for layer, share, since in silent_layers(ctx, dead_family=True):
-        feeding = feeding_biases(ctx.record) if feeding is None else feeding
-        died, bias = died_at(layer, since), dead_bias(layer, feeding)
+        if feeding is None:
+            previous = _previous(ctx)
+            feeding, before = feeding_biases(ctx.record), feeding_biases(previous) if previous is not None else {}
+        died, bias, silent = died_at(layer, since), dead_bias(layer, feeding), input_silent(layer, before)
         yield Observation(
             KIND,
             "error" if share >= cfg.dead_error else "warning",
             layer.name,
             f"{layer.dead_units} of {layer.units} units of {layer.name} ({percent_text(share, 0)}) are dead: "
             f"no positive output "
-            f"and no gradient on any sample for {cfg.dead_window} steps{evidence(died, bias)}.",
+            f"and no gradient on any sample for {cfg.dead_window} steps{evidence(died, bias, silent)}.",
             EXPLANATION.format(window=cfg.dead_window),
-            remedies(died, bias),
+            remedies(died, bias, silent),
         )
