@@ -159,3 +159,20 @@ def test_reinit_after_a_leaky_swap_says_it_reinitialised_inactive_units():
     remedy = stepper.apply(remedies.reinit_dead_units(stepper, "act"))
     stepper.close()
     assert remedy.label == "act: re-initialised 3 inactive units"
+
+
+def test_the_type_in_force_follows_swaps_and_undos_no_step_has_run_through_yet():
+    from bpviz.engine.record.records import StepRecord
+
+    type_in_force = remedies.type_in_force
+    history = History()
+    history.append(StepRecord(4, 0.5, []))
+    history.interventions += [(3, "relu1: ReLU -> GELU")]  # before the latest step: its record shows it already
+    assert type_in_force(history, "relu1", "ReLU") == "ReLU"
+    history.interventions += [(5, "relu2: ReLU -> LeakyReLU"), (5, "lr 0.1 -> 0.01")]
+    assert type_in_force(history, "relu2", "ReLU") == "LeakyReLU"
+    assert type_in_force(history, "relu1", "ReLU") == "ReLU"  # another layer's swap, and a learning rate's change
+    history.interventions += [(5, "undo: lr 0.1 -> 0.01"), (5, "undo: relu2: ReLU -> LeakyReLU")]
+    assert type_in_force(history, "relu2", "ReLU") == "ReLU"
+    history.interventions += [(5, "relu()#2: relu -> gelu")]  # a functional activation's swap
+    assert type_in_force(history, "relu()#2", "relu") == "gelu"

@@ -21,7 +21,7 @@ from torch import nn
 
 from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.load.experiment import Experiment
-from bpviz.engine.record.history import History
+from bpviz.engine.record.history import UNDO_PREFIX, History, is_undo
 from bpviz.engine.watcher import Watcher
 
 HYPERPARAMETERS = ("lr", "momentum", "weight_decay")
@@ -33,6 +33,27 @@ _ALREADY = {"leaky_relu": ("LeakyReLU", "leaky_relu", "leaky_relu_"), "gelu": ("
 def already_is(layer_type: str, new: str) -> bool:
     """Whether a layer of type `layer_type` already is replacement `new`: swapping it would change nothing."""
     return layer_type in _ALREADY.get(new, ())
+
+
+SWAP = " -> "  # in a swap's label, "relu2: ReLU -> LeakyReLU", between the layer's type before and after
+
+
+def type_in_force(history: History, layer: str, recorded: str) -> str:
+    """The type layer `layer` has now: `recorded` (its type in the latest step) changed by the swaps applied or
+    undone since that step, which no step has run through yet. The window's remedy buttons follow it; read
+    from the latest step alone, "→ LeakyReLU" stayed enabled right after that swap, and disabled after its undo."""
+    latest = history.latest
+    now = recorded
+    for step, label in history.interventions:
+        if latest is not None and step <= latest.step:
+            continue
+        undo = is_undo(label)
+        text = label[len(UNDO_PREFIX) :] if undo else label
+        name, _, change = text.partition(": ")
+        old, swap, new = change.partition(SWAP)
+        if name == layer and swap:
+            now = old if undo else new
+    return now
 
 
 class RemedyTarget(Protocol):
@@ -74,12 +95,12 @@ def replace_activation(stepper: RemedyTarget, layer: str, new: str) -> Remedy:
         if in_place and new == "gelu":
             raise ValueError(f"{layer} is an in-place activation; it can only become an in-place LeakyReLU")
         probe.substitutions[layer] = _functional(new, in_place)
-        return Remedy(stepper.step_index, f"{layer}: {info.type} -> {new}", lambda: probe.substitutions.pop(layer))
+        return Remedy(stepper.step_index, f"{layer}: {info.type}{SWAP}{new}", lambda: probe.substitutions.pop(layer))
     parent, attr, old = _locate(stepper.experiment.model, info.module_name)
     replacement = nn.LeakyReLU(0.01, inplace=getattr(old, "inplace", False)) if new == "leaky_relu" else nn.GELU()
     setattr(parent, attr, replacement)
     probe.adopt(replacement, info.module_name)
-    label = f"{layer}: {info.type} -> {type(replacement).__name__}"
+    label = f"{layer}: {info.type}{SWAP}{type(replacement).__name__}"
     return Remedy(stepper.step_index, label, lambda: setattr(parent, attr, old))
 
 

@@ -17,7 +17,7 @@ from bpviz.engine.diagnosis.unit_forensics import DeadUnit
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.engine.report.percent import percent_text
-from bpviz.engine.session.remedies import already_is
+from bpviz.engine.session.remedies import already_is, type_in_force
 from bpviz.gui import theme
 from bpviz.gui.fitted_header import FittedHeader
 from bpviz.gui.format import number
@@ -50,6 +50,11 @@ def _silent(layer: LayerStep):
     if layer.dead_units is None:
         return None
     return (0, layer.dead_units) if inactive_not_dead(layer) else (layer.dead_units, 0)
+
+
+def _unbroken(text: str) -> str:
+    """`text` kept on one line where the comparison wraps: it broke "0.3415 →" from "0.3199"."""
+    return text.replace(" ", "&nbsp;")
 
 
 class WorkbenchPanel(QtWidgets.QWidget):
@@ -355,8 +360,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
         for button in (self.lower_lr, self.clip, self.go):
             button.setEnabled(ready)
         layer = self._shown_layer()
+        now = type_in_force(self._history, layer.name, layer.type) if layer is not None else None
         for button, new in ((self.leaky, "leaky_relu"), (self.gelu, "gelu")):  # a swap that would change nothing
-            button.setEnabled(button.isEnabled() and not (layer is not None and already_is(layer.type, new)))
+            button.setEnabled(button.isEnabled() and not (now is not None and already_is(now, new)))
         # enabled with nothing to take back, it only answered "Nothing to undo"
         self.undo.setEnabled(ready and self._history.remedies_in_force() > 0)
 
@@ -444,8 +450,9 @@ class WorkbenchPanel(QtWidgets.QWidget):
             return
         dead = layer.dead_units or 0
         share = f"{dead} of {layer.units} units {{}} ({percent_text(dead / layer.units, 0)})"
-        # the count right after the layer: a narrow dock (1280x800) keeps the first parts whole and drops the rest
-        parts = [theme.rich(f"{self.layer}   ", theme.SELECTED, bold=True)]
+        # the count first: a narrow dock (1280x800) keeps the first parts whole and drops the rest, and there
+        # the layer's name, which the layer box beside it shows, left room for nothing else ("relu2 …")
+        parts = []
         step = theme.rich(f"   step {latest.step}", theme.MUTED)
         inactive = inactive_not_dead(layer)
         if inactive:  # a LeakyReLU/GELU swapped in: its silent units still get a gradient
@@ -481,7 +488,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
             (dead_before, inactive_before), (dead_after, inactive_after) = before[-1], after[-1]
             colour = theme.LOSS if dead_after < dead_before else theme.BAD
             text += theme.rich("dead units ", theme.MUTED)
-            text += theme.rich(f"{dead_before:.0f} → {dead_after:.0f}", colour, bold=True)
+            text += theme.rich(_unbroken(f"{dead_before:.0f} → {dead_after:.0f}"), colour, bold=True)
             if inactive_before:  # an undo: the swapped-in activation's silent units were not dead
                 text += theme.rich(f" (before: {inactive_before:.0f} inactive, not dead)", theme.MUTED)
             if inactive_after:
@@ -489,9 +496,8 @@ class WorkbenchPanel(QtWidgets.QWidget):
         else:
             text += theme.rich("no step since; continue training to compare", theme.MUTED)
         if len(before_loss) and len(after_loss):
-            text += theme.rich(f"   loss (mean of last {COMPARE_STEPS}) ", theme.MUTED) + theme.rich(
-                f"{before_loss.mean():.4g} → {after_loss.mean():.4g}", theme.FOREGROUND, bold=True
-            )
+            text += theme.rich("   " + _unbroken(f"loss (mean of last {COMPARE_STEPS})") + " ", theme.MUTED)
+            text += theme.rich(_unbroken(f"{before_loss.mean():.4g} → {after_loss.mean():.4g}"), theme.FOREGROUND, True)
         self.compare.setText(text)
 
     def _request(self, name: str, *args) -> None:
