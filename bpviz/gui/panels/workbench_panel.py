@@ -29,6 +29,7 @@ from bpviz.gui.reflow_grid import ReflowGrid
 
 TIMELINE_STEPS = 500
 WIDE_AT = 1.6  # width / height from which the plots sit beside the table and remedies, not above them
+LOW_AT = 3.0  # ... and from which the two plots sit side by side: stacked in a low dock, the second was cut off
 COLUMNS = ("unit", "died at step", "pre-act max", "bias", "‖w‖ in", "bias step at death")
 # under an activation swapped in that passes silent units a gradient, a unit that falls silent has not died
 INACTIVE_COLUMNS = ("unit", "silent since step", "pre-act max", "bias", "‖w‖ in", "bias step then")
@@ -188,7 +189,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         top.addWidget(QtWidgets.QLabel("Layer"))
         top.addWidget(self.layer_box)
         top.addWidget(self.summary, 1)
-        plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        self.plots = plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         plots.addWidget(self.timeline_widget)
         plots.addWidget(self.curves_widget)
         plots.setSizes([300, 200])
@@ -234,6 +235,11 @@ class WorkbenchPanel(QtWidgets.QWidget):
             self.splitter.setSizes(
                 [int(length * 0.5), int(length * 0.5)] if wide else [int(length * 0.35), int(length * 0.65)]
             )
+        low = self.width() >= LOW_AT * self.height()
+        plots = QtCore.Qt.Orientation.Horizontal if low else QtCore.Qt.Orientation.Vertical
+        if self.plots.orientation() != plots:
+            self.plots.setOrientation(plots)
+            self.plots.setSizes([1, 1])
 
     # --- data in ---
     def clear(self) -> None:

@@ -105,8 +105,8 @@ class DebugDocks(QObject):
                 area_widget = QScrollArea()
                 area_widget.setWidgetResizable(True)
                 area_widget.setFrameShape(QFrame.Shape.NoFrame)
+                # no fixed minimum: the panel's own, which its arrangement for the dock's shape sets, decides
                 area_widget.setWidget(widget)
-                widget.setMinimumHeight(widget.minimumSizeHint().height())
                 d.setWidget(area_widget)
             else:
                 d.setWidget(widget)

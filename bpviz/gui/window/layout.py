@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMainWindow, QTabWidget
 ROOMY = QSize(1500, 940)  # the least available screen area for the side-by-side arrangement
 TABLE_WIDTH = {False: 380, True: 290}  # px of the layer table, roomy / compact
 DOCK_WIDTH = {False: 340, True: 400}  # px of the right dock column (Step, Breakpoints…), roomy / compact
-DOCK_HEIGHT = 230  # px of the bottom dock row (Network, Workbench) in the roomy arrangement
+DOCK_HEIGHT = 270  # px of the bottom dock row (Network, Workbench) in the roomy arrangement
 SIDE_TABS = ("Gradient flow", "Loss")
 
 
