@@ -66,6 +66,13 @@ class ReflowGrid(QtWidgets.QWidget):
             self.grid.setColumnStretch(c, 1 if c < columns else 0)
         self.updateGeometry()
 
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 - Qt's name
+        """As wide as the most columns want, whatever is laid out now: a layout that gives the grid its hint
+        (the workbench's remedies, beside the table) then offers the room to go back to more columns once it
+        has it, where the hint of the fewer columns it had taken in a narrow moment kept it at those for good."""
+        hint = super().sizeHint()
+        return QtCore.QSize(max(hint.width(), self.natural_width(self._choices[0])), hint.height())
+
     def minimumSizeHint(self) -> QtCore.QSize:
         """As narrow as the fewest columns allow, whatever is laid out now."""
         hint = super().minimumSizeHint()

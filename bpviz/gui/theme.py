@@ -80,6 +80,7 @@ DEPTH_COLORMAP = "plasma"  # colours layers by depth, input to output
 
 FONT_POINT_SIZE = 9
 AXIS_WIDTH = 62  # fixed left-axis width so stacked plots line their x axes up
+PLOT_MIN_HEIGHT = 120  # px: a plot lower than this shows too little to read
 
 
 def color(name: str, alpha: float = 1.0) -> QtGui.QColor:
@@ -132,7 +133,7 @@ def plot_widget(
     if bottom == "step" and "bottom" not in (axis_items or {}):
         axis_items = {**(axis_items or {}), "bottom": StepAxis()}  # whole steps only, never 0.5
     widget = pg.PlotWidget(background=BACKGROUND, axisItems=axis_items)
-    widget.setMinimumHeight(120)
+    widget.setMinimumHeight(PLOT_MIN_HEIGHT)
     style_plot(widget.getPlotItem(), title=title, left=left, bottom=bottom, grid=grid)
     return widget
 

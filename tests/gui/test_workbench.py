@@ -147,6 +147,10 @@ def test_every_remedy_button_is_inside_the_workbench_dock(qtbot, window, screen,
         right = button.mapTo(viewport, button.rect().topRight()).x()
         assert right < viewport.width(), f"{button.text() if hasattr(button, 'text') else button}: past the edge"
     assert bench.remedy_grid.columns == columns  # wide: three rows, so the table keeps its height
+    if screen == (1600, 1000):  # the low dock row: the dead-units plot beside the timeline, not cut off below it
+        assert bench.plots.orientation() == Qt.Orientation.Horizontal
+        plots = (bench.timeline_widget, bench.curves_widget)
+        qtbot.waitUntil(lambda: all(p.mapTo(viewport, p.rect().bottomLeft()).y() < viewport.height() for p in plots))
 
 
 def test_the_remedy_message_does_not_move_continue_from_under_the_mouse(qtbot, window):

@@ -30,12 +30,14 @@ from bpviz.gui.reflow_grid import ReflowGrid
 TIMELINE_STEPS = 500
 WIDE_AT = 1.6  # width / height from which the plots sit beside the table and remedies, not above them
 LOW_AT = 3.0  # ... and from which the two plots sit side by side: stacked in a low dock, the second was cut off
+LOW_PLOT_HEIGHT = 96  # px the plots may shrink to there, so the roomy layout's bottom dock row shows them whole
 COLUMNS = ("unit", "died at step", "pre-act max", "bias", "‖w‖ in", "bias step at death")
 # under an activation swapped in that passes silent units a gradient, a unit that falls silent has not died
 INACTIVE_COLUMNS = ("unit", "silent since step", "pre-act max", "bias", "‖w‖ in", "bias step then")
 # the key first: a narrow dock elides the end of the title
 TIMELINE_TITLE = "○ = {}   ·   each unit's share of active samples per step (dark = silent)"
 COMPARE_STEPS = 5  # steps averaged on each side of a remedy
+TABLE_ROWS = 4  # dead units the table shows at the least
 
 
 @reads("unit_activity")
@@ -111,6 +113,10 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(20)
+        # rows enough to compare units when stacked in a tall dock, where the layout keeps no more for it than this
+        header = self.table.horizontalHeader().sizeHint().height()
+        scroll_bar = self.table.horizontalScrollBar().sizeHint().height()
+        self._table_height = header + TABLE_ROWS * 20 + scroll_bar + 2 * self.table.frameWidth()
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
@@ -184,9 +190,11 @@ class WorkbenchPanel(QtWidgets.QWidget):
             # text selected, where the next key typed replaced the value: reached by Tab only
             button.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)
 
-        top = QtWidgets.QHBoxLayout()
+        self._top = top = QtWidgets.QHBoxLayout()
         top.setContentsMargins(4, 2, 4, 2)
-        top.addWidget(QtWidgets.QLabel("Layer"))
+        label = QtWidgets.QLabel("Layer")
+        label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Maximum, QtWidgets.QSizePolicy.Policy.Preferred)
+        top.addWidget(label)  # the box, not its label, takes a row the header left
         top.addWidget(self.layer_box)
         top.addWidget(self.summary, 1)
         self.plots = plots = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
@@ -210,11 +218,12 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.right_layout.addWidget(remedies, 0, QtCore.Qt.AlignmentFlag.AlignTop)
         self.splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         self.splitter.setObjectName("workbenchSplitter")
+        self._split: QtCore.Qt.Orientation | None = None  # the arrangement made for the room the panel has
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        layout = QtWidgets.QVBoxLayout(self)
+        self._rows = layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(2)
         layout.addLayout(top)
@@ -223,23 +232,60 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._set_summary(None)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        """Side by side in a wide, low dock (below the plots); stacked in a narrow, tall one (a side column)."""
         super().resizeEvent(event)
-        wide = self.width() >= WIDE_AT * self.height()
+        self._arrange()
+
+    def event(self, event: QtCore.QEvent) -> bool:
+        """Inside a scroll area (its dock's), follow the viewport's size too (see `_room`)."""
+        if event.type() == QtCore.QEvent.Type.ParentChange and self.parentWidget() is not None:
+            self.parentWidget().installEventFilter(self)
+        return super().event(event)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.parentWidget() and event.type() == QtCore.QEvent.Type.Resize:
+            self._arrange()
+        return False
+
+    def _room(self) -> QtCore.QSize:
+        """The space the panel is shown in: in a scroll area the viewport's. The panel itself is never lower than
+        its minimum, which the stacked arrangement raises: judged by its own height, a low dock kept it stacked."""
+        parent = self.parentWidget()
+        if parent is not None and isinstance(parent.parentWidget(), QtWidgets.QAbstractScrollArea):
+            return parent.size()
+        return self.size()
+
+    def _arrange(self) -> None:
+        """Side by side in a wide, low dock (below the plots); stacked in a narrow, tall one (a side column); and
+        in a very low one, the two plots side by side too."""
+        room = self._room()
+        wide = room.width() >= WIDE_AT * room.height()
         orientation = QtCore.Qt.Orientation.Horizontal if wide else QtCore.Qt.Orientation.Vertical
-        if self.splitter.orientation() != orientation:
+        if self._split != orientation:  # the first arrangement too: its shares are set, not the splitter's defaults
+            self._split = orientation
             self.splitter.setOrientation(orientation)
             box = QtWidgets.QBoxLayout.Direction
             self.right_layout.setDirection(box.LeftToRight if wide else box.TopToBottom)
-            length = self.width() if wide else self.height()
+            length = room.width() if wide else room.height()
             self.splitter.setSizes(
                 [int(length * 0.5), int(length * 0.5)] if wide else [int(length * 0.35), int(length * 0.65)]
             )
-        low = self.width() >= LOW_AT * self.height()
+            # the header beside the layer box in a wide dock; in a narrow one a row of its own, where beside the
+            # box it had room for "…" alone
+            self._rows.removeWidget(self.summary)
+            self._top.removeWidget(self.summary)
+            if wide:
+                self._top.addWidget(self.summary, 1)
+            else:
+                self._rows.insertWidget(1, self.summary)
+        low = room.width() >= LOW_AT * room.height()
         plots = QtCore.Qt.Orientation.Horizontal if low else QtCore.Qt.Orientation.Vertical
         if self.plots.orientation() != plots:
             self.plots.setOrientation(plots)
             self.plots.setSizes([1, 1])
+            for widget in (self.timeline_widget, self.curves_widget):
+                widget.setMinimumHeight(LOW_PLOT_HEIGHT if low else theme.PLOT_MIN_HEIGHT)
+        # beside the remedies the table has their height; stacked under everything else, only what it asks for
+        self.table.setMinimumHeight(0 if wide else self._table_height)
 
     # --- data in ---
     def clear(self) -> None:

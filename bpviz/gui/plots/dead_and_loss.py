@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from bpviz.gui import theme
 from bpviz.gui.plots.intervention_marks import InterventionMarks
@@ -27,6 +27,9 @@ class DeadAndLossCurves:
         self.widget = theme.plot_widget(left="dead units", bottom="step")
         self.plot = self.widget.getPlotItem()
         self.legend = pg.LegendItem(colCount=3, labelTextColor=theme.FOREGROUND, frame=False, labelTextSize="8pt")
+        # the key's width never widens the plot past its pane (the plot's right part, its loss axis, was cut off)
+        self.legend.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        self.legend.setMinimumWidth(0)
         self.plot.layout.removeItem(self.plot.titleLabel)  # the plot has no title: its row holds the key
         self.plot.titleLabel.hide()
         self.plot.layout.addItem(self.legend, 0, 1, alignment=QtCore.Qt.AlignmentFlag.AlignLeft)
@@ -48,7 +51,7 @@ class DeadAndLossCurves:
         self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
         self.loss_curve = pg.PlotDataItem(pen=theme.pen(theme.LOSS, 1.4))
         self.loss_box.addItem(self.loss_curve)
-        self.legend.addItem(self.loss_curve, "loss (right axis)")
+        self.legend.addItem(self.loss_curve, "loss (right)")
         self.plot.getViewBox().sigResized.connect(self._sync_loss_box)
         self.marks = InterventionMarks(self.plot, labels=True)
 
@@ -59,7 +62,7 @@ class DeadAndLossCurves:
         self.inactive_curve.setData(steps if shown else [], inactive if shown else [])
         listed = self.legend.getLabel(self.inactive_curve) is not None
         if shown and not listed:
-            self.legend.addItem(self.inactive_curve, "inactive units (not dead)")
+            self.legend.addItem(self.inactive_curve, "inactive")
         elif listed and not shown:
             self.legend.removeItem(self.inactive_curve)
 
