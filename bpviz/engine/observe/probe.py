@@ -320,7 +320,8 @@ class Probe:
         before the layer runs. Without it, a NaN born in the layer itself (a NaN weight) was blamed on that code
         first, and in a transformer most layers' inputs are made by code (a residual sum, merged heads)."""
         with torch._C.DisableTorchFunction(), self.guard.catch(layer):
-            return self._input_sum(args)
+            # activations, summed as the outputs are (deferred.exact_sums): a sum in double costs 8x one in float32
+            return self._input_sum(args, torch.float32)
         return None
 
     def _note_fed_by_code(self, name: str, site: tuple | None, code_input: torch.Tensor | None) -> None:
@@ -371,16 +372,18 @@ class Probe:
             self._mode_entered = True
 
     @staticmethod
-    def _input_sum(args: tuple) -> torch.Tensor | None:
+    def _input_sum(args: tuple, wide: torch.dtype | None = None) -> torch.Tensor | None:
         """0, or NaN when any floating-point value the model was given is NaN/Inf: all of its inputs, not only the
         first (a two-tower model's second; `model(token_ids, features)`), inside tuples, lists and dicts. Summed so
         that no finite batch overflows the sum (200,000 half-precision ones sum past float16's 65504, a dozen rows
         of 3e38 past float32's largest: see deferred.finite_sum); only whether it is finite is read.
-        Inputs on another device than the first are left out: adding them would move them."""
+        Inputs on another device than the first are left out: adding them would move them. `wide`: the dtype
+        of a long sum; None: double where the device has it, for data, whose values may be anything."""
         inputs = [t for t in _floating_tensors(list(args)) if t.numel()]
         if not inputs:
             return None
-        wide = torch.float64 if inputs[0].device.type in ("cpu", "cuda") else torch.float32  # MPS has no double
+        if wide is None:
+            wide = torch.float64 if inputs[0].device.type in ("cpu", "cuda") else torch.float32  # MPS has no double
         sums = [deferred.finite_sum(t, wide) for t in inputs if t.device == inputs[0].device]
         total = sums[0] if len(sums) == 1 else torch.stack(sums).sum()
         return (total - total).float()  # NaN exactly when the sum is not finite
