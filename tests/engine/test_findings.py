@@ -573,25 +573,31 @@ def test_eval_mode_counts_dropout_inside_layers_and_only_modules_the_mode_change
         assert found == []
 
 
-def test_units_dead_downstream_of_a_dead_layer_send_the_user_to_the_layers_before():
+@pytest.mark.parametrize("norm", [False, True], ids=["linear", "batchnorm-between"])
+def test_units_dead_downstream_of_a_dead_layer_send_the_user_to_the_layers_before(norm):
     """Behind a layer whose units all died, the next ReLU's units with a negative bias die at step 0 too; their
-    finding blamed the initialisation ("they never fired"), sending the user to the wrong layer."""
+    finding blamed the initialisation ("they never fired"), sending the user to the wrong layer. With a BatchNorm
+    between, its shift is the bias, and its 1/sqrt(eps) magnifies the rounding of a batch of equal values."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    shifted = nn.BatchNorm1d(6) if norm else nn.Identity()
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 6), shifted, nn.ReLU(), nn.Linear(6, 3))
+    biases = torch.tensor([-0.5, -0.2, -0.1, 0.1, 0.3, 0.4])  # three of the second ReLU's units below zero
     with torch.no_grad():
         model[0].bias.fill_(-100.0)  # every unit of the first ReLU dead from the start
-        model[2].bias.copy_(torch.tensor([-0.5, -0.2, -0.1, 0.1, 0.3, 0.4]))  # three of the second's below zero
+        model[2].bias.copy_(biases * 7.0)  # normalised away behind the BatchNorm, whose shift is the bias then
+        if norm:
+            shifted.bias.copy_(biases)
     x, y = batch()
     with bpviz.watch(model) as w:
         train(model, w, 12, x, y)
         found = {f.layer: f for f in w.findings if f.kind == "dead_relu"}
-    assert set(found) == {"1", "3"}
-    first, second = found["1"], found["3"]
+    assert set(found) == {"1", "4"}
+    first, second = found["1"], found["4"]
     assert "the initialisation is the likely cause" in first.message  # the first one's own bias killed it
     assert first.remedies[0].startswith("Initialise with Kaiming")
-    assert "3 of 6 units of 3 (50%) are dead" in second.message
-    assert "the layer's input is all zero (each unit's pre-activation is its bias alone)" in second.message
-    assert "initialisation" not in second.message and second.remedies[0].startswith("Look at the layers before")
+    assert "3 of 6 units of 4 (50%) are dead" in second.message
+    assert "no signal reaches the layer (each unit's pre-activation is its bias alone)" in second.message
+    assert "initialisation" not in second.message and second.remedies[0].startswith("Look at what feeds these units")
 
 
 def test_units_whose_own_weights_are_zero_are_not_taken_for_a_silent_input():
@@ -602,4 +608,37 @@ def test_units_whose_own_weights_are_zero_are_not_taken_for_a_silent_input():
     with bpviz.watch(model) as w:
         train(model, w, 12, x, y)
         finding = next(f for f in w.findings if f.kind == "dead_relu")
-    assert "input is all zero" not in finding.message and "Look at the layers" not in finding.remedies[0]
+    assert "no signal reaches" not in finding.message and "Look at what feeds" not in finding.remedies[0]
+
+
+def test_a_forward_that_raised_leaves_no_code_made_input_behind():
+    """A forward whose code made a NaN for `b` and then raised, caught by the user, is no part of the step; its
+    measurement of that input stayed, and the retry's NaN, born in b's own weight, was blamed on the code."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 3)
+
+        def forward(self, x, fail: bool = False):
+            h = self.a(x)
+            out = self.b(h / (h - h) if fail else h)  # 0/0 in the code, then the failure
+            if fail:
+                raise RuntimeError("a batch the user skips")
+            return out
+
+    model = Net()
+    x, y = batch()
+    with bpviz.watch(model) as w:
+        try:
+            model(x, fail=True)
+        except RuntimeError:
+            pass
+        with torch.no_grad():
+            model.b.weight[0, 0] = float("nan")
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        record = w.step(loss)
+    assert record.nonfinite_origin == "b" and record.nonfinite_input_from is None
+    assert not record.nonfinite_input_measured

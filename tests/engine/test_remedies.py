@@ -176,3 +176,6 @@ def test_the_type_in_force_follows_swaps_and_undos_no_step_has_run_through_yet()
     assert type_in_force(history, "relu2", "ReLU") == "ReLU"
     history.interventions += [(5, "relu()#2: relu -> gelu")]  # a functional activation's swap
     assert type_in_force(history, "relu()#2", "relu") == "gelu"
+    history.interventions += [(5, "blocks.a: b: ReLU -> GELU")]  # a ModuleDict key holding ": "
+    assert type_in_force(history, "blocks.a: b", "ReLU") == "GELU"
+    assert type_in_force(history, "blocks.a", "ReLU") == "ReLU"

@@ -36,8 +36,9 @@ LEAKY = "Use LeakyReLU or GELU, which keep a gradient for negative inputs."
 NORMALISE = "Add BatchNorm before the activation, or gradient clipping."
 REINITIALISE = "Re-initialise the dead units' incoming weights and biases."
 UPSTREAM = (
-    "Look at the layers before it first: its input is all zero, as a layer whose units are all dead, or data "
-    "of zeros, passes on; these units come back once their input carries a signal."
+    "Look at what feeds these units first: their pre-activations are their biases alone, so their input is all "
+    "zero (a layer before whose units all died passes nothing on) or so are their incoming weights; they come "
+    "back once a signal reaches them."
 )
 
 
@@ -98,16 +99,20 @@ def dead_bias(layer: LayerStep, feeding: dict[str, np.ndarray]) -> float | None:
 
 
 def input_silent(layer: LayerStep, before: dict[str, np.ndarray]) -> bool:
-    """Whether the layer's input carried nothing: every unit's largest pre-activation, live or silent, is its bias
-    (to float32 rounding), as W·0 + b is, or a norm layer's shift over an all-zero batch. Downstream of a layer
-    whose units all died, the units with a negative bias die at step 0 too, and "the initialisation is the likely
-    cause" sent the user to the wrong layer. Every unit, not the silent ones only: a silent unit whose incoming
-    weights are zero shows its bias too, with a live input. `before`: the feeding biases (`feeding_biases`) of
-    the step before, which the forward used; a record's own are those its update left."""
+    """Whether no signal reached the layer's units: every unit's largest pre-activation, live or silent, is its
+    bias, as W·x + b is when the input is all zero (or the weights are), and a norm layer's shift is over a
+    batch of one value each. Downstream of a layer whose units all died, the units with a negative bias die at
+    step 0 too, and "the initialisation is the likely cause" sent the user to the wrong layer. Every unit, not
+    the silent ones only: a silent unit whose own incoming weights are zero shows its bias too, with a live
+    input. To a thousandth of the biases' scale: a norm layer's 1/sqrt(var + eps) magnifies the rounding of a
+    batch of equal values a few hundred times (1e-4 of it was seen), while a signal that moves the units by less
+    is next to none. `before`: the feeding biases (`feeding_biases`) of the step
+    before, which the forward used; a record's own are those its update left."""
     bias, maxima, ids = before.get(layer.name), layer.unit_preact_max, layer.dead_unit_ids
     if bias is None or maxima is None or ids is None or not len(ids) or len(bias) != len(maxima):
         return False
-    return bool(np.allclose(maxima, bias, rtol=1e-6, atol=1e-7))
+    scale = max(1.0, float(np.abs(bias).max())) if len(bias) else 1.0
+    return bool(np.allclose(maxima, bias, rtol=0.0, atol=1e-3 * scale))
 
 
 def _previous(ctx: Context) -> StepRecord | None:
@@ -153,8 +158,8 @@ def evidence(died: int | None, bias: float | None, silent_input: bool = False) -
         text += f", with a bias of {bias:.3g} (median)"
     if silent_input:
         text += (
-            ": the layer's input is all zero (each unit's pre-activation is its bias alone): the layers before "
-            "pass nothing on"
+            ": no signal reaches the layer (each unit's pre-activation is its bias alone): its input is all zero, "
+            "or its incoming weights are"
         )
     elif died == 0 and bias is not None and bias < 0:
         text += ": they never fired, so the initialisation is the likely cause"

@@ -161,13 +161,14 @@ def exact_sums(flats: list[torch.Tensor]) -> torch.Tensor:
 
 
 def finite_sum(tensor: torch.Tensor, wide: torch.dtype) -> torch.Tensor:
-    """A sum of `tensor` that is not finite exactly when a value is NaN/Inf: a float32 one on a CPU short enough
-    for the dot product in units of `stats.SUM_UNIT` (a fifth of the time of a sum in double), else summed in
-    `wide` (double where the device has it), where no finite batch overflows (see Probe._input_sum)."""
-    flat = tensor.detach().reshape(-1)
-    if flat.dtype == torch.float32 and flat.device.type == "cpu" and flat.numel() <= DOT_LIMIT:
-        return _sum(flat)
-    return flat.sum(dtype=wide)
+    """A sum of `tensor` that is not finite exactly when a value is NaN/Inf (unless finite ones overflow `wide`):
+    a contiguous float32 one on a CPU short enough for the dot product in units of `stats.SUM_UNIT` (a fifth of
+    the time of a sum in double), else summed in `wide` (see Probe._input_sum)."""
+    tensor = tensor.detach()
+    if tensor.dtype == torch.float32 and tensor.device.type == "cpu" and tensor.numel() <= DOT_LIMIT:
+        if tensor.is_contiguous():  # flattened without a copy
+            return _sum(tensor.reshape(-1))
+    return tensor.sum(dtype=wide)  # a strided one (x.transpose(1, 2)) summed where it lies: reshaped, it was copied
 
 
 def _sum(flat: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,8 @@ the views (how to label), so the three never disagree.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,7 +75,7 @@ def mode_candidate(module: nn.Module) -> bool:
     """Whether `module` may compute differently in train() and eval() (see `mode_sensitive`), told by its kind."""
     if isinstance(module, (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNorm)):
         return True
-    return any(_rate(module, name) is not None for name in _DROPOUT_RATES)
+    return any(_rate(module, name) is not None for name in _DROPOUT_RATES) and not _drops_through_children(module)
 
 
 def mode_sensitive(module: nn.Module) -> bool:
@@ -83,7 +85,8 @@ def mode_sensitive(module: nn.Module) -> bool:
     BatchNorm that keeps running statistics (without them it normalises by the batch in both modes); and
     a module that applies dropout inside its own forward, told by a probability above zero under its usual
     name (nn.MultiheadAttention, attention blocks of Llama-style models, nn.LSTM/GRU/RNN between their
-    layers). Asked at every forward: a schedule may change a rate.
+    layers), unless Dropout modules inside it apply that rate (a model keeping its config's rate): those
+    are counted themselves. Asked at every forward: a schedule may change a rate.
     """
     if isinstance(module, nn.modules.dropout._DropoutNd):
         return module.p > 0
@@ -97,7 +100,11 @@ def mode_sensitive(module: nn.Module) -> bool:
 def _rate(module: nn.Module, name: str) -> float | None:
     """The module's dropout probability under `name` when it is a number (not a submodule or a flag)."""
     value = getattr(module, name, None)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    return float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else None
+
+
+def _drops_through_children(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in module.modules() if m is not module)
 
 
 def functional_families() -> dict[object, str]:

@@ -226,15 +226,16 @@ class PendingStep:
         each, so that a first step's cost grows with its layers, not with their square."""
         self.watching = [s for s in self.watching if not _seen_or_gone(s)]
 
-    def mark(self) -> tuple[int, int, int, dict[str, int]]:
+    def mark(self) -> tuple:
         """Where the step stands now, for `rollback`."""
-        return len(self.calls), len(self.grads), len(self.forwards), dict(self.admitted)
+        counts = len(self.calls), len(self.grads), len(self.forwards)
+        return (*counts, dict(self.admitted), dict(self.fed_by_code), dict(self.code_inputs))
 
-    def rollback(self, mark: tuple[int, int, int, dict[str, int]]) -> None:
-        """Forget what a forward added since `mark`: one that raised, caught by the user, is no part of the step."""
-        calls, grads, forwards, admitted = mark
+    def rollback(self, mark: tuple) -> None:
+        """Forget what a forward added since `mark`: one that raised, caught by the user, is no part of the step
+        (nor are the inputs its code made: a retry's NaN was blamed on the failed forward's)."""
+        calls, grads, forwards, self.admitted, self.fed_by_code, self.code_inputs = mark
         del self.calls[calls:], self.grads[grads:], self.forwards[forwards:]
-        self.admitted = admitted
 
 
 def _seen_or_gone(stash: Stash) -> bool:

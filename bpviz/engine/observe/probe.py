@@ -67,7 +67,7 @@ class _Frame:
     preact_max: torch.Tensor | None = None  # per-unit maximum of a ReLU module's input
     input_fns: list | None = None  # autograd nodes of the inputs, while recording the layer graph
     caller: FrameType | None = None  # the Python frame running this module call
-    fed_by_code: bool = False  # an input was made by the code between layers, not by a layer (see _fed_by_code)
+    fed_by_code: bool = False  # an input was made by the code between layers, not by a layer (see _made_by_code)
     code_input: torch.Tensor | None = None  # then the inputs' sum, NaN when one held NaN/Inf (see _code_input)
     outer_exc: BaseException | None = None  # an exception being handled when the call began (not its failure)
 
@@ -103,7 +103,8 @@ class Probe:
         self.failed_layer_type: str | None = None  # its module class
         self.last_layer: str | None = None  # last layer entered (forward) or reached (backward)
         self._names = {module: name for name, module in model.named_modules()}
-        self._mode_modules = [(n, m) for n, m in model.named_modules() if mode_candidate(m)]
+        # the model itself (an nn.LSTM watched alone) by its class: its name is empty
+        self._mode_modules = [(n or type(m).__name__, m) for n, m in model.named_modules() if mode_candidate(m)]
         self._handles: list = []
         self._stack: list[_Frame] = []
         self._occurrence: dict[str, int] = {}
@@ -231,9 +232,10 @@ class Probe:
         if self.graph is not None and measuring:
             frame.input_fns = [a.grad_fn for a in args if isinstance(a, torch.Tensor)]
         if measuring and frame.structural_leaf:
-            frame.fed_by_code = self._fed_by_code(args)
-            if frame.fed_by_code:
-                frame.code_input = self._code_input(args, frame.name)
+            made = self._made_by_code(args)
+            frame.fed_by_code = bool(made)
+            if made:
+                frame.code_input = self._code_input(made, frame.name)
         if measuring and frame.structural_leaf and args and isinstance(args[0], torch.Tensor):
             name = self._names.get(module)
             info = self.catalog.layers.get(name) if name is not None else None
@@ -301,27 +303,28 @@ class Probe:
         self._node_of.clear()
         self._made.clear()
 
-    def _fed_by_code(self, args) -> bool:
-        """Whether a floating-point input is neither the model's input nor a layer's output of this forward (nor
-        a view of one), as it was made: the code between layers made it (a sum, a concatenation, a division, an
-        in-place `out += identity`). Then a NaN/Inf first seen in this layer's output may have been born in that
-        code: nan_or_inf.py says so. By identity and version counter (a view shares its base's), on the host: no
-        tensor is read."""
-        made = self._made
+    def _made_by_code(self, args) -> list[torch.Tensor]:
+        """The floating-point inputs that are neither the model's input nor a layer's output of this forward (nor
+        a view of one), as it was made: the code between layers made them (a sum, a concatenation, a division, an
+        in-place `out += identity`). A NaN/Inf first seen in this layer's output may have been born in that code
+        (nan_or_inf.py). By identity and version counter (a view shares its base's), on the host: no tensor is
+        read."""
+        made, found = self._made, []
         for a in args:
             if isinstance(a, torch.Tensor) and a.is_floating_point():
                 base = a._base if a._base is not None else a
                 if not any(_same_as_made(made.get(id(t)), t) for t in (a, base)):
-                    return True
-        return False
+                    found.append(a)
+        return found
 
-    def _code_input(self, args, layer: str) -> torch.Tensor | None:
-        """Whether the inputs the code between layers made held NaN/Inf (a sum, NaN exactly when one did), taken
-        before the layer runs. Without it, a NaN born in the layer itself (a NaN weight) was blamed on that code
-        first, and in a transformer most layers' inputs are made by code (a residual sum, merged heads)."""
+    def _code_input(self, made: list[torch.Tensor], layer: str) -> torch.Tensor | None:
+        """The sum of the inputs the code between layers `made` (`_made_by_code`), NaN exactly when one holds
+        NaN/Inf, taken before the layer runs. Without it, a NaN born in the layer itself (a NaN weight) was blamed
+        on that code first, and in a transformer most layers' inputs are made by code (a residual sum, merged
+        heads). Only those inputs: a layer's output beside them was finite, or that layer would be the origin."""
         with torch._C.DisableTorchFunction(), self.guard.catch(layer):
             # activations, summed as the outputs are (deferred.exact_sums): a sum in double costs 8x one in float32
-            return self._input_sum(args, torch.float32)
+            return self._input_sum(made, torch.float32)
         return None
 
     def _note_fed_by_code(self, name: str, site: tuple | None, code_input: torch.Tensor | None) -> None:
@@ -374,11 +377,13 @@ class Probe:
     @staticmethod
     def _input_sum(args: tuple, wide: torch.dtype | None = None) -> torch.Tensor | None:
         """0, or NaN when any floating-point value the model was given is NaN/Inf: all of its inputs, not only the
-        first (a two-tower model's second; `model(token_ids, features)`), inside tuples, lists and dicts. Summed so
-        that no finite batch overflows the sum (200,000 half-precision ones sum past float16's 65504, a dozen rows
-        of 3e38 past float32's largest: see deferred.finite_sum); only whether it is finite is read.
-        Inputs on another device than the first are left out: adding them would move them. `wide`: the dtype
-        of a long sum; None: double where the device has it, for data, whose values may be anything."""
+        first (a two-tower model's second; `model(token_ids, features)`), inside tuples, lists and dicts. Only
+        whether it is finite is read. Inputs on another device than the first are left out: adding them would
+        move them. `wide`: the dtype of a long sum (see deferred.finite_sum). None, for data, whose values may be
+        anything: double where the device has it, so that no finite batch overflows the sum (200,000
+        half-precision ones sum past float16's 65504, a dozen rows of 3e38 past float32's largest). float32 for
+        activations, like the layers' own exact sums: it overflows only where they average past 3.4e38 over
+        their count, and costs an eighth of double's time on a CPU."""
         inputs = [t for t in _floating_tensors(list(args)) if t.numel()]
         if not inputs:
             return None
@@ -452,8 +457,9 @@ class Probe:
             self.catalog.note_input(name, fed_by if fed_by is not None else self._producer(first))
         if self.graph is not None and isinstance(first, torch.Tensor):
             self.graph.inputs(name, [first.grad_fn])
-        if not self._grads_only and self._fed_by_code(args[:1]):
-            self._note_fed_by_code(name, site, self._code_input(args[:1], name))
+        made = self._made_by_code(args[:1]) if not self._grads_only else []
+        if made:
+            self._note_fed_by_code(name, site, self._code_input(made, name))
         tracks = family == RELU_FAMILY and isinstance(first, torch.Tensor) and not self._grads_only
         preact = self._unit_max(first, name) if tracks else None
         replacement = self.substitutions.get(name)

@@ -49,9 +49,10 @@ def type_in_force(history: History, layer: str, recorded: str) -> str:
             continue
         undo = is_undo(label)
         text = label[len(UNDO_PREFIX) :] if undo else label
-        name, _, change = text.partition(": ")
-        old, swap, new = change.partition(SWAP)
-        if name == layer and swap:
+        if not text.startswith(f"{layer}: "):  # a layer's name may hold ": " and " -> " itself (a ModuleDict key)
+            continue
+        old, swap, new = text[len(layer) + 2 :].rpartition(SWAP)
+        if swap and (new if undo else old) == now:  # it swaps from the type in force: this layer's, not "a: b"'s
             now = old if undo else new
     return now
 

@@ -247,12 +247,13 @@ class WorkbenchPanel(QtWidgets.QWidget):
         return False
 
     def _room(self) -> QtCore.QSize:
-        """The space the panel is shown in: in a scroll area the viewport's. The panel itself is never lower than
-        its minimum, which the stacked arrangement raises: judged by its own height, a low dock kept it stacked."""
+        """The space the panel is shown in: in a scroll area the viewport's without scroll bars. The panel itself
+        is never lower than its minimum, which the stacked arrangement raises: judged by its own height, a low
+        dock kept it stacked; by the viewport's with the scroll bar that arrangement brought, a dock reached from a
+        narrow size stayed stacked where one reached from a wide size did not."""
         parent = self.parentWidget()
-        if parent is not None and isinstance(parent.parentWidget(), QtWidgets.QAbstractScrollArea):
-            return parent.size()
-        return self.size()
+        area = parent.parentWidget() if parent is not None else None
+        return area.maximumViewportSize() if isinstance(area, QtWidgets.QAbstractScrollArea) else self.size()
 
     def _arrange(self) -> None:
         """Side by side in a wide, low dock (below the plots); stacked in a narrow, tall one (a side column); and
