@@ -67,3 +67,24 @@ def test_a_label_reads_away_from_the_nearer_edge_of_the_view(qtbot):
     assert sides() == [0.0, 1.0]  # the early one's text to the right of its line, the newest one's to the left
     plot.setXRange(90, 200, padding=0)  # scrolled on: the newest mark is at the left edge now
     assert sides()[1] == 0.0
+
+
+def test_labels_keep_their_rows_apart_in_a_low_plot(qtbot):
+    """In the workbench's low plot a row of a twelfth of its height drew an undo's label over its remedy's."""
+    import pyqtgraph as pg
+
+    from bpviz.gui.plots.intervention_marks import LABEL_PX, InterventionMarks
+
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    widget.resize(400, 110)
+    widget.show()
+    qtbot.waitExposed(widget)
+    plot = widget.getPlotItem()
+    marks = InterventionMarks(plot, labels=True)
+    history = History()
+    history.interventions += [(6, "relu2: ReLU -> LeakyReLU"), (7, "undo: relu2: ReLU -> LeakyReLU")]
+    marks.update(history)
+    height = plot.getViewBox().height()
+    labels = [next(c for c in line.childItems() if isinstance(c, pg.InfLineLabel)) for line in marks.lines]
+    assert (labels[0].orthoPos - labels[1].orthoPos) * height >= LABEL_PX

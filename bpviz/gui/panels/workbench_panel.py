@@ -536,20 +536,21 @@ class WorkbenchPanel(QtWidgets.QWidget):
         losses, loss_steps = np.asarray(history.losses), np.asarray(history.loss_steps)
         before_loss = losses[loss_steps < step][-COMPARE_STEPS:]
         after_loss = losses[loss_steps >= step][-COMPARE_STEPS:]
-        text = theme.rich(f"Since step {step} ({label}): ", theme.MUTED)
+        # each phrase on one line: a narrow dock wraps between them, where it broke "dead | units" and "-> | LeakyReLU"
+        text = theme.rich(f"Since step {step} " + _unbroken(f"({label}):") + " ", theme.MUTED)
         if len(before) and len(after):
             (dead_before, inactive_before), (dead_after, inactive_after) = before[-1], after[-1]
             colour = theme.LOSS if dead_after < dead_before else theme.BAD
-            text += theme.rich("dead units ", theme.MUTED)
+            text += theme.rich(_unbroken("dead units "), theme.MUTED)
             text += theme.rich(_unbroken(f"{dead_before:.0f} → {dead_after:.0f}"), colour, bold=True)
             if inactive_before:  # an undo: the swapped-in activation's silent units were not dead
-                text += theme.rich(f" (before: {inactive_before:.0f} inactive, not dead)", theme.MUTED)
+                text += " " + theme.rich(_unbroken(f"(before: {inactive_before:.0f} inactive, not dead)"), theme.MUTED)
             if inactive_after:
-                text += theme.rich(f" ({inactive_after:.0f} inactive, not dead)", theme.MUTED)
+                text += " " + theme.rich(_unbroken(f"({inactive_after:.0f} inactive, not dead)"), theme.MUTED)
         else:
             text += theme.rich("no step since; continue training to compare", theme.MUTED)
         if len(before_loss) and len(after_loss):
-            text += theme.rich("   " + _unbroken(f"loss (mean of last {COMPARE_STEPS})") + " ", theme.MUTED)
+            text += "   " + theme.rich(_unbroken(f"loss (mean of last {COMPARE_STEPS}) "), theme.MUTED)
             text += theme.rich(_unbroken(f"{before_loss.mean():.4g} → {after_loss.mean():.4g}"), theme.FOREGROUND, True)
         self.compare.setText(text)
 

@@ -43,6 +43,7 @@ class DeadAndLossCurves:
         self.plot.scene().addItem(self.loss_box)
         right = self.plot.getAxis("right")
         theme.style_axis(right)  # a loss under 1 read "loss (x0.001)" over ticks of 300 and 400
+        right.setStyle(maxTickLevel=0)  # major ticks only, like the left axis: in a low plot the minor ones overlapped
         right.linkToView(self.loss_box)
         right.setLabel("loss", color=theme.LOSS)
         right.setTextPen(theme.pen(theme.LOSS, 1))

@@ -16,6 +16,7 @@ from bpviz.engine.record.history import History, is_undo
 from bpviz.gui import theme
 
 LABEL_ROW = 0.12  # the height of a label's row, as a share of the plot's
+LABEL_PX = 18  # ... and at least this many pixels: in a low plot a twelfth overlapped one label with the next
 
 
 class InterventionMarks:
@@ -27,9 +28,10 @@ class InterventionMarks:
         self.labels = labels  # draw the label text next to the line (for roomy plots)
         self.lines: list[pg.InfiniteLine] = []
         self._seen: list[tuple[int, str]] = []
-        self._labels: list[pg.InfLineLabel] = []
+        self._labels: list[tuple[pg.InfLineLabel, int]] = []  # each with its row
         if labels:
             plot.getViewBox().sigXRangeChanged.connect(self._place_labels)
+            plot.getViewBox().sigResized.connect(self._place_labels)
 
     def update(self, history: History | None) -> bool:
         """Match the lines to `history.interventions` and `history.marks`; True when they changed."""
@@ -51,14 +53,19 @@ class InterventionMarks:
         self._seen = []
 
     def _place_labels(self) -> None:
-        """Each label on the side of its line with more of the view: right of it in the left half, else left."""
-        lo, hi = self.plot.getViewBox().viewRange()[0]
+        """Each label on the side of its line with more of the view (right of it in the left half, else left),
+        and a row below the one before, three rows round (a remedy and its undo a step apart drew one label over
+        the other), each row at least LABEL_PX high."""
+        box = self.plot.getViewBox()
+        lo, hi = box.viewRange()[0]
         middle = (lo + hi) / 2
-        for label in self._labels:
+        row_height = max(LABEL_ROW, LABEL_PX / box.height()) if box.height() > 0 else LABEL_ROW
+        for label, row in self._labels:
             side = 0.0 if label.line.value() < middle else 1.0
-            if label.anchors[0][0] != side:
+            position = max(0.0, 0.9 - row_height * row)
+            if label.anchors[0][0] != side or label.orthoPos != position:
                 label.anchors = [(side, 0.5), (side, 0.5)]
-                label.updatePosition()
+                label.setPosition(position)
 
     def _line(self, step: int, label: str) -> pg.InfiniteLine:
         undo = is_undo(label)
@@ -72,14 +79,12 @@ class InterventionMarks:
             label = pg.InfLineLabel(
                 line,
                 text=label,
-                # each mark's label a row below the one before, three rows round: a remedy and its undo a step or
-                # two apart drew one label over the other
-                position=0.9 - LABEL_ROW * (len(self.lines) % 3),
+                position=0.9 - LABEL_ROW * (len(self.lines) % 3),  # placed by _place_labels
                 anchors=[(0, 0.5), (0, 0.5)],
                 color=theme.UNDONE if undo else theme.INTERVENTION,
                 fill=theme.brush(theme.PANEL, 0.8),  # readable over the curves it crosses
             )
-            self._labels.append(label)
+            self._labels.append((label, len(self.lines) % 3))
         self.plot.addItem(line, ignoreBounds=True)
         if self.labels:
             self._place_labels()
