@@ -188,6 +188,7 @@ def test_reset_leaves_nothing_of_the_previous_training_in_the_workbench(qtbot, w
     assert not bench.undo.isEnabled() and not bench.reinit.isEnabled()
     for plot in (bench.timeline, bench.curves):  # no axis kept from the run before
         assert all(plot.getViewBox().autoRangeEnabled())
+        assert plot.getViewBox().viewRange()[0] == [0, 1]  # not its steps, which it kept while empty
 
 
 def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_undo(qtbot, window):
@@ -203,7 +204,9 @@ def test_the_workbench_says_inactive_after_a_leaky_swap_and_compares_around_an_u
     # swapped, though no step has run through the LeakyReLU yet: swapping again would change nothing
     qtbot.waitUntil(lambda: bench.undo.isEnabled(), timeout=LOAD_MS)
     assert not bench.leaky.isEnabled() and bench.gelu.isEnabled()
+    assert bench.message.text().endswith("Continue training to compare.")
     run_steps(qtbot, window, 1)
+    assert bench.message.text() == "Applied from step 2: relu2: ReLU -> LeakyReLU."  # trained through it now
     silent = dead(window)
     assert silent > 32 and f"{silent} of 64 units inactive, not dead" in bench.summary.full_text()
     assert bench.layer_box.currentText().endswith(" inactive)")

@@ -37,6 +37,7 @@ INACTIVE_COLUMNS = ("unit", "silent since step", "pre-act max", "bias", "‖w‖
 # the key first: a narrow dock elides the end of the title
 TIMELINE_TITLE = "○ = {}   ·   each unit's share of active samples per step (dark = silent)"
 COMPARE_STEPS = 5  # steps averaged on each side of a remedy
+CONTINUE_HINT = "Continue training to compare."  # after a remedy, until a step has run through it
 TABLE_ROWS = 4  # dead units the table shows at the least
 
 
@@ -79,6 +80,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self._order: np.ndarray | None = None  # rows of the timeline: dead units by time of death, then the living
         self._busy = True
         self._recording = False  # a recording is shown: nothing is trained, no remedy can be applied
+        self._applied_from: int | None = None  # the step the latest remedy acts from, until a step ran through it
 
         self.layer_box = QtWidgets.QComboBox()
         self.layer_box.setObjectName("workbenchLayer")
@@ -303,6 +305,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
         self.timeline_marks.clear()
         self.compare.setText("")
         self.message.setText("")
+        self._applied_from = None
         self._set_summary(None)
         self._update_buttons()
 
@@ -315,6 +318,7 @@ class WorkbenchPanel(QtWidgets.QWidget):
             return
         self._fill_layers(latest)
         self._update_buttons()
+        self._hint_done(latest)
         self.timeline_marks.update(history)
         self.curve_marks.update(history)
         if self.layer is None:
@@ -431,7 +435,14 @@ class WorkbenchPanel(QtWidgets.QWidget):
 
     def remedy_applied(self, step: int, label: str) -> None:
         self.message.setStyleSheet(f"color: {theme.LOSS}; padding: 2px;")
-        self.message.setText(f"Applied from step {step}: {label}. Continue training to compare.")
+        self.message.setText(f"Applied from step {step}: {label}. {CONTINUE_HINT}")
+        self._applied_from = step
+
+    def _hint_done(self, latest: StepRecord) -> None:
+        """Once a step has run through the remedy, the message stops asking to continue training."""
+        if self._applied_from is not None and latest.step >= self._applied_from:
+            self.message.setText(self.message.text().replace(f" {CONTINUE_HINT}", ""))
+            self._applied_from = None
 
     def remedy_gone(self) -> None:
         """The run shown no longer has the remedy the message names (rewound before it)."""

@@ -72,6 +72,8 @@ class DeadAndLossCurves:
         self.show_silent([], [], [])
         self.loss_curve.setData([], [])
         self.marks.clear()
+        # with nothing to fit, auto-range keeps whatever range it had: the last run's steps and counts stayed
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.plot.enableAutoRange()
         self.loss_box.enableAutoRange(axis=pg.ViewBox.YAxis)
 

@@ -40,4 +40,6 @@ class UnitTimeline:
         """No image, and the axes back to their own ranges: a new run's are not the last one's."""
         self.image.clear()
         self.markers.setData([], [])
+        # with nothing to fit, auto-range keeps whatever range it had: the last run's steps and counts stayed
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.plot.enableAutoRange()
