@@ -1,15 +1,20 @@
 """What recording a run costs: step time with and without `record=`, bytes per step, opening and reading a long run.
 
-Step time: watched steps with and without recording, interleaved (ABBA...) on
-identical copies of overhead.py's MLP workload, ratio of medians, repeated
-(the median ratio is the figure). Size: bytes per step of a 60-layer and a
+Step time: watched steps with and without recording on identical copies of
+overhead.py's MLP workload, in alternating blocks of steps (ABBA...), the
+recorded block timed until its writer has committed every step of it; the
+ratio of each pair of blocks, repeated (the median ratio is the figure).
+Single steps interleaved with the other copy's understate the cost: the
+writer thread's work on one recorded step lands on the plain step after it
+(1.05-1.09x that way, 1.12-1.21x in blocks, on the same 2-core machine).
+The writer's own time per step, in its thread, is printed beside. Size: bytes per step of a 60-layer and a
 300-layer MLP at the default detail, trained on one batch and on a new batch
 every step (per-unit maxima then change more: the harder case for the
 differences from keyframes), over two keyframe spans.
 Reading: a synthetic long run (recorded steps of the 60-layer model written
 again under new step numbers) opened, then records read at random steps.
 
-    python3 benchmarks/recording.py [--steps 30] [--repeats 5] [--long-steps 10000]
+    python3 benchmarks/recording.py [--block 40] [--repeats 8] [--long-steps 10000]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import checkout  # noqa: F401  (before bpviz: this checkout's copy)
@@ -37,26 +43,44 @@ from bpviz.engine.runs.keyframes import KEYFRAME_EVERY
 from bpviz.engine.runs.rows import RowWriter
 
 
-def overhead(steps: int, warmup: int, path: Path) -> tuple[float, float]:
+def overhead(block: int, repeats: int, warmup: int, path: Path) -> tuple[list[float], list[float], list[float]]:
+    """Per pair of blocks: the watched and the watched + recorded seconds per step, and the writer's CPU seconds
+    per recorded step (time.thread_time inside its thread)."""
     torch.manual_seed(0)
     model, x, y = mlp()
     twin = copy.deepcopy(model)
     opts = [torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, twin)]
     plain_watch, recorded_watch = bpviz.watch(model), bpviz.watch(twin, record=path.with_suffix(".bpviz"))
-    watched, recorded = [], []
-    for i in range(warmup + steps):
-        if i % 2:  # ABBA: whichever runs second in a pair finds warm caches; alternating cancels that
-            b, _ = timed_step(twin, opts[1], x, y, recorded_watch.step)
-            a, _ = timed_step(model, opts[0], x, y, plain_watch.step)
-        else:
-            a, _ = timed_step(model, opts[0], x, y, plain_watch.step)
-            b, _ = timed_step(twin, opts[1], x, y, recorded_watch.step)
-        if i >= warmup:
-            watched.append(a)
-            recorded.append(b)
+    writer = recorded_watch.recorder.writer
+    cpu = _thread_seconds(writer)
+    contenders = [(model, opts[0], plain_watch), (twin, opts[1], recorded_watch)]
+    for _ in range(warmup):
+        for model_, opt, watch in contenders:
+            timed_step(model_, opt, x, y, watch.step)
+    writer.flush()
+    watched, recorded, writer_cpu = [], [], []
+    for repeat in range(repeats):
+        seconds = {}
+        for model_, opt, watch in contenders if repeat % 2 == 0 else contenders[::-1]:  # ABBA
+            before = cpu()
+            start = time.perf_counter()
+            for _ in range(block):
+                timed_step(model_, opt, x, y, watch.step)
+            if watch is recorded_watch:
+                writer.flush()  # its block ends when the writer has caught up: what it owes is counted here
+                writer_cpu.append((cpu() - before) / block)
+            seconds[watch is recorded_watch] = (time.perf_counter() - start) / block
+        watched.append(seconds[False])
+        recorded.append(seconds[True])
     plain_watch.detach()
     recorded_watch.detach()
-    return statistics.median(watched), statistics.median(recorded)
+    return watched, recorded, writer_cpu
+
+
+def _thread_seconds(writer) -> Callable[[], float]:
+    """The CPU seconds the writer's thread has used so far (Linux: its clock by thread id)."""
+    clock = time.pthread_getcpuclockid(writer._thread.ident)
+    return lambda: time.clock_gettime(clock)
 
 
 def deep_mlp(layers: int) -> nn.Sequential:
@@ -101,24 +125,27 @@ def long_run(records: list, steps: int, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--block", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--long-steps", type=int, default=10_000)
     parser.add_argument("--reads", type=int, default=200)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bpviz-bench-"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    ratios = []
-    for repeat in range(args.repeats):
-        watched, recorded = overhead(args.steps, args.warmup, folder / f"overhead{repeat}")
-        ratios.append(recorded / watched)
+    watched, recorded, writer_cpu = overhead(args.block, args.repeats, args.warmup, folder / "overhead")
+    ratios = [b / a for a, b in zip(watched, recorded)]
+    for a, b, cpu in zip(watched, recorded, writer_cpu):
         print(
-            f"MLP 784-512x4-10, batch 128: watched {watched * 1e3:.1f} ms, watched+recorded {recorded * 1e3:.1f} ms, "
-            f"ratio {recorded / watched:.3f}x (median of {args.steps} interleaved steps)"
+            f"MLP 784-512x4-10, batch 128: watched {a * 1e3:.2f} ms, watched+recorded {b * 1e3:.2f} ms a step, "
+            f"ratio {b / a:.3f}x; the writer thread's CPU {cpu * 1e3:.2f} ms a step ({args.block}-step blocks)"
         )
-    print(f"recording overhead: median ratio {statistics.median(ratios):.3f}x over {args.repeats} repeats")
+    print(
+        f"recording overhead: median ratio {statistics.median(ratios):.3f}x over {args.repeats} pairs of blocks "
+        f"({min(ratios):.3f}x-{max(ratios):.3f}x); the writer's CPU: median {statistics.median(writer_cpu) * 1e3:.2f} "
+        f"ms a step"
+    )
 
     sizes = {}
     steps = 2 * KEYFRAME_EVERY + 1
