@@ -442,3 +442,26 @@ def test_economy_estimates_output_gradient_norms_and_keeps_nan_inf_and_parameter
         weight = next(p for p in record.params if p.name == "head.weight")
         assert weight.grad_norm == pytest.approx(float(models[level].head.weight.grad.norm()), rel=1e-5)
     assert records["economy"].nonfinite_grad_origin == records["full"].nonfinite_grad_origin
+
+
+@pytest.mark.parametrize("level", ["economy", "full"])
+def test_a_gradient_norm_estimated_from_a_sample_says_so(level):
+    """At the economy level the norm of a gradient larger than its sample is estimated from the sample: one that
+    misses the only nonzero value reads 0.0 and says it was sampled (the window then shows "≈0", not "no
+    gradient"). The full level measures it exactly; a gradient its sample holds whole is exact at both."""
+    torch.manual_seed(0)
+    wide, narrow = nn.Linear(64, 128), nn.Linear(64, 8)  # outputs of 64 x 128 = 8192 and 64 x 8 = 512 values
+    x = torch.randn(64, 64)
+    stride = sample_stride((64, 128), Config().histogram_sample)
+    assert stride > 1  # flat index 1 is outside the sample (every stride-th value from 0)
+    watch = bpviz.watch(nn.ModuleDict({"wide": wide, "narrow": narrow}), level=level)
+    loss = 3.0 * wide(x).reshape(-1)[1] + narrow(x).sum()  # d(loss)/d(wide output) is 3 at one value, else 0
+    loss.backward()
+    layers = {layer.name: layer for layer in watch.step(loss).layers}
+    watch.detach()
+    if level == "economy":
+        assert (layers["wide"].grad_norm, layers["wide"].grad_norm_sampled) == (0.0, True)
+    else:
+        assert (layers["wide"].grad_norm, layers["wide"].grad_norm_sampled) == (pytest.approx(3.0), False)
+    assert layers["narrow"].grad_norm == pytest.approx(math.sqrt(64 * 8))  # ones everywhere: exact at both
+    assert not layers["narrow"].grad_norm_sampled

@@ -153,3 +153,34 @@ def test_the_legend_cuts_its_labels_to_fit_and_keeps_them_whole_in_its_tooltip(q
     assert all(label.endswith("…") or label in ("no data",) for label in narrow) and narrow[0].endswith("…")
     assert sum(metrics.horizontalAdvance(label) + 28 for label in narrow) <= 120
     assert "inactive, not dead (leaky)" in legend.toolTip() and "no data" in legend.toolTip()
+
+
+def test_a_zero_norm_from_a_sample_is_not_called_no_gradient(qtbot):
+    """The economy level's 0.0 from a sample that held no nonzero value may hide a few live units: every view
+    says "≈0 (none in its sample)", never "no gradient", and the network lists it in its key only when shown."""
+    history = History()
+    sampled = [layer("fc1", 0, grad_norm=0.0, grad_norm_sampled=True), layer("fc2", 1, grad_norm=0.0)]
+    history.append(record(0, sampled))
+    flow = GradientFlowView()
+    qtbot.addWidget(flow)
+    flow.set_layer("fc1")
+    flow.refresh(history)
+    assert flow.zero_marks.data["x"].tolist() == [0.0, 1.0]  # both at the floor, below every norm
+    header = flow.header.text()
+    assert "1 with no gradient" in header and "1 ≈0 in their sample" in header
+    assert "fc1 " in header and "≈0 (none in its sample)" in header
+    model = LayerTableModel()
+    model.update(history.latest, [])
+    assert model.data(model.index(0, GRAD)) == "≈0 (none in its sample)"
+    assert "estimated from that sample" in model.data(model.index(0, GRAD), 3)
+    assert model.data(model.index(1, GRAD)) == "0 (no gradient)"
+    network = NetworkView()
+    qtbot.addWidget(network)
+    network.refresh(history)
+    assert network.items["fc1"].value_text == "≈0 (none in its sample)"
+    assert [label for _, label in network.legend.swatches] == [
+        "0 (no gradient)",
+        "≈0 (none in its sample)",
+        "NaN/Inf",
+        "not measured",
+    ]

@@ -439,6 +439,6 @@ def settle_gradients(grads: list[GradCall], cfg: Config, exact: bool) -> None:
         histograms = batched_histogram(stacked, logs, [(log_lo, log_hi)] * len(grads), cfg.histogram_bins)
     for index, (grad, row) in enumerate(zip(grads, scalars.unbind(0))):
         grad.scalars = row
-        grad.exact_norm = exact
+        grad.exact_norm = exact or index >= first  # a gradient that fits in its sample has every value's squares
         if grad.stash.hist_range is not None:
             grad.histogram = histograms[index]

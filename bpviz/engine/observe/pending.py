@@ -110,7 +110,7 @@ class GradCall:
     histogram: torch.Tensor | None  # of log10 |g|, on detailed steps
     stash: Stash | None = None
     forward: int = 0  # index of the root forward whose output it flowed back to
-    exact_norm: bool = True  # the squared norm is over every value (the full level), not from the sample
+    exact_norm: bool = True  # the squared norm is over every value (the full level, or a gradient its sample holds)
 
 
 @dataclass

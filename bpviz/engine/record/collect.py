@@ -429,10 +429,13 @@ def _unit_stats(layer: LayerStep, group, host) -> None:
 def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config) -> None:
     sums: dict[str, float] = {}
     nonfinite: dict[str, bool] = {}
+    sampled: set[str] = set()
     hists: dict[str, np.ndarray] = {}
     for name, scalar_id, hist_id, exact_norm in grad_ids:
         squared, total = host[scalar_id].tolist()
         sums[name] = sums.get(name, 0.0) + squared
+        if not exact_norm:
+            sampled.add(name)
         # the sum alone says NaN/Inf where the squares are estimated (see stats.SUM_UNIT); with exact
         # squares, both tell an overflow from Inf
         finite = values_finite(squared, total) if exact_norm else math.isfinite(total)
@@ -446,6 +449,7 @@ def _attach_gradients(layers: dict[str, LayerStep], grad_ids, host, cfg: Config)
         if layer is None:
             continue
         layer.grad_nonfinite = nonfinite[name]
+        layer.grad_norm_sampled = name in sampled
         # +inf when the squares overflowed float32 though every value is finite (see grad_nonfinite)
         layer.grad_norm = float("nan") if layer.grad_nonfinite else math.sqrt(squared)
         if name not in hists:

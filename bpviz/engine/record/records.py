@@ -69,6 +69,9 @@ class LayerStep:
     # L2 norm of d(loss)/d(output) over every output and call together (an LSTM's output, h_n and c_n);
     # None when no gradient reached any of them
     grad_norm: float | None = None
+    # grad_norm was estimated from a strided sample (the economy level, a gradient larger than its sample): a
+    # 0.0 then says the sample held no nonzero value, not that no gradient flows
+    grad_norm_sampled: bool = False
     grad_histogram: Histogram | None = None  # over log10 |grad|, of the same gradients
     grad_nonfinite: bool = False  # NaN/Inf in any of them
     param_grad_norm: float | None = None  # L2 norm over the layer's own parameters' gradients

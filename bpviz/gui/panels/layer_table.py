@@ -37,7 +37,7 @@ from bpviz.engine.diagnosis.finding import Finding, severity_rank
 from bpviz.engine.record.records import LayerStep, StepRecord
 from bpviz.gui import theme
 from bpviz.gui.format import number, percent
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, TIPS, ZERO, gradient_state
+from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, SAMPLED_ZERO, TIPS, ZERO, gradient_state
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
 CSV_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -340,7 +340,7 @@ class LayerTableModel(QAbstractTableModel):
             return self._brush(theme.MUTED if inactive_not_dead(layer) else theme.DEAD)
         if col == GRAD:
             state = gradient_state(layer)
-            return self._brush(COLOURS[state]) if state in (ZERO, NONFINITE) else None
+            return self._brush(COLOURS[state]) if state in (ZERO, SAMPLED_ZERO, NONFINITE) else None
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

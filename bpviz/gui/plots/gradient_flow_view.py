@@ -11,7 +11,7 @@ from PySide6 import QtCore, QtWidgets
 from bpviz.engine.record.history import History
 from bpviz.engine.record.records import StepRecord
 from bpviz.gui import theme
-from bpviz.gui.gradient_state import LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO, gradient_state
+from bpviz.gui.gradient_state import LABELS, MEASURED, NONFINITE, SAMPLED_ZERO, UNMEASURED, ZERO, gradient_state
 from bpviz.gui.plots.base import PlotView, show_empty_frame
 from bpviz.gui.plots.decade_axis import DecadeAxis
 from bpviz.gui.plots.intervention_marks import InterventionMarks
@@ -150,7 +150,8 @@ class GradientFlowView(PlotView):
 
     def _draw_flow(self, record: StepRecord | None) -> None:
         names, norms, states = flow_at(record) if record is not None else ([], np.empty(0), np.empty(0, dtype=object))
-        nonfinite, missing, zero = states == NONFINITE, states == UNMEASURED, states == ZERO
+        nonfinite, missing = states == NONFINITE, states == UNMEASURED
+        zero = (states == ZERO) | (states == SAMPLED_ZERO)  # at the floor both; the header tells them apart
         self._names, self._norms, self._states = names, norms, states
         self.axis.set_names(names)
         x = np.arange(len(names), dtype=np.float64)
@@ -195,11 +196,13 @@ class GradientFlowView(PlotView):
         # the bars read input ▸ output along the axis: the title says no more, so the numbers after it fit
         parts = [theme.rich("gradient norm per layer", theme.FOREGROUND, bold=True)]
         parts.append(theme.rich(f"   step {record.step}", theme.MUTED))
-        counts = {state: int((self._states == state).sum()) for state in (NONFINITE, ZERO, UNMEASURED)}
+        counts = {state: int((self._states == state).sum()) for state in (NONFINITE, ZERO, SAMPLED_ZERO, UNMEASURED)}
         if counts[NONFINITE]:  # the warnings first: a narrow header leaves out its last parts
             parts.insert(0, theme.badge(f"{counts[NONFINITE]} NaN/Inf"))
         if counts[ZERO]:
             parts.append(theme.rich(f"   ·   {counts[ZERO]} with no gradient", theme.ZERO_GRADIENT, bold=True))
+        if counts[SAMPLED_ZERO]:
+            parts.append(theme.rich(f"   ·   {counts[SAMPLED_ZERO]} ≈0 in their sample", theme.ZERO_GRADIENT))
         if self._selected in self._names:
             index = self._names.index(self._selected)
             state = self._states[index]

@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from bpviz.engine.diagnosis.dead_relu import inactive_not_dead
 from bpviz.engine.record.records import LayerStep
 from bpviz.gui import theme
-from bpviz.gui.gradient_state import COLOURS, LABELS, MEASURED, NONFINITE, UNMEASURED, ZERO, gradient_state
+from bpviz.gui.gradient_state import (
+    COLOURS,
+    LABELS,
+    MEASURED,
+    NONFINITE,
+    SAMPLED_ZERO,
+    UNMEASURED,
+    ZERO,
+    gradient_state,
+)
 
 COLLAPSE_ABOVE = 60  # more layers than this: blocks start collapsed
 BLOCK_DEPTH = 2  # blocks group layers by at most this many leading module names ("layer1.0")
@@ -86,7 +95,7 @@ METRICS = {
         lambda v: f"‖g‖ {_power_of_ten(v)}",
         _power_of_ten,
         gradient_state,
-        {s: (COLOURS[s], LABELS[s]) for s in (ZERO, NONFINITE, UNMEASURED)},
+        {s: (COLOURS[s], LABELS[s]) for s in (ZERO, SAMPLED_ZERO, NONFINITE, UNMEASURED)},
     ),
     "saturation": Metric(
         "saturation %", _saturation, (0.0, 100.0), max, BAD_SCALE, lambda v: f"{v:.0f}% saturated", _percent
@@ -101,7 +110,7 @@ METRICS = {
         _power_of_ten,
     ),
 }
-STATE_RANK = (INACTIVE, UNMEASURED, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
+STATE_RANK = (INACTIVE, UNMEASURED, SAMPLED_ZERO, ZERO, NONFINITE)  # a collapsed block shows its worst layer's state
 
 
 def fitting_metric(layers: list[LayerStep]) -> str:

@@ -368,7 +368,11 @@ class NetworkView(PlotView):
             colours = cmap.map(np.array([share for _item, share in shaded]), mode="qcolor")
             for (item, _share), colour in zip(shaded, colours):
                 item.fill = colour
-        swatches = list(metric.states.values()) if metric.states else []
+        # a state drawn in the colour of one listed before it (a sampled zero, a zero's) is listed only when shown
+        swatches: list[tuple[str, str]] = []
+        for state, (colour, label) in (metric.states or {}).items():
+            if state in states.values() or colour not in {c for c, _ in swatches}:
+                swatches.append((colour, label))
         if not metric.states or UNMEASURED not in metric.states:
             swatches.append((theme.NO_DATA, "no data"))
         self.legend.set_range(metric.colours, metric.scale(lo), metric.scale(hi), swatches)
