@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import bpviz
+from bpviz.engine.diagnosis.coverage import checks_run
 from bpviz.engine.runs.playback import Playback
 from tests.engine.run_files import assert_same, seeded_run
 
@@ -80,3 +81,15 @@ def test_extending_a_view_with_new_steps_gives_the_view_at_the_latest(tmp_path):
     assert [r.step for r in view.history.records] == [r.step for r in fresh.history.records] == [7]
     assert view.history.losses == fresh.history.losses == [r.loss for r in live]
     assert [f.key for f in view.findings] == [f.key for f in fresh.findings]
+
+
+def test_a_views_checks_cover_the_run_up_to_the_step_shown(tmp_path):
+    """The view holds one record; what the checks covered is the run's steps up to it, read from the file (an
+    opened recording said "No problems found in 1 step" and "dead ReLU units from step 61" of a 60-step run)."""
+    seeded_run(tmp_path / "a.bpviz", steps=12)
+    playback = Playback(bpviz.open_run(tmp_path / "a.bpviz"))
+    history = playback.view_at(6).history
+    assert history.span() == (0, 7)
+    checks = {c.kind: c for c in checks_run(history, playback.run.config)}
+    assert checks["nan_or_inf"].steps == "steps 0–6" and checks["dead_relu"].steps == "steps 0–6"
+    assert playback.view_at(None).history.span() == (0, 12)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from bpviz.engine.config import Config
 from bpviz.engine.diagnosis.coverage import checks_run
 from bpviz.engine.load.experiment import load_experiment
+from bpviz.engine.record.history import History
 from bpviz.engine.session.stepper import Stepper
 from tests.gui import window_driver as driver
+from tests.gui.record_factory import layer, record
 from tests.gui.window_driver import SAMPLES, open_file, run_steps
 
 
@@ -56,3 +58,16 @@ def test_the_healthy_summary_goes_when_a_finding_arrives(qtbot, tmp_path):
     assert panel.selected() is None
     assert panel.explanation.toPlainText() == "Select a finding to see why it matters and what to try."
     window.close()
+
+
+def test_the_checks_count_every_step_seen_not_only_the_records_kept():
+    """A History keeps its last `max_steps` records (a recording's keeps one): the checks still cover every step."""
+    history = History(max_steps=2)
+    for step in range(5):
+        history.append(record(step, [layer("fc1", 0), layer("relu1", 1, family="relu", units=4, dead=[])]))
+    assert history.span() == (0, 5)
+    checks = {c.kind: c for c in checks_run(history, Config(dead_window=3))}
+    assert checks["nan_or_inf"].steps == "steps 0–4"
+    assert checks["dead_relu"].steps == "steps 0–4"  # 5 steps seen: the window of 3 is full
+    kept = history.before(3)
+    assert kept.span() == (0, 3) and History().span() is None

@@ -30,7 +30,8 @@ def checks_run(history: History, config: Config) -> list[Check]:
     latest = history.latest
     if latest is None:
         return []
-    first, last = history.records[0].step, latest.step
+    first, seen = history.span()
+    last = latest.step
     steps = f"step {first}" if first == last else f"steps {first}–{last}"
     layers = tuple(layer.name for layer in latest.layers)
     relu = tuple(x.name for x in latest.layers if x.units is not None and x.family == DEAD_FAMILY)
@@ -38,7 +39,7 @@ def checks_run(history: History, config: Config) -> list[Check]:
     bounded = tuple(x.name for x in latest.layers if x.saturated_fraction is not None)
     modes = tuple(dict.fromkeys(m for f in latest.forwards for m in (*f.training_modules, *f.eval_modules)))
     window = config.dead_window
-    dead_steps = steps if len(history) >= window else f"from step {first + window - 1} (needs {window} steps)"
+    dead_steps = steps if seen >= window else f"from step {first + window - 1} (needs {window} steps)"
     validations = len(history.validation)
     return [
         Check("nan_or_inf", "NaN/Inf in outputs and gradients", layers, steps),

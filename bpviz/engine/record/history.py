@@ -35,8 +35,13 @@ class History:
         # (step, label) of what else the time axes mark beside them (where a compared run diverges): no remedy,
         # so neither Undo nor the before/after of remedies counts it
         self.marks: list[tuple[int, str]] = []
+        self._first: int | None = None  # the first step appended, kept when the window of records moves past it
+        self._appended = 0
 
     def append(self, record: StepRecord) -> None:
+        if self._first is None:
+            self._first = record.step
+        self._appended += 1
         self.records.append(record)
         if record.loss is not None:
             self.loss_steps.append(record.step)
@@ -49,6 +54,8 @@ class History:
         marks_before = step if marks_before is None else marks_before
         kept = History(self.records.maxlen or 0)
         kept.records.extend(r for r in self.records if r.step < step)
+        kept._appended = self._appended - sum(r.step >= step for r in self.records)
+        kept._first = self._first if kept._appended > 0 else None
         pairs = [(s, loss) for s, loss in zip(self.loss_steps, self.losses) if s < step]
         kept.loss_steps, kept.losses = [s for s, _ in pairs], [loss for _, loss in pairs]
         kept.validation = [(s, dict(m)) for s, m in self.validation if s < marks_before]
@@ -74,6 +81,11 @@ class History:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def span(self) -> tuple[int, int] | None:
+        """(first step, number of steps) of every step seen, not only the records kept (`max_steps` of them; a
+        recording's History keeps one): what the findings judged. None before the first step."""
+        return None if self._first is None else (self._first, self._appended)
 
     def layer_series(self, name: str, attr: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one scalar LayerStep attribute.

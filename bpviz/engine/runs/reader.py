@@ -204,6 +204,12 @@ class Run:
         rows = self._query("SELECT step FROM steps WHERE step <= ? ORDER BY step", (self._steps_seen,))
         return np.asarray([r[0] for r in rows], dtype=np.int64)
 
+    def span(self, upto: int) -> tuple[int, int] | None:
+        """(first step, number of steps) of the recorded steps up to `upto`; None when there are none."""
+        sql = "SELECT min(step), count(*) FROM steps WHERE step <= ?"
+        first, count = self._query(sql, (min(upto, self._steps_seen),))[0]
+        return None if count == 0 else (int(first), int(count))
+
     def record(self, step: int) -> StepRecord:
         """The StepRecord of `step`, equal to the one `w.step()` returned; KeyError when the file has no such step."""
         try:

@@ -32,6 +32,11 @@ class RunHistory(History):
         self.loss_steps = buckets.steps.tolist()
         self.losses = buckets.mean.tolist()
         self.append(record)
+        self._span = run.span(record.step)
+
+    def span(self) -> tuple[int, int] | None:
+        """The run's steps up to the one shown, from the file (this History holds only that step's record)."""
+        return self._span
 
     def layer_steps(
         self, name: str, fields: tuple[str, ...] | None = None, last: int | None = None

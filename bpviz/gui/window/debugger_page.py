@@ -244,7 +244,8 @@ class DebuggerPage(QWidget):
         history = self.history
         findings = self.findings
         checks = checks_run(history, self.config) if history is not None and not findings else None
-        self.findings_panel.set_findings(findings, checks, len(history) if history is not None else 0)
+        span = history.span() if history is not None else None
+        self.findings_panel.set_findings(findings, checks, span[1] if span is not None else 0)
         self._update_banner(findings)
 
     def refresh_views(self) -> None:
