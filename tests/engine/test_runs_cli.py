@@ -9,6 +9,7 @@ import pytest
 import bpviz
 from bpviz import cli
 from bpviz.engine.load.samples import SAMPLES_DIR
+from tests.engine.run_files import seeded_run
 
 
 def test_checking_a_recording_gives_the_live_report_and_exit_code(tmp_path, capsys):
@@ -75,3 +76,14 @@ def test_compare_of_two_different_models_says_which_layers_it_could_not_compare(
     assert only_a == ["relu1", "relu2", "out"]  # fc1 and fc2 are in both samples
     said = f"3 layers only in A (relu1, relu2, out); {len(only_b)} layers only in B ({', '.join(only_b[:3])}, …)"
     assert f"the runs have different layers (compared by name): {said}" in capsys.readouterr().out
+
+
+def test_compare_says_a_layer_the_other_run_lacks_is_not_there_rather_than_healthy(tmp_path, capsys):
+    a, b = str(tmp_path / "dying_relu.bpviz"), tmp_path / "other.bpviz"
+    cli.main(["check", str(SAMPLES_DIR / "dying_relu.py"), "--steps", "4", "--record", a])
+    seeded_run(b, steps=4)  # a Sequential: its layers are named 0-4
+    capsys.readouterr()
+    assert cli.main(["compare", a, str(b)]) == cli.EXIT_FOUND_ERRORS
+    out = capsys.readouterr().out
+    assert "relu2: dead_relu (error) from step 2 in A, no such layer in B" in out
+    assert "healthy in B" not in out

@@ -63,10 +63,10 @@ def compare_runs(a: Run, b: Run, rtol: float = RTOL, atol: float = ATOL) -> dict
         divergence = _first_divergence(conn, rtol, atol)
     finally:
         conn.close()
-    only_a, only_b, changed = _finding_differences(a.findings, b.findings)
-    steps = {"a": len(a), "b": len(b)}
     names_a, names_b = a.layer_names(), b.layer_names()
     in_a, in_b = set(names_a), set(names_b)
+    only_a, only_b, changed = _finding_differences(a.findings, b.findings, in_a, in_b)
+    steps = {"a": len(a), "b": len(b)}
     layers_a = [n for n in names_a if n not in in_b]  # layers are compared by name: these never are
     layers_b = [n for n in names_b if n not in in_a]
     same = divergence is None and not (only_a or only_b or changed or layers_a or layers_b) and steps["a"] == steps["b"]
@@ -149,10 +149,14 @@ def _plain(value):
     return value if value is None or math.isfinite(value) else None
 
 
-def _finding_differences(a: list[Finding], b: list[Finding]) -> tuple[list[dict], list[dict], list[dict]]:
+def _finding_differences(
+    a: list[Finding], b: list[Finding], layers_a: set[str], layers_b: set[str]
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """The findings of one run the other lacks, told against the other's state (`layers_*`: each run's layers),
+    and those both have that began at another step or severity."""
     by_a, by_b = {f.key: f for f in a}, {f.key: f for f in b}
-    only_a = [_described(f, "A", "B", by_b) for key, f in by_a.items() if key not in by_b]
-    only_b = [_described(f, "B", "A", by_a) for key, f in by_b.items() if key not in by_a]
+    only_a = [_described(f, "A", "B", by_b, layers_b) for key, f in by_a.items() if key not in by_b]
+    only_b = [_described(f, "B", "A", by_a, layers_a) for key, f in by_b.items() if key not in by_a]
     changed = []
     for key in by_a.keys() & by_b.keys():
         fa, fb = by_a[key], by_b[key]
@@ -170,11 +174,14 @@ def _finding_differences(a: list[Finding], b: list[Finding]) -> tuple[list[dict]
     return only_a, only_b, sorted(changed, key=lambda d: d["text"])
 
 
-def _described(finding: Finding, here: str, there: str, others: dict) -> dict:
+def _described(finding: Finding, here: str, there: str, others: dict, other_layers: set[str]) -> dict:
+    """`others`: the other run's findings by key. A layer the other run lacks is not called healthy there."""
     other_kinds = sorted(kind for kind, layer in others if layer == finding.layer)
     state = "healthy" if not other_kinds else "with " + ", ".join(other_kinds)
     if finding.layer is None:
         state = "not raised"
+    elif finding.layer not in other_layers:
+        state = "no such layer"
     text = f"{_where(finding)}{finding.kind} ({finding.severity}) from step {finding.step} in {here}, "
     text += f"{state} in {there}"
     return {**finding.to_dict(), "text": text}
