@@ -284,6 +284,25 @@ def test_a_shorter_compared_run_is_named_with_the_step_its_overlay_shows(qtbot, 
     assert legends["gradient_flow"].names == ("a.bpviz", "b.bpviz")
 
 
+def test_a_compared_run_without_the_layers_shown_says_so(qtbot, window, tmp_path):
+    """A run of another model was named over the plots with nothing drawn for it and nothing said."""
+    from bpviz import cli
+
+    a, b = tmp_path / "a.bpviz", tmp_path / "b.bpviz"
+    seeded_run(a, steps=STEPS, level="full")  # a Sequential: its layers are named 0-4
+    assert cli.main(["check", str(SAMPLES["dying_relu"]), "--steps", str(STEPS), "--record", str(b)]) == 1
+    assert window.open_path(a)
+    qtbot.waitUntil(lambda: window.shown_step == STEPS - 1)
+    window.compare_with(b)
+    qtbot.waitUntil(lambda: settled(window))
+    legends = window.comparison.legends
+    bring_forward(window, window.page.gradient_flow_view)
+    assert legends["gradient_flow"].names == ("a.bpviz", "b.bpviz (no layer of these names)")
+    bring_forward(window, window.page.histogram_view)
+    layer = window.page.selected_layer()
+    assert layer is not None and legends["activations"].names == ("a.bpviz", f"b.bpviz (no layer {layer})")
+
+
 def test_a_recordings_workbench_lists_the_dead_units_of_the_step_shown(qtbot, window, tmp_path):
     """The table stayed empty in every recording: its rows came only from a live experiment process."""
     from tests.engine.models import batch, dead_unit_mlp, train

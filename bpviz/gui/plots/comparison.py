@@ -74,18 +74,23 @@ class Comparison:
                 np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64), connect="finite"
             )
         elif view == "gradient_flow":
-            self._draw_flow(latest)
+            matched = self._draw_flow(latest)
+            total = len(self.flow_view.names)
             compared += at
+            if latest is not None and matched < total:  # layers are matched by name: say what has no twin
+                compared += " (no layer of these names)" if matched == 0 else f" ({matched} of {total} layers)"
         elif view == "activations":
-            held = self._draw_histogram(other, layer)
+            present, held = self._draw_histogram(other, layer)
             compared = f"{compared} (histogram of step {held})" if held is not None else compared + at
+            if latest is not None and layer is not None and not present:
+                compared += f" (no layer {layer})"
         else:
             return
         self.legends[view].show(None if other is None else (this, compared))
 
-    def _draw_histogram(self, other: History | None, layer: str | None) -> int | None:
-        """The second run's histogram of `layer` at the step shown, or on a step without one its latest before
-        (whose step is returned)."""
+    def _draw_histogram(self, other: History | None, layer: str | None) -> tuple[bool, int | None]:
+        """The second run's histogram of `layer` at the step shown, or on a step without one its latest before;
+        whether that run has the layer, and the step of the histogram when it is an earlier one."""
         latest = None if other is None else other.latest
         found = find_layer(latest, layer) if latest is not None and layer is not None else None
         hist, held = (found.histogram if found is not None else None), None
@@ -94,19 +99,21 @@ class Comparison:
             if taken is not None:
                 held, hist = taken
         self.histogram.setData(*((hist.edges, hist.counts) if hist is not None else ([], [])))
-        return held
+        return found is not None, held
 
-    def _draw_flow(self, latest: StepRecord | None) -> None:
-        """The second run's norm of each layer on the bars (matched by name) the flow view has drawn."""
+    def _draw_flow(self, latest: StepRecord | None) -> int:
+        """The second run's norm of each layer on the bars (matched by name) the flow view has drawn; how many of
+        those layers the second run has."""
         if latest is None:
             self.flow.setData([], [])
-            return
+            return 0
         names, norms, _states = flow_at(latest)
         by_name = dict(zip(names, norms))
         shown = self.flow_view.names
         x = np.arange(len(shown), dtype=np.float64)
         y = np.asarray([by_name.get(name, np.nan) for name in shown], dtype=np.float64)
         self.flow.setData(x, y, connect="finite")
+        return sum(name in by_name for name in shown)
 
 
 class _RunLegend:
