@@ -196,3 +196,32 @@ def test_stop_while_the_fork_server_starts_ends_the_load_before_any_process(qtbo
     client.server._on_started()
     assert client.pending is None and client.processes() == []  # nothing is started once the server serves
     assert window.actions_.reset.isEnabled() and window.actions_.reset.text() == "Re&load"
+
+
+def test_a_window_closed_before_its_fork_server_serves_leaves_no_error_behind(qtbot, monkeypatch):
+    """The starting thread told a ForkServer already deleted with the window: RuntimeError in a thread."""
+    import threading
+
+    import shiboken6
+
+    proceed, failures = threading.Event(), []
+
+    class Waiting:
+        """A context whose check child takes until `proceed` is set to start."""
+
+        def Process(self, **kwargs):  # noqa: N802 - multiprocessing's name
+            return Waiting()
+
+        def start(self):
+            proceed.wait()
+
+        def join(self):
+            pass
+
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    server = ForkServer(Waiting())
+    thread = next(t for t in threading.enumerate() if t.name == "bpviz-fork-server")
+    shiboken6.delete(server)  # the window, and the server with it, closed
+    proceed.set()
+    thread.join()
+    assert failures == []

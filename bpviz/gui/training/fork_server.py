@@ -59,7 +59,10 @@ class ForkServer(QObject):
             child.join()
         except Exception:  # noqa: BLE001 - a server that cannot start is told by the load that needs it
             pass
-        self._started.emit()
+        try:
+            self._started.emit()
+        except RuntimeError:  # the window closed before the server served (its QObject is gone): no one to tell
+            pass
 
     @Slot()
     def _on_started(self) -> None:
