@@ -197,6 +197,7 @@ def test_every_part_of_one_redraw_shows_the_same_step_while_new_steps_arrive(qtb
     window.redraw(force=True)
     clock, view = window.clock, window.controller.view
     assert (window.controller.between_redraws, window.controller.flush_news) == (clock.between_redraws, clock.flush)
+    clock.tick_budget_s = 0.0  # one part per tick, as a redraw too long for one tick is drawn
     clock.mark_dirty()
     clock._next_cycle_at = 0.0
     clock._tick()  # a redraw begins: its first part drawn, the others waiting for their ticks
@@ -223,6 +224,26 @@ def test_every_part_of_one_redraw_shows_the_same_step_while_new_steps_arrive(qtb
     assert view.history.latest.step == 2
     window.controller.client.run_finished.emit("done")
     assert view.history.latest.step == 3  # the step came first, so it is in before "finished" is told
+
+
+def test_a_redraw_that_fits_a_tick_is_drawn_in_one_so_no_frame_mixes_two_steps(qtbot, window):
+    """Qt paints between ticks: drawn a part per tick, a fast Run's frames showed the status bar at step 976
+    over plots of step 885. A redraw within the tick's budget is drawn whole, before Qt can paint."""
+    open_file(qtbot, window, SAMPLES["dying_relu"])
+    run_steps(qtbot, window, 2)
+    window.redraw(force=True)
+    clock = window.clock
+    clock.tick_budget_s = 60.0  # every part fits
+    clock.mark_dirty()
+    clock._next_cycle_at = 0.0
+    clock._tick()
+    assert not clock._parts and clock.shown_step == 1
+    assert window.status.labels["step"].text() == "Step 1"
+    clock.tick_budget_s = 0.0  # none fits beside another: at least one part each tick all the same
+    clock.mark_dirty()
+    clock._next_cycle_at = 0.0
+    clock._tick()
+    assert len(clock._parts) >= 2  # the first part drawn, the rest for later ticks
 
 
 def test_the_loaded_hint_goes_once_the_user_steps(qtbot, window):

@@ -1,10 +1,14 @@
-"""The redraw clock: the window draws at most 60 times a second, one part per tick, whatever the step rate.
+"""The redraw clock: the window draws at most 60 times a second, a few parts per tick, whatever the step rate.
 
 Records only land in the run's History; a 16 ms timer redraws once something
 new arrived, so a burst of fast steps costs one redraw, never one per step.
-A redraw is drawn one part per tick (the table, the status bar, the findings,
-then each visible plot of the PlotRegistry, docks included), so no single pause
-of the event loop is longer than the slowest part, and the window stays live.
+A redraw is drawn part by part (the table, the status bar, the findings, then
+each visible plot of the PlotRegistry, docks included), as many parts per tick
+as fit in TICK_BUDGET_S, so no single pause of the event loop is much longer
+than the slowest part, and the window stays live. Qt paints between ticks: a
+redraw drawn over several ticks shows, for a moment, its first parts at the
+new step beside the others at the old one (during a fast Run, a status bar 90
+steps ahead of the plots), so a redraw that fits the budget is drawn in one.
 After a redraw that kept the GUI thread busy B seconds, the next waits 2·B.
 
 Every part of one redraw shows the same step. The parts draw the History the
@@ -28,7 +32,8 @@ from bpviz.engine.session.events import RunView
 from bpviz.gui.plots.base import PlotRegistry
 from bpviz.gui.window.debugger_page import PAGE_PARTS, DebuggerPage
 
-REDRAW_MS = 16  # one part per tick: the table and each plot at up to 60 / (1 + plots) Hz
+REDRAW_MS = 16  # a tick: parts of a redraw are drawn at most 60 times a second
+TICK_BUDGET_S = 0.008  # a tick draws parts until this long has gone (at least one part)
 IDLE_PER_BUSY = 2.0  # after a redraw that kept the GUI thread busy B s (drawing + painting), wait 2·B before the next
 
 
@@ -64,6 +69,7 @@ class RedrawClock(QObject):
         self._cycle_cost = 0.0  # seconds spent in this redraw's slices and in Qt's painting
         self._next_cycle_at = 0.0
         self._dirty = False
+        self.tick_budget_s = TICK_BUDGET_S
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
         self.timer.timeout.connect(self._tick)
@@ -118,15 +124,18 @@ class RedrawClock(QObject):
             self._draw_next_part()
 
     def _tick(self) -> None:
-        """One part of the current redraw per tick; a new redraw once something arrived.
+        """Parts of the current redraw, for up to `tick_budget_s`; a new redraw once something arrived.
 
         A heavy model's redraw (hundreds of layers) is paced so the GUI thread stays mostly idle:
         input and the window's own events never queue behind drawing.
         """
         if not self._parts and self._dirty and time.perf_counter() >= self._next_cycle_at:
             self._begin_cycle()
-        if self._parts:
+        until = time.perf_counter() + self.tick_budget_s
+        while self._parts:
             self._draw_next_part()
+            if time.perf_counter() >= until:
+                break
 
     def _begin_cycle(self) -> None:
         self._dirty = False
