@@ -194,6 +194,9 @@ def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_pa
             assert child.stdout.readline().strip() == str(step)
             qtbot.waitUntil(lambda step=step: window.shown_step == step, timeout=10_000)
             assert window.timeline.steps == list(range(step + 1))
+            if step == 1:  # the writer waits for the next "go": still live
+                window.status.refresh_rate()
+                assert window.status.labels["rate"].text() != "– steps/s"  # steps come by themselves: a rate
         assert child.wait(timeout=60) == 0
     finally:
         child.kill()
@@ -201,6 +204,8 @@ def test_a_run_written_by_another_process_is_followed_live(qtbot, window, tmp_pa
     qtbot.waitUntil(lambda: window.status.run_state.text().startswith("writer stopped"), timeout=10_000)
     assert window.recording.state == "finished"
     assert window.history.latest.step == 2
+    window.status.refresh_rate()
+    assert window.status.labels["rate"].text() == "– steps/s"  # the writer is gone: no step is coming
 
 
 def test_compare_with_overlays_the_second_run_and_marks_where_they_diverge(qtbot, window, tmp_path):

@@ -127,7 +127,7 @@ class MainWindow(QMainWindow):
         layout.insertWidget(0, self.loading_panel)
         self.actions_.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.setStatusBar(MessageBar())
-        self.status = StatusBar(self.statusBar(), running=lambda: self.controller.running, cancel=self.pause)
+        self.status = StatusBar(self.statusBar(), running=self._steps_coming, cancel=self.pause)
         self._connect_controller()  # before the docks: the window takes each answer in first
         self.docks = DebugDocks(
             self,
@@ -295,6 +295,7 @@ class MainWindow(QMainWindow):
         self.recording = recording
         recording.changed.connect(self.clock.mark_dirty)
         recording.state_changed.connect(self._on_recording_state)
+        recording.follower.grew.connect(lambda new: self.status.arrived(len(new)))
         recording.failed.connect(self.error_panel.show_error)
         self._show_new_run()
         self.docks.show_recording(recording.playback.run.graph)
@@ -385,6 +386,10 @@ class MainWindow(QMainWindow):
         drawn = recording.view.history.latest  # the step this draw shows (the clock's moves on once it is done)
         shown = drawn.step if drawn is not None else None
         self.comparison.draw(view, other.history, self.page.selected_layer(), names, shown)
+
+    def _steps_coming(self) -> bool:
+        """Whether steps arrive by themselves: this window trains, or the run it follows is being written."""
+        return self.controller.running or (self.recording is not None and self.recording.state == "live")
 
     def _on_recording_state(self, state: str) -> None:
         recording = self.recording

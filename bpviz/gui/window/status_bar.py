@@ -135,9 +135,9 @@ class StatusBar:
         self.run_state.setToolTip(tip)
         self.run_state.setVisible(bool(text))
 
-    def arrived(self) -> None:
-        """A step arrived now (for steps/s)."""
-        self._arrivals.append(time.perf_counter())
+    def arrived(self, count: int = 1) -> None:
+        """`count` steps arrived now (for steps/s; a followed run's poll may find several)."""
+        self._arrivals.extend([time.perf_counter()] * count)
 
     def forget_arrivals(self) -> None:
         """A run ended or a new model: steps/s starts afresh."""
@@ -159,7 +159,8 @@ class StatusBar:
         labels["mode"].setToolTip("Whether the model was in train() or eval() mode during the last training forward")
 
     def refresh_rate(self) -> None:
-        """steps/s while running; once no step has arrived for a while, for how long, since a rate would be stale."""
+        """steps/s while running (or while a followed run's writer records); once no step has arrived for a while,
+        for how long, since a rate would be stale."""
         label = self.labels["rate"]
         if not self._running():
             label.setText("– steps/s")
