@@ -507,3 +507,22 @@ def test_save_run_as_suggests_the_runs_own_name_in_a_folder_the_user_has(qtbot, 
     window.settings.set_last_directory("")
     assert window.save_run_dialog() is None  # the dialog was cancelled
     assert asked == [str(Path.home() / recording.name)]
+
+
+def test_a_click_on_the_timeline_moves_it_to_the_step_clicked(qtbot):
+    """A click near the start of a long run moved it ten steps (a page), not to where the user pointed."""
+    from PySide6.QtCore import QPoint
+
+    from bpviz.gui.window.timeline import Timeline
+
+    timeline = Timeline()
+    qtbot.addWidget(timeline)
+    timeline.resize(800, 40)
+    timeline.show()
+    qtbot.waitExposed(timeline)
+    timeline.set_steps(list(range(100)))
+    timeline.go_first()
+    groove = timeline.slider.rect()
+    with qtbot.waitSignal(timeline.step_chosen) as chosen:
+        qtbot.mouseClick(timeline.slider, Qt.MouseButton.LeftButton, pos=QPoint(groove.width() * 9 // 10, groove.height() // 2))
+    assert 85 <= chosen.args[0] <= 95 and timeline.step == chosen.args[0]  # near 90% of the way, not step 10

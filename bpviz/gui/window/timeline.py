@@ -11,7 +11,17 @@ from __future__ import annotations
 import bisect
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProxyStyle, QPushButton, QSlider, QStyle, QWidget
+
+
+class _JumpToClick(QProxyStyle):
+    """A click on the slider's groove moves it there: a timeline is scrubbed to where one points, not by pages
+    (a click near the start of a long run moved ten steps). The application's style draws everything else."""
+
+    def styleHint(self, hint, option=None, widget=None, returnData=None) -> int:  # noqa: N802 - Qt's name
+        if hint == QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return Qt.MouseButton.LeftButton.value
+        return super().styleHint(hint, option, widget, returnData)
 
 
 class Timeline(QWidget):
@@ -30,6 +40,9 @@ class Timeline(QWidget):
             "Scrub back in time: every view shows the run as it stood at that step  (, and . move one step)"
         )
         self.slider.setPageStep(10)
+        style = _JumpToClick()  # no base style given: it takes none over (the application's stays the app's)
+        style.setParent(self.slider)
+        self.slider.setStyle(style)
         self.slider.valueChanged.connect(self._on_moved)
         self.label = QLabel("Step –")
         self.label.setMinimumWidth(150)
