@@ -353,6 +353,17 @@ def test_loss_curve_is_the_losses_and_validation_markers_sit_at_their_steps(qtbo
     assert curve_data(view.curve)[0].tolist() == [0, 1, 2, 3, 4, 5]
 
 
+def test_the_first_loss_is_a_dot_until_a_second_joins_it(qtbot):
+    """A line through one point draws nothing: after the first step the loss plot looked empty."""
+    view = make(qtbot, LossView)
+    history = small_history(1)
+    view.refresh(history)
+    assert curve_data(view.curve)[0].tolist() == [0] and view.curve.opts["symbol"] == "o"
+    history.append(record(1, small_net(1)))
+    view.refresh(history)
+    assert view.curve.opts["symbol"] is None
+
+
 def test_loss_validation_without_a_loss_draws_the_metric_on_its_own_axis(qtbot):
     view = make(qtbot, LossView)
     history = small_history(3)

@@ -40,7 +40,9 @@ class LossView(PlotView):
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")  # losses are kept for every step: may be long
         # no legend inside the plot, where it covers the newest points: the header names the marks
-        self.curve = self.plot.plot(pen=theme.pen(theme.LOSS, 1.5))
+        self.curve = self.plot.plot(
+            pen=theme.pen(theme.LOSS, 1.5), symbolSize=7, symbolPen=None, symbolBrush=theme.brush(theme.LOSS)
+        )
         self.validation = self.plot.plot(
             pen=None,
             symbol="o",
@@ -107,6 +109,7 @@ class LossView(PlotView):
             self._validation_seen = -1
             self._validation_last = {}
             self.curve.setData([], [])  # a new model or a reset: none of the old curve stays
+            self.curve.setSymbol(None)
             if not losses:
                 show_empty_frame(self.plot)
         self.marks.update(history)
@@ -120,6 +123,8 @@ class LossView(PlotView):
             self._seen = len(losses)
             # non-finite losses (and losses <= 0 on a log scale) become gaps rather than wreck the range
             self.curve.setData(self._steps.data, self._losses.data, connect="finite")
+            # a line through one point draws nothing: the first step's loss is a dot until the second joins it
+            self.curve.setSymbol("o" if len(self._losses) == 1 else None)
             changed = True
         if len(history.validation) != self._validation_seen:
             self._validation_seen = len(history.validation)
