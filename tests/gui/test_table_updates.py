@@ -175,3 +175,22 @@ def test_a_filtered_table_stays_filtered_and_sorted_as_its_rows_re_sort():
     model.update(StepRecord(step=1, loss=1.0, layers=moved), [])
     assert _order(proxy) == ["fc2", "fc0", "fc3"]
     assert table_csv(proxy).splitlines()[1].split(",")[1] == "fc2"
+
+
+def test_the_selected_finding_stays_selected_when_another_goes(qtbot):
+    """Scrubbing back before a finding was raised resets the list; the one selected was dropped with it."""
+    from bpviz.gui.panels.findings_panel import FindingsPanel
+
+    panel = FindingsPanel()
+    qtbot.addWidget(panel)
+    a, b = _finding("a", message="61 of 64 units dead"), _finding("b")
+    panel.set_findings([a, b])
+    assert panel.select(a.key)
+    chosen: list = []
+    panel.finding_selected.connect(chosen.append)
+    panel.set_findings([a])  # b is gone: the model is reset
+    assert panel.selected() is not None and panel.selected().key == a.key
+    assert chosen == []  # put back, not chosen anew: the window does not jump to its layer again
+    assert "61 of 64 units dead" in panel.explanation.toPlainText()
+    panel.set_findings([b])  # the selected one gone too: nothing selected
+    assert panel.selected() is None

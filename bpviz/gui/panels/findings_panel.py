@@ -239,6 +239,7 @@ class FindingsPanel(QWidget):
         self.model.modelReset.connect(self._fit_columns)  # a finding gone: the list is set anew
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
 
+        self._restoring = False  # a selection put back after the list was reset: not the user's new choice
         self.title = QLabel("Findings")
         self.title.setStyleSheet("font-weight: bold; padding: 2px 2px;")
         self._shown_html = ""
@@ -266,8 +267,17 @@ class FindingsPanel(QWidget):
         """Show `findings`; the selection stays on the same finding (the proxy keeps it through re-sorts).
 
         With no findings after `steps` steps, the explanation says so and lists the `checks` that ran.
+        A finding gone (a scrub back before it was raised) resets the list: the one selected, when it is still
+        there, stays selected, without being announced again as a new choice.
         """
+        kept = self.selected()
         self.model.set_findings(findings)
+        if kept is not None and self.selected() is None and self.model.row_of(kept.key) is not None:
+            self._restoring = True
+            try:
+                self.select(kept.key)
+            finally:
+                self._restoring = False
         open_count = sum(f.active for f in self.model.findings)
         if self.model.findings:
             self.title.setText(f"Findings ({open_count} open)")
@@ -305,7 +315,7 @@ class FindingsPanel(QWidget):
 
     def _on_selection(self, *_args) -> None:
         finding = self.selected()
-        if finding is None:
+        if finding is None or self._restoring:
             return
         self._explain(finding)
         self.finding_selected.emit(finding)
