@@ -47,6 +47,8 @@ def test_the_current_histogram_and_what_fell_outside_add_up_to_the_values(qtbot,
         assert np.abs(np.cumsum(counts) - np.cumsum(inside)).max() <= 2
         above = np.sum(values > edges[-1])
         assert (above > 0) == ("above" in view.outside_label.toPlainText())
+        # on its backing over the bars, and no empty backing box when nothing is outside
+        assert view.outside_label.isVisible() == bool(view.outside_label.toPlainText())
         if above:
             assert view.outside_bars.opts["x0"][-1] == pytest.approx(edges[-1])
             assert view.outside_bars.opts["height"][-1] == above

@@ -187,7 +187,8 @@ class HistogramView(PlotView):
         # values outside the edges, as bars one bin beyond each edge: never folded into the edge bins
         self.outside_bars = pg.BarGraphItem(x0=[], x1=[], height=[], pen=None, brush=theme.brush(theme.HIGHLIGHT, 0.8))
         self.histogram_plot.addItem(self.outside_bars)
-        self.outside_label = pg.TextItem("", color=theme.HIGHLIGHT, anchor=(0, 0))
+        # on a backing: pinned over the bars, it was drawn across the tall bar at zero of a ReLU's histogram
+        self.outside_label = pg.TextItem("", color=theme.HIGHLIGHT, anchor=(0, 0), fill=theme.brush(theme.PANEL, 0.8))
         self.outside_label.setParentItem(self.histogram_plot.getViewBox())  # pinned to the plot's corner
         self.outside_label.setPos(6, 4)
 
@@ -273,9 +274,9 @@ class HistogramView(PlotView):
             # read as a measured empty histogram), only the share in the corner. A step without a histogram
             # and none before it says so: the last step's axes, empty, would read as a histogram of nothing
             if hist is not None:
-                self.outside_label.setHtml(self._held_note(held) + outside_html(hist, log10=False))
+                self._set_outside(self._held_note(held) + outside_html(hist, log10=False))
             else:
-                self.outside_label.setHtml("" if layer is None or taken else theme.rich(NOT_TAKEN, theme.MUTED))
+                self._set_outside("" if layer is None or taken else theme.rich(NOT_TAKEN, theme.MUTED))
             show_empty_frame(self.histogram_plot)  # with no layer selected too: the last layer's axes are not its
             return
         edges = hist.edges
@@ -295,7 +296,12 @@ class HistogramView(PlotView):
         self.outside_bars.setOpts(
             x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown]
         )
-        self.outside_label.setHtml(self._held_note(held) + outside_html(hist, log10=False))
+        self._set_outside(self._held_note(held) + outside_html(hist, log10=False))
+
+    def _set_outside(self, html: str) -> None:
+        """The corner label's text; hidden when there is none (its backing alone would be a small box)."""
+        self.outside_label.setHtml(html)
+        self.outside_label.setVisible(bool(html))
 
     @staticmethod
     def _held_note(held: int | None) -> str:
