@@ -38,8 +38,12 @@ class Comparison:
     def __init__(self, loss: LossView, flow: GradientFlowView, histogram: HistogramView) -> None:
         self.flow_view = flow
         self.loss = loss.plot.plot(pen=_dashed(1.5))
-        self.flow = flow.flow.plot(
-            pen=_dashed(1.2), symbol="o", symbolSize=7, symbolPen=None, symbolBrush=theme.brush(theme.COMPARED)
+        self.flow = flow.flow.plot(  # ringed in the background's colour: the dots sit on orange bars
+            pen=_dashed(1.2),
+            symbol="o",
+            symbolSize=8,
+            symbolPen=theme.pen(theme.BACKGROUND, 1.5),
+            symbolBrush=theme.brush(theme.COMPARED),
         )
         self.flow.setZValue(8)
         self.histogram = histogram.histogram_plot.plot(stepMode="center", pen=_dashed(1.6))
