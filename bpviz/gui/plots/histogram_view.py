@@ -274,7 +274,7 @@ class HistogramView(PlotView):
             # read as a measured empty histogram), only the share in the corner. A step without a histogram
             # and none before it says so: the last step's axes, empty, would read as a histogram of nothing
             if hist is not None:
-                self._set_outside(self._held_note(held) + outside_html(hist, log10=False))
+                self._set_outside(self._held_note(held), outside_html(hist, log10=False))
             else:
                 self._set_outside("" if layer is None or taken else theme.rich(NOT_TAKEN, theme.MUTED))
             show_empty_frame(self.histogram_plot)  # with no layer selected too: the last layer's axes are not its
@@ -296,16 +296,18 @@ class HistogramView(PlotView):
         self.outside_bars.setOpts(
             x0=[a for a, _, _ in shown], x1=[b for _, b, _ in shown], height=[c for _, _, c in shown]
         )
-        self._set_outside(self._held_note(held) + outside_html(hist, log10=False))
+        self._set_outside(self._held_note(held), outside_html(hist, log10=False))
 
-    def _set_outside(self, html: str) -> None:
-        """The corner label's text; hidden when there is none (its backing alone would be a small box)."""
+    def _set_outside(self, *lines: str) -> None:
+        """The corner label's lines (the empty ones left out, or its backing grows an empty row); hidden when
+        there are none (its backing alone would be a small box)."""
+        html = "<br>".join(line for line in lines if line)
         self.outside_label.setHtml(html)
         self.outside_label.setVisible(bool(html))
 
     @staticmethod
     def _held_note(held: int | None) -> str:
-        return "" if held is None else theme.rich(HELD.format(step=held), theme.MUTED) + "<br>"
+        return "" if held is None else theme.rich(HELD.format(step=held), theme.MUTED)
 
     def _set_header(self, latest, layer: LayerStep | None) -> None:
         if self._selected is None:
