@@ -20,7 +20,7 @@ MEASURED, ZERO, SAMPLED_ZERO, NONFINITE, UNMEASURED = "measured", "zero", "sampl
 
 LABELS = {
     ZERO: "0 (no gradient)",
-    SAMPLED_ZERO: "≈0 (none in its sample)",
+    SAMPLED_ZERO: "≈0 (sampled)",
     NONFINITE: "NaN/Inf",
     UNMEASURED: "not measured",
 }

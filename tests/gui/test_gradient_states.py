@@ -124,7 +124,7 @@ def test_network_nodes_take_the_colour_scale_ends_at_the_range_ends(qtbot):
         record(0, [layer("a", 0, grad_norm=1e-9), layer("b", 1, grad_norm=1.0), layer("c", 2, grad_norm=1e-3)])
     )
     view.refresh(history)
-    colours = [QColor(c).name() for c in view.metric().colours]
+    colours = [QColor(c).name() for c in view.colouring().colours]
     assert view.items["a"].fill.name() == colours[0] and view.items["b"].fill.name() == colours[-1]
     assert view.items["c"].fill.name() not in (colours[0], colours[-1])
 
@@ -157,7 +157,7 @@ def test_the_legend_cuts_its_labels_to_fit_and_keeps_them_whole_in_its_tooltip(q
 
 def test_a_zero_norm_from_a_sample_is_not_called_no_gradient(qtbot):
     """The economy level's 0.0 from a sample that held no nonzero value may hide a few live units: every view
-    says "≈0 (none in its sample)", never "no gradient", and the network lists it in its key only when shown."""
+    says "≈0 (sampled)", never "no gradient", and the network lists it in its key only when shown."""
     history = History()
     sampled = [layer("fc1", 0, grad_norm=0.0, grad_norm_sampled=True), layer("fc2", 1, grad_norm=0.0)]
     history.append(record(0, sampled))
@@ -168,19 +168,19 @@ def test_a_zero_norm_from_a_sample_is_not_called_no_gradient(qtbot):
     assert flow.zero_marks.data["x"].tolist() == [0.0, 1.0]  # both at the floor, below every norm
     header = flow.header.text()
     assert "1 with no gradient" in header and "1 ≈0 in their sample" in header
-    assert "fc1 " in header and "≈0 (none in its sample)" in header
+    assert "fc1 " in header and "≈0 (sampled)" in header
     model = LayerTableModel()
     model.update(history.latest, [])
-    assert model.data(model.index(0, GRAD)) == "≈0 (none in its sample)"
+    assert model.data(model.index(0, GRAD)) == "≈0 (sampled)"
     assert "estimated from that sample" in model.data(model.index(0, GRAD), 3)
     assert model.data(model.index(1, GRAD)) == "0 (no gradient)"
     network = NetworkView()
     qtbot.addWidget(network)
     network.refresh(history)
-    assert network.items["fc1"].value_text == "≈0 (none in its sample)"
+    assert network.items["fc1"].value_text == "≈0 (sampled)"
     assert [label for _, label in network.legend.swatches] == [
         "0 (no gradient)",
-        "≈0 (none in its sample)",
+        "≈0 (sampled)",
         "NaN/Inf",
         "not measured",
     ]

@@ -196,7 +196,9 @@ class NetworkView(PlotView):
         self.blocks[block.key] = not self.blocks.get(block.key, True)
         self._rebuild()
 
-    def metric(self) -> Metric:
+    def colouring(self) -> Metric:
+        """What the nodes are coloured by now (not `metric`: that name is QWidget's, which Qt calls for a
+        paint device's metrics, as a grab of this view does)."""
         return METRICS[self.metric_box.currentData()]
 
     def set_metric(self, key: str) -> None:
@@ -332,7 +334,7 @@ class NetworkView(PlotView):
 
     # --- cheap updates (every step, every pause) ---
     def _recolour(self) -> None:
-        metric = self.metric()
+        metric = self.colouring()
         latest = self._history.latest if self._history is not None else None
         values: dict[str, float] = {}
         states: dict[str, str] = {}
