@@ -7,7 +7,9 @@ ratio of each pair of blocks, repeated (the median ratio is the figure).
 Single steps interleaved with the other copy's understate the cost: the
 writer thread's work on one recorded step lands on the plain step after it
 (1.05-1.09x that way, 1.12-1.21x in blocks, on the same 2-core machine).
-The writer's own time per step, in its thread, is printed beside. Size: bytes per step of a 60-layer and a
+The writer's own time per step, in its thread, is printed beside, and
+what SQLite alone takes of it: the statements of each step run again,
+already encoded, into a fresh file. Size: bytes per step of a 60-layer and a
 300-layer MLP at the default detail, trained on one batch and on a new batch
 every step (per-unit maxima then change more: the harder case for the
 differences from keyframes), over two keyframe spans.
@@ -75,6 +77,66 @@ def overhead(block: int, repeats: int, warmup: int, path: Path) -> tuple[list[fl
     plain_watch.detach()
     recorded_watch.detach()
     return watched, recorded, writer_cpu
+
+
+class _Logged:
+    """A connection that keeps every statement the writer's jobs execute, to run them again elsewhere."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.log = conn, []
+
+    def execute(self, sql: str, params: tuple = ()) -> sqlite3.Cursor:
+        self.log.append((sql, tuple(params)))
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+        rows = [tuple(row) for row in rows]
+        self.log.extend((sql, row) for row in rows)
+        return self.conn.executemany(sql, rows)
+
+
+def sqlite_share(steps: int, warmup: int, folder: Path) -> tuple[float, float, float]:
+    """What the writer's job costs a step (its thread's CPU), and what SQLite alone costs for the same rows: the
+    statements each step's job executed, run again into a fresh file of the same schema and committed step by
+    step, pre-encoded. Returns (job, SQLite's inserts and commit, the commit alone), CPU seconds a step."""
+    torch.manual_seed(0)
+    model, x, y = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    watch = bpviz.watch(model, record=folder / "share.bpviz")
+    writer, jobs = watch.recorder.writer, []
+    writer.submit = lambda step, job: jobs.append(job)  # kept, to be run here one by one
+    for _ in range(warmup + steps):
+        timed_step(model, opt, x, y, watch.step)
+    conn, rows = writer._conn, writer._rows
+    logged = rows.conn = _Logged(conn)
+    job_cpu, statements = 0.0, []
+    for n, job in enumerate(jobs):
+        logged.log = []
+        start = time.thread_time()
+        with conn:
+            job(rows)
+        if n >= warmup:
+            job_cpu += time.thread_time() - start
+        statements.append(logged.log)
+    replay = sqlite3.connect(folder / "replay.bpviz", isolation_level=None)
+    replay.execute("PRAGMA journal_mode=WAL")
+    replay.execute("PRAGMA synchronous=NORMAL")  # as the writer's
+    replay.isolation_level = "DEFERRED"
+    with replay:
+        schema.create(replay)
+    sql_cpu = commit_cpu = 0.0
+    for n, step in enumerate(statements):
+        start = time.thread_time()
+        for sql, params in step:
+            replay.execute(sql, params)
+        before_commit = time.thread_time()
+        replay.commit()
+        if n >= warmup:
+            sql_cpu += time.thread_time() - start
+            commit_cpu += time.thread_time() - before_commit
+    replay.close()
+    watch.detach()
+    return job_cpu / steps, sql_cpu / steps, commit_cpu / steps
 
 
 def _thread_seconds(writer) -> Callable[[], float]:
@@ -145,6 +207,12 @@ def main() -> None:
         f"recording overhead: median ratio {statistics.median(ratios):.3f}x over {args.repeats} pairs of blocks "
         f"({min(ratios):.3f}x-{max(ratios):.3f}x); the writer's CPU: median {statistics.median(writer_cpu) * 1e3:.2f} "
         f"ms a step"
+    )
+
+    job, sql, commit = sqlite_share(200, args.warmup, folder)
+    print(
+        f"the writer's job alone, one step: {job * 1e3:.3f} ms of CPU; SQLite's inserts and commit of the same rows, "
+        f"already encoded: {sql * 1e3:.3f} ms (the commit {commit * 1e3:.3f} ms); encoding: {(job - sql) * 1e3:.3f} ms"
     )
 
     sizes = {}
