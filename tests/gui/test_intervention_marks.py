@@ -88,3 +88,18 @@ def test_labels_keep_their_rows_apart_in_a_low_plot(qtbot):
     height = plot.getViewBox().height()
     labels = [next(c for c in line.childItems() if isinstance(c, pg.InfLineLabel)) for line in marks.lines]
     assert (labels[0].orthoPos - labels[1].orthoPos) * height >= LABEL_PX
+
+
+def test_a_mark_on_the_first_step_is_drawn_on_it(qtbot):
+    """Two runs that differ from their first step diverge at step 0: a mark between it and the step before sat at
+    -0.5, left of every view, its label cut."""
+    import pyqtgraph as pg
+
+    from bpviz.gui.plots.intervention_marks import InterventionMarks
+    from tests.gui.record_factory import small_history
+
+    marks = InterventionMarks(pg.PlotItem())
+    history = small_history(4)
+    history.marks += [(0, "the runs diverge here (loss)"), (2, "lr")]
+    marks.update(history)
+    assert [line.value() for line in marks.lines] == [0, 1.5]

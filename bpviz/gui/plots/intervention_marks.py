@@ -40,8 +40,10 @@ class InterventionMarks:
             return False
         if marks[: len(self._seen)] != self._seen:
             self.clear()
+        span = history.span() if history is not None else None
+        first = span[0] if span is not None else 0
         for step, label in marks[len(self._seen) :]:
-            self.lines.append(self._line(step, label))
+            self.lines.append(self._line(step, label, first))
         self._seen = marks
         return True
 
@@ -67,12 +69,13 @@ class InterventionMarks:
                 label.anchors = [(side, 0.5), (side, 0.5)]
                 label.setPosition(position)
 
-    def _line(self, step: int, label: str) -> pg.InfiniteLine:
+    def _line(self, step: int, label: str, first: int) -> pg.InfiniteLine:
         undo = is_undo(label)
         pen = theme.pen(theme.UNDONE if undo else theme.INTERVENTION, 1.4)
         pen.setStyle(QtCore.Qt.PenStyle.DashLine)
-        # at step - 0.5: between the last step before the change and the first one after it
-        line = pg.InfiniteLine(pos=step - 0.5, angle=90, pen=pen, movable=False)
+        # at step - 0.5: between the last step before the change and the first one after it; on the first step
+        # when nothing comes before it (two runs that diverge from step 0 drew it left of the view, its label cut)
+        line = pg.InfiniteLine(pos=max(step - 0.5, first), angle=90, pen=pen, movable=False)
         line.setToolTip(f"step {step}: {label}")
         line.setZValue(5)
         if self.labels:
